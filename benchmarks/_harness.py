@@ -1,0 +1,140 @@
+"""Shared runner for the side-by-side benchmarks: timing, peak memory, table and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "timed", "peak_rss_during", "report", "SHARED_DATA", "RESULTS"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED_DATA = Path(os.environ.get("SKYSENSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@dataclasses.dataclass
+class Row:
+    """One comparison: a task measured for skysense and for its peer.
+
+    ``skysense`` and ``peer`` are in ``unit``; ``ratio`` is peer/skysense when lower is better
+    (times) and skysense/peer when higher is better (rates, accuracies), so >1 favours skysense.
+    """
+
+    task: str
+    skysense: float
+    peer: float | None
+    peer_name: str = ""
+    unit: str = "s"
+    higher_is_better: bool = False
+    notes: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer is None or self.skysense in (0, None) or self.peer == 0:
+            return None
+        return self.skysense / self.peer if self.higher_is_better else self.peer / self.skysense
+
+
+def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    """Best wall time (s) of ``repeat`` calls of ``func`` and the last result."""
+    best = float("inf")
+    result = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_rss_during(func: Callable[[], Any], interval_s: float = 0.01) -> tuple[float, int, Any]:
+    """Run ``func``; return (wall seconds, peak resident memory increase in bytes, result).
+
+    Samples this process's resident set size from a thread, so memory held by worker threads
+    (Dask's local scheduler, numba) counts; child processes do not.
+    """
+    base = _rss_bytes()
+    peak = base
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(interval_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    t0 = time.perf_counter()
+    try:
+        result = func()
+    finally:
+        elapsed = time.perf_counter() - t0
+        done.set()
+        thread.join()
+    return elapsed, max(peak, _rss_bytes()) - base, result
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def report(area: str, rows: list[Row], meta: dict[str, Any] | None = None) -> Path:
+    """Print the table (task, skysense, peer, ratio) and write ``results/<area>.json``."""
+    header = ("task", "skysense", "peer", "peer name", "unit", "ratio", "notes")
+    lines = [
+        (
+            r.task,
+            _fmt(r.skysense),
+            _fmt(r.peer),
+            r.peer_name,
+            r.unit,
+            "-" if r.ratio is None else f"{r.ratio:.2f}x",
+            r.notes,
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for line in lines:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+    payload = {
+        "area": area,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "meta": meta or {},
+        "rows": [dict(dataclasses.asdict(r), ratio=r.ratio) for r in rows],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{area}.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    os.replace(tmp, out)
+    print(f"\nwritten {out.relative_to(ROOT)}")
+    return out

@@ -1,0 +1,1 @@
+"""Pristine survey catalogues to a cross-matched HELP masterlist."""
