@@ -30,7 +30,8 @@ EXTRAS="${SKYSENSE_EXTRAS:-all,test}"
 STAMP="$VENV/.skysense-install-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${EXTRAS//,/_}"
 if [ ! -f "$STAMP" ]; then
   echo "==> installing skysense[$EXTRAS] (first run takes a few minutes)" >&2
-  python -m pip install -q --upgrade pip >/dev/null
-  python -m pip install -q -e "$ROOT[$EXTRAS]"
+  # The local package mirrors print one harmless warning per package; keep real errors visible.
+  python -m pip install -q --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2) >/dev/null
+  python -m pip install -q -e "$ROOT[$EXTRAS]" 2> >(grep -v "is ignored: it is neither" >&2)
   rm -f "$VENV"/.skysense-install-* && touch "$STAMP"
 fi

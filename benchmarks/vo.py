@@ -1,0 +1,499 @@
+"""VO server benchmark: cone search through HTTP vs the bare database, vs PostgreSQL + Q3C.
+
+On a simulated table (10 million rows, ``--quick`` 1 million; random positions in a 10 x 10 deg
+patch at the equator, i.e. ~100 deg^2, plus a few columns):
+
+- cone-search latency (p50, p95) through HTTP (Simple Cone Search on a uvicorn server in a
+  subprocess, httpx client with keep-alive) for 0.05 and 0.5 deg radii, against the bare DuckDB
+  query (the same SQL the ADQL translator produces, on an open connection) and against
+  PostgreSQL with Q3C (``q3c_radial_query`` on an indexed table, psycopg);
+- throughput with 1, 8 and 32 concurrent HTTP clients (small cones), against the bare DuckDB
+  query run by as many threads;
+- a 20,000-row upload cross-match (1 arcsec) through ``/tap/sync`` with an inline VOTable
+  upload, against PostgreSQL + Q3C (``q3c_join`` after COPYing the 20,000 rows), with the pair
+  count checked against :func:`skysense.catalog.match.pairs_within`.
+
+PostgreSQL comes from ``bash scripts/start-postgres`` (skipped with ``--no-postgres`` or when it
+cannot start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from benchmarks._harness import ROOT, Row
+
+__all__ = ["run", "add_arguments"]
+
+PATCH_RA = (145.0, 155.0)
+PATCH_DEC = (-5.0, 5.0)
+TABLE = "bench.sky"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--rows", type=int, default=None, help="table size (default 10M; 1M quick)")
+    parser.add_argument("--queries", type=int, default=None, help="cones per radius")
+    parser.add_argument("--seconds", type=float, default=None, help="per throughput level")
+    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL + Q3C")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def simulate(n: int, seed: int) -> pa.Table:
+    """``n`` random positions uniform on the sphere inside the patch, plus a few columns."""
+    rng = np.random.default_rng(seed)
+    ra = rng.uniform(*PATCH_RA, n)
+    s0, s1 = np.sin(np.radians(PATCH_DEC))
+    dec = np.degrees(np.arcsin(rng.uniform(s0, s1, n)))
+    return pa.table(
+        {
+            "object_id": pa.array(np.arange(n, dtype=np.int64)),
+            "ra": ra,
+            "dec": dec,
+            "mag_r": rng.normal(23.0, 1.5, n).astype(np.float32),
+            "f_spire_250": rng.lognormal(1.0, 1.0, n),
+            "flag": rng.random(n) < 0.1,
+        }
+    )
+
+
+META = {
+    "columns": {
+        "object_id": {"ucd": "meta.id;meta.main", "description": "object id"},
+        "mag_r": {"unit": "mag", "ucd": "phot.mag;em.opt.R", "principal": True},
+        "f_spire_250": {"unit": "mJy", "ucd": "phot.flux.density;em.IR.250um"},
+    }
+}
+
+
+def cone_centres(k: int, seed: int, margin_deg: float = 0.6) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    return np.column_stack(
+        [
+            rng.uniform(PATCH_RA[0] + margin_deg, PATCH_RA[1] - margin_deg, k),
+            rng.uniform(PATCH_DEC[0] + margin_deg, PATCH_DEC[1] - margin_deg, k),
+        ]
+    )
+
+
+def pct(values, q) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, q))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(db: str, workdir: Path):
+    """uvicorn serving ``create_app(Settings(db))`` in a subprocess; yields the base URL."""
+    import httpx
+
+    port = free_port()
+    code = (
+        "import uvicorn\n"
+        "from skysense.vo.app import create_app\n"
+        "from skysense.vo.settings import Settings\n"
+        f"s = Settings(db={db!r}, workdir={str(workdir)!r}, maxrec_default=1_000_000,"
+        " maxrec_hard=2_000_000, upload_limit_bytes=200_000_000, db_threads=2)\n"
+        f"uvicorn.run(create_app(s), host='127.0.0.1', port={port}, log_level='warning',"
+        " access_log=False)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("the VO server exited during start-up")
+            try:
+                if httpx.get(url + "/tap/availability", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the VO server did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cone_sql(backend, ra, dec, r) -> str:
+    """The SQL the server runs for a VERB=2 cone search (from the ADQL translator)."""
+    from skysense.vo.sql import translate
+
+    from skysense.vo.scs import cone_adql, scs_columns
+
+    catalog = backend.catalog()
+    table = catalog.tables[TABLE]
+    adql = cone_adql(table, scs_columns(table, 2), ra, dec, r)
+    tr = translate(adql, dialect=backend.dialect, catalog=catalog, maxrec=1_000_000)
+    if tr.aux:
+        raise RuntimeError("a single cone should not need helper tables")
+    return tr.sql
+
+
+def time_bare_duckdb(db: str, sqls: list[str]) -> tuple[list[float], list[int]]:
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    con.execute("SET threads = 2")
+    try:
+        for sql in sqls[:5]:
+            con.execute(sql).to_arrow_table()  # warm the buffer cache
+        times, counts = [], []
+        for sql in sqls:
+            t0 = time.perf_counter()
+            n = con.execute(sql).to_arrow_table().num_rows
+            times.append(time.perf_counter() - t0)
+            counts.append(n)
+        return times, counts
+    finally:
+        con.close()
+
+
+def bare_duckdb_throughput(db: str, sqls: list[str], clients: int, seconds: float) -> float:
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    con.execute("SET threads = 2")
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(i):
+        cur = con.cursor()
+        k = i
+        while time.perf_counter() < stop:
+            cur.execute(sqls[k % len(sqls)]).to_arrow_table()
+            k += clients
+            done[i] += 1
+        cur.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    con.close()
+    return sum(done) / elapsed
+
+
+def http_latency(url: str, centres: np.ndarray, r: float) -> tuple[list[float], list[int]]:
+    import httpx
+
+    times, sizes = [], []
+    with httpx.Client(timeout=60) as client:
+        for ra, dec in centres[:5]:
+            client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+        for ra, dec in centres:
+            t0 = time.perf_counter()
+            resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+            body = resp.content
+            times.append(time.perf_counter() - t0)
+            if resp.status_code != 200 or b'name="Error"' in body:
+                raise RuntimeError(f"cone search failed: {body[:500]!r}")
+            sizes.append(body.count(b"<TR>"))
+    return times, sizes
+
+
+def http_throughput(url: str, centres: np.ndarray, r: float, clients: int, seconds: float):
+    import httpx
+
+    done = [0] * clients
+    errors = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(i):
+        with httpx.Client(timeout=60) as client:
+            k = i
+            while time.perf_counter() < stop:
+                ra, dec = centres[k % len(centres)]
+                resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+                if resp.status_code != 200 or b'name="Error"' in resp.content:
+                    errors[i] += 1
+                k += clients
+                done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - t0), sum(errors)
+
+
+def upload_votable(n: int, data: pa.Table, seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """``n`` upload positions: half near catalogue sources (0.3 arcsec scatter), half random."""
+    from astropy.table import Table
+
+    rng = np.random.default_rng(seed + 2)
+    idx = rng.choice(data.num_rows, n // 2, replace=False)
+    ra_src = np.asarray(data["ra"])[idx]
+    dec_src = np.asarray(data["dec"])[idx]
+    jitter = 0.3 / 3600
+    ra = np.concatenate(
+        [ra_src + rng.normal(0, jitter, n // 2), rng.uniform(*PATCH_RA, n - n // 2)]
+    )
+    dec = np.concatenate(
+        [dec_src + rng.normal(0, jitter, n // 2), rng.uniform(*PATCH_DEC, n - n // 2)]
+    )
+    t = Table({"src_id": np.arange(n, dtype=np.int64), "ra": ra, "dec": dec})
+    buf = io.BytesIO()
+    t.write(buf, format="votable", tabledata_format="binary2")
+    return buf.getvalue(), ra, dec
+
+
+XMATCH_ADQL = (
+    "SELECT u.src_id, s.object_id, "
+    "DISTANCE(POINT('ICRS', u.ra, u.dec), POINT('ICRS', s.ra, s.dec)) * 3600 AS sep_arcsec "
+    f"FROM TAP_UPLOAD.src AS u JOIN {TABLE} AS s "
+    "ON 1 = CONTAINS(POINT('ICRS', s.ra, s.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))"
+)
+
+
+def http_xmatch(url: str, votable: bytes) -> tuple[float, int]:
+    import httpx
+
+    with httpx.Client(timeout=600) as client:
+        t0 = time.perf_counter()
+        resp = client.post(
+            f"{url}/tap/sync",
+            data={
+                "REQUEST": "doQuery",
+                "LANG": "ADQL",
+                "QUERY": XMATCH_ADQL,
+                "UPLOAD": "src,param:src",
+                "FORMAT": "csv",
+                "MAXREC": "1000000",
+            },
+            files={"src": ("src.xml", votable, "application/x-votable+xml")},
+        )
+        elapsed = time.perf_counter() - t0
+    if resp.status_code != 200:
+        raise RuntimeError(f"cross-match failed: {resp.text[:1000]}")
+    return elapsed, resp.text.count("\n") - 1
+
+
+def start_postgres() -> str | None:
+    script = ROOT / "scripts" / "start-postgres"
+    try:
+        out = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, timeout=180, check=True
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
+        return None
+    return out.stdout.strip().splitlines()[-1]
+
+
+def run(opts):
+    import duckdb  # noqa: F401  (fail early when missing)
+
+    from skysense.catalog.match import pairs_within
+    from skysense.vo.backends import open_backend
+    from skysense.vo.publish import publish_arrow
+
+    n = opts.rows or (1_000_000 if opts.quick else 10_000_000)
+    n_queries = opts.queries or (100 if opts.quick else 300)
+    seconds = opts.seconds or (3.0 if opts.quick else 8.0)
+    rows: list[Row] = []
+    meta: dict = {
+        "rows": n,
+        "queries_per_radius": n_queries,
+        "patch_deg2": 100,
+        "load_avg_start": os.getloadavg(),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="skysense-vo-bench-"))
+    pg_db = None
+    try:
+        t0 = time.perf_counter()
+        data = simulate(n, opts.seed)
+        db = str(tmp / "bench.duckdb")
+        backend = open_backend(db)
+        publish_arrow(backend, data, TABLE, description="benchmark sky", meta=META)
+        meta["publish_duckdb_s"] = round(time.perf_counter() - t0, 1)
+        centres = cone_centres(n_queries, opts.seed)
+        sqls = {r: [cone_sql(backend, ra, dec, r) for ra, dec in centres] for r in (0.05, 0.5)}
+        backend.close()
+        meta["example_sql"] = sqls[0.05][0]
+
+        bare = {r: time_bare_duckdb(db, sqls[r]) for r in (0.05, 0.5)}
+        bare_tp = {c: bare_duckdb_throughput(db, sqls[0.05], c, seconds) for c in (1, 8, 32)}
+
+        pg = {}
+        if not opts.no_postgres:
+            pg = bench_postgres(data, centres, tmp, opts.seed)
+            pg_db = pg.pop("database", None)
+            if pg:
+                meta["postgres_q3c"] = pg.get("q3c")
+
+        votable, up_ra, up_dec = upload_votable(20_000, data, opts.seed)
+        with server(db, tmp / "work") as url:
+            http = {r: http_latency(url, centres, r) for r in (0.05, 0.5)}
+            tp = {c: http_throughput(url, centres, 0.05, c, seconds) for c in (1, 8, 32)}
+            xm_times = []
+            for _ in range(3):
+                elapsed, n_pairs = http_xmatch(url, votable)
+                xm_times.append(elapsed)
+
+        for r in (0.05, 0.5):
+            times, sizes = http[r]
+            b_times, counts = bare[r]
+            if sizes != counts:
+                raise RuntimeError(f"HTTP and bare row counts differ for r={r}")
+            mean_rows = float(np.mean(counts))
+            for q in (50, 95):
+                rows.append(
+                    Row(
+                        task=f"cone r={r} deg p{q} (HTTP SCS vs bare DuckDB)",
+                        skysense=pct(times, q),
+                        peer=pct(b_times, q),
+                        peer_name="bare DuckDB SQL",
+                        unit="ms",
+                        notes=f"{mean_rows:.0f} rows/cone",
+                    )
+                )
+                if pg:
+                    rows.append(
+                        Row(
+                            task=f"cone r={r} deg p{q} (HTTP SCS vs PostgreSQL+Q3C)",
+                            skysense=pct(times, q),
+                            peer=pct(pg["latency"][r], q),
+                            peer_name="PostgreSQL q3c_radial_query",
+                            unit="ms",
+                            notes=f"{mean_rows:.0f} rows/cone",
+                        )
+                    )
+            meta[f"overhead_p50_r{r}"] = pct(times, 50) / pct(b_times, 50)
+        for c in (1, 8, 32):
+            rate, errors = tp[c]
+            rows.append(
+                Row(
+                    task=f"throughput {c} clients, r=0.05 (HTTP vs bare DuckDB threads)",
+                    skysense=rate,
+                    peer=bare_tp[c],
+                    peer_name="bare DuckDB",
+                    unit="req/s",
+                    higher_is_better=True,
+                    notes=f"{errors} errors",
+                )
+            )
+        # Independent check of the cross-match: all pairs within 1 arcsec by KD-tree.
+        sel = np.asarray(data["ra"]) > 0  # the whole table
+        i1, _, _ = pairs_within(
+            up_ra, up_dec, np.asarray(data["ra"])[sel], np.asarray(data["dec"])[sel], 1.0
+        )
+        meta["xmatch_pairs_http"] = n_pairs
+        meta["xmatch_pairs_kdtree"] = int(len(i1))
+        rows.append(
+            Row(
+                task="upload cross-match 20k x table, 1 arcsec (HTTP /tap/sync)",
+                skysense=min(xm_times),
+                peer=pg.get("xmatch_s") if pg else None,
+                peer_name="PostgreSQL q3c_join (COPY + join)" if pg else "",
+                unit="s",
+                notes=f"{n_pairs} pairs (KD-tree: {len(i1)})",
+            )
+        )
+        meta["load_avg_end"] = os.getloadavg()
+        return rows, meta
+    finally:
+        if pg_db is not None:
+            drop_pg_database(*pg_db)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drop_pg_database(admin_dsn: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_dsn, autocommit=True) as con:
+        con.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def bench_postgres(data: pa.Table, centres: np.ndarray, tmp: Path, seed: int) -> dict:
+    """Publish into a fresh PostgreSQL database and time Q3C cones and a Q3C join."""
+    import urllib.parse
+
+    import psycopg
+
+    from skysense.vo.backends import open_backend
+    from skysense.vo.publish import publish_arrow
+
+    dsn = start_postgres()
+    if dsn is None:
+        return {}
+    name = f"skysense_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(dsn)._replace(path=f"/{name}"))
+    out: dict = {"database": (dsn, name)}
+    backend = open_backend(url)
+    t0 = time.perf_counter()
+    publish_arrow(backend, data, TABLE, description="benchmark sky", meta=META)
+    out["publish_s"] = time.perf_counter() - t0
+    out["q3c"] = backend.catalog().tables[TABLE].q3c
+    backend.close()
+    if not out["q3c"]:
+        return out
+    cols = "object_id, ra, dec, mag_r"
+    latency = {}
+    with psycopg.connect(url, autocommit=True) as con:
+        for r in (0.05, 0.5):
+            times = []
+            for i, (ra, dec) in enumerate(centres):
+                t0 = time.perf_counter()
+                con.execute(
+                    f"SELECT {cols} FROM bench.sky WHERE q3c_radial_query(ra, dec, %s, %s, %s)",
+                    (float(ra), float(dec), r),
+                ).fetchall()
+                if i >= 3:
+                    times.append(time.perf_counter() - t0)
+            latency[r] = times
+        out["latency"] = latency
+        _, up_ra, up_dec = upload_votable(20_000, data, seed)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with con.transaction():
+                con.execute(
+                    "CREATE TEMP TABLE up (src_id bigint, ra float8, dec float8) ON COMMIT DROP"
+                )
+                with con.cursor().copy("COPY up FROM STDIN") as copy:
+                    for i, (a, d) in enumerate(zip(up_ra, up_dec)):
+                        copy.write_row((i, float(a), float(d)))
+                con.execute("ANALYZE up")
+                con.execute(
+                    "SELECT u.src_id, s.object_id FROM up u JOIN bench.sky s "
+                    "ON q3c_join(u.ra, u.dec, s.ra, s.dec, 1.0/3600)"
+                ).fetchall()
+            best = min(best, time.perf_counter() - t0)
+        out["xmatch_s"] = best
+    return out

@@ -1,0 +1,186 @@
+"""Writing and reading masterlists in the HATS layout (hats, pyarrow; no Dask).
+
+A HATS catalogue is a directory of Parquet files partitioned by adaptive HEALPix pixels
+(``dataset/Norder=o/Dir=d/Npix=p.parquet``), each sorted by the ``_healpix_29`` spatial index,
+plus ``_metadata``/``_common_metadata``, ``partition_info.csv``, ``hats.properties`` and a
+skymap. It is built here with the ``hats`` library's own primitives (spatial index, partition
+alignment, paths, metadata writers), so ``lsdb.open_catalog`` and ``hats.read_hats`` read it,
+and plain ``pyarrow.dataset`` does too. The whole directory is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from skysense._atomic import atomic_dir
+from skysense.errors import InputError
+
+__all__ = ["SPATIAL_INDEX_COLUMN", "write_hats", "read_hats_table", "hats_partitions"]
+
+SPATIAL_INDEX_COLUMN = "_healpix_29"
+
+
+def _spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    if len(ra) == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.asarray(compute_spatial_index(np.mod(ra, 360.0), dec), dtype=np.int64)
+
+
+def write_hats(
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    catalog_name: str | None = None,
+    ra_column: str = "ra",
+    dec_column: str = "dec",
+    partition_rows: int = 500_000,
+    highest_order: int = 8,
+    properties: dict | None = None,
+) -> Path:
+    """Write ``df`` as a HATS catalogue directory (atomically).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table; positions in deg. A ``_healpix_29`` column is added.
+    path : path-like
+        The catalogue directory (replaced only once complete).
+    catalog_name : str, optional
+        Default: the directory name.
+    ra_column, dec_column : str
+    partition_rows : int
+        Maximum rows per partition file.
+    highest_order : int
+        Finest HEALPix order of a partition.
+    properties : dict, optional
+        Extra ``hats.properties`` entries (strings or numbers).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InputError
+        Missing or invalid position columns, or an empty table.
+    """
+    import hats.io
+    from hats.catalog import PartitionInfo, TableProperties
+    from hats.io.skymap import write_skymap
+    from hats.pixel_math import HealpixPixel
+    from hats.pixel_math.partition_stats import generate_alignment
+
+    path = Path(path)
+    for col in (ra_column, dec_column):
+        if col not in df.columns:
+            raise InputError("position column missing", column=col)
+    if len(df) == 0:
+        raise InputError("cannot write an empty catalogue as HATS", path=path)
+    ra = df[ra_column].to_numpy(dtype=np.float64)
+    dec = df[dec_column].to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
+    if bad.any():
+        raise InputError("invalid position", column=ra_column, row=int(np.flatnonzero(bad)[0]))
+    hpx29 = _spatial_index(ra, dec)
+    shift = 2 * (29 - highest_order)
+    cell = hpx29 >> shift
+    histogram = np.bincount(cell, minlength=12 * 4**highest_order).astype(np.int64)
+    alignment = generate_alignment(
+        histogram, highest_order=highest_order, lowest_order=0, threshold=partition_rows,
+        drop_empty_siblings=True,
+    )  # fmt: skip
+    table = df.drop(columns=[SPATIAL_INDEX_COLUMN], errors="ignore").copy()
+    table.insert(0, SPATIAL_INDEX_COLUMN, hpx29)
+    order = np.argsort(hpx29, kind="stable")
+    table = table.iloc[order].reset_index(drop=True)
+    cell_sorted = cell[order]
+    # Destination (order, pixel) of each row, from its highest-order cell.
+    dest_cells = np.unique(cell_sorted)
+    cell_dest = np.array(
+        [int(alignment[c][0]) * (1 << 40) + int(alignment[c][1]) for c in dest_cells],
+        dtype=np.int64,
+    )
+    dest_keys = cell_dest[np.searchsorted(dest_cells, cell_sorted)]
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    name = catalog_name or path.name
+    pixels = []
+    counts = []
+    with atomic_dir(path) as tmp:
+        boundaries = np.flatnonzero(np.diff(dest_keys)) + 1
+        starts = np.concatenate([[0], boundaries])
+        ends = np.concatenate([boundaries, [len(dest_keys)]])
+        for a, b in zip(starts, ends):
+            key = int(dest_keys[a])
+            pixel = HealpixPixel(key >> 40, key & ((1 << 40) - 1))
+            file = hats.io.paths.new_pixel_catalog_file(tmp, pixel, create_dirs=True)
+            pq.write_table(arrow.slice(a, b - a), file.path)
+            pixels.append(pixel)
+            counts.append(b - a)
+        hats.io.write_parquet_metadata(tmp, create_per_partition_stats=False)
+        partition_info = PartitionInfo(pixels)
+        partition_info.write_to_file(Path(tmp) / "partition_info.csv")
+        write_skymap(histogram=histogram, catalog_dir=tmp)
+        props = TableProperties(
+            catalog_name=name,
+            catalog_type="object",
+            total_rows=int(len(table)),
+            ra_column=ra_column,
+            dec_column=dec_column,
+            healpix_column=SPATIAL_INDEX_COLUMN,
+            healpix_order=29,
+            hats_max_rows=int(max(counts)),
+            hats_order=int(partition_info.get_highest_order()),
+            moc_sky_fraction=f"{partition_info.calculate_fractional_coverage():.5f}",
+            skymap_order=highest_order,
+            hats_builder="skysense",
+            **{k: str(v) for k, v in (properties or {}).items()},
+        )
+        props.to_properties_file(tmp)
+    return path
+
+
+def hats_partitions(path: str | os.PathLike) -> list[tuple[int, int]]:
+    """The (order, pixel) of every partition of a HATS catalogue."""
+    import hats
+
+    catalog = hats.read_hats(Path(path))
+    return [(p.order, p.pixel) for p in catalog.get_healpix_pixels()]
+
+
+def read_hats_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole HATS catalogue (or a single Parquet file) into pandas with pyarrow.
+
+    Raises
+    ------
+    InputError
+        The path is neither a HATS catalogue nor a Parquet file.
+    """
+    import pyarrow.dataset as ds
+
+    path = Path(path)
+    if path.is_dir():
+        data_dir = path / "dataset"
+        if not data_dir.is_dir():
+            raise InputError("not a HATS catalogue (no dataset/ directory)", path=path)
+        files = sorted(
+            str(f) for f in data_dir.rglob("Npix=*.parquet") if f.is_file()
+        )
+        if not files:
+            raise InputError("HATS catalogue has no partition files", path=path)
+        dataset = ds.dataset(files, format="parquet")
+    elif path.is_file():
+        dataset = ds.dataset(str(path), format="parquet")
+    else:
+        raise InputError("no such file or directory", path=path)
+    try:
+        return dataset.to_table(columns=columns).to_pandas()
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise InputError(f"cannot read: {exc}", path=path) from exc

@@ -1,0 +1,217 @@
+"""Masterlist identifiers, the association table and the provenance record (pure).
+
+``help_id`` is an IAU-style designation ``HELP_Jhhmmss.sss+ddmmss.sss`` with the coordinates
+truncated (not rounded), as the IAU recommends. Objects closer than the designation's
+resolution (1 ms of RA, 1 mas of Dec) would share one; the second and later (in
+``object_key`` order) get a suffix ``_2``, ``_3``, ...
+
+``object_key`` is a stable int64: the order-28 NESTED HEALPix index of the position (60 bits,
+cells of 0.8 mas) shifted left by 3 bits, plus a counter (0-7) over objects sharing a cell in
+object order. It depends only on the positions and the merge order, so reruns give the same
+keys, and it sorts objects spatially (HATS-friendly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skysense.catalog.merge import Association
+from skysense.errors import InputError
+
+__all__ = [
+    "KEY_ORDER",
+    "healpix_index",
+    "object_keys",
+    "help_ids",
+    "association_table",
+    "file_checksum",
+    "package_versions",
+]
+
+KEY_ORDER = 28
+_COUNTER_BITS = 3
+
+
+def healpix_index(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = KEY_ORDER) -> np.ndarray:
+    """NESTED HEALPix index of positions.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : ndarray (n,), deg
+    order : int
+
+    Returns
+    -------
+    ndarray (n,), int64
+    """
+    import astropy.units as u
+    import cdshealpix.nested
+
+    ra = np.mod(np.asarray(ra_deg, dtype=np.float64), 360.0)
+    dec = np.asarray(dec_deg, dtype=np.float64)
+    if len(ra) == 0:
+        return np.empty(0, dtype=np.int64)
+    return cdshealpix.nested.lonlat_to_healpix(ra * u.deg, dec * u.deg, order).astype(np.int64)
+
+
+def object_keys(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Stable int64 keys of objects given in merge order (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        More than 8 objects share one 0.8 mas cell (duplicated rows in an input).
+    """
+    hpx = healpix_index(ra_deg, dec_deg)
+    order = np.argsort(hpx, kind="stable")
+    sorted_hpx = hpx[order]
+    first = np.ones(len(hpx), dtype=bool)
+    first[1:] = sorted_hpx[1:] != sorted_hpx[:-1]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(hpx)), 0))
+    counter = np.empty(len(hpx), dtype=np.int64)
+    counter[order] = np.arange(len(hpx)) - group_start
+    if len(counter) and counter.max() >= 2**_COUNTER_BITS:
+        row = int(np.argmax(counter))
+        raise InputError(
+            f"more than {2**_COUNTER_BITS} objects at the same position "
+            f"(ra={ra_deg[row]!r}, dec={dec_deg[row]!r}); remove duplicated rows",
+            row=row,
+        )
+    return (hpx << _COUNTER_BITS) | counter
+
+
+def _designation_parts(ra_deg: np.ndarray, dec_deg: np.ndarray) -> list[str]:
+    ra = np.mod(np.asarray(ra_deg, dtype=np.float64), 360.0)
+    dec = np.asarray(dec_deg, dtype=np.float64)
+    # Integer milliseconds of time and milliarcseconds, truncated.
+    ra_ms = np.floor(ra * 240_000.0).astype(np.int64) % (24 * 3600 * 1000)
+    dec_mas = np.floor(np.abs(dec) * 3_600_000.0).astype(np.int64)
+    h, rem = np.divmod(ra_ms, 3_600_000)
+    m, rem = np.divmod(rem, 60_000)
+    s, ms = np.divmod(rem, 1000)
+    d, rem = np.divmod(dec_mas, 3_600_000)
+    dm, rem = np.divmod(rem, 60_000)
+    ds, dmas = np.divmod(rem, 1000)
+    sign = np.where((dec < 0) & (dec_mas > 0), "-", "+")
+    return [
+        f"HELP_J{a:02d}{b:02d}{c:02d}.{e:03d}{sg}{f:02d}{g:02d}{k:02d}.{q:03d}"
+        for a, b, c, e, sg, f, g, k, q in zip(
+            h.tolist(), m.tolist(), s.tolist(), ms.tolist(), sign.tolist(),
+            d.tolist(), dm.tolist(), ds.tolist(), dmas.tolist(),
+        )
+    ]  # fmt: skip
+
+
+def help_ids(ra_deg: np.ndarray, dec_deg: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Unique IAU-style designations ``HELP_Jhhmmss.sss+ddmmss.sss``.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : ndarray (n,), deg
+    keys : ndarray (n,), int64
+        Object keys; among equal designations the lowest key keeps the plain name, the others
+        get ``_2``, ``_3``, ... in key order.
+
+    Returns
+    -------
+    ndarray (n,), object (str)
+    """
+    names = np.array(_designation_parts(ra_deg, dec_deg), dtype=object)
+    if len(names) == 0:
+        return names
+    order = np.lexsort((keys, names))
+    sorted_names = names[order]
+    first = np.ones(len(names), dtype=bool)
+    first[1:] = sorted_names[1:] != sorted_names[:-1]
+    if first.all():
+        return names
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(names)), 0))
+    rank = np.arange(len(names)) - group_start
+    out = sorted_names.copy()
+    dup = rank > 0
+    out[dup] = [f"{n}_{r + 1}" for n, r in zip(sorted_names[dup], rank[dup])]
+    result = np.empty_like(out)
+    result[order] = out
+    return result
+
+
+def association_table(
+    assoc: Association,
+    keys: np.ndarray,
+    source_ids: Sequence[np.ndarray],
+    extra: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """One row per (object, catalogue row) that went into the masterlist.
+
+    Parameters
+    ----------
+    assoc : Association
+    keys : ndarray (n,), int64
+        Object keys.
+    source_ids : sequence of ndarray
+        Each catalogue's source ids (any type; stored as str), in ``assoc.surveys`` order.
+    extra : dict, optional
+        ``{column: ndarray (n, k)}`` per-association values (e.g. match probabilities).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``object_key`` (int64), ``survey`` (str), ``source_id`` (str),
+        ``separation_arcsec`` (float64), ``ambiguity`` (int32: number of other candidates the
+        row or its object had at its merge step), ``is_position`` (bool: this row gives the
+        object's position), plus the ``extra`` columns; sorted by (object_key, survey order).
+    """
+    obj, cat = np.nonzero(assoc.rows >= 0)
+    rows = assoc.rows[obj, cat]
+    ids = np.empty(len(obj), dtype=object)
+    for k, id_values in enumerate(source_ids):
+        sel = cat == k
+        ids[sel] = np.asarray(id_values).astype(str)[rows[sel]]
+    table = {
+        "object_key": keys[obj].astype(np.int64),
+        "survey": np.array(assoc.surveys, dtype=object)[cat],
+        "source_id": ids,
+        "separation_arcsec": assoc.sep_arcsec[obj, cat],
+        "ambiguity": np.maximum(assoc.n_candidates[obj, cat] - 1, 0).astype(np.int32),
+        "is_position": assoc.origin[obj] == cat,
+    }
+    for name, values in (extra or {}).items():
+        table[name] = values[obj, cat]
+    df = pd.DataFrame(table)
+    df["survey"] = df["survey"].astype("string")
+    df["source_id"] = df["source_id"].astype("string")
+    order = np.lexsort((cat, df["object_key"].to_numpy()))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (hex), or of every file below a directory in name order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of skysense and the libraries a masterlist depends on."""
+    out = {}
+    for name in ("skysense", "numpy", "scipy", "pandas", "pyarrow", "astropy", "numba",
+                 "cdshealpix", "mocpy", "hats", "lsdb", "dask"):  # fmt: skip
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out

@@ -1,0 +1,361 @@
+"""Merging prepared catalogues into masterlist rows (pure: arrays and DataFrames in and out).
+
+The merge follows HELP: catalogues are taken in priority order. The running masterlist starts as
+the first catalogue; at each later step all candidate pairs within the step's radius are found
+between the masterlist positions and the next catalogue, then a greedy nearest-first one-to-one
+selection keeps the pairs. Unmatched rows of both sides are kept (new catalogue rows become new
+objects, positioned by their own catalogue). An object's position therefore comes from the
+highest-priority catalogue that has it. Every object one of whose rows had more than one
+candidate at some step gets ``flag_merged``.
+
+Objects are ordered by (catalogue of their first row, that row's index): a subset of the inputs
+closed under candidate pairs (a connected component of the match graph) merges to exactly the
+corresponding subset of objects, in the same order, which the tiled engine relies on.
+
+Where several catalogues measure the same band, ``rule`` picks one measurement per object:
+``"priority"`` (the highest-priority catalogue with a total flux, else an aperture flux) or
+``"lowest_error"`` (the smallest total-flux error, ties to priority). The choice is recorded in
+``origin_<band>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from skysense.catalog.match import candidate_counts, greedy_one_to_one, pairs_within
+from skysense.errors import InputError
+
+__all__ = [
+    "SAME_FILTER_RULES",
+    "BAND_PREFIXES",
+    "Association",
+    "associate",
+    "band_columns",
+    "survey_columns",
+    "assemble",
+]
+
+SAME_FILTER_RULES = ("priority", "lowest_error")
+# Longest first so that "m_ap_x" is not read as prefix "m" of band "ap_x".
+BAND_PREFIXES = ("merr_ap", "ferr_ap", "m_ap", "f_ap", "merr", "ferr", "m", "f", "flag")
+_NOT_BANDS = {"gaia", "starmask", "merged", "optnir_obs", "optnir_det"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Association:
+    """Which row of each catalogue makes each masterlist object.
+
+    Attributes
+    ----------
+    surveys : tuple of str (k,)
+        Catalogue names in priority order.
+    ra, dec : ndarray (n,), deg
+        Object positions (from the highest-priority catalogue holding the object).
+    rows : ndarray (n, k), int64
+        Row index into each catalogue, -1 where the object is absent from it.
+    sep_arcsec : ndarray (n, k), float64
+        Separation between each catalogue's row and the object position at the step that
+        matched it (0 for the row giving the position; NaN where absent).
+    n_candidates : ndarray (n, k), int32
+        Number of candidates of that row at its merge step, the larger of its own count and
+        the object's (0 where there was none or the row is absent).
+    flag_merged : ndarray (n,), bool
+        Some row of the object had more than one candidate.
+    origin : ndarray (n,), int16
+        Index of the catalogue giving the position.
+    radii_arcsec : tuple of float (k,)
+        Radius of each step (the first entry is unused, 0).
+    """
+
+    surveys: tuple
+    ra: np.ndarray
+    dec: np.ndarray
+    rows: np.ndarray
+    sep_arcsec: np.ndarray
+    n_candidates: np.ndarray
+    flag_merged: np.ndarray
+    origin: np.ndarray
+    radii_arcsec: tuple
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+
+def associate(
+    positions: Sequence[tuple[np.ndarray, np.ndarray]],
+    radii_arcsec: Sequence[float],
+    surveys: Sequence[str],
+) -> Association:
+    """Merge catalogue positions in priority order (see the module docstring).
+
+    Parameters
+    ----------
+    positions : sequence of (ra, dec) pairs of ndarray (n_k,), deg
+        One per catalogue, highest priority first.
+    radii_arcsec : sequence of float
+        Match radius of each step, arcsec; ``radii_arcsec[k]`` is used when catalogue ``k``
+        (k >= 1) is merged; the first entry is ignored.
+    surveys : sequence of str
+        Catalogue names (for the result and for messages).
+
+    Returns
+    -------
+    Association
+
+    Raises
+    ------
+    InputError
+        Lengths disagree, or a position is invalid (names the survey and row).
+    """
+    k_total = len(positions)
+    if k_total == 0:
+        raise InputError("no catalogue to merge")
+    if len(radii_arcsec) != k_total or len(surveys) != k_total:
+        raise InputError("positions, radii_arcsec and surveys must have the same length")
+    ra0, dec0 = (np.asarray(x, dtype=np.float64) for x in positions[0])
+    n0 = len(ra0)
+    ras = [ra0]
+    decs = [dec0]
+    rows = [np.full((n0, k_total), -1, dtype=np.int64)]
+    rows[0][:, 0] = np.arange(n0)
+    seps = [np.full((n0, k_total), np.nan)]
+    seps[0][:, 0] = 0.0
+    ncand = [np.zeros((n0, k_total), dtype=np.int32)]
+    origin = [np.zeros(n0, dtype=np.int16)]
+    master_ra, master_dec = ra0, dec0
+    flag = np.zeros(n0, dtype=bool)
+    row_table = rows[0]
+    sep_table = seps[0]
+    cand_table = ncand[0]
+    for k in range(1, k_total):
+        ra_k, dec_k = (np.asarray(x, dtype=np.float64) for x in positions[k])
+        try:
+            cand = pairs_within(master_ra, master_dec, ra_k, dec_k, radii_arcsec[k])
+        except InputError as exc:
+            raise InputError(f"merging {surveys[k]!r}: {exc}") from exc
+        n_master, n_k = len(master_ra), len(ra_k)
+        c_master, c_k = candidate_counts(cand.i1, cand.i2, n_master, n_k)
+        kept = greedy_one_to_one(*cand)
+        row_table[kept.i1, k] = kept.i2
+        sep_table[kept.i1, k] = kept.sep_arcsec
+        cand_table[kept.i1, k] = np.maximum(c_master[kept.i1], c_k[kept.i2])
+        flag |= c_master > 1
+        flag[kept.i1] |= c_k[kept.i2] > 1
+        new = np.ones(n_k, dtype=bool)
+        new[kept.i2] = False
+        new_idx = np.flatnonzero(new)
+        add_rows = np.full((len(new_idx), k_total), -1, dtype=np.int64)
+        add_rows[:, k] = new_idx
+        add_sep = np.full((len(new_idx), k_total), np.nan)
+        add_sep[:, k] = 0.0
+        add_cand = np.zeros((len(new_idx), k_total), dtype=np.int32)
+        add_cand[:, k] = c_k[new_idx]
+        row_table = np.concatenate([row_table, add_rows])
+        sep_table = np.concatenate([sep_table, add_sep])
+        cand_table = np.concatenate([cand_table, add_cand])
+        flag = np.concatenate([flag, c_k[new_idx] > 1])
+        origin.append(np.full(len(new_idx), k, dtype=np.int16))
+        master_ra = np.concatenate([master_ra, ra_k[new_idx]])
+        master_dec = np.concatenate([master_dec, dec_k[new_idx]])
+    radii = (0.0, *(float(r) for r in radii_arcsec[1:]))
+    return Association(
+        surveys=tuple(surveys),
+        ra=master_ra,
+        dec=master_dec,
+        rows=row_table,
+        sep_arcsec=sep_table,
+        n_candidates=cand_table,
+        flag_merged=flag,
+        origin=np.concatenate(origin),
+        radii_arcsec=radii,
+    )
+
+
+def band_columns(columns: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Group HELP photometry columns by band.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names of a prepared catalogue or masterlist.
+
+    Returns
+    -------
+    dict
+        ``{band: {prefix: column}}`` for every band having an ``m_`` or ``f_`` column;
+        prefixes are those of :data:`BAND_PREFIXES`, in first-seen band order.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for col in columns:
+        for prefix in BAND_PREFIXES:
+            if col.startswith(prefix + "_"):
+                band = col[len(prefix) + 1 :]
+                if band and band not in _NOT_BANDS and re.fullmatch(r"[a-z0-9_]+", band):
+                    found.setdefault(band, {})[prefix] = col
+                break
+    return {b: cols for b, cols in found.items() if "m" in cols or "f" in cols}
+
+
+def survey_columns(columns: Sequence[str], survey: str) -> dict[str, str]:
+    """The ``<survey>_id``, ``<survey>_ra``, ``<survey>_dec`` columns present, by key."""
+    return {k: f"{survey}_{k}" for k in ("id", "ra", "dec") if f"{survey}_{k}" in columns}
+
+
+def _gather(values: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
+    out = np.full(len(rows), fill, dtype=values.dtype if fill is not np.nan else np.float64)
+    present = rows >= 0
+    out[present] = values[rows[present]]
+    return out
+
+
+def _float(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _choose(
+    assoc: Association,
+    frames: Sequence[pd.DataFrame],
+    holders: list[int],
+    cols: list[dict[str, str]],
+    rule: str,
+) -> np.ndarray:
+    """Index into ``holders`` of the chosen catalogue per object (-1: none has a value)."""
+    n = len(assoc)
+    avail_total = np.zeros((n, len(holders)), dtype=bool)
+    avail_any = np.zeros((n, len(holders)), dtype=bool)
+    err = np.full((n, len(holders)), np.inf)
+    for h, (k, c) in enumerate(zip(holders, cols)):
+        rows = assoc.rows[:, k]
+        total = c.get("f", c.get("m"))
+        v = _gather(_float(frames[k], total), rows, np.nan)
+        avail_total[:, h] = np.isfinite(v)
+        ap = c.get("f_ap", c.get("m_ap"))
+        avail_any[:, h] = avail_total[:, h]
+        if ap is not None:
+            avail_any[:, h] |= np.isfinite(_gather(_float(frames[k], ap), rows, np.nan))
+        e_col = c.get("ferr", c.get("merr"))
+        if e_col is not None:
+            e = _gather(_float(frames[k], e_col), rows, np.nan)
+            err[:, h] = np.where(avail_total[:, h] & np.isfinite(e), e, np.inf)
+    # Prefer rows with a total measurement; fall back to aperture-only rows.
+    usable = np.where(avail_total.any(axis=1)[:, None], avail_total, avail_any)
+    if rule == "lowest_error":
+        # A usable row without an error ranks after those with one, before unusable rows;
+        # argmin takes the first (highest-priority) of equal keys.
+        key = np.where(usable, np.where(np.isfinite(err), err, 1e300), np.inf)
+        best = np.argmin(key, axis=1)
+    else:
+        best = np.argmax(usable, axis=1)
+    return np.where(usable.any(axis=1), best, -1)
+
+
+def assemble(
+    assoc: Association,
+    frames: Sequence[pd.DataFrame],
+    *,
+    rule: str = "priority",
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Masterlist columns (without identifiers) from the merged catalogues.
+
+    Parameters
+    ----------
+    assoc : Association
+        From :func:`associate` on the same catalogues, in the same order.
+    frames : sequence of pandas.DataFrame
+        The prepared catalogues (HELP column names plus ``<survey>_id/_ra/_dec``).
+    rule : {"priority", "lowest_error"}
+        How one measurement is chosen where several catalogues measure a band.
+
+    Returns
+    -------
+    masterlist : pandas.DataFrame (n rows)
+        ``ra``, ``dec``, per band ``m_``, ``merr_``, ``m_ap_``, ``merr_ap_``, ``f_``, ``ferr_``,
+        ``f_ap_``, ``ferr_ap_``, ``flag_`` (those any catalogue has) and ``origin_<band>`` for
+        bands measured by several catalogues; ``stellarity`` (highest-priority finite value),
+        ``flag_gaia`` (maximum), ``flag_starmask`` (any), ``flag_merged``, and every
+        ``<survey>_id``.
+    shared_bands : dict
+        ``{band: [surveys measuring it, in priority order]}`` for bands measured by several.
+
+    Raises
+    ------
+    InputError
+        Unknown rule, or a frame count that does not match ``assoc``.
+    """
+    if rule not in SAME_FILTER_RULES:
+        raise InputError(f"unknown same-filter rule {rule!r}; use one of {SAME_FILTER_RULES}")
+    if len(frames) != len(assoc.surveys):
+        raise InputError("assemble needs one frame per merged catalogue")
+    out: dict[str, np.ndarray] = {"ra": assoc.ra, "dec": assoc.dec}
+    per_cat = [band_columns(list(f.columns)) for f in frames]
+    bands: list[str] = []
+    for cols in per_cat:
+        bands += [b for b in cols if b not in bands]
+    shared: dict[str, list[str]] = {}
+    for band in bands:
+        holders = [k for k, cols in enumerate(per_cat) if band in cols]
+        cols = [per_cat[k][band] for k in holders]
+        prefixes = [p for p in BAND_PREFIXES if any(p in c for c in cols)]
+        if len(holders) == 1:
+            choice = np.where(assoc.rows[:, holders[0]] >= 0, 0, -1)
+        else:
+            choice = _choose(assoc, frames, holders, cols, rule)
+            shared[band] = [assoc.surveys[k] for k in holders]
+        for prefix in prefixes:
+            is_flag = prefix == "flag"
+            value = np.zeros(len(assoc), dtype=bool) if is_flag else np.full(len(assoc), np.nan)
+            for h, (k, c) in enumerate(zip(holders, cols)):
+                if prefix not in c:
+                    continue
+                sel = choice == h
+                rows = assoc.rows[sel, k]
+                col = frames[k][c[prefix]]
+                if is_flag:
+                    src = col.fillna(False).to_numpy(dtype=bool)
+                else:
+                    src = _float(frames[k], c[prefix])
+                value[sel] = src[rows]
+            out[f"{prefix}_{band}"] = value
+        if len(holders) > 1:
+            names = np.array([assoc.surveys[k] for k in holders] + [""], dtype=object)
+            out[f"origin_{band}"] = names[choice]
+    n = len(assoc)
+    stell = np.full(n, np.nan)
+    flag_gaia = np.zeros(n, dtype=np.int16)
+    starmask = np.zeros(n, dtype=bool)
+    for k, frame in enumerate(frames):
+        rows = assoc.rows[:, k]
+        if "stellarity" in frame.columns:
+            v = _gather(_float(frame, "stellarity"), rows, np.nan)
+            stell = np.where(np.isnan(stell), v, stell)
+        if "flag_gaia" in frame.columns:
+            v = frame["flag_gaia"].fillna(0).to_numpy(dtype=np.int16)
+            flag_gaia = np.maximum(flag_gaia, _gather(v, rows, np.int16(0)))
+        if "flag_starmask" in frame.columns:
+            v = frame["flag_starmask"].fillna(False).to_numpy(dtype=bool)
+            starmask |= _gather(v, rows, False)
+    out["stellarity"] = stell
+    out["flag_gaia"] = flag_gaia
+    out["flag_starmask"] = starmask
+    out["flag_merged"] = assoc.flag_merged.copy()
+    for k, (survey, frame) in enumerate(zip(assoc.surveys, frames)):
+        id_col = f"{survey}_id"
+        if id_col not in frame.columns:
+            continue
+        ids = frame[id_col]
+        rows = assoc.rows[:, k]
+        present = rows >= 0
+        if pd.api.types.is_integer_dtype(ids.dtype):
+            values = pd.array(np.zeros(n, dtype=np.int64), dtype="Int64")
+            values[present] = ids.to_numpy()[rows[present]]
+            values[~present] = pd.NA
+        else:
+            values = pd.array([None] * n, dtype="string")
+            values[present] = ids.astype("string").to_numpy()[rows[present]]
+        out[id_col] = values
+    return pd.DataFrame(out), shared

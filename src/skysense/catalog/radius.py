@@ -1,0 +1,170 @@
+"""Match-radius suggestion from the separation histogram, and its plot.
+
+All pairs within a generous search radius are histogrammed by separation. For an unrelated
+(random) background, chance pairs per bin grow linearly with separation (the annulus area
+2 pi r dr), so the outer part of the histogram fixes the slope of the chance expectation. True
+counterparts add a bump at small separations. The suggested radius is the outer edge of the
+last bin, counting outwards from the peak, whose count still exceeds the chance expectation
+significantly (by more than ``nsigma`` Poisson standard deviations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from skysense.catalog.match import pairs_within
+from skysense.errors import InputError
+
+__all__ = ["RadiusSuggestion", "suggest_radius", "suggest_radius_from_separations", "plot_radius"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RadiusSuggestion:
+    """The suggested radius and the histogram behind it.
+
+    Attributes
+    ----------
+    radius_arcsec : float
+        Suggested match radius, arcsec.
+    edges_arcsec : ndarray (b + 1,)
+        Histogram bin edges, arcsec.
+    counts : ndarray (b,), int64
+        Pairs per bin.
+    chance : ndarray (b,), float
+        Expected chance pairs per bin (linear in separation).
+    n_true : float
+        Estimated number of true pairs within the suggested radius (counts minus chance).
+    """
+
+    radius_arcsec: float
+    edges_arcsec: np.ndarray
+    counts: np.ndarray
+    chance: np.ndarray
+    n_true: float
+
+    def as_dict(self) -> dict:
+        return {
+            "radius_arcsec": self.radius_arcsec,
+            "n_true": self.n_true,
+            "edges_arcsec": self.edges_arcsec.tolist(),
+            "counts": self.counts.tolist(),
+            "chance": self.chance.tolist(),
+        }
+
+
+def suggest_radius_from_separations(
+    sep_arcsec: np.ndarray,
+    max_radius_arcsec: float,
+    *,
+    n_bins: int = 50,
+    background_from: float = 0.6,
+    nsigma: float = 3.0,
+) -> RadiusSuggestion:
+    """Suggest a radius from the separations of all pairs within ``max_radius_arcsec``.
+
+    Parameters
+    ----------
+    sep_arcsec : ndarray (p,), arcsec
+        Separations of every candidate pair (not only nearest neighbours).
+    max_radius_arcsec : float
+        The search radius that produced them; the histogram spans [0, max_radius_arcsec].
+    n_bins : int
+        Number of histogram bins.
+    background_from : float
+        Fraction of ``max_radius_arcsec`` beyond which pairs are taken to be chance pairs
+        (to fit the slope of the chance expectation).
+    nsigma : float
+        Significance of an excess over chance.
+
+    Returns
+    -------
+    RadiusSuggestion
+
+    Raises
+    ------
+    InputError
+        No pairs, or no significant excess of close pairs (nothing to match).
+    """
+    sep = np.asarray(sep_arcsec, dtype=np.float64)
+    if len(sep) == 0:
+        raise InputError("no pairs within the search radius; cannot suggest a radius")
+    edges = np.linspace(0.0, max_radius_arcsec, n_bins + 1)
+    counts, _ = np.histogram(sep, bins=edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    outer = mid >= background_from * max_radius_arcsec
+    # Chance pairs per bin = a * r (least squares through the origin, Poisson weights ~ 1/r).
+    slope = counts[outer].sum() / mid[outer].sum()
+    chance = slope * mid
+    sigma = np.sqrt(np.maximum(chance, 1.0))
+    significant = counts - chance > nsigma * sigma
+    peak = int(np.argmax(counts - chance))
+    if not significant[peak]:
+        raise InputError(
+            "no significant excess of close pairs over chance coincidences; the catalogues "
+            "may not overlap or the search radius is too small"
+        )
+    last = peak
+    while last + 1 < n_bins and significant[last + 1]:
+        last += 1
+    radius = float(edges[last + 1])
+    inside = mid < radius
+    n_true = float((counts[inside] - chance[inside]).sum())
+    return RadiusSuggestion(radius, edges, counts.astype(np.int64), chance, n_true)
+
+
+def suggest_radius(
+    ra1: np.ndarray,
+    dec1: np.ndarray,
+    ra2: np.ndarray,
+    dec2: np.ndarray,
+    max_radius_arcsec: float = 5.0,
+    **kwargs,
+) -> RadiusSuggestion:
+    """Suggest a match radius between two catalogues (positions in deg).
+
+    ``kwargs`` go to :func:`suggest_radius_from_separations`.
+    """
+    pairs = pairs_within(ra1, dec1, ra2, dec2, max_radius_arcsec)
+    return suggest_radius_from_separations(pairs.sep_arcsec, max_radius_arcsec, **kwargs)
+
+
+def plot_radius(
+    suggestion: RadiusSuggestion,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    used_radius_arcsec: float | None = None,
+) -> None:
+    """Write the separation histogram, chance expectation and radii as a PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skysense._atomic import atomic_path
+
+    edges = suggestion.edges_arcsec
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.stairs(suggestion.counts, edges, label="pairs", color="k")
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    ax.plot(mid, suggestion.chance, "--", color="tab:red", label="chance expectation")
+    ax.axvline(
+        suggestion.radius_arcsec,
+        color="tab:blue",
+        label=f'suggested {suggestion.radius_arcsec:.2f}"',
+    )
+    if used_radius_arcsec is not None:
+        ax.axvline(
+            used_radius_arcsec, color="tab:green", ls=":", label=f'used {used_radius_arcsec:.2f}"'
+        )
+    ax.set_xlabel("separation (arcsec)")
+    ax.set_ylabel("pairs per bin")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,110 @@
+"""``skysense catalog prepare`` and ``skysense catalog moc``: the per-survey verbs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from skysense.cli._common import add_verb
+
+__all__ = ["add_verbs"]
+
+
+def _prepare(args) -> int:
+    from skysense.catalog.prepare import prepare_survey, write_prepared
+
+    result = prepare_survey(
+        args.config,
+        reference=args.reference,
+        moc_order=args.moc_order,
+        plots_dir=args.plots,
+    )
+    paths = write_prepared(result, args.out, moc_out=args.moc_out, provenance_out=args.provenance)
+    prov = result.provenance
+    counts = prov["counts"]
+    line = (
+        f"{prov['survey']}: {counts['read']} rows read, {counts['after_cuts']} after cuts, "
+        f"{counts['duplicates_removed']} duplicates removed, {counts['final']} written to "
+        f"{paths['table']}"
+    )
+    astro = prov.get("astrometry")
+    if astro:
+        line += (
+            f"; astrometry offset ({astro['dra_cosdec_arcsec']:+.3f}, "
+            f"{astro['ddec_arcsec']:+.3f}) arcsec from {astro['n_matches']} matches"
+        )
+    print(line)
+    for band, rec in prov["aperture_corrections"].items():
+        if rec.get("applied"):
+            print(f"  aperture correction {band}: {rec['value_mag']:+.4f} mag")
+    print(
+        f"  MOC {paths['moc']} ({prov['moc']['area_deg2']:.4f} deg2); provenance {paths['provenance']}"
+    )
+    return 0
+
+
+def _moc(args) -> int:
+    from skysense.catalog.config import load_config
+    from skysense.catalog.moc import (
+        coverage_moc,
+        moc_area_deg2,
+        moc_intersection,
+        moc_union,
+        read_moc,
+        write_moc,
+    )
+    from skysense.catalog.prepare import survey_positions
+
+    mocs = []
+    report = []
+    for name in args.inputs:
+        path = Path(name)
+        if path.suffix.lower() in (".yaml", ".yml", ".toml"):
+            ra, dec = survey_positions(load_config(path))
+            moc = coverage_moc(ra, dec, args.order)
+        else:
+            moc = read_moc(path)
+        mocs.append(moc)
+        report.append({"input": str(path), "area_deg2": moc_area_deg2(moc)})
+    combined = moc_union(mocs) if args.op == "union" else moc_intersection(mocs)
+    if args.out:
+        write_moc(combined, args.out)
+    summary = {"inputs": report, "op": args.op, "area_deg2": moc_area_deg2(combined)}
+    if args.out:
+        summary["out"] = str(args.out)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_verbs(verbs) -> None:
+    """Register ``prepare`` and ``moc`` under ``skysense catalog``."""
+    p = add_verb(
+        verbs,
+        "prepare",
+        _prepare,
+        "prepare one pristine survey catalogue (HELP conventions, astrometry, flags, MOC)",
+    )
+    p.add_argument("config", metavar="CONFIG", help="survey configuration (YAML or TOML)")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="prepared catalogue (.parquet, .fits, ...)"
+    )
+    p.add_argument("--reference", metavar="GAIA", help="Gaia-like reference catalogue")
+    p.add_argument("--moc-out", metavar="FILE", help="coverage MOC (default: OUT stem + _moc.fits)")
+    p.add_argument(
+        "--provenance", metavar="FILE", help="provenance JSON (default: OUT.provenance.json)"
+    )
+    p.add_argument("--plots", metavar="DIR", help="folder for the astrometry plot")
+    p.add_argument("--moc-order", type=int, default=10, metavar="N", help="MOC order (default 10)")
+
+    m = add_verb(
+        verbs,
+        "moc",
+        _moc,
+        "combine coverage MOCs (FITS MOC files, or survey configurations: MOC of their positions)",
+    )
+    m.add_argument("inputs", nargs="+", metavar="INPUT", help="MOC FITS files or survey configs")
+    m.add_argument("--op", choices=("union", "intersection"), default="union")
+    m.add_argument("--out", metavar="FILE", help="write the combined MOC (FITS)")
+    m.add_argument(
+        "--order", type=int, default=10, metavar="N", help="order for configs (default 10)"
+    )

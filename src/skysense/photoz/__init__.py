@@ -1,0 +1,16 @@
+"""Photometric redshifts with sparse Gaussian processes (GPz).
+
+Layers (see ``STYLE.md``):
+
+- :mod:`skysense.photoz.gpz`: the :class:`GPzRegressor` estimator (pure NumPy/JAX core);
+- :mod:`skysense.photoz.preprocess`: catalogue columns to model inputs (magnitudes, errors,
+  missing bands);
+- :mod:`skysense.photoz.metrics`: sigma_NMAD, outliers, bias, coverage, PIT, CRPS;
+- :mod:`skysense.photoz.plots`: zspec-zphot and PIT figures;
+- :mod:`skysense.photoz.io`: model files (JSON + ``.npz``, no pickle) and catalogue readers;
+- :mod:`skysense.photoz.engine`: a model applied to a large catalogue on Dask.
+"""
+
+from skysense.photoz.gpz import COVARIANCES, GPzPrediction, GPzRegressor
+
+__all__ = ["GPzRegressor", "GPzPrediction", "COVARIANCES"]

@@ -1,0 +1,301 @@
+"""Photo-z model files and catalogue readers/writers.
+
+A model is a directory (written atomically) holding
+
+- ``model.json``: ``format`` ("skysense-photoz-gpz"), ``format_version``, the estimator
+  parameters, the catalogue columns, scalar fitted values, the names of the arrays and the
+  SHA-256 of ``arrays.npz``;
+- ``arrays.npz``: the fitted arrays (no object arrays; loaded with ``allow_pickle=False``).
+
+Nothing in a model file is executed on load (no pickle). Catalogues are read from CSV, FITS,
+Parquet, HDF5 (every 1-D dataset of a group) or whitespace-separated text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skysense._atomic import atomic_dir, atomic_path
+from skysense.errors import InputError
+from skysense.photoz.gpz import GPzRegressor
+from skysense.photoz.model import PhotozModel
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save_model",
+    "load_model",
+    "read_catalogue",
+    "write_catalogue",
+    "catalogue_format",
+]
+
+FORMAT = "skysense-photoz-gpz"
+FORMAT_VERSION = 1
+_ARRAYS = (
+    "theta_",
+    "coef_",
+    "coef_cov_",
+    "x_mean_",
+    "x_scale_",
+    "centres_",
+    "precisions_",
+    "log_alpha_",
+    "noise_weights_",
+    "log_eta_",
+    "validation_scores_",
+)
+_SCALARS = (
+    "y_mean_",
+    "noise_bias_",
+    "n_features_in_",
+    "n_iter_",
+    "best_iteration_",
+    "train_loss_",
+)
+
+
+def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` to the directory ``path`` (replaced atomically if it exists).
+
+    Raises
+    ------
+    skysense.errors.NotFittedError
+        The estimator is not fitted.
+    """
+    from skysense.errors import NotFittedError
+
+    est = model.estimator
+    if not hasattr(est, "theta_"):
+        raise NotFittedError("the model is not fitted; call fit first")
+    buf = _io.BytesIO()
+    np.savez(buf, **{name: np.asarray(getattr(est, name)) for name in _ARRAYS})
+    blob = buf.getvalue()
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "estimator": "GPzRegressor",
+        "params": {k: v for k, v in est.get_params().items() if k != "random_state"},
+        "random_state": est.random_state if isinstance(est.random_state, int) else None,
+        "fitted": {name: _scalar(getattr(est, name)) for name in _SCALARS},
+        "arrays": list(_ARRAYS),
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+        "bands": list(model.bands),
+        "errors": None if model.errors is None else list(model.errors),
+        "target": model.target,
+        "kind": model.kind,
+        "flux_unit": model.flux_unit,
+        "missing_values": [float(v) for v in model.missing_values],
+        "info": model.info,
+    }
+    with atomic_dir(path) as tmp:
+        (tmp / "arrays.npz").write_bytes(blob)
+        (tmp / "model.json").write_text(json.dumps(doc, indent=2, default=_scalar))
+    return Path(path)
+
+
+def _scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def load_model(path: str | os.PathLike) -> PhotozModel:
+    """Read a model written by :func:`save_model`, checking format, version and checksum.
+
+    Raises
+    ------
+    InputError
+        Not a model directory, another format or a newer version, or a corrupted array file.
+    """
+    path = Path(path)
+    meta_path, arrays_path = path / "model.json", path / "arrays.npz"
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise InputError(
+            "not a photo-z model directory (needs model.json and arrays.npz)", path=path
+        )
+    try:
+        doc = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"model.json is not valid JSON: {exc}", path=meta_path) from exc
+    if doc.get("format") != FORMAT:
+        raise InputError(f"format is {doc.get('format')!r}, expected {FORMAT!r}", path=meta_path)
+    if not isinstance(doc.get("format_version"), int) or doc["format_version"] > FORMAT_VERSION:
+        raise InputError(
+            f"format_version {doc.get('format_version')!r} is not supported "
+            f"(this skysense reads up to {FORMAT_VERSION})",
+            path=meta_path,
+        )
+    blob = arrays_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != doc.get("arrays_sha256"):
+        raise InputError(
+            "checksum mismatch: arrays.npz is corrupted or was modified", path=arrays_path
+        )
+    est = GPzRegressor(**doc["params"], random_state=doc.get("random_state"))
+    with np.load(_io.BytesIO(blob), allow_pickle=False) as arrays:
+        for name in doc["arrays"]:
+            setattr(est, name, np.array(arrays[name]))
+    for name, value in doc["fitted"].items():
+        setattr(est, name, value)
+    est.n_features_in_ = int(est.n_features_in_)
+    return PhotozModel(
+        estimator=est,
+        bands=list(doc["bands"]),
+        errors=doc["errors"],
+        target=doc["target"],
+        kind=doc["kind"],
+        flux_unit=doc["flux_unit"],
+        missing_values=tuple(doc["missing_values"]),
+        info=doc.get("info", {}),
+    )
+
+
+def catalogue_format(path: str | os.PathLike) -> str:
+    """``csv``, ``fits``, ``parquet``, ``hdf5`` or ``text`` from the file name."""
+    name = Path(path).name.lower()
+    for suffixes, fmt in (
+        ((".csv", ".csv.gz"), "csv"),
+        ((".fits", ".fit", ".fits.gz", ".fts"), "fits"),
+        ((".parquet", ".pq"), "parquet"),
+        ((".hdf5", ".h5", ".hdf"), "hdf5"),
+    ):
+        if name.endswith(suffixes):
+            return fmt
+    return "text"
+
+
+def read_catalogue(
+    path: str | os.PathLike,
+    *,
+    names: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a catalogue into a DataFrame.
+
+    Parameters
+    ----------
+    path : path
+        CSV, FITS (first table HDU), Parquet, HDF5 (group ``photometry`` or the root: every
+        1-D dataset becomes a column) or whitespace-separated text.
+    names : list of str, optional
+        Column names for text files, overriding the header; a text header is a first line
+        starting with ``#`` (or a first line of non-numeric words).
+    columns : list of str, optional
+        Read only these columns (Parquet, HDF5, FITS; others are subset after reading).
+
+    Raises
+    ------
+    InputError
+        An unreadable file, a text header whose names do not match the number of columns
+        (give ``names``), or a requested column that does not exist.
+    FileNotFoundError
+        The file does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "no such file", str(path))
+    fmt = catalogue_format(path)
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path)
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path, columns=list(columns) if columns else None)
+        elif fmt == "fits":
+            from astropy.table import Table
+
+            table = Table.read(path, format="fits")
+            keep = [c for c in table.colnames if len(table[c].shape) <= 1]
+            frame = table[keep].to_pandas()
+        elif fmt == "hdf5":
+            frame = _read_hdf5(path, columns)
+        else:
+            frame = _read_text(path, names)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read {fmt} catalogue: {exc}", path=path) from exc
+    if columns:
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise InputError(
+                f"no column(s) {absent}; columns are {list(frame.columns)[:30]}", path=path
+            )
+        frame = frame[list(columns)]
+    return frame
+
+
+def _read_hdf5(path: Path, columns) -> pd.DataFrame:
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        group = fh["photometry"] if "photometry" in fh else fh
+        data = {}
+        for key, item in group.items():
+            if isinstance(item, h5py.Dataset) and item.ndim == 1:
+                if columns and key not in columns:
+                    continue
+                data[key] = item[()]
+        if not data:
+            raise InputError("no 1-D datasets found (looked in /photometry and /)", path=path)
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise InputError(f"datasets have different lengths {sorted(lengths)}", path=path)
+    return pd.DataFrame(data)
+
+
+def _read_text(path: Path, names) -> pd.DataFrame:
+    with open(path) as fh:
+        first = fh.readline()
+        second = fh.readline()
+    n_cols = len(second.split()) if second.strip() else len(first.split())
+    header = None
+    if first.startswith("#"):
+        header = first.lstrip("#").split()
+    else:
+        try:
+            [float(t) for t in first.split()]
+        except ValueError:
+            header = first.split()
+    skip = 1 if header is not None else 0
+    if names is None:
+        if header is None:
+            names = [f"col{i + 1}" for i in range(n_cols)]
+        elif len(header) != n_cols:
+            raise InputError(
+                f"the header names {len(header)} columns but the rows have {n_cols}; "
+                "give the column names explicitly (names=... or --names)",
+                path=path,
+            )
+        else:
+            names = header
+    elif len(names) != n_cols:
+        raise InputError(f"{len(names)} names given but the rows have {n_cols} columns", path=path)
+    return pd.read_csv(path, sep=r"\s+", skiprows=skip, names=list(names), comment="#", header=None)
+
+
+def write_catalogue(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` atomically as CSV, Parquet or FITS (chosen from the suffix)."""
+    path = Path(path)
+    fmt = catalogue_format(path)
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        elif fmt == "fits":
+            from astropy.table import Table
+
+            Table.from_pandas(frame.reset_index(drop=True)).write(tmp, format="fits")
+        elif fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            raise InputError("output must be .csv, .parquet or .fits", path=path)
+    return path

@@ -1,0 +1,109 @@
+"""A trained photo-z model bound to catalogue columns (pure pandas in, pandas out).
+
+:class:`PhotozModel` keeps a fitted :class:`~skysense.photoz.gpz.GPzRegressor` together with the
+catalogue columns it was trained on, so that applying it to a new catalogue (or one partition
+of it) is one call, :meth:`PhotozModel.predict_frame`, which adds
+
+- ``zphot``: predictive mean;
+- ``zphot_err``: total predictive standard deviation;
+- ``zphot_err_model``, ``zphot_err_noise``, ``zphot_err_input``: the standard deviations of the
+  three parts (model uncertainty, intrinsic noise, propagated input errors);
+- ``zphot_flag``: 0 = predicted; 1 = no usable band (all missing): the numbers are NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from skysense.errors import InputError
+from skysense.photoz.gpz import GPzRegressor
+from skysense.photoz.preprocess import DEFAULT_MISSING, band_matrix
+
+__all__ = ["PhotozModel", "OUTPUT_COLUMNS", "FLAG_OK", "FLAG_NO_BANDS"]
+
+OUTPUT_COLUMNS = (
+    "zphot",
+    "zphot_err",
+    "zphot_err_model",
+    "zphot_err_noise",
+    "zphot_err_input",
+    "zphot_flag",
+)
+FLAG_OK = 0
+FLAG_NO_BANDS = 1
+
+
+@dataclasses.dataclass
+class PhotozModel:
+    """A fitted estimator plus the catalogue columns it reads.
+
+    Parameters
+    ----------
+    estimator : GPzRegressor
+        Fitted.
+    bands : list of str
+        Band columns in input order.
+    errors : list of str or None
+        Error columns (the model propagates them) or None.
+    target : str
+        Name of the training target column (informational).
+    kind, flux_unit, missing_values
+        How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
+    info : dict
+        Free metadata (training set size, test metrics...), saved with the model.
+    """
+
+    estimator: GPzRegressor
+    bands: list[str]
+    errors: list[str] | None = None
+    target: str = "zspec"
+    kind: str = "mag"
+    flux_unit: str = "uJy"
+    missing_values: Sequence[float] = DEFAULT_MISSING
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def features(self, frame: pd.DataFrame, source: str | None = None):
+        """Inputs (n, d) and errors (n, d) or None from ``frame``'s columns."""
+        return band_matrix(
+            frame,
+            self.bands,
+            self.errors,
+            kind=self.kind,
+            flux_unit=self.flux_unit,
+            missing_values=self.missing_values,
+            source=source,
+        )
+
+    def check_columns(self, columns: Sequence[str], source: str | None = None) -> None:
+        """Raise :class:`InputError` naming any model column absent from ``columns``."""
+        needed = list(self.bands) + list(self.errors or [])
+        absent = [c for c in needed if c not in set(columns)]
+        if absent:
+            raise InputError(
+                f"the catalogue lacks column(s) {absent} that the model was trained on "
+                f"(model bands: {self.bands})",
+                path=source,
+            )
+
+    def predict_frame(self, frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+        """The output columns (see module doc) for the rows of ``frame``, same index."""
+        self.check_columns(frame.columns, source)
+        X, err = self.features(frame, source)
+        # Rows with an unusable error (NaN) on an observed band were rejected by band_matrix.
+        pred = self.estimator.predict_components(X, X_err=err)
+        flag = np.where(np.isfinite(pred.mean), FLAG_OK, FLAG_NO_BANDS).astype(np.int16)
+        return pd.DataFrame(
+            {
+                "zphot": pred.mean,
+                "zphot_err": np.sqrt(pred.variance),
+                "zphot_err_model": np.sqrt(pred.model_variance),
+                "zphot_err_noise": np.sqrt(pred.noise_variance),
+                "zphot_err_input": np.sqrt(pred.input_variance),
+                "zphot_flag": flag,
+            },
+            index=frame.index,
+        )

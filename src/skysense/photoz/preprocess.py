@@ -1,0 +1,158 @@
+"""Catalogue columns to GPz inputs: magnitudes, their errors and missing bands (pure pandas).
+
+Missing bands are NaN in the model inputs; :class:`~skysense.photoz.gpz.GPzRegressor`
+marginalises them out (GPz's treatment). A value is missing when it is NaN, one of the sentinel
+values (default 99 and -99, as in SDSS/LSST/HELP catalogues) or, for fluxes, not positive.
+Infinite values are errors (they are never a measurement). Fluxes (uJy by default) are
+converted to AB magnitudes, ``m = 23.9 - 2.5 log10(f_uJy)`` and ``sigma_m = 1.0857 sigma_f / f``,
+because the Gaussian basis functions suit magnitudes (colours are differences of inputs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from skysense.errors import InputError
+
+__all__ = [
+    "DEFAULT_MISSING",
+    "FLUX_UNITS_UJY",
+    "flux_to_mag",
+    "band_matrix",
+    "missing_patterns",
+]
+
+DEFAULT_MISSING = (99.0, -99.0)
+FLUX_UNITS_UJY = {"nJy": 1e-3, "uJy": 1.0, "mJy": 1e3, "Jy": 1e6}
+_POGSON = 2.5 / math.log(10.0)
+
+
+def flux_to_mag(flux_ujy: np.ndarray, flux_err_ujy: np.ndarray | None = None):
+    """AB magnitudes (and errors) of fluxes in uJy; non-positive fluxes become NaN.
+
+    Parameters
+    ----------
+    flux_ujy : ndarray (n,), uJy
+    flux_err_ujy : ndarray (n,), uJy, optional
+
+    Returns
+    -------
+    mag : ndarray (n,), AB mag
+    mag_err : ndarray (n,), mag, or None
+    """
+    f = np.asarray(flux_ujy, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(f > 0, 23.9 - 2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
+        err = None
+        if flux_err_ujy is not None:
+            fe = np.asarray(flux_err_ujy, float)
+            err = np.where(f > 0, _POGSON * fe / np.where(f > 0, f, 1.0), np.nan)
+    return mag, err
+
+
+def _column(frame: pd.DataFrame, name: str, source: str | None) -> np.ndarray:
+    if name not in frame.columns:
+        known = ", ".join(map(str, list(frame.columns)[:30]))
+        raise InputError(f"no such column (columns are: {known})", path=source, column=name)
+    try:
+        return pd.to_numeric(frame[name], errors="raise").to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"not numeric: {exc}", path=source, column=name) from exc
+
+
+def band_matrix(
+    frame: pd.DataFrame,
+    bands: Sequence[str],
+    errors: Sequence[str] | None = None,
+    *,
+    kind: str = "mag",
+    flux_unit: str = "uJy",
+    missing_values: Sequence[float] = DEFAULT_MISSING,
+    source: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model inputs from catalogue columns.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The catalogue (or one partition of it).
+    bands : list of str
+        Magnitude (``kind="mag"``) or flux (``kind="flux"``) columns, in model order.
+    errors : list of str, optional
+        The matching 1-sigma error columns.
+    kind : {"mag", "flux"}
+        What the band columns hold; fluxes are converted to AB magnitudes.
+    flux_unit : {"nJy", "uJy", "mJy", "Jy"}
+        Unit of flux columns.
+    missing_values : sequence of float
+        Sentinels meaning "no measurement".
+    source : str, optional
+        File name for error messages.
+
+    Returns
+    -------
+    X : ndarray (n, len(bands)), AB mag, NaN where missing
+    X_err : ndarray (n, len(bands)), mag, or None
+
+    Raises
+    ------
+    InputError
+        A missing or non-numeric column, an infinite value, or an observed band whose error is
+        missing, negative or infinite.
+    """
+    if kind not in ("mag", "flux"):
+        raise InputError(f"kind must be 'mag' or 'flux', not {kind!r}")
+    if errors is not None and len(errors) != len(bands):
+        raise InputError(f"{len(bands)} band columns but {len(errors)} error columns")
+    if kind == "flux" and flux_unit not in FLUX_UNITS_UJY:
+        raise InputError(f"unknown flux unit {flux_unit!r}; expected one of {list(FLUX_UNITS_UJY)}")
+    n = len(frame)
+    X = np.empty((n, len(bands)))
+    E = None if errors is None else np.empty((n, len(bands)))
+    for k, band in enumerate(bands):
+        v = _column(frame, band, source)
+        if np.isinf(v).any():
+            raise InputError(
+                "infinite value (use NaN or a sentinel such as 99 for a missing band)",
+                path=source,
+                column=band,
+                row=int(np.flatnonzero(np.isinf(v))[0]),
+            )
+        missing = np.isnan(v) | np.isin(v, np.asarray(missing_values, float))
+        e = None
+        if errors is not None:
+            e = _column(frame, errors[k], source)
+            missing |= np.isin(e, np.asarray(missing_values, float)) & ~np.isnan(v)
+        if kind == "flux":
+            scale = FLUX_UNITS_UJY[flux_unit]
+            v, e = flux_to_mag(v * scale, None if e is None else e * scale)
+            missing |= np.isnan(v)
+        v = np.where(missing, np.nan, v)
+        X[:, k] = v
+        if E is not None:
+            bad = ~missing & ~(np.isfinite(e) & (e >= 0))
+            if bad.any():
+                raise InputError(
+                    "error is missing, negative or infinite where the band is measured",
+                    path=source,
+                    column=errors[k],
+                    row=int(np.flatnonzero(bad)[0]),
+                )
+            E[:, k] = np.where(missing, np.nan, e)
+    return X, E
+
+
+def missing_patterns(X: np.ndarray, bands: Sequence[str]) -> dict[str, int]:
+    """Count rows per set of missing bands, e.g. ``{"none": 9000, "u": 700, "u,g": 2}``."""
+    X = np.asarray(X, float)
+    missing = ~np.isfinite(X)
+    out: dict[str, int] = {}
+    patterns, counts = np.unique(missing, axis=0, return_counts=True)
+    for pattern, count in zip(patterns, counts):
+        key = ",".join(b for b, m in zip(bands, pattern) if m) or "none"
+        out[key] = int(count)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,331 @@
+"""The demo service: a simulated HELP field published as a Virtual Observatory.
+
+:func:`build_demo` (first start, or ``rebuild=True``) simulates a small field with
+:func:`skysense.sim.write_field` and publishes into ``<workdir>/demo.duckdb``:
+
+- ``help.truth``: the simulated objects (true positions, redshifts, fluxes);
+- ``help.<survey>``: each survey's pristine catalogue, RA/Dec from its configuration;
+- ``help.catalogue_rows``: which true object every catalogue row belongs to;
+- ``help.gaia``: the Gaia-like astrometric reference;
+- ``help.map_sources``: the sources injected into the far-infrared maps;
+- the far-infrared maps, registered for SIA/cutouts (:func:`skysense.vo.maps.publish_map`).
+
+A completion record marks a finished build, so an interrupted build is redone on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+from skysense.errors import InputError
+from skysense.vo.backends import open_backend
+from skysense.vo.publish import publish_file
+from skysense.vo.settings import Settings
+
+__all__ = ["build_demo", "demo_settings", "demo_db_path", "DEMO_AREA_DEG2"]
+
+log = logging.getLogger(__name__)
+
+#: Area of the simulated demo field (deg^2): small enough to build in well under a minute.
+DEMO_AREA_DEG2 = 0.25
+_DONE = ("demo", "built")
+
+_DESCRIPTIONS = {
+    "truth": "Simulated truth: every object of the demo field with its true position, "
+    "redshift and total fluxes in all bands (uJy)",
+    "catalogue_rows": "Simulated truth: the true object behind every row of every survey "
+    "catalogue (duplicates flagged)",
+    "gaia": "Gaia-like astrometric reference catalogue of the demo field (epoch 2016.0)",
+    "map_sources": "Sources injected into the simulated far-infrared maps (fluxes in mJy)",
+}
+
+
+def demo_db_path(workdir: str | Path) -> Path:
+    """The demo database file inside ``workdir``."""
+    return Path(workdir) / "demo.duckdb"
+
+
+def demo_settings(workdir: str | Path) -> Settings:
+    """Settings serving the demo database."""
+    return Settings(
+        db=str(demo_db_path(workdir)),
+        title="skysense demo: a simulated HELP field",
+        description=(
+            "A simulated HELP field: truth objects, survey catalogues, a Gaia-like reference "
+            "and far-infrared maps, served through TAP/ADQL, cone search and SIA."
+        ),
+    )
+
+
+_BANDS = (
+    "megacam_u",
+    "megacam_g",
+    "megacam_r",
+    "suprime_i",
+    "ukidss_j",
+    "ukidss_k",
+    "irac_i1",
+    "mips_24",
+    "spire_250",
+    "spire_350",
+    "spire_500",
+)
+
+
+def _col(unit="", ucd="", description=""):
+    return {"unit": unit, "ucd": ucd, "description": description}
+
+
+def _position_meta(ra="ra", dec="dec", epoch=""):
+    when = f" at epoch {epoch}" if epoch else ""
+    return {
+        ra: _col("deg", "pos.eq.ra;meta.main", f"Right ascension (ICRS){when}"),
+        dec: _col("deg", "pos.eq.dec;meta.main", f"Declination (ICRS){when}"),
+    }
+
+
+def _truth_meta(flux_unit: str) -> dict:
+    cols = {
+        "object_id": _col("", "meta.id;meta.main", "Identifier of the simulated object"),
+        "kind": _col("", "src.class", "galaxy or star"),
+        "z": _col("", "src.redshift", "True redshift (NaN for stars)"),
+        "pmra": _col("mas/yr", "pos.pm;pos.eq.ra", "Proper motion in RA (times cos Dec)"),
+        "pmdec": _col("mas/yr", "pos.pm;pos.eq.dec", "Proper motion in Dec"),
+        **_position_meta(),
+    }
+    for band in _BANDS:
+        cols[f"f_{band}"] = _col(flux_unit, "phot.flux.density", f"True total flux in {band}")
+    return {"columns": cols}
+
+
+_GAIA_META = {
+    "columns": {
+        "source_id": _col("", "meta.id;meta.main", "Reference source identifier"),
+        **_position_meta(epoch="2016.0"),
+        "ra_error": _col("mas", "stat.error;pos.eq.ra", "Uncertainty of ra"),
+        "dec_error": _col("mas", "stat.error;pos.eq.dec", "Uncertainty of dec"),
+        "pmra": _col("mas/yr", "pos.pm;pos.eq.ra", "Proper motion in RA (times cos Dec)"),
+        "pmdec": _col("mas/yr", "pos.pm;pos.eq.dec", "Proper motion in Dec"),
+        "pmra_error": _col("mas/yr", "stat.error;pos.pm;pos.eq.ra", "Uncertainty of pmra"),
+        "pmdec_error": _col("mas/yr", "stat.error;pos.pm;pos.eq.dec", "Uncertainty of pmdec"),
+        "phot_g_mean_mag": _col("mag", "phot.mag;em.opt", "G-band mean magnitude"),
+        "ref_epoch": _col("yr", "time.epoch", "Reference epoch of the positions"),
+    }
+}
+
+_ROWS_META = {
+    "columns": {
+        "survey": _col("", "meta.id;instr.setup", "Survey of the catalogue row"),
+        "source_id": _col("", "meta.id", "The survey's own identifier of the row"),
+        "object_id": _col("", "meta.id.cross", "The true object behind the row"),
+        "is_duplicate": _col("", "meta.code", "The row is a spurious duplicate detection"),
+    }
+}
+
+
+def _survey_meta(cfg: dict) -> dict:
+    """Column metadata from a survey configuration (contract 2)."""
+    epoch = cfg.get("epoch", "")
+    columns = cfg.get("columns") or {}
+    cols = {}
+    if columns.get("id"):
+        cols[columns["id"]] = _col("", "meta.id;meta.main", "Source identifier")
+    if columns.get("ra") and columns.get("dec"):
+        cols.update(_position_meta(columns["ra"], columns["dec"], epoch))
+    if columns.get("stellarity"):
+        cols[columns["stellarity"]] = _col(
+            "", "src.class.starGalaxy", "Stellarity (0 galaxy .. 1 star)"
+        )
+    if columns.get("position_error"):
+        cols[columns["position_error"]] = _col("arcsec", "stat.error;pos", "Position error")
+    for band in cfg.get("bands") or []:
+        name = band.get("name", "")
+        system = band.get("system", "AB")
+        flux_unit = band.get("flux_unit", "")
+        for key, what in (
+            ("mag", f"Total magnitude ({system}) in {name}"),
+            ("mag_err", f"Error of the total magnitude in {name}"),
+            ("mag_ap", f"Aperture magnitude ({system}) in {name}"),
+            ("mag_ap_err", f"Error of the aperture magnitude in {name}"),
+            ("flux", f"Total flux in {name}"),
+            ("flux_err", f"Error of the total flux in {name}"),
+            ("flux_ap", f"Aperture flux in {name}"),
+            ("flux_ap_err", f"Error of the aperture flux in {name}"),
+        ):
+            if band.get(key):
+                is_mag = key.startswith("mag")
+                ucd = ("phot.mag" if is_mag else "phot.flux.density") + (
+                    ";stat.error" if key.endswith("_err") else ""
+                )
+                if key.endswith("_err"):
+                    ucd = "stat.error;" + ucd.split(";")[0]
+                cols[band[key]] = _col("mag" if is_mag else flux_unit, ucd, what)
+    return {"columns": cols}
+
+
+def _is_built(db: Path) -> bool:
+    if not db.exists():
+        return False
+    try:
+        backend = open_backend(db, create=False)
+    except Exception:  # an unreadable file is rebuilt
+        return False
+    try:
+        return backend.get_record(*_DONE) is not None
+    except Exception:
+        return False
+    finally:
+        backend.close()
+
+
+def build_demo(
+    workdir: str | Path,
+    *,
+    rebuild: bool = False,
+    seed: int = 1,
+    area_deg2: float = DEMO_AREA_DEG2,
+) -> tuple[Path, bool]:
+    """Build the demo database unless a complete one exists.
+
+    Parameters
+    ----------
+    workdir : str or Path
+        Folder of the demo (the simulated field goes to ``<workdir>/field``).
+    rebuild : bool
+        Start over even when a complete database exists.
+    seed : int
+        Seed of the simulated field.
+    area_deg2 : float
+        Area of the field (deg^2).
+
+    Returns
+    -------
+    (db_path, built) : (Path, bool)
+        ``built`` is False when an existing database was kept.
+    """
+    workdir = Path(workdir)
+    db = demo_db_path(workdir)
+    if not rebuild and _is_built(db):
+        return db, False
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in (db, db.with_name(db.name + ".wal")):
+        if stale.exists():
+            stale.unlink()
+    shutil.rmtree(Settings(db=str(db)).resolved_workdir, ignore_errors=True)
+    field = workdir / "field"
+    if rebuild or not (field / "manifest.json").is_file():
+        from skysense.sim import write_field
+
+        shutil.rmtree(field, ignore_errors=True)
+        write_field(field, seed=seed, area_deg2=area_deg2)
+    _publish_field(field, db)
+    return db, True
+
+
+def _publish_field(field: Path, db: Path) -> None:
+    manifest_path = field / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError("the simulated field has no manifest.json", path=field)
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    backend = open_backend(db)
+    try:
+        truth = manifest.get("truth") or {}
+        objects = field / truth.get("objects", "truth/objects.parquet")
+        publish_file(
+            backend,
+            objects,
+            "help.truth",
+            description=_DESCRIPTIONS["truth"],
+            ra="ra",
+            dec="dec",
+            meta=_truth_meta("uJy"),
+        )
+        rows = field / truth.get("catalogue_rows", "truth/catalogue_rows.parquet")
+        if rows.is_file():
+            publish_file(
+                backend,
+                rows,
+                "help.catalogue_rows",
+                description=_DESCRIPTIONS["catalogue_rows"],
+                meta=_ROWS_META,
+            )
+        ref = field / manifest.get("reference", "reference/gaia.parquet")
+        if ref.is_file():
+            publish_file(
+                backend,
+                ref,
+                "help.gaia",
+                description=_DESCRIPTIONS["gaia"],
+                ra="ra",
+                dec="dec",
+                meta=_GAIA_META,
+            )
+        sources = field / truth.get("map_sources", "truth/map_sources.parquet")
+        if sources.is_file():
+            publish_file(
+                backend,
+                sources,
+                "help.map_sources",
+                description=_DESCRIPTIONS["map_sources"],
+                ra="ra",
+                dec="dec",
+                meta=_truth_meta("mJy"),
+            )
+        for survey, entry in sorted((manifest.get("surveys") or {}).items()):
+            _publish_survey(backend, field, survey, entry)
+        _publish_maps(backend, field, manifest)
+        backend.put_record(*_DONE, {"field": str(field), "seed": manifest.get("seed")})
+    finally:
+        backend.close()
+
+
+def _publish_survey(backend, field: Path, survey: str, entry: dict) -> None:
+    import yaml
+
+    path = field / entry["file"]
+    if not path.exists():
+        path = field / "catalogues" / Path(entry["file"]).name
+    ra = dec = None
+    cfg: dict = {}
+    config = entry.get("config")
+    if config:
+        cfg_path = field / config
+        if not cfg_path.exists():
+            cfg_path = field / "catalogues" / Path(config).name
+        if cfg_path.is_file():
+            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+            cols = cfg.get("columns") or {}
+            ra, dec = cols.get("ra"), cols.get("dec")
+    bands = ", ".join(entry.get("bands") or [])
+    description = f"Simulated {survey} survey catalogue as delivered (bands: {bands})"
+    publish_file(
+        backend,
+        path,
+        f"help.{survey}",
+        description=description,
+        ra=ra,
+        dec=dec,
+        fmt=entry.get("format"),
+        meta=_survey_meta(cfg),
+    )
+
+
+def _publish_maps(backend, field: Path, manifest: dict) -> None:
+    try:
+        from skysense.vo.maps import publish_map
+    except ImportError:
+        log.warning("skysense.vo.maps is not available; the demo maps are not registered")
+        return
+    for band, entry in sorted((manifest.get("maps") or {}).items()):
+        path = field / entry["file"]
+        description = (
+            f"Simulated {band} map ({entry.get('unit', 'mJy/beam')}, "
+            f"FWHM {entry.get('fwhm_arcsec', '?')} arcsec)"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            publish_map(backend, path, name=band, description=description)

@@ -1,0 +1,554 @@
+"""Publishing tables into the VO database.
+
+:func:`publish_file` reads FITS, VOTable, Parquet, HATS directories, CSV and ECSV files keeping
+units, UCDs and descriptions (from the file, or from a metadata YAML/JSON file), finds the
+RA/Dec columns, adds the ``_hpx`` NESTED HEALPix index (order 14) and loads the table through
+:meth:`Backend.load_table`, which replaces an existing table atomically.
+:func:`publish_arrow` does the same for an in-memory Arrow table (used by the demo and by the
+other areas to publish their outputs).
+
+Metadata file (YAML or JSON)::
+
+    description: HELP masterlist of the field
+    ra: ra                     # optional, else detected
+    dec: dec
+    columns:
+      ra:  {unit: deg, ucd: "pos.eq.ra;meta.main", description: Right ascension (ICRS)}
+      f_spire_250: {unit: uJy, ucd: phot.flux.density;em.IR.250um, principal: true}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from skysense.errors import ConfigError, InputError
+from skysense.vo.backends import Backend, TableSpec
+from skysense.vo.schema import ColumnInfo
+from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable
+
+__all__ = [
+    "publish_file",
+    "publish_arrow",
+    "read_table_file",
+    "read_metadata_file",
+    "detect_radec",
+    "adql_column_name",
+    "HPX_ORDER",
+]
+
+#: HEALPix order of the ``_hpx`` column (NESTED; ~13 arcsec cells).
+HPX_ORDER = 14
+
+_RA_NAMES = (
+    "ra",
+    "ra_deg",
+    "radeg",
+    "raj2000",
+    "ra_j2000",
+    "ra_icrs",
+    "alpha_j2000",
+    "alpha",
+    "ra2000",
+    "right_ascension",
+)
+_DEC_NAMES = (
+    "dec",
+    "dec_deg",
+    "decdeg",
+    "dej2000",
+    "dec_j2000",
+    "de_icrs",
+    "dec_icrs",
+    "delta_j2000",
+    "delta",
+    "de",
+    "dec2000",
+    "declination",
+)
+_SUFFIXES = {
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".fits.gz": "fits",
+    ".vot": "votable",
+    ".xml": "votable",
+    ".votable": "votable",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".ecsv": "ecsv",
+    ".tsv": "tsv",
+}
+
+
+def adql_column_name(name: str) -> str:
+    """The lower-case ADQL regular identifier a file column is published under.
+
+    Characters other than letters, digits and ``_`` become ``_``; a leading digit gets a
+    ``c`` prefix; leading underscores are dropped (``_``-prefixed columns are private).
+    """
+    clean = re.sub(r"[^a-z0-9_]", "_", name.strip().lower()).lstrip("_")
+    if not clean:
+        clean = "col"
+    if clean[0].isdigit():
+        clean = "c" + clean
+    return clean
+
+
+def read_metadata_file(path: str | Path) -> dict:
+    """Read a metadata YAML/JSON file (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        When the file is not a mapping or has unknown keys.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid JSON: {exc}", path=path) from None
+    else:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError("must be a mapping", path=path)
+    unknown = set(doc) - {"description", "ra", "dec", "columns", "table"}
+    if unknown:
+        raise ConfigError(f"unknown keys {sorted(unknown)}", path=path)
+    cols = doc.get("columns") or {}
+    if not isinstance(cols, Mapping):
+        raise ConfigError(
+            "must map column names to {unit, ucd, description}", path=path, key="columns"
+        )
+    allowed = {"unit", "ucd", "description", "principal", "name"}
+    for name, entry in cols.items():
+        if isinstance(entry, str):
+            continue
+        if not isinstance(entry, Mapping) or set(entry) - allowed:
+            raise ConfigError(
+                f"must be a description string or a mapping with keys {sorted(allowed)}",
+                path=path,
+                key=f"columns.{name}",
+            )
+    return dict(doc)
+
+
+def _file_format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return fmt.lower()
+    if path.is_dir():
+        return "hats"
+    name = path.name.lower()
+    for suffix, kind in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return kind
+    raise InputError(
+        "cannot tell the format from the file name; use --format "
+        "(fits, votable, parquet, hats, csv, ecsv)",
+        path=path,
+    )
+
+
+def read_table_file(path: str | Path, *, fmt: str | None = None):
+    """Read a table file into Arrow with its column metadata.
+
+    Parameters
+    ----------
+    path : str or Path
+        FITS (first table HDU), VOTable, Parquet (astropy units kept), HATS directory, CSV,
+        TSV or ECSV.
+    fmt : str, optional
+        Force the format (``fits``, ``votable``, ``parquet``, ``hats``, ``csv``, ``tsv``,
+        ``ecsv``).
+
+    Returns
+    -------
+    table : pyarrow.Table
+    columns : list of ColumnInfo
+        Metadata found in the file (names as in the file).
+    info : dict
+        ``description``, ``ra``, ``dec`` when the file says so.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    kind = _file_format(path, fmt)
+    info: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "votable":
+            table, cols = read_votable(path.read_bytes(), source=str(path))
+            return table, cols, info
+        if kind in ("fits", "ecsv"):
+            from astropy.table import Table
+
+            try:
+                atab = Table.read(path, format="fits" if kind == "fits" else "ascii.ecsv")
+            except Exception as exc:
+                raise InputError(f"cannot read as {kind}: {exc}", path=path) from None
+            table, cols = astropy_to_arrow(atab, source=str(path))
+            desc = atab.meta.get("description") or atab.meta.get("DESCRIPTION")
+            if desc:
+                info["description"] = str(desc)
+            return table, cols, info
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                table = pq.read_table(path)
+            except Exception as exc:
+                raise InputError(f"cannot read as Parquet: {exc}", path=path) from None
+            return table, _parquet_columns(table), info
+        if kind == "hats":
+            return _read_hats(path)
+        if kind in ("csv", "tsv"):
+            import pyarrow.csv as pacsv
+
+            try:
+                table = pacsv.read_csv(
+                    path,
+                    parse_options=pacsv.ParseOptions(delimiter="," if kind == "csv" else "\t"),
+                )
+            except Exception as exc:
+                raise InputError(f"cannot read as {kind.upper()}: {exc}", path=path) from None
+            return table, _infer_columns(table), info
+    raise InputError(f"unknown format {kind!r}", path=path)
+
+
+def _infer_columns(table: pa.Table, known: Mapping[str, dict] | None = None) -> list[ColumnInfo]:
+    out = []
+    for name, typ in zip(table.column_names, table.schema.types):
+        datatype = arrow_datatype(typ)
+        if datatype is None:
+            continue
+        meta = (known or {}).get(name, {})
+        out.append(
+            ColumnInfo(
+                name=name,
+                datatype=datatype,
+                arraysize="*" if datatype == "char" else None,
+                unit=str(meta.get("unit") or ""),
+                ucd=str(meta.get("ucd") or ""),
+                description=str(meta.get("description") or ""),
+            )
+        )
+    return out
+
+
+def _parquet_columns(table: pa.Table) -> list[ColumnInfo]:
+    """Column metadata of a Parquet file, from astropy's ``table_meta_yaml`` when present."""
+    known: dict[str, dict] = {}
+    raw = (table.schema.metadata or {}).get(b"table_meta_yaml")
+    if raw:
+        try:
+            from astropy.table.meta import get_header_from_yaml
+
+            header = get_header_from_yaml(raw.decode("utf-8").splitlines())
+            for col in header.get("datatype", []):
+                meta = col.get("meta") or {}
+                known[col["name"]] = {
+                    "unit": col.get("unit"),
+                    "description": col.get("description"),
+                    "ucd": meta.get("ucd"),
+                }
+        except Exception:  # unreadable metadata must not block publishing the data
+            known = {}
+    return _infer_columns(table, known)
+
+
+def _properties(path: Path) -> dict[str, str]:
+    props = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                props[key.strip()] = value.strip()
+    return props
+
+
+def _read_hats(path: Path):
+    import pyarrow.dataset as ds
+
+    # A HATS collection points at its primary catalogue (margins are other folders).
+    collection = _properties(path / "collection.properties")
+    if collection.get("hats_primary_table_url"):
+        path = path / collection["hats_primary_table_url"]
+    props = _properties(path / "hats.properties") or _properties(path / "properties")
+    root = path / "dataset" if (path / "dataset").is_dir() else path
+    try:
+        dataset = ds.dataset(
+            root, format="parquet", partitioning="hive", exclude_invalid_files=True
+        )
+        table = dataset.to_table()
+    except Exception as exc:
+        raise InputError(f"cannot read as a HATS catalogue: {exc}", path=path) from None
+    drop = [c for c in ("Norder", "Dir", "Npix", "_healpix_29") if c in table.column_names]
+    table = table.drop_columns(drop)
+    info: dict = {}
+    if props.get("hats_col_ra"):
+        info["ra"] = props["hats_col_ra"]
+        info["dec"] = props.get("hats_col_dec")
+    if props.get("obs_title") or props.get("obs_description"):
+        info["description"] = props.get("obs_description") or props.get("obs_title")
+    return table, _parquet_columns(table), info
+
+
+def detect_radec(columns: Sequence[ColumnInfo]) -> tuple[str | None, str | None]:
+    """Find the main RA/Dec columns: by UCD (``pos.eq.ra;meta.main`` first), then by name.
+
+    Returns
+    -------
+    (ra, dec) : names from ``columns`` or (None, None)
+    """
+
+    def by_ucd(word):
+        main = [
+            c.name
+            for c in columns
+            if c.ucd and word in c.ucd.lower().split(";") and "meta.main" in c.ucd.lower()
+        ]
+        if len(main) == 1:
+            return main[0]
+        plain = [c.name for c in columns if c.ucd and c.ucd.lower().split(";")[0] == word]
+        return plain[0] if len(plain) == 1 else None
+
+    ra, dec = by_ucd("pos.eq.ra"), by_ucd("pos.eq.dec")
+    if ra and dec:
+        return ra, dec
+    lower = {c.name.lower(): c.name for c in columns}
+    ra = next((lower[n] for n in _RA_NAMES if n in lower), None)
+    dec = next((lower[n] for n in _DEC_NAMES if n in lower), None)
+    if ra and dec:
+        return ra, dec
+    # HELP prepared catalogues: <survey>_ra / <survey>_dec
+    ras = [c.name for c in columns if c.name.lower().endswith("_ra")]
+    decs = [c.name for c in columns if c.name.lower().endswith("_dec")]
+    if len(ras) == 1 and len(decs) == 1:
+        return ras[0], decs[0]
+    return None, None
+
+
+def publish_file(
+    backend: Backend,
+    path: str | Path,
+    table: str,
+    *,
+    description: str | None = None,
+    meta: str | Path | Mapping | None = None,
+    ra: str | None = None,
+    dec: str | None = None,
+    fmt: str | None = None,
+) -> TableSpec:
+    """Load a table file into the database as ``table`` (``SCHEMA.NAME``).
+
+    Parameters
+    ----------
+    backend : Backend
+    path : str or Path
+        The table file or HATS directory.
+    table : str
+        ADQL name ``schema.name`` (lower case letters, digits and ``_``).
+    description : str, optional
+        Table description (overrides the file and metadata file).
+    meta : path or mapping, optional
+        Metadata file (YAML/JSON) or its content: column units, UCDs, descriptions.
+    ra, dec : str, optional
+        RA/Dec columns (degrees); detected when omitted.
+    fmt : str, optional
+        Force the input format.
+
+    Returns
+    -------
+    TableSpec
+        What was published.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, unknown column, invalid coordinates (names the row).
+    """
+    data, columns, info = read_table_file(path, fmt=fmt)
+    if meta is not None and not isinstance(meta, Mapping):
+        meta = read_metadata_file(meta)
+    meta = dict(meta or {})
+    return publish_arrow(
+        backend,
+        data,
+        table,
+        columns=columns,
+        description=description or meta.get("description") or info.get("description") or "",
+        meta=meta,
+        ra=ra or meta.get("ra") or info.get("ra"),
+        dec=dec or meta.get("dec") or info.get("dec"),
+        source=str(path),
+    )
+
+
+def publish_arrow(
+    backend: Backend,
+    data: pa.Table,
+    table: str,
+    *,
+    columns: Sequence[ColumnInfo] | None = None,
+    description: str = "",
+    meta: Mapping | None = None,
+    ra: str | None = None,
+    dec: str | None = None,
+    source: str = "table",
+) -> TableSpec:
+    """Publish an Arrow table (see :func:`publish_file`).
+
+    ``columns`` gives metadata by the data's column names (inferred from Arrow types when
+    omitted); ``meta`` (metadata-file content) overrides it. Column names are published in
+    lower case (:func:`adql_column_name`).
+    """
+    if "." not in table:
+        raise InputError(f"table name {table!r} must be SCHEMA.NAME (e.g. help.masterlist)")
+    schema, name = table.strip().lower().split(".", 1)
+    meta = dict(meta or {})
+    by_name = {c.name: c for c in (columns if columns is not None else _infer_columns(data))}
+    overrides = {str(k).lower(): v for k, v in (meta.get("columns") or {}).items()}
+
+    arrays, infos, seen = [], [], {}
+    for original in data.column_names:
+        if original not in by_name:
+            if arrow_datatype(data.schema.field(original).type) is None:
+                warnings.warn(
+                    f"{source}: column {original!r} has no scalar type; skipped", stacklevel=2
+                )
+                continue
+            by_name[original] = _infer_columns(data.select([original]))[0]
+        if original.startswith("_"):
+            continue  # private columns of the source (e.g. _healpix_29)
+        adql = adql_column_name(original)
+        if adql in seen:
+            raise InputError(
+                f"columns {seen[adql]!r} and {original!r} both become {adql!r}", path=source
+            )
+        seen[adql] = original
+        base = by_name[original]
+        over = overrides.get(original.lower()) or overrides.get(adql) or {}
+        if isinstance(over, str):
+            over = {"description": over}
+        infos.append(
+            ColumnInfo(
+                name=adql,
+                datatype=base.datatype,
+                arraysize="*" if base.datatype == "char" else None,
+                unit=str(over.get("unit", base.unit) or ""),
+                ucd=str(over.get("ucd", base.ucd) or ""),
+                description=str(over.get("description", base.description) or ""),
+                principal=bool(over.get("principal", base.principal)),
+            )
+        )
+        arrays.append(data.column(original))
+    if not infos:
+        raise InputError("no publishable column", path=source)
+    data = pa.Table.from_arrays(arrays, names=[c.name for c in infos])
+
+    def resolve(col, what):
+        if col is None:
+            return None
+        key = adql_column_name(col)
+        if key not in seen:
+            raise InputError(
+                f"no {what} column {col!r}; columns are {sorted(seen)}", path=source, column=col
+            )
+        return key
+
+    ra_col, dec_col = resolve(ra, "RA"), resolve(dec, "Dec")
+    if (ra_col is None) != (dec_col is None):
+        raise InputError("give both RA and Dec columns, or neither", path=source)
+    if ra_col is None:
+        ra_col, dec_col = detect_radec(infos)
+    if ra_col is not None:
+        hpx = _hpx_column(data, ra_col, dec_col, source)
+        data = data.append_column("_hpx", pa.array(hpx, pa.int64()))
+        fixed = []
+        for c in infos:
+            if c.name in (ra_col, dec_col):
+                is_ra = c.name == ra_col
+                ucd = c.ucd or ("pos.eq.ra;meta.main" if is_ra else "pos.eq.dec;meta.main")
+                c = ColumnInfo(
+                    name=c.name,
+                    datatype=c.datatype,
+                    arraysize=c.arraysize,
+                    unit=c.unit or "deg",
+                    ucd=ucd,
+                    description=c.description or ("Right ascension" if is_ra else "Declination"),
+                    indexed=True,
+                    principal=True,
+                )
+            fixed.append(c)
+        infos = fixed
+    if not any(c.principal for c in infos):
+        infos[0] = ColumnInfo(**{**_as_kwargs(infos[0]), "principal": True})
+    spec = TableSpec(
+        schema=schema,
+        name=name,
+        columns=tuple(infos),
+        description=description or "",
+        ra=ra_col,
+        dec=dec_col,
+        hpx_column="_hpx" if ra_col is not None else None,
+        hpx_order=HPX_ORDER,
+    )
+    backend.load_table(spec, data)
+    return spec
+
+
+def _as_kwargs(c: ColumnInfo) -> dict:
+    return {
+        "name": c.name,
+        "datatype": c.datatype,
+        "arraysize": c.arraysize,
+        "unit": c.unit,
+        "ucd": c.ucd,
+        "description": c.description,
+        "indexed": c.indexed,
+        "principal": c.principal,
+    }
+
+
+def _hpx_column(data: pa.Table, ra_col: str, dec_col: str, source: str) -> np.ndarray:
+    """NESTED HEALPix index at :data:`HPX_ORDER` of every row; -1 where RA/Dec is null/NaN."""
+    from skysense.vo.hpx import hpx_index
+
+    def as_float(col):
+        arr = data.column(col)
+        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+            raise InputError(f"must be numeric degrees, found {arr.type}", path=source, column=col)
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    ra, dec = as_float(ra_col), as_float(dec_col)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    bad = np.flatnonzero(ok & ((dec < -90) | (dec > 90)))
+    if bad.size:
+        raise InputError(
+            f"declination {dec[bad[0]]} outside [-90, 90] deg",
+            path=source,
+            column=dec_col,
+            row=int(bad[0]),
+        )
+    out = np.full(len(ra), -1, dtype=np.int64)
+    if ok.any():
+        out[ok] = np.asarray(hpx_index(np.mod(ra[ok], 360.0), dec[ok], HPX_ORDER), dtype=np.int64)
+    return out

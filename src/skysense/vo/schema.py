@@ -1,0 +1,262 @@
+"""Table metadata the ADQL translator resolves names against (pure, no database access).
+
+A :class:`SchemaCatalog` maps lower-case ADQL table names (``"schema.table"``) to
+:class:`TableInfo`, which carries the physical (quoted) SQL name, the columns users may see
+(:class:`ColumnInfo`, keyed by lower-case ADQL name) and the positional index metadata (RA/Dec
+columns, the NESTED HEALPix column and its order, Q3C). Physical columns whose names start with
+``_`` (``_hpx``, ``_rowid``) are never listed in ``columns``: users can neither name nor see them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DATATYPES",
+    "ColumnInfo",
+    "TableInfo",
+    "SchemaCatalog",
+    "tap_schema_catalog",
+    "TAP_SCHEMA_PHYSICAL_SCHEMA",
+]
+
+#: VOTable datatypes a column may have (TAP 1.1 / VOTable 1.4 names).
+DATATYPES = (
+    "boolean",
+    "short",
+    "int",
+    "long",
+    "float",
+    "double",
+    "char",
+    "unicodeChar",
+    "timestamp",
+)
+
+#: Physical schema name of the TAP_SCHEMA tables (quoted, upper case as TAP 1.1 spells it).
+TAP_SCHEMA_PHYSICAL_SCHEMA = '"TAP_SCHEMA"'
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """Metadata of one column (what a VOTable FIELD and TAP_SCHEMA.columns publish).
+
+    Parameters
+    ----------
+    name : str
+        Column name as stored (the physical name; the ADQL name is its lower-case form).
+    datatype : str
+        One of :data:`DATATYPES`.
+    arraysize : str, optional
+        VOTable arraysize (``"*"`` for variable-length strings).
+    unit, ucd, description : str
+        VO unit string, UCD and free text.
+    indexed, principal : bool
+        TAP_SCHEMA flags.
+    """
+
+    name: str
+    datatype: str
+    arraysize: str | None = None
+    unit: str = ""
+    ucd: str = ""
+    description: str = ""
+    indexed: bool = False
+    principal: bool = False
+
+    def __post_init__(self):
+        if self.datatype not in DATATYPES:
+            raise ValueError(
+                f"column {self.name!r}: datatype {self.datatype!r} is not one of {DATATYPES}"
+            )
+
+
+@dataclass
+class TableInfo:
+    """Metadata of one queryable table.
+
+    Parameters
+    ----------
+    name : str
+        ADQL name ``"schema.table"`` (lower case).
+    physical : str
+        Quoted SQL name as stored, e.g. ``'"help"."masterlist"'``.
+    columns : dict of str to ColumnInfo
+        Visible columns keyed by lower-case ADQL name (never ``_``-prefixed ones).
+    description : str
+        Free text.
+    ra, dec : str, optional
+        ADQL names of the position columns (deg, ICRS) the HEALPix/Q3C index is built on.
+    hpx_column : str, optional
+        Physical name of the hidden BIGINT column holding the NESTED HEALPix index of (ra, dec)
+        at ``hpx_order``; None when the table has none.
+    hpx_order : int
+        HEALPix order of ``hpx_column``.
+    q3c : bool
+        PostgreSQL only: a Q3C index exists on (ra, dec).
+    n_rows : int, optional
+        Row count, when known.
+    kind : str
+        ``"table"`` or ``"view"``.
+    """
+
+    name: str
+    physical: str
+    columns: dict[str, ColumnInfo]
+    description: str = ""
+    ra: str | None = None
+    dec: str | None = None
+    hpx_column: str | None = "_hpx"
+    hpx_order: int = 14
+    q3c: bool = False
+    n_rows: int | None = None
+    kind: str = "table"
+
+    @property
+    def schema_name(self) -> str:
+        """The ADQL schema part of :attr:`name` (``""`` when unqualified)."""
+        return self.name.rsplit(".", 1)[0] if "." in self.name else ""
+
+    @property
+    def table_name(self) -> str:
+        """The unqualified ADQL table name."""
+        return self.name.rsplit(".", 1)[-1]
+
+    def visible_columns(self) -> list[tuple[str, ColumnInfo]]:
+        """``(adql_name, info)`` of every user-visible column, in publication order."""
+        return [(k, c) for k, c in self.columns.items() if not k.startswith("_")]
+
+    @property
+    def has_position_index(self) -> bool:
+        """True when (ra, dec) are known and a HEALPix column exists."""
+        return self.ra is not None and self.dec is not None and self.hpx_column is not None
+
+
+@dataclass
+class SchemaCatalog:
+    """Every table a query may name, keyed by lower-case ADQL name (``"schema.table"``).
+
+    Uploaded tables appear as ``"tap_upload.<name>"``.
+    """
+
+    tables: dict[str, TableInfo] = field(default_factory=dict)
+
+    def get(self, name: str) -> TableInfo | None:
+        """The table called ``name`` (case-insensitive; ``schema.table`` or an unambiguous bare
+        ``table``), or None."""
+        key = name.lower()
+        if key in self.tables:
+            return self.tables[key]
+        if "." not in key:
+            hits = [t for k, t in self.tables.items() if k.rsplit(".", 1)[-1] == key]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def with_tables(self, *tables: TableInfo) -> SchemaCatalog:
+        """A new catalog with ``tables`` added (or replaced); self is unchanged."""
+        out = dict(self.tables)
+        for t in tables:
+            out[t.name.lower()] = t
+        return SchemaCatalog(tables=out)
+
+
+def _c(name, datatype="char", description="", *, principal=True):
+    arraysize = "*" if datatype == "char" else None
+    return ColumnInfo(
+        name=name,
+        datatype=datatype,
+        arraysize=arraysize,
+        description=description,
+        principal=principal,
+    )
+
+
+#: TAP 1.1 section 4 tables and columns: table -> (description, columns).
+_TAP_SCHEMA: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {
+    "schemas": (
+        "Schemas visible through this TAP service",
+        (
+            _c("schema_name", description="schema name, possibly qualified"),
+            _c("utype", description="lists the utypes of schemas", principal=False),
+            _c("description", description="describes schemas in the tableset"),
+            _c("schema_index", "int", "recommended sort order", principal=False),
+        ),
+    ),
+    "tables": (
+        "Tables visible through this TAP service",
+        (
+            _c("schema_name", description="the schema name from TAP_SCHEMA.schemas"),
+            _c("table_name", description="table name as it should be used in queries"),
+            _c("table_type", description="one of: table, view"),
+            _c("utype", description="lists the utype of tables", principal=False),
+            _c("description", description="describes tables in the tableset"),
+            _c("table_index", "int", "recommended sort order", principal=False),
+        ),
+    ),
+    "columns": (
+        "Columns of the tables visible through this TAP service",
+        (
+            _c("table_name", description="table name from TAP_SCHEMA.tables"),
+            _c("column_name", description="column name"),
+            _c("datatype", description="an XType or a TAPType"),
+            _c("arraysize", description="length of variable length datatypes"),
+            _c("xtype", description="a DALI or custom extended type annotation"),
+            _c("size", "int", "deprecated: use arraysize", principal=False),
+            _c("description", description="describes the columns in the tableset"),
+            _c("utype", description="lists the utypes of columns", principal=False),
+            _c("unit", description="unit in VO standard format"),
+            _c("ucd", description="UCD of column if any"),
+            _c("indexed", "int", "an indexed column; 1 means true, 0 means false"),
+            _c("principal", "int", "a principal column; 1 means true, 0 means false"),
+            _c("std", "int", "a standard column; 1 means true, 0 means false"),
+            _c("column_index", "int", "recommended sort order", principal=False),
+        ),
+    ),
+    "keys": (
+        "Foreign key relationships between tables",
+        (
+            _c("key_id", description="unique key identifier"),
+            _c("from_table", description="fully qualified table name"),
+            _c("target_table", description="fully qualified table name"),
+            _c("description", description="description of this key"),
+            _c("utype", description="utype of this key", principal=False),
+        ),
+    ),
+    "key_columns": (
+        "Columns of the foreign keys in TAP_SCHEMA.keys",
+        (
+            _c("key_id", description="key identifier from TAP_SCHEMA.keys"),
+            _c("from_column", description="key column name in the from_table"),
+            _c("target_column", description="key column name in the target_table"),
+        ),
+    ),
+}
+
+
+def tap_schema_catalog(physical_schema: str = TAP_SCHEMA_PHYSICAL_SCHEMA) -> SchemaCatalog:
+    """The five TAP 1.1 metadata tables (``tap_schema.schemas``, ``.tables``, ``.columns``,
+    ``.keys``, ``.key_columns``) with their standard columns.
+
+    Parameters
+    ----------
+    physical_schema : str
+        Quoted physical schema the server stores them in (default ``"TAP_SCHEMA"``); table
+        physical names are ``<physical_schema>."<table>"``.
+
+    Returns
+    -------
+    SchemaCatalog
+        Keys ``"tap_schema.<table>"``; no position columns, no HEALPix column.
+    """
+    tables = {}
+    for short, (description, columns) in _TAP_SCHEMA.items():
+        name = f"tap_schema.{short}"
+        tables[name] = TableInfo(
+            name=name,
+            physical=f'{physical_schema}."{short}"',
+            columns={c.name.lower(): c for c in columns},
+            description=description,
+            hpx_column=None,
+        )
+    return SchemaCatalog(tables=tables)

@@ -1,0 +1,440 @@
+"""TAP 1.1 synchronous queries, request parameters and table uploads.
+
+- :func:`run_adql` / :func:`run_adql_sync`: ADQL text -> :class:`QueryResult` (the one path every
+  query takes: TAP sync and async, the web pages, cone search). The catalog comes from the
+  backend, uploads appear as ``TAP_UPLOAD.<name>``, the translator adds the MAXREC+1 probe, the
+  backend runs the SQL in a worker thread under the time limit.
+- :func:`read_params`: the request's parameters, names case-insensitive (TAP 1.1 section 2.3),
+  from the query string and a urlencoded or multipart body.
+- :func:`resolve_uploads`: ``UPLOAD=name,param:part`` (inline multipart) and
+  ``UPLOAD=name,http(s)://...`` (fetched with a size limit) -> :class:`UploadTable` objects.
+- :func:`sync_endpoint`: ``/tap/sync`` (GET and POST).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+import numpy as np
+import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skysense.errors import InputError, QueryError
+from skysense.vo.backends import QueryHandle, UploadTable, quote_ident
+from skysense.vo.formats import resolve_format, serialise
+from skysense.vo.publish import adql_column_name, detect_radec
+from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
+from skysense.vo.votable import read_votable
+
+__all__ = [
+    "QueryResult",
+    "TapParams",
+    "run_adql",
+    "run_adql_sync",
+    "read_params",
+    "parse_maxrec",
+    "parse_upload_param",
+    "make_upload",
+    "fetch_url",
+    "resolve_uploads",
+    "sync_endpoint",
+    "check_query_params",
+]
+
+_UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_MAX_FORM_FIELD_BYTES = 1 << 20
+
+
+@dataclass
+class QueryResult:
+    """Rows and column metadata of one query.
+
+    ``table`` is already cut at MAXREC; ``overflow`` says rows were cut.
+    """
+
+    table: pa.Table
+    columns: list  # list[OutputColumn] (name, info: ColumnInfo)
+    overflow: bool
+
+    @property
+    def column_infos(self) -> list[ColumnInfo]:
+        """FIELD metadata: each output column's ColumnInfo under its output name."""
+        out = []
+        for col in self.columns:
+            info = col.info
+            out.append(
+                ColumnInfo(
+                    name=col.name,
+                    datatype=info.datatype,
+                    arraysize=info.arraysize,
+                    unit=info.unit,
+                    ucd=info.ucd,
+                    description=info.description,
+                    indexed=info.indexed,
+                    principal=info.principal,
+                )
+            )
+        return out
+
+
+@dataclass
+class TapParams:
+    """Request parameters: ``values`` keyed by lower-case name (last value wins, except
+    ``upload`` whose values are all kept in ``uploads``); ``files`` are multipart file parts
+    keyed by their (case-sensitive) field name, as bytes."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    uploads: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.values.get(name.lower(), default)
+
+
+def parse_maxrec(value: str | None, *, default: int, hard: int) -> int:
+    """MAXREC as an int in [0, hard] (``default`` when absent).
+
+    Raises
+    ------
+    QueryError
+        When not a non-negative integer.
+    """
+    if value is None or value.strip() == "":
+        return min(default, hard)
+    try:
+        maxrec = int(value.strip())
+    except ValueError:
+        raise QueryError(f"MAXREC must be a non-negative integer, got {value!r}") from None
+    if maxrec < 0:
+        raise QueryError(f"MAXREC must be a non-negative integer, got {value!r}")
+    return min(maxrec, hard)
+
+
+def run_adql_sync(
+    state,
+    adql: str,
+    *,
+    maxrec: int | None = None,
+    uploads: Sequence[UploadTable] = (),
+    timeout_s: float | None = None,
+    handle: QueryHandle | None = None,
+) -> QueryResult:
+    """Translate and run one ADQL query (blocking; call from a worker thread).
+
+    Parameters
+    ----------
+    state : object
+        Has ``backend`` (:class:`~skysense.vo.backends.Backend`) and ``settings``
+        (:class:`~skysense.vo.settings.Settings`), e.g. ``request.app.state``.
+    adql : str
+        The query.
+    maxrec : int, optional
+        Row limit (default ``settings.maxrec_default``; never above ``settings.maxrec_hard``).
+    uploads : sequence of UploadTable
+        Tables visible as ``TAP_UPLOAD.<name>``.
+    timeout_s : float, optional
+        Time limit (default ``settings.query_timeout_s``).
+    handle : QueryHandle, optional
+        Lets another thread abort the query.
+
+    Raises
+    ------
+    QueryError
+        Syntax errors (with line and column), unknown tables/columns, database errors,
+        timeouts.
+    """
+    from skysense.vo.sql import translate
+
+    settings = state.settings
+    backend = state.backend
+    if not adql or not adql.strip():
+        raise QueryError("QUERY is empty")
+    maxrec = settings.maxrec_default if maxrec is None else maxrec
+    maxrec = max(0, min(int(maxrec), settings.maxrec_hard))
+    catalog = backend.catalog()
+    if uploads:
+        tables = dict(catalog.tables)
+        for up in uploads:
+            tables[up.info.name] = up.info
+        catalog = SchemaCatalog(tables=tables)
+    translation = translate(adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec)
+    table = backend.query(
+        translation.sql,
+        uploads=uploads,
+        aux=translation.aux,
+        timeout_s=settings.query_timeout_s if timeout_s is None else timeout_s,
+        handle=handle,
+    )
+    overflow = False
+    if translation.overflow_probe and table.num_rows > maxrec:
+        table = table.slice(0, maxrec)
+        overflow = True
+    columns = list(translation.columns)
+    if len(columns) == table.num_columns and table.column_names != [c.name for c in columns]:
+        # Output names come from the translation (the SQL may alias them for safety).
+        table = table.rename_columns([c.name for c in columns])
+    return QueryResult(table=table, columns=columns, overflow=overflow)
+
+
+async def run_adql(
+    state,
+    adql: str,
+    *,
+    maxrec: int | None = None,
+    uploads: Sequence[UploadTable] = (),
+    timeout_s: float | None = None,
+) -> QueryResult:
+    """:func:`run_adql_sync` in a worker thread (for request handlers: ``await run_adql(...)``)."""
+    return await anyio.to_thread.run_sync(
+        lambda: run_adql_sync(state, adql, maxrec=maxrec, uploads=uploads, timeout_s=timeout_s)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters and uploads
+
+
+async def read_params(request: Request, *, upload_limit_bytes: int) -> TapParams:
+    """Collect the request's parameters (query string, then the body of a POST).
+
+    Raises
+    ------
+    InputError
+        When a file part exceeds ``upload_limit_bytes``.
+    """
+    params = TapParams()
+
+    def add(name: str, value: str) -> None:
+        key = name.lower()
+        if key == "upload":
+            params.uploads.append(value)
+        params.values[key] = value
+
+    for name, value in request.query_params.multi_items():
+        add(name, value)
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data") or ctype.startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            form = await request.form(max_part_size=_MAX_FORM_FIELD_BYTES)
+            try:
+                for name, value in form.multi_items():
+                    if isinstance(value, str):
+                        add(name, value)
+                        continue
+                    data = await value.read(upload_limit_bytes + 1)
+                    if len(data) > upload_limit_bytes:
+                        raise InputError(
+                            f"upload {name!r} exceeds the limit of {upload_limit_bytes} bytes"
+                        )
+                    params.files[name] = data
+            finally:
+                await form.close()
+    return params
+
+
+def parse_upload_param(value: str) -> list[tuple[str, str]]:
+    """Split an UPLOAD value ``name,uri;name2,uri2`` into (name, uri) pairs.
+
+    Raises
+    ------
+    QueryError
+        Malformed value or table name (must be an ADQL regular identifier).
+    """
+    pairs = []
+    for item in value.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        if "," not in item:
+            raise QueryError(f"UPLOAD item {item!r} must be 'name,uri'")
+        name, uri = (s.strip() for s in item.split(",", 1))
+        if not _UPLOAD_NAME.match(name):
+            raise QueryError(f"UPLOAD table name {name!r} is not a valid ADQL identifier")
+        pairs.append((name, uri))
+    return pairs
+
+
+def make_upload(name: str, data: bytes, *, source: str | None = None) -> UploadTable:
+    """Parse an uploaded VOTable into an :class:`UploadTable` named ``TAP_UPLOAD.<name>``.
+
+    Column names become lower-case ADQL identifiers; a ``_rowid`` column (0..n-1) is added;
+    RA/Dec are detected (UCD, then name) so cross-matches can use the HEALPix index.
+    """
+    table, infos = read_votable(data, source=source or f"upload {name}")
+    arrays, cols, seen = [], [], set()
+    for info, original in zip(infos, table.column_names):
+        adql = adql_column_name(original)
+        if adql in seen:
+            raise InputError(f"upload {name!r}: two columns become {adql!r}", column=original)
+        seen.add(adql)
+        arrays.append(table.column(original))
+        cols.append(
+            ColumnInfo(
+                name=adql,
+                datatype=info.datatype,
+                arraysize=info.arraysize,
+                unit=info.unit,
+                ucd=info.ucd,
+                description=info.description,
+            )
+        )
+    arrays.append(pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    data_table = pa.Table.from_arrays(arrays, names=[c.name for c in cols] + ["_rowid"])
+    lname = name.lower()
+    physical = quote_ident(f"_tap_upload_{lname}")
+    ra, dec = detect_radec(cols)
+    info = TableInfo(
+        name=f"tap_upload.{lname}",
+        physical=physical,
+        columns={c.name: c for c in cols},
+        description=f"uploaded table {name}",
+        ra=ra,
+        dec=dec,
+        hpx_column=None,
+        n_rows=table.num_rows,
+    )
+    return UploadTable(name=lname, physical=physical, data=data_table, info=info)
+
+
+def _check_public_host(host: str) -> None:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise InputError(f"cannot resolve upload host {host!r}: {exc}") from None
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0])
+        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved:
+            raise InputError(f"upload URL host {host!r} is not a public address")
+
+
+def fetch_url(
+    url: str, *, limit_bytes: int, allow_private: bool = False, timeout_s: float = 30.0
+) -> bytes:
+    """Fetch an upload by URL (http and https only, at most ``limit_bytes``, no redirects
+    to other schemes; private/loopback hosts refused unless ``allow_private``).
+
+    Raises
+    ------
+    InputError
+        Bad scheme, refused host, HTTP error or a too large document.
+    """
+    import httpx
+
+    for _ in range(4):  # follow at most 3 redirects, re-checking each target
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"upload URL must be http(s)://..., got {url!r}")
+        if not allow_private:
+            _check_public_host(parts.hostname)
+        try:
+            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
+                if resp.is_redirect:
+                    url = urllib.parse.urljoin(url, resp.headers.get("location", ""))
+                    continue
+                if resp.status_code != 200:
+                    raise InputError(f"upload URL {url} answered HTTP {resp.status_code}")
+                chunks, size = [], 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > limit_bytes:
+                        raise InputError(
+                            f"upload URL {url} exceeds the limit of {limit_bytes} bytes"
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise InputError(f"cannot fetch upload URL {url}: {exc}") from None
+    raise InputError(f"upload URL {url}: too many redirects")
+
+
+def resolve_uploads(
+    params: TapParams,
+    *,
+    limit_bytes: int,
+    allow_private: bool = False,
+    loader: Mapping[str, bytes] | None = None,
+) -> list[UploadTable]:
+    """All UPLOAD tables of a request (blocking: URLs are fetched; call in a worker thread).
+
+    ``loader`` replaces ``params.files`` (async jobs keep their inline parts on disk).
+    """
+    files = params.files if loader is None else loader
+    uploads: dict[str, UploadTable] = {}
+    for value in params.uploads:
+        for name, uri in parse_upload_param(value):
+            if name.lower() in uploads:
+                raise QueryError(f"UPLOAD table {name!r} given twice")
+            if uri.startswith("param:"):
+                part = uri[len("param:") :]
+                if part not in files:
+                    raise QueryError(f"UPLOAD {name!r} refers to a missing form part {part!r}")
+                data = files[part]
+            elif uri.lower().startswith(("http://", "https://")):
+                data = fetch_url(uri, limit_bytes=limit_bytes, allow_private=allow_private)
+            else:
+                raise QueryError(
+                    f"UPLOAD {name!r}: only param:<part> and http(s):// URIs are accepted"
+                )
+            uploads[name.lower()] = make_upload(name, data)
+    return list(uploads.values())
+
+
+def check_query_params(params: TapParams) -> str:
+    """Validate REQUEST/LANG/QUERY; return the query text.
+
+    Raises
+    ------
+    QueryError
+    """
+    request = params.get("request")
+    if request is not None and request.strip() and request.strip().lower() != "doquery":
+        raise QueryError(f"REQUEST={request!r} is not supported (use doQuery)")
+    lang = (params.get("lang") or "ADQL").strip()
+    if not re.fullmatch(r"(?i)adql(-2\.[01])?", lang):
+        raise QueryError(f"LANG={lang!r} is not supported (use ADQL)")
+    query = params.get("query")
+    if query is None or not query.strip():
+        raise QueryError("the QUERY parameter is missing")
+    return query
+
+
+async def sync_endpoint(request: Request) -> Response:
+    """``/tap/sync``: run the query and answer the result in the requested format."""
+    state = request.app.state
+    settings = state.settings
+    params = await read_params(request, upload_limit_bytes=settings.upload_limit_bytes)
+    query = check_query_params(params)
+    fmt = resolve_format(params.get("responseformat") or params.get("format"))
+    maxrec = parse_maxrec(
+        params.get("maxrec"), default=settings.maxrec_default, hard=settings.maxrec_hard
+    )
+
+    def work() -> bytes:
+        uploads = resolve_uploads(
+            params,
+            limit_bytes=settings.upload_limit_bytes,
+            allow_private=settings.upload_allow_private_urls,
+        )
+        result = run_adql_sync(state, query, maxrec=maxrec, uploads=uploads)
+        return serialise(
+            fmt,
+            result.table,
+            result.column_infos,
+            overflow=result.overflow,
+            infos={"QUERY": query},
+        )
+
+    body = await anyio.to_thread.run_sync(work)
+    headers = {}
+    if fmt.key in ("fits", "csv", "tsv"):
+        headers["Content-Disposition"] = f'inline; filename="result.{fmt.extension}"'
+    return Response(body, media_type=fmt.mime, headers=headers)

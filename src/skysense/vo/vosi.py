@@ -1,0 +1,292 @@
+"""VOSI resources of the TAP service: capabilities (with TAPRegExt), availability, tables.
+
+- ``/tap/capabilities``: TAP 1.1 ``tr:TableAccess`` capability (ADQL 2.0/2.1 with the language
+  features the translator declares in :mod:`skysense.vo.features`, output formats, upload
+  methods, retention period, execution duration, output limits, upload limit) plus the VOSI
+  capabilities, availability and tables capabilities.
+- ``/tap/availability``: VOSI availability (the database answers a trivial query).
+- ``/tap/tables`` (``detail=min`` omits columns) and ``/tap/tables/{name}``: VODataService 1.1
+  tableset built from the same catalog the translator uses (so TAP_SCHEMA and /tables agree).
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skysense.errors import SkysenseError
+from skysense.vo.formats import FORMATS
+from skysense.vo.schema import SchemaCatalog, TableInfo
+
+__all__ = [
+    "capabilities_xml",
+    "tables_xml",
+    "table_xml",
+    "availability_xml",
+    "language_features",
+    "routes",
+    "TableNotFound",
+]
+
+_XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+_VR = 'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
+_VS = 'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
+_TR = 'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"'
+
+
+class TableNotFound(SkysenseError, LookupError):
+    """``/tap/tables/{name}`` for an unknown table (HTTP 404)."""
+
+
+def language_features() -> dict[str, list[tuple[str, str]]]:
+    """TAPRegExt language features: {feature type ivo-id: [(form, description), ...]}.
+
+    Taken from :mod:`skysense.vo.features` (the translator's own declaration).
+    """
+    try:
+        from skysense.vo import features as feat
+    except ImportError:
+        return {}
+
+    for attr in ("TAPREGEXT_FEATURES", "LANGUAGE_FEATURES", "FEATURES"):
+        value = getattr(feat, attr, None)
+        if value is not None:
+            break
+    else:
+        func = getattr(feat, "language_features", None)
+        value = func() if callable(func) else {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    items = value.items() if isinstance(value, dict) else value
+    for type_id, forms in items:
+        rows = []
+        for f in forms:
+            if isinstance(f, str):
+                rows.append((f, ""))
+            elif isinstance(f, dict):
+                rows.append((f.get("form", ""), f.get("description", "") or ""))
+            else:
+                form = getattr(f, "form", None)
+                if form is not None:
+                    rows.append((form, getattr(f, "description", "") or ""))
+                else:
+                    rows.append((f[0], f[1] if len(f) > 1 else ""))
+        out[type_id] = rows
+    return out
+
+
+def capabilities_xml(base: str, settings) -> str:
+    """The VOSI capabilities document of the TAP service rooted at ``{base}/tap``."""
+    tap = f"{base}/tap"
+    feats = []
+    for type_id, forms in language_features().items():
+        feats.append(f'      <languageFeatures type="{escape(type_id)}">\n')
+        for form, description in forms:
+            feats.append(f"        <feature>\n          <form>{escape(form)}</form>\n")
+            if description:
+                feats.append(f"          <description>{escape(description)}</description>\n")
+            feats.append("        </feature>\n")
+        feats.append("      </languageFeatures>\n")
+    outputs = []
+    for fmt in FORMATS:
+        ivo = f' ivo-id="{fmt.ivo_id}"' if fmt.ivo_id else ""
+        outputs.append(f"    <outputFormat{ivo}>\n      <mime>{escape(fmt.mime)}</mime>\n")
+        for alias in fmt.aliases[:1]:
+            outputs.append(f"      <alias>{escape(alias)}</alias>\n")
+        outputs.append("    </outputFormat>\n")
+    retention = int(settings.job_destruction_s)
+    default_exec = int(settings.async_timeout_s)
+    hard_exec = int(settings.async_timeout_hard_s)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
+        f"{_XSI} {_VR} {_VS} {_TR}>\n"
+        '  <capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">\n'
+        '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.1">\n'
+        f'      <accessURL use="base">{escape(tap)}</accessURL>\n'
+        "    </interface>\n"
+        '    <dataModel ivo-id="ivo://ivoa.net/std/RegTAP#1.0">Registry 1.0</dataModel>\n'
+        "    <language>\n"
+        "      <name>ADQL</name>\n"
+        '      <version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>\n'
+        '      <version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>\n'
+        "      <description>ADQL 2.1, translated to the database's SQL by skysense</description>\n"
+        + "".join(feats)
+        + "    </language>\n"
+        + "".join(outputs)
+        + '    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>\n'
+        '    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>\n'
+        '    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-https"/>\n'
+        "    <retentionPeriod>\n"
+        f"      <default>{retention}</default>\n      <hard>{retention}</hard>\n"
+        "    </retentionPeriod>\n"
+        "    <executionDuration>\n"
+        f"      <default>{default_exec}</default>\n      <hard>{hard_exec}</hard>\n"
+        "    </executionDuration>\n"
+        "    <outputLimit>\n"
+        f'      <default unit="row">{settings.maxrec_default}</default>\n'
+        f'      <hard unit="row">{settings.maxrec_hard}</hard>\n'
+        "    </outputLimit>\n"
+        "    <uploadLimit>\n"
+        f'      <default unit="byte">{settings.upload_limit_bytes}</default>\n'
+        f'      <hard unit="byte">{settings.upload_limit_bytes}</hard>\n'
+        "    </uploadLimit>\n"
+        "  </capability>\n"
+        + _vosi_capability("capabilities", f"{tap}/capabilities")
+        + _vosi_capability("availability", f"{tap}/availability")
+        + _vosi_capability("tables", f"{tap}/tables")
+        + "</vosi:capabilities>\n"
+    )
+
+
+def _vosi_capability(name: str, url: str) -> str:
+    return (
+        f'  <capability standardID="ivo://ivoa.net/std/VOSI#{name}">\n'
+        '    <interface xsi:type="vs:ParamHTTP">\n'
+        f'      <accessURL use="full">{escape(url)}</accessURL>\n'
+        "    </interface>\n"
+        "  </capability>\n"
+    )
+
+
+def availability_xml(available: bool, note: str) -> str:
+    """The VOSI availability document."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">\n'
+        f"  <vosi:available>{'true' if available else 'false'}</vosi:available>\n"
+        f"  <vosi:note>{escape(note)}</vosi:note>\n"
+        "</vosi:availability>\n"
+    )
+
+
+def _display_name(info: TableInfo) -> str:
+    """The name as written in TAP_SCHEMA (TAP_SCHEMA tables upper-case their schema)."""
+    if info.name.startswith("tap_schema."):
+        return "TAP_SCHEMA." + info.name.split(".", 1)[1]
+    return info.name
+
+
+def _table_body(info: TableInfo, detail: bool, indent: str) -> str:
+    out = [f'{indent}<table type="{escape(info.kind or "table")}">\n']
+    out.append(f"{indent}  <name>{escape(_display_name(info))}</name>\n")
+    if info.description:
+        out.append(f"{indent}  <description>{escape(info.description)}</description>\n")
+    if detail:
+        for col in info.columns.values():
+            out.append(f"{indent}  <column>\n")
+            out.append(f"{indent}    <name>{escape(col.name)}</name>\n")
+            if col.description:
+                out.append(f"{indent}    <description>{escape(col.description)}</description>\n")
+            if col.unit:
+                out.append(f"{indent}    <unit>{escape(col.unit)}</unit>\n")
+            if col.ucd:
+                out.append(f"{indent}    <ucd>{escape(col.ucd)}</ucd>\n")
+            datatype, arraysize, xtype = col.datatype, col.arraysize, None
+            if datatype == "timestamp":
+                datatype, arraysize, xtype = "char", "*", "timestamp"
+            attrs = ""
+            if arraysize:
+                attrs += f' arraysize="{escape(str(arraysize))}"'
+            if xtype:
+                attrs += f' extendedType="{xtype}"'
+            out.append(
+                f'{indent}    <dataType xsi:type="vs:VOTableType"{attrs}>{datatype}</dataType>\n'
+            )
+            if col.indexed:
+                out.append(f"{indent}    <flag>indexed</flag>\n")
+            if col.principal:
+                out.append(f"{indent}    <flag>principal</flag>\n")
+            if info.name.startswith("tap_schema."):
+                out.append(f"{indent}    <flag>std</flag>\n")
+            out.append(f"{indent}  </column>\n")
+    out.append(f"{indent}</table>\n")
+    return "".join(out)
+
+
+def _schemas(catalog: SchemaCatalog) -> dict[str, list[TableInfo]]:
+    groups: dict[str, list[TableInfo]] = {}
+    for key in sorted(catalog.tables, key=lambda k: (not k.startswith("tap_schema."), k)):
+        info = catalog.tables[key]
+        if key.startswith("tap_upload."):
+            continue
+        schema = "TAP_SCHEMA" if key.startswith("tap_schema.") else key.split(".", 1)[0]
+        groups.setdefault(schema, []).append(info)
+    return groups
+
+
+def tables_xml(catalog: SchemaCatalog, *, detail: bool = True) -> str:
+    """The VOSI tableset (``detail=False``: tables without their columns)."""
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<vosi:tableset xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" {_XSI} {_VS}>\n'
+    ]
+    for schema, infos in _schemas(catalog).items():
+        out.append(f"  <schema>\n    <name>{escape(schema)}</name>\n")
+        for info in infos:
+            out.append(_table_body(info, detail, "    "))
+        out.append("  </schema>\n")
+    out.append("</vosi:tableset>\n")
+    return "".join(out)
+
+
+def table_xml(catalog: SchemaCatalog, name: str) -> str:
+    """One table (VOSI 1.1 ``/tables/{name}``)."""
+    info = catalog.tables.get(name.lower())
+    if info is None or name.lower().startswith("tap_upload."):
+        raise TableNotFound(f"no table {name!r}")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + _table_body(info, True, "").replace(
+        "<table ",
+        f'<vosi:table xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" {_XSI} {_VS} ',
+        1,
+    ).replace("</table>\n", "</vosi:table>\n")
+
+
+def _base(request: Request) -> str:
+    override = request.app.state.settings.base_url
+    return (override or str(request.base_url)).rstrip("/")
+
+
+def _xml(text: str, status: int = 200) -> Response:
+    return Response(text, status_code=status, media_type="text/xml")
+
+
+async def capabilities_endpoint(request: Request) -> Response:
+    return _xml(capabilities_xml(_base(request), request.app.state.settings))
+
+
+async def availability_endpoint(request: Request) -> Response:
+    backend = request.app.state.backend
+    try:
+        await anyio.to_thread.run_sync(backend.catalog)
+        return _xml(availability_xml(True, "service is accepting queries"))
+    except Exception as exc:  # the document reports unavailability instead of failing
+        return _xml(availability_xml(False, f"database unavailable: {exc}"))
+
+
+async def tables_endpoint(request: Request) -> Response:
+    detail = True
+    for key, value in request.query_params.multi_items():
+        if key.lower() == "detail" and value.lower() == "min":
+            detail = False
+    catalog = await anyio.to_thread.run_sync(request.app.state.backend.catalog)
+    return _xml(tables_xml(catalog, detail=detail))
+
+
+async def table_endpoint(request: Request) -> Response:
+    catalog = await anyio.to_thread.run_sync(request.app.state.backend.catalog)
+    return _xml(table_xml(catalog, request.path_params["name"]))
+
+
+def routes() -> list:
+    """Starlette routes of the VOSI resources."""
+    from starlette.routing import Route
+
+    return [
+        Route("/tap/capabilities", capabilities_endpoint, methods=["GET"]),
+        Route("/tap/availability", availability_endpoint, methods=["GET"]),
+        Route("/tap/tables", tables_endpoint, methods=["GET"]),
+        Route("/tap/tables/{name}", table_endpoint, methods=["GET"]),
+    ]

@@ -1,0 +1,382 @@
+"""Arrow <-> VOTable, with the DALI ``QUERY_STATUS`` conventions.
+
+- :func:`result_votable` writes a query result: one ``RESOURCE type="results"`` with
+  ``INFO QUERY_STATUS=OK`` before the table and, when the result was truncated at MAXREC, an
+  ``INFO QUERY_STATUS=OVERFLOW`` after it (DALI 1.1 section 4.4.1); FIELDs carry datatype,
+  arraysize, unit, UCD and description from the query's output columns; TABLEDATA or BINARY2.
+- :func:`error_votable` writes the error document (``QUERY_STATUS=ERROR``, message as content).
+- :func:`read_votable` parses an uploaded VOTable into Arrow plus column metadata.
+- :func:`astropy_to_arrow` converts an :class:`astropy.table.Table` (masked values become nulls).
+
+Pure: bytes/Arrow in, bytes/Arrow out; no files or sockets.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from skysense.errors import InputError
+from skysense.vo.schema import ColumnInfo
+
+__all__ = [
+    "result_votable",
+    "error_votable",
+    "read_votable",
+    "astropy_to_arrow",
+    "arrow_datatype",
+    "column_infos_for",
+]
+
+_FROM_ARROW = (
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_int8, "short"),
+    (pa.types.is_uint8, "short"),
+    (pa.types.is_int16, "short"),
+    (pa.types.is_uint16, "int"),
+    (pa.types.is_int32, "int"),
+    (pa.types.is_uint32, "long"),
+    (pa.types.is_int64, "long"),
+    (pa.types.is_uint64, "long"),
+    (pa.types.is_float16, "float"),
+    (pa.types.is_float32, "float"),
+    (pa.types.is_float64, "double"),
+    (pa.types.is_decimal, "double"),
+    (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_date, "timestamp"),
+    (pa.types.is_string, "char"),
+    (pa.types.is_large_string, "char"),
+)
+
+_NUMPY = {
+    "boolean": np.bool_,
+    "short": np.int16,
+    "int": np.int32,
+    "long": np.int64,
+    "float": np.float32,
+    "double": np.float64,
+}
+
+
+def arrow_datatype(typ: pa.DataType) -> str | None:
+    """VOTable datatype for an Arrow type (None when it has no scalar VOTable equivalent)."""
+    for test, name in _FROM_ARROW:
+        if test(typ):
+            return name
+    if pa.types.is_dictionary(typ):
+        return arrow_datatype(typ.value_type)
+    return None
+
+
+def column_infos_for(table: pa.Table) -> list[ColumnInfo]:
+    """Minimal column metadata inferred from Arrow types (for results without metadata)."""
+    out = []
+    for name, typ in zip(table.column_names, table.schema.types):
+        datatype = arrow_datatype(typ) or "char"
+        out.append(
+            ColumnInfo(name=name, datatype=datatype, arraysize="*" if datatype == "char" else None)
+        )
+    return out
+
+
+def _column_values(arr: pa.ChunkedArray | pa.Array, datatype: str):
+    """(values ndarray, mask ndarray, datatype actually used) for one column."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if datatype == "timestamp" or pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+            text = pc.strftime(pc.cast(arr, pa.timestamp("ms")), format="%Y-%m-%dT%H:%M:%S")
+        else:
+            text = pc.cast(arr, pa.string())
+        return _column_values(text, "char")[0:2] + ("timestamp",)
+    mask = pc.is_null(arr).to_numpy(zero_copy_only=False)
+    if datatype in ("char", "unicodeChar") or pa.types.is_string(arr.type):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = pc.cast(arr, pa.string())
+        filled = pc.fill_null(arr, "")
+        ascii_only = pc.all(pc.string_is_ascii(filled)).as_py()
+        values = np.array(filled.to_pylist(), dtype=object)
+        return values, mask, "char" if ascii_only is not False else "unicodeChar"
+    target = _NUMPY.get(datatype)
+    if target is None:
+        inferred = arrow_datatype(arr.type)
+        if inferred is None or inferred not in _NUMPY:
+            return _column_values(pc.cast(arr, pa.string()), "char")
+        datatype, target = inferred, _NUMPY[inferred]
+    try:
+        arr = pc.cast(arr, pa.from_numpy_dtype(np.dtype(target)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        inferred = arrow_datatype(arr.type) or "char"
+        if inferred == datatype:
+            raise
+        return _column_values(arr, inferred)
+    if datatype == "boolean":
+        values = pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+    elif datatype in ("float", "double"):
+        values = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False)
+    else:
+        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=target), mask, datatype
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            seen[key] += 1
+            candidate = f"{name}_{seen[key]}"
+            while candidate.lower() in seen:
+                seen[key] += 1
+                candidate = f"{name}_{seen[key]}"
+            seen[candidate.lower()] = 0
+            out.append(candidate)
+        else:
+            seen[key] = 0
+            out.append(name)
+    return out
+
+
+def result_votable(
+    table: pa.Table,
+    columns: Sequence[ColumnInfo] | None = None,
+    *,
+    overflow: bool = False,
+    binary2: bool = False,
+    infos: dict[str, str] | None = None,
+    description: str | None = None,
+) -> bytes:
+    """Serialise a query result as a VOTable 1.4 document.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The rows (already truncated at MAXREC).
+    columns : sequence of ColumnInfo, optional
+        Metadata of each column, in order (names become FIELD names); inferred from the Arrow
+        types when omitted or when its length does not match.
+    overflow : bool
+        Add the ``QUERY_STATUS=OVERFLOW`` INFO after the table.
+    binary2 : bool
+        BINARY2 serialisation instead of TABLEDATA.
+    infos : dict, optional
+        Extra ``INFO name=value`` elements in the results resource (e.g. the query text).
+    description : str, optional
+        Resource description.
+
+    Returns
+    -------
+    bytes
+        UTF-8 XML.
+    """
+    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
+
+    if columns is None or len(columns) != table.num_columns:
+        columns = column_infos_for(table)
+    vot = VOTableFile(version="1.4")
+    resource = Resource(type="results")
+    if description:
+        resource.description = description
+    vot.resources.append(resource)
+    resource.infos.append(Info(name="QUERY_STATUS", value="OK"))
+    for name, value in (infos or {}).items():
+        resource.infos.append(Info(name=name, value=str(value)))
+    element = TableElement(vot)
+    resource.tables.append(element)
+    converted = []
+    names = _unique([c.name for c in columns])
+    for i, (col, name) in enumerate(zip(columns, names)):
+        values, mask, datatype = _column_values(table.column(i), col.datatype)
+        kwargs = {}
+        if datatype == "timestamp":
+            kwargs = {"datatype": "char", "arraysize": "*", "xtype": "timestamp"}
+        elif datatype in ("char", "unicodeChar"):
+            kwargs = {"datatype": datatype, "arraysize": "*"}
+        else:
+            kwargs = {"datatype": datatype}
+        field = Field(
+            vot,
+            name=name,
+            ID=_xml_id(name, i),
+            unit=col.unit or None,
+            ucd=col.ucd or None,
+            **kwargs,
+        )
+        if col.description:
+            field.description = col.description
+        element.fields.append(field)
+        converted.append((values, mask))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        element.create_arrays(nrows=table.num_rows)
+        for field, (values, mask) in zip(element.fields, converted):
+            element.array[field.ID] = values
+            element.array.mask[field.ID] = mask
+        out = io.BytesIO()
+        vot.to_xml(out, tabledata_format="binary2" if binary2 else "tabledata")
+    data = out.getvalue()
+    if overflow:
+        # astropy writes every RESOURCE INFO before the TABLE; DALI puts OVERFLOW after it.
+        marker = b"</TABLE>"
+        cut = data.rindex(marker) + len(marker)
+        data = (
+            data[:cut]
+            + b'\n  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>'
+            + data[cut:]
+        )
+    return data
+
+
+def _xml_id(name: str, index: int) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if not clean or not (clean[0].isalpha() or clean[0] == "_"):
+        clean = f"c_{clean}"
+    return f"{clean}_{index}" if clean != name else clean
+
+
+def error_votable(message: str) -> bytes:
+    """The DALI error document: ``INFO name="QUERY_STATUS" value="ERROR"`` with the message."""
+    text = escape(" ".join(str(message).split()) or "unknown error")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+        '  <RESOURCE type="results">\n'
+        f'    <INFO name="QUERY_STATUS" value="ERROR">{text}</INFO>\n'
+        "  </RESOURCE>\n"
+        "</VOTABLE>\n"
+    ).encode()
+
+
+def astropy_to_arrow(table, *, source: str = "table") -> tuple[pa.Table, list[ColumnInfo]]:
+    """Convert an astropy Table to Arrow, keeping units and descriptions.
+
+    Multidimensional and object columns that have no scalar VOTable type are dropped (with a
+    warning naming them). Masked values become nulls. Column names are kept as they are.
+
+    Returns
+    -------
+    (pyarrow.Table, list of ColumnInfo)
+    """
+    arrays, names, infos = [], [], []
+    for name in table.colnames:
+        col = table[name]
+        data = np.asarray(col)
+        if data.dtype.byteorder not in ("=", "|"):
+            data = data.astype(data.dtype.newbyteorder("="))  # FITS is big-endian
+        if data.ndim != 1:
+            warnings.warn(
+                f"{source}: column {name!r} has shape {data.shape[1:]} per row and is skipped "
+                "(only scalar columns can be served)",
+                stacklevel=2,
+            )
+            continue
+        mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
+        if mask.ndim != 1:
+            mask = np.zeros(len(col), bool)
+        if data.dtype.kind == "S":
+            values = np.char.decode(data, "utf-8", errors="replace")
+            arr = pa.array(np.char.rstrip(values).astype(object), pa.string(), mask=mask)
+        elif data.dtype.kind == "U":
+            arr = pa.array(data.astype(object), pa.string(), mask=mask)
+        elif data.dtype.kind == "O":
+            try:
+                arr = pa.array(
+                    [
+                        None if m else (v.decode() if isinstance(v, bytes) else v)
+                        for v, m in zip(data, mask)
+                    ]
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                warnings.warn(
+                    f"{source}: column {name!r} is not scalar and is skipped", stacklevel=2
+                )
+                continue
+            if arrow_datatype(arr.type) is None:
+                warnings.warn(
+                    f"{source}: column {name!r} is not scalar and is skipped", stacklevel=2
+                )
+                continue
+        elif data.dtype.kind == "M":
+            arr = pa.array(data.astype("datetime64[us]"), mask=mask)
+        elif data.dtype.kind in "biuf":
+            arr = pa.array(data, mask=mask if mask.any() else None)
+        else:
+            warnings.warn(
+                f"{source}: column {name!r} of dtype {data.dtype} is skipped", stacklevel=2
+            )
+            continue
+        datatype = arrow_datatype(arr.type)
+        if datatype is None:
+            continue
+        unit = "" if col.unit is None else col.unit.to_string("vounit")
+        meta = getattr(col, "meta", {}) or {}
+        infos.append(
+            ColumnInfo(
+                name=name,
+                datatype=datatype,
+                arraysize="*" if datatype == "char" else None,
+                unit=unit,
+                ucd=str(meta.get("ucd", "") or ""),
+                description=str(col.description or ""),
+            )
+        )
+        arrays.append(arr)
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names), infos
+
+
+def read_votable(data: bytes, *, source: str = "upload") -> tuple[pa.Table, list[ColumnInfo]]:
+    """Parse the first table of a VOTable document.
+
+    Parameters
+    ----------
+    data : bytes
+        The document (TABLEDATA, BINARY, BINARY2 or FITS serialisation).
+    source : str
+        Name used in error messages.
+
+    Raises
+    ------
+    InputError
+        When the document is not a VOTable with a table.
+    """
+    from astropy.io.votable import parse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            vot = parse(io.BytesIO(data), verify="ignore")
+            element = vot.get_first_table()
+        except Exception as exc:
+            raise InputError(f"not a readable VOTable: {_first_line(exc)}", path=source) from None
+        table = element.to_table(use_names_over_ids=True)
+        ucds = {f.name: f.ucd for f in element.fields}
+        arrow, infos = astropy_to_arrow(table, source=source)
+    infos = [
+        ColumnInfo(
+            name=i.name,
+            datatype=i.datatype,
+            arraysize=i.arraysize,
+            unit=i.unit,
+            ucd=ucds.get(i.name) or i.ucd,
+            description=i.description,
+        )
+        for i in infos
+    ]
+    return arrow, infos
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

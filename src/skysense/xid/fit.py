@@ -1,0 +1,441 @@
+"""The XID+ Python API, mirroring ``skysense xid fit``.
+
+``fit(maps, prior)`` builds one :class:`~skysense.xid.model.BandModel` per map (pointing
+matrix from the WCS and the beam, priors), samples every band, and returns an
+:class:`XIDResult` that makes the HELP catalogue, the ArviZ InferenceData and the posterior
+maps; :func:`write_outputs` writes them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skysense.errors import InputError
+from skysense.xid.diagnostics import summarise_convergence
+from skysense.xid.io import SkyMap
+from skysense.xid.model import (
+    FWHM_ARCSEC,
+    BackgroundPrior,
+    BandModel,
+    ConfusionPrior,
+    GaussianBeam,
+    PRFBeam,
+    band_model,
+    duplicate_columns,
+    pointing_matrix,
+)
+from skysense.xid.sampler import BandPosterior, sample_band
+
+__all__ = [
+    "XIDResult",
+    "build_band_model",
+    "fit",
+    "fit_models",
+    "write_outputs",
+    "help_id",
+    "catalogue_band_name",
+    "default_conf_prior",
+]
+
+
+def catalogue_band_name(band: str) -> str:
+    """HELP catalogue name of a band: ``spire_250`` -> ``SPIRE_250``."""
+    return band.upper()
+
+
+def help_id(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """``HELP_Jhhmmss.sss+ddmmss.sss`` identifiers of positions (deg)."""
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(np.asarray(ra_deg), np.asarray(dec_deg), unit="deg")
+    ra = c.ra.to_string(unit="hourangle", sep="", precision=3, pad=True)
+    dec = c.dec.to_string(sep="", precision=3, alwayssign=True, pad=True)
+    return np.array([f"HELP_J{a}{d}" for a, d in zip(np.atleast_1d(ra), np.atleast_1d(dec))])
+
+
+def default_conf_prior(band: str) -> ConfusionPrior:
+    """HalfCauchy(0.5) confusion noise for SPIRE (and other confused bands), none for MIPS."""
+    if band.lower().startswith("mips"):
+        return ConfusionPrior("none")
+    return ConfusionPrior("halfcauchy", 0.5)
+
+
+def _column(prior: pd.DataFrame, name: str):
+    for c in prior.columns:
+        if c.lower() == name.lower():
+            return prior[c].to_numpy(dtype=float)
+    return None
+
+
+def build_band_model(
+    sky: SkyMap,
+    prior: pd.DataFrame,
+    *,
+    beam: GaussianBeam | PRFBeam | None = None,
+    region: np.ndarray | None = None,
+    min_beam_fraction: float = 1e-3,
+    bkg_prior: BackgroundPrior | None = None,
+    conf_prior: ConfusionPrior | None = None,
+    flux_kind: str = "uniform",
+    on_duplicate: str = "error",
+) -> tuple[BandModel, np.ndarray, pd.DataFrame]:
+    """Band model of the sources of ``prior`` that can be fitted on ``sky``.
+
+    Parameters
+    ----------
+    sky : SkyMap
+    prior : DataFrame with ``id``, ``ra``, ``dec`` and optional ``flux_lower_<band>``,
+        ``flux_upper_<band>``, ``flux_mu_<band>``, ``flux_sigma_<band>`` (mJy)
+    beam : beam; default a Gaussian of the map's FWHM header key or the HELP FWHM of the band
+    region : ndarray (ny, nx) bool, optional
+        Pixels to fit (e.g. from a MOC); always intersected with the good pixels.
+    on_duplicate : ``"error"`` or ``"keep"``
+        What to do with prior sources whose beam columns are identical.
+
+    Returns
+    -------
+    model : BandModel over the fitted sources
+    fitted : ndarray (n_fitted,), int - rows of ``prior`` in the model, in column order
+    unfitted : DataFrame ``id, band, reason`` of prior rows that cannot be fitted
+
+    Raises
+    ------
+    InputError
+        Empty region, identical beam columns (with ``on_duplicate="error"``), bad bounds.
+    """
+    band = sky.band
+    if beam is None:
+        fwhm = sky.fwhm_arcsec or FWHM_ARCSEC.get(band)
+        if fwhm is None:
+            raise InputError(f"{band}: no beam given and no FWHM known for this band")
+        beam = GaussianBeam(float(fwhm))
+    good = sky.good if region is None else (sky.good & region)
+    if not good.any():
+        raise InputError(f"{band}: the fitting region holds no usable pixel (all NaN or masked)")
+    ny, nx = good.shape
+    py, px = np.nonzero(good)
+    sx, sy = sky.wcs.world_to_pixel_values(prior["ra"].to_numpy(), prior["dec"].to_numpy())
+    sx, sy = np.asarray(sx, float), np.asarray(sy, float)
+    reasons = np.full(len(prior), "", dtype=object)
+    off_map = ~((sx > -0.5) & (sx < nx - 0.5) & (sy > -0.5) & (sy < ny - 0.5))
+    # sources just off the map edge still count when their beam reaches fitted pixels
+    amat = pointing_matrix(sx, sy, px, py, beam, sky.pixel_arcsec, min_fraction=min_beam_fraction)
+    empty = np.asarray(amat.getnnz(axis=0)).ravel() == 0
+    reasons[empty & off_map] = "outside the map"
+    reasons[empty & ~off_map] = "no usable pixel under its beam (masked or outside the region)"
+    inside = np.arange(len(prior))
+    keep = ~empty
+    fitted = inside[keep]
+    amat = amat[:, keep]
+    dups = duplicate_columns(amat)
+    if dups and on_duplicate == "error":
+        i, j = dups[0]
+        ids = prior["id"].to_numpy()
+        raise InputError(
+            f"{band}: {len(dups)} pair(s) of prior sources have identical beam columns "
+            f"(same position), e.g. {ids[fitted[i]]!r} and {ids[fitted[j]]!r} "
+            f"(rows {fitted[i]}, {fitted[j]}); merge them or pass on_duplicate='keep'",
+            row=int(fitted[j]),
+        )
+
+    def col(name):
+        v = _column(prior, f"{name}_{band}")
+        return None if v is None else v[fitted]
+
+    lower, upper = col("flux_lower"), col("flux_upper")
+    mu, sig = col("flux_mu"), col("flux_sigma")
+    kind = "gaussian" if (mu is not None and sig is not None) else flux_kind
+    try:
+        model = band_model(
+            band,
+            amat,
+            sky.image_mjy[py, px],
+            sky.error_mjy[py, px],
+            flux_lower=lower,
+            flux_upper=upper,
+            flux_kind=kind,
+            flux_mu=mu,
+            flux_sigma=sig,
+            bkg_prior=bkg_prior,
+            conf_prior=conf_prior or default_conf_prior(band),
+            pixel_x=px,
+            pixel_y=py,
+        )
+    except InputError as exc:
+        if exc.row is not None:  # map the model row back to the prior row
+            raise InputError(exc.message, row=int(fitted[exc.row])) from None
+        raise
+    unfitted = pd.DataFrame(
+        {"id": prior["id"].to_numpy()[reasons != ""], "band": band, "reason": reasons[reasons != ""]}
+    )
+    return model, fitted, unfitted
+
+
+@dataclasses.dataclass
+class XIDResult:
+    """Posterior of a fit: per band its model, fitted prior rows and draws.
+
+    Attributes
+    ----------
+    prior : DataFrame (id, ra, dec, ...)
+    models : dict band -> BandModel
+    fitted : dict band -> ndarray of prior rows (model column order)
+    posteriors : dict band -> BandPosterior
+    unfitted : DataFrame (id, band, reason)
+    shapes : dict band -> (ny, nx) of the input map; wcs : dict band -> WCS
+    """
+
+    prior: pd.DataFrame
+    models: dict
+    fitted: dict
+    posteriors: dict
+    unfitted: pd.DataFrame
+    shapes: dict = dataclasses.field(default_factory=dict)
+    wcs: dict = dataclasses.field(default_factory=dict)
+
+    def replicated(self, band: str, n_rep: int = 200, random_state=0) -> np.ndarray:
+        """Posterior-predictive replicated data, ndarray (npix, n_rep), mJy/beam."""
+        m, p = self.models[band], self.posteriors[band]
+        rng = np.random.default_rng(random_state)
+        f = p.flux.reshape(-1, m.nsrc)
+        take = rng.choice(f.shape[0], size=min(n_rep, f.shape[0]), replace=False)
+        b = p.bkg.ravel()[take]
+        c = p.sigma_conf.ravel()[take]
+        mean = m.amat @ f[take].T + b[None, :]
+        sd = np.sqrt(m.sigma_mjy[:, None] ** 2 + c[None, :] ** 2)
+        return mean + sd * rng.standard_normal(mean.shape)
+
+    def pval_res(self, band: str, rep: np.ndarray | None = None) -> np.ndarray:
+        """XID+'s local Bayesian P-value residual statistic per fitted source (nsrc,)."""
+        m = self.models[band]
+        rep = self.replicated(band) if rep is None else rep
+        coo = m.amat.tocoo()
+        z = ((rep[coo.row] - m.data_mjy[coo.row, None]) / (np.sqrt(2) * m.sigma_mjy[coo.row, None])) ** 2
+        t = np.zeros((m.nsrc, rep.shape[1]))
+        np.add.at(t, coo.col, z)
+        npx = np.bincount(coo.col, minlength=m.nsrc)
+        return ((t / np.maximum(npx, 1)[:, None]) > 2).mean(axis=1)
+
+    def maps(self, band: str, n_rep: int = 200, random_state=0) -> dict:
+        """Posterior maps (ny, nx), NaN outside the fitted pixels.
+
+        ``model``: posterior-median model A f + B; ``residual``: data - model;
+        ``pval_sigma``: Bayesian P value of each pixel (fraction of replicated values below
+        the data) as a Gaussian sigma, clipped at +-6 (XID+'s convention).
+        """
+        from scipy.stats import norm
+
+        m = self.models[band]
+        rep = self.replicated(band, n_rep, random_state)
+        p = self.posteriors[band]
+        f = np.median(p.flux.reshape(-1, m.nsrc), axis=0)
+        model = m.amat @ f + np.median(p.bkg)
+        pval = (rep < m.data_mjy[:, None]).mean(axis=1)
+        sig = np.clip(norm.ppf(pval), -6.0, 6.0)
+        out = {}
+        for name, v in (("model", model), ("residual", m.data_mjy - model), ("pval_sigma", sig)):
+            img = np.full(self.shapes[band], np.nan)
+            img[m.pixel_y, m.pixel_x] = v
+            out[name] = img
+        return out
+
+    def catalogue(self, *, n_rep: int = 200) -> pd.DataFrame:
+        """The catalogue in HELP's XID+ format (fluxes in mJy).
+
+        Columns ``HELP_ID, RA, Dec`` then per band ``F_<B>`` (median), ``FErr_<B>_u`` /
+        ``FErr_<B>_l`` (84.1 / 15.9 percentiles), ``Bkg_<B>``, ``Sig_conf_<B>``, ``Rhat_<B>``,
+        ``n_eff_<B>``, ``Pval_res_<B>``, ``flag_xid_<B>`` (True: not converged or not
+        fitted). Unfittable sources keep their row with NaN values.
+        """
+        pr = self.prior
+        ids = pr["id"].to_numpy()
+        names = ids if all(str(i).startswith("HELP_J") for i in ids) else None
+        cat = pd.DataFrame(
+            {
+                "HELP_ID": names if names is not None else ids.astype(str),
+                "RA": pr["ra"].to_numpy(),
+                "Dec": pr["dec"].to_numpy(),
+            }
+        )
+        n = len(pr)
+        for band, m in self.models.items():
+            b = catalogue_band_name(band)
+            p = self.posteriors[band]
+            rows = self.fitted[band]
+            f = p.flux.reshape(-1, m.nsrc)
+            q = np.percentile(f, [50.0, 84.1, 15.9], axis=0)
+            rhat, ess, flag = summarise_convergence(p.flux)
+            cols = {
+                f"F_{b}": q[0],
+                f"FErr_{b}_u": q[1],
+                f"FErr_{b}_l": q[2],
+                f"Bkg_{b}": np.full(m.nsrc, np.median(p.bkg)),
+                f"Sig_conf_{b}": np.full(m.nsrc, np.median(p.sigma_conf)),
+                f"Rhat_{b}": rhat,
+                f"n_eff_{b}": ess,
+                f"Pval_res_{b}": self.pval_res(band, self.replicated(band, n_rep)),
+            }
+            for name, v in cols.items():
+                full = np.full(n, np.nan)
+                full[rows] = v
+                cat[name] = full
+            fl = np.ones(n, dtype=bool)
+            fl[rows] = flag
+            cat[f"flag_xid_{b}"] = fl
+        return cat
+
+    def inference_data(self):
+        """Posterior draws as an ArviZ InferenceData (one variable set per band)."""
+        import arviz as az
+
+        posterior, coords, dims = {}, {}, {}
+        for band, m in self.models.items():
+            p = self.posteriors[band]
+            src = f"source_{band}"
+            posterior[f"src_f_{band}"] = p.flux
+            posterior[f"bkg_{band}"] = p.bkg
+            posterior[f"sigma_conf_{band}"] = p.sigma_conf
+            coords[src] = self.prior["id"].to_numpy()[self.fitted[band]].astype(str)
+            dims[f"src_f_{band}"] = [src]
+        return az.from_dict(posterior=posterior, coords=coords, dims=dims)
+
+
+def fit_models(
+    models: Mapping[str, BandModel],
+    *,
+    sampler: str = "gibbs",
+    n_samples: int = 1000,
+    n_warmup: int = 500,
+    n_chains: int = 4,
+    random_state=None,
+) -> dict[str, BandPosterior]:
+    """Sample already-built band models (bands are independent); returns band -> posterior."""
+    rng = np.random.default_rng(random_state)
+    out = {}
+    for band, m in models.items():
+        seed = int(rng.integers(2**31))
+        if sampler == "gibbs":
+            out[band] = sample_band(
+                m, n_samples=n_samples, n_warmup=n_warmup, n_chains=n_chains, random_state=seed
+            )
+        elif sampler == "nuts":
+            from skysense.xid.reference import nuts_band
+
+            out[band] = nuts_band(
+                m, n_samples=n_samples, n_warmup=n_warmup, n_chains=n_chains, random_state=seed
+            )
+        else:
+            raise InputError(f"unknown sampler {sampler!r} (gibbs or nuts)")
+    return out
+
+
+def fit(
+    maps: Sequence[SkyMap],
+    prior: pd.DataFrame,
+    *,
+    beams: Mapping[str, GaussianBeam | PRFBeam] | None = None,
+    region_moc=None,
+    min_beam_fraction: float = 1e-3,
+    bkg_priors: Mapping[str, BackgroundPrior] | None = None,
+    conf_priors: Mapping[str, ConfusionPrior] | None = None,
+    flux_kind: str = "uniform",
+    on_duplicate: str = "error",
+    sampler: str = "gibbs",
+    n_samples: int = 1000,
+    n_warmup: int = 500,
+    n_chains: int = 4,
+    random_state=None,
+) -> XIDResult:
+    """Fit the prior sources on one or more band maps (bands independent).
+
+    Parameters
+    ----------
+    maps : sequence of SkyMap (one per band)
+    prior : DataFrame from :func:`skysense.xid.io.read_prior`
+    region_moc : mocpy.MOC, optional
+        Fit only pixels inside (default: every good pixel).
+    sampler : ``"gibbs"`` (fast exact sampler) or ``"nuts"`` (numpyro reference)
+
+    Returns
+    -------
+    XIDResult
+    """
+    from skysense.xid.io import moc_pixel_mask
+
+    if not len(maps):
+        raise InputError("no map given")
+    bands = [m.band for m in maps]
+    if len(set(bands)) != len(bands):
+        raise InputError(f"each band may be given once, got {bands}")
+    if len(prior) == 0:
+        raise InputError("the prior catalogue is empty")
+    models, fitted, unfitted, shapes, wcs = {}, {}, [], {}, {}
+    for sky in maps:
+        region = None if region_moc is None else moc_pixel_mask(region_moc, sky.wcs, sky.image_mjy.shape)
+        model, rows, bad = build_band_model(
+            sky,
+            prior,
+            beam=(beams or {}).get(sky.band),
+            region=region,
+            min_beam_fraction=min_beam_fraction,
+            bkg_prior=(bkg_priors or {}).get(sky.band),
+            conf_prior=(conf_priors or {}).get(sky.band),
+            flux_kind=flux_kind,
+            on_duplicate=on_duplicate,
+        )
+        if model.nsrc == 0:
+            raise InputError(f"{sky.band}: no prior source can be fitted on this map", path=sky.path)
+        models[sky.band], fitted[sky.band] = model, rows
+        shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
+        unfitted.append(bad)
+    posteriors = fit_models(
+        models,
+        sampler=sampler,
+        n_samples=n_samples,
+        n_warmup=n_warmup,
+        n_chains=n_chains,
+        random_state=random_state,
+    )
+    return XIDResult(
+        prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
+    )
+
+
+def write_outputs(
+    result: XIDResult, out_dir: str | os.PathLike, *, maps: bool = True, png: bool = True
+) -> dict:
+    """Write the catalogue (FITS + Parquet), posterior NetCDF, maps and unfitted list.
+
+    Returns a dict of what was written (name -> path or list of paths).
+    """
+    from skysense._atomic import atomic_path
+    from skysense.xid.io import write_image, write_png, write_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cat = result.catalogue()
+    units = {c: "mJy" for c in cat.columns if c.startswith(("F_", "FErr_", "Bkg_", "Sig_conf_"))}
+    units.update({"RA": "deg", "Dec": "deg"})
+    written = {"catalogue": write_table(cat, out / "catalogue", units=units)}
+    with atomic_path(out / "posterior.nc") as tmp:
+        result.inference_data().to_netcdf(str(tmp))
+    written["posterior"] = out / "posterior.nc"
+    with atomic_path(out / "unfitted.csv") as tmp:
+        result.unfitted.to_csv(tmp, index=False)
+    written["unfitted"] = out / "unfitted.csv"
+    if maps:
+        for band in result.models:
+            for name, img in result.maps(band).items():
+                unit = "" if name == "pval_sigma" else "mJy/beam"
+                p = write_image(img, result.wcs[band], out / f"{band}_{name}.fits", unit=unit, band=band)
+                written[f"{band}_{name}"] = p
+                if png:
+                    kw = {"vmin": -6, "vmax": 6, "cmap": "RdBu_r"} if name == "pval_sigma" else {}
+                    write_png(img, out / f"{band}_{name}.png", title=f"{band} {name}", **kw)
+    return written

@@ -1,0 +1,74 @@
+"""Catalogue readers and atomic writers: formats, units, vector columns, bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skysense.catalog.io import guess_format, read_catalogue, write_catalogue
+from skysense.errors import InputError
+
+
+def _table():
+    df = pd.DataFrame(
+        {
+            "id": np.arange(4, dtype=np.int64),
+            "ra": [10.0, 10.1, 10.2, 10.3],
+            "f_megacam_u": [1.5, np.nan, 3.0, 4.0],
+            "flag_megacam_u": [True, False, False, True],
+            "name": ["a", "b", "c", "d"],
+        }
+    )
+    df.attrs["units"] = {"ra": "deg", "f_megacam_u": "uJy"}
+    df.attrs["descriptions"] = {"ra": "right ascension"}
+    return df
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".parquet", ".vot", ".ecsv", ".csv"])
+def test_round_trip_keeps_values_and_units(tmp_path, suffix):
+    df = _table()
+    path = write_catalogue(df, tmp_path / f"t{suffix}")
+    back = read_catalogue(path)
+    assert list(back.columns) == list(df.columns)
+    np.testing.assert_array_equal(back["id"].to_numpy(), df["id"].to_numpy())
+    np.testing.assert_allclose(
+        back["f_megacam_u"].to_numpy(float), df["f_megacam_u"], equal_nan=True
+    )
+    assert [str(x) for x in back["name"]] == ["a", "b", "c", "d"]
+    if suffix != ".csv":
+        assert back.attrs["units"]["f_megacam_u"] == "uJy"
+        assert back.attrs["units"]["ra"] == "deg"
+        assert back.attrs["descriptions"]["ra"] == "right ascension"
+        assert back["flag_megacam_u"].astype(bool).tolist() == [True, False, False, True]
+
+
+def test_fits_vector_columns_are_split(tmp_path):
+    from astropy.table import Table
+
+    t = Table({"MAG_APER": np.arange(6.0).reshape(3, 2), "ID": [1, 2, 3]})
+    t["MAG_APER"].unit = "mag"
+    t.write(tmp_path / "v.fits")
+    df = read_catalogue(tmp_path / "v.fits")
+    assert list(df.columns) == ["MAG_APER_0", "MAG_APER_1", "ID"]
+    assert df["MAG_APER_1"].tolist() == [1.0, 3.0, 5.0]
+    assert df.attrs["units"]["MAG_APER_0"] == "mag"
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    df = _table()
+    df["bad"] = [object(), object(), object(), object()]
+    with pytest.raises(Exception):  # noqa: B017 - any writer error
+        write_catalogue(df, tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_files_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_catalogue(tmp_path / "missing.fits")
+    (tmp_path / "junk.fits").write_text("not fits")
+    with pytest.raises(InputError, match="cannot read as fits"):
+        read_catalogue(tmp_path / "junk.fits")
+    with pytest.raises(InputError, match="cannot tell the format"):
+        guess_format("x.dat")
+    assert guess_format("x.fits.gz") == "fits"

@@ -1,0 +1,239 @@
+"""GPzRegressor against independent answers: a dense exact GP, finite differences, simulation
+truth, Monte Carlo, brute-force marginalisation, and scikit-learn's estimator contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import optimize
+from sklearn.gaussian_process.kernels import RBF
+from sklearn.utils.estimator_checks import (
+    check_estimator_cloneable,
+    check_fit_idempotent,
+    check_get_params_invariance,
+    check_methods_subset_invariance,
+)
+
+from skysense.errors import InputError, NotFittedError
+from skysense.photoz import COVARIANCES, GPzRegressor
+from skysense.photoz.gpz import _design, _jax_context, _jitted, _neg_log_ml_np, cost_weights
+
+
+def _toy(n=60, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, (n, d))
+    y = np.sin(X[:, 0]) + 0.3 * X[:, 1] ** 2 + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def test_m_equal_n_fixed_hyperparameters_is_the_exact_gp():
+    """Weight space with m = n centres at the training points equals the function-space GP
+    with kernel k(a, b) = sum_j phi_j(a) phi_j(b) / alpha_j, phi_j = RBF(a, x_j) (sklearn)."""
+    X, y = _toy(40, 2)
+    Xs = np.random.default_rng(1).uniform(-2.5, 2.5, (25, 2))
+    gpz = GPzRegressor(
+        m=40,
+        covariance="GL",
+        heteroscedastic=False,
+        linear_mean=False,
+        max_iter=0,
+        validation_fraction=0.0,
+        normalize=False,
+        random_state=0,
+    ).fit(X, y)
+    # Centres are the training points (a permutation of them).
+    assert np.allclose(np.sort(gpz.centres_, axis=0), np.sort(X, axis=0))
+    gamma2 = gpz.precisions_[0, 0, 0]
+    alpha = np.exp(gpz.log_alpha_)
+    assert np.allclose(alpha, alpha[0])
+    noise_var = np.exp(-gpz.noise_bias_)
+    rbf = RBF(length_scale=1.0 / np.sqrt(gamma2))  # exp(-|a-b|^2 gamma^2 / 2)
+    phi_train, phi_star = rbf(X, X), rbf(Xs, X)
+    K = phi_train @ phi_train.T / alpha[0]
+    Ks = phi_star @ phi_train.T / alpha[0]
+    Kss = phi_star @ phi_star.T / alpha[0]
+    C = K + noise_var * np.eye(len(X))
+    yc = y - y.mean()
+    mean = Ks @ np.linalg.solve(C, yc) + y.mean()
+    var = np.diag(Kss - Ks @ np.linalg.solve(C, Ks.T)) + noise_var
+    pred = gpz.predict_components(Xs)
+    np.testing.assert_allclose(pred.mean, mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(pred.model_variance + pred.noise_variance, var, rtol=1e-6)
+    np.testing.assert_allclose(pred.noise_variance, noise_var)
+
+
+def test_covariance_code_paths_agree_at_identical_parameters():
+    """GL/GD/GC (and VL/VD/VC) start from the same isotropic bases: the diagonal, full and
+    missing-band (marginal) code paths must then give the same predictions."""
+    X, y = _toy(80, 3)
+    Xq = np.random.default_rng(2).uniform(-2, 2, (30, 3))
+    Xq[::3, 1] = np.nan
+    Xq[::5, 0] = np.nan
+    for family in (("GL", "GD", "GC"), ("VL", "VD", "VC")):
+        preds = [
+            GPzRegressor(m=15, covariance=c, max_iter=0, random_state=3).fit(X, y).predict(Xq)
+            for c in family
+        ]
+        for p in preds[1:]:
+            np.testing.assert_allclose(p, preds[0], rtol=1e-9, atol=1e-12)
+
+
+def _problem(cov, *, missing=True, errors=True, seed=0):
+    X, y = _toy(50, 3, seed)
+    rng = np.random.default_rng(seed + 10)
+    err = 0.1 + 0.1 * rng.random(X.shape) if errors else None
+    if missing:
+        X[::7, 2] = np.nan
+        X[3::11, 0] = np.nan
+        if err is not None:
+            err[np.isnan(X)] = np.nan
+    est = GPzRegressor(m=6, covariance=cov, random_state=seed)
+    est.x_mean_ = np.nanmean(X, 0)
+    est.x_scale_ = np.nanstd(X, 0)
+    est.y_mean_ = float(y.mean())
+    order, spec, Xn, psi = est._prepare(X, None if err is None else np.nan_to_num(err))
+    yc = (y - y.mean())[order]
+    omega = cost_weights(y, "balanced")[order]
+    theta = est._initial_theta(spec, Xn, psi, yc, omega, np.random.RandomState(seed))
+    theta = theta + 0.05 * rng.normal(size=theta.size)  # leave the symmetric start
+    return theta, spec, Xn, psi, yc, omega
+
+
+@pytest.mark.parametrize("cov", COVARIANCES)
+def test_gradient_matches_central_differences(cov):
+    """JAX gradient of the objective vs central differences of its NumPy twin, with missing
+    bands, input errors, heteroscedastic noise, linear mean and cost weights all active."""
+    theta, spec, Xn, psi, y, omega = _problem(cov)
+    with _jax_context():
+        import jax.numpy as jnp
+
+        value, grad = _jitted("value_and_grad")(
+            jnp.asarray(theta),
+            spec,
+            jnp.asarray(Xn),
+            jnp.asarray(psi),
+            jnp.asarray(y),
+            jnp.asarray(omega),
+        )
+        grad = np.asarray(grad)
+    assert float(value) == pytest.approx(_neg_log_ml_np(theta, spec, Xn, psi, y, omega), rel=1e-10)
+    h = 1e-5
+    fd = np.empty_like(theta)
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = h
+        fd[k] = (
+            _neg_log_ml_np(theta + e, spec, Xn, psi, y, omega)
+            - _neg_log_ml_np(theta - e, spec, Xn, psi, y, omega)
+        ) / (2 * h)
+    scale = np.max(np.abs(fd))
+    np.testing.assert_allclose(grad, fd, atol=1e-6 * scale, rtol=1e-5)
+
+
+def test_recovers_function_and_heteroscedastic_noise():
+    rng = np.random.default_rng(42)
+    n = 1500
+    x = rng.uniform(-3, 3, n)
+    true_sd = 0.05 + 0.25 * (x + 3) / 6
+    y = np.sinc(x) + true_sd * rng.normal(size=n)
+    est = GPzRegressor(m=20, covariance="VL", random_state=0).fit(x[:, None], y)
+    grid = np.linspace(-2.7, 2.7, 19)
+    pred = est.predict_components(grid[:, None])
+    sd_true = 0.05 + 0.25 * (grid + 3) / 6
+    np.testing.assert_allclose(np.sqrt(pred.noise_variance), sd_true, rtol=0.25)
+    assert np.max(np.abs(pred.mean - np.sinc(grid))) < 0.06
+    # The learned noise rises with x, like the truth: a homoscedastic fit cannot.
+    assert np.corrcoef(np.sqrt(pred.noise_variance), sd_true)[0, 1] > 0.95
+    # Model uncertainty grows away from the data.
+    far = est.predict_components(np.array([[0.0], [6.0]]))
+    assert far.model_variance[1] > 10 * far.model_variance[0]
+
+
+@pytest.mark.parametrize("cov", ["VD", "GL", "VC"])
+def test_input_errors_match_monte_carlo(cov):
+    """With X_err, the mean is E[f(x)] and input_variance is Var[f(x)] over x ~ N(X, err^2)."""
+    X, y = _toy(200, 2, 5)
+    est = GPzRegressor(m=12, covariance=cov, random_state=0, max_iter=30).fit(X, y)
+    rng = np.random.default_rng(9)
+    Xq = rng.uniform(-1.5, 1.5, (6, 2))
+    err = np.full_like(Xq, 0.25)
+    with_err = est.predict_components(Xq, X_err=err)
+    draws = Xq[None] + err[None] * rng.normal(size=(40000, *Xq.shape))
+    f = est.predict(draws.reshape(-1, 2)).reshape(40000, -1)
+    np.testing.assert_allclose(with_err.mean, f.mean(0), atol=4 * f.std(0).max() / 200 + 1e-3)
+    rtol = 0.05 if cov[1] != "C" else 0.2  # C uses the unscented transform
+    np.testing.assert_allclose(with_err.input_variance, f.var(0), rtol=rtol, atol=1e-4)
+    without = est.predict_components(Xq)
+    assert np.all(without.input_variance == 0)
+    assert np.all(with_err.variance > without.noise_variance)
+
+
+@pytest.mark.parametrize("cov", ["VD", "VC"])
+def test_missing_band_is_the_gaussian_marginal(cov):
+    """A basis function marginalised over a missing band equals its profile maximum over that
+    band (Gaussian: the Schur complement), found here by a 1-D optimiser."""
+    X, y = _toy(120, 3, 1)
+    est = GPzRegressor(m=8, covariance=cov, linear_mean=False, random_state=0, max_iter=15)
+    est.fit(X, y)
+    xq = np.array([0.3, np.nan, -0.4])
+    spec = est._spec(((0, 1, (0, 2)),))
+    xn = np.where(np.isfinite(xq), (xq - est.x_mean_) / est.x_scale_, 0.0)[None]
+    phi, _ = _design(np, est.theta_, spec, xn, None)
+    full = est._spec(((0, 1, (0, 1, 2)),))
+    for j in range(est.m):
+
+        def neg_log_phi(v, j=j):
+            x = xn.copy()
+            x[0, 1] = v
+            return -np.log(_design(np, est.theta_, full, x, None)[0][0, j])
+
+        best = optimize.minimize_scalar(neg_log_phi, bracket=(-5, 5), tol=1e-12)
+        assert phi[0, j] == pytest.approx(np.exp(-best.fun), rel=1e-6)
+
+
+def test_sklearn_contract():
+    est = GPzRegressor(m=8, max_iter=15, random_state=0)
+    check_estimator_cloneable("GPzRegressor", est)
+    check_get_params_invariance("GPzRegressor", est)
+    check_fit_idempotent("GPzRegressor", est)
+    check_methods_subset_invariance("GPzRegressor", est)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        GPzRegressor().predict(np.zeros((2, 2)))
+
+
+def test_best_validation_parameters_are_kept():
+    X, y = _toy(300, 2, 3)
+    est = GPzRegressor(m=20, random_state=0, max_iter=60, n_iter_no_change=60).fit(X, y)
+    scores = est.validation_scores_
+    assert scores.size == est.n_iter_ + 1
+    assert est.best_iteration_ == int(np.argmax(scores))
+
+
+def test_cost_weights():
+    z = np.array([0.1, 0.1, 0.1, 0.5])
+    np.testing.assert_allclose(cost_weights(z, "normalized"), (1 + z) ** -2)
+    w = cost_weights(z, "balanced")
+    assert w[3] == pytest.approx(3.0) and w[0] == pytest.approx(1.0)
+    np.testing.assert_array_equal(cost_weights(z, "none"), 1.0)
+
+
+def test_bad_input_messages():
+    X, y = _toy(30, 2)
+    est = GPzRegressor(m=5, max_iter=2)
+    Xi = X.copy()
+    Xi[4, 1] = np.inf
+    with pytest.raises(InputError, match=r"column 1, row 4: X holds an infinite"):
+        est.fit(Xi, y)
+    yn = y.copy()
+    yn[7] = np.nan
+    with pytest.raises(InputError, match=r"row 7.*target"):
+        est.fit(X, yn)
+    with pytest.raises(InputError, match="fewer than the m=50 basis functions"):
+        GPzRegressor(m=50).fit(X, y)
+    with pytest.raises(InputError, match="covariance"):
+        GPzRegressor(covariance="XX").fit(X, y)
+    est.fit(X, y)
+    with pytest.raises(InputError, match="3 features but the model was trained on 2"):
+        est.predict(np.zeros((2, 3)))
+    pred = est.predict_components(np.array([[np.nan, np.nan], [0.0, 0.0]]))
+    assert np.isnan(pred.mean[0]) and np.isnan(pred.variance[0]) and np.isfinite(pred.mean[1])

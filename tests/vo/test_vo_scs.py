@@ -1,0 +1,268 @@
+"""Simple Cone Search 1.03: pyvo end to end (both backends) and results against brute force."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pytest
+import pyvo
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io.votable import parse as parse_votable
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skysense.errors import InputError
+from skysense.vo.backends import open_backend
+from skysense.vo.publish import publish_arrow
+from skysense.vo.scs import cone_search_sync, parse_cone, scs_columns
+from skysense.vo.settings import Settings
+
+
+def brute_force(sky, ra, dec, sr):
+    """object_id of the rows within ``sr`` deg of (ra, dec), by astropy, and a flag saying
+    whether some row sits within 1e-9 deg of the edge (ambiguous in floating point)."""
+    c = SkyCoord(np.asarray(sky["ra"]) * u.deg, np.asarray(sky["dec"]) * u.deg)
+    sep = c.separation(SkyCoord(ra * u.deg, dec * u.deg)).deg
+    ids = set(np.asarray(sky["object_id"])[sep <= sr].tolist())
+    return ids, bool(np.any(np.abs(sep - sr) < 1e-9))
+
+
+CONES = [
+    (0.3, 0.2, 1.0),  # straddles RA = 0/360
+    (359.2, -1.5, 0.7),
+    (150.0, 2.0, 0.5),
+    (42.0, 89.5, 1.2),  # holds the north pole
+    (271.0, 87.0, 0.8),
+    (100.0, -40.0, 2.0),  # empty
+]
+
+
+def ucds(vot) -> dict[str, str]:
+    return {f.name: f.ucd for f in vot.get_first_table().fields}
+
+
+@pytest.mark.parametrize(("ra", "dec", "sr"), CONES)
+def test_pyvo_scs_matches_brute_force(live, sky, ra, dec, sr):
+    url, _ = live
+    service = pyvo.dal.SCSService(f"{url}/scs/demo.sky")
+    result = service.search(pos=(ra, dec), radius=sr)
+    want, _ = brute_force(sky, ra, dec, sr)
+    got = set(np.asarray(result["object_id"]).tolist())
+    assert got == want
+    # pyvo finds the SCS id/ra/dec through the UCD1 names.
+    if len(result):
+        rec = result[0]
+        assert rec.id is not None and rec.pos is not None
+
+
+def test_ucd1_names_and_verbosity(live):
+    url, _ = live
+    base = f"{url}/scs/demo.sky?RA=0.3&DEC=0.2&SR=0.5"
+    seen = {}
+    for verb in ("1", "2", "3"):
+        body = httpx.get(f"{base}&VERB={verb}", timeout=30).content
+        vot = parse_votable(io.BytesIO(body))
+        fields = ucds(vot)
+        seen[verb] = list(fields)
+        values = list(fields.values())
+        for required in ("ID_MAIN", "POS_EQ_RA_MAIN", "POS_EQ_DEC_MAIN"):
+            assert values.count(required) == 1
+        assert fields["object_id"] == "ID_MAIN"
+        assert fields["ra"] == "POS_EQ_RA_MAIN" and fields["dec"] == "POS_EQ_DEC_MAIN"
+    assert seen["1"] == ["object_id", "ra", "dec"]
+    assert set(seen["3"]) == {"object_id", "ra", "dec", "mag_r", "kind", "flag"}
+    assert set(seen["1"]) <= set(seen["2"]) <= set(seen["3"])
+    # Units and descriptions come from the published metadata.
+    vot = parse_votable(io.BytesIO(httpx.get(f"{base}&VERB=3", timeout=30).content))
+    field = {f.name: f for f in vot.get_first_table().fields}["mag_r"]
+    assert str(field.unit) == "mag" and field.ucd == "phot.mag;em.opt.R"
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("RA=10&DEC=20", "SR is missing"),
+        ("RA=abc&DEC=20&SR=1", "RA='abc' is not a number"),
+        ("RA=10&DEC=95&SR=1", "DEC=95 is outside"),
+        ("RA=10&DEC=0&SR=-1", "must not be negative"),
+        ("RA=10&DEC=0&SR=30", "exceeds the maximum search radius"),
+        ("RA=10&DEC=0&SR=1&VERB=7", "VERB='7' must be 1, 2 or 3"),
+    ],
+)
+def test_errors_are_scs_error_documents(live, query, fragment):
+    url, _ = live
+    r = httpx.get(f"{url}/scs/demo.sky?{query}", timeout=30)
+    assert r.status_code == 200
+    vot = parse_votable(io.BytesIO(r.content))
+    errors = [i for i in vot.infos if i.name == "Error"]
+    assert len(errors) == 1 and fragment in errors[0].value
+    q = pyvo.dal.scs.SCSQuery(f"{url}/scs/demo.sky")
+    q.update(dict(p.split("=") for p in query.split("&")))
+    with pytest.raises(pyvo.dal.DALQueryError, match="Error"):
+        q.execute()
+
+
+def test_unknown_and_position_free_tables(live):
+    url, _ = live
+    with pytest.raises(pyvo.dal.DALQueryError, match="no published table 'demo.nope'"):
+        pyvo.dal.SCSService(f"{url}/scs/demo.nope").search(pos=(1, 2), radius=0.1)
+    with pytest.raises(pyvo.dal.DALQueryError, match="has no RA/Dec columns"):
+        pyvo.dal.SCSService(f"{url}/scs/demo.small").search(pos=(1, 2), radius=0.1)
+    with pytest.raises(pyvo.dal.DALQueryError, match="no published table"):
+        pyvo.dal.SCSService(f"{url}/scs/tap_schema.tables").search(pos=(1, 2), radius=0.1)
+
+
+def test_sr_zero_gives_the_columns_and_no_rows(live):
+    url, _ = live
+    r = httpx.post(f"{url}/scs/demo.sky", data={"ra": "0.3", "dec": "0.2", "sr": "0"}, timeout=30)
+    table = parse_votable(io.BytesIO(r.content)).get_first_table()
+    assert len(table.array) == 0 and "ID_MAIN" in [f.ucd for f in table.fields]
+
+
+# --------------------------------------------------------------------------------------------
+# without HTTP: the same code path, with a small MAXREC and random cones
+
+
+def _state(tmp, sky, **changes):
+    backend = open_backend(tmp / "scs.duckdb")
+    meta = {
+        "columns": {
+            "object_id": {"ucd": "meta.id;meta.main"},
+            "mag_r": {"unit": "mag", "principal": True},
+        }
+    }
+    publish_arrow(backend, sky, "demo.sky", meta=meta)
+    settings = Settings(db=str(tmp / "scs.duckdb"), maxrec_default=1000, **changes)
+    return SimpleNamespace(backend=backend, settings=settings)
+
+
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory, sky):
+    st_ = _state(tmp_path_factory.mktemp("scs"), sky)
+    yield st_
+    st_.backend.close()
+
+
+def _ids(body: bytes) -> tuple[set[int], list[str]]:
+    vot = parse_votable(io.BytesIO(body))
+    table = vot.get_first_table()
+    status = [i.value for i in vot.resources[0].infos if i.name == "QUERY_STATUS"]
+    return set(np.asarray(table.array["object_id"]).tolist()), status
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ra=st.one_of(
+        st.floats(0, 360, exclude_max=True), st.floats(358, 360, exclude_max=True), st.floats(0, 2)
+    ),
+    dec=st.one_of(st.floats(-90, 90), st.floats(85, 90), st.floats(-3, 3)),
+    sr=st.floats(0.01, 3.0),
+)
+def test_random_cones_match_brute_force(direct, sky, ra, dec, sr):
+    want, ambiguous = brute_force(sky, ra, dec, sr)
+    if ambiguous:
+        return
+    got, status = _ids(cone_search_sync(direct, "demo.sky", str(ra), str(dec), str(sr)))
+    assert status == ["OK"] or (status == ["OK", "OVERFLOW"] and len(want) > 1000)
+    assert got == want
+
+
+def test_overflow_marker_and_principal_columns(tmp_path, sky):
+    st_ = _state(tmp_path, sky)
+    try:
+        st_ = SimpleNamespace(backend=st_.backend, settings=st_.settings.replace(maxrec_default=5))
+        got, status = _ids(cone_search_sync(st_, "demo.sky", "0", "0", "2"))
+        assert len(got) == 5 and status == ["OK", "OVERFLOW"]
+        table = st_.backend.catalog().tables["demo.sky"]
+        assert scs_columns(table, 2) == ["object_id", "ra", "dec", "mag_r"]
+        assert scs_columns(table, 1) == ["object_id", "ra", "dec"]
+    finally:
+        st_.backend.close()
+
+
+def test_parse_cone():
+    assert parse_cone("370", "-10", "0.1") == (10.0, -10.0, 0.1)
+    assert parse_cone("-10", "90", "0") == (350.0, 90.0, 0.0)
+    with pytest.raises(InputError, match="RA is missing"):
+        parse_cone(None, "1", "1")
+    with pytest.raises(InputError, match="must be finite"):
+        parse_cone("inf", "1", "1")
+
+
+# --------------------------------------------------------------------------------------------
+# the fast TABLEDATA writer against astropy's reader
+
+
+def _roundtrip(table, cols):
+    from skysense.vo.scs import tabledata_votable
+
+    body = tabledata_votable(table, cols, overflow=True, description="d <&>")
+    vot = parse_votable(io.BytesIO(body))
+    status = [i.value for i in vot.resources[0].infos if i.name == "QUERY_STATUS"]
+    assert status == ["OK", "OVERFLOW"]
+    return vot.get_first_table()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        min_size=0,
+        max_size=30,
+    ),
+    text=st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+        ),
+        min_size=30,
+        max_size=30,
+    ),
+)
+def test_tabledata_writer_roundtrip(values, text):
+    from skysense.vo.schema import ColumnInfo
+
+    n = len(values)
+    ints = [None if v is None else i for i, v in enumerate(values)]
+    table = pa.table(
+        {
+            "x": pa.array(values, pa.float64()),
+            "y": pa.array(values, pa.float64()).cast(pa.float32(), safe=False),
+            "i": pa.array(ints, pa.int64()),
+            "s": pa.array(text[:n], pa.string()),
+            "b": pa.array([None if v is None else (i % 2 == 0) for i, v in enumerate(values)]),
+        }
+    )
+    cols = [
+        ColumnInfo(
+            name="x", datatype="double", unit="deg", ucd="POS_EQ_RA_MAIN", description="a <b> & c"
+        ),
+        ColumnInfo(name="y", datatype="float"),
+        ColumnInfo(name="i", datatype="long", ucd="ID_MAIN"),
+        ColumnInfo(name="s", datatype="unicodeChar", arraysize="*"),
+        ColumnInfo(name="b", datatype="boolean"),
+    ]
+    got = _roundtrip(table, cols)
+    fields = {f.name: f for f in got.fields}
+    assert fields["x"].ucd == "POS_EQ_RA_MAIN" and str(fields["x"].unit) == "deg"
+    assert fields["x"].description == "a <b> & c"
+    arr = got.array
+    assert len(arr) == n
+    for name in ("x", "y"):
+        want = table[name].to_numpy(zero_copy_only=False)
+        col = np.ma.filled(arr[name].astype(float), np.nan)
+        np.testing.assert_array_equal(col, np.where(np.isnan(want), np.nan, want))
+    for k in range(n):
+        assert (arr["i"][k] is np.ma.masked) == (ints[k] is None)
+        if ints[k] is not None:
+            assert arr["i"][k] == ints[k]
+        s = text[k]
+        if s is not None and s.strip() == s and s != "":
+            assert arr["s"][k] == s
