@@ -91,7 +91,8 @@ def run(opts):
                     f"compile {g.compile_s:.1f}s) min ESS {g_ess.min():.0f}; nuts 2x{n_draws} "
                     f"{n.sampling_s:.1f}s (compile+warm-up {n.warmup_s:.1f}s) min ESS "
                     f"{n_ess.min():.0f}; |dmed|/sd max {agree[0]:.2f} p95 {agree[1]:.2f}, "
-                    f"width ratio {agree[2]:.2f}-{agree[3]:.2f}"
+                    f"width ratio {agree[2]:.2f}-{agree[3]:.2f}; per CPU-second "
+                    f"{g_ess.min() / g.sampling_cpu_s:.0f} vs {n_ess.min() / n.sampling_cpu_s:.1f}"
                 ),
                 extra={
                     "nsrc": model.nsrc,
@@ -103,6 +104,10 @@ def run(opts):
                     "gibbs_total_s": g_total,
                     "gibbs_min_ess": float(g_ess.min()),
                     "gibbs_median_ess": float(np.median(g_ess)),
+                    "gibbs_sampling_cpu_s": g.sampling_cpu_s,
+                    "gibbs_min_ess_per_cpu_s": float(g_ess.min() / g.sampling_cpu_s),
+                    "nuts_sampling_cpu_s": n.sampling_cpu_s,
+                    "nuts_min_ess_per_cpu_s": float(n_ess.min() / n.sampling_cpu_s),
                     "nuts_sampling_s": n.sampling_s,
                     "nuts_warmup_and_compile_s": n.warmup_s,
                     "nuts_min_ess": float(n_ess.min()),

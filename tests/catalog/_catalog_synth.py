@@ -32,7 +32,7 @@ def make_survey(
     """
     rng = np.random.default_rng(seed)
     cosd = np.cos(np.radians(center_dec))
-    ra = center_ra + (rng.random(n) - 0.5) * size_deg / cosd
+    ra = (center_ra + (rng.random(n) - 0.5) * size_deg / cosd) % 360.0
     dec = center_dec + (rng.random(n) - 0.5) * size_deg
     star = rng.random(n) < star_fraction
     pmra = np.where(star, rng.normal(0, 15, n), 0.0)

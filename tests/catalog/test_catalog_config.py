@@ -297,3 +297,14 @@ def test_corrupted_configs_raise_config_error_naming_the_key(raw, corruption):
     with pytest.raises(ConfigError) as exc:
         parse_config(bad)
     assert exc.value.key == expected
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.key is None and str(exc.value) == f"{path}: expected a mapping, got list"
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "empty.yaml")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from skysense.catalog.io import guess_format, read_catalogue, write_catalogue
 from skysense.errors import InputError
@@ -18,6 +20,7 @@ def _table():
             "f_megacam_u": [1.5, np.nan, 3.0, 4.0],
             "flag_megacam_u": [True, False, False, True],
             "name": ["a", "b", "c", "d"],
+            "flag_gaia": np.array([0, 3, 2, 1], dtype=np.int8),
         }
     )
     df.attrs["units"] = {"ra": "deg", "f_megacam_u": "uJy"}
@@ -36,6 +39,7 @@ def test_round_trip_keeps_values_and_units(tmp_path, suffix):
         back["f_megacam_u"].to_numpy(float), df["f_megacam_u"], equal_nan=True
     )
     assert [str(x) for x in back["name"]] == ["a", "b", "c", "d"]
+    assert back["flag_gaia"].tolist() == [0, 3, 2, 1]
     if suffix != ".csv":
         assert back.attrs["units"]["f_megacam_u"] == "uJy"
         assert back.attrs["units"]["ra"] == "deg"
@@ -72,3 +76,29 @@ def test_bad_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="cannot tell the format"):
         guess_format("x.dat")
     assert guess_format("x.fits.gz") == "fits"
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=False, width=64)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(1, 15).flatmap(
+        lambda n: st.tuples(
+            st.lists(_floats, min_size=n, max_size=n),
+            st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n),
+            st.lists(st.booleans(), min_size=n, max_size=n),
+        )
+    ),
+    st.sampled_from([".fits", ".parquet", ".vot", ".ecsv", ".csv"]),
+)
+def test_round_trip_property(tmp_path, data, suffix):
+    floats, ints, bools = data
+    df = pd.DataFrame({"x": np.array(floats), "k": np.array(ints, dtype=np.int64), "b": bools})
+    path = write_catalogue(df, tmp_path / f"p{suffix}")
+    back = read_catalogue(path)
+    np.testing.assert_array_equal(back["x"].to_numpy(float), df["x"].to_numpy())
+    np.testing.assert_array_equal(back["k"].to_numpy(np.int64), df["k"].to_numpy())
+    assert back["b"].astype(bool).tolist() == bools

@@ -46,7 +46,9 @@ def _clustered(rng, n_centres, n, spread_deg):
     dec_c = rng.choice([90.0, -90.0, 89.9999, -89.9995, 0.0, rng.uniform(-90, 90)], n_centres)
     k = rng.integers(0, n_centres, n)
     dec = np.clip(dec_c[k] + rng.normal(0, spread_deg, n), -90.0, 90.0)
-    ra = np.mod(ra_c[k] + rng.normal(0, spread_deg, n) / np.maximum(np.cos(np.radians(dec)), 1e-3), 360.0)
+    ra = np.mod(
+        ra_c[k] + rng.normal(0, spread_deg, n) / np.maximum(np.cos(np.radians(dec)), 1e-3), 360.0
+    )
     return ra, dec
 
 
@@ -66,7 +68,9 @@ def test_pairs_within_equals_brute_force(seed, radius, n1, n2):
     ra2 = ra2 + 360.0 * rng.integers(-1, 2, n2)
     i1, i2, sep = pairs_within(ra1, dec1, ra2, dec2, radius)
     assert set(zip(i1.tolist(), i2.tolist())) == brute_pairs(ra1, dec1, ra2, dec2, radius)
-    np.testing.assert_allclose(sep, angular_sep_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2]), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        sep, angular_sep_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2]), rtol=1e-9, atol=1e-9
+    )
     assert np.all(sep <= radius)
     # Sorted by (i1, sep, i2).
     assert np.all(np.lexsort((i2, sep, i1)) == np.arange(len(i1)))
@@ -105,10 +109,14 @@ def test_pair_exactly_at_radius_is_kept():
     dec2 = dec1 + rng.uniform(-1e-3, 1e-3, 50)
     sep = angular_sep_arcsec(ra1, dec1, ra2, dec2)
     for k in range(50):
-        i1, i2, _ = pairs_within(ra1[k : k + 1], dec1[k : k + 1], ra2[k : k + 1], dec2[k : k + 1], sep[k])
+        i1, i2, _ = pairs_within(
+            ra1[k : k + 1], dec1[k : k + 1], ra2[k : k + 1], dec2[k : k + 1], sep[k]
+        )
         assert len(i1) == 1
         below = np.nextafter(sep[k], 0)
-        i1, _, _ = pairs_within(ra1[k : k + 1], dec1[k : k + 1], ra2[k : k + 1], dec2[k : k + 1], below)
+        i1, _, _ = pairs_within(
+            ra1[k : k + 1], dec1[k : k + 1], ra2[k : k + 1], dec2[k : k + 1], below
+        )
         assert len(i1) == 0
 
 

@@ -84,7 +84,6 @@ def _problem(cov, *, missing=True, errors=True, seed=0):
     err = 0.1 + 0.1 * rng.random(X.shape) if errors else None
     if missing:
         X[::7, 2] = np.nan
-        X[3::11, 0] = np.nan
         if err is not None:
             err[np.isnan(X)] = np.nan
     est = GPzRegressor(m=6, covariance=cov, random_state=seed)
@@ -107,7 +106,7 @@ def test_gradient_matches_central_differences(cov):
     with _jax_context():
         import jax.numpy as jnp
 
-        value, grad = _jitted("value_and_grad")(
+        (value, _), grad = _jitted("value_and_grad")(
             jnp.asarray(theta),
             spec,
             jnp.asarray(Xn),
@@ -153,7 +152,9 @@ def test_recovers_function_and_heteroscedastic_noise():
 def test_input_errors_match_monte_carlo(cov):
     """With X_err, the mean is E[f(x)] and input_variance is Var[f(x)] over x ~ N(X, err^2)."""
     X, y = _toy(200, 2, 5)
-    est = GPzRegressor(m=12, covariance=cov, random_state=0, max_iter=30).fit(X, y)
+    # Trained (anisotropic) parameters for VD; the initial ones suffice for the others.
+    est = GPzRegressor(m=12, covariance=cov, random_state=0, max_iter=30 if cov != "GL" else 0)
+    est.fit(X, y)
     rng = np.random.default_rng(9)
     Xq = rng.uniform(-1.5, 1.5, (6, 2))
     err = np.full_like(Xq, 0.25)
@@ -161,8 +162,7 @@ def test_input_errors_match_monte_carlo(cov):
     draws = Xq[None] + err[None] * rng.normal(size=(40000, *Xq.shape))
     f = est.predict(draws.reshape(-1, 2)).reshape(40000, -1)
     np.testing.assert_allclose(with_err.mean, f.mean(0), atol=4 * f.std(0).max() / 200 + 1e-3)
-    rtol = 0.05 if cov[1] != "C" else 0.2  # C uses the unscented transform
-    np.testing.assert_allclose(with_err.input_variance, f.var(0), rtol=rtol, atol=1e-4)
+    np.testing.assert_allclose(with_err.input_variance, f.var(0), rtol=0.05, atol=1e-5)
     without = est.predict_components(Xq)
     assert np.all(without.input_variance == 0)
     assert np.all(with_err.variance > without.noise_variance)
@@ -173,8 +173,16 @@ def test_missing_band_is_the_gaussian_marginal(cov):
     """A basis function marginalised over a missing band equals its profile maximum over that
     band (Gaussian: the Schur complement), found here by a 1-D optimiser."""
     X, y = _toy(120, 3, 1)
-    est = GPzRegressor(m=8, covariance=cov, linear_mean=False, random_state=0, max_iter=15)
+    # VC is trained so that its precision matrices are far from isotropic.
+    est = GPzRegressor(
+        m=8, covariance=cov, linear_mean=False, random_state=0, max_iter=15 if cov == "VC" else 0
+    )
     est.fit(X, y)
+    if cov == "VC":
+        off = est.precisions_[:, 0, 1] / np.sqrt(
+            est.precisions_[:, 0, 0] * est.precisions_[:, 1, 1]
+        )
+        assert np.max(np.abs(off)) > 0.05
     xq = np.array([0.3, np.nan, -0.4])
     spec = est._spec(((0, 1, (0, 2)),))
     xn = np.where(np.isfinite(xq), (xq - est.x_mean_) / est.x_scale_, 0.0)[None]

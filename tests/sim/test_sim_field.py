@@ -308,13 +308,6 @@ def test_console_script_runs(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert read_manifest(tmp_path / "f")["seed"] == 1
-    bad = subprocess.run(
-        [exe, "sim", "field", "--out", str(tmp_path / "g"), "--area", "nan"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert bad.returncode == 2 and "not a finite number" in bad.stderr
 
 
 def test_fits_catalogue_columns_carry_units(field):
@@ -327,3 +320,18 @@ def test_fits_catalogue_columns_carry_units(field):
     objects = pd.read_parquet(out / "truth/objects.parquet")
     assert props.object_id.isin(objects.object_id).all()
     assert len(props) == (objects.kind == "galaxy").sum()
+
+
+def test_dropping_a_survey_leaves_the_others_identical(field, tmp_path):
+    out, _ = field
+    only = tmp_path / "only"
+    keep = tuple(s for s in DEFAULT_SURVEYS if s.name in ("suprime", "ukidss"))
+    write_field(only, seed=0, area_deg2=AREA, surveys=keep, maps=())
+    assert (out / "catalogues/ukidss.csv").read_bytes() == (
+        only / "catalogues/ukidss.csv"
+    ).read_bytes()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "catalogues/suprime.parquet"),
+        pd.read_parquet(only / "catalogues/suprime.parquet"),
+    )
+    assert not (only / "catalogues/cfhtls.fits").exists()

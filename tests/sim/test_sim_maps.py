@@ -140,6 +140,18 @@ def test_invalid_inputs():
         inject_point_sources((10, 10), np.zeros(2), np.zeros(3), np.zeros(2), 1.0)
     with pytest.raises(InputError):
         inject_point_sources((10, 10), np.zeros(2), np.zeros(2), np.zeros(2), 0.0)
+    with pytest.raises(InputError):
+        inject_point_sources(
+            (10, 10),
+            np.zeros(1),
+            np.zeros(1),
+            np.ones(1),
+            1.0,
+            out=np.zeros((10, 10), dtype=np.float32),
+        )
+    acc = np.ones((30, 30))
+    inject_point_sources((0, 0), np.array([15.0]), np.array([15.0]), np.array([2.0]), 1.0, out=acc)
+    assert acc.sum() == pytest.approx(900 + 2 * 2 * math.pi, rel=1e-6)
     sky = simulate_sky(seed=1, area_deg2=0.001, mag_limit=20.0)
     with pytest.raises(InputError):
         make_maps(sky, (MapSpec("megacam_u", 1.0, 1.0, 1.0),))

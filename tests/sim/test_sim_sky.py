@@ -214,3 +214,19 @@ def test_stars_independent_of_galaxy_settings():
 def test_invalid_parameters_raise(kwargs):
     with pytest.raises(InputError):
         simulate_sky(**kwargs)
+
+
+@pytest.mark.parametrize("beta,alpha", [(1.5, 2.0), (1.8, 1.5)])
+def test_dust_power_law_joins_smoothly(beta, alpha):
+    """Value and logarithmic slope are continuous where the mid-IR power law takes over."""
+    from skysense.sim.sed import _dust_join, _dust_shape
+
+    x_c = _dust_join(beta, alpha)
+    eps = 1e-6
+    x = np.array([x_c * (1 - eps), x_c * (1 + eps)])
+    g = _dust_shape(x, beta, alpha)
+    assert g[1] / g[0] == pytest.approx(1.0, abs=1e-4)
+    # Below the join the modified black body's slope is -alpha too (Casey 2012 condition).
+    xb = np.array([x_c * (1 - 1e-5), x_c * (1 - 1e-6)])
+    slope = np.diff(np.log(_dust_shape(xb, beta, alpha))) / np.diff(np.log(xb))
+    assert slope[0] == pytest.approx(-alpha, abs=2e-3)

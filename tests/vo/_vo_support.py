@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -76,11 +78,7 @@ def fresh_postgres(dsn: str):
         yield url
     finally:
         with psycopg.connect(dsn, autocommit=True) as con:
-            con.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def publish_sky(db: str, table: pa.Table) -> None:
@@ -139,3 +137,21 @@ def server_settings(db: str, tmp_path, **changes) -> Settings:
         db_threads=1,
     )
     return base.replace(**changes)
+
+
+def run_taplint(stilts: str, url: str) -> str:
+    proc = subprocess.run(
+        [stilts, "-Djava.awt.headless=true", "taplint", f"tapurl={url}/tap", "report=EWF"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc.stdout + proc.stderr
+
+
+def taplint_totals(report: str) -> tuple[int, int, int]:
+    match = re.search(
+        r"Totals:\s*Errors:\s*(\d+);?\s*Warnings:\s*(\d+);?\s*Failures:\s*(\d+)", report
+    )
+    assert match, report[-3000:]
+    return tuple(int(g) for g in match.groups())

@@ -90,28 +90,3 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         == 2
     )
     assert "SCHEMA.NAME" in capsys.readouterr().err
-
-
-def test_demo_builds_once(tmp_path, capsys):
-    work = tmp_path / "demo"
-    assert main(["vo", "demo", "--workdir", str(work), "--no-serve", "--area-deg2", "0.02"]) == 0
-    assert "built the demo database" in capsys.readouterr().out
-    assert main(["vo", "demo", "--workdir", str(work), "--no-serve", "--area-deg2", "0.02"]) == 0
-    assert "using the existing demo database" in capsys.readouterr().out
-    assert main(["vo", "tables", "--db", str(work / "demo.duckdb")]) == 0
-    out = capsys.readouterr().out
-    for name in ("help.truth", "help.gaia", "help.cfhtls", "help.catalogue_rows"):
-        assert name in out
-    assert (
-        main(
-            [
-                "vo",
-                "query",
-                "SELECT COUNT(*) AS n FROM help.truth WHERE kind = 'star'",
-                "--db",
-                str(work / "demo.duckdb"),
-            ]
-        )
-        == 0
-    )
-    assert int(capsys.readouterr().out.splitlines()[1]) > 0

@@ -62,6 +62,16 @@ def test_map_info_against_astropy(tmp_path):
     half_diag_deg = math.hypot(40, 30) * 4.0 / 3600
     assert info.radius_deg == pytest.approx(half_diag_deg, rel=1e-3)
     assert info.s_region.startswith("POLYGON ")
+    # DALI polygon: counter-clockwise seen from inside, i.e. (v0 x v1) . v2 < 0, and a valid
+    # POS value that holds the map centre.
+    from skysense.vo.cutout import parse_pos, region_contains
+
+    poly = parse_pos(info.s_region)
+    v = np.radians(np.column_stack([poly.ra_deg, poly.dec_deg]))
+    xyz = np.column_stack([np.cos(v[:, 1]) * np.cos(v[:, 0]), np.cos(v[:, 1]) * np.sin(v[:, 0]),
+                           np.sin(v[:, 1])])
+    assert np.dot(np.cross(xyz[0], xyz[1]), xyz[2]) < 0
+    assert region_contains(poly, info.center_ra, info.center_dec)
     assert WCS(info.wcs().to_header()).wcs.ctype[0] == "RA---TAN"
 
 

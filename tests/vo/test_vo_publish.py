@@ -112,7 +112,7 @@ def test_csv_with_metadata_file_and_explicit_positions(backend, tmp_path):
     assert rows["name"] == ["A", "B"] and rows["flux_mjy"] == [1.5, None]
 
 
-def test_hats_directory(backend, tmp_path):
+def test_hats_directory(tmp_path):
     import lsdb
     import pandas as pd
 
@@ -122,12 +122,14 @@ def test_hats_directory(backend, tmp_path):
     )
     cat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name="toy")
     cat.write_catalog(tmp_path / "toy")
+    backend = open_backend(tmp_path / "hats.duckdb")  # the reader is backend-independent
     spec = publish_file(backend, tmp_path / "toy", "help.toy")
     assert (spec.ra, spec.dec) == ("ra", "dec")
     info = backend.catalog().tables["help.toy"]
     assert info.n_rows == 200
     assert not {"norder", "dir", "npix", "healpix_29"} & set(info.columns)
     got = backend.query(f'SELECT sum("id") AS s FROM {info.physical}').column(0)[0].as_py()
+    backend.close()
     assert got == sum(range(200))
 
 

@@ -35,8 +35,7 @@ def test_run_sync_cone(service, sky):
     table = result.to_table()
     assert set(table["object_id"].tolist()) == _brute(sky, 0.2, -0.3, 1.0)
     assert table["ra"].unit == u.deg and table["mag_r"].unit == u.mag
-    field = result.fieldname_with_ucd("pos.eq.ra;meta.main")
-    assert field == "ra"
+    assert result.resultstable.get_field_by_id_or_name("ra").ucd == "pos.eq.ra;meta.main"
 
 
 def test_run_async(service):

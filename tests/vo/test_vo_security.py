@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 import warnings
 
@@ -72,9 +73,13 @@ def test_time_limit_and_abort(hardened):
         hardened.query(slow, timeout_s=0.5)
     assert time.monotonic() - t0 < 15
     handle = QueryHandle()
-    handle.cancel()  # cancelled before it starts: stops as soon as it runs
+    threading.Timer(0.5, handle.cancel).start()  # UWS ABORT from another thread
+    t0 = time.monotonic()
     with pytest.raises(QueryError, match="abort"):
-        hardened.query(slow, timeout_s=20, handle=handle)
+        hardened.query(slow, timeout_s=60, handle=handle)
+    assert time.monotonic() - t0 < 15
+    with pytest.raises(QueryError, match="abort"):  # cancelled before it starts
+        hardened.query(slow, timeout_s=60, handle=handle)
 
 
 @pytest.mark.parametrize(

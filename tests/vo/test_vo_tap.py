@@ -120,7 +120,7 @@ def test_maxrec_overflow_and_hard_ceiling(client):
     assert len(vot.resources[0].tables[0].array) == 10
     assert resp.text.index('value="OVERFLOW"') > resp.text.index("</TABLE>")
     # Exactly as many rows as MAXREC allows is not an overflow.
-    vot = votable(sync(client, "SELECT object_id FROM demo.small", MAXREC="3"))
+    vot = votable(sync(client, "SELECT id FROM demo.small", MAXREC="3"))
     assert status(vot)[0] == "OK"
     # MAXREC above the hard ceiling (5000 in the test settings) is capped.
     vot = votable(
@@ -274,3 +274,63 @@ def test_upload_errors(client):
         files={"p": ("t.vot", big, "text/xml")},
     )
     assert resp.status_code == 400 and "exceeds the limit" in status(votable(resp))[1]
+
+
+def _unit(ra_deg, dec_deg):
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def brute_convex_polygon(sky: pa.Table, vertices):
+    """Ids inside a convex spherical polygon with great-circle edges (and ids within 1e-9 rad
+    of an edge, whose side is a matter of rounding)."""
+    v = _unit(np.array([p[0] for p in vertices]), np.array([p[1] for p in vertices]))
+    normals = np.cross(v, np.roll(v, -1, axis=0))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    pts = _unit(sky.column("ra").to_numpy(), sky.column("dec").to_numpy())
+    side = pts @ normals.T
+    if (side.sum(axis=1) < 0).sum() > (side.sum(axis=1) > 0).sum():
+        side = -side  # vertices given clockwise: flip so "inside" is positive
+    ids = sky.column("object_id").to_numpy()
+    inside = (side > 0).all(axis=1)
+    edge = (np.abs(side) < 1e-9).any(axis=1)
+    return set(ids[inside]), set(ids[edge])
+
+
+POLYGONS = [
+    [(358.5, -1.0), (1.5, -1.2), (1.0, 1.5), (359.0, 1.0)],  # straddles RA = 0/360
+    [(149.0, 1.0), (151.0, 1.0), (151.0, 3.0), (149.0, 3.0)],
+    [(0.0, 87.0), (120.0, 87.0), (240.0, 87.0)],  # around the north pole
+]
+
+
+@pytest.mark.parametrize("vertices", POLYGONS)
+def test_polygon_agrees_with_brute_force(client, sky, vertices):
+    coords = ", ".join(f"{ra}, {dec}" for ra, dec in vertices)
+    query = (
+        "SELECT object_id FROM demo.sky WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+        f"POLYGON('ICRS', {coords}))"
+    )
+    got = set(rows(sync(client, query, MAXREC=5000))["object_id"].tolist())
+    expected, edge = brute_convex_polygon(sky, vertices)
+    assert len(expected) > 10
+    assert got - edge == expected - edge
+
+
+def test_box_agrees_with_brute_force(client, sky):
+    ra0, dec0, width, height = 0.5, 0.5, 2.0, 1.5
+    query = (
+        "SELECT object_id FROM demo.sky WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+        f"BOX('ICRS', {ra0}, {dec0}, {width}, {height}))"
+    )
+    got = set(rows(sync(client, query, MAXREC=5000))["object_id"].tolist())
+    # BOX = the polygon with corners (ra0 +- width/2, dec0 +- height/2) (see the capabilities).
+    corners = [
+        (ra0 - width / 2, dec0 - height / 2),
+        (ra0 + width / 2, dec0 - height / 2),
+        (ra0 + width / 2, dec0 + height / 2),
+        (ra0 - width / 2, dec0 + height / 2),
+    ]
+    expected, edge = brute_convex_polygon(sky, [(r % 360, d) for r, d in corners])
+    assert len(expected) > 10
+    assert got - edge == expected - edge

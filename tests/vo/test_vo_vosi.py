@@ -93,3 +93,18 @@ def test_tables_detail_min_and_single_table(client):
     one = ET.fromstring(client.get("/tap/tables/demo.sky").content)
     assert one.find("name").text == "demo.sky" and len(one.findall("column")) == 6
     assert client.get("/tap/tables/demo.nothing").status_code == 404
+
+
+def test_examples_document_queries_all_run(client):
+    resp = client.get("/tap/examples")
+    assert resp.status_code == 200
+    root = ET.fromstring(resp.content)
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    queries = [p.text for p in root.iterfind(".//h:pre[@property='query']", ns)]
+    assert len(queries) >= 3  # tables, cone, count (the test sky has one positional table)
+    for query in queries:
+        vot = _tap_schema(client, query)
+        assert len(vot) > 0, query
+    caps = ET.fromstring(client.get("/tap/capabilities").content)
+    ids = [c.get("standardID") for c in caps.findall("capability")]
+    assert "ivo://ivoa.net/std/DALI#examples" in ids

@@ -32,9 +32,9 @@ def _table():
     return pa.table(
         {
             "id": pa.array([1, 2, None], pa.int64()),
-            "ra": [10.5, 359.999999999, None],
+            "ra": [10.5, 359.999999999, float("inf")],
             "mag": pa.array([21.5, np.nan, 19.0], pa.float32()),
-            "name": ["alpha", "Ω-cen", None],
+            "name": ["a<b&c>", "Ω-cen", None],
             "ok": [True, False, None],
             "n": pa.array([1, -2, 3], pa.int16()),
         }
@@ -65,7 +65,8 @@ def test_result_votable_round_trip_with_metadata(binary2):
     assert list(arr["id"].data[:2]) == [1, 2] and bool(arr["id"].mask[2])
     assert arr["ra"][1] == pytest.approx(359.999999999, abs=1e-12)
     assert np.isnan(arr["mag"][1]) or bool(np.ma.getmaskarray(arr["mag"])[1])
-    assert arr["name"][1] == "Ω-cen"
+    assert arr["name"][1] == "Ω-cen" and arr["name"][0] == "a<b&c>"
+    assert np.isinf(arr["ra"][2])
     assert bool(arr["ok"][0]) and not bool(arr["ok"][1])
 
 
@@ -90,6 +91,7 @@ def test_read_votable_upload():
     table, infos = read_votable(data)
     assert table.column_names == [c.name for c in COLUMNS]
     assert table.column("id").to_pylist() == [1, 2, None]
+    assert table.column("name").to_pylist()[:2] == ["a<b&c>", "Ω-cen"]
     assert {i.name: i.ucd for i in infos}["ra"] == "pos.eq.ra;meta.main"
     with pytest.raises(Exception, match="not a readable VOTable"):
         read_votable(b"<html>nope</html>")

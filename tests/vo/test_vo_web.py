@@ -308,6 +308,7 @@ def test_browser_session(site, chromium, tmp_path):
             page.wait_for_selector("#result-table")
             rows = page.locator("#result-table tbody tr")
             assert rows.count() == 25
+            assert "rows 1–25 of 30" in page.locator(".result .meta").inner_text()
             assert rows.nth(0).locator("td").nth(0).inner_text() == "HELP_J000000"
             headers = page.locator("#result-table thead th").all_inner_texts()
             assert headers[3].startswith("f_spire_250") and "[mJy]" in headers[3]

@@ -17,7 +17,9 @@ with warnings.catch_warnings():
 @pytest.mark.parametrize("n_draws", [200, 501])
 def test_matches_arviz(n_draws):
     rng = np.random.default_rng(3)
-    x = 0.05 * np.cumsum(rng.normal(size=(4, n_draws, 3)), axis=1) + rng.normal(size=(4, n_draws, 3))
+    x = 0.05 * np.cumsum(rng.normal(size=(4, n_draws, 3)), axis=1) + rng.normal(
+        size=(4, n_draws, 3)
+    )
     x[1] += 0.3
     for i in range(3):
         assert split_rhat(x)[i] == pytest.approx(float(az.rhat(x[:, :, i])), rel=1e-10)

@@ -72,7 +72,9 @@ def test_all_nan_map_and_shape_mismatch(tmp_path):
 
 def test_read_prior_columns_and_bad_rows(tmp_path):
     p = tmp_path / "p.csv"
-    pd.DataFrame({"ID": [1, 2], "RA": [150.0, 150.1], "Dec": [2.0, 2.1], "flux_upper_spire_250": [9.0, 8.0]}).to_csv(p, index=False)
+    pd.DataFrame(
+        {"ID": [1, 2], "RA": [150.0, 150.1], "Dec": [2.0, 2.1], "flux_upper_spire_250": [9.0, 8.0]}
+    ).to_csv(p, index=False)
     df = read_prior(p)
     assert list(df.columns[:3]) == ["id", "ra", "dec"] and df["id"].tolist() == ["1", "2"]
     assert "flux_upper_spire_250" in df.columns

@@ -52,7 +52,9 @@ def test_prf_beam_interpolates_a_gaussian():
     sx, sy = rng.uniform(3, 11, 5), rng.uniform(3, 11, 5)
     a_prf = pointing_matrix(sx, sy, xx2.ravel(), yy2.ravel(), prf, 6.0, min_fraction=1e-3)
     a_g = pointing_matrix(sx, sy, xx2.ravel(), yy2.ravel(), beam, 6.0, min_fraction=1e-3)
-    np.testing.assert_allclose(a_prf.toarray(), a_g.toarray(), atol=5e-3)  # bilinear error at 1 arcsec sampling
+    np.testing.assert_allclose(
+        a_prf.toarray(), a_g.toarray(), atol=5e-3
+    )  # bilinear error at 1 arcsec sampling
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,7 +66,15 @@ def test_prf_beam_interpolates_a_gaussian():
 )
 def test_pointing_matrix_entries_bounded_and_cut(x, y, fwhm, frac):
     yy, xx = np.mgrid[0:10, 0:10]
-    a = pointing_matrix(np.array([x]), np.array([y]), xx.ravel(), yy.ravel(), GaussianBeam(fwhm), 4.0, min_fraction=frac)
+    a = pointing_matrix(
+        np.array([x]),
+        np.array([y]),
+        xx.ravel(),
+        yy.ravel(),
+        GaussianBeam(fwhm),
+        4.0,
+        min_fraction=frac,
+    )
     v = a.toarray()[:, 0]
     assert np.all(v[v > 0] >= frac) and v.max() <= 1.0
     # the nearest pixel always carries the beam at its true offset
@@ -88,13 +98,23 @@ def test_duplicate_columns_found():
 def test_bounds_lower_above_upper_named():
     a = sp.csr_matrix(np.eye(3))
     with pytest.raises(InputError, match="row 1"):
-        band_model("spire_250", a, np.ones(3), np.ones(3), flux_lower=[0, 5, 0], flux_upper=[1, 2, 1])
+        band_model(
+            "spire_250", a, np.ones(3), np.ones(3), flux_lower=[0, 5, 0], flux_upper=[1, 2, 1]
+        )
 
 
 def test_loguniform_needs_positive_lower():
     a = sp.csr_matrix(np.eye(2))
     with pytest.raises(InputError, match="log-uniform"):
-        band_model("spire_250", a, np.ones(2), np.ones(2), flux_lower=[0, 1], flux_upper=[3, 3], flux_kind="loguniform")
+        band_model(
+            "spire_250",
+            a,
+            np.ones(2),
+            np.ones(2),
+            flux_lower=[0, 1],
+            flux_upper=[3, 3],
+            flux_kind="loguniform",
+        )
 
 
 def test_noise_must_be_positive():

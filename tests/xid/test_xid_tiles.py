@@ -31,12 +31,19 @@ def test_every_source_owned_once_and_buffer_holds_neighbours(seed, order):
             near.update(np.flatnonzero(angular_sep_arcsec(ra[i], dec[i], ra, dec) < buf).tolist())
         assert near <= set(t.fit.tolist())
         # and nothing far beyond the buffer is
-        far = [j for j in t.fit if min(angular_sep_arcsec(ra[j], dec[j], ra[t.own], dec[t.own])) > cell_size_arcsec(order) * 1.5 + 2 * buf]
+        far = [
+            j
+            for j in t.fit
+            if min(angular_sep_arcsec(ra[j], dec[j], ra[t.own], dec[t.own]))
+            > cell_size_arcsec(order) * 1.5 + 2 * buf
+        ]
         assert not far
 
 
 def test_fit_tiles_join_and_restart(tmp_path):
-    f = simulate_field(120, size_pix=90, noise_mjy=1.0, flux_min_mjy=5, flux_max_mjy=60, random_state=3)
+    f = simulate_field(
+        120, size_pix=90, noise_mjy=1.0, flux_min_mjy=5, flux_max_mjy=60, random_state=3
+    )
     prior = f.sources[["id", "ra", "dec"]]
     kw = {"n_samples": 150, "n_warmup": 100, "n_chains": 2, "random_state": 1}
     cat = fit_tiles([f.sky], prior, tmp_path, order=9, buffer_arcsec=40.0, **kw)

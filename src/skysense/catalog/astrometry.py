@@ -87,7 +87,8 @@ def propagate_positions(
     mua = np.nan_to_num(np.asarray(pmra_masyr, dtype=np.float64)) * _MAS_TO_RAD * dt
     mud = np.nan_to_num(np.asarray(pmdec_masyr, dtype=np.float64)) * _MAS_TO_RAD * dt
     sa, ca, sd, cd = np.sin(ra), np.cos(ra), np.sin(dec), np.cos(dec)
-    # Position p, unit east e = (-sin a, cos a, 0), unit north n = (-sin d cos a, -sin d sin a, cos d).
+    # Position p + t * (pmra * east + pmdec * north), with the unit vectors
+    # east = (-sin a, cos a, 0) and north = (-sin d cos a, -sin d sin a, cos d).
     x = cd * ca + mua * (-sa) + mud * (-sd * ca)
     y = cd * sa + mua * ca + mud * (-sd * sa)
     z = sd + mud * cd
@@ -174,8 +175,8 @@ def measure_offset(
         mask = mask_a & mask_d
         n_used = int(mask.sum())
         med_ra, med_dec = float(np.median(dra[mask])), float(np.median(ddec[mask]))
-        err_ra = 1.2533 * float(np.std(dra[mask])) / np.sqrt(n_used)
-        err_dec = 1.2533 * float(np.std(ddec[mask])) / np.sqrt(n_used)
+        err_ra = float(1.2533 * np.std(dra[mask]) / np.sqrt(n_used))
+        err_dec = float(1.2533 * np.std(ddec[mask]) / np.sqrt(n_used))
         total_dra += med_ra
         total_ddec += med_dec
         ra_c, dec_c = apply_offset(ra, dec, total_dra, total_ddec)

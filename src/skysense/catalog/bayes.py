@@ -19,6 +19,7 @@ Pure functions of arrays in arcsec.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from skysense.errors import InputError
 
@@ -73,18 +74,18 @@ def bayes_factor(sep_arcsec, sigma1_arcsec, sigma2_arcsec) -> np.ndarray:
 def match_probability(log_b: np.ndarray, prior: float) -> np.ndarray:
     """Posterior probability of a match, eq. (26), from ``ln B`` and the prior P0 in (0, 1).
 
-    Computed as a logistic function of ``ln B + ln P0 - ln(1 - P0)`` so that huge Bayes
-    factors do not overflow.
+    Computed as the logistic function of ``ln B + ln P0 - ln(1 - P0)`` (``scipy.special.expit``)
+    so that huge or tiny Bayes factors neither overflow nor lose precision.
     """
     if not 0.0 < prior < 1.0:
         raise InputError(f"prior must be in (0, 1), got {prior!r}")
     logit = np.asarray(log_b, dtype=np.float64) + np.log(prior) - np.log1p(-prior)
-    return 0.5 * (1.0 + np.tanh(0.5 * logit))
+    return expit(logit)
 
 
 def match_probability_from_log_odds(log_odds: np.ndarray) -> np.ndarray:
     """Posterior probability from ``ln B + ln(P0 / (1 - P0))`` (a logistic function)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(log_odds, dtype=np.float64)))
+    return expit(np.asarray(log_odds, dtype=np.float64))
 
 
 def prior_from_counts(n_common: int, n1: int, n2: int) -> float:

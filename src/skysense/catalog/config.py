@@ -29,6 +29,7 @@ from typing import Any
 from skysense.catalog.bands import BANDS
 from skysense.catalog.cuts import cut_columns, parse_cut
 from skysense.catalog.io import FORMATS
+from skysense.catalog.photometry import FLUX_UNITS
 from skysense.errors import ConfigError
 
 __all__ = [
@@ -42,14 +43,6 @@ __all__ = [
     "check_columns",
 ]
 
-# Factor from each unit to microjansky.
-FLUX_UNITS: dict[str, float] = {
-    "nJy": 1e-3,
-    "uJy": 1.0,
-    "mJy": 1e3,
-    "Jy": 1e6,
-    "erg/s/cm2/Hz": 1e29,
-}
 _SURVEY_RE = re.compile(r"^[a-z0-9_]+$")
 _TOP_KEYS = (
     "survey",
@@ -237,7 +230,7 @@ class _Validator:
         self.path = path
 
     def fail(self, key: str, message: str):
-        raise ConfigError(message, path=self.path, key=key)
+        raise ConfigError(message, path=self.path, key=key or None)
 
     def mapping(self, value, key: str, allowed) -> dict:
         if not isinstance(value, dict):

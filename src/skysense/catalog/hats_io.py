@@ -21,12 +21,21 @@ import pyarrow.parquet as pq
 from skysense._atomic import atomic_dir
 from skysense.errors import InputError
 
-__all__ = ["SPATIAL_INDEX_COLUMN", "write_hats", "read_hats_table", "hats_partitions"]
+__all__ = [
+    "SPATIAL_INDEX_COLUMN",
+    "spatial_index",
+    "write_hats",
+    "write_partition",
+    "finalize_hats",
+    "read_hats_table",
+    "hats_partitions",
+]
 
 SPATIAL_INDEX_COLUMN = "_healpix_29"
 
 
-def _spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """The ``_healpix_29`` index (order-29 NESTED HEALPix) of positions in deg, int64 (n,)."""
     from hats.pixel_math.spatial_index import compute_spatial_index
 
     if len(ra) == 0:
@@ -72,10 +81,6 @@ def write_hats(
     InputError
         Missing or invalid position columns, or an empty table.
     """
-    import hats.io
-    from hats.catalog import PartitionInfo, TableProperties
-    from hats.io.skymap import write_skymap
-    from hats.pixel_math import HealpixPixel
     from hats.pixel_math.partition_stats import generate_alignment
 
     path = Path(path)
@@ -89,7 +94,7 @@ def write_hats(
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
     if bad.any():
         raise InputError("invalid position", column=ra_column, row=int(np.flatnonzero(bad)[0]))
-    hpx29 = _spatial_index(ra, dec)
+    hpx29 = spatial_index(ra, dec)
     shift = 2 * (29 - highest_order)
     cell = hpx29 >> shift
     histogram = np.bincount(cell, minlength=12 * 4**highest_order).astype(np.int64)
@@ -110,7 +115,6 @@ def write_hats(
     )
     dest_keys = cell_dest[np.searchsorted(dest_cells, cell_sorted)]
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    name = catalog_name or path.name
     pixels = []
     counts = []
     with atomic_dir(path) as tmp:
@@ -119,32 +123,81 @@ def write_hats(
         ends = np.concatenate([boundaries, [len(dest_keys)]])
         for a, b in zip(starts, ends):
             key = int(dest_keys[a])
-            pixel = HealpixPixel(key >> 40, key & ((1 << 40) - 1))
-            file = hats.io.paths.new_pixel_catalog_file(tmp, pixel, create_dirs=True)
-            pq.write_table(arrow.slice(a, b - a), file.path)
-            pixels.append(pixel)
+            order_, pix = key >> 40, key & ((1 << 40) - 1)
+            write_partition(arrow.slice(a, b - a), tmp, order_, pix)
+            pixels.append((order_, pix))
             counts.append(b - a)
-        hats.io.write_parquet_metadata(tmp, create_per_partition_stats=False)
-        partition_info = PartitionInfo(pixels)
-        partition_info.write_to_file(Path(tmp) / "partition_info.csv")
-        write_skymap(histogram=histogram, catalog_dir=tmp)
-        props = TableProperties(
-            catalog_name=name,
-            catalog_type="object",
-            total_rows=int(len(table)),
-            ra_column=ra_column,
-            dec_column=dec_column,
-            healpix_column=SPATIAL_INDEX_COLUMN,
-            healpix_order=29,
-            hats_max_rows=int(max(counts)),
-            hats_order=int(partition_info.get_highest_order()),
-            moc_sky_fraction=f"{partition_info.calculate_fractional_coverage():.5f}",
-            skymap_order=highest_order,
-            hats_builder="skysense",
-            **{k: str(v) for k, v in (properties or {}).items()},
-        )
-        props.to_properties_file(tmp)
+        finalize_hats(
+            tmp, pixels, counts, histogram, catalog_name=catalog_name or path.name,
+            ra_column=ra_column, dec_column=dec_column, skymap_order=highest_order,
+            properties=properties,
+        )  # fmt: skip
     return path
+
+
+def write_partition(table: pa.Table, base_dir: str | os.PathLike, order: int, pixel: int) -> Path:
+    """Write one partition file (rows already sorted by ``_healpix_29``) of a HATS catalogue."""
+    import hats.io
+    from hats.pixel_math import HealpixPixel
+
+    file = hats.io.paths.new_pixel_catalog_file(
+        Path(base_dir), HealpixPixel(order, pixel), create_dirs=True
+    )
+    pq.write_table(table, file.path)
+    return Path(file.path)
+
+
+def finalize_hats(
+    base_dir: str | os.PathLike,
+    pixels: list[tuple[int, int]],
+    counts: list[int],
+    histogram: np.ndarray,
+    *,
+    catalog_name: str,
+    ra_column: str = "ra",
+    dec_column: str = "dec",
+    skymap_order: int = 8,
+    properties: dict | None = None,
+) -> None:
+    """Write the metadata files of a HATS catalogue whose partitions are written.
+
+    Parameters
+    ----------
+    base_dir : path-like
+        Catalogue directory holding ``dataset/Norder=*/...`` files.
+    pixels : list of (order, pixel)
+        The partitions written.
+    counts : list of int
+        Rows in each.
+    histogram : ndarray (12 * 4**skymap_order,), int64
+        Rows per HEALPix cell at ``skymap_order`` (the skymap).
+    """
+    import hats.io
+    from hats.catalog import PartitionInfo, TableProperties
+    from hats.io.skymap import write_skymap
+    from hats.pixel_math import HealpixPixel
+
+    base_dir = Path(base_dir)
+    hats.io.write_parquet_metadata(base_dir, create_per_partition_stats=False)
+    partition_info = PartitionInfo([HealpixPixel(o, p) for o, p in pixels])
+    partition_info.write_to_file(base_dir / "partition_info.csv")
+    write_skymap(histogram=histogram, catalog_dir=base_dir)
+    props = TableProperties(
+        catalog_name=catalog_name,
+        catalog_type="object",
+        total_rows=int(sum(counts)),
+        ra_column=ra_column,
+        dec_column=dec_column,
+        healpix_column=SPATIAL_INDEX_COLUMN,
+        healpix_order=29,
+        hats_max_rows=int(max(counts)),
+        hats_order=int(partition_info.get_highest_order()),
+        moc_sky_fraction=f"{partition_info.calculate_fractional_coverage():.5f}",
+        skymap_order=skymap_order,
+        hats_builder="skysense",
+        **{k: str(v) for k, v in (properties or {}).items()},
+    )
+    props.to_properties_file(base_dir)
 
 
 def hats_partitions(path: str | os.PathLike) -> list[tuple[int, int]]:
@@ -170,9 +223,7 @@ def read_hats_table(path: str | os.PathLike, columns: list[str] | None = None) -
         data_dir = path / "dataset"
         if not data_dir.is_dir():
             raise InputError("not a HATS catalogue (no dataset/ directory)", path=path)
-        files = sorted(
-            str(f) for f in data_dir.rglob("Npix=*.parquet") if f.is_file()
-        )
+        files = sorted(str(f) for f in data_dir.rglob("Npix=*.parquet") if f.is_file())
         if not files:
             raise InputError("HATS catalogue has no partition files", path=path)
         dataset = ds.dataset(files, format="parquet")

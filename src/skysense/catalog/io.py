@@ -174,7 +174,10 @@ def _to_astropy(df: pd.DataFrame, units: dict, descriptions: dict, meta: dict | 
             values = np.asarray(series.astype(str).to_numpy(), dtype=str)
             table[name] = values
         elif series.dtype.kind in "iufb":
-            table[name] = series.to_numpy()
+            values = series.to_numpy()
+            if values.dtype == np.int8:  # FITS and VOTable have no signed byte
+                values = values.astype(np.int16)
+            table[name] = values
         else:  # nullable extension types: masked where missing
             mask = series.isna().to_numpy()
             kind = "f8" if series.dtype.kind == "f" else None

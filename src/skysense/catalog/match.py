@@ -4,10 +4,14 @@ Pure functions on arrays of degrees; no files, no Dask.
 
 The pair criterion is exact and documented: ``(i, j)`` is a pair when
 ``angular_sep_arcsec(ra1[i], dec1[i], ra2[j], dec2[j]) <= radius_arcsec`` in float64 (Vincenty
-formula). The candidate search (declination zones, each sorted by right ascension, in parallel
-numba) is deliberately a little generous; the final test is the same NumPy expression a
-brute-force search evaluates, so the result equals brute force at the radius boundary too.
-Right ascension wraps at 0/360 deg and caps containing a pole search the whole zone.
+formula). The candidate search (declination zones at least one radius tall, sorted by
+(zone, RA) under one float64 key; queries processed in the same order by parallel numba
+kernels, counting then filling) is deliberately a little generous (relative slack 1e-7 on the
+chord). Each candidate's separation is computed in numba from unit vectors (accurate to
+~1e-11 arcsec); any pair within a relative 1e-6 of the radius is re-decided by
+``angular_sep_arcsec`` itself, so the result equals a brute-force search with that function,
+at the boundary too. Right ascension wraps at 0/360 deg (any real RA is accepted); caps
+containing a pole, or wider than 180 deg in RA, search their whole zones.
 """
 
 from __future__ import annotations

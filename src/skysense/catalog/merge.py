@@ -43,7 +43,7 @@ __all__ = [
 SAME_FILTER_RULES = ("priority", "lowest_error")
 # Longest first so that "m_ap_x" is not read as prefix "m" of band "ap_x".
 BAND_PREFIXES = ("merr_ap", "ferr_ap", "m_ap", "f_ap", "merr", "ferr", "m", "f", "flag")
-_NOT_BANDS = {"gaia", "starmask", "merged", "optnir_obs", "optnir_det"}
+_NOT_BANDS = {"gaia", "starmask", "merged", "cleaned", "optnir_obs", "optnir_det"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,19 +119,14 @@ def associate(
         raise InputError("positions, radii_arcsec and surveys must have the same length")
     ra0, dec0 = (np.asarray(x, dtype=np.float64) for x in positions[0])
     n0 = len(ra0)
-    ras = [ra0]
-    decs = [dec0]
-    rows = [np.full((n0, k_total), -1, dtype=np.int64)]
-    rows[0][:, 0] = np.arange(n0)
-    seps = [np.full((n0, k_total), np.nan)]
-    seps[0][:, 0] = 0.0
-    ncand = [np.zeros((n0, k_total), dtype=np.int32)]
+    row_table = np.full((n0, k_total), -1, dtype=np.int64)
+    row_table[:, 0] = np.arange(n0)
+    sep_table = np.full((n0, k_total), np.nan)
+    sep_table[:, 0] = 0.0
+    cand_table = np.zeros((n0, k_total), dtype=np.int32)
     origin = [np.zeros(n0, dtype=np.int16)]
     master_ra, master_dec = ra0, dec0
     flag = np.zeros(n0, dtype=bool)
-    row_table = rows[0]
-    sep_table = seps[0]
-    cand_table = ncand[0]
     for k in range(1, k_total):
         ra_k, dec_k = (np.asarray(x, dtype=np.float64) for x in positions[k])
         try:
@@ -277,7 +272,8 @@ def assemble(
         ``ra``, ``dec``, per band ``m_``, ``merr_``, ``m_ap_``, ``merr_ap_``, ``f_``, ``ferr_``,
         ``f_ap_``, ``ferr_ap_``, ``flag_`` (those any catalogue has) and ``origin_<band>`` for
         bands measured by several catalogues; ``stellarity`` (highest-priority finite value),
-        ``flag_gaia`` (maximum), ``flag_starmask`` (any), ``flag_merged``, and every
+        ``flag_gaia`` (maximum), ``flag_starmask`` and ``flag_cleaned`` (any), ``flag_merged``,
+        and every
         ``<survey>_id``.
     shared_bands : dict
         ``{band: [surveys measuring it, in priority order]}`` for bands measured by several.
@@ -328,6 +324,7 @@ def assemble(
     stell = np.full(n, np.nan)
     flag_gaia = np.zeros(n, dtype=np.int16)
     starmask = np.zeros(n, dtype=bool)
+    cleaned = np.zeros(n, dtype=bool)
     for k, frame in enumerate(frames):
         rows = assoc.rows[:, k]
         if "stellarity" in frame.columns:
@@ -339,9 +336,13 @@ def assemble(
         if "flag_starmask" in frame.columns:
             v = frame["flag_starmask"].fillna(False).to_numpy(dtype=bool)
             starmask |= _gather(v, rows, False)
+        if "flag_cleaned" in frame.columns:
+            v = frame["flag_cleaned"].fillna(False).to_numpy(dtype=bool)
+            cleaned |= _gather(v, rows, False)
     out["stellarity"] = stell
     out["flag_gaia"] = flag_gaia
     out["flag_starmask"] = starmask
+    out["flag_cleaned"] = cleaned
     out["flag_merged"] = assoc.flag_merged.copy()
     for k, (survey, frame) in enumerate(zip(assoc.surveys, frames)):
         id_col = f"{survey}_id"

@@ -36,7 +36,13 @@ import yaml
 from skysense.catalog.merge import SAME_FILTER_RULES
 from skysense.errors import ConfigError
 
-__all__ = ["CatalogueEntry", "OutputOptions", "MergeConfig", "load_merge_config", "parse_merge_config"]
+__all__ = [
+    "CatalogueEntry",
+    "OutputOptions",
+    "MergeConfig",
+    "load_merge_config",
+    "parse_merge_config",
+]
 
 _TOP = ("catalogues", "radius_arcsec", "search_radius_arcsec", "same_filter_rule", "bayes",
         "field", "output")  # fmt: skip
@@ -103,7 +109,11 @@ def _radius(value, path, key: str, allow_auto: bool = True) -> float | str:
     if allow_auto and value == "auto":
         return "auto"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number of arcsec{' or auto' if allow_auto else ''}, got {value!r}", path=path, key=key)
+        raise ConfigError(
+            f"must be a number of arcsec{' or auto' if allow_auto else ''}, got {value!r}",
+            path=path,
+            key=key,
+        )
     if not 0 < float(value) <= 3600:
         raise ConfigError(f"must be in (0, 3600] arcsec, got {value!r}", path=path, key=key)
     return float(value)
@@ -147,8 +157,14 @@ def parse_merge_config(
         if not file.exists():
             raise ConfigError(f"no such file {str(file)!r}", path=path, key=f"{key}.file")
         survey = item.get("survey")
-        if survey is not None and (not isinstance(survey, str) or not survey.replace("_", "").isalnum() or survey.lower() != survey):
-            raise ConfigError(f"survey name must match [a-z0-9_]+, got {survey!r}", path=path, key=f"{key}.survey")
+        if survey is not None and (
+            not isinstance(survey, str)
+            or not survey.replace("_", "").isalnum()
+            or survey.lower() != survey
+        ):
+            raise ConfigError(
+                f"survey name must match [a-z0-9_]+, got {survey!r}", path=path, key=f"{key}.survey"
+            )
         radius = item.get("radius_arcsec")
         if radius is not None:
             radius = _radius(radius, path, f"{key}.radius_arcsec")
@@ -170,7 +186,11 @@ def parse_merge_config(
     search = _radius(raw.get("search_radius_arcsec", 5.0), path, "search_radius_arcsec", False)
     rule = raw.get("same_filter_rule", "priority")
     if rule not in SAME_FILTER_RULES:
-        raise ConfigError(f"must be one of {', '.join(SAME_FILTER_RULES)}, got {rule!r}", path=path, key="same_filter_rule")
+        raise ConfigError(
+            f"must be one of {', '.join(SAME_FILTER_RULES)}, got {rule!r}",
+            path=path,
+            key="same_filter_rule",
+        )
     bayes = raw.get("bayes", False)
     if not isinstance(bayes, bool):
         raise ConfigError(f"must be true or false, got {bayes!r}", path=path, key="bayes")
@@ -183,13 +203,19 @@ def parse_merge_config(
     _unknown(out_raw, _OUTPUT, path, "output.")
     name = out_raw.get("name", "masterlist")
     if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"must be a plain directory name, got {name!r}", path=path, key="output.name")
+        raise ConfigError(
+            f"must be a plain directory name, got {name!r}", path=path, key="output.name"
+        )
     fits = out_raw.get("fits")
-    if fits is not None and (not isinstance(fits, str) or not fits.lower().endswith((".fits", ".fit"))):
+    if fits is not None and (
+        not isinstance(fits, str) or not fits.lower().endswith((".fits", ".fit"))
+    ):
         raise ConfigError(f"must be a .fits file name, got {fits!r}", path=path, key="output.fits")
     rows = out_raw.get("partition_rows", 500_000)
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1000:
-        raise ConfigError(f"must be an integer >= 1000, got {rows!r}", path=path, key="output.partition_rows")
+        raise ConfigError(
+            f"must be an integer >= 1000, got {rows!r}", path=path, key="output.partition_rows"
+        )
     return MergeConfig(
         catalogues=tuple(entries),
         radius_arcsec=radius,

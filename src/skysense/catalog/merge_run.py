@@ -122,21 +122,27 @@ def load_prepared(
         cols = ("ra", "dec")
     for c in cols:
         if c not in frame.columns:
-            raise InputError(f"position column missing (looked for {survey}_ra/_dec and ra/dec)", path=path, column=c)
+            raise InputError(
+                f"position column missing (looked for {survey}_ra/_dec and ra/dec)",
+                path=path,
+                column=c,
+            )
     values = []
     for c in cols:
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(v) | ((np.abs(v) > 90) if c.endswith("dec") else False)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"invalid position value {frame[c].iloc[row]!r}", path=path, column=c, row=row)
+            raise InputError(
+                f"invalid position value {frame[c].iloc[row]!r}", path=path, column=c, row=row
+            )
         values.append(v)
     ra, dec = _check_positions(values[0], values[1], survey)
     err = None
     if position_error_arcsec is not None:
         err = np.full(len(frame), float(position_error_arcsec))
     else:
-        for c in (f"{survey}_position_error", f"{survey}_pos_err", "position_error_arcsec", "pos_err"):
+        for c in (f"{survey}_poserr_arcsec", f"{survey}_pos_err", "position_error_arcsec"):
             if c in frame.columns:
                 err = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
                 break
@@ -145,7 +151,14 @@ def load_prepared(
 
 
 def _read_meta(path: Path) -> dict:
-    """The ``skysense`` metadata a prepared Parquet/FITS file carries (offsets, corrections)."""
+    """What the preparation recorded: ``<file>.provenance.json`` beside the file (astrometric
+    offsets, aperture corrections), else the file's own ``skysense`` metadata."""
+    side = path.with_name(path.name + ".provenance.json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text())
+        except (OSError, ValueError):
+            pass
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
@@ -158,24 +171,36 @@ def _read_meta(path: Path) -> dict:
 
             with fits.open(path) as hdul:
                 header = hdul[1].header if len(hdul) > 1 else hdul[0].header
-                return {k: header[k] for k in header if k.startswith(("ASTR", "APCOR", "DRA", "DDEC", "SURVEY"))}
+                return {
+                    k: header[k]
+                    for k in header
+                    if k.startswith(("ASTR", "APCOR", "DRA", "DDEC", "SURVEY"))
+                }
     except Exception:  # noqa: BLE001 - metadata is informative only
         return {}
     return {}
 
 
-def read_inputs(config: MergeConfig) -> list[Prepared]:
-    """Read and check every catalogue named in ``config``."""
+def read_inputs(config: MergeConfig, *, progress: bool = False) -> list[Prepared]:
+    """Read and check every catalogue named in ``config`` (files, or HATS directories)."""
+    from tqdm import tqdm
+
+    from skysense.catalog.hats_io import read_hats_table
     from skysense.catalog.io import read_catalogue
 
     out = []
-    for entry in config.catalogues:
-        frame = read_catalogue(entry.file)
+    for entry in tqdm(config.catalogues, desc="reading catalogues", disable=not progress):
+        if entry.file.is_dir():
+            frame = read_hats_table(entry.file).drop(columns=["_healpix_29"], errors="ignore")
+        else:
+            frame = read_catalogue(entry.file)
         moc = None
-        if entry.moc is not None:
+        # The preparation writes <stem>_moc.fits beside the table; use it unless told otherwise.
+        moc_file = entry.moc or entry.file.with_name(entry.file.name.split(".")[0] + "_moc.fits")
+        if moc_file.is_file():
             from skysense.catalog.moc import read_moc
 
-            moc = read_moc(entry.moc)
+            moc = read_moc(moc_file)
         prep = load_prepared(
             frame, survey=entry.survey, path=entry.file,
             position_error_arcsec=entry.position_error_arcsec, moc=moc,
@@ -184,7 +209,11 @@ def read_inputs(config: MergeConfig) -> list[Prepared]:
         out.append(prep)
     names = [p.survey for p in out]
     if len(set(names)) != len(names):
-        raise ConfigError(f"two catalogues have the same survey name ({names})", path=config.path, key="catalogues")
+        raise ConfigError(
+            f"two catalogues have the same survey name ({names})",
+            path=config.path,
+            key="catalogues",
+        )
     return out
 
 
@@ -196,7 +225,7 @@ def _coverage(p: Prepared):
     return p.moc
 
 
-def plan_steps(config: MergeConfig, inputs: Sequence[Prepared]) -> StepPlan:
+def plan_steps(config: MergeConfig, inputs: Sequence[Prepared], *, progress: bool = False) -> StepPlan:
     """Radius suggestion (and the radius used) and Bayesian prior for every step.
 
     The histogram of step ``k`` is that of all pairs between catalogue ``k`` and the
@@ -214,7 +243,9 @@ def plan_steps(config: MergeConfig, inputs: Sequence[Prepared]) -> StepPlan:
     suggestions: list[RadiusSuggestion | None] = [None]
     log_odds = [0.0]
     areas = [0.0]
-    for k in range(1, len(inputs)):
+    from tqdm import tqdm
+
+    for k in tqdm(range(1, len(inputs)), desc="separation histograms", disable=not progress):
         prev_ra = np.concatenate([p.ra for p in inputs[:k]])
         prev_dec = np.concatenate([p.dec for p in inputs[:k]])
         search = config.search_radius_arcsec
@@ -234,7 +265,9 @@ def plan_steps(config: MergeConfig, inputs: Sequence[Prepared]) -> StepPlan:
             overlap = prev_moc.intersection(_coverage(inputs[k]))
             area_sr = max(moc_area_deg2(overlap), 1e-12) * (np.pi / 180) ** 2
             n_common = sugg.n_true if sugg is not None else len(pairs.i1)
-            prior = bayes.prior_from_counts(int(round(max(n_common, 1))), len(prev_ra), len(inputs[k].ra))
+            prior = bayes.prior_from_counts(
+                int(round(max(n_common, 1))), len(prev_ra), len(inputs[k].ra)
+            )
             # The paper's B compares with positions uniform over the whole sphere; over a field
             # of area A the chance hypothesis is A / 4 pi times likelier, hence the offset.
             log_odds.append(np.log(prior) - np.log1p(-prior) + np.log(area_sr / (4 * np.pi)))
@@ -255,7 +288,9 @@ def _optnir(ml: pd.DataFrame, inputs: Sequence[Prepared]) -> pd.DataFrame:
         if bands:
             per_survey[p.survey] = (_coverage(p), bands)
     mocs = regime_mocs(per_survey)
-    bands = [b for b in band_columns(list(ml.columns)) if is_known_band(b) and f"f_{b}" in ml.columns]
+    bands = [
+        b for b in band_columns(list(ml.columns)) if is_known_band(b) and f"f_{b}" in ml.columns
+    ]
     return optnir_flags(
         ml, optical_moc=mocs.get("optical"), nir_moc=mocs.get("nir"), mir_moc=mocs.get("mir"),
         bands=bands,
@@ -265,7 +300,15 @@ def _optnir(ml: pd.DataFrame, inputs: Sequence[Prepared]) -> pd.DataFrame:
 def ordered_columns(columns: Sequence[str]) -> list[str]:
     """Masterlist column order: identifiers, position, photometry, flags, survey ids."""
     head = ["help_id", "object_key", "ra", "dec"]
-    tail_flags = ["stellarity", "flag_gaia", "flag_starmask", "flag_merged", "flag_optnir_obs", "flag_optnir_det"]
+    tail_flags = [
+        "stellarity",
+        "flag_gaia",
+        "flag_starmask",
+        "flag_cleaned",
+        "flag_merged",
+        "flag_optnir_obs",
+        "flag_optnir_det",
+    ]
     ids = [c for c in columns if c.endswith("_id") and c != "help_id"]
     rest = [c for c in columns if c not in head and c not in tail_flags and c not in ids]
     return [c for c in head if c in columns] + rest + [c for c in tail_flags if c in columns] + ids
@@ -325,10 +368,12 @@ def build_objects(
                     obj_err[m] = inputs[j].position_error_arcsec[assoc.rows[sel, j][m]]
             if err_k is None or not np.all(np.isfinite(obj_err)):
                 raise InputError(
-                    "bayes: true needs positional errors for every catalogue "
-                    "(position_error_arcsec in the merge configuration or a <survey>_pos_err column)"
+                    "bayes: true needs positional errors for every catalogue (position_error_arcsec "
+                    "in the merge configuration or a <survey>_poserr_arcsec column)"
                 )
-            lb = bayes.log_bayes_factor(assoc.sep_arcsec[sel, k], obj_err, err_k[assoc.rows[sel, k]])
+            lb = bayes.log_bayes_factor(
+                assoc.sep_arcsec[sel, k], obj_err, err_k[assoc.rows[sel, k]]
+            )
             log_b[sel, k] = lb
             prob[sel, k] = bayes.match_probability_from_log_odds(lb + plan.log_prior_odds[k])
         extra = {"log_bayes_factor": log_b, "match_probability": prob}
@@ -349,7 +394,8 @@ def _provenance(config, inputs, plan, extra) -> dict:
         "radii_arcsec": {inputs[k].survey: plan.radii_arcsec[k] for k in range(1, len(inputs))},
         "suggested_radii_arcsec": {
             inputs[k].survey: (None if s is None else s.radius_arcsec)
-            for k, s in enumerate(plan.suggestions) if k > 0
+            for k, s in enumerate(plan.suggestions)
+            if k > 0
         },
         "same_filter_rule": config.same_filter_rule,
         "inputs": [
@@ -400,8 +446,8 @@ def run_merge(
         Summary: number of objects, radii, output paths.
     """
     out_dir = Path(out_dir)
-    inputs = read_inputs(config)
-    plan = plan_steps(config, inputs)
+    inputs = read_inputs(config, progress=progress)
+    plan = plan_steps(config, inputs, progress=progress)
     surveys = [p.survey for p in inputs]
     name = config.output.name
     with atomic_dir(out_dir) as tmp:
@@ -425,8 +471,12 @@ def run_merge(
             ml = None
         else:
             assoc = associate([(p.ra, p.dec) for p in inputs], plan.radii_arcsec, surveys)
-            ml, at = build_objects(assoc, inputs, rule=config.same_filter_rule, plan=plan, bayes_on=config.bayes)
-            write_hats(ml, tmp / name, catalog_name=name, partition_rows=config.output.partition_rows)
+            ml, at = build_objects(
+                assoc, inputs, rule=config.same_filter_rule, plan=plan, bayes_on=config.bayes
+            )
+            write_hats(
+                ml, tmp / name, catalog_name=name, partition_rows=config.output.partition_rows
+            )
             (tmp / "associations").mkdir()
             at.to_parquet(tmp / "associations" / "part-0.parquet", index=False)
             n_objects, extra = len(ml), {"engine": "single-machine"}

@@ -56,9 +56,14 @@ def coverage_moc(ra: np.ndarray, dec: np.ndarray, order: int = 10) -> MOC:
     ra, dec : ndarray (n,), deg
     order : int
         HEALPix order (0-29); cell size ~ 58.6 / 2**order deg.
+
+    Raises
+    ------
+    InputError
+        ``order`` outside 0..29.
     """
     if not 0 <= int(order) <= 29:
-        raise ValueError(f"order must be in 0..29, got {order}")
+        raise InputError(f"MOC order must be in 0..29, got {order}")
     ra = np.asarray(ra, dtype=float)
     dec = np.asarray(dec, dtype=float)
     if len(ra) == 0:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from skysense.catalog.config import FLUX_UNITS
-
 __all__ = [
     "AB_ZEROPOINT_JY",
     "UJY_ZEROPOINT_MAG",
+    "FLUX_UNITS",
     "mag_to_flux_ujy",
     "flux_ujy_to_mag",
     "flux_to_ujy",
@@ -29,6 +28,14 @@ AB_ZEROPOINT_JY = 3631.0
 # m_AB of 1 uJy: 2.5 log10(3631e6) = 23.9000 (to 4e-5 mag); HELP uses 23.9 exactly.
 UJY_ZEROPOINT_MAG = 23.9
 _K = 2.5 / np.log(10.0)
+# Factor from each accepted flux unit to microjansky.
+FLUX_UNITS: dict[str, float] = {
+    "nJy": 1e-3,
+    "uJy": 1.0,
+    "mJy": 1e3,
+    "Jy": 1e6,
+    "erg/s/cm2/Hz": 1e29,
+}
 
 
 def mag_to_flux_ujy(

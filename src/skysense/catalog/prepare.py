@@ -1,20 +1,24 @@
 """The per-survey pipeline: pristine catalogue -> HELP "prepared" catalogue.
 
-read -> check columns, values and units -> cuts -> HELP photometry columns -> aperture
-correction -> duplicate removal -> astrometric correction against the reference -> star flags
--> coverage MOC. :func:`prepare_table` is the pure core (a DataFrame and a configuration in,
-a :class:`PreparedSurvey` out); :func:`prepare_survey` adds reading the files and the plots;
-:func:`write_prepared` writes the table, its provenance JSON and the MOC atomically.
+read -> check columns, values and units -> cuts -> HELP photometry columns -> duplicate
+removal -> astrometric correction against the reference -> star flags -> aperture correction
+(after the duplicates are gone, and able to pick stars by ``flag_gaia`` when the survey has
+no stellarity) -> coverage MOC. :func:`prepare_table` is the pure core (a DataFrame and a
+configuration in, a :class:`PreparedSurvey` out); :func:`prepare_survey` adds reading the
+files and the plots; :func:`write_prepared` writes the table, its provenance JSON and the MOC,
+each atomically.
 
 Prepared columns (contract 3), in this order::
 
-    <survey>_id, <survey>_ra, <survey>_dec          identifier as in the survey; deg (corrected)
-    [<survey>_poserr_arcsec]                        when a position error is configured
-    [stellarity]                                    when configured (0..1)
-    per band: m_<b>, merr_<b>, [m_ap_<b>, merr_ap_<b>], f_<b>, ferr_<b>, [f_ap_<b>, ferr_ap_<b>],
-              flag_<b>                              AB mag / uJy / bool
-    flag_cleaned                                    survivor of duplicate removal that had neighbours
-    [flag_gaia, flag_starmask]                      when a reference catalogue is given
+    <survey>_id, <survey>_ra, <survey>_dec   identifier as in the survey; deg (corrected)
+    [<survey>_poserr_arcsec]                 when a position error is configured
+    [stellarity]                             when configured (0..1)
+    per band: m_<b>, merr_<b>, [m_ap_<b>, merr_ap_<b>]      AB mag (aperture: corrected)
+              f_<b>, ferr_<b>, [f_ap_<b>, ferr_ap_<b>]      uJy
+              flag_<b>                       bool: the survey's flag column is non-zero, or a
+                                             measurement has a missing/non-positive error
+    flag_cleaned                             survivor of duplicate removal that had neighbours
+    [flag_gaia, flag_starmask]               when a reference catalogue is given (int16, bool)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +35,12 @@ import numpy as np
 import pandas as pd
 from mocpy import MOC
 
-from skysense.catalog.aperture import aperture_correction
+from skysense.catalog.aperture import (
+    ApertureCorrection,
+    aperture_correction,
+    plot_aperture_correction,
+    star_curve,
+)
 from skysense.catalog.astrometry import (
     apply_offset,
     match_offsets,
@@ -39,7 +49,7 @@ from skysense.catalog.astrometry import (
     propagate_positions,
 )
 from skysense.catalog.config import SurveyConfig, check_columns, load_config
-from skysense.catalog.cuts import evaluate_cut
+from skysense.catalog.cuts import cut_columns, evaluate_cut
 from skysense.catalog.dedupe import dedupe, snr_score
 from skysense.catalog.io import read_catalogue, write_catalogue
 from skysense.catalog.moc import coverage_moc, moc_area_deg2, write_moc
@@ -56,6 +66,7 @@ from skysense.errors import InputError
 __all__ = [
     "PreparedSurvey",
     "REFERENCE_EPOCH",
+    "STAGES",
     "read_reference",
     "survey_positions",
     "prepare_table",
@@ -64,6 +75,8 @@ __all__ = [
 ]
 
 REFERENCE_EPOCH = 2016.0  # Gaia DR3 positions
+# Stages reported to the ``progress`` callback of :func:`prepare_table`, in order.
+STAGES = ("checks", "photometry", "duplicates", "astrometry", "aperture", "moc")
 
 
 @dataclass
@@ -117,7 +130,7 @@ def _sha256(path: Path) -> str:
 def _numeric(series: pd.Series, column: str, label) -> np.ndarray:
     """Float array of a column; the first non-numeric entry is an InputError with its row."""
     if series.dtype.kind in "fiub":
-        return series.to_numpy(dtype=np.float64)
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
@@ -186,7 +199,8 @@ def _check_flux_unit(units: dict, column: str, configured: str, label) -> None:
             path=label,
             column=column,
         )
-    want = u.Unit(configured.replace("cm2", "cm2"))
+    # Spelled out: astropy warns about the multiple slashes of "erg/s/cm2/Hz".
+    want = u.erg / u.s / u.cm**2 / u.Hz if configured == "erg/s/cm2/Hz" else u.Unit(configured)
     try:
         ratio = float(unit.to(want))
     except u.UnitsError:
@@ -286,6 +300,10 @@ def _check_positions(ra, dec, ra_col, dec_col, label, rows) -> None:
             )
 
 
+# Magnitudes outside this range are sentinels or a wrong column, not measurements.
+_MAG_RANGE = (-10.0, 50.0)
+
+
 def _band_measure(raw, rows, band, value_key, err_key, label, units):
     """(mag, mag_err, flux_ujy, flux_err_ujy, invalid_err) for one measurement, or None."""
     value_col = getattr(band, value_key)
@@ -302,6 +320,16 @@ def _band_measure(raw, rows, band, value_key, err_key, label, units):
     err = np.where(np.isfinite(err) & (err > 0), err, np.nan)
     if value_key.startswith("mag"):
         _check_mag_unit(units, value_col, label)
+        implausible = np.isfinite(value) & ((value < _MAG_RANGE[0]) | (value > _MAG_RANGE[1]))
+        if implausible.any():
+            i = _first(implausible)
+            raise InputError(
+                f"magnitude {value[i]!r} is implausible (outside {_MAG_RANGE}); list the "
+                f"survey's sentinel values under the band's 'missing:' key",
+                path=label,
+                column=value_col,
+                row=int(rows[i]),
+            )
         if band.system == "Vega":
             value = vega_to_ab(value, band.vega_to_ab)
         flux, flux_err = mag_to_flux_ujy(value, err)
@@ -323,6 +351,7 @@ def prepare_table(
     moc_order: int = 10,
     star_mask_law: StarMaskLaw = StarMaskLaw(),
     file_label: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PreparedSurvey:
     """Prepare one pristine catalogue (already read) according to ``config``.
 
@@ -340,6 +369,8 @@ def prepare_table(
         Bright-star hole radii.
     file_label : str, optional
         How to name the catalogue in errors (default: the configured file).
+    progress : callable, optional
+        Called with the name of each finished stage (:data:`STAGES`), e.g. to drive a bar.
 
     Returns
     -------
@@ -351,6 +382,11 @@ def prepare_table(
         Bad configuration or data, naming file, column and row.
     """
     label = file_label or str(config.file_path)
+
+    def _done(stage: str) -> None:
+        if progress is not None:
+            progress(stage)
+
     raw = raw.reset_index(drop=True)
     units = raw.attrs.get("units", {})
     survey = config.survey
@@ -364,11 +400,11 @@ def prepare_table(
     cut_log = []
     if config.cuts:
         cols = {}
-        for c in raw.columns:
+        for c in {name for text in config.cuts for name in cut_columns(text)}:
             s = raw[c]
             try:
                 cols[c] = _numeric(s, c, label) if s.dtype.kind not in "fiub" else s.to_numpy()
-            except InputError:
+            except InputError:  # a text column: compare it as text
                 cols[c] = s.to_numpy()
         for i, text in enumerate(config.cuts):
             try:
@@ -400,6 +436,7 @@ def prepare_table(
             f"identifier {ids.iloc[i]!r} is not unique", path=label, column=c.id, row=int(rows[i])
         )
 
+    _done("checks")
     out: dict[str, np.ndarray] = {f"{survey}_id": ids.to_numpy()}
     out_units = {f"{survey}_ra": "deg", f"{survey}_dec": "deg"}
     desc = {
@@ -432,7 +469,6 @@ def prepare_table(
         out["stellarity"] = st
         desc["stellarity"] = "0 extended .. 1 point-like"
 
-    apcor_log: dict[str, dict] = {}
     for band in config.bands:
         b = band.name
         tot = _band_measure(
@@ -464,38 +500,6 @@ def prepare_table(
         m, merr, f, ferr = tot[:4]
         if ap is not None:
             m_ap, merr_ap, f_ap, ferr_ap = ap[:4]
-            record = {"applied": False}
-            if band.aperture_correction is not None:
-                record = {"value_mag": band.aperture_correction, "source": "configuration"}
-            elif config.aperture is None:
-                record["reason"] = "disabled in the configuration"
-            elif "stellarity" not in out:
-                record["reason"] = "no stellarity column to select stars"
-            else:
-                s = config.aperture
-                res = aperture_correction(
-                    m,
-                    m_ap,
-                    out["stellarity"],
-                    stellarity_min=s.stellarity_min,
-                    mag_min=s.mag_min,
-                    mag_max=s.mag_max,
-                    nsigma=s.nsigma,
-                )
-                record = {
-                    k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                    for k, v in res._asdict().items()
-                }
-                record["source"] = "measured"
-                if not np.isfinite(res.value_mag):
-                    record["reason"] = f"only {res.n_stars} stars"
-            value = record.get("value_mag")
-            if value is not None and record.get("reason") is None:
-                m_ap = m_ap + value
-                scale = 10.0 ** (-0.4 * value)
-                f_ap, ferr_ap = f_ap * scale, ferr_ap * scale
-                record["applied"] = True
-            apcor_log[b] = record
         out[f"m_{b}"], out[f"merr_{b}"] = m, merr
         if ap is not None:
             out[f"m_ap_{b}"], out[f"merr_ap_{b}"] = m_ap, merr_ap
@@ -520,6 +524,7 @@ def prepare_table(
                 f"flag_{b}": f"photometry of {b} flagged (survey flag or invalid error)",
             }
         )
+    _done("photometry")
     table = pd.DataFrame(out)
     n_after_cuts = len(table)
 
@@ -530,6 +535,7 @@ def prepare_table(
     table = table[dd.keep].reset_index(drop=True)
     desc["flag_cleaned"] = "kept as the best of a group of duplicate detections"
 
+    _done("duplicates")
     provenance: dict = {
         "survey": survey,
         "config_file": None if config.path is None else str(config.path),
@@ -546,7 +552,6 @@ def prepare_table(
             "radius_arcsec": config.dedupe_radius_arcsec,
             "score": "combined S/N sqrt(sum_b (f_b/ferr_b)^2), ties to the earlier row",
         },
-        "aperture_corrections": apcor_log,
     }
 
     pairs: dict = {}
@@ -555,7 +560,7 @@ def prepare_table(
     if reference is not None:
         ref = _check_reference(reference, "reference")
         if config.epoch is not None:
-            ref_ra, ref_dec = ref["ra"].to_numpy(), ref["dec"].to_numpy()
+            # Each reference row moves from its own epoch to the survey's.
             ref_ra, ref_dec = np.empty(len(ref)), np.empty(len(ref))
             for epoch in np.unique(ref["ref_epoch"].to_numpy()):
                 sel = ref["ref_epoch"].to_numpy() == epoch
@@ -605,7 +610,11 @@ def prepare_table(
         }
     else:
         provenance["astrometry"] = None
+    _done("astrometry")
+    provenance["aperture_corrections"] = _aperture_step(table, config)
+    _done("aperture")
     moc = coverage_moc(ra_t, dec_t, moc_order)
+    _done("moc")
     provenance["moc"] = {"order": moc_order, "area_deg2": moc_area_deg2(moc)}
     provenance["counts"]["final"] = len(table)
     provenance["versions"] = _versions()
@@ -615,6 +624,72 @@ def prepare_table(
     return PreparedSurvey(table, moc, provenance, pairs)
 
 
+def _aperture_step(table: pd.DataFrame, config: SurveyConfig) -> dict:
+    """Measure (or take from the configuration) and apply each band's aperture correction.
+
+    Stars are ``stellarity >= stellarity_min`` or, without a stellarity column, the sources
+    with a reference star within 0.6 arcsec (``flag_gaia == 3``). Runs after duplicate
+    removal so that deblending fragments do not enter the curve of growth. Modifies ``table``
+    in place (``m_ap_``, ``f_ap_``, ``ferr_ap_``) and returns the record per band.
+    """
+    log: dict[str, dict] = {}
+    if "stellarity" in table:
+        stellarity = table["stellarity"].to_numpy(dtype=float)
+        selection = "stellarity"
+    elif "flag_gaia" in table:
+        stellarity = (table["flag_gaia"].to_numpy() == 3).astype(float)
+        selection = "flag_gaia == 3 (no stellarity column)"
+    else:
+        stellarity, selection = None, None
+    for band in config.bands:
+        if not band.has_aperture:
+            continue
+        b = band.name
+        record: dict = {"applied": False}
+        if band.aperture_correction is not None:
+            record = {"value_mag": band.aperture_correction, "source": "configuration"}
+        elif config.aperture is None:
+            record["reason"] = "disabled in the configuration"
+        elif stellarity is None:
+            record["reason"] = "no stellarity column and no reference to select stars"
+        else:
+            s = config.aperture
+            stellarity_min = s.stellarity_min if selection == "stellarity" else 0.5
+            res = aperture_correction(
+                table[f"m_{b}"].to_numpy(),
+                table[f"m_ap_{b}"].to_numpy(),
+                stellarity,
+                stellarity_min=stellarity_min,
+                mag_min=s.mag_min,
+                mag_max=s.mag_max,
+                nsigma=s.nsigma,
+            )
+            record = {
+                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in res._asdict().items()
+            }
+            record["source"] = "measured"
+            record["stars"] = selection
+            record["stellarity_min"] = stellarity_min
+            record["curve"] = star_curve(
+                table[f"m_{b}"].to_numpy(),
+                table[f"m_ap_{b}"].to_numpy(),
+                stellarity,
+                stellarity_min=stellarity_min,
+            )
+            if not np.isfinite(res.value_mag):
+                record["reason"] = f"only {res.n_stars} stars"
+        value = record.get("value_mag")
+        if value is not None and record.get("reason") is None:
+            table[f"m_ap_{b}"] = table[f"m_ap_{b}"] + value
+            scale = 10.0 ** (-0.4 * value)
+            table[f"f_ap_{b}"] = table[f"f_ap_{b}"] * scale
+            table[f"ferr_ap_{b}"] = table[f"ferr_ap_{b}"] * scale
+            record["applied"] = True
+        log[b] = record
+    return log
+
+
 def prepare_survey(
     config: SurveyConfig | str | os.PathLike,
     *,
@@ -622,6 +697,7 @@ def prepare_survey(
     moc_order: int = 10,
     star_mask_law: StarMaskLaw = StarMaskLaw(),
     plots_dir: str | os.PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PreparedSurvey:
     """Read a survey by its configuration and prepare it (see :func:`prepare_table`).
 
@@ -634,16 +710,22 @@ def prepare_survey(
     moc_order, star_mask_law
         As in :func:`prepare_table`.
     plots_dir : path-like, optional
-        Folder for ``<survey>_astrometry.png`` (offsets before/after).
+        Folder for ``<survey>_astrometry.png`` (offsets before/after) and
+        ``<survey>_apcor_<band>.png`` (stars' ``m_total - m_aperture`` and the correction).
+    progress : callable, optional
+        Called with ``"read"`` and then each of :data:`STAGES` as they finish.
     """
     if not isinstance(config, SurveyConfig):
         config = load_config(config)
     path = config.file_path
     raw = read_catalogue(path, config.format)
+    if progress is not None:
+        progress("read")
     ref_info = None
     if reference is not None and not isinstance(reference, pd.DataFrame):
-        ref_info = {"file": str(reference), "sha256": _sha256(Path(reference))}
-        reference = read_reference(reference)
+        ref_path = Path(reference)
+        reference = read_reference(ref_path)
+        ref_info = {"file": str(ref_path), "sha256": _sha256(ref_path)}
     result = prepare_table(
         raw,
         config,
@@ -651,6 +733,7 @@ def prepare_survey(
         moc_order=moc_order,
         star_mask_law=star_mask_law,
         file_label=str(path),
+        progress=progress,
     )
     result.provenance["input"]["sha256"] = _sha256(path)
     if ref_info is not None:
@@ -665,6 +748,26 @@ def prepare_survey(
             radius_arcsec=config.astrometry_radius_arcsec,
         )
         result.provenance["plots"] = [str(png)]
+    if plots_dir is not None:
+        t = result.table
+        stell = t["stellarity"] if "stellarity" in t else (t.get("flag_gaia", 0) == 3) * 1.0
+        for band, rec in result.provenance["aperture_corrections"].items():
+            if rec.get("source") != "measured" or not rec.get("applied"):
+                continue
+            res = ApertureCorrection(
+                *(rec[k] for k in ApertureCorrection._fields)  # the measured values
+            )
+            png = Path(plots_dir) / f"{config.survey}_apcor_{band}.png"
+            plot_aperture_correction(
+                t[f"m_{band}"].to_numpy(),
+                t[f"m_ap_{band}"].to_numpy() - res.value_mag,  # before the correction
+                np.asarray(stell, dtype=float),
+                res,
+                png,
+                stellarity_min=rec["stellarity_min"],
+                title=f"{config.survey} {band}: aperture correction from stars",
+            )
+            result.provenance.setdefault("plots", []).append(str(png))
     return result
 
 
@@ -696,13 +799,25 @@ def write_prepared(
     provenance_out = (
         Path(provenance_out) if provenance_out else out.with_name(out.name + ".provenance.json")
     )
-    write_catalogue(result.table, out, meta={"survey": result.provenance["survey"]})
-    write_moc(result.moc, moc_out)
-    prov = dict(result.provenance)
-    prov["output"] = {"file": str(out), "sha256": _sha256(out), "moc": str(moc_out)}
-    from skysense._atomic import atomic_write_text
+    import contextlib
 
-    atomic_write_text(provenance_out, json.dumps(prov, indent=2, default=_json_default) + "\n")
+    from skysense._atomic import atomic_path
+    from skysense.catalog.io import guess_format
+
+    fmt = guess_format(out)
+    # All three files are written to temporary names first and renamed together at the end:
+    # a failure in any of them leaves none behind.
+    with contextlib.ExitStack() as stack:
+        tmp_table = stack.enter_context(atomic_path(out))
+        tmp_moc = stack.enter_context(atomic_path(moc_out))
+        tmp_prov = stack.enter_context(atomic_path(provenance_out))
+        write_catalogue(result.table, tmp_table, fmt, meta={"survey": result.provenance["survey"]})
+        write_moc(result.moc, tmp_moc)
+        prov = dict(result.provenance)
+        prov["output"] = {"file": str(out), "sha256": _sha256(tmp_table), "moc": str(moc_out)}
+        tmp_prov.write_text(
+            json.dumps(prov, indent=2, default=_json_default) + "\n", encoding="utf-8"
+        )
     return {"table": out, "moc": moc_out, "provenance": provenance_out}
 
 

@@ -98,18 +98,38 @@ def suggest_radius_from_separations(
     # Chance pairs per bin = a * r (least squares through the origin, Poisson weights ~ 1/r).
     slope = counts[outer].sum() / mid[outer].sum()
     chance = slope * mid
-    sigma = np.sqrt(np.maximum(chance, 1.0))
-    significant = counts - chance > nsigma * sigma
-    peak = int(np.argmax(counts - chance))
-    if not significant[peak]:
+    noise = np.sqrt(np.maximum(chance, 1.0))
+    excess = counts - slope * mid
+    peak = int(np.argmax(excess))
+    if not excess[peak] > nsigma * noise[peak]:
         raise InputError(
             "no significant excess of close pairs over chance coincidences; the catalogues "
             "may not overlap or the search radius is too small"
         )
-    last = peak
-    while last + 1 < n_bins and significant[last + 1]:
-        last += 1
-    radius = float(edges[last + 1])
+    from scipy.optimize import curve_fit
+
+    width = edges[1] - edges[0]
+
+    def model(r, n_true, sigma, a):
+        return n_true * width * r / sigma**2 * np.exp(-(r**2) / (2 * sigma**2)) + a * r
+
+    sigma0 = max(mid[peak], width)
+    n0 = max(float(excess[excess > 0].sum()), 1.0)
+    try:
+        (n_fit, sigma_fit, a_fit), _ = curve_fit(
+            model, mid, counts, p0=(n0, sigma0, slope), sigma=np.sqrt(np.maximum(counts, 1.0)),
+            bounds=([0.0, width / 10, 0.0], [np.inf, max_radius_arcsec, np.inf]), maxfev=10000,
+        )  # fmt: skip
+    except RuntimeError as exc:  # pragma: no cover - degenerate histograms
+        raise InputError(f"cannot fit the separation histogram: {exc}") from exc
+    chance = a_fit * mid
+    # Where N f(r) = a r (per unit separation); f is the Rayleigh density.
+    ratio = n_fit / max(a_fit * sigma_fit**2, 1e-300)
+    crossing = sigma_fit * np.sqrt(2 * np.log(ratio)) if ratio > 1 else sigma_fit
+    if ratio > 1e6:
+        # Chance pairs are rare: keep at least 99.9 per cent of the true pairs.
+        crossing = max(crossing, sigma_fit * np.sqrt(2 * np.log(1000.0)))
+    radius = float(np.round(min(crossing, max_radius_arcsec), 3))
     inside = mid < radius
     n_true = float((counts[inside] - chance[inside]).sum())
     return RadiusSuggestion(radius, edges, counts.astype(np.int64), chance, n_true)

@@ -47,11 +47,11 @@ def gaia_flag(
 
     Returns
     -------
-    ndarray (n,), int8
-        3, 2, 1 or 0.
+    ndarray (n,), int16
+        3, 2, 1 or 0 (int16 like HELP's smallint; FITS and VOTable have no signed byte).
     """
     r3, r2, r1 = radii_arcsec
-    flag = np.zeros(len(ra), dtype=np.int8)
+    flag = np.zeros(len(ra), dtype=np.int16)
     i, _, sep = pairs_within(ra, dec, ref_ra, ref_dec, r1)
     if len(i) == 0:
         return flag

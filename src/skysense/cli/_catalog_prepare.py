@@ -11,14 +11,26 @@ __all__ = ["add_verbs"]
 
 
 def _prepare(args) -> int:
-    from skysense.catalog.prepare import prepare_survey, write_prepared
+    from tqdm.auto import tqdm
 
-    result = prepare_survey(
-        args.config,
-        reference=args.reference,
-        moc_order=args.moc_order,
-        plots_dir=args.plots,
-    )
+    from skysense._dask import show_progress
+    from skysense.catalog.prepare import STAGES, prepare_survey, write_prepared
+
+    with tqdm(
+        total=len(STAGES) + 1, desc="prepare", unit="step", disable=not show_progress()
+    ) as bar:
+
+        def advance(stage: str) -> None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+        result = prepare_survey(
+            args.config,
+            reference=args.reference,
+            moc_order=args.moc_order,
+            plots_dir=args.plots,
+            progress=advance,
+        )
     paths = write_prepared(result, args.out, moc_out=args.moc_out, provenance_out=args.provenance)
     prov = result.provenance
     counts = prov["counts"]
@@ -38,7 +50,8 @@ def _prepare(args) -> int:
         if rec.get("applied"):
             print(f"  aperture correction {band}: {rec['value_mag']:+.4f} mag")
     print(
-        f"  MOC {paths['moc']} ({prov['moc']['area_deg2']:.4f} deg2); provenance {paths['provenance']}"
+        f"  MOC {paths['moc']} ({prov['moc']['area_deg2']:.4f} deg2); "
+        f"provenance {paths['provenance']}"
     )
     return 0
 
@@ -93,7 +106,11 @@ def add_verbs(verbs) -> None:
     p.add_argument(
         "--provenance", metavar="FILE", help="provenance JSON (default: OUT.provenance.json)"
     )
-    p.add_argument("--plots", metavar="DIR", help="folder for the astrometry plot")
+    p.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="folder for the astrometry and aperture-correction plots (PNG)",
+    )
     p.add_argument("--moc-order", type=int, default=10, metavar="N", help="MOC order (default 10)")
 
     m = add_verb(

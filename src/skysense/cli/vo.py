@@ -182,7 +182,14 @@ def _serve(args) -> int:
 
 
 def _demo(args) -> int:
-    from skysense.vo.demo import build_demo, demo_settings
+    from skysense.vo.demo import build_demo, demo_settings, is_demo_built
+
+    if args.rebuild or not is_demo_built(args.workdir):
+        print(
+            f"first start: building the demo database in {args.workdir} from a simulated "
+            f"{args.area_deg2:g} deg^2 field (takes a few seconds)...",
+            flush=True,
+        )
 
     db, built = build_demo(
         args.workdir, rebuild=args.rebuild, seed=args.seed, area_deg2=args.area_deg2

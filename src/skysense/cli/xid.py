@@ -15,30 +15,83 @@ __all__ = ["register"]
 
 
 def _add_common(p) -> None:
-    p.add_argument("--map", action="append", required=True, metavar="FITS",
-                   help="map (FITS with WCS, Jy/beam or mJy/beam); repeat for several bands")
-    p.add_argument("--noise", action="append", default=None, metavar="FITS",
-                   help="noise map per --map, same order (default: the map's ERROR HDU)")
-    p.add_argument("--band", action="append", required=True, metavar="NAME",
-                   help="HELP band name per --map, e.g. spire_250, spire_350, spire_500, mips_24")
-    p.add_argument("--prior", required=True, metavar="CAT",
-                   help="prior catalogue (FITS/CSV/Parquet: id, ra, dec, optional "
-                        "flux_lower_<band>, flux_upper_<band>, flux_mu_<band>, flux_sigma_<band>)")
+    p.add_argument(
+        "--map",
+        action="append",
+        required=True,
+        metavar="FITS",
+        help="map (FITS with WCS, Jy/beam or mJy/beam); repeat for several bands",
+    )
+    p.add_argument(
+        "--noise",
+        action="append",
+        default=None,
+        metavar="FITS",
+        help="noise map per --map, same order (default: the map's ERROR HDU)",
+    )
+    p.add_argument(
+        "--band",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="HELP band name per --map, e.g. spire_250, spire_350, spire_500, mips_24",
+    )
+    p.add_argument(
+        "--prior",
+        required=True,
+        metavar="CAT",
+        help="prior catalogue (FITS/CSV/Parquet: id, ra, dec, optional "
+        "flux_lower_<band>, flux_upper_<band>, flux_mu_<band>, flux_sigma_<band>)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--moc", default=None, metavar="FITS", help="fit only pixels in this MOC")
-    p.add_argument("--fwhm", action="append", type=float, default=None, metavar="ARCSEC",
-                   help="Gaussian beam FWHM per band (default: header FWHM or HELP value)")
-    p.add_argument("--min-beam-fraction", type=float, default=1e-3,
-                   help="drop pointing-matrix entries below this fraction of the peak")
-    p.add_argument("--bkg-prior", nargs=2, type=float, default=None, metavar=("MU", "SIGMA"),
-                   help="background prior Normal(MU, SIGMA) in mJy/beam (default 0 5)")
-    p.add_argument("--conf-prior", default=None, choices=["halfcauchy", "halfnormal", "none"],
-                   help="sigma_conf prior (default halfcauchy 0.5 for SPIRE, none for MIPS)")
+    p.add_argument(
+        "--fwhm",
+        action="append",
+        type=float,
+        default=None,
+        metavar="ARCSEC",
+        help="Gaussian beam FWHM per band (default: header FWHM or HELP value)",
+    )
+    p.add_argument(
+        "--prf",
+        action="append",
+        default=None,
+        metavar="FITS",
+        help="PRF image per band instead of a Gaussian (sampling from PIXSCALE arcsec or CDELT2)",
+    )
+    p.add_argument(
+        "--min-beam-fraction",
+        type=float,
+        default=1e-3,
+        help="drop pointing-matrix entries below this fraction of the peak",
+    )
+    p.add_argument(
+        "--bkg-prior",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("MU", "SIGMA"),
+        help="background prior Normal(MU, SIGMA) in mJy/beam (default 0 5)",
+    )
+    p.add_argument(
+        "--conf-prior",
+        default=None,
+        choices=["halfcauchy", "halfnormal", "none"],
+        help="sigma_conf prior (default halfcauchy 0.5 for SPIRE, none for MIPS)",
+    )
     p.add_argument("--conf-scale", type=float, default=0.5, help="scale of the sigma_conf prior")
-    p.add_argument("--flux-prior", default="uniform", choices=["uniform", "loguniform"],
-                   help="flux prior kind when the catalogue gives no Gaussian prior")
-    p.add_argument("--allow-duplicates", action="store_true",
-                   help="fit prior sources at identical positions instead of stopping")
+    p.add_argument(
+        "--flux-prior",
+        default="uniform",
+        choices=["uniform", "loguniform"],
+        help="flux prior kind when the catalogue gives no Gaussian prior",
+    )
+    p.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="fit prior sources at identical positions instead of stopping",
+    )
     p.add_argument("--sampler", default="gibbs", choices=["gibbs", "nuts"])
     p.add_argument("--samples", type=int, default=1000, help="kept draws per chain")
     p.add_argument("--warmup", type=int, default=500, help="warm-up iterations per chain")
@@ -47,15 +100,21 @@ def _add_common(p) -> None:
 
 
 def _inputs(args):
-    from skysense.xid.io import read_map, read_moc, read_prior
+    from skysense.xid.io import read_map, read_moc, read_prf, read_prior
     from skysense.xid.model import BackgroundPrior, ConfusionPrior, GaussianBeam
 
     if len(args.band) != len(args.map):
-        raise InputError(f"give one --band per --map ({len(args.map)} maps, {len(args.band)} bands)")
+        raise InputError(
+            f"give one --band per --map ({len(args.map)} maps, {len(args.band)} bands)"
+        )
     if args.noise is not None and len(args.noise) != len(args.map):
         raise InputError("give one --noise per --map (or none)")
     if args.fwhm is not None and len(args.fwhm) != len(args.map):
         raise InputError("give one --fwhm per --map (or none)")
+    if args.prf is not None and len(args.prf) != len(args.map):
+        raise InputError("give one --prf per --map (or none)")
+    if args.prf is not None and args.fwhm is not None:
+        raise InputError("give either --prf or --fwhm, not both")
     maps = [
         read_map(m, band=b, noise_path=None if args.noise is None else args.noise[i])
         for i, (m, b) in enumerate(zip(args.map, args.band))
@@ -73,6 +132,8 @@ def _inputs(args):
     }
     if args.fwhm is not None:
         kw["beams"] = {b: GaussianBeam(f) for b, f in zip(args.band, args.fwhm)}
+    if args.prf is not None:
+        kw["beams"] = {b: read_prf(f) for b, f in zip(args.band, args.prf)}
     if args.bkg_prior is not None:
         kw["bkg_priors"] = {b: BackgroundPrior(*args.bkg_prior) for b in args.band}
     if args.conf_prior is not None:
@@ -121,12 +182,24 @@ def register(subparsers) -> None:
     verbs = add_area(subparsers, "xid", "XID+ Bayesian de-blending of far-infrared maps")
     p = add_verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)")
     _add_common(p)
-    p = add_verb(verbs, "fit-tiles", _fit_tiles,
-                 "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue")
+    p = add_verb(
+        verbs,
+        "fit-tiles",
+        _fit_tiles,
+        "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue",
+    )
     _add_common(p)
-    p.add_argument("--order", type=int, default=None,
-                   help="HEALPix order of the tiles (default: chosen for --sources-per-tile)")
+    p.add_argument(
+        "--order",
+        type=int,
+        default=None,
+        help="HEALPix order of the tiles (default: chosen for --sources-per-tile)",
+    )
     p.add_argument("--sources-per-tile", type=int, default=600)
-    p.add_argument("--buffer-arcsec", type=float, default=None,
-                   help="buffer ring around each tile (default 2 x the largest beam FWHM)")
+    p.add_argument(
+        "--buffer-arcsec",
+        type=float,
+        default=None,
+        help="buffer ring around each tile (default 2 x the largest beam FWHM)",
+    )
     add_scheduler_option(p)

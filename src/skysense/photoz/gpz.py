@@ -21,7 +21,7 @@ all basis functions or one per basis function; ``L``/``D``/``C`` = isotropic, di
 Input noise (``X_err``): as in GPz, each input is a Gaussian ``N(x, diag(X_err^2))`` and the
 basis functions are replaced by their expectations under it (closed form), both in training and
 prediction. The predictive variance then gains a third term, the variance of ``f`` caused by the
-input noise (closed form for the L/D options, unscented transform for C).
+input noise, from the closed-form second moments of pairs of Gaussian basis functions.
 
 Missing bands (NaN) are marginalised out, as GPz does: a Gaussian basis function integrated
 over the missing inputs is the Gaussian of the observed inputs with the corresponding block of
@@ -199,7 +199,11 @@ def _design(xp, theta, spec: _Spec, X, psi):
 
 
 def _neg_log_ml(theta, spec: _Spec, X, psi, y, omega):
-    """Negative log marginal likelihood per training row (JAX; differentiable)."""
+    """Negative log marginal likelihood per training row (JAX; differentiable).
+
+    Returns the value and, as auxiliary output, the weight posterior mean and the Cholesky
+    factor of its precision (reused to score the validation set without refactorising).
+    """
     import jax.numpy as jnp
     from jax.scipy.linalg import cho_solve
 
@@ -223,26 +227,18 @@ def _neg_log_ml(theta, spec: _Spec, X, psi, y, omega):
         eta = jnp.exp(p["ln_eta"])
         log_ml = log_ml - 0.5 * jnp.sum(eta * p["u"] ** 2) + 0.5 * jnp.sum(p["ln_eta"])
         log_ml = log_ml - 0.5 * spec.m * _LOG_2PI
-    return -log_ml / X.shape[0]
+    return -log_ml / X.shape[0], (w, chol)
 
 
-def _valid_score(theta, spec, X, psi, y, omega, spec_v, Xv, psiv, yv, omegav):
-    """Weighted mean log predictive density of validation rows (JAX)."""
-    import jax.numpy as jnp
-    from jax.scipy.linalg import cho_solve, solve_triangular
-
-    p = _unpack(theta, spec)
-    phi, ln_beta = _design(jnp, theta, spec, X, psi)
-    wb = omega * jnp.exp(ln_beta)
-    sigma = (phi * wb[:, None]).T @ phi + jnp.diag(jnp.exp(p["ln_alpha"]))
-    chol = jnp.linalg.cholesky(sigma)
-    w = cho_solve((chol, True), phi.T @ (wb * y))
-    phiv, ln_beta_v = _design(jnp, theta, spec_v, Xv, psiv)
-    z = solve_triangular(chol, phiv.T, lower=True)
-    var = jnp.sum(z**2, axis=0) + jnp.exp(-ln_beta_v)
+def _valid_score_np(theta, w, chol, spec_v, Xv, psiv, yv, omegav) -> float:
+    """Weighted mean log predictive density of validation rows, given the weight posterior
+    (mean ``w`` and lower Cholesky factor ``chol`` of its precision) at ``theta``."""
+    phiv, ln_beta_v = _design(np, theta, spec_v, Xv, psiv)
+    z = sla.solve_triangular(chol, phiv.T, lower=True)
+    var = np.sum(z**2, axis=0) + np.exp(-ln_beta_v)
     delta = phiv @ w - yv
-    lpd = -0.5 * delta**2 / var - 0.5 * jnp.log(var) - 0.5 * _LOG_2PI
-    return jnp.sum(omegav * lpd) / jnp.sum(omegav)
+    lpd = -0.5 * delta**2 / var - 0.5 * np.log(var) - 0.5 * _LOG_2PI
+    return float(np.sum(omegav * lpd) / np.sum(omegav))
 
 
 _JIT_CACHE: dict[str, Any] = {}
@@ -254,11 +250,9 @@ def _jitted(name: str):
         import jax
 
         if name == "value_and_grad":
-            _JIT_CACHE[name] = jax.jit(jax.value_and_grad(_neg_log_ml), static_argnums=1)
-        elif name == "value":
-            _JIT_CACHE[name] = jax.jit(_neg_log_ml, static_argnums=1)
-        else:
-            _JIT_CACHE[name] = jax.jit(_valid_score, static_argnums=(1, 6))
+            _JIT_CACHE[name] = jax.jit(
+                jax.value_and_grad(_neg_log_ml, has_aux=True), static_argnums=1
+            )
     return _JIT_CACHE[name]
 
 
@@ -350,6 +344,8 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
     random_state : int, RandomState or None
         Seeds the choice of initial centres (a random subset of training rows) and the
         validation split.
+    verbose : int, default 0
+        ``> 0`` draws a progress bar of the optimiser iterations (tqdm, on stderr).
 
     Attributes
     ----------
@@ -387,6 +383,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "normalize": ["boolean"],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -402,6 +399,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         tol: float = 1e-9,
         normalize: bool = True,
         random_state=None,
+        verbose: int = 0,
     ):
         self.m = m
         self.covariance = covariance
@@ -414,6 +412,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.normalize = normalize
         self.random_state = random_state
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -622,50 +621,62 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         return _pack(parts, spec)
 
     def _optimise(self, theta0, spec, X, psi, y, omega, valid):
+        """L-BFGS on the JAX objective; keeps the best-on-validation iterate."""
         history: list[float] = []
+        state = {"x": theta0.copy(), "it": 0, "best_it": 0, "stall": 0, "best": -np.inf}
+        if self.max_iter == 0:
+            return state["x"], history, 0, 0
+        last: dict[str, Any] = {}
+
         with _jax_context():
             import jax.numpy as jnp
 
-            args = (jnp.asarray(X), None if psi is None else jnp.asarray(psi), jnp.asarray(y))
-            args = (*args, jnp.asarray(omega))
+            args = (
+                jnp.asarray(X),
+                None if psi is None else jnp.asarray(psi),
+                jnp.asarray(y),
+                jnp.asarray(omega),
+            )
             vg = _jitted("value_and_grad")
-            if valid is not None:
-                spec_v, Xv, psiv, yv, omv = valid
-                vargs = (
-                    spec_v,
-                    jnp.asarray(Xv),
-                    None if psiv is None else jnp.asarray(psiv),
-                    jnp.asarray(yv),
-                    jnp.asarray(omv),
-                )
-                vscore = _jitted("valid")
-
-                def score(th):
-                    return float(vscore(jnp.asarray(th), spec, *args, *vargs))
-            else:
-                value = _jitted("value")
-
-                def score(th):
-                    return -float(value(jnp.asarray(th), spec, *args))
 
             def fun(th):
-                v, g = vg(jnp.asarray(th), spec, *args)
+                (v, (w, chol)), g = vg(jnp.asarray(th), spec, *args)
                 v = float(v)
                 g = np.asarray(g, dtype=float)
+                # Remember the posterior at this point: the callback scores it.
+                last.update(x=np.array(th, float), v=v, w=np.asarray(w), chol=np.asarray(chol))
                 if not np.isfinite(v) or not np.all(np.isfinite(g)):
                     return 1e10, np.zeros_like(g)
                 return v, g
 
-            state = {"best": score(theta0), "x": theta0.copy(), "it": 0, "best_it": 0, "stall": 0}
+            def score(th):
+                if last.get("x") is None or not np.array_equal(last["x"], th):
+                    fun(th)
+                if not np.isfinite(last["v"]):
+                    return -np.inf
+                if valid is None:
+                    return -last["v"]
+                with np.errstate(all="ignore"):
+                    return _valid_score_np(th, last["w"], last["chol"], *valid)
+
+            first = score(theta0)
             if valid is not None:
-                history.append(state["best"])
-            if not np.isfinite(state["best"]):
-                state["best"] = -np.inf
+                history.append(first)
+            if np.isfinite(first):
+                state["best"] = first
+
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=self.max_iter, desc="GPz L-BFGS", disable=not self.verbose, leave=False
+            )
 
             def callback(intermediate_result):
                 state["it"] += 1
                 x = np.asarray(intermediate_result.x, float)
                 s = score(x)
+                bar.update(1)
+                bar.set_postfix(score=f"{s:.4f}", best=f"{state['best']:.4f}", refresh=False)
                 if valid is not None:
                     history.append(s)
                 if np.isfinite(s) and s > state["best"]:
@@ -675,7 +686,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
                     if state["stall"] >= self.n_iter_no_change:
                         raise StopIteration
 
-            if self.max_iter > 0:
+            try:
                 optimize.minimize(
                     fun,
                     theta0,
@@ -684,6 +695,8 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
                     callback=callback,
                     options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-10},
                 )
+            finally:
+                bar.close()
         return state["x"], history, state["it"], state["best_it"]
 
     def _set_fitted(self, theta, spec, X, psi, y, omega):
@@ -764,9 +777,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         out = np.empty(X.shape[0])
         for start, stop, obs in spec.groups:
             if spec.cov[1] == "C":
-                out[start:stop] = self._input_variance_unscented(
-                    spec, X[start:stop], psi[start:stop], obs
-                )
+                out[start:stop] = self._input_variance_full(X[start:stop], psi[start:stop], obs)
             else:
                 out[start:stop] = self._input_variance_diag(X[start:stop], psi[start:stop], obs)
         return np.maximum(out, 0.0)
@@ -811,25 +822,59 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
             var[i] = v
         return var
 
-    def _input_variance_unscented(self, spec, X, psi, obs) -> np.ndarray:
-        """Unscented-transform variance (2d+1 sigma points) for full basis covariances."""
-        k, d = X.shape
-        kappa = 3.0 - d if d < 3 else 0.5
-        weights = np.full(2 * d + 1, 1.0 / (2.0 * (d + kappa)))
-        weights[0] = kappa / (d + kappa)
-        group_spec = dataclasses.replace(spec, groups=((0, k, obs),), has_psi=False)
-        scale = np.sqrt((d + kappa) * psi)
-        points = [X]
-        for j in range(d):
-            for sign in (1.0, -1.0):
-                pt = X.copy()
-                pt[:, j] = pt[:, j] + sign * scale[:, j]
-                points.append(pt)
-        means = np.stack(
-            [_design(np, self.theta_, group_spec, pt, None)[0] @ self.coef_ for pt in points]
-        )
-        mu = weights @ means
-        return weights @ (means - mu) ** 2
+    def _input_variance_full(self, X, psi, obs, chunk: int = 32) -> np.ndarray:
+        """Closed-form moments for full basis covariances (as GPz's predictCov).
+
+        With ``A_j`` the (marginal) basis precisions, ``phi_j phi_k = Z_jk exp(-1/2 (x - c_jk)^T
+        B_jk (x - c_jk))`` with ``B_jk = A_j + A_k``; its expectation under ``N(x0, Psi)`` is
+        ``Z_jk |I + B Psi|^-1/2 exp(-1/2 (x0 - c)^T (B^-1 + Psi)^-1 (x0 - c))``.
+        """
+        o = list(obs)
+        m, d = self.m, self.n_features_in_
+        A = self.precisions_
+        if len(o) < d:
+            A = np.linalg.inv(np.linalg.inv(A)[:, o][:, :, o])
+        S = np.linalg.inv(A)
+        P, Xo, s = self.centres_[:, o], X[:, o], psi[:, o]
+        w = self.coef_[:m]
+        B = A[:, None] + A[None, :]  # (m, m, o, o)
+        h = np.einsum("mij,mj->mi", A, P)
+        hb = h[:, None] + h[None, :]
+        B_inv = np.linalg.inv(B)
+        c = np.einsum("abij,abj->abi", B_inv, hb)
+        pap = np.einsum("mi,mi->m", P, h)
+        log_z = -0.5 * (pap[:, None] + pap[None, :] - np.einsum("abi,abi->ab", hb, c))
+        logdet_b = np.linalg.slogdet(B)[1]
+        logdet_s = np.linalg.slogdet(S)[1]
+        eye = np.eye(len(o))
+        out = np.empty(X.shape[0])
+        for start in range(0, X.shape[0], chunk):
+            xs, ss = Xo[start : start + chunk], s[start : start + chunk]  # (k, o)
+            M = B_inv[None] + ss[:, None, None, :, None] * eye  # (k, m, m, o, o)
+            delta = xs[:, None, None, :] - c[None]
+            sol = np.linalg.solve(M, delta[..., None])[..., 0]
+            e_pair = np.exp(
+                log_z[None]
+                - 0.5 * np.sum(delta * sol, axis=-1)
+                - 0.5 * (logdet_b[None] + np.linalg.slogdet(M)[1])
+            )
+            C = S[None] + ss[:, None, :, None] * eye  # (k, m, o, o)
+            dj = xs[:, None, :] - P[None]
+            solj = np.linalg.solve(C, dj[..., None])[..., 0]
+            e_phi = np.exp(
+                -0.5 * np.sum(dj * solj, axis=-1)
+                - 0.5 * np.linalg.slogdet(C)[1]
+                + 0.5 * logdet_s[None]
+            )
+            v = np.einsum("j,kjl,l->k", w, e_pair, w) - (e_phi @ w) ** 2
+            if self.linear_mean:
+                wxo = self.coef_[m : m + d][o]
+                # E[phi_j x] - E[phi_j] x0 = E[phi_j] Psi (Sigma_j + Psi)^-1 (p_j - x0).
+                cov_phi_x = -e_phi[..., None] * ss[:, None, :] * solj  # (k, m, o)
+                v = v + 2.0 * np.einsum("j,kjo,o->k", w, cov_phi_x, wxo)
+                v = v + np.sum(wxo**2 * ss, axis=1)
+            out[start : start + chunk] = v
+        return out
 
     def predict(self, X, return_std: bool = False, X_err=None):
         """Predictive mean (n,), and with ``return_std`` the total predictive std (n,)."""

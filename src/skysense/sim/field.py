@@ -94,7 +94,10 @@ def _write_catalogue(cat: SurveyCatalogue, directory: Path) -> Path:
         table.meta["EPOCH"] = cat.spec.epoch
         table.write(path, format="fits")
     with open(directory / f"{cat.spec.name}.yaml", "w", encoding="utf-8") as fh:
-        fh.write(f"# {cat.spec.name}: simulated by skysense.sim (contract-2 configuration)\n")
+        fh.write(
+            f"# {cat.spec.name}: simulated by skysense.sim (contract-2 configuration);\n"
+            "# position_error_arcsec is the 1-sigma scatter per coordinate.\n"
+        )
         yaml.safe_dump(cat.config, fh, sort_keys=False)
     return path
 
@@ -140,7 +143,8 @@ def write_field(
     Returns
     -------
     dict
-        The manifest written to ``manifest.json``.
+        The manifest written to ``manifest.json``, plus ``timings_s`` (seconds per step; kept
+        out of the file so that a seed always gives byte-identical manifests).
 
     Raises
     ------

@@ -107,9 +107,8 @@ def _planck_shape(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _dust_constants(beta: float, alpha: float) -> tuple[float, float]:
-    """(x_c, G): join point x_c = h nu_c / k T and integral G of the dust shape over x."""
-    from scipy.integrate import quad
+def _dust_join(beta: float, alpha: float) -> float:
+    """x_c = h nu_c / k T where the modified black body's log slope reaches -alpha."""
     from scipy.optimize import brentq
 
     # Log slope of x^(3+beta) / (e^x - 1) is 3 + beta - x e^x / (e^x - 1); the power law
@@ -117,15 +116,11 @@ def _dust_constants(beta: float, alpha: float) -> tuple[float, float]:
     def slope_gap(x):
         return 3.0 + beta - x / (-math.expm1(-x)) + alpha
 
-    x_c = brentq(slope_gap, 1e-3, 200.0)
-    g_c = x_c ** (3.0 + beta) / math.expm1(x_c)
-    body, _ = quad(lambda x: x ** (3.0 + beta) / math.expm1(x), 0.0, x_c, limit=200)
-    tail = g_c * x_c / (alpha - 1.0)  # integral of g_c (x/x_c)^-alpha from x_c to infinity
-    return x_c, body + tail
+    return brentq(slope_gap, 1e-3, 200.0)
 
 
 def _dust_shape(x: np.ndarray, beta: float, alpha: float) -> np.ndarray:
-    x_c, _ = _dust_constants(beta, alpha)
+    x_c = _dust_join(beta, alpha)
     g_c = x_c ** (3.0 + beta) / math.expm1(x_c)
     with np.errstate(over="ignore"):
         mbb = x ** (3.0 + beta) / np.expm1(np.minimum(x, 700.0))
@@ -259,24 +254,34 @@ def galaxy_band_fluxes_ujy(
     l_star_lsun : ndarray (n,), L_sun
     """
     lam = np.array([EFFECTIVE_WAVELENGTH_UM[b] for b in BANDS])[None, :]
-    col = (z[:, None], np.ones_like(z)[:, None], dust_ratio[:, None])
-    s_unit, d_unit = galaxy_sed_ujy(
-        lam,
-        col[0],
-        col[1],
-        col[1],
-        t_star_k[:, None],
-        d4000[:, None],
-        young_frac[:, None],
-        t_dust_k[:, None],
-        beta,
-        alpha,
-    )
+    n = len(i_mag)
+    total = np.empty((n, len(BANDS)))
+    l_star = np.empty(n)
     i = BANDS.index("suprime_i")
-    per_lstar = s_unit + dust_ratio[:, None] * d_unit
-    l_star = ab_mag_to_ujy(i_mag) / per_lstar[:, i]
-    total = per_lstar * l_star[:, None]
+    # Chunks bound the (n, bands) temporaries: memory stays flat for millions of galaxies.
+    for lo in range(0, n, _CHUNK):
+        sl = slice(lo, min(lo + _CHUNK, n))
+        zc = z[sl, None]
+        ones = np.ones_like(zc)
+        s_unit, d_unit = galaxy_sed_ujy(
+            lam,
+            zc,
+            ones,
+            ones,
+            t_star_k[sl, None],
+            d4000[sl, None],
+            young_frac[sl, None],
+            t_dust_k[sl, None],
+            beta,
+            alpha,
+        )
+        per_lstar = s_unit + dust_ratio[sl, None] * d_unit
+        l_star[sl] = ab_mag_to_ujy(i_mag[sl]) / per_lstar[:, i]
+        total[sl] = per_lstar * l_star[sl, None]
     return {b: total[:, k] for k, b in enumerate(BANDS)}, l_star
+
+
+_CHUNK = 65536
 
 
 def star_band_fluxes_ujy(i_mag: np.ndarray, t_eff_k: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,6 +8,15 @@ counts (Capak et al. 2004 ApJS 150, 1; Kashikawa et al. 2004 PASJ 56, 1011: fain
 law p(z|m) ~ z^2 exp(-(z/z0)^1.5) whose median rises with magnitude, z_med = 0.6 10^(0.1 (m -
 22.5)) (zCOSMOS-like: 0.6 at i = 22.5, ~0.85 at i = 24).
 
+Each galaxy's SED (:mod:`skysense.sim.sed`) is drawn as: red (passive) with probability
+0.35 exp(-z / 1.2), else star forming; old stars 4300 +- 300 K with a 4000 A break of 1.9 (red) or
+1.25 (star forming); young stars carry 0-3 % (red) or 15-70 % (star forming) of the stellar
+light; dust at T = 26 + 4 min(z, 3) +- 3 K, beta = 1.5, with L_dust / L_star log-normal about
+10^-1.3 (red) or 10^ir_ratio_log10 (1 + z)^2 (star forming, 0.35 dex scatter); half-light radii
+of ~0.8 arcsec at i = 20, shrinking by 0.08 dex per magnitude. The default ratio puts the
+noiseless SPIRE maps' 5-sigma-clipped rms at ~5.9 / 6.8 / 6.1 mJy/beam (250/350/500 um), close
+to the measured confusion noise 5.8 / 6.3 / 6.8 mJy/beam (Nguyen et al. 2010).
+
 Stars follow dN/dm ~ 10^(0.12 m) between i = 14 and 24 with a total density set by
 ``star_density_deg2`` (3000 deg^-2 suits a high-latitude field such as COSMOS, b ~ 42 deg), black
 bodies of 3200-6500 K and proper motions with a dispersion that falls with magnitude (25 mas/yr

@@ -498,7 +498,7 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> QueryError:
         else:
             line, col = tok.line, tok.column
             what = f"syntax error at {str(tok)!r}"
-        if tok.type == "SEMICOLON":
+        if tok.type == "SEMICOLON" or set(exc.expected) <= {"$END", "SEMICOLON"}:
             what += " (only one query is allowed; ';' may only end it)"
         return QueryError(
             f"{what}: expected one of {_describe_expected(exc.expected)}", line=line, column=col
@@ -546,7 +546,7 @@ def parse(text: str) -> Query:
     """
     if not isinstance(text, str):
         raise QueryError(f"the query must be text, got {type(text).__name__}")
-    if not text.strip():
+    if not re.sub(r"--[^\n]*", "", text).strip():
         raise QueryError("the query is empty")
     if "\x00" in text:
         i = text.index("\x00")
@@ -706,7 +706,8 @@ class _Builder(Transformer):
         pos = _pos(name_tok)
         if name not in FUNCTIONS:
             raise QueryError(
-                f"unknown or disallowed function {str(name_tok)!r}", line=pos["line"],
+                f"unknown or disallowed function {str(name_tok)!r}",
+                line=pos["line"],
                 column=pos["column"],
             )
         if (star or distinct) and name not in AGGREGATES:
@@ -922,13 +923,12 @@ class _Builder(Transformer):
         alias, cols = children[1] if len(children) > 1 else (None, None)
         if cols:
             raise QueryError(
-                "column aliases are only allowed on derived tables", line=meta.line,
+                "column aliases are only allowed on derived tables",
+                line=meta.line,
                 column=meta.column,
             )
         if len(ref.parts) > 3:
-            raise QueryError(
-                f"table name {'.'.join(ref.parts)!r} has too many parts", **_pos(meta)
-            )
+            raise QueryError(f"table name {'.'.join(ref.parts)!r} has too many parts", **_pos(meta))
         return TableName(ref.parts, alias, quoted=ref.quoted, **_pos(meta))
 
     def derived_table(self, meta, children):
@@ -990,11 +990,17 @@ def _check_geometry_arity(name: str, args: list, pos: dict) -> None:
     n = len(args)
     if name == "POINT" and n != 2:
         raise QueryError(f"POINT takes 2 coordinates (lon, lat), got {n}", **pos)
-    if name == "POLYGON" and n < 6 and n != 3:
-        raise QueryError(
-            f"POLYGON takes at least 3 points or 6 coordinates (lon, lat pairs), got {n}", **pos
-        )
-    if name == "POLYGON" and n > 3 and n % 2:
-        raise QueryError(f"POLYGON takes lon, lat pairs; got an odd number ({n})", **pos)
+    if name == "POLYGON":
+        points = [isinstance(a, FunctionCall) and a.name == "POINT" for a in args]
+        if any(points):
+            if not all(points):
+                raise QueryError("POLYGON takes either points or lon, lat numbers, not both", **pos)
+            return
+        if n < 6 or n % 2:
+            raise QueryError(
+                "POLYGON takes at least 3 points or 3 lon, lat pairs (an even number of at least "
+                f"6 coordinates), got {n} arguments",
+                **pos,
+            )
     if name == "DISTANCE" and n == 3:
         raise QueryError("DISTANCE takes 2 points or 4 numbers (lon1, lat1, lon2, lat2)", **pos)

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from skysense.errors import ConfigError, InputError, QueryError
+from skysense.vo.reserved import plain_column_name, tap_column_name
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 from skysense.vo.settings import is_postgres_url
 
@@ -59,6 +60,7 @@ __all__ = [
     "quote_ident",
     "arrow_type",
     "TAP_SCHEMA_TABLES",
+    "TAP_SCHEMA_KEYS",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,63 @@ class UploadTable:
     physical: str
     data: pa.Table
     info: TableInfo
+
+
+class _Watchdog:
+    """One daemon thread firing query time limits (a ``threading.Timer`` per query costs a
+    thread start, a noticeable share of a millisecond cone search)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._pending: set[int] = set()
+        self._counter = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, delay_s: float, callback: Callable[[], None]) -> int:
+        import heapq
+
+        with self._cond:
+            self._counter += 1
+            token = self._counter
+            self._pending.add(token)
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, token, callback))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="skysense-query-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def cancel(self, token: int) -> None:
+        with self._cond:
+            self._pending.discard(token)
+
+    def _run(self) -> None:
+        import heapq
+
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, token, callback = self._heap[0]
+                if token not in self._pending:
+                    heapq.heappop(self._heap)
+                    continue
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                self._pending.discard(token)
+            try:
+                callback()
+            except Exception:  # a failed interrupt must not kill the watchdog
+                log.exception("query time-limit callback failed")
+
+
+_WATCHDOG = _Watchdog()
 
 
 class QueryHandle:
@@ -356,7 +415,7 @@ def _column_rows(table_name: str, columns: Sequence[ColumnInfo], *, std: bool) -
         rows.append(
             (
                 table_name,
-                col.name,
+                tap_column_name(col.name),
                 datatype,
                 arraysize,
                 xtype,
@@ -394,6 +453,7 @@ def _catalog_from_rows(
         if xtype == "timestamp":
             datatype = "timestamp"
             arraysize = None
+        column_name = plain_column_name(column_name)
         info = ColumnInfo(
             name=column_name,
             datatype=datatype,
@@ -795,15 +855,15 @@ class DuckDBBackend(_BaseBackend):
                 raise QueryError("only a single SELECT statement can be run")
             if handle is not None:
                 handle._attach(con.interrupt)
+                if handle.cancelled:
+                    raise QueryError("query was aborted")
             if timeout_s is not None:
 
                 def _expire():
                     timed_out.set()
                     con.interrupt()
 
-                timer = threading.Timer(timeout_s, _expire)
-                timer.daemon = True
-                timer.start()
+                timer = _WATCHDOG.schedule(timeout_s, _expire)
             for i, up in enumerate(uploads):
                 view = f"_skysense_src_{i}"
                 con.register(view, up.data)
@@ -831,7 +891,7 @@ class DuckDBBackend(_BaseBackend):
             raise QueryError(f"database error: {_first_line(exc)}") from None
         finally:
             if timer is not None:
-                timer.cancel()
+                _WATCHDOG.cancel(timer)
             if handle is not None:
                 handle._attach(None)
             con.close()
@@ -899,11 +959,36 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: Foreign keys between the TAP_SCHEMA tables (TAP 1.1 section 4): id, from, target, columns.
+TAP_SCHEMA_KEYS = (
+    ("tap_schema_tables_schema", "tables", "schemas", "schema_name", "schema_name"),
+    ("tap_schema_columns_table", "columns", "tables", "table_name", "table_name"),
+    ("tap_schema_keys_from", "keys", "tables", "from_table", "table_name"),
+    ("tap_schema_keys_target", "keys", "tables", "target_table", "table_name"),
+    ("tap_schema_key_columns_key", "key_columns", "keys", "key_id", "key_id"),
+)
+
+
 def _create_tap_schema(con, p: str, executemany) -> None:
     """Create TAP_SCHEMA tables and their self-description (idempotent)."""
     for table, (_, cols) in TAP_SCHEMA_TABLES.items():
         ddl = ", ".join(f"{quote_ident(c.name)} {_SQL_TYPES[c.datatype]}" for c in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {_TS}.{quote_ident(table)} ({ddl})")
+    n_keys = con.execute(
+        f"SELECT count(*) FROM {_TS}.keys WHERE key_id LIKE 'tap_schema_%'"
+    ).fetchone()[0]
+    if not n_keys:
+        executemany(
+            f"INSERT INTO {_TS}.keys VALUES ({p}, {p}, {p}, {p}, {p})",
+            [
+                (key, f"TAP_SCHEMA.{src}", f"TAP_SCHEMA.{dst}", f"{src}.{a} -> {dst}.{b}", None)
+                for key, src, dst, a, b in TAP_SCHEMA_KEYS
+            ],
+        )
+        executemany(
+            f"INSERT INTO {_TS}.key_columns VALUES ({p}, {p}, {p})",
+            [(key, a, b) for key, _, _, a, b in TAP_SCHEMA_KEYS],
+        )
     present = con.execute(
         f"SELECT count(*) FROM {_TS}.tables WHERE schema_name = 'TAP_SCHEMA'"
     ).fetchone()[0]
@@ -1087,6 +1172,8 @@ class PostgresBackend(_BaseBackend):
             try:
                 if handle is not None:
                     handle._attach(con.cancel)
+                    if handle.cancelled:
+                        raise QueryError("query was aborted")
                 if uploads or aux:
                     with con.transaction():
                         for up in uploads:

@@ -62,7 +62,7 @@ class Circle:
     radius_deg: float
 
     def to_dali(self) -> str:
-        return f"CIRCLE {self.ra_deg!r} {self.dec_deg!r} {self.radius_deg!r}"
+        return f"CIRCLE {float(self.ra_deg)!r} {float(self.dec_deg)!r} {float(self.radius_deg)!r}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class Range:
         return math.isinf(self.ra_min) or math.isinf(self.ra_max)
 
     def to_dali(self) -> str:
-        return f"RANGE {self.ra_min!r} {self.ra_max!r} {self.dec_min!r} {self.dec_max!r}"
+        vals = (self.ra_min, self.ra_max, self.dec_min, self.dec_max)
+        return "RANGE " + " ".join(repr(float(v)) for v in vals)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Polygon:
     dec_deg: tuple[float, ...]
 
     def to_dali(self) -> str:
-        pairs = " ".join(f"{a!r} {d!r}" for a, d in zip(self.ra_deg, self.dec_deg))
+        pairs = " ".join(f"{float(a)!r} {float(d)!r}" for a, d in zip(self.ra_deg, self.dec_deg))
         return f"POLYGON {pairs}"
 
 

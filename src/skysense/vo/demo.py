@@ -26,7 +26,7 @@ from skysense.vo.backends import open_backend
 from skysense.vo.publish import publish_file
 from skysense.vo.settings import Settings
 
-__all__ = ["build_demo", "demo_settings", "demo_db_path", "DEMO_AREA_DEG2"]
+__all__ = ["build_demo", "demo_settings", "demo_db_path", "is_demo_built", "DEMO_AREA_DEG2"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,11 @@ def _survey_meta(cfg: dict) -> dict:
                     ucd = "stat.error;" + ucd.split(";")[0]
                 cols[band[key]] = _col("mag" if is_mag else flux_unit, ucd, what)
     return {"columns": cols}
+
+
+def is_demo_built(workdir: str | Path) -> bool:
+    """True when ``workdir`` holds a completely built demo database."""
+    return _is_built(demo_db_path(workdir))
 
 
 def _is_built(db: Path) -> bool:

@@ -130,17 +130,22 @@ def serialise(
     names = [c.name for c in columns] if len(columns) == table.num_columns else table.column_names
     plain = _plain(table, names)
     if fmt.key in ("csv", "tsv"):
+        delimiter = "," if fmt.key == "csv" else "\t"
         sink = pa.BufferOutputStream()
-        opts = pacsv.WriteOptions(
-            include_header=True,
-            delimiter="," if fmt.key == "csv" else "\t",
-            quoting_style="needed",
-        )
+        opts = pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="needed")
         pacsv.write_csv(plain, sink, opts)
-        return sink.getvalue().to_pybytes()
+        # Arrow quotes every header name; quote only where CSV needs it.
+        header = delimiter.join(_csv_field(n, delimiter) for n in plain.column_names)
+        return (header + "\n").encode("utf-8") + sink.getvalue().to_pybytes()
     if fmt.key == "fits":
         return _fits(plain, columns)
     return _json(plain, columns, overflow)
+
+
+def _csv_field(text: str, delimiter: str) -> str:
+    if any(c in text for c in (delimiter, '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _plain(table: pa.Table, names: Sequence[str]) -> pa.Table:

@@ -139,9 +139,24 @@ class MapInfo:
         return cls(**doc)
 
     @property
+    def polygon_deg(self) -> str:
+        """The footprint as a DALI 1.1 ``polygon`` value: ``ra1 dec1 ra2 dec2 ...`` (deg).
+
+        Vertices run counter-clockwise as seen on the sky from inside the sphere (east to
+        the left), as DALI requires, whatever the orientation of the image axes.
+        """
+        pts = np.asarray(self.footprint, dtype=float)
+        ra, dec = np.radians(pts[:, 0]), np.radians(pts[:, 1])
+        v = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+        # (v0 x v1) . v2 < 0 <=> counter-clockwise seen from inside.
+        if np.dot(np.cross(v[0], v[1]), v[2]) > 0:
+            pts = pts[::-1]
+        return " ".join(f"{a:.7f} {d:.7f}" for a, d in pts)
+
+    @property
     def s_region(self) -> str:
-        """The footprint as a DALI/STC-S-like ``POLYGON`` string (deg)."""
-        return "POLYGON " + " ".join(f"{ra:.7f} {dec:.7f}" for ra, dec in self.footprint)
+        """The footprint in DALI shape syntax, ``POLYGON ra1 dec1 ...`` (deg; usable as POS)."""
+        return "POLYGON " + self.polygon_deg
 
 
 def default_maps_dir(backend) -> Path:

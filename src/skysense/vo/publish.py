@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from skysense.errors import ConfigError, InputError
 from skysense.vo.backends import Backend, TableSpec
 from skysense.vo.schema import ColumnInfo
-from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable
+from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable, vo_unit
 
 __all__ = [
     "publish_file",
@@ -453,7 +453,7 @@ def publish_arrow(
                 name=adql,
                 datatype=base.datatype,
                 arraysize="*" if base.datatype == "char" else None,
-                unit=str(over.get("unit", base.unit) or ""),
+                unit=vo_unit(str(over.get("unit", base.unit) or "")),
                 ucd=str(over.get("ucd", base.ucd) or ""),
                 description=str(over.get("description", base.description) or ""),
                 principal=bool(over.get("principal", base.principal)),

@@ -31,8 +31,10 @@ from skysense.vo.schema import ColumnInfo, TableInfo
 
 __all__ = [
     "routes",
+    "cone_search_sync",
     "cone_adql",
     "parse_cone",
+    "parse_verb",
     "scs_columns",
     "id_column",
     "scs_error_votable",
@@ -152,7 +154,8 @@ def cone_adql(
     """The ADQL of one cone search (``CONTAINS`` so the HEALPix index is used)."""
     select = ", ".join(_ident(c) for c in columns)
     point = f"POINT('ICRS', {_ident(table.ra)}, {_ident(table.dec)})"
-    circle = f"CIRCLE('ICRS', {ra_deg!r}, {dec_deg!r}, {sr_deg!r})"
+    # float(): repr of a NumPy scalar is "np.float64(...)", not a number.
+    circle = f"CIRCLE('ICRS', {float(ra_deg)!r}, {float(dec_deg)!r}, {float(sr_deg)!r})"
     return f"SELECT {select} FROM {table.name} WHERE 1=CONTAINS({point}, {circle})"
 
 
@@ -182,9 +185,11 @@ def _cells(arr: pa.ChunkedArray, datatype: str) -> pa.Array:
     if pa.types.is_floating(arr.type):
         text = pc.cast(arr, pa.string())
         # Arrow spells NaN and infinities "nan", "inf", "-inf"; VOTable wants NaN, +Inf, -Inf.
-        text = pc.replace_substring_regex(text, "^nan$", "NaN")
-        text = pc.replace_substring_regex(text, "^inf$", "+Inf")
-        text = pc.replace_substring_regex(text, "^-inf$", "-Inf")
+        # The rewrite costs three passes, so only columns holding such values pay for it.
+        if pc.any(pc.invert(pc.is_finite(arr))).as_py():
+            text = pc.replace_substring_regex(text, "^nan$", "NaN")
+            text = pc.replace_substring_regex(text, "^inf$", "+Inf")
+            text = pc.replace_substring_regex(text, "^-inf$", "-Inf")
     elif pa.types.is_timestamp(arr.type):
         text = pc.replace_substring(pc.cast(arr, pa.string()), " ", "T")
     else:

@@ -54,6 +54,8 @@ __all__ = [
     "map_did",
     "map_name_from_id",
     "soda_cutout",
+    "soda_region",
+    "DID_PREFIX",
     "SIA2_STANDARD_ID",
     "SODA_STANDARD_ID",
     "COLLECTION",
@@ -279,7 +281,7 @@ _FIELDS = (
     ),
     (
         "s_region",
-        "char",
+        "polygon",
         "deg",
         "pos.outline;obs.field",
         "obscore:Char.SpatialAxis.Coverage.Support.Area",
@@ -431,7 +433,7 @@ def _row(info: MapInfo, root: str) -> dict:
         "s_ra": info.center_ra,
         "s_dec": info.center_dec,
         "s_fov": 2.0 * info.radius_deg,
-        "s_region": info.s_region,
+        "s_region": info.polygon_deg,
         "s_resolution": info.fwhm_arcsec,
         "s_xel1": info.shape[1],
         "s_xel2": info.shape[0],
@@ -491,7 +493,11 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
         '<TABLE name="results">',
     ]
     for name, datatype, unit, ucd, utype, desc in _FIELDS:
-        attrs = [f'name="{name}"', f'ID="{name}"', f'datatype="{datatype}"']
+        attrs = [f'name="{name}"', f'ID="{name}"']
+        if datatype == "polygon":
+            attrs += ['datatype="double"', 'arraysize="*"', 'xtype="polygon"']
+        else:
+            attrs.append(f'datatype="{datatype}"')
         if datatype == "char":
             attrs.append('arraysize="*"')
         if unit:
@@ -500,8 +506,6 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
             attrs.append(f'ucd="{ucd}"')
         if utype:
             attrs.append(f'utype="{utype}"')
-        if name == "s_region":
-            attrs.append('xtype="polygon"')
         inner = f"<DESCRIPTION>{escape(desc)}</DESCRIPTION>"
         if datatype in ("long", "short"):
             inner += f'<VALUES null="{_null(datatype)}"/>'

@@ -136,6 +136,7 @@ class _Polygon:
     ra: list[float]
     dec: list[float]
     what: str  # "POLYGON" or "BOX", for messages
+    node: object = None  # the constructor's syntax node (error positions)
 
 
 @dataclass
@@ -189,7 +190,9 @@ class _Scope:
     outer: _Scope | None = None
     merged: dict[str, tuple[str, ColumnInfo, set]] = field(default_factory=dict)
     ctes: dict[str, tuple[str, list[_Col]]] = field(default_factory=dict)
-    outputs: list[tuple[str, _E]] | None = None  # select list (for ORDER BY aliases)
+    outputs: list[tuple[str, _E]] | None = None  # select list (for GROUP BY aliases)
+    cells_ok: bool = False
+    extra_from: list[str] = field(default_factory=list)
 
     def cte(self, name: str):
         s = self
@@ -201,27 +204,20 @@ class _Scope:
 
 
 def _err(node, message: str) -> QueryError:
-    return QueryError(message, line=getattr(node, "line", None) or None,
-                      column=getattr(node, "column", None) or None)
-
-
-def _fmt_num(v) -> str:
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    f = float(v)
-    if not math.isfinite(f):
-        raise QueryError(f"number {v!r} is out of range")
-    r = repr(f)
-    return f"CAST({r} AS DOUBLE PRECISION)" if "e" in r or "E" in r else r
+    return QueryError(
+        message,
+        line=getattr(node, "line", None) or None,
+        column=getattr(node, "column", None) or None,
+    )
 
 
 def _num(v) -> str:
-    """Plain numeric literal (always with a decimal point or exponent for floats)."""
+    """Numeric literal text of a float (always with a decimal point or an exponent)."""
     f = float(v)
     if not math.isfinite(f):
         raise QueryError(f"number {v!r} is out of range")
+    if abs(f) < 1e-300:
+        f = 0.0  # PostgreSQL cannot convert subnormal numeric literals to double
     return repr(f)
 
 
@@ -311,7 +307,7 @@ class _Translator:
                 return f"SELECT * FROM ({sql}) AS {self.new_alias('q')}", cols
             sql, cols, _ = self.select(m, _Scope(outer=scope.outer, ctes=scope.ctes))
             if m.top is not None:
-                sql = f"SELECT * FROM ({sql} LIMIT {m.top}) AS {self.new_alias('q')}"
+                sql = f"SELECT * FROM ({sql}) AS {self.new_alias('q')}"
             return sql, cols
 
         lsql, lcols = member(node.left)
@@ -325,9 +321,7 @@ class _Translator:
         cols = []
         for lc, rc in zip(lcols, rcols):
             lt, rt = lc.info.datatype, rc.info.datatype
-            if (lt in _NUMERIC_RANK) != (rt in _NUMERIC_RANK) or (lt in _STRING) != (
-                rt in _STRING
-            ):
+            if (lt in _NUMERIC_RANK) != (rt in _NUMERIC_RANK) or (lt in _STRING) != (rt in _STRING):
                 raise _err(node, f"{node.op}: column {lc.name!r} mixes {lt} and {rt} values")
             info = lc.info
             if lt in _NUMERIC_RANK and rt in _NUMERIC_RANK and lt != rt:
@@ -339,30 +333,23 @@ class _Translator:
     def select(
         self, sel: A.Select, scope: _Scope, *, top_as_limit: bool = True
     ) -> tuple[str, list[OutputColumn], _Scope]:
-        s = _Scope(outer=scope.outer if scope.sources else scope.outer, ctes=scope.ctes)
-        s.outer = scope.outer
-        if scope.ctes:
-            s.ctes = scope.ctes
-        # CTE lookup must see enclosing WITH clauses.
-        s_outer_for_cte = scope
-        self._cte_scope = s_outer_for_cte
-        from_sql, where_extra = self.from_clause(sel.from_, s, sel.where)
+        s = _Scope(outer=scope.outer, ctes=scope.ctes)
+        # Cross-match helper tables may join a WHERE conjunct only when no outer join could
+        # lose or duplicate rows through them.
+        s.cells_ok = bool(sel.from_) and not any(_has_outer_join(i) for i in sel.from_)
+        s.extra_from = []
+        from_parts = [self.table_ref(i, s) for i in sel.from_]
         items, cols = self.select_list(sel, s)
-        sql = "SELECT " + ("DISTINCT " if sel.distinct else "") + ", ".join(items)
-        if from_sql:
-            sql += " FROM " + from_sql
-        conds = list(where_extra)
+        where = None
         if sel.where is not None:
-            conds.append(self.condition(sel.where, s, "WHERE", cells_ok=self._where_cells_ok))
-        if conds:
-            sql += " WHERE " + " AND ".join(f"({c})" for c in conds) if len(conds) > 1 else (
-                " WHERE " + conds[0]
-            )
+            where = self.condition(sel.where, s, "WHERE", cells_ok=s.cells_ok)
+        sql = "SELECT " + ("DISTINCT " if sel.distinct else "") + ", ".join(items)
+        if from_parts:
+            sql += " FROM " + ", ".join(from_parts + s.extra_from)
+        if where is not None:
+            sql += " WHERE " + where
         if sel.group_by:
-            keys = []
-            for g in sel.group_by:
-                keys.append(self.group_key(g, s))
-            sql += " GROUP BY " + ", ".join(keys)
+            sql += " GROUP BY " + ", ".join(self.group_key(g, s) for g in sel.group_by)
         if sel.having is not None:
             sql += " HAVING " + self.condition(sel.having, s, "HAVING", agg_ok=True)
         if top_as_limit and sel.top is not None:
@@ -402,29 +389,18 @@ class _Translator:
             if scope is None:
                 raise _err(
                     e,
-                    "ORDER BY after UNION/INTERSECT/EXCEPT must name an output column or "
-                    "position",
+                    "ORDER BY after UNION/INTERSECT/EXCEPT must name an output column or position",
                 )
-            keys.append(self.expr(e, scope).sql + direction)
+            keys.append(self.expr(e, scope, agg_ok=True).sql + direction)
         return " ORDER BY " + ", ".join(keys)
 
     # ---- FROM -----------------------------------------------------------------------------
-
-    def from_clause(self, items: list[A.TableRef], s: _Scope, where) -> tuple[str, list[str]]:
-        self._where_cells_ok = bool(items) and not any(_has_outer_join(i) for i in items)
-        self._extra_from: list[str] = []
-        parts = [self.table_ref(i, s) for i in items]
-        # Helper tables added by WHERE-level cross-matches are appended after the WHERE is
-        # translated (see condition); reserve the list here.
-        self._from_parts = parts
-        self._from_scope = s
-        return _LazyFrom(parts, self._extra_from), []
 
     def table_ref(self, node: A.TableRef, s: _Scope) -> str:
         if isinstance(node, A.TableName):
             return self.table_name(node, s)
         if isinstance(node, A.DerivedTable):
-            sql, cols = self.query(node.query, s.outer)
+            sql, cols = self.query(node.query, _Scope(outer=s.outer, ctes=s.ctes))
             if node.column_aliases is not None:
                 if len(node.column_aliases) != len(cols):
                     raise _err(
@@ -463,7 +439,7 @@ class _Translator:
     def table_name(self, node: A.TableName, s: _Scope) -> str:
         key = ".".join(p.lower() for p in node.parts)
         if len(node.parts) == 1:
-            cte = s.cte(key) or (self._cte_scope.cte(key) if self._cte_scope else None)
+            cte = s.cte(key)
             if cte is not None:
                 alias_sql, cols = cte
                 alias = self.new_alias()
@@ -494,8 +470,7 @@ class _Translator:
         names = list(self.catalog.tables)
         short = {n.rsplit(".", 1)[-1]: n for n in names}
         hits = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or [
-            short[h]
-            for h in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(short), n=1)
+            short[h] for h in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(short), n=1)
         ]
         return f"; did you mean {hits[0]!r}?" if hits else ""
 
@@ -506,8 +481,13 @@ class _Translator:
         rsql = self.table_ref(node.right, s)
         left_srcs = s.sources[left_start:mid]
         right_srcs = s.sources[mid:]
-        kind = {"INNER": "JOIN", "LEFT": "LEFT JOIN", "RIGHT": "RIGHT JOIN",
-                "FULL": "FULL JOIN", "CROSS": "CROSS JOIN"}[node.kind]
+        kind = {
+            "INNER": "JOIN",
+            "LEFT": "LEFT JOIN",
+            "RIGHT": "RIGHT JOIN",
+            "FULL": "FULL JOIN",
+            "CROSS": "CROSS JOIN",
+        }[node.kind]
         if node.kind == "CROSS":
             return f"{lsql} CROSS JOIN {rsql}"
         using = node.using
@@ -516,8 +496,10 @@ class _Translator:
             rnames = [c.name for src in right_srcs for c in src.columns]
             using = [n for n in rnames if n in lnames]
             if not using:
-                return f"{lsql} CROSS JOIN {rsql}" if node.kind == "INNER" else (
-                    f"{lsql} {kind} {rsql} ON TRUE"
+                return (
+                    f"{lsql} CROSS JOIN {rsql}"
+                    if node.kind == "INNER"
+                    else (f"{lsql} {kind} {rsql} ON TRUE")
                 )
         if using is not None:
             conds = []
@@ -535,10 +517,8 @@ class _Translator:
             return f"{lsql} {kind} {rsql} ON " + " AND ".join(conds)
         # ON: cross-match helpers only for inner joins (outer joins must keep unmatched rows).
         cells: list = []
-        on = self.condition(
-            node.on, s, "ON", cells_ok=node.kind == "INNER", cells_out=cells
-        )
-        for cell_alias, u_src, cell_sql in cells:
+        on = self.condition(node.on, s, "ON", cells_ok=node.kind == "INNER", cells_out=cells)
+        for _cell_alias, u_src, cell_sql in cells:
             # Join the helper cells to the side holding the uploaded table.
             if u_src in left_srcs:
                 lsql = f"({lsql} JOIN {cell_sql})"
@@ -577,7 +557,7 @@ class _Translator:
         items, cols = [], []
         explicit = {n.lower() for n, _, _ in entries if n}
         s.outputs = []
-        for i, (name, e, node) in enumerate(entries, start=1):
+        for i, (name, e, _node) in enumerate(entries, start=1):
             if name is None:
                 base = f"col_{i}"
                 name = base
@@ -652,8 +632,9 @@ class _Translator:
                     raise _err(ref, f"column {parts[0]!r} is ambiguous (in {tables}); qualify it")
                 if hits:
                     src, c = hits[0]
-                    return _E(c.sql, c.info.datatype, info=c.info, col=(src, c.name),
-                              unit=c.info.unit)
+                    return _E(
+                        c.sql, c.info.datatype, info=c.info, col=(src, c.name), unit=c.info.unit
+                    )
                 scope = scope.outer
             raise _err(ref, f"unknown column {parts[0]!r}{self._suggest_column(name, s)}")
         src = self.qualifier(parts[:-1], ref, s)
@@ -678,8 +659,9 @@ class _Translator:
 
     # ---- conditions ------------------------------------------------------------------------
 
-    def condition(self, node, s, where: str, *, agg_ok=False, cells_ok=False,
-                  cells_out=None) -> str:
+    def condition(
+        self, node, s, where: str, *, agg_ok=False, cells_ok=False, cells_out=None
+    ) -> str:
         """A boolean expression; top-level AND-ed conjuncts may use cross-match helpers."""
         conjuncts = _conjuncts(node)
         parts = []
@@ -722,7 +704,8 @@ class _Translator:
             return _E(str(n.value), t, const=n.value)
         if not math.isfinite(n.value):
             raise _err(n, "number out of range")
-        return _E(_fmt_num(n.value), "double", const=float(n.value))
+        # Non-integer literals are doubles (DuckDB would read 0.1 as DECIMAL).
+        return _E(f"CAST({_num(n.value)} AS DOUBLE PRECISION)", "double", const=float(n.value))
 
     def x_ColumnRef(self, n: A.ColumnRef, s, agg_ok) -> _E:
         return self.column(n, s)
@@ -731,8 +714,11 @@ class _Translator:
         e = self.expr(n.operand, s, agg_ok=agg_ok)
         if not _is_numeric(e.type):
             raise _err(n, f"unary {n.op} needs a number, got {e.type}")
-        const = (-e.const if n.op == "-" else e.const) if e.is_const and e.const is not None \
+        const = (
+            (-e.const if n.op == "-" else e.const)
+            if e.is_const and e.const is not None
             else _NOCONST
+        )
         t = e.type if e.type != "null" else "double"
         return _E(f"({n.op}{e.sql})", t, const=const, unit=e.unit)
 
@@ -743,9 +729,13 @@ class _Translator:
             for e, side in ((a, n.left), (b, n.right)):
                 if not _is_string(e.type):
                     raise _err(side, f"|| needs strings, got {e.type}")
-            const = a.const + b.const if (a.is_const and b.is_const and a.const is not None
-                                          and b.const is not None) else _NOCONST
-            return _E(f"({a.sql} || {b.sql})", "char", const=const)
+            const = (
+                a.const + b.const
+                if (a.is_const and b.is_const and a.const is not None and b.const is not None)
+                else _NOCONST
+            )
+            t = "unicodeChar" if "unicodeChar" in (a.type, b.type) else "char"
+            return _E(f"({a.sql} || {b.sql})", t, const=const)
         for e, side in ((a, n.left), (b, n.right)):
             if not _is_numeric(e.type):
                 raise _err(side, f"operator {n.op} needs numbers, got {e.type}")
@@ -771,10 +761,7 @@ class _Translator:
     def x_Comparison(self, n: A.Comparison, s, agg_ok) -> _E:
         region = _region_compare(n)
         if region is not None:
-            call, want = region
-            cond = self.region_condition(call, s, agg_ok)
-            if want:
-                return _E(cond, "boolean")
+            return _E(self.region_condition(region[0], s, agg_ok), "boolean")
         a = self.expr(n.left, s, agg_ok=agg_ok)
         b = self.expr(n.right, s, agg_ok=agg_ok)
         _check_comparable(n, a, b)
@@ -877,8 +864,11 @@ class _Translator:
             rtype = _unify(node, rtype, r.type)
             units.add(r.unit)
         parts.append("END")
-        return _E("(" + " ".join(parts) + ")", rtype if rtype != "null" else "char",
-                  unit=units.pop() if len(units) == 1 else "")
+        return _E(
+            "(" + " ".join(parts) + ")",
+            rtype if rtype != "null" else "char",
+            unit=units.pop() if len(units) == 1 else "",
+        )
 
     def x_Cast(self, n: A.Cast, s, agg_ok) -> _E:
         e = self.expr(n.expr, s, agg_ok=agg_ok)
@@ -912,7 +902,7 @@ class _Translator:
         if name in ("LOWER", "UPPER"):
             if not _is_string(args[0].type):
                 raise _err(n.args[0], f"{name} needs a string, got {args[0].type}")
-            return _E(f"{name}({args[0].sql})", "char")
+            return _E(f"{name}({args[0].sql})", _string_type(args[0].type))
         if name == "COALESCE":
             t = "null"
             for a, node in zip(args, n.args):
@@ -978,8 +968,14 @@ class _Translator:
         }
         fn = simple[name]
         cast = [f"CAST({x} AS DOUBLE PRECISION)" for x in sq]
-        unit = {"DEGREES": "deg", "RADIANS": "rad", "ACOS": "rad", "ASIN": "rad",
-                "ATAN": "rad", "ATAN2": "rad"}.get(name, "")
+        unit = {
+            "DEGREES": "deg",
+            "RADIANS": "rad",
+            "ACOS": "rad",
+            "ASIN": "rad",
+            "ATAN": "rad",
+            "ATAN2": "rad",
+        }.get(name, "")
         const = _NOCONST
         if all(a.is_const and a.const is not None for a in args):
             const = _fold_fn(name, [a.const for a in args])
@@ -1006,9 +1002,8 @@ class _Translator:
         if n.name == "SUM":
             t = "long" if arg.type in _INTEGER else "double"
             sql = f"SUM({d}{arg.sql})"
-            if t == "long":
-                # DuckDB sums integers to HUGEINT, PostgreSQL bigint to NUMERIC.
-                sql = f"CAST({sql} AS BIGINT)"
+            # DuckDB sums integers to HUGEINT, PostgreSQL bigint to NUMERIC and real to real.
+            sql = f"CAST({sql} AS {'BIGINT' if t == 'long' else 'DOUBLE PRECISION'})"
             return _E(sql, t, unit=arg.unit)
         return _E(f"AVG({d}CAST({arg.sql} AS DOUBLE PRECISION))", "double", unit=arg.unit)
 
@@ -1075,7 +1070,7 @@ class _Translator:
                 ra, dec = box_vertices(*[float(v.const) for v in vals])
             except ValueError as exc:
                 raise _err(n, str(exc)) from None
-            return _Polygon(ra, dec, "BOX")
+            return _Polygon(ra, dec, "BOX", n)
         coords = []
         if len(n.args) == 3 or all(
             isinstance(a, A.FunctionCall) and a.name == "POINT" for a in n.args
@@ -1088,7 +1083,7 @@ class _Translator:
         if not all(v.is_const and v.const is not None for v in coords):
             raise _err(n, "POLYGON vertices must be constants in this service")
         vals = [float(v.const) for v in coords]
-        return _Polygon(vals[0::2], vals[1::2], "POLYGON")
+        return _Polygon(vals[0::2], vals[1::2], "POLYGON", n)
 
     def _distance_sql(self, p1: _Point, p2: _Point) -> str:
         # Vincenty's formula: accurate at every separation, NULL-preserving, no clamping.
@@ -1169,18 +1164,19 @@ class _Translator:
             ra0, dec0, rad = float(c.center.lon.const), float(c.center.lat.const), float(r.const)
             if not -90 <= dec0 <= 90:
                 raise QueryError(f"CIRCLE centre latitude {dec0} outside [-90, 90]")
-            for pt, other in ((p, None), (c.center, p)):
-                src = self._indexed(pt) if other is None else None
-                if src is None:
-                    continue
+            src = self._indexed(p)
+            if src is not None:
                 if self.pg and src.table.q3c:
-                    ra_sql, dec_sql = pt.lon.sql, pt.lat.sql
-                    q = f"q3c_radial_query({ra_sql}, {dec_sql}, {_num(ra0)}, {_num(dec0)}, " \
+                    ra_sql, dec_sql = p.lon.sql, p.lat.sql
+                    q = (
+                        f"q3c_radial_query({ra_sql}, {dec_sql}, {_num(ra0)}, {_num(dec0)}, "
                         f"{_num(max(rad, 0.0))})"
+                    )
                     return f"({q} AND {exact})"
                 if src.table.hpx_column is not None:
-                    ranges = hpx.cone_ranges(ra0, dec0, rad, src.table.hpx_order,
-                                             max_ranges=MAX_RANGES)
+                    ranges = hpx.cone_ranges(
+                        ra0, dec0, rad, src.table.hpx_order, max_ranges=MAX_RANGES
+                    )
                     return f"({self._hpx_filter(src, ranges)} AND {exact})"
         return exact
 
@@ -1210,7 +1206,7 @@ class _Translator:
         try:
             planes = polygon_planes(poly.ra, poly.dec)
         except ValueError as exc:
-            raise _err(node, f"{poly.what}: {exc}") from None
+            raise _err(poly.node or node, f"{poly.what}: {exc}") from None
         a, d = _rad(p.lon), _rad(p.lat)
         x, y, z = f"COS({d}) * COS({a})", f"COS({d}) * SIN({a})", f"SIN({d})"
         pieces = []
@@ -1226,12 +1222,15 @@ class _Translator:
             return exact
         if self.pg and src.table.q3c:
             ra_c, dec_c, radius = hpx.bounding_cone(planes.ra, planes.dec)
-            q = f"q3c_radial_query({p.lon.sql}, {p.lat.sql}, {_num(ra_c)}, {_num(dec_c)}, " \
+            q = (
+                f"q3c_radial_query({p.lon.sql}, {p.lat.sql}, {_num(ra_c)}, {_num(dec_c)}, "
                 f"{_num(radius * (1 + 1e-9) + 1e-9)})"
+            )
             return f"({q} AND {exact})"
         if src.table.hpx_column is not None:
-            ranges = hpx.polygon_ranges(planes.ra, planes.dec, src.table.hpx_order,
-                                        max_ranges=MAX_RANGES)
+            ranges = hpx.polygon_ranges(
+                planes.ra, planes.dec, src.table.hpx_order, max_ranges=MAX_RANGES
+            )
             return f"({self._hpx_filter(src, ranges)} AND {exact})"
         return exact
 
@@ -1262,8 +1261,10 @@ class _Translator:
                 continue
             exact = self._hav_test(m_pt, u_pt, r)
             if self.pg and m_src.table.q3c:
-                q = f"q3c_join({u_pt.lon.sql}, {u_pt.lat.sql}, {m_pt.lon.sql}, " \
+                q = (
+                    f"q3c_join({u_pt.lon.sql}, {u_pt.lat.sql}, {m_pt.lon.sql}, "
                     f"{m_pt.lat.sql}, {_num(max(rad, 0.0))})"
+                )
                 return f"({q} AND {exact})"
             if m_src.table.hpx_column is None or rad < 0 or rad >= 30:
                 continue
@@ -1280,27 +1281,14 @@ class _Translator:
                 )
             )
             hcol = f"{m_src.alias}.{quote_ident(m_src.table.hpx_column)}"
-            link = f"{c_alias}.\"src_rowid\" = {u_src.alias}.\"_rowid\""
-            rng = f"{hcol} BETWEEN {c_alias}.\"lo\" AND {c_alias}.\"hi\""
+            link = f'{c_alias}."src_rowid" = {u_src.alias}."_rowid"'
+            rng = f'{hcol} BETWEEN {c_alias}."lo" AND {c_alias}."hi"'
             if where == "ON":
                 cells_out.append((c_alias, u_src, f"{quote_ident(name)} AS {c_alias} ON {link}"))
                 return f"({rng} AND {exact})"
-            self._extra_from.append(f"{quote_ident(name)} AS {c_alias}")
+            s.extra_from.append(f"{quote_ident(name)} AS {c_alias}")
             return f"({link} AND {rng} AND {exact})"
         return None
-
-
-class _LazyFrom(str):
-    """FROM text whose helper tables (added while translating WHERE) are appended later."""
-
-    def __new__(cls, parts, extra):
-        obj = super().__new__(cls, ", ".join(parts))
-        obj.parts = parts
-        obj.extra = extra
-        return obj
-
-    def render(self) -> str:
-        return ", ".join(list(self.parts) + list(self.extra))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1309,7 +1297,10 @@ class _LazyFrom(str):
 
 def _rad(e: _E) -> str:
     if e.is_const and e.const is not None:
-        return _num(math.radians(float(e.const)))
+        r = math.radians(float(e.const))
+        # Angles below 1e-150 rad are zero for any purpose, and their squares would underflow
+        # (an error in PostgreSQL).
+        return _num(0.0 if abs(r) < 1e-150 else r)
     return f"RADIANS({e.sql})"
 
 
@@ -1361,6 +1352,10 @@ def _fold_fn(name, vals):
     except (ValueError, OverflowError, ZeroDivisionError):
         return _NOCONST
     return _NOCONST
+
+
+def _string_type(t: str) -> str:
+    return "unicodeChar" if t == "unicodeChar" else "char"
 
 
 def _unify(node, a: str, b: str) -> str:
@@ -1416,8 +1411,11 @@ def _conjuncts(node) -> list:
 
 def _has_outer_join(t) -> bool:
     if isinstance(t, A.Join):
-        return t.kind in ("LEFT", "RIGHT", "FULL") or _has_outer_join(t.left) or \
-            _has_outer_join(t.right)
+        return (
+            t.kind in ("LEFT", "RIGHT", "FULL")
+            or _has_outer_join(t.left)
+            or _has_outer_join(t.right)
+        )
     return False
 
 
@@ -1534,7 +1532,6 @@ def translate(
     if not isinstance(q, A.Query):
         raise TypeError("translate needs ADQL text or a skysense.vo.adql.Query")
     t = _Translator(dialect, catalog)
-    t._cte_scope = None
     probe_limit = None if maxrec is None else int(maxrec) + 1
     sql, cols = t.query(q, None, limit=probe_limit)
     top = _outer_top(q)

@@ -219,6 +219,14 @@ async def read_params(request: Request, *, upload_limit_bytes: int) -> TapParams
 
     for name, value in request.query_params.multi_items():
         add(name, value)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        # Refuse oversized bodies before reading them (uploads plus the form fields).
+        if int(declared) > upload_limit_bytes + 4 * _MAX_FORM_FIELD_BYTES:
+            raise InputError(
+                f"request body of {declared} bytes exceeds the upload limit of "
+                f"{upload_limit_bytes} bytes"
+            )
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data") or ctype.startswith(

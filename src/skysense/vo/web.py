@@ -43,6 +43,7 @@ STATIC = _HERE / "static"
 PAGE_SIZES = (25, 50, 100, 500)
 #: Rows the HTML result view fetches at most (pages beyond need the download links).
 MAX_HTML_ROWS = 10_000
+_FETCH_ROWS = 1000
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -203,25 +204,21 @@ def _centre(backend, table, cache: dict | None = None) -> tuple[float, float] | 
 
 
 def _query_centre(backend, table) -> tuple[float, float] | None:
+    from skysense.vo.backends import quote_ident
+
+    ra, dec = quote_ident(table.ra), quote_ident(table.dec)
+    middle = max(0, (table.n_rows or 1) // 2)
+    base = f"SELECT {ra}, {dec} FROM {table.physical} WHERE {ra} IS NOT NULL AND {dec} IS NOT NULL"
     try:
-        rows = backend.query(
-            f'SELECT "{table.ra}", "{table.dec}" FROM {table.physical} '
-            f'WHERE "{table.ra}" IS NOT NULL AND "{table.dec}" IS NOT NULL LIMIT 1 '
-            f"OFFSET {max(0, (table.n_rows or 1) // 2)}",
-            timeout_s=5.0,
-        )
+        rows = backend.query(f"{base} LIMIT 1 OFFSET {middle}", timeout_s=5.0)
         if rows.num_rows == 0:
-            rows = backend.query(
-                f'SELECT "{table.ra}", "{table.dec}" FROM {table.physical} '
-                f'WHERE "{table.ra}" IS NOT NULL LIMIT 1',
-                timeout_s=5.0,
-            )
+            rows = backend.query(f"{base} LIMIT 1", timeout_s=5.0)
     except SkysenseError:
         return None
     if rows.num_rows == 0:
         return None
-    ra, dec = rows.column(0)[0].as_py(), rows.column(1)[0].as_py()
-    return round(float(ra), 5), round(float(dec), 5)
+    ra_v, dec_v = rows.column(0)[0].as_py(), rows.column(1)[0].as_py()
+    return round(float(ra_v), 5), round(float(dec_v), 5)
 
 
 def _fill_examples(items: list[dict], centre: tuple[float, float] | None) -> list[dict]:
@@ -359,7 +356,9 @@ async def query_page(request: Request) -> Response:
     if query and error is None:
         from skysense.vo.tap import run_adql_sync
 
-        wanted = min(page * page_size, MAX_HTML_ROWS)
+        # Fetch at least _FETCH_ROWS so typical results show an exact row count and page
+        # count; deeper pages fetch up to their last row (MAX_HTML_ROWS at most).
+        wanted = min(max(page * page_size, _FETCH_ROWS), MAX_HTML_ROWS)
 
         def work():
             return run_adql_sync(state, query, maxrec=wanted)

@@ -1,0 +1,61 @@
+"""XID+: Bayesian de-blending of confusion-limited far-infrared maps (Hurley et al. 2017).
+
+Fit the fluxes of known (prior) sources in maps whose beams blend them: ``map = A f + B +
+noise`` with per-pixel noise ``sigma_inst^2 + sigma_conf^2``. The fast exact sampler
+(:mod:`skysense.xid.sampler`) Gibbs-samples the truncated Gaussian posterior in numba; numpyro
+NUTS (:mod:`skysense.xid.reference`) is the reference and runs the SED-prior mode
+(:mod:`skysense.xid.sed`). Large fields are tiled on HEALPix and fitted on Dask
+(:mod:`skysense.xid.engine`).
+
+Quick start::
+
+    from skysense.xid import read_map, read_prior, fit, write_outputs
+    maps = [read_map("psw.fits", band="spire_250"), read_map("pmw.fits", band="spire_350")]
+    result = fit(maps, read_prior("prior.fits"), random_state=0)
+    write_outputs(result, "out/")          # catalogue.fits/.parquet, posterior.nc, maps
+"""
+
+from skysense.xid.diagnostics import ess_bulk, split_rhat, summarise_convergence
+from skysense.xid.engine import fit_tiles
+from skysense.xid.fit import XIDResult, build_band_model, fit, fit_models, write_outputs
+from skysense.xid.io import SkyMap, read_map, read_moc, read_prior
+from skysense.xid.model import (
+    BackgroundPrior,
+    BandModel,
+    ConfusionPrior,
+    FluxPrior,
+    GaussianBeam,
+    PRFBeam,
+    band_model,
+    pointing_matrix,
+)
+from skysense.xid.sampler import BandPosterior, sample_band
+from skysense.xid.tiles import Tile, make_tiles
+
+__all__ = [
+    "SkyMap",
+    "read_map",
+    "read_prior",
+    "read_moc",
+    "GaussianBeam",
+    "PRFBeam",
+    "FluxPrior",
+    "BackgroundPrior",
+    "ConfusionPrior",
+    "BandModel",
+    "band_model",
+    "pointing_matrix",
+    "BandPosterior",
+    "sample_band",
+    "split_rhat",
+    "ess_bulk",
+    "summarise_convergence",
+    "XIDResult",
+    "build_band_model",
+    "fit",
+    "fit_models",
+    "write_outputs",
+    "Tile",
+    "make_tiles",
+    "fit_tiles",
+]

@@ -118,8 +118,11 @@ def fit_tiles(
         buffer_arcsec=buffer_arcsec,
     )
     task = dask.delayed(fit_one_tile, pure=False)
+    # one graph node each for the maps and the prior, shared by every tile task
+    maps_d = dask.delayed(list(maps), traverse=False)
+    prior_d = dask.delayed(prior, traverse=False)
     with dask_client(scheduler) as client:
-        tasks = [task(t, maps, prior, out, region_moc, **fit_kwargs) for t in tiles]
+        tasks = [task(t, maps_d, prior_d, out, region_moc, **fit_kwargs) for t in tiles]
         paths = compute_with_progress(tasks, label=f"XID+ {len(tiles)} tiles", client=client)
     cat = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     unf = [pd.read_csv(Path(p).with_suffix(".unfitted.csv")) for p in paths]
@@ -127,7 +130,9 @@ def fit_tiles(
     units = {c: "mJy" for c in cat.columns if c.startswith(("F_", "FErr_", "Bkg_", "Sig_conf_"))}
     write_table(cat, out / "catalogue", units=units)
     with atomic_path(out / "unfitted.csv") as tmp:
-        (pd.concat(unf, ignore_index=True) if unf else pd.DataFrame(columns=["id", "band", "reason"])).to_csv(
-            tmp, index=False
-        )
+        (
+            pd.concat(unf, ignore_index=True)
+            if unf
+            else pd.DataFrame(columns=["id", "band", "reason"])
+        ).to_csv(tmp, index=False)
     return cat

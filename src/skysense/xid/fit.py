@@ -172,7 +172,11 @@ def build_band_model(
             raise InputError(exc.message, row=int(fitted[exc.row])) from None
         raise
     unfitted = pd.DataFrame(
-        {"id": prior["id"].to_numpy()[reasons != ""], "band": band, "reason": reasons[reasons != ""]}
+        {
+            "id": prior["id"].to_numpy()[reasons != ""],
+            "band": band,
+            "reason": reasons[reasons != ""],
+        }
     )
     return model, fitted, unfitted
 
@@ -216,7 +220,9 @@ class XIDResult:
         m = self.models[band]
         rep = self.replicated(band) if rep is None else rep
         coo = m.amat.tocoo()
-        z = ((rep[coo.row] - m.data_mjy[coo.row, None]) / (np.sqrt(2) * m.sigma_mjy[coo.row, None])) ** 2
+        z = (
+            (rep[coo.row] - m.data_mjy[coo.row, None]) / (np.sqrt(2) * m.sigma_mjy[coo.row, None])
+        ) ** 2
         t = np.zeros((m.nsrc, rep.shape[1]))
         np.add.at(t, coo.col, z)
         npx = np.bincount(coo.col, minlength=m.nsrc)
@@ -295,7 +301,7 @@ class XIDResult:
         import arviz as az
 
         posterior, coords, dims = {}, {}, {}
-        for band, m in self.models.items():
+        for band in self.models:
             p = self.posteriors[band]
             src = f"source_{band}"
             posterior[f"src_f_{band}"] = p.flux
@@ -377,7 +383,9 @@ def fit(
         raise InputError("the prior catalogue is empty")
     models, fitted, unfitted, shapes, wcs = {}, {}, [], {}, {}
     for sky in maps:
-        region = None if region_moc is None else moc_pixel_mask(region_moc, sky.wcs, sky.image_mjy.shape)
+        region = (
+            None if region_moc is None else moc_pixel_mask(region_moc, sky.wcs, sky.image_mjy.shape)
+        )
         model, rows, bad = build_band_model(
             sky,
             prior,
@@ -390,7 +398,9 @@ def fit(
             on_duplicate=on_duplicate,
         )
         if model.nsrc == 0:
-            raise InputError(f"{sky.band}: no prior source can be fitted on this map", path=sky.path)
+            raise InputError(
+                f"{sky.band}: no prior source can be fitted on this map", path=sky.path
+            )
         models[sky.band], fitted[sky.band] = model, rows
         shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
         unfitted.append(bad)
@@ -433,7 +443,9 @@ def write_outputs(
         for band in result.models:
             for name, img in result.maps(band).items():
                 unit = "" if name == "pval_sigma" else "mJy/beam"
-                p = write_image(img, result.wcs[band], out / f"{band}_{name}.fits", unit=unit, band=band)
+                p = write_image(
+                    img, result.wcs[band], out / f"{band}_{name}.fits", unit=unit, band=band
+                )
                 written[f"{band}_{name}"] = p
                 if png:
                     kw = {"vmin": -6, "vmax": 6, "cmap": "RdBu_r"} if name == "pval_sigma" else {}

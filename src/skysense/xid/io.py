@@ -22,6 +22,7 @@ __all__ = [
     "read_map",
     "read_prior",
     "read_moc",
+    "read_prf",
     "moc_pixel_mask",
     "write_table",
     "write_image",
@@ -260,6 +261,45 @@ def read_prior(
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError("non-finite or out-of-range position", path=path, row=i)
     return out.reset_index(drop=True)
+
+
+def read_prf(path: str | os.PathLike, *, pixel_arcsec: float | None = None):
+    """Read a PRF/PSF image (first 2-D HDU) as a :class:`~skysense.xid.model.PRFBeam`.
+
+    The PRF sampling (arcsec per PRF pixel) is ``pixel_arcsec``, else the header's
+    ``PIXSCALE`` (arcsec) or ``CDELT2`` (deg); the source sits at the image centre unless the
+    header gives ``CRPIX1``/``CRPIX2`` (1-based).
+
+    Raises
+    ------
+    InputError
+        No image, or no way to know the sampling.
+    """
+    from astropy.io import fits
+
+    from skysense.xid.model import PRFBeam
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("PRF file not found", path=path)
+    with fits.open(path) as hdul:
+        i = _pick_hdu(hdul, None, "PRF", path)
+        hdr = hdul[i].header
+        image = np.asarray(hdul[i].data, dtype=float)
+    if pixel_arcsec is None:
+        if "PIXSCALE" in hdr:
+            pixel_arcsec = float(hdr["PIXSCALE"])
+        elif "CDELT2" in hdr:
+            pixel_arcsec = abs(float(hdr["CDELT2"])) * 3600.0
+        else:
+            raise InputError("PRF sampling unknown: give pixel_arcsec or a PIXSCALE key", path=path)
+    centre = None
+    if "CRPIX1" in hdr and "CRPIX2" in hdr:
+        centre = (float(hdr["CRPIX1"]) - 1.0, float(hdr["CRPIX2"]) - 1.0)
+    try:
+        return PRFBeam(image, float(pixel_arcsec), centre)
+    except InputError as exc:
+        raise InputError(exc.message, path=path) from None
 
 
 def read_moc(path: str | os.PathLike):

@@ -97,9 +97,7 @@ class PRFBeam:
             raise InputError(f"PRF pixel size must be positive, got {self.pixel_arcsec!r}")
         object.__setattr__(self, "image", img / img.max())
         if self.centre is None:
-            object.__setattr__(
-                self, "centre", ((img.shape[1] - 1) / 2.0, (img.shape[0] - 1) / 2.0)
-            )
+            object.__setattr__(self, "centre", ((img.shape[1] - 1) / 2.0, (img.shape[0] - 1) / 2.0))
 
     def evaluate(self, dx_arcsec: np.ndarray, dy_arcsec: np.ndarray) -> np.ndarray:
         """PRF response (peak 1) at offsets in arcsec; 0 outside the PRF image."""
@@ -242,7 +240,9 @@ class FluxPrior:
             mu = np.asarray(self.mu, float)
             sig = np.asarray(self.sigma, float)
             if mu.shape != (nsrc,) or sig.shape != (nsrc,):
-                raise InputError(f"Gaussian flux prior{where} needs mu and sigma of shape ({nsrc},)")
+                raise InputError(
+                    f"Gaussian flux prior{where} needs mu and sigma of shape ({nsrc},)"
+                )
             bad = np.flatnonzero(~(sig > 0) | ~np.isfinite(mu))
             if bad.size:
                 raise InputError(f"Gaussian flux prior{where}: sigma must be > 0", row=int(bad[0]))

@@ -81,6 +81,7 @@ def fit_sed(
     n_samples: int = 500,
     n_warmup: int = 500,
     n_chains: int = 2,
+    dense_mass: bool | None = None,
     random_state=None,
 ) -> SEDPosterior:
     """Fit all bands together with the template-mixture SED prior (numpyro NUTS).
@@ -92,6 +93,8 @@ def fit_sed(
     z_mean, z_sigma : ndarray (nsrc,) - redshift prior; ``z_sigma`` None or 0 fixes z
     log_norm_bounds : bounds of the uniform prior of N (log10 of the template scale)
     scatter_fraction : fractional scatter of the fluxes about the template
+    dense_mass : NUTS with a dense mass matrix (default: when there are <= 400 parameters;
+        N, z and the fluxes of a source are strongly correlated)
 
     Returns
     -------
@@ -101,8 +104,12 @@ def fit_sed(
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import MCMC, NUTS, init_to_value
 
+    from skysense.xid.sampler import sample_band
+
+    # map likelihoods with thousands of precise pixels need double precision (process-wide)
+    numpyro.enable_x64()
     bands = list(models)
     if not bands:
         raise InputError("fit_sed needs at least one band")
@@ -152,7 +159,10 @@ def fit_sed(
             z = jnp.asarray(zm)
         else:
             z = numpyro.sample(
-                "z", dist.TruncatedNormal(jnp.asarray(zm), jnp.asarray(zs), low=zlo, high=zhi).to_event(1)
+                "z",
+                dist.TruncatedNormal(jnp.asarray(zm), jnp.asarray(zs), low=zlo, high=zhi).to_event(
+                    1
+                ),
             )
         fl = []
         for k, b in enumerate(bands):
@@ -172,11 +182,35 @@ def fit_sed(
         mean = (10.0**n)[None, :, None] * interp_templates(z)  # (T, nsrc, B)
         sd = scatter_fraction * mean + floor
         lp = dist.Normal(mean, sd).log_prob(flux[None]).sum(-1)  # (T, nsrc)
-        numpyro.factor("sed_prior", jax.nn.logsumexp(lp, axis=0).sum() - nsrc * np.log(tfl.shape[0]))
+        numpyro.factor(
+            "sed_prior", jax.nn.logsumexp(lp, axis=0).sum() - nsrc * np.log(tfl.shape[0])
+        )
 
+    if dense_mass is None:
+        dense_mass = nsrc * (len(bands) + 2) <= 400
     seed = int(np.random.default_rng(random_state).integers(2**31))
+    # start NUTS where the data put it: a short Gibbs run per band (the bands are independent
+    # without the SED prior) gives fluxes, backgrounds and sigma_conf; N follows from them
+    init = {}
+    ratios = []
+    for k, b in enumerate(bands):
+        g = sample_band(models[b], n_samples=50, n_warmup=150, n_chains=1, random_state=seed + k)
+        f0 = np.median(g.flux[0], axis=0)
+        init[f"src_f_{b}"] = np.clip(
+            f0, 1e-3 * models[b].flux_prior.upper, 0.999 * models[b].flux_prior.upper
+        )
+        init[f"bkg_{b}"] = float(np.median(g.bkg))
+        if models[b].conf_prior.kind != "none":
+            init[f"sigma_conf_{b}"] = max(float(np.median(g.sigma_conf)), 1e-3)
+        tz = np.interp(zm, templates.z_grid, templates.flux_mjy[0, :, col[k]])
+        ratios.append(init[f"src_f_{b}"] / tz)
+    n0 = np.log10(np.maximum(np.median(np.stack(ratios), axis=0), 1e-30))
+    lo_n, hi_n = log_norm_bounds
+    init["log_norm"] = np.clip(n0, lo_n + 1e-3 * (hi_n - lo_n), hi_n - 1e-3 * (hi_n - lo_n))
+    if not fixed_z:
+        init["z"] = np.clip(zm, zlo + 1e-6, zhi - 1e-6)
     mcmc = MCMC(
-        NUTS(model),
+        NUTS(model, init_strategy=init_to_value(values=init), dense_mass=dense_mass),
         num_warmup=n_warmup,
         num_samples=n_samples,
         num_chains=n_chains,

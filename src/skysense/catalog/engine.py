@@ -1,0 +1,393 @@
+"""The tiled merge on Dask: the same result as the single-machine merge, exactly.
+
+The only catalogue module that imports Dask. The inputs are written once as HATS catalogues
+(with their row number ``_row``); the sky is cut into HEALPix tiles of order ``K``, and one
+Dask task per tile reads, from each catalogue's HATS partitions, the rows within a cap around
+the tile (the tile plus a margin of at least 5 times the largest radius).
+
+Why the result is exact. Let R be the largest merge radius (at least 0.1 arcsec). Join every
+two input rows (of any catalogues) closer than R: at every merge step, candidate pairs join an
+object's position (some input row) to an input row within the step radius <= R, so candidate
+pairs never cross the connected components of this graph, and the merge of a union of whole
+components is the restriction of the global merge (objects keep their global order because
+rows are processed in global row order). A tile's task finds the components among its loaded
+rows; a component all of whose rows lie at least R inside the loaded cap is complete (no row
+outside the cap can touch it). The tile merges its complete components and emits the objects
+whose position lies in the tile (the owner-tile rule): each object is emitted exactly once, by
+one tile, with the values the global merge gives. Identifiers that depend on neighbours
+(``object_key`` counters, ``help_id`` suffixes) only involve objects closer than R, hence in
+the same component. If a component with a row inside the tile is incomplete (a chain of close
+sources longer than the margin), the tile is rerun with a doubled margin, until complete.
+
+Each task holds only its cap: memory is bounded by the densest tile, not by the catalogues.
+Tasks write their partition and association files themselves (a shared file system is needed
+when running on a cluster); the driver keeps positions only, to plan radii and tiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from skysense._dask import compute_with_progress, dask_client
+from skysense.catalog.hats_io import (
+    SPATIAL_INDEX_COLUMN,
+    finalize_hats,
+    spatial_index,
+    write_hats,
+    write_partition,
+)
+from skysense.catalog.match import angular_sep_arcsec, self_pairs
+from skysense.catalog.merge import associate
+
+__all__ = ["MARGIN_FACTOR", "TileJob", "choose_tile_order", "process_tile", "merge_tiled"]
+
+MARGIN_FACTOR = 5.0
+_MIN_GRAPH_RADIUS_ARCSEC = 0.1
+_SKYMAP_ORDER = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class TileJob:
+    """Everything a tile task needs (plain data, cheap to ship to a worker)."""
+
+    order: int
+    pixel: int
+    margin_arcsec: float
+    graph_radius_arcsec: float
+    hats_dirs: tuple[str, ...]
+    partitions: tuple[tuple[tuple[int, int], ...], ...]
+    surveys: tuple[str, ...]
+    radii_arcsec: tuple[float, ...]
+
+
+def choose_tile_order(n_rows: int, n_cells10: int, rows_per_tile: int = 200_000) -> int:
+    """Tile order giving about ``rows_per_tile`` rows per tile.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of all inputs.
+    n_cells10 : int
+        Occupied order-10 HEALPix cells (measures the covered area).
+    """
+    rows_per_cell10 = max(n_rows / max(n_cells10, 1), 1e-9)
+    # A tile at order K holds 4**(10-K) order-10 cells.
+    k = 10 - math.log(max(rows_per_tile / rows_per_cell10, 1.0), 4)
+    return int(min(max(math.floor(k), 0), 10))
+
+
+def _tile_cap(order: int, pixel: int) -> tuple[float, float, float]:
+    """Centre (deg) and a radius (arcsec) of a cap around a HEALPix cell."""
+    import astropy.units as u
+    import cdshealpix.nested
+
+    lon, lat = cdshealpix.nested.healpix_to_lonlat(np.array([pixel]), order)
+    ra_c, dec_c = float(lon.to_value(u.deg)[0]), float(lat.to_value(u.deg)[0])
+    t = np.linspace(0.0, 1.0 - 1e-12, 17)
+    edge = (
+        [(x, 0.0) for x in t]
+        + [(x, t[-1]) for x in t]
+        + [(0.0, y) for y in t]
+        + [(t[-1], y) for y in t]
+    )
+    lons, lats = [], []
+    for dx, dy in edge:
+        lo, la = cdshealpix.nested.healpix_to_lonlat(np.array([pixel]), order, dx=dx, dy=dy)
+        lons.append(lo.to_value(u.deg)[0])
+        lats.append(la.to_value(u.deg)[0])
+    sep = angular_sep_arcsec(ra_c, dec_c, np.array(lons), np.array(lats))
+    # Cell edges bow out between the sampled points; 2% covers it (exactness does not
+    # depend on it, only how often a tile must be rerun).
+    return ra_c, dec_c, float(sep.max()) * 1.02 + 1e-3
+
+
+def _partitions_in_cap(partitions, ra_c, dec_c, radius_arcsec):
+    """Partitions (order, pixel) of a catalogue that may hold rows within the cap (a superset)."""
+    import astropy.units as u
+    import cdshealpix.nested
+
+    if radius_arcsec >= 90 * 3600:
+        return list(partitions)
+    depth = max(o for o, _ in partitions)
+    # Keep the cone's cell list small: no finer than cells about a tenth of the radius.
+    while depth > 0 and 12 * 4**depth * (radius_arcsec / 3600) ** 2 / 41253 > 400:
+        depth -= 1
+    cells = cdshealpix.nested.cone_search(
+        ra_c * u.deg, dec_c * u.deg, radius_arcsec * u.arcsec, depth, flat=True
+    )[0].astype(np.int64)
+    cells = np.unique(cells)
+    out = []
+    for o, p in partitions:
+        if o >= depth:
+            hit = (p >> (2 * (o - depth))) in set(cells.tolist())
+        else:
+            hit = np.any((cells >> (2 * (depth - o))) == p)
+        if hit:
+            out.append((o, p))
+    return out
+
+
+def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
+    import hats.io
+    from hats.pixel_math import HealpixPixel
+
+    shift = 2 * (29 - job.order)
+    frames = []
+    for o, p in _partitions_in_cap(job.partitions[k], ra_c, dec_c, cap_arcsec):
+        file = hats.io.paths.pixel_catalog_file(Path(job.hats_dirs[k]), HealpixPixel(o, p))
+        table = pq.read_table(file.path).to_pandas()
+        sep = angular_sep_arcsec(ra_c, dec_c, table["_ra"].to_numpy(), table["_dec"].to_numpy())
+        core = (table[SPATIAL_INDEX_COLUMN].to_numpy() >> shift) == job.pixel
+        frames.append(table[(sep <= cap_arcsec) | core])
+    if not frames:
+        schema = pq.read_schema(Path(job.hats_dirs[k]) / "dataset" / "_common_metadata")
+        return schema.empty_table().to_pandas()
+    df = pd.concat(frames, ignore_index=True)
+    return df.sort_values("_row", kind="stable").reset_index(drop=True)
+
+
+def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
+    """Merge one tile; write its masterlist partition and association rows.
+
+    Parameters
+    ----------
+    job : TileJob
+    out_ml, out_assoc : str
+        HATS catalogue directory and association directory to write into.
+    build : callable
+        ``build(assoc, frames) -> (masterlist, associations)`` (closes over the merge options).
+
+    Returns
+    -------
+    dict
+        ``{"pixel", "rerun": bool, "n": rows written, "histogram": {cell: count}}``.
+    """
+    ra_c, dec_c, rho = _tile_cap(job.order, job.pixel)
+    cap = rho + job.margin_arcsec
+    frames = [_read_cap(job, k, ra_c, dec_c, cap) for k in range(len(job.surveys))]
+    sizes = [len(f) for f in frames]
+    result = {"pixel": job.pixel, "rerun": False, "n": 0, "histogram": {}}
+    if sum(sizes) == 0:
+        return result
+    shift = 2 * (29 - job.order)
+    ra = np.concatenate([f["_ra"].to_numpy() for f in frames if len(f)])
+    dec = np.concatenate([f["_dec"].to_numpy() for f in frames if len(f)])
+    hpx = np.concatenate([f[SPATIAL_INDEX_COLUMN].to_numpy() for f in frames if len(f)])
+    in_core = (hpx >> shift) == job.pixel
+    # Components of the "closer than R" graph among the loaded rows.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(ra)
+    i, j, _ = self_pairs(ra, dec, job.graph_radius_arcsec)
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    # Rows whose R-neighbourhood lies inside the cap (1e-6 arcsec covers rounding).
+    interior = angular_sep_arcsec(ra_c, dec_c, ra, dec) + job.graph_radius_arcsec <= cap - 1e-6
+    incomplete = np.zeros(label.max() + 1, dtype=bool)
+    incomplete[label[~interior]] = True
+    if (incomplete[label] & in_core).any():
+        result["rerun"] = True
+        return result
+    keep = ~incomplete[label]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    sub = [
+        frames[k][keep[offsets[k] : offsets[k + 1]]].reset_index(drop=True)
+        for k in range(len(frames))
+    ]
+    if sum(len(s) for s in sub) == 0:
+        return result
+    assoc = associate(
+        [(s["_ra"].to_numpy(), s["_dec"].to_numpy()) for s in sub],
+        list(job.radii_arcsec),
+        list(job.surveys),
+    )
+    ml, at = build(assoc, sub)
+    # Owner-tile rule: an object belongs to the tile holding its position.
+    origin_hpx = np.empty(len(assoc), dtype=np.int64)
+    for k, s in enumerate(sub):
+        m = assoc.origin == k
+        if m.any():
+            origin_hpx[m] = s[SPATIAL_INDEX_COLUMN].to_numpy()[assoc.rows[m, k]]
+    own = (origin_hpx >> shift) == job.pixel
+    ml = ml[own].copy()
+    at = at[at["object_key"].isin(ml["object_key"])]
+    if len(ml) == 0:
+        return result
+    ml.insert(0, SPATIAL_INDEX_COLUMN, spatial_index(ml["ra"].to_numpy(), ml["dec"].to_numpy()))
+    ml = ml.sort_values([SPATIAL_INDEX_COLUMN, "object_key"], kind="stable").reset_index(drop=True)
+    write_partition(pa.Table.from_pandas(ml, preserve_index=False), out_ml, job.order, job.pixel)
+    at.to_parquet(Path(out_assoc) / f"part-{job.order}-{job.pixel}.parquet", index=False)
+    cells, counts = np.unique(
+        ml[SPATIAL_INDEX_COLUMN].to_numpy() >> (2 * (29 - _SKYMAP_ORDER)), return_counts=True
+    )
+    result.update(n=len(ml), histogram=dict(zip(cells.tolist(), counts.tolist())))
+    return result
+
+
+def _stage_inputs(inputs, stage: Path, partition_rows: int):
+    """Write each input as a HATS catalogue with ``_row``, ``_ra``, ``_dec`` columns."""
+    import hats
+
+    dirs, parts = [], []
+    for k, p in enumerate(inputs):
+        frame = p.frame.copy()
+        frame["_row"] = np.arange(len(frame), dtype=np.int64)
+        frame["_ra"] = p.ra
+        frame["_dec"] = p.dec
+        if p.position_error_arcsec is not None:
+            frame["_pos_err"] = p.position_error_arcsec
+        path = stage / f"input_{k}"
+        write_hats(frame, path, catalog_name=p.survey, ra_column="_ra", dec_column="_dec",
+                   partition_rows=partition_rows)  # fmt: skip
+        dirs.append(str(path))
+        parts.append(
+            tuple((px.order, px.pixel) for px in hats.read_hats(path).get_healpix_pixels())
+        )
+    return dirs, parts
+
+
+def merge_tiled(
+    inputs: Sequence,
+    plan,
+    ml_path: Path,
+    assoc_dir: Path,
+    *,
+    rule: str,
+    bayes_on: bool,
+    partition_rows: int = 500_000,
+    scheduler: str | None = None,
+    tile_order: int | None = None,
+    progress: bool = False,
+    stage_dir: str | Path | None = None,
+) -> tuple[int, dict]:
+    """Run the merge tile by tile on Dask (see the module docstring).
+
+    Parameters
+    ----------
+    inputs : sequence of merge_run.Prepared
+    plan : merge_run.StepPlan
+    ml_path : Path
+        Masterlist HATS directory to create (inside an atomic output directory).
+    assoc_dir : Path
+        Association table directory to create.
+    rule, bayes_on
+        As for :func:`skysense.catalog.merge_run.build_objects`.
+    scheduler : str, optional
+        Dask scheduler address (None: local threads).
+    tile_order : int, optional
+        HEALPix order of the tiles (default from :func:`choose_tile_order`).
+    stage_dir : path-like, optional
+        Where the staged HATS inputs go (default a temporary directory; must be visible to
+        the workers on a cluster).
+
+    Returns
+    -------
+    (n_objects, info) : int, dict
+    """
+    import dask
+
+    from skysense.catalog.merge_run import Prepared, _coverage, build_objects
+
+    radii = tuple(float(r) for r in plan.radii_arcsec)
+    graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
+    margin = MARGIN_FACTOR * graph_r
+    hpx_all = [spatial_index(p.ra, p.dec) for p in inputs]
+    if tile_order is None:
+        cells10 = np.unique(np.concatenate(hpx_all) >> (2 * 19))
+        tile_order = choose_tile_order(sum(len(h) for h in hpx_all), len(cells10))
+    tiles = np.unique(np.concatenate(hpx_all) >> (2 * (29 - tile_order)))
+    # Global coverages and band lists for flag_optnir_obs, shared by every tile.
+    for p in inputs:
+        _coverage(p)
+    mocs = [p.moc for p in inputs]
+    surveys = tuple(p.survey for p in inputs)
+
+    def build(assoc, frames):
+        preps = [
+            Prepared(s, f, f["_ra"].to_numpy(), f["_dec"].to_numpy(), None,
+                     f["_pos_err"].to_numpy() if "_pos_err" in f.columns else None, moc)
+            for s, f, moc in zip(surveys, frames, mocs)
+        ]  # fmt: skip
+        clean = [
+            dataclasses.replace(
+                pp,
+                frame=pp.frame.drop(
+                    columns=["_row", "_ra", "_dec", "_pos_err", SPATIAL_INDEX_COLUMN],
+                    errors="ignore",
+                ),
+            )
+            for pp in preps
+        ]
+        return build_objects(assoc, clean, rule=rule, plan=plan, bayes_on=bayes_on)
+
+    ml_path.mkdir(parents=True)
+    assoc_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir=stage_dir) as stage:
+        dirs, parts = _stage_inputs(inputs, Path(stage), partition_rows)
+        results = {}
+        todo = [int(t) for t in tiles]
+        m = margin
+        rounds = 0
+        with dask_client(scheduler) as client:
+            while todo:
+                rounds += 1
+                jobs = [
+                    TileJob(tile_order, t, m, graph_r, tuple(dirs), tuple(parts), surveys, radii)
+                    for t in todo
+                ]
+                tasks = [
+                    dask.delayed(process_tile)(job, str(ml_path), str(assoc_dir), build)
+                    for job in jobs
+                ]
+                out = (
+                    compute_with_progress(
+                        tasks, label=f"merging {len(tasks)} tiles (round {rounds})", client=client
+                    )
+                    if progress
+                    else dask.compute(*tasks)
+                )
+                todo = []
+                for r in out:
+                    if r["rerun"]:
+                        todo.append(r["pixel"])
+                    else:
+                        results[r["pixel"]] = r
+                # A longer chain than the margin: widen it for those tiles only.
+                m *= 2.0
+                if m > 360 * 3600 * 4:  # pragma: no cover - the whole sky is loaded long before
+                    raise RuntimeError("tiled merge did not converge")
+    written = [(tile_order, p) for p, r in sorted(results.items()) if r["n"] > 0]
+    counts = [results[p]["n"] for _, p in written]
+    histogram = np.zeros(12 * 4**_SKYMAP_ORDER, dtype=np.int64)
+    for r in results.values():
+        for cell, c in r["histogram"].items():
+            histogram[cell] += c
+    if written:
+        finalize_hats(
+            ml_path,
+            written,
+            counts,
+            histogram,
+            catalog_name=ml_path.name,
+            skymap_order=_SKYMAP_ORDER,
+        )
+    info = {
+        "engine": "tiled",
+        "tile_order": tile_order,
+        "n_tiles": int(len(tiles)),
+        "margin_arcsec": margin,
+        "graph_radius_arcsec": graph_r,
+        "rounds": rounds,
+        "scheduler": scheduler or "local threads",
+    }
+    return int(sum(counts)), info

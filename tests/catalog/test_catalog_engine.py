@@ -1,0 +1,125 @@
+"""The tiled Dask merge equals the single-machine merge exactly, across tile boundaries."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from skysense.catalog.hats_io import read_hats_table, spatial_index
+from skysense.catalog.merge_config import load_merge_config
+from skysense.catalog.merge_run import run_merge
+
+TILE_ORDER = 9  # 6.9 arcmin tiles: the 0.3 deg field below spans ~30 of them
+
+
+def _catalogues(tmp_path, seed=1):
+    rng = np.random.default_rng(seed)
+    n = 2500
+    ra = 45 + rng.uniform(0, 0.3, n)
+    dec = -30 + rng.uniform(0, 0.3, n)
+    # Crowded pairs so that greedy conflicts exist, some across tile edges.
+    close = rng.uniform(size=n) < 0.3
+    ra[close] = ra[np.roll(np.flatnonzero(close), 1)] + rng.normal(0, 0.6 / 3600, close.sum())
+    dec[close] = dec[np.roll(np.flatnonzero(close), 1)] + rng.normal(0, 0.6 / 3600, close.sum())
+    # A chain of sources 0.6" apart and 15 arcmin long across tiles: longer than the margin
+    # (5 x 1.2") and the tiles' caps, so tiles holding it must be rerun with wider margins.
+    chain_dec = -30 + 0.05 + np.arange(0, 900, 0.6) / 3600
+    chain_ra = np.full(len(chain_dec), 45.15)
+    files = []
+    for k, (name, err) in enumerate((("a", 0.2), ("b", 0.3), ("c", 0.25))):
+        keep = rng.uniform(size=n) < 0.75
+        r = np.concatenate([ra[keep], chain_ra + 0.1 * k / 3600])
+        d = np.concatenate([dec[keep], chain_dec])
+        m = len(r)
+        r = r + rng.normal(0, err / 3600, m)
+        d = d + rng.normal(0, err / 3600, m)
+        f = rng.lognormal(2, 1, m)
+        df = pd.DataFrame({f"{name}_id": np.arange(m) * 7 + k, f"{name}_ra": r, f"{name}_dec": d,
+                           "f_megacam_r": f, "ferr_megacam_r": f * rng.uniform(0.05, 0.2, m),
+                           "m_megacam_r": 23.9 - 2.5 * np.log10(f), "flag_megacam_r": rng.uniform(size=m) < 0.1,
+                           "stellarity": rng.uniform(size=m), "flag_gaia": rng.integers(0, 4, m).astype(np.int16)})  # fmt: skip
+        df.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        files.append(tmp_path / f"{name}.parquet")
+    return files
+
+
+def test_tiled_merge_equals_single_machine(tmp_path):
+    files = _catalogues(tmp_path)
+    cfg = {"catalogues": [{"file": f.name, "position_error_arcsec": 0.25} for f in files],
+           "radius_arcsec": 1.2, "same_filter_rule": "lowest_error", "bayes": True}  # fmt: skip
+    cfg["catalogues"][2]["radius_arcsec"] = 1.0
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
+    config = load_merge_config(tmp_path / "m.yaml")
+    run_merge(config, tmp_path / "single")
+    run_merge(config, tmp_path / "tiled", tiled=True, tile_order=TILE_ORDER)
+
+    prov = json.loads((tmp_path / "tiled" / "provenance.json").read_text())
+    assert prov["engine"] == "tiled" and prov["n_tiles"] > 10
+    assert prov["margin_arcsec"] >= 5 * 1.2
+    assert prov["rounds"] >= 2  # the long chain forced a rerun with a wider margin
+
+    a = read_hats_table(tmp_path / "single" / "masterlist").drop(columns="_healpix_29")
+    b = read_hats_table(tmp_path / "tiled" / "masterlist").drop(columns="_healpix_29")
+    a = a.sort_values("object_key").reset_index(drop=True)
+    b = b.sort_values("object_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert a["flag_merged"].sum() > 20  # conflicts were exercised
+
+    x = pd.read_parquet(tmp_path / "single" / "associations")
+    y = pd.read_parquet(tmp_path / "tiled" / "associations")
+    x = x.sort_values(["object_key", "survey"]).reset_index(drop=True)
+    y = y.sort_values(["object_key", "survey"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+    # Pairs straddling tile boundaries were matched: an object whose rows lie in different tiles.
+    shift = 2 * (29 - TILE_ORDER)
+    tiles = {}
+    for f, s in zip(files, "abc"):
+        df = pd.read_parquet(f)
+        hpx = spatial_index(df[f"{s}_ra"].to_numpy(), df[f"{s}_dec"].to_numpy()) >> shift
+        tiles[s] = dict(zip(df[f"{s}_id"].astype(str), hpx))
+    x["tile"] = [tiles[s][i] for s, i in zip(x["survey"], x["source_id"])]
+    straddling = (x.groupby("object_key")["tile"].nunique() > 1).sum()
+    assert straddling >= 5
+
+    # The tiled output is a valid HATS catalogue partitioned at the tile order.
+    import lsdb
+
+    cat = lsdb.open_catalog(tmp_path / "tiled" / "masterlist")
+    assert {p.order for p in cat.get_healpix_pixels()} == {TILE_ORDER}
+    assert len(cat.compute()) == len(a)
+
+
+def test_tiled_merge_on_a_scheduler_address(tmp_path):
+    """``--scheduler ADDRESS`` runs the tiles on an existing cluster; same result."""
+    from distributed import LocalCluster
+
+    rng = np.random.default_rng(4)
+    files = []
+    base_ra, base_dec = rng.uniform(10, 10.1, 300), rng.uniform(-1, -0.9, 300)
+    for name in ("p", "q"):
+        keep = rng.uniform(size=300) < 0.8
+        df = pd.DataFrame({f"{name}_id": np.flatnonzero(keep), f"{name}_ra": base_ra[keep] + rng.normal(0, 1e-4, keep.sum()),
+                           f"{name}_dec": base_dec[keep] + rng.normal(0, 1e-4, keep.sum()), "m_ukidss_k": rng.uniform(18, 22, keep.sum())})  # fmt: skip
+        df.to_parquet(tmp_path / f"{name}.parquet")
+        files.append(tmp_path / f"{name}.parquet")
+    (tmp_path / "m.yaml").write_text(
+        yaml.safe_dump({"catalogues": [f.name for f in files], "radius_arcsec": 1.0})
+    )
+    config = load_merge_config(tmp_path / "m.yaml")
+    run_merge(config, tmp_path / "single")
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        run_merge(config, tmp_path / "remote", scheduler=cluster.scheduler_address, tile_order=10)
+    prov = json.loads((tmp_path / "remote" / "provenance.json").read_text())
+    assert prov["scheduler"].startswith(("tcp://", "inproc://"))
+    a = read_hats_table(tmp_path / "single" / "masterlist").drop(columns="_healpix_29")
+    b = read_hats_table(tmp_path / "remote" / "masterlist").drop(columns="_healpix_29")
+    pd.testing.assert_frame_equal(
+        a.sort_values("object_key").reset_index(drop=True),
+        b.sort_values("object_key").reset_index(drop=True),
+    )

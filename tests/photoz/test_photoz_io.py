@@ -1,0 +1,120 @@
+"""Model files (JSON + npz, checksummed) and catalogue readers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skysense.errors import InputError, NotFittedError
+from skysense.photoz import GPzRegressor
+from skysense.photoz.io import load_model, read_catalogue, save_model, write_catalogue
+from skysense.photoz.model import PhotozModel
+from skysense.photoz.preprocess import band_matrix, flux_to_mag, missing_patterns
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(18, 22, (150, 3))
+    y = 0.05 * (X[:, 0] - X[:, 1]) + 0.3 + 0.01 * rng.normal(size=150)
+    est = GPzRegressor(m=10, covariance="VC", max_iter=10, random_state=0).fit(X, y)
+    return PhotozModel(est, bands=["a", "b", "c"], errors=None, target="z"), X
+
+
+def test_round_trip_predicts_identically(tmp_path, fitted):
+    model, X = fitted
+    path = save_model(model, tmp_path / "model")
+    doc = json.loads((path / "model.json").read_text())
+    assert doc["format_version"] == 1 and len(doc["arrays_sha256"]) == 64
+    back = load_model(path)
+    Xq = X[:20].copy()
+    Xq[::4, 1] = np.nan
+    a = model.estimator.predict_components(Xq)
+    b = back.estimator.predict_components(Xq)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert back.bands == ["a", "b", "c"] and back.estimator.get_params() == {
+        **model.estimator.get_params()
+    }
+
+
+def test_tampered_or_foreign_files_are_refused(tmp_path, fitted):
+    model, _ = fitted
+    path = save_model(model, tmp_path / "model")
+    blob = bytearray((path / "arrays.npz").read_bytes())
+    blob[-10] ^= 0xFF
+    (path / "arrays.npz").write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="checksum mismatch"):
+        load_model(path)
+    path = save_model(model, tmp_path / "model2")
+    doc = json.loads((path / "model.json").read_text())
+    doc["format_version"] = 99
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="format_version 99"):
+        load_model(path)
+    with pytest.raises(InputError, match="not a photo-z model"):
+        load_model(tmp_path)
+    with pytest.raises(NotFittedError):
+        save_model(PhotozModel(GPzRegressor(), bands=["a"]), tmp_path / "x")
+
+
+def test_text_header_mismatch_needs_names(tmp_path):
+    p = tmp_path / "cat.txt"
+    p.write_text("#z a b\n0.1 1 2 3\n0.2 4 5 6\n")
+    with pytest.raises(InputError, match="header names 3 columns but the rows have 4"):
+        read_catalogue(p)
+    frame = read_catalogue(p, names=["z", "a", "b", "c"])
+    assert list(frame.columns) == ["z", "a", "b", "c"] and frame["c"].tolist() == [3, 6]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=3, max_size=3),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_text_reader_round_trip(tmp_path, values):
+    p = tmp_path / "t.txt"
+    rows = "\n".join(" ".join(repr(v) for v in row) for row in values)
+    p.write_text("# x y zspec\n" + rows + "\n")
+    frame = read_catalogue(p)
+    np.testing.assert_array_equal(frame.to_numpy(float), np.asarray(values, float))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".fits"])
+def test_write_read_formats(tmp_path, suffix):
+    frame = pd.DataFrame({"z": [0.1, 0.2], "m_r": [20.0, np.nan], "flag": [0, 1]})
+    path = write_catalogue(frame, tmp_path / f"cat{suffix}")
+    back = read_catalogue(path)
+    np.testing.assert_array_equal(back["m_r"].to_numpy(float), frame["m_r"].to_numpy())
+
+
+def test_band_matrix_missing_fluxes_and_errors():
+    frame = pd.DataFrame(
+        {"f": [10.0, -1.0, np.nan, 3631e6], "fe": [1.0, 1.0, np.nan, 1.0], "m": [20, 99, 21, 22]}
+    )
+    X, E = band_matrix(frame, ["f"], ["fe"], kind="flux")
+    assert X[0, 0] == pytest.approx(23.9 - 2.5)
+    assert X[3, 0] == pytest.approx(0.0, abs=1e-3)  # 3631 Jy is AB magnitude 0
+    assert np.isnan(X[1, 0]) and np.isnan(X[2, 0])
+    assert E[0, 0] == pytest.approx(2.5 / np.log(10) * 0.1)
+    X, _ = band_matrix(frame, ["m"])
+    assert np.isnan(X[1, 0]) and missing_patterns(X, ["m"]) == {"none": 3, "m": 1}
+    bad = frame.assign(m=[20, np.inf, 21, 22])
+    with pytest.raises(InputError, match=r"column 'm', row 1: infinite"):
+        band_matrix(bad, ["m"])
+    with pytest.raises(InputError, match="column 'nope'"):
+        band_matrix(frame, ["nope"])
+    with pytest.raises(InputError, match=r"column 'fe', row 0"):
+        band_matrix(frame.assign(fe=[np.nan, 1, 1, 1]), ["m"], ["fe"])
+    mag, err = flux_to_mag(np.array([1.0]), np.array([0.1]))
+    assert mag[0] == pytest.approx(23.9)
