@@ -21,6 +21,7 @@ they are counted too).
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import numpy as np
@@ -125,6 +126,8 @@ def run(opts):
     rows: list[Row] = []
     meta = {"radius_arcsec": RADIUS_ARCSEC, "density_deg2": DENSITY_DEG2, "sigma_arcsec": SIGMA_ARCSEC,
             "sizes": sizes, "notes": []}  # fmt: skip
+    # The machine is shared: record how busy it was (1-minute load average) before and after.
+    meta["load_average_before"] = os.getloadavg()[0]
     # Warm up the numba kernels (compilation is cached on disk; this loads them).
     _skysense(*simulate(2000, seed=99))
     client = None
@@ -188,6 +191,7 @@ def run(opts):
             del cats
             gc.collect()
     finally:
+        meta["load_average_after"] = os.getloadavg()[0]
         if client is not None:
             client.close()
             cluster.close()

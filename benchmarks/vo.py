@@ -3,10 +3,12 @@
 On a simulated table (10 million rows, ``--quick`` 1 million; random positions in a 10 x 10 deg
 patch at the equator, i.e. ~100 deg^2, plus a few columns):
 
-- cone-search latency (p50, p95) through HTTP (Simple Cone Search on a uvicorn server in a
-  subprocess, httpx client with keep-alive) for 0.05 and 0.5 deg radii, against the bare DuckDB
-  query (the same SQL the ADQL translator produces, on an open connection) and against
-  PostgreSQL with Q3C (``q3c_radial_query`` on an indexed table, psycopg);
+- cone-search latency (p50, p95) through HTTP (Simple Cone Search, VERB=2, TABLEDATA, on a
+  uvicorn server in a subprocess, httpx client with keep-alive) for 0.05 and 0.5 deg radii,
+  against the bare DuckDB query (the same SQL the ADQL translator produces, on an open
+  connection to a copy of the file, alternated cone by cone with the HTTP requests so both see
+  the same machine load; warm caches) and against PostgreSQL with Q3C (``q3c_radial_query``
+  on an indexed table, psycopg);
 - throughput with 1, 8 and 32 concurrent HTTP clients (small cones), against the bare DuckDB
   query run by as many threads;
 - a 20,000-row upload cross-match (1 arcsec) through ``/tap/sync`` with an inline VOTable
@@ -154,24 +156,44 @@ def cone_sql(backend, ra, dec, r) -> str:
     return tr.sql
 
 
-def time_bare_duckdb(db: str, sqls: list[str]) -> tuple[list[float], list[int]]:
-    """Latency of each SQL on an open read-only connection, fetched as Arrow like the server."""
+def interleaved_latency(
+    url: str, bare_db: str, centres: np.ndarray, sqls: list[str], r: float
+) -> tuple[list[float], list[float], list[int]]:
+    """Per cone: the bare SQL on a read-only DuckDB connection (fetched as Arrow, like the
+    server), then the same cone through HTTP; both warmed first, alternated so that both see
+    the same machine load. Returns (http_s, bare_s, rows)."""
     import duckdb
+    import httpx
 
-    con = duckdb.connect(db, read_only=True)
+    con = duckdb.connect(bare_db, read_only=True)
     con.execute("SET threads = 2")
+    http_s, bare_s, counts = [], [], []
     try:
-        for sql in sqls[:5]:
-            con.execute(sql).to_arrow_table()  # warm the buffer cache
-        times, counts = [], []
-        for sql in sqls:
-            t0 = time.perf_counter()
-            n = con.execute(sql).to_arrow_table().num_rows
-            times.append(time.perf_counter() - t0)
-            counts.append(n)
-        return times, counts
+        with httpx.Client(timeout=120) as client:
+
+            def get(ra, dec):
+                resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+                if resp.status_code != 200 or b'name="Error"' in resp.content:
+                    raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
+                return resp.content
+
+            for (ra, dec), sql in zip(centres, sqls):  # warm both caches
+                con.execute(sql).to_arrow_table()
+                get(ra, dec)
+            for (ra, dec), sql in zip(centres, sqls):
+                t0 = time.perf_counter()
+                n = con.execute(sql).to_arrow_table().num_rows
+                t1 = time.perf_counter()
+                body = get(ra, dec)
+                t2 = time.perf_counter()
+                if body.count(b"<TR>") != n:
+                    raise RuntimeError(f"HTTP and bare row counts differ at ({ra}, {dec})")
+                bare_s.append(t1 - t0)
+                http_s.append(t2 - t1)
+                counts.append(n)
     finally:
         con.close()
+    return http_s, bare_s, counts
 
 
 def bare_duckdb_throughput(db: str, sqls: list[str], clients: int, seconds: float) -> float:
@@ -202,49 +224,46 @@ def bare_duckdb_throughput(db: str, sqls: list[str], clients: int, seconds: floa
     return sum(done) / elapsed
 
 
-def http_latency(url: str, centres: np.ndarray, r: float) -> tuple[list[float], list[int]]:
-    import httpx
-
-    times, sizes = [], []
-    with httpx.Client(timeout=60) as client:
-        for ra, dec in centres[:5]:
-            client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
-        for ra, dec in centres:
-            t0 = time.perf_counter()
-            resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
-            body = resp.content
-            times.append(time.perf_counter() - t0)
-            if resp.status_code != 200 or b'name="Error"' in body:
-                raise RuntimeError(f"cone search failed: {body[:500]!r}")
-            sizes.append(body.count(b"<TR>"))
-    return times, sizes
-
-
 def http_throughput(url: str, centres: np.ndarray, r: float, clients: int, seconds: float):
+    """Completed cone searches per second with ``clients`` concurrent keep-alive clients.
+
+    Clients connect (one warm-up request each) before the clock starts; requests still in
+    flight at the deadline are counted, and the rate uses the time the last one finished.
+    """
     import httpx
 
     done = [0] * clients
     errors = [0] * clients
-    stop = time.perf_counter() + seconds
+    sessions = [httpx.Client(timeout=120) for _ in range(clients)]
+    params = [{"RA": ra, "DEC": dec, "SR": r} for ra, dec in centres]
+    for c in sessions:
+        c.get(f"{url}/scs/{TABLE}", params=params[0])
+    start = threading.Barrier(clients + 1)
+    clock = {}
 
     def worker(i):
-        with httpx.Client(timeout=60) as client:
-            k = i
-            while time.perf_counter() < stop:
-                ra, dec = centres[k % len(centres)]
-                resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
-                if resp.status_code != 200 or b'name="Error"' in resp.content:
-                    errors[i] += 1
-                k += clients
-                done[i] += 1
+        client = sessions[i]
+        k = i
+        start.wait()
+        while time.perf_counter() < clock["stop"]:
+            resp = client.get(f"{url}/scs/{TABLE}", params=params[k % len(params)])
+            if resp.status_code != 200 or b'name="Error"' in resp.content:
+                errors[i] += 1
+            k += clients
+            done[i] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
+    t0 = time.perf_counter()
+    clock["stop"] = t0 + seconds
+    start.wait()
     for t in threads:
         t.join()
-    return sum(done) / (time.perf_counter() - t0), sum(errors)
+    elapsed = time.perf_counter() - t0
+    for c in sessions:
+        c.close()
+    return sum(done) / elapsed, sum(errors)
 
 
 def upload_votable(n: int, data: pa.Table, seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -347,7 +366,9 @@ def run(opts):
         backend.close()
         meta["example_sql"] = sqls[0.05][0]
 
-        bare = {r: time_bare_duckdb(db, sqls[r]) for r in (0.05, 0.5)}
+        # The server holds the database file; bare queries read a copy of it.
+        bare_db = str(tmp / "vo_benchmark_copy.duckdb")
+        shutil.copyfile(db, bare_db)
         bare_tp = {c: bare_duckdb_throughput(db, sqls[0.05], c, seconds) for c in (1, 8, 32)}
 
         pg = {}
@@ -359,7 +380,8 @@ def run(opts):
 
         votable, up_ra, up_dec = upload_votable(20_000, data, opts.seed)
         with server(db, tmp / "work") as url:
-            http = {r: http_latency(url, centres, r) for r in (0.05, 0.5)}
+            lat = {r: interleaved_latency(url, bare_db, centres, sqls[r], r) for r in (0.05, 0.5)}
+            meta["load_avg_latency"] = os.getloadavg()
             tp = {c: http_throughput(url, centres, 0.05, c, seconds) for c in (1, 8, 32)}
             xm_times = []
             for _ in range(3):
@@ -367,10 +389,7 @@ def run(opts):
                 xm_times.append(elapsed)
 
         for r in (0.05, 0.5):
-            times, sizes = http[r]
-            b_times, counts = bare[r]
-            if sizes != counts:
-                raise RuntimeError(f"HTTP and bare row counts differ for r={r}")
+            times, b_times, counts = lat[r]
             mean_rows = float(np.mean(counts))
             for q in (50, 95):
                 rows.append(

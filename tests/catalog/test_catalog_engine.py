@@ -94,16 +94,20 @@ def test_tiled_merge_equals_single_machine(tmp_path):
 
 
 def test_tiled_merge_on_a_scheduler_address(tmp_path):
-    """``--scheduler ADDRESS`` runs the tiles on an existing cluster; same result."""
+    """``--scheduler ADDRESS`` runs the tiles on an existing cluster; same result, at the pole."""
     from distributed import LocalCluster
 
     rng = np.random.default_rng(4)
     files = []
-    base_ra, base_dec = rng.uniform(10, 10.1, 300), rng.uniform(-1, -0.9, 300)
+    # Around the north pole, so tiles meet at the pole and across RA = 0/360.
+    base_ra, base_dec = rng.uniform(0, 360, 300), rng.uniform(89.97, 89.9995, 300)
     for name in ("p", "q"):
         keep = rng.uniform(size=300) < 0.8
-        df = pd.DataFrame({f"{name}_id": np.flatnonzero(keep), f"{name}_ra": base_ra[keep] + rng.normal(0, 1e-4, keep.sum()),
-                           f"{name}_dec": base_dec[keep] + rng.normal(0, 1e-4, keep.sum()), "m_ukidss_k": rng.uniform(18, 22, keep.sum())})  # fmt: skip
+        m = int(keep.sum())
+        dec = np.minimum(base_dec[keep] + rng.normal(0, 0.3 / 3600, m), 90.0)
+        ra = (base_ra[keep] + rng.normal(0, 0.3 / 3600, m) / np.cos(np.radians(dec))) % 360
+        df = pd.DataFrame({f"{name}_id": np.flatnonzero(keep), f"{name}_ra": ra, f"{name}_dec": dec,
+                           "m_ukidss_k": rng.uniform(18, 22, m)})  # fmt: skip
         df.to_parquet(tmp_path / f"{name}.parquet")
         files.append(tmp_path / f"{name}.parquet")
     (tmp_path / "m.yaml").write_text(
@@ -114,12 +118,62 @@ def test_tiled_merge_on_a_scheduler_address(tmp_path):
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        run_merge(config, tmp_path / "remote", scheduler=cluster.scheduler_address, tile_order=10)
+        run_merge(config, tmp_path / "remote", scheduler=cluster.scheduler_address, tile_order=9)
     prov = json.loads((tmp_path / "remote" / "provenance.json").read_text())
-    assert prov["scheduler"].startswith(("tcp://", "inproc://"))
+    assert prov["scheduler"].startswith(("tcp://", "inproc://")) and prov["n_tiles"] >= 4
     a = read_hats_table(tmp_path / "single" / "masterlist").drop(columns="_healpix_29")
     b = read_hats_table(tmp_path / "remote" / "masterlist").drop(columns="_healpix_29")
+    n_rows = sum(len(pd.read_parquet(f)) for f in files)
+    assert len(a) < n_rows - 150  # most sources matched across the pole region
     pd.testing.assert_frame_equal(
         a.sort_values("object_key").reset_index(drop=True),
         b.sort_values("object_key").reset_index(drop=True),
+    )
+
+
+def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
+    """HATS inputs are not loaded by the driver (positions only); same result as in memory."""
+    from skysense.catalog import hats_io
+    from skysense.catalog.hats_io import write_hats
+
+    files = _catalogues(tmp_path, seed=7)
+    entries = []
+    for f, s in zip(files, "abc"):
+        df = pd.read_parquet(f)
+        df[f"{s}_poserr_arcsec"] = 0.25
+        write_hats(
+            df,
+            tmp_path / f"{s}_hats",
+            ra_column=f"{s}_ra",
+            dec_column=f"{s}_dec",
+            partition_rows=1000,
+        )
+        entries.append({"file": f"{s}_hats"})
+    cfg = {"catalogues": entries, "radius_arcsec": 1.2, "bayes": True}
+    (tmp_path / "h.yaml").write_text(yaml.safe_dump(cfg))
+    config = load_merge_config(tmp_path / "h.yaml")
+    run_merge(config, tmp_path / "single")
+    calls = []
+    real = hats_io.read_hats_table
+
+    def spy(path, columns=None):
+        calls.append(columns)
+        return real(path, columns)
+
+    monkeypatch.setattr(hats_io, "read_hats_table", spy)
+    run_merge(config, tmp_path / "tiled", tiled=True, tile_order=TILE_ORDER)
+    assert len(calls) == 3 and all(
+        c is not None and len(c) <= 3 for c in calls
+    )  # positions, errors
+    a = read_hats_table(tmp_path / "single" / "masterlist").drop(columns="_healpix_29")
+    b = read_hats_table(tmp_path / "tiled" / "masterlist").drop(columns="_healpix_29")
+    pd.testing.assert_frame_equal(
+        a.sort_values("object_key").reset_index(drop=True),
+        b.sort_values("object_key").reset_index(drop=True),
+        check_exact=True,
+    )
+    x = pd.read_parquet(tmp_path / "single" / "associations").sort_values(["object_key", "survey"])
+    y = pd.read_parquet(tmp_path / "tiled" / "associations").sort_values(["object_key", "survey"])
+    pd.testing.assert_frame_equal(
+        x.reset_index(drop=True), y.reset_index(drop=True), check_exact=True
     )

@@ -419,3 +419,39 @@ def test_cli_merge_crossmatch_and_errors(tmp_path, capsys):
         == 2
     )
     assert not (tmp_path / "y.parquet").exists()
+
+
+def test_toml_config_and_hats_input(tmp_path):
+    from skysense.catalog.hats_io import write_hats
+
+    files, _ = synth_prepared(tmp_path, n_true=300)
+    beta = pd.read_parquet(files[1])
+    write_hats(beta, tmp_path / "beta_hats", ra_column="beta_ra", dec_column="beta_dec")
+    (tmp_path / "m.toml").write_text(
+        'radius_arcsec = 1.0\nsame_filter_rule = "priority"\n'
+        '[[catalogues]]\nfile = "alpha.parquet"\n'
+        '[[catalogues]]\nfile = "beta_hats"\nsurvey = "beta"\n'
+    )
+    config = load_merge_config(tmp_path / "m.toml")
+    run_merge(config, tmp_path / "a")
+    (tmp_path / "m2.yaml").write_text(
+        yaml.safe_dump({"catalogues": ["alpha.parquet", "beta.parquet"], "radius_arcsec": 1.0})
+    )
+    run_merge(load_merge_config(tmp_path / "m2.yaml"), tmp_path / "b")
+    a = (
+        pd.read_parquet(tmp_path / "a" / "masterlist" / "dataset")
+        .sort_values("object_key")
+        .reset_index(drop=True)
+    )
+    b = (
+        pd.read_parquet(tmp_path / "b" / "masterlist" / "dataset")
+        .sort_values("object_key")
+        .reset_index(drop=True)
+    )
+    # Rows of a HATS input come in spatial order, so the merge order (and help_id suffixes,
+    # if any) may differ; positions, photometry and associations do not.
+    cols = ["ra", "dec", "f_megacam_r", "alpha_id", "beta_id", "flag_merged"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    with pytest.raises(ConfigError, match="bad.toml: syntax error"):
+        (tmp_path / "bad.toml").write_text("radius_arcsec = [1\n")
+        load_merge_config(tmp_path / "bad.toml")

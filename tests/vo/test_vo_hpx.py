@@ -117,6 +117,7 @@ def test_cone_ranges_are_tight_for_small_cones():
     cone_area = math.pi * math.radians(0.05) ** 2
     assert n_cells * cell_area < 20 * cone_area
     assert hpx.cone_ranges(10, 10, 180, 5).tolist() == [[0, 12 * 4**5 - 1]]
+    assert hpx.cone_ranges(10, 10, 120, 5).tolist() == [[0, 12 * 4**5 - 1]]
     assert hpx.cone_ranges(10, 10, -1, 5).shape == (0, 2)
 
 

@@ -68,8 +68,9 @@ def test_map_info_against_astropy(tmp_path):
 
     poly = parse_pos(info.s_region)
     v = np.radians(np.column_stack([poly.ra_deg, poly.dec_deg]))
-    xyz = np.column_stack([np.cos(v[:, 1]) * np.cos(v[:, 0]), np.cos(v[:, 1]) * np.sin(v[:, 0]),
-                           np.sin(v[:, 1])])
+    xyz = np.column_stack(
+        [np.cos(v[:, 1]) * np.cos(v[:, 0]), np.cos(v[:, 1]) * np.sin(v[:, 0]), np.sin(v[:, 1])]
+    )
     assert np.dot(np.cross(xyz[0], xyz[1]), xyz[2]) < 0
     assert region_contains(poly, info.center_ra, info.center_dec)
     assert WCS(info.wcs().to_header()).wcs.ctype[0] == "RA---TAN"

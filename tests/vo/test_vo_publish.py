@@ -112,21 +112,45 @@ def test_csv_with_metadata_file_and_explicit_positions(backend, tmp_path):
     assert rows["name"] == ["A", "B"] and rows["flux_mjy"] == [1.5, None]
 
 
+def _write_hats_collection(root, df_main, df_margin):
+    """A HATS collection laid out as lsdb 0.11 ``write_catalog`` writes it (primary catalogue +
+    margin cache, hive-partitioned Parquet, properties files); written by hand so the test does
+    not pay for importing lsdb/Dask."""
+    import pyarrow.parquet as pq
+
+    root.mkdir()
+    (root / "collection.properties").write_text(
+        "#HATS Collection\nobs_collection=toy\nhats_primary_table_url=toy\n"
+        "all_margins=toy_5arcs\ndefault_margin=toy_5arcs\n",
+        encoding="utf-8",
+    )
+    for name, df in (("toy", df_main), ("toy_5arcs", df_margin)):
+        part = root / name / "dataset" / "Norder=1" / "Dir=0"
+        part.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), part / "Npix=17.parquet")
+        (root / name / "hats.properties").write_text(
+            f"#HATS catalog\nobs_collection={name}\ndataproduct_type=object\n"
+            f"hats_nrows={len(df)}\nhats_col_ra=ra\nhats_col_dec=dec\n",
+            encoding="utf-8",
+        )
+
+
 def test_hats_directory(tmp_path):
-    import lsdb
     import pandas as pd
 
+    from skysense.vo.hpx import hpx_index
+
     rng = np.random.default_rng(1)
+    ra, dec = rng.uniform(30, 31, 200), rng.uniform(5, 6, 200)
     df = pd.DataFrame(
-        {"id": np.arange(200), "ra": rng.uniform(30, 31, 200), "dec": rng.uniform(5, 6, 200)}
+        {"_healpix_29": hpx_index(ra, dec, 29), "id": np.arange(200), "ra": ra, "dec": dec}
     )
-    cat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name="toy")
-    cat.write_catalog(tmp_path / "toy")
+    _write_hats_collection(tmp_path / "toy", df, df.iloc[:3])
     backend = open_backend(tmp_path / "hats.duckdb")  # the reader is backend-independent
     spec = publish_file(backend, tmp_path / "toy", "help.toy")
     assert (spec.ra, spec.dec) == ("ra", "dec")
     info = backend.catalog().tables["help.toy"]
-    assert info.n_rows == 200
+    assert info.n_rows == 200  # the margin cache is not part of the catalogue
     assert not {"norder", "dir", "npix", "healpix_29"} & set(info.columns)
     got = backend.query(f'SELECT sum("id") AS s FROM {info.physical}').column(0)[0].as_py()
     backend.close()

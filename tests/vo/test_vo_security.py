@@ -82,6 +82,15 @@ def test_time_limit_and_abort(hardened):
         hardened.query(slow, timeout_s=60, handle=handle)
 
 
+@pytest.fixture(scope="module")
+def escape_client(tmp_path_factory, sky):
+    tmp = tmp_path_factory.mktemp("escape")
+    db = str(tmp / "sec.duckdb")
+    publish_sky(db, sky)
+    with TestClient(create_app(server_settings(db, tmp))) as client:
+        yield client
+
+
 @pytest.mark.parametrize(
     "adql",
     [
@@ -92,17 +101,15 @@ def test_time_limit_and_abort(hardened):
         "SELECT * FROM demo.small WHERE id = 1 UNION SELECT 1, current_setting('data_directory'), 1",
     ],
 )
-def test_adql_cannot_escape(tmp_path, sky, adql):
-    db = str(tmp_path / "sec.duckdb")
-    publish_sky(db, sky)
-    with TestClient(create_app(server_settings(db, tmp_path))) as client:
-        resp = client.get("/tap/sync", params={"LANG": "ADQL", "QUERY": adql})
-        assert resp.status_code == 400
-        assert b'value="ERROR"' in resp.content
-        ok = client.get(
-            "/tap/sync", params={"LANG": "ADQL", "QUERY": "SELECT COUNT(*) AS n FROM demo.small"}
-        )
-        assert b"<TD>3</TD>" in ok.content
+def test_adql_cannot_escape(escape_client, adql):
+    client = escape_client
+    resp = client.get("/tap/sync", params={"LANG": "ADQL", "QUERY": adql})
+    assert resp.status_code == 400
+    assert b'value="ERROR"' in resp.content
+    ok = client.get(
+        "/tap/sync", params={"LANG": "ADQL", "QUERY": "SELECT COUNT(*) AS n FROM demo.small"}
+    )
+    assert b"<TD>3</TD>" in ok.content
 
 
 def test_url_uploads_are_restricted():
@@ -160,3 +167,13 @@ def test_fifty_concurrent_clients(live):
     assert all(code == 200 for code, _ in results)
     counts = {n for _, n in results if n is not None}
     assert len(counts) == 1 and counts.pop() > 0
+
+
+def test_memory_cap_is_applied(hardened):
+    # The fixture hardens with memory_limit_mb=256.
+    if hardened.dialect == "duckdb":
+        value = hardened.query("SELECT current_setting('memory_limit') AS v").column(0)[0]
+        assert value.as_py().replace(" ", "") in ("244.1MiB", "256.0MB", "256MB")
+    else:
+        value = hardened.query("SELECT current_setting('work_mem') AS v").column(0)[0]
+        assert value.as_py() == "64MB"  # a quarter of the cap per sort/hash operation

@@ -8,6 +8,7 @@ left out of the comparison (rounding may legitimately put them on either side).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -354,6 +355,10 @@ def test_upload_crossmatch_duckdb(duck, form, radius):
     cat = _upload_catalog('"test"."sky"', '"up_mine"')
     tr = translate(_XMATCH[form].format(r=repr(radius)), dialect="duckdb", catalog=cat)
     assert len(tr.aux) == 1
+    # The helper table is joined explicitly to the upload, then to the indexed table.
+    assert re.search(
+        r'JOIN "_hpx_cells_0" AS "c\d+" ON "c\d+"."src_rowid" = "t\d+"."_rowid"\)', tr.sql
+    )
     cells = tr.aux[0]
     assert cells.source_physical == '"up_mine"' and cells.index_order == 14
     assert cells.radius_deg == pytest.approx(radius)

@@ -356,3 +356,28 @@ def test_parse_then_translate_accepts_a_tree():
     assert tr.__name__ and translate(q, dialect="postgresql", catalog=CAT).sql.endswith("LIMIT 1")
     with pytest.raises(ValueError, match="dialect"):
         translate(q, dialect="sqlite", catalog=CAT)
+
+
+# ---- schema helpers
+
+
+def test_schema_validation_and_lookup():
+    with pytest.raises(ValueError, match="datatype"):
+        ColumnInfo("x", "text")
+    assert CAT.get("TEST.SKY") is CAT.tables["test.sky"]
+    assert CAT.get("sky") is CAT.tables["test.sky"]  # unique bare name
+    assert CAT.get("nope") is None
+    t = CAT.tables["test.sky"]
+    assert (t.schema_name, t.table_name, t.has_position_index) == ("test", "sky", True)
+    assert CAT.with_tables(CAT.tables["test.other"]) is not CAT
+
+
+def test_ambiguous_bare_table_name():
+    cat = CAT.with_tables(TableInfo("more.sky", '"more"."sky"', {}, hpx_column=None))
+    with pytest.raises(QueryError, match=r"'sky' is ambiguous \(more.sky, test.sky\)"):
+        translate("SELECT * FROM sky", dialect="duckdb", catalog=cat)
+
+
+def test_star_with_using_lists_the_join_column_once():
+    t = tr("SELECT * FROM test.sky JOIN test.other USING (id)")
+    assert [c.name for c in t.columns] == ["id", "RA", "DEC", "mag", "kind", "mag_2", "Label"]

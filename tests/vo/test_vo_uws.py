@@ -186,3 +186,25 @@ def test_expired_jobs_are_destroyed(setup):
         time.sleep(1.2)
         n = client.app.state.jobs.purge_expired()
         assert n == 1 and client.get(url).status_code == 404
+
+
+def test_running_job_is_requeued_after_a_shutdown(setup):
+    slow = "SELECT COUNT(*) AS n FROM demo.sky AS a, demo.sky AS b, demo.sky AS c"
+    with TestClient(create_app(setup)) as client:
+        url = _create(client, slow, EXECUTIONDURATION="3", PHASE="RUN")
+        deadline = time.monotonic() + 20
+        while _phase(_job(client, url)) != "EXECUTING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _phase(_job(client, url)) == "EXECUTING"
+    # The shutdown interrupted it without marking it failed ...
+    backend = open_backend(setup.db)
+    try:
+        phase = {d["job_id"]: d["phase"] for d in backend.jobs_load()}[url.rsplit("/", 1)[1]]
+    finally:
+        backend.close()
+    assert phase == "EXECUTING"
+    # ... so the restarted server runs it again (here it then hits its 3 s limit).
+    with TestClient(create_app(setup)) as client:
+        doc = _wait_final(client, url)
+        assert _phase(doc) == "ERROR"
+        assert "time limit of 3 s" in doc.find("uws:errorSummary/uws:message", NS).text

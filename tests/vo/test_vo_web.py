@@ -217,6 +217,10 @@ def test_query_errors_are_shown(site):
     assert 'class="error"' in r.text and "nope" in r.text
     r = httpx.get(url + "/query", params={"QUERY": "SELECT 1", "PAGE": "x"})
     assert r.status_code == 200 and "PAGE must be an integer" in r.text
+    r = httpx.get(url + "/query", params=[("QUERY", "SELECT 1"), ("QUERY", "SELECT 2")])
+    assert "QUERY: given 2 times" in r.text
+    r = httpx.get(url + "/cone", params=[("RA", "150"), ("RA", "151"), ("DEC", "2"), ("SR", "0.1")])
+    assert r.status_code == 200 and 'id="result-table"' in r.text
 
 
 def test_cone_page(site):

@@ -157,7 +157,7 @@ def test_sigma_conf_posterior_matches_nuts():
     d = a @ rng.uniform(2, 20, 12) + np.sqrt(1 + 2.5**2) * rng.standard_normal(a.shape[0])
     m = band_model("spire_250", a, d, sig, conf_prior=ConfusionPrior("halfcauchy", 0.5))
     g = sample_band(m, n_samples=4000, n_warmup=300, n_chains=2, random_state=9)
-    n = nuts_band(m, n_samples=800, n_warmup=300, n_chains=2, random_state=9)
+    n = nuts_band(m, n_samples=600, n_warmup=250, n_chains=2, random_state=9)
     for gs, ns in ((g.sigma_conf, n.sigma_conf), (g.bkg, n.bkg)):
         assert abs(np.median(gs) - np.median(ns)) < 0.12 * ns.std()
         assert gs.std() == pytest.approx(ns.std(), rel=0.12)

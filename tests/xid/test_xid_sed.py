@@ -32,15 +32,15 @@ def test_sed_fit_recovers_fluxes_and_normalisation():
     true = {}
     for k, b in enumerate(tpl.bands):
         true[b] = 10**norm * np.interp(zs, tpl.z_grid, tpl.flux_mjy[0, :, k])
-    wcs = tan_wcs(30, 30, 6.0)
-    ra, dec = wcs.pixel_to_world_values(rng.uniform(5, 25, nsrc), rng.uniform(5, 25, nsrc))
+    wcs = tan_wcs(20, 20, 6.0)
+    ra, dec = wcs.pixel_to_world_values(rng.uniform(4, 16, nsrc), rng.uniform(4, 16, nsrc))
     models = {}
     for b, fwhm, pix, noise in (
         ("mips_24", 6.0, 2.0, 0.2),
         ("spire_250", 18.0, 6.0, 1.0),
         ("spire_350", 25.0, 8.0, 1.0),
     ):
-        n = int(180 / pix)
+        n = int(120 / pix)
         w = tan_wcs(n, n, pix)
         x, y = w.world_to_pixel_values(ra, dec)
         yy, xx = np.mgrid[0:n, 0:n]

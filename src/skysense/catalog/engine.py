@@ -1,9 +1,9 @@
 """The tiled merge on Dask: the same result as the single-machine merge, exactly.
 
-The only catalogue module that imports Dask. The inputs are written once as HATS catalogues
-(with their row number ``_row``); the sky is cut into HEALPix tiles of order ``K``, and one
-Dask task per tile reads, from each catalogue's HATS partitions, the rows within a cap around
-the tile (the tile plus a margin of at least 5 times the largest radius).
+The only catalogue module that imports Dask. The inputs are HATS catalogues (file inputs are
+staged as HATS once, with their row number ``_row``); the sky is cut into HEALPix tiles of
+order ``K``, and one Dask task per tile reads, from each catalogue's HATS partitions, the rows
+within a cap around the tile (the tile plus a margin of at least 5 times the largest radius).
 
 Why the result is exact. Let R be the largest merge radius (at least 0.1 arcsec). Join every
 two input rows (of any catalogues) closer than R: at every merge step, candidate pairs join an
@@ -21,7 +21,10 @@ sources longer than the margin), the tile is rerun with a doubled margin, until 
 
 Each task holds only its cap: memory is bounded by the densest tile, not by the catalogues.
 Tasks write their partition and association files themselves (a shared file system is needed
-when running on a cluster); the driver keeps positions only, to plan radii and tiles.
+when running on a cluster). Inputs given as HATS catalogues are read in place: the driver
+loads only their positions (16 bytes per row, to plan radii and tiles) and tiles read the
+partitions they need. Other inputs (FITS, CSV, Parquet files) are read once by the driver and
+staged as HATS, after which the driver releases them.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class TileJob:
     partitions: tuple[tuple[tuple[int, int], ...], ...]
     surveys: tuple[str, ...]
     radii_arcsec: tuple[float, ...]
+    # For inputs read in place (HATS given by the user): first global row of each partition,
+    # the position columns, and the position-error column or constant; None for staged inputs.
+    direct: tuple[tuple | None, ...] = ()
 
 
 def choose_tile_order(n_rows: int, n_cells10: int, rows_per_tile: int = 200_000) -> int:
@@ -145,14 +151,35 @@ def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
     for o, p in _partitions_in_cap(job.partitions[k], ra_c, dec_c, cap_arcsec):
         file = hats.io.paths.pixel_catalog_file(Path(job.hats_dirs[k]), HealpixPixel(o, p))
         table = pq.read_table(file.path).to_pandas()
+        if job.direct and job.direct[k] is not None:
+            table = _with_helpers(table, job.direct[k], (o, p))
         sep = angular_sep_arcsec(ra_c, dec_c, table["_ra"].to_numpy(), table["_dec"].to_numpy())
         core = (table[SPATIAL_INDEX_COLUMN].to_numpy() >> shift) == job.pixel
         frames.append(table[(sep <= cap_arcsec) | core])
     if not frames:
         schema = pq.read_schema(Path(job.hats_dirs[k]) / "dataset" / "_common_metadata")
-        return schema.empty_table().to_pandas()
+        empty = schema.empty_table().to_pandas()
+        if job.direct and job.direct[k] is not None:
+            empty = _with_helpers(empty, job.direct[k], None)
+        return empty
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values("_row", kind="stable").reset_index(drop=True)
+
+
+def _with_helpers(table: pd.DataFrame, direct: tuple, pixel) -> pd.DataFrame:
+    """Add ``_row``, ``_ra``, ``_dec`` (and ``_pos_err``) to a partition of a HATS input read
+    in place; ``_row`` numbers rows as :func:`~skysense.catalog.hats_io.read_hats_table` does."""
+    offsets, (ra_col, dec_col), err = direct
+    table = table.copy()
+    start = offsets[pixel] if pixel is not None else 0
+    table["_row"] = np.arange(start, start + len(table), dtype=np.int64)
+    table["_ra"] = table[ra_col].to_numpy(dtype=np.float64)
+    table["_dec"] = table[dec_col].to_numpy(dtype=np.float64)
+    if isinstance(err, str):
+        table["_pos_err"] = pd.to_numeric(table[err], errors="coerce").to_numpy(dtype=np.float64)
+    elif err is not None:
+        table["_pos_err"] = float(err)
+    return table
 
 
 def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
@@ -235,11 +262,32 @@ def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
 
 
 def _stage_inputs(inputs, stage: Path, partition_rows: int):
-    """Write each input as a HATS catalogue with ``_row``, ``_ra``, ``_dec`` columns."""
+    """Write each input as a HATS catalogue with ``_row``, ``_ra``, ``_dec`` columns, except
+    HATS inputs read in place (``Prepared.hats_dir``), described instead by their partitions'
+    first global rows."""
+    import re
+
     import hats
 
-    dirs, parts = [], []
+    from skysense.catalog.hats_io import hats_files
+
+    dirs, parts, direct = [], [], []
     for k, p in enumerate(inputs):
+        if p.hats_dir is not None:
+            offsets, start = {}, 0
+            for f in hats_files(p.hats_dir):
+                o, pix = (
+                    int(x) for x in re.search(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)", str(f)).groups()
+                )
+                offsets[(o, pix)] = start
+                start += pq.ParquetFile(f).metadata.num_rows
+            err = p.error_column
+            if err is None and p.position_error_arcsec is not None:
+                err = float(p.position_error_arcsec[0])
+            dirs.append(str(p.hats_dir))
+            parts.append(tuple(offsets))
+            direct.append((offsets, p.position_columns, err))
+            continue
         frame = p.frame.copy()
         frame["_row"] = np.arange(len(frame), dtype=np.int64)
         frame["_ra"] = p.ra
@@ -253,7 +301,8 @@ def _stage_inputs(inputs, stage: Path, partition_rows: int):
         parts.append(
             tuple((px.order, px.pixel) for px in hats.read_hats(path).get_healpix_pixels())
         )
-    return dirs, parts
+        direct.append(None)
+    return dirs, parts, direct
 
 
 def merge_tiled(
@@ -333,7 +382,11 @@ def merge_tiled(
     ml_path.mkdir(parents=True)
     assoc_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=stage_dir) as stage:
-        dirs, parts = _stage_inputs(inputs, Path(stage), partition_rows)
+        dirs, parts, direct = _stage_inputs(inputs, Path(stage), partition_rows)
+        # The tiles read what they need from the staged copies: release the tables here
+        # (positions stay, 16 bytes per row), so the driver does not hold the catalogues.
+        for p in inputs:
+            p.frame = p.frame.iloc[:0]
         results = {}
         todo = [int(t) for t in tiles]
         m = margin
@@ -342,7 +395,17 @@ def merge_tiled(
             while todo:
                 rounds += 1
                 jobs = [
-                    TileJob(tile_order, t, m, graph_r, tuple(dirs), tuple(parts), surveys, radii)
+                    TileJob(
+                        tile_order,
+                        t,
+                        m,
+                        graph_r,
+                        tuple(dirs),
+                        tuple(parts),
+                        surveys,
+                        radii,
+                        tuple(direct),
+                    )  # fmt: skip
                     for t in todo
                 ]
                 tasks = [

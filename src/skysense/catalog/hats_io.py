@@ -27,6 +27,7 @@ __all__ = [
     "write_hats",
     "write_partition",
     "finalize_hats",
+    "hats_files",
     "read_hats_table",
     "hats_partitions",
 ]
@@ -66,7 +67,7 @@ def write_hats(
         Default: the directory name.
     ra_column, dec_column : str
     partition_rows : int
-        Maximum rows per partition file.
+        Maximum rows per partition file (unless one order-``highest_order`` cell holds more).
     highest_order : int
         Finest HEALPix order of a partition.
     properties : dict, optional
@@ -99,7 +100,9 @@ def write_hats(
     cell = hpx29 >> shift
     histogram = np.bincount(cell, minlength=12 * 4**highest_order).astype(np.int64)
     alignment = generate_alignment(
-        histogram, highest_order=highest_order, lowest_order=0, threshold=partition_rows,
+        # A partition cannot be finer than highest_order: denser cells make larger partitions.
+        histogram, highest_order=highest_order, lowest_order=0,
+        threshold=max(partition_rows, int(histogram.max())),
         drop_empty_siblings=True,
     )  # fmt: skip
     table = df.drop(columns=[SPATIAL_INDEX_COLUMN], errors="ignore").copy()
@@ -208,30 +211,44 @@ def hats_partitions(path: str | os.PathLike) -> list[tuple[int, int]]:
     return [(p.order, p.pixel) for p in catalog.get_healpix_pixels()]
 
 
-def read_hats_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a whole HATS catalogue (or a single Parquet file) into pandas with pyarrow.
+def hats_files(path: str | os.PathLike) -> list[Path]:
+    """Partition files of a HATS catalogue, in a fixed (name) order: the row order of
+    :func:`read_hats_table`.
 
     Raises
     ------
     InputError
-        The path is neither a HATS catalogue nor a Parquet file.
+        Not a HATS catalogue, or one without partitions.
     """
-    import pyarrow.dataset as ds
+    path = Path(path)
+    data_dir = path / "dataset"
+    if not data_dir.is_dir():
+        raise InputError("not a HATS catalogue (no dataset/ directory)", path=path)
+    files = sorted((f for f in data_dir.rglob("Npix=*.parquet") if f.is_file()), key=str)
+    if not files:
+        raise InputError("HATS catalogue has no partition files", path=path)
+    return files
 
+
+def read_hats_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole HATS catalogue (or a single Parquet file) into pandas with pyarrow.
+
+    Rows come partition by partition in :func:`hats_files` order.
+
+    Raises
+    ------
+    InputError
+        The path is neither a HATS catalogue nor a Parquet file, or lacks a column.
+    """
     path = Path(path)
     if path.is_dir():
-        data_dir = path / "dataset"
-        if not data_dir.is_dir():
-            raise InputError("not a HATS catalogue (no dataset/ directory)", path=path)
-        files = sorted(str(f) for f in data_dir.rglob("Npix=*.parquet") if f.is_file())
-        if not files:
-            raise InputError("HATS catalogue has no partition files", path=path)
-        dataset = ds.dataset(files, format="parquet")
+        files = hats_files(path)
     elif path.is_file():
-        dataset = ds.dataset(str(path), format="parquet")
+        files = [path]
     else:
         raise InputError("no such file or directory", path=path)
     try:
-        return dataset.to_table(columns=columns).to_pandas()
+        tables = [pq.read_table(f, columns=columns) for f in files]
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
     except (pa.ArrowInvalid, KeyError) as exc:
         raise InputError(f"cannot read: {exc}", path=path) from exc

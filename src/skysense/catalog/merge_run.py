@@ -46,6 +46,7 @@ __all__ = [
     "Prepared",
     "StepPlan",
     "load_prepared",
+    "read_inputs",
     "plan_steps",
     "build_objects",
     "run_merge",
@@ -65,6 +66,11 @@ class Prepared:
     position_error_arcsec: np.ndarray | None = None
     moc: object | None = None
     meta: dict = dataclasses.field(default_factory=dict)
+    # Set when the table stays on disk (a HATS input to the tiled merge): ``frame`` is then
+    # empty (the schema only) and tiles read the rows themselves.
+    hats_dir: Path | None = None
+    position_columns: tuple[str, str] | None = None
+    error_column: str | None = None
 
 
 @dataclasses.dataclass
@@ -142,7 +148,7 @@ def load_prepared(
     if position_error_arcsec is not None:
         err = np.full(len(frame), float(position_error_arcsec))
     else:
-        for c in (f"{survey}_poserr_arcsec", f"{survey}_pos_err", "position_error_arcsec"):
+        for c in (c.format(survey) for c in _ERROR_COLUMNS):
             if c in frame.columns:
                 err = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
                 break
@@ -181,8 +187,46 @@ def _read_meta(path: Path) -> dict:
     return {}
 
 
-def read_inputs(config: MergeConfig, *, progress: bool = False) -> list[Prepared]:
-    """Read and check every catalogue named in ``config`` (files, or HATS directories)."""
+_ERROR_COLUMNS = ("{}_poserr_arcsec", "{}_pos_err", "position_error_arcsec")
+
+
+def _read_hats_positions(entry, moc) -> Prepared:
+    """A HATS input, reading only its positions (and position errors); rows stay on disk."""
+    import pyarrow.parquet as pq
+
+    from skysense.catalog.hats_io import read_hats_table
+
+    schema = pq.read_schema(entry.file / "dataset" / "_common_metadata")
+    frame = schema.empty_table().to_pandas().drop(columns=["_healpix_29"], errors="ignore")
+    survey = entry.survey or _guess_survey(frame, entry.file)
+    cols = (f"{survey}_ra", f"{survey}_dec")
+    if not all(c in frame.columns for c in cols):
+        cols = ("ra", "dec")
+    err_col = None
+    if entry.position_error_arcsec is None:
+        err_col = next(
+            (c.format(survey) for c in _ERROR_COLUMNS if c.format(survey) in frame.columns), None
+        )
+    needed = [c for c in (*cols, err_col) if c is not None and c in frame.columns]
+    prep = load_prepared(
+        read_hats_table(entry.file, columns=needed), survey=survey, path=entry.file,
+        position_error_arcsec=entry.position_error_arcsec, moc=moc,
+    )  # fmt: skip
+    prep.frame = frame
+    prep.hats_dir = entry.file
+    prep.position_columns = cols
+    prep.error_column = err_col
+    return prep
+
+
+def read_inputs(
+    config: MergeConfig, *, progress: bool = False, positions_only: bool = False
+) -> list[Prepared]:
+    """Read and check every catalogue named in ``config`` (files, or HATS directories).
+
+    With ``positions_only``, HATS inputs are not loaded: only their positions (and position
+    errors) are read, for the tiled merge, whose tiles read the rows they need.
+    """
     from tqdm import tqdm
 
     from skysense.catalog.hats_io import read_hats_table
@@ -190,17 +234,22 @@ def read_inputs(config: MergeConfig, *, progress: bool = False) -> list[Prepared
 
     out = []
     for entry in tqdm(config.catalogues, desc="reading catalogues", disable=not progress):
-        if entry.file.is_dir():
-            frame = read_hats_table(entry.file).drop(columns=["_healpix_29"], errors="ignore")
-        else:
-            frame = read_catalogue(entry.file)
-        moc = None
         # The preparation writes <stem>_moc.fits beside the table; use it unless told otherwise.
         moc_file = entry.moc or entry.file.with_name(entry.file.name.split(".")[0] + "_moc.fits")
+        moc = None
         if moc_file.is_file():
             from skysense.catalog.moc import read_moc
 
             moc = read_moc(moc_file)
+        if entry.file.is_dir() and positions_only:
+            prep = _read_hats_positions(entry, moc)
+            prep.meta = _read_meta(entry.file)
+            out.append(prep)
+            continue
+        if entry.file.is_dir():
+            frame = read_hats_table(entry.file).drop(columns=["_healpix_29"], errors="ignore")
+        else:
+            frame = read_catalogue(entry.file)
         prep = load_prepared(
             frame, survey=entry.survey, path=entry.file,
             position_error_arcsec=entry.position_error_arcsec, moc=moc,
@@ -225,7 +274,9 @@ def _coverage(p: Prepared):
     return p.moc
 
 
-def plan_steps(config: MergeConfig, inputs: Sequence[Prepared], *, progress: bool = False) -> StepPlan:
+def plan_steps(
+    config: MergeConfig, inputs: Sequence[Prepared], *, progress: bool = False
+) -> StepPlan:
     """Radius suggestion (and the radius used) and Bayesian prior for every step.
 
     The histogram of step ``k`` is that of all pairs between catalogue ``k`` and the
@@ -403,7 +454,7 @@ def _provenance(config, inputs, plan, extra) -> dict:
                 "survey": p.survey,
                 "file": None if p.path is None else str(p.path),
                 "sha256": None if p.path is None else file_checksum(p.path),
-                "n_rows": len(p.frame),
+                "n_rows": len(p.ra),
                 "metadata": p.meta,
             }
             for p in inputs
@@ -446,7 +497,8 @@ def run_merge(
         Summary: number of objects, radii, output paths.
     """
     out_dir = Path(out_dir)
-    inputs = read_inputs(config, progress=progress)
+    # The tiled merge reads HATS inputs tile by tile: only their positions are loaded here.
+    inputs = read_inputs(config, progress=progress, positions_only=tiled or scheduler is not None)
     plan = plan_steps(config, inputs, progress=progress)
     surveys = [p.survey for p in inputs]
     name = config.output.name

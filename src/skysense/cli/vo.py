@@ -134,6 +134,15 @@ def _settings_from(args, db: str, **extra):
         kwargs["base_url"] = args.base_url
     if getattr(args, "timeout", None):
         kwargs["query_timeout_s"] = args.timeout
+    for option, key, scale in (
+        ("memory_limit_mb", "memory_limit_mb", 1),
+        ("maxrec", "maxrec_default", 1),
+        ("maxrec_hard", "maxrec_hard", 1),
+        ("upload_limit_mb", "upload_limit_bytes", 1_000_000),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            kwargs[key] = value * scale
     kwargs.update(extra)
     return Settings(**kwargs)
 
@@ -147,6 +156,24 @@ def _add_serve_options(parser, default_port: int) -> None:
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="per-query time limit in seconds (default 60)"
+    )
+    parser.add_argument(
+        "--memory-limit-mb", type=int, default=None, help="database memory cap in MB (default 2048)"
+    )
+    parser.add_argument(
+        "--maxrec",
+        type=int,
+        default=None,
+        help="rows returned when the client gives no MAXREC (default 100000)",
+    )
+    parser.add_argument(
+        "--maxrec-hard", type=int, default=None, help="MAXREC ceiling (default 2000000)"
+    )
+    parser.add_argument(
+        "--upload-limit-mb",
+        type=int,
+        default=None,
+        help="largest accepted upload in MB (default 50)",
     )
 
 
@@ -200,15 +227,11 @@ def _demo(args) -> int:
         print(f"using the existing demo database {db} (--rebuild to start over)", flush=True)
     if args.no_serve:
         return 0
-    settings = demo_settings(args.workdir)
-    extra = {}
-    if args.timeout:
-        extra["query_timeout_s"] = args.timeout
-    if args.base_url:
-        extra["base_url"] = args.base_url
-    if args.title:
-        extra["title"] = args.title
-    _serve_app(settings.replace(**extra), args.host, args.port)
+    base = demo_settings(args.workdir)
+    settings = _settings_from(
+        args, base.db, title=args.title or base.title, description=base.description
+    )
+    _serve_app(settings, args.host, args.port)
     return 0
 
 

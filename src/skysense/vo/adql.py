@@ -450,7 +450,7 @@ def _grammar() -> str:
 
 @functools.cache
 def _parser() -> Lark:
-    return Lark(
+    parser = Lark(
         _grammar(),
         parser="lalr",
         lexer="basic",
@@ -458,6 +458,9 @@ def _parser() -> Lark:
         maybe_placeholders=False,
         cache=False,
     )
+    # The lexer compiles its patterns on first use: pay that here, not in a user's first query.
+    parser.parse("SELECT 1 FROM t")
+    return parser
 
 
 _TOKEN_TEXT = {

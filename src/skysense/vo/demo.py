@@ -158,11 +158,9 @@ def _survey_meta(cfg: dict) -> dict:
         ):
             if band.get(key):
                 is_mag = key.startswith("mag")
-                ucd = ("phot.mag" if is_mag else "phot.flux.density") + (
-                    ";stat.error" if key.endswith("_err") else ""
-                )
+                ucd = "phot.mag" if is_mag else "phot.flux.density"
                 if key.endswith("_err"):
-                    ucd = "stat.error;" + ucd.split(";")[0]
+                    ucd = "stat.error;" + ucd
                 cols[band[key]] = _col("mag" if is_mag else flux_unit, ucd, what)
     return {"columns": cols}
 

@@ -179,15 +179,13 @@ def cone_ranges(
     if radius_deg < 0:
         return np.zeros((0, 2), dtype=np.int64)
     if radius_deg >= 90:
-        if radius_deg >= 180:
-            return _full_sky(index_order)
-        # Large caps: cover with the cells of a coarse flat search, generously.
-        depth = 2
-    else:
-        depth = depth_for_radius(radius_deg, index_order)
+        # A cap of half the sky or more gains nothing from an index (and cdshealpix' cone
+        # coverage is not reliable for such caps): the whole sky.
+        return _full_sky(index_order)
+    depth = depth_for_radius(radius_deg, index_order)
     # cdshealpix' cone coverage is approximate from outside: it may add cells, never drop one.
     # A tiny radius margin guards against rounding at the cone edge.
-    radius_q = min(radius_deg * (1 + 1e-9) + 1e-9, 179.999) * u.deg
+    radius_q = (radius_deg * (1 + 1e-9) + 1e-9) * u.deg
     ipix, depths, _ = _nested.cone_search(
         Longitude(ra % 360.0, u.deg), Latitude(dec, u.deg), radius_q, depth
     )
@@ -251,20 +249,32 @@ def polygon_ranges(
     if np.any(np.abs(dec_v) > 90):
         raise ValueError("polygon vertex dec outside [-90, 90]")
     ra_c, dec_c, radius = bounding_cone(ra_v, dec_v)
-    # The bounding cone is a safe cover whatever cdshealpix makes of the polygon; the polygon
-    # coverage, when it lies inside that cone, is tighter. Use the intersection of both.
+    # The bounding cone is a safe cover whatever the polygon. For small polygons the polygon
+    # coverage of cdshealpix is tighter, but it is approximate (for large polygons it was seen
+    # to miss cells): it is only used below _POLY_SEARCH_MAX_DEG, grown by one ring of
+    # neighbouring cells, and intersected with the cone.
     cone = cone_ranges(ra_c, dec_c, radius, index_order, max_ranges=10_000)
-    if radius >= 90:
+    if radius >= _POLY_SEARCH_MAX_DEG:
         return cap_ranges(cone, max_ranges)
-    depth = depth_for_radius(radius, index_order)
+    depth = depth_for_radius(radius, index_order) + 1
+    depth = min(depth, index_order)
     try:
-        ipix, depths, _ = _nested.polygon_search(
-            Longitude(np.mod(ra_v, 360.0), u.deg), Latitude(dec_v, u.deg), depth
+        ipix, _, _ = _nested.polygon_search(
+            Longitude(np.mod(ra_v, 360.0), u.deg), Latitude(dec_v, u.deg), depth, flat=True
         )
-        poly = _cells_to_ranges(ipix, depths, index_order)
     except (ValueError, IndexError, RuntimeError):
-        poly = cone
+        return cap_ranges(cone, max_ranges)
+    cells = np.asarray(ipix, dtype=np.uint64)
+    if cells.size == 0:
+        return cap_ranges(cone, max_ranges)
+    ring = np.asarray(_nested.neighbours(cells, depth), dtype=np.int64).ravel()
+    cells = np.unique(np.concatenate([cells.astype(np.int64), ring[ring >= 0]]))
+    poly = _cells_to_ranges(cells, np.full(cells.shape, depth), index_order)
     return cap_ranges(_intersect_ranges(cone, poly), max_ranges)
+
+
+#: Largest bounding-cone radius (deg) for which cdshealpix' polygon coverage is used.
+_POLY_SEARCH_MAX_DEG = 5.0
 
 
 def _intersect_ranges(a: np.ndarray, b: np.ndarray) -> np.ndarray:

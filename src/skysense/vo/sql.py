@@ -193,6 +193,7 @@ class _Scope:
     outputs: list[tuple[str, _E]] | None = None  # select list (for GROUP BY aliases)
     cells_ok: bool = False
     extra_from: list[str] = field(default_factory=list)
+    pending_xm: list[tuple] = field(default_factory=list)
 
     def cte(self, name: str):
         s = self
@@ -338,14 +339,20 @@ class _Translator:
         # lose or duplicate rows through them.
         s.cells_ok = bool(sel.from_) and not any(_has_outer_join(i) for i in sel.from_)
         s.extra_from = []
-        from_parts = [self.table_ref(i, s) for i in sel.from_]
+        s.pending_xm = []
+        from_parts, item_sources = [], []
+        for item in sel.from_:
+            start = len(s.sources)
+            from_parts.append(self.table_ref(item, s))
+            item_sources.append({id(x) for x in s.sources[start:]})
         items, cols = self.select_list(sel, s)
         where = None
         if sel.where is not None:
             where = self.condition(sel.where, s, "WHERE", cells_ok=s.cells_ok)
+            where = self._place_crossmatches(where, s, from_parts, item_sources)
         sql = "SELECT " + ("DISTINCT " if sel.distinct else "") + ", ".join(items)
         if from_parts:
-            sql += " FROM " + ", ".join(from_parts + s.extra_from)
+            sql += " FROM " + ", ".join(p for p in from_parts + s.extra_from if p)
         if where is not None:
             sql += " WHERE " + where
         if sel.group_by:
@@ -355,6 +362,32 @@ class _Translator:
         if top_as_limit and sel.top is not None:
             sql += f" LIMIT {sel.top}"
         return sql, cols, s
+
+    def _place_crossmatches(self, where, s, from_parts, item_sources) -> str:
+        """Turn WHERE-level cross-matches into explicit joins ``(upload JOIN cells) JOIN main``.
+
+        With the helper table and the indexed table in one explicit join, the database joins
+        on the HEALPix ranges first; left as a WHERE condition across comma-separated tables,
+        DuckDB may pick the exact distance test as the join condition (a nested loop).
+        Valid because the FROM clause has no outer join (inner joins reassociate freely).
+        """
+        for k, (u_src, m_src, cells_sql, link, cond) in enumerate(s.pending_xm):
+            marker = f"\x00xm{k}\x00"
+            iu = next(i for i, ids in enumerate(item_sources) if id(u_src) in ids)
+            im = next(i for i, ids in enumerate(item_sources) if id(m_src) in ids)
+            if iu == im:
+                s.extra_from.append(cells_sql)
+                where = where.replace(marker, f"({link} AND {cond})")
+                continue
+            joined = (
+                f"(({from_parts[iu]} JOIN {cells_sql} ON {link}) JOIN {from_parts[im]} ON {cond})"
+            )
+            from_parts[iu] = joined
+            item_sources[iu] = item_sources[iu] | item_sources[im]
+            from_parts[im] = ""
+            item_sources[im] = set()
+            where = where.replace(marker, "TRUE")
+        return where
 
     def group_key(self, g: A.Expr, s: _Scope) -> str:
         # GROUP BY may name a select-list alias (a common ADQL extension).
@@ -450,6 +483,14 @@ class _Translator:
         if len(node.parts) == 3:
             key = ".".join(p.lower() for p in node.parts[1:])
         table = self.catalog.get(key)
+        if table is None and len(node.parts) == 1:
+            hits = sorted(k for k in self.catalog.tables if k.rsplit(".", 1)[-1] == key)
+            if len(hits) > 1:
+                raise _err(
+                    node,
+                    f"table name {node.parts[0]!r} is ambiguous ({', '.join(hits)}); "
+                    "qualify it with its schema",
+                )
         if table is None:
             raise _err(node, f"unknown table {'.'.join(node.parts)!r}{self._suggest_table(key)}")
         alias = self.new_alias()
@@ -1286,8 +1327,10 @@ class _Translator:
             if where == "ON":
                 cells_out.append((c_alias, u_src, f"{quote_ident(name)} AS {c_alias} ON {link}"))
                 return f"({rng} AND {exact})"
-            s.extra_from.append(f"{quote_ident(name)} AS {c_alias}")
-            return f"({link} AND {rng} AND {exact})"
+            s.pending_xm.append(
+                (u_src, m_src, f"{quote_ident(name)} AS {c_alias}", link, f"{rng} AND {exact}")
+            )
+            return f"\x00xm{len(s.pending_xm) - 1}\x00"
         return None
 
 

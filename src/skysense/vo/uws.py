@@ -403,6 +403,8 @@ class JobStore:
             with self._lock:
                 if job.phase != "EXECUTING":
                     return
+                if self._closed:
+                    return  # stopped by a shutdown: stays EXECUTING, re-queued at next start
                 job.phase = "ERROR"
                 job.end_time = _now()
                 if isinstance(exc, SkysenseError):

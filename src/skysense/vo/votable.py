@@ -105,48 +105,6 @@ def column_infos_for(table: pa.Table) -> list[ColumnInfo]:
     return out
 
 
-def _column_values(arr: pa.ChunkedArray | pa.Array, datatype: str):
-    """(values ndarray, mask ndarray, datatype actually used) for one column."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if datatype == "timestamp" or pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-        if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-            text = pc.strftime(pc.cast(arr, pa.timestamp("ms")), format="%Y-%m-%dT%H:%M:%S")
-        else:
-            text = pc.cast(arr, pa.string())
-        return _column_values(text, "char")[0:2] + ("timestamp",)
-    mask = pc.is_null(arr).to_numpy(zero_copy_only=False)
-    if datatype in ("char", "unicodeChar") or pa.types.is_string(arr.type):
-        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-            arr = pc.cast(arr, pa.string())
-        filled = pc.fill_null(arr, "")
-        ascii_only = pc.all(pc.string_is_ascii(filled)).as_py()
-        values = np.array(filled.to_pylist(), dtype=object)
-        return values, mask, "char" if ascii_only is not False else "unicodeChar"
-    target = _NUMPY.get(datatype)
-    if target is None:
-        inferred = arrow_datatype(arr.type)
-        if inferred is None or inferred not in _NUMPY:
-            return _column_values(pc.cast(arr, pa.string()), "char")
-        datatype, target = inferred, _NUMPY[inferred]
-    try:
-        arr = pc.cast(arr, pa.from_numpy_dtype(np.dtype(target)))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        inferred = arrow_datatype(arr.type) or "char"
-        if inferred == datatype:
-            raise
-        return _column_values(arr, inferred)
-    if datatype == "boolean":
-        values = pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
-    elif datatype in ("float", "double"):
-        values = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False)
-    else:
-        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=target), mask, datatype
-
-
 def _unique(names: Sequence[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
@@ -200,62 +158,9 @@ def result_votable(
     """
     if columns is None or len(columns) != table.num_columns:
         columns = column_infos_for(table)
-    if not binary2:
-        return _tabledata_votable(table, columns, overflow, infos or {}, description)
-    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
-
-    vot = VOTableFile(version="1.4")
-    resource = Resource(type="results")
-    if description:
-        resource.description = description
-    vot.resources.append(resource)
-    resource.infos.append(Info(name="QUERY_STATUS", value="OK"))
-    for name, value in (infos or {}).items():
-        resource.infos.append(Info(name=name, value=str(value)))
-    element = TableElement(vot)
-    resource.tables.append(element)
-    converted = []
-    names = _unique([c.name for c in columns])
-    for i, (col, name) in enumerate(zip(columns, names)):
-        values, mask, datatype = _column_values(table.column(i), col.datatype)
-        kwargs = {}
-        if datatype == "timestamp":
-            kwargs = {"datatype": "char", "arraysize": "*", "xtype": "timestamp"}
-        elif datatype in ("char", "unicodeChar"):
-            kwargs = {"datatype": datatype, "arraysize": "*"}
-        else:
-            kwargs = {"datatype": datatype}
-        field = Field(
-            vot,
-            name=name,
-            ID=_xml_id(name, i),
-            unit=col.unit or None,
-            ucd=col.ucd or None,
-            **kwargs,
-        )
-        if col.description:
-            field.description = col.description
-        element.fields.append(field)
-        converted.append((values, mask))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        element.create_arrays(nrows=table.num_rows)
-        for field, (values, mask) in zip(element.fields, converted):
-            element.array[field.ID] = values
-            element.array.mask[field.ID] = mask
-        out = io.BytesIO()
-        vot.to_xml(out, tabledata_format="binary2" if binary2 else "tabledata")
-    data = out.getvalue()
-    if overflow:
-        # astropy writes every RESOURCE INFO before the TABLE; DALI puts OVERFLOW after it.
-        marker = b"</TABLE>"
-        cut = data.rindex(marker) + len(marker)
-        data = (
-            data[:cut]
-            + b'\n  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>'
-            + data[cut:]
-        )
-    return data
+    if binary2:
+        return _binary2_votable(table, columns, overflow, infos or {}, description)
+    return _tabledata_votable(table, columns, overflow, infos or {}, description)
 
 
 _XML_BAD_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -319,6 +224,47 @@ def _attr(value: str) -> str:
     return quoteattr(str(value))
 
 
+def _field_xml(col: ColumnInfo, name: str, index: int, datatype: str) -> str:
+    attrs = f"name={_attr(name)} ID={_attr(_xml_id(name, index))}"
+    if datatype == "timestamp":
+        attrs += ' datatype="char" arraysize="*" xtype="timestamp"'
+    elif datatype in ("char", "unicodeChar"):
+        attrs += f' datatype="{datatype}" arraysize="*"'
+    else:
+        attrs += f' datatype="{datatype}"'
+    if col.unit:
+        attrs += f" unit={_attr(col.unit)}"
+    if col.ucd:
+        attrs += f" ucd={_attr(col.ucd)}"
+    if col.description:
+        return (
+            f"    <FIELD {attrs}>\n      <DESCRIPTION>{escape(col.description)}"
+            "</DESCRIPTION>\n    </FIELD>\n"
+        )
+    return f"    <FIELD {attrs}/>\n"
+
+
+def _document(fields: list[str], data: str, overflow: bool, infos: dict, description) -> bytes:
+    head = [
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+        ' <RESOURCE type="results">\n'
+    ]
+    if description:
+        head.append(f"  <DESCRIPTION>{escape(description)}</DESCRIPTION>\n")
+    head.append('  <INFO name="QUERY_STATUS" value="OK"/>\n')
+    for name, value in infos.items():
+        head.append(f"  <INFO name={_attr(name)} value={_attr(value)}/>\n")
+    head.append("  <TABLE>\n")
+    head.extend(fields)
+    tail = "  </TABLE>\n"
+    if overflow:
+        tail += '  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>\n'
+    tail += " </RESOURCE>\n</VOTABLE>\n"
+    return ("".join(head) + data + tail).encode("utf-8")
+
+
 def _tabledata_votable(
     table: pa.Table,
     columns: Sequence[ColumnInfo],
@@ -333,49 +279,115 @@ def _tabledata_votable(
     for i, (col, name) in enumerate(zip(columns, names)):
         text, datatype = _column_text(table.column(i), col.datatype)
         texts.append(text)
-        attrs = f"name={_attr(name)} ID={_attr(_xml_id(name, i))}"
-        if datatype == "timestamp":
-            attrs += ' datatype="char" arraysize="*" xtype="timestamp"'
-        elif datatype in ("char", "unicodeChar"):
-            attrs += f' datatype="{datatype}" arraysize="*"'
-        else:
-            attrs += f' datatype="{datatype}"'
-        if col.unit:
-            attrs += f" unit={_attr(col.unit)}"
-        if col.ucd:
-            attrs += f" ucd={_attr(col.ucd)}"
-        if col.description:
-            fields.append(
-                f"    <FIELD {attrs}>\n      <DESCRIPTION>{escape(col.description)}"
-                "</DESCRIPTION>\n    </FIELD>\n"
-            )
-        else:
-            fields.append(f"    <FIELD {attrs}/>\n")
-    head = [
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
-        ' <RESOURCE type="results">\n'
-    ]
-    if description:
-        head.append(f"  <DESCRIPTION>{escape(description)}</DESCRIPTION>\n")
-    head.append('  <INFO name="QUERY_STATUS" value="OK"/>\n')
-    for name, value in infos.items():
-        head.append(f"  <INFO name={_attr(name)} value={_attr(value)}/>\n")
-    head.append("  <TABLE>\n")
-    head.extend(fields)
-    head.append("   <DATA>\n    <TABLEDATA>\n")
+        fields.append(_field_xml(col, name, i, datatype))
     if table.num_rows:
         joined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "</TD><TD>")
         rows = pc.binary_join_element_wise("<TR><TD>", joined, "</TD></TR>", "")
-        body = "\n".join(rows.to_pylist())
+        body = "\n".join(rows.to_pylist()) + "\n"
     else:
         body = ""
-    tail = "\n    </TABLEDATA>\n   </DATA>\n  </TABLE>\n"
-    if overflow:
-        tail += '  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>\n'
-    tail += " </RESOURCE>\n</VOTABLE>\n"
-    return ("".join(head) + body + tail).encode("utf-8")
+    data = f"   <DATA>\n    <TABLEDATA>\n{body}    </TABLEDATA>\n   </DATA>\n"
+    return _document(fields, data, overflow, infos, description)
+
+
+_BIG_ENDIAN = {
+    "short": ">i2",
+    "int": ">i4",
+    "long": ">i8",
+    "float": ">f4",
+    "double": ">f8",
+}
+
+
+def _fixed_binary(values: np.ndarray) -> pa.Array:
+    """Each element's raw bytes as one binary value."""
+    values = np.ascontiguousarray(values)
+    width = values.dtype.itemsize
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(values), [None, pa.py_buffer(values.tobytes())]
+    )
+    return pc.cast(fixed, pa.binary())
+
+
+def _binary2_cells(arr, datatype: str) -> tuple[pa.Array, np.ndarray, str]:
+    """BINARY2 cell bytes of one column, its null mask and the datatype used."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    mask = pc.is_null(arr).to_numpy(zero_copy_only=False)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        text = pc.strftime(pc.cast(arr, pa.timestamp("ms")), format="%Y-%m-%dT%H:%M:%S")
+        return _binary2_strings(text), mask, "timestamp"
+    is_text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+    if datatype in ("char", "unicodeChar", "timestamp") or is_text:
+        if not is_text:
+            arr = pc.cast(arr, pa.string())
+        if pc.all(pc.string_is_ascii(pc.fill_null(arr, ""))).as_py() is False:
+            # unicodeChar is UCS-2 in VOTable: 2 bytes per character (rare; per value).
+            cells = []
+            for value in pc.fill_null(arr, "").to_pylist():
+                raw = value.encode("utf-16-be", errors="replace")
+                cells.append((len(raw) // 2).to_bytes(4, "big") + raw)
+            return pa.array(cells, pa.binary()), mask, "unicodeChar"
+        return _binary2_strings(arr), mask, "timestamp" if datatype == "timestamp" else "char"
+    if datatype not in _NUMPY:
+        datatype = arrow_datatype(arr.type) or "char"
+        if datatype not in _NUMPY:
+            return _binary2_cells(pc.cast(arr, pa.string()), "char")
+    arr = pc.cast(arr, pa.from_numpy_dtype(np.dtype(_NUMPY[datatype])))
+    if datatype == "boolean":
+        values = pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+        return _fixed_binary(np.where(values, b"T", b"F").astype("S1")), mask, datatype
+    fill = np.nan if datatype in ("float", "double") else 0
+    values = pc.fill_null(arr, fill).to_numpy(zero_copy_only=False)
+    return _fixed_binary(values.astype(_BIG_ENDIAN[datatype])), mask, datatype
+
+
+def _binary2_strings(text: pa.Array) -> pa.Array:
+    text = pc.fill_null(text, "")
+    lengths = pc.binary_length(text).to_numpy(zero_copy_only=False).astype(">i4")
+    return pc.binary_join_element_wise(
+        _fixed_binary(lengths), pc.cast(text, pa.binary()), pa.scalar(b"", pa.binary())
+    )
+
+
+def _binary2_votable(
+    table: pa.Table,
+    columns: Sequence[ColumnInfo],
+    overflow: bool,
+    infos: dict[str, str],
+    description: str | None,
+) -> bytes:
+    """A VOTable 1.4 BINARY2 document (per row: MSB-first null flags, then each cell big-endian;
+    variable-length strings prefixed by their 32-bit length), assembled with Arrow kernels."""
+    import base64
+
+    names = _unique([c.name for c in columns])
+    fields, cells, masks = [], [], []
+    for i, (col, name) in enumerate(zip(columns, names)):
+        cell, mask, datatype = _binary2_cells(table.column(i), col.datatype)
+        cells.append(cell)
+        masks.append(mask)
+        fields.append(_field_xml(col, name, i, datatype))
+    payload = b""
+    if table.num_rows:
+        flags = np.packbits(np.stack(masks, axis=1), axis=1, bitorder="big")
+        rows = pc.binary_join_element_wise(
+            _fixed_binary(flags.view(f"S{flags.shape[1]}").ravel()),
+            *cells,
+            pa.scalar(b"", pa.binary()),
+        )
+        offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[
+            rows.offset : rows.offset + len(rows) + 1
+        ]
+        payload = rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    stream = base64.encodebytes(payload).decode("ascii")
+    data = (
+        '   <DATA>\n    <BINARY2>\n     <STREAM encoding="base64">\n'
+        f"{stream}     </STREAM>\n    </BINARY2>\n   </DATA>\n"
+    )
+    return _document(fields, data, overflow, infos, description)
 
 
 def _xml_id(name: str, index: int) -> str:

@@ -395,7 +395,10 @@ async def query_page(request: Request) -> Response:
             "first_row": start + 1,
             "last_row": start + chunk.num_rows,
             "prev": page_link(page - 1) if page > 1 else None,
-            "next": page_link(page + 1) if page < n_pages or result.overflow else None,
+            # Past MAX_HTML_ROWS the pages stop; the download links give every row.
+            "next": page_link(page + 1)
+            if page < n_pages or (result.overflow and page * page_size < MAX_HTML_ROWS)
+            else None,
             "downloads": [
                 ("VOTable", _tap_link(root, query, "votable")),
                 ("CSV", _tap_link(root, query, "csv")),
@@ -415,12 +418,17 @@ async def cone_page(request: Request) -> Response:
     tables = await anyio.to_thread.run_sync(
         lambda: [t for t in _public_tables(backend) if t.ra and t.dec]
     )
+
+    def first(name: str, default: str = "") -> str:
+        values = params.getlist(name)
+        return values[0] if values else default
+
     form = {
-        "table": params.get("TABLE") or (tables[0].name if tables else ""),
-        "ra": params.get("RA") or "",
-        "dec": params.get("DEC") or "",
-        "sr": params.get("SR") or "",
-        "verb": params.get("VERB") or "2",
+        "table": first("TABLE") or (tables[0].name if tables else ""),
+        "ra": first("RA"),
+        "dec": first("DEC"),
+        "sr": first("SR"),
+        "verb": first("VERB", "2") or "2",
     }
     context = {
         "tables": tables,

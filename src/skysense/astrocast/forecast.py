@@ -1,0 +1,330 @@
+"""Pure Gaussian-process forecasts of vegetation series (the AstroCast kernel).
+
+The kernel is the one of the AstroCast talk, with amplitudes::
+
+    k(t, t') = a1 RBF(l1) + a2 RBF(l2) x ExpSineSquared(l3, period = 365.25 d) + noise
+
+on time in days, on the series standardised by its mean and standard deviation.
+:class:`SeasonalGP` is the scikit-learn model (``GaussianProcessRegressor``, hyperparameters
+by maximum marginal likelihood). :class:`FastSeasonalGP` evaluates the same kernel in NumPy and
+conditions it by one Cholesky factorisation with *given* hyperparameters; hindcasts refit the
+hyperparameters with scikit-learn only every so often (warm-started from the last values) and
+use the fast path at every forecast date.
+
+:func:`compose_vci3m` turns a forecast of the next VCI samples into a forecast of VCI3M (the
+trailing mean of ``window`` samples), anchored on the last known VCI3M, so that the part of the
+three-month window that is already observed is not forecast at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from skysense.errors import InputError, NotFittedError
+
+__all__ = [
+    "PERIOD_DAYS",
+    "KernelParams",
+    "seasonal_kernel",
+    "kernel_matrix",
+    "SeasonalGP",
+    "FastSeasonalGP",
+    "compose_vci3m",
+]
+
+PERIOD_DAYS = 365.25
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelParams:
+    """Hyperparameters of the seasonal kernel (standardised units; lengths in days).
+
+    Attributes
+    ----------
+    amp_trend : float
+        Variance of the non-periodic RBF term.
+    len_trend_days : float
+        Its length scale.
+    amp_season : float
+        Variance of the quasi-periodic term.
+    len_season_days : float
+        Length scale of the RBF envelope of the periodic term (how fast the seasonal shape
+        changes from year to year).
+    len_periodic : float
+        Length scale of ExpSineSquared (dimensionless, in units of the period).
+    noise : float
+        White-noise variance.
+    period_days : float
+        Period, fixed at 365.25 days.
+    """
+
+    amp_trend: float = 0.5
+    len_trend_days: float = 60.0
+    amp_season: float = 0.5
+    len_season_days: float = 1500.0
+    len_periodic: float = 1.0
+    noise: float = 0.05
+    period_days: float = PERIOD_DAYS
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+
+def seasonal_kernel(params: KernelParams | None = None, *, fixed: bool = False):
+    """The scikit-learn kernel ``C RBF + C RBF x ExpSineSquared + WhiteKernel``.
+
+    Parameters
+    ----------
+    params : KernelParams, optional
+        Starting (or, with ``fixed``, final) hyperparameters.
+    fixed : bool
+        Freeze every hyperparameter (the period is always frozen).
+
+    Returns
+    -------
+    sklearn.gaussian_process.kernels.Kernel
+    """
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, ExpSineSquared, WhiteKernel
+
+    p = params or KernelParams()
+    b = "fixed" if fixed else None
+
+    def bounds(lo, hi):
+        return b or (lo, hi)
+
+    return (
+        ConstantKernel(p.amp_trend, bounds(1e-3, 1e2)) * RBF(p.len_trend_days, bounds(10.0, 3000.0))
+        + ConstantKernel(p.amp_season, bounds(1e-3, 1e2))
+        * RBF(p.len_season_days, bounds(200.0, 2e4))
+        * ExpSineSquared(p.len_periodic, p.period_days, bounds(0.1, 10.0), "fixed")
+        + WhiteKernel(p.noise, bounds(1e-4, 1.0))
+    )
+
+
+def _params_from_kernel(kernel) -> KernelParams:
+    k1, white = kernel.k1, kernel.k2
+    trend, season = k1.k1, k1.k2
+    envelope, periodic = season.k1, season.k2
+    return KernelParams(
+        amp_trend=float(trend.k1.constant_value),
+        len_trend_days=float(trend.k2.length_scale),
+        amp_season=float(envelope.k1.constant_value),
+        len_season_days=float(envelope.k2.length_scale),
+        len_periodic=float(periodic.length_scale),
+        noise=float(white.noise_level),
+        period_days=float(periodic.periodicity),
+    )
+
+
+def kernel_matrix(t1_days, t2_days, params: KernelParams, *, noise: bool = False) -> np.ndarray:
+    """Seasonal kernel between two time vectors, in NumPy (same values as scikit-learn's).
+
+    Parameters
+    ----------
+    t1_days : ndarray (n,), days
+    t2_days : ndarray (m,), days
+    params : KernelParams
+    noise : bool
+        Add the white-noise variance on the diagonal (only meaningful for t1 is t2).
+
+    Returns
+    -------
+    ndarray (n, m)
+    """
+    d = np.subtract.outer(np.asarray(t1_days, float), np.asarray(t2_days, float))
+    k = params.amp_trend * np.exp(-0.5 * (d / params.len_trend_days) ** 2)
+    env = np.exp(-0.5 * (d / params.len_season_days) ** 2)
+    per = np.exp(-2.0 * (np.sin(np.pi * d / params.period_days) / params.len_periodic) ** 2)
+    k = k + params.amp_season * env * per
+    if noise:
+        k = k + params.noise * np.eye(k.shape[0])
+    return k
+
+
+def _check_series(t_days, y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t_days, dtype=float)
+    v = np.asarray(y, dtype=float)
+    if t.ndim != 1 or v.shape != t.shape:
+        raise InputError(f"t_days and {name} must be 1-d of equal length, got {t.shape}, {v.shape}")
+    ok = np.isfinite(t) & np.isfinite(v)
+    if ok.sum() < 3:
+        raise InputError(f"{name}: need at least 3 finite samples to fit a GP, got {ok.sum()}")
+    t, v = t[ok], v[ok]
+    if np.any(np.diff(t) <= 0):
+        raise InputError("t_days must be strictly increasing (sort and de-duplicate first)")
+    return t, v
+
+
+class SeasonalGP:
+    """scikit-learn Gaussian process with the AstroCast seasonal kernel.
+
+    Parameters
+    ----------
+    params : KernelParams, optional
+        Starting hyperparameters (warm start).
+    optimize : bool
+        Fit hyperparameters by maximum marginal likelihood (else keep ``params``).
+    n_restarts_optimizer : int
+        Extra random restarts of the optimiser.
+    random_state : int or None
+        Seeds the restarts.
+
+    Attributes
+    ----------
+    gp_ : sklearn.gaussian_process.GaussianProcessRegressor
+    params_ : KernelParams
+        Fitted hyperparameters.
+    y_mean_, y_std_ : float
+        Standardisation of the training series.
+    """
+
+    def __init__(
+        self,
+        params: KernelParams | None = None,
+        *,
+        optimize: bool = True,
+        n_restarts_optimizer: int = 0,
+        random_state: int | None = 0,
+    ):
+        self.params = params
+        self.optimize = optimize
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.random_state = random_state
+
+    def fit(self, t_days, y) -> SeasonalGP:
+        """Fit on samples ``y`` (NaN dropped) at times ``t_days`` (strictly increasing)."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+
+        t, v = _check_series(t_days, y)
+        self.y_mean_ = float(v.mean())
+        self.y_std_ = float(v.std()) or 1.0
+        gp = GaussianProcessRegressor(
+            seasonal_kernel(self.params, fixed=not self.optimize),
+            optimizer="fmin_l_bfgs_b" if self.optimize else None,
+            n_restarts_optimizer=self.n_restarts_optimizer,
+            random_state=self.random_state,
+        )
+        with warnings.catch_warnings():
+            # Hyperparameters at a bound are normal here (e.g. no seasonal term in VCI).
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit(t[:, None], (v - self.y_mean_) / self.y_std_)
+        self.gp_ = gp
+        self.params_ = _params_from_kernel(gp.kernel_)
+        return self
+
+    def predict(self, t_days, *, return_cov: bool = False):
+        """Predictive mean and std (or covariance) of new *observations* at ``t_days``.
+
+        Returns
+        -------
+        mean : ndarray (m,), units of y
+        std : ndarray (m,) or cov : ndarray (m, m)
+            Includes the white-noise variance (a new sample is noisy too).
+        """
+        if not hasattr(self, "gp_"):
+            raise NotFittedError("SeasonalGP is not fitted; call fit first")
+        tt = np.asarray(t_days, dtype=float)[:, None]
+        mean, cov = self.gp_.predict(tt, return_cov=True)
+        # sklearn's predictive covariance already includes WhiteKernel on the diagonal.
+        mean = self.y_mean_ + self.y_std_ * mean
+        cov = cov * self.y_std_**2
+        if return_cov:
+            return mean, cov
+        return mean, np.sqrt(np.clip(np.diag(cov), 0, None))
+
+
+class FastSeasonalGP:
+    """The same GP conditioned with fixed hyperparameters by one NumPy Cholesky factorisation.
+
+    Parameters
+    ----------
+    params : KernelParams
+
+    Attributes
+    ----------
+    t_, alpha_, chol_ : training times, weights and Cholesky factor
+    y_mean_, y_std_ : float
+    """
+
+    def __init__(self, params: KernelParams):
+        self.params = params
+
+    def fit(self, t_days, y) -> FastSeasonalGP:
+        """Condition on samples ``y`` at ``t_days`` (NaN dropped)."""
+        t, v = _check_series(t_days, y)
+        self.y_mean_ = float(v.mean())
+        self.y_std_ = float(v.std()) or 1.0
+        k = kernel_matrix(t, t, self.params, noise=True)
+        self.chol_ = cho_factor(k + 1e-10 * np.eye(t.size), lower=True)
+        self.alpha_ = cho_solve(self.chol_, (v - self.y_mean_) / self.y_std_)
+        self.t_ = t
+        return self
+
+    def predict(self, t_days, *, return_cov: bool = False):
+        """Predictive mean and std (or covariance) of new observations, as :class:`SeasonalGP`."""
+        if not hasattr(self, "alpha_"):
+            raise NotFittedError("FastSeasonalGP is not fitted; call fit first")
+        tt = np.asarray(t_days, dtype=float)
+        ks = kernel_matrix(tt, self.t_, self.params)
+        mean = self.y_mean_ + self.y_std_ * (ks @ self.alpha_)
+        v = cho_solve(self.chol_, ks.T)
+        cov = kernel_matrix(tt, tt, self.params, noise=True) - ks @ v
+        cov = cov * self.y_std_**2
+        if return_cov:
+            return mean, cov
+        return mean, np.sqrt(np.clip(np.diag(cov), 0, None))
+
+
+def compose_vci3m(
+    vci_recent, vci3m_now: float, future_mean, future_cov, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecast VCI3M from a forecast of the next VCI samples, anchored on today's VCI3M.
+
+    VCI3M is the trailing mean of ``window`` VCI samples, so
+    ``VCI3M[i+h] = VCI3M[i] + (sum of samples entering - sum of samples leaving) / window``;
+    samples leaving the window are known while ``h <= window``.
+
+    Parameters
+    ----------
+    vci_recent : ndarray (window,), percent
+        The last ``window`` known VCI samples, oldest first (NaN treated as the window mean).
+    vci3m_now : float, percent
+        VCI3M at the issue date.
+    future_mean : ndarray (H,), percent
+        Forecast of the next H VCI samples.
+    future_cov : ndarray (H, H)
+        Their covariance.
+    window : int
+        Samples per VCI3M window.
+
+    Returns
+    -------
+    mean, std : ndarray (H,), percent
+        Forecast of VCI3M at leads 1..H samples.
+    """
+    recent = np.asarray(vci_recent, dtype=float)
+    if recent.size != window:
+        raise InputError(f"vci_recent must hold {window} samples, got {recent.size}")
+    recent = np.where(np.isfinite(recent), recent, np.nanmean(recent))
+    mu = np.asarray(future_mean, dtype=float)
+    h_max = mu.size
+    a = np.zeros((h_max, h_max))
+    known_leaving = np.zeros(h_max)
+    for h in range(1, h_max + 1):
+        a[h - 1, :h] += 1.0 / window
+        for j in range(1, h + 1):
+            m = j - window  # index of the leaving sample relative to today (0 = today)
+            if m <= 0:
+                known_leaving[h - 1] += recent[window - 1 + m] / window
+            else:
+                a[h - 1, m - 1] -= 1.0 / window
+    mean = vci3m_now + a @ mu - known_leaving
+    cov = a @ np.asarray(future_cov, dtype=float) @ a.T
+    return mean, np.sqrt(np.clip(np.diag(cov), 0, None))

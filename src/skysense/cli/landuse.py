@@ -1,0 +1,296 @@
+"""``skysense landuse ...``: train, evaluate and apply land-use classifiers on multispectral images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from skysense.cli._common import add_area, add_scheduler_option, add_verb
+from skysense.errors import ConfigError, InputError
+
+__all__ = ["register"]
+
+
+def _list(value: str | None) -> list[str]:
+    return [] if value is None else [v for v in value.replace(",", " ").split() if v]
+
+
+def _value(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def _kv(items: list[str] | None, what: str) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"expected NAME=VALUE, got {item!r}", key=what)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _add_data(p: argparse.ArgumentParser, prefix: str = "", what: str = "training") -> None:
+    dash = f"--{prefix}" if prefix else "--"
+    g = p.add_argument_group(f"{what} data (a raster with labels, or a Statlog file)")
+    g.add_argument(f"{dash}raster", metavar="IMAGE", help="multispectral raster (GeoTIFF, ...)")
+    g.add_argument(f"{dash}labels", metavar="LABELS",
+                   help="polygons/points (GeoJSON, shapefile, GeoPackage) or a label raster")  # fmt: skip
+    g.add_argument(f"{dash}statlog", metavar="FILE", help="Statlog Landsat sample file (sat.trn)")
+
+
+def _add_features(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("features and classes")
+    g.add_argument("--label-column", default="class", help="label attribute (default: class)")
+    g.add_argument("--classes", default=None, metavar="SCHEME",
+                   help="li2014 (default for rasters), statlog (default for Statlog files), or a "
+                   "JSON/YAML scheme file")  # fmt: skip
+    g.add_argument("--mode", choices=("pixel", "polygon"), default="pixel",
+                   help="a sample per labelled pixel (window around it) or per polygon")  # fmt: skip
+    g.add_argument("--window", type=int, default=3, metavar="PX", help="window side (odd; 3)")
+    g.add_argument("--stats", default="mean,max,std",
+                   help="per-band statistics: mean,max,std,min,center (default mean,max,std)")  # fmt: skip
+    g.add_argument("--band-names", metavar="B1,B2,...", help="band names (default b1..bN)")
+    g.add_argument("--role", action="append", metavar="ROLE=BAND",
+                   help="declare a band role (green, red, nir, swir), e.g. --role nir=b4")  # fmt: skip
+    g.add_argument("--indices", metavar="ndvi,ndwi,ndbi", help="spectral indices to add")
+    g.add_argument("--max-per-class", type=int, metavar="N", help="subsample each class")
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    from skysense.landuse.classify import CLASSIFIERS
+
+    g = p.add_argument_group("classifier")
+    g.add_argument("--classifier", choices=list(CLASSIFIERS), default="rf",
+                   help="; ".join(f"{k}: {v}" for k, v in CLASSIFIERS.items()))  # fmt: skip
+    g.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="hyperparameter, e.g. --param n_estimators=500 (repeatable)")  # fmt: skip
+    g.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    g.add_argument("--jobs", type=int, default=1, help="threads for forests/kNN (default 1)")
+
+
+def register(subparsers) -> None:
+    verbs = add_area(subparsers, "landuse", "land-use classification of multispectral imagery")
+
+    p = add_verb(verbs, "train", _train, "train a classifier on labelled samples and save it")
+    _add_data(p)
+    _add_features(p)
+    _add_model(p)
+    p.add_argument("--tune", action="store_true", help="choose hyperparameters by k-fold CV")
+    p.add_argument("--cv", type=int, default=5, help="folds for --tune (default 5)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="model file")
+    p.add_argument("--json", metavar="FILE", help="write the training summary as JSON")
+
+    p = add_verb(verbs, "evaluate", _evaluate,
+                 "accuracy of a saved model on test data, or of a classifier by cross-validation "
+                 "/ hold-out (optionally per band subset)")  # fmt: skip
+    _add_data(p)
+    _add_data(p, "test-", "independent test")
+    _add_features(p)
+    _add_model(p)
+    p.add_argument("--model", metavar="MODEL.npz", help="score this saved model on the test data")
+    p.add_argument("--cv", type=int, default=5, help="k-fold cross-validation folds (default 5)")
+    p.add_argument("--holdout", type=float, metavar="FRACTION",
+                   help="stratified hold-out test fraction instead of k-fold CV")  # fmt: skip
+    p.add_argument("--band-subsets", nargs="+", metavar="B1,B2,..",
+                   help="compare band subsets side by side, e.g. b1,b2,b3,b4 b1,b2,b3,b4,b5,b6")  # fmt: skip
+    p.add_argument("--importances", action="store_true", help="print feature importances")
+    p.add_argument("--confusion-png", metavar="FILE", help="confusion-matrix plot")
+    p.add_argument("--json", metavar="FILE", help="write the report(s) as JSON")
+
+    p = add_verb(verbs, "classify", _classify, "classify a whole raster into a class GeoTIFF")
+    p.add_argument("model", metavar="MODEL.npz")
+    p.add_argument("raster", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, metavar="CLASSES.tif", help="class raster")
+    p.add_argument("--proba", metavar="PROBA.tif", help="also write class probabilities")
+    p.add_argument("--quicklook", metavar="PNG", help="also write a PNG with a legend")
+    p.add_argument("--block", type=int, default=1024, metavar="PX",
+                   help="window side in pixels, a multiple of 256 (default 1024)")  # fmt: skip
+    add_scheduler_option(p)
+
+
+def _spec_and_scheme(args, n_bands: int, statlog: bool):
+    from skysense.landuse.classes import get_scheme
+    from skysense.landuse.features import FeatureSpec
+
+    names = _list(args.band_names) or [f"b{i + 1}" for i in range(n_bands)]
+    if len(names) != n_bands:
+        raise ConfigError(f"{len(names)} band names for {n_bands} bands", key="--band-names")
+    roles = _kv(args.role, "--role")
+    if statlog and not roles:
+        roles = {"green": "b1", "red": "b2", "nir": "b3"}
+    window = 3 if statlog else args.window
+    spec = FeatureSpec(tuple(names), tuple(_list(args.stats)), window, tuple(_list(args.indices)),
+                       tuple(roles.items()))  # fmt: skip
+    scheme = get_scheme(args.classes or ("statlog" if statlog else "li2014"))
+    return spec, scheme
+
+
+def _load_samples(args, prefix: str = "", spec=None, scheme=None):
+    """(X, y, spec, scheme) from --raster/--labels or --statlog (with ``prefix`` test-)."""
+    from skysense.landuse.features import sample_features
+    from skysense.landuse.samples import read_statlog, samples_from_raster
+
+    attr = prefix.replace("-", "_")
+    raster = getattr(args, f"{attr}raster")
+    labels = getattr(args, f"{attr}labels")
+    statlog = getattr(args, f"{attr}statlog")
+    if statlog and (raster or labels):
+        raise ConfigError(f"give --{prefix}statlog or --{prefix}raster/--{prefix}labels, not both")
+    if statlog:
+        pixels, y = read_statlog(statlog)
+        if spec is None:
+            spec, scheme = _spec_and_scheme(args, pixels.shape[2], True)
+        return sample_features(pixels, spec), y, spec, scheme
+    if not (raster and labels):
+        raise ConfigError(f"need --{prefix}raster and --{prefix}labels (or --{prefix}statlog)")
+    if spec is None:
+        from skysense.landuse.io import raster_info
+
+        spec, scheme = _spec_and_scheme(args, raster_info(raster).count, False)
+    table = samples_from_raster(raster, labels, spec, label_column=args.label_column,
+                                scheme=scheme, mode=args.mode, max_per_class=args.max_per_class,
+                                random_state=args.seed)  # fmt: skip
+    return table.X, table.y, spec, scheme
+
+
+def _params(args) -> dict:
+    return {k: _value(v) for k, v in _kv(args.param, "--param").items()}
+
+
+def _train(args) -> int:
+    from skysense.landuse.classify import train_model
+    from skysense.landuse.io import save_model
+
+    X, y, spec, scheme = _load_samples(args)
+    model = train_model(X, y, spec, scheme, classifier=args.classifier, params=_params(args),
+                        tune=args.tune, cv=args.cv, random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
+    save_model(model, args.output, X_train=X, y_train=y)
+    counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in model.info["n_samples"].items())
+    print(f"trained {args.classifier} on {len(y)} samples ({counts}); {len(spec.names)} "
+          f"features: {', '.join(spec.names)}")  # fmt: skip
+    if "oob_accuracy" in model.info:
+        print(f"out-of-bag accuracy {model.info['oob_accuracy']:.4f}")
+    if "cv_tuning" in model.info:
+        t = model.info["cv_tuning"]
+        print(f"{t['folds']}-fold CV chose {t['best_params']} (accuracy {t['best_accuracy']:.4f})")
+    print(f"model written to {args.output}")
+    if args.json:
+        from skysense._atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(model.info, indent=2, default=float))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from skysense.landuse.evaluate import (
+        accuracy_report,
+        band_subset_experiment,
+        comparison_table,
+        cross_validate,
+        feature_importances,
+        holdout_evaluate,
+    )
+    from skysense.landuse.io import load_model, write_confusion_png
+
+    out: dict = {}
+    report = None
+    if args.model:
+        model = load_model(args.model)
+        X, y, _, _ = _load_samples(args, "test-", model.spec, model.scheme)
+        if X.shape[1] != len(model.spec.names):
+            raise InputError(f"test features have {X.shape[1]} columns, model expects "
+                             f"{len(model.spec.names)}")  # fmt: skip
+        labels = np.union1d(model.classes_, np.unique(y))
+        report = accuracy_report(y, model.predict(X), labels,
+                                 [model.scheme.name_of(int(c)) for c in labels])  # fmt: skip
+        print(f"model {args.model} on {len(y)} test samples")
+        print(report.table())
+        out["test"] = report.to_dict()
+        if args.importances:
+            imp = feature_importances(model, X, y, random_state=args.seed)
+            out["importances"] = imp
+            print(
+                "feature importances:\n" + "\n".join(f"  {k:<16} {v:.4f}" for k, v in imp.items())
+            )
+    else:
+        X, y, spec, scheme = _load_samples(args)
+        has_test = args.test_statlog or args.test_raster
+        Xt = yt = None
+        if has_test:
+            Xt, yt, _, _ = _load_samples(args, "test-", spec, scheme)
+        params = _params(args)
+        if args.band_subsets:
+            subsets = {s: _list(s) for s in args.band_subsets}
+            reports = band_subset_experiment(X, y, spec, subsets, classifier=args.classifier,
+                                             params=params, folds=args.cv,
+                                             random_state=args.seed, scheme=scheme,
+                                             X_test=Xt, y_test=yt)  # fmt: skip
+            how = "test set" if has_test else f"{args.cv}-fold CV"
+            print(f"band subsets, {args.classifier}, {how}:")
+            print(comparison_table(reports))
+            out["band_subsets"] = {k: r.to_dict() for k, r in reports.items()}
+            report = next(iter(reports.values()))
+        elif has_test:
+            from skysense.landuse.classify import train_model
+
+            model = train_model(X, y, spec, scheme, classifier=args.classifier, params=params,
+                                random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
+            labels = np.union1d(model.classes_, np.unique(yt))
+            report = accuracy_report(yt, model.predict(Xt), labels,
+                                     [scheme.name_of(int(c)) for c in labels])  # fmt: skip
+            print(f"{args.classifier} trained on {len(y)} samples, tested on {len(yt)}")
+            print(report.table())
+            out["test"] = report.to_dict()
+            if args.importances:
+                imp = feature_importances(model, Xt, yt, random_state=args.seed)
+                out["importances"] = imp
+                print("feature importances:\n"
+                      + "\n".join(f"  {k:<16} {v:.4f}" for k, v in imp.items()))  # fmt: skip
+        elif args.holdout:
+            report = holdout_evaluate(X, y, classifier=args.classifier, params=params,
+                                      test_fraction=args.holdout, random_state=args.seed,
+                                      scheme=scheme, n_jobs=args.jobs)  # fmt: skip
+            print(f"{args.classifier}, stratified hold-out of {args.holdout:g}")
+            print(report.table())
+            out["holdout"] = report.to_dict()
+        else:
+            report, folds = cross_validate(X, y, classifier=args.classifier, params=params,
+                                           folds=args.cv, random_state=args.seed, scheme=scheme,
+                                           n_jobs=args.jobs)  # fmt: skip
+            print(f"{args.classifier}, stratified {args.cv}-fold CV (fold accuracies "
+                  f"{', '.join(f'{a:.4f}' for a in folds)})")  # fmt: skip
+            print(report.table())
+            out["cv"] = dict(report.to_dict(), fold_accuracy=folds.tolist())
+    if args.confusion_png and report is not None:
+        write_confusion_png(report, args.confusion_png)
+    if args.json:
+        from skysense._atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(out, indent=2, default=float))
+    return 0
+
+
+def _classify(args) -> int:
+    from skysense.landuse.engine import classify_raster
+    from skysense.landuse.io import load_model
+
+    model = load_model(args.model)
+    res = classify_raster(model, args.raster, args.output, proba_path=args.proba,
+                          quicklook_path=args.quicklook, block_px=args.block,
+                          scheduler=args.scheduler)  # fmt: skip
+    total = sum(res.pixel_counts.values())
+    print(f"classified {total} pixels in {res.n_windows} windows ({res.elapsed_s:.1f} s); "
+          f"{res.n_nodata} nodata", file=sys.stderr)  # fmt: skip
+    for code, n in sorted(res.pixel_counts.items()):
+        print(f"{code}\t{model.scheme.name_of(code)}\t{n}\t{n / total:.4f}")
+    print(f"written {res.class_path}" + (f", {res.proba_path}" if res.proba_path else "")
+          + (f", {res.quicklook_path}" if res.quicklook_path else ""), file=sys.stderr)  # fmt: skip
+    return 0

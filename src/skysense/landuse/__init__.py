@@ -1,0 +1,76 @@
+"""Land-use classification of multispectral imagery (issue 7).
+
+Random forests (and peers) on per-band statistics - mean, maximum, standard deviation of every
+band over a pixel window or a polygon - from training samples to a classified GeoTIFF map.
+
+Modules: :mod:`~skysense.landuse.features` (pure statistics), :mod:`~skysense.landuse.classes`
+(class schemes), :mod:`~skysense.landuse.samples` (training samples), :mod:`~skysense.landuse.classify`
+(classifiers), :mod:`~skysense.landuse.evaluate` (accuracy), :mod:`~skysense.landuse.io`
+(rasters, models), :mod:`~skysense.landuse.engine` (whole rasters on Dask).
+"""
+
+from skysense.landuse.classes import LI2014, STATLOG, ClassScheme, LandClass, get_scheme
+from skysense.landuse.classify import (
+    CLASSIFIERS,
+    FlatForest,
+    LanduseModel,
+    make_classifier,
+    train_model,
+    tune_classifier,
+)
+from skysense.landuse.evaluate import (
+    AccuracyReport,
+    accuracy_report,
+    band_subset_experiment,
+    cross_validate,
+    feature_importances,
+    holdout_evaluate,
+)
+from skysense.landuse.features import (
+    FeatureSpec,
+    sample_features,
+    segment_features,
+    window_features,
+)
+from skysense.landuse.io import load_model, save_model
+from skysense.landuse.samples import SampleTable, read_statlog, samples_from_raster, statlog_spec
+
+__all__ = [
+    "LI2014",
+    "STATLOG",
+    "ClassScheme",
+    "LandClass",
+    "get_scheme",
+    "CLASSIFIERS",
+    "FlatForest",
+    "LanduseModel",
+    "make_classifier",
+    "train_model",
+    "tune_classifier",
+    "AccuracyReport",
+    "accuracy_report",
+    "band_subset_experiment",
+    "cross_validate",
+    "feature_importances",
+    "holdout_evaluate",
+    "FeatureSpec",
+    "sample_features",
+    "segment_features",
+    "window_features",
+    "load_model",
+    "save_model",
+    "SampleTable",
+    "read_statlog",
+    "samples_from_raster",
+    "statlog_spec",
+    "classify_raster",
+]
+
+
+def __getattr__(name):
+    # The engine imports Dask; load it only when asked for.
+    if name == "classify_raster":
+        from skysense.landuse.engine import classify_raster
+
+        return classify_raster
+    raise AttributeError(name)

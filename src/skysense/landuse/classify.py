@@ -1,0 +1,464 @@
+"""Classifier pipelines for land use: random forest (default) and peers for comparison.
+
+The random forest balances classes (``class_weight="balanced"``) and reports its out-of-bag
+accuracy; its hyperparameters can be chosen by stratified k-fold cross-validation
+(:func:`tune_classifier`). Gradient boosting, an RBF support-vector machine, k-nearest
+neighbours, extremely randomised trees and a soft-voting ensemble of them are selectable by
+name (:data:`CLASSIFIERS`).
+
+A trained model is a :class:`LanduseModel`: the fitted estimator plus the feature spec and the
+class scheme, so that prediction computes exactly the training features and writes the right
+colours. Forests can be flattened into plain arrays (:func:`forest_to_arrays`) and predicted by
+:class:`FlatForest` - the non-pickle storage format and the fast raster predictor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from skysense.errors import ConfigError, InputError, NotFittedError
+from skysense.landuse.classes import ClassScheme
+from skysense.landuse.features import FeatureSpec
+
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_GRIDS",
+    "make_classifier",
+    "tune_classifier",
+    "check_training_data",
+    "train_model",
+    "LanduseModel",
+    "FlatForest",
+    "forest_to_arrays",
+]
+
+#: Selectable classifiers: name -> one-line description.
+CLASSIFIERS = {
+    "rf": "random forest, balanced class weights, out-of-bag estimate",
+    "et": "extremely randomised trees, balanced class weights",
+    "gb": "histogram gradient boosting",
+    "svm": "RBF support-vector machine on standardised features (sigmoid-calibrated probabilities)",
+    "knn": "k-nearest neighbours on standardised features, distance weighted",
+    "ensemble": "soft vote of svm, et, knn and gb",
+}
+
+#: Default cross-validation grids for :func:`tune_classifier` (parameter names of
+#: :func:`make_classifier`).
+DEFAULT_GRIDS: dict[str, dict[str, list]] = {
+    "rf": {"max_features": ["sqrt", 0.33, 0.5], "min_samples_leaf": [1, 3]},
+    "et": {"max_features": ["sqrt", 0.33, 0.5], "min_samples_leaf": [1, 3]},
+    "gb": {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+    "svm": {"C": [3.0, 10.0, 30.0, 100.0]},
+    "knn": {"n_neighbors": [3, 5, 7, 9]},
+    "ensemble": {"svm__C": [30.0, 100.0], "knn__n_neighbors": [4, 6]},
+}
+
+
+def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **params: Any):
+    """A fresh, unfitted scikit-learn classifier by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`CLASSIFIERS`.
+    random_state : int
+        Seeds every random component.
+    n_jobs : int
+        Threads for forests and kNN.
+    **params
+        Hyperparameters: forests ``n_estimators``, ``max_features``, ``min_samples_leaf``,
+        ``max_depth``; gb ``learning_rate``, ``max_iter``, ``max_leaf_nodes``; svm ``C``,
+        ``gamma``; knn ``n_neighbors``; ensemble ``weights`` (4 numbers) and any of the above
+        prefixed with the member name (``svm__C``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown classifier or parameter.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        VotingClassifier,
+    )
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    p = dict(params)
+
+    def take(keys: dict) -> dict:
+        return {k: p.pop(k, v) for k, v in keys.items()}
+
+    if name == "rf":
+        kw = take({"n_estimators": 300, "max_features": "sqrt", "min_samples_leaf": 1,
+                   "max_depth": None})  # fmt: skip
+        est = RandomForestClassifier(class_weight="balanced", oob_score=True, bootstrap=True,
+                                     random_state=random_state, n_jobs=n_jobs, **kw)  # fmt: skip
+    elif name == "et":
+        kw = take({"n_estimators": 500, "max_features": "sqrt", "min_samples_leaf": 1,
+                   "max_depth": None})  # fmt: skip
+        est = ExtraTreesClassifier(class_weight="balanced", random_state=random_state,
+                                   n_jobs=n_jobs, **kw)  # fmt: skip
+    elif name == "gb":
+        kw = take({"learning_rate": 0.1, "max_iter": 300, "max_leaf_nodes": 31})
+        est = HistGradientBoostingClassifier(random_state=random_state, **kw)
+    elif name == "svm":
+        kw = take({"C": 30.0, "gamma": "scale"})
+        est = make_pipeline(
+            StandardScaler(),
+            CalibratedClassifierCV(SVC(C=float(kw["C"]), gamma=kw["gamma"]), ensemble=False, cv=5),
+        )
+    elif name == "knn":
+        kw = take({"n_neighbors": 6})
+        est = make_pipeline(
+            StandardScaler(),
+            KNeighborsClassifier(int(kw["n_neighbors"]), weights="distance", n_jobs=n_jobs),
+        )
+    elif name == "ensemble":
+        weights = p.pop("weights", None)
+        members = {}
+        # member defaults chosen by 5-fold CV on the Statlog training file (benchmarks/landuse.py)
+        chosen = {"svm": {"C": 100.0}, "knn": {"n_neighbors": 4}}
+        for member in ("svm", "et", "knn", "gb"):
+            sub = dict(chosen.get(member, {}))
+            sub |= {k.split("__", 1)[1]: p.pop(k) for k in list(p) if k.startswith(member + "__")}
+            members[member] = make_classifier(
+                member, random_state=random_state, n_jobs=n_jobs, **sub
+            )
+        est = VotingClassifier(list(members.items()), voting="soft", weights=weights)
+    else:
+        raise ConfigError(f"unknown classifier {name!r}; choose from {list(CLASSIFIERS)}",
+                          key="classifier")  # fmt: skip
+    if p:
+        raise ConfigError(f"unknown parameter(s) {sorted(p)} for classifier {name!r}", key="params")
+    return est
+
+
+def check_training_data(
+    X: np.ndarray, y: np.ndarray, feature_names: list[str] | None = None, *, min_per_class: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a training table; returns ``(X float64 (n, f), y int64 (n,))``.
+
+    Raises
+    ------
+    InputError
+        Shape mismatch, non-finite features (names the row and feature) or a class with fewer
+        than ``min_per_class`` samples (names the class).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise InputError(f"features {X.shape} and labels {y.shape} do not match")
+    if X.shape[0] == 0:
+        raise InputError("no training samples")
+    if feature_names is not None and X.shape[1] != len(feature_names):
+        raise InputError(f"features have {X.shape[1]} columns, expected {len(feature_names)}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        col = feature_names[c] if feature_names is not None else c
+        raise InputError(f"{int(bad.any(axis=1).sum())} sample(s) have non-finite features",
+                         row=int(r), column=col)  # fmt: skip
+    try:
+        y = y.astype(np.int64)
+    except (TypeError, ValueError):
+        raise InputError("labels must be integer class codes") from None
+    codes, counts = np.unique(y, return_counts=True)
+    few = [(int(c), int(n)) for c, n in zip(codes, counts) if n < min_per_class]
+    if few:
+        raise InputError(
+            "too few samples for the split: "
+            + ", ".join(f"class {c} has {n}" for c, n in few)
+            + f" (need at least {min_per_class} per class)"
+        )
+    if codes.size < 2:
+        raise InputError(f"only one class ({codes[0]}) in the training samples; need two or more")
+    return X, y
+
+
+def tune_classifier(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    grid: Mapping[str, list] | None = None,
+    *,
+    cv: int = 5,
+    random_state: int = 0,
+    n_jobs: int = 1,
+) -> tuple[dict, float, list[dict]]:
+    """Choose hyperparameters by stratified k-fold cross-validated accuracy.
+
+    Parameters
+    ----------
+    name : str
+        Classifier name.
+    X : ndarray (n, f); y : ndarray (n,)
+    grid : mapping, optional
+        Parameter -> candidate values (default :data:`DEFAULT_GRIDS`).
+    cv : int
+        Folds (stratified, shuffled with ``random_state``).
+
+    Returns
+    -------
+    best_params : dict
+    best_score : float
+        Mean cross-validated accuracy of the best parameters.
+    results : list of dict
+        ``{"params", "mean_accuracy", "std_accuracy"}`` for every candidate.
+    """
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_score
+
+    X, y = check_training_data(X, y, min_per_class=cv)
+    grid = DEFAULT_GRIDS.get(name, {}) if grid is None else grid
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    results = []
+    for params in ParameterGrid(dict(grid)) if grid else [{}]:
+        est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **params)
+        if name == "rf":
+            est.set_params(oob_score=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            scores = cross_val_score(est, X, y, cv=folds)
+        results.append({"params": params, "mean_accuracy": float(scores.mean()),
+                        "std_accuracy": float(scores.std())})  # fmt: skip
+    best = max(results, key=lambda r: r["mean_accuracy"])
+    return dict(best["params"]), best["mean_accuracy"], results
+
+
+@dataclasses.dataclass
+class LanduseModel:
+    """A fitted classifier with the features and classes it was trained on.
+
+    Attributes
+    ----------
+    estimator : fitted scikit-learn classifier or :class:`FlatForest`
+    spec : FeatureSpec
+    scheme : ClassScheme
+    classifier : str
+        Name in :data:`CLASSIFIERS`.
+    params : dict
+        Hyperparameters given to :func:`make_classifier` (JSON-able).
+    info : dict
+        Training summary: samples per class, out-of-bag accuracy, CV results, versions.
+    """
+
+    estimator: Any
+    spec: FeatureSpec
+    scheme: ClassScheme
+    classifier: str = "rf"
+    params: dict = dataclasses.field(default_factory=dict)
+    info: dict = dataclasses.field(default_factory=dict)
+    random_state: int = 0
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class codes in the column order of :meth:`predict_proba`."""
+        if not hasattr(self.estimator, "classes_"):
+            raise NotFittedError("the model is not fitted")
+        return np.asarray(self.estimator.classes_)
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        n_feat = len(self.spec.names)
+        if X.ndim != 2 or X.shape[1] != n_feat:
+            raise InputError(
+                f"features have {X.shape[-1] if X.ndim else 0} columns but the model expects "
+                f"{n_feat} ({self.spec.n_bands} bands: {', '.join(self.spec.band_names)})"
+            )
+        return X
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, ``(n, n_classes)`` in the order of :attr:`classes_`."""
+        return np.asarray(self.estimator.predict_proba(self._check(X)))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class codes ``(n,)`` (argmax of the probabilities)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.spec.names
+
+
+def train_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    scheme: ClassScheme | None = None,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    tune: bool = False,
+    grid: Mapping[str, list] | None = None,
+    cv: int = 5,
+    random_state: int = 0,
+    n_jobs: int = 1,
+) -> LanduseModel:
+    """Fit a land-use model on a feature table.
+
+    Parameters
+    ----------
+    X : ndarray (n, len(spec.names))
+        Features from :mod:`skysense.landuse.features`.
+    y : ndarray (n,) of int
+        Class codes (must be in ``scheme``; default scheme: built from the codes present).
+    spec : FeatureSpec
+    scheme : ClassScheme, optional
+    classifier : str
+        Name in :data:`CLASSIFIERS`.
+    params : mapping, optional
+        Fixed hyperparameters.
+    tune : bool
+        Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first.
+
+    Returns
+    -------
+    LanduseModel
+    """
+    import sklearn
+
+    X, y = check_training_data(X, y, spec.names, min_per_class=cv if tune else 2)
+    if scheme is None:
+        scheme = ClassScheme.from_codes(np.unique(y))
+    unknown = sorted(set(np.unique(y).tolist()) - set(scheme.codes))
+    if unknown:
+        raise InputError(f"label codes {unknown} are not in class scheme {scheme.name!r} "
+                         f"(codes {scheme.codes})")  # fmt: skip
+    params = dict(params or {})
+    info: dict[str, Any] = {}
+    if tune:
+        best, score, results = tune_classifier(
+            classifier, X, y, grid, cv=cv, random_state=random_state, n_jobs=n_jobs
+        )
+        params.update(best)
+        info["cv_tuning"] = {"folds": cv, "best_params": best, "best_accuracy": score,
+                             "results": results}  # fmt: skip
+    est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # small-sample OOB warnings
+        est.fit(X, y)
+    codes, counts = np.unique(y, return_counts=True)
+    info["n_samples"] = {str(int(c)): int(n) for c, n in zip(codes, counts)}
+    if classifier == "rf" and hasattr(est, "oob_score_"):
+        info["oob_accuracy"] = float(est.oob_score_)
+    if hasattr(est, "feature_importances_"):
+        info["feature_importances"] = dict(zip(spec.names, map(float, est.feature_importances_)))
+    info["sklearn_version"] = sklearn.__version__
+    return LanduseModel(est, spec, scheme, classifier, params, info, random_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Forests as plain arrays
+
+
+def forest_to_arrays(forest) -> dict[str, np.ndarray]:
+    """Flatten a fitted sklearn forest (random forest or extra trees) into arrays.
+
+    Returns
+    -------
+    dict with ``roots (T,)``, ``left, right, feature (N,) int64``, ``threshold (N,) float64``,
+    ``value (N, K) float64`` (per-node class fractions), ``classes (K,)``: node ``i`` of tree
+    ``t`` is row ``roots[t] + i``; children indices are global; leaves have ``left == -1``.
+    """
+    if not hasattr(forest, "estimators_"):
+        raise NotFittedError("the forest is not fitted")
+    lefts, rights, feats, thrs, vals, roots = [], [], [], [], [], []
+    offset = 0
+    for tree in forest.estimators_:
+        t = tree.tree_
+        n = t.node_count
+        left = t.children_left.astype(np.int64)
+        right = t.children_right.astype(np.int64)
+        leaf = left == -1
+        lefts.append(np.where(leaf, -1, left + offset))
+        rights.append(np.where(leaf, -1, right + offset))
+        feats.append(np.where(leaf, 0, t.feature).astype(np.int64))
+        thrs.append(t.threshold.astype(np.float64))
+        v = t.value[:, 0, :].astype(np.float64)
+        vals.append(v / v.sum(axis=1, keepdims=True))
+        roots.append(offset)
+        offset += n
+    return {
+        "roots": np.asarray(roots, np.int64),
+        "left": np.concatenate(lefts),
+        "right": np.concatenate(rights),
+        "feature": np.concatenate(feats),
+        "threshold": np.concatenate(thrs),
+        "value": np.concatenate(vals),
+        "classes": np.asarray(forest.classes_),
+    }
+
+
+def _forest_kernel():
+    import numba
+
+    # Serial and GIL-free: parallelism comes from the Dask threads running several windows
+    # (a numba parallel region inside Dask worker threads would oversubscribe the cores).
+    @numba.njit(cache=True, nogil=True)
+    def kernel(X, roots, left, right, feature, threshold, value, out):
+        n = X.shape[0]
+        n_trees = roots.shape[0]
+        k = value.shape[1]
+        chunk = 2048
+        # Tree-outer within a chunk of rows: one tree's nodes stay in cache while the chunk
+        # streams through it. Per row the trees are still summed in order (as sklearn does).
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            for t in range(n_trees):
+                root = roots[t]
+                for i in range(start, stop):
+                    node = root
+                    while left[node] != -1:
+                        # sklearn compares float32 features with float64 thresholds; a select
+                        # instead of a branch (the branch is unpredictable)
+                        go_left = np.float64(X[i, feature[node]]) <= threshold[node]
+                        node = left[node] if go_left else right[node]
+                    for c in range(k):
+                        out[i, c] += value[node, c]
+            for i in range(start, stop):
+                for c in range(k):
+                    out[i, c] /= n_trees
+
+    return kernel
+
+
+_KERNEL = None
+
+
+class FlatForest:
+    """A forest predictor rebuilt from :func:`forest_to_arrays` (numba-compiled traversal).
+
+    Gives the same probabilities as the sklearn forest it came from (same float32 cast of the
+    features, same summation order over trees); used for loading saved forests without pickle
+    and for fast raster prediction.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self.arrays = {k: np.ascontiguousarray(arrays[k]) for k in
+                       ("roots", "left", "right", "feature", "threshold", "value", "classes")}  # fmt: skip
+        self.classes_ = self.arrays["classes"]
+        self.n_features_in_ = int(self.arrays["feature"].max()) + 1
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        global _KERNEL
+        if _KERNEL is None:
+            _KERNEL = _forest_kernel()
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.zeros((X32.shape[0], self.classes_.size), np.float64)
+        a = self.arrays
+        _KERNEL(
+            X32, a["roots"], a["left"], a["right"], a["feature"], a["threshold"], a["value"], out
+        )
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,332 @@
+"""Accuracy assessment: confusion matrix, overall accuracy, kappa, producer's/user's accuracy.
+
+Conventions (Congalton 1991): rows of the confusion matrix are the reference (true) classes,
+columns the mapped (predicted) classes. Producer's accuracy of a class = correct / reference
+total (recall, 1 - omission error); user's accuracy = correct / mapped total (precision,
+1 - commission error); F1 their harmonic mean. Cohen's kappa compares the overall accuracy with
+the agreement expected by chance from the row and column totals.
+
+Protocols: stratified hold-out (:func:`holdout_evaluate`), stratified k-fold cross-validation
+with pooled out-of-fold predictions (:func:`cross_validate`), and the band-subset experiment of
+Li et al. 2014 (:func:`band_subset_experiment`), all seeded by ``random_state``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from skysense.errors import ConfigError, InputError
+from skysense.landuse.classify import check_training_data, make_classifier
+from skysense.landuse.features import FeatureSpec
+
+__all__ = [
+    "AccuracyReport",
+    "accuracy_report",
+    "holdout_evaluate",
+    "cross_validate",
+    "subset_columns",
+    "band_subset_experiment",
+    "feature_importances",
+    "comparison_table",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyReport:
+    """Accuracy of a classification against reference labels.
+
+    Attributes
+    ----------
+    labels : ndarray (k,) of int
+        Class codes, in matrix order.
+    names : list of str
+    confusion : ndarray (k, k) of int
+        ``confusion[i, j]`` = samples of reference class i mapped to class j.
+    overall_accuracy, kappa : float
+    producers, users, f1 : ndarray (k,)
+        Per class; NaN where undefined (no reference / no mapped sample).
+    """
+
+    labels: np.ndarray
+    names: list[str]
+    confusion: np.ndarray
+    overall_accuracy: float
+    kappa: float
+    producers: np.ndarray
+    users: np.ndarray
+    f1: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        def fl(a):
+            return [None if not np.isfinite(v) else float(v) for v in a]
+
+        return {
+            "n": self.n,
+            "overall_accuracy": self.overall_accuracy,
+            "kappa": self.kappa,
+            "labels": [int(v) for v in self.labels],
+            "names": list(self.names),
+            "confusion": self.confusion.tolist(),
+            "producers_accuracy": fl(self.producers),
+            "users_accuracy": fl(self.users),
+            "f1": fl(self.f1),
+        }
+
+    def table(self) -> str:
+        """Plain-text per-class table and summary line."""
+        w = max(len("class"), *(len(f"{c} {n}") for c, n in zip(self.labels, self.names)))
+        lines = [f"{'class':<{w}}  {'n_ref':>6} {'producer':>9} {'user':>9} {'F1':>7}"]
+        for i, (c, name) in enumerate(zip(self.labels, self.names)):
+            lines.append(
+                f"{f'{c} {name}':<{w}}  {int(self.confusion[i].sum()):>6} "
+                f"{self.producers[i]:>9.4f} {self.users[i]:>9.4f} {self.f1[i]:>7.4f}"
+            )
+        lines.append(f"overall accuracy {self.overall_accuracy:.4f}  kappa {self.kappa:.4f}  "
+                     f"n {self.n}")  # fmt: skip
+        return "\n".join(lines)
+
+
+def accuracy_report(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    labels: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+) -> AccuracyReport:
+    """Confusion matrix and accuracy figures.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray (n,) of int
+        Reference and mapped class codes.
+    labels : sequence of int, optional
+        Class codes (rows/columns), default the union of both.
+    names : sequence of str, optional
+        Display names per label.
+    """
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = np.asarray(y_pred).astype(np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1 or y_true.size == 0:
+        raise InputError(f"reference {y_true.shape} and predicted {y_pred.shape} labels must "
+                         "be non-empty 1-d arrays of equal length")  # fmt: skip
+    labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
+    index = {int(c): i for i, c in enumerate(labels)}
+    missing = sorted(set(np.unique(np.concatenate([y_true, y_pred])).tolist()) - set(index))
+    if missing:
+        raise InputError(f"labels {missing} are not among the classes {labels.tolist()}")
+    k = labels.size
+    ti = np.array([index[int(v)] for v in y_true]) if k < 64 else np.searchsorted(labels, y_true)
+    pi = np.array([index[int(v)] for v in y_pred]) if k < 64 else np.searchsorted(labels, y_pred)
+    cm = np.bincount(ti * k + pi, minlength=k * k).reshape(k, k)
+    n = cm.sum()
+    diag = np.diag(cm).astype(float)
+    rows, cols = cm.sum(axis=1).astype(float), cm.sum(axis=0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prod = np.where(rows > 0, diag / rows, np.nan)
+        user = np.where(cols > 0, diag / cols, np.nan)
+        f1 = np.where(prod + user > 0, 2 * prod * user / (prod + user), 0.0)
+        f1 = np.where(np.isnan(prod) | np.isnan(user), np.where(rows + cols > 0, 0.0, np.nan), f1)
+    po = diag.sum() / n
+    pe = float((rows * cols).sum()) / float(n) ** 2
+    kappa = (po - pe) / (1 - pe) if pe < 1 else 1.0
+    names = [f"class {c}" for c in labels] if names is None else list(names)
+    return AccuracyReport(labels, names, cm, float(po), float(kappa), prod, user, f1)
+
+
+def _names(labels, scheme) -> list[str] | None:
+    return None if scheme is None else [scheme.name_of(int(c)) for c in labels]
+
+
+def holdout_evaluate(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    test_fraction: float = 0.3,
+    random_state: int = 0,
+    scheme=None,
+    n_jobs: int = 1,
+) -> AccuracyReport:
+    """Stratified hold-out: fit on ``1 - test_fraction`` of the samples, score the rest.
+
+    Raises
+    ------
+    InputError
+        A class too small to appear on both sides of the split (names it).
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"must be in (0, 1), got {test_fraction}", key="test_fraction")
+    X, y = check_training_data(X, y, min_per_class=2)
+    n_test_min = np.unique(y, return_counts=True)[1] * test_fraction
+    codes, counts = np.unique(y, return_counts=True)
+    bad = [(int(c), int(n)) for c, n, t in zip(codes, counts, n_test_min) if t < 1 or n - t < 1]
+    if bad:
+        raise InputError("too few samples for a stratified hold-out of "
+                         f"{test_fraction:g}: " + ", ".join(f"class {c} has {n}" for c, n in bad))  # fmt: skip
+    Xa, Xb, ya, yb = train_test_split(X, y, test_size=test_fraction, stratify=y,
+                                      random_state=random_state)  # fmt: skip
+    est = make_classifier(
+        classifier, random_state=random_state, n_jobs=n_jobs, **dict(params or {})
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est.fit(Xa, ya)
+    labels = np.unique(y)
+    return accuracy_report(yb, est.predict(Xb), labels, _names(labels, scheme))
+
+
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    folds: int = 5,
+    random_state: int = 0,
+    scheme=None,
+    n_jobs: int = 1,
+) -> tuple[AccuracyReport, np.ndarray]:
+    """Stratified k-fold cross-validation.
+
+    Returns
+    -------
+    report : AccuracyReport
+        Of the pooled out-of-fold predictions (every sample predicted once).
+    fold_accuracy : ndarray (folds,)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise ConfigError(f"need at least 2 folds, got {folds}", key="folds")
+    X, y = check_training_data(X, y, min_per_class=folds)
+    pred = np.empty_like(y)
+    accs = []
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y):
+        est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs,
+                              **dict(params or {}))  # fmt: skip
+        if classifier == "rf":
+            est.set_params(oob_score=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est.fit(X[tr], y[tr])
+        pred[te] = est.predict(X[te])
+        accs.append(float(np.mean(pred[te] == y[te])))
+    labels = np.unique(y)
+    return accuracy_report(y, pred, labels, _names(labels, scheme)), np.asarray(accs)
+
+
+def subset_columns(spec: FeatureSpec, bands: Sequence[str]) -> tuple[np.ndarray, FeatureSpec]:
+    """Feature columns (and the reduced spec) that use only ``bands``.
+
+    Indices are kept when both of their bands are in the subset.
+    """
+    unknown = [b for b in bands if b not in spec.band_names]
+    if unknown:
+        raise ConfigError(f"unknown band(s) {unknown}; the bands are {list(spec.band_names)}",
+                          key="band_subsets")  # fmt: skip
+    keep = [b for b in spec.band_names if b in set(bands)]
+    roles = {r: b for r, b in spec.roles if b in keep}
+    from skysense.landuse.features import INDICES
+
+    idx = tuple(i for i in spec.indices if all(r in roles for r in INDICES[i]))
+    sub = FeatureSpec(tuple(keep), spec.stats, spec.window_px, idx, tuple(roles.items()))
+    pos = {n: i for i, n in enumerate(spec.names)}
+    return np.array([pos[n] for n in sub.names], dtype=np.int64), sub
+
+
+def band_subset_experiment(
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    subsets: Mapping[str, Sequence[str]],
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    folds: int = 5,
+    random_state: int = 0,
+    scheme=None,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+) -> dict[str, AccuracyReport]:
+    """The same classifier on several band subsets, e.g. 4 against 6 bands (Li et al. 2014).
+
+    With ``X_test``/``y_test`` each subset is trained on all of ``X`` and scored on the test
+    set; otherwise by stratified ``folds``-fold cross-validation. Returns subset name -> report.
+    """
+    out = {}
+    for name, bands in subsets.items():
+        cols, _ = subset_columns(spec, bands)
+        if X_test is None:
+            out[name], _ = cross_validate(X[:, cols], y, classifier=classifier, params=params,
+                                          folds=folds, random_state=random_state, scheme=scheme)  # fmt: skip
+        else:
+            Xa, ya = check_training_data(X[:, cols], y)
+            est = make_classifier(classifier, random_state=random_state, **dict(params or {}))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                est.fit(Xa, ya)
+            labels = np.unique(np.concatenate([ya, np.asarray(y_test)]))
+            out[name] = accuracy_report(y_test, est.predict(np.asarray(X_test)[:, cols]), labels,
+                                        _names(labels, scheme))  # fmt: skip
+    return out
+
+
+def feature_importances(model, X=None, y=None, *, n_repeats: int = 5, random_state: int = 0):
+    """Feature name -> importance, sorted decreasing.
+
+    Mean decrease in impurity when the model stored it at training time (forests), else
+    permutation importance (mean accuracy drop) on ``X``, ``y``.
+    """
+    stored = model.info.get("feature_importances")
+    if stored is not None:
+        return dict(sorted(stored.items(), key=lambda kv: -kv[1]))
+    if X is None or y is None:
+        raise InputError(f"{model.classifier!r} has no stored importances; give X and y for "
+                         "permutation importance")  # fmt: skip
+    from sklearn.inspection import permutation_importance
+
+    class _Wrap:  # sklearn's scorer only needs fit-free predict
+        def __init__(self, m):
+            self.m = m
+
+        def fit(self, *a):
+            return self
+
+        def predict(self, X):
+            return self.m.predict(X)
+
+        def score(self, X, y):
+            return float(np.mean(self.m.predict(X) == y))
+
+    r = permutation_importance(_Wrap(model), np.asarray(X, float), np.asarray(y), scoring=None,
+                               n_repeats=n_repeats, random_state=random_state)  # fmt: skip
+    imp = dict(zip(model.spec.names, r.importances_mean.tolist()))
+    return dict(sorted(imp.items(), key=lambda kv: -kv[1]))
+
+
+def comparison_table(reports: Mapping[str, AccuracyReport]) -> str:
+    """Side-by-side text table: overall accuracy, kappa and per-class F1 per report."""
+    if not reports:
+        return ""
+    first = next(iter(reports.values()))
+    w = max(len("run"), *(len(k) for k in reports))
+    head = f"{'run':<{w}}  {'OA':>7} {'kappa':>7} " + " ".join(
+        f"{'F1:' + str(c):>7}" for c in first.labels
+    )
+    lines = [head]
+    for name, r in reports.items():
+        f1 = {int(c): v for c, v in zip(r.labels, r.f1)}
+        lines.append(f"{name:<{w}}  {r.overall_accuracy:>7.4f} {r.kappa:>7.4f} "
+                     + " ".join(f"{f1.get(int(c), np.nan):>7.4f}" for c in first.labels))  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from skysense.astrocast.forecast import (
+    FastSeasonalGP,
+    KernelParams,
+    SeasonalGP,
+    compose_vci3m,
+    kernel_matrix,
+    seasonal_kernel,
+)
+from skysense.errors import InputError, NotFittedError
+
+
+def test_numpy_kernel_matches_sklearn():
+    p = KernelParams(0.3, 45.0, 0.8, 900.0, 0.7, 0.02)
+    t = np.linspace(0, 2000, 40)
+    np.testing.assert_allclose(
+        kernel_matrix(t, t, p, noise=True), seasonal_kernel(p)(t[:, None]), rtol=1e-10
+    )
+
+
+def test_gp_recovers_seasonal_signal_within_uncertainty():
+    rng = np.random.default_rng(3)
+    t = np.arange(0, 6 * 365.25, 10.0)
+    truth = 0.5 + 0.2 * np.sin(2 * np.pi * t / 365.25) + 0.05 * np.cos(4 * np.pi * t / 365.25)
+    sigma = 0.03
+    train = t < 5 * 365.25
+    y = truth + sigma * rng.normal(size=t.size)
+    gp = SeasonalGP(random_state=0).fit(t[train], y[train])
+    assert gp.params_.period_days == 365.25
+    mean, std = gp.predict(t[~train])
+    # the predictive band of new observations covers held-out noisy samples ~95% of the time
+    z = np.abs(y[~train] - mean) / std
+    assert 0.85 <= np.mean(z < 2) <= 1.0
+    assert np.sqrt(np.mean((mean - truth[~train]) ** 2)) < 2 * sigma
+    # the fast path with the same hyperparameters gives the same forecast
+    fm, fs = FastSeasonalGP(gp.params_).fit(t[train], y[train]).predict(t[~train])
+    np.testing.assert_allclose(fm, mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fs, std, rtol=1e-3)
+
+
+def test_compose_vci3m_matches_rolling_mean():
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0, 100, 30)
+    w = 9
+    i = 15
+    roll = np.convolve(v, np.ones(w) / w, "valid")  # roll[k] = mean v[k:k+w]
+    now = roll[i - w + 1]
+    mean, std = compose_vci3m(v[i - w + 1 : i + 1], now, v[i + 1 : i + 13], np.zeros((12, 12)), w)
+    np.testing.assert_allclose(mean, roll[i - w + 2 : i - w + 14])
+    assert np.all(std == 0)
+    _, std = compose_vci3m(v[i - w + 1 : i + 1], now, v[i + 1 : i + 13], np.eye(12), w)
+    assert std[0] == pytest.approx(1 / 9) and std[8] == pytest.approx(3 / 9)
+
+
+def test_gp_errors():
+    with pytest.raises(NotFittedError):
+        FastSeasonalGP(KernelParams()).predict([1.0])
+    with pytest.raises(InputError, match="increasing"):
+        FastSeasonalGP(KernelParams()).fit([0, 2, 1, 3], [1, 2, 3, 4])

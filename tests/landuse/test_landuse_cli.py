@@ -1,0 +1,93 @@
+"""``skysense landuse train / evaluate / classify`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from landuse_synth import CRS, pixel_centre
+from shapely.geometry import Point
+
+from skysense.cli.__main__ import main
+
+
+@pytest.fixture
+def data(synth, tmp_path):
+    path, truth, _ = synth(rows=120, cols=160, n_bands=6, noise=3.0)
+    rng = np.random.default_rng(0)
+    rr, cc = rng.integers(0, 120, 300), rng.integers(0, 160, 300)
+    names = np.array(["", "water", "residential area", "natural forest", "orchard"])
+    gdf = gpd.GeoDataFrame({"landuse": names[truth[rr, cc]]},
+                           geometry=[Point(*pixel_centre(r, c)) for r, c in zip(rr, cc)], crs=CRS)  # fmt: skip
+    labels = tmp_path / "labels.geojson"
+    gdf.to_crs("EPSG:4326").to_file(labels, driver="GeoJSON")
+    return path, truth, labels
+
+
+def test_train_evaluate_classify(data, tmp_path, capsys):
+    path, truth, labels = data
+    model = tmp_path / "m.npz"
+    common = ["--raster", str(path), "--labels", str(labels), "--label-column", "landuse",
+              "--role", "red=b3", "--role", "nir=b4", "--indices", "ndvi"]  # fmt: skip
+    assert main(["landuse", "train", *common, "--param", "n_estimators=40", "-o", str(model),
+                 "--json", str(tmp_path / "t.json")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "out-of-bag accuracy" in out and "ndvi" in out
+    assert json.loads((tmp_path / "t.json").read_text())["oob_accuracy"] > 0.9
+
+    assert main(["landuse", "evaluate", *common, "--cv", "3", "--param", "n_estimators=20",
+                 "--band-subsets", "b1,b2,b3,b4", "b1,b2,b3,b4,b5,b6",
+                 "--json", str(tmp_path / "e.json")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "b1,b2,b3,b4,b5,b6" in out and "kappa" in out
+    rep = json.loads((tmp_path / "e.json").read_text())["band_subsets"]
+    assert set(rep) == {"b1,b2,b3,b4", "b1,b2,b3,b4,b5,b6"}
+
+    assert main(["landuse", "evaluate", "--model", str(model), "--test-raster", str(path),
+                 "--test-labels", str(labels), "--label-column", "landuse", "--importances",
+                 "--confusion-png", str(tmp_path / "cm.png")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "producer" in out and "feature importances" in out
+    assert (tmp_path / "cm.png").exists()
+
+    assert main(["landuse", "classify", str(model), str(path), "-o", str(tmp_path / "c.tif"),
+                 "--quicklook", str(tmp_path / "q.png")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "water" in out
+    with rasterio.open(tmp_path / "c.tif") as src:
+        assert np.mean(src.read(1) == truth) > 0.9
+
+
+def test_statlog_style_samples_and_errors(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    y = rng.choice([1, 2, 3], 90)
+    pix = np.clip(y[:, None] * 60 + rng.normal(0, 10, (90, 36)), 0, 255).astype(int)
+    f = tmp_path / "s.trn"
+    f.write_text("\n".join(" ".join(map(str, [*p, c])) for p, c in zip(pix, y)) + "\n")
+    assert main(["landuse", "evaluate", "--statlog", str(f), "--holdout", "0.3",
+                 "--classifier", "knn"]) == 0  # fmt: skip
+    assert "stratified hold-out" in capsys.readouterr().out
+    assert main(["landuse", "train", "--statlog", str(f), "--classifier", "knn",
+                 "-o", str(tmp_path / "k.npz")]) == 0  # fmt: skip
+    capsys.readouterr()
+    # a 4-band Statlog model applied to a 6-band raster: one clear line, exit 2
+    from landuse_synth import make_raster
+
+    img, _, _ = make_raster(tmp_path / "six.tif", n_bands=6)
+    code = main(["landuse", "classify", str(tmp_path / "k.npz"), str(img), "-o",
+                 str(tmp_path / "c.tif")])  # fmt: skip
+    assert code == 2
+    assert "raster has 6 bands but the model was trained on 4" in capsys.readouterr().err
+    assert main(["landuse", "train", "--raster", str(img), "-o", str(tmp_path / "x.npz")]) == 2
+    assert "need --raster and --labels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "classify"])
+def test_help(verb, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["landuse", verb, "--help"])
+    assert e.value.code == 0
+    assert "usage: skysense landuse " + verb in capsys.readouterr().out
