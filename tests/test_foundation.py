@@ -72,3 +72,30 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
         (tmp / "c").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat"]
+
+
+def test_cli_closed_pipe_exits_quietly(tmp_path):
+    # `skysense sim field ... | head -1`: the reader is gone before the command writes;
+    # that must end quietly, not with a traceback.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skysense.cli",
+            "sim",
+            "field",
+            "--out",
+            str(tmp_path / "f"),
+            "--area",
+            "0.002",
+            "--no-maps",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait()
+    assert "Traceback" not in err, err
+    assert proc.returncode == 141

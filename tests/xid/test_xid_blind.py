@@ -17,7 +17,7 @@ from skysense.xid.blind import (
     matched_filter,
 )
 from skysense.xid.blind_io import write_blind_catalogue
-from skysense.xid.io import SkyMap
+from skysense.xid.io import SkyMap, read_map
 from skysense.xid.simulate import simulate_field, tan_wcs
 
 FWHM, PIX = 18.15, 6.0
@@ -237,3 +237,58 @@ def test_write_catalogue_fits_and_parquet_roundtrip(tmp_path):
     assert len(empty) == 0
     write_blind_catalogue(empty, tmp_path / "empty", formats=("parquet",))
     assert len(pd.read_parquet(tmp_path / "empty.parquet")) == 0
+
+
+def test_psf_fit_deblends_a_neighbour_that_biases_the_filtered_flux():
+    from skysense.xid.model import GaussianBeam, pointing_matrix
+
+    n = 80
+    x = np.array([30.3, 30.3 + 2.0 * FWHM / PIX])  # two FWHM apart: two filtered peaks
+    y = np.array([40.6, 40.2])
+    yy, xx = np.mgrid[0:n, 0:n]
+    amat = pointing_matrix(x, y, xx.ravel(), yy.ravel(), GaussianBeam(FWHM), PIX, min_fraction=1e-6)
+    rng = np.random.default_rng(0)
+    img = (amat @ np.array([20.0, 100.0])).reshape(n, n) + 0.05 * rng.standard_normal((n, n))
+    sky = SkyMap("spire_250", img, np.full((n, n), 0.05), tan_wcs(n, n, PIX), FWHM)
+    df = extract_sources(sky).sort_values("x_pix").reset_index(drop=True)
+    assert len(df) == 2
+    faint = df.iloc[0]
+    assert abs(faint.flux_mjy - 20.0) < 3 * faint.flux_err_mjy
+    # the joint fit also removes the neighbour's pull on the position
+    assert abs(faint.x_pix - x[0]) * PIX < 3 * faint.ra_err
+    assert faint.flux_filter_mjy - 20.0 > 10 * faint.flux_err_mjy  # the neighbour's wing
+    plain = extract_sources(sky, deblend=False).sort_values("x_pix")
+    np.testing.assert_allclose(plain.flux_mjy.iloc[0], faint.flux_filter_mjy)
+
+
+@pytest.mark.parametrize("example", ["eg3", "eg6"])
+def test_toy_maps_completeness_and_flux_accuracy(shared_data, example):
+    d = shared_data / "xidplus" / "xid_basic_toy"
+    sky = read_map(
+        d / f"{example}_noisymap.fits",
+        band="toy",
+        noise_path=d / f"{example}_sigmap.fits",
+        unit="mJy/beam",
+    )
+    fwhm_pix = 3.0
+    area = 2 * np.pi * (fwhm_pix / 2.3548200450309493) ** 2  # maps are per pixel: to per beam
+    sky.image_mjy *= area
+    sky.error_mjy *= area
+    src = Table.read(d / f"{example}_src.fits").to_pandas()
+    df = extract_sources(sky, fwhm_arcsec=fwhm_pix * sky.pixel_arcsec, snr_threshold=5)
+    sigma = float(np.median(df.flux_err_mjy))
+    # each detection -> brightest true source within 1.5 pixels (truth is on integer pixels)
+    dist = np.hypot(
+        df.x_pix.values[:, None] - src.X.values, df.y_pix.values[:, None] - src.Y.values
+    )
+    near = dist <= 1.5
+    true = src.F.to_numpy()
+    owner = np.where(near.any(1), np.argmax(np.where(near, true, -1.0), 1), -1)
+    assert np.all(owner >= 0)  # every detection is real
+    found = np.zeros(len(src), bool)
+    found[owner] = True
+    assert found[true > 10 * sigma].mean() == 1.0
+    assert found[true > 5 * sigma].mean() >= 0.8
+    bright = true[owner] > 10 * sigma
+    rel = (df.flux_mjy.to_numpy() - true[owner]) / true[owner]
+    assert np.median(np.abs(rel[bright])) < 0.05
