@@ -118,3 +118,35 @@ def test_band_matrix_missing_fluxes_and_errors():
         band_matrix(frame.assign(fe=[np.nan, 1, 1, 1]), ["m"], ["fe"])
     mag, err = flux_to_mag(np.array([1.0]), np.array([0.1]))
     assert mag[0] == pytest.approx(23.9)
+
+
+def test_read_catalogue_hats_directory_and_fits_strings(tmp_path):
+    import pandas as pd
+    from astropy.table import Table
+
+    from skysense.catalog.hats_io import write_hats
+    from skysense.photoz.io import read_catalogue, write_catalogue
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "help_id": [f"HELP_J{i:06d}" for i in range(50)],
+            "ra": rng.uniform(150, 150.1, 50),
+            "dec": rng.uniform(2, 2.1, 50),
+            "m_r": rng.uniform(18, 24, 50),
+        }
+    )
+    write_hats(frame, tmp_path / "ml")
+    back = read_catalogue(tmp_path / "ml")
+    assert sorted(back["help_id"]) == sorted(frame["help_id"])
+
+    Table.from_pandas(frame).write(tmp_path / "c.fits")
+    fits_frame = read_catalogue(tmp_path / "c.fits")
+    assert fits_frame["help_id"].iloc[3] == "HELP_J000003"
+    write_catalogue(fits_frame, tmp_path / "c.parquet")
+    import pyarrow.parquet as pq
+
+    assert str(pq.read_schema(tmp_path / "c.parquet").field("help_id").type) in (
+        "string",
+        "large_string",
+    )

@@ -204,6 +204,11 @@ def read_catalogue(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "no such file", str(path))
+    if path.is_dir():
+        # A HATS catalogue (the masterlist's layout): the catalogue package reads it.
+        from skysense.catalog.hats_io import read_hats_table
+
+        return read_hats_table(path, columns=list(columns) if columns else None)
     fmt = catalogue_format(path)
     try:
         if fmt == "csv":
@@ -216,6 +221,14 @@ def read_catalogue(
             table = Table.read(path, format="fits")
             keep = [c for c in table.colnames if len(table[c].shape) <= 1]
             frame = table[keep].to_pandas()
+            # FITS strings arrive as bytes; decode them so Parquet/VO outputs keep a string type.
+            for name in frame.columns:
+                if (
+                    frame[name].dtype == object
+                    and len(frame)
+                    and isinstance(frame[name].iloc[0], bytes)
+                ):
+                    frame[name] = frame[name].str.decode("utf-8").str.rstrip()
         elif fmt == "hdf5":
             frame = _read_hdf5(path, columns)
         else:
