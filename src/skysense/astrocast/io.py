@@ -140,9 +140,22 @@ def read_geotiff_stack(paths, dates, *, cloud_masks=None) -> pd.DataFrame:
     for k, p in enumerate(paths):
         with rasterio.open(p) as src:
             band = src.read(1, masked=True).astype(float).filled(np.nan)
+        if cubes and band.shape != cubes[0].shape:
+            raise InputError(
+                f"raster is {band.shape[0]}x{band.shape[1]} pixels but the first of the stack "
+                f"is {cubes[0].shape[0]}x{cubes[0].shape[1]}",
+                path=p,
+            )
         if cloud_masks is not None:
             with rasterio.open(cloud_masks[k]) as src:
-                band[src.read(1) != 0] = np.nan
+                mask = src.read(1)
+            if mask.shape != band.shape:
+                raise InputError(
+                    f"cloud mask is {mask.shape[0]}x{mask.shape[1]} pixels, its raster "
+                    f"{band.shape[0]}x{band.shape[1]}",
+                    path=cloud_masks[k],
+                )
+            band[mask != 0] = np.nan
         cubes.append(band)
     cube = np.stack(cubes)
     nt, ny, nx = cube.shape
