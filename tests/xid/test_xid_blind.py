@@ -292,3 +292,40 @@ def test_toy_maps_completeness_and_flux_accuracy(shared_data, example):
     bright = true[owner] > 10 * sigma
     rel = (df.flux_mjy.to_numpy() - true[owner]) / true[owner]
     assert np.median(np.abs(rel[bright])) < 0.05
+
+
+def test_cli_blind_on_simulated_field(tmp_path):
+    import pandas as pd
+
+    from skysense.cli.__main__ import main
+    from skysense.sim import write_field
+
+    write_field(tmp_path / "field", seed=5, area_deg2=0.05)
+    out = tmp_path / "blind250"
+    code = main(
+        [
+            "xid",
+            "blind",
+            str(tmp_path / "field" / "maps" / "spire_250.fits"),
+            "--band",
+            "spire_250",
+            "--snr",
+            "5",
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 0
+    cat = pd.read_parquet(f"{out}.parquet")
+    assert len(cat) > 0 and (cat["snr_det"] >= 5).all()
+    truth = pd.read_parquet(tmp_path / "field" / "truth" / "map_sources.parquet")
+    # Every blind source lies within one beam FWHM of a true source brighter than 5 mJy.
+    from skysense.catalog.match import pairs_within
+
+    bright = truth[truth["f_spire_250"] > 5]
+    i, _, _ = pairs_within(cat.ra, cat.dec, bright.ra, bright.dec, 18.15)
+    assert len(set(i.tolist())) / len(cat) > 0.95
+    assert (
+        main(["xid", "blind", str(tmp_path / "nope.fits"), "--band", "spire_250", "-o", str(out)])
+        == 2
+    )

@@ -178,8 +178,51 @@ def _fit_tiles(args) -> int:
     return 0
 
 
+def _blind(args) -> int:
+    from skysense.xid.blind import extract_sources
+    from skysense.xid.blind_io import write_blind_catalogue
+    from skysense.xid.io import read_map
+
+    sky = read_map(args.map, band=args.band, noise_path=args.noise)
+    confusion = None if args.confusion == "auto" else float(args.confusion)
+    catalogue = extract_sources(
+        sky,
+        snr_threshold=args.snr,
+        confusion_mjy=confusion,
+        fwhm_arcsec=args.fwhm,
+        deblend=not args.no_deblend,
+    )
+    paths = write_blind_catalogue(catalogue, args.out)
+    print(
+        f"{len(catalogue)} sources above S/N {args.snr:g}: " + ", ".join(str(p) for p in paths),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "xid", "XID+ Bayesian de-blending of far-infrared maps")
+    p = add_verb(
+        verbs,
+        "blind",
+        _blind,
+        "find sources in a map itself (matched filter, peaks, PSF fit of blends)",
+    )
+    p.add_argument("map", help="FITS map (IMAGE/ERROR HDUs, or a separate --noise map)")
+    p.add_argument("--band", required=True, help="band name, e.g. spire_250")
+    p.add_argument("--noise", default=None, help="separate FITS noise map on the same grid")
+    p.add_argument("--fwhm", type=float, default=None, help="beam FWHM in arcsec (default: band)")
+    p.add_argument("--snr", type=float, default=5.0, help="detection S/N threshold (default 5)")
+    p.add_argument(
+        "--confusion",
+        default="auto",
+        help="confusion noise in mJy/beam for the matched filter, or 'auto' to estimate it; "
+        "0 gives the plain beam-matched filter",
+    )
+    p.add_argument("--no-deblend", action="store_true", help="skip joint PSF fits of blends")
+    p.add_argument(
+        "-o", "--out", required=True, help="output stem: writes STEM.fits and STEM.parquet"
+    )
     p = add_verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)")
     _add_common(p)
     p = add_verb(

@@ -12,10 +12,14 @@ profile. Position errors follow Ivison et al. (2007): ``sigma = 0.6 FWHM / SNR``
 
 Pure: arrays and :class:`~skysense.xid.io.SkyMap` in, arrays and a DataFrame out.
 
+Fluxes come from a joint PSF fit at the detected positions (:func:`psf_fit_fluxes`): all
+fluxes are solved together, and blends (sources within 2 FWHM) also get their positions
+refitted, so a neighbour's wing biases neither flux nor position.
+
 Limitations: the filter shape uses the median instrumental noise (the error map does account
-for pixel-to-pixel noise); fluxes are read from the filtered map at the peak, so blended peaks
-closer than about one FWHM are not separated and faint detections are boosted (Eddington /
-peak-selection bias), as in any single-band blind catalogue.
+for pixel-to-pixel noise); sources closer than about 1.5 FWHM give one filtered peak and are
+catalogued as one; faint detections are boosted (Eddington / peak-selection bias), as in any
+single-band blind catalogue.
 """
 
 from __future__ import annotations
