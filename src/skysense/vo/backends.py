@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 
 from skysense.errors import ConfigError, InputError, QueryError
 from skysense.vo.reserved import plain_column_name, tap_column_name
-from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
+from skysense.vo.schema import TAP_SCHEMA_TABLES, ColumnInfo, SchemaCatalog, TableInfo
 from skysense.vo.settings import is_postgres_url
 
 __all__ = [
@@ -307,83 +307,7 @@ def open_backend(db: str | Path, *, create: bool = True) -> Backend:
 
 
 # --------------------------------------------------------------------------------------------
-# TAP_SCHEMA definition (TAP 1.1 section 4)
-
-_C = ColumnInfo
-
-
-def _tap_col(name, datatype="char", description="", *, arraysize=None, principal=True):
-    if datatype == "char" and arraysize is None:
-        arraysize = "*"
-    return _C(
-        name=name,
-        datatype=datatype,
-        arraysize=arraysize,
-        description=description,
-        principal=principal,
-    )
-
-
-#: ``TAP_SCHEMA`` tables: table -> (description, columns). Column names are TAP 1.1's.
-TAP_SCHEMA_TABLES: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {
-    "schemas": (
-        "Schemas visible through this TAP service",
-        (
-            _tap_col("schema_name", description="schema name, possibly qualified"),
-            _tap_col("utype", description="lists the utypes of schemas", principal=False),
-            _tap_col("description", description="describes schemas in the tableset"),
-            _tap_col("schema_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "tables": (
-        "Tables visible through this TAP service",
-        (
-            _tap_col("schema_name", description="the schema name from TAP_SCHEMA.schemas"),
-            _tap_col("table_name", description="table name as it should be used in queries"),
-            _tap_col("table_type", description="one of: table, view"),
-            _tap_col("utype", description="lists the utype of tables", principal=False),
-            _tap_col("description", description="describes tables in the tableset"),
-            _tap_col("table_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "columns": (
-        "Columns of the tables visible through this TAP service",
-        (
-            _tap_col("table_name", description="table name from TAP_SCHEMA.tables"),
-            _tap_col("column_name", description="column name"),
-            _tap_col("datatype", description="an XType or a TAPType"),
-            _tap_col("arraysize", description="length of variable length datatypes"),
-            _tap_col("xtype", description="a DALI or custom extended type annotation"),
-            _tap_col("size", "int", "deprecated: use arraysize", principal=False),
-            _tap_col("description", description="describes the columns in the tableset"),
-            _tap_col("utype", description="lists the utypes of columns", principal=False),
-            _tap_col("unit", description="unit in VO standard format"),
-            _tap_col("ucd", description="UCD of column if any"),
-            _tap_col("indexed", "int", "an indexed column; 1 means true, 0 means false"),
-            _tap_col("principal", "int", "a principal column; 1 means true, 0 means false"),
-            _tap_col("std", "int", "a standard column; 1 means true, 0 means false"),
-            _tap_col("column_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "keys": (
-        "Foreign key relationships between tables",
-        (
-            _tap_col("key_id", description="unique key identifier"),
-            _tap_col("from_table", description="fully qualified table name"),
-            _tap_col("target_table", description="fully qualified table name"),
-            _tap_col("description", description="description of this key"),
-            _tap_col("utype", description="utype of this key", principal=False),
-        ),
-    ),
-    "key_columns": (
-        "Columns of the foreign keys in TAP_SCHEMA.keys",
-        (
-            _tap_col("key_id", description="key identifier from TAP_SCHEMA.keys"),
-            _tap_col("from_column", description="key column name in the from_table"),
-            _tap_col("target_column", description="key column name in the target_table"),
-        ),
-    ),
-}
+# TAP_SCHEMA: its tables and columns are defined once, in skysense.vo.schema
 
 _TS = quote_ident("TAP_SCHEMA")
 _TAP_SCHEMA_DESCRIPTION = "Metadata of the tables and columns served by this TAP service"

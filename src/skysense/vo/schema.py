@@ -17,6 +17,7 @@ __all__ = [
     "TableInfo",
     "SchemaCatalog",
     "tap_schema_catalog",
+    "TAP_SCHEMA_TABLES",
     "TAP_SCHEMA_PHYSICAL_SCHEMA",
 ]
 
@@ -173,7 +174,7 @@ def _c(name, datatype="char", description="", *, principal=True):
 
 
 #: TAP 1.1 section 4 tables and columns: table -> (description, columns).
-_TAP_SCHEMA: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {
+TAP_SCHEMA_TABLES: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {
     "schemas": (
         "Schemas visible through this TAP service",
         (
@@ -250,7 +251,7 @@ def tap_schema_catalog(physical_schema: str = TAP_SCHEMA_PHYSICAL_SCHEMA) -> Sch
         Keys ``"tap_schema.<table>"``; no position columns, no HEALPix column.
     """
     tables = {}
-    for short, (description, columns) in _TAP_SCHEMA.items():
+    for short, (description, columns) in TAP_SCHEMA_TABLES.items():
         name = f"tap_schema.{short}"
         tables[name] = TableInfo(
             name=name,
