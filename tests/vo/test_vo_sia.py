@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
-import threading
-import time
 
 import httpx
 import numpy as np
 import pytest
 import pyvo
+from _vo_support import ServerThread
 from astropy.io import fits
 from astropy.io.votable import parse as parse_votable
 from astropy.wcs import WCS
@@ -48,26 +46,8 @@ def write_map(path, ra0, dec0, nx, ny, pix_arcsec, band, seed):
 @contextlib.contextmanager
 def serve(app):
     """uvicorn on a free 127.0.0.1 port in a daemon thread; yields the base URL."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with ServerThread(app) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ import csv
 import html
 import io
 import re
-import socket
-import threading
-import time
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
+from _vo_support import ServerThread
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -56,26 +54,9 @@ META = {
 
 @contextlib.contextmanager
 def serve(app):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    """uvicorn on a free 127.0.0.1 port in a daemon thread; yields the base URL."""
+    with ServerThread(app) as server:
+        yield server.url
 
 
 def write_map(path):
