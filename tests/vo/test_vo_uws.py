@@ -189,7 +189,8 @@ def test_expired_jobs_are_destroyed(setup):
 
 
 def test_running_job_is_requeued_after_a_shutdown(setup):
-    slow = "SELECT COUNT(*) AS n FROM demo.sky AS a, demo.sky AS b, demo.sky AS c"
+    # Four-way: DuckDB counts a three-way cross join of this table in about the 3 s limit.
+    slow = "SELECT COUNT(*) AS n FROM demo.sky AS a, demo.sky AS b, demo.sky AS c, demo.sky AS d"
     with TestClient(create_app(setup)) as client:
         url = _create(client, slow, EXECUTIONDURATION="3", PHASE="RUN")
         deadline = time.monotonic() + 20
