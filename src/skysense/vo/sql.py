@@ -27,6 +27,7 @@ import numpy as np
 from skysense.errors import QueryError
 from skysense.vo import adql as A
 from skysense.vo import hpx
+from skysense.vo.adql_cache import parse_cached
 from skysense.vo.geometry import box_vertices, polygon_planes
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 
@@ -1571,9 +1572,24 @@ def translate(
         raise TypeError("catalog must be a SchemaCatalog")
     if maxrec is not None and (isinstance(maxrec, bool) or int(maxrec) < 0):
         raise ValueError(f"maxrec must be a non-negative integer, got {maxrec!r}")
-    q = A.parse(text_or_query) if isinstance(text_or_query, str) else text_or_query
+    if isinstance(text_or_query, str):
+        q, cached = parse_cached(text_or_query)
+        if cached:
+            try:
+                return _translate_tree(q, dialect, catalog, maxrec)
+            except QueryError:
+                # A cached tree carries the template's positions: redo from the text itself
+                # so the message points at the offending token.
+                pass
+        q = A.parse(text_or_query)
+    else:
+        q = text_or_query
     if not isinstance(q, A.Query):
         raise TypeError("translate needs ADQL text or a skysense.vo.adql.Query")
+    return _translate_tree(q, dialect, catalog, maxrec)
+
+
+def _translate_tree(q: A.Query, dialect: str, catalog: SchemaCatalog, maxrec) -> Translation:
     t = _Translator(dialect, catalog)
     probe_limit = None if maxrec is None else int(maxrec) + 1
     sql, cols = t.query(q, None, limit=probe_limit)
