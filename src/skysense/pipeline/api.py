@@ -1,0 +1,115 @@
+"""Python API of the pipeline, mirroring ``skysense pipeline run|status``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from skysense._dask import show_progress
+from skysense.pipeline.config import PipelineConfig, load_pipeline_config
+from skysense.pipeline.runner import StepResult, plan_status, run_steps
+from skysense.pipeline.steps import build_steps
+
+__all__ = ["RunReport", "run", "status"]
+
+
+@dataclasses.dataclass
+class RunReport:
+    """The outcome of :func:`run`.
+
+    Attributes
+    ----------
+    steps : list of StepResult
+        One per step, in order: ``ran``, ``cached`` (or ``planned`` for a dry run).
+    work_dir : Path
+        Where the outputs and step records are.
+    summary : dict or None
+        The run summary (``<work_dir>/summary/summary.json``), None for a dry run.
+    """
+
+    steps: list[StepResult]
+    work_dir: Path
+    summary: dict | None = None
+
+    @property
+    def ran(self) -> list[str]:
+        """Names of the steps that did work in this run."""
+        return [s.name for s in self.steps if s.status == "ran"]
+
+    @property
+    def cached(self) -> list[str]:
+        """Names of the steps found up to date."""
+        return [s.name for s in self.steps if s.status == "cached"]
+
+
+def _config(config: str | os.PathLike | PipelineConfig) -> PipelineConfig:
+    return config if isinstance(config, PipelineConfig) else load_pipeline_config(config)
+
+
+def _rel(cfg: PipelineConfig) -> Callable[[Path], str]:
+    return cfg.relative
+
+
+def run(
+    config: str | os.PathLike | PipelineConfig,
+    *,
+    scheduler: str | None = None,
+    force: Iterable[str] = (),
+    dry_run: bool = False,
+    echo: Callable[[str], None] | None = None,
+    progress: bool | None = None,
+) -> RunReport:
+    """Run the pipeline of a field configuration, redoing only what changed.
+
+    Parameters
+    ----------
+    config : path or PipelineConfig
+        The field configuration (YAML/TOML).
+    scheduler : str, optional
+        Dask scheduler address (default: local threads).
+    force : iterable of str
+        Steps to redo with everything downstream (``xid``, ``prepare`` for every survey,
+        ``prepare:ukidss`` for one).
+    dry_run : bool
+        Only report which steps would run.
+    echo : callable, optional
+        Receives one line per step.
+    progress : bool, optional
+        Progress bars (default: :func:`skysense._dask.show_progress`).
+
+    Returns
+    -------
+    RunReport
+
+    Raises
+    ------
+    skysense.errors.ConfigError
+        Invalid configuration (names the file and key).
+    StepError
+        A step failed (names the step and the input); completed steps are kept.
+    """
+    cfg = _config(config)
+    steps = build_steps(cfg)
+    if dry_run:
+        return RunReport(plan_status(steps, cfg.work_dir, rel=_rel(cfg), force=force), cfg.work_dir)
+    results = run_steps(
+        steps,
+        cfg.work_dir,
+        rel=_rel(cfg),
+        force=force,
+        scheduler=scheduler,
+        echo=echo,
+        progress=show_progress() if progress is None else progress,
+    )
+    path = cfg.work_dir / "summary" / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return RunReport(results, cfg.work_dir, summary)
+
+
+def status(config: str | os.PathLike | PipelineConfig) -> list[StepResult]:
+    """Which steps are up to date (``cached``) and which a run would redo (``planned``)."""
+    cfg = _config(config)
+    return plan_status(build_steps(cfg), cfg.work_dir, rel=_rel(cfg))

@@ -1,0 +1,147 @@
+"""Column metadata (unit, UCD, description) of the tables the pipeline publishes.
+
+Derived from HELP's column-name conventions: ``m_<band>``/``merr_<band>`` (AB mag),
+``f_<band>``/``ferr_<band>`` (uJy; ``_ap_`` for aperture values), ``flag_<band>``,
+``<survey>_id``, the photo-z columns of :mod:`skysense.photoz.model`, and XID+'s
+``F_<BAND>``/``FErr_<BAND>_u|_l`` (mJy) family.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["masterlist_meta", "xid_meta"]
+
+_EM = {
+    "megacam_u": "em.opt.U",
+    "megacam_g": "em.opt.B",
+    "megacam_r": "em.opt.R",
+    "suprime_i": "em.opt.I",
+    "ukidss_j": "em.IR.J",
+    "ukidss_k": "em.IR.K",
+    "irac_i1": "em.IR.3-4um",
+    "mips_24": "em.IR.15-30um",
+    "spire_250": "em.IR.FIR",
+    "spire_350": "em.IR.FIR",
+    "spire_500": "em.IR.FIR",
+}
+
+_FIXED = {
+    "help_id": ("", "meta.id;meta.main", "HELP identifier (from the position)"),
+    "object_key": ("", "meta.id", "Internal object key of the merge"),
+    "ra": ("deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)"),
+    "dec": ("deg", "pos.eq.dec;meta.main", "Declination (ICRS)"),
+    "stellarity": ("", "src.class.starGalaxy", "Stellarity (0 galaxy .. 1 star)"),
+    "flag_gaia": ("", "meta.code", "Gaia star flag (0 none, 1 possible, 2 probable, 3 star)"),
+    "flag_starmask": ("", "meta.code", "Inside the mask of a bright star"),
+    "flag_cleaned": ("", "meta.code", "Position cleaned of a duplicate"),
+    "flag_merged": ("", "meta.code", "Several sources of one survey merged into this object"),
+    "flag_optnir_obs": ("", "meta.code", "Observed in optical (1), near-IR (2) or both (3)"),
+    "flag_optnir_det": ("", "meta.code", "Detected in optical (1), near-IR (2) or both (3)"),
+    "zphot": ("", "src.redshift.phot", "GPz photometric redshift (predictive mean)"),
+    "zphot_err": ("", "stat.error;src.redshift.phot", "Total 1-sigma error of zphot"),
+    "zphot_err_model": ("", "stat.error;src.redshift.phot", "Model-uncertainty part of zphot_err"),
+    "zphot_err_noise": ("", "stat.error;src.redshift.phot", "Intrinsic-noise part of zphot_err"),
+    "zphot_err_input": ("", "stat.error;src.redshift.phot", "Input-error part of zphot_err"),
+    "zphot_flag": ("", "meta.code.qual", "0 predicted; 1 no usable band (zphot NaN)"),
+}
+
+
+def _em(band: str) -> str:
+    return _EM.get(band.lower(), "")
+
+
+def _join(*ucds: str) -> str:
+    return ";".join(u for u in ucds if u)
+
+
+def _one(name: str, surveys: Iterable[str]) -> dict | None:
+    low = name.lower()
+    if low in _FIXED:
+        unit, ucd, text = _FIXED[low]
+        return {"unit": unit, "ucd": ucd, "description": text}
+    m = re.fullmatch(r"(m|merr|f|ferr)(_ap)?_([a-z0-9]+_[a-z0-9]+)", low)
+    if m:
+        kind, ap, band = m.groups()
+        is_mag = kind.startswith("m")
+        what = ("aperture " if ap else "total ") + ("magnitude (AB)" if is_mag else "flux")
+        base = "phot.mag" if is_mag else "phot.flux.density"
+        err = kind.endswith("err")
+        return {
+            "unit": "mag" if is_mag else "uJy",
+            "ucd": _join("stat.error" if err else "", base, _em(band)),
+            "description": f"Error of the {what} in {band}" if err else f"{what} in {band}",
+        }
+    m = re.fullmatch(r"flag_([a-z0-9]+_[a-z0-9]+)", low)
+    if m:
+        return {"unit": "", "ucd": "meta.code.qual", "description": f"Photometry flag of {m[1]}"}
+    for s in surveys:
+        if low == f"{s}_id":
+            return {"unit": "", "ucd": "meta.id.cross", "description": f"Identifier in {s}"}
+    return None
+
+
+def masterlist_meta(columns: Iterable[str], surveys: Iterable[str]) -> dict:
+    """Publish metadata ``{"columns": {name: {unit, ucd, description}}}`` of a masterlist."""
+    surveys = list(surveys)
+    out = {}
+    for c in columns:
+        meta = _one(c, surveys)
+        if meta is not None:
+            out[c] = meta
+    return {"columns": out}
+
+
+def xid_meta(columns: Iterable[str]) -> dict:
+    """Publish metadata of an XID+ catalogue joined with photo-z columns."""
+    out = {}
+    for c in columns:
+        if c in ("HELP_ID",):
+            out[c] = {"unit": "", "ucd": "meta.id;meta.main", "description": "HELP identifier"}
+            continue
+        if c in ("RA", "Dec"):
+            is_ra = c == "RA"
+            out[c] = {
+                "unit": "deg",
+                "ucd": "pos.eq.ra;meta.main" if is_ra else "pos.eq.dec;meta.main",
+                "description": "Prior position: " + ("right ascension" if is_ra else "declination"),
+            }
+            continue
+        if c == "xid_tile":
+            out[c] = {
+                "unit": "",
+                "ucd": "meta.id",
+                "description": "XID+ tile the source was fit in",
+            }
+            continue
+        m = re.fullmatch(
+            r"(F|FErr|Bkg|Sig_conf|Rhat|n_eff|Pval_res|flag_xid)_([A-Z]+_[0-9A-Z]+)(_u|_l)?", c
+        )
+        if m:
+            kind, band, side = m.groups()
+            em = _em(band)
+            table = {
+                "F": ("mJy", _join("phot.flux.density", em), "posterior median flux"),
+                "Bkg": ("mJy/beam", _join("instr.background", em), "fitted background"),
+                "Sig_conf": ("mJy/beam", "stat.stdev;instr.skyLevel", "confusion noise"),
+                "Rhat": ("", "stat.fit.goodness", "Gelman-Rubin convergence statistic"),
+                "n_eff": ("", "stat.value", "effective number of posterior samples"),
+                "Pval_res": ("", "stat.probability", "Bayesian p-value of the residuals"),
+                "flag_xid": ("", "meta.code.qual", "flagged (Rhat, n_eff or p-value)"),
+            }
+            if kind == "FErr":
+                pct = "84th" if side == "_u" else "16th"
+                out[c] = {
+                    "unit": "mJy",
+                    "ucd": _join("stat.error", "phot.flux.density", em),
+                    "description": f"{pct} percentile of the posterior flux in {band}",
+                }
+            else:
+                unit, ucd, text = table[kind]
+                out[c] = {"unit": unit, "ucd": ucd, "description": f"{band}: {text}"}
+            continue
+        meta = _one(c, ())
+        if meta is not None:
+            out[c] = meta
+    return {"columns": out}

@@ -1,0 +1,627 @@
+"""The steps of the HELP workflow, built from a :class:`~skysense.pipeline.config.PipelineConfig`.
+
+``prepare:<survey>`` (one per survey) -> ``merge`` -> ``priors`` -> ``xid`` ->
+``photoz_train`` -> ``photoz_apply`` -> ``publish`` -> ``summary``. Each calls the public API
+of its area (:mod:`skysense.catalog`, :mod:`skysense.xid`, :mod:`skysense.photoz`,
+:mod:`skysense.vo`) and writes into its own part of the work folder atomically; the XID+ tiles
+are kept between interrupted attempts of the same step (same key), as ``xid fit-tiles`` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skysense._atomic import atomic_path, atomic_write_text
+from skysense._dask import show_progress
+from skysense.errors import ConfigError, InputError
+from skysense.pipeline.config import PipelineConfig
+from skysense.pipeline.runner import Step, StepContext
+
+__all__ = ["build_steps", "PUBLISH_RECORD_KIND"]
+
+#: Kind of the record the publish step leaves in the VO database (key = schema).
+PUBLISH_RECORD_KIND = "pipeline"
+
+
+def _rel(ctx: StepContext, path: str | os.PathLike) -> str:
+    return os.path.relpath(Path(path), ctx.work_dir)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+# -- prepare ---------------------------------------------------------------------------------
+
+
+def _prepare(ctx: StepContext, *, cfg: PipelineConfig, config: Path, survey: str) -> dict:
+    from skysense.catalog.prepare import prepare_survey, write_prepared
+
+    opts = cfg.section("prepare")
+    result = prepare_survey(config, reference=cfg.reference, moc_order=opts["moc_order"])
+    paths = write_prepared(result, ctx.path("prepare", f"{survey}.parquet"))
+    counts = result.provenance["counts"]
+    astro = result.provenance.get("astrometry") or {}
+    message = (
+        f"{counts['read']} rows read, {counts['duplicates_removed']} duplicates removed, "
+        f"{counts['final']} written"
+    )
+    if astro:
+        message += (
+            f"; astrometry offset ({astro['dra_cosdec_arcsec']:+.3f}, "
+            f"{astro['ddec_arcsec']:+.3f}) arcsec"
+        )
+    return {
+        "outputs": {k: _rel(ctx, v) for k, v in paths.items()},
+        "summary": {"counts": counts, "astrometry": astro},
+        "message": message,
+    }
+
+
+# -- merge -----------------------------------------------------------------------------------
+
+
+def _merge(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[tuple[str, object]]) -> dict:
+    from skysense.catalog.merge_config import parse_merge_config
+    from skysense.catalog.merge_run import run_merge
+
+    m = cfg.section("merge")
+    cats = []
+    for survey, entry in surveys:
+        item = {
+            "file": str(ctx.output(f"prepare:{survey}", "table")),
+            "survey": survey,
+            "moc": str(ctx.output(f"prepare:{survey}", "moc")),
+        }
+        if entry.radius_arcsec is not None:
+            item["radius_arcsec"] = entry.radius_arcsec
+        if entry.position_error_arcsec is not None:
+            item["position_error_arcsec"] = entry.position_error_arcsec
+        cats.append(item)
+    raw = {
+        "catalogues": cats,
+        "radius_arcsec": m["radius_arcsec"],
+        "search_radius_arcsec": m["search_radius_arcsec"],
+        "same_filter_rule": m["same_filter_rule"],
+        "bayes": m["bayes"],
+        "field": cfg.name,
+        "output": {"name": "masterlist", "partition_rows": m["partition_rows"]},
+    }
+    merge_cfg = parse_merge_config(raw, path=cfg.path, base_dir=ctx.work_dir)
+    out = ctx.path("merge")
+    res = run_merge(
+        merge_cfg, out, scheduler=ctx.scheduler, tiled=m["tiled"], progress=show_progress()
+    )
+    radii = ", ".join(f"{r:g}" for r in res["radii_arcsec"])
+    return {
+        "outputs": {
+            "masterlist": _rel(ctx, out / "masterlist"),
+            "associations": _rel(ctx, out / "associations"),
+            "provenance": _rel(ctx, out / "provenance.json"),
+        },
+        "summary": {"n_objects": res["n_objects"], "radii_arcsec": res["radii_arcsec"]},
+        "message": f"{res['n_objects']} objects (radii {radii} arcsec)",
+    }
+
+
+def _read_masterlist(ctx: StepContext) -> pd.DataFrame:
+    from skysense.catalog.hats_io import read_hats_table
+
+    return read_hats_table(ctx.output("merge", "masterlist"))
+
+
+# -- XID+ priors and fit ---------------------------------------------------------------------
+
+
+def _priors(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.catalog.cuts import cut_columns, evaluate_cut
+
+    ml = _read_masterlist(ctx)
+    source = str(ctx.output("merge", "masterlist"))
+    cut = cfg.section("xid")["priors"]["cut"]
+    cols = cut_columns(cut)
+    for c in cols:
+        if c not in ml.columns:
+            from skysense.catalog.config import _suggest
+
+            raise InputError(
+                f"xid.priors.cut names column {c!r}, not in the masterlist"
+                + _suggest(c, [k for k in ml.columns if not k.startswith("_")]),
+                path=source,
+                column=c,
+            )
+    keep = evaluate_cut(cut, {c: _numeric(ml, c) for c in cols}, len(ml))
+    field = cfg.section("field")
+    ra, dec = ml["ra"].to_numpy(float), ml["dec"].to_numpy(float)
+    if field["center"] is not None:
+        from astropy.coordinates import SkyCoord
+
+        centre = SkyCoord(*field["center"], unit="deg")
+        sep = SkyCoord(ra, dec, unit="deg").separation(centre).deg
+        keep &= sep <= field["radius_deg"]
+    if cfg.field_moc is not None:
+        import astropy.units as u
+
+        from skysense.xid.io import read_moc
+
+        keep &= read_moc(cfg.field_moc).contains_lonlat(ra * u.deg, dec * u.deg)
+    if not keep.any():
+        raise InputError(f"no masterlist object passes the prior cut {cut!r}", path=source)
+    prior = pd.DataFrame(
+        {"id": ml["help_id"].astype(str).to_numpy()[keep], "ra": ra[keep], "dec": dec[keep]}
+    )
+    for c in cols:
+        prior[c] = _numeric(ml, c)[keep]
+    out = ctx.path("priors.parquet")
+    with atomic_path(out) as tmp:
+        prior.to_parquet(tmp, index=False)
+    return {
+        "outputs": {"priors": _rel(ctx, out)},
+        "summary": {"n_priors": len(prior), "n_masterlist": len(ml)},
+        "message": f"{len(prior)} of {len(ml)} masterlist objects selected by {cut!r}",
+    }
+
+
+def _xid(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.xid.engine import fit_tiles
+    from skysense.xid.io import read_map, read_moc, read_prior
+
+    x = cfg.section("xid")
+    out = ctx.path("xid")
+    marker = out / ".key"
+    # Finished tiles are reused only by a retry of the same step (same key): anything else
+    # (new priors, maps or settings) starts the folder afresh.
+    if out.exists() and (not marker.is_file() or marker.read_text().strip() != ctx.key):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, ctx.key)
+    maps = [read_map(m.file, band=m.band, noise_path=m.noise) for m in cfg.maps]
+    prior = read_prior(ctx.output("priors", "priors"), id_column="id")
+    region = read_moc(cfg.field_moc) if cfg.field_moc is not None else None
+    cat = fit_tiles(
+        maps,
+        prior,
+        out,
+        sources_per_tile=x["sources_per_tile"],
+        scheduler=ctx.scheduler,
+        region_moc=region,
+        sampler=x["sampler"],
+        n_samples=x["samples"],
+        n_warmup=x["warmup"],
+        n_chains=x["chains"],
+        random_state=x["seed"],
+        flux_kind=x["flux_prior"],
+    )
+    flags = [c for c in cat.columns if c.startswith("flag_xid_")]
+    n_flagged = int(sum(cat[c].fillna(False).astype(bool).sum() for c in flags))
+    n_tiles = int(cat["xid_tile"].nunique()) if "xid_tile" in cat else 0
+    bands = ", ".join(m.band for m in cfg.maps)
+    return {
+        "outputs": {
+            "catalogue": _rel(ctx, out / "catalogue.parquet"),
+            "catalogue_fits": _rel(ctx, out / "catalogue.fits"),
+            "unfitted": _rel(ctx, out / "unfitted.csv"),
+        },
+        "summary": {"n_sources": len(cat), "n_tiles": n_tiles, "n_flagged": n_flagged},
+        "message": (
+            f"{len(cat)} prior sources fitted in {bands} over {n_tiles} tiles; "
+            f"{n_flagged} source-band(s) flagged"
+        ),
+    }
+
+
+# -- photo-z ---------------------------------------------------------------------------------
+
+
+def _training_frame(ctx: StepContext, cfg: PipelineConfig, ml: pd.DataFrame) -> pd.DataFrame:
+    """Masterlist rows matched to the training set, with the training redshift ``zspec``."""
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    from skysense.photoz.io import read_catalogue
+
+    t = cfg.section("photoz")["training"]
+    path = cfg.training
+    train = read_catalogue(path)
+    for key in ("ra", "dec", "z"):
+        if t[key] not in train.columns:
+            from skysense.catalog.config import _suggest
+
+            raise InputError(
+                f"no column {t[key]!r} (photoz.training.{key})" + _suggest(t[key], train.columns),
+                path=path,
+                column=t[key],
+            )
+    z = _numeric(train, t["z"])
+    tra, tdec = _numeric(train, t["ra"]), _numeric(train, t["dec"])
+    ok = np.isfinite(z) & np.isfinite(tra) & np.isfinite(tdec)
+    train_c = SkyCoord(tra[ok], tdec[ok], unit="deg")
+    ml_c = SkyCoord(ml["ra"].to_numpy(float), ml["dec"].to_numpy(float), unit="deg")
+    idx, sep, _ = match_coordinates_sky(train_c, ml_c)
+    hit = sep.arcsec <= t["radius_arcsec"]
+    matched = pd.DataFrame(
+        {"row": idx[hit], "zspec": z[ok][hit], "sep_arcsec": sep.arcsec[hit]}
+    ).sort_values("sep_arcsec")
+    matched = matched.drop_duplicates("row")  # one training redshift per object: the nearest
+    frame = ml.iloc[matched["row"].to_numpy()].reset_index(drop=True)
+    frame["zspec"] = matched["zspec"].to_numpy()
+    frame.attrs["n_training"] = int(ok.sum())
+    return frame
+
+
+def _photoz_train(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.photoz import metrics
+    from skysense.photoz.gpz import GPzRegressor
+    from skysense.photoz.io import load_model, save_model
+    from skysense.photoz.model import PhotozModel
+
+    p = cfg.section("photoz")
+    ml = _read_masterlist(ctx)
+    out = ctx.path("photoz", "model")
+    training_out = ctx.path("photoz", "training.parquet")
+    if cfg.model is not None:
+        model = load_model(cfg.model)
+        model.check_columns(ml.columns, str(ctx.output("merge", "masterlist")))
+        save_model(model, out)
+        with atomic_path(training_out) as tmp:
+            pd.DataFrame({"help_id": pd.Series([], dtype=str), "zspec": []}).to_parquet(tmp)
+        return {
+            "outputs": {"model": _rel(ctx, out), "training": _rel(ctx, training_out)},
+            "summary": {"loaded": str(cfg.model)},
+            "message": f"loaded the model {cfg.model}",
+        }
+    frame = _training_frame(ctx, cfg, ml)
+    model = PhotozModel(
+        estimator=GPzRegressor(
+            m=p["m"],
+            covariance=p["covariance"],
+            max_iter=p["max_iter"],
+            random_state=p["seed"],
+            verbose=int(show_progress()),
+        ),
+        bands=list(p["bands"]),
+        errors=None if p["errors"] is None else list(p["errors"]),
+        target="zspec",
+    )
+    model.check_columns(frame.columns, str(cfg.training))
+    X, err = model.features(frame, str(cfg.training))
+    usable = np.isfinite(X).any(axis=1)
+    X, y = X[usable], frame["zspec"].to_numpy(float)[usable]
+    err = None if err is None else err[usable]
+    if len(y) < 2 * p["m"]:
+        raise InputError(
+            f"only {len(y)} training objects match the masterlist within "
+            f"{p['training']['radius_arcsec']} arcsec; GPz with m={p['m']} needs at least "
+            f"{2 * p['m']}",
+            path=cfg.training,
+        )
+    rng = np.random.default_rng(p["seed"])
+    order = rng.permutation(len(y))
+    n_valid = int(round(p["valid_fraction"] * len(y)))
+    valid, train = order[:n_valid], order[n_valid:]
+
+    def take(a, i):
+        return None if a is None else a[i]
+
+    model.estimator.fit(
+        X[train],
+        y[train],
+        X_err=take(err, train),
+        X_valid=X[valid] if n_valid else None,
+        y_valid=y[valid] if n_valid else None,
+        X_valid_err=take(err, valid) if n_valid else None,
+    )
+    info = {"n_training_set": frame.attrs["n_training"], "n_matched": int(len(frame)),
+            "n_train": int(len(train)), "n_valid": int(n_valid), "seed": p["seed"]}  # fmt: skip
+    if n_valid:
+        mean, std = model.estimator.predict(X[valid], return_std=True, X_err=take(err, valid))
+        s = metrics.summary(y[valid], mean, std)
+        info["valid_metrics"] = {k: v for k, v in s.items() if not k.startswith("pit_")}
+    model.info = info
+    save_model(model, out)
+    used = frame.loc[usable, ["help_id", "zspec"]].copy()
+    used["help_id"] = used["help_id"].astype(str)
+    with atomic_path(training_out) as tmp:
+        used.to_parquet(tmp, index=False)
+    vm = info.get("valid_metrics", {})
+    message = f"trained GPz on {len(train)} galaxies ({n_valid} validation)"
+    if vm:
+        message += f"; validation sigma_NMAD={vm['sigma_nmad']:.4f}"
+    return {
+        "outputs": {"model": _rel(ctx, out), "training": _rel(ctx, training_out)},
+        "summary": info,
+        "message": message,
+    }
+
+
+def _photoz_apply(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.photoz.engine import predict_partitions
+    from skysense.photoz.io import load_model
+    from skysense.photoz.model import FLAG_OK
+
+    rows = cfg.section("photoz")["partition_rows"]
+    model = load_model(ctx.output("photoz_train", "model"))
+    ml = _read_masterlist(ctx)
+    parts = [ml.iloc[s : s + rows] for s in range(0, max(len(ml), 1), rows)]
+    source = str(ctx.output("merge", "masterlist"))
+    result = predict_partitions(model, parts, scheduler=ctx.scheduler, source=source)
+    out = ctx.path("photoz", "masterlist_photoz.parquet")
+    with atomic_path(out) as tmp:
+        result.to_parquet(tmp, index=False)
+    n_ok = int((result["zphot_flag"] == FLAG_OK).sum())
+    return {
+        "outputs": {"masterlist": _rel(ctx, out)},
+        "summary": {"n_rows": len(result), "n_predicted": n_ok},
+        "message": f"{n_ok} of {len(result)} objects have a photo-z",
+    }
+
+
+# -- publish ---------------------------------------------------------------------------------
+
+
+def _published(record: dict, *, cfg: PipelineConfig) -> bool:
+    from skysense.vo.backends import open_backend
+
+    if not cfg.db:
+        return False
+    backend = open_backend(cfg.db, create=False)
+    try:
+        doc = backend.get_record(PUBLISH_RECORD_KIND, cfg.section("publish")["schema"])
+    finally:
+        backend.close()
+    return doc is not None and doc.get("key") == record.get("key")
+
+
+def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> dict:
+    import warnings
+
+    import pyarrow as pa
+
+    from skysense.pipeline.metadata import masterlist_meta, xid_meta
+    from skysense.vo.backends import open_backend
+    from skysense.vo.publish import publish_arrow
+
+    p = cfg.section("publish")
+    schema = p["schema"]
+    has_photoz = "photoz_apply" in ctx.records
+    ml = (
+        pd.read_parquet(ctx.output("photoz_apply", "masterlist"))
+        if has_photoz
+        else _read_masterlist(ctx)
+    )
+    ml = ml.drop(columns=[c for c in ml.columns if c.startswith("_")])
+    ml["help_id"] = ml["help_id"].astype(str)
+    tables, maps = [], []
+    backend = open_backend(cfg.db)
+    try:
+        name = f"{schema}.{p['masterlist_table']}"
+        text = f"HELP masterlist of {cfg.name}: {len(ml)} objects merged from {', '.join(surveys)}"
+        if has_photoz:
+            text += ", with GPz photometric redshifts (zphot, zphot_err)"
+        publish_arrow(
+            backend,
+            pa.Table.from_pandas(ml, preserve_index=False),
+            name,
+            description=text,
+            meta=masterlist_meta(ml.columns, surveys),
+            ra="ra",
+            dec="dec",
+            source=name,
+        )
+        tables.append(name)
+        if "xid" in ctx.records:
+            cat = pd.read_parquet(ctx.output("xid", "catalogue"))
+            cat["HELP_ID"] = cat["HELP_ID"].astype(str)
+            if has_photoz:
+                z = ml[["help_id", "zphot", "zphot_err", "zphot_flag"]]
+                cat = cat.merge(z, left_on="HELP_ID", right_on="help_id", how="left")
+                cat = cat.drop(columns=["help_id"])
+            name = f"{schema}.{p['xid_table']}"
+            bands = ", ".join(m.band for m in cfg.maps)
+            cut = cfg.section("xid")["priors"]["cut"]
+            text = f"XID+ de-blended fluxes in {bands} of {cfg.name} for the priors {cut!r}"
+            if has_photoz:
+                text += ", with the masterlist photo-z"
+            publish_arrow(
+                backend,
+                pa.Table.from_pandas(cat, preserve_index=False),
+                name,
+                description=text,
+                meta=xid_meta(cat.columns),
+                ra="RA",
+                dec="Dec",
+                source=name,
+            )
+            tables.append(name)
+        if p["maps"]:
+            from skysense.vo.maps import publish_map
+
+            for m in cfg.maps:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # FITS header fix-up chatter
+                    publish_map(
+                        backend,
+                        m.file,
+                        name=m.band,
+                        description=f"{cfg.name} {m.band} map (input of XID+)",
+                    )
+                maps.append(m.band)
+        backend.put_record(
+            PUBLISH_RECORD_KIND, schema, {"key": ctx.key, "tables": tables, "maps": maps}
+        )
+    finally:
+        backend.close()
+    return {
+        "outputs": {},
+        "summary": {"db": cfg.relative(cfg.db), "tables": tables, "maps": maps},
+        "message": f"published {', '.join(tables + [f'map {m}' for m in maps])}",
+    }
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+def _summary(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> dict:
+    from skysense.pipeline.summary import truth_summary, write_summary
+
+    counts = {name: rec.get("summary", {}) for name, rec in ctx.records.items()}
+    doc = {"field": cfg.name, "steps": counts}
+    if cfg.truth is not None:
+        ml_path = (
+            ctx.output("photoz_apply", "masterlist")
+            if "photoz_apply" in ctx.records
+            else ctx.output("merge", "masterlist")
+        )
+        doc["truth"] = truth_summary(
+            cfg.truth,
+            masterlist=ml_path,
+            surveys=surveys,
+            xid=ctx.output("xid", "catalogue") if "xid" in ctx.records else None,
+            training=(
+                ctx.output("photoz_train", "training") if "photoz_train" in ctx.records else None
+            ),
+            bands=[m.band for m in cfg.maps],
+        )
+    paths = write_summary(doc, ctx.path("summary"))
+    return {
+        "outputs": {k: _rel(ctx, v) for k, v in paths.items()},
+        "summary": doc.get("truth", {}),
+        "message": f"run summary {_rel(ctx, paths['markdown'])}",
+    }
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def build_steps(cfg: PipelineConfig) -> list[Step]:
+    """The steps of ``cfg`` in dependency order (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        A survey configuration is invalid, or two name the same survey.
+    """
+    from skysense.catalog.config import load_config
+
+    ref = (cfg.reference,) if cfg.reference is not None else ()
+    steps: list[Step] = []
+    surveys: list[tuple[str, object]] = []
+    for entry in cfg.surveys:
+        sc = load_config(entry.config)
+        if sc.survey in [s for s, _ in surveys]:
+            raise ConfigError(f"survey {sc.survey!r} is listed twice", path=cfg.path, key="surveys")
+        surveys.append((sc.survey, entry))
+        steps.append(
+            Step(
+                f"prepare:{sc.survey}",
+                functools.partial(_prepare, cfg=cfg, config=entry.config, survey=sc.survey),
+                inputs=(entry.config, Path(sc.file_path), *ref),
+                params={"prepare": cfg.section("prepare")},
+                primary_input=cfg.relative(entry.config),
+            )
+        )
+    names = [s for s, _ in surveys]
+    merge_params = {
+        "merge": cfg.section("merge"),
+        "field": cfg.name,
+        "surveys": [[s, e.radius_arcsec, e.position_error_arcsec] for s, e in surveys],
+    }
+    steps.append(
+        Step(
+            "merge",
+            functools.partial(_merge, cfg=cfg, surveys=surveys),
+            deps=tuple(f"prepare:{s}" for s in names),
+            params=merge_params,
+            primary_input="the prepared catalogues",
+        )
+    )
+    final = ["merge"]
+    xid = cfg.section("xid")
+    map_files = tuple(m.file for m in cfg.maps) + tuple(m.noise for m in cfg.maps if m.noise)
+    if cfg.maps:
+        priors = {"priors": xid["priors"], "field": cfg.section("field")}
+        steps.append(
+            Step(
+                "priors",
+                functools.partial(_priors, cfg=cfg),
+                deps=("merge",),
+                inputs=(cfg.field_moc,) if cfg.field_moc is not None else (),
+                params=priors,
+                primary_input="the masterlist",
+            )
+        )
+        fit = {k: v for k, v in xid.items() if k not in ("priors", "maps")}
+        fit["bands"] = [m.band for m in cfg.maps]
+        steps.append(
+            Step(
+                "xid",
+                functools.partial(_xid, cfg=cfg),
+                deps=("priors",),
+                inputs=map_files + ((cfg.field_moc,) if cfg.field_moc is not None else ()),
+                params=fit,
+                primary_input=", ".join(cfg.relative(m.file) for m in cfg.maps),
+            )
+        )
+        final.append("xid")
+    pz = cfg.section("photoz")
+    if cfg.training is not None or cfg.model is not None:
+        train_params = {k: v for k, v in pz.items() if k not in ("partition_rows",)}
+        if cfg.model is not None:
+            train_params = {"model": "given"}
+        steps.append(
+            Step(
+                "photoz_train",
+                functools.partial(_photoz_train, cfg=cfg),
+                deps=("merge",),
+                inputs=(cfg.model if cfg.model is not None else cfg.training,),
+                params=train_params,
+                primary_input=cfg.relative(cfg.model or cfg.training),
+            )
+        )
+        steps.append(
+            Step(
+                "photoz_apply",
+                functools.partial(_photoz_apply, cfg=cfg),
+                deps=("photoz_train", "merge"),
+                params={"partition_rows": pz["partition_rows"]},
+                primary_input="the masterlist",
+            )
+        )
+        final.append("photoz_apply")
+    if cfg.db is not None:
+        pub = cfg.section("publish")
+        steps.append(
+            Step(
+                "publish",
+                functools.partial(_publish, cfg=cfg, surveys=names),
+                deps=tuple(final),
+                inputs=map_files if pub["maps"] else (),
+                params={"publish": pub, "db": cfg.relative(cfg.db), "field": cfg.name},
+                primary_input=cfg.relative(cfg.db),
+                is_complete=functools.partial(_published, cfg=cfg),
+            )
+        )
+        final.append("publish")
+    truth_files = ()
+    if cfg.truth is not None:
+        truth_files = tuple(
+            cfg.truth / "truth" / f
+            for f in ("objects.parquet", "catalogue_rows.parquet", "map_sources.parquet")
+            if (cfg.truth / "truth" / f).is_file()
+        )
+    steps.append(
+        Step(
+            "summary",
+            functools.partial(_summary, cfg=cfg, surveys=names),
+            deps=tuple(s.name for s in steps if s.name in final or s.name == "photoz_train"),
+            inputs=truth_files,
+            params={"truth": cfg.truth is not None},
+            primary_input=cfg.relative(cfg.truth) if cfg.truth else "the step records",
+        )
+    )
+    return steps
