@@ -138,6 +138,8 @@ def matched_filter(
     pixel_arcsec: float,
     *,
     confusion_mjy: float = 0.0,
+    background_mjy: float | None = None,
+    filter_noise_mjy: float | None = None,
 ) -> FilteredMap:
     """Filter a map for point sources of a Gaussian beam in instrumental + confusion noise.
 
@@ -149,6 +151,10 @@ def matched_filter(
     fwhm_arcsec : float - beam FWHM, arcsec
     pixel_arcsec : float - pixel size, arcsec
     confusion_mjy : float, mJy/beam - confusion noise; 0 gives the plain beam-matched filter
+    background_mjy : float or None, mJy/beam - subtracted first; default the map's median
+    filter_noise_mjy : float or None, mJy/beam - instrumental noise the filter shape is built
+        for; default the median of ``error_mjy`` (tiles pass the whole map's values, so every
+        tile applies the same filter)
 
     Returns
     -------
@@ -181,12 +187,13 @@ def matched_filter(
     shape = (sfft.next_fast_len(ny + 2 * pad, real=True), sfft.next_fast_len(nx + 2 * pad, True))
     data = np.zeros(shape)
     var = np.zeros(shape)
-    data[:ny, :nx] = np.where(good, image - np.median(image[good]), 0.0)
+    bkg = float(np.median(image[good])) if background_mjy is None else float(background_mjy)
+    data[:ny, :nx] = np.where(good, image - bkg, 0.0)
     var[:ny, :nx] = np.where(good, error, 0.0) ** 2
 
     beam = _wrapped_beam(shape, fwhm_arcsec, pixel_arcsec)
     beam_k = sfft.rfft2(beam).real  # symmetric beam: real transform
-    sigma_inst = float(np.median(error[good]))
+    sigma_inst = float(np.median(error[good]) if filter_noise_mjy is None else filter_noise_mjy)
     # Per-pixel variance density: white + beam-shaped confusion with variance confusion_mjy^2.
     # rfft2 holds half the spectrum; the mean of |B|^2 over the full plane is sum(b^2).
     mean_b2 = float(np.sum(beam**2))
@@ -471,6 +478,8 @@ def extract_sources(
     confusion_mjy: float | None = 0.0,
     fwhm_arcsec: float | None = None,
     deblend: bool = True,
+    background_mjy: float | None = None,
+    filter_noise_mjy: float | None = None,
 ) -> pd.DataFrame:
     """Blind source catalogue of one map.
 
@@ -483,6 +492,8 @@ def extract_sources(
     fwhm_arcsec : float or None - beam FWHM, default ``sky.fwhm_arcsec``
     deblend : bool - fluxes by a joint PSF fit at the detected positions
         (:func:`psf_fit_fluxes`); False reads them from the filtered map at the peak
+    background_mjy, filter_noise_mjy : float or None, mJy/beam - see :func:`matched_filter`
+        (default: the map's median and median noise)
 
     Returns
     -------
@@ -497,17 +508,56 @@ def extract_sources(
     InputError
         When the FWHM is unknown or a setting is invalid.
     """
+    df, _, _, _ = _extract(
+        sky,
+        snr_threshold=snr_threshold,
+        confusion_mjy=confusion_mjy,
+        fwhm_arcsec=fwhm_arcsec,
+        deblend=deblend,
+        background_mjy=background_mjy,
+        filter_noise_mjy=filter_noise_mjy,
+    )
+    return df
+
+
+def _extract(
+    sky: SkyMap,
+    *,
+    snr_threshold: float,
+    confusion_mjy: float | None,
+    fwhm_arcsec: float | None,
+    deblend: bool,
+    background_mjy: float | None,
+    filter_noise_mjy: float | None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`extract_sources` plus each source's peak pixel (iy, ix) and peak S/N.
+
+    The tiled engine keeps the sources whose peak pixel lies in a tile's core, and orders the
+    joined catalogue as one map would (peak S/N, then raster order).
+    """
     fwhm = sky.fwhm_arcsec if fwhm_arcsec is None else fwhm_arcsec
     if fwhm is None:
         raise InputError(f"map {sky.path or sky.band!r} has no FWHM; pass fwhm_arcsec")
     snr_threshold = _positive_finite(snr_threshold, "snr_threshold")
+    good = sky.good
     if confusion_mjy is None:
         confusion_mjy = estimate_confusion_mjy(sky.image_mjy, sky.error_mjy)
+    if background_mjy is None and good.any():
+        background_mjy = float(np.median(sky.image_mjy[good]))
     pixel = sky.pixel_arcsec
-    fm = matched_filter(sky.image_mjy, sky.error_mjy, fwhm, pixel, confusion_mjy=confusion_mjy)
+    fm = matched_filter(
+        sky.image_mjy,
+        sky.error_mjy,
+        fwhm,
+        pixel,
+        confusion_mjy=confusion_mjy,
+        background_mjy=background_mjy,
+        filter_noise_mjy=filter_noise_mjy,
+    )
     snr = fm.snr
     sep = max(1, int(round(0.5 * fm.fwhm_arcsec / pixel)))
     iy, ix = find_peaks(snr, snr_threshold, min_separation_pix=sep)
+    peak_snr = snr[iy, ix]
     dy, dx, flux_filter = _refine(fm.flux_mjy, iy, ix)
     filter_err = fm.error_mjy[iy, ix]
     x = ix + dx
@@ -518,7 +568,6 @@ def extract_sources(
         # log-quadratic refinement is exact for a Gaussian profile, so only a tiny floor.
         pos_err = np.hypot(0.6 * fm.fwhm_arcsec / snr_det, 0.01 * pixel)
     if deblend:
-        good = sky.good
         psf = psf_fit_fluxes(
             sky.image_mjy,
             sky.error_mjy,
@@ -526,7 +575,7 @@ def extract_sources(
             y,
             fm.fwhm_arcsec,
             pixel,
-            background_mjy=float(np.median(sky.image_mjy[good])),
+            background_mjy=background_mjy,
             confusion_mjy=fm.confusion_mjy,
         )
         flux, flux_err = psf.flux_mjy, psf.flux_err_mjy
@@ -567,4 +616,4 @@ def extract_sources(
         filter="chapin2011" if fm.confusion_mjy > 0 else "beam-matched",
         deblend=bool(deblend),
     )
-    return df
+    return df, iy, ix, peak_snr

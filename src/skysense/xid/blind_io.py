@@ -15,7 +15,7 @@ from skysense._atomic import atomic_path
 from skysense.errors import InputError
 from skysense.xid.blind import CATALOGUE_UNITS
 
-__all__ = ["write_blind_catalogue", "BLIND_COLUMNS"]
+__all__ = ["write_blind_catalogue", "read_blind_catalogue", "BLIND_COLUMNS"]
 
 #: Columns every blind catalogue holds (see :func:`skysense.xid.blind.extract_sources`).
 BLIND_COLUMNS = ("ra", "dec", "ra_err", "dec_err", "flux_mjy", "flux_err_mjy", "snr")
@@ -36,6 +36,7 @@ def write_blind_catalogue(
     stem: str | os.PathLike,
     *,
     formats: tuple[str, ...] = ("fits", "parquet"),
+    units: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write ``df`` as ``<stem>.fits`` and/or ``<stem>.parquet``, each atomically.
 
@@ -44,6 +45,7 @@ def write_blind_catalogue(
     df : DataFrame - a catalogue from :func:`~skysense.xid.blind.extract_sources`
     stem : path without suffix
     formats : subset of ("fits", "parquet")
+    units : dict, optional - units of further columns (e.g. cross-match separations)
 
     Returns
     -------
@@ -66,7 +68,7 @@ def write_blind_catalogue(
         from astropy.table import Table
 
         table = Table.from_pandas(df.reset_index(drop=True))
-        for col, unit in CATALOGUE_UNITS.items():
+        for col, unit in {**CATALOGUE_UNITS, **(units or {})}.items():
             if col in table.colnames:
                 table[col].unit = unit
         for attr, key in _HEADER_KEYS.items():
@@ -82,3 +84,36 @@ def write_blind_catalogue(
             df.reset_index(drop=True).to_parquet(tmp, index=False)
         written.append(path)
     return written
+
+
+def read_blind_catalogue(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a blind catalogue written by :func:`write_blind_catalogue` (FITS or Parquet).
+
+    The filter settings come back in ``df.attrs`` (from the FITS header keys; a Parquet file
+    keeps pandas' attrs).
+
+    Raises
+    ------
+    InputError
+        Missing file, unreadable table or missing catalogue columns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("blind catalogue not found", path=path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df = pd.read_parquet(path)
+    else:
+        from astropy.table import Table
+
+        try:
+            table = Table.read(path)
+        except Exception as exc:  # astropy's readers raise many types
+            raise InputError(f"cannot read blind catalogue: {exc}", path=path) from None
+        df = table.to_pandas()
+        for attr, key in _HEADER_KEYS.items():
+            if key in table.meta:
+                df.attrs[attr] = table.meta[key]
+    missing = [c for c in ("ra", "dec") if c not in df.columns]
+    if missing:
+        raise InputError(f"blind catalogue lacks column(s) {missing}", path=path, column=missing[0])
+    return df
