@@ -185,16 +185,72 @@ def _blind(args) -> int:
 
     sky = read_map(args.map, band=args.band, noise_path=args.noise)
     confusion = None if args.confusion == "auto" else float(args.confusion)
-    catalogue = extract_sources(
-        sky,
-        snr_threshold=args.snr,
-        confusion_mjy=confusion,
-        fwhm_arcsec=args.fwhm,
-        deblend=not args.no_deblend,
-    )
+    kw = {
+        "snr_threshold": args.snr,
+        "confusion_mjy": confusion,
+        "fwhm_arcsec": args.fwhm,
+        "deblend": not args.no_deblend,
+    }
+    if args.tile is not None:
+        from skysense.xid.blind_engine import extract_tiles
+
+        catalogue = extract_tiles(sky, tile_pix=args.tile, scheduler=args.scheduler, **kw)
+    else:
+        catalogue = extract_sources(sky, **kw)
     paths = write_blind_catalogue(catalogue, args.out)
     print(
         f"{len(catalogue)} sources above S/N {args.snr:g}: " + ", ".join(str(p) for p in paths),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _hidden(args) -> int:
+    from skysense.xid.hidden import find_hidden_sources
+    from skysense.xid.hidden_io import write_hidden
+
+    maps, prior, moc, kw = _inputs(args)
+    seed = kw.pop("random_state")
+    hidden = find_hidden_sources(
+        maps,
+        prior,
+        detect_band=args.detect_band,
+        snr_threshold=args.snr,
+        pval_sigma_min=args.pval_min,
+        min_sep_fwhm=args.min_sep_fwhm,
+        refit=not args.no_refit,
+        max_iter=args.max_iter,
+        random_state=seed,
+        region_moc=moc,
+        **kw,
+    )
+    write_hidden(hidden, args.out)
+    cand = hidden.candidates
+    print(
+        f"{len(cand)} candidate(s) in {hidden.n_fits} fit(s), {int(cand['added'].sum())} added "
+        f"to the prior; {'converged' if hidden.converged else 'NOT converged (raise --max-iter)'}"
+        f"; outputs in {args.out} (hidden.fits, prior_hidden.fits, catalogue.fits)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _blind_match(args) -> int:
+    from skysense.xid.blind_io import read_blind_catalogue, write_blind_catalogue
+    from skysense.xid.blind_match import MATCH_UNITS, match_blind
+    from skysense.xid.io import read_prior
+
+    if args.xid is None and args.masterlist is None:
+        raise InputError("give --xid CAT, --masterlist CAT or both")
+    blind = read_blind_catalogue(args.blind)
+    xid = None if args.xid is None else read_prior(args.xid)
+    ml = None if args.masterlist is None else read_prior(args.masterlist)
+    out = match_blind(blind, xid=xid, masterlist=ml, radius_arcsec=args.radius, band=args.band)
+    paths = write_blind_catalogue(out, args.out, units=MATCH_UNITS)
+    print(
+        f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
+        f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
+        + ", ".join(str(p) for p in paths),
         file=sys.stderr,
     )
     return 0
@@ -220,6 +276,62 @@ def register(subparsers) -> None:
         "0 gives the plain beam-matched filter",
     )
     p.add_argument("--no-deblend", action="store_true", help="skip joint PSF fits of blends")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="PIX",
+        help="extract tile by tile on Dask, tiles of PIX x PIX pixels with a 6-FWHM buffer "
+        "(same catalogue as one map; for large fields)",
+    )
+    p.add_argument(
+        "-o", "--out", required=True, help="output stem: writes STEM.fits and STEM.parquet"
+    )
+    add_scheduler_option(p)
+    p = add_verb(
+        verbs,
+        "hidden",
+        _hidden,
+        "fit, find significant positive residuals no prior explains, add them and refit",
+    )
+    _add_common(p)
+    p.add_argument(
+        "--detect-band", default=None, help="band searched for residuals (default: sharpest beam)"
+    )
+    p.add_argument("--snr", type=float, default=5.0, help="filtered residual S/N (default 5)")
+    p.add_argument(
+        "--pval-min",
+        type=float,
+        default=1.0,
+        help="beam-mean Bayesian P value (sigma) a candidate must exceed (default 1)",
+    )
+    p.add_argument(
+        "--min-sep-fwhm",
+        type=float,
+        default=0.5,
+        help="do not add candidates within this many FWHM of a prior source (default 0.5)",
+    )
+    p.add_argument("--max-iter", type=int, default=5, help="at most this many XID+ fits")
+    p.add_argument("--no-refit", action="store_true", help="one fit: report candidates only")
+    p = add_verb(
+        verbs,
+        "blind-match",
+        _blind_match,
+        "cross-match a blind catalogue with XID+ / masterlist; flag sources without prior",
+    )
+    p.add_argument("blind", help="blind catalogue (FITS or Parquet from 'skysense xid blind')")
+    p.add_argument("--xid", default=None, metavar="CAT", help="XID+ catalogue (HELP_ID, RA, Dec)")
+    p.add_argument(
+        "--masterlist", default=None, metavar="CAT", help="masterlist (help_id, ra, dec)"
+    )
+    p.add_argument(
+        "--radius",
+        type=float,
+        default=None,
+        metavar="ARCSEC",
+        help="match radius (default: half the beam FWHM of the blind catalogue)",
+    )
+    p.add_argument("--band", default=None, help="band of the XID+ flux column F_<BAND>")
     p.add_argument(
         "-o", "--out", required=True, help="output stem: writes STEM.fits and STEM.parquet"
     )
