@@ -117,6 +117,23 @@ def test_loguniform_needs_positive_lower():
         )
 
 
+def test_lognormal_needs_median_and_scatter():
+    a = sp.csr_matrix(np.eye(2))
+    with pytest.raises(InputError, match="log-normal flux prior.*flux_mu"):
+        band_model("spire_250", a, np.ones(2), np.ones(2), flux_kind="lognormal")
+    with pytest.raises(InputError, match="median mu must be > 0"):
+        band_model(
+            "spire_250",
+            a,
+            np.ones(2),
+            np.ones(2),
+            flux_kind="lognormal",
+            flux_mu=[1.0, -1.0],
+            flux_sigma=[0.5, 0.5],
+            flux_lower=[0.1, 0.1],
+        )
+
+
 def test_noise_must_be_positive():
     a = sp.csr_matrix(np.eye(2))
     with pytest.raises(InputError, match="noise"):

@@ -91,7 +91,10 @@ def build_band_model(
     ----------
     sky : SkyMap
     prior : DataFrame with ``id``, ``ra``, ``dec`` and optional ``flux_lower_<band>``,
-        ``flux_upper_<band>``, ``flux_mu_<band>``, ``flux_sigma_<band>`` (mJy)
+        ``flux_upper_<band>``, ``flux_mu_<band>``, ``flux_sigma_<band>`` (mJy; for
+        ``flux_kind="lognormal"`` mu is the median in mJy and sigma the scatter in dex)
+    flux_kind : ``"uniform"``, ``"loguniform"`` or ``"lognormal"`` (Gaussian when the prior
+        gives mu and sigma columns and the kind is not log-normal)
     beam : beam; default a Gaussian of the map's FWHM header key or the HELP FWHM of the band
     region : ndarray (ny, nx) bool, optional
         Pixels to fit (e.g. from a MOC); always intersected with the good pixels.
@@ -150,7 +153,10 @@ def build_band_model(
 
     lower, upper = col("flux_lower"), col("flux_upper")
     mu, sig = col("flux_mu"), col("flux_sigma")
+    # flux_mu/flux_sigma columns make a Gaussian prior unless a log-normal one is asked for
     kind = "gaussian" if (mu is not None and sig is not None) else flux_kind
+    if flux_kind == "lognormal":
+        kind = "lognormal"
     try:
         model = band_model(
             band,

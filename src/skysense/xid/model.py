@@ -201,14 +201,17 @@ class FluxPrior:
     """Per-source flux prior of one band (mJy).
 
     ``kind`` is ``"uniform"`` (flat between ``lower`` and ``upper``, as XID+),
-    ``"loguniform"`` (density proportional to 1/f between positive bounds) or ``"gaussian"``
-    (Normal(``mu``, ``sigma``) truncated to ``[lower, upper]``).
+    ``"loguniform"`` (density proportional to 1/f between positive bounds), ``"gaussian"``
+    (Normal(``mu``, ``sigma``) truncated to ``[lower, upper]``) or ``"lognormal"`` (log10 f
+    Normal about log10 ``mu`` with ``sigma`` dex, truncated to positive bounds: a population
+    prior, e.g. from number counts, for prior lists that reach far below the noise).
 
     Parameters
     ----------
     lower, upper : ndarray (nsrc,), mJy
     kind : str
-    mu, sigma : ndarray (nsrc,), mJy, only for ``"gaussian"``
+    mu, sigma : ndarray (nsrc,), only for ``"gaussian"`` (mJy, mJy) and ``"lognormal"``
+        (median in mJy, scatter in dex)
     """
 
     lower: np.ndarray
@@ -220,7 +223,7 @@ class FluxPrior:
     def validate(self, nsrc: int, band: str = "") -> None:
         """Check shapes and bounds; raise :class:`InputError` naming the first bad source."""
         where = f" ({band})" if band else ""
-        if self.kind not in ("uniform", "loguniform", "gaussian"):
+        if self.kind not in ("uniform", "loguniform", "gaussian", "lognormal"):
             raise InputError(f"unknown flux prior kind {self.kind!r}{where}")
         lo, hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
         if lo.shape != (nsrc,) or hi.shape != (nsrc,):
@@ -233,24 +236,32 @@ class FluxPrior:
                 f"for {bad.size} source(s), first at prior row {i}",
                 row=int(i),
             )
-        if self.kind == "loguniform" and np.any(lo <= 0):
+        if self.kind in ("loguniform", "lognormal") and np.any(lo <= 0):
             i = int(np.flatnonzero(lo <= 0)[0])
-            raise InputError(f"log-uniform flux prior{where} needs lower > 0", row=i)
-        if self.kind == "gaussian":
+            name = "log-uniform" if self.kind == "loguniform" else "log-normal"
+            raise InputError(f"{name} flux prior{where} needs lower > 0", row=i)
+        if self.kind in ("gaussian", "lognormal"):
+            name = "Gaussian" if self.kind == "gaussian" else "log-normal"
+            if self.mu is None or self.sigma is None:
+                raise InputError(
+                    f"{name} flux prior{where} needs flux_mu and flux_sigma "
+                    f"(columns flux_mu_<band>, flux_sigma_<band>)"
+                )
             mu = np.asarray(self.mu, float)
             sig = np.asarray(self.sigma, float)
             if mu.shape != (nsrc,) or sig.shape != (nsrc,):
-                raise InputError(
-                    f"Gaussian flux prior{where} needs mu and sigma of shape ({nsrc},)"
-                )
+                raise InputError(f"{name} flux prior{where} needs mu and sigma of shape ({nsrc},)")
             bad = np.flatnonzero(~(sig > 0) | ~np.isfinite(mu))
             if bad.size:
-                raise InputError(f"Gaussian flux prior{where}: sigma must be > 0", row=int(bad[0]))
+                raise InputError(f"{name} flux prior{where}: sigma must be > 0", row=int(bad[0]))
+            if self.kind == "lognormal" and np.any(mu <= 0):
+                i = int(np.flatnonzero(mu <= 0)[0])
+                raise InputError(f"log-normal flux prior{where}: median mu must be > 0", row=i)
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise InputError(f"flux bounds{where} must be finite")
 
     def kind_code(self) -> int:
-        return {"uniform": 0, "gaussian": 1, "loguniform": 2}[self.kind]
+        return {"uniform": 0, "gaussian": 1, "loguniform": 2, "lognormal": 3}[self.kind]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,8 +396,8 @@ def band_model(
 ) -> BandModel:
     """Assemble and validate a :class:`BandModel`, filling XID+'s default flux bounds.
 
-    Missing lower bounds default to 0 mJy (0.01 mJy for log-uniform); missing (NaN) upper
-    bounds to :func:`default_upper_bounds`.
+    Missing lower bounds default to 0 mJy (0.01 mJy for log-uniform, 6 sigma below the
+    median for log-normal); missing (NaN) upper bounds to :func:`default_upper_bounds`.
 
     Raises
     ------
@@ -405,13 +416,17 @@ def band_model(
     conf_prior = conf_prior or ConfusionPrior()
     if not bkg_prior.sigma > 0:
         raise InputError(f"{band}: background prior sigma must be > 0")
-    lo = np.zeros(nsrc) if flux_lower is None else np.array(flux_lower, dtype=float)
-    if flux_kind == "loguniform" and flux_lower is None:
-        lo = np.full(nsrc, 0.01)
+    lo = np.full(nsrc, np.nan) if flux_lower is None else np.array(flux_lower, dtype=float)
+    lo_default = np.zeros(nsrc)
+    if flux_kind == "lognormal" and flux_mu is not None and flux_sigma is not None:
+        # 6 sigma below the median: the truncation removes ~1e-9 of the prior mass
+        lo_default = np.asarray(flux_mu, float) * 10.0 ** (-6.0 * np.asarray(flux_sigma, float))
+    elif flux_kind in ("loguniform", "lognormal"):
+        lo_default = np.full(nsrc, 0.01)
     up_default = default_upper_bounds(amat, d, bkg_prior)
     hi = up_default if flux_upper is None else np.array(flux_upper, dtype=float)
     hi = np.where(np.isnan(hi), up_default, hi)
-    lo = np.where(np.isnan(lo), 0.01 if flux_kind == "loguniform" else 0.0, lo)
+    lo = np.where(np.isnan(lo), lo_default, lo)
     prior = FluxPrior(lo, hi, flux_kind, flux_mu, flux_sigma)
     prior.validate(nsrc, band)
     return BandModel(band, amat, d, s, prior, bkg_prior, conf_prior, pixel_x, pixel_y)

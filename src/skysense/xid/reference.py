@@ -3,7 +3,8 @@
 Used to validate the Gibbs sampler, for benchmarks, and for non-conjugate models (the SED mode
 in :mod:`skysense.xid.sed`). Model of one band (XID+'s SPIRE model):
 
-    f_k ~ Uniform(lower_k, upper_k)  (or LogUniform, or Normal truncated to the bounds)
+    f_k ~ Uniform(lower_k, upper_k)  (or LogUniform, or Normal or LogNormal truncated to the
+                                      bounds)
     B ~ Normal(mu_B, sigma_B)
     sigma_conf ~ HalfCauchy(scale)   (or HalfNormal, or fixed)
     d_i ~ Normal((A f)_i + B, sqrt(sigma_inst,i^2 + sigma_conf^2))
@@ -46,6 +47,14 @@ def numpyro_band_model(model: BandModel):
             prior = dist.Uniform(lo, hi)
         elif p.kind == "loguniform":
             prior = dist.LogUniform(lo, hi)
+        elif p.kind == "lognormal":  # log10 f ~ Normal(log10 mu, sigma dex), truncated
+            ln = dist.TruncatedNormal(
+                jnp.log(jnp.asarray(p.mu, dtype=float)),
+                jnp.asarray(p.sigma, dtype=float) * np.log(10.0),
+                low=jnp.log(lo),
+                high=jnp.log(hi),
+            )
+            prior = dist.TransformedDistribution(ln, dist.transforms.ExpTransform())
         else:
             prior = dist.TruncatedNormal(
                 jnp.asarray(p.mu, dtype=float), jnp.asarray(p.sigma, dtype=float), low=lo, high=hi

@@ -6,8 +6,8 @@ prior). Each full conditional is then a 1-D truncated normal, drawn exactly (Rob
 rejection samplers, chosen by where the bounds lie). The residual map ``r = d - A f - B`` is
 updated incrementally through the sparse column of the source just drawn, so one sweep over
 all sources costs O(nnz(A)) rather than O(nsrc x npix). sigma_conf is then updated by a slice
-step (Neal 2003) on log sigma_conf, which is exact MCMC with no tuning; log-uniform flux priors
-use a slice step on log f. Several independent chains, each with its own seeded generator.
+step (Neal 2003) on log sigma_conf, which is exact MCMC with no tuning; log-uniform and
+log-normal flux priors use a slice step on log f. Several independent chains, each with its own seeded generator.
 """
 
 from __future__ import annotations
@@ -140,27 +140,39 @@ def _slice_conf(u0, r, s2, kind, scale, rng):
 
 
 @numba.njit(cache=True)
-def _slice_logflux(f0, m, prec, lo, hi, rng):
-    """Slice update of f with density N(f; m, 1/prec) / f on [lo, hi], sampled in log f."""
+def _logflux_lp(u, m, prec, lmu, lprec):
+    f = math.exp(u)
+    return -0.5 * prec * (f - m) ** 2 - 0.5 * lprec * (u - lmu) ** 2
+
+
+@numba.njit(cache=True)
+def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, rng):
+    """Slice update of f with density N(f; m, 1/prec) p(f) on [lo, hi], sampled in u = log f.
+
+    In u the prior is flat (log-uniform p(f) ~ 1/f, ``lprec`` = 0) or Normal(lmu, 1/lprec)
+    (log-normal).
+    """
     ulo, uhi = math.log(lo), math.log(hi)
     u0 = math.log(f0)
-    width = min(uhi - ulo, max(1e-3, 2.0 / (math.sqrt(prec) * f0)))
-    y = -0.5 * prec * (f0 - m) ** 2 - rng.standard_exponential()
+    width = 2.0 / (math.sqrt(prec) * f0)
+    if lprec > 0.0:
+        width = min(width, 2.0 / math.sqrt(lprec))
+    width = min(uhi - ulo, max(1e-3, width))
+    y = _logflux_lp(u0, m, prec, lmu, lprec) - rng.standard_exponential()
     left = max(ulo, u0 - width * rng.random())
     right = min(uhi, left + width)
     for _ in range(50):
-        if left <= ulo or -0.5 * prec * (math.exp(left) - m) ** 2 < y:
+        if left <= ulo or _logflux_lp(left, m, prec, lmu, lprec) < y:
             break
         left = max(ulo, left - width)
     for _ in range(50):
-        if right >= uhi or -0.5 * prec * (math.exp(right) - m) ** 2 < y:
+        if right >= uhi or _logflux_lp(right, m, prec, lmu, lprec) < y:
             break
         right = min(uhi, right + width)
     while True:
         u = left + (right - left) * rng.random()
-        f = math.exp(u)
-        if -0.5 * prec * (f - m) ** 2 >= y:
-            return min(max(f, lo), hi)
+        if _logflux_lp(u, m, prec, lmu, lprec) >= y:
+            return min(max(math.exp(u), lo), hi)
         if u < u0:
             left = u
         else:
@@ -229,7 +241,7 @@ def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, c
     """
     for p in range(pi.size):
         i, j = pi[p], pj[p]
-        if kind[i] == 2 or kind[j] == 2:
+        if kind[i] >= 2 or kind[j] >= 2:  # log-space priors: no Gaussian conditional
             continue
         di, dj = ui[p], uj[p]
         g = 0.0
@@ -319,8 +331,8 @@ def _gibbs_chain(
                 g += w[indices[k]] * vals[k] * r[indices[k]]
             qj = q[j]
             fj = f[j]
-            if kind[j] == 2:
-                fn = _slice_logflux(fj, fj + g / qj, qj, lo[j], hi[j], rng)
+            if kind[j] >= 2:  # pmu, pprec hold the log-normal's ln-median and 1/sd^2
+                fn = _slice_logflux(fj, fj + g / qj, qj, lo[j], hi[j], pmu[j], pprec[j], rng)
             else:
                 prec = qj + pprec[j]
                 mean = (qj * fj + g + pprec[j] * pmu[j]) / prec
@@ -394,7 +406,7 @@ def _ensure_compiled() -> float:
         return 0.0
     t0 = time.perf_counter()
     a = sp.csc_matrix(np.ones((2, 1)))
-    for kind, conf in ((0, 1), (2, 2)):
+    for kind, conf in ((0, 1), (3, 2)):
         _gibbs_chain(
             a.indptr.astype(np.int64),
             a.indices.astype(np.int64),
@@ -480,6 +492,9 @@ def _initial_state(model: BandModel, rng: np.random.Generator):
     lo, hi = np.asarray(p.lower, float), np.asarray(p.upper, float)
     if p.kind == "loguniform":
         f = np.exp(rng.uniform(np.log(lo), np.log(hi)))
+    elif p.kind == "lognormal":
+        z = rng.standard_normal(lo.size) * np.asarray(p.sigma, float) * math.log(10.0)
+        f = np.clip(np.asarray(p.mu, float) * np.exp(z), lo, hi)
     elif p.kind == "gaussian":
         f = np.clip(np.asarray(p.mu) + np.asarray(p.sigma) * rng.standard_normal(lo.size), lo, hi)
     else:
@@ -544,6 +559,9 @@ def sample_band(
     kind = np.full(nsrc, p.kind_code(), dtype=np.int64)
     if p.kind == "gaussian":
         pmu, pprec = np.asarray(p.mu, float), 1.0 / np.asarray(p.sigma, float) ** 2
+    elif p.kind == "lognormal":  # in u = ln f: Normal(ln mu, (sigma_dex ln 10)^2)
+        pmu = np.log(np.asarray(p.mu, float))
+        pprec = 1.0 / (np.asarray(p.sigma, float) * math.log(10.0)) ** 2
     else:
         pmu, pprec = np.zeros(nsrc), np.zeros(nsrc)
     s2 = model.sigma_mjy.astype(float) ** 2
