@@ -170,8 +170,69 @@ def test_circle_cells_cover_every_circle(radius):
         assert _covered(hpx.hpx_index(pra, pdec, 14), r).all()
 
 
+@pytest.mark.parametrize("radius", [1 / 3600, 2.5 / 3600, 0.05, 1.0])
+def test_circle_cell_keys_cover_every_circle(radius):
+    """Every point inside a circle has its index, shifted to the cells' depth, among that
+    row's cells (the equality form of the cross-match join), at the poles and RA=0/360 too."""
+    rng = np.random.default_rng(6)
+    m = 300
+    ra = rng.uniform(0, 360, m)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, m)))
+    dec[:40] = rng.uniform(87, 90, 40) * rng.choice([-1, 1], 40)
+    ra[40:60] = rng.choice([0.0, 359.99999], 20)
+    ra[-1] = np.nan
+    row, cell, depth = hpx.circle_cell_keys(ra, dec, radius, 14)
+    assert depth == hpx.neighbour_depth(radius, 14) and depth <= 14
+    assert not np.any(row == m - 1)
+    assert np.all(np.diff(row) >= 0)
+    shift = 2 * (14 - depth)
+    for j in range(m - 1):
+        mine = cell[row == j]
+        assert 1 <= len(mine) <= 9 and len(np.unique(mine)) == len(mine)
+        pra, pdec = offset_points(
+            ra[j],
+            dec[j],
+            radius * np.sqrt(rng.uniform(0, 1, 60)) * 0.999999,
+            rng.uniform(0, 2 * np.pi, 60),
+        )
+        assert np.isin(hpx.hpx_index(pra, pdec, 14) >> shift, mine).all()
+
+
+def test_circle_cell_keys_large_circles_and_bad_input():
+    assert hpx.circle_cell_keys([10.0], [0.0], 5.0, 14) is None  # ranges serve those
+    with pytest.raises(ValueError, match="radius"):
+        hpx.circle_cell_keys([10.0], [0.0], -1.0, 14)
+    row, cell, _ = hpx.circle_cell_keys([], [], 0.1, 14)
+    assert row.size == cell.size == 0
+
+
 def test_circle_cells_empty_inputs():
     row, lo, hi = hpx.circle_cells([], [], 0.1, 14)
     assert row.size == lo.size == hi.size == 0
     with pytest.raises(ValueError, match="shape"):
         hpx.circle_cells([1.0], [1.0, 2.0], 0.1)
+
+
+def test_cone_ranges_equal_the_public_cdshealpix_coverage():
+    """The direct call into cdshealpix' compiled cone search and the small-array merge give
+    exactly the ranges of cdshealpix.nested.cone_search (astropy angles) merged by NumPy."""
+    import astropy.units as u
+    import cdshealpix.nested as nested
+    from astropy.coordinates import Latitude, Longitude
+
+    rng = np.random.default_rng(11)
+    for k in range(400):
+        ra = rng.uniform(0, 360)
+        dec = np.degrees(np.arcsin(rng.uniform(-1, 1)))
+        if k % 10 == 0:
+            dec = rng.choice([-1, 1]) * rng.uniform(89, 90)
+        r = 10 ** rng.uniform(-4, 1.5)
+        got = hpx.cone_ranges(ra, dec, r, 14, max_ranges=10_000)
+        depth = hpx.depth_for_radius(r, 14)
+        ipix, depths, _ = nested.cone_search(
+            Longitude(ra * u.deg), Latitude(dec * u.deg), (r * (1 + 1e-9) + 1e-9) * u.deg, depth
+        )
+        ipix = np.asarray(ipix, np.int64)
+        shift = 2 * (14 - np.asarray(depths, np.int64))
+        want = hpx.merge_ranges(np.stack([ipix << shift, ((ipix + 1) << shift) - 1], axis=1))
+        np.testing.assert_array_equal(got, want)

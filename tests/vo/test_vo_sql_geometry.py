@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from skysense.vo.geometry import box_vertices
-from skysense.vo.hpx import circle_cells
 from skysense.vo.schema import ColumnInfo, TableInfo
 from skysense.vo.sql import translate
 
@@ -346,8 +345,21 @@ _XMATCH = [
 ]
 
 
+def _cells_frame(cells, up):
+    """The helper table the backend fills from the upload's positions."""
+    import pandas as pd
+
+    from skysense.vo.backends import _hpx_cells_table
+
+    ok = (np.isfinite(up["ura"]) & np.isfinite(up["udec"])).to_numpy()
+    t = _hpx_cells_table(
+        cells, up["_rowid"].to_numpy()[ok], up["ura"].to_numpy()[ok], up["udec"].to_numpy()[ok]
+    )
+    return pd.DataFrame({name: t.column(name).to_numpy() for name in t.column_names})
+
+
 @pytest.mark.parametrize("form", range(len(_XMATCH)))
-@pytest.mark.parametrize("radius", [2.5 / 3600, 0.05])
+@pytest.mark.parametrize("radius", [2.5 / 3600, 0.05, 3.0])
 def test_upload_crossmatch_duckdb(duck, form, radius):
     up = _upload()
     duck.register("up_df", up)
@@ -362,15 +374,17 @@ def test_upload_crossmatch_duckdb(duck, form, radius):
     cells = tr.aux[0]
     assert cells.source_physical == '"up_mine"' and cells.index_order == 14
     assert cells.radius_deg == pytest.approx(radius)
-    # What the backend does: fill the helper table from the upload's positions.
-    ok = np.isfinite(up["ura"]) & np.isfinite(up["udec"])
-    row, lo, hi = circle_cells(up["ura"][ok], up["udec"][ok], cells.radius_deg, cells.index_order)
-    import pandas as pd
-
-    duck.register(
-        "cells_df",
-        pd.DataFrame({"src_rowid": up["_rowid"].to_numpy()[ok][row], "lo": lo, "hi": hi}),
-    )
+    # Small circles join on cell equality (order 14 itself, or the index shifted to a coarser
+    # depth); circles of degrees on index ranges.
+    expect_depth = {2.5 / 3600: 14, 0.05: 8, 3.0: None}[radius]
+    assert cells.depth == expect_depth
+    if expect_depth is None:
+        assert re.search(r'BETWEEN "c\d+"."lo" AND "c\d+"."hi"', tr.sql)
+    elif expect_depth == 14:
+        assert re.search(r'"t\d+"."_hpx" = "c\d+"."cell"', tr.sql)
+    else:
+        assert re.search(r'\("t\d+"."_hpx" >> 12\) = "c\d+"."cell"', tr.sql)
+    duck.register("cells_df", _cells_frame(cells, up))
     duck.execute(f'CREATE OR REPLACE TEMP TABLE "{cells.name}" AS SELECT * FROM cells_df')
     got = sorted(map(tuple, duck.execute(tr.sql).fetchall()))
     assert got == _pairs_truth(up, radius)
@@ -396,12 +410,12 @@ def test_upload_crossmatch_postgresql(pg):
         assert "q3c_join" in tr.sql and not tr.aux
     else:
         cells = tr.aux[0]
-        ok = np.isfinite(up["ura"]) & np.isfinite(up["udec"])
-        row, lo, hi = circle_cells(up["ura"][ok], up["udec"][ok], radius, 14)
-        conn.execute(f'CREATE TEMP TABLE "{cells.name}" (src_rowid BIGINT, lo BIGINT, hi BIGINT)')
+        assert cells.depth == 14 and '= "c' in tr.sql  # cell equality join
+        frame = _cells_frame(cells, up)
+        conn.execute(f'CREATE TEMP TABLE "{cells.name}" (src_rowid BIGINT, cell BIGINT)')
         with conn.cursor() as cur, cur.copy(f'COPY "{cells.name}" FROM STDIN') as cp:
-            for a, b, c in zip(up["_rowid"].to_numpy()[ok][row], lo, hi):
-                cp.write_row([int(a), int(b), int(c)])
+            for a, b in zip(frame["src_rowid"], frame["cell"]):
+                cp.write_row([int(a), int(b)])
     got = sorted(map(tuple, conn.execute(tr.sql).fetchall()))
     assert got == _pairs_truth(up, radius)
 
