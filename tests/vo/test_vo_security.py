@@ -10,6 +10,7 @@ import time
 import warnings
 
 import httpx
+import numpy as np
 import pytest
 from _vo_support import ServerThread, publish_sky, server_settings
 from astropy.io.votable import parse
@@ -80,6 +81,35 @@ def test_time_limit_and_abort(hardened):
     assert time.monotonic() - t0 < 15
     with pytest.raises(QueryError, match="abort"):  # cancelled before it starts
         hardened.query(slow, timeout_s=60, handle=handle)
+
+
+def test_single_select_check_holds_across_one_sql_shape(hardened, sky):
+    """The single-SELECT check is kept per SQL shape (digits masked): queries of an accepted
+    shape run with their own numbers, and a script stays refused whatever its numbers."""
+    phys = hardened.catalog().tables["demo.sky"].physical
+    ra = np.asarray(sky.column("ra"))
+    for k in (1, 25, 300):
+        n = hardened.query(f"SELECT count(*) AS n FROM {phys} WHERE ra < {k}.5")
+        assert n.column(0)[0].as_py() == int((ra < k + 0.5).sum())
+    for k in (1, 2, 99):
+        # DuckDB refuses it by the check; PostgreSQL's prepared statement takes one command.
+        with pytest.raises(QueryError, match="single SELECT|multiple commands"):
+            hardened.query(f"SELECT {k}; DROP TABLE {phys}")
+    assert hardened.query(f"SELECT count(*) AS n FROM {phys}").column(0)[0].as_py() == 3000
+
+
+def test_short_time_limit_fires_after_long_ones(hardened):
+    """The watchdog sleeping towards a far deadline still wakes for a nearer one."""
+    phys = hardened.catalog().tables["demo.sky"].physical
+    for _ in range(5):
+        hardened.query(f"SELECT count(*) AS n FROM {phys}", timeout_s=600)
+    slow = (
+        "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
+        if hardened.dialect == "duckdb"
+        else "SELECT pg_sleep(30)"
+    )
+    with pytest.raises(QueryTimeout, match="time limit"):
+        hardened.query(slow, timeout_s=0.5)
 
 
 @pytest.fixture(scope="module")
