@@ -1,0 +1,227 @@
+"""``skysense pipeline run``: every output, caching by content, reruns downstream of a change,
+resume after a failure, one-line errors naming the step, and did-you-mean configuration errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from skysense.cli.__main__ import main
+from skysense.errors import ConfigError
+from skysense.pipeline import StepError, parse_pipeline_config, run, status
+from skysense.pipeline.runner import read_record
+
+STEPS = [
+    "prepare:suprime",
+    "prepare:cfhtls",
+    "prepare:ukidss",
+    "prepare:swire",
+    "merge",
+    "priors",
+    "xid",
+    "photoz_train",
+    "photoz_apply",
+    "publish",
+    "summary",
+]
+DOWNSTREAM_OF_MERGE = STEPS[4:]
+
+
+def _records(work: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((work / "records").glob("*.json"))}
+
+
+def _query(db: Path, adql: str, capsys) -> pd.DataFrame:
+    capsys.readouterr()
+    assert main(["vo", "query", adql, "--db", str(db), "--maxrec", "100000"]) == 0
+    return pd.read_csv(io.StringIO(capsys.readouterr().out))
+
+
+def test_full_run_produces_every_output(completed, capsys):
+    root, report = completed
+    work = root / "pipeline"
+    assert [s.name for s in report.steps] == STEPS
+    assert all(s.status == "ran" for s in report.steps)
+    for name in STEPS:
+        rec = read_record(work, name)
+        assert rec is not None and rec["step"] == name and len(rec["key"]) == 64
+        for out in rec["outputs"].values():
+            assert (work / out).exists(), (name, out)
+        prov = rec["provenance"]
+        assert prov["started"] <= prov["finished"]
+        assert prov["versions"]["skysense"]
+        # The recorded checksums are those of the files (recomputed independently).
+        for rel, digest in prov["inputs"].items():
+            p = root / rel
+            if p.is_file():
+                assert hashlib.sha256(p.read_bytes()).hexdigest() == digest
+    assert read_record(work, "merge")["provenance"]["upstream"].keys() == set(STEPS[:4])
+    assert read_record(work, "prepare:ukidss")["provenance"]["inputs"].keys() == {
+        "field/catalogues/ukidss.yaml",
+        "field/catalogues/ukidss.csv",
+        "field/reference/gaia.parquet",
+    }
+
+    db = root / "vo.duckdb"
+    ml = _query(db, "SELECT help_id, ra, dec, zphot, zphot_err FROM help.masterlist", capsys)
+    n_ml = read_record(work, "merge")["summary"]["n_objects"]
+    assert len(ml) == n_ml > 1000
+    assert ml["zphot"].notna().mean() > 0.99 and (ml["zphot_err"] > 0).all()
+    xid = _query(db, "SELECT help_id, f_spire_250, zphot FROM help.xid", capsys)
+    assert len(xid) == read_record(work, "priors")["summary"]["n_priors"]
+    assert set(xid["help_id"]) <= set(ml["help_id"])
+    # The XID+ table carries the masterlist photo-z of the same object.
+    joined = xid.merge(ml, on="help_id", suffixes=("", "_ml"))
+    assert (joined["zphot"] - joined["zphot_ml"]).abs().max() < 1e-12
+    capsys.readouterr()
+    assert main(["vo", "tables", "--db", str(db)]) == 0
+    assert "help.masterlist" in capsys.readouterr().out
+    cols = _query(
+        db,
+        "SELECT column_name, unit, ucd FROM TAP_SCHEMA.columns WHERE table_name = 'help.xid'",
+        capsys,
+    ).set_index("column_name")
+    assert cols.loc["f_spire_250", "unit"] == "mJy"
+    assert cols.loc["zphot", "ucd"] == "src.redshift.phot"
+    from skysense.vo.backends import open_backend
+    from skysense.vo.maps import list_maps
+
+    backend = open_backend(db, create=False)
+    try:
+        assert sorted(m.name for m in list_maps(backend)) == [
+            "mips_24",
+            "spire_250",
+            "spire_350",
+            "spire_500",
+        ]
+    finally:
+        backend.close()
+    summary = json.loads((work / "summary" / "summary.json").read_text())
+    assert report.summary == summary
+    assert "## Against the simulation's truth" in (work / "summary" / "summary.md").read_text()
+
+
+def test_rerun_with_nothing_changed_does_no_work(site_copy):
+    work = site_copy / "pipeline"
+    before = _records(work)
+    report = run(site_copy / "field.yaml", progress=False)
+    assert report.ran == [] and report.cached == STEPS
+    assert _records(work) == before  # no record rewritten
+    assert all(s.status == "cached" for s in status(site_copy / "field.yaml"))
+
+
+def test_changing_one_survey_reruns_it_and_downstream_only(site_copy):
+    cfg = site_copy / "field" / "catalogues" / "ukidss.yaml"
+    cfg.write_text(cfg.read_text().replace("cuts: []", "cuts: ['kPetroMag < 19.5']"))
+    before = _records(site_copy / "pipeline")
+    planned = [s.name for s in status(site_copy / "field.yaml") if s.status == "planned"]
+    assert planned == ["prepare:ukidss", *DOWNSTREAM_OF_MERGE]
+    report = run(site_copy / "field.yaml", progress=False)
+    assert report.ran == ["prepare:ukidss", *DOWNSTREAM_OF_MERGE]
+    assert report.cached == ["prepare:suprime", "prepare:cfhtls", "prepare:swire"]
+    after = _records(site_copy / "pipeline")
+    for name in ("prepare__suprime.json", "prepare__cfhtls.json", "prepare__swire.json"):
+        assert after[name] == before[name]
+    rec = read_record(site_copy / "pipeline", "prepare:ukidss")
+    old = json.loads(before["prepare__ukidss.json"])
+    assert rec["summary"]["counts"]["final"] < old["summary"]["counts"]["final"]
+
+
+def test_failure_in_a_late_step_names_it_and_the_run_resumes(site_copy, monkeypatch, capsys):
+    from skysense.pipeline import steps
+
+    yaml_path = site_copy / "field.yaml"
+    # A new photo-z partition size: photoz_apply and everything after it must run again.
+    text = yaml_path.read_text().replace("  seed: 0\n", "  seed: 0\n  partition_rows: 500\n")
+    yaml_path.write_text(text)
+
+    def broken(ctx, **kwargs):
+        raise RuntimeError("disk full\nwhile writing")
+
+    monkeypatch.setattr(steps, "_publish", broken)
+    with pytest.raises(StepError, match=r"step 'publish' failed \(input vo.duckdb\): disk full"):
+        run(yaml_path, progress=False)
+    work = site_copy / "pipeline"
+    applied = read_record(work, "photoz_apply")
+    assert applied["provenance"]["parameters"]["partition_rows"] == 500  # completed steps kept
+    # The CLI: one line naming the step, exit status 2.
+    capsys.readouterr()
+    assert main(["pipeline", "run", str(yaml_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "skysense: error: step 'publish' failed (input vo.duckdb): disk full while writing"
+    ]
+    monkeypatch.undo()
+    report = run(yaml_path, progress=False)
+    assert report.ran == ["publish", "summary"]
+    assert read_record(work, "photoz_apply") == applied
+
+
+def test_error_in_a_survey_names_the_step_and_its_file(site_copy, capsys):
+    cfg = site_copy / "field" / "catalogues" / "swire.yaml"
+    cfg.write_text(cfg.read_text().replace("FLUX_KR_IRAC1", "FLUX_KR_IRAC9"))
+    capsys.readouterr()
+    assert main(["pipeline", "run", str(site_copy / "field.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skysense: error: step 'prepare:swire' failed")
+    assert "swire.yaml" in err and "FLUX_KR_IRAC9" in err and err.count("\n") == 1
+    # Steps finished before the failure keep their records.
+    assert read_record(site_copy / "pipeline", "prepare:suprime") is not None
+
+
+def test_dry_run_and_force_plan(site_copy, capsys):
+    capsys.readouterr()
+    assert (
+        main(["pipeline", "run", str(site_copy / "field.yaml"), "--dry-run", "--force", "xid"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: 3 of 11 step(s) would run")
+    planned = [line.split()[0] for line in out.splitlines()[1:] if line.split()[1] == "planned"]
+    assert planned == ["xid", "publish", "summary"]
+    with pytest.raises(ConfigError, match=r"no step 'xdi' \(did you mean 'xid'\?\)"):
+        run(site_copy / "field.yaml", force=["xdi"], dry_run=True)
+    # --force prepare means every survey, and everything downstream.
+    plan = run(site_copy / "field.yaml", force=["prepare"], dry_run=True)
+    assert all(s.status == "planned" for s in plan.steps)
+
+
+def _minimal(tmp_path: Path) -> dict:
+    (tmp_path / "s.yaml").write_text("survey: s\n")
+    return {"field": {"name": "f"}, "surveys": [{"config": "s.yaml"}]}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(survyes=d.pop("surveys")), r"survyes: unknown key \(did you mean 'surveys'\?\)"),
+        (lambda d: d.update(xid={"sampels": 10}), r"xid.sampels: unknown key \(did you mean 'samples'\?\)"),
+        (lambda d: d.update(photoz={"training": {"redshift": "z"}}), r"photoz.training.redshift: unknown key"),
+        (lambda d: d["surveys"][0].update(radius=1.0), r"surveys\[0\].radius: unknown key \(did you mean 'radius_arcsec'\?\)"),
+        (lambda d: d["surveys"][0].update(config="nope.yaml"), r"surveys\[0\].config: no such file"),
+        (lambda d: d.update(merge={"same_filter_rule": "priorty"}), r"merge.same_filter_rule: must be one of .*did you mean 'priority'"),
+        (lambda d: d.update(xid={"samples": "many"}), r"xid.samples: must be int, got 'many'"),
+        (lambda d: d.update(xid={"maps": [{"band": "spire_250", "file": "s.yaml"}]}), r"xid.priors.cut: missing"),
+        (lambda d: d.update(xid={"priors": {"cut": "f_x >"}}), r"xid.priors.cut: invalid expression"),
+        (lambda d: d["field"].pop("name"), r"field.name: missing"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_names_file_and_key(tmp_path, edit, message):
+    raw = _minimal(tmp_path)
+    edit(raw)
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_pipeline_config(raw, path=tmp_path / "field.yaml")
+    assert str(info.value).startswith(str(tmp_path / "field.yaml"))
+
+
+def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("survey: s\n")
+    path = tmp_path / "field.yaml"
+    path.write_text("field: {name: f}\nsurveys: [s.yaml]\npublsh: {db: x.duckdb}\n")
+    assert main(["pipeline", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"skysense: error: {path}: publsh: unknown key (did you mean 'publish'?)\n"
