@@ -1,0 +1,282 @@
+"""Calibration of XID+ on simulated SPIRE maps from :mod:`skysense.sim` with known fluxes.
+
+Two experiments, as in Hurley et al. (2017, sect. 4):
+
+* **Every source in the prior list** (:func:`calibrate_all_sources`): the maps hold only the
+  galaxies brighter than ``mag_limit`` and every one of them is a prior source. The posterior
+  intervals are then calibrated when the flux prior describes the population the fluxes are
+  drawn from. XID+'s default flat prior on ``[0, max pixel]`` does not: most injected sources
+  are far below the noise, their posteriors fill the prior, and central intervals of a flat
+  prior sit above a truth near 0 (measured 60/54/43 % coverage of the 68 % intervals at
+  250/350/500 um). The fix is the population prior ``flux_kind="lognormal"`` with the median
+  and dex scatter of the counts, measured here on an independent, larger realisation of the
+  same sky model (:func:`population_prior`) - never on the field being fitted.
+* **Faint sources left out** (:func:`calibrate_faint_left_out`): the maps hold every galaxy
+  to i = 26 (confusion-limited), the prior list only those above a MIPS 24 um flux cut, fitted
+  with XID+'s default priors. The unlisted sources act as confusion noise; the table gives the
+  accuracy (median - true) / true and the coverage in bins of true flux.
+
+Pure apart from the simulation (no files, no Dask); ``python -m skysense.xid.calibration``
+prints both tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from skysense.errors import InputError
+from skysense.xid.io import SkyMap
+
+__all__ = [
+    "SPIRE_BANDS",
+    "simulate_spire",
+    "population_prior",
+    "interval_table",
+    "calibrate_all_sources",
+    "calibrate_faint_left_out",
+]
+
+SPIRE_BANDS = ("spire_250", "spire_350", "spire_500")
+#: true-flux bins (mJy) of the tables
+FLUX_BINS_MJY = (0.0, 0.5, 2.0, 5.0, 10.0, 20.0, 50.0, math.inf)
+
+
+def simulate_spire(
+    seed: int, *, area_deg2: float = 0.01, mag_limit: float = 22.0
+) -> tuple[list[SkyMap], pd.DataFrame]:
+    """SPIRE 250/350/500 maps of a :mod:`skysense.sim` field and every source injected.
+
+    Parameters
+    ----------
+    seed : int - field seed
+    area_deg2 : float, deg^2 - 0.01 gives 60 x 60 pixels at 250 um
+    mag_limit : float, AB - faintest galaxy simulated (and injected into the maps)
+
+    Returns
+    -------
+    maps : list of SkyMap (mJy/beam, noise from the ERROR map)
+    truth : DataFrame ``id, ra, dec, f_<band>`` (mJy) for every injected source
+    """
+    from skysense.sim import DEFAULT_MAPS, make_maps, simulate_sky
+    from skysense.sim.maps import map_sources
+
+    sky = simulate_sky(seed=seed, area_deg2=area_deg2, mag_limit=mag_limit, star_density_deg2=0)
+    specs = tuple(s for s in DEFAULT_MAPS if s.band in SPIRE_BANDS)
+    sims = make_maps(sky, specs)
+    maps = [
+        SkyMap(b, m.image.astype(float), m.error.astype(float), m.wcs, m.spec.fwhm_arcsec, None)
+        for b, m in sims.items()
+    ]
+    truth = map_sources(sky).rename(columns={"object_id": "id"})
+    return maps, truth
+
+
+def population_prior(
+    mag_limit: float, *, seed: int = 10_000, area_deg2: float = 0.1
+) -> dict[str, tuple[float, float]]:
+    """Median flux (mJy) and scatter (dex) of log10 flux per SPIRE band of the sky model.
+
+    Measured on an independent realisation (``seed``) of the galaxy model down to
+    ``mag_limit``: the counts a survey would take from the literature, not the field fitted.
+    """
+    from skysense.sim import simulate_sky
+    from skysense.sim.maps import map_sources
+
+    pop = map_sources(
+        simulate_sky(seed=seed, area_deg2=area_deg2, mag_limit=mag_limit, star_density_deg2=0)
+    )
+    out = {}
+    for b in SPIRE_BANDS:
+        lg = np.log10(pop[f"f_{b}"].to_numpy())
+        out[b] = (float(10 ** lg.mean()), float(lg.std()))
+    return out
+
+
+def interval_table(
+    true_mjy: np.ndarray,
+    draws_mjy: np.ndarray,
+    *,
+    bins_mjy: Sequence[float] = FLUX_BINS_MJY,
+) -> pd.DataFrame:
+    """Coverage of the central 68 % / 95 % intervals and accuracy, overall and per flux bin.
+
+    Parameters
+    ----------
+    true_mjy : ndarray (nsrc,), mJy
+    draws_mjy : ndarray (ndraws, nsrc), mJy - posterior draws of the same sources
+
+    Returns
+    -------
+    DataFrame with rows ``all`` and one per true-flux bin; columns ``n``, ``cover68``,
+    ``cover95`` (fractions), ``accuracy_median`` and ``accuracy_p16``/``_p84`` (percentiles of
+    (median - true) / true), ``z_median`` (median of (median - true) / posterior sd).
+    """
+    t = np.asarray(true_mjy, float)
+    q = np.percentile(draws_mjy, [2.5, 15.9, 50.0, 84.1, 97.5], axis=0)
+    h68 = (t >= q[1]) & (t <= q[3])
+    h95 = (t >= q[0]) & (t <= q[4])
+    acc = (q[2] - t) / t
+    z = (q[2] - t) / np.asarray(draws_mjy).std(axis=0)
+    rows = []
+    edges = list(bins_mjy)
+    for name, sel in [("all", np.ones(t.size, bool))] + [
+        (f"{lo:g}-{hi:g}", (t >= lo) & (t < hi)) for lo, hi in zip(edges[:-1], edges[1:])
+    ]:
+        if not sel.any():
+            continue
+        rows.append(
+            {
+                "flux_bin_mjy": name,
+                "n": int(sel.sum()),
+                "cover68": float(h68[sel].mean()),
+                "cover95": float(h95[sel].mean()),
+                "accuracy_median": float(np.median(acc[sel])),
+                "accuracy_p16": float(np.percentile(acc[sel], 15.9)),
+                "accuracy_p84": float(np.percentile(acc[sel], 84.1)),
+                "z_median": float(np.median(z[sel])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _run(seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_state):
+    from skysense.xid.fit import fit
+
+    true, draws = {b: [] for b in SPIRE_BANDS}, {b: [] for b in SPIRE_BANDS}
+    for seed in seeds:
+        maps, truth = simulate_spire(int(seed), area_deg2=area_deg2, mag_limit=mag_limit)
+        listed = truth[select(truth)].reset_index(drop=True)
+        prior = listed[["id", "ra", "dec"]].assign(**prior_columns)
+        res = fit(maps, prior, random_state=random_state + int(seed), **fit_kwargs)
+        for b in SPIRE_BANDS:
+            m = res.models[b]
+            draws[b].append(res.posteriors[b].flux.reshape(-1, m.nsrc))
+            true[b].append(listed[f"f_{b}"].to_numpy()[res.fitted[b]])
+    tables = []
+    for b in SPIRE_BANDS:
+        # pool the fields: concatenate sources, keeping draws aligned per field
+        n = min(d.shape[0] for d in draws[b])
+        tab = interval_table(np.concatenate(true[b]), np.hstack([d[:n] for d in draws[b]]))
+        tables.append(tab.assign(band=b))
+    out = pd.concat(tables, ignore_index=True)
+    return out[["band"] + [c for c in out.columns if c != "band"]]
+
+
+def calibrate_all_sources(
+    seeds: Sequence[int] = (0, 1, 2, 3),
+    *,
+    area_deg2: float = 0.01,
+    mag_limit: float = 22.0,
+    flux_kind: str = "lognormal",
+    n_samples: int = 1000,
+    n_warmup: int = 500,
+    n_chains: int = 4,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Interval coverage with every injected source in the prior list (see module docstring).
+
+    ``flux_kind``: ``"lognormal"`` (population prior from :func:`population_prior`), or
+    ``"uniform"`` / ``"loguniform"`` with the default bounds, to show their miscalibration.
+
+    Returns
+    -------
+    DataFrame of :func:`interval_table` rows with a ``band`` column, all fields pooled.
+    """
+    if flux_kind not in ("lognormal", "uniform", "loguniform"):
+        raise InputError(f"flux_kind must be lognormal, uniform or loguniform, got {flux_kind!r}")
+    cols = {}
+    if flux_kind == "lognormal":
+        for b, (mu, sig) in population_prior(mag_limit).items():
+            cols[f"flux_mu_{b}"] = mu
+            cols[f"flux_sigma_{b}"] = sig
+    kw = {
+        "flux_kind": flux_kind,
+        # faint neighbours can fall on one pixel grid point: keep them, they are real
+        "on_duplicate": "keep",
+        "n_samples": n_samples,
+        "n_warmup": n_warmup,
+        "n_chains": n_chains,
+    }
+    return _run(
+        seeds, area_deg2, mag_limit, lambda t: np.ones(len(t), bool), cols, kw, random_state
+    )
+
+
+def calibrate_faint_left_out(
+    seeds: Sequence[int] = (0, 1, 2, 3),
+    *,
+    area_deg2: float = 0.01,
+    mag_limit: float = 26.0,
+    mips_cut_mjy: float = 0.05,
+    n_samples: int = 1000,
+    n_warmup: int = 500,
+    n_chains: int = 4,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
+
+    The maps hold every galaxy to ``mag_limit``; XID+'s default SPIRE priors (flat fluxes up
+    to the map bound, HalfCauchy(0.5) sigma_conf, Normal(0, 5) background).
+    """
+    kw = {
+        "on_duplicate": "keep",
+        "n_samples": n_samples,
+        "n_warmup": n_warmup,
+        "n_chains": n_chains,
+    }
+    return _run(
+        seeds,
+        area_deg2,
+        mag_limit,
+        lambda t: t["f_mips_24"].to_numpy() > mips_cut_mjy,
+        {},
+        kw,
+        random_state,
+    )
+
+
+def _main(argv=None) -> int:
+    import argparse
+    import json
+    import os
+
+    from skysense._atomic import atomic_path
+
+    p = argparse.ArgumentParser(
+        prog="python -m skysense.xid.calibration",
+        description="XID+ interval coverage on skysense.sim SPIRE maps (prints the tables)",
+    )
+    p.add_argument("--seeds", type=int, default=6, help="number of simulated fields")
+    p.add_argument("--area", type=float, default=0.01, help="field area, deg^2")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the tables as JSON")
+    args = p.parse_args(argv)
+    seeds = range(args.seeds)
+    pd.set_option("display.width", 140)
+    out = {"load_before": os.getloadavg()}
+    for name, fn, kw in (
+        ("all sources listed, log-normal population prior", calibrate_all_sources, {}),
+        (
+            "all sources listed, XID+ default flat prior",
+            calibrate_all_sources,
+            {"flux_kind": "uniform"},
+        ),
+        ("faint sources left out (MIPS 24 > 50 uJy listed)", calibrate_faint_left_out, {}),
+    ):
+        tab = fn(seeds, area_deg2=args.area, **kw)
+        print(f"\n== {name} ({args.seeds} fields of {args.area} deg^2)")
+        print(tab.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        out[name] = tab.to_dict(orient="records")
+    out["load_after"] = os.getloadavg()
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(out, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())

@@ -1,0 +1,71 @@
+"""Acceptance: interval coverage on skysense.sim SPIRE maps, every source in the prior list.
+
+The maps are rendered by :mod:`skysense.sim` (its own beam injection, ERROR maps whose noise
+rises to the edges, no background subtraction) and every injected galaxy is a prior source,
+with the log-normal population prior measured on an independent realisation of the sky model.
+Pooled over six fields (about 1040 sources per band; binomial sd 1.4 % at 68 %, 0.7 % at 95 %),
+the 68 % / 95 % intervals must cover the true flux for 63-73 % / 93-97 % of the sources.
+The flat XID+ default prior is shown to fail the same check: that is why the population prior
+is needed when the prior list reaches far below the noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysense.xid.calibration import (
+    SPIRE_BANDS,
+    calibrate_all_sources,
+    calibrate_faint_left_out,
+    interval_table,
+)
+
+SEEDS = (0, 1, 2, 3, 4, 5)
+KW = {"n_samples": 500, "n_warmup": 300, "n_chains": 4}
+
+
+@pytest.fixture(scope="module")
+def lognormal_table():
+    return calibrate_all_sources(SEEDS, **KW)
+
+
+def test_every_source_listed_intervals_are_calibrated(lognormal_table):
+    tab = lognormal_table[lognormal_table.flux_bin_mjy == "all"].set_index("band")
+    assert set(tab.index) == set(SPIRE_BANDS)
+    assert (tab.n > 1000).all()
+    for band, row in tab.iterrows():
+        assert 0.63 <= row.cover68 <= 0.73, (band, row.cover68)
+        assert 0.93 <= row.cover95 <= 0.97, (band, row.cover95)
+    # bright, data-dominated sources are measured without bias
+    bright = lognormal_table[lognormal_table.flux_bin_mjy.isin(["20-50", "50-inf"])]
+    assert np.all(np.abs(bright.accuracy_median) < 0.05)
+
+
+def test_flat_prior_misses_faint_truths():
+    # the cause of the miscalibration: truths near 0 sit below the flat prior's intervals
+    tab = calibrate_all_sources(SEEDS[:1], flux_kind="uniform", **KW)
+    faint = tab[tab.flux_bin_mjy == "0-0.5"].set_index("band")
+    assert (faint.cover68 < 0.45).all()
+    assert (faint.accuracy_median > 1.0).all()  # medians several times the truth
+
+
+def test_faint_sources_left_out_report():
+    tab = calibrate_faint_left_out(SEEDS[:1], **KW)
+    assert set(tab.band) == set(SPIRE_BANDS)
+    row = tab[(tab.band == "spire_250") & (tab.flux_bin_mjy == "all")].iloc[0]
+    assert row.n > 200
+    # with confusion from unlisted sources, bright listed sources are still recovered
+    bright = tab[(tab.band == "spire_250") & tab.flux_bin_mjy.isin(["20-50", "50-inf"])]
+    assert (np.abs(bright.accuracy_median) < 0.1).all()
+
+
+def test_interval_table_by_hand():
+    # 4 sources, draws uniform on [0, 2]: 68% interval ~[0.32, 1.68], 95% ~[0.05, 1.95]
+    draws = np.tile(np.linspace(0.0, 2.0, 2001)[:, None], (1, 4))
+    tab = interval_table(np.array([1.0, 0.1, 1.9, 3.0]), draws, bins_mjy=(0.0, 1.5, 10.0))
+    allrow = tab.iloc[0]
+    assert allrow.n == 4 and allrow.cover68 == 0.25 and allrow.cover95 == 0.75
+    assert list(tab.flux_bin_mjy) == ["all", "0-1.5", "1.5-10"]
+    assert tab.iloc[1].n == 2 and tab.iloc[2].cover95 == 0.5
+    assert allrow.accuracy_median == pytest.approx(np.median([0.0, 9.0, -0.9 / 1.9, -2 / 3]))
