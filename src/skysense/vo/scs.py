@@ -18,7 +18,6 @@ import math
 from xml.sax.saxutils import quoteattr
 
 import anyio.to_thread
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from skysense.errors import InputError, SkysenseError
 from skysense.vo._dalparams import read_params
 from skysense.vo.schema import ColumnInfo, TableInfo
+from skysense.vo.votable import tabledata_rows
 
 __all__ = [
     "routes",
@@ -197,7 +197,7 @@ def _cells(arr: pa.ChunkedArray, datatype: str) -> pa.Array:
     if datatype in ("char", "unicodeChar") or pa.types.is_string(arr.type):
         for old, new in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
             text = pc.replace_substring(text, old, new)
-    return pc.fill_null(text, "")
+    return pc.fill_null(text, "") if text.null_count else text
 
 
 def tabledata_votable(
@@ -259,13 +259,7 @@ def tabledata_votable(
     parts = ["\n".join(head).encode("utf-8"), b"\n"]
     if table.num_rows and table.num_columns:
         cells = [_cells(table.column(i), c.datatype) for i, c in enumerate(columns)]
-        rows = pc.binary_join_element_wise(*cells, "</TD><TD>")
-        rows = pc.binary_join_element_wise("<TR><TD>", rows, "</TD></TR>\n", "")
-        # The rows are contiguous in the string array's data buffer: slice it, no Python join.
-        _, offsets, data = rows.buffers()
-        width = np.int64 if pa.types.is_large_string(rows.type) else np.int32
-        bounds = np.frombuffer(offsets, dtype=width)[rows.offset : rows.offset + len(rows) + 1]
-        parts.append(memoryview(data)[int(bounds[0]) : int(bounds[-1])])
+        parts.append(tabledata_rows(cells))
     tail = ["</TABLEDATA></DATA>", "</TABLE>"]
     if overflow:
         tail.append('<INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>')

@@ -34,6 +34,7 @@ __all__ = [
     "arrow_datatype",
     "column_infos_for",
     "vo_unit",
+    "tabledata_rows",
 ]
 
 _FROM_ARROW = (
@@ -205,12 +206,46 @@ def _column_text(arr, datatype: str) -> tuple[pa.Array, str]:
         text = pc.if_else(arr, "T", "F")
     else:
         text = pc.cast(arr, pa.string())
-        if datatype in ("float", "double"):
-            # Arrow spells them nan/inf/-inf; VOTable wants NaN/+Inf/-Inf.
+        # Arrow spells them nan/inf/-inf; VOTable wants NaN/+Inf/-Inf. Only columns holding
+        # such values pay for the three rewrites.
+        if datatype in ("float", "double") and pc.any(pc.invert(pc.is_finite(arr))).as_py():
             text = pc.if_else(pc.is_nan(arr), "NaN", text)
             text = pc.if_else(pc.equal(arr, np.inf), "+Inf", text)
             text = pc.if_else(pc.equal(arr, -np.inf), "-Inf", text)
-    return pc.fill_null(text, ""), datatype
+    return (pc.fill_null(text, "") if text.null_count else text), datatype
+
+
+def tabledata_rows(texts: Sequence[pa.Array]) -> bytes:
+    """The ``<TR><TD>...</TD></TR>`` lines of TABLEDATA from per-column cell texts.
+
+    One Arrow join builds every row (separators as scalars) and the rows are cut from the
+    joined array's data buffer, without a Python string per row.
+
+    Parameters
+    ----------
+    texts : sequence of pyarrow.Array (n,), string
+        Escaped cell texts, no nulls, one array per column (at least one).
+
+    Returns
+    -------
+    bytes
+        UTF-8, one line per row, each ending in a newline.
+    """
+    parts: list = ["<TR><TD>"]
+    for i, text in enumerate(texts):
+        if i:
+            parts.append("</TD><TD>")
+        parts.append(text)
+    parts.append("</TD></TR>\n")
+    rows = pc.binary_join_element_wise(*parts, "")
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    if len(rows) == 0:
+        return b""
+    _, offsets, data = rows.buffers()
+    width = np.int64 if pa.types.is_large_string(rows.type) else np.int32
+    bounds = np.frombuffer(offsets, dtype=width)[rows.offset : rows.offset + len(rows) + 1]
+    return bytes(memoryview(data)[int(bounds[0]) : int(bounds[-1])])
 
 
 def _xml_text(arr: pa.Array) -> pa.Array:
@@ -244,7 +279,9 @@ def _field_xml(col: ColumnInfo, name: str, index: int, datatype: str) -> str:
     return f"    <FIELD {attrs}/>\n"
 
 
-def _document(fields: list[str], data: str, overflow: bool, infos: dict, description) -> bytes:
+def _document(
+    fields: list[str], data: str | bytes, overflow: bool, infos: dict, description
+) -> bytes:
     head = [
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
@@ -262,7 +299,9 @@ def _document(fields: list[str], data: str, overflow: bool, infos: dict, descrip
     if overflow:
         tail += '  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>\n'
     tail += " </RESOURCE>\n</VOTABLE>\n"
-    return ("".join(head) + data + tail).encode("utf-8")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return "".join(head).encode("utf-8") + data + tail.encode("utf-8")
 
 
 def _tabledata_votable(
@@ -280,13 +319,8 @@ def _tabledata_votable(
         text, datatype = _column_text(table.column(i), col.datatype)
         texts.append(text)
         fields.append(_field_xml(col, name, i, datatype))
-    if table.num_rows:
-        joined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "</TD><TD>")
-        rows = pc.binary_join_element_wise("<TR><TD>", joined, "</TD></TR>", "")
-        body = "\n".join(rows.to_pylist()) + "\n"
-    else:
-        body = ""
-    data = f"   <DATA>\n    <TABLEDATA>\n{body}    </TABLEDATA>\n   </DATA>\n"
+    body = tabledata_rows(texts) if table.num_rows and texts else b""
+    data = b"   <DATA>\n    <TABLEDATA>\n" + body + b"    </TABLEDATA>\n   </DATA>\n"
     return _document(fields, data, overflow, infos, description)
 
 
