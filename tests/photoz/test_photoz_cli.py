@@ -64,6 +64,8 @@ def test_train_predict_evaluate(trained, capsys):
     model = load_model(tmp / "model")
     assert model.bands == bands and model.info["n_test"] == 40
     assert model.info["test_metrics"]["sigma_nmad"] < 0.05
+    # The validation calibration is recorded and applied by the loaded estimator.
+    assert model.info["variance_scale"] == model.estimator.variance_scale_ > 0
     test = _catalogue(300, seed=1)
     test.loc[5, bands] = 99.0  # every band missing: cannot be predicted
     test.loc[6, "m_g"] = np.nan  # one band missing: still predicted

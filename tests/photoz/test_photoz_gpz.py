@@ -148,12 +148,80 @@ def test_recovers_function_and_heteroscedastic_noise():
     assert far.model_variance[1] > 10 * far.model_variance[0]
 
 
+def _heteroscedastic(n, rng, noise):
+    x = rng.uniform(-3, 3, n)
+    sd = 0.05 + 0.25 * (x + 3) / 6
+    return x[:, None], np.sinc(x) + sd * noise(rng, n)
+
+
+def _laplace(rng, n):
+    return rng.laplace(scale=1 / np.sqrt(2), size=n)  # unit variance, kurtosis 6
+
+
+def _gauss(rng, n):
+    return rng.normal(size=n)
+
+
+@pytest.mark.parametrize(
+    ("noise", "raw_coverage"), [(_laplace, 1 - np.exp(-np.sqrt(2))), (_gauss, 0.6827)]
+)
+def test_validation_calibration_gives_68_percent_coverage(noise, raw_coverage):
+    """Known heteroscedastic noise. Laplace noise of the right variance puts 1 - e^-sqrt(2)
+    = 75.7% of the targets within 1 sigma; the validation-fitted scale brings an independent
+    test set to 68.3%. Gaussian noise is already calibrated: the scale stays near 1."""
+    rng = np.random.default_rng(7)
+    X, y = _heteroscedastic(3000, rng, noise)
+    # A large validation set: the quantile's sampling error (~0.01 in coverage) stays well
+    # inside the tolerance.
+    Xv, yv = _heteroscedastic(3000, rng, noise)
+    Xt, yt = _heteroscedastic(40000, np.random.default_rng(8), noise)
+    valid = {"X_valid": Xv, "y_valid": yv}
+    est = GPzRegressor(m=20, covariance="VL", random_state=0).fit(X, y, **valid)
+    raw = GPzRegressor(m=20, covariance="VL", random_state=0, calibrate=False).fit(X, y, **valid)
+    assert raw.variance_scale_ == 1.0
+    mean, std = est.predict(Xt, return_std=True)
+    mean_raw, std_raw = raw.predict(Xt, return_std=True)
+    np.testing.assert_array_equal(mean, mean_raw)  # calibration changes only the variance
+    cov_raw = np.mean(np.abs(yt - mean_raw) <= std_raw)
+    cov = np.mean(np.abs(yt - mean) <= std)
+    assert cov_raw == pytest.approx(raw_coverage, abs=0.02)
+    assert cov == pytest.approx(0.6827, abs=0.025)
+    # Every part of the variance is scaled by the same factor.
+    a, b = est.predict_components(Xt[:50]), raw.predict_components(Xt[:50])
+    for u, v in ((a.model_variance, b.model_variance), (a.noise_variance, b.noise_variance)):
+        np.testing.assert_allclose(u, est.variance_scale_ * v, rtol=1e-12)
+    if noise is _gauss:
+        assert est.variance_scale_ == pytest.approx(1.0, abs=0.1)
+    else:
+        assert est.variance_scale_ < 0.9
+        assert est.validation_coverage_raw_ > 0.72
+
+
+def test_calibration_uses_the_validation_rows_only():
+    """The scale is the 68.27% quantile of |z - mean| / sigma over the given validation rows."""
+    rng = np.random.default_rng(3)
+    X, y = _heteroscedastic(1500, rng, _laplace)
+    Xv, yv = _heteroscedastic(600, rng, _laplace)
+    est = GPzRegressor(m=15, covariance="VL", random_state=0).fit(X, y, X_valid=Xv, y_valid=yv)
+    mean, std = est.predict(Xv, return_std=True)
+    r_raw = np.abs(yv - mean) / (std / np.sqrt(est.variance_scale_))
+    assert est.validation_coverage_raw_ == pytest.approx(np.mean(r_raw <= 1))
+    if est.variance_scale_ != 1.0:
+        assert np.mean(np.abs(yv - mean) <= std) == pytest.approx(0.6827, abs=2 / len(yv))
+    # No validation rows: nothing to calibrate on.
+    none = GPzRegressor(m=15, covariance="VL", random_state=0, validation_fraction=0.0)
+    assert none.fit(X, y).variance_scale_ == 1.0
+
+
 @pytest.mark.parametrize("cov", ["VD", "GL", "VC"])
 def test_input_errors_match_monte_carlo(cov):
     """With X_err, the mean is E[f(x)] and input_variance is Var[f(x)] over x ~ N(X, err^2)."""
     X, y = _toy(200, 2, 5)
     # Trained (anisotropic) parameters for VD; the initial ones suffice for the others.
-    est = GPzRegressor(m=12, covariance=cov, random_state=0, max_iter=30 if cov != "GL" else 0)
+    # No variance calibration: this checks the propagation itself, not the validation scale.
+    est = GPzRegressor(
+        m=12, covariance=cov, random_state=0, max_iter=30 if cov != "GL" else 0, calibrate=False
+    )
     est.fit(X, y)
     rng = np.random.default_rng(9)
     Xq = rng.uniform(-1.5, 1.5, (6, 2))

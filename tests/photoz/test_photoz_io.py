@@ -30,8 +30,10 @@ def test_round_trip_predicts_identically(tmp_path, fitted):
     model, X = fitted
     path = save_model(model, tmp_path / "model")
     doc = json.loads((path / "model.json").read_text())
-    assert doc["format_version"] == 1 and len(doc["arrays_sha256"]) == 64
+    assert doc["format_version"] == 2 and len(doc["arrays_sha256"]) == 64
+    assert doc["fitted"]["variance_scale_"] == model.estimator.variance_scale_
     back = load_model(path)
+    assert back.estimator.variance_scale_ == model.estimator.variance_scale_
     Xq = X[:20].copy()
     Xq[::4, 1] = np.nan
     a = model.estimator.predict_components(Xq)
@@ -41,6 +43,24 @@ def test_round_trip_predicts_identically(tmp_path, fitted):
     assert back.bands == ["a", "b", "c"] and back.estimator.get_params() == {
         **model.estimator.get_params()
     }
+
+
+def test_version_1_model_loads_uncalibrated(tmp_path, fitted):
+    """A file written before variance calibration (format 1: no ``calibrate`` parameter, no
+    ``variance_scale_``) loads, and predicts the uncalibrated variances."""
+    model, X = fitted
+    est = model.estimator
+    path = save_model(model, tmp_path / "model")
+    doc = json.loads((path / "model.json").read_text())
+    doc["format_version"] = 1
+    del doc["params"]["calibrate"]
+    del doc["fitted"]["variance_scale_"], doc["fitted"]["validation_coverage_raw_"]
+    (path / "model.json").write_text(json.dumps(doc))
+    back = load_model(path).estimator
+    assert back.variance_scale_ == 1.0
+    a, b = est.predict_components(X[:10]), back.predict_components(X[:10])
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_allclose(b.noise_variance * est.variance_scale_, a.noise_variance, rtol=1e-12)
 
 
 def test_tampered_or_foreign_files_are_refused(tmp_path, fitted):

@@ -62,6 +62,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="keep the raw predictive variance (default: scaled so that 68.27%% of the "
+        "validation galaxies lie within 1 sigma, when they show a significant miscalibration)",
+    )
+    p.add_argument(
         "--split",
         nargs=3,
         type=float,
@@ -141,6 +147,7 @@ def _train(args) -> int:
             linear_mean=not args.no_linear_mean,
             weights=args.weights,
             max_iter=args.max_iter,
+            calibrate=not args.no_calibrate,
             random_state=args.seed,
             verbose=int(show_progress()),
         ),
@@ -184,6 +191,12 @@ def _train(args) -> int:
         "train_seconds": round(seconds, 3),
         "n_iter": model.estimator.n_iter_,
         "best_iteration": model.estimator.best_iteration_,
+        "variance_scale": model.estimator.variance_scale_,
+        "validation_coverage_raw": (
+            model.estimator.validation_coverage_raw_
+            if np.isfinite(model.estimator.validation_coverage_raw_)
+            else None
+        ),
         "missing_patterns": missing_patterns(X, model.bands),
     }
     if len(test):
@@ -196,6 +209,7 @@ def _train(args) -> int:
     print(
         f"trained on {len(train)} galaxies ({len(valid)} validation) in {seconds:.1f} s, "
         f"{info['n_iter']} iterations (kept {info['best_iteration']}); "
+        f"sigma scale {np.sqrt(info['variance_scale']):.3f} (validation); "
         + (
             f"test: sigma_NMAD={shown['sigma_nmad']:.4f} outliers={shown['outlier_fraction']:.4f} "
             f"1-sigma coverage={shown['coverage_1sigma']:.3f}; "

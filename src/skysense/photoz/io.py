@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 FORMAT = "skysense-photoz-gpz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: variance calibration (variance_scale_); version 1 files load with 1
 _ARRAYS = (
     "theta_",
     "coef_",
@@ -60,6 +60,8 @@ _SCALARS = (
     "n_iter_",
     "best_iteration_",
     "train_loss_",
+    "variance_scale_",
+    "validation_coverage_raw_",
 )
 
 
@@ -85,7 +87,7 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
         "estimator": "GPzRegressor",
         "params": {k: v for k, v in est.get_params().items() if k != "random_state"},
         "random_state": est.random_state if isinstance(est.random_state, int) else None,
-        "fitted": {name: _scalar(getattr(est, name)) for name in _SCALARS},
+        "fitted": {name: _json_number(getattr(est, name)) for name in _SCALARS},
         "arrays": list(_ARRAYS),
         "arrays_sha256": hashlib.sha256(blob).hexdigest(),
         "bands": list(model.bands),
@@ -100,6 +102,14 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
         (tmp / "arrays.npz").write_bytes(blob)
         (tmp / "model.json").write_text(json.dumps(doc, indent=2, default=_scalar))
     return Path(path)
+
+
+def _json_number(value):
+    """A scalar for JSON: NaN becomes null (strict JSON has no NaN)."""
+    value = _scalar(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _scalar(value):
@@ -145,8 +155,15 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
     with np.load(_io.BytesIO(blob), allow_pickle=False) as arrays:
         for name in doc["arrays"]:
             setattr(est, name, np.array(arrays[name]))
+    # Version 1 predates calibration: its variances are uncalibrated (scale 1).
+    est.variance_scale_ = 1.0
+    est.validation_coverage_raw_ = float("nan")
     for name, value in doc["fitted"].items():
         setattr(est, name, value)
+    est.variance_scale_ = float(est.variance_scale_)
+    est.validation_coverage_raw_ = float(
+        "nan" if est.validation_coverage_raw_ is None else est.validation_coverage_raw_
+    )
     est.n_features_in_ = int(est.n_features_in_)
     return PhotozModel(
         estimator=est,
