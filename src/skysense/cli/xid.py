@@ -14,7 +14,7 @@ from skysense.errors import InputError
 __all__ = ["register"]
 
 
-def _add_common(p) -> None:
+def _add_common(p, *, sed: bool = False) -> None:
     p.add_argument(
         "--map",
         action="append",
@@ -81,21 +81,25 @@ def _add_common(p) -> None:
         help="sigma_conf prior (default halfcauchy 0.5 for SPIRE, none for MIPS)",
     )
     p.add_argument("--conf-scale", type=float, default=0.5, help="scale of the sigma_conf prior")
-    p.add_argument(
-        "--flux-prior",
-        default="uniform",
-        choices=["uniform", "loguniform"],
-        help="flux prior kind when the catalogue gives no Gaussian prior",
-    )
+    if not sed:  # the SED mode's flux prior is the template mixture
+        p.add_argument(
+            "--flux-prior",
+            default="uniform",
+            choices=["uniform", "loguniform", "lognormal"],
+            help="flux prior kind when the catalogue gives no Gaussian prior; lognormal: a "
+            "population prior with median flux_mu_<band> (mJy) and scatter flux_sigma_<band> "
+            "(dex), for prior lists far below the noise",
+        )
     p.add_argument(
         "--allow-duplicates",
         action="store_true",
         help="fit prior sources at identical positions instead of stopping",
     )
-    p.add_argument("--sampler", default="gibbs", choices=["gibbs", "nuts"])
-    p.add_argument("--samples", type=int, default=1000, help="kept draws per chain")
+    if not sed:  # the SED mode always runs NUTS (its prior is not conjugate)
+        p.add_argument("--sampler", default="gibbs", choices=["gibbs", "nuts"])
+    p.add_argument("--samples", type=int, default=500 if sed else 1000, help="kept draws per chain")
     p.add_argument("--warmup", type=int, default=500, help="warm-up iterations per chain")
-    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--chains", type=int, default=2 if sed else 4)
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -122,14 +126,16 @@ def _inputs(args):
     prior = read_prior(args.prior)
     kw = {
         "min_beam_fraction": args.min_beam_fraction,
-        "flux_kind": args.flux_prior,
         "on_duplicate": "keep" if args.allow_duplicates else "error",
-        "sampler": args.sampler,
         "n_samples": args.samples,
         "n_warmup": args.warmup,
         "n_chains": args.chains,
         "random_state": args.seed,
     }
+    if getattr(args, "flux_prior", None) is not None:
+        kw["flux_kind"] = args.flux_prior
+    if getattr(args, "sampler", None) is not None:
+        kw["sampler"] = args.sampler
     if args.fwhm is not None:
         kw["beams"] = {b: GaussianBeam(f) for b, f in zip(args.band, args.fwhm)}
     if args.prf is not None:
@@ -176,6 +182,63 @@ def _fit_tiles(args) -> int:
     )
     print(f"joined {len(cat)} sources into {args.out}/catalogue.fits", file=sys.stderr)
     return 0
+
+
+def _fit_sed(args) -> int:
+    from skysense.xid.fit import fit_sed_maps, write_outputs
+    from skysense.xid.io import read_templates
+
+    maps, prior, moc, kw = _inputs(args)
+    kw.update(
+        templates=read_templates(args.templates, bands=args.band),
+        z_column=args.redshift_column,
+        z_err_column=args.redshift_error_column,
+        log_norm_bounds=tuple(args.log_norm_bounds),
+        scatter_fraction=args.scatter,
+    )
+    if args.tiles:
+        from skysense.xid.engine import fit_tiles
+
+        cat = fit_tiles(
+            maps,
+            prior,
+            args.out,
+            order=args.order,
+            sources_per_tile=args.sources_per_tile,
+            buffer_arcsec=args.buffer_arcsec,
+            scheduler=args.scheduler,
+            region_moc=moc,
+            fitter=fit_sed_maps,
+            **kw,
+        )
+        print(f"joined {len(cat)} sources into {args.out}/catalogue.fits", file=sys.stderr)
+        return 0
+    result = fit_sed_maps(maps, prior, region_moc=moc, **kw)
+    write_outputs(result, args.out)
+    print(
+        f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in "
+        f"{len(maps)} band(s); {len(result.unfitted)} not fittable (see unfitted.csv); "
+        f"outputs in {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_tiling(p) -> None:
+    p.add_argument(
+        "--order",
+        type=int,
+        default=None,
+        help="HEALPix order of the tiles (default: chosen for --sources-per-tile)",
+    )
+    p.add_argument("--sources-per-tile", type=int, default=600)
+    p.add_argument(
+        "--buffer-arcsec",
+        type=float,
+        default=None,
+        help="buffer ring around each tile (default 2 x the largest beam FWHM)",
+    )
+    add_scheduler_option(p)
 
 
 def _blind(args) -> int:
@@ -344,17 +407,43 @@ def register(subparsers) -> None:
         "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue",
     )
     _add_common(p)
-    p.add_argument(
-        "--order",
-        type=int,
-        default=None,
-        help="HEALPix order of the tiles (default: chosen for --sources-per-tile)",
+    _add_tiling(p)
+    p = add_verb(
+        verbs,
+        "fit-sed",
+        _fit_sed,
+        "fit MIPS/SPIRE bands together with a template SED prior (NUTS), one region or tiles",
     )
-    p.add_argument("--sources-per-tile", type=int, default=600)
+    _add_common(p, sed=True)
     p.add_argument(
-        "--buffer-arcsec",
+        "--templates",
+        required=True,
+        metavar="FILE",
+        help="SED template table (FITS/CSV/Parquet): template, z and one column per band "
+        "with the flux in mJy at normalisation 0",
+    )
+    p.add_argument(
+        "--redshift-column", default="z", metavar="COL", help="prior column of the redshift"
+    )
+    p.add_argument(
+        "--redshift-error-column",
+        default=None,
+        metavar="COL",
+        help="prior column of the redshift error (a photo-z); default: redshift fixed",
+    )
+    p.add_argument(
+        "--log-norm-bounds",
+        nargs=2,
         type=float,
-        default=None,
-        help="buffer ring around each tile (default 2 x the largest beam FWHM)",
+        default=(-3.0, 3.0),
+        metavar=("LO", "HI"),
+        help="uniform prior bounds of log10 of the template scale",
     )
-    add_scheduler_option(p)
+    p.add_argument(
+        "--scatter",
+        type=float,
+        default=0.2,
+        help="fractional scatter of the fluxes about the template (default 0.2)",
+    )
+    p.add_argument("--tiles", action="store_true", help="fit in HEALPix tiles on Dask")
+    _add_tiling(p)

@@ -30,11 +30,18 @@ def fit_one_tile(
     prior: pd.DataFrame,
     out_dir: str | os.PathLike,
     region_moc=None,
+    fitter=None,
     **fit_kwargs,
 ) -> str:
-    """Fit one tile (unless its result exists) and return the path of its Parquet file."""
+    """Fit one tile (unless its result exists) and return the path of its Parquet file.
+
+    ``fitter`` is :func:`skysense.xid.fit.fit` (default) or
+    :func:`skysense.xid.fit.fit_sed_maps` (SED mode); ``fit_kwargs`` are passed to it.
+    """
     from skysense.errors import InputError
     from skysense.xid.fit import fit
+
+    fitter = fit if fitter is None else fitter
 
     out = Path(out_dir) / "tiles" / f"{tile.name}.parquet"
     if out.exists():
@@ -55,7 +62,7 @@ def fit_one_tile(
     seed = (fit_kwargs.pop("random_state", 0) or 0) * 1_000_003 + tile.pixel
     if tile_maps:
         try:
-            res = fit(tile_maps, sub, random_state=seed, **fit_kwargs)
+            res = fitter(tile_maps, sub, random_state=seed, **fit_kwargs)
             cat = res.catalogue()
             unf = res.unfitted
         except InputError as exc:  # report the tile's failure with its sources, keep going
@@ -86,6 +93,7 @@ def fit_tiles(
     buffer_arcsec: float | None = None,
     scheduler: str | None = None,
     region_moc=None,
+    fitter=None,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Fit a large field tile by tile on Dask and join the catalogue.
@@ -97,7 +105,9 @@ def fit_tiles(
     order : int, optional - HEALPix order of the tiles (default from ``sources_per_tile``)
     buffer_arcsec : float, optional - default twice the largest beam FWHM
     scheduler : str, optional - Dask scheduler address (default local threads)
-    **fit_kwargs : passed to :func:`skysense.xid.fit.fit` (sampler, n_samples, ...)
+    fitter : callable, optional - :func:`skysense.xid.fit.fit` (default) or
+        :func:`skysense.xid.fit.fit_sed_maps` to fit every tile in the SED mode
+    **fit_kwargs : passed to the fitter (sampler, n_samples, templates, ...)
 
     Returns
     -------
@@ -122,7 +132,7 @@ def fit_tiles(
     maps_d = dask.delayed(list(maps), traverse=False)
     prior_d = dask.delayed(prior, traverse=False)
     with dask_client(scheduler) as client:
-        tasks = [task(t, maps_d, prior_d, out, region_moc, **fit_kwargs) for t in tiles]
+        tasks = [task(t, maps_d, prior_d, out, region_moc, fitter, **fit_kwargs) for t in tiles]
         paths = compute_with_progress(tasks, label=f"XID+ {len(tiles)} tiles", client=client)
     cat = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     unf = [pd.read_csv(Path(p).with_suffix(".unfitted.csv")) for p in paths]

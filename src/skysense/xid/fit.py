@@ -37,6 +37,7 @@ __all__ = [
     "build_band_model",
     "fit",
     "fit_models",
+    "fit_sed_maps",
     "write_outputs",
     "help_id",
     "catalogue_band_name",
@@ -208,6 +209,10 @@ class XIDResult:
     unfitted: pd.DataFrame
     shapes: dict = dataclasses.field(default_factory=dict)
     wcs: dict = dataclasses.field(default_factory=dict)
+    #: SED mode only: the joint posterior (log-normalisations, redshifts) of the sources
+    #: in ``sed_rows`` (prior rows, model column order)
+    sed: object | None = None
+    sed_rows: np.ndarray | None = None
 
     def replicated(self, band: str, n_rep: int = 200, random_state=0) -> np.ndarray:
         """Posterior-predictive replicated data, ndarray (npix, n_rep), mJy/beam."""
@@ -300,6 +305,13 @@ class XIDResult:
             fl = np.ones(n, dtype=bool)
             fl[rows] = flag
             cat[f"flag_xid_{b}"] = fl
+        if self.sed is not None:
+            for name, draws in (("SED_log_norm", self.sed.log_norm), ("SED_z", self.sed.z)):
+                full = np.full((3, n), np.nan)
+                full[:, self.sed_rows] = np.percentile(
+                    draws.reshape(-1, draws.shape[-1]), [50.0, 84.1, 15.9], axis=0
+                )
+                cat[name], cat[f"{name}_u"], cat[f"{name}_l"] = full
         return cat
 
     def inference_data(self):
@@ -421,6 +433,169 @@ def fit(
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
     )
+
+
+def fit_sed_maps(
+    maps: Sequence[SkyMap],
+    prior: pd.DataFrame,
+    *,
+    templates,
+    z_column: str = "z",
+    z_err_column: str | None = None,
+    beams: Mapping[str, GaussianBeam | PRFBeam] | None = None,
+    region_moc=None,
+    min_beam_fraction: float = 1e-3,
+    bkg_priors: Mapping[str, BackgroundPrior] | None = None,
+    conf_priors: Mapping[str, ConfusionPrior] | None = None,
+    on_duplicate: str = "error",
+    log_norm_bounds: tuple[float, float] = (-3.0, 3.0),
+    scatter_fraction: float = 0.2,
+    n_samples: int = 500,
+    n_warmup: int = 500,
+    n_chains: int = 2,
+    random_state=None,
+    **_ignored,
+) -> XIDResult:
+    """Fit all bands together with the template SED prior (numpyro NUTS); mirrors ``fit-sed``.
+
+    Sources are fitted only where every band can fit them (the SED ties their fluxes); the
+    others are reported in ``unfitted``.
+
+    Parameters
+    ----------
+    maps, prior, beams, region_moc, ... : as :func:`fit`
+    templates : :class:`skysense.xid.sed.SEDTemplates` covering every band of ``maps``
+    z_column : prior column of the redshift
+    z_err_column : prior column of its 1-sigma error (None: redshift fixed)
+    log_norm_bounds, scatter_fraction : see :func:`skysense.xid.sed.fit_sed`
+
+    Returns
+    -------
+    XIDResult with ``sed`` (:class:`skysense.xid.sed.SEDPosterior`) and per-band draws
+
+    Raises
+    ------
+    InputError
+        Missing or non-finite redshift column (names the row), bands missing from the
+        templates, redshifts outside the template grid, no source fittable in every band.
+    """
+    from skysense.xid.io import moc_pixel_mask
+    from skysense.xid.sed import fit_sed
+
+    if not len(maps):
+        raise InputError("no map given")
+    bands = [m.band for m in maps]
+    if len(set(bands)) != len(bands):
+        raise InputError(f"each band may be given once, got {bands}")
+    if len(prior) == 0:
+        raise InputError("the prior catalogue is empty")
+    missing = [b for b in bands if b not in templates.bands]
+    if missing:
+        raise InputError(
+            f"the SED templates have no fluxes for band(s) {missing} "
+            f"(template bands: {templates.bands})"
+        )
+
+    def zcol(name):
+        if name is None:
+            return None
+        v = _column(prior, name)
+        if v is None:
+            raise InputError(f"prior catalogue has no redshift column {name!r}", column=name)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise InputError(
+                f"redshift column {name!r} is not finite for {bad.size} source(s) "
+                f"(e.g. {prior['id'].iloc[bad[0]]!r}); give them a photo-z or drop them",
+                column=name,
+                row=int(bad[0]),
+            )
+        return v
+
+    z, z_err = zcol(z_column), zcol(z_err_column)
+    zlo, zhi = templates.z_grid[0], templates.z_grid[-1]
+    bad = np.flatnonzero((z < zlo) | (z > zhi))
+    if bad.size:
+        raise InputError(
+            f"redshift of {bad.size} source(s) outside the template grid [{zlo:g}, {zhi:g}] "
+            f"(e.g. {prior['id'].iloc[bad[0]]!r}, z = {z[bad[0]]:g})",
+            column=z_column,
+            row=int(bad[0]),
+        )
+    kw = {
+        "min_beam_fraction": min_beam_fraction,
+        "on_duplicate": on_duplicate,
+    }
+    regions = {
+        m.band: None if region_moc is None else moc_pixel_mask(region_moc, m.wcs, m.image_mjy.shape)
+        for m in maps
+    }
+    # pass 1: which sources each band can fit; the SED needs them in every band
+    common = np.ones(len(prior), dtype=bool)
+    unfitted = []
+    for sky in maps:
+        _, rows, bad_rows = build_band_model(
+            sky, prior, beam=(beams or {}).get(sky.band), region=regions[sky.band], **kw
+        )
+        ok = np.zeros(len(prior), dtype=bool)
+        ok[rows] = True
+        common &= ok
+        unfitted.append(bad_rows)
+    unf = pd.concat(unfitted, ignore_index=True)
+    rest = np.flatnonzero(~common)
+    extra = prior["id"].iloc[rest][~prior["id"].iloc[rest].isin(unf["id"])]
+    unf = pd.concat(
+        [
+            unf,
+            pd.DataFrame(
+                {"id": extra.to_numpy(), "band": "all", "reason": "not fittable in every band"}
+            ),
+        ],
+        ignore_index=True,
+    )
+    keep = np.flatnonzero(common)
+    if keep.size == 0:
+        raise InputError(f"no prior source can be fitted in every band {bands}")
+    sub = prior.iloc[keep].reset_index(drop=True)
+    models, fitted, shapes, wcs = {}, {}, {}, {}
+    for sky in maps:
+        model, rows, _ = build_band_model(
+            sky,
+            sub,
+            beam=(beams or {}).get(sky.band),
+            region=regions[sky.band],
+            bkg_prior=(bkg_priors or {}).get(sky.band),
+            conf_prior=(conf_priors or {}).get(sky.band),
+            **kw,
+        )
+        if model.nsrc != keep.size:  # cannot happen: the same pixels and positions
+            raise InputError(f"{sky.band}: the fitted sources changed between passes")
+        models[sky.band], fitted[sky.band] = model, keep[rows]
+        shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
+    post = fit_sed(
+        models,
+        templates,
+        z_mean=z[keep],
+        z_sigma=None if z_err is None else z_err[keep],
+        log_norm_bounds=log_norm_bounds,
+        scatter_fraction=scatter_fraction,
+        n_samples=n_samples,
+        n_warmup=n_warmup,
+        n_chains=n_chains,
+        random_state=random_state,
+    )
+    posteriors = {
+        b: BandPosterior(
+            b,
+            post.flux[..., k],
+            post.bkg[..., k],
+            post.sigma_conf[..., k],
+            warmup_s=post.warmup_s,
+            sampling_s=post.sampling_s,
+        )
+        for k, b in enumerate(post.bands)
+    }
+    return XIDResult(prior, models, fitted, posteriors, unf, shapes, wcs, post, keep)
 
 
 def write_outputs(

@@ -23,6 +23,7 @@ __all__ = [
     "read_prior",
     "read_moc",
     "read_prf",
+    "read_templates",
     "moc_pixel_mask",
     "write_table",
     "write_image",
@@ -261,6 +262,82 @@ def read_prior(
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError("non-finite or out-of-range position", path=path, row=i)
     return out.reset_index(drop=True)
+
+
+def _read_any_table(path: Path, what: str) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(f"{what} not found", path=path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    from astropy.table import Table
+
+    try:
+        return Table.read(path).to_pandas()
+    except Exception as exc:  # astropy's readers raise many types
+        raise InputError(f"cannot read {what}: {exc}", path=path) from None
+
+
+def read_templates(path: str | os.PathLike, bands=None):
+    """Read SED templates for the SED-prior mode (FITS, VOTable, CSV, ECSV or Parquet).
+
+    The table has one row per template and redshift: ``template`` (name), ``z`` and one column
+    per band named as the band (``mips_24``, ``spire_250``, ...), holding the template's flux
+    in mJy at normalisation N = 0 (the fitted scale is 10^N). Every template must be given on
+    the same redshift grid.
+
+    Parameters
+    ----------
+    path : path
+    bands : sequence of str, optional - bands to read (default every band column)
+
+    Returns
+    -------
+    skysense.xid.sed.SEDTemplates
+
+    Raises
+    ------
+    InputError
+        Missing columns (named), grids that differ between templates, non-positive fluxes.
+    """
+    from skysense.xid.sed import SEDTemplates
+
+    path = Path(path)
+    df = _read_any_table(path, "SED template table")
+    low = {c.lower(): c for c in df.columns}
+    for need in ("template", "z"):
+        if need not in low:
+            raise InputError(f"SED template table needs a {need!r} column", path=path, column=need)
+    tcol, zcol = low["template"], low["z"]
+    if bands is None:
+        bands = [c for c in df.columns if c not in (tcol, zcol)]
+    missing = [b for b in bands if b.lower() not in low]
+    if missing:
+        raise InputError(
+            f"SED template table has no flux column for band(s) {missing}",
+            path=path,
+            column=missing[0],
+        )
+    cols = [low[b.lower()] for b in bands]
+    df = df.sort_values([tcol, zcol], kind="stable")
+    names = list(dict.fromkeys(df[tcol].astype(str)))
+    z_grid = None
+    fluxes = []
+    for name in names:
+        sub = df[df[tcol].astype(str) == name]
+        z = sub[zcol].to_numpy(float)
+        if z_grid is None:
+            z_grid = z
+        elif z.shape != z_grid.shape or not np.allclose(z, z_grid):
+            raise InputError(
+                f"SED template {name!r} is not on the redshift grid of {names[0]!r}",
+                path=path,
+                column=zcol,
+            )
+        fluxes.append(sub[cols].to_numpy(float))
+    try:
+        return SEDTemplates(z_grid, np.stack(fluxes), list(bands))
+    except InputError as exc:
+        raise InputError(exc.message, path=path) from None
 
 
 def read_prf(path: str | os.PathLike, *, pixel_arcsec: float | None = None):
