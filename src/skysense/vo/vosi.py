@@ -135,7 +135,8 @@ def capabilities_xml(base: str, settings) -> str:
         '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.1">\n'
         f'      <accessURL use="base">{escape(tap)}</accessURL>\n'
         "    </interface>\n"
-        '    <dataModel ivo-id="ivo://ivoa.net/std/RegTAP#1.0">Registry 1.0</dataModel>\n'
+        # No <dataModel>: the service implements none of the IVOA data models a TAP service
+        # can declare (ObsCore, ObsLocTAP, RegTAP), and TAPRegExt makes the element optional.
         "    <language>\n"
         "      <name>ADQL</name>\n"
         '      <version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>\n'
