@@ -213,13 +213,18 @@ def _demo(args) -> int:
 
     if args.rebuild or not is_demo_built(args.workdir):
         print(
-            f"first start: building the demo database in {args.workdir} from a simulated "
-            f"{args.area_deg2:g} deg^2 field (takes a few seconds)...",
+            f"first start: building the demo database in {args.workdir} by running the "
+            f"pipeline on a simulated {args.area_deg2:g} deg^2 field (a minute or two)...",
             flush=True,
         )
 
     db, built = build_demo(
-        args.workdir, rebuild=args.rebuild, seed=args.seed, area_deg2=args.area_deg2
+        args.workdir,
+        rebuild=args.rebuild,
+        seed=args.seed,
+        area_deg2=args.area_deg2,
+        scheduler=args.scheduler,
+        echo=lambda line: print(f"  {line}", flush=True),
     )
     if built:
         print(f"built the demo database {db}", flush=True)
@@ -290,8 +295,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--area-deg2",
         type=float,
-        default=0.25,
-        help="area of the simulated field in deg^2 (default 0.25)",
+        default=0.05,
+        help="area of the simulated field in deg^2 (default 0.05: about 4500 objects)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler address for the pipeline (default: local)",
     )
     _add_serve_options(p, 8000)
 

@@ -1,16 +1,25 @@
-"""The demo service: a simulated HELP field published as a Virtual Observatory.
+"""The demo service: a simulated HELP field run through the pipeline and published on the VO.
 
-:func:`build_demo` (first start, or ``rebuild=True``) simulates a small field with
-:func:`skysense.sim.write_field` and publishes into ``<workdir>/demo.duckdb``:
+:func:`build_demo` (first start, or ``rebuild=True``) simulates a field with
+:func:`skysense.sim.write_field`, writes its field configuration
+(:func:`skysense.pipeline.write_sim_config`, ``<workdir>/field.yaml``) and runs the HELP
+workflow on it (:func:`skysense.pipeline.run`: prepare, merge, XID+ priors and fit, GPz photo-z,
+publish), which publishes into ``<workdir>/demo.duckdb``:
+
+- ``help.masterlist``: the masterlist with its photo-z (``zphot``, ``zphot_err``);
+- ``help.xid``: the XID+ catalogue of the far-infrared maps joined with the photo-z;
+- the far-infrared maps, registered for SIA/cutouts.
+
+It then adds what only a simulation has, for comparison:
 
 - ``help.truth``: the simulated objects (true positions, redshifts, fluxes);
 - ``help.<survey>``: each survey's pristine catalogue, RA/Dec from its configuration;
 - ``help.catalogue_rows``: which true object every catalogue row belongs to;
 - ``help.gaia``: the Gaia-like astrometric reference;
-- ``help.map_sources``: the sources injected into the far-infrared maps;
-- the far-infrared maps, registered for SIA/cutouts (:func:`skysense.vo.maps.publish_map`).
+- ``help.map_sources``: the sources injected into the far-infrared maps.
 
-A completion record marks a finished build, so an interrupted build is redone on the next start.
+The pipeline's cache (``<workdir>/pipeline``) makes an interrupted build resume where it
+stopped; a completion record in the database marks a finished build.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from skysense.errors import InputError
@@ -30,8 +39,9 @@ __all__ = ["build_demo", "demo_settings", "demo_db_path", "is_demo_built", "DEMO
 
 log = logging.getLogger(__name__)
 
-#: Area of the simulated demo field (deg^2): small enough to build in well under a minute.
-DEMO_AREA_DEG2 = 0.25
+#: Area of the simulated demo field (deg^2): about 4500 masterlist objects, 1000 XID+ priors;
+#: the build takes a minute or two on two cores.
+DEMO_AREA_DEG2 = 0.05
 _DONE = ("demo", "built")
 
 _DESCRIPTIONS = {
@@ -55,8 +65,10 @@ def demo_settings(workdir: str | Path) -> Settings:
         db=str(demo_db_path(workdir)),
         title="skysense demo: a simulated HELP field",
         description=(
-            "A simulated HELP field: truth objects, survey catalogues, a Gaia-like reference "
-            "and far-infrared maps, served through TAP/ADQL, cone search and SIA."
+            "A simulated HELP field run through the skysense pipeline: the masterlist with "
+            "GPz photo-z, the XID+ catalogue of the far-infrared maps, the maps for cutouts, "
+            "and the simulation's truth, survey catalogues and Gaia-like reference, served "
+            "through TAP/ADQL, cone search and SIA."
         ),
     )
 
@@ -191,25 +203,35 @@ def build_demo(
     rebuild: bool = False,
     seed: int = 1,
     area_deg2: float = DEMO_AREA_DEG2,
+    scheduler: str | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> tuple[Path, bool]:
     """Build the demo database unless a complete one exists.
 
     Parameters
     ----------
     workdir : str or Path
-        Folder of the demo (the simulated field goes to ``<workdir>/field``).
+        Folder of the demo: ``field/`` (the simulation), ``field.yaml`` (its configuration),
+        ``pipeline/`` (the pipeline's outputs and records) and ``demo.duckdb``.
     rebuild : bool
-        Start over even when a complete database exists.
+        Start over (new simulation, empty pipeline cache) even when a complete database exists.
     seed : int
         Seed of the simulated field.
     area_deg2 : float
-        Area of the field (deg^2).
+        Area of the field (deg^2). Fields of 0.02 deg^2 or less (tests) use lighter settings:
+        100 XID+ draws per chain instead of 200, GPz with 20 basis functions instead of 50.
+    scheduler : str, optional
+        Dask scheduler address for the pipeline's long steps (default: local).
+    echo : callable, optional
+        Receives one line per pipeline step.
 
     Returns
     -------
     (db_path, built) : (Path, bool)
         ``built`` is False when an existing database was kept.
     """
+    from skysense.pipeline import run, write_sim_config
+
     workdir = Path(workdir)
     db = demo_db_path(workdir)
     if not rebuild and _is_built(db):
@@ -220,16 +242,32 @@ def build_demo(
             stale.unlink()
     shutil.rmtree(Settings(db=str(db)).resolved_workdir, ignore_errors=True)
     field = workdir / "field"
+    config = workdir / "field.yaml"
     if rebuild or not (field / "manifest.json").is_file():
         from skysense.sim import write_field
 
         shutil.rmtree(field, ignore_errors=True)
+        shutil.rmtree(workdir / "pipeline", ignore_errors=True)
+        config.unlink(missing_ok=True)
         write_field(field, seed=seed, area_deg2=area_deg2)
-    _publish_field(field, db)
+    if not config.is_file():
+        # Test-sized fields (CI) sample XID+ and train GPz more lightly: same steps, less time.
+        light = area_deg2 <= 0.02
+        write_sim_config(
+            field,
+            config,
+            db=db.name,
+            work_dir="pipeline",
+            samples=100 if light else 200,
+            gpz_m=20 if light else 50,
+            gpz_max_iter=60 if light else 200,
+        )
+    report = run(config, scheduler=scheduler, echo=echo)
+    _publish_field(field, db, summary=report.summary)
     return db, True
 
 
-def _publish_field(field: Path, db: Path) -> None:
+def _publish_field(field: Path, db: Path, summary: dict | None = None) -> None:
     manifest_path = field / "manifest.json"
     if not manifest_path.is_file():
         raise InputError("the simulated field has no manifest.json", path=field)
@@ -280,8 +318,10 @@ def _publish_field(field: Path, db: Path) -> None:
             )
         for survey, entry in sorted((manifest.get("surveys") or {}).items()):
             _publish_survey(backend, field, survey, entry)
-        _publish_maps(backend, field, manifest)
-        backend.put_record(*_DONE, {"field": str(field), "seed": manifest.get("seed")})
+        truth_scores = (summary or {}).get("truth") or {}
+        backend.put_record(
+            *_DONE, {"field": str(field), "seed": manifest.get("seed"), "truth": truth_scores}
+        )
     finally:
         backend.close()
 
@@ -315,20 +355,3 @@ def _publish_survey(backend, field: Path, survey: str, entry: dict) -> None:
         fmt=entry.get("format"),
         meta=_survey_meta(cfg),
     )
-
-
-def _publish_maps(backend, field: Path, manifest: dict) -> None:
-    try:
-        from skysense.vo.maps import publish_map
-    except ImportError:
-        log.warning("skysense.vo.maps is not available; the demo maps are not registered")
-        return
-    for band, entry in sorted((manifest.get("maps") or {}).items()):
-        path = field / entry["file"]
-        description = (
-            f"Simulated {band} map ({entry.get('unit', 'mJy/beam')}, "
-            f"FWHM {entry.get('fwhm_arcsec', '?')} arcsec)"
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            publish_map(backend, path, name=band, description=description)
