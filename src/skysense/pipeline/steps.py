@@ -469,7 +469,14 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
 def _summary(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> dict:
     from skysense.pipeline.summary import truth_summary, write_summary
 
-    counts = {name: rec.get("summary", {}) for name, rec in ctx.records.items()}
+    counts = {
+        name: {
+            "message": rec.get("message", ""),
+            "seconds": rec.get("timing", {}).get("seconds"),
+            **(rec.get("summary") or {}),
+        }
+        for name, rec in ctx.records.items()
+    }
     doc = {"field": cfg.name, "steps": counts}
     if cfg.truth is not None:
         ml_path = (

@@ -268,10 +268,9 @@ def _fmt(v) -> str:
 def summary_markdown(doc: dict) -> str:
     """The run summary as Markdown (what ``summary.md`` holds)."""
     lines = [f"# Pipeline run summary: {doc.get('field', '')}", "", "## Steps", ""]
-    lines += ["| step | result |", "|---|---|"]
+    lines += ["| step | seconds | what it did |", "|---|---|---|"]
     for step, s in (doc.get("steps") or {}).items():
-        brief = ", ".join(f"{k}={_fmt(v)}" for k, v in s.items() if not isinstance(v, (dict, list)))
-        lines.append(f"| {step} | {brief} |")
+        lines.append(f"| {step} | {_fmt(s.get('seconds', ''))} | {s.get('message', '')} |")
     truth = doc.get("truth")
     if not truth:
         lines += ["", "No truth available (not a simulated field): no scores."]
