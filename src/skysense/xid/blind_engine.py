@@ -114,8 +114,8 @@ def extract_tiles(
     Returns
     -------
     DataFrame - the columns and ``attrs`` of :func:`~skysense.xid.blind.extract_sources`,
-    ordered as a single-map extraction orders them, with ``blind_id`` renumbered; ``attrs``
-    also records ``n_tiles``.
+    ordered as a single-map extraction orders them (peak S/N; two peaks whose S/N agree to
+    ~1e-7 may swap), with ``blind_id`` renumbered; ``attrs`` also records ``n_tiles``.
 
     Raises
     ------
