@@ -19,7 +19,7 @@ from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
 from skysense.xid.io import SkyMap, moc_pixel_mask, write_table
 from skysense.xid.model import FWHM_ARCSEC
-from skysense.xid.tiles import Tile, make_tiles, tile_moc
+from skysense.xid.tiles import Tile, make_tiles
 
 __all__ = ["fit_tiles", "fit_one_tile"]
 
@@ -46,7 +46,7 @@ def fit_one_tile(
     out = Path(out_dir) / "tiles" / f"{tile.name}.parquet"
     if out.exists():
         return str(out)
-    moc = tile_moc(tile.order, tile.pixel, tile.buffer_arcsec)
+    moc = tile.moc()
     if region_moc is not None:
         moc = moc.intersection(region_moc)
     sub = prior.iloc[tile.fit].reset_index(drop=True)

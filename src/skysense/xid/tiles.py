@@ -1,9 +1,16 @@
 """Pure HEALPix tiling of a prior catalogue for XID+ (no files, no Dask).
 
-A large field is cut into NESTED HEALPix cells of one order. Each tile is fitted with the
-sources of its cell plus a buffer ring (sources and pixels within ``buffer_arcsec`` of the
-cell), so that sources near the edge are de-blended against their neighbours; only the cell's
-own sources are kept in the joined catalogue, so every prior source is reported once.
+A large field is cut into NESTED HEALPix cells. Each tile is fitted with the sources of its
+cell plus a buffer ring (sources and pixels within ``buffer_arcsec`` of the cell), so that
+sources near the edge are de-blended against their neighbours; only the cell's own sources
+are kept in the joined catalogue, so every prior source is reported once.
+
+By default the tiles adapt to the source density (:func:`adaptive_tiles`): a cell is split
+into its four children while it holds more than the target (about 600 prior sources for
+SPIRE), then runs of sibling cells are joined again into the groups closest to the target
+(in ratio), so tiles hold from about half to 1.5 times the target wherever the field is
+covered. One fixed order cannot do this: cells grow by factors of 4 from one order to the
+next, and a dense patch and a sparse one need different orders.
 """
 
 from __future__ import annotations
@@ -15,19 +22,32 @@ import numpy as np
 
 from skysense.errors import InputError
 
-__all__ = ["Tile", "choose_order", "make_tiles", "tile_moc", "cell_size_arcsec"]
+__all__ = [
+    "Tile",
+    "adaptive_cells",
+    "adaptive_tiles",
+    "choose_order",
+    "make_tiles",
+    "tile_moc",
+    "cells_moc",
+    "cell_size_arcsec",
+]
+
+#: finest tile order (cells of about 26 arcsec): below that a buffer ring dwarfs the cell
+MAX_ORDER = 13
 
 
 @dataclasses.dataclass(frozen=True)
 class Tile:
-    """One tile.
+    """One tile: one or more NESTED HEALPix cells (siblings of one parent).
 
     Attributes
     ----------
-    order, pixel : int - the NESTED HEALPix cell
-    own : ndarray (n_own,), int - prior rows inside the cell (kept in the output)
+    order, pixel : int - the first (or only) cell of the tile
+    own : ndarray (n_own,), int - prior rows inside the tile's cells (kept in the output)
     fit : ndarray (n_fit,), int - prior rows fitted (own + buffer), ``own`` first
     buffer_arcsec : float
+    cells : tuple of (order, pixel), all cells of the tile (default: the one cell)
     """
 
     order: int
@@ -35,10 +55,20 @@ class Tile:
     own: np.ndarray
     fit: np.ndarray
     buffer_arcsec: float
+    cells: tuple = ()
+
+    @property
+    def all_cells(self) -> tuple:
+        return self.cells or ((self.order, self.pixel),)
 
     @property
     def name(self) -> str:
-        return f"o{self.order}_p{self.pixel}"
+        n = len(self.all_cells)
+        return f"o{self.order}_p{self.pixel}" + (f"_n{n}" if n > 1 else "")
+
+    def moc(self):
+        """mocpy MOC of the tile's cells grown by the buffer ring."""
+        return cells_moc(self.all_cells, self.buffer_arcsec)
 
 
 def cell_size_arcsec(order: int) -> float:
@@ -55,6 +85,124 @@ def _cells(ra_deg, dec_deg, order):
     ).astype(np.int64)
 
 
+def adaptive_cells(
+    ra_deg: np.ndarray,
+    dec_deg: np.ndarray,
+    sources_per_tile: int = 600,
+    *,
+    max_order: int = MAX_ORDER,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (order, pixel) of the leaf cell of every source: split while above the target.
+
+    A source's leaf is its cell at the coarsest order where that cell holds at most
+    ``sources_per_tile`` sources. The cells are nested, so all sources of one leaf get the
+    same order and leaves never overlap. Deterministic.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : ndarray (n,), deg
+    sources_per_tile : int - target number of sources per tile
+    max_order : int - never split below this order
+
+    Returns
+    -------
+    order, pixel : ndarray (n,), int - NESTED HEALPix leaf cell of each source
+    """
+    if sources_per_tile < 1:
+        raise InputError(f"sources_per_tile must be >= 1, got {sources_per_tile}")
+    n = np.size(ra_deg)
+    order = np.full(n, -1, dtype=np.int64)
+    pixel = np.zeros(n, dtype=np.int64)
+    for o in range(0, max_order + 1):
+        todo = np.flatnonzero(order < 0)
+        if todo.size == 0:
+            break
+        cells = _cells(np.asarray(ra_deg)[todo], np.asarray(dec_deg)[todo], o)
+        _, inv, counts = np.unique(cells, return_inverse=True, return_counts=True)
+        done = (counts[inv] <= sources_per_tile) | (o == max_order)
+        order[todo[done]] = o
+        pixel[todo[done]] = cells[done]
+    return order, pixel
+
+
+def _best_partition(counts: list[int], target: float) -> list[list[int]]:
+    """Split a run of counts into contiguous groups minimising sum (log(size / target))^2."""
+    m = len(counts)
+    best, best_cost = None, math.inf
+    for mask in range(2 ** (m - 1)):  # m <= 4 siblings: at most 8 partitions
+        groups, cur = [], [0]
+        for i in range(1, m):
+            if mask >> (i - 1) & 1:
+                groups.append(cur)
+                cur = [i]
+            else:
+                cur.append(i)
+        groups.append(cur)
+        cost = sum(math.log(sum(counts[i] for i in g) / target) ** 2 for g in groups)
+        if cost < best_cost - 1e-12:
+            best, best_cost = groups, cost
+    return best
+
+
+def adaptive_tiles(
+    ra_deg: np.ndarray,
+    dec_deg: np.ndarray,
+    sources_per_tile: int = 600,
+    *,
+    max_order: int = MAX_ORDER,
+) -> np.ndarray:
+    """Density-adapted tiles: the tile index of every source (and the cells of each tile).
+
+    Leaves from :func:`adaptive_cells` (at most ``sources_per_tile`` each); then each run
+    of sibling leaves (cells of one parent, in NESTED order, not interrupted by a sibling
+    that was split further) is cut into the contiguous groups whose sizes are closest to the
+    target in the least-squares log-ratio sense: one tile of 1.1 x target stays one, 1.6 x
+    becomes two of 0.8.
+
+    Returns
+    -------
+    tile : ndarray (n,), int - tile index of each source
+    cells : list of tuple of (order, pixel) - the cells of each tile
+    """
+    order, pixel = adaptive_cells(ra_deg, dec_deg, sources_per_tile, max_order=max_order)
+    leaf_keys, inv, counts = np.unique(
+        np.stack([order, pixel], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
+    inv = inv.ravel()
+    leaves = {(int(o), int(p)): int(c) for (o, p), c in zip(leaf_keys, counts)}
+    internal = set()  # ancestors of leaves: cells that were split
+    for o, p in leaves:
+        for k in range(o):
+            internal.add((k, p >> (2 * (o - k))))
+    parents: dict = {}
+    for o, p in leaves:
+        parents.setdefault((o - 1, p >> 2) if o > 0 else (-1, p), []).append((o, p))
+    groups_of_leaf = {}
+    tiles_cells = []
+    for (po, pp), kids in sorted(parents.items()):
+        if po < 0:  # order-0 cells have no parent
+            runs = [[k] for k in kids]
+        else:
+            runs, cur = [], []
+            for c in range(4):
+                cell = (po + 1, 4 * pp + c)
+                if cell in leaves:
+                    cur.append(cell)
+                elif cell in internal and cur:  # a split sibling separates the runs
+                    runs.append(cur)
+                    cur = []
+            if cur:
+                runs.append(cur)
+        for run in runs:
+            for g in _best_partition([leaves[c] for c in run], float(sources_per_tile)):
+                cells = tuple(run[i] for i in g)
+                for c in cells:
+                    groups_of_leaf[c] = len(tiles_cells)
+                tiles_cells.append(cells)
+    leaf_tile = np.array([groups_of_leaf[(int(o), int(p))] for o, p in leaf_keys])
+    return leaf_tile[inv], tiles_cells
+
+
 def choose_order(ra_deg: np.ndarray, dec_deg: np.ndarray, sources_per_tile: int = 600) -> int:
     """The finest order whose occupied cells hold at least ``sources_per_tile`` on average.
 
@@ -68,6 +216,15 @@ def choose_order(ra_deg: np.ndarray, dec_deg: np.ndarray, sources_per_tile: int 
         else:
             break
     return best
+
+
+def cells_moc(cells, buffer_arcsec: float):
+    """mocpy MOC of the union of ``cells`` ((order, pixel) pairs) grown by ``buffer_arcsec``."""
+    moc = None
+    for o, p in cells:
+        m = tile_moc(int(o), int(p), buffer_arcsec)
+        moc = m if moc is None else moc.union(m)
+    return moc
 
 
 def tile_moc(order: int, pixel: int, buffer_arcsec: float):
@@ -99,12 +256,15 @@ def make_tiles(
     Parameters
     ----------
     ra_deg, dec_deg : ndarray (n,), deg
-    order : int, optional - default :func:`choose_order`
+    order : int, optional
+        One HEALPix order for every tile (one cell each); default: tiles adapted to the
+        source density (:func:`adaptive_tiles`), near ``sources_per_tile`` each.
+    sources_per_tile : int - target of the adaptive tiling
     buffer_arcsec : float - width of the ring of neighbours fitted with each tile
 
     Returns
     -------
-    list of Tile, sorted by cell
+    list of Tile, in a deterministic order (restarts find the same tiles)
     """
     import astropy.units as u
 
@@ -115,15 +275,24 @@ def make_tiles(
     if ra.size == 0:
         return []
     if order is None:
-        order = choose_order(ra, dec, sources_per_tile)
-    if not 0 <= order <= 20:
-        raise InputError(f"tile order must be within 0..20, got {order}")
-    cells = _cells(ra, dec, order)
+        tile_of, tile_cells = adaptive_tiles(ra, dec, sources_per_tile)
+    else:
+        if not 0 <= order <= 20:
+            raise InputError(f"tile order must be within 0..20, got {order}")
+        pix = _cells(ra, dec, order)
+        upix, tile_of = np.unique(pix, return_inverse=True)
+        tile_cells = [((order, int(p)),) for p in upix]
+    tile_of = np.asarray(tile_of).ravel()
+    members = np.argsort(tile_of, kind="stable")
+    bounds = np.searchsorted(tile_of[members], np.arange(len(tile_cells) + 1))
     tiles = []
-    for pix in np.unique(cells):
-        own = np.flatnonzero(cells == pix)
-        moc = tile_moc(order, int(pix), buffer_arcsec)
+    for t, cells in enumerate(tile_cells):
+        own = members[bounds[t] : bounds[t + 1]]
+        moc = cells_moc(cells, buffer_arcsec)
         inside = np.asarray(moc.contains_lonlat(ra * u.deg, dec * u.deg))
-        buf = np.flatnonzero(inside & (cells != pix))
-        tiles.append(Tile(order, int(pix), own, np.concatenate([own, buf]), buffer_arcsec))
+        inside[own] = False
+        buf = np.flatnonzero(inside)
+        o, p = cells[0]
+        extra = cells if len(cells) > 1 else ()
+        tiles.append(Tile(o, p, own, np.concatenate([own, buf]), buffer_arcsec, extra))
     return tiles
