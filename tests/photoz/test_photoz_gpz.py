@@ -3,6 +3,8 @@ truth, Monte Carlo, brute-force marginalisation, and scikit-learn's estimator co
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import optimize
@@ -84,6 +86,7 @@ def _problem(cov, *, missing=True, errors=True, seed=0):
     err = 0.1 + 0.1 * rng.random(X.shape) if errors else None
     if missing:
         X[::7, 2] = np.nan
+        X[3::11, 0] = np.nan  # row 14 misses two bands
         if err is not None:
             err[np.isnan(X)] = np.nan
     est = GPzRegressor(m=6, covariance=cov, random_state=seed)
@@ -98,11 +101,43 @@ def _problem(cov, *, missing=True, errors=True, seed=0):
     return theta, spec, Xn, psi, yc, omega
 
 
-@pytest.mark.parametrize("cov", COVARIANCES)
-def test_gradient_matches_central_differences(cov):
+@pytest.mark.parametrize(
+    ("cov", "errors"),
+    [(c, e) for c in ("GL", "VL", "GD", "VD") for e in (True, False)],
+)
+def test_masked_rows_equal_pattern_groups(cov, errors):
+    """The per-row masked marginalisation (one group, NaN = missing) gives the design matrix
+    and noise of the per-pattern groups (the Gaussian marginal of each observed subset).
+    Full covariances (GC, VC) always use the pattern groups."""
+    theta, spec, Xn, psi, y, omega = _problem(cov, errors=errors)
+    assert spec.masked and len(spec.groups) == 1
+    X = Xn.copy()
+    observed = np.isfinite(X)
+    assert not observed.all()
+    from skysense.photoz.gpz import _group_rows
+
+    order, groups = _group_rows(observed)
+    assert len(groups) > 1
+    grouped = dataclasses.replace(spec, groups=groups, masked=False)
+    phi_m, ln_beta_m = _design(np, theta, spec, X, psi)
+    phi_g, ln_beta_g = _design(
+        np,
+        theta,
+        grouped,
+        np.where(observed, X, 0.0)[order],
+        None if psi is None else psi[order],
+    )
+    np.testing.assert_allclose(phi_m[order], phi_g, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(ln_beta_m[order], ln_beta_g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("cov", "errors"), [(c, True) for c in COVARIANCES] + [("GC", False), ("VD", False)]
+)
+def test_gradient_matches_central_differences(cov, errors):
     """JAX gradient of the objective vs central differences of its NumPy twin, with missing
-    bands, input errors, heteroscedastic noise, linear mean and cost weights all active."""
-    theta, spec, Xn, psi, y, omega = _problem(cov)
+    bands, input errors (or not), heteroscedastic noise, linear mean and cost weights."""
+    theta, spec, Xn, psi, y, omega = _problem(cov, errors=errors)
     with _jax_context():
         import jax.numpy as jnp
 
@@ -110,7 +145,7 @@ def test_gradient_matches_central_differences(cov):
             jnp.asarray(theta),
             spec,
             jnp.asarray(Xn),
-            jnp.asarray(psi),
+            None if psi is None else jnp.asarray(psi),
             jnp.asarray(y),
             jnp.asarray(omega),
         )

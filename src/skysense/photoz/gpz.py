@@ -100,6 +100,10 @@ class _Spec:
     linear: bool
     groups: tuple  # ((start, stop, observed dims), ...) over rows sorted by missing pattern
     has_psi: bool
+    # True: one group of all rows, NaN marking the missing inputs, each row marginalised by
+    # its own mask (diagonal covariances). The compiled program then does not grow with the
+    # number of missing-band patterns (on DC2, 3 patterns: compile time 4.3 s -> 2.3 s).
+    masked: bool = False
 
     @property
     def a_dim(self) -> int:
@@ -231,10 +235,32 @@ def _quad_full(xp, Xo, Po, lam_e, spec: _Spec, o: list[int]):
     )
 
 
+def _log_phi_masked(xp, X, psi, centres, lam_e, spec: _Spec, mask):
+    """:func:`_log_phi` for diagonal covariances with a per-row mask (k, d) of observed
+    inputs; X and psi are 0 where missing. The marginal over missing inputs of a diagonal
+    Gaussian drops their terms, so the masked sums of the expanded square are exact."""
+    a = lam_e**2  # (m, d)
+    if psi is None:
+        q = (X**2) @ a.T - 2.0 * X @ (a * centres).T + mask @ (a * centres**2).T
+        return -0.5 * q
+    s = 1.0 + a[None, :, :] * psi[:, None, :]  # 1 where missing (psi = 0)
+    delta = X[:, None, :] - centres[None, :, :]
+    return -0.5 * xp.sum(mask[:, None, :] * delta**2 * a[None] / s + xp.log(s), axis=2)
+
+
 def _design(xp, theta, spec: _Spec, X, psi):
     """Design matrix (n, a_dim) and log noise precision (n,) for rows sorted by pattern."""
     p = _unpack(theta, spec)
     lam_e = _expand_lam(p["lam"], spec, xp)
+    if spec.masked:
+        observed = xp.isfinite(X)
+        X = xp.where(observed, X, 0.0)
+        log_phi = _log_phi_masked(xp, X, psi, p["centres"], lam_e, spec, observed.astype(X.dtype))
+        phi = xp.exp(log_phi)
+        ln_beta = p["b"][0] + (phi @ p["u"] if spec.hetero else 0.0 * phi[:, 0])
+        if spec.linear:
+            phi = xp.concatenate([phi, X, xp.ones((X.shape[0], 1))], axis=1)
+        return phi, ln_beta
     parts = [
         _log_phi(
             xp,
@@ -677,9 +703,16 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
     def _prepare(self, X, err):
         """Normalise, order rows by missing pattern; returns (order, spec, X, psi)."""
         observed = np.isfinite(X)
-        order, groups = _group_rows(observed)
-        Xn = (X - self.x_mean_) / self.x_scale_
-        Xn = np.where(observed, Xn, 0.0)[order]
+        # Full covariances keep the pattern groups: a per-row masked Schur complement (tried
+        # for GC) compiled a little faster but ran 50% slower per evaluation.
+        masked = self.covariance[1] != "C"
+        if masked:  # NaN stays: _design marginalises each row by its own mask
+            order = np.arange(X.shape[0])
+            groups = ((0, X.shape[0], tuple(range(X.shape[1]))),)
+            Xn = (X - self.x_mean_) / self.x_scale_
+        else:
+            order, groups = _group_rows(observed)
+            Xn = np.where(observed, (X - self.x_mean_) / self.x_scale_, 0.0)[order]
         psi = None if err is None else ((err / self.x_scale_) ** 2)[order]
         spec = _Spec(
             m=self.m,
@@ -689,14 +722,18 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
             linear=self.linear_mean,
             groups=groups,
             has_psi=err is not None,
+            masked=masked,
         )
         return order, spec, Xn, psi
 
     def _initial_theta(self, spec, X, psi, y, omega, rng) -> np.ndarray:
         """GPz's initialisation, with centres on a random subset of training rows."""
         n, d, m = X.shape[0], spec.d, spec.m
-        centres = X[np.sort(rng.choice(n, size=m, replace=False))]
-        sq = np.sum(X**2, axis=1)[:, None] - 2.0 * X @ centres.T + np.sum(centres**2, axis=1)[None]
+        X0 = np.where(np.isfinite(X), X, 0.0)  # a missing input sits at the training mean
+        centres = X0[np.sort(rng.choice(n, size=m, replace=False))]
+        sq = (
+            np.sum(X0**2, axis=1)[:, None] - 2.0 * X0 @ centres.T + np.sum(centres**2, axis=1)[None]
+        )
         mean_sq = np.maximum(sq.mean(axis=0), 1e-6)
         gamma = np.sqrt(2.0 * m ** (1.0 / d) / mean_sq)  # (m,) GPz's width heuristic
         lam = {
