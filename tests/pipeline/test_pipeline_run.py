@@ -225,3 +225,20 @@ def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):
     assert main(["pipeline", "run", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"skysense: error: {path}: publsh: unknown key (did you mean 'publish'?)\n"
+
+
+def test_the_shipped_example_configuration_is_valid(tmp_path):
+    """``examples/field.yaml`` parses (its files stood in for by empty ones)."""
+    import yaml
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "field.yaml"
+    raw = yaml.safe_load(example.read_text())
+    names = [s["config"] for s in raw["surveys"]] + [m["file"] for m in raw["xid"]["maps"]]
+    names += [raw["reference"], raw["photoz"]["training"]["file"]]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    cfg = parse_pipeline_config(raw, path=tmp_path / "field.yaml")
+    assert cfg.name == "ELAIS-N1" and len(cfg.surveys) == 4 and len(cfg.maps) == 4
+    assert cfg.surveys[-1].radius_arcsec == 1.5 and cfg.db == str(tmp_path / "vo.duckdb")
+    assert cfg.section("xid")["priors"]["cut"] == "f_irac_i1 > 20"
