@@ -7,6 +7,10 @@ the map-based bound, Normal background, HalfCauchy(0.5) sigma_conf). Rate = min 
 of the bulk ESS of the flux, divided by the wall time of the kept draws; compilation and
 warm-up are excluded from the rate and reported separately. Agreement: |median difference| in
 units of the NUTS posterior sd and the ratio of the 16-84% widths, over all sources.
+
+``--part blind`` runs only the blind-extraction and hidden-source rows
+(:mod:`benchmarks._xid_blind`), ``--part sampler`` only the rows above; either keeps the other
+part's rows from the previous results file.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ __all__ = ["run", "add_arguments"]
 def add_arguments(parser) -> None:
     parser.add_argument("--sizes", default="50,600,2500", help="sources per tile")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--part",
+        default="all",
+        choices=["all", "sampler", "blind"],
+        help="sampler: Gibbs vs NUTS only; blind: blind extraction and hidden sources only "
+        "(the other part's rows are kept from the previous results file)",
+    )
+    parser.add_argument("--blind-areas", default="1,10", help="blind map areas, deg^2")
 
 
 def _tile(nsrc: int, seed: int):
@@ -60,6 +72,11 @@ def run(opts):
     from skysense.xid.reference import nuts_band
     from skysense.xid.sampler import sample_band
 
+    part = getattr(opts, "part", "all")
+    if part == "blind":
+        from benchmarks._xid_blind import keep_other_rows, run_blind
+
+        return keep_other_rows(*run_blind(opts), blind=True)
     sizes = [50, 200] if opts.quick else [int(s) for s in opts.sizes.split(",")]
     rows, meta = [], {"sizes": sizes, "load_before": open("/proc/loadavg").read().split()[:3]}
     for nsrc in sizes:
@@ -120,4 +137,10 @@ def run(opts):
             )
         )
     meta["load_after"] = open("/proc/loadavg").read().split()[:3]
-    return rows, meta
+    from benchmarks._xid_blind import keep_other_rows, run_blind
+
+    if part == "sampler":
+        return keep_other_rows(rows, meta, blind=False)
+    blind_rows, blind_meta = run_blind(opts)
+    meta["blind"] = blind_meta
+    return rows + blind_rows, meta
