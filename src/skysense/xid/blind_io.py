@@ -97,22 +97,17 @@ def read_blind_catalogue(path: str | os.PathLike) -> pd.DataFrame:
     InputError
         Missing file, unreadable table or missing catalogue columns.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError("blind catalogue not found", path=path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    else:
-        from astropy.table import Table
+    from skysense.xid.io import _read_any_table
 
-        try:
-            table = Table.read(path)
-        except Exception as exc:  # astropy's readers raise many types
-            raise InputError(f"cannot read blind catalogue: {exc}", path=path) from None
-        df = table.to_pandas()
+    path = Path(path)
+    df = _read_any_table(path, "blind catalogue")
+    if path.suffix.lower() in (".fits", ".fit", ".fts"):
+        from astropy.io import fits
+
+        header = fits.getheader(path, 1)
         for attr, key in _HEADER_KEYS.items():
-            if key in table.meta:
-                df.attrs[attr] = table.meta[key]
+            if key in header:
+                df.attrs[attr] = header[key]
     missing = [c for c in ("ra", "dec") if c not in df.columns]
     if missing:
         raise InputError(f"blind catalogue lacks column(s) {missing}", path=path, column=missing[0])
