@@ -163,3 +163,21 @@ def test_cli_fit_sed_bad_inputs(tmp_path, capsys):
     assert main(["xid", "fit-sed", *args, *out]) == 2
     err = capsys.readouterr().err
     assert "outside the template grid" in err and "'g1'" in err
+
+
+def test_cli_fit_sed_runs_tile_by_tile(tmp_path):
+    from skysense.cli.__main__ import main
+
+    args, truth, _, ids = _sed_field(tmp_path, nsrc=4, seed=3)
+    out = tmp_path / "tiled"
+    # two tiles (1 + 3 sources); short chains: each tile compiles its own NUTS model
+    tiled = ["--tiles", "--order", "11", "--buffer-arcsec", "40", "--samples", "100"]
+    assert main(["xid", "fit-sed", *args, *tiled, "--out", str(out)]) == 0
+    assert len(list((out / "tiles").glob("*.parquet"))) == 2
+    cat = pd.read_parquet(out / "catalogue.parquet").set_index("HELP_ID")
+    assert sorted(cat.index) == sorted(ids) and cat["xid_tile"].nunique() > 1
+    cat = cat.loc[ids]
+    for b, f in truth.items():
+        B = b.upper()
+        sd = (cat[f"FErr_{B}_u"] - cat[f"FErr_{B}_l"]).to_numpy() / 2
+        assert np.all(np.abs(cat[f"F_{B}"].to_numpy() - f) < 4 * sd + 0.1 * f), b

@@ -12,6 +12,7 @@ in :mod:`skysense.xid.sed`). Model of one band (XID+'s SPIRE model):
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -21,7 +22,13 @@ from skysense.errors import InputError
 from skysense.xid.model import BandModel
 from skysense.xid.sampler import BandPosterior
 
-__all__ = ["nuts_band", "numpyro_band_model"]
+__all__ = ["nuts_band", "numpyro_band_model", "NUMPYRO_LOCK"]
+
+#: numpyro's effect-handler stack is process-global: two models traced at once in threads
+#: (Dask's local scheduler running tiles) corrupt each other's traces, so NUTS runs one at a
+#: time per process (XLA still uses every core inside a run; process or cluster workers
+#: run in parallel)
+NUMPYRO_LOCK = threading.Lock()
 
 
 def numpyro_band_model(model: BandModel):
@@ -98,42 +105,43 @@ def nuts_band(
     seed = int(np.random.default_rng(random_state).integers(2**31))
     flux, bkg, conf = [], [], []
     warm = samp = comp = cpu = 0.0
-    for ch in range(n_chains):
-        kernel = NUTS(fn, max_tree_depth=max_tree_depth)
-        mcmc = MCMC(
-            kernel, num_warmup=n_warmup, num_samples=n_samples, num_chains=1, progress_bar=False
-        )
-        key = jax.random.PRNGKey(seed + ch)
-        t0 = time.perf_counter()
-        mcmc.warmup(key, collect_warmup=False)
-        t1 = time.perf_counter()
-        c1 = time.process_time()
-        mcmc.run(mcmc.post_warmup_state.rng_key)
-        jax.block_until_ready(mcmc.get_samples())
-        c2 = time.process_time()
-        t2 = time.perf_counter()
-        c_run = None
-        if ch == 0:
-            # the sampling loop is compiled on first use: rerun (same key, same draws) to time
-            # the draws alone; the difference is the compilation time
-            t3 = time.perf_counter()
-            c3 = time.process_time()
+    with NUMPYRO_LOCK:
+        for ch in range(n_chains):
+            kernel = NUTS(fn, max_tree_depth=max_tree_depth)
+            mcmc = MCMC(
+                kernel, num_warmup=n_warmup, num_samples=n_samples, num_chains=1, progress_bar=False
+            )
+            key = jax.random.PRNGKey(seed + ch)
+            t0 = time.perf_counter()
+            mcmc.warmup(key, collect_warmup=False)
+            t1 = time.perf_counter()
+            c1 = time.process_time()
             mcmc.run(mcmc.post_warmup_state.rng_key)
             jax.block_until_ready(mcmc.get_samples())
-            c_run = time.process_time() - c3
-            comp = (t2 - t1) - (time.perf_counter() - t3)
-            t2 = t1 + (time.perf_counter() - t3)
-        warm += t1 - t0
-        samp += t2 - t1
-        cpu += (c2 - c1) if c_run is None else c_run
-        s = mcmc.get_samples()
-        flux.append(np.asarray(s["src_f"]))
-        bkg.append(np.asarray(s["bkg"]))
-        conf.append(
-            np.asarray(s["sigma_conf"])
-            if "sigma_conf" in s
-            else np.full(n_samples, model.conf_prior.fixed)
-        )
+            c2 = time.process_time()
+            t2 = time.perf_counter()
+            c_run = None
+            if ch == 0:
+                # the sampling loop is compiled on first use: rerun (same key, same draws) to time
+                # the draws alone; the difference is the compilation time
+                t3 = time.perf_counter()
+                c3 = time.process_time()
+                mcmc.run(mcmc.post_warmup_state.rng_key)
+                jax.block_until_ready(mcmc.get_samples())
+                c_run = time.process_time() - c3
+                comp = (t2 - t1) - (time.perf_counter() - t3)
+                t2 = t1 + (time.perf_counter() - t3)
+            warm += t1 - t0
+            samp += t2 - t1
+            cpu += (c2 - c1) if c_run is None else c_run
+            s = mcmc.get_samples()
+            flux.append(np.asarray(s["src_f"]))
+            bkg.append(np.asarray(s["bkg"]))
+            conf.append(
+                np.asarray(s["sigma_conf"])
+                if "sigma_conf" in s
+                else np.full(n_samples, model.conf_prior.fixed)
+            )
     return BandPosterior(
         model.band,
         np.stack(flux),

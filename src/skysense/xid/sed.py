@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from skysense.errors import InputError
 from skysense.xid.model import BandModel
+from skysense.xid.reference import NUMPYRO_LOCK
 
 __all__ = ["SEDTemplates", "SEDPosterior", "fit_sed"]
 
@@ -217,12 +218,13 @@ def fit_sed(
         chain_method="sequential",
         progress_bar=False,
     )
-    t0 = time.perf_counter()
-    mcmc.warmup(jax.random.PRNGKey(seed), collect_warmup=False)
-    t1 = time.perf_counter()
-    mcmc.run(mcmc.post_warmup_state.rng_key)
-    s = mcmc.get_samples(group_by_chain=True)
-    t2 = time.perf_counter()
+    with NUMPYRO_LOCK:
+        t0 = time.perf_counter()
+        mcmc.warmup(jax.random.PRNGKey(seed), collect_warmup=False)
+        t1 = time.perf_counter()
+        mcmc.run(mcmc.post_warmup_state.rng_key)
+        s = mcmc.get_samples(group_by_chain=True)
+        t2 = time.perf_counter()
     c, nd = np.asarray(s["log_norm"]).shape[:2]
     flux = np.stack([np.asarray(s[f"src_f_{b}"]) for b in bands], axis=-1)
     z = np.asarray(s["z"]) if "z" in s else np.broadcast_to(zm, (c, nd, nsrc)).copy()
