@@ -242,3 +242,28 @@ def test_the_shipped_example_configuration_is_valid(tmp_path):
     assert cfg.name == "ELAIS-N1" and len(cfg.surveys) == 4 and len(cfg.maps) == 4
     assert cfg.surveys[-1].radius_arcsec == 1.5 and cfg.db == str(tmp_path / "vo.duckdb")
     assert cfg.section("xid")["priors"]["cut"] == "f_irac_i1 > 20"
+
+
+def test_an_interrupted_xid_fit_keeps_its_finished_tiles(site_copy, monkeypatch):
+    """Retrying the XID+ step with the same key reuses the tiles already on disk."""
+    import importlib
+
+    # the module (skysense.xid re-exports a function of the same name)
+    fit_module = importlib.import_module("skysense.xid.fit")
+    work = site_copy / "pipeline"
+    before = pd.read_parquet(work / "xid" / "catalogue.parquet")
+    # As after a crash at the end of the step: tiles written, no catalogue, no record.
+    (work / "xid" / "catalogue.parquet").unlink()
+    (work / "records" / "xid.json").unlink()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished tile was fitted again")
+
+    monkeypatch.setattr(fit_module, "fit", no_fit)
+    report = run(site_copy / "field.yaml", progress=False)
+    assert report.ran[0] == "xid"
+    after = pd.read_parquet(work / "xid" / "catalogue.parquet")
+    pd.testing.assert_frame_equal(
+        before.sort_values("HELP_ID").reset_index(drop=True),
+        after.sort_values("HELP_ID").reset_index(drop=True),
+    )
