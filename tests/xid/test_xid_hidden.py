@@ -170,6 +170,9 @@ def test_validation_errors(field):
         find_hidden_sources([field.sky], prior, detect_band="spire_500")
     with pytest.raises(InputError, match="max_iter"):
         find_hidden_sources([field.sky], prior, max_iter=0)
+    again = prior.assign(id=[f"HIDDEN_1_{k}" for k in range(len(prior))])
+    with pytest.raises(InputError, match="id_prefix"):
+        find_hidden_sources([field.sky], again)
     res = fit([field.sky], prior, random_state=0, **FAST)
     with pytest.raises(InputError, match="not fitted"):
         residual_candidates(res, "spire_350")

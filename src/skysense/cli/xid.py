@@ -283,6 +283,7 @@ def _hidden(args) -> int:
         min_sep_fwhm=args.min_sep_fwhm,
         refit=not args.no_refit,
         max_iter=args.max_iter,
+        id_prefix=args.id_prefix,
         random_state=seed,
         region_moc=moc,
         **kw,
@@ -376,6 +377,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--max-iter", type=int, default=5, help="at most this many XID+ fits")
     p.add_argument("--no-refit", action="store_true", help="one fit: report candidates only")
+    p.add_argument(
+        "--id-prefix",
+        default="HIDDEN",
+        help="added sources are named PREFIX_<iteration>_<k> (default HIDDEN)",
+    )
     p = add_verb(
         verbs,
         "blind-match",

@@ -287,6 +287,13 @@ def find_hidden_sources(
     if fwhm is None:
         raise InputError(f"{detect_band}: no FWHM known for the detection band")
     current = prior.reset_index(drop=True)
+    taken = current["id"].astype(str).str.startswith(f"{id_prefix}_")
+    if taken.any():
+        raise InputError(
+            f"prior ids already start with {id_prefix!r}_ (e.g. {current['id'][taken].iloc[0]!r}"
+            f", from an earlier search?): pass another id_prefix",
+            row=int(np.flatnonzero(taken.to_numpy())[0]),
+        )
     found = []
     converged = False
     n_fits = 0
