@@ -143,3 +143,18 @@ def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path):
     wa = a["FErr_SPIRE_250_u"] - a["FErr_SPIRE_250_l"]
     ratio = wa / (2 * sd)
     assert np.all((ratio > 0.8) & (ratio < 1.25))
+
+
+def test_fit_tiles_bad_prior(tmp_path):
+    import pytest
+
+    from skysense.errors import InputError
+
+    f = simulate_field(10, size_pix=30, random_state=1)
+    prior = f.sources[["id", "ra", "dec"]]
+    with pytest.raises(InputError, match="empty"):
+        fit_tiles([f.sky], prior.iloc[:0], tmp_path)
+    dup = pd.concat([prior, prior.iloc[[3]]], ignore_index=True)
+    with pytest.raises(InputError, match="'s3' repeats") as exc:
+        fit_tiles([f.sky], dup, tmp_path)
+    assert exc.value.row == 10

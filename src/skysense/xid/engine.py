@@ -115,6 +115,22 @@ def fit_tiles(
     """
     import dask
 
+    from skysense.errors import InputError
+
+    if not len(maps):
+        raise InputError("no map given")
+    if len(prior) == 0:
+        raise InputError("the prior catalogue is empty")
+    missing = [c for c in ("id", "ra", "dec") if c not in prior.columns]
+    if missing:
+        raise InputError(f"the prior catalogue has no {missing[0]!r} column", column=missing[0])
+    if not prior["id"].is_unique:
+        dup = prior["id"][prior["id"].duplicated()].iloc[0]
+        raise InputError(
+            f"prior ids must be unique (tiles keep their own sources by id), {dup!r} repeats",
+            column="id",
+            row=int(np.flatnonzero(prior["id"].to_numpy() == dup)[1]),
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if buffer_arcsec is None:
