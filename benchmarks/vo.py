@@ -8,7 +8,9 @@ patch at the equator, i.e. ~100 deg^2, plus a few columns):
   against the bare DuckDB query (the same SQL the ADQL translator produces, on an open
   connection to a copy of the file, alternated cone by cone with the HTTP requests so both see
   the same machine load; warm caches) and against PostgreSQL with Q3C (``q3c_radial_query``
-  on an indexed table, psycopg);
+  on a table with a Q3C index, clustered on it and analysed; psycopg); the small cone also through TAP sync (the same cone in ADQL,
+  which translates to the very SQL the bare query runs), and the HTTP floor (``GET
+  /tap/availability`` with the same client) to show what HTTP alone costs;
 - throughput with 1, 8 and 32 concurrent HTTP clients (small cones), against the bare DuckDB
   query run by as many threads;
 - a 20,000-row upload cross-match (1 arcsec) through ``/tap/sync`` with an inline VOTable
@@ -156,18 +158,27 @@ def cone_sql(backend, ra, dec, r) -> str:
     return tr.sql
 
 
+def tap_cone_adql(ra: float, dec: float, r: float) -> str:
+    """The TAP form of the VERB=2 cone search (same columns, same region)."""
+    return (
+        f"SELECT object_id, ra, dec, mag_r FROM {TABLE} WHERE "
+        f"1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {float(ra)!r}, {float(dec)!r}, {r!r}))"
+    )
+
+
 def interleaved_latency(
-    url: str, bare_db: str, centres: np.ndarray, sqls: list[str], r: float
-) -> tuple[list[float], list[float], list[int]]:
+    url: str, bare_db: str, centres: np.ndarray, sqls: list[str], r: float, *, tap: bool = False
+) -> dict[str, list]:
     """Per cone: the bare SQL on a read-only DuckDB connection (fetched as Arrow, like the
-    server), then the same cone through HTTP; both warmed first, alternated so that both see
-    the same machine load. Returns (http_s, bare_s, rows)."""
+    server), then the same cone through HTTP (SCS, and with ``tap`` TAP sync too); all warmed
+    first, alternated so that all see the same machine load. Returns lists keyed "http",
+    "tap" (with ``tap``), "bare" (seconds) and "rows"."""
     import duckdb
     import httpx
 
     con = duckdb.connect(bare_db, read_only=True)
     con.execute("SET threads = 2")
-    http_s, bare_s, counts = [], [], []
+    out: dict[str, list] = {"http": [], "tap": [], "bare": [], "rows": []}
     try:
         with httpx.Client(timeout=120) as client:
 
@@ -177,9 +188,18 @@ def interleaved_latency(
                     raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
                 return resp.content
 
+            def get_tap(ra, dec):
+                params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": tap_cone_adql(ra, dec, r)}
+                resp = client.get(f"{url}/tap/sync", params=params)
+                if resp.status_code != 200 or b'value="ERROR"' in resp.content:
+                    raise RuntimeError(f"TAP query failed: {resp.content[:500]!r}")
+                return resp.content
+
             for (ra, dec), sql in zip(centres, sqls):  # warm both caches
                 con.execute(sql).to_arrow_table()
                 get(ra, dec)
+                if tap:
+                    get_tap(ra, dec)
             for (ra, dec), sql in zip(centres, sqls):
                 t0 = time.perf_counter()
                 n = con.execute(sql).to_arrow_table().num_rows
@@ -188,12 +208,32 @@ def interleaved_latency(
                 t2 = time.perf_counter()
                 if body.count(b"<TR>") != n:
                     raise RuntimeError(f"HTTP and bare row counts differ at ({ra}, {dec})")
-                bare_s.append(t1 - t0)
-                http_s.append(t2 - t1)
-                counts.append(n)
+                if tap:
+                    t3 = time.perf_counter()
+                    tap_body = get_tap(ra, dec)
+                    out["tap"].append(time.perf_counter() - t3)
+                    if tap_body.count(b"<TR>") != n:
+                        raise RuntimeError(f"TAP and bare row counts differ at ({ra}, {dec})")
+                out["bare"].append(t1 - t0)
+                out["http"].append(t2 - t1)
+                out["rows"].append(n)
     finally:
         con.close()
-    return http_s, bare_s, counts
+    return out
+
+
+def http_floor(url: str, n: int = 300) -> float:
+    """p50 (ms) of ``GET /tap/availability`` with the same client: HTTP + framework alone."""
+    import httpx
+
+    times = []
+    with httpx.Client(timeout=60) as client:
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            client.get(f"{url}/tap/availability").raise_for_status()
+            if i >= 20:
+                times.append(time.perf_counter() - t0)
+    return pct(times, 50)
 
 
 def bare_duckdb_throughput(db: str, sqls: list[str], clients: int, seconds: float) -> float:
@@ -339,6 +379,7 @@ def run(opts):
     from skysense.catalog.match import pairs_within
     from skysense.vo.backends import open_backend
     from skysense.vo.publish import publish_arrow
+    from skysense.vo.sql import translate
 
     n = opts.rows or (1_000_000 if opts.quick else 10_000_000)
     n_queries = opts.queries or (100 if opts.quick else 300)
@@ -377,11 +418,29 @@ def run(opts):
             pg_db = pg.pop("database", None)
             if pg:
                 meta["postgres_q3c"] = pg.get("q3c")
+                meta["postgres_clustered_q3c_s"] = pg.get("cluster_s")
 
         votable, up_ra, up_dec = upload_votable(20_000, data, opts.seed)
+        # The TAP form of the small cone translates to the very SQL the bare query runs.
+        backend = open_backend(db)
+        tap_sql = [
+            translate(
+                tap_cone_adql(ra, dec, 0.05),
+                dialect="duckdb",
+                catalog=backend.catalog(),
+                maxrec=1_000_000,
+            ).sql
+            for ra, dec in centres[:20]
+        ]
+        backend.close()
+        meta["tap_sql_equals_bare_sql"] = tap_sql == sqls[0.05][:20]
         with server(db, tmp / "work") as url:
-            lat = {r: interleaved_latency(url, bare_db, centres, sqls[r], r) for r in (0.05, 0.5)}
+            lat = {
+                r: interleaved_latency(url, bare_db, centres, sqls[r], r, tap=r == 0.05)
+                for r in (0.05, 0.5)
+            }
             meta["load_avg_latency"] = os.getloadavg()
+            meta["http_floor_p50_ms"] = http_floor(url)
             tp = {c: http_throughput(url, centres, 0.05, c, seconds) for c in (1, 8, 32)}
             xm_times = []
             for _ in range(3):
@@ -389,7 +448,7 @@ def run(opts):
                 xm_times.append(elapsed)
 
         for r in (0.05, 0.5):
-            times, b_times, counts = lat[r]
+            times, b_times, counts = lat[r]["http"], lat[r]["bare"], lat[r]["rows"]
             mean_rows = float(np.mean(counts))
             for q in (50, 95):
                 rows.append(
@@ -414,6 +473,19 @@ def run(opts):
                         )
                     )
             meta[f"overhead_p50_r{r}"] = pct(times, 50) / pct(b_times, 50)
+            if lat[r]["tap"]:
+                for q in (50, 95):
+                    rows.append(
+                        Row(
+                            task=f"cone r={r} deg p{q} (HTTP TAP sync vs bare DuckDB)",
+                            skysense=pct(lat[r]["tap"], q),
+                            peer=pct(b_times, q),
+                            peer_name="bare DuckDB SQL",
+                            unit="ms",
+                            notes=f"{mean_rows:.0f} rows/cone, TABLEDATA",
+                        )
+                    )
+                meta[f"overhead_tap_p50_r{r}"] = pct(lat[r]["tap"], 50) / pct(b_times, 50)
         for c in (1, 8, 32):
             rate, errors = tp[c]
             rows.append(
@@ -490,6 +562,15 @@ def bench_postgres(data: pa.Table, centres: np.ndarray, tmp: Path, seed: int) ->
     cols = "object_id, ra, dec, mag_r"
     latency = {}
     with psycopg.connect(url, autocommit=True) as con:
+        # Q3C's recommended tuning: the table clustered on its Q3C index, then analysed.
+        t0 = time.perf_counter()
+        index = con.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'bench' AND tablename = 'sky' "
+            "AND indexdef LIKE '%q3c_ang2ipix%'"
+        ).fetchone()[0]
+        con.execute(f'CLUSTER bench.sky USING "{index}"')
+        con.execute("ANALYZE bench.sky")
+        out["cluster_s"] = time.perf_counter() - t0
         for r in (0.05, 0.5):
             times = []
             for i, (ra, dec) in enumerate(centres):
