@@ -4,8 +4,9 @@ Fit the fluxes of known (prior) sources in maps whose beams blend them: ``map = 
 noise`` with per-pixel noise ``sigma_inst^2 + sigma_conf^2``. The fast exact sampler
 (:mod:`skysense.xid.sampler`) Gibbs-samples the truncated Gaussian posterior in numba; numpyro
 NUTS (:mod:`skysense.xid.reference`) is the reference and runs the SED-prior mode
-(:mod:`skysense.xid.sed`). Large fields are tiled on HEALPix and fitted on Dask
-(:mod:`skysense.xid.engine`).
+(:mod:`skysense.xid.sed`, :func:`fit_sed_maps`). Large fields are tiled on HEALPix, with tiles
+adapted to the source density, and fitted on Dask (:mod:`skysense.xid.engine`); calibration
+on simulated maps is in :mod:`skysense.xid.calibration`.
 
 Quick start::
 
@@ -17,8 +18,15 @@ Quick start::
 
 from skysense.xid.diagnostics import ess_bulk, split_rhat, summarise_convergence
 from skysense.xid.engine import fit_tiles
-from skysense.xid.fit import XIDResult, build_band_model, fit, fit_models, write_outputs
-from skysense.xid.io import SkyMap, read_map, read_moc, read_prior
+from skysense.xid.fit import (
+    XIDResult,
+    build_band_model,
+    fit,
+    fit_models,
+    fit_sed_maps,
+    write_outputs,
+)
+from skysense.xid.io import SkyMap, read_map, read_moc, read_prior, read_templates
 from skysense.xid.model import (
     BackgroundPrior,
     BandModel,
@@ -30,13 +38,15 @@ from skysense.xid.model import (
     pointing_matrix,
 )
 from skysense.xid.sampler import BandPosterior, sample_band
-from skysense.xid.tiles import Tile, make_tiles
+from skysense.xid.sed import SEDPosterior, SEDTemplates, fit_sed
+from skysense.xid.tiles import Tile, adaptive_tiles, make_tiles
 
 __all__ = [
     "SkyMap",
     "read_map",
     "read_prior",
     "read_moc",
+    "read_templates",
     "GaussianBeam",
     "PRFBeam",
     "FluxPrior",
@@ -54,8 +64,13 @@ __all__ = [
     "build_band_model",
     "fit",
     "fit_models",
+    "fit_sed_maps",
+    "SEDTemplates",
+    "SEDPosterior",
+    "fit_sed",
     "write_outputs",
     "Tile",
     "make_tiles",
+    "adaptive_tiles",
     "fit_tiles",
 ]
