@@ -442,9 +442,20 @@ def psf_fit_fluxes(
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(n_comp + 1))
     sigma_pix = fwhm_arcsec * _FWHM_TO_SIGMA / pixel_arcsec
-    for c in range(n_comp):
-        idx = order[bounds[c] : bounds[c + 1]]
-        block = normal[idx][:, idx].toarray()
+    # Isolated sources (most of them): the variance is the inverse of the normal diagonal.
+    sizes = np.diff(bounds)
+    single = order[bounds[:-1][sizes == 1]]
+    diag = normal.diagonal()[single]
+    with np.errstate(divide="ignore"):
+        var[single] = np.where(diag > 0, 1.0 / diag, np.nan)
+    # Blocks are contiguous in component order: one permutation, then cheap slices (fancy
+    # column indexing per component would cost O(n) each). Pixel rows come from a CSR copy.
+    perm = normal[order][:, order].tocsr()
+    amat_rows = amat.tocsr()
+    for c in np.flatnonzero(sizes > 1):
+        b0, b1 = bounds[c], bounds[c + 1]
+        idx = order[b0:b1]
+        block = perm[b0:b1, b0:b1].toarray()
         try:
             var[idx] = np.diag(np.linalg.inv(block))
         except np.linalg.LinAlgError:
@@ -452,9 +463,10 @@ def psf_fit_fluxes(
         if refine_positions and 1 < len(idx) <= max_blend and np.all(np.isfinite(flux[idx])):
             # A neighbour's wing shifts the filtered peak: refit the blend's positions, with
             # every other source's model subtracted.
-            sub = amat[:, idx]
-            rows = np.unique(sub.tocoo().row)
-            others = amat[rows] @ flux - sub[rows] @ flux[idx]
+            rows = np.unique(amat[:, idx].indices)  # CSC: the row indices of the columns
+            rest = flux.copy()
+            rest[idx] = 0.0
+            others = amat_rows[rows] @ rest
             fit = _fit_blend(
                 px[rows],
                 py[rows],
