@@ -267,3 +267,34 @@ def test_an_interrupted_xid_fit_keeps_its_finished_tiles(site_copy, monkeypatch)
         before.sort_values("HELP_ID").reset_index(drop=True),
         after.sort_values("HELP_ID").reset_index(drop=True),
     )
+
+
+@pytest.mark.postgres
+def test_publishing_to_postgresql(site_copy, postgres_dsn):
+    """The same field published to PostgreSQL: only publish (and summary) run, and the
+    database's publish record makes the next run a no-op."""
+    import secrets
+    import urllib.parse
+
+    import psycopg
+
+    name = f"skysense_test_{secrets.token_hex(5)}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(postgres_dsn)._replace(path=f"/{name}"))
+    try:
+        path = site_copy / "field.yaml"
+        path.write_text(path.read_text().replace("  db: vo.duckdb", f"  db: {url}"))
+        assert run(path, progress=False).ran == ["publish", "summary"]
+        assert run(path, progress=False).ran == []
+        from skysense.vo.backends import open_backend
+
+        backend = open_backend(url, create=False)
+        try:
+            n = backend.query("SELECT COUNT(*) AS n FROM help.xid").column("n")[0].as_py()
+            assert n == read_record(site_copy / "pipeline", "priors")["summary"]["n_priors"]
+        finally:
+            backend.close()
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
