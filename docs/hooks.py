@@ -1,19 +1,27 @@
-"""MkDocs hook: expand ``<!-- api-modules: skysense.AREA -->`` into one mkdocstrings directive per
-public module of the area, so a new module appears in the API reference without editing a page.
+"""MkDocs hooks (wired in ``mkdocs.yml``: ``hooks: [docs/hooks.py]``).
 
-Wired in ``mkdocs.yml`` (``hooks: [docs/hooks.py]``).
+- ``<!-- api-modules: skysense.AREA -->`` becomes one mkdocstrings directive per public module of
+  the area, so a new module appears in the API reference without editing a page.
+- The files of ``examples/`` (beside ``docs/``) are shipped with the site under ``examples/``,
+  and page links to them (``../examples/field.yaml``, right on GitHub) are pointed there, so
+  they work on both and ``mkdocs build --strict`` checks them.
 """
 
 from __future__ import annotations
 
+import os
 import pkgutil
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-__all__ = ["public_modules", "on_page_markdown"]
+__all__ = ["public_modules", "on_files", "on_page_markdown"]
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+SHIPPED = ("examples",)  # repository folders whose files the site carries
 _MARKER = re.compile(r"^<!--\s*api-modules:\s*([\w.]+)\s*-->\s*$", re.M)
+_LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def public_modules(package: str) -> list[str]:
@@ -26,8 +34,32 @@ def public_modules(package: str) -> list[str]:
     )
 
 
-def on_page_markdown(markdown: str, **kwargs: object) -> str:
-    """Replace each marker by ``::: MODULE`` lines (mkdocstrings renders them later)."""
+def on_files(files: Any, config: Any) -> Any:
+    """Add the files of the ``SHIPPED`` folders to the site, under the same names."""
+    from mkdocs.structure.files import File
+
+    for folder in SHIPPED:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file():
+                uri = path.relative_to(ROOT).as_posix()
+                files.append(File(uri, str(ROOT), config["site_dir"], False))
+    return files
+
+
+def _shipped_link(target: str, page_uri: str) -> str | None:
+    # `target`, relative to the page in docs/, points into a SHIPPED folder: its site path.
+    if "://" in target or target.startswith(("/", "mailto:")):
+        return None
+    page_dir = PurePosixPath("docs", page_uri).parent
+    resolved = os.path.normpath(str(page_dir / target))
+    if resolved.split("/")[0] not in SHIPPED:
+        return None
+    return os.path.relpath(resolved, PurePosixPath(page_uri).parent.as_posix() or ".")
+
+
+def on_page_markdown(markdown: str, page: Any = None, **kwargs: object) -> str:
+    """Replace each marker by ``::: MODULE`` lines (mkdocstrings renders them later) and point
+    links to shipped repository files at their copies in the site."""
 
     def expand(m: re.Match[str]) -> str:
         modules = public_modules(m.group(1))
@@ -35,4 +67,8 @@ def on_page_markdown(markdown: str, **kwargs: object) -> str:
             raise ValueError(f"api-modules: package {m.group(1)} has no public module under {SRC}")
         return "\n\n".join(f"::: {name}" for name in modules)
 
-    return _MARKER.sub(expand, markdown)
+    def relink(m: re.Match[str]) -> str:
+        new = _shipped_link(m.group(1), page.file.src_uri) if page is not None else None
+        return m.group(0) if new is None else f"]({new}{m.group(2) or ''})"
+
+    return _LINK.sub(relink, _MARKER.sub(expand, markdown))
