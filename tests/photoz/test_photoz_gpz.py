@@ -103,12 +103,12 @@ def _problem(cov, *, missing=True, errors=True, seed=0):
 
 @pytest.mark.parametrize(
     ("cov", "errors"),
-    [(c, e) for c in ("GL", "VL", "GD", "VD") for e in (True, False)],
+    [(c, e) for c in ("GL", "VL", "GD", "VD") for e in (True, False)] + [("GC", False)],
 )
 def test_masked_rows_equal_pattern_groups(cov, errors):
     """The per-row masked marginalisation (one group, NaN = missing) gives the design matrix
     and noise of the per-pattern groups (the Gaussian marginal of each observed subset).
-    Full covariances (GC, VC) always use the pattern groups."""
+    VC, and GC with input errors, always use the pattern groups."""
     theta, spec, Xn, psi, y, omega = _problem(cov, errors=errors)
     assert spec.masked and len(spec.groups) == 1
     X = Xn.copy()
