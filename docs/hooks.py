@@ -5,6 +5,8 @@
 - The files of ``examples/`` (beside ``docs/``) are shipped with the site under ``examples/``,
   and page links to them (``../examples/field.yaml``, right on GitHub) are pointed there, so
   they work on both and ``mkdocs build --strict`` checks them.
+- Sphinx roles in docstrings (``:func:`~skysense.x.f` ``) lose their role prefix on the page;
+  ``~`` keeps the last name only, as in Sphinx.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["public_modules", "on_files", "on_page_markdown"]
+__all__ = ["public_modules", "on_files", "on_page_markdown", "on_page_content"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 SHIPPED = ("examples",)  # repository folders whose files the site carries
 _MARKER = re.compile(r"^<!--\s*api-modules:\s*([\w.]+)\s*-->\s*$", re.M)
+_ROLE = re.compile(
+    r":(?:py:)?(?:func|meth|class|mod|attr|data|exc|obj|const):<code>(~?)([^<]+)</code>"
+)
 _LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
 
 
@@ -72,3 +77,13 @@ def on_page_markdown(markdown: str, page: Any = None, **kwargs: object) -> str:
         return m.group(0) if new is None else f"]({new}{m.group(2) or ''})"
 
     return _LINK.sub(relink, _MARKER.sub(expand, markdown))
+
+
+def on_page_content(html: str, **kwargs: object) -> str:
+    """Drop Sphinx role prefixes that mkdocstrings leaves in front of inline code."""
+
+    def plain(m: re.Match[str]) -> str:
+        name = m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2)
+        return f"<code>{name}</code>"
+
+    return _ROLE.sub(plain, html)

@@ -548,6 +548,7 @@ def test_docs_build_strictly_and_fetch_nothing(tmp_path: Path) -> None:
         assert modules, area
         missing = [m for m in modules if f'id="skysense.{area}.{m}"' not in page]
         assert missing == [], f"api/{area}.html has no section for {missing}"
+        assert ":func:<code>" not in page, f"api/{area}.html shows raw Sphinx roles"
     gpz = (site / "api" / "photoz.html").read_text()
     assert 'id="skysense.photoz.gpz.GPzRegressor"' in gpz
     remote = []
