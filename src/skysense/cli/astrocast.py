@@ -94,9 +94,10 @@ def _forecast(args) -> int:
         fc[f"p_{name}"] = p[:, k]
     fc["p_drought"] = p[:, :3].sum(1)
     write_table(fc, args.output)
+    per_series = fc.groupby("region").fit_seconds.first()
     print(
-        f"wrote {args.output}; GP fit {fc.groupby('region').fit_seconds.first().mean():.2f} "
-        "s per series"
+        f"wrote {args.output}; GP fit {per_series.mean():.2f} s per series "
+        f"(mean of {len(per_series)})"
     )
     if args.plot_map:
         from skysense.astrocast.plots import plot_class_map
