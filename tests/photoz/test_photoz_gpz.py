@@ -321,6 +321,38 @@ def test_best_validation_parameters_are_kept():
     assert est.best_iteration_ == int(np.argmax(scores))
 
 
+def test_marginal_precision_is_the_inverse_of_the_marginal_covariance():
+    """Schur complement by selection matrices = inv(inv(A)[o, o]), batched, NumPy and JAX."""
+    from skysense.photoz.gpz import _marginal_precision
+
+    rng = np.random.default_rng(7)
+    L = rng.normal(size=(4, 5, 5))
+    A = L @ np.swapaxes(L, 1, 2) + 5 * np.eye(5)
+    for o in ([0, 2, 3], [4], [1, 2, 3, 4]):
+        want = np.linalg.inv(np.linalg.inv(A)[:, o][:, :, o])
+        np.testing.assert_allclose(_marginal_precision(np, A, o, 5), want, rtol=1e-10)
+        with _jax_context():
+            import jax.numpy as jnp
+
+            got = np.asarray(_marginal_precision(jnp, jnp.asarray(A), o, 5))
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_patience_restarts_only_on_a_real_validation_gain():
+    """With a gain threshold no iteration can meet, the fit stops after exactly
+    n_iter_no_change iterations, still keeping the best-on-validation iterate; with a zero
+    threshold it runs on while the score improves."""
+    X, y = _toy(300, 2, 3)
+    kw = dict(m=10, random_state=0, max_iter=40, n_iter_no_change=4)
+    strict = GPzRegressor(**kw, n_iter_no_change_tol=1e9).fit(X, y)
+    assert strict.n_iter_ == 4
+    assert strict.best_iteration_ == int(np.argmax(strict.validation_scores_))
+    loose = GPzRegressor(**kw, n_iter_no_change_tol=0.0).fit(X, y)
+    assert loose.n_iter_ > strict.n_iter_
+    # Same start, same optimiser path: the first iterations agree.
+    np.testing.assert_allclose(loose.validation_scores_[:5], strict.validation_scores_, rtol=1e-9)
+
+
 def test_cost_weights():
     z = np.array([0.1, 0.1, 0.1, 0.5])
     np.testing.assert_allclose(cost_weights(z, "normalized"), (1 + z) ** -2)

@@ -168,7 +168,8 @@ def _log_phi(xp, X, psi, centres, lam_e, spec: _Spec, obs: tuple[int, ...]):
     X, psi : (k, d) normalised inputs and input variances; centres (m, d). Returns (k, m).
     """
     o = list(obs)
-    Xo, Po = X[:, o], centres[:, o]
+    # All observed: no indexing (under JAX a gather, and a scatter-add in the gradient).
+    Xo, Po = (X, centres) if len(o) == spec.d else (X[:, o], centres[:, o])
     if spec.cov[1] != "C":
         a = lam_e[:, o] ** 2  # (m, o) precisions
         if psi is None:
@@ -200,9 +201,13 @@ def _marginal_precision(xp, A, o: list[int], d: int):
     if len(o) == d:
         return A
     mis = [k for k in range(d) if k not in o]
-    a_oo = A[..., o, :][..., :, o]
-    a_om = A[..., o, :][..., :, mis]
-    a_mm = A[..., mis, :][..., :, mis]
+    # Blocks by constant 0/1 selection matrices (exact): under JAX, fancy indexing became
+    # gathers and, in the gradient, scatter-adds, slower to compile and to run on the CPU.
+    eye = np.eye(d)
+    e_o, e_m = eye[o], eye[mis]
+    a_o = e_o @ A  # (..., o, d)
+    a_oo, a_om = a_o @ e_o.T, a_o @ e_m.T
+    a_mm = e_m @ A @ e_m.T
     return a_oo - a_om @ xp.linalg.solve(a_mm, xp.swapaxes(a_om, -1, -2))
 
 
@@ -357,6 +362,11 @@ def _objective(theta, spec: _Spec, X, psi, y, omega, spec_v, Xv, psiv, yv):
 
 
 _JIT_CACHE: dict[str, Any] = {}
+# L-BFGS memory (scipy's default is 10). With 40 correction pairs the optimiser converges
+# further within the same number of evaluations: on the benchmark's n = 2500 subsets the
+# validation log predictive density rose 0.98 -> 1.11 (DC2, GC m=50; 152 -> 148 evaluations)
+# and 2.688 -> 2.692 (SDSS, VC m=50; 198 -> 178 evaluations).
+_LBFGS_MAXCOR = 40
 
 
 def _jitted(name: str):
@@ -452,7 +462,11 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         L-BFGS iterations. ``0`` keeps the initial hyperparameters (only the weight posterior
         is computed), which is an exact Bayesian linear model in the initial basis.
     n_iter_no_change : int, default 30
-        Stop when the validation score has not improved for this many iterations.
+        Stop when the validation score has not improved by more than ``n_iter_no_change_tol``
+        for this many iterations (the best iterate is kept).
+    n_iter_no_change_tol : float, default 0.0
+        Smallest gain of the validation mean log predictive density (nats per row) that
+        restarts the patience count.
     validation_fraction : float, default 0.1
         Share of the training rows held out to choose the stopping point when ``X_valid`` is
         not given (0: no validation; the last iterate is kept).
@@ -506,6 +520,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         "weights": [StrOptions(set(WEIGHTINGS))],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change_tol": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "normalize": ["boolean"],
@@ -523,6 +538,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         weights: str = "none",
         max_iter: int = 200,
         n_iter_no_change: int = 30,
+        n_iter_no_change_tol: float = 0.0,
         validation_fraction: float = 0.1,
         tol: float = 1e-9,
         normalize: bool = True,
@@ -537,6 +553,7 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         self.weights = weights
         self.max_iter = max_iter
         self.n_iter_no_change = n_iter_no_change
+        self.n_iter_no_change_tol = n_iter_no_change_tol
         self.validation_fraction = validation_fraction
         self.tol = tol
         self.normalize = normalize
@@ -822,11 +839,14 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
             vg = _jitted("objective")
 
             def fun(th):
-                (v, s), g = vg(jnp.asarray(th), spec, *args)
-                v = float(v)
-                g = np.asarray(g, dtype=float)
-                # Remember the validation score at this point: the callback reads it.
-                last.update(x=np.array(th, float), v=v, s=float(s))
+                if last.get("x") is not None and np.array_equal(last["x"], th):
+                    v, g = last["v"], last["g"].copy()  # L-BFGS starts where score(theta0) was
+                else:
+                    (v, s), g = vg(jnp.asarray(th), spec, *args)
+                    v = float(v)
+                    g = np.asarray(g, dtype=float)
+                    # Remember the validation score at this point: the callback reads it.
+                    last.update(x=np.array(th, float), v=v, s=float(s), g=g.copy())
                 if not np.isfinite(v) or not np.all(np.isfinite(g)):
                     return 1e10, np.zeros_like(g)
                 return v, g
@@ -859,11 +879,16 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
                 if valid is not None:
                     history.append(s)
                 if np.isfinite(s) and s > state["best"]:
-                    state.update(best=s, x=x.copy(), best_it=state["it"], stall=0)
+                    # Patience restarts only on a real gain (> n_iter_no_change_tol per row):
+                    # a score creeping up by 1e-6 per iteration would otherwise run the fit
+                    # to max_iter for nothing. The best iterate is kept either way.
+                    gain = s - state["best"]
+                    state.update(best=s, x=x.copy(), best_it=state["it"])
+                    state["stall"] = 0 if gain > self.n_iter_no_change_tol else state["stall"] + 1
                 else:
                     state["stall"] += 1
-                    if state["stall"] >= self.n_iter_no_change:
-                        raise StopIteration
+                if state["stall"] >= self.n_iter_no_change:
+                    raise StopIteration
 
             try:
                 optimize.minimize(
@@ -872,7 +897,12 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
                     jac=True,
                     method="L-BFGS-B",
                     callback=callback,
-                    options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-10},
+                    options={
+                        "maxiter": self.max_iter,
+                        "ftol": self.tol,
+                        "gtol": 1e-10,
+                        "maxcor": _LBFGS_MAXCOR,
+                    },
                 )
             finally:
                 bar.close()
