@@ -21,11 +21,11 @@ import difflib
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skysense._config_file import read_config_file
 from skysense.catalog.bands import BANDS
 from skysense.catalog.cuts import cut_columns, parse_cut
 from skysense.catalog.io import FORMATS
@@ -447,21 +447,7 @@ def load_config(path: str | os.PathLike) -> SurveyConfig:
         Unreadable file, syntax error, or invalid content (naming file and key).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("configuration file not found", path=path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".toml":
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"TOML syntax error: {exc}", path=path) from None
-    else:
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"YAML syntax error: {exc}".replace("\n", " "), path=path) from None
+    raw = read_config_file(path)
     return parse_config(raw, path=path)
 
 

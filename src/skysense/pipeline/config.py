@@ -30,10 +30,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from skysense._config_file import read_config_file
 from skysense.errors import ConfigError
 
 __all__ = [
@@ -390,19 +390,5 @@ def load_pipeline_config(path: str | os.PathLike) -> PipelineConfig:
         Unreadable file, syntax error or invalid content (names the file and the key).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("configuration file not found", path=path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".toml":
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"TOML syntax error: {exc}", path=path) from None
-    else:
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"YAML syntax error: {exc}".replace("\n", " "), path=path) from None
+    raw = read_config_file(path)
     return parse_pipeline_config(raw, path=path)
