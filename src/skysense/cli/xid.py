@@ -166,9 +166,14 @@ def _fit(args) -> int:
 
 
 def _fit_tiles(args) -> int:
+    maps, prior, moc, kw = _inputs(args)
+    return _run_tiles(args, maps, prior, moc, **kw)
+
+
+def _run_tiles(args, maps, prior, moc, **kw) -> int:
+    """Tiled fit with the tiling options of ``args``; ``kw`` goes to the per-tile fitter."""
     from skysense.xid.engine import fit_tiles
 
-    maps, prior, moc, kw = _inputs(args)
     cat = fit_tiles(
         maps,
         prior,
@@ -197,22 +202,7 @@ def _fit_sed(args) -> int:
         scatter_fraction=args.scatter,
     )
     if args.tiles:
-        from skysense.xid.engine import fit_tiles
-
-        cat = fit_tiles(
-            maps,
-            prior,
-            args.out,
-            order=args.order,
-            sources_per_tile=args.sources_per_tile,
-            buffer_arcsec=args.buffer_arcsec,
-            scheduler=args.scheduler,
-            region_moc=moc,
-            fitter=fit_sed_maps,
-            **kw,
-        )
-        print(f"joined {len(cat)} sources into {args.out}/catalogue.fits", file=sys.stderr)
-        return 0
+        return _run_tiles(args, maps, prior, moc, fitter=fit_sed_maps, **kw)
     result = fit_sed_maps(maps, prior, region_moc=moc, **kw)
     write_outputs(result, args.out)
     print(

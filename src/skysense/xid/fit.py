@@ -392,13 +392,7 @@ def fit(
     """
     from skysense.xid.io import moc_pixel_mask
 
-    if not len(maps):
-        raise InputError("no map given")
-    bands = [m.band for m in maps]
-    if len(set(bands)) != len(bands):
-        raise InputError(f"each band may be given once, got {bands}")
-    if len(prior) == 0:
-        raise InputError("the prior catalogue is empty")
+    _check_maps_and_prior(maps, prior)
     models, fitted, unfitted, shapes, wcs = {}, {}, [], {}, {}
     for sky in maps:
         region = (
@@ -433,6 +427,18 @@ def fit(
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
     )
+
+
+def _check_maps_and_prior(maps: Sequence[SkyMap], prior: pd.DataFrame) -> list[str]:
+    """The bands of ``maps``, after checking there is at least one, each band once, and priors."""
+    if not len(maps):
+        raise InputError("no map given")
+    bands = [m.band for m in maps]
+    if len(set(bands)) != len(bands):
+        raise InputError(f"each band may be given once, got {bands}")
+    if len(prior) == 0:
+        raise InputError("the prior catalogue is empty")
+    return bands
 
 
 def fit_sed_maps(
@@ -482,13 +488,7 @@ def fit_sed_maps(
     from skysense.xid.io import moc_pixel_mask
     from skysense.xid.sed import fit_sed
 
-    if not len(maps):
-        raise InputError("no map given")
-    bands = [m.band for m in maps]
-    if len(set(bands)) != len(bands):
-        raise InputError(f"each band may be given once, got {bands}")
-    if len(prior) == 0:
-        raise InputError("the prior catalogue is empty")
+    bands = _check_maps_and_prior(maps, prior)
     missing = [b for b in bands if b not in templates.bands]
     if missing:
         raise InputError(
