@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _xid_toy import FWHM_PIX, read_toy
 from astropy.table import Table
 from scipy import signal
 
@@ -17,7 +18,7 @@ from skysense.xid.blind import (
     matched_filter,
 )
 from skysense.xid.blind_io import write_blind_catalogue
-from skysense.xid.io import SkyMap, read_map
+from skysense.xid.io import SkyMap
 from skysense.xid.simulate import simulate_field, tan_wcs
 
 FWHM, PIX = 18.15, 6.0
@@ -263,19 +264,8 @@ def test_psf_fit_deblends_a_neighbour_that_biases_the_filtered_flux():
 
 @pytest.mark.parametrize("example", ["eg3", "eg6"])
 def test_toy_maps_completeness_and_flux_accuracy(shared_data, example):
-    d = shared_data / "xidplus" / "xid_basic_toy"
-    sky = read_map(
-        d / f"{example}_noisymap.fits",
-        band="toy",
-        noise_path=d / f"{example}_sigmap.fits",
-        unit="mJy/beam",
-    )
-    fwhm_pix = 3.0
-    area = 2 * np.pi * (fwhm_pix / 2.3548200450309493) ** 2  # maps are per pixel: to per beam
-    sky.image_mjy *= area
-    sky.error_mjy *= area
-    src = Table.read(d / f"{example}_src.fits").to_pandas()
-    df = extract_sources(sky, fwhm_arcsec=fwhm_pix * sky.pixel_arcsec, snr_threshold=5)
+    sky, src = read_toy(shared_data, example)
+    df = extract_sources(sky, fwhm_arcsec=FWHM_PIX * sky.pixel_arcsec, snr_threshold=5)
     sigma = float(np.median(df.flux_err_mjy))
     # each detection -> brightest true source within 1.5 pixels (truth is on integer pixels)
     dist = np.hypot(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from astropy.table import Table
+from _xid_toy import read_toy
 
 from skysense.errors import InputError
 from skysense.xid.blind import extract_sources, matched_filter
 from skysense.xid.blind_engine import extract_tiles
 from skysense.xid.blind_stats import brightest_owner, completeness_reliability
-from skysense.xid.io import SkyMap, read_map
+from skysense.xid.io import SkyMap
 
 FWHM = 18.15
 
@@ -95,26 +94,11 @@ def test_sim_field_tiled_equals_single_map(sim_250):
     np.testing.assert_allclose(tiled.ra, one.ra, atol=1e-7)
 
 
-def _toy(shared_data, example):
-    d = shared_data / "xidplus" / "xid_basic_toy"
-    sky = read_map(
-        d / f"{example}_noisymap.fits",
-        band="toy",
-        noise_path=d / f"{example}_sigmap.fits",
-        unit="mJy/beam",
-    )
-    fwhm_pix = 3.0
-    area = 2 * np.pi * (fwhm_pix / 2.3548200450309493) ** 2  # maps are per pixel: to per beam
-    sky = SkyMap("toy", sky.image_mjy * area, sky.error_mjy * area, sky.wcs, fwhm_pix * 4.0)
-    src = Table.read(d / f"{example}_src.fits").to_pandas()
-    ra, dec = sky.wcs.pixel_to_world_values(src.X.to_numpy(float), src.Y.to_numpy(float))
-    return sky, pd.DataFrame({"ra": ra, "dec": dec, "flux": src.F.to_numpy(float)})
-
-
 @pytest.mark.acceptance
 @pytest.mark.parametrize("example", ["eg3", "eg6"])
 def test_toy_maps_completeness_flux_accuracy_and_tiles(shared_data, example):
-    sky, truth = _toy(shared_data, example)
+    sky, src = read_toy(shared_data, example)
+    truth = src.rename(columns={"F": "flux"})
     df = extract_sources(sky, snr_threshold=5)
     sigma = float(np.median(df.flux_err_mjy))
     edges = sigma * np.geomspace(1, 100, 21)
