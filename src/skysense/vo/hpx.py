@@ -41,6 +41,15 @@ MAX_ORDER = 29
 _SIZE0_DEG = math.degrees(math.sqrt(4 * math.pi / 12))
 
 
+def _flat_positions(ra_arr, dec_arr) -> tuple[np.ndarray, np.ndarray]:
+    """``ra_arr``, ``dec_arr`` as flat float64 arrays of one shape (deg)."""
+    ra = np.asarray(ra_arr, dtype=np.float64).ravel()
+    dec = np.asarray(dec_arr, dtype=np.float64).ravel()
+    if ra.shape != dec.shape:
+        raise ValueError(f"ra_arr and dec_arr differ in shape: {ra.shape} vs {dec.shape}")
+    return ra, dec
+
+
 def _check_order(order: int, name: str = "index_order") -> int:
     if isinstance(order, bool) or not isinstance(order, int | np.integer):
         raise ValueError(f"{name} must be an integer, got {order!r}")
@@ -354,10 +363,7 @@ def circle_cells(
         one row are disjoint, so an indexed point falls in at most one range per row.
     """
     index_order = _check_order(index_order)
-    ra = np.asarray(ra_arr, dtype=np.float64).ravel()
-    dec = np.asarray(dec_arr, dtype=np.float64).ravel()
-    if ra.shape != dec.shape:
-        raise ValueError(f"ra_arr and dec_arr differ in shape: {ra.shape} vs {dec.shape}")
+    ra, dec = _flat_positions(ra_arr, dec_arr)
     radius_deg = float(radius_deg)
     if not math.isfinite(radius_deg):
         raise ValueError("radius_deg must be finite")
@@ -409,10 +415,7 @@ def circle_cell_keys(
         too large for the 3x3 neighbourhood cover (:func:`neighbour_depth` is None).
     """
     index_order = _check_order(index_order)
-    ra = np.asarray(ra_arr, dtype=np.float64).ravel()
-    dec = np.asarray(dec_arr, dtype=np.float64).ravel()
-    if ra.shape != dec.shape:
-        raise ValueError(f"ra_arr and dec_arr differ in shape: {ra.shape} vs {dec.shape}")
+    ra, dec = _flat_positions(ra_arr, dec_arr)
     radius_deg = float(radius_deg)
     if not math.isfinite(radius_deg) or radius_deg < 0:
         raise ValueError("radius_deg must be finite and >= 0")
