@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from skysense.errors import InputError
 from skysense.xid.blind import extract_sources
 from skysense.xid.blind_engine import extract_tiles, pixel_tiles
-from skysense.xid.io import SkyMap
+from skysense.xid.io import SkyMap, write_map
 from skysense.xid.model import GaussianBeam, pointing_matrix
 from skysense.xid.simulate import simulate_field, tan_wcs
 
@@ -116,19 +118,10 @@ def test_validation_errors(field):
 
 def test_cli_blind_tiled_equals_untiled(tmp_path, field):
     import pandas as pd
-    from astropy.io import fits
 
     from skysense.cli.__main__ import main
 
-    hdr = field.sky.wcs.to_header()
-    hdr["BUNIT"], hdr["FWHM"] = "mJy/beam", FWHM
-    fits.HDUList(
-        [
-            fits.PrimaryHDU(),
-            fits.ImageHDU(field.sky.image_mjy, hdr, name="IMAGE"),
-            fits.ImageHDU(field.sky.error_mjy, hdr, name="ERROR"),
-        ]
-    ).writeto(tmp_path / "map.fits")
+    write_map(dataclasses.replace(field.sky, fwhm_arcsec=FWHM), tmp_path / "map.fits")
     base = ["xid", "blind", str(tmp_path / "map.fits"), "--band", "spire_250", "--snr", "5"]
     assert main([*base, "-o", str(tmp_path / "one")]) == 0
     assert main([*base, "--tile", "100", "-o", str(tmp_path / "tiled")]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from skysense.xid.blind_match import nearest_within
 from skysense.xid.fit import fit
 from skysense.xid.hidden import find_hidden_sources, residual_candidates
 from skysense.xid.hidden_io import write_hidden
+from skysense.xid.io import write_map
 from skysense.xid.simulate import simulate_field
 
 FWHM = 18.15
@@ -125,22 +128,13 @@ def test_no_refit_reports_candidates_only(field):
 
 
 def test_write_hidden_and_cli(tmp_path, field):
-    from astropy.io import fits
     from astropy.table import Table
 
     from skysense.cli.__main__ import main
 
     src = field.sources
     prior = _prior(src, src.nlargest(3, "flux_true").id)
-    hdr = field.sky.wcs.to_header()
-    hdr["BUNIT"], hdr["FWHM"] = "mJy/beam", FWHM
-    fits.HDUList(
-        [
-            fits.PrimaryHDU(),
-            fits.ImageHDU(field.sky.image_mjy, hdr, name="IMAGE"),
-            fits.ImageHDU(field.sky.error_mjy, hdr, name="ERROR"),
-        ]
-    ).writeto(tmp_path / "psw.fits")
+    write_map(dataclasses.replace(field.sky, fwhm_arcsec=FWHM), tmp_path / "psw.fits")
     prior.to_csv(tmp_path / "prior.csv", index=False)
     args = ["xid", "hidden", "--map", str(tmp_path / "psw.fits"), "--band", "spire_250"]
     args += ["--prior", str(tmp_path / "prior.csv"), "--samples", "300", "--warmup", "200"]

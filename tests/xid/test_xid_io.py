@@ -86,3 +86,17 @@ def test_read_prior_columns_and_bad_rows(tmp_path):
     pd.DataFrame({"id": ["a"], "x": [1.0]}).to_csv(r, index=False)
     with pytest.raises(InputError, match="RA"):
         read_prior(r)
+
+
+def test_write_map_round_trips_through_read_map(tmp_path):
+    from skysense.xid.io import SkyMap, write_map
+
+    rng = np.random.default_rng(4)
+    img, err = rng.normal(size=(9, 11)), rng.uniform(0.5, 1.0, size=(9, 11))
+    img[3, 4] = np.nan
+    sky = SkyMap("spire_350", img, err, tan_wcs(11, 9, 10.0), 25.2)
+    back = read_map(write_map(sky, tmp_path / "m.fits"), band="spire_350")
+    np.testing.assert_array_equal(back.image_mjy, img)
+    np.testing.assert_array_equal(back.error_mjy, err)
+    assert back.fwhm_arcsec == pytest.approx(25.2) and back.pixel_arcsec == pytest.approx(10.0)
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.fits"]  # no temporary file left

@@ -20,6 +20,7 @@ from skysense.errors import InputError
 __all__ = [
     "SkyMap",
     "read_map",
+    "write_map",
     "read_prior",
     "read_moc",
     "read_prf",
@@ -434,6 +435,28 @@ def write_image(
         header["BAND"] = band
     with atomic_path(path) as tmp:
         fits.PrimaryHDU(np.asarray(image, dtype=np.float32), header=header).writeto(tmp)
+    return Path(path)
+
+
+def write_map(sky: SkyMap, path: str | os.PathLike) -> Path:
+    """Write a :class:`SkyMap` as FITS that :func:`read_map` reads back, atomically.
+
+    HDUs ``IMAGE`` and ``ERROR`` in mJy/beam with the WCS, and the beam ``FWHM`` (arcsec) when
+    known; the arrays keep their dtype.
+    """
+    from astropy.io import fits
+
+    header = sky.wcs.to_header()
+    header["BUNIT"] = "mJy/beam"
+    if sky.fwhm_arcsec is not None:
+        header["FWHM"] = float(sky.fwhm_arcsec)
+    hdus = [
+        fits.PrimaryHDU(),
+        fits.ImageHDU(sky.image_mjy, header, name="IMAGE"),
+        fits.ImageHDU(sky.error_mjy, header, name="ERROR"),
+    ]
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
     return Path(path)
 
 
