@@ -107,3 +107,73 @@ def test_service_metadata(service):
     assert "demo.sky" in [t.name for t in service.tables]
     assert service.maxrec == 1000 and service.hardlimit == 5000
     assert "upload-inline" in [m.ivo_id.rsplit("#", 1)[1] for m in service.upload_methods]
+
+
+# --------------------------------------------------------------------------------------------
+# SIA2 -> DataLink -> SODA, as a pyvo user does it
+
+
+@pytest.fixture(scope="module")
+def maps_site(tmp_path_factory):
+    from _vo_support import ServerThread, server_settings
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from skysense.vo.app import create_app
+    from skysense.vo.backends import open_backend
+    from skysense.vo.maps import publish_map
+
+    tmp = tmp_path_factory.mktemp("pyvo_maps")
+    for name, ra0 in (("spire250", 150.0), ("spire350", 150.02)):
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        w.wcs.crval = [ra0, 2.0]
+        w.wcs.crpix = [40.5, 30.5]
+        w.wcs.cdelt = [-6 / 3600, 6 / 3600]
+        data = np.random.default_rng(len(name) + int(ra0 * 100)).normal(size=(60, 80))
+        hdu = fits.ImageHDU(data.astype(np.float32), w.to_header(), name="IMAGE")
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp / f"{name}.fits")
+    db = str(tmp / "maps.duckdb")
+    backend = open_backend(db)
+    try:
+        for name in ("spire250", "spire350"):
+            publish_map(backend, tmp / f"{name}.fits", name=name)
+    finally:
+        backend.close()
+    with ServerThread(create_app(server_settings(db, tmp))) as server:
+        yield server.url, tmp
+
+
+def test_sia2_record_datalink_then_cutout(maps_site):
+    import io
+
+    from astropy.io import fits
+
+    from skysense.vo.cutout import Circle, cutout_hdulist
+
+    url, tmp = maps_site
+    # The root URL is enough: pyvo finds /sia/query in {root}/capabilities.
+    sia = pyvo.dal.SIA2Service(url)
+    records = sia.search(pos=(150.0, 2.0, 0.01))
+    rec = next(r for r in records if r.obs_id == "spire250")
+    links = rec.getdatalink()
+    this = next(links.bysemantics("#this", include_narrower=False))
+    assert this.access_url == f"{url}/maps/spire250.fits"
+    assert this.content_type == "application/fits"
+    cutout = next(links.bysemantics("#cutout", include_narrower=False))
+    got = fits.open(io.BytesIO(cutout.processed(circle=(150.005, 2.003, 0.01)).read()))
+    with fits.open(tmp / "spire250.fits") as parent:
+        want = cutout_hdulist(parent, Circle(150.005, 2.003, 0.01))
+        np.testing.assert_array_equal(got["IMAGE"].data, want["IMAGE"].data)
+    preview = next(links.bysemantics("#preview", include_narrower=False))
+    assert preview.content_type == "image/png"
+    # The whole result set at once (pyvo batches the IDs into one DataLink request).
+    both = sia.search(pos=(150.01, 2.0, 0.01))
+    per_record = {
+        str(dl.original_row["obs_id"]): {str(r.semantics) for r in dl}
+        for dl in both.iter_datalinks()
+    }
+    assert per_record == {
+        "spire250": {"#this", "#cutout", "#preview"},
+        "spire350": {"#this", "#cutout", "#preview"},
+    }

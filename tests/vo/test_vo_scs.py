@@ -267,3 +267,99 @@ def test_tabledata_writer_roundtrip(values, text):
         s = text[k]
         if s is not None and s.strip() == s and s != "":
             assert arr["s"][k] == s
+
+
+def test_verbosity_levels_differ_and_nest(live):
+    url, _ = live
+    base = f"{url}/scs/demo.sky?RA=0.3&DEC=0.2&SR=0.5"
+    seen = {}
+    for verb in ("1", "2", "3"):
+        vot = parse_votable(io.BytesIO(httpx.get(f"{base}&VERB={verb}", timeout=30).content))
+        seen[verb] = [f.name for f in vot.get_first_table().fields]
+    assert seen["1"] == ["object_id", "ra", "dec"]
+    # demo.sky flags no principal column: the id, positions and photometry are (by UCD).
+    assert seen["2"] == ["object_id", "ra", "dec", "mag_r"]
+    assert set(seen["3"]) == {"object_id", "ra", "dec", "mag_r", "kind", "flag"}
+    assert set(seen["1"]) < set(seen["2"]) < set(seen["3"])
+
+
+def test_help_tables_verbosity_from_pipeline_metadata(tmp_path):
+    from skysense.pipeline.metadata import masterlist_meta, xid_meta
+
+    n = 5
+    ml = pa.table(
+        {
+            "help_id": [f"HELP_J{i}" for i in range(n)],
+            "object_key": np.arange(n),
+            "ra": np.linspace(150, 150.01, n),
+            "dec": np.linspace(2, 2.01, n),
+            "cfhtls_id": np.arange(n),
+            "stellarity": np.zeros(n),
+            "f_megacam_g": np.ones(n),
+            "ferr_megacam_g": np.ones(n),
+            "m_megacam_g": np.ones(n),
+            "merr_megacam_g": np.ones(n),
+            "flag_megacam_g": np.zeros(n, bool),
+            "zphot": np.ones(n),
+            "zphot_err": np.ones(n),
+            "zphot_flag": np.zeros(n, np.int16),
+        }
+    )
+    xid = pa.table(
+        {
+            "HELP_ID": [f"HELP_J{i}" for i in range(n)],
+            "RA": np.linspace(150, 150.01, n),
+            "Dec": np.linspace(2, 2.01, n),
+            "F_SPIRE_250": np.ones(n),
+            "FErr_SPIRE_250_u": np.ones(n),
+            "FErr_SPIRE_250_l": np.ones(n),
+            "Bkg_SPIRE_250": np.ones(n),
+            "Rhat_SPIRE_250": np.ones(n),
+            "xid_tile": np.zeros(n, np.int64),
+            "zphot": np.ones(n),
+            "zphot_err": np.ones(n),
+        }
+    )
+    backend = open_backend(tmp_path / "vo.duckdb")
+    try:
+        meta = masterlist_meta(ml.column_names, ["cfhtls"])
+        publish_arrow(backend, ml, "help.masterlist", meta=meta, ra="ra", dec="dec")
+        publish_arrow(backend, xid, "help.xid", meta=xid_meta(xid.column_names), ra="RA", dec="Dec")
+        catalog = backend.catalog()
+        ml_t, xid_t = catalog.tables["help.masterlist"], catalog.tables["help.xid"]
+        assert scs_columns(ml_t, 1) == ["help_id", "ra", "dec"]
+        assert scs_columns(ml_t, 2) == [
+            "help_id",
+            "ra",
+            "dec",
+            "f_megacam_g",
+            "ferr_megacam_g",
+            "m_megacam_g",
+            "merr_megacam_g",
+            "zphot",
+            "zphot_err",
+        ]
+        assert scs_columns(ml_t, 3) == ["help_id", "ra", "dec"] + [
+            c for c in ml.column_names if c not in ("help_id", "ra", "dec")
+        ]
+        assert scs_columns(xid_t, 1) == ["help_id", "ra", "dec"]
+        assert scs_columns(xid_t, 2) == [
+            "help_id",
+            "ra",
+            "dec",
+            "f_spire_250",
+            "ferr_spire_250_u",
+            "ferr_spire_250_l",
+            "zphot",
+            "zphot_err",
+        ]
+        assert len(scs_columns(xid_t, 3)) == xid.num_columns
+        # TAP_SCHEMA says the same.
+        flags = backend.query(
+            'SELECT column_name, principal FROM "TAP_SCHEMA"."columns" '
+            "WHERE table_name = 'help.xid' ORDER BY column_index"
+        ).to_pydict()
+        principal = [c for c, p in zip(flags["column_name"], flags["principal"]) if p]
+        assert principal == scs_columns(xid_t, 2)
+    finally:
+        backend.close()

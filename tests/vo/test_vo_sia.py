@@ -221,3 +221,35 @@ def test_discover_constraints_without_server(tmp_path):
     assert run(FORMAT="application/fits") == ["a"]
     body = sia_votable([info], "http://x")
     assert body.count(b"<TR>") == 1
+
+
+def test_sia2_service_found_from_the_root(site):
+    url, _ = site
+    service = pyvo.dal.SIA2Service(url)
+    assert service.query_ep == f"{url}/sia/query"
+    assert names(service.search(pos=(150.05, 2.05, 0.01))) == {"spire250"}
+    # The root capabilities name every protocol; the SIA ones name DataLink too.
+    root = {c.standardid for c in service.capabilities}
+    assert {
+        "ivo://ivoa.net/std/TAP",
+        "ivo://ivoa.net/std/SIA#query-2.0",
+        "ivo://ivoa.net/std/SODA#sync-1.0",
+        "ivo://ivoa.net/std/DataLink#links-1.1",
+    } <= root
+    sia = {c.standardid for c in pyvo.dal.SIA2Service(url + "/sia").capabilities}
+    assert "ivo://ivoa.net/std/DataLink#links-1.1" in sia
+
+
+def test_sia2_records_carry_a_datalink_descriptor(site):
+    url, _ = site
+    body = httpx.get(f"{url}/sia/query", params={"POS": "CIRCLE 150 2 0.01"}, timeout=30).content
+    vot = parse_votable(io.BytesIO(body))
+    services = {r.ID: r for r in vot.resources if r.type == "meta"}
+    assert set(services) == {"soda_sync", "datalink"}
+    params = {p.name: p.value for p in services["datalink"].params}
+    assert params["standardID"] == "ivo://ivoa.net/std/DataLink#links-1.1"
+    assert params["accessURL"] == f"{url}/datalink/links"
+    rec = pyvo.dal.SIA2Service(url + "/sia").search(pos=(150.0, 2.0, 0.01))[0]
+    links = rec.getdatalink()
+    assert {str(r.semantics) for r in links} == {"#this", "#cutout", "#preview"}
+    assert {str(r.id) for r in links} == {map_did("spire250")}

@@ -36,7 +36,12 @@ __all__ = ["create_app", "OPTIONAL_MODULES"]
 log = logging.getLogger(__name__)
 
 #: Modules whose ``routes()`` are added when they can be imported.
-OPTIONAL_MODULES = ("skysense.vo.scs", "skysense.vo.sia", "skysense.vo.web")
+OPTIONAL_MODULES = (
+    "skysense.vo.scs",
+    "skysense.vo.sia",
+    "skysense.vo.datalink",
+    "skysense.vo.web",
+)
 
 _PURGE_INTERVAL_S = 60.0
 

@@ -15,6 +15,8 @@ Metadata file (YAML or JSON)::
     columns:
       ra:  {unit: deg, ucd: "pos.eq.ra;meta.main", description: Right ascension (ICRS)}
       f_spire_250: {unit: uJy, ucd: phot.flux.density;em.IR.250um, principal: true}
+    links:                     # optional per-row DataLink links (skysense.vo.datalink)
+      - {semantics: "#derivation", description: Best-fit SED, table: help.sed, column: help_id}
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def read_metadata_file(path: str | Path) -> dict:
         doc = {}
     if not isinstance(doc, Mapping):
         raise ConfigError("must be a mapping", path=path)
-    unknown = set(doc) - {"description", "ra", "dec", "columns", "table"}
+    unknown = set(doc) - {"description", "ra", "dec", "columns", "table", "links"}
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)}", path=path)
     cols = doc.get("columns") or {}
@@ -399,6 +401,7 @@ def publish_file(
         ra=ra or meta.get("ra") or info.get("ra"),
         dec=dec or meta.get("dec") or info.get("dec"),
         source=str(path),
+        links=meta.get("links"),
     )
 
 
@@ -413,12 +416,18 @@ def publish_arrow(
     ra: str | None = None,
     dec: str | None = None,
     source: str = "table",
+    links: Sequence[Mapping] | None = None,
 ) -> TableSpec:
     """Publish an Arrow table (see :func:`publish_file`).
 
     ``columns`` gives metadata by the data's column names (inferred from Arrow types when
     omitted); ``meta`` (metadata-file content) overrides it. Column names are published in
-    lower case (:func:`adql_column_name`).
+    lower case (:func:`adql_column_name`). When no column is flagged ``principal``, the
+    identifier, position, photometry and redshift columns (by UCD) are.
+
+    ``links`` declares per-row DataLink links (:func:`skysense.vo.datalink.declare_links`:
+    mappings with ``semantics``, ``description`` and ``url`` or ``table``/``column``);
+    None keeps the links declared earlier.
     """
     if "." not in table:
         raise InputError(f"table name {table!r} must be SCHEMA.NAME (e.g. help.masterlist)")
@@ -474,6 +483,7 @@ def publish_arrow(
             )
         return key
 
+    explicit = any(c.principal for c in infos)
     ra_col, dec_col = resolve(ra, "RA"), resolve(dec, "Dec")
     if (ra_col is None) != (dec_col is None):
         raise InputError("give both RA and Dec columns, or neither", path=source)
@@ -499,6 +509,14 @@ def publish_arrow(
                 )
             fixed.append(c)
         infos = fixed
+    if not explicit:
+        # No column flagged: the principal ones are those a cone search's VERB=2 and TAPs'
+        # "principal" flag should show: identifiers, positions, photometry (with its errors)
+        # and redshifts, recognised by UCD.
+        infos = [
+            ColumnInfo(**{**_as_kwargs(c), "principal": True}) if _principal_ucd(c.ucd) else c
+            for c in infos
+        ]
     if not any(c.principal for c in infos):
         infos[0] = ColumnInfo(**{**_as_kwargs(infos[0]), "principal": True})
     spec = TableSpec(
@@ -512,7 +530,24 @@ def publish_arrow(
         hpx_order=HPX_ORDER,
     )
     backend.load_table(spec, data)
+    if links is not None:
+        from skysense.vo.datalink import declare_links
+
+        declare_links(backend, f"{schema}.{name}", links)
     return spec
+
+
+_PRINCIPAL_UCD_WORDS = ("phot.flux", "phot.mag", "phot.count", "src.redshift")
+
+
+def _principal_ucd(ucd: str) -> bool:
+    """A main identifier or position, a photometric value (or its error) or a redshift."""
+    words = [w.strip() for w in ucd.lower().split(";") if w.strip()]
+    if not words:
+        return False
+    if "meta.main" in words and words[0] in ("meta.id", "pos.eq.ra", "pos.eq.dec"):
+        return True
+    return any(w.startswith(_PRINCIPAL_UCD_WORDS) for w in words)
 
 
 def _as_kwargs(c: ColumnInfo) -> dict:

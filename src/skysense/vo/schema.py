@@ -19,6 +19,8 @@ __all__ = [
     "tap_schema_catalog",
     "TAP_SCHEMA_TABLES",
     "TAP_SCHEMA_PHYSICAL_SCHEMA",
+    "FEATURED_TABLE_NAMES",
+    "featured_tables",
 ]
 
 #: VOTable datatypes a column may have (TAP 1.1 / VOTable 1.4 names).
@@ -160,6 +162,22 @@ class SchemaCatalog:
         for t in tables:
             out[t.name.lower()] = t
         return SchemaCatalog(tables=out)
+
+
+#: Unqualified names of the tables worked examples and forms show first: the HELP products
+#: (the masterlist, then the XID+ catalogue), not the survey inputs that sort before them.
+FEATURED_TABLE_NAMES = ("masterlist", "xid")
+
+
+def featured_tables(tables: list[TableInfo]) -> list[TableInfo]:
+    """``tables`` with the :data:`FEATURED_TABLE_NAMES` first, the others in name order."""
+
+    def rank(t: TableInfo) -> tuple[int, str]:
+        name = t.table_name.lower()
+        first = FEATURED_TABLE_NAMES.index(name) if name in FEATURED_TABLE_NAMES else None
+        return (len(FEATURED_TABLE_NAMES) if first is None else first, t.name)
+
+    return sorted(tables, key=rank)
 
 
 def _c(name, datatype="char", description="", *, principal=True):

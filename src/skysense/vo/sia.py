@@ -8,10 +8,13 @@ Endpoints (see :func:`routes`):
   ``POL``, ``EXPTIME`` and ``MAXREC``. Repeated values of one parameter are ORed, different
   parameters ANDed; maps carry no time, polarisation, exposure or target, so constraints on
   those match nothing. The answer is a VOTable of ObsCore columns (``access_url`` points at
-  the full map) followed by a SODA service descriptor (DataLink 1.0 ``adhoc:service``
-  resource, ``ID`` bound to ``obs_publisher_did``), so clients can ask for cutouts.
+  the full map) followed by two service descriptors (DataLink ``adhoc:service`` resources,
+  ``ID`` bound to ``obs_publisher_did``): SODA, so clients can ask for cutouts, and the
+  DataLink {links} service (:mod:`skysense.vo.datalink`), so pyvo's ``getdatalink()`` finds
+  each map's file, cutout service and preview.
 - ``/sia/capabilities``, ``/sia/availability``: the VOSI documents pyvo's ``SIA2Service``
-  reads first.
+  reads first (given the service root instead, it reads ``/capabilities``, see
+  :func:`skysense.vo.vosi.root_capabilities_xml`).
 - ``/soda/sync``: SODA 1.0 cutout of one map (``ID``) to one of ``POS``, ``CIRCLE`` or
   ``POLYGON``; the answer is a FITS file (an empty primary HDU, then each image extension of
   the map cut to the region, with a WCS that keeps every pixel's world coordinates).
@@ -58,11 +61,18 @@ __all__ = [
     "DID_PREFIX",
     "SIA2_STANDARD_ID",
     "SODA_STANDARD_ID",
+    "DATALINK_STANDARD_ID",
+    "DATALINK_PATH",
     "COLLECTION",
+    "soda_descriptor",
+    "datalink_descriptor",
 ]
 
 SIA2_STANDARD_ID = "ivo://ivoa.net/std/SIA#query-2.0"
 SODA_STANDARD_ID = "ivo://ivoa.net/std/SODA#sync-1.0"
+DATALINK_STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
+#: Path of the DataLink {links} endpoint (served by :mod:`skysense.vo.datalink`).
+DATALINK_PATH = "/datalink/links"
 DID_PREFIX = "ivo://skysense/maps?"
 COLLECTION = "skysense-maps"
 _VOTABLE_MIME = "application/x-votable+xml"
@@ -472,6 +482,60 @@ def _null(datatype: str) -> str:
     return str(_LONG_NULL) if datatype == "long" else "-32768"
 
 
+def soda_descriptor(root: str, *, id_ref: str, resource_id: str = "soda_sync") -> list[str]:
+    """The SODA sync service descriptor (a DataLink ``adhoc:service`` RESOURCE), as lines.
+
+    Parameters
+    ----------
+    root : str
+        Public root URL of the service.
+    id_ref : str
+        XML ID of the FIELD whose value is the dataset ``ID`` of each row.
+    resource_id : str
+        XML ID of the RESOURCE (what a DataLink ``service_def`` names).
+    """
+    return [
+        f'<RESOURCE type="meta" utype="adhoc:service" name="{resource_id}" ID="{resource_id}">',
+        "<DESCRIPTION>SODA synchronous cutouts of the published maps</DESCRIPTION>",
+        f'<PARAM name="standardID" datatype="char" arraysize="*" value="{SODA_STANDARD_ID}"/>',
+        f'<PARAM name="accessURL" datatype="char" arraysize="*" value={quoteattr(root + "/soda/sync")}/>',
+        '<GROUP name="inputParams">',
+        '<PARAM name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.main" '
+        f'ref="{id_ref}" value=""/>',
+        '<PARAM name="CIRCLE" datatype="double" arraysize="3" xtype="circle" unit="deg" '
+        'ucd="obs.field" value=""><DESCRIPTION>Cutout circle: ra dec radius (deg)'
+        "</DESCRIPTION></PARAM>",
+        '<PARAM name="POLYGON" datatype="double" arraysize="*" xtype="polygon" unit="deg" '
+        'ucd="obs.field" value=""><DESCRIPTION>Cutout polygon: ra1 dec1 ra2 dec2 ... (deg)'
+        "</DESCRIPTION></PARAM>",
+        '<PARAM name="POS" datatype="char" arraysize="*" ucd="obs.field" value="">'
+        "<DESCRIPTION>Cutout region: CIRCLE, RANGE or POLYGON (DALI syntax, deg)"
+        "</DESCRIPTION></PARAM>",
+        "</GROUP>",
+        "</RESOURCE>",
+    ]
+
+
+def datalink_descriptor(root: str, *, id_ref: str) -> list[str]:
+    """The DataLink {links} service descriptor (``adhoc:service`` RESOURCE), as lines.
+
+    pyvo's ``getdatalink()`` and ``iter_datalinks()`` find the links of a record through it
+    (``ID`` bound to the FIELD ``id_ref``).
+    """
+    return [
+        '<RESOURCE type="meta" utype="adhoc:service" name="datalink" ID="datalink">',
+        "<DESCRIPTION>DataLink: the map file, its SODA cutouts and a PNG preview</DESCRIPTION>",
+        f'<PARAM name="standardID" datatype="char" arraysize="*" value="{DATALINK_STANDARD_ID}"/>',
+        '<PARAM name="accessURL" datatype="char" arraysize="*" '
+        f"value={quoteattr(root + DATALINK_PATH)}/>",
+        '<GROUP name="inputParams">',
+        '<PARAM name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.main" '
+        f'ref="{id_ref}" value=""/>',
+        "</GROUP>",
+        "</RESOURCE>",
+    ]
+
+
 def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> bytes:
     """The SIA 2.0 response: ObsCore rows plus a SODA service descriptor.
 
@@ -520,27 +584,9 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     if overflow:
         lines.append('<INFO name="QUERY_STATUS" value="OVERFLOW"/>')
     lines.append("</RESOURCE>")
-    lines += [
-        '<RESOURCE type="meta" utype="adhoc:service" name="soda_sync" ID="soda_sync">',
-        "<DESCRIPTION>SODA synchronous cutouts of the published maps</DESCRIPTION>",
-        f'<PARAM name="standardID" datatype="char" arraysize="*" value="{SODA_STANDARD_ID}"/>',
-        f'<PARAM name="accessURL" datatype="char" arraysize="*" value={quoteattr(root + "/soda/sync")}/>',
-        '<GROUP name="inputParams">',
-        '<PARAM name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.main" '
-        'ref="obs_publisher_did" value=""/>',
-        '<PARAM name="CIRCLE" datatype="double" arraysize="3" xtype="circle" unit="deg" '
-        'ucd="obs.field" value=""><DESCRIPTION>Cutout circle: ra dec radius (deg)'
-        "</DESCRIPTION></PARAM>",
-        '<PARAM name="POLYGON" datatype="double" arraysize="*" xtype="polygon" unit="deg" '
-        'ucd="obs.field" value=""><DESCRIPTION>Cutout polygon: ra1 dec1 ra2 dec2 ... (deg)'
-        "</DESCRIPTION></PARAM>",
-        '<PARAM name="POS" datatype="char" arraysize="*" ucd="obs.field" value="">'
-        "<DESCRIPTION>Cutout region: CIRCLE, RANGE or POLYGON (DALI syntax, deg)"
-        "</DESCRIPTION></PARAM>",
-        "</GROUP>",
-        "</RESOURCE>",
-        "</VOTABLE>",
-    ]
+    lines += soda_descriptor(root, id_ref="obs_publisher_did")
+    lines += datalink_descriptor(root, id_ref="obs_publisher_did")
+    lines.append("</VOTABLE>")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -592,6 +638,10 @@ def _capabilities(root: str) -> bytes:
         f'  <capability standardID="{SODA_STANDARD_ID}">\n'
         '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.0"><accessURL use="base">'
         f"{escape(root)}/soda/sync</accessURL></interface>\n"
+        "  </capability>\n"
+        f'  <capability standardID="{DATALINK_STANDARD_ID}">\n'
+        '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.1"><accessURL use="base">'
+        f"{escape(root)}{DATALINK_PATH}</accessURL></interface>\n"
         "  </capability>\n"
         "</vosi:capabilities>\n"
     ).encode()

@@ -21,10 +21,11 @@ from skysense.errors import SkysenseError
 from skysense.vo.backends import TAP_SCHEMA_KEYS
 from skysense.vo.formats import FORMATS
 from skysense.vo.reserved import tap_column_name
-from skysense.vo.schema import SchemaCatalog, TableInfo
+from skysense.vo.schema import SchemaCatalog, TableInfo, featured_tables
 
 __all__ = [
     "capabilities_xml",
+    "root_capabilities_xml",
     "tables_xml",
     "table_xml",
     "examples_xhtml",
@@ -174,6 +175,42 @@ def capabilities_xml(base: str, settings) -> str:
     )
 
 
+def root_capabilities_xml(base: str) -> str:
+    """VOSI capabilities of the whole service rooted at ``base`` (``/capabilities``).
+
+    Clients given only the root URL find every protocol here, e.g. pyvo's
+    ``SIA2Service(root)`` reads ``{root}/capabilities`` and looks for the SIA 2.0 query
+    capability. The full TAPRegExt description stays at ``/tap/capabilities``.
+    """
+    from skysense.vo.sia import (
+        DATALINK_PATH,
+        DATALINK_STANDARD_ID,
+        SIA2_STANDARD_ID,
+        SODA_STANDARD_ID,
+    )
+
+    def std(standard_id: str, url: str, version: str) -> str:
+        return (
+            f'  <capability standardID="{escape(standard_id)}">\n'
+            f'    <interface xsi:type="vs:ParamHTTP" role="std" version="{version}">\n'
+            f'      <accessURL use="base">{escape(url)}</accessURL>\n'
+            "    </interface>\n"
+            "  </capability>\n"
+        )
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
+        f"{_XSI} {_VR} {_VS}>\n"
+        + _vosi_capability("capabilities", f"{base}/capabilities")
+        + std("ivo://ivoa.net/std/TAP", f"{base}/tap", "1.1")
+        + std(SIA2_STANDARD_ID, f"{base}/sia/query", "2.0")
+        + std(SODA_STANDARD_ID, f"{base}/soda/sync", "1.0")
+        + std(DATALINK_STANDARD_ID, f"{base}{DATALINK_PATH}", "1.1")
+        + "</vosi:capabilities>\n"
+    )
+
+
 def examples_xhtml(catalog: SchemaCatalog, title: str) -> str:
     """DALI 1.1 examples document (XHTML + RDFa): worked ADQL queries on the published tables.
 
@@ -187,11 +224,13 @@ def examples_xhtml(catalog: SchemaCatalog, title: str) -> str:
             "SELECT table_name, description FROM TAP_SCHEMA.tables ORDER BY table_name",
         )
     ]
-    positional = [
-        t
-        for k, t in sorted(catalog.tables.items())
-        if not k.startswith(("tap_schema.", "tap_upload.")) and t.ra and t.dec
-    ]
+    positional = featured_tables(
+        [
+            t
+            for k, t in sorted(catalog.tables.items())
+            if not k.startswith(("tap_schema.", "tap_upload.")) and t.ra and t.dec
+        ]
+    )
     if positional:
         t = positional[0]
         ra, dec = t.ra, t.dec
@@ -374,6 +413,10 @@ async def capabilities_endpoint(request: Request) -> Response:
     return _xml(capabilities_xml(_base(request), request.app.state.settings))
 
 
+async def root_capabilities_endpoint(request: Request) -> Response:
+    return _xml(root_capabilities_xml(_base(request)))
+
+
 async def availability_endpoint(request: Request) -> Response:
     backend = request.app.state.backend
     try:
@@ -408,6 +451,7 @@ def routes() -> list:
     from starlette.routing import Route
 
     return [
+        Route("/capabilities", root_capabilities_endpoint, methods=["GET"]),
         Route("/tap/capabilities", capabilities_endpoint, methods=["GET"]),
         Route("/tap/availability", availability_endpoint, methods=["GET"]),
         Route("/tap/tables", tables_endpoint, methods=["GET"]),

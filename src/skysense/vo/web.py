@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from skysense.errors import InputError, SkysenseError
 from skysense.vo._dalparams import base_url, read_params
+from skysense.vo.schema import featured_tables
 
 __all__ = ["routes", "examples", "PAGE_SIZES", "render"]
 
@@ -88,6 +89,7 @@ def examples(tables: list) -> list[dict]:
     ORDER BY, and a TAP_SCHEMA query; table-specific queries use the first table with
     positions (or the first table).
     """
+    tables = featured_tables(tables)
     positional = [t for t in tables if t.ra and t.dec]
     t = positional[0] if positional else (tables[0] if tables else None)
     out = []
@@ -240,7 +242,7 @@ def _cache(request: Request) -> dict:
 
 def _site_examples(backend, cache: dict | None = None) -> list[dict]:
     tables = _public_tables(backend)
-    positional = [t for t in tables if t.ra and t.dec]
+    positional = [t for t in featured_tables(tables) if t.ra and t.dec]
     centre = _centre(backend, positional[0], cache) if positional else None
     return _fill_examples(examples(tables), centre)
 
@@ -416,7 +418,7 @@ async def cone_page(request: Request) -> Response:
     backend = state.backend
     params = await read_params(request)
     tables = await anyio.to_thread.run_sync(
-        lambda: [t for t in _public_tables(backend) if t.ra and t.dec]
+        lambda: [t for t in featured_tables(_public_tables(backend)) if t.ra and t.dec]
     )
 
     def first(name: str, default: str = "") -> str:
@@ -480,7 +482,7 @@ async def cone_page(request: Request) -> Response:
 async def maps_page(request: Request) -> Response:
     """``/maps``: published maps, SIA queries and the cutout form."""
     from skysense.vo.maps import list_maps
-    from skysense.vo.sia import map_did
+    from skysense.vo.sia import DATALINK_PATH, map_did
 
     backend = request.app.state.backend
     maps = await anyio.to_thread.run_sync(lambda: list_maps(backend))
@@ -492,6 +494,8 @@ async def maps_page(request: Request) -> Response:
                 "info": m,
                 "did": map_did(m.name),
                 "file_url": f"{root}/maps/{m.name}.fits",
+                "datalink_url": f"{root}{DATALINK_PATH}?" + urlencode({"ID": map_did(m.name)}),
+                "preview_url": f"{root}/preview/{m.name}.png",
                 "sia_url": f"{root}/sia/query?"
                 + urlencode({"POS": f"CIRCLE {m.center_ra:.5f} {m.center_dec:.5f} 0.01"}),
                 "example_cutout": f"{root}/soda/sync?"
