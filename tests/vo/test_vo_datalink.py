@@ -227,6 +227,27 @@ def test_source_links_row_cone_and_declared_spectrum(site):
     assert float(query["ra"]) == ra
 
 
+def test_cone_search_rows_reach_their_links(site):
+    import pyvo
+
+    url, _, _ = site
+    result = pyvo.dal.SCSService(f"{url}/scs/help.src").search(pos=(150.0, 2.0), radius=0.2)
+    ids = [str(r["help_id"]) for r in result]
+    assert len(ids) == N_SOURCES
+    # One record: the links of its source, by its bare identifier.
+    rec = next(r for r in result if str(r["help_id"]) == WITH_SED[2])
+    links = rec.getdatalink()
+    assert {str(r.id) for r in links} == {WITH_SED[2]}
+    assert "#derivation" in {str(r.semantics) for r in links}
+    # Every record at once (pyvo sends the IDs in batches).
+    got = {
+        str(dl.original_row["help_id"]): {str(r.semantics) for r in dl}
+        for dl in result.iter_datalinks()
+    }
+    assert set(got) == set(ids)
+    assert {i for i, sem in got.items() if "#derivation" in sem} == set(WITH_SED)
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -263,6 +284,15 @@ def test_usage_errors_and_overflow(site):
     assert len(table) == 3 * MAX_IDS
     status = [i.value for i in vot.resources[0].infos if i.name == "QUERY_STATUS"]
     assert status == ["OK", "OVERFLOW"]
+
+
+def test_time_budget_cuts_the_id_list(direct):
+    ids = [source_did("help.src", f"HELP_J{i:04d}") for i in range(10)]
+    links, n_done = resolve_links(direct, ids, "http://h", time_budget_s=0.0)
+    assert n_done == 1  # the first ID is always answered, so every request makes progress
+    assert {link.id for link in links} == {ids[0]}
+    links, n_done = resolve_links(direct, ids, "http://h", time_budget_s=60.0)
+    assert n_done == 10 and {link.id for link in links} == set(ids)
 
 
 def test_capabilities(site):
@@ -355,7 +385,8 @@ def direct(tmp_path_factory):
     )
 )
 def test_any_id_gives_links_or_an_error_row(direct, ident):
-    got = resolve_links(direct, [ident], "http://h")
+    got, n_done = resolve_links(direct, [ident], "http://h")
+    assert n_done == 1
     assert got and all(link.id == ident.strip() for link in got)
     for link in got:
         assert link.semantics

@@ -4,7 +4,10 @@ photo-z and cuts out a map; the front page lists them; STILTS taplint finds 0 er
 
 from __future__ import annotations
 
+import html
 import io
+import re
+import urllib.parse
 
 import httpx
 import numpy as np
@@ -114,3 +117,59 @@ def test_taplint_on_the_demo_reports_no_errors(server, stilts):
     errors, warnings, failures = taplint_totals(report)
     print(f"taplint demo: errors={errors} warnings={warnings} failures={failures}")
     assert errors == 0, report
+
+
+def test_examples_and_cone_form_feature_the_help_products(server):
+    page = httpx.get(server.url + "/query", timeout=60).text
+    queries = [html.unescape(q) for q in re.findall(r'name="QUERY" value="([^"]*)"', page)]
+    cone = next(q for q in queries if "CIRCLE" in q and "JOIN" not in q)
+    assert "FROM help.masterlist" in cone
+    join = next(q for q in queries if "JOIN" in q)
+    assert "FROM help.masterlist AS a JOIN help.xid AS b" in join
+    assert not any("help.cfhtls" in q for q in queries)
+    for q in (cone, join):
+        r = httpx.get(server.url + "/query", params={"QUERY": q}, timeout=60)
+        assert r.status_code == 200 and 'class="error"' not in r.text
+        assert re.search(r"<td>HELP_J", r.text), q  # the examples find rows
+    form = httpx.get(server.url + "/cone", timeout=60).text
+    assert '<option value="help.masterlist" selected>' in form
+    examples = httpx.get(server.url + "/tap/examples", timeout=60).text
+    assert "FROM help.masterlist" in examples and "help.cfhtls" not in examples
+
+
+def test_datalink_on_the_demo(server):
+    from skysense.vo.datalink import source_did
+
+    # SIA2 from the root URL, DataLink from the record, the cutout through DataLink.
+    sia = pyvo.dal.SIA2Service(server.url)
+    rec = next(r for r in sia.search(pos=(150.1, 2.2, 0.01)) if r.obs_id == "spire_250")
+    links = rec.getdatalink()
+    cutout = next(links.bysemantics("#cutout", include_narrower=False))
+    got = fits.open(io.BytesIO(cutout.processed(circle=(150.1, 2.2, 0.02)).read()))
+    assert 20 <= got["IMAGE"].data.shape[0] <= 27
+    preview = next(links.bysemantics("#preview", include_narrower=False)).access_url
+    assert httpx.get(preview, timeout=60).content[:4] == b"\x89PNG"
+    # Per-source links: a masterlist source links to its XID+ row and back.
+    tap = pyvo.dal.TAPService(server.url + "/tap")
+    hid = str(tap.search("SELECT TOP 1 help_id FROM help.xid ORDER BY help_id")["help_id"][0])
+    url = f"{server.url}/datalink/links?" + urllib.parse.urlencode(
+        {"ID": source_did("help.masterlist", hid)}
+    )
+    ml_links = pyvo.dal.adhoc.DatalinkResults.from_result_url(url)
+    xid_link = next(r for r in ml_links if "XID+" in str(r.description))
+    assert xid_link.semantics == "#auxiliary"
+    row = tap.search(
+        f"SELECT help_id FROM help.xid WHERE help_id = '{hid}'"
+    ).to_table()  # the reference answer
+    got_row = pyvo.dal.DALResults.from_result_url(xid_link.access_url).to_table()
+    assert got_row["help_id"].tolist() == row["help_id"].tolist() == [hid]
+    url = f"{server.url}/datalink/links?" + urllib.parse.urlencode(
+        {"ID": source_did("help.xid", hid)}
+    )
+    back = next(
+        pyvo.dal.adhoc.DatalinkResults.from_result_url(url).bysemantics(
+            "#progenitor", include_narrower=False
+        )
+    )
+    ml_row = pyvo.dal.DALResults.from_result_url(back.access_url).to_table()
+    assert ml_row["help_id"].tolist() == [hid]

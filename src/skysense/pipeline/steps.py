@@ -377,6 +377,38 @@ def _published(record: dict, *, cfg: PipelineConfig) -> bool:
     return doc is not None and doc.get("key") == record.get("key")
 
 
+def _link_xid(backend, masterlist: str, xid: str) -> None:
+    """DataLink per-source links between the masterlist and XID+ rows (by help_id)."""
+    from skysense.vo.datalink import declare_links
+
+    declare_links(
+        backend,
+        masterlist,
+        [
+            {
+                "semantics": "#auxiliary",
+                "description": "XID+ far-infrared fluxes of this source",
+                "table": xid,
+                "column": "help_id",
+            }
+        ],
+        replace=False,
+    )
+    declare_links(
+        backend,
+        xid,
+        [
+            {
+                "semantics": "#progenitor",
+                "description": "The masterlist row of this XID+ prior",
+                "table": masterlist,
+                "column": "help_id",
+            }
+        ],
+        replace=False,
+    )
+
+
 def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> dict:
     import warnings
 
@@ -438,6 +470,7 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
                 source=name,
             )
             tables.append(name)
+            _link_xid(backend, f"{schema}.{p['masterlist_table']}", name)
         if p["maps"]:
             from skysense.vo.maps import publish_map
 

@@ -2,8 +2,8 @@
 
 Endpoints (see :func:`routes`):
 
-- ``/datalink/links?ID=...`` (GET or POST, several ``ID`` values allowed, at most
-  :data:`MAX_IDS` per request): the DataLink ``{links}`` VOTable
+- ``/datalink/links?ID=...[&TABLE=schema.table]`` (GET or POST, several ``ID`` values
+  allowed, at most :data:`MAX_IDS` per request): the DataLink ``{links}`` VOTable
   (``application/x-votable+xml;content=datalink``), one or more rows per ``ID``; an ``ID`` that
   names nothing gets one row with ``error_message`` ``NotFoundFault: ...``.
 - ``/datalink/capabilities``, ``/datalink/availability``: VOSI (pyvo's ``DatalinkService``).
@@ -18,7 +18,10 @@ Identifiers:
 - a source: ``ivo://skysense/<schema.table>?<id>`` (:func:`source_did`), the row of a published
   table whose identifier column (the ``meta.id;meta.main`` column, e.g. ``help_id``) equals
   ``<id>``. Links: ``#this`` (the row through TAP), ``#auxiliary`` (a cone search of the table
-  around the source, when it has positions) and every link the table declares.
+  around the source, when it has positions) and every link the table declares. With
+  ``TABLE=<schema.table>``, a bare ``<id>`` means the same; cone-search results carry a
+  service descriptor doing this (:func:`skysense.vo.scs.cone_search_sync`), so pyvo's
+  ``getdatalink()`` works on their records.
 
 Declared links (:func:`declare_links`, or ``publish_arrow(..., links=...)``) are a small
 registry: a JSON record of kind :data:`RECORD_KIND` per table, holding :class:`LinkTemplate`
@@ -36,6 +39,7 @@ import math
 import os
 import re
 import string
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,7 +57,6 @@ from skysense.vo.sia import (
     DATALINK_PATH,
     DATALINK_STANDARD_ID,
     DID_PREFIX,
-    map_did,
     soda_descriptor,
 )
 
@@ -434,15 +437,50 @@ def _declared_link(state, t: LinkTemplate, row: dict, key: str, root: str, did: 
     ]
 
 
-def resolve_links(state, ids: Sequence[str], root: str) -> list[Link]:
-    """The links of every ID, in order; unknown IDs give a ``NotFoundFault`` row (blocking)."""
+def resolve_links(
+    state,
+    ids: Sequence[str],
+    root: str,
+    *,
+    table: str | None = None,
+    time_budget_s: float | None = None,
+) -> tuple[list[Link], int]:
+    """The links of the IDs, in order; unknown IDs give a ``NotFoundFault`` row (blocking).
+
+    Parameters
+    ----------
+    state : object
+        With ``backend`` and ``settings`` (``request.app.state``).
+    ids : sequence of str
+        The ``ID`` values.
+    root : str
+        Public root URL of the service.
+    table : str, optional
+        IDs that are not ``ivo://`` identifiers are identifiers of rows of this table (the
+        ``TABLE`` input of the descriptor in cone-search results, whose ``ID`` is bound to the
+        table's identifier column).
+    time_budget_s : float, optional
+        Stop starting new IDs once this much time has passed (each lookup has the query time
+        limit too), so a request never runs much longer than one query may.
+
+    Returns
+    -------
+    links : list of Link
+    n_done : int
+        How many of ``ids`` were answered (the rest are for another request).
+    """
     out: list[Link] = []
-    for did in ids:
+    start = time.monotonic()
+    for n, did in enumerate(ids):
+        if time_budget_s is not None and n and time.monotonic() - start > time_budget_s:
+            return out, n
         did = did.strip()
         try:
             if len(did) > _MAX_ID_CHARS:
                 raise LookupError(f"an ID is at most {_MAX_ID_CHARS} characters")
             source = parse_source_did(did)
+            if source is None and table and not did.startswith("ivo://"):
+                source = (table.strip().lower(), did)
             if source is not None:
                 out.extend(source_links(state, *source, root, did))
                 continue
@@ -450,13 +488,13 @@ def resolve_links(state, ids: Sequence[str], root: str) -> list[Link]:
             info = None if name is None else get_map(state.backend, name)
             if info is None or not os.path.isfile(info.path):
                 raise LookupError(f"no dataset {did!r}")
-            out.extend(map_links(info, root, map_did(info.name)))
+            out.extend(map_links(info, root, did))
         # DataLink requires semantics on every row; a failed ID's row stands for #this.
         except LookupError as exc:
             out.append(Link(id=did, semantics="#this", error_message=f"NotFoundFault: {exc}"))
         except SkysenseError as exc:
             out.append(Link(id=did, semantics="#this", error_message=f"Error: {exc}"))
-    return out
+    return out, len(ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,7 +564,8 @@ def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -
     lines += ["</TABLEDATA></DATA>", "</TABLE>"]
     if overflow:
         lines.append(
-            f'<INFO name="QUERY_STATUS" value="OVERFLOW">at most {MAX_IDS} IDs per request</INFO>'
+            '<INFO name="QUERY_STATUS" value="OVERFLOW">not every ID was answered (at most '
+            f"{MAX_IDS} per request, within the time limit): ask again for the rest</INFO>"
         )
     lines.append("</RESOURCE>")
     if any(link.service_def == "soda" for link in links):
@@ -583,9 +622,14 @@ async def links_endpoint(request: Request) -> Response:
     ids = [v for v in params.getlist("ID") if v.strip()]
     if not ids:
         return _error("UsageError: the ID parameter is missing", 400)
-    overflow = len(ids) > MAX_IDS
+    table = params.getlist("TABLE")
+    table = table[0] if table else None
     root = base_url(request)
-    links = await anyio.to_thread.run_sync(lambda: resolve_links(state, ids[:MAX_IDS], root))
+    budget = state.settings.query_timeout_s
+    links, n_done = await anyio.to_thread.run_sync(
+        lambda: resolve_links(state, ids[:MAX_IDS], root, table=table, time_budget_s=budget)
+    )
+    overflow = n_done < len(ids)
     return Response(links_votable(links, root, overflow=overflow), media_type=DATALINK_MIME)
 
 

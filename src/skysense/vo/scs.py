@@ -15,6 +15,7 @@ so clients such as pyvo report the message as a query error).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
 import anyio.to_thread
@@ -25,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from skysense.errors import InputError, SkysenseError
-from skysense.vo._dalparams import read_params
+from skysense.vo._dalparams import base_url, read_params
 from skysense.vo.schema import ColumnInfo, TableInfo
 from skysense.vo.votable import tabledata_rows
 
@@ -36,6 +37,7 @@ __all__ = [
     "parse_cone",
     "parse_verb",
     "scs_columns",
+    "datalink_descriptor",
     "id_column",
     "scs_error_votable",
     "tabledata_votable",
@@ -206,6 +208,7 @@ def tabledata_votable(
     *,
     overflow: bool = False,
     description: str = "",
+    resources: Sequence[str] = (),
 ) -> bytes:
     """A query result as a VOTable 1.4 TABLEDATA document, built with Arrow kernels.
 
@@ -226,6 +229,8 @@ def tabledata_votable(
         Append the ``QUERY_STATUS=OVERFLOW`` INFO.
     description : str
         Resource description.
+    resources : sequence of str
+        XML of further RESOURCE elements (service descriptors) after the results.
     """
     head = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -263,7 +268,7 @@ def tabledata_votable(
     tail = ["</TABLEDATA></DATA>", "</TABLE>"]
     if overflow:
         tail.append('<INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>')
-    tail += ["</RESOURCE>", "</VOTABLE>", ""]
+    tail += ["</RESOURCE>", *resources, "</VOTABLE>", ""]
     parts.append("\n".join(tail).encode("utf-8"))
     return b"".join(parts)
 
@@ -302,8 +307,41 @@ def _find_table(state, name: str) -> TableInfo:
     return table
 
 
+def datalink_descriptor(root: str, table: TableInfo, id_ref: str) -> str:
+    """The DataLink service descriptor of cone-search rows (``ID`` bound to the id FIELD).
+
+    The rows' identifiers are bare values of the table's identifier column, so the
+    descriptor also sends ``TABLE`` (see :func:`skysense.vo.datalink.resolve_links`).
+    """
+    from skysense.vo.sia import DATALINK_PATH, DATALINK_STANDARD_ID
+
+    return "\n".join(
+        [
+            '<RESOURCE type="meta" utype="adhoc:service" name="datalink" ID="datalink">',
+            f"<DESCRIPTION>DataLink: links of each source of {_escape(table.name)}</DESCRIPTION>",
+            '<PARAM name="standardID" datatype="char" arraysize="*" '
+            f'value="{DATALINK_STANDARD_ID}"/>',
+            '<PARAM name="accessURL" datatype="char" arraysize="*" '
+            f"value={quoteattr(root + DATALINK_PATH)}/>",
+            '<GROUP name="inputParams">',
+            '<PARAM name="ID" datatype="char" arraysize="*" ucd="meta.id;meta.main" '
+            f'ref={quoteattr(id_ref)} value=""/>',
+            f'<PARAM name="TABLE" datatype="char" arraysize="*" value={quoteattr(table.name)}/>',
+            "</GROUP>",
+            "</RESOURCE>",
+        ]
+    )
+
+
 def cone_search_sync(
-    state, table_name: str, ra: str | None, dec: str | None, sr: str | None, verb: str | None = None
+    state,
+    table_name: str,
+    ra: str | None,
+    dec: str | None,
+    sr: str | None,
+    verb: str | None = None,
+    *,
+    root: str | None = None,
 ) -> bytes:
     """Run one cone search and return the VOTable bytes (blocking; errors raise).
 
@@ -315,6 +353,9 @@ def cone_search_sync(
         ADQL name ``schema.table``.
     ra, dec, sr, verb : str
         The raw SCS parameter values.
+    root : str, optional
+        Public root URL of the service: when given, the answer carries a DataLink service
+        descriptor for its rows.
 
     Raises
     ------
@@ -330,11 +371,17 @@ def cone_search_sync(
     adql = cone_adql(table, columns, ra_deg, dec_deg, sr_deg)
     result = run_adql_sync(state, adql, maxrec=state.settings.maxrec_default)
     infos = _scs_infos(result.columns, table)
+    resources = []
+    if root is not None:
+        # The id column comes first; tabledata_votable gives it this XML ID.
+        first = infos[0].name
+        resources.append(datalink_descriptor(root, table, first if first.isidentifier() else "c0"))
     return tabledata_votable(
         result.table,
         infos,
         overflow=result.overflow,
         description=f"Cone search in {table.name}: RA={ra_deg:g} DEC={dec_deg:g} SR={sr_deg:g}",
+        resources=resources,
     )
 
 
@@ -352,6 +399,7 @@ async def scs_endpoint(request: Request) -> Response:
                 params.get("DEC"),
                 params.get("SR"),
                 params.get("VERB"),
+                root=base_url(request),
             )
         )
     except SkysenseError as exc:
