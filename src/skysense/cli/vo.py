@@ -139,10 +139,18 @@ def _settings_from(args, db: str, **extra):
         ("maxrec", "maxrec_default", 1),
         ("maxrec_hard", "maxrec_hard", 1),
         ("upload_limit_mb", "upload_limit_bytes", 1_000_000),
+        ("max_connections", "max_connections", 1),
+        ("spill_limit_mb", "spill_limit_mb", 1),
+        ("jobs_storage_mb", "jobs_storage_limit_bytes", 1_000_000),
     ):
         value = getattr(args, option, None)
         if value is not None:
             kwargs[key] = value * scale
+    if "jobs_storage_limit_bytes" in kwargs:
+        # One job may use the whole job storage, never more.
+        kwargs["job_storage_limit_bytes"] = min(
+            Settings.job_storage_limit_bytes, kwargs["jobs_storage_limit_bytes"]
+        )
     kwargs.update(extra)
     return Settings(**kwargs)
 
@@ -175,21 +183,53 @@ def _add_serve_options(parser, default_port: int) -> None:
         default=None,
         help="largest accepted upload in MB (default 50)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections served at once; more get 503 (default 200)",
+    )
+    parser.add_argument(
+        "--spill-limit-mb",
+        type=int,
+        default=None,
+        help="disk space for queries larger than memory, in the work folder (default 4096)",
+    )
+    parser.add_argument(
+        "--jobs-storage-mb",
+        type=int,
+        default=None,
+        help="disk space of all async jobs' uploads and results (default 5000)",
+    )
 
 
 def _serve_app(settings, host: str, port: int) -> None:
-    import uvicorn
-
     from skysense.vo.app import create_app
+    from skysense.vo.backends import open_backend
+    from skysense.vo.serve import SkysenseServer, bind_socket, server_config
 
-    app = create_app(settings)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = settings.base_url or f"http://{shown}:{port}/"
-    print(f"skysense VO serving {settings.db}", flush=True)
-    print(f"  web pages: {url}", flush=True)
-    print(f"  TAP:       {url.rstrip('/')}/tap", flush=True)
-    print("  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # The port and the database first: either failing is one `skysense: error:` line, before
+    # anything says "serving".
+    sock = bind_socket(host, port)
+    try:
+        backend = open_backend(settings.db, create=False)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        app = create_app(settings, backend=backend)
+        server = SkysenseServer(server_config(app, settings), on_stop=backend.cancel_all)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = settings.base_url or f"http://{shown}:{port}/"
+        print(f"skysense VO serving {settings.db}", flush=True)
+        print(f"  web pages: {url}", flush=True)
+        print(f"  TAP:       {url.rstrip('/')}/tap", flush=True)
+        print("  (Ctrl-C to stop)", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        backend.close()
+    print("skysense: stopped", file=sys.stderr, flush=True)
 
 
 def _serve(args) -> int:

@@ -6,9 +6,12 @@ GET query strings and POST url-encoded or multipart forms are merged.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 
 from skysense.errors import InputError
+from skysense.vo.bodylimit import read_form
 
 __all__ = ["DALParams", "read_params", "base_url"]
 
@@ -48,15 +51,22 @@ class DALParams:
 
 
 async def read_params(request: Request) -> DALParams:
-    """Parameters of a GET or POST request (query string plus form fields)."""
+    """Parameters of a GET or POST request (query string plus form fields; file parts are
+    ignored). The body's size and read timeout are enforced by
+    :class:`~skysense.vo.bodylimit.BodyLimitMiddleware`."""
     items = list(request.query_params.multi_items())
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()
-            for key, value in form.multi_items():
-                if isinstance(value, str):
-                    items.append((key, value))
+            settings = getattr(request.app.state, "settings", None)
+            spool = None if settings is None else Path(settings.resolved_workdir) / "spool"
+            form = await read_form(request, spool_dir=spool, max_part_size=1 << 20)
+            try:
+                for key, value in form.multi_items():
+                    if isinstance(value, str):
+                        items.append((key, value))
+            finally:
+                await form.close()
     return DALParams(items)
 
 

@@ -20,6 +20,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,11 +28,12 @@ from starlette.routing import Route
 from skysense.errors import QueryError, SkysenseError
 from skysense.vo import uws, vosi
 from skysense.vo.backends import Backend, open_backend
+from skysense.vo.bodylimit import BodyLimitMiddleware
 from skysense.vo.settings import Settings
 from skysense.vo.tap import sync_endpoint
 from skysense.vo.votable import error_votable
 
-__all__ = ["create_app", "OPTIONAL_MODULES"]
+__all__ = ["create_app", "body_limit_bytes", "OPTIONAL_MODULES"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ OPTIONAL_MODULES = (
     "skysense.vo.datalink",
     "skysense.vo.web",
 )
-
-_PURGE_INTERVAL_S = 60.0
 
 
 def _error_response(request: Request, message: str, status: int) -> Response:
@@ -63,7 +63,10 @@ async def _skysense_error(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    return _error_response(request, str(exc.detail), exc.status_code)
+    response = _error_response(request, str(exc.detail), exc.status_code)
+    if exc.headers:  # e.g. Connection: close after a refused body (the rest is never read)
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -80,6 +83,14 @@ async def _tap_root(request: Request) -> Response:
         *(f"  {base}/tap/{p}" for p in ("sync", "async", "capabilities", "availability", "tables")),
     ]
     return PlainTextResponse("\n".join(lines) + "\n")
+
+
+def body_limit_bytes(settings: Settings, path: str) -> int:
+    """Largest request body accepted on ``path``: TAP queries and jobs take uploads, every
+    other endpoint only form fields."""
+    if path.startswith(("/tap/sync", "/tap/async")):
+        return settings.tap_body_limit_bytes
+    return settings.form_limit_bytes
 
 
 def _optional_routes() -> list:
@@ -116,7 +127,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> Starlet
     async def lifespan(app: Starlette):
         own = backend is None
         db = open_backend(settings.db) if own else backend
-        db.harden(memory_limit_mb=settings.memory_limit_mb, threads=settings.db_threads)
+        db.harden(
+            memory_limit_mb=settings.memory_limit_mb,
+            threads=settings.db_threads,
+            spill_dir=settings.resolved_workdir / "spill",
+            spill_limit_mb=settings.spill_limit_mb,
+        )
         app.state.backend = db
         jobs = uws.JobStore(app.state)
         await asyncio.to_thread(jobs.start)
@@ -124,7 +140,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> Starlet
 
         async def purge_loop():
             while True:
-                await asyncio.sleep(_PURGE_INTERVAL_S)
+                await asyncio.sleep(settings.purge_interval_s)
                 try:
                     await asyncio.to_thread(jobs.purge_expired)
                 except Exception:  # keep purging on the next round
@@ -151,6 +167,14 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> Starlet
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                BodyLimitMiddleware,
+                limit_for=lambda path: body_limit_bytes(settings, path),
+                read_timeout_s=settings.body_timeout_s,
+                in_flight_limit_bytes=settings.spool_limit_bytes,
+            )
+        ],
         exception_handlers={
             SkysenseError: _skysense_error,
             QueryError: _skysense_error,

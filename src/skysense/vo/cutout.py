@@ -32,6 +32,7 @@ from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
 
 from skysense.errors import InputError
+from skysense.vo.limits import MAX_POLYGON_VERTICES, Deadline
 
 __all__ = [
     "Circle",
@@ -46,11 +47,22 @@ __all__ = [
     "cutout_hdu",
     "cutout_hdulist",
     "NoOverlapError",
+    "CutoutTimeout",
 ]
 
 
 class NoOverlapError(InputError):
     """The requested region does not overlap the map."""
+
+
+class CutoutTimeout(InputError):
+    """A cutout ran longer than its time limit (HTTP 400, as a TAP query timeout)."""
+
+
+def _check(deadline: Deadline | None, stage: str) -> None:
+    # Cooperative: called between the vectorised steps, each a few tens of ms at most.
+    if deadline is not None and deadline.expired:
+        raise CutoutTimeout(f"cutout exceeded the time limit of {deadline.seconds:g} s ({stage})")
 
 
 @dataclass(frozen=True)
@@ -159,10 +171,16 @@ def parse_polygon(text: str, *, param: str = "POLYGON") -> Polygon:
     Raises
     ------
     InputError
-        Odd count, fewer than three vertices, a non-number, out-of-range values, or
-        degenerate (repeated consecutive / collinear) vertices.
+        Odd count, fewer than three or more than
+        :data:`~skysense.vo.limits.MAX_POLYGON_VERTICES` vertices, a non-number, out-of-range
+        values, or degenerate (repeated consecutive / collinear) vertices.
     """
     tokens = str(text).split()
+    if len(tokens) > 2 * MAX_POLYGON_VERTICES + 1:
+        raise InputError(
+            f"{param}: a polygon has at most {MAX_POLYGON_VERTICES} vertices, "
+            f"got {len(tokens) // 2}"
+        )
     if len(tokens) % 2:
         raise InputError(f"{param}: expected pairs of 'ra dec', got {len(tokens)} numbers")
     if len(tokens) < 6:
@@ -172,9 +190,10 @@ def parse_polygon(text: str, *, param: str = "POLYGON") -> Polygon:
     dec = tuple(_check_dec(v, param, f"Dec of vertex {i + 1}") for i, v in enumerate(values[1::2]))
     xyz = _xyz(np.array(ra), np.array(dec))
     n = len(ra)
-    for i in range(n):
-        if np.allclose(xyz[i], xyz[(i + 1) % n], atol=1e-12):
-            raise InputError(f"{param}: vertices {i + 1} and {(i + 1) % n + 1} coincide")
+    same = np.all(np.isclose(xyz, np.roll(xyz, -1, axis=0), rtol=1e-5, atol=1e-12), axis=1)
+    if same.any():
+        i = int(np.flatnonzero(same)[0])
+        raise InputError(f"{param}: vertices {i + 1} and {(i + 1) % n + 1} coincide")
     # A polygon whose vertices all lie on one great circle has no interior.
     normal = np.cross(xyz[0], xyz[1])
     if np.all(np.abs(xyz @ normal) < 1e-12):
@@ -244,7 +263,9 @@ def _ra_in(ra: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (ra >= lo) | (ra <= hi)
 
 
-def _polygon_inside(poly: Polygon, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def _polygon_inside(
+    poly: Polygon, ra: np.ndarray, dec: np.ndarray, deadline: Deadline | None = None
+) -> np.ndarray:
     """Inside test for a spherical polygon: the same side of every edge as the interior.
 
     Vertices may come in either orientation; the interior is the smaller of the two regions
@@ -256,17 +277,21 @@ def _polygon_inside(poly: Polygon, ra: np.ndarray, dec: np.ndarray) -> np.ndarra
     inside = np.ones(p.shape[:-1], dtype=bool)
     n = len(v)
     for i in range(n):
+        _check(deadline, "testing pixels against the polygon")
         normal = np.cross(v[i], v[(i + 1) % n])
         sign = 1.0 if normal @ centroid >= 0 else -1.0
         inside &= (p @ normal) * sign >= -1e-15
     return inside
 
 
-def region_contains(region: Region, ra_deg, dec_deg) -> np.ndarray:
+def region_contains(
+    region: Region, ra_deg, dec_deg, *, deadline: Deadline | None = None
+) -> np.ndarray:
     """Boolean mask of the points (``ra_deg``, ``dec_deg``; arrays, deg) inside ``region``.
 
     Circles use the exact angular distance (haversine); polygons are convex spherical polygons
-    with great-circle edges.
+    with great-circle edges. ``deadline`` (see :class:`~skysense.vo.limits.Deadline`) is
+    checked between polygon edges (:class:`CutoutTimeout`).
     """
     ra = np.asarray(ra_deg, dtype=float)
     dec = np.asarray(dec_deg, dtype=float)
@@ -281,7 +306,7 @@ def region_contains(region: Region, ra_deg, dec_deg) -> np.ndarray:
         if not region.full_ra:
             ok &= _ra_in(ra, region.ra_min, region.ra_max)
         return ok
-    return _polygon_inside(region, ra, dec)
+    return _polygon_inside(region, ra, dec, deadline)
 
 
 def _boundary_samples(region: Region, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +352,7 @@ def _boundary_samples(region: Region, n: int = 256) -> tuple[np.ndarray, np.ndar
 
 
 def region_pixel_bounds(
-    region: Region, wcs: WCS, shape: tuple[int, int]
+    region: Region, wcs: WCS, shape: tuple[int, int], *, deadline: Deadline | None = None
 ) -> tuple[slice, slice] | None:
     """The pixel rectangle of an image (``shape`` = (ny, nx)) covering ``region``.
 
@@ -346,7 +371,8 @@ def region_pixel_bounds(
     ey = np.array([-0.5, (ny - 1) / 2, ny - 0.5])
     gx, gy = np.meshgrid(ex, ey)
     cra, cdec = wcs.celestial.pixel_to_world_values(gx.ravel(), gy.ravel())
-    inside = region_contains(region, cra, cdec)
+    inside = region_contains(region, cra, cdec, deadline=deadline)
+    _check(deadline, "projecting the region")
     x, y = wcs.celestial.world_to_pixel_values(ra, dec)
     x = np.concatenate([np.asarray(x, float), gx.ravel()[inside]])
     y = np.concatenate([np.asarray(y, float), gy.ravel()[inside]])
@@ -369,7 +395,8 @@ def region_pixel_bounds(
     step = max(1, int(math.ceil(math.sqrt((y1 - y0 + 1) * (x1 - x0 + 1) / _EXACT_PIXELS))))
     yy, xx = np.mgrid[y0 : y1 + 1 : step, x0 : x1 + 1 : step]
     pra, pdec = wcs.celestial.pixel_to_world_values(xx.ravel(), yy.ravel())
-    hit = region_contains(region, pra, pdec).reshape(xx.shape)
+    _check(deadline, "projecting the pixels")
+    hit = region_contains(region, pra, pdec, deadline=deadline).reshape(xx.shape)
     if step > 1:
         return (slice(y0, y1 + 1), slice(x0, x1 + 1)) if hit.any() else None
     if not hit.any():
@@ -392,7 +419,9 @@ _WCS_KEY = re.compile(
 )
 
 
-def cutout_hdu(hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region) -> fits.ImageHDU:
+def cutout_hdu(
+    hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region, *, deadline: Deadline | None = None
+) -> fits.ImageHDU:
     """Cut ``region`` out of one 2-D image HDU with a celestial WCS.
 
     Parameters
@@ -401,6 +430,8 @@ def cutout_hdu(hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region) -> fits.Ima
         A 2-D image, shape (ny, nx), with a celestial WCS in its header.
     region : Circle, Range or Polygon
         The sky region (deg).
+    deadline : Deadline, optional
+        Time limit, checked between the steps (the SODA endpoint gives the query limit).
 
     Returns
     -------
@@ -412,6 +443,8 @@ def cutout_hdu(hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region) -> fits.Ima
     ------
     NoOverlapError
         If no pixel centre of the image lies in the region.
+    CutoutTimeout
+        If ``deadline`` passes.
     InputError
         If the HDU is not a 2-D image with a celestial WCS.
     """
@@ -420,7 +453,7 @@ def cutout_hdu(hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region) -> fits.Ima
     wcs = WCS(hdu.header)
     if not wcs.has_celestial or wcs.naxis != 2:
         raise InputError(f"HDU {hdu.name!r} has no 2-D celestial WCS")
-    bounds = region_pixel_bounds(region, wcs, hdu.data.shape)
+    bounds = region_pixel_bounds(region, wcs, hdu.data.shape, deadline=deadline)
     if bounds is None:
         raise NoOverlapError(f"the region {region.to_dali()} does not overlap the map")
     ys, xs = bounds
@@ -439,8 +472,15 @@ def cutout_hdu(hdu: fits.ImageHDU | fits.PrimaryHDU, region: Region) -> fits.Ima
     return fits.ImageHDU(data=cut.data, header=header, name=hdu.name or "IMAGE")
 
 
-def cutout_hdulist(hdul: fits.HDUList, region: Region, *, source: str = "map") -> fits.HDUList:
-    """Cut every 2-D celestial image HDU of ``hdul`` (e.g. IMAGE and ERROR) to ``region``.
+def cutout_hdulist(
+    hdul: fits.HDUList,
+    region: Region,
+    *,
+    source: str = "map",
+    deadline: Deadline | None = None,
+) -> fits.HDUList:
+    """Cut every 2-D celestial image HDU of ``hdul`` (e.g. IMAGE and ERROR) to ``region``,
+    within ``deadline`` if given (:class:`CutoutTimeout`).
 
     Returns a new HDUList: an empty primary HDU followed by one cutout per image extension.
 
@@ -456,5 +496,5 @@ def cutout_hdulist(hdul: fits.HDUList, region: Region, *, source: str = "map") -
     if not images:
         raise InputError("holds no 2-D image", path=source)
     for hdu in images:
-        out.append(cutout_hdu(hdu, region))
+        out.append(cutout_hdu(hdu, region, deadline=deadline))
     return out

@@ -164,6 +164,8 @@ class JobStore:
         self.root = Path(self.settings.resolved_workdir) / "uws"
         self._jobs: dict[str, Job] = {}
         self._handles: dict[str, QueryHandle] = {}
+        # Bytes each job keeps on disk (inline uploads plus result), for the storage caps.
+        self._sizes: dict[str, int] = {}
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.async_workers, thread_name_prefix="skysense-uws"
@@ -180,6 +182,8 @@ class JobStore:
                 log.warning("ignoring unreadable stored job %s: %s", doc.get("job_id"), exc)
                 continue
             self._jobs[job.job_id] = job
+            self._sizes[job.job_id] = _folder_bytes(self.folder(job.job_id))
+        self._remove_orphan_folders()
         self.purge_expired()
         for job in list(self._jobs.values()):
             if job.phase in ("QUEUED", "EXECUTING"):
@@ -196,8 +200,53 @@ class JobStore:
             h.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def _remove_orphan_folders(self) -> None:
+        """Delete job folders no stored job owns (a crash between writing and saving)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.iterdir():
+            if path.is_dir() and path.name not in self._jobs:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def storage_bytes(self) -> int:
+        """Bytes all jobs keep on disk (uploads and results)."""
+        with self._lock:
+            return sum(self._sizes.values())
+
+    def _reserve(self, job_id: str, nbytes: int, what: str) -> None:
+        """Count ``nbytes`` more for ``job_id`` or refuse them (before anything is written).
+
+        Raises
+        ------
+        UWSError
+            When the job's or all jobs' storage limit would be exceeded.
+        """
+        settings = self.settings
+        with self._lock:
+            mine = self._sizes.get(job_id, 0) + nbytes
+            if mine > settings.job_storage_limit_bytes:
+                raise UWSError(
+                    f"{what} of {nbytes} bytes exceeds the storage limit of one job "
+                    f"({settings.job_storage_limit_bytes} bytes)"
+                )
+            total = sum(self._sizes.values()) + nbytes
+            if total > settings.jobs_storage_limit_bytes:
+                raise UWSError(
+                    f"{what} of {nbytes} bytes does not fit in the async job storage "
+                    f"({settings.jobs_storage_limit_bytes} bytes, "
+                    f"{total - nbytes} in use); delete finished jobs or retry later"
+                )
+            self._sizes[job_id] = mine
+
+    def _release(self, job_id: str, nbytes: int | None = None) -> None:
+        with self._lock:
+            if nbytes is None:
+                self._sizes.pop(job_id, None)
+            elif job_id in self._sizes:
+                self._sizes[job_id] = max(0, self._sizes[job_id] - nbytes)
+
     def purge_expired(self) -> int:
-        """Destroy jobs past their destruction time; returns how many."""
+        """Destroy jobs past their destruction time (and their files); returns how many."""
         now = _now()
         expired = [j.job_id for j in list(self._jobs.values()) if j.destruction_time <= now]
         for job_id in expired:
@@ -244,12 +293,19 @@ class JobStore:
         )
         self._apply_controls(job, params)
         if params.files:
-            folder = self.folder(job_id) / "uploads"
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, data in params.files.items():
-                safe = _safe_part(name)
-                atomic_write_bytes(folder / safe, data)
-                job.files.append(name)
+            size = sum(len(data) for data in params.files.values())
+            self._reserve(job_id, size, "the inline uploads")
+            try:
+                folder = self.folder(job_id) / "uploads"
+                folder.mkdir(parents=True, exist_ok=True)
+                for name, data in params.files.items():
+                    safe = _safe_part(name)
+                    atomic_write_bytes(folder / safe, data)
+                    job.files.append(name)
+            except BaseException:
+                self._release(job_id)
+                shutil.rmtree(self.folder(job_id), ignore_errors=True)
+                raise
         with self._lock:
             self._jobs[job_id] = job
         self._save(job)
@@ -273,6 +329,13 @@ class JobStore:
                 job.uploads.extend(params.uploads)
             if params.files:
                 folder = self.folder(job_id) / "uploads"
+                replaced = sum(
+                    (folder / _safe_part(name)).stat().st_size
+                    for name in params.files
+                    if (folder / _safe_part(name)).is_file()
+                )
+                added = sum(len(data) for data in params.files.values())
+                self._reserve(job_id, added - replaced, "the inline uploads")
                 folder.mkdir(parents=True, exist_ok=True)
                 for name, data in params.files.items():
                     atomic_write_bytes(folder / _safe_part(name), data)
@@ -341,6 +404,7 @@ class JobStore:
         job.phase = "ABORTED"
         self.backend.jobs_delete(job_id)
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        self._release(job_id)
 
     # ---- execution (worker thread)
     def _execute(self, job_id: str) -> None:
@@ -388,10 +452,21 @@ class JobStore:
                 infos={"QUERY": query},
             )
             path = self.folder(job_id) / f"result.{fmt.extension}"
-            atomic_write_bytes(path, body)
+            # Counted before writing: a result over the limits leaves nothing on disk.
+            self._reserve(job_id, len(body), "the result")
+            try:
+                atomic_write_bytes(path, body)
+            except BaseException:
+                self._release(job_id, len(body))
+                raise
             with self._lock:
-                if job.phase != "EXECUTING":
-                    return  # aborted or deleted meanwhile
+                if job.phase != "EXECUTING":  # aborted or deleted meanwhile: drop the result
+                    path.unlink(missing_ok=True)
+                    self._release(job_id, len(body))
+                    if job_id not in self._jobs:
+                        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+                        self._release(job_id)
+                    return
                 job.result_file = path.name
                 job.result_mime = fmt.mime
                 job.result_rows = result.table.num_rows
@@ -417,6 +492,13 @@ class JobStore:
                 self._handles.pop(job_id, None)
         if job_id in self._jobs:
             self._save(job)
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 when it does not exist)."""
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _safe_part(name: str) -> str:

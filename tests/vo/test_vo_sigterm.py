@@ -1,0 +1,179 @@
+"""``skysense vo serve`` stops within seconds on SIGTERM in every state, and the database can be
+served again at once (issue 15).
+
+Each case starts the real CLI in a subprocess on a DuckDB file, puts it in one busy state, sends
+SIGTERM, requires the process to end in under 5 s, and restarts a server on the same file (which
+needs the DuckDB lock released) that answers a query.
+
+The states: a long query (DuckDB interrupts it), a long SODA cutout and a runaway translation
+(pure Python in a worker thread: nothing can interrupt it, so the server ends the process).
+The translation case uses the slowest legal query found: 9,999 select-list expressions in a
+0.8 MB query, about 10-40 s of translation, under every cap of :mod:`skysense.vo.limits`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from _vo_support import publish_sky
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysense.vo.backends import open_backend
+from skysense.vo.limits import MAX_POLYGON_VERTICES
+from skysense.vo.maps import publish_map
+
+STOP_S = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(db: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skysense.cli", "vo", "serve", "--db", db, "--port", str(port)]
+        + ["--timeout", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/tap", timeout=2).status_code == 200:
+                return proc
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+
+
+def _write_map(path, n: int) -> None:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
+    w.wcs.cdelt = [-1.0 / 3600, 1.0 / 3600]
+    data = np.random.default_rng(5).normal(size=(n, n)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, w.to_header(), name="IMAGE")]).writeto(
+        path
+    )
+
+
+@pytest.fixture
+def db(tmp_path, sky) -> str:
+    path = str(tmp_path / "vo.duckdb")
+    publish_sky(path, sky)
+    _write_map(tmp_path / "big.fits", 2000)
+    backend = open_backend(path)
+    try:
+        publish_map(backend, tmp_path / "big.fits", name="big", description="big", band="b")
+    finally:
+        backend.close()
+    return path
+
+
+def _polygon(n: int, radius_deg: float) -> str:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ra = 150.0 + radius_deg * np.cos(t) / np.cos(np.radians(2.0))
+    dec = 2.0 + radius_deg * np.sin(t)
+    return " ".join(f"{a:.8f} {d:.8f}" for a, d in zip(ra, dec))
+
+
+def _slow_translation() -> str:
+    cols = ", ".join(
+        f"SIN(RADIANS(ra+{i}))*COS(RADIANS(dec-{i}))+ABS(mag_r*{i}-dec)/(1+ra) AS x{i}"
+        for i in range(9999)
+    )
+    return f"SELECT TOP 1 {cols} FROM demo.sky"
+
+
+CASES = {
+    "long query": (
+        "/tap/sync",
+        {
+            "QUERY": "SELECT COUNT(*) AS n FROM demo.sky AS a, demo.sky AS b, demo.sky AS c, "
+            "demo.sky AS d"
+        },
+    ),
+    "long cutout": ("/soda/sync", {"ID": "big", "POLYGON": _polygon(MAX_POLYGON_VERTICES, 0.25)}),
+    "runaway translation": ("/tap/sync", {"QUERY": _slow_translation()}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sigterm_stops_the_server_and_frees_the_database(db, case):
+    path, data = CASES[case]
+    port = _free_port()
+    proc = _start(db, port)
+    answers: list = []
+
+    def busy():
+        try:
+            # Multipart: a url-encoded 0.8 MB query would exceed the 1 MiB field limit.
+            fields = {k: (None, v) for k, v in data.items()}
+            answers.append(httpx.post(f"http://127.0.0.1:{port}{path}", files=fields, timeout=120))
+        except httpx.HTTPError as exc:  # the server went away mid-request: expected
+            answers.append(exc)
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    time.sleep(2.0)  # well inside the work (each takes > 10 s)
+    assert not answers, f"the {case} finished before the signal: {answers}"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"SIGTERM during a {case} did not stop the server in {STOP_S} s")
+    elapsed = time.monotonic() - start
+    _, err = proc.communicate()
+    assert elapsed < STOP_S
+    assert "skysense: stopped" in err
+    worker.join(timeout=30)
+
+    port = _free_port()
+    again = _start(db, port)
+    try:
+        resp = httpx.get(
+            f"http://127.0.0.1:{port}/tap/sync",
+            params={"QUERY": "SELECT COUNT(*) AS n FROM demo.sky", "FORMAT": "csv"},
+            timeout=30,
+        )
+        assert resp.status_code == 200
+        assert resp.text.split() == ["n", "3000"]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=STOP_S)
+
+
+def test_port_in_use_is_one_error_line_before_serving(db):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "skysense.cli", "vo", "serve", "--db", db]
+            + ["--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert "serving" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("skysense: error:") and "already in use" in lines[0]
