@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -25,6 +25,14 @@ from lark.exceptions import (
 )
 
 from skysense.errors import QueryError
+from skysense.vo.limits import (
+    MAX_DEPTH,
+    MAX_IN_LIST,
+    MAX_POLYGON_VERTICES,
+    MAX_QUERY_BYTES,
+    MAX_SELECT_COLUMNS,
+    Deadline,
+)
 
 __all__ = [
     "parse",
@@ -527,13 +535,16 @@ def _end_position(text: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-def parse(text: str) -> Query:
+def parse(text: str, *, deadline: Deadline | None = None) -> Query:
     """Parse one ADQL query.
 
     Parameters
     ----------
     text : str
-        The query (a single statement; a trailing ``;`` is tolerated).
+        The query (a single statement; a trailing ``;`` is tolerated), at most
+        :data:`~skysense.vo.limits.MAX_QUERY_BYTES` long.
+    deadline : skysense.vo.limits.Deadline, optional
+        Parsing stops with the deadline's time-limit error once it has passed.
 
     Returns
     -------
@@ -545,12 +556,18 @@ def parse(text: str) -> Query:
     QueryError
         Syntax errors (with the offending token, its line and column, and the expected
         tokens), unknown functions, wrong argument counts, unsupported coordinate systems or
-        CAST types.
+        CAST types, queries beyond the caps of :mod:`skysense.vo.limits` (length, nesting
+        depth, select-list width, POLYGON vertices, IN list values), the time limit.
     """
     if not isinstance(text, str):
         raise QueryError(f"the query must be text, got {type(text).__name__}")
     if not re.sub(r"--[^\n]*", "", text).strip():
         raise QueryError("the query is empty")
+    if len(text) > MAX_QUERY_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
+        raise QueryError(
+            f"the query is longer than the limit of {MAX_QUERY_BYTES:,} bytes; upload long "
+            "value lists as a table (TAP_UPLOAD) and join it"
+        )
     if "\x00" in text:
         i = text.index("\x00")
         line = text.count("\n", 0, i) + 1
@@ -558,15 +575,67 @@ def parse(text: str) -> Query:
             "the query contains a NUL character", line=line, column=i - text.rfind("\n", 0, i)
         )
     try:
-        tree = _parser().parse(text)
+        if deadline is not None and len(text) > _INTERRUPTIBLE_CHARS:
+            tree = _parse_interruptible(text, deadline)
+        else:
+            tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
+    if deadline is not None:
+        deadline.check("parsing")
+    # Every later stage (the builder below, the translator) recurses along the tree; the depth
+    # is bounded here, without recursion, before any of them runs.
+    _check_depth(tree)
     try:
         return _Builder().transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, QueryError):
             raise exc.orig_exc from None
         raise
+
+
+# Left-nested chains of one operator family (``a OR b OR c``, ``a + b - c``, ``x UNION y``)
+# are walked iteratively by the translator, so a chain counts as one level however long.
+_CHAINS = {
+    "or_": "or",
+    "and_": "and",
+    "binop": "arith",
+    "concat": "concat",
+    "union": "set",
+    "except_": "set",
+    "intersect": "set",
+}
+
+
+def _check_depth(tree: Tree) -> None:
+    """Raise QueryError when the parse tree nests deeper than :data:`MAX_DEPTH` (iterative)."""
+    stack = [(tree, 1)]
+    while stack:
+        t, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise QueryError(
+                f"the query nests too deeply: more than the limit of {MAX_DEPTH} levels of "
+                "subqueries, function calls, operators or parenthesised conditions",
+                **_pos(t.meta),
+            )
+        family = _CHAINS.get(t.data)
+        for i, c in enumerate(t.children):
+            if isinstance(c, Tree):
+                same = i == 0 and family is not None and _CHAINS.get(c.data) == family
+                stack.append((c, depth if same else depth + 1))
+
+
+# Queries longer than this are parsed token by token with deadline checks (lark parses about
+# 150 kB/s; shorter queries take the plain, slightly faster path).
+_INTERRUPTIBLE_CHARS = 20_000
+
+
+def _parse_interruptible(text: str, deadline: Deadline) -> Tree:
+    ip = _parser().parse_interactive(text)
+    for i, _ in enumerate(ip.iter_parse()):
+        if not i & 1023:
+            deadline.check("parsing")
+    return ip.feed_eof()
 
 
 def _pos(meta_or_tok) -> dict:
@@ -598,8 +667,12 @@ _NUMBER_RE = re.compile(r"^\d+$")
 
 
 @v_args(meta=True)
-class _Builder(Transformer):
-    """Lark tree -> dataclass nodes (validation of names and arities included)."""
+class _Builder(Transformer_NonRecursive):
+    """Lark tree -> dataclass nodes (validation of names and arities included).
+
+    Non-recursive (lark's iterative transformer): left-nested chains such as ``a OR b OR ...``
+    are as deep as they are long.
+    """
 
     # ---- leaves
     def ident(self, meta, children):
@@ -676,6 +749,12 @@ class _Builder(Transformer):
     def in_list(self, meta, children):
         negated = any(_is_kw(c, "NOT") for c in children)
         vals = [c for c in children if not isinstance(c, Token)]
+        if len(vals) - 1 > MAX_IN_LIST:
+            raise QueryError(
+                f"IN list of {len(vals) - 1:,} values is longer than the limit of "
+                f"{MAX_IN_LIST:,}; upload the values as a table (TAP_UPLOAD) and join it",
+                **_pos(meta),
+            )
         return InList(vals[0], vals[1:], negated=negated, **_pos(meta))
 
     def in_subquery(self, meta, children):
@@ -720,6 +799,14 @@ class _Builder(Transformer):
             raise QueryError(f"{name}(*) is not allowed; only COUNT(*)", **pos)
         if name in _CONSTRUCTORS:
             args = _strip_coordsys(name, args, pos)
+        if name == "POLYGON":
+            vertices = len(args) if any(_is_point(a) for a in args) else len(args) // 2
+            if vertices > MAX_POLYGON_VERTICES:
+                raise QueryError(
+                    f"POLYGON has {vertices:,} vertices, more than the limit of "
+                    f"{MAX_POLYGON_VERTICES:,}",
+                    **pos,
+                )
         lo, hi = FUNCTIONS[name]
         n = len(args) + (1 if star else 0)
         if n < lo or (hi is not None and n > hi):
@@ -795,6 +882,12 @@ class _Builder(Transformer):
         return [SelectStar(None, **_pos(meta))]
 
     def select_list(self, meta, children):
+        if len(children) > MAX_SELECT_COLUMNS:
+            raise QueryError(
+                f"the select list has {len(children):,} entries, more than the limit of "
+                f"{MAX_SELECT_COLUMNS:,} columns",
+                **_pos(meta),
+            )
         return list(children)
 
     def select_expr(self, meta, children):
@@ -987,6 +1080,10 @@ def _strip_coordsys(name: str, args: list, pos: dict) -> list:
             column=args[0].column,
         )
     return args[1:]
+
+
+def _is_point(node) -> bool:
+    return isinstance(node, FunctionCall) and node.name == "POINT"
 
 
 def _check_geometry_arity(name: str, args: list, pos: dict) -> None:

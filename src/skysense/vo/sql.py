@@ -29,6 +29,7 @@ from skysense.vo import adql as A
 from skysense.vo import hpx
 from skysense.vo.adql_cache import parse_cached
 from skysense.vo.geometry import box_vertices, polygon_planes
+from skysense.vo.limits import MAX_SELECT_COLUMNS, Deadline
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 
 __all__ = [
@@ -200,6 +201,7 @@ class _Scope:
     cells_ok: bool = False
     extra_from: list[str] = field(default_factory=list)
     pending_xm: list[tuple] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)  # every name of every source (O(1) checks)
 
     def cte(self, name: str):
         s = self
@@ -233,11 +235,19 @@ def _num(v) -> str:
 
 
 class _Translator:
-    def __init__(self, dialect: str, catalog: SchemaCatalog):
+    def __init__(self, dialect: str, catalog: SchemaCatalog, deadline: Deadline | None = None):
         self.dialect = dialect
         self.catalog = catalog
         self.aux: list[HealpixCells] = []
         self._n = 0
+        self.deadline = deadline
+        self._ticks = 0
+
+    def tick(self) -> None:
+        """Check the deadline now and then (every 256 calls: a clock read costs ~50 ns)."""
+        self._ticks += 1
+        if self.deadline is not None and not self._ticks & 255:
+            self.deadline.check()
 
     def new_alias(self, prefix: str = "t") -> str:
         self._n += 1
@@ -317,8 +327,24 @@ class _Translator:
                 sql = f"SELECT * FROM ({sql}) AS {self.new_alias('q')}"
             return sql, cols
 
-        lsql, lcols = member(node.left)
-        rsql, rcols = member(node.right)
+        # A left-nested chain (a UNION b EXCEPT c ...) is walked iteratively and written flat:
+        # SQL set operators associate to the left and INTERSECT binds tighter, exactly as the
+        # grammar built the chain, so no parentheses are needed (and 5,000 members stay flat).
+        chain = []
+        while isinstance(node, A.SetOperation):
+            chain.append(node)
+            node = node.left
+        sql, cols = member(node)
+        parts = [sql]
+        for op_node in reversed(chain):
+            self.tick()
+            rsql, rcols = member(op_node.right)
+            cols = self._setop_columns(op_node, cols, rcols)
+            parts.append(op_node.op + (" ALL" if op_node.all else ""))
+            parts.append(rsql)
+        return " ".join(parts), cols
+
+    def _setop_columns(self, node, lcols, rcols) -> list[OutputColumn]:
         if len(lcols) != len(rcols):
             raise _err(
                 node,
@@ -334,8 +360,7 @@ class _Translator:
             if lt in _NUMERIC_RANK and rt in _NUMERIC_RANK and lt != rt:
                 info = replace(info, datatype=_promote(lt, rt))
             cols.append(OutputColumn(lc.name, info))
-        op = node.op + (" ALL" if node.all else "")
-        return f"{lsql} {op} {rsql}", cols
+        return cols
 
     def select(
         self, sel: A.Select, scope: _Scope, *, top_as_limit: bool = True
@@ -459,9 +484,8 @@ class _Translator:
         raise _err(node, f"unsupported FROM item {type(node).__name__}")
 
     def _add_source(self, s, node, alias, names, cols, table, label=""):
-        for src in s.sources:
-            if set(src.names) & set(names[:1]):
-                raise _err(node, f"table name or alias {names[0]!r} is used twice in FROM")
+        if names[0] in s.taken:
+            raise _err(node, f"table name or alias {names[0]!r} is used twice in FROM")
         columns = [
             _Col(
                 name=c.name.lower(),
@@ -473,6 +497,7 @@ class _Translator:
         ]
         src = _Source(alias, names, columns, table, label or names[0])
         s.sources.append(src)
+        s.taken.update(names)
         return src
 
     def table_name(self, node: A.TableName, s: _Scope) -> str:
@@ -507,10 +532,10 @@ class _Translator:
         cols = []
         for adql_name, info in table.visible_columns():
             cols.append(_Col(adql_name, info.name, f"{alias}.{quote_ident(info.name)}", info))
-        for src in s.sources:
-            if names[0] in src.names:
-                raise _err(node, f"table name or alias {names[0]!r} is used twice in FROM")
+        if names[0] in s.taken:
+            raise _err(node, f"table name or alias {names[0]!r} is used twice in FROM")
         s.sources.append(_Source(alias, names, cols, table, table.name))
+        s.taken.update(names)
         return f"{table.physical} AS {alias}"
 
     def _suggest_table(self, key: str) -> str:
@@ -588,35 +613,48 @@ class _Translator:
         for item in sel.items:
             if isinstance(item, A.SelectStar):
                 entries.extend(self.star(item, s))
-                continue
-            e = self.expr(item.expr, s, agg_ok=True)
-            if e.type in _GEOMETRY:
+            else:
+                e = self.expr(item.expr, s, agg_ok=True)
+                if e.type in _GEOMETRY:
+                    raise _err(
+                        item,
+                        f"a {e.type.upper()} cannot be a result column; select its coordinates "
+                        "(COORD1, COORD2) or the columns instead",
+                    )
+                name = item.alias
+                if name is None and isinstance(item.expr, A.ColumnRef) and e.info is not None:
+                    name = e.info.name
+                entries.append((name, e, item))
+            if len(entries) > MAX_SELECT_COLUMNS:
                 raise _err(
                     item,
-                    f"a {e.type.upper()} cannot be a result column; select its coordinates "
-                    "(COORD1, COORD2) or the columns instead",
+                    f"the query selects more than the limit of {MAX_SELECT_COLUMNS:,} columns",
                 )
-            name = item.alias
-            if name is None and isinstance(item.expr, A.ColumnRef) and e.info is not None:
-                name = e.info.name
-            entries.append((name, e, item))
         used: set[str] = set()
+        # Next suffix to try per base name: names only ever become used, so a search resumes
+        # where the last one stopped (linear overall; restarting at 2 was quadratic for
+        # thousands of equal names).
+        next_k: dict[tuple[bool, str], int] = {}
+
+        def fresh(base: str, generated: bool) -> str:
+            key = (generated, base.lower())
+            k = next_k.get(key, 1)
+            name = base
+            while name.lower() in used or (generated and name.lower() in explicit):
+                k += 1
+                name = f"{base}_{k}"
+            next_k[key] = k
+            return name
+
         items, cols = [], []
         explicit = {n.lower() for n, _, _ in entries if n}
         s.outputs = []
         for i, (name, e, _node) in enumerate(entries, start=1):
+            self.tick()
             if name is None:
-                base = f"col_{i}"
-                name = base
-                k = 1
-                while name.lower() in used or name.lower() in explicit:
-                    k += 1
-                    name = f"{base}_{k}"
+                name = fresh(f"col_{i}", True)
             elif name.lower() in used:
-                base, k = name, 1
-                while name.lower() in used:
-                    k += 1
-                    name = f"{base}_{k}"
+                name = fresh(name, False)
             used.add(name.lower())
             items.append(f"{e.sql} AS {quote_ident(name)}")
             cols.append(OutputColumn(name, _info_for(name, e)))
@@ -732,6 +770,7 @@ class _Translator:
     # ---- expressions -----------------------------------------------------------------------
 
     def expr(self, node, s: _Scope, *, agg_ok=False) -> _E:
+        self.tick()
         meth = getattr(self, "x_" + type(node).__name__, None)
         if meth is None:
             raise _err(node, f"unsupported expression {type(node).__name__}")
@@ -770,19 +809,38 @@ class _Translator:
         return _E(f"({n.op}{e.sql})", t, const=const, unit=e.unit)
 
     def x_Binary(self, n: A.Binary, s, agg_ok) -> _E:
-        a = self.expr(n.left, s, agg_ok=agg_ok)
-        b = self.expr(n.right, s, agg_ok=agg_ok)
+        # A left-nested chain (a + b - c ..., a || b || c ...) is walked iteratively: it is
+        # as deep as it is long. Operands are translated left to right, as before.
+        concat = n.op == "||"
+        chain = []
+        node = n
+        while isinstance(node, A.Binary) and (node.op == "||") == concat:
+            chain.append(node)
+            node = node.left
+        acc = self.expr(node, s, agg_ok=agg_ok)
+        # The SQL "((a + b) - c)" is assembled once at the end: rebuilding it at each step
+        # would copy it once per operand (quadratic).
+        pieces = [acc.sql]
+        for step in reversed(chain):
+            b = self.expr(step.right, s, agg_ok=agg_ok)
+            acc, op = self._binary(step, acc, b)
+            pieces.append(f" {op} {b.sql})")
+        return replace(acc, sql="(" * len(chain) + "".join(pieces))
+
+    def _binary(self, n: A.Binary, a: _E, b: _E) -> tuple[_E, str]:
+        """Type, constant value and unit of ``a op b`` (its ``sql`` left empty), and the SQL
+        operator."""
         if n.op == "||":
             for e, side in ((a, n.left), (b, n.right)):
                 if not _is_string(e.type):
                     raise _err(side, f"|| needs strings, got {e.type}")
-            const = (
-                a.const + b.const
-                if (a.is_const and b.is_const and a.const is not None and b.const is not None)
-                else _NOCONST
-            )
+            const = _NOCONST
+            if a.is_const and b.is_const and a.const is not None and b.const is not None:
+                # Long folded strings serve no purpose and would make a chain quadratic.
+                if len(a.const) + len(b.const) <= 4096:
+                    const = a.const + b.const
             t = "unicodeChar" if "unicodeChar" in (a.type, b.type) else "char"
-            return _E(f"({a.sql} || {b.sql})", t, const=const)
+            return _E("", t, const=const), "||"
         for e, side in ((a, n.left), (b, n.right)):
             if not _is_numeric(e.type):
                 raise _err(side, f"operator {n.op} needs numbers, got {e.type}")
@@ -795,15 +853,17 @@ class _Translator:
                 const = _fold(n.op, a.const, b.const, t in _INTEGER)
             except ZeroDivisionError:
                 const = _NOCONST
+            if isinstance(const, int) and not -(2**63) <= const < 2**63:
+                # Both databases fail on a BIGINT overflow; Python's integers would grow
+                # without bound (and slowly) along a long chain.
+                raise _err(n, "integer overflow in a constant expression (beyond BIGINT)")
         unit = a.unit if n.op in "+-" and a.unit == b.unit else ""
+        op = n.op
         if n.op == "/" and t in _INTEGER:
             # Integer division truncates (as in PostgreSQL and ADQL reference services);
             # DuckDB's "/" would return a double.
             op = "//" if not self.pg else "/"
-            sql = f"({a.sql} {op} {b.sql})"
-        else:
-            sql = f"({a.sql} {n.op} {b.sql})"
-        return _E(sql, t, const=const, unit=unit)
+        return _E("", t, const=const, unit=unit), op
 
     def x_Comparison(self, n: A.Comparison, s, agg_ok) -> _E:
         region = _region_compare(n)
@@ -815,9 +875,16 @@ class _Translator:
         return _E(f"({a.sql} {n.op} {b.sql})", "boolean")
 
     def x_Logical(self, n: A.Logical, s, agg_ok) -> _E:
-        a = self._bool(n.left, s, agg_ok, n.op)
-        b = self._bool(n.right, s, agg_ok, n.op)
-        return _E(f"({a.sql} {n.op} {b.sql})", "boolean")
+        # A chain a OR b OR c ... is walked iteratively and written flat: AND and OR are
+        # n-ary in SQL, and both databases read a flat list without nesting their parsers.
+        operands = []
+        node = n
+        while isinstance(node, A.Logical) and node.op == n.op:
+            operands.append(node.right)
+            node = node.left
+        operands.append(node)
+        parts = [self._bool(x, s, agg_ok, n.op).sql for x in reversed(operands)]
+        return _E("(" + f" {n.op} ".join(parts) + ")", "boolean")
 
     def _bool(self, node, s, agg_ok, what) -> _E:
         e = self.expr(node, s, agg_ok=agg_ok)
@@ -1386,31 +1453,45 @@ def _fold(op, a, b, integer):
     raise ValueError(op)
 
 
+# Folded as DuckDB computes them (IEEE arithmetic): a result outside a function's domain is
+# NaN (POWER(-1, 0.5), SQRT(-1), ACOS(2)), an overflow is +-inf (EXP(1000)) and LOG(0) is
+# -inf; never a Python exception or a complex number (``float ** float`` of a negative base
+# is complex in Python). ``math`` gives the usual values (libm, as the databases); where it
+# refuses, NumPy gives the IEEE one. The SQL itself still goes to the database (PostgreSQL
+# raises its own errors there); a constant is only used where the translator needs a value
+# (geometry arguments), and a NaN or infinite one is then refused with a QueryError.
+_FOLD = {
+    "DEGREES": (math.degrees, np.degrees),
+    "RADIANS": (math.radians, np.radians),
+    "SQRT": (math.sqrt, np.sqrt),
+    "EXP": (math.exp, np.exp),
+    "LOG": (math.log, np.log),
+    "LOG10": (math.log10, np.log10),
+    "COS": (math.cos, np.cos),
+    "SIN": (math.sin, np.sin),
+    "TAN": (math.tan, np.tan),
+    "ACOS": (math.acos, np.arccos),
+    "ASIN": (math.asin, np.arcsin),
+    "ATAN": (math.atan, np.arctan),
+    "POWER": (math.pow, np.power),
+    "ATAN2": (math.atan2, np.arctan2),
+}
+
+
 def _fold_fn(name, vals):
-    f = {
-        "DEGREES": math.degrees,
-        "RADIANS": math.radians,
-        "SQRT": math.sqrt,
-        "EXP": math.exp,
-        "LOG": math.log,
-        "LOG10": math.log10,
-        "COS": math.cos,
-        "SIN": math.sin,
-        "TAN": math.tan,
-        "ACOS": math.acos,
-        "ASIN": math.asin,
-        "ATAN": math.atan,
-    }
-    try:
-        if name in f:
-            return f[name](float(vals[0]))
-        if name == "POWER":
-            return float(vals[0]) ** float(vals[1])
-        if name == "ATAN2":
-            return math.atan2(float(vals[0]), float(vals[1]))
-    except (ValueError, OverflowError, ZeroDivisionError):
+    """Float value of a maths function of constants (NaN/inf as IEEE), or ``_NOCONST``."""
+    if name not in _FOLD:
         return _NOCONST
-    return _NOCONST
+    try:
+        x = [float(v) for v in vals]
+    except (TypeError, ValueError, OverflowError):
+        return _NOCONST
+    exact, ieee = _FOLD[name]
+    try:
+        return float(exact(*x))
+    except (ValueError, OverflowError, ZeroDivisionError):
+        with np.errstate(all="ignore"):
+            return float(ieee(*[np.float64(v) for v in x]))
 
 
 def _string_type(t: str) -> str:
@@ -1463,9 +1544,16 @@ def _info_for(name: str, e: _E) -> ColumnInfo:
 
 
 def _conjuncts(node) -> list:
-    if isinstance(node, A.Logical) and node.op == "AND":
-        return _conjuncts(node.left) + _conjuncts(node.right)
-    return [node]
+    """The AND-ed terms of a condition, in source order (iterative: chains can be long)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, A.Logical) and n.op == "AND":
+            stack.append(n.right)
+            stack.append(n.left)
+        else:
+            out.append(n)
+    return out
 
 
 def _has_outer_join(t) -> bool:
@@ -1553,6 +1641,7 @@ def translate(
     dialect: str,
     catalog: SchemaCatalog,
     maxrec: int | None = None,
+    deadline: Deadline | None = None,
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect``.
 
@@ -1567,6 +1656,9 @@ def translate(
     maxrec : int, optional
         Row limit: the SQL then returns at most ``maxrec + 1`` rows so the caller can tell
         an overflow (``overflow_probe``); ``TOP n`` combines with it (the smaller wins).
+    deadline : skysense.vo.limits.Deadline, optional
+        Translation stops with the deadline's time-limit error once it has passed (checked
+        after parsing and regularly while translating).
 
     Returns
     -------
@@ -1578,8 +1670,9 @@ def translate(
     ------
     QueryError
         Syntax errors, unknown or ambiguous names, wrong argument counts or types, and
-        constructs this service does not support; with the line and column of the offending
-        token where there is one.
+        constructs this service does not support, queries beyond the caps of
+        :mod:`skysense.vo.limits`, and (with ``deadline``) the time limit; with the line and
+        column of the offending token where there is one.
     """
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
@@ -1588,24 +1681,29 @@ def translate(
     if maxrec is not None and (isinstance(maxrec, bool) or int(maxrec) < 0):
         raise ValueError(f"maxrec must be a non-negative integer, got {maxrec!r}")
     if isinstance(text_or_query, str):
-        q, cached = parse_cached(text_or_query)
+        q, cached = parse_cached(text_or_query, deadline=deadline)
+        if deadline is not None:
+            deadline.check("parsing")
         if cached:
             try:
-                return _translate_tree(q, dialect, catalog, maxrec)
+                return _translate_tree(q, dialect, catalog, maxrec, deadline)
             except QueryError:
+                if deadline is not None and deadline.expired:
+                    raise
                 # A cached tree carries the template's positions: redo from the text itself
                 # so the message points at the offending token.
-                pass
-        q = A.parse(text_or_query)
+        q = A.parse(text_or_query, deadline=deadline)
     else:
         q = text_or_query
     if not isinstance(q, A.Query):
         raise TypeError("translate needs ADQL text or a skysense.vo.adql.Query")
-    return _translate_tree(q, dialect, catalog, maxrec)
+    return _translate_tree(q, dialect, catalog, maxrec, deadline)
 
 
-def _translate_tree(q: A.Query, dialect: str, catalog: SchemaCatalog, maxrec) -> Translation:
-    t = _Translator(dialect, catalog)
+def _translate_tree(
+    q: A.Query, dialect: str, catalog: SchemaCatalog, maxrec, deadline: Deadline | None = None
+) -> Translation:
+    t = _Translator(dialect, catalog, deadline)
     probe_limit = None if maxrec is None else int(maxrec) + 1
     sql, cols = t.query(q, None, limit=probe_limit)
     top = _outer_top(q)

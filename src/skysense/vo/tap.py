@@ -19,6 +19,7 @@ import socket
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio.to_thread
 import numpy as np
@@ -28,9 +29,12 @@ from starlette.responses import Response
 
 from skysense.errors import InputError, QueryError
 from skysense.vo.backends import QueryHandle, UploadTable, quote_ident
+from skysense.vo.bodylimit import read_form
 from skysense.vo.formats import resolve_format, serialise
 from skysense.vo.publish import adql_column_name, detect_radec
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
+from skysense.vo.settings import Settings
+from skysense.vo.upload_guard import UPLOAD_MEMORY_LIMIT_BYTES
 from skysense.vo.votable import read_votable
 
 __all__ = [
@@ -140,9 +144,10 @@ def run_adql_sync(
     uploads : sequence of UploadTable
         Tables visible as ``TAP_UPLOAD.<name>``.
     timeout_s : float, optional
-        Time limit (default ``settings.query_timeout_s``).
+        Time limit (default ``settings.query_timeout_s``). It covers parsing and translation
+        too: they stop once it has passed, and the database gets what remains.
     handle : QueryHandle, optional
-        Lets another thread abort the query.
+        Lets another thread abort the query (translation included).
 
     Raises
     ------
@@ -150,12 +155,22 @@ def run_adql_sync(
         Syntax errors (with line and column), unknown tables/columns, database errors,
         timeouts.
     """
+    from skysense.vo.backends import QueryTimeout
+    from skysense.vo.limits import Deadline
     from skysense.vo.sql import translate
 
     settings = state.settings
     backend = state.backend
     if not adql or not adql.strip():
         raise QueryError("QUERY is empty")
+    limit_s = settings.query_timeout_s if timeout_s is None else timeout_s
+    # One clock for the whole request: parsing and translation spend from the same budget
+    # as the database.
+    deadline = Deadline(
+        limit_s,
+        error=QueryTimeout,
+        aborted=None if handle is None else (lambda: handle.cancelled),
+    )
     maxrec = settings.maxrec_default if maxrec is None else maxrec
     maxrec = max(0, min(int(maxrec), settings.maxrec_hard))
     catalog = backend.catalog()
@@ -164,14 +179,23 @@ def run_adql_sync(
         for up in uploads:
             tables[up.info.name] = up.info
         catalog = SchemaCatalog(tables=tables)
-    translation = translate(adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec)
-    table = backend.query(
-        translation.sql,
-        uploads=uploads,
-        aux=translation.aux,
-        timeout_s=settings.query_timeout_s if timeout_s is None else timeout_s,
-        handle=handle,
+    translation = translate(
+        adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec, deadline=deadline
     )
+    deadline.check("translating")
+    remaining = deadline.remaining()
+    try:
+        table = backend.query(
+            translation.sql,
+            uploads=uploads,
+            aux=translation.aux,
+            # What is left of the limit (at least a millisecond: PostgreSQL reads 0 as none).
+            timeout_s=None if remaining is None else max(remaining, 0.001),
+            handle=handle,
+        )
+    except QueryTimeout:
+        # Name the limit the user knows, not the remainder the database was given.
+        raise QueryTimeout(f"query exceeded the time limit of {limit_s:g} s") from None
     overflow = False
     if translation.overflow_probe and table.num_rows > maxrec:
         table = table.slice(0, maxrec)
@@ -204,10 +228,14 @@ async def run_adql(
 async def read_params(request: Request, *, upload_limit_bytes: int) -> TapParams:
     """Collect the request's parameters (query string, then the body of a POST).
 
+    The body's total size and read timeout are enforced while it streams in, by
+    :class:`~skysense.vo.bodylimit.BodyLimitMiddleware`; file parts spool to
+    ``<workdir>/spool``.
+
     Raises
     ------
     InputError
-        When a file part exceeds ``upload_limit_bytes``.
+        When a file part exceeds ``upload_limit_bytes`` or the form is malformed.
     """
     params = TapParams()
 
@@ -219,20 +247,13 @@ async def read_params(request: Request, *, upload_limit_bytes: int) -> TapParams
 
     for name, value in request.query_params.multi_items():
         add(name, value)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        # Refuse oversized bodies before reading them (uploads plus the form fields).
-        if int(declared) > upload_limit_bytes + 4 * _MAX_FORM_FIELD_BYTES:
-            raise InputError(
-                f"request body of {declared} bytes exceeds the upload limit of "
-                f"{upload_limit_bytes} bytes"
-            )
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data") or ctype.startswith(
             "application/x-www-form-urlencoded"
         ):
-            form = await request.form(max_part_size=_MAX_FORM_FIELD_BYTES)
+            spool = Path(request.app.state.settings.resolved_workdir) / "spool"
+            form = await read_form(request, spool_dir=spool, max_part_size=_MAX_FORM_FIELD_BYTES)
             try:
                 for name, value in form.multi_items():
                     if isinstance(value, str):
@@ -271,19 +292,44 @@ def parse_upload_param(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def make_upload(name: str, data: bytes, *, source: str | None = None) -> UploadTable:
+def make_upload(
+    name: str,
+    data: bytes,
+    *,
+    source: str | None = None,
+    limit_bytes: int = Settings.upload_limit_bytes,
+) -> UploadTable:
     """Parse an uploaded VOTable into an :class:`UploadTable` named ``TAP_UPLOAD.<name>``.
 
-    Column names become lower-case ADQL identifiers; a ``_rowid`` column (0..n-1) is added;
-    RA/Dec are detected (UCD, then name) so cross-matches can use the HEALPix index.
+    The document passes :func:`~skysense.vo.upload_guard.check_votable` first (no external
+    streams, DTDs or entities; compressed documents decompress to at most ``limit_bytes``; the
+    declared table may take at most ``max(UPLOAD_MEMORY_LIMIT_BYTES, 20 * limit_bytes)`` of
+    memory). Column names become lower-case ADQL identifiers; a ``_rowid`` column (0..n-1) is
+    added; RA/Dec are detected (UCD, then name) so cross-matches can use the HEALPix index.
+
+    Raises
+    ------
+    InputError
+        A refused or unreadable document, or two columns with the same ADQL name.
     """
-    table, infos = read_votable(data, source=source or f"upload {name}")
-    arrays, cols, seen = [], [], set()
+    source = source or f"upload {name}"
+    table, infos = read_votable(
+        data,
+        source=source,
+        limit_bytes=limit_bytes,
+        memory_limit_bytes=max(UPLOAD_MEMORY_LIMIT_BYTES, 20 * limit_bytes),
+    )
+    arrays, cols, seen = [], [], {}
     for info, original in zip(infos, table.column_names):
         adql = adql_column_name(original)
         if adql in seen:
-            raise InputError(f"upload {name!r}: two columns become {adql!r}", column=original)
-        seen.add(adql)
+            raise InputError(
+                f"columns {seen[adql]!r} and {original!r} both become the ADQL column "
+                f"{adql!r}; rename one",
+                path=source,
+                column=original,
+            )
+        seen[adql] = original
         arrays.append(table.column(original))
         cols.append(
             ColumnInfo(
@@ -313,54 +359,110 @@ def make_upload(name: str, data: bytes, *, source: str | None = None) -> UploadT
     return UploadTable(name=lname, physical=physical, data=data_table, info=info)
 
 
-def _check_public_host(host: str) -> None:
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _is_public_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for a global unicast address, also through the IPv4 it embeds when it is IPv6."""
+    if addr.version == 6:
+        # IPv4-mapped (::ffff:127.0.0.1), 6to4, Teredo and NAT64 addresses reach an IPv4
+        # host; Python 3.11 does not look inside them, so the embedded address is checked too.
+        embedded = [addr.ipv4_mapped, addr.sixtofour, *(addr.teredo or ())]
+        if addr in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+        if any(e is not None and not _is_public_address(e) for e in embedded):
+            return False
+        if addr.is_site_local:
+            return False
+    return addr.is_global and not (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_multicast
+        or addr.is_reserved
+        or addr.is_unspecified
+    )
+
+
+def _check_public_host(host: str) -> list[str]:
+    """The addresses ``host`` resolves to, when every one of them is public.
+
+    Raises
+    ------
+    InputError
+        When the name does not resolve, or any of its addresses is private, loopback,
+        link-local, multicast, reserved or unspecified (also as IPv4 inside IPv6).
+    """
     try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
         raise InputError(f"cannot resolve upload host {host!r}: {exc}") from None
+    addresses = []
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved:
-            raise InputError(f"upload URL host {host!r} is not a public address")
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not _is_public_address(addr):
+            raise InputError(f"upload URL host {host!r} is not a public address ({addr})")
+        addresses.append(str(addr))
+    if not addresses:
+        raise InputError(f"cannot resolve upload host {host!r}")
+    return addresses
 
 
 def fetch_url(
     url: str, *, limit_bytes: int, allow_private: bool = False, timeout_s: float = 30.0
 ) -> bytes:
-    """Fetch an upload by URL (http and https only, at most ``limit_bytes``, no redirects
-    to other schemes; private/loopback hosts refused unless ``allow_private``).
+    """Fetch an upload by URL.
+
+    Only http and https, at most ``limit_bytes`` (sent uncompressed), at most 3 redirects,
+    each re-checked like the first URL, at most ``timeout_s`` in all, never through the
+    proxies of the environment. Unless ``allow_private``, the host's addresses must all be
+    public and the connection goes to the address that was checked (the Host header and TLS
+    name stay the URL's), so a name that resolves differently on a second look (DNS
+    rebinding) cannot reach an internal address.
 
     Raises
     ------
     InputError
-        Bad scheme, refused host, HTTP error or a too large document.
+        Bad scheme, refused host, HTTP error, a too large document or too slow an answer.
     """
+    import time
+
     import httpx
 
-    for _ in range(4):  # follow at most 3 redirects, re-checking each target
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError(f"upload URL must be http(s)://..., got {url!r}")
-        if not allow_private:
-            _check_public_host(parts.hostname)
-        try:
-            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
-                if resp.is_redirect:
-                    url = urllib.parse.urljoin(url, resp.headers.get("location", ""))
-                    continue
-                if resp.status_code != 200:
-                    raise InputError(f"upload URL {url} answered HTTP {resp.status_code}")
-                chunks, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > limit_bytes:
-                        raise InputError(
-                            f"upload URL {url} exceeds the limit of {limit_bytes} bytes"
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise InputError(f"cannot fetch upload URL {url}: {exc}") from None
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout_s) as client:
+        for _ in range(4):  # the URL and at most 3 redirects, each checked again
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise InputError(f"upload URL must be http(s)://..., got {url!r}")
+            target = httpx.URL(url)
+            headers = {"Accept-Encoding": "identity"}
+            extensions = {}
+            if not allow_private:
+                address = _check_public_host(parts.hostname)[0]
+                headers["Host"] = target.netloc.decode("ascii").rsplit("@", 1)[-1]
+                extensions["sni_hostname"] = parts.hostname
+                target = target.copy_with(host=address)
+            try:
+                with client.stream("GET", target, headers=headers, extensions=extensions) as resp:
+                    if resp.is_redirect:
+                        url = urllib.parse.urljoin(url, resp.headers.get("location", ""))
+                        continue
+                    if resp.status_code != 200:
+                        raise InputError(f"upload URL {url} answered HTTP {resp.status_code}")
+                    chunks, size = [], 0
+                    for chunk in resp.iter_raw():
+                        size += len(chunk)
+                        if size > limit_bytes:
+                            raise InputError(
+                                f"upload URL {url} exceeds the limit of {limit_bytes} bytes"
+                            )
+                        if time.monotonic() > deadline:
+                            raise InputError(f"upload URL {url} took longer than {timeout_s:g} s")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.HTTPError as exc:
+                raise InputError(f"cannot fetch upload URL {url}: {exc}") from None
     raise InputError(f"upload URL {url}: too many redirects")
 
 
@@ -373,7 +475,8 @@ def resolve_uploads(
 ) -> list[UploadTable]:
     """All UPLOAD tables of a request (blocking: URLs are fetched; call in a worker thread).
 
-    ``loader`` replaces ``params.files`` (async jobs keep their inline parts on disk).
+    ``loader`` replaces ``params.files`` (async jobs keep their inline parts on disk). Inline
+    and fetched documents pass the same checks (:func:`make_upload`).
     """
     files = params.files if loader is None else loader
     uploads: dict[str, UploadTable] = {}
@@ -392,7 +495,7 @@ def resolve_uploads(
                 raise QueryError(
                     f"UPLOAD {name!r}: only param:<part> and http(s):// URIs are accepted"
                 )
-            uploads[name.lower()] = make_upload(name, data)
+            uploads[name.lower()] = make_upload(name, data, limit_bytes=limit_bytes)
     return list(uploads.values())
 
 
