@@ -364,14 +364,30 @@ def test_source_did_roundtrip(table, key):
     assert parse_source_did(source_did(table, key)) == (table, key)
 
 
-@pytest.fixture(scope="module")
-def direct(tmp_path_factory):
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def direct(request, tmp_path_factory):
+    """``app.state``-like (backend, settings) of the published site, for each backend."""
     tmp = tmp_path_factory.mktemp("datalink_direct")
-    db = str(tmp / "vo.duckdb")
-    publish_site(db, tmp)
-    backend = open_backend(db)
-    yield SimpleNamespace(backend=backend, settings=server_settings(db, tmp))
-    backend.close()
+    with contextlib.ExitStack() as stack:
+        if request.param == "duckdb":
+            db = str(tmp / "vo.duckdb")
+        else:
+            db = stack.enter_context(fresh_postgres(request.getfixturevalue("postgres_dsn")))
+        publish_site(db, tmp)
+        backend = open_backend(db)
+        stack.callback(backend.close)
+        yield SimpleNamespace(backend=backend, settings=server_settings(db, tmp))
+
+
+@pytest.mark.parametrize(
+    "ident",
+    ["a\x00b", "HELP_J0001\udcff", "\u200bHELP_J0001", "é'\\", "'" * 400, "1e5", "-1"],
+)
+def test_strange_ids_are_not_found(direct, ident):
+    for asked in (ident, source_did("help.src", ident)):
+        links, n_done = resolve_links(direct, [asked], "http://h", table="help.src")
+        assert n_done == 1 and len(links) == 1
+        assert links[0].error_message.startswith("NotFoundFault"), links[0]
 
 
 @settings(

@@ -437,6 +437,14 @@ def _declared_link(state, t: LinkTemplate, row: dict, key: str, root: str, did: 
     ]
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (no database can store them)
+        return False
+    return True
+
+
 def resolve_links(
     state,
     ids: Sequence[str],
@@ -478,6 +486,8 @@ def resolve_links(
         try:
             if len(did) > _MAX_ID_CHARS:
                 raise LookupError(f"an ID is at most {_MAX_ID_CHARS} characters")
+            if not did.isprintable() or not _utf8(did):
+                raise LookupError("an ID holds control characters or invalid text")
             source = parse_source_did(did)
             if source is None and table and not did.startswith("ivo://"):
                 source = (table.strip().lower(), did)
