@@ -523,31 +523,59 @@ def astropy_to_arrow(table, *, source: str = "table") -> tuple[pa.Table, list[Co
     return pa.Table.from_arrays(arrays, names=names), infos
 
 
-def read_votable(data: bytes, *, source: str = "upload") -> tuple[pa.Table, list[ColumnInfo]]:
+def read_votable(
+    data: bytes,
+    *,
+    source: str = "upload",
+    limit_bytes: int | None = None,
+    memory_limit_bytes: int | None = None,
+) -> tuple[pa.Table, list[ColumnInfo]]:
     """Parse the first table of a VOTable document.
+
+    The document first passes :func:`~skysense.vo.upload_guard.check_votable` (no external
+    streams, DTDs or entities; bounded nesting, element counts, memory and decompression), and
+    a BINARY/BINARY2 stream must end exactly after its last row.
 
     Parameters
     ----------
     data : bytes
-        The document (TABLEDATA, BINARY, BINARY2 or FITS serialisation).
+        The document (TABLEDATA, BINARY or BINARY2 serialisation; gzip, bzip2 or xz
+        compressed or not).
     source : str
         Name used in error messages.
+    limit_bytes : int, optional
+        Largest decompressed document (None: no limit, for an operator's own files).
+    memory_limit_bytes : int, optional
+        Largest memory the table arrays may take as declared (None: no limit).
 
     Raises
     ------
     InputError
-        When the document is not a VOTable with a table.
+        When the document is refused by the guard, is not a VOTable with a table, has FIELDs
+        without a name or with the same name, or holds a truncated binary stream.
     """
     from astropy.io.votable import parse
 
+    from skysense.vo.upload_guard import check_votable
+
+    checked = check_votable(
+        data, limit_bytes=limit_bytes, memory_limit_bytes=memory_limit_bytes, source=source
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            vot = parse(io.BytesIO(data), verify="ignore")
+            # table_number=0: astropy parses the first TABLE in document order, the one whose
+            # stream the guard kept; the others are skipped.
+            vot = parse(io.BytesIO(checked.data), verify="ignore", table_number=0)
             element = vot.get_first_table()
+            first = checked.first_table
+            if first is not None and first.serialisation in ("BINARY", "BINARY2"):
+                _check_binary_stream(element, first, source)
+            table = element.to_table(use_names_over_ids=True)
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"not a readable VOTable: {_first_line(exc)}", path=source) from None
-        table = element.to_table(use_names_over_ids=True)
         ucds = {f.name: f.ucd for f in element.fields}
         timestamps = {
             f.name for f in element.fields if (f.xtype or "").lower().endswith("timestamp")
@@ -580,6 +608,55 @@ def read_votable(data: bytes, *, source: str = "upload") -> tuple[pa.Table, list
         for i in infos
     ]
     return arrow, infos
+
+
+def _check_binary_stream(element, first, source: str) -> None:
+    """Refuse a BINARY/BINARY2 stream that does not end right after the rows astropy kept.
+
+    astropy's reader stops at the first short read and keeps the whole rows before it, so a
+    stream cut inside a row (or inside the first) reads as a shorter table. The rows it kept
+    are walked again with the same converters to count the bytes they used: once for a table
+    of fixed-width cells (every row has the width of the first), row by row otherwise.
+    """
+    stream = first.stream or b""
+    fields = element.all_fields
+    nrows = len(element.array)
+    ser = first.serialisation
+    if first.nrows is not None and first.nrows != nrows:
+        raise InputError(
+            f"the TABLE on line {first.line} declares nrows={first.nrows} but its {ser} "
+            f"stream holds {nrows} rows: truncated?",
+            path=source,
+        )
+    if not fields:
+        return
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = stream[pos : pos + n]
+        if len(chunk) != n:
+            raise EOFError
+        pos += n
+        return chunk
+
+    mask_bytes = (len(fields) + 7) // 8 if ser == "BINARY2" else 0
+    parsers = [f.converter.binparse for f in fields]
+    fixed = all(not (f.arraysize or "").endswith("*") for f in fields)
+    try:
+        for _ in range(min(nrows, 1) if fixed else nrows):
+            read(mask_bytes)
+            for binparse in parsers:
+                binparse(read)
+    except EOFError:  # pragma: no cover - astropy read these rows from the same bytes
+        pos = len(stream) + 1
+    used = pos * nrows if fixed else pos
+    if used != len(stream):
+        raise InputError(
+            f"the {ser} stream of the TABLE on line {first.line} ends inside row {nrows} "
+            f"({len(stream) - used} bytes after the last whole row): truncated?",
+            path=source,
+        )
 
 
 def _first_line(exc: BaseException) -> str:
