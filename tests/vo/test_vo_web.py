@@ -309,3 +309,43 @@ def test_browser_session(site, chromium, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "query.png").stat().st_size > 10_000
+
+
+def test_front_and_maps_pages_link_datalink_and_previews(site):
+    url, _ = site
+    front = links(httpx.get(url + "/").text)
+    assert f"{url}/capabilities" in front
+    caps = httpx.get(f"{url}/capabilities", timeout=30)
+    assert caps.status_code == 200 and "ivo://ivoa.net/std/DataLink#links-1.1" in caps.text
+    page = links(httpx.get(url + "/maps").text)
+    datalink = next(h for h in page if "/datalink/links?" in h)
+    r = httpx.get(datalink, timeout=30)
+    assert r.status_code == 200 and "#cutout" in r.text and "NotFoundFault" not in r.text
+    preview = next(h for h in page if h.endswith("/preview/spire250.png"))
+    r = httpx.get(preview, timeout=60)
+    assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+
+
+def test_examples_feature_the_masterlist_and_xid_over_survey_tables():
+    from skysense.vo.schema import ColumnInfo, TableInfo, featured_tables
+
+    def table(name, ident):
+        cols = {
+            c: ColumnInfo(name=c, datatype="double" if c in ("ra", "dec") else "char")
+            for c in (ident, "ra", "dec")
+        }
+        return TableInfo(name=name, physical=name, columns=cols, ra="ra", dec="dec")
+
+    tables = [
+        table("help.cfhtls", "cfhtls_id"),
+        table("help.gaia", "source_id"),
+        table("help.masterlist", "help_id"),
+        table("help.xid", "help_id"),
+        table("help.zzz", "zid"),
+    ]
+    order = [t.name for t in featured_tables(tables)]
+    assert order == ["help.masterlist", "help.xid", "help.cfhtls", "help.gaia", "help.zzz"]
+    ex = {e["title"]: e["query"] for e in examples(tables)}
+    assert "FROM help.masterlist\n" in ex["Cone search"]
+    assert "FROM help.masterlist AS a JOIN help.xid AS b" in ex["Cross-match join"]
+    assert not any("cfhtls" in q or "gaia" in q for q in ex.values())
