@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import httpx
 import numpy as np
@@ -28,6 +29,7 @@ from _vo_support import publish_sky
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysense.errors import QueryError
 from skysense.vo.backends import open_backend
 from skysense.vo.limits import MAX_POLYGON_VERTICES
 from skysense.vo.maps import publish_map
@@ -177,3 +179,80 @@ def test_port_in_use_is_one_error_line_before_serving(db):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("skysense: error:") and "already in use" in lines[0]
+
+
+def test_cancel_all_stops_every_running_query(db_url, sky):
+    publish_sky(db_url, sky)
+    backend = open_backend(db_url)
+    backend.harden(memory_limit_mb=256, threads=1)
+    slow = (
+        "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
+        if backend.dialect == "duckdb"
+        else "SELECT pg_sleep(30)"
+    )
+    errors: list = []
+
+    def run():
+        try:
+            backend.query(slow, timeout_s=60)
+        except QueryError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        start = time.monotonic()
+        backend.cancel_all()
+        for t in threads:
+            t.join(timeout=15)
+        assert time.monotonic() - start < STOP_S
+        assert len(errors) == 2 and all("abort" in str(e) for e in errors)
+        if backend.dialect == "duckdb":  # and no new query starts on the closing database
+            with pytest.raises(QueryError, match="shutting down"):
+                backend.query("SELECT 1 AS x")
+    finally:
+        for t in threads:
+            t.join(timeout=30)
+        backend.close()
+
+
+UWS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
+
+
+def _phase(job_url: str) -> str:
+    doc = ET.fromstring(httpx.get(job_url, timeout=30).content)
+    return doc.find("uws:phase", UWS).text
+
+
+def test_sigterm_leaves_a_running_async_job_queued_for_the_restart(db):
+    port = _free_port()
+    proc = _start(db, port)
+    query = "SELECT COUNT(*) AS n FROM demo.sky AS a, demo.sky AS b, demo.sky AS c, demo.sky AS d"
+    resp = httpx.post(
+        f"http://127.0.0.1:{port}/tap/async",
+        data={"LANG": "ADQL", "QUERY": query, "PHASE": "RUN"},
+        follow_redirects=False,
+        timeout=30,
+    )
+    job_id = resp.headers["location"].rsplit("/", 1)[1]
+    deadline = time.monotonic() + 30
+    while _phase(f"http://127.0.0.1:{port}/tap/async/{job_id}") != "EXECUTING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=STOP_S)
+    proc.communicate()
+
+    port = _free_port()
+    again = _start(db, port)
+    try:
+        job_url = f"http://127.0.0.1:{port}/tap/async/{job_id}"
+        # Interrupted by the stop, not failed: queued (and running) again.
+        assert _phase(job_url) in ("QUEUED", "EXECUTING")
+        httpx.delete(job_url, timeout=30)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=STOP_S)

@@ -204,7 +204,7 @@ def _add_serve_options(parser, default_port: int) -> None:
 
 
 def _serve_app(settings, host: str, port: int) -> None:
-    from skysense.vo.app import create_app
+    from skysense.vo.app import create_app, stop_work
     from skysense.vo.backends import open_backend
     from skysense.vo.serve import SkysenseServer, bind_socket, server_config
 
@@ -218,7 +218,7 @@ def _serve_app(settings, host: str, port: int) -> None:
         raise
     try:
         app = create_app(settings, backend=backend)
-        server = SkysenseServer(server_config(app, settings), on_stop=backend.cancel_all)
+        server = SkysenseServer(server_config(app, settings), on_stop=lambda: stop_work(app))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         url = settings.base_url or f"http://{shown}:{port}/"
         print(f"skysense VO serving {settings.db}", flush=True)

@@ -33,7 +33,7 @@ from skysense.vo.settings import Settings
 from skysense.vo.tap import sync_endpoint
 from skysense.vo.votable import error_votable
 
-__all__ = ["create_app", "body_limit_bytes", "OPTIONAL_MODULES"]
+__all__ = ["create_app", "body_limit_bytes", "stop_work", "OPTIONAL_MODULES"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,20 @@ async def _tap_root(request: Request) -> Response:
         *(f"  {base}/tap/{p}" for p in ("sync", "async", "capabilities", "availability", "tables")),
     ]
     return PlainTextResponse("\n".join(lines) + "\n")
+
+
+def stop_work(app: Starlette) -> None:
+    """Interrupt all work of a running app at once (on a stop signal, from any thread).
+
+    Running async jobs stay queued for the next start; every running query is cancelled and
+    new ones are refused, so the server's shutdown does not wait for them.
+    """
+    jobs = getattr(app.state, "jobs", None)
+    if jobs is not None:
+        jobs.interrupt()
+    backend = getattr(app.state, "backend", None)
+    if backend is not None:
+        backend.cancel_all()
 
 
 def body_limit_bytes(settings: Settings, path: str) -> int:

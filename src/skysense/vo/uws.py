@@ -191,13 +191,18 @@ class JobStore:
                 self._save(job)
                 self._pool.submit(self._execute, job.job_id)
 
-    def close(self) -> None:
-        """Stop running jobs (they are re-queued on the next start)."""
+    def interrupt(self) -> None:
+        """Stop running jobs without waiting (a stop signal): they stay queued for the next
+        start instead of ending in ERROR, and no queued job starts."""
         self._closed = True
         with self._lock:
             handles = list(self._handles.values())
         for h in handles:
             h.cancel()
+
+    def close(self) -> None:
+        """Stop running jobs (they are re-queued on the next start)."""
+        self.interrupt()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _remove_orphan_folders(self) -> None:
