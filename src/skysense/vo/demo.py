@@ -7,8 +7,12 @@ workflow on it (:func:`skysense.pipeline.run`: prepare, merge, XID+ priors and f
 publish), which publishes into ``<workdir>/demo.duckdb``:
 
 - ``help.masterlist``: the masterlist with its photo-z (``zphot``, ``zphot_err``);
-- ``help.xid``: the XID+ catalogue of the far-infrared maps joined with the photo-z;
-- the far-infrared maps, registered for SIA/cutouts.
+- ``help.xid``: the XID+ catalogue of the far-infrared maps joined with the photo-z (its rows
+  and the masterlist's link to each other through DataLink, by ``help_id``);
+- the far-infrared maps, registered for SIA/cutouts/DataLink.
+
+The web pages' worked examples and cone-search form start from ``help.masterlist`` and
+``help.xid`` (:func:`skysense.vo.schema.featured_tables`), not the survey tables below.
 
 It then adds what only a simulation has, for comparison:
 
