@@ -7,8 +7,9 @@ needs the DuckDB lock released) that answers a query.
 
 The states: a long query (DuckDB interrupts it), a long SODA cutout and a runaway translation
 (pure Python in a worker thread: nothing can interrupt it, so the server ends the process).
-The translation case uses the slowest legal query found: 9,999 select-list expressions in a
-0.8 MB query, about 10-40 s of translation, under every cap of :mod:`skysense.vo.limits`.
+The translation case uses the slowest legal query found: as many select-list expressions as
+the caps of :mod:`skysense.vo.limits` on query length and width allow (several seconds of
+translation).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from astropy.wcs import WCS
 
 from skysense.errors import QueryError
 from skysense.vo.backends import open_backend
-from skysense.vo.limits import MAX_POLYGON_VERTICES
+from skysense.vo.limits import MAX_POLYGON_VERTICES, MAX_QUERY_BYTES, MAX_SELECT_COLUMNS
 from skysense.vo.maps import publish_map
 
 STOP_S = 5.0
@@ -94,11 +95,16 @@ def _polygon(n: int, radius_deg: float) -> str:
 
 
 def _slow_translation() -> str:
-    cols = ", ".join(
-        f"SIN(RADIANS(ra+{i}))*COS(RADIANS(dec-{i}))+ABS(mag_r*{i}-dec)/(1+ra) AS x{i}"
-        for i in range(9999)
-    )
-    return f"SELECT TOP 1 {cols} FROM demo.sky"
+    """As many select-list expressions as the caps on query length and width allow."""
+    exprs = []
+    size = len("SELECT TOP 1  FROM demo.sky")
+    for i in range(MAX_SELECT_COLUMNS - 1):
+        expr = f"SIN(RADIANS(ra+{i}))*COS(RADIANS(dec-{i}))+ABS(mag_r*{i}-dec)/(1+ra) AS x{i}"
+        if size + len(expr) + 2 > MAX_QUERY_BYTES:
+            break
+        exprs.append(expr)
+        size += len(expr) + 2
+    return f"SELECT TOP 1 {', '.join(exprs)} FROM demo.sky"
 
 
 CASES = {
