@@ -274,7 +274,16 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
-    def harden(self, *, memory_limit_mb: int, threads: int) -> None: ...
+    def harden(
+        self,
+        *,
+        memory_limit_mb: int,
+        threads: int,
+        spill_dir: str | Path | None = None,
+        spill_limit_mb: int | None = None,
+    ) -> None: ...
+
+    def cancel_all(self) -> None: ...
 
     def catalog(self) -> SchemaCatalog: ...
 
@@ -710,6 +719,9 @@ class DuckDBBackend(_BaseBackend):
         except duckdb.Error as exc:
             raise ConfigError(f"cannot open DuckDB database: {exc}", key=str(self.path)) from None
         self._hardened = False
+        self._running: set = set()  # connections of running user queries (cancel_all)
+        self._running_lock = threading.Lock()
+        self._cancelled_all = False
         self._select_shapes: dict[str, bool] = {}  # SQL shape -> is one SELECT
         self._ensure_schema()
 
@@ -721,18 +733,54 @@ class DuckDBBackend(_BaseBackend):
         with contextlib.suppress(Exception):
             self._db.close()
 
-    def harden(self, *, memory_limit_mb: int = 2048, threads: int = 2) -> None:
-        """Server mode: cap memory and threads, forbid any file access, lock the settings."""
+    def harden(
+        self,
+        *,
+        memory_limit_mb: int = 2048,
+        threads: int = 2,
+        spill_dir: str | Path | None = None,
+        spill_limit_mb: int | None = None,
+    ) -> None:
+        """Server mode: cap memory and threads, forbid any file access, lock the settings.
+
+        ``spill_dir`` (created when missing) replaces DuckDB's ``<db>.tmp`` beside the
+        database for operators larger than memory; ``spill_limit_mb`` caps its size
+        (DuckDB's default is 90% of the free disk).
+        """
         if self._hardened:
             return
         self._memory_limit_mb = memory_limit_mb
         self._db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self._db.execute(f"SET threads = {int(threads)}")
+        if spill_dir is not None:
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+            self._db.execute("SET temp_directory = ?", [str(spill_dir)])
+        if spill_limit_mb is not None:
+            self._db.execute(f"SET max_temp_directory_size = '{int(spill_limit_mb)}MB'")
         self._db.execute("SET enable_external_access = false")
         self._db.execute("SET autoinstall_known_extensions = false")
         self._db.execute("SET autoload_known_extensions = false")
         self._db.execute("SET lock_configuration = true")
         self._hardened = True
+
+    def _query_cursor(self):
+        """A connection for one user query, known to :meth:`cancel_all` while it runs."""
+        con = self._db.cursor()
+        with self._running_lock:
+            if self._cancelled_all:
+                con.close()
+                raise QueryError("the server is shutting down")
+            self._running.add(con)
+        return con
+
+    def cancel_all(self) -> None:
+        """Interrupt every running query and refuse new ones (server shutdown)."""
+        with self._running_lock:
+            self._cancelled_all = True
+            running = list(self._running)
+        for con in running:
+            with contextlib.suppress(Exception):
+                con.interrupt()
 
     def _ensure_schema(self) -> None:
         con = self._db.cursor()
@@ -831,7 +879,7 @@ class DuckDBBackend(_BaseBackend):
         """
         import duckdb
 
-        con = self._db.cursor()
+        con = self._query_cursor()
         timer = None
         timed_out = threading.Event()
         try:
@@ -880,6 +928,8 @@ class DuckDBBackend(_BaseBackend):
                 _WATCHDOG.cancel(timer)
             if handle is not None:
                 handle._attach(None)
+            with self._running_lock:
+                self._running.discard(con)
             con.close()
 
     # -- publishing
@@ -1072,6 +1122,8 @@ class PostgresBackend(_BaseBackend):
         self.dsn = dsn
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(pool_size)
+        self._busy: set = set()  # connections in use (cancel_all)
+        self._busy_lock = threading.Lock()
         try:
             with psycopg.connect(dsn, autocommit=True) as con:
                 with con.transaction():
@@ -1095,9 +1147,29 @@ class PostgresBackend(_BaseBackend):
     def __repr__(self) -> str:
         return f"PostgresBackend({self.dsn!r})"
 
-    def harden(self, *, memory_limit_mb: int = 2048, threads: int = 2) -> None:
-        """Remember the memory cap; each query's ``work_mem`` is a quarter of it."""
+    def harden(
+        self,
+        *,
+        memory_limit_mb: int = 2048,
+        threads: int = 2,
+        spill_dir: str | Path | None = None,
+        spill_limit_mb: int | None = None,
+    ) -> None:
+        """Remember the memory cap; each query's ``work_mem`` is a quarter of it.
+
+        PostgreSQL spills in its own data directory under its administrator's
+        ``temp_file_limit`` (a superuser setting), so ``spill_dir`` and ``spill_limit_mb``
+        are not used.
+        """
         self._memory_limit_mb = memory_limit_mb
+
+    def cancel_all(self) -> None:
+        """Cancel every running query (server shutdown)."""
+        with self._busy_lock:
+            busy = list(self._busy)
+        for con in busy:
+            with contextlib.suppress(Exception):
+                con.cancel_safe(timeout=2.0)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -1124,7 +1196,13 @@ class PostgresBackend(_BaseBackend):
                 con = None
             if con is None:
                 con = psycopg.connect(self.dsn, autocommit=True)
-            yield con
+            with self._busy_lock:
+                self._busy.add(con)
+            try:
+                yield con
+            finally:
+                with self._busy_lock:
+                    self._busy.discard(con)
             if not con.closed and not con.broken:
                 self._pool.put(con)
                 con = None

@@ -48,6 +48,7 @@ from skysense.vo.cutout import (
     parse_pos,
     region_pixel_bounds,
 )
+from skysense.vo.limits import Deadline
 from skysense.vo.maps import MapInfo, get_map, list_maps
 
 __all__ = [
@@ -694,19 +695,21 @@ def soda_region(params: DALParams) -> Region:
         raise InputError(f"UsageError: {exc}") from None
 
 
-def soda_cutout(info: MapInfo, region: Region) -> bytes:
-    """FITS bytes of the cutout of a registered map (blocking).
+def soda_cutout(info: MapInfo, region: Region, *, deadline: Deadline | None = None) -> bytes:
+    """FITS bytes of the cutout of a registered map (blocking), within ``deadline``.
 
     Raises
     ------
     NoOverlapError
         The region misses the map.
+    CutoutTimeout
+        The deadline passed.
     """
     with fits.open(info.path, memmap=True) as hdul:
         selected = fits.HDUList([h for h in hdul if (h.name or "") in info.extensions])
         if not len(selected):
             selected = hdul
-        out = cutout_hdulist(selected, region, source=info.name)
+        out = cutout_hdulist(selected, region, source=info.name, deadline=deadline)
         out[0].header["OBJECT"] = (info.name, "map id")
         out[0].header["SODAREG"] = (region.to_dali()[:60], "cutout region (deg)")
         buf = io.BytesIO()
@@ -745,7 +748,11 @@ async def soda_sync_endpoint(request: Request) -> Response:
         except InputError as exc:
             raise _SodaError(400, str(exc)) from None
         try:
-            body = await anyio.to_thread.run_sync(lambda: soda_cutout(info, region))
+            # Cutouts get the time limit of a synchronous query.
+            deadline = Deadline(request.app.state.settings.query_timeout_s)
+            body = await anyio.to_thread.run_sync(
+                lambda: soda_cutout(info, region, deadline=deadline)
+            )
         except NoOverlapError as exc:
             raise _SodaError(400, f"NoOverlap: {exc}") from None
         except InputError as exc:
