@@ -62,10 +62,12 @@ def binary2_document(fields: str, payload: bytes, *, mode: str = "BINARY2", attr
 
 class _Counter(http.server.BaseHTTPRequestHandler):
     hits: list = []
+    hosts: list = []
     body = document(CHAR8, "<TABLEDATA><TR><TD>root:x:0</TD></TR></TABLEDATA>")
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         type(self).hits.append(self.path)
+        type(self).hosts.append(self.headers.get("Host"))
         if self.path.startswith("/redirect-file"):
             self.send_response(302)
             self.send_header("Location", "file:///etc/passwd")
@@ -287,8 +289,18 @@ def test_deep_nesting_is_refused(client):
 
 
 def test_too_many_fields_are_refused(client):
-    fields = "".join(f'<FIELD name="c{i}" datatype="int"/>' for i in range(5000))
-    assert_refused(client, document(fields, "<TABLEDATA/>"), r"more than 4096 FIELD")
+    fields = "".join(f'<FIELD name="c{i}" datatype="int"/>' for i in range(3000))
+    assert_refused(client, document(fields, "<TABLEDATA/>"), r"more than 2048 FIELD")
+
+
+def test_long_and_many_units_are_refused(client):
+    # astropy's unit parser takes ~20 us a character: 2 MB of units would take a minute.
+    fields = f'<FIELD name="a" datatype="int" unit="{"m." * 3000}s"/>'
+    assert_refused(client, document(fields, "<TABLEDATA/>"), r"unit=\.\.\.> is 6001 characters")
+    fields = "".join(
+        f'<FIELD name="a{i}" datatype="int" unit="{"m." * 1000}s"/>' for i in range(40)
+    )
+    assert_refused(client, document(fields, "<TABLEDATA/>"), r"more than 65536 characters of units")
 
 
 @pytest.mark.parametrize(
@@ -427,6 +439,33 @@ def test_names_with_any_internal_address_are_refused(monkeypatch, answers):
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     with pytest.raises(InputError, match="not a public address"):
         tap.fetch_url("http://rebind.example/x.vot", limit_bytes=1000)
+
+
+def test_the_connection_goes_to_the_checked_address(monkeypatch, local_http):
+    # The name is resolved once, checked, and the connection made to that address with the
+    # name in the Host header: a second resolution (DNS rebinding) never happens.
+    from skysense.vo import tap
+
+    port4, _, hits = local_http
+    checked = []
+
+    def check(host):
+        checked.append(host)
+        return ["127.0.0.1"]
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def no_second_lookup(host, *args, **kwargs):
+        # Connecting to an address literal goes through getaddrinfo too, without DNS.
+        assert host == "127.0.0.1", f"{host!r} was resolved again"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(tap, "_check_public_host", check)
+    monkeypatch.setattr(socket, "getaddrinfo", no_second_lookup)
+    data = tap.fetch_url(f"http://rebind.example:{port4}/pinned.vot", limit_bytes=10_000)
+    assert data == _Counter.body
+    assert checked == ["rebind.example"]
+    assert hits[-1] == "/pinned.vot" and _Counter.hosts[-1] == f"rebind.example:{port4}"
 
 
 def test_redirects_to_other_schemes_are_refused(local_http):

@@ -20,15 +20,31 @@ It reads the document once with the stdlib expat parser and refuses, with an
 - **Encodings expat does not know natively.** pyexpat decodes any Python codec, astropy's own
   expat only UTF-8, UTF-16, ISO-8859-1 and US-ASCII; refusing the others keeps both parsers
   reading the same elements.
-- **Documents too big to build.** Nesting deeper than :data:`MAX_DEPTH`, more than
-  :data:`MAX_FIELDS` FIELD/PARAM elements (astropy resolves names and references with linear
-  scans, quadratic in this number), more than :data:`MAX_METADATA_ELEMENTS` elements other
-  than table rows and cells (each becomes a Python object), more than :data:`MAX_ELEMENTS`
-  elements in all, and tables whose declared ``arraysize`` or ``nrows`` would make astropy
-  allocate more than ``memory_limit_bytes`` (astropy allocates ``nrows`` rows, at least 512, of
-  the declared width up front, whatever the data holds). ``arraysize`` dimensions of 0 are
-  refused: a BINARY row of zero bytes never reaches the end of the stream and astropy loops
-  for ever.
+- **Documents too big or slow to build**, beyond these caps (constants: they protect the
+  server, they are not a deployment's policy; measured with astropy 8 on one core):
+
+  ==============================  =========  =================================================
+  cap                             value      why this value
+  ==============================  =========  =================================================
+  :data:`MAX_DEPTH`               64         a VOTable is ~8 deep; astropy parses nested
+                                             RESOURCE and GROUP elements recursively.
+  :data:`MAX_FIELDS`              2,048      FIELD plus PARAM elements; astropy checks names
+                                             and resolves references with linear scans
+                                             (quadratic: 8,000 take 2 s) and parses each unit
+                                             (~0.6 ms); wide published tables have ~1,000.
+  :data:`MAX_METADATA_ELEMENTS`   20,000     elements other than TR and TD (INFO, GROUP,
+                                             FIELDref, LINK ...): each is a Python object.
+  :data:`MAX_ELEMENTS`            20,000,000 all elements (a TD costs at least 5 bytes).
+  :data:`MAX_ATTRIBUTE_CHARS`     4,096      any attribute but a PARAM or INFO ``value``.
+  :data:`MAX_UNIT_CHARS`          65,536     ``unit`` characters in the document: astropy's
+                                             unit parser takes ~20 us a character.
+  ==============================  =========  =================================================
+
+  Tables whose declared ``arraysize`` or ``nrows`` would make astropy allocate more than
+  ``memory_limit_bytes`` are refused (astropy allocates ``nrows`` rows, at least 512, of the
+  declared width up front, whatever the data holds), and so are ``arraysize`` dimensions of
+  0: a BINARY row of zero bytes never reaches the end of the stream and astropy loops for
+  ever.
 - **Compression bombs.** astropy decompresses gzip, bzip2, xz and LZW input transparently and
   without a size limit. Here gzip, bzip2 and xz are decompressed with the stdlib, streaming,
   to at most ``limit_bytes``; LZW and compressed data inside compressed data are refused.
@@ -63,6 +79,8 @@ __all__ = [
     "MAX_FIELDS",
     "MAX_METADATA_ELEMENTS",
     "MAX_ELEMENTS",
+    "MAX_ATTRIBUTE_CHARS",
+    "MAX_UNIT_CHARS",
     "UPLOAD_MEMORY_LIMIT_BYTES",
     "FirstTable",
     "CheckedVOTable",
@@ -74,11 +92,15 @@ __all__ = [
 #: elements are parsed recursively by astropy).
 MAX_DEPTH = 64
 #: Most FIELD plus PARAM elements in one document.
-MAX_FIELDS = 4096
+MAX_FIELDS = 2048
 #: Most elements other than TR and TD (INFO, GROUP, LINK, FIELDref, DESCRIPTION ...).
 MAX_METADATA_ELEMENTS = 20_000
 #: Most elements of any kind (a TD costs at least 5 bytes, so a 50 MB document stays below).
 MAX_ELEMENTS = 20_000_000
+#: Longest attribute value (but a PARAM or INFO ``value``), in characters.
+MAX_ATTRIBUTE_CHARS = 4096
+#: Most ``unit`` attribute characters in one document.
+MAX_UNIT_CHARS = 65_536
 #: Memory astropy may allocate for an upload's table arrays (see :func:`check_votable`).
 UPLOAD_MEMORY_LIMIT_BYTES = 512 << 20
 
@@ -86,6 +108,7 @@ _CHUNK = 1 << 16
 _XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
 _ENCODINGS = {"utf-8", "utf-16", "utf-16le", "utf-16be", "iso-8859-1", "us-ascii"}
 _DATA_ELEMENTS = {"TR", "TD"}
+_ROW_PARENTS = {"TABLEDATA", "TR"}
 # Bytes per array element in astropy's row arrays (char/unicodeChar are numpy "U": 4 bytes per
 # character); unknown datatypes count as the widest.
 _ITEM_BYTES = {
@@ -253,9 +276,11 @@ class _Scanner:
         self.source = source
         self.memory_limit = memory_limit_bytes
         self.stack: list[str] = []
+        self.tags: dict[str, str] = {}  # element name -> upper-case local name
         self.elements = 0
         self.metadata = 0
         self.fields = 0
+        self.unit_chars = 0
         self.saw_root = False
         self.tables: list[_Table] = []  # open TABLE elements, innermost last
         self.first: _Table | None = None
@@ -275,7 +300,6 @@ class _Scanner:
         p.SkippedEntityHandler = self._skipped_entity
         p.StartElementHandler = self._start
         p.EndElementHandler = self._end
-        p.CharacterDataHandler = self._text
         self.parser = p
 
     # -- refusals -------------------------------------------------------------------------
@@ -307,10 +331,26 @@ class _Scanner:
 
     # -- elements -------------------------------------------------------------------------
     def _start(self, name: str, attrs: dict) -> None:
-        local = name.rsplit(":", 1)[-1]
-        tag = local.upper()
-        self.saw_root = True
+        tag = self.tags.get(name)
+        if tag is None:
+            tag = self.tags[name] = name.rsplit(":", 1)[-1].upper()
         self.elements += 1
+        stack = self.stack
+        if (
+            tag in _DATA_ELEMENTS
+            and not attrs
+            and stack
+            and stack[-1] in _ROW_PARENTS
+            and len(stack) < MAX_DEPTH
+            and self.elements <= MAX_ELEMENTS
+        ):
+            # The bulk of a TABLEDATA document, a row or a cell in its place, takes this short
+            # path (the full checks below would triple the scan time).
+            stack.append(tag)
+            if tag == "TR" and self.tables:
+                self.tables[-1].rows += 1
+            return
+        self.saw_root = True
         if self.elements > MAX_ELEMENTS:
             self._refuse(f"more than {MAX_ELEMENTS} elements")
         if tag not in _DATA_ELEMENTS:
@@ -355,11 +395,26 @@ class _Scanner:
             if table.streams > 1:
                 self._refuse(f"a second <{name}> in one table is not accepted")
             self.in_stream = table
+            # Text matters only in a STREAM: without a handler elsewhere, expat makes no
+            # Python call per TD.
+            self.parser.CharacterDataHandler = self._text
             if table is self.first:
                 table.stream_text = []
 
     def _check_attribute(self, element: str, key: str, value: str) -> None:
         local = key.rsplit(":", 1)[-1].lower()
+        if len(value) > MAX_ATTRIBUTE_CHARS and local != "value":
+            self._refuse(
+                f"<{element} {key}=...> is {len(value)} characters long (at most "
+                f"{MAX_ATTRIBUTE_CHARS})"
+            )
+        if local == "unit":
+            self.unit_chars += len(value)
+            if self.unit_chars > MAX_UNIT_CHARS:
+                self._refuse(
+                    f"<{element} {key}=...>: more than {MAX_UNIT_CHARS} characters of units "
+                    "in the document"
+                )
         if local == "href" and element.rsplit(":", 1)[-1].upper() == "STREAM":
             self._refuse(
                 f'<{element} {key}="{value[:80]}"> is not accepted: an uploaded table must '
@@ -433,6 +488,7 @@ class _Scanner:
         tag = self.stack.pop()
         if tag == "STREAM":
             self.in_stream = None
+            self.parser.CharacterDataHandler = None
         elif tag == "TABLE":
             self._close_table(self.tables.pop())
 
