@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skysense.catalog.cuts import cut_columns, evaluate_cut, parse_cut
+from skysense.errors import ConfigError
 
 COLS = {
     "FLAGS": np.array([0, 4, 1, 0]),
@@ -69,3 +70,13 @@ def test_comparisons_agree_with_numpy(threshold, op):
     got = evaluate_cut(f"MAG {op} {threshold!r}", COLS, 4)
     with np.errstate(invalid="ignore"):
         assert got.tolist() == ops[op](COLS["MAG"], threshold).tolist()
+
+
+def test_cut_errors_are_config_errors():
+    # In the errors.py hierarchy (still ValueErrors), so the CLI prints one line.
+    with pytest.raises(ConfigError, match="not allowed"):
+        parse_cut("MAG.real > 1")
+    with pytest.raises(ConfigError, match="syntax error"):
+        parse_cut("MAG <")
+    with pytest.raises(ConfigError, match="one true/false value per row"):
+        evaluate_cut("MAG + 1", COLS, 4)

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
-sim = pytest.importorskip("skysense.sim")
-prepare = pytest.importorskip("skysense.catalog.prepare")
-
-from skysense.catalog.merge_config import load_merge_config  # noqa: E402
-from skysense.catalog.merge_run import run_merge  # noqa: E402
+from skysense import sim
+from skysense.catalog import prepare
+from skysense.catalog.merge_config import load_merge_config
+from skysense.catalog.merge_run import run_merge
 
 
 def _pairs(df, key):

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sim_field = pytest.importorskip("skysense.sim.field", reason="skysense.sim is not built yet")
-
-from skysense.catalog.moc import in_moc  # noqa: E402
-from skysense.catalog.prepare import prepare_survey  # noqa: E402
+from skysense.catalog.moc import in_moc
+from skysense.catalog.prepare import prepare_survey
+from skysense.sim import field as sim_field
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from skysense.errors import ConfigError
+
 __all__ = ["FUNCTIONS", "parse_cut", "cut_columns", "evaluate_cut"]
 
 FUNCTIONS: dict[str, Callable] = {
@@ -53,31 +55,31 @@ def _check(node: ast.AST) -> None:
             _check(value)
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, (ast.Not, ast.USub, ast.UAdd, ast.Invert)):
-            raise ValueError(f"operator {type(node.op).__name__} not allowed")
+            raise ConfigError(f"operator {type(node.op).__name__} not allowed")
         _check(node.operand)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINOPS:
-            raise ValueError(f"operator {type(node.op).__name__} not allowed")
+            raise ConfigError(f"operator {type(node.op).__name__} not allowed")
         _check(node.left)
         _check(node.right)
     elif isinstance(node, ast.Compare):
         for op in node.ops:
             if type(op) not in _CMPOPS:
-                raise ValueError(f"comparison {type(op).__name__} not allowed")
+                raise ConfigError(f"comparison {type(op).__name__} not allowed")
         _check(node.left)
         for comp in node.comparators:
             _check(comp)
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            raise ValueError(f"only the functions {', '.join(FUNCTIONS)} may be called")
+            raise ConfigError(f"only the functions {', '.join(FUNCTIONS)} may be called")
         if node.keywords or len(node.args) != 1:
-            raise ValueError(f"{node.func.id}() takes exactly one argument")
+            raise ConfigError(f"{node.func.id}() takes exactly one argument")
         _check(node.args[0])
     elif isinstance(node, ast.Constant):
         if not isinstance(node.value, (int, float, str, bool)):
-            raise ValueError(f"constant {node.value!r} not allowed")
+            raise ConfigError(f"constant {node.value!r} not allowed")
     elif not isinstance(node, ast.Name):
-        raise ValueError(f"{type(node).__name__} not allowed in a cut")
+        raise ConfigError(f"{type(node).__name__} not allowed in a cut")
 
 
 def parse_cut(text: str) -> ast.Expression:
@@ -85,15 +87,15 @@ def parse_cut(text: str) -> ast.Expression:
 
     Raises
     ------
-    ValueError
-        Syntax error or a construct outside the allow-list.
+    ConfigError
+        Syntax error or a construct outside the allow-list (a ``ValueError``).
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("a cut must be a non-empty string")
+        raise ConfigError("a cut must be a non-empty string")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"syntax error at column {exc.offset}: {exc.msg}") from None
+        raise ConfigError(f"syntax error at column {exc.offset}: {exc.msg}") from None
     _check(tree)
     return tree
 
@@ -159,13 +161,13 @@ def evaluate_cut(text: str, columns: Mapping[str, np.ndarray], n_rows: int) -> n
     ------
     KeyError
         An unknown column name.
-    ValueError
-        The expression is not allowed or does not give one boolean per row.
+    ConfigError
+        The expression is not allowed or does not give one boolean per row (a ``ValueError``).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         result = np.asarray(_eval(parse_cut(text), columns))
     if result.shape == ():
         result = np.full(n_rows, bool(result))
     if result.shape != (n_rows,) or result.dtype != bool:
-        raise ValueError(f"does not give one true/false value per row (got {result.dtype})")
+        raise ConfigError(f"does not give one true/false value per row (got {result.dtype})")
     return result

@@ -45,14 +45,14 @@ def _field(args) -> int:
         star_density_deg2=args.star_density,
         noise=not args.noiseless,
     )
-    _print_summary(manifest, args.out)
+    _print_summary(manifest, f"simulated field written to {args.out}")
     return 0
 
 
-def _print_summary(manifest: dict, out) -> None:
+def _print_summary(manifest: dict, title: str) -> None:
     field = manifest.get("field", {})
     print(
-        f"simulated field written to {out}: seed {manifest['seed']}, "
+        f"{title}: seed {manifest['seed']}, "
         f"{manifest['area_deg2']:g} deg^2 at ({manifest['center_ra']:.4f}, "
         f"{manifest['center_dec']:.4f})"
     )
@@ -81,7 +81,7 @@ def _info(args) -> int:
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
-        _print_summary(manifest, args.field)
+        _print_summary(manifest, f"simulated field {args.field}")
     return 0
 
 
@@ -92,7 +92,7 @@ def register(subparsers) -> None:
         "field",
         _field,
         "simulate a field: truth tables, survey catalogues + configs, Gaia-like reference, "
-        "far-infrared maps and manifest.json (contract 1)",
+        "far-infrared maps and manifest.json",
     )
     p.add_argument(
         "--out", required=True, metavar="DIR", help="output directory (replaced atomically)"

@@ -5,7 +5,7 @@
 (coverage, depth, errors, astrometric offset and scatter, AB/Vega/flux conventions, aperture and
 total photometry, duplicates, missing values); :func:`make_maps` renders confusion-limited
 far-infrared maps; :func:`write_field` writes all of it with truth tables and a manifest
-(contract 1). The same seed always gives the same field.
+(the layout of :mod:`skysense.sim.field`). The same seed always gives the same field.
 """
 
 from skysense.sim.field import read_manifest, write_field

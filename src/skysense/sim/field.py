@@ -1,4 +1,4 @@
-"""``write_field``: the whole simulated HELP-like field on disk (contract 1), atomically.
+"""``write_field``: the whole simulated HELP-like field on disk, atomically.
 
 Layout of ``out_dir``::
 
@@ -9,7 +9,7 @@ Layout of ``out_dir``::
     truth/galaxy_properties.parquet  SED parameters, luminosities and sizes of the galaxies
     reference/gaia.parquet         Gaia-like stars, epoch 2016.0
     catalogues/<survey>.<ext>      pristine survey catalogues ...
-    catalogues/<survey>.yaml       ... and their contract-2 configurations
+    catalogues/<survey>.yaml       ... and their survey configurations (skysense.catalog.config)
     maps/<band>.fits               IMAGE and ERROR HDUs in mJy/beam with a TAN WCS
 """
 
@@ -44,7 +44,7 @@ from skysense.sim.surveys import (
 __all__ = ["write_field", "read_manifest", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.json"
-#: Model truth of each galaxy (beyond the contract-1 objects table), for diagnostics.
+#: Model truth of each galaxy (beyond the objects table), for diagnostics.
 _GALAXY_PROPERTIES = [
     "object_id",
     "z",
@@ -95,7 +95,7 @@ def _write_catalogue(cat: SurveyCatalogue, directory: Path) -> Path:
         table.write(path, format="fits")
     with open(directory / f"{cat.spec.name}.yaml", "w", encoding="utf-8") as fh:
         fh.write(
-            f"# {cat.spec.name}: simulated by skysense.sim (contract-2 configuration);\n"
+            f"# {cat.spec.name}: simulated by skysense.sim (survey configuration);\n"
             "# position_error_arcsec is the 1-sigma scatter per coordinate.\n"
         )
         yaml.safe_dump(cat.config, fh, sort_keys=False)

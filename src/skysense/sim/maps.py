@@ -125,7 +125,7 @@ class SimMap:
         return hdr
 
     def hdulist(self) -> fits.HDUList:
-        """HDU 0 empty primary, then ``IMAGE`` and ``ERROR`` (contract 1)."""
+        """HDU 0 empty primary, then ``IMAGE`` and ``ERROR`` (the layout of :mod:`skysense.sim.field`)."""
         hdr = self.header()
         return fits.HDUList(
             [

@@ -134,7 +134,7 @@ class Sky:
 
     @property
     def objects(self) -> pd.DataFrame:
-        """Galaxies then stars in the contract-1 truth layout (see :func:`truth_table`)."""
+        """Galaxies then stars in the truth-table layout (see :func:`truth_table`)."""
         return truth_table(self)
 
 

@@ -295,7 +295,7 @@ class SurveyCatalogue:
         Truth for each row: ``survey``, ``source_id`` (str), ``object_id`` (int64),
         ``is_duplicate`` (bool).
     config : dict
-        The contract-2 configuration (``file`` relative to the config file).
+        The survey configuration (``file`` relative to the config file).
     meta : dict
         Everything the manifest records: epoch, footprint, astrometric offset and scatter,
         depths, aperture corrections, Vega offsets, sentinels, duplicate count.
@@ -508,7 +508,7 @@ def make_survey_catalogue(
 
 
 def survey_config(spec: SurveySpec) -> dict:
-    """The contract-2 configuration of ``spec`` (``file`` relative to the config file)."""
+    """The survey configuration of ``spec`` (``file`` relative to the config file)."""
     columns = {"id": spec.id_column, "ra": spec.ra_column, "dec": spec.dec_column}
     if spec.stellarity_column is not None:
         columns["stellarity"] = spec.stellarity_column
