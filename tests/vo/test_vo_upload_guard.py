@@ -559,3 +559,40 @@ def test_valid_astropy_tables_pass_and_round_trip(n, fmt, data):
         assert table.column("id").to_pylist() == ints
         assert table.column("flux").to_pylist() == floats
         assert [t or "" for t in table.column("name").to_pylist()] == texts
+
+
+class _CountingDeadline:
+    """A deadline that passes at its ``fail_at``-th check (and records every check)."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.stages: list[str] = []
+        self.fail_at = fail_at
+
+    def check(self, stage: str = "") -> None:
+        from skysense.errors import QueryError
+
+        self.stages.append(stage)
+        if self.fail_at is not None and len(self.stages) >= self.fail_at:
+            raise QueryError(f"query exceeded the time limit of 1 s (while {stage})")
+
+    def remaining(self) -> float | None:
+        return None
+
+
+def test_reading_an_upload_checks_the_deadline_as_it_goes():
+    from skysense.errors import QueryError
+    from skysense.vo.tap import make_upload
+
+    rows = "".join(f"<TR><TD>{i}</TD><TD>name{i}</TD></TR>" for i in range(60_000))
+    fields = '<FIELD name="n" datatype="int"/><FIELD name="s" datatype="char" arraysize="*"/>'
+    body = document(fields, f"<TABLEDATA>{rows}</TABLEDATA>")
+    assert len(body) > 2_000_000
+    clock = _CountingDeadline()
+    up = make_upload("t", body, limit_bytes=len(body), deadline=clock)
+    assert up.info.n_rows == 60_000
+    scans = [s for s in clock.stages if s.startswith("checking")]
+    reads = [s for s in clock.stages if s == "reading the upload"]
+    assert len(scans) >= 2 and len(reads) >= 2  # during the scan and during astropy's parse
+    # The time-limit error comes out as it is (a 400 naming the limit), not as a bad document.
+    with pytest.raises(QueryError, match=r"time limit .*while reading the upload"):
+        make_upload("t", body, limit_bytes=len(body), deadline=_CountingDeadline(len(scans) + 2))

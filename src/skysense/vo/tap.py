@@ -31,6 +31,7 @@ from skysense.errors import InputError, QueryError
 from skysense.vo.backends import QueryHandle, UploadTable, quote_ident
 from skysense.vo.bodylimit import read_form
 from skysense.vo.formats import resolve_format, serialise
+from skysense.vo.limits import Deadline
 from skysense.vo.publish import adql_column_name, detect_radec
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 from skysense.vo.settings import Settings
@@ -298,19 +299,23 @@ def make_upload(
     *,
     source: str | None = None,
     limit_bytes: int = Settings.upload_limit_bytes,
+    deadline: Deadline | None = None,
 ) -> UploadTable:
     """Parse an uploaded VOTable into an :class:`UploadTable` named ``TAP_UPLOAD.<name>``.
 
     The document passes :func:`~skysense.vo.upload_guard.check_votable` first (no external
     streams, DTDs or entities; compressed documents decompress to at most ``limit_bytes``; the
     declared table may take at most ``max(UPLOAD_MEMORY_LIMIT_BYTES, 20 * limit_bytes)`` of
-    memory). Column names become lower-case ADQL identifiers; a ``_rowid`` column (0..n-1) is
-    added; RA/Dec are detected (UCD, then name) so cross-matches can use the HEALPix index.
+    memory; reading stops once ``deadline`` has passed). Column names become lower-case ADQL
+    identifiers; a ``_rowid`` column (0..n-1) is added; RA/Dec are detected (UCD, then name) so
+    cross-matches can use the HEALPix index.
 
     Raises
     ------
     InputError
         A refused or unreadable document, or two columns with the same ADQL name.
+    QueryError
+        From ``deadline``.
     """
     source = source or f"upload {name}"
     table, infos = read_votable(
@@ -318,6 +323,7 @@ def make_upload(
         source=source,
         limit_bytes=limit_bytes,
         memory_limit_bytes=max(UPLOAD_MEMORY_LIMIT_BYTES, 20 * limit_bytes),
+        deadline=deadline,
     )
     arrays, cols, seen = [], [], {}
     for info, original in zip(infos, table.column_names):
@@ -472,11 +478,14 @@ def resolve_uploads(
     limit_bytes: int,
     allow_private: bool = False,
     loader: Mapping[str, bytes] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[UploadTable]:
     """All UPLOAD tables of a request (blocking: URLs are fetched; call in a worker thread).
 
     ``loader`` replaces ``params.files`` (async jobs keep their inline parts on disk). Inline
-    and fetched documents pass the same checks (:func:`make_upload`).
+    and fetched documents pass the same checks (:func:`make_upload`). With ``deadline``
+    (e.g. ``Deadline(settings.query_timeout_s)``), fetching and parsing stop once it has
+    passed, with the query's time-limit error.
     """
     files = params.files if loader is None else loader
     uploads: dict[str, UploadTable] = {}
@@ -490,12 +499,20 @@ def resolve_uploads(
                     raise QueryError(f"UPLOAD {name!r} refers to a missing form part {part!r}")
                 data = files[part]
             elif uri.lower().startswith(("http://", "https://")):
-                data = fetch_url(uri, limit_bytes=limit_bytes, allow_private=allow_private)
+                remaining = None if deadline is None else deadline.remaining()
+                data = fetch_url(
+                    uri,
+                    limit_bytes=limit_bytes,
+                    allow_private=allow_private,
+                    timeout_s=30.0 if remaining is None else max(0.001, min(30.0, remaining)),
+                )
             else:
                 raise QueryError(
                     f"UPLOAD {name!r}: only param:<part> and http(s):// URIs are accepted"
                 )
-            uploads[name.lower()] = make_upload(name, data, limit_bytes=limit_bytes)
+            uploads[name.lower()] = make_upload(
+                name, data, limit_bytes=limit_bytes, deadline=deadline
+            )
     return list(uploads.values())
 
 

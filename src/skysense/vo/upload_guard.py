@@ -73,6 +73,7 @@ from dataclasses import dataclass
 from xml.parsers import expat
 
 from skysense.errors import InputError
+from skysense.vo.limits import Deadline
 
 __all__ = [
     "MAX_DEPTH",
@@ -205,6 +206,7 @@ def check_votable(
     limit_bytes: int | None = None,
     memory_limit_bytes: int | None = None,
     source: str = "upload",
+    deadline: Deadline | None = None,
 ) -> CheckedVOTable:
     """Check a VOTable document before parsing it (see the module docstring).
 
@@ -220,6 +222,8 @@ def check_votable(
         at least 512 rows each (no limit when None).
     source : str
         Name used in error messages.
+    deadline : Deadline, optional
+        Checked every megabyte of the scan.
 
     Returns
     -------
@@ -229,6 +233,8 @@ def check_votable(
     ------
     InputError
         Naming the refused element or attribute and its line.
+    QueryError
+        From ``deadline`` once it has passed.
     """
     data = decompress(data, limit_bytes=limit_bytes, source=source)
     scanner = _Scanner(source, memory_limit_bytes)
@@ -236,6 +242,8 @@ def check_votable(
     try:
         view = memoryview(data)
         for start in range(0, len(data), _CHUNK):
+            if deadline is not None and start % (16 * _CHUNK) == 0:
+                deadline.check(f"checking {source}")
             parser.Parse(view[start : start + _CHUNK].tobytes(), False)
         parser.Parse(b"", True)
     except expat.ExpatError as exc:

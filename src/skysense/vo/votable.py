@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from skysense.errors import InputError
+from skysense.errors import InputError, QueryError
+from skysense.vo.limits import Deadline
 from skysense.vo.schema import ColumnInfo
 
 __all__ = [
@@ -529,6 +530,7 @@ def read_votable(
     source: str = "upload",
     limit_bytes: int | None = None,
     memory_limit_bytes: int | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[pa.Table, list[ColumnInfo]]:
     """Parse the first table of a VOTable document.
 
@@ -547,32 +549,42 @@ def read_votable(
         Largest decompressed document (None: no limit, for an operator's own files).
     memory_limit_bytes : int, optional
         Largest memory the table arrays may take as declared (None: no limit).
+    deadline : skysense.vo.limits.Deadline, optional
+        Checked while the document is scanned and parsed (every read of astropy's XML
+        parser, every 4,096 rows of the stream check).
 
     Raises
     ------
     InputError
         When the document is refused by the guard, is not a VOTable with a table, has FIELDs
         without a name or with the same name, or holds a truncated binary stream.
+    QueryError
+        From ``deadline`` once it has passed.
     """
     from astropy.io.votable import parse
 
     from skysense.vo.upload_guard import check_votable
 
     checked = check_votable(
-        data, limit_bytes=limit_bytes, memory_limit_bytes=memory_limit_bytes, source=source
+        data,
+        limit_bytes=limit_bytes,
+        memory_limit_bytes=memory_limit_bytes,
+        source=source,
+        deadline=deadline,
     )
+    stream = io.BytesIO(checked.data) if deadline is None else _TimedBytes(checked.data, deadline)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # table_number=0: astropy parses the first TABLE in document order, the one whose
             # stream the guard kept; the others are skipped.
-            vot = parse(io.BytesIO(checked.data), verify="ignore", table_number=0)
+            vot = parse(stream, verify="ignore", table_number=0)
             element = vot.get_first_table()
             first = checked.first_table
             if first is not None and first.serialisation in ("BINARY", "BINARY2"):
-                _check_binary_stream(element, first, source)
+                _check_binary_stream(element, first, source, deadline)
             table = element.to_table(use_names_over_ids=True)
-        except InputError:
+        except (InputError, QueryError):
             raise
         except Exception as exc:
             raise InputError(f"not a readable VOTable: {_first_line(exc)}", path=source) from None
@@ -610,7 +622,20 @@ def read_votable(
     return arrow, infos
 
 
-def _check_binary_stream(element, first, source: str) -> None:
+class _TimedBytes(io.BytesIO):
+    """The document as astropy's XML parser reads it, checking a deadline at every read (the
+    parser pulls the document in chunks as it goes)."""
+
+    def __init__(self, data: bytes, deadline: Deadline):
+        super().__init__(data)
+        self._deadline = deadline
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._deadline.check("reading the upload")
+        return super().read(size)
+
+
+def _check_binary_stream(element, first, source: str, deadline: Deadline | None) -> None:
     """Refuse a BINARY/BINARY2 stream that does not end right after the rows astropy kept.
 
     astropy's reader stops at the first short read and keeps the whole rows before it, so a
@@ -644,7 +669,9 @@ def _check_binary_stream(element, first, source: str) -> None:
     parsers = [f.converter.binparse for f in fields]
     fixed = all(not (f.arraysize or "").endswith("*") for f in fields)
     try:
-        for _ in range(min(nrows, 1) if fixed else nrows):
+        for row in range(min(nrows, 1) if fixed else nrows):
+            if deadline is not None and row % 4096 == 0:
+                deadline.check("reading the upload")
             read(mask_bytes)
             for binparse in parsers:
                 binparse(read)
