@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from _vo_support import fresh_postgres, publish_sky, server_settings
 from astropy.io.votable import parse
+from astropy.table import MaskedColumn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -468,6 +469,18 @@ def test_the_connection_goes_to_the_checked_address(monkeypatch, local_http):
     assert hits[-1] == "/pinned.vot" and _Counter.hosts[-1] == f"rebind.example:{port4}"
 
 
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://a:badport/", "http://a:99999/", "http://\x00x/"]
+)
+def test_malformed_upload_urls_are_a_clean_400(client, url):
+    resp = client.post(
+        "/tap/sync",
+        data={"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": f"t,{url}"},
+    )
+    assert resp.status_code == 400
+    assert "is not a valid URL" in _error_text(resp)
+
+
 def test_redirects_to_other_schemes_are_refused(local_http):
     from skysense.vo.tap import fetch_url
 
@@ -520,6 +533,9 @@ def _astropy_document(columns: dict, fmt: str) -> bytes:
 
     vot = from_table(Table(columns))
     vot.get_first_table().format = fmt
+    for field in vot.get_first_table().fields:
+        if field.datatype == "short":
+            field.values.null = -32768  # BINARY has no null flags: a null value marks them
     if fmt == "binary2":
         vot.version = "1.4"
     out = io.BytesIO()
@@ -545,20 +561,28 @@ def test_valid_astropy_tables_pass_and_round_trip(n, fmt, data):
         st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=n, max_size=n)
     )
     texts = data.draw(st.lists(_TEXT.filter(lambda s: s == s.strip()), min_size=n, max_size=n))
+    mags = data.draw(st.lists(st.none() | st.integers(-1000, 1000), min_size=n, max_size=n))
+    flags = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     columns = {
         "id": np.array(ints, dtype=np.int32),
         "flux": np.array(floats, dtype=np.float64),
         "name": np.array(texts, dtype=object) if n else np.array([], dtype="U1"),
+        "mag": MaskedColumn(
+            [0 if m is None else m for m in mags], mask=[m is None for m in mags], dtype=np.int16
+        ),
+        "flag": np.array(flags, dtype=bool),
     }
     body = _astropy_document(columns, fmt)
     assert check_votable(body).data == body
     compressed = gzip.compress(body)
     for doc in (body, compressed):
         table, infos = read_votable(doc, limit_bytes=len(body))
-        assert table.column_names == ["id", "flux", "name"]
+        assert table.column_names == ["id", "flux", "name", "mag", "flag"]
         assert table.column("id").to_pylist() == ints
         assert table.column("flux").to_pylist() == floats
         assert [t or "" for t in table.column("name").to_pylist()] == texts
+        assert table.column("mag").to_pylist() == mags
+        assert table.column("flag").to_pylist() == flags
 
 
 class _CountingDeadline:

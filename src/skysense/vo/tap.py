@@ -438,10 +438,14 @@ def fetch_url(
     deadline = time.monotonic() + timeout_s
     with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout_s) as client:
         for _ in range(4):  # the URL and at most 3 redirects, each checked again
-            parts = urllib.parse.urlsplit(url)
+            try:
+                parts = urllib.parse.urlsplit(url)
+                parts.port  # noqa: B018 - raises ValueError when out of range
+                target = httpx.URL(url)
+            except (ValueError, httpx.InvalidURL) as exc:
+                raise InputError(f"upload URL {url!r} is not a valid URL: {exc}") from None
             if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
                 raise InputError(f"upload URL must be http(s)://..., got {url!r}")
-            target = httpx.URL(url)
             headers = {"Accept-Encoding": "identity"}
             extensions = {}
             if not allow_private:
