@@ -48,8 +48,9 @@ from skysense.catalog.hats_io import (
     write_hats,
     write_partition,
 )
+from skysense.catalog.masterlist import build_objects
 from skysense.catalog.match import angular_sep_arcsec, self_pairs
-from skysense.catalog.merge import associate
+from skysense.catalog.merge import Prepared, StepPlan, associate, input_coverage
 
 __all__ = ["MARGIN_FACTOR", "TileJob", "choose_tile_order", "process_tile", "merge_tiled"]
 
@@ -306,8 +307,8 @@ def _stage_inputs(inputs, stage: Path, partition_rows: int):
 
 
 def merge_tiled(
-    inputs: Sequence,
-    plan,
+    inputs: Sequence[Prepared],
+    plan: StepPlan,
     ml_path: Path,
     assoc_dir: Path,
     *,
@@ -323,14 +324,14 @@ def merge_tiled(
 
     Parameters
     ----------
-    inputs : sequence of merge_run.Prepared
-    plan : merge_run.StepPlan
+    inputs : sequence of Prepared
+    plan : StepPlan
     ml_path : Path
         Masterlist HATS directory to create (inside an atomic output directory).
     assoc_dir : Path
         Association table directory to create.
     rule, bayes_on
-        As for :func:`skysense.catalog.merge_run.build_objects`.
+        As for :func:`skysense.catalog.masterlist.build_objects`.
     scheduler : str, optional
         Dask scheduler address (None: local threads).
     tile_order : int, optional
@@ -345,8 +346,6 @@ def merge_tiled(
     """
     import dask
 
-    from skysense.catalog.merge_run import Prepared, _coverage, build_objects
-
     radii = tuple(float(r) for r in plan.radii_arcsec)
     graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
     margin = MARGIN_FACTOR * graph_r
@@ -357,7 +356,7 @@ def merge_tiled(
     tiles = np.unique(np.concatenate(hpx_all) >> (2 * (29 - tile_order)))
     # Global coverages and band lists for flag_optnir_obs, shared by every tile.
     for p in inputs:
-        _coverage(p)
+        input_coverage(p)
     mocs = [p.moc for p in inputs]
     surveys = tuple(p.survey for p in inputs)
 

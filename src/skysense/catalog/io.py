@@ -8,6 +8,10 @@ apertures) are split into ``NAME_0``, ``NAME_1``, ... Masked values become NaN (
 
 Writers keep units and descriptions where the format can hold them (FITS, VOTable, ECSV,
 Parquet field metadata) and always write atomically: a failure leaves no partial file.
+
+:func:`read_positions` reads a catalogue with checked positions (RA/Dec columns guessed by
+:func:`guess_position_columns` unless named); :func:`read_inputs` reads every catalogue of a
+merge configuration.
 """
 
 from __future__ import annotations
@@ -23,7 +27,17 @@ import pandas as pd
 from skysense._atomic import atomic_path
 from skysense.errors import InputError
 
-__all__ = ["FORMATS", "guess_format", "read_catalogue", "write_catalogue"]
+__all__ = [
+    "FORMATS",
+    "RA_NAMES",
+    "DEC_NAMES",
+    "guess_format",
+    "read_catalogue",
+    "write_catalogue",
+    "guess_position_columns",
+    "read_positions",
+    "read_inputs",
+]
 
 FORMATS = ("fits", "votable", "csv", "ecsv", "parquet")
 
@@ -262,3 +276,215 @@ def write_catalogue(
                     tmp, format={"fits": "fits", "votable": "votable", "ecsv": "ascii.ecsv"}[fmt]
                 )
     return path
+
+
+# -- positions of any catalogue ---------------------------------------------------------------
+
+#: RA and Dec column names recognised without being named (deg), in order of preference.
+RA_NAMES = ("ra", "RA", "RAJ2000", "ALPHA_J2000", "ra_deg")
+DEC_NAMES = ("dec", "Dec", "DEC", "DEJ2000", "DELTA_J2000", "dec_deg")
+
+
+def guess_position_columns(
+    columns, ra: str | None = None, dec: str | None = None
+) -> tuple[str | None, str | None]:
+    """RA and Dec column names of a table: the given ones, else one of :data:`RA_NAMES` /
+    :data:`DEC_NAMES`, else a prepared table's ``<survey>_ra`` / ``<survey>_dec``.
+
+    Returns
+    -------
+    (ra, dec) : str or None
+        None where nothing fits.
+    """
+    columns = list(columns)
+    prepared = [c[:-3] for c in columns if c.endswith("_ra") and f"{c[:-3]}_dec" in columns]
+    if ra is None:
+        ra = next((c for c in RA_NAMES if c in columns), None) or (
+            f"{prepared[0]}_ra" if prepared else None
+        )
+    if dec is None:
+        dec = next((c for c in DEC_NAMES if c in columns), None) or (
+            f"{prepared[0]}_dec" if prepared else None
+        )
+    return ra, dec
+
+
+def read_positions(
+    path: str | os.PathLike, ra: str | None = None, dec: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Read a catalogue and its checked positions.
+
+    Parameters
+    ----------
+    path : path-like
+    ra, dec : str, optional
+        Position columns (deg); default from :func:`guess_position_columns`.
+
+    Returns
+    -------
+    (table, ra, dec) : pandas.DataFrame, ndarray (n,) deg, ndarray (n,) deg
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no position column, or a missing or invalid position (names the
+        file, column and row).
+    """
+    from skysense.catalog.match import _check_positions
+
+    path = Path(path)
+    df = read_catalogue(path)
+    ra, dec = guess_position_columns(df.columns, ra, dec)
+    for col, what in ((ra, "RA"), (dec, "Dec")):
+        if col is None or col not in df.columns:
+            raise InputError(
+                f"no {what} column found; name it with --ra/--dec", path=path, column=col
+            )
+    values = []
+    for col in (ra, dec):
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"non-numeric or missing value {df[col].iloc[row]!r}",
+                path=path,
+                column=col,
+                row=row,
+            )
+        values.append(v)
+    try:
+        ra_deg, dec_deg = _check_positions(values[0], values[1], str(path))
+    except InputError as exc:
+        raise InputError(exc.message, path=path, column=dec, row=exc.row) from exc
+    return df, ra_deg, dec_deg
+
+
+# -- the inputs of a merge --------------------------------------------------------------------
+
+
+def _read_meta(path: Path) -> dict:
+    """What the preparation recorded: ``<file>.provenance.json`` beside the file (astrometric
+    offsets, aperture corrections), else the file's own ``skysense`` metadata."""
+    side = path.with_name(path.name + ".provenance.json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text())
+        except (OSError, ValueError):
+            pass
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            md = pq.read_schema(path).metadata or {}
+            if b"skysense" in md:
+                return json.loads(md[b"skysense"])
+        elif path.suffix.lower() in (".fits", ".fit"):
+            from astropy.io import fits
+
+            with fits.open(path) as hdul:
+                header = hdul[1].header if len(hdul) > 1 else hdul[0].header
+                return {
+                    k: header[k]
+                    for k in header
+                    if k.startswith(("ASTR", "APCOR", "DRA", "DDEC", "SURVEY"))
+                }
+    except Exception:  # noqa: BLE001 - metadata is informative only
+        return {}
+    return {}
+
+
+def _read_hats_positions(entry, moc):
+    """A HATS input, reading only its positions (and position errors); rows stay on disk."""
+    import pyarrow.parquet as pq
+
+    from skysense.catalog.hats_io import read_hats_table
+    from skysense.catalog.merge import (
+        POSITION_ERROR_COLUMNS,
+        guess_survey,
+        load_prepared,
+        position_columns,
+    )
+
+    schema = pq.read_schema(entry.file / "dataset" / "_common_metadata")
+    frame = schema.empty_table().to_pandas().drop(columns=["_healpix_29"], errors="ignore")
+    survey = entry.survey or guess_survey(frame.columns, entry.file)
+    cols = position_columns(frame.columns, survey)
+    err_col = None
+    if entry.position_error_arcsec is None:
+        err_col = next(
+            (c.format(survey) for c in POSITION_ERROR_COLUMNS if c.format(survey) in frame.columns),
+            None,
+        )
+    needed = [c for c in (*cols, err_col) if c is not None and c in frame.columns]
+    prep = load_prepared(
+        read_hats_table(entry.file, columns=needed), survey=survey, path=entry.file,
+        position_error_arcsec=entry.position_error_arcsec, moc=moc,
+    )  # fmt: skip
+    prep.frame = frame
+    prep.hats_dir = entry.file
+    prep.position_columns = cols
+    prep.error_column = err_col
+    return prep
+
+
+def read_inputs(config, *, progress: bool = False, positions_only: bool = False) -> list:
+    """Read and check every catalogue named in a merge configuration (files, or HATS
+    directories), with their coverage MOCs and recorded metadata.
+
+    Parameters
+    ----------
+    config : skysense.catalog.merge_config.MergeConfig
+    progress : bool
+        Show a progress bar.
+    positions_only : bool
+        Do not load HATS inputs: only read their positions (and position errors), for the
+        tiled merge, whose tiles read the rows they need.
+
+    Returns
+    -------
+    list of skysense.catalog.merge.Prepared
+        In the configuration's (priority) order.
+
+    Raises
+    ------
+    InputError
+        An unreadable or invalid catalogue.
+    ConfigError
+        Two catalogues with the same survey name.
+    """
+    from tqdm import tqdm
+
+    from skysense.catalog.hats_io import read_hats_table
+    from skysense.catalog.merge import load_prepared
+    from skysense.catalog.moc import read_moc
+    from skysense.errors import ConfigError
+
+    out = []
+    for entry in tqdm(config.catalogues, desc="reading catalogues", disable=not progress):
+        # The preparation writes <stem>_moc.fits beside the table; use it unless told otherwise.
+        moc_file = entry.moc or entry.file.with_name(entry.file.name.split(".")[0] + "_moc.fits")
+        moc = read_moc(moc_file) if moc_file.is_file() else None
+        if entry.file.is_dir() and positions_only:
+            prep = _read_hats_positions(entry, moc)
+            prep.meta = _read_meta(entry.file)
+            out.append(prep)
+            continue
+        if entry.file.is_dir():
+            frame = read_hats_table(entry.file).drop(columns=["_healpix_29"], errors="ignore")
+        else:
+            frame = read_catalogue(entry.file)
+        prep = load_prepared(
+            frame, survey=entry.survey, path=entry.file,
+            position_error_arcsec=entry.position_error_arcsec, moc=moc,
+        )  # fmt: skip
+        prep.meta = {**_read_meta(entry.file), **prep.meta}
+        out.append(prep)
+    names = [p.survey for p in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"two catalogues have the same survey name ({names})",
+            path=config.path,
+            key="catalogues",
+        )
+    return out

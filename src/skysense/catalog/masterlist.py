@@ -1,4 +1,8 @@
-"""Masterlist identifiers, the association table and the provenance record (pure).
+"""Masterlist rows, identifiers, the association table and the provenance record (pure).
+
+:func:`build_objects` turns an :class:`~skysense.catalog.merge.Association` into masterlist
+rows and association rows; the single-machine merge calls it once, the tiled engine once
+per tile.
 
 ``help_id`` is an IAU-style designation ``HELP_Jhhmmss.sss+ddmmss.sss`` with the coordinates
 truncated (not rounded), as the IAU recommends. Objects closer than the designation's
@@ -22,10 +26,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skysense.catalog.merge import Association
+from skysense.catalog import bayes
+from skysense.catalog.merge import (
+    Association,
+    Prepared,
+    StepPlan,
+    assemble,
+    band_columns,
+    input_coverage,
+)
 from skysense.errors import InputError
 
 __all__ = [
+    "build_objects",
+    "ordered_columns",
     "KEY_ORDER",
     "healpix_index",
     "object_keys",
@@ -189,6 +203,121 @@ def association_table(
     df["source_id"] = df["source_id"].astype("string")
     order = np.lexsort((cat, df["object_key"].to_numpy()))
     return df.iloc[order].reset_index(drop=True)
+
+
+def _optnir(ml: pd.DataFrame, inputs: Sequence[Prepared]) -> pd.DataFrame:
+    from skysense.catalog.bands import is_known_band
+    from skysense.catalog.moc import optnir_flags, regime_mocs
+
+    per_survey = {}
+    for p in inputs:
+        bands = [b for b in band_columns(list(p.frame.columns)) if is_known_band(b)]
+        if bands:
+            per_survey[p.survey] = (input_coverage(p), bands)
+    mocs = regime_mocs(per_survey)
+    bands = [
+        b for b in band_columns(list(ml.columns)) if is_known_band(b) and f"f_{b}" in ml.columns
+    ]
+    return optnir_flags(
+        ml, optical_moc=mocs.get("optical"), nir_moc=mocs.get("nir"), mir_moc=mocs.get("mir"),
+        bands=bands,
+    )  # fmt: skip
+
+
+def ordered_columns(columns: Sequence[str]) -> list[str]:
+    """Masterlist column order: identifiers, position, photometry, flags, survey ids."""
+    head = ["help_id", "object_key", "ra", "dec"]
+    tail_flags = [
+        "stellarity",
+        "flag_gaia",
+        "flag_starmask",
+        "flag_cleaned",
+        "flag_merged",
+        "flag_optnir_obs",
+        "flag_optnir_det",
+    ]
+    ids = [c for c in columns if c.endswith("_id") and c != "help_id"]
+    rest = [c for c in columns if c not in head and c not in tail_flags and c not in ids]
+    return [c for c in head if c in columns] + rest + [c for c in tail_flags if c in columns] + ids
+
+
+def _bayes_columns(
+    assoc: Association, inputs: Sequence[Prepared], plan: StepPlan
+) -> dict[str, np.ndarray]:
+    """``log_bayes_factor`` and ``match_probability`` (n, k) of every matched row."""
+    n, k_total = assoc.rows.shape
+    log_b = np.full((n, k_total), np.nan)
+    prob = np.full((n, k_total), np.nan)
+    for k in range(1, k_total):
+        sel = (assoc.rows[:, k] >= 0) & (assoc.origin != k)
+        if not sel.any():
+            continue
+        err_k = inputs[k].position_error_arcsec
+        obj_err = np.full(sel.sum(), np.nan)
+        for j in range(k):
+            m = assoc.origin[sel] == j
+            if inputs[j].position_error_arcsec is not None:
+                obj_err[m] = inputs[j].position_error_arcsec[assoc.rows[sel, j][m]]
+        if err_k is None or not np.all(np.isfinite(obj_err)):
+            raise InputError(
+                "bayes: true needs positional errors for every catalogue (position_error_arcsec "
+                "in the merge configuration or a <survey>_poserr_arcsec column)"
+            )
+        lb = bayes.log_bayes_factor(assoc.sep_arcsec[sel, k], obj_err, err_k[assoc.rows[sel, k]])
+        log_b[sel, k] = lb
+        prob[sel, k] = bayes.match_probability_from_log_odds(lb + plan.log_prior_odds[k])
+    return {"log_bayes_factor": log_b, "match_probability": prob}
+
+
+def build_objects(
+    assoc: Association,
+    inputs: Sequence[Prepared],
+    *,
+    rule: str,
+    plan: StepPlan,
+    bayes_on: bool,
+    optnir_inputs: Sequence[Prepared] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Masterlist rows and association rows of merged objects.
+
+    Parameters
+    ----------
+    assoc : Association
+        Rows index ``inputs[k].frame``.
+    inputs : sequence of Prepared
+    rule : str
+        Same-filter rule.
+    plan : StepPlan
+    bayes_on : bool
+        Add ``log_bayes_factor`` and ``match_probability`` to the association rows.
+    optnir_inputs : sequence of Prepared, optional
+        Whose coverages define ``flag_optnir_obs`` (default ``inputs``; the tiled engine passes
+        the whole catalogues' coverages).
+
+    Returns
+    -------
+    (masterlist, associations) : pandas.DataFrame, pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        ``bayes_on`` without positional errors for every catalogue.
+    """
+    ml, _shared = assemble(assoc, [p.frame for p in inputs], rule=rule)
+    keys = object_keys(assoc.ra, assoc.dec)
+    ml.insert(0, "object_key", keys)
+    ml.insert(0, "help_id", pd.array(help_ids(assoc.ra, assoc.dec, keys), dtype="string"))
+    flags = _optnir(ml, optnir_inputs if optnir_inputs is not None else inputs)
+    ml["flag_optnir_obs"] = flags["flag_optnir_obs"].to_numpy()
+    ml["flag_optnir_det"] = flags["flag_optnir_det"].to_numpy()
+    ml = ml[ordered_columns(list(ml.columns))]
+    extra = _bayes_columns(assoc, inputs, plan) if bayes_on else None
+    ids = []
+    for p in inputs:
+        col = f"{p.survey}_id"
+        ids.append(p.frame[col].to_numpy() if col in p.frame.columns else np.arange(len(p.frame)))
+    at = association_table(assoc, keys, ids, extra)
+    return ml, at
 
 
 def file_checksum(path: str | os.PathLike) -> str:

@@ -16,28 +16,50 @@ Where several catalogues measure the same band, ``rule`` picks one measurement p
 ``"priority"`` (the highest-priority catalogue with a total flux, else an aperture flux) or
 ``"lowest_error"`` (the smallest total-flux error, ties to priority). The choice is recorded in
 ``origin_<band>``.
+
+Before merging, :func:`load_prepared` checks each prepared catalogue and picks its positions
+(a :class:`Prepared`), and :func:`plan_steps` fixes the radius and Bayesian prior of every
+step (a :class:`StepPlan`); both the single-machine and the tiled merge use that plan.
+:func:`skysense.catalog.masterlist.build_objects` then turns an :class:`Association` into
+masterlist rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skysense.catalog.match import candidate_counts, greedy_one_to_one, pairs_within
+from skysense.catalog import bayes
+from skysense.catalog.match import (
+    _check_positions,
+    candidate_counts,
+    greedy_one_to_one,
+    pairs_within,
+)
+from skysense.catalog.radius import RadiusSuggestion, suggest_radius_from_separations
 from skysense.errors import InputError
 
 __all__ = [
     "SAME_FILTER_RULES",
     "BAND_PREFIXES",
+    "POSITION_ERROR_COLUMNS",
     "Association",
     "associate",
     "band_columns",
     "survey_columns",
     "assemble",
+    "Prepared",
+    "StepPlan",
+    "guess_survey",
+    "position_columns",
+    "load_prepared",
+    "input_coverage",
+    "plan_steps",
 ]
 
 SAME_FILTER_RULES = ("priority", "lowest_error")
@@ -360,3 +382,242 @@ def assemble(
             values[present] = ids.astype("string").to_numpy()[rows[present]]
         out[id_col] = values
     return pd.DataFrame(out), shared
+
+
+# -- the plan: checked inputs, radii and priors of every step ---------------------------------
+
+#: Position-error columns looked for, in order (``{}`` is the survey name), arcsec.
+POSITION_ERROR_COLUMNS = ("{}_poserr_arcsec", "{}_pos_err", "position_error_arcsec")
+_ID_RE = re.compile(r"^([a-z0-9_]+)_id$")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """One prepared catalogue ready to merge.
+
+    Attributes
+    ----------
+    survey : str
+    frame : pandas.DataFrame
+        The rows (empty, the schema only, when ``hats_dir`` is set).
+    ra, dec : ndarray (n,), deg
+        Checked positions.
+    path : Path, optional
+        Where the catalogue was read from.
+    position_error_arcsec : ndarray (n,), arcsec, optional
+    moc : mocpy.MOC, optional
+        Coverage (computed from the positions when needed).
+    meta : dict
+        What the preparation recorded (offsets, aperture corrections).
+    hats_dir, position_columns, error_column
+        Set when the table stays on disk (a HATS input to the tiled merge): tiles read the
+        rows themselves, with these column names.
+    """
+
+    survey: str
+    frame: pd.DataFrame
+    ra: np.ndarray
+    dec: np.ndarray
+    path: Path | None = None
+    position_error_arcsec: np.ndarray | None = None
+    moc: object | None = None
+    meta: dict = dataclasses.field(default_factory=dict)
+    hats_dir: Path | None = None
+    position_columns: tuple[str, str] | None = None
+    error_column: str | None = None
+
+
+@dataclasses.dataclass
+class StepPlan:
+    """Radius and Bayesian prior of each merge step (index 0 unused).
+
+    Attributes
+    ----------
+    radii_arcsec : list of float (k,), arcsec
+    suggestions : list of RadiusSuggestion or None (k,)
+    log_prior_odds : list of float (k,)
+    area_sr : list of float (k,), sr
+        Overlap area of each step (0 without ``bayes``).
+    """
+
+    radii_arcsec: list[float]
+    suggestions: list[RadiusSuggestion | None]
+    log_prior_odds: list[float]
+    area_sr: list[float]
+
+
+def guess_survey(columns: Sequence[str], path: Path | None = None) -> str:
+    """The survey name of a prepared table: its one ``<survey>_id`` column with
+    ``<survey>_ra`` and ``<survey>_dec``, else the file name if ``<stem>_id`` is a column.
+
+    Raises
+    ------
+    InputError
+        Neither rule names one survey.
+    """
+    columns = list(columns)
+    names = [m.group(1) for c in columns if (m := _ID_RE.match(c))]
+    names = [n for n in names if f"{n}_ra" in columns and f"{n}_dec" in columns]
+    if len(names) == 1:
+        return names[0]
+    if path is not None:
+        stem = re.sub(r"[^a-z0-9_]", "_", Path(path).name.split(".")[0].lower())
+        if f"{stem}_id" in columns:
+            return stem
+    raise InputError(
+        "cannot tell the survey name: expected exactly one <survey>_id column with "
+        "<survey>_ra and <survey>_dec; set 'survey' in the merge configuration",
+        path=path,
+    )
+
+
+def position_columns(columns: Sequence[str], survey: str) -> tuple[str, str]:
+    """``(<survey>_ra, <survey>_dec)`` when both are columns, else ``("ra", "dec")``."""
+    cols = (f"{survey}_ra", f"{survey}_dec")
+    return cols if all(c in columns for c in cols) else ("ra", "dec")
+
+
+def load_prepared(
+    frame: pd.DataFrame,
+    *,
+    survey: str | None = None,
+    path: Path | None = None,
+    position_error_arcsec: float | None = None,
+    moc=None,
+) -> Prepared:
+    """Check a prepared catalogue and pick its positions.
+
+    Positions come from ``<survey>_ra``/``<survey>_dec`` (falling back to ``ra``/``dec``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    survey : str, optional
+        Default from :func:`guess_survey`.
+    path : Path, optional
+        Named in errors.
+    position_error_arcsec : float, optional, arcsec
+        One error for every row (default: a :data:`POSITION_ERROR_COLUMNS` column, if any).
+    moc : mocpy.MOC, optional
+
+    Raises
+    ------
+    InputError
+        Empty table, missing position columns, or an invalid position (names file, column
+        and row).
+    """
+    survey = survey or guess_survey(frame.columns, path)
+    if len(frame) == 0:
+        raise InputError("empty catalogue", path=path)
+    cols = position_columns(frame.columns, survey)
+    for c in cols:
+        if c not in frame.columns:
+            raise InputError(
+                f"position column missing (looked for {survey}_ra/_dec and ra/dec)",
+                path=path,
+                column=c,
+            )
+    values = []
+    for c in cols:
+        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(v) | ((np.abs(v) > 90) if c.endswith("dec") else False)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"invalid position value {frame[c].iloc[row]!r}", path=path, column=c, row=row
+            )
+        values.append(v)
+    ra, dec = _check_positions(values[0], values[1], survey)
+    err = None
+    if position_error_arcsec is not None:
+        err = np.full(len(frame), float(position_error_arcsec))
+    else:
+        for c in (c.format(survey) for c in POSITION_ERROR_COLUMNS):
+            if c in frame.columns:
+                err = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+                break
+    meta = dict(frame.attrs.get("meta", {}) or {})
+    return Prepared(survey, frame, ra, dec, path, err, moc, meta)
+
+
+def input_coverage(p: Prepared):
+    """The coverage MOC of an input: its own, else that of its positions (kept on ``p``)."""
+    from skysense.catalog.moc import coverage_moc
+
+    if p.moc is None:
+        p.moc = coverage_moc(p.ra, p.dec)
+    return p.moc
+
+
+def plan_steps(
+    inputs: Sequence[Prepared],
+    *,
+    step_radius: Callable[[int], float | str],
+    search_radius_arcsec: float,
+    bayes_on: bool = False,
+    progress: bool = False,
+) -> StepPlan:
+    """Radius suggestion (and the radius used) and Bayesian prior for every step.
+
+    The histogram of step ``k`` is that of all pairs between catalogue ``k`` and the
+    catalogues before it, within ``search_radius_arcsec``; it depends on the inputs only, so
+    the single-machine and tiled merges use the same radii.
+
+    Parameters
+    ----------
+    inputs : sequence of Prepared
+        In priority order.
+    step_radius : callable
+        ``step_radius(k)``: the radius of step ``k`` in arcsec, or ``"auto"`` for the
+        suggested one (:meth:`skysense.catalog.merge_config.MergeConfig.step_radius`).
+    search_radius_arcsec : float, arcsec
+        Range of the separation histograms.
+    bayes_on : bool
+        Also compute the prior odds of each step from the counts and the overlap area.
+    progress : bool
+        Show a progress bar.
+
+    Raises
+    ------
+    InputError
+        ``radius_arcsec: auto`` where no radius can be suggested.
+    """
+    from tqdm import tqdm
+
+    from skysense.catalog.moc import moc_area_deg2, moc_union
+
+    radii = [0.0]
+    suggestions: list[RadiusSuggestion | None] = [None]
+    log_odds = [0.0]
+    areas = [0.0]
+    for k in tqdm(range(1, len(inputs)), desc="separation histograms", disable=not progress):
+        prev_ra = np.concatenate([p.ra for p in inputs[:k]])
+        prev_dec = np.concatenate([p.dec for p in inputs[:k]])
+        search = search_radius_arcsec
+        pairs = pairs_within(inputs[k].ra, inputs[k].dec, prev_ra, prev_dec, search)
+        wanted = step_radius(k)
+        try:
+            sugg = suggest_radius_from_separations(pairs.sep_arcsec, search)
+        except InputError as exc:
+            if wanted == "auto":
+                raise InputError(f"radius_arcsec: auto for {inputs[k].survey!r}: {exc}") from exc
+            sugg = None
+        suggestions.append(sugg)
+        radius = sugg.radius_arcsec if wanted == "auto" else float(wanted)
+        radii.append(radius)
+        if bayes_on:
+            prev_moc = moc_union([input_coverage(p) for p in inputs[:k]])
+            overlap = prev_moc.intersection(input_coverage(inputs[k]))
+            area_sr = max(moc_area_deg2(overlap), 1e-12) * (np.pi / 180) ** 2
+            n_common = sugg.n_true if sugg is not None else len(pairs.i1)
+            prior = bayes.prior_from_counts(
+                int(round(max(n_common, 1))), len(prev_ra), len(inputs[k].ra)
+            )
+            # The paper's B compares with positions uniform over the whole sphere; over a field
+            # of area A the chance hypothesis is A / 4 pi times likelier, hence the offset.
+            log_odds.append(np.log(prior) - np.log1p(-prior) + np.log(area_sr / (4 * np.pi)))
+            areas.append(area_sr)
+        else:
+            log_odds.append(0.0)
+            areas.append(0.0)
+    return StepPlan(radii, suggestions, log_odds, areas)

@@ -11,14 +11,13 @@ significantly (by more than ``nsigma`` Poisson standard deviations).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from skysense.catalog.match import pairs_within
 from skysense.errors import InputError
 
-__all__ = ["RadiusSuggestion", "suggest_radius", "suggest_radius_from_separations", "plot_radius"]
+__all__ = ["RadiusSuggestion", "suggest_radius", "suggest_radius_from_separations"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,42 +148,3 @@ def suggest_radius(
     """
     pairs = pairs_within(ra1, dec1, ra2, dec2, max_radius_arcsec)
     return suggest_radius_from_separations(pairs.sep_arcsec, max_radius_arcsec, **kwargs)
-
-
-def plot_radius(
-    suggestion: RadiusSuggestion,
-    path: str | os.PathLike,
-    *,
-    title: str = "",
-    used_radius_arcsec: float | None = None,
-) -> None:
-    """Write the separation histogram, chance expectation and radii as a PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from skysense._atomic import atomic_path
-
-    edges = suggestion.edges_arcsec
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.stairs(suggestion.counts, edges, label="pairs", color="k")
-    mid = 0.5 * (edges[1:] + edges[:-1])
-    ax.plot(mid, suggestion.chance, "--", color="tab:red", label="chance expectation")
-    ax.axvline(
-        suggestion.radius_arcsec,
-        color="tab:blue",
-        label=f'suggested {suggestion.radius_arcsec:.2f}"',
-    )
-    if used_radius_arcsec is not None:
-        ax.axvline(
-            used_radius_arcsec, color="tab:green", ls=":", label=f'used {used_radius_arcsec:.2f}"'
-        )
-    ax.set_xlabel("separation (arcsec)")
-    ax.set_ylabel("pairs per bin")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

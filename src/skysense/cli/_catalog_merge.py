@@ -8,9 +8,6 @@ from skysense.cli._common import add_scheduler_option, add_verb
 
 __all__ = ["add_verbs"]
 
-_RA_NAMES = ("ra", "RA", "RAJ2000", "ALPHA_J2000", "ra_deg")
-_DEC_NAMES = ("dec", "Dec", "DEC", "DEJ2000", "DELTA_J2000", "dec_deg")
-
 
 def _progress() -> bool:
     from skysense._dask import show_progress
@@ -44,57 +41,13 @@ def _check(args) -> int:
     return 0
 
 
-def _positions(path: Path, ra_col: str | None, dec_col: str | None):
-    import numpy as np
-    import pandas as pd
-
-    from skysense.catalog.io import read_catalogue
-    from skysense.catalog.match import _check_positions
-    from skysense.errors import InputError
-
-    df = read_catalogue(path)
-    if ra_col is None or dec_col is None:
-        prepared = [
-            c[:-3] for c in df.columns if c.endswith("_ra") and f"{c[:-3]}_dec" in df.columns
-        ]
-        if ra_col is None:
-            ra_col = next((c for c in _RA_NAMES if c in df.columns), None) or (
-                f"{prepared[0]}_ra" if prepared else None
-            )
-        if dec_col is None:
-            dec_col = next((c for c in _DEC_NAMES if c in df.columns), None) or (
-                f"{prepared[0]}_dec" if prepared else None
-            )
-    for col, what in ((ra_col, "RA"), (dec_col, "Dec")):
-        if col is None or col not in df.columns:
-            raise InputError(
-                f"no {what} column found; name it with --ra/--dec", path=path, column=col
-            )
-    values = []
-    for col in (ra_col, dec_col):
-        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(v)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"non-numeric or missing value {df[col].iloc[row]!r}",
-                path=path,
-                column=col,
-                row=row,
-            )
-        values.append(v)
-    try:
-        ra, dec = _check_positions(values[0], values[1], str(path))
-    except InputError as exc:
-        raise InputError(exc.message, path=path, column=dec_col, row=exc.row) from exc
-    return df, ra, dec
-
-
 def _suggest(args) -> int:
-    from skysense.catalog.radius import plot_radius, suggest_radius
+    from skysense.catalog.io import read_positions
+    from skysense.catalog.plots import plot_radius
+    from skysense.catalog.radius import suggest_radius
 
-    _, ra1, dec1 = _positions(Path(args.a), args.ra, args.dec)
-    _, ra2, dec2 = _positions(Path(args.b), args.ra, args.dec)
+    _, ra1, dec1 = read_positions(args.a, args.ra, args.dec)
+    _, ra2, dec2 = read_positions(args.b, args.ra, args.dec)
     s = suggest_radius(ra1, dec1, ra2, dec2, max_radius_arcsec=args.max_radius)
     print(f"suggested radius: {s.radius_arcsec:.3g} arcsec (about {s.n_true:.0f} true pairs)")
     if args.plot:
@@ -104,29 +57,12 @@ def _suggest(args) -> int:
 
 
 def _crossmatch(args) -> int:
-    import numpy as np
-    import pandas as pd
+    from skysense.catalog.crossmatch import crossmatch_table
+    from skysense.catalog.io import read_positions, write_catalogue
 
-    from skysense.catalog.io import write_catalogue
-    from skysense.catalog.match import candidate_counts, greedy_one_to_one, pairs_within
-
-    a, ra1, dec1 = _positions(Path(args.a), args.ra, args.dec)
-    b, ra2, dec2 = _positions(Path(args.b), args.ra, args.dec)
-    pairs = pairs_within(ra1, dec1, ra2, dec2, args.radius)
-    n_a, n_b = candidate_counts(pairs.i1, pairs.i2, len(ra1), len(ra2))
-    chosen = pairs if args.all_pairs else greedy_one_to_one(*pairs)
-    left = a.iloc[chosen.i1].reset_index(drop=True)
-    right = b.iloc[chosen.i2].reset_index(drop=True)
-    clash = set(left.columns) & set(right.columns)
-    left = left.rename(columns={c: f"{c}_a" for c in clash})
-    right = right.rename(columns={c: f"{c}_b" for c in clash})
-    out = pd.concat([left, right], axis=1)
-    out["row_a"] = chosen.i1
-    out["row_b"] = chosen.i2
-    out["separation_arcsec"] = chosen.sep_arcsec
-    out["n_candidates_a"] = n_a[chosen.i1].astype(np.int32)
-    out["n_candidates_b"] = n_b[chosen.i2].astype(np.int32)
-    out.attrs = {}
+    a, ra1, dec1 = read_positions(args.a, args.ra, args.dec)
+    b, ra2, dec2 = read_positions(args.b, args.ra, args.dec)
+    out = crossmatch_table(a, b, ra1, dec1, ra2, dec2, args.radius, all_pairs=args.all_pairs)
     write_catalogue(out, args.out)
     kind = "pairs" if args.all_pairs else "one-to-one matches"
     print(f"{len(out)} {kind} within {args.radius:g} arcsec written to {args.out}")
