@@ -113,7 +113,7 @@ def test_cli_moc_combines_help_fields(shared_data, tmp_path, capsys):
     folder = shared_data / "crossmatch" / "help_field_mocs"
     a, b = folder / "XMM-LSS_MOC.fits", folder / "Herschel-Stripe-82_MOC.fits"
     out = tmp_path / "union.fits"
-    assert main(["catalog", "moc", str(a), str(b), "--out", str(out)]) == 0
+    assert main(["catalog", "moc", str(a), str(b), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     areas = [x["area_deg2"] for x in summary["inputs"]]
     assert summary["area_deg2"] == pytest.approx(sum(areas), rel=1e-9)  # disjoint fields

@@ -250,12 +250,22 @@ def test_cli_prepare_and_moc(tmp_path, synth, capsys):
                 "intersection",
                 "--out",
                 str(tmp_path / "both.fits"),
+                "--json",
             ]
         )
         == 0
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["area_deg2"] == pytest.approx(summary["inputs"][0]["area_deg2"], rel=0.05)
+    # Without --json: readable lines like the other verbs, the same numbers.
+    argv = ["catalog", "moc", str(tmp_path / "cov.fits"), str(cfg), "--op", "intersection"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"intersection of 2 coverages: {summary['area_deg2']:.4f} deg2"
+    assert lines[1:] == [
+        f"  {tmp_path / 'cov.fits'}: {summary['inputs'][0]['area_deg2']:.4f} deg2",
+        f"  {cfg}: {summary['inputs'][1]['area_deg2']:.4f} deg2",
+    ]
 
 
 def test_cli_error_is_one_line_and_writes_nothing(tmp_path, capsys):

@@ -29,6 +29,8 @@ from skysense.catalog.bands import BANDS
 from skysense.errors import InputError
 
 __all__ = [
+    "MOC_OPERATIONS",
+    "combine_mocs",
     "FULL_SKY_DEG2",
     "OPTNIR_BITS",
     "coverage_moc",
@@ -46,6 +48,9 @@ __all__ = [
 
 FULL_SKY_DEG2 = 4 * np.pi * (180 / np.pi) ** 2
 OPTNIR_BITS = {"optical": 1, "nir": 2, "mir": 4}
+
+
+MOC_OPERATIONS = ("union", "intersection")
 
 
 def coverage_moc(ra: np.ndarray, dec: np.ndarray, order: int = 10) -> MOC:
@@ -111,6 +116,22 @@ def moc_intersection(mocs: Iterable[MOC]) -> MOC:
     if not mocs:
         raise ValueError("no MOC given")
     return mocs[0].intersection(*mocs[1:]) if len(mocs) > 1 else mocs[0]
+
+
+def combine_mocs(mocs: Iterable[MOC], op: str = "union") -> MOC:
+    """Union (``op="union"``) or intersection (``op="intersection"``) of one or more MOCs.
+
+    Raises
+    ------
+    InputError
+        An unknown ``op`` or no MOC.
+    """
+    if op not in MOC_OPERATIONS:
+        raise InputError(f"unknown MOC operation {op!r}; use one of {', '.join(MOC_OPERATIONS)}")
+    mocs = list(mocs)
+    if not mocs:
+        raise InputError("no MOC given")
+    return moc_union(mocs) if op == "union" else moc_intersection(mocs)
 
 
 def moc_area_deg2(moc: MOC) -> float:

@@ -69,6 +69,8 @@ __all__ = [
     "STAGES",
     "read_reference",
     "survey_positions",
+    "CONFIG_SUFFIXES",
+    "coverage_of",
     "prepare_table",
     "prepare_survey",
     "write_prepared",
@@ -279,6 +281,28 @@ def survey_positions(config: SurveyConfig) -> tuple[np.ndarray, np.ndarray]:
     dec = _numeric(raw[c.dec], c.dec, path) * _angle_factor(units, c.dec, path, "deg")
     _check_positions(ra, dec, c.ra, c.dec, path, None)
     return ra, dec
+
+
+#: File suffixes read as survey configurations (others as MOC files) by :func:`coverage_of`.
+CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+def coverage_of(path: str | os.PathLike, order: int = 10) -> MOC:
+    """The coverage MOC of an input: a survey configuration (see :data:`CONFIG_SUFFIXES`)
+    gives the MOC of its catalogue's positions at ``order``; any other file is read as a MOC.
+
+    Raises
+    ------
+    InputError
+        Unreadable configuration, catalogue or MOC file; invalid positions.
+    """
+    path = Path(path)
+    if path.suffix.lower() in CONFIG_SUFFIXES:
+        ra, dec = survey_positions(load_config(path))
+        return coverage_moc(ra, dec, order)
+    from skysense.catalog.moc import read_moc
+
+    return read_moc(path)
 
 
 def _check_positions(ra, dec, ra_col, dec_col, label, rows) -> None:

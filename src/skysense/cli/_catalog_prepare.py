@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from skysense.cli._common import add_verb
 
@@ -57,35 +56,29 @@ def _prepare(args) -> int:
 
 
 def _moc(args) -> int:
-    from skysense.catalog.config import load_config
-    from skysense.catalog.moc import (
-        coverage_moc,
-        moc_area_deg2,
-        moc_intersection,
-        moc_union,
-        read_moc,
-        write_moc,
-    )
-    from skysense.catalog.prepare import survey_positions
+    from skysense.catalog.moc import combine_mocs, moc_area_deg2, write_moc
+    from skysense.catalog.prepare import coverage_of
 
-    mocs = []
-    report = []
-    for name in args.inputs:
-        path = Path(name)
-        if path.suffix.lower() in (".yaml", ".yml", ".toml"):
-            ra, dec = survey_positions(load_config(path))
-            moc = coverage_moc(ra, dec, args.order)
-        else:
-            moc = read_moc(path)
-        mocs.append(moc)
-        report.append({"input": str(path), "area_deg2": moc_area_deg2(moc)})
-    combined = moc_union(mocs) if args.op == "union" else moc_intersection(mocs)
+    mocs = [coverage_of(name, args.order) for name in args.inputs]
+    combined = combine_mocs(mocs, args.op)
     if args.out:
         write_moc(combined, args.out)
-    summary = {"inputs": report, "op": args.op, "area_deg2": moc_area_deg2(combined)}
-    if args.out:
-        summary["out"] = str(args.out)
-    print(json.dumps(summary, indent=2))
+    areas = [moc_area_deg2(m) for m in mocs]
+    area = moc_area_deg2(combined)
+    if args.json:
+        summary = {
+            "inputs": [{"input": str(n), "area_deg2": a} for n, a in zip(args.inputs, areas)],
+            "op": args.op,
+            "area_deg2": area,
+        }
+        if args.out:
+            summary["out"] = str(args.out)
+        print(json.dumps(summary, indent=2))
+        return 0
+    where = f" written to {args.out}" if args.out else ""
+    print(f"{args.op} of {len(mocs)} coverages: {area:.4f} deg2{where}")
+    for name, a in zip(args.inputs, areas):
+        print(f"  {name}: {a:.4f} deg2")
     return 0
 
 
@@ -125,3 +118,4 @@ def add_verbs(verbs) -> None:
     m.add_argument(
         "--order", type=int, default=10, metavar="N", help="order for configs (default 10)"
     )
+    m.add_argument("--json", action="store_true", help="print the summary as JSON")
