@@ -147,7 +147,8 @@ def cap_ranges(ranges: np.ndarray, max_ranges: int) -> np.ndarray:
 
 def depth_for_radius(radius_deg: float, index_order: int) -> int:
     """Search depth whose cells are about as large as ``radius_deg`` (at most ``index_order``)."""
-    if radius_deg <= 0:
+    if radius_deg <= _SIZE0_DEG * 2.0**-60:
+        # Far below the finest order (and a subnormal radius would overflow the ratio).
         return index_order
     d = int(math.floor(math.log2(_SIZE0_DEG / radius_deg))) + 1
     return max(0, min(index_order, d))
@@ -463,7 +464,8 @@ def neighbour_depth(radius_deg: float, index_order: int) -> int | None:
     None for circles too large for that cover (radius above about 2 deg); otherwise at most
     ``index_order``.
     """
-    if radius_deg <= 0:
+    if radius_deg <= _SIZE0_DEG * 2.0**-60:
+        # Far below the finest order (and a subnormal radius would overflow the ratio).
         return index_order
     d = int(math.floor(math.log2(_SIZE0_DEG / (_NEIGHBOUR_FACTOR * radius_deg))))
     if d < 3:

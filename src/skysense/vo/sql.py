@@ -818,14 +818,24 @@ class _Translator:
             chain.append(node)
             node = node.left
         acc = self.expr(node, s, agg_ok=agg_ok)
-        # The SQL "((a + b) - c)" is assembled once at the end: rebuilding it at each step
-        # would copy it once per operand (quadratic).
+        # Written flat, "(a + b - c)": SQL reads a chain of one precedence level from the left
+        # as the grammar did, and the database's parser then nests one level per operator
+        # rather than two (DuckDB stops at 1,000). Where the level changes, as in
+        # "(a + b) * c", the part so far is parenthesised. Every operand is atomic or already
+        # parenthesised. The text is assembled once at the end (rebuilding it at each step
+        # would copy it once per operand: quadratic).
         pieces = [acc.sql]
+        opens = 0
+        level = None
         for step in reversed(chain):
             b = self.expr(step.right, s, agg_ok=agg_ok)
             acc, op = self._binary(step, acc, b)
-            pieces.append(f" {op} {b.sql})")
-        return replace(acc, sql="(" * len(chain) + "".join(pieces))
+            if level is not None and _OP_LEVEL[op] != level:
+                pieces.append(")")
+                opens += 1
+            level = _OP_LEVEL[op]
+            pieces.append(f" {op} {b.sql}")
+        return replace(acc, sql="(" * (opens + 1) + "".join(pieces) + ")")
 
     def _binary(self, n: A.Binary, a: _E, b: _E) -> tuple[_E, str]:
         """Type, constant value and unit of ``a op b`` (its ``sql`` left empty), and the SQL
@@ -1278,6 +1288,9 @@ class _Translator:
             ra0, dec0, rad = float(c.center.lon.const), float(c.center.lat.const), float(r.const)
             if not -90 <= dec0 <= 90:
                 raise QueryError(f"CIRCLE centre latitude {dec0} outside [-90, 90]")
+            # A folded radius may be infinite (EXP(1000)): the exact test reads it as the whole
+            # sky (or nothing); the index filters need a finite number meaning the same.
+            rad = max(min(rad, 180.0), -1.0)
             src = self._indexed(p)
             if src is not None:
                 if self.pg and src.table.q3c:
@@ -1419,6 +1432,11 @@ class _Translator:
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+# Precedence groups of binary operators; "//" (DuckDB integer division) is kept apart so that
+# it is always parenthesised on its own.
+_OP_LEVEL = {"||": 0, "+": 1, "-": 1, "*": 2, "/": 2, "//": 3}
 
 
 def _rad(e: _E) -> str:
