@@ -367,62 +367,24 @@ def _band_measure(raw, rows, band, value_key, err_key, label, units):
     return mag, mag_err, flux, flux_err, invalid_err
 
 
-def prepare_table(
-    raw: pd.DataFrame,
-    config: SurveyConfig,
-    *,
-    reference: pd.DataFrame | None = None,
-    moc_order: int = 10,
-    star_mask_law: StarMaskLaw = StarMaskLaw(),
-    file_label: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> PreparedSurvey:
-    """Prepare one pristine catalogue (already read) according to ``config``.
+@dataclass
+class _Columns:
+    """The prepared columns as they are built: values, units and descriptions, in order."""
 
-    Parameters
-    ----------
-    raw : DataFrame
-        The pristine catalogue (``attrs["units"]`` is used to check units).
-    config : SurveyConfig
-    reference : DataFrame, optional
-        Gaia-like reference (see :func:`read_reference`); enables the astrometric correction,
-        ``flag_gaia`` and ``flag_starmask``.
-    moc_order : int
-        HEALPix order of the coverage MOC.
-    star_mask_law : StarMaskLaw
-        Bright-star hole radii.
-    file_label : str, optional
-        How to name the catalogue in errors (default: the configured file).
-    progress : callable, optional
-        Called with the name of each finished stage (:data:`STAGES`), e.g. to drive a bar.
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    desc: dict[str, str] = field(default_factory=dict)
 
-    Returns
-    -------
-    PreparedSurvey
 
-    Raises
-    ------
-    InputError, ConfigError
-        Bad configuration or data, naming file, column and row.
-    """
-    label = file_label or str(config.file_path)
-
-    def _done(stage: str) -> None:
-        if progress is not None:
-            progress(stage)
-
-    raw = raw.reset_index(drop=True)
-    units = raw.attrs.get("units", {})
-    survey = config.survey
-    if len(raw) == 0:
-        raise InputError("the catalogue is empty", path=label)
-    check_columns(config, raw.columns, file_label=Path(label).name)
+def _apply_cuts(
+    raw: pd.DataFrame, config: SurveyConfig, label: str
+) -> tuple[np.ndarray, list[dict]]:
+    """Stage "checks", part 1: the rows kept by the cuts, and what each cut removed."""
     n_read = len(raw)
-
-    # Cuts on the raw columns (numeric where possible, so "FLAGS < 4" works on CSV text too).
     keep = np.ones(n_read, dtype=bool)
     cut_log = []
     if config.cuts:
+        # Numeric where possible, so "FLAGS < 4" works on CSV text too.
         cols = {}
         for c in {name for text in config.cuts for name in cut_columns(text)}:
             s = raw[c]
@@ -444,7 +406,14 @@ def prepare_table(
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         raise InputError("no rows left after the cuts", path=label)
+    return rows, cut_log
 
+
+def _identity_columns(
+    raw: pd.DataFrame, config: SurveyConfig, rows: np.ndarray, label: str, units: dict
+) -> _Columns:
+    """Stage "checks", part 2: checked identifiers, positions, position errors, stellarity."""
+    survey = config.survey
     c = config.columns
     ra = _numeric(raw[c.ra], c.ra, label)[rows] * _angle_factor(units, c.ra, label, "deg")
     dec = _numeric(raw[c.dec], c.dec, label)[rows] * _angle_factor(units, c.dec, label, "deg")
@@ -459,26 +428,26 @@ def prepare_table(
         raise InputError(
             f"identifier {ids.iloc[i]!r} is not unique", path=label, column=c.id, row=int(rows[i])
         )
-
-    _done("checks")
-    out: dict[str, np.ndarray] = {f"{survey}_id": ids.to_numpy()}
-    out_units = {f"{survey}_ra": "deg", f"{survey}_dec": "deg"}
-    desc = {
-        f"{survey}_id": f"{survey} identifier",
-        f"{survey}_ra": f"{survey} right ascension (astrometry corrected)",
-        f"{survey}_dec": f"{survey} declination (astrometry corrected)",
-    }
-    out[f"{survey}_ra"] = ra
-    out[f"{survey}_dec"] = dec
+    cols = _Columns(
+        values={f"{survey}_id": ids.to_numpy(), f"{survey}_ra": ra, f"{survey}_dec": dec},
+        units={f"{survey}_ra": "deg", f"{survey}_dec": "deg"},
+        desc={
+            f"{survey}_id": f"{survey} identifier",
+            f"{survey}_ra": f"{survey} right ascension (astrometry corrected)",
+            f"{survey}_dec": f"{survey} declination (astrometry corrected)",
+        },
+    )
     if c.position_error is not None or config.position_error_arcsec is not None:
         name = f"{survey}_poserr_arcsec"
         if c.position_error is not None:
             factor = _angle_factor(units, c.position_error, label, "arcsec")
-            out[name] = _numeric(raw[c.position_error], c.position_error, label)[rows] * factor
+            cols.values[name] = (
+                _numeric(raw[c.position_error], c.position_error, label)[rows] * factor
+            )
         else:
-            out[name] = np.full(len(rows), float(config.position_error_arcsec))
-        out_units[name] = "arcsec"
-        desc[name] = "1-sigma position error"
+            cols.values[name] = np.full(len(rows), float(config.position_error_arcsec))
+        cols.units[name] = "arcsec"
+        cols.desc[name] = "1-sigma position error"
     if c.stellarity is not None:
         st = _numeric(raw[c.stellarity], c.stellarity, label)[rows]
         bad = np.isfinite(st) & ((st < 0) | (st > 1))
@@ -490,9 +459,21 @@ def prepare_table(
                 column=c.stellarity,
                 row=int(rows[i]),
             )
-        out["stellarity"] = st
-        desc["stellarity"] = "0 extended .. 1 point-like"
+        cols.values["stellarity"] = st
+        cols.desc["stellarity"] = "0 extended .. 1 point-like"
+    return cols
 
+
+def _photometry_columns(
+    raw: pd.DataFrame,
+    config: SurveyConfig,
+    rows: np.ndarray,
+    label: str,
+    units: dict,
+    cols: _Columns,
+) -> None:
+    """Stage "photometry": HELP magnitude, flux and flag columns of every band (into ``cols``)."""
+    out = cols.values
     for band in config.bands:
         b = band.name
         tot = _band_measure(
@@ -532,10 +513,10 @@ def prepare_table(
             out[f"f_ap_{b}"], out[f"ferr_ap_{b}"] = f_ap, ferr_ap
         out[f"flag_{b}"] = flag
         for pre in ("m_", "merr_", "m_ap_", "merr_ap_"):
-            out_units[f"{pre}{b}"] = "mag"
+            cols.units[f"{pre}{b}"] = "mag"
         for pre in ("f_", "ferr_", "f_ap_", "ferr_ap_"):
-            out_units[f"{pre}{b}"] = "uJy"
-        desc.update(
+            cols.units[f"{pre}{b}"] = "uJy"
+        cols.desc.update(
             {
                 f"m_{b}": f"total magnitude {b} (AB)",
                 f"merr_{b}": f"error on the total magnitude {b}",
@@ -548,25 +529,166 @@ def prepare_table(
                 f"flag_{b}": f"photometry of {b} flagged (survey flag or invalid error)",
             }
         )
-    _done("photometry")
-    table = pd.DataFrame(out)
-    n_after_cuts = len(table)
 
-    # Duplicates.
+
+def _remove_duplicates(table: pd.DataFrame, config: SurveyConfig, cols: _Columns):
+    """Stage "duplicates": keep the best row of each group; returns (table, DedupeResult)."""
+    survey = config.survey
     bands = [bc.name for bc in config.bands]
+    ra = table[f"{survey}_ra"].to_numpy()
+    dec = table[f"{survey}_dec"].to_numpy()
     dd = dedupe(ra, dec, snr_score(table, bands), config.dedupe_radius_arcsec)
     table["flag_cleaned"] = dd.flag_cleaned
     table = table[dd.keep].reset_index(drop=True)
-    desc["flag_cleaned"] = "kept as the best of a group of duplicate detections"
+    cols.desc["flag_cleaned"] = "kept as the best of a group of duplicate detections"
+    return table, dd
 
+
+def _reference_positions(ref: pd.DataFrame, epoch: float | None):
+    """Reference positions (deg), moved to the survey's epoch when it has one."""
+    if epoch is None:
+        return ref["ra"].to_numpy(), ref["dec"].to_numpy(), False
+    # Each reference row moves from its own epoch to the survey's.
+    ref_ra, ref_dec = np.empty(len(ref)), np.empty(len(ref))
+    for ref_epoch in np.unique(ref["ref_epoch"].to_numpy()):
+        sel = ref["ref_epoch"].to_numpy() == ref_epoch
+        ref_ra[sel], ref_dec[sel] = propagate_positions(
+            ref["ra"].to_numpy()[sel],
+            ref["dec"].to_numpy()[sel],
+            ref["pmra"].to_numpy()[sel],
+            ref["pmdec"].to_numpy()[sel],
+            float(ref_epoch),
+            epoch,
+        )
+    return ref_ra, ref_dec, True
+
+
+def _astrometry_step(
+    table: pd.DataFrame,
+    config: SurveyConfig,
+    reference: pd.DataFrame | None,
+    star_mask_law: StarMaskLaw,
+    cols: _Columns,
+    provenance: dict,
+) -> dict:
+    """Stage "astrometry": offset to the reference, then ``flag_gaia`` and ``flag_starmask``.
+
+    Modifies ``table`` (positions, flags) and ``provenance`` in place; returns the matched
+    offsets before and after the correction (for the plots).
+    """
+    if reference is None:
+        provenance["astrometry"] = None
+        return {}
+    survey = config.survey
+    ra_t = table[f"{survey}_ra"].to_numpy()
+    dec_t = table[f"{survey}_dec"].to_numpy()
+    ref = _check_reference(reference, "reference")
+    ref_ra, ref_dec, propagated = _reference_positions(ref, config.epoch)
+    radius = config.astrometry_radius_arcsec
+    off = measure_offset(ra_t, dec_t, ref_ra, ref_dec, radius)
+    _, _, b_ra, b_dec = match_offsets(ra_t, dec_t, ref_ra, ref_dec, radius)
+    applied = bool(np.isfinite(off.dra_err_arcsec))
+    if applied:
+        ra_t, dec_t = apply_offset(ra_t, dec_t, off.dra_cosdec_arcsec, off.ddec_arcsec)
+        table[f"{survey}_ra"], table[f"{survey}_dec"] = ra_t, dec_t
+    _, _, a_ra, a_dec = match_offsets(ra_t, dec_t, ref_ra, ref_dec, radius)
+    provenance["astrometry"] = {
+        **{
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in off._asdict().items()
+        },
+        "applied": applied,
+        "reference_propagated_to_epoch": config.epoch if propagated else None,
+        "median_after_arcsec": [float(np.median(a_ra)), float(np.median(a_dec))]
+        if len(a_ra)
+        else None,
+    }
+    table["flag_gaia"] = gaia_flag(ra_t, dec_t, ref_ra, ref_dec)
+    cols.desc["flag_gaia"] = "3/2/1: reference star within 0.6/1.5/2 arcsec; 0: none"
+    if "phot_g_mean_mag" in ref:
+        table["flag_starmask"] = star_mask(
+            ra_t, dec_t, ref_ra, ref_dec, ref["phot_g_mean_mag"].to_numpy(), star_mask_law
+        )
+        cols.desc["flag_starmask"] = "inside the mask hole of a bright reference star"
+        provenance["star_mask"] = star_mask_law._asdict()
+    provenance["reference"] = {"n_rows": len(ref)}
+    provenance["counts"]["flag_gaia"] = {
+        str(k): int((table["flag_gaia"] == k).sum()) for k in (0, 1, 2, 3)
+    }
+    return {"before": (b_ra, b_dec), "after": (a_ra, a_dec)}
+
+
+def prepare_table(
+    raw: pd.DataFrame,
+    config: SurveyConfig,
+    *,
+    reference: pd.DataFrame | None = None,
+    moc_order: int = 10,
+    star_mask_law: StarMaskLaw = StarMaskLaw(),
+    file_label: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PreparedSurvey:
+    """Prepare one pristine catalogue (already read) according to ``config``.
+
+    The stages (:data:`STAGES`) run in order: checks (columns, cuts, identifiers,
+    positions), photometry, duplicates, astrometry (with the star flags), aperture, moc.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The pristine catalogue (``attrs["units"]`` is used to check units).
+    config : SurveyConfig
+    reference : DataFrame, optional
+        Gaia-like reference (see :func:`read_reference`); enables the astrometric correction,
+        ``flag_gaia`` and ``flag_starmask``.
+    moc_order : int
+        HEALPix order of the coverage MOC.
+    star_mask_law : StarMaskLaw
+        Bright-star hole radii.
+    file_label : str, optional
+        How to name the catalogue in errors (default: the configured file).
+    progress : callable, optional
+        Called with the name of each finished stage (:data:`STAGES`), e.g. to drive a bar.
+
+    Returns
+    -------
+    PreparedSurvey
+
+    Raises
+    ------
+    InputError, ConfigError
+        Bad configuration or data, naming file, column and row.
+    """
+    label = file_label or str(config.file_path)
+
+    def _done(stage: str) -> None:
+        if progress is not None:
+            progress(stage)
+
+    raw = raw.reset_index(drop=True)
+    units = raw.attrs.get("units", {})
+    if len(raw) == 0:
+        raise InputError("the catalogue is empty", path=label)
+    check_columns(config, raw.columns, file_label=Path(label).name)
+    rows, cut_log = _apply_cuts(raw, config, label)
+    cols = _identity_columns(raw, config, rows, label, units)
+    _done("checks")
+
+    _photometry_columns(raw, config, rows, label, units, cols)
+    table = pd.DataFrame(cols.values)
+    _done("photometry")
+
+    n_after_cuts = len(table)
+    table, dd = _remove_duplicates(table, config, cols)
     _done("duplicates")
+
     provenance: dict = {
-        "survey": survey,
+        "survey": config.survey,
         "config_file": None if config.path is None else str(config.path),
         "config": config.to_dict(),
         "input": {"file": str(config.file_path), "format": config.file_format},
         "counts": {
-            "read": n_read,
+            "read": len(raw),
             "after_cuts": n_after_cuts,
             "duplicates_removed": dd.n_removed,
             "flag_cleaned": int(table["flag_cleaned"].sum()),
@@ -577,74 +699,22 @@ def prepare_table(
             "score": "combined S/N sqrt(sum_b (f_b/ferr_b)^2), ties to the earlier row",
         },
     }
-
-    pairs: dict = {}
-    ra_t = table[f"{survey}_ra"].to_numpy()
-    dec_t = table[f"{survey}_dec"].to_numpy()
-    if reference is not None:
-        ref = _check_reference(reference, "reference")
-        if config.epoch is not None:
-            # Each reference row moves from its own epoch to the survey's.
-            ref_ra, ref_dec = np.empty(len(ref)), np.empty(len(ref))
-            for epoch in np.unique(ref["ref_epoch"].to_numpy()):
-                sel = ref["ref_epoch"].to_numpy() == epoch
-                ref_ra[sel], ref_dec[sel] = propagate_positions(
-                    ref["ra"].to_numpy()[sel],
-                    ref["dec"].to_numpy()[sel],
-                    ref["pmra"].to_numpy()[sel],
-                    ref["pmdec"].to_numpy()[sel],
-                    float(epoch),
-                    config.epoch,
-                )
-            propagated = True
-        else:
-            ref_ra, ref_dec = ref["ra"].to_numpy(), ref["dec"].to_numpy()
-            propagated = False
-        radius = config.astrometry_radius_arcsec
-        off = measure_offset(ra_t, dec_t, ref_ra, ref_dec, radius)
-        _, _, b_ra, b_dec = match_offsets(ra_t, dec_t, ref_ra, ref_dec, radius)
-        applied = bool(np.isfinite(off.dra_err_arcsec))
-        if applied:
-            ra_t, dec_t = apply_offset(ra_t, dec_t, off.dra_cosdec_arcsec, off.ddec_arcsec)
-            table[f"{survey}_ra"], table[f"{survey}_dec"] = ra_t, dec_t
-        _, _, a_ra, a_dec = match_offsets(ra_t, dec_t, ref_ra, ref_dec, radius)
-        pairs = {"before": (b_ra, b_dec), "after": (a_ra, a_dec)}
-        provenance["astrometry"] = {
-            **{
-                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                for k, v in off._asdict().items()
-            },
-            "applied": applied,
-            "reference_propagated_to_epoch": config.epoch if propagated else None,
-            "median_after_arcsec": [float(np.median(a_ra)), float(np.median(a_dec))]
-            if len(a_ra)
-            else None,
-        }
-        table["flag_gaia"] = gaia_flag(ra_t, dec_t, ref_ra, ref_dec)
-        desc["flag_gaia"] = "3/2/1: reference star within 0.6/1.5/2 arcsec; 0: none"
-        if "phot_g_mean_mag" in ref:
-            table["flag_starmask"] = star_mask(
-                ra_t, dec_t, ref_ra, ref_dec, ref["phot_g_mean_mag"].to_numpy(), star_mask_law
-            )
-            desc["flag_starmask"] = "inside the mask hole of a bright reference star"
-            provenance["star_mask"] = star_mask_law._asdict()
-        provenance["reference"] = {"n_rows": len(ref)}
-        provenance["counts"]["flag_gaia"] = {
-            str(k): int((table["flag_gaia"] == k).sum()) for k in (0, 1, 2, 3)
-        }
-    else:
-        provenance["astrometry"] = None
+    pairs = _astrometry_step(table, config, reference, star_mask_law, cols, provenance)
     _done("astrometry")
+
     provenance["aperture_corrections"] = _aperture_step(table, config)
     _done("aperture")
-    moc = coverage_moc(ra_t, dec_t, moc_order)
+
+    moc = coverage_moc(
+        table[f"{config.survey}_ra"].to_numpy(), table[f"{config.survey}_dec"].to_numpy(), moc_order
+    )
     _done("moc")
     provenance["moc"] = {"order": moc_order, "area_deg2": moc_area_deg2(moc)}
     provenance["counts"]["final"] = len(table)
     provenance["versions"] = _versions()
     provenance["created_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    table.attrs["units"] = {k: v for k, v in out_units.items() if k in table}
-    table.attrs["descriptions"] = {k: v for k, v in desc.items() if k in table}
+    table.attrs["units"] = {k: v for k, v in cols.units.items() if k in table}
+    table.attrs["descriptions"] = {k: v for k, v in cols.desc.items() if k in table}
     return PreparedSurvey(table, moc, provenance, pairs)
 
 
