@@ -35,7 +35,7 @@ from skysense.vo.limits import Deadline
 from skysense.vo.publish import adql_column_name, detect_radec
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 from skysense.vo.settings import Settings
-from skysense.vo.upload_guard import UPLOAD_MEMORY_LIMIT_BYTES
+from skysense.vo.upload_guard import MAX_UPLOAD_TABLES, UPLOAD_MEMORY_LIMIT_BYTES
 from skysense.vo.votable import read_votable
 
 __all__ = [
@@ -492,31 +492,31 @@ def resolve_uploads(
     passed, with the query's time-limit error.
     """
     files = params.files if loader is None else loader
+    pairs = [pair for value in params.uploads for pair in parse_upload_param(value)]
+    if len(pairs) > MAX_UPLOAD_TABLES:
+        raise QueryError(
+            f"UPLOAD names {len(pairs)} tables; at most {MAX_UPLOAD_TABLES} are accepted"
+        )
     uploads: dict[str, UploadTable] = {}
-    for value in params.uploads:
-        for name, uri in parse_upload_param(value):
-            if name.lower() in uploads:
-                raise QueryError(f"UPLOAD table {name!r} given twice")
-            if uri.startswith("param:"):
-                part = uri[len("param:") :]
-                if part not in files:
-                    raise QueryError(f"UPLOAD {name!r} refers to a missing form part {part!r}")
-                data = files[part]
-            elif uri.lower().startswith(("http://", "https://")):
-                remaining = None if deadline is None else deadline.remaining()
-                data = fetch_url(
-                    uri,
-                    limit_bytes=limit_bytes,
-                    allow_private=allow_private,
-                    timeout_s=30.0 if remaining is None else max(0.001, min(30.0, remaining)),
-                )
-            else:
-                raise QueryError(
-                    f"UPLOAD {name!r}: only param:<part> and http(s):// URIs are accepted"
-                )
-            uploads[name.lower()] = make_upload(
-                name, data, limit_bytes=limit_bytes, deadline=deadline
+    for name, uri in pairs:
+        if name.lower() in uploads:
+            raise QueryError(f"UPLOAD table {name!r} given twice")
+        if uri.startswith("param:"):
+            part = uri[len("param:") :]
+            if part not in files:
+                raise QueryError(f"UPLOAD {name!r} refers to a missing form part {part!r}")
+            data = files[part]
+        elif uri.lower().startswith(("http://", "https://")):
+            remaining = None if deadline is None else deadline.remaining()
+            data = fetch_url(
+                uri,
+                limit_bytes=limit_bytes,
+                allow_private=allow_private,
+                timeout_s=30.0 if remaining is None else max(0.001, min(30.0, remaining)),
             )
+        else:
+            raise QueryError(f"UPLOAD {name!r}: only param:<part> and http(s):// URIs are accepted")
+        uploads[name.lower()] = make_upload(name, data, limit_bytes=limit_bytes, deadline=deadline)
     return list(uploads.values())
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "MAX_ATTRIBUTE_CHARS",
     "MAX_UNIT_CHARS",
     "UPLOAD_MEMORY_LIMIT_BYTES",
+    "MAX_UPLOAD_TABLES",
     "FirstTable",
     "CheckedVOTable",
     "check_votable",
@@ -104,6 +105,9 @@ MAX_ATTRIBUTE_CHARS = 4096
 MAX_UNIT_CHARS = 65_536
 #: Memory astropy may allocate for an upload's table arrays (see :func:`check_votable`).
 UPLOAD_MEMORY_LIMIT_BYTES = 512 << 20
+#: Most TAP_UPLOAD tables in one request (each is parsed and loaded into the database; clients
+#: upload one or two).
+MAX_UPLOAD_TABLES = 16
 
 _CHUNK = 1 << 16
 _XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
