@@ -12,16 +12,100 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["dask_client", "compute_with_progress", "show_progress"]
+__all__ = [
+    "dask_client",
+    "compute_with_progress",
+    "show_progress",
+    "progress_log_interval",
+    "ProgressLog",
+]
+
+_OFF = ("0", "false", "no")
 
 
 def show_progress() -> bool:
-    """Whether to draw progress bars (off under CI and when stderr is not a terminal)."""
+    """Whether to draw progress bars (off under CI and when stderr is not a terminal).
+
+    ``SKYSENSE_PROGRESS=1`` forces bars, ``0`` turns all progress output off and ``log``
+    asks for periodic one-line reports instead (see :func:`progress_log_interval`).
+    """
     if os.environ.get("SKYSENSE_PROGRESS") is not None:
-        return os.environ["SKYSENSE_PROGRESS"] not in ("0", "false", "no")
+        return os.environ["SKYSENSE_PROGRESS"] not in (*_OFF, "log")
     import sys
 
     return sys.stderr.isatty() and os.environ.get("CI") is None
+
+
+def progress_log_interval() -> float | None:
+    """Seconds between one-line progress reports, or None when a bar is drawn or all is off.
+
+    Used where no bar is drawn (a log file, a pipe, CI): long runs then print
+    ``skysense: progress: ...`` at most every ``SKYSENSE_PROGRESS_INTERVAL`` seconds
+    (default 60), so short runs print nothing.
+    """
+    if os.environ.get("SKYSENSE_PROGRESS", "").lower() in _OFF or show_progress():
+        return None
+    try:
+        return max(0.0, float(os.environ.get("SKYSENSE_PROGRESS_INTERVAL", "60")))
+    except ValueError:
+        return 60.0
+
+
+class ProgressLog:
+    """Periodic one-line progress reports on stderr (thread-safe ``update``).
+
+    Parameters
+    ----------
+    total : int
+        Units of work.
+    label : str
+        What is being done (``"astrocast hindcast"``).
+    interval : float, optional
+        Seconds between lines (default :func:`progress_log_interval`; None prints nothing).
+    unit : str
+        Name of one unit in the report.
+    """
+
+    def __init__(self, total: int, label: str, interval: float | None = -1.0, unit: str = "tasks"):
+        import threading
+        import time
+
+        self.total, self.label, self.unit = int(total), label or "working", unit
+        self.interval = progress_log_interval() if interval == -1.0 else interval
+        self.done = 0
+        self._t0 = self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` finished units; print a line when the interval has passed."""
+        import time
+
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if self.interval is None or now - self._last < self.interval:
+                return
+            self._last = now
+            self._print(now - self._t0)
+
+    def _print(self, elapsed: float) -> None:
+        import sys
+
+        frac = self.done / self.total if self.total else 1.0
+        line = (f"skysense: progress: {self.label}: {self.done}/{self.total} {self.unit} "
+                f"({100 * frac:.0f}%), {_duration(elapsed)} elapsed")  # fmt: skip
+        if 0 < frac < 1:
+            line += f", about {_duration(elapsed * (1 - frac) / frac)} left"
+        print(line, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 @contextlib.contextmanager
@@ -51,7 +135,11 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
 
 
 def compute_with_progress(tasks: Sequence[Any], *, label: str = "", client: Any = None) -> list:
-    """Compute Dask objects, drawing a progress bar when useful; returns the results in order."""
+    """Compute Dask objects with progress; returns the results in order.
+
+    A bar on a terminal (:func:`show_progress`), else a periodic one-line report
+    (:class:`ProgressLog`) once the run lasts longer than the report interval.
+    """
     import dask
 
     if client is not None:
@@ -60,7 +148,27 @@ def compute_with_progress(tasks: Sequence[Any], *, label: str = "", client: Any 
             from distributed import progress
 
             progress(futures)
+        elif progress_log_interval() is not None:
+            from distributed import as_completed
+
+            log = ProgressLog(len(futures), label)
+            for _ in as_completed(futures):
+                log.update()
         return client.gather(futures)
+    if progress_log_interval() is not None:
+        from dask.callbacks import Callback
+
+        class _Log(Callback):
+            # counts graph tasks, as dask's ProgressBar does
+            def _start_state(self, dsk, state):
+                n = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+                self.log = ProgressLog(n, label)
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                self.log.update()
+
+        with _Log():
+            return list(dask.compute(*tasks))
     if show_progress():
         from dask.diagnostics import ProgressBar
 

@@ -85,3 +85,34 @@ def test_cli_forecast_probabilities(tmp_path, run):
     assert list(f.lead) == [1, 2, 3, 4] and (f["std"] > 0).all()
     probs = f[[c for c in f.columns if c.startswith("p_") and c != "p_drought"]]
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-9)
+
+
+def test_cli_hindcast_reports_progress_without_a_warning_flood(tmp_path):
+    """Issue 16: a long hindcast printed nothing and 24 MB of one repeated library warning."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for r in ("a", "b", "c", "d"):
+        d = pd.date_range("2006-01-01", "2012-12-31", freq="7D")
+        x = 0.45 + 0.2 * np.sin(2 * np.pi * d.day_of_year / 365.25) + 0.03 * rng.normal(size=d.size)
+        rows.append(pd.DataFrame({"date": d, "region": r, "ndvi": x}))
+    p = tmp_path / "weekly.csv"
+    pd.concat(rows).to_csv(p, index=False)
+    env = dict(os.environ, SKYSENSE_PROGRESS="log", SKYSENSE_PROGRESS_INTERVAL="0")
+    env.pop("CI", None)
+    r = subprocess.run(
+        [sys.executable, "-m", "skysense.cli", "astrocast", "hindcast", str(p),
+         "-o", str(tmp_path / "h.parquet"), "--models", "persistence,linear_ar,random_forest",
+         "--n-leads", "3", "--start-year", "2012"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = (r.stdout + r.stderr).splitlines()
+    progress = [ln for ln in lines if ln.startswith("skysense: progress: astrocast hindcast")]
+    assert len(progress) >= 2 and "4/4" in progress[-1]
+    warning_lines = [ln for ln in lines if "Warning" in ln or "warnings.warn" in ln]
+    assert len(warning_lines) <= 3, warning_lines
+    assert "sklearn.utils.parallel.delayed" not in r.stderr

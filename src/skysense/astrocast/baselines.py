@@ -82,6 +82,7 @@ class GPForecaster:
         self.params_: KernelParams | None = None
         self.n_calls_ = 0
         self.n_refits_ = 0
+        self.n_convergence_warnings_ = 0
 
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         t = np.asarray(t_days, float)
@@ -92,6 +93,7 @@ class GPForecaster:
             gp = SeasonalGP(self.params_ or KernelParams()).fit(t[sel], v[sel])
             self.params_ = gp.params_
             self.n_refits_ += 1
+            self.n_convergence_warnings_ += gp.n_convergence_warnings_
         self.n_calls_ += 1
         sel = ok & (t > t[-1] - self.history_days)
         fast = FastSeasonalGP(self.params_).fit(t[sel], v[sel])

@@ -1,8 +1,23 @@
-"""Many series on Dask: one task per region, progress bar, fitting time per series."""
+"""Many series on Dask: one task per region, progress, fitting time per series.
+
+By default the regions run in local worker processes, one region per process at a time: the
+GP optimiser holds the GIL (threads would not run in parallel), and Python's warning filters
+are process-global, so scikit-learn's own filter juggling in concurrent threads corrupts them
+(the symptom was a flood of "``sklearn.utils.parallel.delayed`` should be used with
+``sklearn.utils.parallel.Parallel``"). In a process of its own each task records its library
+warnings and returns their counts; the engine logs one summary line
+(logger ``skysense.astrocast.engine``). GP ConvergenceWarnings (a hyperparameter at a bound,
+normal for these series) are counted where the GP is fitted
+(:attr:`~skysense.astrocast.forecast.SeasonalGP.n_convergence_warnings_`).
+"""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import logging
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,10 +26,65 @@ from skysense._dask import compute_with_progress, dask_client
 from skysense.astrocast.baselines import make_forecaster
 from skysense.astrocast.hindcast import hindcast
 
-__all__ = ["hindcast_regions", "forecast_regions"]
+__all__ = ["hindcast_regions", "forecast_regions", "DEFAULT_SCHEDULER"]
+
+#: Where region tasks run when no scheduler is given (see the module docstring).
+DEFAULT_SCHEDULER = "processes"
+
+_log = logging.getLogger(__name__)
 
 
-def _one_region(region, t_days, vci, vci3m, models, n_leads, start, extra, with_prob):
+@contextlib.contextmanager
+def _counting_warnings(record: bool):
+    """Collect the warnings of the block as ``Counter[(category, first line)]``.
+
+    Only where the task is alone in its process (``record``): ``catch_warnings`` is not
+    thread-safe.
+    """
+    counts: collections.Counter = collections.Counter()
+    if not record:
+        yield counts
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield counts
+    for w in caught:
+        text = str(w.message).strip().splitlines()[0] if str(w.message).strip() else ""
+        counts[(w.category.__name__, text[:160])] += 1
+
+
+def _summarise(label: str, counts: collections.Counter, n_convergence: int) -> None:
+    """One log line for all the warnings of a run (none when there were none)."""
+    total = sum(counts.values())
+    if not total and not n_convergence:
+        return
+    parts = []
+    if n_convergence:
+        parts.append(f"{n_convergence} GP fit(s) with a ConvergenceWarning (a hyperparameter "
+                     "at its bound or the optimiser stopped early; counted, not shown)")  # fmt: skip
+    if total:
+        top = ", ".join(f"{n} x {cat}: {text}" for (cat, text), n in counts.most_common(3))
+        more = len(counts) - 3
+        parts.append(f"{total} library warning(s) hidden ({top}"
+                     + (f"; {more} other kind(s)" if more > 0 else "") + ")")  # fmt: skip
+    level = logging.WARNING if total else logging.INFO
+    _log.log(level, "%s: %s", label, "; ".join(parts))
+
+
+def _resolve(scheduler: str | None) -> tuple[str, bool]:
+    scheduler = scheduler or DEFAULT_SCHEDULER
+    return scheduler, scheduler in ("processes", "synchronous")
+
+
+def _one_region(region, t_days, vci, vci3m, models, n_leads, start, extra, with_prob, record):
+    with _counting_warnings(record) as counts:
+        fc, timing = _hindcast_region(
+            region, t_days, vci, vci3m, models, n_leads, start, extra, with_prob
+        )
+    return fc, timing, counts
+
+
+def _hindcast_region(region, t_days, vci, vci3m, models, n_leads, start, extra, with_prob):
     frames = []
     timing = []
     for label, (name, kwargs) in models.items():
@@ -36,6 +106,7 @@ def _one_region(region, t_days, vci, vci3m, models, n_leads, start, extra, with_
                 "model": label,
                 "seconds": time.perf_counter() - t0,
                 "n_forecasts": int(h.issue_index.nunique()),
+                "convergence_warnings": int(getattr(fc, "n_convergence_warnings_", 0)),
             }
         )
         h.insert(0, "model", label)
@@ -67,17 +138,19 @@ def hindcast_regions(
     extras : dict region -> ndarray (n, k), optional
         Neighbour series for the spatial option (used by linear_ar and random_forest).
     scheduler : str, optional
-        ``None`` threads, ``"processes"`` (both cores for the GIL-bound optimiser), or an address.
+        ``None``: :data:`DEFAULT_SCHEDULER` (local processes, both cores for the GIL-bound
+        optimiser); ``"threads"``, ``"synchronous"`` or a cluster address.
 
     Returns
     -------
     forecasts : DataFrame
         :func:`hindcast` rows plus ``region, model``.
     timing : DataFrame
-        ``region, model, seconds, n_forecasts, seconds_per_fit``.
+        ``region, model, seconds, n_forecasts, convergence_warnings, seconds_per_fit``.
     """
     import dask
 
+    scheduler, record = _resolve(scheduler)
     tasks = []
     for region, (t, v, y3) in series.items():
         s = start[region] if isinstance(start, dict) else start
@@ -93,17 +166,26 @@ def hindcast_regions(
                 s,
                 ex,
                 with_probabilities,
+                record,
             )
         )
     with dask_client(scheduler) as client:
         results = compute_with_progress(tasks, label="astrocast hindcast", client=client)
     fc = pd.concat([r[0] for r in results], ignore_index=True)
     timing = pd.concat([r[1] for r in results], ignore_index=True)
+    _summarise("astrocast hindcast", sum((r[2] for r in results), collections.Counter()),
+               int(timing["convergence_warnings"].sum()))  # fmt: skip
     timing["seconds_per_fit"] = timing["seconds"] / timing["n_forecasts"].clip(lower=1)
     return fc, timing
 
 
-def _forecast_one(region, t_days, vci, vci3m, window, n_leads, gp_kwargs):
+def _forecast_one(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, record):
+    with _counting_warnings(record) as counts:
+        out = _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs)
+    return out, counts
+
+
+def _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs):
     from skysense.astrocast.baselines import GPForecaster
 
     t0 = time.perf_counter()
@@ -126,6 +208,7 @@ def _forecast_one(region, t_days, vci, vci3m, window, n_leads, gp_kwargs):
             "mean": mean,
             "std": std,
             "fit_seconds": time.perf_counter() - t0,
+            "convergence_warnings": fc.n_convergence_warnings_,
         }
     )
 
@@ -139,18 +222,26 @@ def forecast_regions(
     ----------
     series : dict region -> (t_days (n,), vci (n,), vci3m (n,), window)
 
+    scheduler : str, optional
+        As for :func:`hindcast_regions`.
+
     Returns
     -------
-    DataFrame ``region, lead, t_issue_days, t_target_days, mean, std, fit_seconds``
+    DataFrame ``region, lead, t_issue_days, t_target_days, mean, std, fit_seconds,
+    convergence_warnings``
     """
     import dask
 
+    scheduler, record = _resolve(scheduler)
     tasks = [
         dask.delayed(_forecast_one)(
-            r, np.asarray(t), np.asarray(v), np.asarray(y3), w, n_leads, gp_kwargs or {}
+            r, np.asarray(t), np.asarray(v), np.asarray(y3), w, n_leads, gp_kwargs or {}, record
         )
         for r, (t, v, y3, w) in series.items()
     ]
     with dask_client(scheduler) as client:
         out = compute_with_progress(tasks, label="astrocast forecast", client=client)
-    return pd.concat(out, ignore_index=True)
+    fc = pd.concat([o[0] for o in out], ignore_index=True)
+    conv = int(fc.groupby("region").convergence_warnings.first().sum())
+    _summarise("astrocast forecast", sum((o[1] for o in out), collections.Counter()), conv)
+    return fc

@@ -180,6 +180,9 @@ class SeasonalGP:
         Fitted hyperparameters.
     y_mean_, y_std_ : float
         Standardisation of the training series.
+    n_convergence_warnings_ : int
+        scikit-learn ConvergenceWarnings of the last fit (optimiser stopped early or a
+        hyperparameter at its bound), counted rather than printed.
     """
 
     def __init__(
@@ -211,10 +214,17 @@ class SeasonalGP:
             n_restarts_optimizer=self.n_restarts_optimizer,
             random_state=self.random_state,
         )
-        with warnings.catch_warnings():
-            # Hyperparameters at a bound are normal here (e.g. no seasonal term in VCI).
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            # Hyperparameters at a bound are normal here (e.g. no seasonal term in VCI): count
+            # them instead of printing one warning per fit; pass any other warning on.
+            warnings.simplefilter("always")
             gp.fit(t[:, None], (v - self.y_mean_) / self.y_std_)
+        self.n_convergence_warnings_ = 0
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                self.n_convergence_warnings_ += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.gp_ = gp
         self.params_ = _params_from_kernel(gp.kernel_)
         return self
