@@ -50,7 +50,7 @@ def test_noisy_classes_reach_the_bayes_rate():
     acc = np.mean(m.predict(sample_features(pt, spec)) == yt)
     # binomial standard error at n=6000 is 0.005; a fitted classifier cannot beat Bayes
     assert bayes - 0.025 < acc < bayes + 0.015
-    assert abs(m.info["oob_accuracy"] - bayes) < 0.04
+    assert abs(m.info_["oob_accuracy"] - bayes) < 0.04
 
 
 def test_flat_forest_reproduces_sklearn_probabilities():
@@ -73,7 +73,7 @@ def test_tuning_picks_the_best_cross_validated_parameters():
     assert score == max(r["mean_accuracy"] for r in results)
     spec = FeatureSpec(("b1",), ("mean",), 1)
     m = train_model(X, y, spec, classifier="knn", tune=True, grid={"n_neighbors": [1, 25]}, cv=3)
-    assert m.params == {"n_neighbors": 25} and m.info["cv_tuning"]["folds"] == 3
+    assert m.params == {"n_neighbors": 25} and m.info_["cv_tuning"]["folds"] == 3
 
 
 def test_training_data_errors_name_the_problem():

@@ -40,10 +40,10 @@ def test_model_round_trip_predicts_identically(tmp_path, name):
     m2 = load_model(p)
     Xt, _, _ = _table(seed=1)
     np.testing.assert_allclose(m2.predict_proba(Xt), m.predict_proba(Xt), atol=1e-10)
-    assert m2.spec == spec and m2.scheme == LI2014 and m2.classifier == name
+    assert m2.spec == spec and m2.scheme_ == LI2014 and m2.classifier == name
     if name in ("rf", "et"):
-        assert isinstance(m2.estimator, FlatForest)
-        assert m2.info["n_samples"] == m.info["n_samples"]
+        assert isinstance(m2.estimator_, FlatForest)
+        assert m2.info_["n_samples"] == m.info_["n_samples"]
 
 
 def test_corrupt_or_foreign_files_are_rejected(tmp_path):

@@ -29,7 +29,7 @@ def test_statlog_pipeline_beats_the_baselines(shared_data):
         rep = accuracy_report(yte, rf.predict(sample_features(pte, spec)))
         # the measured off-the-shelf random forest on mean/max/std: 0.9175 (seed spread ~0.003)
         assert rep.overall_accuracy >= 0.914
-        assert 0.88 < rf.info["oob_accuracy"] < 0.95
+        assert 0.88 < rf.info_["oob_accuracy"] < 0.95
 
         rich = statlog_spec(("mean", "max", "std", "min"), ("ndvi", "ndwi"))
 

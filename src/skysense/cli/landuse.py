@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from skysense.cli._common import add_area, add_scheduler_option, add_verb
-from skysense.errors import ConfigError, InputError
+from skysense.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -173,108 +171,50 @@ def _train(args) -> int:
     model = train_model(X, y, spec, scheme, classifier=args.classifier, params=_params(args),
                         tune=args.tune, cv=args.cv, random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
     save_model(model, args.output, X_train=X, y_train=y)
-    counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in model.info["n_samples"].items())
+    info = model.info_
+    counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in info["n_samples"].items())
     print(f"trained {args.classifier} on {len(y)} samples ({counts}); {len(spec.names)} "
           f"features: {', '.join(spec.names)}")  # fmt: skip
-    if "oob_accuracy" in model.info:
-        print(f"out-of-bag accuracy {model.info['oob_accuracy']:.4f}")
-    if "cv_tuning" in model.info:
-        t = model.info["cv_tuning"]
+    if "oob_accuracy" in info:
+        print(f"out-of-bag accuracy {info['oob_accuracy']:.4f}")
+    if "cv_tuning" in info:
+        t = info["cv_tuning"]
         print(f"{t['folds']}-fold CV chose {t['best_params']} (accuracy {t['best_accuracy']:.4f})")
     print(f"model written to {args.output}")
     if args.json:
         from skysense._atomic import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(model.info, indent=2, default=float))
+        atomic_write_text(args.json, json.dumps(info, indent=2, default=float))
     return 0
 
 
 def _evaluate(args) -> int:
-    from skysense.landuse.evaluate import (
-        accuracy_report,
-        band_subset_experiment,
-        comparison_table,
-        cross_validate,
-        feature_importances,
-        holdout_evaluate,
-    )
+    from skysense.landuse.evaluate import evaluate_classifier, evaluate_model
     from skysense.landuse.io import load_model, write_confusion_png
 
-    out: dict = {}
-    report = None
     if args.model:
         model = load_model(args.model)
-        X, y, _, _ = _load_samples(args, "test-", model.spec, model.scheme)
-        if X.shape[1] != len(model.spec.names):
-            raise InputError(f"test features have {X.shape[1]} columns, model expects "
-                             f"{len(model.spec.names)}")  # fmt: skip
-        labels = np.union1d(model.classes_, np.unique(y))
-        report = accuracy_report(y, model.predict(X), labels,
-                                 [model.scheme.name_of(int(c)) for c in labels])  # fmt: skip
-        print(f"model {args.model} on {len(y)} test samples")
-        print(report.table())
-        out["test"] = report.to_dict()
-        if args.importances:
-            imp = feature_importances(model, X, y, random_state=args.seed)
-            out["importances"] = imp
-            print(
-                "feature importances:\n" + "\n".join(f"  {k:<16} {v:.4f}" for k, v in imp.items())
-            )
+        X, y, _, _ = _load_samples(args, "test-", model.spec, model.scheme_)
+        result = evaluate_model(model, X, y, importances=args.importances,
+                                random_state=args.seed, name=f"model {args.model}")  # fmt: skip
     else:
         X, y, spec, scheme = _load_samples(args)
-        has_test = args.test_statlog or args.test_raster
         Xt = yt = None
-        if has_test:
+        if args.test_statlog or args.test_raster:
             Xt, yt, _, _ = _load_samples(args, "test-", spec, scheme)
-        params = _params(args)
-        if args.band_subsets:
-            subsets = {s: _list(s) for s in args.band_subsets}
-            reports = band_subset_experiment(X, y, spec, subsets, classifier=args.classifier,
-                                             params=params, folds=args.cv,
-                                             random_state=args.seed, scheme=scheme,
-                                             X_test=Xt, y_test=yt)  # fmt: skip
-            how = "test set" if has_test else f"{args.cv}-fold CV"
-            print(f"band subsets, {args.classifier}, {how}:")
-            print(comparison_table(reports))
-            out["band_subsets"] = {k: r.to_dict() for k, r in reports.items()}
-            report = next(iter(reports.values()))
-        elif has_test:
-            from skysense.landuse.classify import train_model
-
-            model = train_model(X, y, spec, scheme, classifier=args.classifier, params=params,
-                                random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
-            labels = np.union1d(model.classes_, np.unique(yt))
-            report = accuracy_report(yt, model.predict(Xt), labels,
-                                     [scheme.name_of(int(c)) for c in labels])  # fmt: skip
-            print(f"{args.classifier} trained on {len(y)} samples, tested on {len(yt)}")
-            print(report.table())
-            out["test"] = report.to_dict()
-            if args.importances:
-                imp = feature_importances(model, Xt, yt, random_state=args.seed)
-                out["importances"] = imp
-                print("feature importances:\n"
-                      + "\n".join(f"  {k:<16} {v:.4f}" for k, v in imp.items()))  # fmt: skip
-        elif args.holdout:
-            report = holdout_evaluate(X, y, classifier=args.classifier, params=params,
-                                      test_fraction=args.holdout, random_state=args.seed,
-                                      scheme=scheme, n_jobs=args.jobs)  # fmt: skip
-            print(f"{args.classifier}, stratified hold-out of {args.holdout:g}")
-            print(report.table())
-            out["holdout"] = report.to_dict()
-        else:
-            report, folds = cross_validate(X, y, classifier=args.classifier, params=params,
-                                           folds=args.cv, random_state=args.seed, scheme=scheme,
-                                           n_jobs=args.jobs)  # fmt: skip
-            print(f"{args.classifier}, stratified {args.cv}-fold CV (fold accuracies "
-                  f"{', '.join(f'{a:.4f}' for a in folds)})")  # fmt: skip
-            print(report.table())
-            out["cv"] = dict(report.to_dict(), fold_accuracy=folds.tolist())
-    if args.confusion_png and report is not None:
-        write_confusion_png(report, args.confusion_png)
+        subsets = {s: _list(s) for s in args.band_subsets} if args.band_subsets else None
+        result = evaluate_classifier(X, y, spec, scheme, classifier=args.classifier,
+                                     params=_params(args), X_test=Xt, y_test=yt,
+                                     band_subsets=subsets, holdout=args.holdout, folds=args.cv,
+                                     importances=args.importances, random_state=args.seed,
+                                     n_jobs=args.jobs)  # fmt: skip
+    print(result.text())
+    if args.confusion_png:
+        write_confusion_png(result.report, args.confusion_png)
     if args.json:
         from skysense._atomic import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(out, indent=2, default=float))
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=float))
     return 0
 
 
@@ -290,7 +230,7 @@ def _classify(args) -> int:
     print(f"classified {total} pixels in {res.n_windows} windows ({res.elapsed_s:.1f} s); "
           f"{res.n_nodata} nodata", file=sys.stderr)  # fmt: skip
     for code, n in sorted(res.pixel_counts.items()):
-        print(f"{code}\t{model.scheme.name_of(code)}\t{n}\t{n / total:.4f}")
+        print(f"{code}\t{model.scheme_.name_of(code)}\t{n}\t{n / total:.4f}")
     print(f"written {res.class_path}" + (f", {res.proba_path}" if res.proba_path else "")
           + (f", {res.quicklook_path}" if res.quicklook_path else ""), file=sys.stderr)  # fmt: skip
     return 0

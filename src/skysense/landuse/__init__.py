@@ -5,7 +5,8 @@ band over a pixel window or a polygon - from training samples to a classified Ge
 
 Modules: :mod:`~skysense.landuse.features` (pure statistics), :mod:`~skysense.landuse.classes`
 (class schemes), :mod:`~skysense.landuse.samples` (training samples), :mod:`~skysense.landuse.classify`
-(classifiers), :mod:`~skysense.landuse.evaluate` (accuracy), :mod:`~skysense.landuse.io`
+(classifiers), :mod:`~skysense.landuse.estimator` (the scikit-learn estimator,
+:class:`~skysense.landuse.estimator.LanduseClassifier`), :mod:`~skysense.landuse.evaluate` (accuracy), :mod:`~skysense.landuse.io`
 (rasters, models), :mod:`~skysense.landuse.engine` (whole rasters on Dask).
 """
 
@@ -13,7 +14,6 @@ from skysense.landuse.classes import LI2014, STATLOG, ClassScheme, LandClass, ge
 from skysense.landuse.classify import (
     CLASSIFIERS,
     FlatForest,
-    LanduseModel,
     make_classifier,
     train_model,
     tune_classifier,
@@ -43,7 +43,7 @@ __all__ = [
     "get_scheme",
     "CLASSIFIERS",
     "FlatForest",
-    "LanduseModel",
+    "LanduseClassifier",
     "make_classifier",
     "train_model",
     "tune_classifier",
@@ -68,9 +68,13 @@ __all__ = [
 
 
 def __getattr__(name):
-    # The engine imports Dask; load it only when asked for.
+    # The engine imports Dask and the estimator scikit-learn; load them only when asked for.
     if name == "classify_raster":
         from skysense.landuse.engine import classify_raster
 
         return classify_raster
+    if name == "LanduseClassifier":
+        from skysense.landuse.estimator import LanduseClassifier
+
+        return LanduseClassifier
     raise AttributeError(name)

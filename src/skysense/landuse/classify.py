@@ -6,24 +6,28 @@ accuracy; its hyperparameters can be chosen by stratified k-fold cross-validatio
 neighbours, extremely randomised trees and a soft-voting ensemble of them are selectable by
 name (:data:`CLASSIFIERS`).
 
-A trained model is a :class:`LanduseModel`: the fitted estimator plus the feature spec and the
-class scheme, so that prediction computes exactly the training features and writes the right
-colours. Forests can be flattened into plain arrays (:func:`forest_to_arrays`) and predicted by
+A model is a :class:`~skysense.landuse.estimator.LanduseClassifier`, a scikit-learn estimator (``clone``, ``get_params``,
+``Pipeline`` and ``GridSearchCV`` work on it) that carries the feature spec and the class
+scheme, so that prediction computes exactly the training features and writes the right
+colours. :func:`train_model` builds and fits one (optionally tuning it first). Forests can be flattened into plain arrays (:func:`forest_to_arrays`) and predicted by
 :class:`FlatForest` - the non-pickle storage format and the fast raster predictor.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from skysense.errors import ConfigError, InputError, NotFittedError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.features import FeatureSpec
+
+if TYPE_CHECKING:
+    from skysense.landuse.estimator import LanduseClassifier
 
 __all__ = [
     "CLASSIFIERS",
@@ -32,7 +36,6 @@ __all__ = [
     "tune_classifier",
     "check_training_data",
     "train_model",
-    "LanduseModel",
     "FlatForest",
     "forest_to_arrays",
 ]
@@ -166,13 +169,18 @@ def check_training_data(
     if bad.any():
         r, c = np.argwhere(bad)[0]
         col = feature_names[c] if feature_names is not None else c
-        raise InputError(f"{int(bad.any(axis=1).sum())} sample(s) have non-finite features",
-                         row=int(r), column=col)  # fmt: skip
+        raise InputError(f"{int(bad.any(axis=1).sum())} sample(s) have non-finite (NaN or inf) "
+                         "features", row=int(r), column=col)  # fmt: skip
     try:
-        y = y.astype(np.int64)
+        yi = y.astype(np.int64)
     except (TypeError, ValueError):
         raise InputError("labels must be integer class codes") from None
+    if y.dtype.kind == "f" and not np.array_equal(yi, y):
+        raise InputError("labels must be integer class codes, not continuous values")
+    y = yi
     codes, counts = np.unique(y, return_counts=True)
+    if codes.size < 2:
+        raise InputError(f"only one class ({codes[0]}) in the training samples; need two or more")
     few = [(int(c), int(n)) for c, n in zip(codes, counts) if n < min_per_class]
     if few:
         raise InputError(
@@ -180,8 +188,6 @@ def check_training_data(
             + ", ".join(f"class {c} has {n}" for c, n in few)
             + f" (need at least {min_per_class} per class)"
         )
-    if codes.size < 2:
-        raise InputError(f"only one class ({codes[0]}) in the training samples; need two or more")
     return X, y
 
 
@@ -234,65 +240,10 @@ def tune_classifier(
     return dict(best["params"]), best["mean_accuracy"], results
 
 
-@dataclasses.dataclass
-class LanduseModel:
-    """A fitted classifier with the features and classes it was trained on.
-
-    Attributes
-    ----------
-    estimator : fitted scikit-learn classifier or :class:`FlatForest`
-    spec : FeatureSpec
-    scheme : ClassScheme
-    classifier : str
-        Name in :data:`CLASSIFIERS`.
-    params : dict
-        Hyperparameters given to :func:`make_classifier` (JSON-able).
-    info : dict
-        Training summary: samples per class, out-of-bag accuracy, CV results, versions.
-    """
-
-    estimator: Any
-    spec: FeatureSpec
-    scheme: ClassScheme
-    classifier: str = "rf"
-    params: dict = dataclasses.field(default_factory=dict)
-    info: dict = dataclasses.field(default_factory=dict)
-    random_state: int = 0
-
-    @property
-    def classes_(self) -> np.ndarray:
-        """Class codes in the column order of :meth:`predict_proba`."""
-        if not hasattr(self.estimator, "classes_"):
-            raise NotFittedError("the model is not fitted")
-        return np.asarray(self.estimator.classes_)
-
-    def _check(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X)
-        n_feat = len(self.spec.names)
-        if X.ndim != 2 or X.shape[1] != n_feat:
-            raise InputError(
-                f"features have {X.shape[-1] if X.ndim else 0} columns but the model expects "
-                f"{n_feat} ({self.spec.n_bands} bands: {', '.join(self.spec.band_names)})"
-            )
-        return X
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities, ``(n, n_classes)`` in the order of :attr:`classes_`."""
-        return np.asarray(self.estimator.predict_proba(self._check(X)))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class codes ``(n,)`` (argmax of the probabilities)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    @property
-    def feature_names(self) -> list[str]:
-        return self.spec.names
-
-
 def train_model(
     X: np.ndarray,
     y: np.ndarray,
-    spec: FeatureSpec,
+    spec: FeatureSpec | None = None,
     scheme: ClassScheme | None = None,
     *,
     classifier: str = "rf",
@@ -302,8 +253,8 @@ def train_model(
     cv: int = 5,
     random_state: int = 0,
     n_jobs: int = 1,
-) -> LanduseModel:
-    """Fit a land-use model on a feature table.
+) -> LanduseClassifier:
+    """Fit a land-use model on a feature table (optionally tuning its hyperparameters first).
 
     Parameters
     ----------
@@ -311,49 +262,38 @@ def train_model(
         Features from :mod:`skysense.landuse.features`.
     y : ndarray (n,) of int
         Class codes (must be in ``scheme``; default scheme: built from the codes present).
-    spec : FeatureSpec
+    spec : FeatureSpec, optional
     scheme : ClassScheme, optional
     classifier : str
         Name in :data:`CLASSIFIERS`.
     params : mapping, optional
         Fixed hyperparameters.
     tune : bool
-        Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first.
+        Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first; the chosen
+        ones are in the returned model's ``params`` and ``info_["cv_tuning"]``.
 
     Returns
     -------
-    LanduseModel
+    LanduseClassifier
+        Fitted.
     """
-    import sklearn
+    from skysense.landuse.estimator import LanduseClassifier
 
-    X, y = check_training_data(X, y, spec.names, min_per_class=cv if tune else 2)
-    if scheme is None:
-        scheme = ClassScheme.from_codes(np.unique(y))
-    unknown = sorted(set(np.unique(y).tolist()) - set(scheme.codes))
-    if unknown:
-        raise InputError(f"label codes {unknown} are not in class scheme {scheme.name!r} "
-                         f"(codes {scheme.codes})")  # fmt: skip
     params = dict(params or {})
-    info: dict[str, Any] = {}
+    tuning = None
     if tune:
+        names = None if spec is None else spec.names
+        Xa, ya = check_training_data(X, y, names, min_per_class=cv)
         best, score, results = tune_classifier(
-            classifier, X, y, grid, cv=cv, random_state=random_state, n_jobs=n_jobs
+            classifier, Xa, ya, grid, cv=cv, random_state=random_state, n_jobs=n_jobs
         )
         params.update(best)
-        info["cv_tuning"] = {"folds": cv, "best_params": best, "best_accuracy": score,
-                             "results": results}  # fmt: skip
-    est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs, **params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # small-sample OOB warnings
-        est.fit(X, y)
-    codes, counts = np.unique(y, return_counts=True)
-    info["n_samples"] = {str(int(c)): int(n) for c, n in zip(codes, counts)}
-    if classifier == "rf" and hasattr(est, "oob_score_"):
-        info["oob_accuracy"] = float(est.oob_score_)
-    if hasattr(est, "feature_importances_"):
-        info["feature_importances"] = dict(zip(spec.names, map(float, est.feature_importances_)))
-    info["sklearn_version"] = sklearn.__version__
-    return LanduseModel(est, spec, scheme, classifier, params, info, random_state)
+        tuning = {"folds": cv, "best_params": best, "best_accuracy": score, "results": results}
+    model = LanduseClassifier(classifier, params, spec=spec, scheme=scheme,
+                              random_state=random_state, n_jobs=n_jobs).fit(X, y)  # fmt: skip
+    if tuning is not None:
+        model.info_["cv_tuning"] = tuning
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +338,9 @@ def forest_to_arrays(forest) -> dict[str, np.ndarray]:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _forest_kernel():
+    """The compiled traversal (compiled once per process, on first use)."""
     import numba
 
     # Serial and GIL-free: parallelism comes from the Dask threads running several windows
@@ -431,9 +373,6 @@ def _forest_kernel():
     return kernel
 
 
-_KERNEL = None
-
-
 class FlatForest:
     """A forest predictor rebuilt from :func:`forest_to_arrays` (numba-compiled traversal).
 
@@ -449,13 +388,11 @@ class FlatForest:
         self.n_features_in_ = int(self.arrays["feature"].max()) + 1
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        global _KERNEL
-        if _KERNEL is None:
-            _KERNEL = _forest_kernel()
+        """Class probabilities ``(n, n_classes)``, averaged over the trees."""
         X32 = np.ascontiguousarray(X, dtype=np.float32)
         out = np.zeros((X32.shape[0], self.classes_.size), np.float64)
         a = self.arrays
-        _KERNEL(
+        _forest_kernel()(
             X32, a["roots"], a["left"], a["right"], a["feature"], a["threshold"], a["value"], out
         )
         return out

@@ -10,6 +10,7 @@ whatever the image size. Pixels that are nodata in the image are nodata (0) in t
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import threading
 import time
@@ -21,7 +22,8 @@ import numpy as np
 from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import ConfigError, InputError
-from skysense.landuse.classify import FlatForest, LanduseModel, forest_to_arrays
+from skysense.landuse.classify import FlatForest, forest_to_arrays
+from skysense.landuse.estimator import LanduseClassifier
 from skysense.landuse.features import window_features
 from skysense.landuse.io import (
     create_class_raster,
@@ -49,13 +51,17 @@ class ClassifyResult:
 
 
 def predict_block(
-    model: LanduseModel, block: np.ndarray, valid: np.ndarray, halo: int, want_proba: bool = False
+    model: LanduseClassifier,
+    block: np.ndarray,
+    valid: np.ndarray,
+    halo: int,
+    want_proba: bool = False,
 ):
     """Classify the interior of a block read with ``halo``.
 
     Parameters
     ----------
-    model : LanduseModel
+    model : LanduseClassifier
     block : ndarray (bands, rows + 2 halo, cols + 2 halo)
     valid : ndarray (rows + 2 halo, cols + 2 halo) of bool
     halo : int
@@ -78,7 +84,7 @@ def predict_block(
     feats = window_features(block, valid, model.spec)[inner]
     X = feats[ok]
     finite = np.isfinite(X).all(axis=1)  # e.g. an index with a zero denominator
-    p = model.estimator.predict_proba(X[finite])
+    p = model.estimator_.predict_proba(X[finite])
     rr, cc = np.nonzero(ok)
     rr, cc = rr[finite], cc[finite]
     codes[rr, cc] = model.classes_[np.argmax(p, axis=1)]
@@ -103,16 +109,18 @@ def _window_task(model, raster, r0, c0, nr, nc, class_path, proba_path, lock, dt
     return counts
 
 
-def _fast(model: LanduseModel) -> LanduseModel:
+def _fast(model: LanduseClassifier) -> LanduseClassifier:
     """The model with sklearn forests swapped for the equivalent compiled FlatForest."""
-    est = model.estimator
+    est = model.estimator_
     if model.classifier in ("rf", "et") and hasattr(est, "estimators_"):
-        return dataclasses.replace(model, estimator=FlatForest(forest_to_arrays(est)))
+        fast = copy.copy(model)
+        fast.estimator_ = FlatForest(forest_to_arrays(est))
+        return fast
     return model
 
 
 def classify_raster(
-    model: LanduseModel,
+    model: LanduseClassifier,
     raster: str | Path,
     out_path: str | Path,
     *,
@@ -125,7 +133,7 @@ def classify_raster(
 
     Parameters
     ----------
-    model : LanduseModel
+    model : LanduseClassifier
     raster : path
         Image with ``model.spec.n_bands`` bands (nodata respected).
     out_path : path
@@ -148,6 +156,12 @@ def classify_raster(
 
     if block_px < 256 or block_px % 256:
         raise ConfigError(f"must be a positive multiple of 256, got {block_px}", key="block_px")
+    if model.spec is None:
+        raise ConfigError("the model has no FeatureSpec (train it with spec=...): it cannot say "
+                          "which features to compute from the raster", key="spec")  # fmt: skip
+    if model.scheme_ is None:
+        raise ConfigError("the model has no class scheme (class codes must be 1..65535)",
+                          key="scheme")  # fmt: skip
     info = raster_info(raster)
     if info.count != model.spec.n_bands:
         raise InputError(
@@ -156,7 +170,7 @@ def classify_raster(
             path=raster,
         )
     fast = _fast(model)
-    scheme = model.scheme
+    scheme = model.scheme_
     dtype = "uint8" if max(scheme.codes) < 256 else "uint16"
     t0 = time.perf_counter()
     out_path = Path(out_path)

@@ -9,6 +9,9 @@ the agreement expected by chance from the row and column totals.
 Protocols: stratified hold-out (:func:`holdout_evaluate`), stratified k-fold cross-validation
 with pooled out-of-fold predictions (:func:`cross_validate`), and the band-subset experiment of
 Li et al. 2014 (:func:`band_subset_experiment`), all seeded by ``random_state``.
+:func:`evaluate_classifier` chooses between them (and an independent test set) from what it
+is given, and :func:`evaluate_model` scores a trained model; both return an
+:class:`Evaluation` that prints and serialises itself.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ __all__ = [
     "band_subset_experiment",
     "feature_importances",
     "comparison_table",
+    "Evaluation",
+    "evaluate_classifier",
+    "evaluate_model",
 ]
 
 
@@ -288,7 +294,7 @@ def feature_importances(model, X=None, y=None, *, n_repeats: int = 5, random_sta
     Mean decrease in impurity when the model stored it at training time (forests), else
     permutation importance (mean accuracy drop) on ``X``, ``y``.
     """
-    stored = model.info.get("feature_importances")
+    stored = model.info_.get("feature_importances")
     if stored is not None:
         return dict(sorted(stored.items(), key=lambda kv: -kv[1]))
     if X is None or y is None:
@@ -296,22 +302,9 @@ def feature_importances(model, X=None, y=None, *, n_repeats: int = 5, random_sta
                          "permutation importance")  # fmt: skip
     from sklearn.inspection import permutation_importance
 
-    class _Wrap:  # sklearn's scorer only needs fit-free predict
-        def __init__(self, m):
-            self.m = m
-
-        def fit(self, *a):
-            return self
-
-        def predict(self, X):
-            return self.m.predict(X)
-
-        def score(self, X, y):
-            return float(np.mean(self.m.predict(X) == y))
-
-    r = permutation_importance(_Wrap(model), np.asarray(X, float), np.asarray(y), scoring=None,
+    r = permutation_importance(model, np.asarray(X, float), np.asarray(y), scoring=None,
                                n_repeats=n_repeats, random_state=random_state)  # fmt: skip
-    imp = dict(zip(model.spec.names, r.importances_mean.tolist()))
+    imp = dict(zip(model.feature_names, r.importances_mean.tolist()))
     return dict(sorted(imp.items(), key=lambda kv: -kv[1]))
 
 
@@ -330,3 +323,158 @@ def comparison_table(reports: Mapping[str, AccuracyReport]) -> str:
         lines.append(f"{name:<{w}}  {r.overall_accuracy:>7.4f} {r.kappa:>7.4f} "
                      + " ".join(f"{f1.get(int(c), np.nan):>7.4f}" for c in first.labels))  # fmt: skip
     return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Accuracy of a classifier or model, with how it was measured.
+
+    Attributes
+    ----------
+    method : str
+        ``"model"`` (a trained model on test data), ``"test"`` (trained on the training
+        samples, scored on an independent test set), ``"holdout"``, ``"cv"`` or
+        ``"band_subsets"``.
+    title : str
+        One line saying what was measured.
+    reports : dict
+        Name -> :class:`AccuracyReport` (one entry, or one per band subset).
+    fold_accuracy : ndarray (folds,), optional
+        Per-fold accuracy (``"cv"``).
+    importances : dict, optional
+        Feature name -> importance, sorted decreasing.
+    """
+
+    method: str
+    title: str
+    reports: dict[str, AccuracyReport]
+    fold_accuracy: np.ndarray | None = None
+    importances: dict[str, float] | None = None
+
+    @property
+    def report(self) -> AccuracyReport:
+        """The main report (the first band subset for ``"band_subsets"``)."""
+        return next(iter(self.reports.values()))
+
+    def text(self) -> str:
+        """The title, the accuracy table(s) and the importances, as printed by the CLI."""
+        if self.method == "band_subsets":
+            lines = [self.title, comparison_table(self.reports)]
+        else:
+            lines = [self.title, self.report.table()]
+        if self.importances is not None:
+            lines.append("feature importances:\n" + "\n".join(
+                f"  {k:<16} {v:.4f}" for k, v in self.importances.items()))  # fmt: skip
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``{"test" | "holdout" | "cv" | "band_subsets": ..., "importances"}``."""
+        if self.method == "band_subsets":
+            out: dict[str, Any] = {
+                "band_subsets": {k: r.to_dict() for k, r in self.reports.items()}
+            }
+        elif self.method == "cv":
+            out = {"cv": dict(self.report.to_dict(), fold_accuracy=self.fold_accuracy.tolist())}
+        else:
+            out = {"holdout" if self.method == "holdout" else "test": self.report.to_dict()}
+        if self.importances is not None:
+            out["importances"] = self.importances
+        return out
+
+
+def evaluate_model(
+    model, X, y, *, importances: bool = False, random_state: int = 0, name: str = "model"
+) -> Evaluation:
+    """Score a trained model on test samples.
+
+    Parameters
+    ----------
+    model : LanduseClassifier
+        Fitted.
+    X : ndarray (n, n_features); y : ndarray (n,) of int
+        Test features and reference codes.
+    importances : bool
+        Also give feature importances (stored, else by permutation on the test set).
+    name : str
+        How the title names the model (e.g. its file).
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
+        raise InputError(f"test features have {X.shape[-1] if X.ndim else 0} columns, model "
+                         f"expects {model.n_features_in_}")  # fmt: skip
+    labels = np.union1d(model.classes_, np.unique(y))
+    report = accuracy_report(y, model.predict(X), labels, _names(labels, model.scheme_))
+    imp = feature_importances(model, X, y, random_state=random_state) if importances else None
+    return Evaluation("model", f"{name} on {len(y)} test samples", {"test": report},
+                      importances=imp)  # fmt: skip
+
+
+def evaluate_classifier(
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    scheme=None,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    band_subsets: Mapping[str, Sequence[str]] | None = None,
+    holdout: float | None = None,
+    folds: int = 5,
+    importances: bool = False,
+    random_state: int = 0,
+    n_jobs: int = 1,
+) -> Evaluation:
+    """Accuracy of a classifier on labelled samples, by the protocol the arguments ask for.
+
+    In order of precedence: ``band_subsets`` compares the subsets (on the test set when given,
+    else by ``folds``-fold CV); a test set (``X_test``, ``y_test``) trains on all of ``X`` and
+    scores the test set; ``holdout`` scores a stratified hold-out of that fraction; otherwise
+    stratified ``folds``-fold cross-validation.
+
+    Parameters
+    ----------
+    X : ndarray (n, len(spec.names)); y : ndarray (n,) of int
+        Training samples.
+    spec : FeatureSpec
+    scheme : ClassScheme, optional
+        Names the classes in the reports.
+    importances : bool
+        Feature importances (only with a test set).
+    """
+    params = dict(params or {})
+    has_test = X_test is not None
+    if has_test and y_test is None:
+        raise InputError("X_test given without y_test")
+    if band_subsets:
+        reports = band_subset_experiment(X, y, spec, band_subsets, classifier=classifier,
+                                         params=params, folds=folds, random_state=random_state,
+                                         scheme=scheme, X_test=X_test, y_test=y_test)  # fmt: skip
+        how = "test set" if has_test else f"{folds}-fold CV"
+        return Evaluation("band_subsets", f"band subsets, {classifier}, {how}:", reports)
+    if has_test:
+        from skysense.landuse.classify import train_model
+
+        model = train_model(X, y, spec, scheme, classifier=classifier, params=params,
+                            random_state=random_state, n_jobs=n_jobs)  # fmt: skip
+        labels = np.union1d(model.classes_, np.unique(y_test))
+        report = accuracy_report(y_test, model.predict(X_test), labels,
+                                 _names(labels, model.scheme_))  # fmt: skip
+        imp = None
+        if importances:
+            imp = feature_importances(model, X_test, y_test, random_state=random_state)
+        return Evaluation("test", f"{classifier} trained on {len(y)} samples, tested on "
+                          f"{len(y_test)}", {"test": report}, importances=imp)  # fmt: skip
+    if holdout:
+        report = holdout_evaluate(X, y, classifier=classifier, params=params,
+                                  test_fraction=holdout, random_state=random_state,
+                                  scheme=scheme, n_jobs=n_jobs)  # fmt: skip
+        return Evaluation("holdout", f"{classifier}, stratified hold-out of {holdout:g}",
+                          {"holdout": report})  # fmt: skip
+    report, accs = cross_validate(X, y, classifier=classifier, params=params, folds=folds,
+                                  random_state=random_state, scheme=scheme, n_jobs=n_jobs)  # fmt: skip
+    return Evaluation("cv", f"{classifier}, stratified {folds}-fold CV (fold accuracies "
+                      f"{', '.join(f'{a:.4f}' for a in accs)})", {"cv": report},
+                      fold_accuracy=accs)  # fmt: skip

@@ -18,15 +18,18 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from skysense._atomic import atomic_path
 from skysense.errors import InputError
 from skysense.landuse.classes import ClassScheme
-from skysense.landuse.classify import FlatForest, LanduseModel, forest_to_arrays, make_classifier
+from skysense.landuse.classify import FlatForest, forest_to_arrays
 from skysense.landuse.features import FeatureSpec
+
+if TYPE_CHECKING:
+    from skysense.landuse.estimator import LanduseClassifier
 
 __all__ = [
     "RasterInfo",
@@ -266,7 +269,7 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def save_model(
-    model: LanduseModel, path: str | Path, *, X_train: np.ndarray | None = None,
+    model: LanduseClassifier, path: str | Path, *, X_train: np.ndarray | None = None,
     y_train: np.ndarray | None = None,
 ) -> Path:  # fmt: skip
     """Save a model as one ``.npz`` without pickle.
@@ -277,8 +280,13 @@ def save_model(
     predicted probabilities are kept as a probe that :func:`load_model` checks.
     """
     import sklearn
+    from sklearn.utils.validation import check_is_fitted
 
-    est = model.estimator
+    check_is_fitted(model, "estimator_")
+    if model.spec is None or model.scheme_ is None:
+        raise InputError("only a model with a FeatureSpec and a class scheme (codes 1..65535) "
+                         "can be saved: train it with spec=...")  # fmt: skip
+    est = model.estimator_
     arrays: dict[str, np.ndarray] = {}
     if isinstance(est, FlatForest):
         kind = "forest"
@@ -296,16 +304,21 @@ def save_model(
     if X_train is not None:
         probe = np.asarray(X_train, np.float64)[:_PROBE_ROWS]
         arrays["probe_X"] = probe
-        arrays["probe_proba"] = model.predict_proba(probe)
+        arrays["probe_proba"] = np.asarray(model.estimator_.predict_proba(probe))
     header = {
         "format": MODEL_FORMAT,
         "kind": kind,
         "classifier": model.classifier,
-        "params": model.params,
-        "random_state": model.random_state,
+        "params": dict(model.params or {}),
+        "random_state": model.seed_,
+        "n_jobs": model.n_jobs,
         "spec": model.spec.to_dict(),
-        "scheme": model.scheme.to_dict(),
-        "info": model.info,
+        "scheme": model.scheme_.to_dict(),
+        "scheme_given": model.scheme is not None,
+        "feature_names_in": (
+            None if not hasattr(model, "feature_names_in_") else list(model.feature_names_in_)
+        ),
+        "info": model.info_,
         "sklearn_version": sklearn.__version__,
         "checksum_sha256": _checksum(arrays),
     }
@@ -317,7 +330,7 @@ def save_model(
     return path
 
 
-def load_model(path: str | Path) -> LanduseModel:
+def load_model(path: str | Path) -> LanduseClassifier:
     """Load a model written by :func:`save_model` (no pickle; checksum and probe verified).
 
     Raises
@@ -342,11 +355,29 @@ def load_model(path: str | Path) -> LanduseModel:
                          f"(this version reads {MODEL_FORMAT})", path=path)  # fmt: skip
     if _checksum(arrays) != header["checksum_sha256"]:
         raise InputError("model arrays do not match their checksum (corrupt file)", path=path)
+    from skysense.landuse.estimator import LanduseClassifier
+
     spec = FeatureSpec.from_dict(header["spec"])
     scheme = ClassScheme.from_dict(header["scheme"])
+    model = LanduseClassifier(
+        header["classifier"],
+        header["params"],
+        spec=spec,
+        scheme=scheme if header.get("scheme_given", True) else None,
+        random_state=header["random_state"],
+        n_jobs=header.get("n_jobs", 1),
+    )
     if header["kind"] == "forest":
         est = FlatForest({k[len("forest_"):]: v for k, v in arrays.items()
                           if k.startswith("forest_")})  # fmt: skip
+        # the fitted state, as fit would have left it
+        model.estimator_ = est
+        model.classes_ = np.asarray(est.classes_)
+        model.n_features_in_ = len(spec.names)
+        model.scheme_ = scheme
+        model.seed_ = int(header["random_state"])
+        if header.get("feature_names_in") is not None:
+            model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
     else:
         if header["sklearn_version"] != sklearn.__version__:
             warnings.warn(
@@ -354,15 +385,13 @@ def load_model(path: str | Path) -> LanduseModel:
                 f"with {sklearn.__version__}; predictions are checked against the stored probe",
                 stacklevel=2,
             )
-        est = make_classifier(header["classifier"], random_state=header["random_state"],
-                              **header["params"])  # fmt: skip
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            est.fit(arrays["X_train"], arrays["y_train"])
-    model = LanduseModel(est, spec, scheme, header["classifier"], header["params"],
-                         header["info"], header["random_state"])  # fmt: skip
+        model.fit(arrays["X_train"], arrays["y_train"])
+        model.scheme_ = scheme
+        if header.get("feature_names_in") is not None:
+            model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
+    model.info_ = header["info"]
     if "probe_X" in arrays:
-        got = model.predict_proba(arrays["probe_X"])
+        got = np.asarray(model.estimator_.predict_proba(arrays["probe_X"]))
         if got.shape != arrays["probe_proba"].shape or not np.allclose(
             got, arrays["probe_proba"], rtol=1e-6, atol=1e-9
         ):

@@ -1,0 +1,208 @@
+"""The land-use classifier as a scikit-learn estimator.
+
+:class:`LanduseClassifier` wraps the classifiers of :func:`~skysense.landuse.classify.make_classifier`
+with the feature spec and the class scheme. It is a plain estimator: ``clone``, ``get_params``,
+``Pipeline`` and ``GridSearchCV`` work on it, its parameters are validated at ``fit``, and it
+keeps ``n_features_in_`` and ``feature_names_in_``. It lives apart from
+:mod:`~skysense.landuse.classify` because importing scikit-learn is slow and the CLI's help
+must not pay for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skysense.errors import ConfigError, InputError
+from skysense.landuse.classes import ClassScheme
+from skysense.landuse.classify import CLASSIFIERS, check_training_data, make_classifier
+from skysense.landuse.features import FeatureSpec
+
+__all__ = ["LanduseClassifier"]
+
+
+class _ParameterError(ConfigError, InvalidParameterError):
+    """A bad constructor parameter: a skysense ConfigError that scikit-learn recognises too."""
+
+
+class LanduseClassifier(ClassifierMixin, BaseEstimator):
+    """A land-use classifier (scikit-learn estimator) with its features and classes.
+
+    Parameters
+    ----------
+    classifier : str, default "rf"
+        Name in :data:`CLASSIFIERS`.
+    params : dict, optional
+        Hyperparameters of :func:`make_classifier` (JSON-able), e.g. ``{"n_estimators": 500}``.
+        ``GridSearchCV`` can search over ``classifier`` and ``params``.
+    spec : FeatureSpec, optional
+        The features the columns of ``X`` are (needed to classify rasters; checked against the
+        number of columns).
+    scheme : ClassScheme, optional
+        The class scheme the labels belong to (default: built from the codes present).
+    random_state : int, RandomState or None, default 0
+        Seeds every random component.
+    n_jobs : int, default 1
+        Threads for forests and kNN.
+
+    Attributes
+    ----------
+    estimator_ : fitted scikit-learn classifier or :class:`FlatForest`
+    classes_ : ndarray (n_classes,) of int
+        Class codes in the column order of :meth:`predict_proba`.
+    scheme_ : ClassScheme or None
+        ``scheme`` or the one built from the training codes (None when a code is outside
+        1..65535: such a model classifies tables but cannot write class rasters).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names when ``X`` was a DataFrame with string column names.
+    seed_ : int
+        The integer seed given to :func:`make_classifier` (saved with the model).
+    info_ : dict
+        Training summary: samples per class, out-of-bag accuracy, importances, versions (and
+        CV results when :func:`train_model` tuned it).
+    """
+
+    _parameter_constraints: dict = {
+        "classifier": [StrOptions(set(CLASSIFIERS))],
+        "params": [Mapping, None],
+        "spec": [FeatureSpec, None],
+        "scheme": [ClassScheme, None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        classifier: str = "rf",
+        params: Mapping[str, Any] | None = None,
+        *,
+        spec: FeatureSpec | None = None,
+        scheme: ClassScheme | None = None,
+        random_state=0,
+        n_jobs: int | None = 1,
+    ):
+        self.classifier = classifier
+        self.params = params
+        self.spec = spec
+        self.scheme = scheme
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _validate(self) -> None:
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            raise _ParameterError(str(exc)) from None
+
+    def fit(self, X, y) -> LanduseClassifier:
+        """Fit on a feature table.
+
+        Parameters
+        ----------
+        X : array-like (n, n_features)
+            Features from :mod:`skysense.landuse.features` (``len(spec.names)`` columns when
+            ``spec`` is given).
+        y : array-like (n,) of int
+            Class codes (in ``scheme`` when given).
+
+        Raises
+        ------
+        ConfigError
+            A bad parameter (also a scikit-learn ``InvalidParameterError``).
+        InputError
+            Shape mismatch, non-finite features, non-integer labels, a single class, a class
+            with one sample, or codes outside ``scheme``.
+        """
+        import sklearn
+
+        self._validate()
+        names = None if self.spec is None else self.spec.names
+        # scikit-learn's checks and bookkeeping (sparse input, y shape, n_features_in_,
+        # feature_names_in_); then ours, which name the row and column of a bad value
+        try:
+            Xv, yv = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        Xa, ya = check_training_data(Xv, yv, names, min_per_class=2)
+        scheme = self.scheme
+        if scheme is None:
+            try:
+                scheme = ClassScheme.from_codes(np.unique(ya))
+            except ConfigError:
+                # codes outside 1..65535 (0 is nodata in a class raster): fine for tables, but
+                # such a model cannot write class rasters
+                scheme = None
+        unknown = [] if scheme is None else sorted(set(np.unique(ya).tolist()) - set(scheme.codes))
+        if unknown:
+            raise InputError(f"label codes {unknown} are not in class scheme {scheme.name!r} "
+                             f"(codes {scheme.codes})")  # fmt: skip
+        rs = self.random_state
+        seed = (
+            int(rs)
+            if isinstance(rs, Integral)
+            else int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        )
+        n_jobs = 1 if self.n_jobs is None else int(self.n_jobs)
+        est = make_classifier(self.classifier, random_state=seed, n_jobs=n_jobs,
+                              **dict(self.params or {}))  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # small-sample OOB warnings
+            est.fit(Xa, ya)
+        codes, counts = np.unique(ya, return_counts=True)
+        info: dict[str, Any] = {"n_samples": {str(int(c)): int(n) for c, n in zip(codes, counts)}}
+        if self.classifier == "rf" and hasattr(est, "oob_score_"):
+            info["oob_accuracy"] = float(est.oob_score_)
+        if hasattr(est, "feature_importances_"):
+            cols = names or [f"x{i}" for i in range(Xa.shape[1])]
+            info["feature_importances"] = dict(zip(cols, map(float, est.feature_importances_)))
+        info["sklearn_version"] = sklearn.__version__
+        self.estimator_ = est
+        self.classes_ = np.asarray(est.classes_)
+        self.scheme_ = scheme
+        self.seed_ = seed
+        self.info_ = info
+        return self
+
+    def _check(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        if self.spec is not None:
+            shape = np.shape(X)
+            n_feat = len(self.spec.names)
+            if len(shape) != 2 or shape[1] != n_feat:
+                raise InputError(
+                    f"features have {shape[-1] if shape else 0} columns but the model expects "
+                    f"{n_feat} ({self.spec.n_bands} bands: {', '.join(self.spec.band_names)})"
+                )
+        try:
+            return validate_data(self, X, reset=False, dtype=np.float64)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n, n_classes)`` in the order of :attr:`classes_`."""
+        X = self._check(X)
+        return np.asarray(self.estimator_.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class codes ``(n,)`` (argmax of the probabilities)."""
+        check_is_fitted(self, "estimator_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the feature columns (from ``spec``, else ``feature_names_in_``, else x0...)."""
+        if self.spec is not None:
+            return self.spec.names
+        if hasattr(self, "feature_names_in_"):
+            return [str(n) for n in self.feature_names_in_]
+        check_is_fitted(self, "n_features_in_")
+        return [f"x{i}" for i in range(self.n_features_in_)]
