@@ -311,6 +311,11 @@ def test_long_and_many_units_are_refused(client):
         ('<FIELD name="v" datatype="double" arraysize="50000x50000"/>', "", r"memory"),
         ('<FIELD name="n" datatype="int"/>', ' nrows="2000000000"', r"memory"),
         ('<FIELD name="s" datatype="char" arraysize="0"/>', "", r"dimension of 0"),
+        (
+            f'<FIELD name="s" datatype="char" arraysize="{"9" * 2000}x{"9" * 2000}"/>',
+            f' nrows="{"9" * 4000}"',
+            r"more than 10\^18 rows of more than 10\^18 bytes",
+        ),
     ],
 )
 def test_declared_sizes_that_would_exhaust_memory_are_refused(client, fields, attrs, pattern):

@@ -527,8 +527,9 @@ class _Scanner:
         if self.memory_limit is not None and self.allocated > self.memory_limit:
             raise InputError(
                 f"the TABLE on line {table.line} would need about "
-                f"{_mib(rows * row_bytes * _ALLOCATION_FACTOR)} of memory ({rows} rows of "
-                f"{row_bytes} bytes as declared by its FIELD arraysize and TABLE nrows); "
+                f"{_mib(rows * row_bytes * _ALLOCATION_FACTOR)} of memory ({_count(rows)} rows "
+                f"of {_count(row_bytes)} bytes as declared by its FIELD arraysize and TABLE "
+                "nrows); "
                 f"the limit is {_mib(self.memory_limit)}",
                 path=self.source,
             )
@@ -556,5 +557,10 @@ class _Scanner:
         )
 
 
+def _count(n: int) -> str:
+    # Declared sizes can have thousands of digits: too many for a float or a message.
+    return str(n) if n < 10**18 else "more than 10^18"
+
+
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.0f} MiB"
+    return f"{_count(n >> 20)} MiB"
