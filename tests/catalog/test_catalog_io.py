@@ -8,7 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skysense.catalog.io import guess_format, read_catalogue, write_catalogue
+from skysense.catalog.io import (
+    guess_format,
+    guess_position_columns,
+    read_catalogue,
+    read_positions,
+    write_catalogue,
+)
 from skysense.errors import InputError
 
 
@@ -102,3 +108,34 @@ def test_round_trip_property(tmp_path, data, suffix):
     np.testing.assert_array_equal(back["x"].to_numpy(float), df["x"].to_numpy())
     np.testing.assert_array_equal(back["k"].to_numpy(np.int64), df["k"].to_numpy())
     assert back["b"].astype(bool).tolist() == bools
+
+
+def test_guess_position_columns():
+    assert guess_position_columns(["id", "RAJ2000", "DEJ2000"]) == ("RAJ2000", "DEJ2000")
+    # The first name of the list wins; a prepared table's <survey>_ra/_dec come last.
+    assert guess_position_columns(["RA", "ra", "dec", "x_ra", "x_dec"]) == ("ra", "dec")
+    assert guess_position_columns(["x_id", "x_ra", "x_dec"]) == ("x_ra", "x_dec")
+    assert guess_position_columns(["a", "b"], ra="a") == ("a", None)
+    assert guess_position_columns(["ALPHA_J2000"]) == ("ALPHA_J2000", None)
+
+
+def test_read_positions_checks_and_names_the_row(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"RA": [10.0, 20.0], "DEC": [1.0, -2.0], "id": [1, 2]}).to_csv(path, index=False)
+    df, ra, dec = read_positions(path)
+    np.testing.assert_array_equal(ra, [10.0, 20.0])
+    np.testing.assert_array_equal(dec, [1.0, -2.0])
+    assert list(df["id"]) == [1, 2]
+    pd.DataFrame({"RA": [10.0, 11.0], "DEC": [1.0, 91.0]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match="row 1") as exc:
+        read_positions(path)
+    assert exc.value.column == "DEC"
+    pd.DataFrame({"RA": [10.0, 11.0], "DEC": [1.0, "x"]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match="non-numeric or missing") as exc:
+        read_positions(path)
+    assert (exc.value.column, exc.value.row) == ("DEC", 1)
+    pd.DataFrame({"x": [1.0], "y": [2.0]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match="no RA column"):
+        read_positions(path)
+    _, ra, dec = read_positions(path, ra="x", dec="y")
+    assert (ra[0], dec[0]) == (1.0, 2.0)

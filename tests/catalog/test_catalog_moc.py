@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from skysense.catalog.moc import (
+    combine_mocs,
     coverage_moc,
     in_moc,
     moc_area_deg2,
@@ -34,6 +35,18 @@ def test_coverage_contains_sources_and_area_is_sensible(tmp_path):
     write_moc(moc, tmp_path / "m.fits")
     assert moc_area_deg2(read_moc(tmp_path / "m.fits")) == pytest.approx(moc_area_deg2(moc))
     assert not in_moc(moc, np.array([50.0]), np.array([0.0]))[0]
+
+
+def test_combine_mocs():
+    a = coverage_moc(*_square(10.0, 0.0, 0.5, seed=1))
+    b = coverage_moc(*_square(10.3, 0.0, 0.5, seed=2))
+    assert combine_mocs([a, b]) == moc_union([a, b])
+    assert combine_mocs([a, b], "intersection") == moc_intersection([a, b])
+    assert 0 < moc_area_deg2(combine_mocs([a, b], "intersection")) < moc_area_deg2(a)
+    with pytest.raises(InputError, match="unknown MOC operation 'xor'"):
+        combine_mocs([a, b], "xor")
+    with pytest.raises(InputError, match="no MOC"):
+        combine_mocs([])
 
 
 def test_optnir_flags():
