@@ -202,3 +202,40 @@ def test_bad_input_is_one_clear_line(trained, tmp_path, capsys):
     )
     assert "['m_y'] were never seen by the model" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_train_names_the_requested_columns_not_a_model(tmp_path, capsys):
+    """Issue 16: before training there is no model that was 'trained on' anything."""
+    _catalogue(60).drop(columns=["m_z"]).to_csv(tmp_path / "noz.csv", index=False)
+    code = main(["photoz", "train", str(tmp_path / "noz.csv"), "--bands", "m_g", "m_z",
+                 "--m", "5", "--out", str(tmp_path / "m")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "lacks column(s) ['m_z'] given as bands or errors to train on" in err
+    assert "model was trained on" not in err and "model bands" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_on_a_damaged_fits_prints_only_the_error_line(tmp_path):
+    """Issue 16: astropy VerifyWarnings came before the one-line error."""
+    import subprocess
+    import sys
+
+    from astropy.table import Table
+
+    good = tmp_path / "good.fits"
+    Table.from_pandas(_catalogue(60)).write(good)
+    extra = tmp_path / "extra.fits"  # trailing bytes: astropy warns while it reads
+    extra.write_bytes(good.read_bytes() + b"garbage" * 100)
+    truncated = tmp_path / "truncated.fits"
+    truncated.write_bytes(good.read_bytes()[:-1500])
+    for path, message in ((extra, "lacks column(s) ['m_y']"), (truncated, "truncated")):
+        r = subprocess.run(
+            [sys.executable, "-m", "skysense.cli", "photoz", "train", str(path),
+             "--bands", "m_g", "m_y", "--out", str(tmp_path / "m")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith("skysense: error:"), r.stderr
+        assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+        assert "Warning" not in r.stderr and "WARNING" not in r.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -98,116 +97,39 @@ def register(subparsers) -> None:
     _add_reading(p)
 
 
-def _split(n: int, fractions, seed: int):
-    f = np.asarray(fractions, float)
-    if np.any(f < 0) or f[0] <= 0 or abs(f.sum() - 1.0) > 1e-6:
-        raise InputError(f"--split fractions must be >= 0, train > 0, and sum to 1; got {list(f)}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_valid, n_test = int(round(f[1] * n)), int(round(f[2] * n))
-    valid, test = perm[:n_valid], perm[n_valid : n_valid + n_test]
-    train = perm[n_valid + n_test :]
-    return np.sort(train), np.sort(valid), np.sort(test)
-
-
-def _target(frame, column: str, source: str) -> np.ndarray:
-    import pandas as pd
-
-    if column not in frame.columns:
-        raise InputError("no such target column", path=source, column=column)
-    y = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise InputError(
-            f"{int(bad.sum())} target value(s) are NaN or not numeric; remove those rows",
-            path=source,
-            column=column,
-            row=int(np.flatnonzero(bad)[0]),
-        )
-    return y
-
-
 def _train(args) -> int:
     from skysense._dask import show_progress
-    from skysense.photoz import metrics
-    from skysense.photoz.gpz import GPzRegressor
     from skysense.photoz.io import read_catalogue, save_model
-    from skysense.photoz.model import PhotozModel
-    from skysense.photoz.preprocess import missing_patterns
+    from skysense.photoz.training import train_model
 
     source = str(args.catalog)
     frame = read_catalogue(args.catalog, names=_names(args.names))
-    if args.errors is not None and len(args.errors) != len(args.bands):
-        raise InputError(f"{len(args.bands)} --bands but {len(args.errors)} --errors")
-    y = _target(frame, args.target, source)
-    model = PhotozModel(
-        estimator=GPzRegressor(
-            m=args.m,
-            covariance=args.covariance,
-            heteroscedastic=not args.homoscedastic,
-            linear_mean=not args.no_linear_mean,
-            weights=args.weights,
-            max_iter=args.max_iter,
-            calibrate=not args.no_calibrate,
-            random_state=args.seed,
-            verbose=int(show_progress()),
-        ),
-        bands=list(args.bands),
-        errors=None if args.errors is None else list(args.errors),
+    model = train_model(
+        frame,
+        args.bands,
         target=args.target,
+        errors=args.errors,
         kind=args.kind,
         flux_unit=args.flux_unit,
-        missing_values=tuple(args.missing_values),
+        missing_values=args.missing_values,
+        split=args.split,
+        seed=args.seed,
+        source=source,
+        m=args.m,
+        covariance=args.covariance,
+        heteroscedastic=not args.homoscedastic,
+        linear_mean=not args.no_linear_mean,
+        weights=args.weights,
+        max_iter=args.max_iter,
+        calibrate=not args.no_calibrate,
+        verbose=int(show_progress()),
     )
-    model.check_columns(frame.columns, source)
-    X, err = model.features(frame, source)
-    empty = ~np.isfinite(X).any(axis=1)
-    if empty.any():
-        raise InputError(
-            f"{int(empty.sum())} row(s) have no measured band; remove them",
-            path=source,
-            row=int(np.flatnonzero(empty)[0]),
-        )
-    train, valid, test = _split(len(y), args.split, args.seed)
-
-    def take(a, idx):
-        return None if a is None else a[idx]
-
-    t0 = time.perf_counter()
-    model.estimator.fit(
-        X[train],
-        y[train],
-        X_err=take(err, train),
-        X_valid=X[valid] if len(valid) else None,
-        y_valid=y[valid] if len(valid) else None,
-        X_valid_err=take(err, valid) if len(valid) else None,
-    )
-    seconds = time.perf_counter() - t0
-    info = {
-        "catalogue": source,
-        "n_train": len(train),
-        "n_valid": len(valid),
-        "n_test": len(test),
-        "seed": args.seed,
-        "train_seconds": round(seconds, 3),
-        "n_iter": model.estimator.n_iter_,
-        "best_iteration": model.estimator.best_iteration_,
-        "variance_scale": model.estimator.variance_scale_,
-        "validation_coverage_raw": (
-            model.estimator.validation_coverage_raw_
-            if np.isfinite(model.estimator.validation_coverage_raw_)
-            else None
-        ),
-        "missing_patterns": missing_patterns(X, model.bands),
-    }
-    if len(test):
-        mean, std = model.estimator.predict(X[test], return_std=True, X_err=take(err, test))
-        summary = metrics.summary(y[test], mean, std)
-        info["test_metrics"] = {k: v for k, v in summary.items() if not k.startswith("pit_")}
-    model.info = info
     save_model(model, args.out)
+    info = model.info
     shown = info.get("test_metrics", {})
     print(
-        f"trained on {len(train)} galaxies ({len(valid)} validation) in {seconds:.1f} s, "
+        f"trained on {info['n_train']} galaxies ({info['n_valid']} validation) in "
+        f"{info['train_seconds']:.1f} s, "
         f"{info['n_iter']} iterations (kept {info['best_iteration']}); "
         f"sigma scale {np.sqrt(info['variance_scale']):.3f} (validation); "
         + (
@@ -253,12 +175,13 @@ def _evaluate(args) -> int:
     from skysense.photoz import metrics
     from skysense.photoz.io import load_model, read_catalogue
     from skysense.photoz.plots import plot_pit, plot_zspec_zphot
+    from skysense.photoz.training import target_values
 
     model = load_model(args.model)
     source = str(args.catalog)
     frame = read_catalogue(args.catalog, names=_names(args.names))
     target = args.target or model.target
-    y = _target(frame, target, source)
+    y = target_values(frame, target, source)
     pred = model.predict_frame(frame, source=source)
     summary = metrics.summary(y, pred["zphot"].to_numpy(), pred["zphot_err"].to_numpy())
     summary["catalogue"] = source

@@ -5,6 +5,8 @@ Layers (see ``STYLE.md``):
 - :mod:`skysense.photoz.gpz`: the :class:`GPzRegressor` estimator (pure NumPy/JAX core);
 - :mod:`skysense.photoz.preprocess`: catalogue columns to model inputs (magnitudes, errors,
   missing bands);
+- :mod:`skysense.photoz.training`: :func:`train_model`, the training procedure (split, fit,
+  held-out metrics) shared by the CLI and the pipeline;
 - :mod:`skysense.photoz.metrics`: sigma_NMAD, outliers, bias, coverage, PIT, CRPS;
 - :mod:`skysense.photoz.plots`: zspec-zphot and PIT figures;
 - :mod:`skysense.photoz.io`: model files (JSON + ``.npz``, no pickle) and catalogue readers;
@@ -12,5 +14,6 @@ Layers (see ``STYLE.md``):
 """
 
 from skysense.photoz.gpz import COVARIANCES, GPzPrediction, GPzRegressor
+from skysense.photoz.training import train_model
 
-__all__ = ["GPzRegressor", "GPzPrediction", "COVARIANCES"]
+__all__ = ["GPzRegressor", "GPzPrediction", "COVARIANCES", "train_model"]

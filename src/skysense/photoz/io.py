@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import json
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from skysense._atomic import atomic_dir, atomic_path
 from skysense.errors import InputError
 from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT",
@@ -233,9 +237,7 @@ def read_catalogue(
         elif fmt == "parquet":
             frame = pd.read_parquet(path, columns=list(columns) if columns else None)
         elif fmt == "fits":
-            from astropy.table import Table
-
-            table = Table.read(path, format="fits")
+            table = _read_fits_table(path)
             keep = [c for c in table.colnames if len(table[c].shape) <= 1]
             frame = table[keep].to_pandas()
             # FITS strings arrive as bytes; decode them so Parquet/VO outputs keep a string type.
@@ -262,6 +264,35 @@ def read_catalogue(
             )
         frame = frame[list(columns)]
     return frame
+
+
+def _read_fits_table(path: Path):
+    """The first table HDU; astropy's header warnings become part of an error or a log line.
+
+    astropy warns (VerifyWarning, "may have been truncated") while it reads a damaged file;
+    printed, those lines would come before the one-line error that follows, so they are
+    caught here: a truncated file is an error, any other warning is logged (``-v``).
+    """
+    from astropy.io.fits.verify import VerifyError
+    from astropy.table import Table
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = Table.read(path, format="fits")
+        except (OSError, ValueError, KeyError, TypeError, IndexError, VerifyError) as exc:
+            hint = "; ".join(" ".join(str(w.message).split()) for w in caught[:2])
+            raise InputError(
+                f"cannot read fits catalogue: {' '.join(str(exc).split())}"
+                + (f" ({hint})" if hint else ""),
+                path=path,
+            ) from exc
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if "truncated" in text:
+            raise InputError(f"cannot read fits catalogue: {text}", path=path)
+        _log.info("%s: %s: %s", path, w.category.__name__, text)
+    return table
 
 
 def _read_hdf5(path: Path, columns) -> pd.DataFrame:

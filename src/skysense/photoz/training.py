@@ -1,0 +1,209 @@
+"""Training a photo-z model on a catalogue: one procedure for the CLI, the pipeline and notebooks.
+
+:func:`train_model` reads the band (and error) columns of a table, splits the rows at random
+into training, validation and test parts, fits a :class:`~skysense.photoz.gpz.GPzRegressor`
+(the validation rows choose the stopping point and calibrate the variance) and scores the
+held-out rows. The result is a :class:`~skysense.photoz.model.PhotozModel` whose ``info``
+records the split, the optimisation and the metrics; :func:`skysense.photoz.io.save_model`
+writes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from skysense.errors import ConfigError, InputError
+from skysense.photoz import metrics
+from skysense.photoz.gpz import GPzRegressor
+from skysense.photoz.model import PhotozModel
+from skysense.photoz.preprocess import DEFAULT_MISSING, missing_patterns
+
+__all__ = ["split_rows", "target_values", "train_model"]
+
+
+def split_rows(
+    n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random training, validation and test row indices (each sorted).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    fractions : (train, valid, test)
+        Shares of the rows; ``>= 0``, train ``> 0``, summing to 1.
+    seed : int
+        Seeds the permutation.
+
+    Raises
+    ------
+    ConfigError
+        Fractions that are negative, leave no training row or do not sum to 1.
+    """
+    f = np.asarray(fractions, float)
+    if f.shape != (3,) or np.any(f < 0) or f[0] <= 0 or abs(f.sum() - 1.0) > 1e-6:
+        raise ConfigError(
+            f"fractions must be >= 0, train > 0, and sum to 1; got {list(f)}", key="split"
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    n_valid, n_test = int(round(f[1] * n)), int(round(f[2] * n))
+    valid, test = perm[:n_valid], perm[n_valid : n_valid + n_test]
+    train = perm[n_valid + n_test :]
+    return np.sort(train), np.sort(valid), np.sort(test)
+
+
+def target_values(frame: pd.DataFrame, column: str, source: str | None = None) -> np.ndarray:
+    """The redshift column as float (n,).
+
+    Raises
+    ------
+    InputError
+        No such column, or a value that is NaN or not numeric (names the first row).
+    """
+    if column not in frame.columns:
+        raise InputError("no such target column", path=source, column=column)
+    y = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise InputError(
+            f"{int(bad.sum())} target value(s) are NaN or not numeric; remove those rows",
+            path=source,
+            column=column,
+            row=int(np.flatnonzero(bad)[0]),
+        )
+    return y
+
+
+def _check_columns(columns, bands, errors, source) -> None:
+    # Before training there is no model yet: the columns are the ones asked for.
+    wanted = list(bands) + list(errors or [])
+    absent = [c for c in wanted if c not in set(columns)]
+    if absent:
+        raise InputError(
+            f"the catalogue lacks column(s) {absent} given as bands or errors to train on "
+            f"(its columns: {list(columns)[:30]})",
+            path=source,
+        )
+
+
+def train_model(
+    frame: pd.DataFrame,
+    bands: Sequence[str],
+    *,
+    target: str = "zspec",
+    errors: Sequence[str] | None = None,
+    kind: str = "mag",
+    flux_unit: str = "uJy",
+    missing_values: Sequence[float] = DEFAULT_MISSING,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    source: str | None = None,
+    **gpz_params: Any,
+) -> PhotozModel:
+    """Fit a GPz photo-z model on the galaxies of ``frame`` with known redshifts.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Band, error and target columns.
+    bands : list of str
+        Band columns, in model input order.
+    target : str
+        Redshift column.
+    errors : list of str, optional
+        One error column per band (propagated through the model).
+    kind, flux_unit, missing_values
+        How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
+    split : (train, valid, test)
+        Random row shares (:func:`split_rows`); validation rows choose the stopping point and
+        calibrate the variance, test rows are scored only.
+    seed : int
+        Seeds the split and the fit.
+    source : str, optional
+        Where the table came from (named in errors and in ``info["catalogue"]``).
+    **gpz_params
+        :class:`~skysense.photoz.gpz.GPzRegressor` parameters (``m``, ``covariance``,
+        ``max_iter``, ``verbose``...); ``random_state`` is ``seed``.
+
+    Returns
+    -------
+    PhotozModel
+        Fitted; ``info`` holds ``n_train, n_valid, n_test, seed, train_seconds, n_iter,
+        best_iteration, variance_scale, validation_coverage_raw, missing_patterns`` and
+        ``valid_metrics`` / ``test_metrics`` (sigma_NMAD, outliers, bias, coverage, CRPS) when
+        those rows exist.
+
+    Raises
+    ------
+    InputError
+        Absent columns, bad target values, rows without any measured band, or too few rows.
+    ConfigError
+        A bad split or an unknown GPz parameter.
+    """
+    unknown = sorted(set(gpz_params) - (set(GPzRegressor().get_params()) - {"random_state"}))
+    if unknown:
+        raise ConfigError(f"unknown GPz parameter(s) {unknown}", key="gpz_params")
+    if errors is not None and len(errors) != len(bands):
+        raise InputError(f"{len(bands)} bands but {len(errors)} error columns")
+    _check_columns(frame.columns, bands, errors, source)
+    y = target_values(frame, target, source)
+    model = PhotozModel(
+        estimator=GPzRegressor(random_state=seed, **gpz_params),
+        bands=list(bands),
+        errors=None if errors is None else list(errors),
+        target=target,
+        kind=kind,
+        flux_unit=flux_unit,
+        missing_values=tuple(missing_values),
+    )
+    X, err = model.features(frame, source)
+    empty = ~np.isfinite(X).any(axis=1)
+    if empty.any():
+        raise InputError(
+            f"{int(empty.sum())} row(s) have no measured band; remove them",
+            path=source,
+            row=int(np.flatnonzero(empty)[0]),
+        )
+    train, valid, test = split_rows(len(y), split, seed)
+
+    def take(a, idx):
+        return None if a is None else a[idx]
+
+    est = model.estimator
+    t0 = time.perf_counter()
+    est.fit(
+        X[train],
+        y[train],
+        X_err=take(err, train),
+        X_valid=X[valid] if len(valid) else None,
+        y_valid=y[valid] if len(valid) else None,
+        X_valid_err=take(err, valid) if len(valid) else None,
+    )
+    seconds = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "catalogue": source,
+        "n_train": int(len(train)),
+        "n_valid": int(len(valid)),
+        "n_test": int(len(test)),
+        "seed": seed,
+        "train_seconds": round(seconds, 3),
+        "n_iter": est.n_iter_,
+        "best_iteration": est.best_iteration_,
+        "variance_scale": est.variance_scale_,
+        "validation_coverage_raw": (
+            est.validation_coverage_raw_ if np.isfinite(est.validation_coverage_raw_) else None
+        ),
+        "missing_patterns": missing_patterns(X, model.bands),
+    }
+    for name, rows in (("valid", valid), ("test", test)):
+        if len(rows):
+            mean, std = est.predict(X[rows], return_std=True, X_err=take(err, rows))
+            summary = metrics.summary(y[rows], mean, std)
+            info[f"{name}_metrics"] = {k: v for k, v in summary.items() if not k.startswith("pit_")}
+    model.info = info
+    return model
