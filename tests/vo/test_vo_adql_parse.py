@@ -246,3 +246,50 @@ def test_arbitrary_text_never_crashes(junk):
         parse(junk)
     except QueryError:
         pass
+
+
+# Structural soup: random long chains and deep nests of the grammar's recursive constructs
+# (issue 15: 330-term chains and 120 nested subqueries raised RecursionError).
+_WRAPS = [
+    ("(", ")"),
+    ("ABS(", ")"),
+    ("NOT ", ""),
+    ("- ", ""),
+    ("(SELECT ", " FROM t)"),
+    ("CASE WHEN x = 1 THEN ", " END"),
+    ("COORD1(POINT(", ", 0))"),
+    ("x IN (SELECT ", " FROM t)"),
+]
+_JOINERS = [" OR ", " AND ", " + ", " * ", " || ", " - "]
+
+
+@st.composite
+def _structures(draw):
+    expr = draw(st.sampled_from(["x", "1", "'a'", "x = 1"]))
+    for _ in range(draw(st.integers(0, 3))):
+        # At most ~20 kB of text (chains of chains multiply), so that the test stays quick.
+        budget = max(1, 20_000 // (len(expr) + 20))
+        if draw(st.booleans()):
+            n = draw(st.integers(1, min(2500, budget)))
+            expr = draw(st.sampled_from(_JOINERS)).join([expr] * n)
+        else:
+            left, right = draw(st.sampled_from(_WRAPS))
+            n = draw(st.integers(1, min(400, budget)))
+            expr = left * n + expr + right * n
+    return f"SELECT x FROM t WHERE {expr}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=_structures())
+def test_long_chains_and_deep_nests_parse_or_name_the_limit(text):
+    # Either a tree (walked here without recursion) or a QueryError; never RecursionError.
+    # The parse runs below 150 extra frames, as in a server thread.
+    def down(k):
+        return parse(text) if k == 0 else down(k - 1)
+
+    try:
+        tree = down(150)
+    except QueryError as exc:
+        assert "nests too deeply" in str(exc) or "syntax error" in str(exc), exc
+        return
+    assert sum(1 for _ in A.walk(tree)) >= 3
