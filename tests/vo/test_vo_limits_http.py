@@ -23,10 +23,14 @@ from _vo_support import publish_sky, server_settings
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from skysense.errors import ConfigError
+from skysense.errors import ConfigError, InputError
 from skysense.vo.app import create_app
 from skysense.vo.backends import open_backend
+from skysense.vo.cutout import _xyz, parse_polygon, region_contains
 from skysense.vo.limits import MAX_POLYGON_VERTICES
 from skysense.vo.maps import publish_map
 from skysense.vo.serve import MAX_HEADER_BYTES, SkysenseServer, bind_socket, server_config
@@ -329,10 +333,13 @@ def test_port_in_use_is_a_config_error():
 # SODA
 
 
-def _polygon(n: int, radius_deg: float) -> str:
+def _polygon(n: int, radius_deg: float, *, star: bool = False) -> str:
+    """A convex n-gon around (150, 2); ``star``: every other vertex 20% closer (not convex,
+    so every edge is tested against every pixel: the slow path of a cutout)."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    ra = 150.0 + radius_deg * np.cos(t) / np.cos(np.radians(2.0))
-    dec = 2.0 + radius_deg * np.sin(t)
+    r = radius_deg * (1 - 0.2 * (np.arange(n) % 2)) if star else radius_deg
+    ra = 150.0 + r * np.cos(t) / np.cos(np.radians(2.0))
+    dec = 2.0 + r * np.sin(t)
     return " ".join(f"{a:.8f} {d:.8f}" for a, d in zip(ra, dec))
 
 
@@ -354,7 +361,7 @@ def test_cutout_stops_at_the_time_limit(live):
     start = time.monotonic()
     resp = httpx.post(
         url + "/soda/sync",
-        data={"ID": "big", "POLYGON": _polygon(MAX_POLYGON_VERTICES, 0.25)},
+        data={"ID": "big", "POLYGON": _polygon(MAX_POLYGON_VERTICES, 0.25, star=True)},
         timeout=120,
     )
     elapsed = time.monotonic() - start
@@ -469,3 +476,63 @@ def test_duckdb_spills_inside_the_work_directory(fresh_db, tmp_path):
         cap = con.execute("SELECT current_setting('max_temp_directory_size')").fetchone()[0]
     assert where == str(settings.resolved_workdir / "spill")
     assert cap.startswith("117.3")  # 123 MB in DuckDB's MiB display
+
+
+def _brute_inside(v: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Same side of every edge as the vertex centroid; and each point's distance (rad) to the
+    nearest edge great circle."""
+    normals = np.cross(v, np.roll(v, -1, axis=0))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    side = p @ normals.T * np.sign(normals @ v.sum(axis=0))
+    return np.all(side >= 0, axis=1), np.abs(side).min(axis=1)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    ra0=st.floats(0, 360),
+    dec0=st.floats(-89, 89),
+    radius=st.floats(0.001, 40),
+    angles=st.lists(st.floats(0, 2 * np.pi), min_size=3, max_size=60, unique=True),
+    reverse=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_polygon_fan_test_matches_every_edge_test(ra0, dec0, radius, angles, reverse, seed):
+    # Vertices on a circle of the gnomonic plane: a convex spherical polygon, in any rotation
+    # and either orientation; points around it and anywhere on the sky.
+    t = np.sort(np.array(angles))
+    if np.min(np.diff(np.append(t, t[0] + 2 * np.pi))) < 1e-3:
+        return  # near-coincident vertices are refused by parse_polygon
+    if reverse:
+        t = t[::-1]
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra0, dec0]
+    w.wcs.crpix = [0.0, 0.0]  # 1-based pixel (x, y) is then (x, y) deg in the tangent plane
+    r = np.degrees(np.tan(np.radians(radius)))
+    vra, vdec = w.wcs_pix2world(r * np.cos(t), r * np.sin(t), 1)
+    try:
+        poly = parse_polygon(" ".join(f"{float(a)!r} {float(d)!r}" for a, d in zip(vra, vdec)))
+    except InputError:
+        return
+    rng = np.random.default_rng(seed)
+    near_ra = ra0 + rng.normal(0, radius * 1.5 + 1e-3, 2000) / max(np.cos(np.radians(dec0)), 0.05)
+    near_dec = np.clip(dec0 + rng.normal(0, radius * 1.5 + 1e-3, 2000), -90, 90)
+    any_ra, any_dec = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
+    ra = np.mod(np.concatenate([near_ra, any_ra, vra]), 360)
+    dec = np.concatenate([near_dec, any_dec, vdec])
+    ours = region_contains(poly, ra, dec)
+    v = _xyz(np.array(poly.ra_deg), np.array(poly.dec_deg))
+    truth, edge_rad = _brute_inside(v, _xyz(ra, dec))
+    differ = ours != truth
+    assert np.all(edge_rad[differ] < 1e-12)
+
+
+def test_non_convex_polygon_keeps_the_edge_by_edge_test():
+    # A star: the fan search does not apply; the answer is the same-side-of-every-edge test.
+    poly = parse_polygon(_polygon(10, 1.0, star=True))
+    ra, dec = np.meshgrid(np.linspace(148.5, 151.5, 60), np.linspace(0.5, 3.5, 60))
+    ours = region_contains(poly, ra.ravel(), dec.ravel())
+    v = _xyz(np.array(poly.ra_deg), np.array(poly.dec_deg))
+    truth, _ = _brute_inside(v, _xyz(ra.ravel(), dec.ravel()))
+    np.testing.assert_array_equal(ours, truth)
+    assert 0 < ours.sum() < ours.size

@@ -5,7 +5,8 @@ Each case starts the real CLI in a subprocess on a DuckDB file, puts it in one b
 SIGTERM, requires the process to end in under 5 s, and restarts a server on the same file (which
 needs the DuckDB lock released) that answers a query.
 
-The states: a long query (DuckDB interrupts it), a long SODA cutout and a runaway translation
+The states: a long query (DuckDB interrupts it), a long SODA cutout (a non-convex 1,000-vertex
+polygon, tested edge by edge against 4 million pixels) and a runaway translation
 (pure Python in a worker thread: nothing can interrupt it, so the server ends the process).
 The translation case uses the slowest legal query found: as many select-list expressions as
 the caps of :mod:`skysense.vo.limits` on query length and width allow (several seconds of
@@ -87,10 +88,13 @@ def db(tmp_path, sky) -> str:
     return path
 
 
-def _polygon(n: int, radius_deg: float) -> str:
+def _polygon(n: int, radius_deg: float, *, star: bool = False) -> str:
+    """A convex n-gon around (150, 2); ``star``: every other vertex 20% closer (not convex,
+    so every edge is tested against every pixel: the slow path of a cutout)."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    ra = 150.0 + radius_deg * np.cos(t) / np.cos(np.radians(2.0))
-    dec = 2.0 + radius_deg * np.sin(t)
+    r = radius_deg * (1 - 0.2 * (np.arange(n) % 2)) if star else radius_deg
+    ra = 150.0 + r * np.cos(t) / np.cos(np.radians(2.0))
+    dec = 2.0 + r * np.sin(t)
     return " ".join(f"{a:.8f} {d:.8f}" for a, d in zip(ra, dec))
 
 
@@ -115,7 +119,10 @@ CASES = {
             "demo.sky AS d"
         },
     ),
-    "long cutout": ("/soda/sync", {"ID": "big", "POLYGON": _polygon(MAX_POLYGON_VERTICES, 0.25)}),
+    "long cutout": (
+        "/soda/sync",
+        {"ID": "big", "POLYGON": _polygon(MAX_POLYGON_VERTICES, 0.25, star=True)},
+    ),
     "runaway translation": ("/tap/sync", {"QUERY": _slow_translation()}),
 }
 

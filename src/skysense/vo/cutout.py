@@ -272,8 +272,12 @@ def _polygon_inside(
     (the side holding the vertex centroid), as DALI specifies for polygons under a hemisphere.
     """
     v = _xyz(np.array(poly.ra_deg), np.array(poly.dec_deg))
-    centroid = v.sum(axis=0)
     p = _xyz(ra, dec)
+    fan = _convex_fan(v)
+    if fan is not None:
+        return _fan_inside(fan, p, deadline)
+    # Not a convex polygon around its centroid: every edge for every point (O(n m)).
+    centroid = v.sum(axis=0)
     inside = np.ones(p.shape[:-1], dtype=bool)
     n = len(v)
     for i in range(n):
@@ -282,6 +286,62 @@ def _polygon_inside(
         sign = 1.0 if normal @ centroid >= 0 else -1.0
         inside &= (p @ normal) * sign >= -1e-15
     return inside
+
+
+def _convex_fan(v: np.ndarray):
+    """(e1, e2, start angle, vertex angles, inward edge normals) of a convex polygon seen from
+    its vertex centroid, or None when the polygon is not convex around it.
+
+    For such a polygon, the same-side-of-every-edge test equals: find the fan triangle
+    (centroid, v_k, v_k+1) whose angular wedge holds the point (a binary search over the
+    vertex angles), then test that one edge. That is O((n + m) log n) for m points instead of
+    O(n m): a 1,000-vertex polygon over a 4-megapixel map takes about a second, not a minute.
+    """
+    c = v.sum(axis=0)
+    norm = np.linalg.norm(c)
+    if not norm > 1e-9:
+        return None
+    c = c / norm
+    if np.any(v @ c <= 1e-12):  # every vertex strictly in the centroid's hemisphere
+        return None
+    e1 = np.cross(c, [0.0, 0.0, 1.0] if abs(c[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(c, e1)
+    theta = np.arctan2(v @ e2, v @ e1)
+    step = np.angle(np.exp(1j * (np.roll(theta, -1) - theta)))  # in (-pi, pi]
+    if not (np.all(step > 1e-12) or np.all(step < -1e-12)):
+        return None
+    if not math.isclose(abs(step.sum()), 2 * math.pi, rel_tol=1e-9):
+        return None  # winds more than once around the centroid
+    if step[0] < 0:
+        v, theta = v[::-1], theta[::-1]
+    normals = np.cross(v, np.roll(v, -1, axis=0))  # edge k: v_k -> v_k+1, interior on the left
+    # Convex: each next-but-one vertex on the inner side of every edge (all turns the same
+    # way, together with a single winding, makes the polygon convex).
+    if np.any(np.einsum("ij,ij->i", normals, np.roll(v, -2, axis=0)) <= 0):
+        return None
+    first = int(np.argmin(theta))
+    order = np.roll(np.arange(len(v)), -first)
+    start = theta[first]
+    angles = np.mod(theta[order] - start, 2 * np.pi)
+    angles[0] = 0.0
+    if np.any(np.diff(angles) <= 0):
+        return None
+    return e1, e2, start, angles, normals[order]
+
+
+def _fan_inside(fan, p: np.ndarray, deadline: Deadline | None) -> np.ndarray:
+    e1, e2, start, angles, normals = fan
+    flat = p.reshape(-1, 3)
+    inside = np.empty(len(flat), dtype=bool)
+    block = 1 << 20
+    for lo in range(0, len(flat), block):
+        _check(deadline, "testing pixels against the polygon")
+        q = flat[lo : lo + block]
+        phi = np.mod(np.arctan2(q @ e2, q @ e1) - start, 2 * np.pi)
+        k = np.searchsorted(angles, phi, side="right") - 1
+        inside[lo : lo + block] = np.einsum("ij,ij->i", q, normals[k]) >= -1e-15
+    return inside.reshape(p.shape[:-1])
 
 
 def region_contains(
