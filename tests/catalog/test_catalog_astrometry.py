@@ -11,10 +11,10 @@ from skysense.catalog.astrometry import (
     apply_offset,
     match_offsets,
     measure_offset,
-    plot_offsets,
     propagate_positions,
 )
 from skysense.catalog.match import angular_sep_arcsec
+from skysense.catalog.plots import plot_offsets
 
 
 def _astropy_propagate(ra, dec, pmra, pmdec, t0, t1):

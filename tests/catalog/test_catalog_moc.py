@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from skysense.catalog.io import read_moc, write_moc
 from skysense.catalog.moc import (
     combine_mocs,
     coverage_moc,
@@ -15,9 +16,7 @@ from skysense.catalog.moc import (
     moc_union,
     optnir_det_flag,
     optnir_flags,
-    read_moc,
     regime_mocs,
-    write_moc,
 )
 from skysense.errors import InputError
 

@@ -384,7 +384,7 @@ def test_reference_elsewhere_and_unknown_epoch(tmp_path):
     res = prepare_table(raw, parse_config(cfg), reference=ref)
     assert res.provenance["astrometry"]["reference_propagated_to_epoch"] is None
     assert res.provenance["astrometry"]["applied"]
-    from skysense.catalog.astrometry import plot_offsets
+    from skysense.catalog.plots import plot_offsets
 
     plot_offsets((np.array([]), np.array([])), (np.array([]), np.array([])), tmp_path / "e.png")
     assert (tmp_path / "e.png").exists()

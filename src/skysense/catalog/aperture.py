@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from astropy.stats import sigma_clip
 
-__all__ = ["ApertureCorrection", "aperture_correction", "star_curve", "plot_aperture_correction"]
+__all__ = ["ApertureCorrection", "aperture_correction", "star_curve"]
 
 
 class ApertureCorrection(NamedTuple):
@@ -137,46 +137,3 @@ def star_curve(
             out["median"].append(float(np.median(d[sel])))
             out["n"].append(int(sel.sum()))
     return out
-
-
-def plot_aperture_correction(
-    mag_total: np.ndarray,
-    mag_aperture: np.ndarray,
-    stellarity: np.ndarray,
-    result: ApertureCorrection,
-    path,
-    *,
-    stellarity_min: float = 0.9,
-    title: str = "",
-) -> None:
-    """PNG of ``m_total - m_aperture`` against ``m_total`` for stars, with the range and value.
-
-    Written atomically to ``path``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from skysense._atomic import atomic_path
-
-    mag_total = np.asarray(mag_total, dtype=np.float64)
-    diff = mag_total - np.asarray(mag_aperture, dtype=np.float64)
-    stars = (np.asarray(stellarity, dtype=float) >= stellarity_min) & np.isfinite(diff)
-    curve = star_curve(mag_total, mag_aperture, stellarity, stellarity_min=stellarity_min)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.scatter(mag_total[stars], diff[stars], s=3, alpha=0.4, color="0.4", label="stars")
-    ax.plot(curve["mag"], curve["median"], "b-o", ms=3, label="binned median")
-    if np.isfinite(result.value_mag):
-        ax.axhline(result.value_mag, color="r", label=f"correction {result.value_mag:+.4f} mag")
-        ax.axvspan(result.mag_min, result.mag_max, color="r", alpha=0.08, label="range used")
-        ax.set_ylim(result.value_mag - 1.0, result.value_mag + 1.0)
-    ax.set_xlabel("total magnitude (AB)")
-    ax.set_ylabel("m_total - m_aperture (mag)")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

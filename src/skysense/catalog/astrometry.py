@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +28,6 @@ __all__ = [
     "match_offsets",
     "measure_offset",
     "apply_offset",
-    "plot_offsets",
 ]
 
 _MAS_TO_RAD = np.pi / (180.0 * 3600.0 * 1000.0)
@@ -197,46 +195,3 @@ def apply_offset(
     ra_new = (ra + dra_cosdec_arcsec / 3600.0 / np.cos(np.radians(dec))) % 360.0
     dec_new = np.clip(dec + ddec_arcsec / 3600.0, -90.0, 90.0)
     return ra_new, dec_new
-
-
-def plot_offsets(
-    before: tuple[np.ndarray, np.ndarray],
-    after: tuple[np.ndarray, np.ndarray],
-    path: str | os.PathLike,
-    *,
-    title: str = "",
-    radius_arcsec: float | None = None,
-) -> None:
-    """PNG of the offsets (dRA cos dec, dDec) in arcsec before and after correction.
-
-    Written atomically to ``path``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from skysense._atomic import atomic_path
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharex=True, sharey=True)
-    for ax, (dra, ddec), label in zip(axes, (before, after), ("before", "after"), strict=True):
-        dra, ddec = np.asarray(dra), np.asarray(ddec)
-        ax.scatter(dra, ddec, s=3, alpha=0.4, color="C0" if label == "before" else "C2")
-        if len(dra):
-            ax.plot(np.median(dra), np.median(ddec), "r+", ms=14, mew=2)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.axvline(0, color="k", lw=0.5)
-        ax.set_xlabel("reference - survey: dRA cos(dec) [arcsec]")
-        med = f"median ({np.median(dra):+.3f}, {np.median(ddec):+.3f})" if len(dra) else "no pairs"
-        ax.set_title(f"{label}: n={len(dra)}, {med}", fontsize=9)
-        ax.set_aspect("equal")
-        if radius_arcsec:
-            ax.set_xlim(-radius_arcsec, radius_arcsec)
-            ax.set_ylim(-radius_arcsec, radius_arcsec)
-    axes[0].set_ylabel("dDec [arcsec]")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

@@ -37,6 +37,8 @@ __all__ = [
     "guess_position_columns",
     "read_positions",
     "read_inputs",
+    "read_moc",
+    "write_moc",
 ]
 
 FORMATS = ("fits", "votable", "csv", "ecsv", "parquet")
@@ -278,6 +280,38 @@ def write_catalogue(
     return path
 
 
+# -- coverage MOCs ---------------------------------------------------------------------------
+
+
+def read_moc(path: str | os.PathLike):
+    """Read a FITS MOC (``UNIQ`` or ``NPIX`` table) as a :class:`mocpy.MOC`.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file.
+    """
+    from mocpy import MOC
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("MOC file not found", path=path)
+    try:
+        return MOC.from_fits(path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
+        raise InputError(f"cannot read as a FITS MOC: {exc}", path=path) from exc
+
+
+def write_moc(moc, path: str | os.PathLike) -> Path:
+    """Write a :class:`mocpy.MOC` as FITS (or JSON/ASCII by suffix ``.json``/``.txt``)
+    atomically; returns the path."""
+    path = Path(path)
+    fmt = {".json": "json", ".txt": "ascii"}.get(path.suffix.lower(), "fits")
+    with atomic_path(path) as tmp:
+        moc.save(tmp, format=fmt, overwrite=True)
+    return path
+
+
 # -- positions of any catalogue ---------------------------------------------------------------
 
 #: RA and Dec column names recognised without being named (deg), in order of preference.
@@ -457,7 +491,6 @@ def read_inputs(config, *, progress: bool = False, positions_only: bool = False)
 
     from skysense.catalog.hats_io import read_hats_table
     from skysense.catalog.merge import load_prepared
-    from skysense.catalog.moc import read_moc
     from skysense.errors import ConfigError
 
     out = []

@@ -10,21 +10,21 @@ says where a source was *observed* (inside the coverage of a survey of that regi
 ``flag_optnir_det`` where it was *detected* (a measured positive flux in at least ``min_bands``
 bands of that regime). With no mid-IR MOC the flags are 0 none, 1 optical only, 2 NIR only,
 3 both. Band regimes come from :mod:`skysense.catalog.bands`.
+
+Pure: MOC files are read and written by :func:`skysense.catalog.io.read_moc` and
+:func:`skysense.catalog.io.write_moc`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import pandas as pd
 from mocpy import MOC
 
-from skysense._atomic import atomic_path
 from skysense.catalog.bands import BANDS
 from skysense.errors import InputError
 
@@ -34,8 +34,6 @@ __all__ = [
     "FULL_SKY_DEG2",
     "OPTNIR_BITS",
     "coverage_moc",
-    "read_moc",
-    "write_moc",
     "moc_union",
     "moc_intersection",
     "moc_area_deg2",
@@ -74,32 +72,6 @@ def coverage_moc(ra: np.ndarray, dec: np.ndarray, order: int = 10) -> MOC:
     if len(ra) == 0:
         return MOC.new_empty(int(order))
     return MOC.from_lonlat(lon=ra * u.deg, lat=dec * u.deg, max_norder=int(order))
-
-
-def read_moc(path: str | os.PathLike) -> MOC:
-    """Read a FITS MOC (``UNIQ`` or ``NPIX`` table).
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("MOC file not found", path=path)
-    try:
-        return MOC.from_fits(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
-        raise InputError(f"cannot read as a FITS MOC: {exc}", path=path) from exc
-
-
-def write_moc(moc: MOC, path: str | os.PathLike) -> Path:
-    """Write ``moc`` as FITS (or JSON/ASCII by suffix ``.json``/``.txt``) atomically."""
-    path = Path(path)
-    fmt = {".json": "json", ".txt": "ascii"}.get(path.suffix.lower(), "fits")
-    with atomic_path(path) as tmp:
-        moc.save(tmp, format=fmt, overwrite=True)
-    return path
 
 
 def moc_union(mocs: Iterable[MOC]) -> MOC:

@@ -35,24 +35,18 @@ import numpy as np
 import pandas as pd
 from mocpy import MOC
 
-from skysense.catalog.aperture import (
-    ApertureCorrection,
-    aperture_correction,
-    plot_aperture_correction,
-    star_curve,
-)
+from skysense.catalog.aperture import ApertureCorrection, aperture_correction, star_curve
 from skysense.catalog.astrometry import (
     apply_offset,
     match_offsets,
     measure_offset,
-    plot_offsets,
     propagate_positions,
 )
 from skysense.catalog.config import SurveyConfig, check_columns, load_config
 from skysense.catalog.cuts import cut_columns, evaluate_cut
 from skysense.catalog.dedupe import dedupe, snr_score
-from skysense.catalog.io import read_catalogue, write_catalogue
-from skysense.catalog.moc import coverage_moc, moc_area_deg2, write_moc
+from skysense.catalog.io import read_catalogue, read_moc, write_catalogue, write_moc
+from skysense.catalog.moc import coverage_moc, moc_area_deg2
 from skysense.catalog.photometry import (
     flux_to_ujy,
     flux_ujy_to_mag,
@@ -60,6 +54,7 @@ from skysense.catalog.photometry import (
     sentinels_to_nan,
     vega_to_ab,
 )
+from skysense.catalog.plots import plot_aperture_correction, plot_offsets
 from skysense.catalog.starflags import StarMaskLaw, gaia_flag, star_mask
 from skysense.errors import InputError
 
@@ -300,8 +295,6 @@ def coverage_of(path: str | os.PathLike, order: int = 10) -> MOC:
     if path.suffix.lower() in CONFIG_SUFFIXES:
         ra, dec = survey_positions(load_config(path))
         return coverage_moc(ra, dec, order)
-    from skysense.catalog.moc import read_moc
-
     return read_moc(path)
 
 

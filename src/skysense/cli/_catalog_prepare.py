@@ -56,7 +56,8 @@ def _prepare(args) -> int:
 
 
 def _moc(args) -> int:
-    from skysense.catalog.moc import combine_mocs, moc_area_deg2, write_moc
+    from skysense.catalog.io import write_moc
+    from skysense.catalog.moc import combine_mocs, moc_area_deg2
     from skysense.catalog.prepare import coverage_of
 
     mocs = [coverage_of(name, args.order) for name in args.inputs]
