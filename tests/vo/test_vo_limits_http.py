@@ -536,3 +536,16 @@ def test_non_convex_polygon_keeps_the_edge_by_edge_test():
     truth, _ = _brute_inside(v, _xyz(ra.ravel(), dec.ravel()))
     np.testing.assert_array_equal(ours, truth)
     assert 0 < ours.sum() < ours.size
+
+
+def test_job_storage_is_counted_again_after_a_restart(fresh_db, tmp_path):
+    settings = server_settings(fresh_db, tmp_path)
+    upload = _votable_bytes(1000)
+    with serving(settings) as (url, _):
+        assert _create_job(url, "SELECT 1 AS x", {"a": upload}).status_code == 303
+    orphan = settings.resolved_workdir / "uws" / "no-such-job"
+    orphan.mkdir()
+    (orphan / "result.vot").write_bytes(b"x" * 1000)  # left by a crash before the job was saved
+    with serving(settings) as (_, app):
+        assert app.state.jobs.storage_bytes() == len(upload)
+    assert not orphan.exists()
