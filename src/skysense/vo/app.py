@@ -4,7 +4,10 @@ The lifespan opens the database backend (hardened for read-only serving), loads 
 store and runs the periodic destruction of expired jobs; handlers reach them through
 ``request.app.state.backend``, ``request.app.state.settings`` and ``request.app.state.jobs``.
 One exception-handler map turns every failure under ``/tap`` into a VOTable error document
-(``QUERY_STATUS=ERROR``) with a fitting HTTP status.
+(``QUERY_STATUS=ERROR``) with a fitting HTTP status. Every request body passes
+:class:`~skysense.vo.bodylimit.BodyLimitMiddleware` (size limit per endpoint, read timeout);
+:func:`stop_work` interrupts jobs and queries when the server is told to stop
+(:mod:`skysense.vo.serve`).
 
 Routes: ``/tap`` (sync, async/UWS, VOSI capabilities/availability/tables) plus the routes of the
 optional modules :mod:`skysense.vo.web`, :mod:`skysense.vo.scs` and :mod:`skysense.vo.sia`
