@@ -255,10 +255,9 @@ def _training_frame(ctx: StepContext, cfg: PipelineConfig, ml: pd.DataFrame) -> 
 
 
 def _photoz_train(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
-    from skysense.photoz import metrics
-    from skysense.photoz.gpz import GPzRegressor
     from skysense.photoz.io import load_model, save_model
-    from skysense.photoz.model import PhotozModel
+    from skysense.photoz.preprocess import band_matrix
+    from skysense.photoz.training import train_model
 
     p = cfg.section("photoz")
     ml = _read_masterlist(ctx)
@@ -276,52 +275,31 @@ def _photoz_train(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
             "message": f"loaded the model {cfg.model}",
         }
     frame = _training_frame(ctx, cfg, ml)
-    model = PhotozModel(
-        estimator=GPzRegressor(
-            m=p["m"],
-            covariance=p["covariance"],
-            max_iter=p["max_iter"],
-            random_state=p["seed"],
-            verbose=int(show_progress()),
-        ),
-        bands=list(p["bands"]),
-        errors=None if p["errors"] is None else list(p["errors"]),
-        target="zspec",
-    )
-    model.check_columns(frame.columns, str(cfg.training))
-    X, err = model.features(frame, str(cfg.training))
-    usable = np.isfinite(X).any(axis=1)
-    X, y = X[usable], frame["zspec"].to_numpy(float)[usable]
-    err = None if err is None else err[usable]
-    if len(y) < 2 * p["m"]:
+    bands, errors = list(p["bands"]), None if p["errors"] is None else list(p["errors"])
+    X, _ = band_matrix(frame, bands, errors, source=str(cfg.training))
+    usable = np.isfinite(X).any(axis=1)  # objects with no measured band cannot be trained on
+    if usable.sum() < 2 * p["m"]:
         raise InputError(
-            f"only {len(y)} training objects match the masterlist within "
+            f"only {int(usable.sum())} training objects match the masterlist within "
             f"{p['training']['radius_arcsec']} arcsec; GPz with m={p['m']} needs at least "
             f"{2 * p['m']}",
             path=cfg.training,
         )
-    rng = np.random.default_rng(p["seed"])
-    order = rng.permutation(len(y))
-    n_valid = int(round(p["valid_fraction"] * len(y)))
-    valid, train = order[:n_valid], order[n_valid:]
-
-    def take(a, i):
-        return None if a is None else a[i]
-
-    model.estimator.fit(
-        X[train],
-        y[train],
-        X_err=take(err, train),
-        X_valid=X[valid] if n_valid else None,
-        y_valid=y[valid] if n_valid else None,
-        X_valid_err=take(err, valid) if n_valid else None,
+    model = train_model(
+        frame[usable].reset_index(drop=True),
+        bands,
+        errors=errors,
+        target="zspec",
+        split=(1.0 - p["valid_fraction"], p["valid_fraction"], 0.0),
+        seed=p["seed"],
+        source=str(cfg.training),
+        m=p["m"],
+        covariance=p["covariance"],
+        max_iter=p["max_iter"],
+        verbose=int(show_progress()),
     )
-    info = {"n_training_set": frame.attrs["n_training"], "n_matched": int(len(frame)),
-            "n_train": int(len(train)), "n_valid": int(n_valid), "seed": p["seed"]}  # fmt: skip
-    if n_valid:
-        mean, std = model.estimator.predict(X[valid], return_std=True, X_err=take(err, valid))
-        s = metrics.summary(y[valid], mean, std)
-        info["valid_metrics"] = {k: v for k, v in s.items() if not k.startswith("pit_")}
+    info = {"n_training_set": frame.attrs["n_training"], "n_matched": int(len(frame))}
+    info |= model.info
     model.info = info
     save_model(model, out)
     used = frame.loc[usable, ["help_id", "zspec"]].copy()
@@ -329,7 +307,7 @@ def _photoz_train(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
     with atomic_path(training_out) as tmp:
         used.to_parquet(tmp, index=False)
     vm = info.get("valid_metrics", {})
-    message = f"trained GPz on {len(train)} galaxies ({n_valid} validation)"
+    message = f"trained GPz on {info['n_train']} galaxies ({info['n_valid']} validation)"
     if vm:
         message += f"; validation sigma_NMAD={vm['sigma_nmad']:.4f}"
     return {
