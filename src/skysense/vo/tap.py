@@ -130,6 +130,7 @@ def run_adql_sync(
     uploads: Sequence[UploadTable] = (),
     timeout_s: float | None = None,
     handle: QueryHandle | None = None,
+    deadline: Deadline | None = None,
 ) -> QueryResult:
     """Translate and run one ADQL query (blocking; call from a worker thread).
 
@@ -149,6 +150,9 @@ def run_adql_sync(
         too: they stop once it has passed, and the database gets what remains.
     handle : QueryHandle, optional
         Lets another thread abort the query (translation included).
+    deadline : Deadline, optional
+        A clock already started for this request (e.g. when its uploads were read under it);
+        replaces ``timeout_s``.
 
     Raises
     ------
@@ -167,11 +171,14 @@ def run_adql_sync(
     limit_s = settings.query_timeout_s if timeout_s is None else timeout_s
     # One clock for the whole request: parsing and translation spend from the same budget
     # as the database.
-    deadline = Deadline(
-        limit_s,
-        error=QueryTimeout,
-        aborted=None if handle is None else (lambda: handle.cancelled),
-    )
+    if deadline is None:
+        deadline = Deadline(
+            limit_s,
+            error=QueryTimeout,
+            aborted=None if handle is None else (lambda: handle.cancelled),
+        )
+    else:
+        limit_s = deadline.seconds
     maxrec = settings.maxrec_default if maxrec is None else maxrec
     maxrec = max(0, min(int(maxrec), settings.maxrec_hard))
     catalog = backend.catalog()
@@ -551,12 +558,17 @@ async def sync_endpoint(request: Request) -> Response:
     )
 
     def work() -> bytes:
+        from skysense.vo.backends import QueryTimeout
+
+        # Reading uploads spends from the query's time limit, as translation does.
+        deadline = Deadline(settings.query_timeout_s, error=QueryTimeout)
         uploads = resolve_uploads(
             params,
             limit_bytes=settings.upload_limit_bytes,
             allow_private=settings.upload_allow_private_urls,
+            deadline=deadline,
         )
-        result = run_adql_sync(state, query, maxrec=maxrec, uploads=uploads)
+        result = run_adql_sync(state, query, maxrec=maxrec, uploads=uploads, deadline=deadline)
         return serialise(
             fmt,
             result.table,

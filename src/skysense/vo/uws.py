@@ -32,8 +32,9 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 
 from skysense._atomic import atomic_write_bytes
 from skysense.errors import InputError, SkysenseError
-from skysense.vo.backends import QueryHandle
+from skysense.vo.backends import QueryHandle, QueryTimeout
 from skysense.vo.formats import resolve_format, serialise
+from skysense.vo.limits import Deadline
 from skysense.vo.tap import (
     TapParams,
     check_query_params,
@@ -435,19 +436,26 @@ class JobStore:
                 name: (self.folder(job_id) / "uploads" / _safe_part(name)).read_bytes()
                 for name in job.files
             }
+            # One clock for reading the uploads and running the query.
+            deadline = Deadline(
+                float(job.execution_duration_s),
+                error=QueryTimeout,
+                aborted=lambda: handle.cancelled,
+            )
             uploads = resolve_uploads(
                 params,
                 limit_bytes=self.settings.upload_limit_bytes,
                 allow_private=self.settings.upload_allow_private_urls,
                 loader=files,
+                deadline=deadline,
             )
             result = run_adql_sync(
                 self.state,
                 query,
                 maxrec=maxrec,
                 uploads=uploads,
-                timeout_s=float(job.execution_duration_s),
                 handle=handle,
+                deadline=deadline,
             )
             body = serialise(
                 fmt,
