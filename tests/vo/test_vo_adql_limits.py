@@ -267,6 +267,13 @@ def _star_polygon(n: int, ra0: float, dec0: float, r_out: float, r_in: float):
     return ra, np.round(dec0 + r * np.sin(a), 9)
 
 
+def _inside(ra, dec, ra_v, dec_v):
+    ok = np.isfinite(np.asarray(dec, float))
+    out = np.zeros(len(ok), bool)
+    out[ok] = polygon_truth(np.asarray(ra)[ok], np.asarray(dec, float)[ok], ra_v, dec_v)[0]
+    return out
+
+
 def test_polygon_vertices_are_capped_and_large_polygons_are_exact(db):  # noqa: F811 (fixture)
     ra_v, dec_v = _star_polygon(5000, 180.0, 0.0, 60.0, 35.0)
     coords = ", ".join(f"{x:.9f}, {y:.9f}" for x, y in zip(ra_v, dec_v))
@@ -276,16 +283,25 @@ def test_polygon_vertices_are_capped_and_large_polygons_are_exact(db):  # noqa: 
     ) as ei:
         translate(q, dialect="duckdb", catalog=CAT)
     assert q[ei.value.column - 1 :].startswith("POLYGON")
-    # At the cap, a star-shaped (non-convex) polygon selects exactly the rows inside it.
-    ra_v, dec_v = _star_polygon(MAX_POLYGON_VERTICES, 180.0, 0.0, 60.0, 35.0)
-    points = ", ".join(f"POINT({x:.9f}, {y:.9f})" for x, y in zip(ra_v, dec_v))
-    inside, near = polygon_truth(OBJ["ra"], OBJ["dec"], ra_v, dec_v)
-    assert inside.sum() >= 10 and not near.any()
-    check(
-        db,
-        f"SELECT id FROM t.obj WHERE 1 = CONTAINS(POINT(ra, dec), POLYGON({points}))",
-        OBJ.loc[inside, ["id"]],
-    )
+    # At the cap, star-shaped (non-convex) and convex polygons select exactly the rows inside
+    # them (their planes then go to the database as a table), NULL positions included.
+    for r_in in (35.0, 60.0):
+        ra_v, dec_v = _star_polygon(MAX_POLYGON_VERTICES, 180.0, 0.0, 60.0, r_in)
+        points = ", ".join(f"POINT({x:.9f}, {y:.9f})" for x, y in zip(ra_v, dec_v))
+        inside, near = polygon_truth(OBJ["ra"], OBJ["dec"], ra_v, dec_v)
+        assert inside.sum() >= 10 and not near.any()
+        region = f"CONTAINS(POINT(ra, dec), POLYGON({points}))"
+        check(db, f"SELECT id FROM t.obj WHERE 1 = {region}", OBJ.loc[inside, ["id"]])
+        check(
+            db,
+            f"SELECT id, {region} FROM t.obj",
+            pd.DataFrame({"id": OBJ["id"], "c": inside.astype(int)}),
+        )
+        check(
+            db,
+            f"SELECT id FROM t.obj WHERE NOT (1 = CONTAINS(POINT(ra, mag), POLYGON({points})))",
+            OBJ.loc[OBJ["mag"].notna() & ~_inside(OBJ["ra"], OBJ["mag"], ra_v, dec_v), ["id"]],
+        )
 
 
 def test_in_lists_are_capped_and_long_ones_run(db):  # noqa: F811 (fixture)
