@@ -10,7 +10,7 @@ to make the same map statistics).
 Rows:
 - blind extraction of the whole map, one process (skysense.xid.blind.extract_sources, Chapin
   filter with the confusion estimated from the map, peaks, sub-pixel positions, joint PSF fits)
-  and tile by tile on the local Dask scheduler (skysense.xid.blind_engine.extract_tiles);
+  and tile by tile on the local Dask scheduler (skysense.xid.blind.engine.extract_tiles);
 - the detection step on the same matched-filtered S/N map: skysense's find_peaks plus its
   log-quadratic sub-pixel refinement vs photutils ``find_peaks`` (peaks only, its fastest
   setting) and ``find_peaks(centroid_func=centroid_quadratic)`` (peaks plus sub-pixel centres,
@@ -43,7 +43,7 @@ def _load() -> list[str]:
 def _sim_1deg2(seed: int):
     from skysense.sim import DEFAULT_MAPS, make_maps, simulate_sky
     from skysense.sim.maps import map_sources
-    from skysense.xid.io import SkyMap
+    from skysense.xid.skymap import SkyMap
 
     sky = simulate_sky(seed=seed, area_deg2=1.0)
     spec = tuple(s for s in DEFAULT_MAPS if s.band == "spire_250")
@@ -55,8 +55,8 @@ def _sim_1deg2(seed: int):
 def _scaled_map(area_deg2: float, fluxes: np.ndarray, spec, seed: int):
     """A square map of ``area_deg2`` with the 1 deg^2 flux list repeated at random positions."""
     from skysense.sim.maps import _noise_sigma, inject_point_sources
-    from skysense.xid.io import SkyMap
     from skysense.xid.simulate import tan_wcs
+    from skysense.xid.skymap import SkyMap
 
     rng = np.random.default_rng(seed)
     side = int(round(math.sqrt(area_deg2) * 3600 / PIX))
@@ -74,8 +74,8 @@ def _blind_rows(smap, label: str, quick: bool) -> list[Row]:
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks as pu_find_peaks
 
-    from skysense.xid.blind import _refine, extract_sources, find_peaks, matched_filter
-    from skysense.xid.blind_engine import extract_tiles
+    from skysense.xid.blind.engine import extract_tiles
+    from skysense.xid.blind.extract import _refine, extract_sources, find_peaks, matched_filter
 
     rows = []
     npix = smap.image_mjy.size
@@ -161,7 +161,7 @@ def _blind_rows(smap, label: str, quick: bool) -> list[Row]:
 def _same_catalogue(a, b) -> bool:
     """Same sources (matched within 0.01 arcsec; the S/N order may swap near-ties) and the
     same fluxes to 1% of their errors."""
-    from skysense.xid.blind_match import nearest_within
+    from skysense.xid.blind.match import nearest_within
 
     if len(a) != len(b):
         return False
@@ -175,7 +175,7 @@ def _same_catalogue(a, b) -> bool:
 
 
 def _completeness_row(cat, truth) -> Row:
-    from skysense.xid.blind_stats import completeness_reliability
+    from skysense.xid.blind.stats import completeness_reliability
 
     r = completeness_reliability(
         cat.ra.to_numpy(),
@@ -209,10 +209,10 @@ def _completeness_row(cat, truth) -> Row:
 def _hidden_row(seed: int, quick: bool) -> Row:
     from skysense.sim import DEFAULT_MAPS, make_maps, simulate_sky
     from skysense.sim.maps import map_sources
-    from skysense.xid.blind_match import nearest_within
+    from skysense.xid.blind.match import nearest_within
     from skysense.xid.fit import fit
-    from skysense.xid.hidden import find_hidden_sources
-    from skysense.xid.io import SkyMap
+    from skysense.xid.hidden.search import find_hidden_sources
+    from skysense.xid.skymap import SkyMap
 
     area = 0.05 if quick else 0.1
     sky = simulate_sky(seed=seed + 3, area_deg2=area)

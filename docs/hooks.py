@@ -30,13 +30,16 @@ _LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def public_modules(package: str) -> list[str]:
-    """Dotted names of the modules of ``package`` not starting with ``_``, sorted."""
+    """Dotted names of the modules of ``package`` not starting with ``_``, sorted; a public
+    sub-package comes with its own public modules."""
     folder = SRC.joinpath(*package.split("."))
-    return sorted(
-        f"{package}.{m.name}"
-        for m in pkgutil.iter_modules([str(folder)])
-        if not m.name.startswith("_")
-    )
+    out = []
+    for m in pkgutil.iter_modules([str(folder)]):
+        if not m.name.startswith("_"):
+            out.append(f"{package}.{m.name}")
+            if m.ispkg:
+                out.extend(public_modules(f"{package}.{m.name}"))
+    return sorted(out)
 
 
 def on_files(files: Any, config: Any) -> Any:
@@ -62,6 +65,13 @@ def _shipped_link(target: str, page_uri: str) -> str | None:
     return os.path.relpath(resolved, PurePosixPath(page_uri).parent.as_posix() or ".")
 
 
+def _directive(module: str) -> str:
+    # A sub-package shows its docstring only: its members have their own modules' sections.
+    if SRC.joinpath(*module.split("."), "__init__.py").is_file():
+        return f"::: {module}\n    options:\n      members: false"
+    return f"::: {module}"
+
+
 def on_page_markdown(markdown: str, page: Any = None, **kwargs: object) -> str:
     """Replace each marker by ``::: MODULE`` lines (mkdocstrings renders them later) and point
     links to shipped repository files at their copies in the site."""
@@ -70,7 +80,7 @@ def on_page_markdown(markdown: str, page: Any = None, **kwargs: object) -> str:
         modules = public_modules(m.group(1))
         if not modules:
             raise ValueError(f"api-modules: package {m.group(1)} has no public module under {SRC}")
-        return "\n\n".join(f"::: {name}" for name in modules)
+        return "\n\n".join(_directive(name) for name in modules)
 
     def relink(m: re.Match[str]) -> str:
         new = _shipped_link(m.group(1), page.file.src_uri) if page is not None else None

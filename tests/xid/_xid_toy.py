@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from astropy.table import Table
 
-from skysense.xid.io import SkyMap, read_map
+from skysense.xid.io import read_map
+from skysense.xid.skymap import SkyMap
 
 FWHM_PIX = 3.0  # the toy beam
 

@@ -11,15 +11,15 @@ from scipy import signal
 
 from skysense.catalog.match import pairs_within
 from skysense.errors import InputError
-from skysense.xid.blind import (
+from skysense.xid.blind.extract import (
     estimate_confusion_mjy,
     extract_sources,
     find_peaks,
     matched_filter,
 )
-from skysense.xid.blind_io import write_blind_catalogue
-from skysense.xid.io import SkyMap
+from skysense.xid.blind.io import write_blind_catalogue
 from skysense.xid.simulate import simulate_field, tan_wcs
+from skysense.xid.skymap import SkyMap
 
 FWHM, PIX = 18.15, 6.0
 

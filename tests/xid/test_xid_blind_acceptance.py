@@ -7,10 +7,10 @@ import pytest
 from _xid_toy import read_toy
 
 from skysense.errors import InputError
-from skysense.xid.blind import extract_sources, matched_filter
-from skysense.xid.blind_engine import extract_tiles
-from skysense.xid.blind_stats import brightest_owner, completeness_reliability
-from skysense.xid.io import SkyMap
+from skysense.xid.blind.engine import extract_tiles
+from skysense.xid.blind.extract import extract_sources, matched_filter
+from skysense.xid.blind.stats import brightest_owner, completeness_reliability
+from skysense.xid.skymap import SkyMap
 
 FWHM = 18.15
 

@@ -8,9 +8,9 @@ import pytest
 
 from skysense.catalog.match import angular_sep_arcsec
 from skysense.errors import InputError
-from skysense.xid.blind import extract_sources
-from skysense.xid.blind_io import read_blind_catalogue, write_blind_catalogue
-from skysense.xid.blind_match import match_blind, nearest_within
+from skysense.xid.blind.extract import extract_sources
+from skysense.xid.blind.io import read_blind_catalogue, write_blind_catalogue
+from skysense.xid.blind.match import match_blind, nearest_within
 from skysense.xid.simulate import simulate_field
 
 

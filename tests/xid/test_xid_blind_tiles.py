@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from skysense.errors import InputError
-from skysense.xid.blind import extract_sources
-from skysense.xid.blind_engine import extract_tiles, pixel_tiles
-from skysense.xid.io import SkyMap, write_map
+from skysense.xid.blind.engine import extract_tiles, pixel_tiles
+from skysense.xid.blind.extract import extract_sources
+from skysense.xid.io import write_map
 from skysense.xid.model import GaussianBeam, pointing_matrix
 from skysense.xid.simulate import simulate_field, tan_wcs
+from skysense.xid.skymap import SkyMap
 
 FWHM, PIX = 18.15, 6.0
 COLUMNS = ["x_pix", "y_pix", "ra", "dec", "flux_mjy", "flux_err_mjy", "snr_det", "ra_err"]

@@ -10,9 +10,10 @@ from astropy.table import Table
 
 from skysense.cli.__main__ import main
 from skysense.errors import InputError
-from skysense.xid.fit import fit, help_id, write_outputs
-from skysense.xid.io import SkyMap
+from skysense.xid.fit import fit, help_id
+from skysense.xid.io import write_outputs
 from skysense.xid.simulate import simulate_field
+from skysense.xid.skymap import SkyMap
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from skysense.errors import InputError
-from skysense.xid.blind_match import nearest_within
+from skysense.xid.blind.match import nearest_within
 from skysense.xid.fit import fit
-from skysense.xid.hidden import find_hidden_sources, residual_candidates
-from skysense.xid.hidden_io import write_hidden
+from skysense.xid.hidden.io import write_hidden
+from skysense.xid.hidden.search import find_hidden_sources, residual_candidates
 from skysense.xid.io import write_map
 from skysense.xid.simulate import simulate_field
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysense.xid.blind_match import nearest_within
-from skysense.xid.hidden import find_hidden_sources
-from skysense.xid.io import SkyMap
+from skysense.xid.blind.match import nearest_within
+from skysense.xid.hidden.search import find_hidden_sources
+from skysense.xid.skymap import SkyMap
 
 FWHM = 18.15
 AREA_DEG2 = 0.1

@@ -89,7 +89,8 @@ def test_read_prior_columns_and_bad_rows(tmp_path):
 
 
 def test_write_map_round_trips_through_read_map(tmp_path):
-    from skysense.xid.io import SkyMap, write_map
+    from skysense.xid.io import write_map
+    from skysense.xid.skymap import SkyMap
 
     rng = np.random.default_rng(4)
     img, err = rng.normal(size=(9, 11)), rng.uniform(0.5, 1.0, size=(9, 11))

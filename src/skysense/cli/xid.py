@@ -1,7 +1,7 @@
 """``skysense xid ...``: XID+ de-blending of confusion-limited far-infrared maps.
 
-Argument parsing only; the work is done by :mod:`skysense.xid.fit` and
-:mod:`skysense.xid.engine`.
+Argument parsing and printing only; the work is done by the public API of :mod:`skysense.xid`
+(:func:`skysense.xid.io.read_fit_inputs` reads the inputs and builds the beams and priors).
 """
 
 from __future__ import annotations
@@ -104,26 +104,21 @@ def _add_common(p, *, sed: bool = False) -> None:
 
 
 def _inputs(args):
-    from skysense.xid.io import read_map, read_moc, read_prf, read_prior
-    from skysense.xid.model import BackgroundPrior, ConfusionPrior, GaussianBeam
+    """Maps, prior, region and per-band beams/priors of the options, and the fit settings."""
+    from skysense.xid.io import read_fit_inputs
 
-    if len(args.band) != len(args.map):
-        raise InputError(
-            f"give one --band per --map ({len(args.map)} maps, {len(args.band)} bands)"
-        )
-    if args.noise is not None and len(args.noise) != len(args.map):
-        raise InputError("give one --noise per --map (or none)")
-    if args.fwhm is not None and len(args.fwhm) != len(args.map):
-        raise InputError("give one --fwhm per --map (or none)")
-    if args.prf is not None and len(args.prf) != len(args.map):
-        raise InputError("give one --prf per --map (or none)")
-    if args.prf is not None and args.fwhm is not None:
-        raise InputError("give either --prf or --fwhm, not both")
-    maps = [
-        read_map(m, band=b, noise_path=None if args.noise is None else args.noise[i])
-        for i, (m, b) in enumerate(zip(args.map, args.band))
-    ]
-    prior = read_prior(args.prior)
+    inp = read_fit_inputs(
+        args.map,
+        args.band,
+        args.prior,
+        noise=args.noise,
+        prf=args.prf,
+        fwhm_arcsec=args.fwhm,
+        moc=args.moc,
+        bkg_prior=args.bkg_prior,
+        conf_prior=args.conf_prior,
+        conf_scale=args.conf_scale,
+    )
     kw = {
         "min_beam_fraction": args.min_beam_fraction,
         "on_duplicate": "keep" if args.allow_duplicates else "error",
@@ -131,28 +126,21 @@ def _inputs(args):
         "n_warmup": args.warmup,
         "n_chains": args.chains,
         "random_state": args.seed,
+        **inp.fit_kwargs(),
     }
     if getattr(args, "flux_prior", None) is not None:
         kw["flux_kind"] = args.flux_prior
     if getattr(args, "sampler", None) is not None:
         kw["sampler"] = args.sampler
-    if args.fwhm is not None:
-        kw["beams"] = {b: GaussianBeam(f) for b, f in zip(args.band, args.fwhm)}
-    if args.prf is not None:
-        kw["beams"] = {b: read_prf(f) for b, f in zip(args.band, args.prf)}
-    if args.bkg_prior is not None:
-        kw["bkg_priors"] = {b: BackgroundPrior(*args.bkg_prior) for b in args.band}
-    if args.conf_prior is not None:
-        kw["conf_priors"] = {b: ConfusionPrior(args.conf_prior, args.conf_scale) for b in args.band}
-    moc = None if args.moc is None else read_moc(args.moc)
-    return maps, prior, moc, kw
+    return inp.maps, inp.prior, kw
 
 
 def _fit(args) -> int:
-    from skysense.xid.fit import fit, write_outputs
+    from skysense.xid.fit import fit
+    from skysense.xid.io import write_outputs
 
-    maps, prior, moc, kw = _inputs(args)
-    result = fit(maps, prior, region_moc=moc, **kw)
+    maps, prior, kw = _inputs(args)
+    result = fit(maps, prior, **kw)
     write_outputs(result, args.out)
     cat = result.catalogue()
     flagged = sum(int(cat[c].sum()) for c in cat.columns if c.startswith("flag_xid_"))
@@ -166,11 +154,11 @@ def _fit(args) -> int:
 
 
 def _fit_tiles(args) -> int:
-    maps, prior, moc, kw = _inputs(args)
-    return _run_tiles(args, maps, prior, moc, **kw)
+    maps, prior, kw = _inputs(args)
+    return _run_tiles(args, maps, prior, **kw)
 
 
-def _run_tiles(args, maps, prior, moc, **kw) -> int:
+def _run_tiles(args, maps, prior, **kw) -> int:
     """Tiled fit with the tiling options of ``args``; ``kw`` goes to the per-tile fitter."""
     from skysense.xid.engine import fit_tiles
 
@@ -182,7 +170,6 @@ def _run_tiles(args, maps, prior, moc, **kw) -> int:
         sources_per_tile=args.sources_per_tile,
         buffer_arcsec=args.buffer_arcsec,
         scheduler=args.scheduler,
-        region_moc=moc,
         **kw,
     )
     print(f"joined {len(cat)} sources into {args.out}/catalogue.fits", file=sys.stderr)
@@ -190,10 +177,10 @@ def _run_tiles(args, maps, prior, moc, **kw) -> int:
 
 
 def _fit_sed(args) -> int:
-    from skysense.xid.fit import fit_sed_maps, write_outputs
-    from skysense.xid.io import read_templates
+    from skysense.xid.fit import fit_sed_maps
+    from skysense.xid.io import read_templates, write_outputs
 
-    maps, prior, moc, kw = _inputs(args)
+    maps, prior, kw = _inputs(args)
     kw.update(
         templates=read_templates(args.templates, bands=args.band),
         z_column=args.redshift_column,
@@ -202,8 +189,8 @@ def _fit_sed(args) -> int:
         scatter_fraction=args.scatter,
     )
     if args.tiles:
-        return _run_tiles(args, maps, prior, moc, fitter=fit_sed_maps, **kw)
-    result = fit_sed_maps(maps, prior, region_moc=moc, **kw)
+        return _run_tiles(args, maps, prior, fitter=fit_sed_maps, **kw)
+    result = fit_sed_maps(maps, prior, **kw)
     write_outputs(result, args.out)
     print(
         f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in "
@@ -232,8 +219,8 @@ def _add_tiling(p) -> None:
 
 
 def _blind(args) -> int:
-    from skysense.xid.blind import extract_sources
-    from skysense.xid.blind_io import write_blind_catalogue
+    from skysense.xid.blind.extract import extract_sources
+    from skysense.xid.blind.io import write_blind_catalogue
     from skysense.xid.io import read_map
 
     sky = read_map(args.map, band=args.band, noise_path=args.noise)
@@ -245,7 +232,7 @@ def _blind(args) -> int:
         "deblend": not args.no_deblend,
     }
     if args.tile is not None:
-        from skysense.xid.blind_engine import extract_tiles
+        from skysense.xid.blind.engine import extract_tiles
 
         catalogue = extract_tiles(sky, tile_pix=args.tile, scheduler=args.scheduler, **kw)
     else:
@@ -259,10 +246,10 @@ def _blind(args) -> int:
 
 
 def _hidden(args) -> int:
-    from skysense.xid.hidden import find_hidden_sources
-    from skysense.xid.hidden_io import write_hidden
+    from skysense.xid.hidden.io import write_hidden
+    from skysense.xid.hidden.search import find_hidden_sources
 
-    maps, prior, moc, kw = _inputs(args)
+    maps, prior, kw = _inputs(args)
     seed = kw.pop("random_state")
     hidden = find_hidden_sources(
         maps,
@@ -275,7 +262,6 @@ def _hidden(args) -> int:
         max_iter=args.max_iter,
         id_prefix=args.id_prefix,
         random_state=seed,
-        region_moc=moc,
         **kw,
     )
     write_hidden(hidden, args.out)
@@ -290,8 +276,8 @@ def _hidden(args) -> int:
 
 
 def _blind_match(args) -> int:
-    from skysense.xid.blind_io import read_blind_catalogue, write_blind_catalogue
-    from skysense.xid.blind_match import MATCH_UNITS, match_blind
+    from skysense.xid.blind.io import read_blind_catalogue, write_blind_catalogue
+    from skysense.xid.blind.match import MATCH_UNITS, match_blind
     from skysense.xid.io import read_prior
 
     if args.xid is None and args.masterlist is None:

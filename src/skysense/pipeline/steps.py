@@ -170,7 +170,7 @@ def _priors(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
 
 def _xid(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
     from skysense.xid.engine import fit_tiles
-    from skysense.xid.io import read_map, read_moc, read_prior
+    from skysense.xid.io import read_fit_inputs
 
     x = cfg.section("xid")
     out = ctx.path("xid")
@@ -181,16 +181,21 @@ def _xid(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker, ctx.key)
-    maps = [read_map(m.file, band=m.band, noise_path=m.noise) for m in cfg.maps]
-    prior = read_prior(ctx.output("priors", "priors"), id_column="id")
-    region = read_moc(cfg.field_moc) if cfg.field_moc is not None else None
+    inp = read_fit_inputs(
+        [m.file for m in cfg.maps],
+        [m.band for m in cfg.maps],
+        ctx.output("priors", "priors"),
+        noise=[m.noise for m in cfg.maps],
+        moc=cfg.field_moc,
+        id_column="id",
+    )
     cat = fit_tiles(
-        maps,
-        prior,
+        inp.maps,
+        inp.prior,
         out,
         sources_per_tile=x["sources_per_tile"],
         scheduler=ctx.scheduler,
-        region_moc=region,
+        **inp.fit_kwargs(),
         sampler=x["sampler"],
         n_samples=x["samples"],
         n_warmup=x["warmup"],

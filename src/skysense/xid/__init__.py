@@ -14,19 +14,32 @@ Quick start::
     maps = [read_map("psw.fits", band="spire_250"), read_map("pmw.fits", band="spire_350")]
     result = fit(maps, read_prior("prior.fits"), random_state=0)
     write_outputs(result, "out/")          # catalogue.fits/.parquet, posterior.nc, maps
+
+or, reading the inputs and building per-band beams and priors as ``skysense xid fit`` does::
+
+    from skysense.xid import read_fit_inputs
+    inp = read_fit_inputs(["psw.fits"], ["spire_250"], "prior.fits", fwhm_arcsec=[18.15])
+    result = fit(inp.maps, inp.prior, random_state=0, **inp.fit_kwargs())
+
+Layout: the core (:mod:`~skysense.xid.skymap`, :mod:`~skysense.xid.model`,
+:mod:`~skysense.xid.sampler`, :mod:`~skysense.xid.fit`, ...) computes and never touches files;
+:mod:`skysense.xid.io` reads and writes them; :mod:`skysense.xid.engine` runs tiles on Dask.
+Blind extraction (:mod:`skysense.xid.blind`) and the hidden-source search
+(:mod:`skysense.xid.hidden`) are sub-packages with the same split.
 """
 
 from skysense.xid.diagnostics import ess_bulk, split_rhat, summarise_convergence
 from skysense.xid.engine import fit_tiles
-from skysense.xid.fit import (
-    XIDResult,
-    build_band_model,
-    fit,
-    fit_models,
-    fit_sed_maps,
+from skysense.xid.fit import XIDResult, build_band_model, fit, fit_models, fit_sed_maps
+from skysense.xid.io import (
+    FitInputs,
+    read_fit_inputs,
+    read_map,
+    read_moc,
+    read_prior,
+    read_templates,
     write_outputs,
 )
-from skysense.xid.io import SkyMap, read_map, read_moc, read_prior, read_templates
 from skysense.xid.model import (
     BackgroundPrior,
     BandModel,
@@ -35,10 +48,12 @@ from skysense.xid.model import (
     GaussianBeam,
     PRFBeam,
     band_model,
+    band_options,
     pointing_matrix,
 )
 from skysense.xid.sampler import BandPosterior, sample_band
 from skysense.xid.sed import SEDPosterior, SEDTemplates, fit_sed
+from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, adaptive_tiles, make_tiles
 
 __all__ = [
@@ -47,6 +62,9 @@ __all__ = [
     "read_prior",
     "read_moc",
     "read_templates",
+    "read_fit_inputs",
+    "FitInputs",
+    "moc_pixel_mask",
     "GaussianBeam",
     "PRFBeam",
     "FluxPrior",
@@ -54,6 +72,7 @@ __all__ = [
     "ConfusionPrior",
     "BandModel",
     "band_model",
+    "band_options",
     "pointing_matrix",
     "BandPosterior",
     "sample_band",

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from skysense.errors import InputError
-from skysense.xid.io import SkyMap
+from skysense.xid.skymap import SkyMap
 
 __all__ = [
     "SPIRE_BANDS",

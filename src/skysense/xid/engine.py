@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
-from skysense.xid.io import SkyMap, moc_pixel_mask, write_table
+from skysense.errors import InputError
+from skysense.xid.io import read_tiles, write_catalogue, write_tile, write_unfitted
 from skysense.xid.model import FWHM_ARCSEC
+from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, make_tiles
 
 __all__ = ["fit_tiles", "fit_one_tile"]
@@ -38,7 +39,7 @@ def fit_one_tile(
     ``fitter`` is :func:`skysense.xid.fit.fit` (default) or
     :func:`skysense.xid.fit.fit_sed_maps` (SED mode); ``fit_kwargs`` are passed to it.
     """
-    from skysense.errors import InputError
+    # looked up at call time, so that the fitter can be replaced (tests do)
     from skysense.xid.fit import fit
 
     fitter = fit if fitter is None else fitter
@@ -75,12 +76,7 @@ def fit_one_tile(
     cat = cat[keep].copy()
     cat["xid_tile"] = tile.name
     unf = unf[unf["id"].isin(own_ids)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out.with_suffix(".unfitted.csv")) as tmp:
-        unf.to_csv(tmp, index=False)
-    with atomic_path(out) as tmp:  # written last: its presence marks the tile as done
-        cat.to_parquet(tmp, index=False)
-    return str(out)
+    return str(write_tile(cat, unf, out))
 
 
 def fit_tiles(
@@ -115,8 +111,6 @@ def fit_tiles(
     """
     import dask
 
-    from skysense.errors import InputError
-
     if not len(maps):
         raise InputError("no map given")
     if len(prior) == 0:
@@ -150,15 +144,7 @@ def fit_tiles(
     with dask_client(scheduler) as client:
         tasks = [task(t, maps_d, prior_d, out, region_moc, fitter, **fit_kwargs) for t in tiles]
         paths = compute_with_progress(tasks, label=f"XID+ {len(tiles)} tiles", client=client)
-    cat = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    unf = [pd.read_csv(Path(p).with_suffix(".unfitted.csv")) for p in paths]
-    unf = [u for u in unf if len(u)]
-    units = {c: "mJy" for c in cat.columns if c.startswith(("F_", "FErr_", "Bkg_", "Sig_conf_"))}
-    write_table(cat, out / "catalogue", units=units)
-    with atomic_path(out / "unfitted.csv") as tmp:
-        (
-            pd.concat(unf, ignore_index=True)
-            if unf
-            else pd.DataFrame(columns=["id", "band", "reason"])
-        ).to_csv(tmp, index=False)
+    cat, unf = read_tiles(paths)
+    write_catalogue(cat, out / "catalogue")
+    write_unfitted(unf, out / "unfitted.csv")
     return cat

@@ -3,22 +3,20 @@
 ``fit(maps, prior)`` builds one :class:`~skysense.xid.model.BandModel` per map (pointing
 matrix from the WCS and the beam, priors), samples every band, and returns an
 :class:`XIDResult` that makes the HELP catalogue, the ArviZ InferenceData and the posterior
-maps; :func:`write_outputs` writes them all.
+maps; :func:`skysense.xid.io.write_outputs` writes them all. Pure: nothing here reads or
+writes files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from skysense.errors import InputError
 from skysense.xid.diagnostics import summarise_convergence
-from skysense.xid.io import SkyMap
 from skysense.xid.model import (
     FWHM_ARCSEC,
     BackgroundPrior,
@@ -31,6 +29,7 @@ from skysense.xid.model import (
     pointing_matrix,
 )
 from skysense.xid.sampler import BandPosterior, sample_band
+from skysense.xid.skymap import SkyMap, moc_pixel_mask
 
 __all__ = [
     "XIDResult",
@@ -38,7 +37,6 @@ __all__ = [
     "fit",
     "fit_models",
     "fit_sed_maps",
-    "write_outputs",
     "help_id",
     "catalogue_band_name",
     "default_conf_prior",
@@ -390,32 +388,19 @@ def fit(
     -------
     XIDResult
     """
-    from skysense.xid.io import moc_pixel_mask
-
     _check_maps_and_prior(maps, prior)
-    models, fitted, unfitted, shapes, wcs = {}, {}, [], {}, {}
-    for sky in maps:
-        region = (
-            None if region_moc is None else moc_pixel_mask(region_moc, sky.wcs, sky.image_mjy.shape)
-        )
-        model, rows, bad = build_band_model(
-            sky,
-            prior,
-            beam=(beams or {}).get(sky.band),
-            region=region,
-            min_beam_fraction=min_beam_fraction,
-            bkg_prior=(bkg_priors or {}).get(sky.band),
-            conf_prior=(conf_priors or {}).get(sky.band),
-            flux_kind=flux_kind,
-            on_duplicate=on_duplicate,
-        )
-        if model.nsrc == 0:
-            raise InputError(
-                f"{sky.band}: no prior source can be fitted on this map", path=sky.path
-            )
-        models[sky.band], fitted[sky.band] = model, rows
-        shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
-        unfitted.append(bad)
+    models, fitted, unfitted, shapes, wcs = _band_models(
+        maps,
+        prior,
+        _regions(maps, region_moc),
+        need_sources=True,
+        beams=beams,
+        bkg_priors=bkg_priors,
+        conf_priors=conf_priors,
+        min_beam_fraction=min_beam_fraction,
+        flux_kind=flux_kind,
+        on_duplicate=on_duplicate,
+    )
     posteriors = fit_models(
         models,
         sampler=sampler,
@@ -427,6 +412,50 @@ def fit(
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
     )
+
+
+def _regions(maps: Sequence[SkyMap], region_moc) -> dict:
+    """Band -> (ny, nx) bool mask of the pixels inside ``region_moc`` (None: no region)."""
+    return {
+        m.band: None if region_moc is None else moc_pixel_mask(region_moc, m.wcs, m.image_mjy.shape)
+        for m in maps
+    }
+
+
+def _band_models(
+    maps: Sequence[SkyMap],
+    prior: pd.DataFrame,
+    regions: dict,
+    *,
+    need_sources: bool,
+    beams: Mapping | None = None,
+    bkg_priors: Mapping | None = None,
+    conf_priors: Mapping | None = None,
+    **kw,
+) -> tuple[dict, dict, list, dict, dict]:
+    """Every band's model of ``prior``: models, fitted rows, unfitted frames, shapes, WCSs.
+
+    ``need_sources``: a band where no source can be fitted is an error.
+    """
+    models, fitted, unfitted, shapes, wcs = {}, {}, [], {}, {}
+    for sky in maps:
+        model, rows, bad = build_band_model(
+            sky,
+            prior,
+            beam=(beams or {}).get(sky.band),
+            region=regions[sky.band],
+            bkg_prior=(bkg_priors or {}).get(sky.band),
+            conf_prior=(conf_priors or {}).get(sky.band),
+            **kw,
+        )
+        if need_sources and model.nsrc == 0:
+            raise InputError(
+                f"{sky.band}: no prior source can be fitted on this map", path=sky.path
+            )
+        models[sky.band], fitted[sky.band] = model, rows
+        shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
+        unfitted.append(bad)
+    return models, fitted, unfitted, shapes, wcs
 
 
 def _check_maps_and_prior(maps: Sequence[SkyMap], prior: pd.DataFrame) -> list[str]:
@@ -485,7 +514,6 @@ def fit_sed_maps(
         Missing or non-finite redshift column (names the row), bands missing from the
         templates, redshifts outside the template grid, no source fittable in every band.
     """
-    from skysense.xid.io import moc_pixel_mask
     from skysense.xid.sed import fit_sed
 
     bands = _check_maps_and_prior(maps, prior)
@@ -526,21 +554,16 @@ def fit_sed_maps(
         "min_beam_fraction": min_beam_fraction,
         "on_duplicate": on_duplicate,
     }
-    regions = {
-        m.band: None if region_moc is None else moc_pixel_mask(region_moc, m.wcs, m.image_mjy.shape)
-        for m in maps
-    }
+    regions = _regions(maps, region_moc)
     # pass 1: which sources each band can fit; the SED needs them in every band
+    _, rows_of, unfitted, _, _ = _band_models(
+        maps, prior, regions, need_sources=False, beams=beams, **kw
+    )
     common = np.ones(len(prior), dtype=bool)
-    unfitted = []
-    for sky in maps:
-        _, rows, bad_rows = build_band_model(
-            sky, prior, beam=(beams or {}).get(sky.band), region=regions[sky.band], **kw
-        )
+    for rows in rows_of.values():
         ok = np.zeros(len(prior), dtype=bool)
         ok[rows] = True
         common &= ok
-        unfitted.append(bad_rows)
     unf = pd.concat(unfitted, ignore_index=True)
     rest = np.flatnonzero(~common)
     extra = prior["id"].iloc[rest][~prior["id"].iloc[rest].isin(unf["id"])]
@@ -557,21 +580,21 @@ def fit_sed_maps(
     if keep.size == 0:
         raise InputError(f"no prior source can be fitted in every band {bands}")
     sub = prior.iloc[keep].reset_index(drop=True)
-    models, fitted, shapes, wcs = {}, {}, {}, {}
-    for sky in maps:
-        model, rows, _ = build_band_model(
-            sky,
-            sub,
-            beam=(beams or {}).get(sky.band),
-            region=regions[sky.band],
-            bkg_prior=(bkg_priors or {}).get(sky.band),
-            conf_prior=(conf_priors or {}).get(sky.band),
-            **kw,
-        )
+    models, rows_of, _, shapes, wcs = _band_models(
+        maps,
+        sub,
+        regions,
+        need_sources=False,
+        beams=beams,
+        bkg_priors=bkg_priors,
+        conf_priors=conf_priors,
+        **kw,
+    )
+    fitted = {}
+    for band, model in models.items():
         if model.nsrc != keep.size:  # cannot happen: the same pixels and positions
-            raise InputError(f"{sky.band}: the fitted sources changed between passes")
-        models[sky.band], fitted[sky.band] = model, keep[rows]
-        shapes[sky.band], wcs[sky.band] = sky.image_mjy.shape, sky.wcs
+            raise InputError(f"{band}: the fitted sources changed between passes")
+        fitted[band] = keep[rows_of[band]]
     post = fit_sed(
         models,
         templates,
@@ -596,39 +619,3 @@ def fit_sed_maps(
         for k, b in enumerate(post.bands)
     }
     return XIDResult(prior, models, fitted, posteriors, unf, shapes, wcs, post, keep)
-
-
-def write_outputs(
-    result: XIDResult, out_dir: str | os.PathLike, *, maps: bool = True, png: bool = True
-) -> dict:
-    """Write the catalogue (FITS + Parquet), posterior NetCDF, maps and unfitted list.
-
-    Returns a dict of what was written (name -> path or list of paths).
-    """
-    from skysense._atomic import atomic_path
-    from skysense.xid.io import write_image, write_png, write_table
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cat = result.catalogue()
-    units = {c: "mJy" for c in cat.columns if c.startswith(("F_", "FErr_", "Bkg_", "Sig_conf_"))}
-    units.update({"RA": "deg", "Dec": "deg"})
-    written = {"catalogue": write_table(cat, out / "catalogue", units=units)}
-    with atomic_path(out / "posterior.nc") as tmp:
-        result.inference_data().to_netcdf(str(tmp))
-    written["posterior"] = out / "posterior.nc"
-    with atomic_path(out / "unfitted.csv") as tmp:
-        result.unfitted.to_csv(tmp, index=False)
-    written["unfitted"] = out / "unfitted.csv"
-    if maps:
-        for band in result.models:
-            for name, img in result.maps(band).items():
-                unit = "" if name == "pval_sigma" else "mJy/beam"
-                p = write_image(
-                    img, result.wcs[band], out / f"{band}_{name}.fits", unit=unit, band=band
-                )
-                written[f"{band}_{name}"] = p
-                if png:
-                    kw = {"vmin": -6, "vmax": 6, "cmap": "RdBu_r"} if name == "pval_sigma" else {}
-                    write_png(img, out / f"{band}_{name}.png", title=f"{band} {name}", **kw)
-    return written

@@ -1,38 +1,79 @@
 """XID+ inputs and outputs: maps and noise maps, prior catalogues, regions; result files.
 
 Readers validate at the boundary (WCS present, units understood, shapes agree) and convert
-maps to mJy/beam; bad pixels (NaN, non-positive noise) are masked, never zero-filled. Every
-writer is atomic.
+maps to mJy/beam; bad pixels (NaN, non-positive noise) are masked, never zero-filled. A file
+that is missing, unreadable or lacks what is needed raises one
+:class:`~skysense.errors.InputError` naming it; the warnings of a failed read are dropped (the
+error says what went wrong). Every writer is atomic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path
 from skysense.errors import InputError
+from skysense.xid.columns import DEC_NAMES, ID_NAMES, RA_NAMES, find_column
+from skysense.xid.skymap import SkyMap
+
+if TYPE_CHECKING:  # the fit core imports numba: only its type is needed here
+    from skysense.xid.fit import XIDResult
 
 __all__ = [
-    "SkyMap",
+    "FitInputs",
+    "read_fit_inputs",
     "read_map",
     "write_map",
     "read_prior",
     "read_moc",
     "read_prf",
     "read_templates",
-    "moc_pixel_mask",
+    "read_table",
     "write_table",
+    "write_catalogue",
+    "write_unfitted",
     "write_image",
     "write_png",
+    "write_outputs",
+    "write_tile",
+    "read_tiles",
     "unit_to_mjy_per_beam",
 ]
 
 _UNITS = {"jy/beam": 1000.0, "mjy/beam": 1.0, "ujy/beam": 1e-3, "jy/bm": 1000.0, "mjy/bm": 1.0}
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Run a third-party reader on ``path``: any failure becomes one InputError naming it.
+
+    Warnings raised while reading are held back; they are shown only when the read succeeds,
+    so a broken file gives the error line alone.
+    """
+    if not path.exists():
+        raise InputError(f"{what} not found", path=path)
+    if path.is_dir():
+        raise InputError(f"{what} is a directory, not a file", path=path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except InputError:
+            raise
+        except Exception as exc:  # astropy, pyarrow and mocpy raise many types for bad files
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputError(f"cannot read {what}: {text}", path=path) from None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def unit_to_mjy_per_beam(unit: str | None, *, path=None) -> float:
@@ -57,39 +98,6 @@ def unit_to_mjy_per_beam(unit: str | None, *, path=None) -> float:
     return _UNITS[key]
 
 
-@dataclasses.dataclass
-class SkyMap:
-    """One band's map and 1-sigma instrumental noise, in mJy/beam, with its celestial WCS.
-
-    Attributes
-    ----------
-    band : str
-    image_mjy, error_mjy : ndarray (ny, nx), mJy/beam; NaN where not usable
-    wcs : astropy.wcs.WCS (celestial)
-    fwhm_arcsec : float or None (header key FWHM when present)
-    path : str or None
-    """
-
-    band: str
-    image_mjy: np.ndarray
-    error_mjy: np.ndarray
-    wcs: object
-    fwhm_arcsec: float | None = None
-    path: str | None = None
-
-    @property
-    def good(self) -> np.ndarray:
-        """(ny, nx) bool: finite map and noise with noise > 0."""
-        with np.errstate(invalid="ignore"):
-            return np.isfinite(self.image_mjy) & np.isfinite(self.error_mjy) & (self.error_mjy > 0)
-
-    @property
-    def pixel_arcsec(self) -> float:
-        from astropy.wcs.utils import proj_plane_pixel_scales
-
-        return float(np.mean(proj_plane_pixel_scales(self.wcs)) * 3600.0)
-
-
 def _pick_hdu(hdul, name: str | None, preferred: str, path) -> int:
     if name is not None:
         try:
@@ -102,12 +110,22 @@ def _pick_hdu(hdul, name: str | None, preferred: str, path) -> int:
     for i, h in enumerate(hdul):
         if getattr(h, "data", None) is not None and getattr(h.data, "ndim", 0) == 2:
             return i
-    raise InputError("no 2-D image HDU", path=path)
+    raise InputError(f"no 2-D image HDU (looked for {preferred!r})", path=path)
+
+
+def _image(hdul, name: str | None, preferred: str, path, what: str):
+    """(header, 2-D float image) of the HDU ``name`` (else ``preferred``, else the first 2-D)."""
+    i = _pick_hdu(hdul, name, preferred, path)
+    data = hdul[i].data
+    if data is None:
+        raise InputError(f"{what} HDU {hdul[i].name!r} holds no data", path=path)
+    image = np.squeeze(np.asarray(data, dtype=float))
+    if image.ndim != 2:
+        raise InputError(f"{what} must be 2-D, got shape {np.shape(data)}", path=path)
+    return hdul[i].header, image
 
 
 def _celestial_wcs(header, path):
-    import warnings
-
     from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
@@ -143,24 +161,21 @@ def read_map(
     unit : str, optional
         Unit to assume when a file has no BUNIT.
 
+    Returns
+    -------
+    SkyMap - image and noise (ny, nx) in mJy/beam
+
     Raises
     ------
     InputError
-        Missing WCS, unknown units, noise on another grid, nothing usable.
+        Missing or unreadable file, missing WCS, unknown units, noise on another grid,
+        nothing usable.
     """
     from astropy.io import fits
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("map file not found", path=path)
-    with fits.open(path) as hdul:
-        i = _pick_hdu(hdul, image_hdu, "IMAGE", path)
-        hdr = hdul[i].header
-        image = np.asarray(hdul[i].data, dtype=float)
-        if image.ndim != 2:
-            image = np.squeeze(image)
-        if image.ndim != 2:
-            raise InputError(f"map must be 2-D, got shape {hdul[i].data.shape}", path=path)
+    with _reading(path, "map file"), fits.open(path) as hdul:
+        hdr, image = _image(hdul, image_hdu, "IMAGE", path, "map")
         wcs = _celestial_wcs(hdr, path)
         img_unit = hdr.get("BUNIT", unit)
         factor = unit_to_mjy_per_beam(img_unit, path=path)
@@ -168,19 +183,12 @@ def read_map(
         if noise_path is None:
             if error_hdu is None and "ERROR" not in [h.name.upper() for h in hdul]:
                 raise InputError("no noise map: give noise_path or an ERROR HDU", path=path)
-            j = _pick_hdu(hdul, error_hdu or "ERROR", "ERROR", path)
-            ehdr = hdul[j].header
-            error = np.asarray(hdul[j].data, dtype=float)
+            ehdr, error = _image(hdul, error_hdu or "ERROR", "ERROR", path, "noise map")
             epath = path
     if noise_path is not None:
         epath = Path(noise_path)
-        if not epath.exists():
-            raise InputError("noise file not found", path=epath)
-        with fits.open(epath) as hdul:
-            j = _pick_hdu(hdul, error_hdu, "ERROR", epath)
-            ehdr = hdul[j].header
-            error = np.asarray(hdul[j].data, dtype=float)
-    error = np.squeeze(error)
+        with _reading(epath, "noise file"), fits.open(epath) as hdul:
+            ehdr, error = _image(hdul, error_hdu, "ERROR", epath, "noise map")
     if error.shape != image.shape:
         raise InputError(
             f"noise map shape {error.shape} differs from the map's {image.shape}", path=epath
@@ -203,21 +211,26 @@ def read_map(
     return out
 
 
-_ID_NAMES = ("help_id", "id", "object_id", "source_id")
-_RA_NAMES = ("ra", "ra_deg", "raj2000", "alpha_j2000")
-_DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "delta_j2000")
+def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
+    """Read a table (FITS, VOTable, CSV, ECSV or Parquet) as a DataFrame.
 
+    Parameters
+    ----------
+    path : path
+    what : str - how errors name the file (``"prior catalogue"``, ...)
 
-def _find(columns, wanted, given, what, path):
-    if given is not None:
-        if given not in columns:
-            raise InputError(f"{what} column {given!r} not found", path=path, column=given)
-        return given
-    low = {c.lower(): c for c in columns}
-    for w in wanted:
-        if w in low:
-            return low[w]
-    raise InputError(f"no {what} column (tried {', '.join(wanted)})", path=path)
+    Raises
+    ------
+    InputError
+        Missing or unreadable file (names it).
+    """
+    path = Path(path)
+    with _reading(path, what):
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        from astropy.table import Table
+
+        return Table.read(path).to_pandas()
 
 
 def read_prior(
@@ -236,24 +249,14 @@ def read_prior(
     Raises
     ------
     InputError
-        Missing columns, non-finite or out-of-range positions (names the row).
+        Missing or unreadable file, missing columns, non-finite or out-of-range positions
+        (names the row).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError("prior catalogue not found", path=path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    else:
-        from astropy.table import Table
-
-        try:
-            table = Table.read(path)
-        except Exception as exc:  # astropy's readers raise many types
-            raise InputError(f"cannot read prior catalogue: {exc}", path=path) from None
-        df = table.to_pandas()
-    idc = _find(df.columns, _ID_NAMES, id_column, "id", path)
-    rac = _find(df.columns, _RA_NAMES, ra_column, "RA", path)
-    dec_ = _find(df.columns, _DEC_NAMES, dec_column, "Dec", path)
+    df = read_table(path, "prior catalogue")
+    idc = find_column(df.columns, ID_NAMES, "id", id_column, path=path)
+    rac = find_column(df.columns, RA_NAMES, "RA", ra_column, path=path)
+    dec_ = find_column(df.columns, DEC_NAMES, "Dec", dec_column, path=path)
     out = df.drop(columns=[idc, rac, dec_])
     out.insert(0, "dec", pd.to_numeric(df[dec_], errors="coerce").astype(float))
     out.insert(0, "ra", pd.to_numeric(df[rac], errors="coerce").astype(float))
@@ -263,19 +266,6 @@ def read_prior(
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError("non-finite or out-of-range position", path=path, row=i)
     return out.reset_index(drop=True)
-
-
-def _read_any_table(path: Path, what: str) -> pd.DataFrame:
-    if not path.exists():
-        raise InputError(f"{what} not found", path=path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    from astropy.table import Table
-
-    try:
-        return Table.read(path).to_pandas()
-    except Exception as exc:  # astropy's readers raise many types
-        raise InputError(f"cannot read {what}: {exc}", path=path) from None
 
 
 def read_templates(path: str | os.PathLike, bands=None):
@@ -298,12 +288,13 @@ def read_templates(path: str | os.PathLike, bands=None):
     Raises
     ------
     InputError
-        Missing columns (named), grids that differ between templates, non-positive fluxes.
+        Missing or unreadable file, missing columns (named), grids that differ between
+        templates, non-positive fluxes.
     """
     from skysense.xid.sed import SEDTemplates
 
     path = Path(path)
-    df = _read_any_table(path, "SED template table")
+    df = read_table(path, "SED template table")
     low = {c.lower(): c for c in df.columns}
     for need in ("template", "z"):
         if need not in low:
@@ -351,19 +342,15 @@ def read_prf(path: str | os.PathLike, *, pixel_arcsec: float | None = None):
     Raises
     ------
     InputError
-        No image, or no way to know the sampling.
+        Missing or unreadable file, no image, or no way to know the sampling.
     """
     from astropy.io import fits
 
     from skysense.xid.model import PRFBeam
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("PRF file not found", path=path)
-    with fits.open(path) as hdul:
-        i = _pick_hdu(hdul, None, "PRF", path)
-        hdr = hdul[i].header
-        image = np.asarray(hdul[i].data, dtype=float)
+    with _reading(path, "PRF file"), fits.open(path) as hdul:
+        hdr, image = _image(hdul, None, "PRF", path, "PRF")
     if pixel_arcsec is None:
         if "PIXSCALE" in hdr:
             pixel_arcsec = float(hdr["PIXSCALE"])
@@ -381,27 +368,112 @@ def read_prf(path: str | os.PathLike, *, pixel_arcsec: float | None = None):
 
 
 def read_moc(path: str | os.PathLike):
-    """Read a MOC (FITS) with mocpy."""
+    """Read a MOC (FITS) with mocpy.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file.
+    """
     from mocpy import MOC
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("MOC file not found", path=path)
-    try:
+    with _reading(path, "MOC file"):
         return MOC.from_fits(path)
-    except Exception as exc:  # mocpy raises ValueError/KeyError/OSError variants
-        raise InputError(f"cannot read MOC: {exc}", path=path) from None
 
 
-def moc_pixel_mask(moc, wcs, shape: tuple[int, int]) -> np.ndarray:
-    """(ny, nx) bool: map pixels whose centre lies in ``moc``."""
-    import astropy.units as u
+@dataclasses.dataclass
+class FitInputs:
+    """Everything :func:`read_fit_inputs` read for one XID+ fit.
 
-    ny, nx = shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    sky = wcs.pixel_to_world(xx.ravel(), yy.ravel())
-    inside = moc.contains_lonlat(sky.ra.deg * u.deg, sky.dec.deg * u.deg)
-    return np.asarray(inside).reshape(shape)
+    Attributes
+    ----------
+    maps : list of SkyMap - one per band, in the order given
+    prior : DataFrame - from :func:`read_prior`
+    region_moc : mocpy.MOC or None - fit only pixels inside
+    options : dict - per-band ``beams``, ``bkg_priors``, ``conf_priors`` (those given), from
+        :func:`skysense.xid.model.band_options`
+    """
+
+    maps: list
+    prior: pd.DataFrame
+    region_moc: object | None = None
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def fit_kwargs(self) -> dict:
+        """The region and per-band beams and priors as keyword arguments of
+        :func:`~skysense.xid.fit.fit`, :func:`~skysense.xid.fit.fit_sed_maps`,
+        :func:`~skysense.xid.engine.fit_tiles` and
+        :func:`~skysense.xid.hidden.find_hidden_sources`."""
+        return {"region_moc": self.region_moc, **self.options}
+
+
+def read_fit_inputs(
+    maps: Sequence[str | os.PathLike],
+    bands: Sequence[str],
+    prior: str | os.PathLike,
+    *,
+    noise: Sequence[str | os.PathLike | None] | None = None,
+    prf: Sequence[str | os.PathLike] | None = None,
+    fwhm_arcsec: Sequence[float] | None = None,
+    moc: str | os.PathLike | None = None,
+    bkg_prior: tuple[float, float] | None = None,
+    conf_prior: str | None = None,
+    conf_scale: float = 0.5,
+    id_column: str | None = None,
+) -> FitInputs:
+    """Read the maps, prior catalogue, region and beams of an XID+ fit, and build its priors.
+
+    What ``skysense xid fit`` (and ``fit-tiles``, ``fit-sed``, ``hidden``) and the pipeline's
+    XID+ step read; ``fit(inp.maps, inp.prior, **inp.fit_kwargs())`` then fits.
+
+    Parameters
+    ----------
+    maps : sequence of path - FITS maps, one per band
+    bands : sequence of str - HELP band name per map
+    prior : path - prior catalogue (:func:`read_prior`)
+    noise : sequence of path or None, optional - noise map per map (None: its ERROR HDU)
+    prf : sequence of path, optional - PRF image per map instead of a Gaussian beam
+    fwhm_arcsec : sequence of float, arcsec, optional - Gaussian beam FWHM per map
+    moc : path, optional - MOC of the region to fit
+    bkg_prior, conf_prior, conf_scale : see :func:`skysense.xid.model.band_options`
+    id_column : str, optional - id column of the prior catalogue
+
+    Returns
+    -------
+    FitInputs
+
+    Raises
+    ------
+    InputError
+        Counts that do not match the maps, both PRFs and FWHMs, or a reader's error.
+    """
+    from skysense.xid.model import band_options
+
+    n = len(maps)
+    if len(bands) != n:
+        raise InputError(f"give one band per map ({n} maps, {len(bands)} bands)")
+    for what, values in (("noise map", noise), ("PRF", prf), ("FWHM", fwhm_arcsec)):
+        if values is not None and len(values) != n:
+            raise InputError(f"give one {what} per map (or none): {n} maps, {len(values)} given")
+    if prf is not None and fwhm_arcsec is not None:
+        raise InputError("give either PRFs or FWHMs, not both")
+    skies = [
+        read_map(m, band=b, noise_path=None if noise is None else noise[i])
+        for i, (m, b) in enumerate(zip(maps, bands))
+    ]
+    table = read_prior(prior, id_column=id_column)
+    beams = None if prf is None else [read_prf(p) for p in prf]
+    region = None if moc is None else read_moc(moc)
+    options = band_options(
+        bands,
+        fwhm_arcsec=fwhm_arcsec,
+        beams=beams,
+        bkg_prior=bkg_prior,
+        conf_prior=conf_prior,
+        conf_scale=conf_scale,
+    )
+    return FitInputs(skies, table, region, options)
 
 
 def write_table(df: pd.DataFrame, stem: str | os.PathLike, *, units: dict | None = None) -> list:
@@ -422,6 +494,46 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike, *, units: dict | None
     return [fits_path, pq_path]
 
 
+def write_catalogue(cat: pd.DataFrame, stem: str | os.PathLike) -> list:
+    """Write an XID+ catalogue (HELP format) as ``<stem>.fits``/``.parquet`` with its units.
+
+    Fluxes, errors, backgrounds and confusion noise in mJy, ``RA``/``Dec`` in deg.
+    """
+    units = {c: "mJy" for c in cat.columns if c.startswith(("F_", "FErr_", "Bkg_", "Sig_conf_"))}
+    units.update({"RA": "deg", "Dec": "deg"})
+    return write_table(cat, stem, units=units)
+
+
+def write_unfitted(unfitted: pd.DataFrame | None, path: str | os.PathLike) -> Path:
+    """Write the ``id, band, reason`` list of unfittable sources as CSV, atomically."""
+    if unfitted is None:
+        unfitted = pd.DataFrame(columns=["id", "band", "reason"])
+    with atomic_path(path) as tmp:
+        unfitted.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def write_tile(cat: pd.DataFrame, unfitted: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write one tile's catalogue rows (Parquet) and unfitted list (``.unfitted.csv``).
+
+    The Parquet file is written last: its presence marks the tile as done.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_unfitted(unfitted, path.with_suffix(".unfitted.csv"))
+    with atomic_path(path) as tmp:
+        cat.to_parquet(tmp, index=False)
+    return path
+
+
+def read_tiles(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Join the files of :func:`write_tile`: (catalogue, unfitted list or None when empty)."""
+    cat = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    unf = [pd.read_csv(Path(p).with_suffix(".unfitted.csv")) for p in paths]
+    unf = [u for u in unf if len(u)]
+    return cat, (pd.concat(unf, ignore_index=True) if unf else None)
+
+
 def write_image(
     image: np.ndarray, wcs, path: str | os.PathLike, *, unit: str = "", band: str = ""
 ) -> Path:
@@ -439,10 +551,10 @@ def write_image(
 
 
 def write_map(sky: SkyMap, path: str | os.PathLike) -> Path:
-    """Write a :class:`SkyMap` as FITS that :func:`read_map` reads back, atomically.
+    """Write a :class:`~skysense.xid.skymap.SkyMap` as FITS that :func:`read_map` reads back.
 
     HDUs ``IMAGE`` and ``ERROR`` in mJy/beam with the WCS, and the beam ``FWHM`` (arcsec) when
-    known; the arrays keep their dtype.
+    known; the arrays keep their dtype. Atomic.
     """
     from astropy.io import fits
 
@@ -483,3 +595,41 @@ def write_png(
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def write_outputs(
+    result: XIDResult, out_dir: str | os.PathLike, *, maps: bool = True, png: bool = True
+) -> dict:
+    """Write the catalogue (FITS + Parquet), posterior NetCDF, maps and unfitted list.
+
+    Parameters
+    ----------
+    result : XIDResult - from :func:`skysense.xid.fit.fit` or
+        :func:`~skysense.xid.fit.fit_sed_maps`
+    out_dir : path - created when missing
+    maps : bool - also the posterior maps ``<band>_{model,residual,pval_sigma}.fits``
+    png : bool - and their quick-look PNGs
+
+    Returns
+    -------
+    dict - what was written (name -> path or list of paths)
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"catalogue": write_catalogue(result.catalogue(), out / "catalogue")}
+    with atomic_path(out / "posterior.nc") as tmp:
+        result.inference_data().to_netcdf(str(tmp))
+    written["posterior"] = out / "posterior.nc"
+    written["unfitted"] = write_unfitted(result.unfitted, out / "unfitted.csv")
+    if maps:
+        for band in result.models:
+            for name, img in result.maps(band).items():
+                unit = "" if name == "pval_sigma" else "mJy/beam"
+                p = write_image(
+                    img, result.wcs[band], out / f"{band}_{name}.fits", unit=unit, band=band
+                )
+                written[f"{band}_{name}"] = p
+                if png:
+                    kw = {"vmin": -6, "vmax": 6, "cmap": "RdBu_r"} if name == "pval_sigma" else {}
+                    write_png(img, out / f"{band}_{name}.png", title=f"{band} {name}", **kw)
+    return written

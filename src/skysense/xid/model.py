@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,6 +32,7 @@ __all__ = [
     "default_upper_bounds",
     "duplicate_columns",
     "band_model",
+    "band_options",
     "FWHM_ARCSEC",
     "PIXEL_ARCSEC",
 ]
@@ -430,3 +432,55 @@ def band_model(
     prior = FluxPrior(lo, hi, flux_kind, flux_mu, flux_sigma)
     prior.validate(nsrc, band)
     return BandModel(band, amat, d, s, prior, bkg_prior, conf_prior, pixel_x, pixel_y)
+
+
+def band_options(
+    bands: Sequence[str],
+    *,
+    fwhm_arcsec: Sequence[float] | None = None,
+    beams: Sequence[GaussianBeam | PRFBeam] | None = None,
+    bkg_prior: tuple[float, float] | None = None,
+    conf_prior: str | None = None,
+    conf_scale: float = 0.5,
+) -> dict:
+    """Per-band beams and priors, keyed as :func:`skysense.xid.fit.fit` takes them.
+
+    Parameters
+    ----------
+    bands : sequence of str - the maps' bands, in order
+    fwhm_arcsec : sequence of float, arcsec, optional - one Gaussian beam FWHM per band
+    beams : sequence of beams, optional - one beam per band (e.g. PRFs from
+        :func:`skysense.xid.io.read_prf`); not together with ``fwhm_arcsec``
+    bkg_prior : (mu, sigma), mJy/beam, optional - Normal background prior of every band
+    conf_prior : ``"halfcauchy"``, ``"halfnormal"`` or ``"none"``, optional - sigma_conf prior
+        of every band (default: :func:`skysense.xid.fit.default_conf_prior` per band)
+    conf_scale : float, mJy/beam - scale of ``conf_prior``
+
+    Returns
+    -------
+    dict - ``beams``, ``bkg_priors``, ``conf_priors`` (each band -> object), only those given
+
+    Raises
+    ------
+    InputError
+        One value per band not given, both beams and FWHMs, invalid priors.
+    """
+    bands = list(bands)
+    for what, values in (("FWHM", fwhm_arcsec), ("beam", beams)):
+        if values is not None and len(values) != len(bands):
+            raise InputError(
+                f"give one {what} per band (or none): {len(bands)} bands, {len(values)} given"
+            )
+    if fwhm_arcsec is not None and beams is not None:
+        raise InputError("give either beams or FWHMs, not both")
+    out = {}
+    if fwhm_arcsec is not None:
+        out["beams"] = {b: GaussianBeam(float(f)) for b, f in zip(bands, fwhm_arcsec)}
+    if beams is not None:
+        out["beams"] = dict(zip(bands, beams))
+    if bkg_prior is not None:
+        mu, sigma = bkg_prior
+        out["bkg_priors"] = {b: BackgroundPrior(float(mu), float(sigma)) for b in bands}
+    if conf_prior is not None:
+        out["conf_priors"] = {b: ConfusionPrior(conf_prior, conf_scale) for b in bands}
+    return out

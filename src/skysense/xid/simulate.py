@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from skysense.xid.io import SkyMap
 from skysense.xid.model import GaussianBeam, pointing_matrix
+from skysense.xid.skymap import SkyMap
 
 __all__ = ["SimulatedField", "simulate_field", "tan_wcs"]
 

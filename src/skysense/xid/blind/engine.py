@@ -5,7 +5,7 @@ sources from its core grown by a buffer ring, then keeps the sources whose *peak
 in its core, so a source near a tile edge is catalogued exactly once. The buffer (default 6
 FWHM) is wider than the filter's response and the PSF-fitting zone, and every tile uses the
 whole map's background, confusion noise and filter noise, so the joined catalogue equals the
-single-map extraction (:func:`skysense.xid.blind.extract_sources`) to rounding.
+single-map extraction (:func:`skysense.xid.blind.extract.extract_sources`) to rounding.
 
 XID+'s tiling (:mod:`skysense.xid.tiles`) cuts a *prior catalogue* into HEALPix cells; a blind
 extraction has no catalogue yet, so it tiles the map's pixel grid instead. Scheduling and the
@@ -21,8 +21,8 @@ import pandas as pd
 
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import InputError
-from skysense.xid.blind import _extract, estimate_confusion_mjy
-from skysense.xid.io import SkyMap
+from skysense.xid.blind.extract import _extract, estimate_confusion_mjy
+from skysense.xid.skymap import SkyMap
 
 __all__ = ["pixel_tiles", "extract_tiles"]
 
@@ -107,13 +107,13 @@ def extract_tiles(
     tile_pix : int - side of a tile core, pixels (at least 4 FWHM)
     buffer_fwhm : float - width of the buffer ring, in beam FWHM (at least 4)
     snr_threshold, confusion_mjy, fwhm_arcsec, deblend :
-        as :func:`skysense.xid.blind.extract_sources`; ``confusion_mjy=None`` is estimated
+        as :func:`skysense.xid.blind.extract.extract_sources`; ``confusion_mjy=None`` is estimated
         once from the whole map
     scheduler : str, optional - Dask scheduler address (default: local threads)
 
     Returns
     -------
-    DataFrame - the columns and ``attrs`` of :func:`~skysense.xid.blind.extract_sources`,
+    DataFrame - the columns and ``attrs`` of :func:`~skysense.xid.blind.extract.extract_sources`,
     ordered as a single-map extraction orders them (peak S/N; two peaks whose S/N agree to
     ~1e-7 may swap), with ``blind_id`` renumbered; ``attrs`` also records ``n_tiles``.
 

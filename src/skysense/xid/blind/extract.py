@@ -10,7 +10,7 @@ includes both noise terms. Peaks above a signal-to-noise threshold are refined t
 positions by a three-point Gaussian (log-quadratic) fit, which is exact for a Gaussian filtered
 profile. Position errors follow Ivison et al. (2007): ``sigma = 0.6 FWHM / SNR`` per axis.
 
-Pure: arrays and :class:`~skysense.xid.io.SkyMap` in, arrays and a DataFrame out.
+Pure: arrays and :class:`~skysense.xid.skymap.SkyMap` in, arrays and a DataFrame out.
 
 Fluxes come from a joint PSF fit at the detected positions (:func:`psf_fit_fluxes`): all
 fluxes are solved together, and blends (sources within 2 FWHM) also get their positions
@@ -34,7 +34,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from skysense.errors import InputError
-from skysense.xid.io import SkyMap
+from skysense.xid.skymap import SkyMap
 
 __all__ = [
     "FilteredMap",

@@ -13,11 +13,12 @@ import pandas as pd
 
 from skysense._atomic import atomic_path
 from skysense.errors import InputError
-from skysense.xid.blind import CATALOGUE_UNITS
+from skysense.xid.blind.extract import CATALOGUE_UNITS
+from skysense.xid.io import read_table
 
 __all__ = ["write_blind_catalogue", "read_blind_catalogue", "BLIND_COLUMNS"]
 
-#: Columns every blind catalogue holds (see :func:`skysense.xid.blind.extract_sources`).
+#: Columns every blind catalogue holds (see :func:`skysense.xid.blind.extract.extract_sources`).
 BLIND_COLUMNS = ("ra", "dec", "ra_err", "dec_err", "flux_mjy", "flux_err_mjy", "snr")
 
 # FITS header keys (8 characters at most) for the filter settings in df.attrs.
@@ -42,7 +43,7 @@ def write_blind_catalogue(
 
     Parameters
     ----------
-    df : DataFrame - a catalogue from :func:`~skysense.xid.blind.extract_sources`
+    df : DataFrame - a catalogue from :func:`~skysense.xid.blind.extract.extract_sources`
     stem : path without suffix
     formats : subset of ("fits", "parquet")
     units : dict, optional - units of further columns (e.g. cross-match separations)
@@ -97,13 +98,12 @@ def read_blind_catalogue(path: str | os.PathLike) -> pd.DataFrame:
     InputError
         Missing file, unreadable table or missing catalogue columns.
     """
-    from skysense.xid.io import _read_any_table
-
     path = Path(path)
-    df = _read_any_table(path, "blind catalogue")
+    df = read_table(path, "blind catalogue")
     if path.suffix.lower() in (".fits", ".fit", ".fts"):
         from astropy.io import fits
 
+        # the table read above is HDU 1 or later, so this header exists
         header = fits.getheader(path, 1)
         for attr, key in _HEADER_KEYS.items():
             if key in header:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from skysense.catalog.match import pairs_within
 from skysense.errors import InputError
+from skysense.xid.columns import DEC_NAMES, ID_NAMES, RA_NAMES, find_column
 
 __all__ = ["nearest_within", "match_blind", "MATCH_UNITS"]
 
@@ -27,10 +28,6 @@ MATCH_UNITS = {
     "xid_flux_within_mjy": "mJy",
     "ml_sep_arcsec": "arcsec",
 }
-
-_ID = ("help_id", "id", "object_id", "source_id")
-_RA = ("ra", "ra_deg", "raj2000")
-_DEC = ("dec", "dec_deg", "dej2000", "decj2000")
 
 
 def nearest_within(
@@ -65,27 +62,20 @@ def nearest_within(
     return j, sep, np.bincount(i1, minlength=n).astype(np.int64), (i1, i2)
 
 
-def _column(df: pd.DataFrame, names, what: str, label: str, given: str | None = None) -> str:
-    if given is not None:
-        if given not in df.columns:
-            raise InputError(f"{label}: {what} column {given!r} not found", column=given)
-        return given
-    low = {c.lower(): c for c in df.columns}
-    for n in names:
-        if n in low:
-            return low[n]
-    raise InputError(f"{label}: no {what} column (tried {', '.join(names)})")
-
-
 def _positions(df: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray]:
-    ra = pd.to_numeric(df[_column(df, _RA, "RA", label)], errors="coerce").to_numpy(float)
-    dec = pd.to_numeric(df[_column(df, _DEC, "Dec", label)], errors="coerce").to_numpy(float)
+    ra = pd.to_numeric(df[find_column(df.columns, RA_NAMES, "RA", label=label)], errors="coerce")
+    dec = pd.to_numeric(df[find_column(df.columns, DEC_NAMES, "Dec", label=label)], errors="coerce")
+    ra, dec = ra.to_numpy(float), dec.to_numpy(float)
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
     if bad.any():
         raise InputError(
             f"{label}: non-finite or out-of-range position", row=int(np.flatnonzero(bad)[0])
         )
     return ra, dec
+
+
+def _ids(df: pd.DataFrame, label: str) -> np.ndarray:
+    return df[find_column(df.columns, ID_NAMES, "id", label=label)].astype(str).to_numpy()
 
 
 def match_blind(
@@ -101,7 +91,7 @@ def match_blind(
     Parameters
     ----------
     blind : DataFrame - a blind catalogue (``ra``, ``dec``, ``flux_mjy``; from
-        :func:`skysense.xid.blind.extract_sources`)
+        :func:`skysense.xid.blind.extract.extract_sources`)
     xid : DataFrame, optional - an XID+ catalogue (``HELP_ID``, ``RA``, ``Dec``, ``F_<BAND>``)
     masterlist : DataFrame, optional - a masterlist (``help_id``, ``ra``, ``dec``)
     radius_arcsec : float, optional - match radius; default half the beam FWHM
@@ -134,7 +124,7 @@ def match_blind(
     has = np.zeros(len(blind), dtype=bool)
     if xid is not None:
         xra, xdec = _positions(xid, "XID+ catalogue")
-        ids = xid[_column(xid, _ID, "id", "XID+ catalogue")].astype(str).to_numpy()
+        ids = _ids(xid, "XID+ catalogue")
         j, sep, count, (i1, i2) = nearest_within(ra, dec, xra, xdec, radius_arcsec)
         out["xid_id"] = pd.Series(np.where(j >= 0, ids[np.maximum(j, 0)], ""), dtype="str")
         out["xid_sep_arcsec"] = sep
@@ -149,7 +139,7 @@ def match_blind(
         has |= count > 0
     if masterlist is not None:
         mra, mdec = _positions(masterlist, "masterlist")
-        ids = masterlist[_column(masterlist, _ID, "id", "masterlist")].astype(str).to_numpy()
+        ids = _ids(masterlist, "masterlist")
         j, sep, count, _ = nearest_within(ra, dec, mra, mdec, radius_arcsec)
         out["ml_id"] = pd.Series(np.where(j >= 0, ids[np.maximum(j, 0)], ""), dtype="str")
         out["ml_sep_arcsec"] = sep

@@ -1,7 +1,7 @@
 """Write the results of a hidden-source search: candidate table, final prior, final fit.
 
 Every file is written atomically (:func:`skysense.xid.io.write_table`,
-:func:`skysense.xid.fit.write_outputs`); the candidate table carries column units, so it is
+:func:`skysense.xid.io.write_outputs`); the candidate table carries column units, so it is
 ready for ``skysense vo publish``.
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skysense.xid.fit import write_outputs
-from skysense.xid.hidden import HIDDEN_UNITS, HiddenResult
-from skysense.xid.io import write_table
+from skysense.xid.hidden.search import HIDDEN_UNITS, HiddenResult
+from skysense.xid.io import write_outputs, write_table
 
 __all__ = ["write_hidden"]
 

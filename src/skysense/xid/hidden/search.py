@@ -5,7 +5,7 @@ noise and the confusion of sources too faint for the prior list. A source bright
 but missing from the prior list (a dusty or high-redshift galaxy) leaves a positive,
 beam-shaped residual. :func:`residual_candidates` finds them: the residual map is
 matched-filtered for the beam in instrumental + residual confusion noise
-(:func:`skysense.xid.blind.matched_filter`, Chapin et al. 2011), peaks above a S/N threshold
+(:func:`skysense.xid.blind.extract.matched_filter`, Chapin et al. 2011), peaks above a S/N threshold
 become candidates, their fluxes come from a joint PSF fit of the residual map, and the
 Bayesian P-value map over the replicated maps (XID+'s ``pval_sigma``, averaged over the beam
 core) confirms that the data lie above what the fitted model predicts there.
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from skysense.errors import InputError
-from skysense.xid.blind import (
+from skysense.xid.blind.extract import (
     _refine,
     estimate_confusion_mjy,
     find_peaks,
@@ -35,8 +35,8 @@ from skysense.xid.blind import (
     psf_fit_fluxes,
 )
 from skysense.xid.fit import XIDResult, catalogue_band_name, fit
-from skysense.xid.io import SkyMap
 from skysense.xid.model import FWHM_ARCSEC
+from skysense.xid.skymap import SkyMap, pixel_arcsec
 
 __all__ = [
     "residual_candidates",
@@ -57,12 +57,6 @@ HIDDEN_UNITS = {
     "x_pix": "pix",
     "y_pix": "pix",
 }
-
-
-def _pixel_arcsec(wcs) -> float:
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    return float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
 
 
 def _beam_mean(img: np.ndarray, iy: np.ndarray, ix: np.ndarray, radius_pix: float) -> np.ndarray:
@@ -126,7 +120,7 @@ def residual_candidates(
         raise InputError(f"snr_threshold must be positive, got {snr_threshold!r}")
     m = result.models[band]
     wcs = result.wcs[band]
-    pixel = _pixel_arcsec(wcs)
+    pixel = pixel_arcsec(wcs)
     maps = result.maps(band, n_rep=n_rep, random_state=random_state)
     residual, pval = maps["residual"], maps["pval_sigma"]
     error = np.full(result.shapes[band], np.nan)
@@ -196,7 +190,7 @@ def residual_candidates(
 
 def _nearest_prior(result: XIDResult, band: str, ra: np.ndarray, dec: np.ndarray, fwhm: float):
     """Id and separation (arcsec) of the nearest fitted prior source within 10 FWHM."""
-    from skysense.xid.blind_match import nearest_within
+    from skysense.xid.blind.match import nearest_within
 
     pr = result.prior.iloc[result.fitted[band]]
     j, sep, _, _ = nearest_within(ra, dec, pr["ra"].to_numpy(), pr["dec"].to_numpy(), 10.0 * fwhm)
