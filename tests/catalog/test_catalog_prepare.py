@@ -12,7 +12,8 @@ from _catalog_synth import make_survey, survey_config
 
 from skysense.catalog.config import load_config, parse_config
 from skysense.catalog.io import read_catalogue, write_catalogue
-from skysense.catalog.prepare import prepare_survey, prepare_table, write_prepared
+from skysense.catalog.preparation import prepare_table
+from skysense.catalog.prepare import prepare_survey, write_prepared
 from skysense.cli.__main__ import main
 from skysense.errors import ConfigError, InputError
 
@@ -305,7 +306,7 @@ def test_pipeline_astrometry_across_ra_wrap_and_high_declination(center):
     assert ((ra >= 0) & (ra < 360)).all()
     is_star = truth["star"][res.table["cfhtls_id"].to_numpy() - 1]
     assert (res.table["flag_gaia"][is_star] == 3).mean() > 0.99
-    from skysense.catalog.prepare import STAGES
+    from skysense.catalog.preparation import STAGES
 
     assert stages == list(STAGES)
 

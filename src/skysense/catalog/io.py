@@ -16,6 +16,8 @@ merge configuration.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 import warnings
@@ -39,6 +41,8 @@ __all__ = [
     "read_inputs",
     "read_moc",
     "write_moc",
+    "file_checksum",
+    "package_versions",
 ]
 
 FORMATS = ("fits", "votable", "csv", "ecsv", "parquet")
@@ -278,6 +282,35 @@ def write_catalogue(
                     tmp, format={"fits": "fits", "votable": "votable", "ecsv": "ascii.ecsv"}[fmt]
                 )
     return path
+
+
+# -- provenance ------------------------------------------------------------------------------
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (hex), or of every file below a directory in name order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of skysense and the libraries a masterlist depends on."""
+    out = {}
+    for name in ("skysense", "numpy", "scipy", "pandas", "pyarrow", "astropy", "numba",
+                 "cdshealpix", "mocpy", "hats", "lsdb", "dask"):  # fmt: skip
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 # -- coverage MOCs ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Masterlist rows, identifiers, the association table and the provenance record (pure).
+"""Masterlist rows, identifiers and the association table (pure).
 
 :func:`build_objects` turns an :class:`~skysense.catalog.merge.Association` into masterlist
 rows and association rows; the single-machine merge calls it once, the tiled engine once
@@ -17,11 +17,7 @@ keys, and it sorts objects spatially (HATS-friendly).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,8 +41,6 @@ __all__ = [
     "object_keys",
     "help_ids",
     "association_table",
-    "file_checksum",
-    "package_versions",
 ]
 
 KEY_ORDER = 28
@@ -318,29 +312,3 @@ def build_objects(
         ids.append(p.frame[col].to_numpy() if col in p.frame.columns else np.arange(len(p.frame)))
     at = association_table(assoc, keys, ids, extra)
     return ml, at
-
-
-def file_checksum(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (hex), or of every file below a directory in name order."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of skysense and the libraries a masterlist depends on."""
-    out = {}
-    for name in ("skysense", "numpy", "scipy", "pandas", "pyarrow", "astropy", "numba",
-                 "cdshealpix", "mocpy", "hats", "lsdb", "dask"):  # fmt: skip
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out

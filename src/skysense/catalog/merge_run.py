@@ -25,8 +25,8 @@ from pathlib import Path
 
 from skysense._atomic import atomic_dir
 from skysense.catalog.hats_io import write_hats
-from skysense.catalog.io import read_inputs
-from skysense.catalog.masterlist import build_objects, file_checksum, package_versions
+from skysense.catalog.io import file_checksum, package_versions, read_inputs
+from skysense.catalog.masterlist import build_objects
 from skysense.catalog.merge import associate, plan_steps
 from skysense.catalog.merge_config import MergeConfig
 from skysense.catalog.plots import plot_step_radii

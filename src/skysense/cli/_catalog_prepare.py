@@ -13,7 +13,8 @@ def _prepare(args) -> int:
     from tqdm.auto import tqdm
 
     from skysense._dask import show_progress
-    from skysense.catalog.prepare import STAGES, prepare_survey, write_prepared
+    from skysense.catalog.preparation import STAGES
+    from skysense.catalog.prepare import prepare_survey, write_prepared
 
     with tqdm(
         total=len(STAGES) + 1, desc="prepare", unit="step", disable=not show_progress()
