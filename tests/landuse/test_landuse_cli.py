@@ -91,3 +91,21 @@ def test_help(verb, capsys):
         main(["landuse", verb, "--help"])
     assert e.value.code == 0
     assert "usage: skysense landuse " + verb in capsys.readouterr().out
+
+
+def test_long_commands_report_progress_in_a_log(data, tmp_path, capsys, monkeypatch):
+    """Issue 16: where no bar is drawn, training, evaluation and classification print
+    ``skysense: progress:`` lines (here after every step: interval 0)."""
+    monkeypatch.setenv("SKYSENSE_PROGRESS", "log")
+    monkeypatch.setenv("SKYSENSE_PROGRESS_INTERVAL", "0")
+    path, _, labels = data
+    common = ["--raster", str(path), "--labels", str(labels), "--label-column", "landuse"]
+    model = tmp_path / "m.npz"
+    assert main(["landuse", "train", *common, "--classifier", "knn", "--tune", "--cv", "3",
+                 "-o", str(model)]) == 0  # fmt: skip
+    assert "skysense: progress: tuning knn: 4/4 candidates" in capsys.readouterr().err
+    assert main(["landuse", "evaluate", *common, "--cv", "3", "--param", "n_estimators=10"]) == 0
+    assert "skysense: progress: rf cross-validation: 3/3 folds" in capsys.readouterr().err
+    assert main(["landuse", "classify", str(model), str(path), "-o", str(tmp_path / "c.tif"),
+                 "--block", "256"]) == 0  # fmt: skip
+    assert "skysense: progress: classifying windows:" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from skysense.cli._common import add_area, add_scheduler_option, add_verb
+from skysense.cli._common import add_area, add_lazy_choice, add_scheduler_option, add_verb
 from skysense.errors import ConfigError
 
 __all__ = ["register"]
@@ -62,12 +62,16 @@ def _add_features(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-per-class", type=int, metavar="N", help="subsample each class")
 
 
-def _add_model(p: argparse.ArgumentParser) -> None:
+def _classifiers() -> dict[str, str]:
     from skysense.landuse.classify import CLASSIFIERS
 
+    return CLASSIFIERS
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("classifier")
-    g.add_argument("--classifier", choices=list(CLASSIFIERS), default="rf",
-                   help="; ".join(f"{k}: {v}" for k, v in CLASSIFIERS.items()))  # fmt: skip
+    # choices looked up lazily: landuse.classify imports NumPy, too slow for `--help`
+    add_lazy_choice(g, "--classifier", _classifiers, default="rf", metavar="NAME")
     g.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="hyperparameter, e.g. --param n_estimators=500 (repeatable)")  # fmt: skip
     g.add_argument("--seed", type=int, default=0, help="random_state (default 0)")

@@ -200,6 +200,7 @@ def tune_classifier(
     cv: int = 5,
     random_state: int = 0,
     n_jobs: int = 1,
+    verbose: int = 0,
 ) -> tuple[dict, float, list[dict]]:
     """Choose hyperparameters by stratified k-fold cross-validated accuracy.
 
@@ -212,6 +213,8 @@ def tune_classifier(
         Parameter -> candidate values (default :data:`DEFAULT_GRIDS`).
     cv : int
         Folds (stratified, shuffled with ``random_state``).
+    verbose : int
+        Progress over the candidates: 1 a bar, 2 log lines (:func:`skysense._dask.progress`).
 
     Returns
     -------
@@ -226,16 +229,21 @@ def tune_classifier(
     X, y = check_training_data(X, y, min_per_class=cv)
     grid = DEFAULT_GRIDS.get(name, {}) if grid is None else grid
     folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    from skysense._dask import progress
+
     results = []
-    for params in ParameterGrid(dict(grid)) if grid else [{}]:
-        est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **params)
-        if name == "rf":
-            est.set_params(oob_score=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            scores = cross_val_score(est, X, y, cv=folds)
-        results.append({"params": params, "mean_accuracy": float(scores.mean()),
-                        "std_accuracy": float(scores.std())})  # fmt: skip
+    candidates = list(ParameterGrid(dict(grid))) if grid else [{}]
+    with progress(len(candidates), f"tuning {name}", verbose, unit="candidates") as step:
+        for params in candidates:
+            est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **params)
+            if name == "rf":
+                est.set_params(oob_score=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                scores = cross_val_score(est, X, y, cv=folds)
+            results.append({"params": params, "mean_accuracy": float(scores.mean()),
+                            "std_accuracy": float(scores.std())})  # fmt: skip
+            step()
     best = max(results, key=lambda r: r["mean_accuracy"])
     return dict(best["params"]), best["mean_accuracy"], results
 
@@ -253,6 +261,7 @@ def train_model(
     cv: int = 5,
     random_state: int = 0,
     n_jobs: int = 1,
+    verbose: int | None = None,
 ) -> LanduseClassifier:
     """Fit a land-use model on a feature table (optionally tuning its hyperparameters first).
 
@@ -271,6 +280,9 @@ def train_model(
     tune : bool
         Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first; the chosen
         ones are in the returned model's ``params`` and ``info_["cv_tuning"]``.
+    verbose : int, optional
+        Progress of the tuning: 1 a bar, 2 log lines, 0 none; default as
+        :func:`skysense._dask.progress_verbosity` says (a bar on a terminal, else log lines).
 
     Returns
     -------
@@ -285,7 +297,14 @@ def train_model(
         names = None if spec is None else spec.names
         Xa, ya = check_training_data(X, y, names, min_per_class=cv)
         best, score, results = tune_classifier(
-            classifier, Xa, ya, grid, cv=cv, random_state=random_state, n_jobs=n_jobs
+            classifier,
+            Xa,
+            ya,
+            grid,
+            cv=cv,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
         params.update(best)
         tuning = {"folds": cv, "best_params": best, "best_accuracy": score, "results": results}

@@ -202,8 +202,9 @@ def cross_validate(
     random_state: int = 0,
     scheme=None,
     n_jobs: int = 1,
+    verbose: int = 0,
 ) -> tuple[AccuracyReport, np.ndarray]:
-    """Stratified k-fold cross-validation.
+    """Stratified k-fold cross-validation (``verbose``: 1 a bar over the folds, 2 log lines).
 
     Returns
     -------
@@ -216,18 +217,23 @@ def cross_validate(
     if folds < 2:
         raise ConfigError(f"need at least 2 folds, got {folds}", key="folds")
     X, y = check_training_data(X, y, min_per_class=folds)
+    from skysense._dask import progress
+
     pred = np.empty_like(y)
     accs = []
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y):
-        est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs,
-                              **dict(params or {}))  # fmt: skip
-        if classifier == "rf":
-            est.set_params(oob_score=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            est.fit(X[tr], y[tr])
-        pred[te] = est.predict(X[te])
-        accs.append(float(np.mean(pred[te] == y[te])))
+    splits = StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y)
+    with progress(folds, f"{classifier} cross-validation", verbose, unit="folds") as step:
+        for tr, te in splits:
+            est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs,
+                                  **dict(params or {}))  # fmt: skip
+            if classifier == "rf":
+                est.set_params(oob_score=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                est.fit(X[tr], y[tr])
+            pred[te] = est.predict(X[te])
+            accs.append(float(np.mean(pred[te] == y[te])))
+            step()
     labels = np.unique(y)
     return accuracy_report(y, pred, labels, _names(labels, scheme)), np.asarray(accs)
 
@@ -264,28 +270,41 @@ def band_subset_experiment(
     scheme=None,
     X_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
+    verbose: int = 0,
 ) -> dict[str, AccuracyReport]:
     """The same classifier on several band subsets, e.g. 4 against 6 bands (Li et al. 2014).
 
     With ``X_test``/``y_test`` each subset is trained on all of ``X`` and scored on the test
     set; otherwise by stratified ``folds``-fold cross-validation. Returns subset name -> report.
+    ``verbose``: 1 a bar over the subsets, 2 log lines.
     """
+    from skysense._dask import progress
+
     out = {}
-    for name, bands in subsets.items():
-        cols, _ = subset_columns(spec, bands)
-        if X_test is None:
-            out[name], _ = cross_validate(X[:, cols], y, classifier=classifier, params=params,
-                                          folds=folds, random_state=random_state, scheme=scheme)  # fmt: skip
-        else:
-            Xa, ya = check_training_data(X[:, cols], y)
-            est = make_classifier(classifier, random_state=random_state, **dict(params or {}))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                est.fit(Xa, ya)
-            labels = np.unique(np.concatenate([ya, np.asarray(y_test)]))
-            out[name] = accuracy_report(y_test, est.predict(np.asarray(X_test)[:, cols]), labels,
-                                        _names(labels, scheme))  # fmt: skip
+    with progress(len(subsets), "band subsets", verbose, unit="subsets") as step:
+        for name, bands in subsets.items():
+            out[name] = _subset_report(X, y, spec, bands, classifier, params, folds,
+                                       random_state, scheme, X_test, y_test)  # fmt: skip
+            step()
     return out
+
+
+def _subset_report(X, y, spec, bands, classifier, params, folds, random_state, scheme, X_test,
+                   y_test) -> AccuracyReport:  # fmt: skip
+    """One subset of :func:`band_subset_experiment`."""
+    cols, _ = subset_columns(spec, bands)
+    if X_test is None:
+        report, _ = cross_validate(X[:, cols], y, classifier=classifier, params=params,
+                                   folds=folds, random_state=random_state, scheme=scheme)  # fmt: skip
+        return report
+    Xa, ya = check_training_data(X[:, cols], y)
+    est = make_classifier(classifier, random_state=random_state, **dict(params or {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est.fit(Xa, ya)
+    labels = np.unique(np.concatenate([ya, np.asarray(y_test)]))
+    return accuracy_report(y_test, est.predict(np.asarray(X_test)[:, cols]), labels,
+                           _names(labels, scheme))  # fmt: skip
 
 
 def feature_importances(model, X=None, y=None, *, n_repeats: int = 5, random_state: int = 0):
@@ -426,6 +445,7 @@ def evaluate_classifier(
     importances: bool = False,
     random_state: int = 0,
     n_jobs: int = 1,
+    verbose: int | None = None,
 ) -> Evaluation:
     """Accuracy of a classifier on labelled samples, by the protocol the arguments ask for.
 
@@ -443,6 +463,9 @@ def evaluate_classifier(
         Names the classes in the reports.
     importances : bool
         Feature importances (only with a test set).
+    verbose : int, optional
+        Progress over subsets or folds: 1 a bar, 2 log lines, 0 none; default as
+        :func:`skysense._dask.progress_verbosity` says.
     """
     params = dict(params or {})
     has_test = X_test is not None
@@ -451,7 +474,8 @@ def evaluate_classifier(
     if band_subsets:
         reports = band_subset_experiment(X, y, spec, band_subsets, classifier=classifier,
                                          params=params, folds=folds, random_state=random_state,
-                                         scheme=scheme, X_test=X_test, y_test=y_test)  # fmt: skip
+                                         scheme=scheme, X_test=X_test, y_test=y_test,
+                                         verbose=verbose)  # fmt: skip
         how = "test set" if has_test else f"{folds}-fold CV"
         return Evaluation("band_subsets", f"band subsets, {classifier}, {how}:", reports)
     if has_test:
@@ -474,7 +498,8 @@ def evaluate_classifier(
         return Evaluation("holdout", f"{classifier}, stratified hold-out of {holdout:g}",
                           {"holdout": report})  # fmt: skip
     report, accs = cross_validate(X, y, classifier=classifier, params=params, folds=folds,
-                                  random_state=random_state, scheme=scheme, n_jobs=n_jobs)  # fmt: skip
+                                  random_state=random_state, scheme=scheme, n_jobs=n_jobs,
+                                  verbose=verbose)  # fmt: skip
     return Evaluation("cv", f"{classifier}, stratified {folds}-fold CV (fold accuracies "
                       f"{', '.join(f'{a:.4f}' for a in accs)})", {"cv": report},
                       fold_accuracy=accs)  # fmt: skip
