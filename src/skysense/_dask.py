@@ -17,7 +17,9 @@ __all__ = [
     "compute_with_progress",
     "show_progress",
     "progress_log_interval",
+    "progress_verbosity",
     "ProgressLog",
+    "progress",
 ]
 
 _OFF = ("0", "false", "no")
@@ -49,6 +51,13 @@ def progress_log_interval() -> float | None:
         return max(0.0, float(os.environ.get("SKYSENSE_PROGRESS_INTERVAL", "60")))
     except ValueError:
         return 60.0
+
+
+def progress_verbosity() -> int:
+    """``verbose`` for an estimator: 1 = a bar, 2 = periodic log lines, 0 = quiet."""
+    if show_progress():
+        return 1
+    return 2 if progress_log_interval() is not None else 0
 
 
 class ProgressLog:
@@ -97,6 +106,26 @@ class ProgressLog:
         if 0 < frac < 1:
             line += f", about {_duration(elapsed * (1 - frac) / frac)} left"
         print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str, verbose: int | None = None, unit: str = "steps"):
+    """Progress of a loop: yields ``update(n=1)``.
+
+    ``verbose`` 1 draws a tqdm bar on stderr, 2 prints :class:`ProgressLog` lines, 0 nothing;
+    None asks :func:`progress_verbosity`.
+    """
+    verbose = progress_verbosity() if verbose is None else int(verbose)
+    if verbose == 1:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=label, unit=unit.rstrip("s") or None, leave=False) as bar:
+            yield bar.update
+    elif verbose >= 2:
+        every = progress_log_interval()
+        yield ProgressLog(total, label, 60.0 if every is None else every, unit=unit).update
+    else:
+        yield lambda n=1: None
 
 
 def _duration(seconds: float) -> str:
