@@ -381,3 +381,14 @@ def test_bad_input_messages():
         est.predict(np.zeros((2, 3)))
     pred = est.predict_components(np.array([[np.nan, np.nan], [0.0, 0.0]]))
     assert np.isnan(pred.mean[0]) and np.isnan(pred.variance[0]) and np.isfinite(pred.mean[1])
+
+
+def test_verbose_2_reports_progress_in_single_lines(capsys, monkeypatch):
+    """Issue 16: where no bar is drawn (a log), long fits print a line now and then."""
+    monkeypatch.setenv("SKYSENSE_PROGRESS", "log")
+    monkeypatch.setenv("SKYSENSE_PROGRESS_INTERVAL", "0")
+    X, y = _toy(80, 2, 1)
+    GPzRegressor(m=5, max_iter=4, n_iter_no_change=10, random_state=0, verbose=2).fit(X, y)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("skysense: progress: GPz L-BFGS")]
+    assert lines and "\r" not in err and "iterations" in lines[0]

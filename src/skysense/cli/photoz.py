@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from skysense.cli._common import add_area, add_scheduler_option, add_verb
 from skysense.errors import InputError
@@ -98,7 +97,6 @@ def register(subparsers) -> None:
 
 
 def _train(args) -> int:
-    from skysense._dask import show_progress
     from skysense.photoz.io import read_catalogue, save_model
     from skysense.photoz.training import train_model
 
@@ -122,7 +120,6 @@ def _train(args) -> int:
         weights=args.weights,
         max_iter=args.max_iter,
         calibrate=not args.no_calibrate,
-        verbose=int(show_progress()),
     )
     save_model(model, args.out)
     info = model.info
@@ -131,7 +128,7 @@ def _train(args) -> int:
         f"trained on {info['n_train']} galaxies ({info['n_valid']} validation) in "
         f"{info['train_seconds']:.1f} s, "
         f"{info['n_iter']} iterations (kept {info['best_iteration']}); "
-        f"sigma scale {np.sqrt(info['variance_scale']):.3f} (validation); "
+        f"sigma scale {math.sqrt(info['variance_scale']):.3f} (validation); "
         + (
             f"test: sigma_NMAD={shown['sigma_nmad']:.4f} outliers={shown['outlier_fraction']:.4f} "
             f"1-sigma coverage={shown['coverage_1sigma']:.3f}; "

@@ -482,7 +482,9 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
         (module docstring) when they show a significant miscalibration; needs at least 20
         validation rows, else the scale stays 1.
     verbose : int, default 0
-        ``> 0`` draws a progress bar of the optimiser iterations (tqdm, on stderr).
+        ``1`` draws a progress bar of the optimiser iterations (tqdm, on stderr); ``2`` prints
+        a one-line report at most every ``SKYSENSE_PROGRESS_INTERVAL`` seconds (default 60),
+        for logs (:class:`skysense._dask.ProgressLog`).
 
     Attributes
     ----------
@@ -867,8 +869,15 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
             from tqdm import tqdm
 
             bar = tqdm(
-                total=self.max_iter, desc="GPz L-BFGS", disable=not self.verbose, leave=False
+                total=self.max_iter, desc="GPz L-BFGS", disable=self.verbose != 1, leave=False
             )
+            log = None
+            if self.verbose >= 2:  # a log, not a terminal: one line now and then
+                from skysense._dask import ProgressLog, progress_log_interval
+
+                every = progress_log_interval()
+                log = ProgressLog(self.max_iter, "GPz L-BFGS", 60.0 if every is None else every,
+                                  unit="iterations")  # fmt: skip
 
             def callback(intermediate_result):
                 state["it"] += 1
@@ -876,6 +885,8 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
                 s = score(x)
                 bar.update(1)
                 bar.set_postfix(score=f"{s:.4f}", best=f"{state['best']:.4f}", refresh=False)
+                if log is not None:
+                    log.update()
                 if valid is not None:
                     history.append(s)
                 if np.isfinite(s) and s > state["best"]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skysense._dask import progress_verbosity
 from skysense.errors import ConfigError, InputError
 from skysense.photoz import metrics
 from skysense.photoz.gpz import GPzRegressor
@@ -128,7 +129,9 @@ def train_model(
         Where the table came from (named in errors and in ``info["catalogue"]``).
     **gpz_params
         :class:`~skysense.photoz.gpz.GPzRegressor` parameters (``m``, ``covariance``,
-        ``max_iter``, ``verbose``...); ``random_state`` is ``seed``.
+        ``max_iter``, ``verbose``...); ``random_state`` is ``seed``. Without ``verbose`` the
+        fit shows its progress as :func:`skysense._dask.progress_verbosity` says (a bar on a
+        terminal, periodic lines in a log, nothing when ``SKYSENSE_PROGRESS=0``).
 
     Returns
     -------
@@ -152,6 +155,8 @@ def train_model(
         raise InputError(f"{len(bands)} bands but {len(errors)} error columns")
     _check_columns(frame.columns, bands, errors, source)
     y = target_values(frame, target, source)
+    if "verbose" not in gpz_params:
+        gpz_params["verbose"] = progress_verbosity()  # a bar on a terminal, else log lines
     model = PhotozModel(
         estimator=GPzRegressor(random_state=seed, **gpz_params),
         bands=list(bands),
