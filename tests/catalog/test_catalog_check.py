@@ -74,3 +74,20 @@ def test_run_check_writes_page_and_plots(tmp_path, capsys):
     for name in pngs:
         assert name in page and (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
     assert run_check(tmp_path / "merged" / "masterlist", tmp_path / "report").name == "report.md"
+
+
+def test_cli_check_bad_masterlists_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "bad.fits").write_bytes(b"garbage\x00\x01")
+    (tmp_path / "empty").mkdir()
+    for name, message in (
+        ("missing", "missing: file not found"),
+        ("missing.fits", "missing.fits: file not found"),
+        ("bad.fits", "bad.fits: cannot read as fits"),
+        ("empty", "not a HATS catalogue"),
+    ):
+        argv = ["catalog", "check", str(tmp_path / name), "--out", str(tmp_path / "r")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("skysense: error:") and err.count("\n") == 1, err
+        assert message in err
+    assert not (tmp_path / "r").exists()

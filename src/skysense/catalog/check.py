@@ -124,11 +124,20 @@ def number_counts(mag: np.ndarray, bin_width: float = 0.5) -> tuple[np.ndarray, 
 
 
 def read_masterlist(path: str | os.PathLike) -> pd.DataFrame:
-    """A masterlist from a HATS directory, a Parquet file or any table file skysense reads."""
+    """A masterlist from a HATS directory, a Parquet file or any table file skysense reads.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or empty masterlist.
+    """
     from skysense.catalog.hats_io import read_hats_table
     from skysense.catalog.io import read_catalogue
 
     path = Path(path)
+    if not path.exists():
+        # Before the format is guessed from the name, so that a typo reads as what it is.
+        raise InputError("file not found", path=path)
     if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
         df = read_hats_table(path)
     else:
