@@ -26,7 +26,14 @@ from skysense._dask import compute_with_progress, dask_client
 from skysense.astrocast.baselines import make_forecaster
 from skysense.astrocast.hindcast import hindcast
 
-__all__ = ["hindcast_regions", "forecast_regions", "DEFAULT_SCHEDULER"]
+__all__ = [
+    "hindcast_regions",
+    "forecast_regions",
+    "hindcast_series",
+    "forecast_series",
+    "issue_starts",
+    "DEFAULT_SCHEDULER",
+]
 
 #: Where region tasks run when no scheduler is given (see the module docstring).
 DEFAULT_SCHEDULER = "processes"
@@ -245,3 +252,71 @@ def forecast_regions(
     conv = int(fc.groupby("region").convergence_warnings.first().sum())
     _summarise("astrocast forecast", sum((o[1] for o in out), collections.Counter()), conv)
     return fc
+
+
+def issue_starts(series: dict, start_year: int, *, source=None) -> dict[str, int]:
+    """First issue index per region: the first date in ``start_year`` or later, and never
+    before the history the forecasters need (``2 * window + 12`` samples).
+
+    Raises
+    ------
+    InputError
+        A region with no data after the start of ``start_year``.
+    """
+    from skysense.errors import InputError
+
+    start = {}
+    for r, s in series.items():
+        first = np.searchsorted(s.dates, pd.Timestamp(f"{start_year}-01-01"))
+        if first >= len(s.dates) - 1:
+            raise InputError(f"region {r}: no data after {start_year}-01-01", path=source)
+        start[r] = max(int(first), 2 * s.window + 12)
+    return start
+
+
+def hindcast_series(
+    series: dict,
+    models: list[str],
+    *,
+    n_leads: int,
+    start_year: int,
+    scheduler: str | None = None,
+    source=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Honest hindcasts of prepared regions (:func:`skysense.astrocast.io.load_regions`).
+
+    Parameters
+    ----------
+    series : dict region -> RegionSeries
+    models : list of str
+        Forecaster names (``gp``, ``persistence``, ``linear_ar``, ``random_forest``); the GP
+        takes the VCI3M window of the series.
+    n_leads : int
+    start_year : int
+        First issue year (:func:`issue_starts`).
+
+    Returns
+    -------
+    forecasts, timing : DataFrame
+        As :func:`hindcast_regions`.
+    """
+    window = next(iter(series.values())).window
+    spec = {m: (m, {"window": window} if m == "gp" else {}) for m in models}
+    start = issue_starts(series, start_year, source=source)
+    arrays = {r: (s.t_days, s.vci, s.vci3m) for r, s in series.items()}
+    return hindcast_regions(arrays, spec, n_leads=n_leads, start=start, scheduler=scheduler)
+
+
+def forecast_series(series: dict, *, n_leads: int, scheduler: str | None = None) -> pd.DataFrame:
+    """GP forecasts from the end of prepared regions, with NDMA class probabilities.
+
+    Returns
+    -------
+    DataFrame
+        :func:`forecast_regions` columns plus ``p_<class>`` and ``p_drought``
+        (:func:`~skysense.astrocast.indices.add_class_probabilities`).
+    """
+    from skysense.astrocast.indices import add_class_probabilities
+
+    arrays = {r: (s.t_days, s.vci, s.vci3m, s.window) for r, s in series.items()}
+    return add_class_probabilities(forecast_regions(arrays, n_leads=n_leads, scheduler=scheduler))

@@ -24,6 +24,7 @@ __all__ = [
     "strength_vs_distance",
     "oos_improvement",
     "pc_vs_mean",
+    "granger_table",
 ]
 
 
@@ -263,3 +264,44 @@ def pc_vs_mean(anomalies, target: int, lag: int = 2, *, train_fraction: float = 
         xx = np.hstack([own, _lags(z, lag)])
         out[label] = _oos_mse(xx[:c], tgt[:c], xx[c:], tgt[c:], "linear", 0)
     return out
+
+
+def granger_table(
+    series: dict, *, max_lag: int = 6, ic: str = "bic", fdr: float = 0.05, source=None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Pairwise Granger causality between prepared regions on their common dates.
+
+    VCI is aligned on the dates all regions share (gaps of up to 3 samples interpolated),
+    deseasonalised and detrended (:func:`deseasonalize`), then tested pair by pair
+    (:func:`granger_pairs`).
+
+    Parameters
+    ----------
+    series : dict region -> RegionSeries
+    max_lag, ic, fdr
+        As :func:`granger_pairs`.
+
+    Returns
+    -------
+    pairs : DataFrame
+        :func:`granger_pairs` rows.
+    nonstationary : list of str
+        Regions whose anomalies an ADF test does not call stationary (p > 0.05).
+
+    Raises
+    ------
+    InputError
+        Fewer than 50 common dates.
+    """
+    from skysense.astrocast.indices import period_of_year
+
+    wide = pd.DataFrame({r: pd.Series(s.vci, index=s.dates) for r, s in series.items()})
+    wide = wide.interpolate(limit=3).dropna()
+    if len(wide) < 50:
+        raise InputError(f"only {len(wide)} common dates across regions; need >= 50", path=source)
+    kind = next(iter(series.values())).period_kind
+    t = ((wide.index - pd.Timestamp("2001-01-01")) / pd.Timedelta(days=1)).to_numpy(float)
+    an = deseasonalize(wide.to_numpy(), period_of_year(wide.index, kind), t)
+    nonstat = [c for c, p in zip(wide.columns, adf_pvalues(an)) if p > 0.05]
+    res = granger_pairs(an, list(wide.columns), max_lag=max_lag, ic=ic, fdr=fdr)
+    return res, nonstat

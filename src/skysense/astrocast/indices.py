@@ -15,6 +15,7 @@ import pandas as pd
 from skysense.errors import InputError
 
 __all__ = [
+    "add_class_probabilities",
     "DROUGHT_CLASSES",
     "DROUGHT_THRESHOLDS",
     "period_of_year",
@@ -163,3 +164,14 @@ def class_probabilities(mean, std) -> np.ndarray:
     edges = np.array((-np.inf, *DROUGHT_THRESHOLDS, np.inf))
     cdf = ndtr((edges - m) / s)
     return np.diff(cdf, axis=-1)
+
+
+def add_class_probabilities(frame):
+    """``frame`` with ``p_<class>`` per NDMA class and ``p_drought`` (the three drought
+    classes) from its Gaussian forecast columns ``mean`` and ``std`` (percent VCI3M)."""
+    p = class_probabilities(frame["mean"].to_numpy(), frame["std"].to_numpy())
+    out = frame.copy()
+    for k, name in enumerate(DROUGHT_CLASSES):
+        out[f"p_{name}"] = p[:, k]
+    out["p_drought"] = p[:, :3].sum(1)
+    return out

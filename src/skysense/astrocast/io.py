@@ -23,6 +23,7 @@ __all__ = [
     "read_geotiff_stack",
     "read_series",
     "prepare_series",
+    "load_regions",
     "write_table",
     "to_days",
 ]
@@ -180,6 +181,60 @@ def read_series(path, **kwargs) -> pd.DataFrame:
     if suffix in (".nc", ".nc4", ".netcdf"):
         return read_netcdf_series(path, **kwargs)
     raise InputError(f"unknown series format {suffix!r} (use .h5, .csv or .nc)", path=path)
+
+
+def load_regions(
+    path,
+    *,
+    regions=None,
+    from_ndvi: bool = False,
+    date_column: str = "date",
+    region_column: str = "region",
+) -> tuple[dict, list[str]]:
+    """Read a series file and prepare every region for forecasting.
+
+    Parameters
+    ----------
+    path : path
+        ``.h5`` (AstroCast), ``.csv`` (``date_column``, ``region_column``, ndvi/vci/vci3m) or
+        ``.nc``.
+    regions : sequence of str, optional
+        Only these regions, in this order (default: all, in file order).
+    from_ndvi : bool
+        Recompute VCI/VCI3M from NDVI (running extremes, no future data) even when the file
+        has VCI.
+
+    Returns
+    -------
+    series : dict region -> :class:`~skysense.astrocast.series.RegionSeries`
+    notes : list of str
+        Repairs made (``"region: sorted 3 dates"``), for the user to read.
+
+    Raises
+    ------
+    InputError
+        Unknown format, regions not in the file, or a series :func:`prepare_series` rejects.
+    """
+    from skysense.astrocast.series import region_series
+
+    kw = {}
+    if str(path).lower().endswith(".csv"):
+        kw = {"date": date_column, "region": region_column}
+    df = read_series(path, **kw)
+    present = list(dict.fromkeys(df["region"]))
+    if regions:
+        missing = [r for r in regions if r not in present]
+        if missing:
+            raise InputError(f"regions not in file: {missing}", path=path)
+        present = list(regions)
+    out, notes = {}, []
+    for r in present:
+        g = df[df["region"] == r].drop(columns="region")
+        value = "ndvi" if (from_ndvi or "vci" not in g) else "vci"
+        g, repairs = prepare_series(g, value=value, source=f"{path} [{r}]")
+        notes += [f"{r}: {rep}" for rep in repairs]
+        out[r] = region_series(g, use_stored_vci=not from_ndvi)
+    return out, notes
 
 
 def prepare_series(

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from skysense.astrocast.indices import period_of_year, vci, vci3m
+from skysense.astrocast.indices import DROUGHT_CLASSES, drought_class, period_of_year, vci, vci3m
 from skysense.errors import InputError
 
-__all__ = ["RegionSeries", "infer_sampling", "region_series"]
+__all__ = ["RegionSeries", "infer_sampling", "region_series", "vci_table"]
 
 _EPOCH = pd.Timestamp("2001-01-01")
 
@@ -74,3 +74,27 @@ def region_series(frame: pd.DataFrame, *, use_stored_vci: bool = True) -> Region
     else:
         raise InputError("table has neither an 'ndvi' nor a 'vci' column")
     return RegionSeries(dates, t, v, y3, kind, window, source)
+
+
+def vci_table(series: dict) -> pd.DataFrame:
+    """Long table of every region: ``region, date, astrocast_time, vci, vci3m, drought_class``.
+
+    ``series`` maps region -> :class:`RegionSeries`; ``drought_class`` is the NDMA class name
+    of VCI3M (empty where VCI3M is undefined).
+    """
+    frames = []
+    for r, s in series.items():
+        cls = drought_class(s.vci3m)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "region": r,
+                    "date": s.dates,
+                    "astrocast_time": s.t_days,
+                    "vci": s.vci,
+                    "vci3m": s.vci3m,
+                    "drought_class": [DROUGHT_CLASSES[c] if c >= 0 else "" for c in cls],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pandas as pd
-
 from skysense.cli._common import add_area, add_scheduler_option, add_verb
-from skysense.errors import InputError
 
 __all__ = ["register"]
 
@@ -32,67 +28,30 @@ def _add_input(p):
 
 
 def _load(args):
-    from skysense.astrocast.io import prepare_series, read_series
-    from skysense.astrocast.series import region_series
+    from skysense.astrocast.io import load_regions
 
-    kw = {}
-    if str(args.input).lower().endswith(".csv"):
-        kw = {"date": args.date_column, "region": args.region_column}
-    df = read_series(args.input, **kw)
-    regions = list(dict.fromkeys(df["region"]))
-    if args.regions:
-        want = [r.strip() for r in args.regions.split(",")]
-        missing = [r for r in want if r not in regions]
-        if missing:
-            raise InputError(f"regions not in file: {missing}", path=args.input)
-        regions = want
-    out = {}
-    for r in regions:
-        g = df[df["region"] == r].drop(columns="region")
-        value = "ndvi" if (args.from_ndvi or "vci" not in g) else "vci"
-        g, repairs = prepare_series(g, value=value, source=f"{args.input} [{r}]")
-        for rep in repairs:
-            print(f"skysense: note: {r}: {rep}", file=sys.stderr)
-        out[r] = region_series(g, use_stored_vci=not args.from_ndvi)
-    return out
+    regions = [r.strip() for r in args.regions.split(",")] if args.regions else None
+    data, notes = load_regions(args.input, regions=regions, from_ndvi=args.from_ndvi,
+                               date_column=args.date_column, region_column=args.region_column)  # fmt: skip
+    for note in notes:
+        print(f"skysense: note: {note}", file=sys.stderr)
+    return data
 
 
 def _vci(args) -> int:
-    from skysense.astrocast.indices import DROUGHT_CLASSES, drought_class
     from skysense.astrocast.io import write_table
+    from skysense.astrocast.series import vci_table
 
-    frames = []
-    for r, s in _load(args).items():
-        cls = drought_class(s.vci3m)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "region": r,
-                    "date": s.dates,
-                    "astrocast_time": s.t_days,
-                    "vci": s.vci,
-                    "vci3m": s.vci3m,
-                    "drought_class": [DROUGHT_CLASSES[c] if c >= 0 else "" for c in cls],
-                }
-            )
-        )
-    write_table(pd.concat(frames, ignore_index=True), args.output)
+    write_table(vci_table(_load(args)), args.output)
     print(f"wrote {args.output}")
     return 0
 
 
 def _forecast(args) -> int:
-    from skysense.astrocast.engine import forecast_regions
-    from skysense.astrocast.indices import DROUGHT_CLASSES, class_probabilities
+    from skysense.astrocast.engine import forecast_series
     from skysense.astrocast.io import write_table
 
-    data = _load(args)
-    series = {r: (s.t_days, s.vci, s.vci3m, s.window) for r, s in data.items()}
-    fc = forecast_regions(series, n_leads=args.n_leads, scheduler=args.scheduler)
-    p = class_probabilities(fc["mean"].to_numpy(), fc["std"].to_numpy())
-    for k, name in enumerate(DROUGHT_CLASSES):
-        fc[f"p_{name}"] = p[:, k]
-    fc["p_drought"] = p[:, :3].sum(1)
+    fc = forecast_series(_load(args), n_leads=args.n_leads, scheduler=args.scheduler)
     write_table(fc, args.output)
     per_series = fc.groupby("region").fit_seconds.first()
     print(
@@ -109,25 +68,13 @@ def _forecast(args) -> int:
 
 
 def _hindcast(args) -> int:
-    from skysense.astrocast.engine import hindcast_regions
+    from skysense.astrocast.engine import hindcast_series
     from skysense.astrocast.io import write_table
     from skysense.astrocast.scores import score_by_lead
 
-    data = _load(args)
-    models = {
-        m: (m, {"window": data[next(iter(data))].window} if m == "gp" else {})
-        for m in args.models.split(",")
-    }
-    start = {}
-    for r, s in data.items():
-        first = np.searchsorted(s.dates, pd.Timestamp(f"{args.start_year}-01-01"))
-        if first >= len(s.dates) - 1:
-            raise InputError(f"region {r}: no data after {args.start_year}-01-01", path=args.input)
-        start[r] = max(int(first), 2 * s.window + 12)
-    series = {r: (s.t_days, s.vci, s.vci3m) for r, s in data.items()}
-    fc, timing = hindcast_regions(
-        series, models, n_leads=args.n_leads, start=start, scheduler=args.scheduler
-    )
+    fc, timing = hindcast_series(_load(args), args.models.split(","), n_leads=args.n_leads,
+                                 start_year=args.start_year, scheduler=args.scheduler,
+                                 source=args.input)  # fmt: skip
     write_table(fc, args.output)
     scores = score_by_lead(fc.dropna(subset=["observed"]), by="model")
     print(scores.to_string(index=False, float_format="%.3f"))
@@ -138,25 +85,13 @@ def _hindcast(args) -> int:
 
 
 def _granger(args) -> int:
-    from skysense.astrocast.granger import adf_pvalues, deseasonalize, granger_pairs
-    from skysense.astrocast.indices import period_of_year
+    from skysense.astrocast.granger import granger_table
     from skysense.astrocast.io import write_table
 
-    data = _load(args)
-    wide = pd.DataFrame({r: pd.Series(s.vci, index=s.dates) for r, s in data.items()})
-    wide = wide.interpolate(limit=3).dropna()
-    if len(wide) < 50:
-        raise InputError(
-            f"only {len(wide)} common dates across regions; need >= 50", path=args.input
-        )
-    kind = next(iter(data.values())).period_kind
-    t = ((wide.index - pd.Timestamp("2001-01-01")) / pd.Timedelta(days=1)).to_numpy(float)
-    an = deseasonalize(wide.to_numpy(), period_of_year(wide.index, kind), t)
-    adf = adf_pvalues(an)
-    nonstat = [c for c, p in zip(wide.columns, adf) if p > 0.05]
+    res, nonstat = granger_table(_load(args), max_lag=args.max_lag, ic=args.ic, fdr=args.fdr,
+                                 source=args.input)  # fmt: skip
     if nonstat:
         print(f"skysense: note: ADF p > 0.05 (maybe non-stationary): {nonstat}", file=sys.stderr)
-    res = granger_pairs(an, list(wide.columns), max_lag=args.max_lag, ic=args.ic, fdr=args.fdr)
     write_table(res, args.output)
     print(
         f"{int(res.significant.sum())} of {len(res)} ordered pairs significant at FDR "
