@@ -78,7 +78,7 @@ def moc_union(mocs: Iterable[MOC]) -> MOC:
     """Union of one or more MOCs."""
     mocs = list(mocs)
     if not mocs:
-        raise ValueError("no MOC given")
+        raise InputError("no MOC given")
     return mocs[0].union(*mocs[1:]) if len(mocs) > 1 else mocs[0]
 
 
@@ -86,7 +86,7 @@ def moc_intersection(mocs: Iterable[MOC]) -> MOC:
     """Intersection of one or more MOCs."""
     mocs = list(mocs)
     if not mocs:
-        raise ValueError("no MOC given")
+        raise InputError("no MOC given")
     return mocs[0].intersection(*mocs[1:]) if len(mocs) > 1 else mocs[0]
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skysense.errors import ConfigError
+
 __all__ = [
     "AB_ZEROPOINT_JY",
     "UJY_ZEROPOINT_MAG",
@@ -88,13 +90,13 @@ def flux_to_ujy(values: np.ndarray, unit: str) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        Unknown unit.
+    ConfigError
+        Unknown unit (a ``ValueError``).
     """
     try:
         factor = FLUX_UNITS[unit]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown flux unit {unit!r}; use one of {', '.join(FLUX_UNITS)}"
         ) from None
     return np.asarray(values, dtype=np.float64) * factor
