@@ -349,7 +349,7 @@ def _cells_frame(cells, up):
     """The helper table the backend fills from the upload's positions."""
     import pandas as pd
 
-    from skysense.vo.backends import _hpx_cells_table
+    from skysense.vo.backends.base import _hpx_cells_table
 
     ok = (np.isfinite(up["ura"]) & np.isfinite(up["udec"])).to_numpy()
     t = _hpx_cells_table(

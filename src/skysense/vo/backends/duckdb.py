@@ -1,0 +1,302 @@
+"""The embedded DuckDB backend: one database file, many per-query connections.
+
+Queries are read-only by configuration: after :meth:`DuckDBBackend.harden` DuckDB runs with
+``enable_external_access=false`` and ``lock_configuration=true`` (no file functions,
+``ATTACH``, ``COPY``, ``INSTALL`` or settings changes), and every query must parse as exactly
+one ``SELECT`` statement. Time limits are fired by the shared
+:data:`~skysense.vo.backends.watchdog.WATCHDOG`, which interrupts the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import threading
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+
+from skysense.errors import ConfigError, QueryError
+from skysense.vo.backends.base import BackendBase, _first_line
+from skysense.vo.backends.metadata import (
+    _PRIVATE_DDL,
+    _TS,
+    _cast_for,
+    _create_tap_schema,
+    _ddl_columns,
+    _delete_table_metadata,
+    _split_adql_name,
+    _table_rows,
+    _write_table_metadata,
+)
+from skysense.vo.backends.protocol import TableSpec, quote_ident
+
+__all__ = ["DuckDBBackend"]
+
+# DuckDB 2 warns that Arrow output of an executed statement copies the rows and suggests
+# con.sql(); for cone-search sized results that copy is cheaper than the extra bind con.sql()
+# does (measured: 3.3 ms against 4.0 ms per small cone, equal for 80,000 rows), so queries use
+# execute() and the warning is silenced for this module only.
+warnings.filterwarnings(
+    "ignore",
+    message="Arrow output on a DB-API result",
+    category=UserWarning,
+    module=re.escape(__name__),
+)
+
+
+class DuckDBBackend(BackendBase):
+    """The embedded DuckDB backend: one database file, many per-query connections.
+
+    Parameters
+    ----------
+    path : str or Path
+        Database file; created (with an empty TAP_SCHEMA) when absent.
+    """
+
+    dialect = "duckdb"
+    _timeout_by_watchdog = True
+
+    def __init__(self, path: str | Path):
+        import duckdb
+
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open DuckDB database: {exc}", key=str(self.path)) from None
+        self._db_error = duckdb.Error
+        self._hardened = False
+        self._running: set = set()  # connections of running user queries (cancel_all)
+        self._running_lock = threading.Lock()
+        self._cancelled_all = False
+        self._select_shapes: dict[str, bool] = {}  # SQL shape -> is one SELECT
+        self._ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"DuckDBBackend({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with contextlib.suppress(Exception):
+            self._db.close()
+
+    def harden(
+        self,
+        *,
+        memory_limit_mb: int = 2048,
+        threads: int = 2,
+        spill_dir: str | Path | None = None,
+        spill_limit_mb: int | None = None,
+    ) -> None:
+        """Server mode: cap memory and threads, forbid any file access, lock the settings.
+
+        ``spill_dir`` (created when missing) replaces DuckDB's ``<db>.tmp`` beside the
+        database for operators larger than memory; ``spill_limit_mb`` caps its size
+        (DuckDB's default is 90% of the free disk).
+        """
+        if self._hardened:
+            return
+        self._memory_limit_mb = memory_limit_mb
+        self._db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        self._db.execute(f"SET threads = {int(threads)}")
+        if spill_dir is not None:
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+            self._db.execute("SET temp_directory = ?", [str(spill_dir)])
+        if spill_limit_mb is not None:
+            self._db.execute(f"SET max_temp_directory_size = '{int(spill_limit_mb)}MB'")
+        self._db.execute("SET enable_external_access = false")
+        self._db.execute("SET autoinstall_known_extensions = false")
+        self._db.execute("SET autoload_known_extensions = false")
+        self._db.execute("SET lock_configuration = true")
+        self._hardened = True
+
+    def _acquire(self):
+        """A connection for one user query, known to :meth:`cancel_all` while it runs."""
+        con = self._db.cursor()
+        with self._running_lock:
+            if self._cancelled_all:
+                con.close()
+                raise QueryError("the server is shutting down")
+            self._running.add(con)
+        return con
+
+    def cancel_all(self) -> None:
+        """Interrupt every running query and refuse new ones (server shutdown)."""
+        with self._running_lock:
+            self._cancelled_all = True
+            running = list(self._running)
+        for con in running:
+            with contextlib.suppress(Exception):
+                con.interrupt()
+
+    def _ensure_schema(self) -> None:
+        con = self._db.cursor()
+        try:
+            con.execute("BEGIN")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_TS}")
+            for ddl in _PRIVATE_DDL:
+                con.execute(ddl)
+            _create_tap_schema(con, "?", lambda sql, rows: con.executemany(sql, rows))
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    # -- admin helpers (internal SQL only)
+    def _admin_write(self, statements) -> None:
+        con = self._db.cursor()
+        try:
+            con.execute("BEGIN")
+            for sql, params in statements:
+                con.execute(sql.format(p="?"), list(params))
+            con.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    def _admin_read(self, sql, params) -> list[tuple]:
+        con = self._db.cursor()
+        try:
+            return con.execute(sql.format(p="?"), list(params)).fetchall()
+        finally:
+            con.close()
+
+    def _admin_read_many(self, statements) -> list[list[tuple]]:
+        con = self._db.cursor()
+        try:
+            return [con.execute(sql).fetchall() for sql in statements]
+        finally:
+            con.close()
+
+    # -- query hooks (the query path itself is BackendBase.query)
+    def _release(self, con, *, temp_tables: bool, failed: bool) -> None:
+        with self._running_lock:
+            self._running.discard(con)
+        con.close()
+
+    def _check_sql(self, con, sql: str) -> None:
+        """Refuse what DuckDB's parser does not split into exactly one SELECT statement.
+
+        Cone searches send the same SQL again and again with new numbers, and DuckDB's parse
+        costs about 0.2 ms, so the answer is kept per *shape*: the text with every run of digits
+        replaced by one ``0``. Digits are never quotes, semicolons, comment marks or keyword
+        letters, so all texts of one shape split into the same statements of the same types;
+        the shape itself is what gets parsed.
+        """
+        shape = _select_shape(sql)
+        ok = self._select_shapes.get(shape)
+        if ok is None:
+            import duckdb
+
+            statements = con.extract_statements(shape)
+            ok = len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
+            if len(self._select_shapes) >= _MAX_SHAPES:
+                self._select_shapes.clear()  # rare: many distinct shapes; start again
+            self._select_shapes[shape] = ok
+        if not ok:
+            raise QueryError("only a single SELECT statement can be run")
+
+    def _interrupter(self, con):
+        return con.interrupt
+
+    def _create_temp_tables(self, con, tables: list[tuple[str, pa.Table]]) -> None:
+        for name, data in tables:
+            con.register("_skysense_temp_rows", data)
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _skysense_temp_rows")
+            con.unregister("_skysense_temp_rows")
+
+    def _fetch_arrow(self, con, sql: str) -> pa.Table:
+        # DuckDB >= 1.4: Arrow output of a DB-API (execute) result copies every row once
+        # more and warns; the relation path is zero-copy (0.65 vs 1.8 ms for 100 rows).
+        return con.sql(sql).to_arrow_table()
+
+    def _execute(self, con, sql: str, timeout_s: float | None) -> pa.Table:
+        return con.sql(sql).to_arrow_table()
+
+    def _error_kind(self, exc: BaseException) -> str:
+        import duckdb
+
+        if isinstance(exc, duckdb.InterruptException):
+            return "cancelled"
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return "memory"
+        return "error"
+
+    def _memory_message(self, exc: BaseException) -> str:
+        return (
+            f"query needs more than the memory limit ({self._memory_limit_mb} MB): "
+            f"{_first_line(exc)}"
+        )
+
+    # -- publishing
+    def load_table(self, spec: TableSpec, data: pa.Table) -> None:
+        """Create or atomically replace ``spec.adql_name`` with ``data``.
+
+        Rows are stored sorted by the HEALPix column so that DuckDB's per-row-group min/max
+        statistics prune cone searches (DuckDB's ART indexes do not serve range scans).
+        """
+        data = _cast_for(spec, data)
+        tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
+        schema_q = quote_ident(spec.schema)
+        order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
+        with self._write_lock:
+            con = self._db.cursor()
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
+                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({_ddl_columns(spec)})")
+                con.register("_skysense_load", data)
+                con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load{order}")
+                con.unregister("_skysense_load")
+                table_row, column_rows, private_row = _table_rows(spec, data.num_rows)
+                con.execute("BEGIN")
+                try:
+                    con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
+                    con.execute(f"ALTER TABLE {schema_q}.{tmp} RENAME TO {quote_ident(spec.name)}")
+                    _write_table_metadata(
+                        con,
+                        "?",
+                        spec,
+                        table_row,
+                        column_rows,
+                        private_row,
+                        lambda sql, rows: con.executemany(sql, rows),
+                    )
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+            finally:
+                with contextlib.suppress(Exception):
+                    con.execute(f"DROP TABLE IF EXISTS {schema_q}.{tmp}")
+                con.close()
+        self._invalidate()
+
+    def drop_table(self, adql_name: str) -> None:
+        """Remove a published table and its metadata."""
+        schema, name = _split_adql_name(adql_name)
+        with self._write_lock:
+            con = self._db.cursor()
+            try:
+                con.execute("BEGIN")
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
+                _delete_table_metadata(con, "?", f"{schema}.{name}", schema)
+                con.execute("COMMIT")
+            finally:
+                con.close()
+        self._invalidate()
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_SHAPES = 1024
+
+
+def _select_shape(sql: str) -> str:
+    """``sql`` with every run of digits replaced by one ``0`` (see ``DuckDBBackend._check_sql``)."""
+    return _DIGITS.sub("0", sql)
