@@ -78,16 +78,22 @@ class PhotozModel:
             source=source,
         )
 
-    def check_columns(self, columns: Sequence[str], source: str | None = None) -> None:
-        """Raise :class:`InputError` naming any model column absent from ``columns``."""
+    def check_columns(
+        self, columns: Sequence[str], source: str | None = None, *, fitted: bool = True
+    ) -> None:
+        """Raise :class:`InputError` naming any band or error column absent from ``columns``.
+
+        ``fitted=False`` words it for a model about to be trained (the columns asked for).
+        """
         needed = list(self.bands) + list(self.errors or [])
         absent = [c for c in needed if c not in set(columns)]
-        if absent:
-            raise InputError(
-                f"the catalogue lacks column(s) {absent} that the model was trained on "
-                f"(model bands: {self.bands})",
-                path=source,
-            )
+        if not absent:
+            return
+        if fitted:
+            why = f"that the model was trained on (model bands: {self.bands})"
+        else:  # no model exists yet
+            why = f"given as bands or errors to train on (its columns: {list(columns)[:30]})"
+        raise InputError(f"the catalogue lacks column(s) {absent} {why}", path=source)
 
     def predict_frame(self, frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
         """The output columns (see module doc) for the rows of ``frame``, same index."""

@@ -80,18 +80,6 @@ def target_values(frame: pd.DataFrame, column: str, source: str | None = None) -
     return y
 
 
-def _check_columns(columns, bands, errors, source) -> None:
-    # Before training there is no model yet: the columns are the ones asked for.
-    wanted = list(bands) + list(errors or [])
-    absent = [c for c in wanted if c not in set(columns)]
-    if absent:
-        raise InputError(
-            f"the catalogue lacks column(s) {absent} given as bands or errors to train on "
-            f"(its columns: {list(columns)[:30]})",
-            path=source,
-        )
-
-
 def train_model(
     frame: pd.DataFrame,
     bands: Sequence[str],
@@ -153,8 +141,6 @@ def train_model(
         raise ConfigError(f"unknown GPz parameter(s) {unknown}", key="gpz_params")
     if errors is not None and len(errors) != len(bands):
         raise InputError(f"{len(bands)} bands but {len(errors)} error columns")
-    _check_columns(frame.columns, bands, errors, source)
-    y = target_values(frame, target, source)
     if "verbose" not in gpz_params:
         gpz_params["verbose"] = progress_verbosity()  # a bar on a terminal, else log lines
     model = PhotozModel(
@@ -166,6 +152,8 @@ def train_model(
         flux_unit=flux_unit,
         missing_values=tuple(missing_values),
     )
+    model.check_columns(frame.columns, source, fitted=False)
+    y = target_values(frame, target, source)
     X, err = model.features(frame, source)
     empty = ~np.isfinite(X).any(axis=1)
     if empty.any():
