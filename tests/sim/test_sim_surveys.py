@@ -268,3 +268,14 @@ def test_config_names_the_catalogue_columns(catalogues):
 def test_invalid_survey_spec(change, sky):
     with pytest.raises(InputError):
         make_survey_catalogue(sky, dataclasses.replace(SPECS["cfhtls"], **change))
+
+
+def test_select_surveys_keeps_order_and_names_unknown_ones():
+    from skysense.sim import DEFAULT_SURVEYS, select_surveys
+
+    got = select_surveys(["ukidss", "cfhtls"])
+    assert [s.name for s in got] == ["ukidss", "cfhtls"]
+    assert got[1] is next(s for s in DEFAULT_SURVEYS if s.name == "cfhtls")
+    assert select_surveys([]) == ()
+    with pytest.raises(InputError, match=r"unknown survey\(s\) \['x', 'y'\]; known: \['cfhtls'"):
+        select_surveys(["cfhtls", "x", "y"])

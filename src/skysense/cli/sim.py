@@ -23,16 +23,14 @@ def _finite(text: str) -> float:
 
 
 def _field(args) -> int:
-    from skysense.sim import DEFAULT_MAPS, DEFAULT_SURVEYS, write_field
+    from skysense.sim import DEFAULT_MAPS, DEFAULT_SURVEYS, select_surveys, write_field
 
     surveys = DEFAULT_SURVEYS
     if args.surveys is not None:
-        wanted = [s for s in args.surveys.split(",") if s]
-        known = {s.name: s for s in DEFAULT_SURVEYS}
-        unknown = [s for s in wanted if s not in known]
-        if unknown:
-            raise InputError(f"--surveys: unknown survey(s) {unknown}; known: {sorted(known)}")
-        surveys = tuple(known[s] for s in wanted)
+        try:
+            surveys = select_surveys(s for s in args.surveys.split(",") if s)
+        except InputError as exc:
+            raise InputError(f"--surveys: {exc}") from None
     maps = () if args.no_maps else DEFAULT_MAPS
     manifest = write_field(
         args.out,

@@ -20,6 +20,7 @@ from skysense.sim.surveys import (
     SurveySpec,
     make_reference_catalogue,
     make_survey_catalogue,
+    select_surveys,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "SurveySpec",
     "SurveyCatalogue",
     "DEFAULT_SURVEYS",
+    "select_surveys",
     "make_survey_catalogue",
     "make_reference_catalogue",
     "MapSpec",

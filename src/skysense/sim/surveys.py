@@ -46,6 +46,7 @@ __all__ = [
     "SurveySpec",
     "SurveyCatalogue",
     "DEFAULT_SURVEYS",
+    "select_surveys",
     "make_survey_catalogue",
     "make_reference_catalogue",
     "positions_at_epoch",
@@ -306,6 +307,28 @@ class SurveyCatalogue:
     rows: pd.DataFrame
     config: dict
     meta: dict
+
+
+def select_surveys(names, surveys=None) -> tuple[SurveySpec, ...]:
+    """The surveys called ``names``, in that order.
+
+    Parameters
+    ----------
+    names : iterable of str
+    surveys : sequence of SurveySpec, optional
+        Where to look (default :data:`DEFAULT_SURVEYS`).
+
+    Raises
+    ------
+    InputError
+        An unknown name (all of them are listed, with the known ones).
+    """
+    known = {s.name: s for s in (DEFAULT_SURVEYS if surveys is None else surveys)}
+    names = list(names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown survey(s) {unknown}; known: {sorted(known)}")
+    return tuple(known[n] for n in names)
 
 
 def positions_at_epoch(
