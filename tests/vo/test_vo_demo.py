@@ -17,8 +17,8 @@ from _vo_support import ServerThread, run_taplint, taplint_totals
 from astropy.io import fits
 
 from skysense.cli.__main__ import main
+from skysense.pipeline.demo import demo_settings
 from skysense.vo.app import create_app
-from skysense.vo.demo import demo_settings
 
 
 @pytest.fixture(scope="module")

@@ -249,7 +249,7 @@ def _serve(args) -> int:
 
 
 def _demo(args) -> int:
-    from skysense.vo.demo import build_demo, demo_settings, is_demo_built
+    from skysense.pipeline.demo import build_demo, demo_settings, is_demo_built
 
     if args.rebuild or not is_demo_built(args.workdir):
         print(

@@ -1,5 +1,8 @@
 """The demo service: a simulated HELP field run through the pipeline and published on the VO.
 
+It lives with the pipeline (it runs the pipeline on the simulator's field); ``skysense vo demo``
+builds it, then serves it with :func:`skysense.vo.app.create_app`.
+
 :func:`build_demo` (first start, or ``rebuild=True``) simulates a field with
 :func:`skysense.sim.write_field`, writes its field configuration
 (:func:`skysense.pipeline.write_sim_config`, ``<workdir>/field.yaml``) and runs the HELP
@@ -234,7 +237,8 @@ def build_demo(
     (db_path, built) : (Path, bool)
         ``built`` is False when an existing database was kept.
     """
-    from skysense.pipeline import run, write_sim_config
+    from skysense.pipeline.api import run
+    from skysense.pipeline.simfield import write_sim_config
 
     workdir = Path(workdir)
     db = demo_db_path(workdir)
