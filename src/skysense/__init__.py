@@ -6,11 +6,19 @@ Observatory server), :mod:`skysense.xid` (XID+ de-blending), :mod:`skysense.phot
 :mod:`skysense.astrocast` (vegetation forecasts) and :mod:`skysense.sim` (simulated fields).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("skysense")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    # The version is looked up on first use: importlib.metadata costs ~0.1 s at start-up,
+    # which every `skysense ... --help` would otherwise pay.
+    if name != "__version__":
+        raise AttributeError(f"module 'skysense' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("skysense")
+    except PackageNotFoundError:  # running from a source tree without install
+        value = "0.0.0"
+    globals()["__version__"] = value
+    return value

@@ -9,6 +9,8 @@ from typing import Any
 
 from skysense.errors import ConfigError
 
+__all__ = ["read_config_file"]
+
 
 def read_config_file(path: str | os.PathLike) -> Any:
     """The parsed document (usually a dict; ``None`` for an empty YAML file).
@@ -16,12 +18,17 @@ def read_config_file(path: str | os.PathLike) -> Any:
     Raises
     ------
     ConfigError
-        Missing file or syntax error, naming the file.
+        Missing file, binary file or syntax error, naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError("configuration file not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # a binary file given as a config
+        raise ConfigError(
+            f"not a text file (byte {exc.start} is not UTF-8); expected YAML or TOML", path=path
+        ) from None
     if path.suffix.lower() == ".toml":
         try:
             return tomllib.loads(text)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 
-__all__ = ["add_area", "add_verb", "add_scheduler_option"]
+__all__ = [
+    "add_area",
+    "add_verb",
+    "add_scheduler_option",
+    "add_lazy_choice",
+    "unreadable_input_errors",
+]
 
 
 def add_area(subparsers, name: str, help: str) -> argparse._SubParsersAction:
@@ -29,3 +36,65 @@ def add_scheduler_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Dask scheduler address (default: a local scheduler in this process)",
     )
+
+
+class _LazyChoice(argparse.Action):
+    """Store one value whose choices (name -> description) come from ``load()`` on first use.
+
+    ``choices`` and ``help`` are read by argparse only when this option is parsed or its
+    verb's help is shown, so building the parser imports nothing heavy.
+    """
+
+    def __init__(self, option_strings, dest, load: Callable[[], Mapping[str, str]], **kwargs):
+        self._load = load
+        super().__init__(option_strings, dest, **kwargs)
+
+    # argparse assigns both in Action.__init__; the values come from `load` instead.
+    choices = property(lambda self: list(self._load()), lambda self, value: None)
+    help = property(
+        lambda self: "; ".join(f"{k}: {v}" for k, v in self._load().items()),
+        lambda self, value: None,
+    )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+
+
+def add_lazy_choice(
+    parser, flag: str, load: Callable[[], Mapping[str, str]], *, default: str, metavar: str
+) -> None:
+    """``flag NAME``, one of the keys of ``load()`` (described by its values in the help).
+
+    ``load`` is called only when the option is parsed or the verb's help is printed, so an
+    area can take its choices from a module that imports heavy libraries.
+    """
+    parser.add_argument(flag, action=_LazyChoice, load=load, default=default, metavar=metavar)
+
+
+# Exceptions that libraries raise on a damaged or mistaken input file, by module, looked up
+# only in modules already imported (the reader that raised them was imported), so this costs
+# no import. Readers should raise InputError naming the file; these are the safety net.
+_LIBRARY_INPUT_ERRORS = {
+    "pandas.errors": ("ParserError", "EmptyDataError"),
+    "pyarrow.lib": ("ArrowException",),
+    "yaml": ("YAMLError",),
+    "astropy.io.fits.verify": ("VerifyError",),
+    "pickle": ("UnpicklingError",),
+    "zipfile": ("BadZipFile",),
+}
+
+
+def unreadable_input_errors() -> tuple[type[BaseException], ...]:
+    """Exception types meaning "this input file cannot be read", for the CLI's boundary.
+
+    ``OSError`` (a corrupt FITS file, a raster GDAL cannot open, a missing file),
+    ``UnicodeDecodeError`` (a binary file given as text), ``EOFError`` (a file cut short) and
+    the parse errors of pandas, pyarrow, PyYAML, astropy.io.fits and NumPy's ``.npz`` reader.
+    """
+    import sys
+
+    found: list[type[BaseException]] = [OSError, UnicodeDecodeError, EOFError]
+    for module_name, names in _LIBRARY_INPUT_ERRORS.items():
+        module = sys.modules.get(module_name)
+        found += [getattr(module, n) for n in names if hasattr(module, n)]
+    return tuple(found)
