@@ -444,3 +444,10 @@ def test_run_adql_counts_translation_against_the_time_limit(tmp_path):
         assert result.table.num_rows == 300
     finally:
         backend.close()
+
+
+def test_warm_up_builds_the_parser_before_the_first_query():
+    # The parser's construction (~1 s) must not count against a user's first time limit.
+    adql.warm_up()
+    assert adql._parser.cache_info().currsize == 1
+    adql.parse("SELECT 1 FROM t", deadline=Deadline(0.5))

@@ -36,6 +36,7 @@ from skysense.vo.limits import (
 
 __all__ = [
     "parse",
+    "warm_up",
     "KEYWORDS",
     "FUNCTIONS",
     "AGGREGATES",
@@ -469,6 +470,15 @@ def _parser() -> Lark:
     # The lexer compiles its patterns on first use: pay that here, not in a user's first query.
     parser.parse("SELECT 1 FROM t")
     return parser
+
+
+def warm_up() -> None:
+    """Build the parser now (about a second of CPU, once per process).
+
+    A server calls this at start-up: otherwise the first query pays it, and parsing counts
+    against the query's time limit.
+    """
+    _parser()
 
 
 _TOKEN_TEXT = {
