@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from skysense.catalog.formats import guess_format
 from skysense.catalog.io import (
-    guess_format,
     guess_position_columns,
     read_catalogue,
     read_positions,

@@ -28,7 +28,7 @@ from typing import Any
 from skysense._config_file import read_config_file
 from skysense.catalog.bands import BANDS
 from skysense.catalog.cuts import cut_columns, parse_cut
-from skysense.catalog.io import FORMATS
+from skysense.catalog.formats import FORMATS, guess_format
 from skysense.catalog.photometry import FLUX_UNITS
 from skysense.errors import ConfigError
 
@@ -157,8 +157,6 @@ class SurveyConfig:
     @property
     def file_format(self) -> str:
         """The catalogue format, configured or guessed from the suffix."""
-        from skysense.catalog.io import guess_format
-
         return self.format or guess_format(self.file)
 
     def to_dict(self) -> dict[str, Any]:
@@ -357,8 +355,6 @@ def parse_config(raw: Any, *, path: str | os.PathLike | None = None) -> SurveyCo
             v.fail("format", f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
         fmt = fmt.lower()
     else:
-        from skysense.catalog.io import guess_format
-
         try:
             guess_format(file)
         except Exception:  # noqa: BLE001 - re-raised as a config error on the right key

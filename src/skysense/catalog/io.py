@@ -27,13 +27,12 @@ import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path
+from skysense.catalog.formats import FORMATS, guess_format
 from skysense.errors import InputError
 
 __all__ = [
-    "FORMATS",
     "RA_NAMES",
     "DEC_NAMES",
-    "guess_format",
     "read_catalogue",
     "write_catalogue",
     "guess_position_columns",
@@ -44,39 +43,6 @@ __all__ = [
     "file_checksum",
     "package_versions",
 ]
-
-FORMATS = ("fits", "votable", "csv", "ecsv", "parquet")
-
-_SUFFIXES = {
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fts": "fits",
-    ".fits.gz": "fits",
-    ".vot": "votable",
-    ".xml": "votable",
-    ".votable": "votable",
-    ".csv": "csv",
-    ".ecsv": "ecsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-
-
-def guess_format(path: str | os.PathLike) -> str:
-    """Format name (one of :data:`FORMATS`) from a file name's suffix.
-
-    Raises
-    ------
-    InputError
-        The suffix is not recognised.
-    """
-    name = Path(path).name.lower()
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return _SUFFIXES[suffix]
-    raise InputError(
-        f"cannot tell the format from the file name; use one of {', '.join(FORMATS)}", path=path
-    )
 
 
 def _from_astropy(table, path) -> pd.DataFrame:

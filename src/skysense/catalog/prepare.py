@@ -211,7 +211,7 @@ def write_prepared(
     import contextlib
 
     from skysense._atomic import atomic_path
-    from skysense.catalog.io import guess_format
+    from skysense.catalog.formats import guess_format
 
     fmt = guess_format(out)
     # All three files are written to temporary names first and renamed together at the end:
