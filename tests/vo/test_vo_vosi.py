@@ -57,6 +57,18 @@ def test_availability(client):
     assert root.find("{http://www.ivoa.net/xml/VOSIAvailability/v1.0}available").text == "true"
 
 
+@pytest.mark.parametrize("service", ["sia", "datalink"])
+def test_availability_of_sia_and_datalink(client, service):
+    # One VOSI availability document for every service; SIA and DataLink give no note.
+    resp = client.get(f"/{service}/availability")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(resp.content)
+    ns = "{http://www.ivoa.net/xml/VOSIAvailability/v1.0}"
+    assert root.tag == f"{ns}availability"
+    assert root.find(f"{ns}available").text == "true"
+    assert root.find(f"{ns}note") is None
+
+
 def _tap_schema(client, query):
     resp = client.get("/tap/sync", params={"LANG": "ADQL", "QUERY": query})
     with warnings.catch_warnings():

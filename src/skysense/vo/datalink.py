@@ -59,6 +59,7 @@ from skysense.vo.sia import (
     DID_PREFIX,
     soda_descriptor,
 )
+from skysense.vo.vosi import availability_xml
 
 __all__ = [
     "routes",
@@ -650,13 +651,7 @@ async def capabilities_endpoint(request: Request) -> Response:
 
 async def availability_endpoint(request: Request) -> Response:
     """``/datalink/availability``."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">\n'
-        "  <vosi:available>true</vosi:available>\n"
-        "</vosi:availability>\n"
-    )
-    return Response(body, media_type="text/xml")
+    return Response(availability_xml(True), media_type="text/xml")
 
 
 async def preview_endpoint(request: Request) -> Response:

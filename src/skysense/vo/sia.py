@@ -50,6 +50,7 @@ from skysense.vo.cutout import (
 )
 from skysense.vo.limits import Deadline
 from skysense.vo.maps import MapInfo, get_map, list_maps
+from skysense.vo.vosi import availability_xml
 
 __all__ = [
     "routes",
@@ -655,13 +656,7 @@ async def sia_capabilities_endpoint(request: Request) -> Response:
 
 async def sia_availability_endpoint(request: Request) -> Response:
     """``/sia/availability``: VOSI availability."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">\n'
-        "  <vosi:available>true</vosi:available>\n"
-        "</vosi:availability>\n"
-    )
-    return Response(body, media_type="text/xml")
+    return Response(availability_xml(True), media_type="text/xml")
 
 
 # --------------------------------------------------------------------------------------------

@@ -736,32 +736,33 @@ async def phase_endpoint(request: Request) -> Response:
     return PlainTextResponse(job.phase)
 
 
-async def execution_duration_endpoint(request: Request) -> Response:
-    store = _store(request)
-    job_id = request.path_params["job_id"]
-    job = store.get(job_id)
-    if request.method == "POST":
-        params = await _params(request)
-        value = params.get("executionduration")
-        if value is None:
-            raise UWSError("POST needs EXECUTIONDURATION")
-        await anyio.to_thread.run_sync(store.set_execution_duration, job, value)
-        return _see_other(_job_url(request, job_id))
-    return PlainTextResponse(str(job.execution_duration_s))
+def _setting_endpoint(param: str, setter, show):
+    """The endpoint of one job setting: GET shows it (``show(job)``); POST sets it from the
+    parameter ``param`` with ``setter(store, job, value)`` (a :class:`JobStore` method) and
+    redirects to the job."""
+
+    async def endpoint(request: Request) -> Response:
+        store = _store(request)
+        job_id = request.path_params["job_id"]
+        job = store.get(job_id)
+        if request.method == "POST":
+            params = await _params(request)
+            value = params.get(param)
+            if value is None:
+                raise UWSError(f"POST needs {param.upper()}")
+            await anyio.to_thread.run_sync(setter, store, job, value)
+            return _see_other(_job_url(request, job_id))
+        return PlainTextResponse(show(job))
+
+    return endpoint
 
 
-async def destruction_endpoint(request: Request) -> Response:
-    store = _store(request)
-    job_id = request.path_params["job_id"]
-    job = store.get(job_id)
-    if request.method == "POST":
-        params = await _params(request)
-        value = params.get("destruction")
-        if value is None:
-            raise UWSError("POST needs DESTRUCTION")
-        await anyio.to_thread.run_sync(store.set_destruction, job, value)
-        return _see_other(_job_url(request, job_id))
-    return PlainTextResponse(_iso(job.destruction_time))
+execution_duration_endpoint = _setting_endpoint(
+    "executionduration", JobStore.set_execution_duration, lambda job: str(job.execution_duration_s)
+)
+destruction_endpoint = _setting_endpoint(
+    "destruction", JobStore.set_destruction, lambda job: _iso(job.destruction_time)
+)
 
 
 async def quote_endpoint(request: Request) -> Response:

@@ -296,13 +296,14 @@ def _vosi_capability(name: str, url: str) -> str:
     )
 
 
-def availability_xml(available: bool, note: str) -> str:
-    """The VOSI availability document."""
+def availability_xml(available: bool, note: str | None = None) -> str:
+    """The VOSI availability document (with a ``note`` element when ``note`` is given)."""
+    note_xml = "" if note is None else f"  <vosi:note>{escape(note)}</vosi:note>\n"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">\n'
         f"  <vosi:available>{'true' if available else 'false'}</vosi:available>\n"
-        f"  <vosi:note>{escape(note)}</vosi:note>\n"
+        f"{note_xml}"
         "</vosi:availability>\n"
     )
 

@@ -252,10 +252,9 @@ class BackendBase:
         return sorted(k for k in self.catalog().tables if not k.startswith("tap_schema."))
 
     def _read_catalog(self) -> SchemaCatalog:
-        rows = self._admin_read_many(
+        tables, columns, private = self._admin_read_many(
             (_CATALOG_SQL_TABLES, _CATALOG_SQL_COLUMNS, _CATALOG_SQL_PRIVATE)
         )
-        tables, columns, private = rows
         return _catalog_from_rows(tables, columns, {r[0]: r[1:] for r in private})
 
     # ---- to implement (each backend)
@@ -280,7 +279,8 @@ class BackendBase:
         raise NotImplementedError
 
     def _check_sql(self, con, sql: str) -> None:
-        """Refuse what is not exactly one SELECT (a backend that cannot tell overrides this)."""
+        """Refuse SQL that is not exactly one SELECT; by default nothing is refused here (a
+        PostgreSQL prepared statement cannot hold a second command anyway)."""
 
     def _interrupter(self, con) -> Callable[[], None]:  # pragma: no cover - abstract
         """A callable another thread may call to stop the query running on ``con``."""
