@@ -294,12 +294,16 @@ def _check_positions(ra, dec, ra_col, dec_col, label, rows) -> None:
 _MAG_RANGE = (-10.0, 50.0)
 
 
-def _band_measure(raw, rows, band, value_key, err_key, label, units):
-    """(mag, mag_err, flux_ujy, flux_err_ujy, invalid_err) for one measurement, or None."""
+def _band_measure(raw, rows, band, value_key, label, units):
+    """(mag, mag_err, flux_ujy, flux_err_ujy, invalid_err) for one measurement, or None.
+
+    ``value_key`` names the band's value column (``mag``, ``flux``, ``mag_ap``, ``flux_ap``);
+    its error column is ``<value_key>_err``.
+    """
     value_col = getattr(band, value_key)
     if value_col is None:
         return None
-    err_col = getattr(band, err_key)
+    err_col = getattr(band, f"{value_key}_err")
     value = sentinels_to_nan(_numeric(raw[value_col], value_col, label)[rows], band.missing)
     if err_col is not None:
         err = sentinels_to_nan(_numeric(raw[err_col], err_col, label)[rows], band.missing)
@@ -442,26 +446,13 @@ def _photometry_columns(
     out = cols.values
     for band in config.bands:
         b = band.name
-        tot = _band_measure(
-            raw,
-            rows,
-            band,
-            "mag" if band.mag else "flux",
-            "mag_err" if band.mag else "flux_err",
-            label,
-            units,
-        )
+        # Total, then aperture, measurement: from the magnitude columns when configured,
+        # else from the flux columns.
+        tot = _band_measure(raw, rows, band, "mag" if band.mag else "flux", label, units)
         ap = None
         if band.has_aperture:
-            ap = _band_measure(
-                raw,
-                rows,
-                band,
-                "mag_ap" if band.mag_ap else "flux_ap",
-                "mag_ap_err" if band.mag_ap else "flux_ap_err",
-                label,
-                units,
-            )
+            key = "mag_ap" if band.mag_ap else "flux_ap"
+            ap = _band_measure(raw, rows, band, key, label, units)
         flag = tot[4].copy()
         if ap is not None:
             flag |= ap[4]

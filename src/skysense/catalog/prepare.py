@@ -62,18 +62,9 @@ def read_reference(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def survey_positions(config: SurveyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (deg) of every row of a survey's pristine catalogue, checked, no cuts.
-
-    Returns
-    -------
-    ra, dec : ndarray (n,), deg
-
-    Raises
-    ------
-    InputError
-        Unreadable catalogue; missing columns, non-numeric, NaN or out-of-range positions
-        (naming the row).
-    """
+    """Read a survey's pristine catalogue and return
+    :func:`~skysense.catalog.preparation.table_positions` of it: ``(ra, dec)``, ndarray (n,)
+    deg, checked, no cuts; an unreadable catalogue is an ``InputError`` too."""
     path = config.file_path
     return table_positions(read_catalogue(path, config.format), config, path)
 
