@@ -191,8 +191,8 @@ def _make_raster(path: Path, size: int, seed: int = 0) -> np.ndarray:
 def _throughput(opts, rows, meta):
     import rasterio
 
-    from skysense.landuse.classify import train_model
     from skysense.landuse.engine import classify_raster
+    from skysense.landuse.estimator import train_model
     from skysense.landuse.features import FeatureSpec, window_features
 
     size = 2048 if opts.quick else opts.size

@@ -12,8 +12,8 @@ from shapely.geometry import Point
 
 from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import LI2014
-from skysense.landuse.classify import train_model
 from skysense.landuse.engine import classify_raster
+from skysense.landuse.estimator import train_model
 from skysense.landuse.features import FeatureSpec, window_features
 from skysense.landuse.samples import samples_from_raster
 

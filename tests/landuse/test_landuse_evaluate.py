@@ -16,7 +16,7 @@ from sklearn.metrics import (
 
 from skysense.errors import InputError
 from skysense.landuse.classes import STATLOG
-from skysense.landuse.classify import train_model
+from skysense.landuse.estimator import train_model
 from skysense.landuse.evaluate import (
     accuracy_report,
     band_subset_experiment,

@@ -9,7 +9,8 @@ from rasterio.transform import from_origin
 
 from skysense.errors import InputError
 from skysense.landuse.classes import LI2014
-from skysense.landuse.classify import FlatForest, train_model
+from skysense.landuse.classify import FlatForest
+from skysense.landuse.estimator import train_model
 from skysense.landuse.evaluate import accuracy_report
 from skysense.landuse.features import FeatureSpec
 from skysense.landuse.io import (

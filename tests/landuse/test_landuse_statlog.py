@@ -6,7 +6,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from skysense.landuse.classes import STATLOG
-from skysense.landuse.classify import train_model
+from skysense.landuse.estimator import train_model
 from skysense.landuse.evaluate import accuracy_report
 from skysense.landuse.features import sample_features
 from skysense.landuse.samples import read_statlog, statlog_spec

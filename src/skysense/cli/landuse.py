@@ -168,7 +168,7 @@ def _params(args) -> dict:
 
 
 def _train(args) -> int:
-    from skysense.landuse.classify import train_model
+    from skysense.landuse.estimator import train_model
     from skysense.landuse.io import save_model
 
     X, y, spec, scheme = _load_samples(args)

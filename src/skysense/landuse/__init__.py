@@ -15,7 +15,6 @@ from skysense.landuse.classify import (
     CLASSIFIERS,
     FlatForest,
     make_classifier,
-    train_model,
     tune_classifier,
 )
 from skysense.landuse.evaluate import (
@@ -73,8 +72,8 @@ def __getattr__(name):
         from skysense.landuse.engine import classify_raster
 
         return classify_raster
-    if name == "LanduseClassifier":
-        from skysense.landuse.estimator import LanduseClassifier
+    if name in ("LanduseClassifier", "train_model"):
+        from skysense.landuse import estimator
 
-        return LanduseClassifier
+        return getattr(estimator, name)
     raise AttributeError(name)

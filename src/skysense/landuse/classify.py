@@ -9,7 +9,8 @@ name (:data:`CLASSIFIERS`).
 A model is a :class:`~skysense.landuse.estimator.LanduseClassifier`, a scikit-learn estimator (``clone``, ``get_params``,
 ``Pipeline`` and ``GridSearchCV`` work on it) that carries the feature spec and the class
 scheme, so that prediction computes exactly the training features and writes the right
-colours. :func:`train_model` builds and fits one (optionally tuning it first). Forests can be flattened into plain arrays (:func:`forest_to_arrays`) and predicted by
+colours. :func:`~skysense.landuse.estimator.train_model` builds and fits one (optionally tuning it
+first). Forests can be flattened into plain arrays (:func:`forest_to_arrays`) and predicted by
 :class:`FlatForest` - the non-pickle storage format and the fast raster predictor.
 """
 
@@ -18,16 +19,11 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from skysense.errors import ConfigError, InputError, NotFittedError
-from skysense.landuse.classes import ClassScheme
-from skysense.landuse.features import FeatureSpec
-
-if TYPE_CHECKING:
-    from skysense.landuse.estimator import LanduseClassifier
 
 __all__ = [
     "CLASSIFIERS",
@@ -35,7 +31,6 @@ __all__ = [
     "make_classifier",
     "tune_classifier",
     "check_training_data",
-    "train_model",
     "FlatForest",
     "forest_to_arrays",
 ]
@@ -246,73 +241,6 @@ def tune_classifier(
             step()
     best = max(results, key=lambda r: r["mean_accuracy"])
     return dict(best["params"]), best["mean_accuracy"], results
-
-
-def train_model(
-    X: np.ndarray,
-    y: np.ndarray,
-    spec: FeatureSpec | None = None,
-    scheme: ClassScheme | None = None,
-    *,
-    classifier: str = "rf",
-    params: Mapping[str, Any] | None = None,
-    tune: bool = False,
-    grid: Mapping[str, list] | None = None,
-    cv: int = 5,
-    random_state: int = 0,
-    n_jobs: int = 1,
-    verbose: int | None = None,
-) -> LanduseClassifier:
-    """Fit a land-use model on a feature table (optionally tuning its hyperparameters first).
-
-    Parameters
-    ----------
-    X : ndarray (n, len(spec.names))
-        Features from :mod:`skysense.landuse.features`.
-    y : ndarray (n,) of int
-        Class codes (must be in ``scheme``; default scheme: built from the codes present).
-    spec : FeatureSpec, optional
-    scheme : ClassScheme, optional
-    classifier : str
-        Name in :data:`CLASSIFIERS`.
-    params : mapping, optional
-        Fixed hyperparameters.
-    tune : bool
-        Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first; the chosen
-        ones are in the returned model's ``params`` and ``info_["cv_tuning"]``.
-    verbose : int, optional
-        Progress of the tuning: 1 a bar, 2 log lines, 0 none; default as
-        :func:`skysense._dask.progress_verbosity` says (a bar on a terminal, else log lines).
-
-    Returns
-    -------
-    LanduseClassifier
-        Fitted.
-    """
-    from skysense.landuse.estimator import LanduseClassifier
-
-    params = dict(params or {})
-    tuning = None
-    if tune:
-        names = None if spec is None else spec.names
-        Xa, ya = check_training_data(X, y, names, min_per_class=cv)
-        best, score, results = tune_classifier(
-            classifier,
-            Xa,
-            ya,
-            grid,
-            cv=cv,
-            random_state=random_state,
-            n_jobs=n_jobs,
-            verbose=verbose,
-        )
-        params.update(best)
-        tuning = {"folds": cv, "best_params": best, "best_accuracy": score, "results": results}
-    model = LanduseClassifier(classifier, params, spec=spec, scheme=scheme,
-                              random_state=random_state, n_jobs=n_jobs).fit(X, y)  # fmt: skip
-    if tuning is not None:
-        model.info_["cv_tuning"] = tuning
-    return model
 
 
 # ---------------------------------------------------------------------------------------------

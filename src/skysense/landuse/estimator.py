@@ -23,10 +23,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import ClassScheme
-from skysense.landuse.classify import CLASSIFIERS, check_training_data, make_classifier
+from skysense.landuse.classify import (
+    CLASSIFIERS,
+    check_training_data,
+    make_classifier,
+    tune_classifier,
+)
 from skysense.landuse.features import FeatureSpec
 
-__all__ = ["LanduseClassifier"]
+__all__ = ["LanduseClassifier", "train_model"]
 
 
 class _ParameterError(ConfigError, InvalidParameterError):
@@ -206,3 +211,68 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
             return [str(n) for n in self.feature_names_in_]
         check_is_fitted(self, "n_features_in_")
         return [f"x{i}" for i in range(self.n_features_in_)]
+
+
+def train_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec | None = None,
+    scheme: ClassScheme | None = None,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    tune: bool = False,
+    grid: Mapping[str, list] | None = None,
+    cv: int = 5,
+    random_state: int = 0,
+    n_jobs: int = 1,
+    verbose: int | None = None,
+) -> LanduseClassifier:
+    """Fit a land-use model on a feature table (optionally tuning its hyperparameters first).
+
+    Parameters
+    ----------
+    X : ndarray (n, len(spec.names))
+        Features from :mod:`skysense.landuse.features`.
+    y : ndarray (n,) of int
+        Class codes (must be in ``scheme``; default scheme: built from the codes present).
+    spec : FeatureSpec, optional
+    scheme : ClassScheme, optional
+    classifier : str
+        Name in :data:`CLASSIFIERS`.
+    params : mapping, optional
+        Fixed hyperparameters.
+    tune : bool
+        Choose hyperparameters on ``grid`` by ``cv``-fold cross-validation first; the chosen
+        ones are in the returned model's ``params`` and ``info_["cv_tuning"]``.
+    verbose : int, optional
+        Progress of the tuning: 1 a bar, 2 log lines, 0 none; default as
+        :func:`skysense._dask.progress_verbosity` says (a bar on a terminal, else log lines).
+
+    Returns
+    -------
+    LanduseClassifier
+        Fitted.
+    """
+    params = dict(params or {})
+    tuning = None
+    if tune:
+        names = None if spec is None else spec.names
+        Xa, ya = check_training_data(X, y, names, min_per_class=cv)
+        best, score, results = tune_classifier(
+            classifier,
+            Xa,
+            ya,
+            grid,
+            cv=cv,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        params.update(best)
+        tuning = {"folds": cv, "best_params": best, "best_accuracy": score, "results": results}
+    model = LanduseClassifier(classifier, params, spec=spec, scheme=scheme,
+                              random_state=random_state, n_jobs=n_jobs).fit(X, y)  # fmt: skip
+    if tuning is not None:
+        model.info_["cv_tuning"] = tuning
+    return model

@@ -479,7 +479,7 @@ def evaluate_classifier(
         how = "test set" if has_test else f"{folds}-fold CV"
         return Evaluation("band_subsets", f"band subsets, {classifier}, {how}:", reports)
     if has_test:
-        from skysense.landuse.classify import train_model
+        from skysense.landuse.estimator import train_model
 
         model = train_model(X, y, spec, scheme, classifier=classifier, params=params,
                             random_state=random_state, n_jobs=n_jobs)  # fmt: skip
