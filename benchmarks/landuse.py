@@ -77,7 +77,7 @@ def _statlog(opts, rows, meta):
     from skysense.landuse.classes import STATLOG
     from skysense.landuse.classify import make_classifier
     from skysense.landuse.evaluate import accuracy_report, comparison_table
-    from skysense.landuse.samples import read_statlog
+    from skysense.landuse.samples_io import read_statlog
 
     folder = SHARED_DATA / "landuse"
     ptr, ytr = read_statlog(folder / "statlog_landsat_sat.trn")

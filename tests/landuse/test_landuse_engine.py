@@ -15,7 +15,7 @@ from skysense.landuse.classes import LI2014
 from skysense.landuse.engine import classify_raster
 from skysense.landuse.estimator import train_model
 from skysense.landuse.features import FeatureSpec, window_features
-from skysense.landuse.samples import samples_from_raster
+from skysense.landuse.samples_io import samples_from_raster
 
 
 def _train(path, truth, spec, n=300, seed=0, interior_only=False, **params):

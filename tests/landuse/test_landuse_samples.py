@@ -14,7 +14,8 @@ from shapely.geometry import Point, box
 from skysense.errors import InputError
 from skysense.landuse.classes import LI2014
 from skysense.landuse.features import FeatureSpec, window_features
-from skysense.landuse.samples import read_statlog, samples_from_raster, statlog_spec
+from skysense.landuse.samples import statlog_spec
+from skysense.landuse.samples_io import read_statlog, samples_from_raster
 
 SPEC4 = FeatureSpec(("b1", "b2", "b3", "b4"), ("mean", "max", "std"), 3)
 

@@ -9,7 +9,8 @@ from skysense.landuse.classes import STATLOG
 from skysense.landuse.estimator import train_model
 from skysense.landuse.evaluate import accuracy_report
 from skysense.landuse.features import sample_features
-from skysense.landuse.samples import read_statlog, statlog_spec
+from skysense.landuse.samples import statlog_spec
+from skysense.landuse.samples_io import read_statlog
 
 
 def test_statlog_files_have_the_documented_layout(shared_data):

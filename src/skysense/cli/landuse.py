@@ -138,7 +138,7 @@ def _spec_and_scheme(args, n_bands: int, statlog: bool):
 def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     """(X, y, spec, scheme) from --raster/--labels or --statlog (with ``prefix`` test-)."""
     from skysense.landuse.features import sample_features
-    from skysense.landuse.samples import read_statlog, samples_from_raster
+    from skysense.landuse.samples_io import read_statlog, samples_from_raster
 
     attr = prefix.replace("-", "_")
     raster = getattr(args, f"{attr}raster")

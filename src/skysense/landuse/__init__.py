@@ -4,7 +4,8 @@ Random forests (and peers) on per-band statistics - mean, maximum, standard devi
 band over a pixel window or a polygon - from training samples to a classified GeoTIFF map.
 
 Modules: :mod:`~skysense.landuse.features` (pure statistics), :mod:`~skysense.landuse.classes`
-(class schemes), :mod:`~skysense.landuse.samples` (training samples), :mod:`~skysense.landuse.classify`
+(class schemes), :mod:`~skysense.landuse.samples` (training samples; read by
+:mod:`~skysense.landuse.samples_io`), :mod:`~skysense.landuse.classify`
 (classifiers), :mod:`~skysense.landuse.estimator` (the scikit-learn estimator,
 :class:`~skysense.landuse.estimator.LanduseClassifier`), :mod:`~skysense.landuse.evaluate` (accuracy), :mod:`~skysense.landuse.io`
 (rasters, models), :mod:`~skysense.landuse.engine` (whole rasters on Dask).
@@ -32,7 +33,8 @@ from skysense.landuse.features import (
     window_features,
 )
 from skysense.landuse.io import load_model, save_model
-from skysense.landuse.samples import SampleTable, read_statlog, samples_from_raster, statlog_spec
+from skysense.landuse.samples import SampleTable, statlog_spec
+from skysense.landuse.samples_io import read_statlog, samples_from_raster
 
 __all__ = [
     "LI2014",
