@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from _adql_support import duckdb_with, polygon_truth, sky_catalog
 from _vo_support import publish_sky, server_settings, sky_table
+from lark.exceptions import VisitError
 from test_vo_sql_exec import OBJ, SPEC, _catalog, check, db  # noqa: F401 (db: fixture)
 
 from skysense.errors import QueryError
@@ -311,9 +312,18 @@ def test_polygon_vertices_are_capped_and_large_polygons_are_exact(db):  # noqa: 
 
 
 def test_in_lists_are_capped_and_long_ones_run(db):  # noqa: F811 (fixture)
-    big = "SELECT id FROM t.obj WHERE id IN (" + ", ".join(["7"] * 100_000) + ")"
-    with pytest.raises(QueryError, match=f"100,000 values.*limit of {MAX_IN_LIST:,}"):
+    big = "SELECT id FROM t.obj WHERE id IN (" + ",".join(["7"] * 100_000) + ")"
+    with pytest.raises(QueryError, match=f"IN list .*limit of {MAX_IN_LIST:,}") as ei:
         translate(big, dialect="duckdb", catalog=CAT)
+    assert big[ei.value.column - 1 :].startswith("IN (")
+    # Behind the quick scan, the builder counts the values exactly.
+    tree = adql._parser().parse(
+        "SELECT id FROM t WHERE id IN (" + ",".join(["7"] * (MAX_IN_LIST + 1)) + ")"
+    )
+    with pytest.raises(VisitError) as ei:
+        adql._Builder().transform(tree)
+    assert isinstance(ei.value.orig_exc, QueryError)
+    assert f"{MAX_IN_LIST + 1:,} values" in str(ei.value.orig_exc)
     values = range(0, 2 * MAX_IN_LIST, 2)
     q = "SELECT id FROM t.obj WHERE id IN (" + ", ".join(map(str, values)) + ")"
     check(db, q, OBJ.loc[OBJ["id"] % 2 == 0, ["id"]])

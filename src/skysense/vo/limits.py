@@ -6,27 +6,19 @@ so that parsing and translation fit inside the query's time limit. Each is far a
 real query needs; a query beyond one gets a :class:`~skysense.errors.QueryError` (HTTP 400)
 naming the cap.
 
-=============================  ==========  ======================================================
-cap                            value       why this value
-=============================  ==========  ======================================================
-:data:`MAX_QUERY_BYTES`        500,000     a 1,000-vertex polygon is ~30 kB and a 10,000-value
-                                           ``IN`` list of 30-character identifiers ~320 kB;
-                                           the parser reads ~150 kB/s (under the time limit)
-                                           and builds ~100 bytes of tree per byte.
-:data:`MAX_SELECT_COLUMNS`     10,000      the widest published tables have ~1,000 columns; a
-                                           ``SELECT *`` over a few joined copies stays below.
-:data:`MAX_DEPTH`              150         syntax-tree levels: a subquery costs ~4 levels, a
-                                           function call, operator or parenthesised condition 1;
-                                           real queries use < 60. The translator recurses up
-                                           to 4 Python frames a level, so 150 keeps it well
-                                           inside Python's 1,000. Long flat chains
-                                           (``a OR b OR c ...``, ``+``, ``||``, ``UNION``)
-                                           count as one level, whatever their length.
-:data:`MAX_POLYGON_VERTICES`   1,000       footprints and MOC outlines use tens to hundreds of
-                                           vertices; the SQL grows with the vertex count.
-:data:`MAX_IN_LIST`            10,000      for longer lists, upload a table (``TAP_UPLOAD``) and
-                                           join it.
-=============================  ==========  ======================================================
+- :data:`MAX_QUERY_BYTES`, 256,000: a 1,000-vertex polygon is ~30 kB and a 10,000-value
+  ``IN`` list of numeric identifiers 100-200 kB; the parser reads ~150 kB/s (under the time
+  limit) and holds ~500 bytes of parse tree per byte of query (~120 MB at the cap).
+- :data:`MAX_SELECT_COLUMNS`, 10,000: the widest published tables have ~1,000 columns; a
+  ``SELECT *`` over a few joined copies stays below.
+- :data:`MAX_DEPTH`, 150 syntax-tree levels: a subquery costs ~4 levels; a function call,
+  operator or parenthesised condition 1; real queries use fewer than 60. The translator recurses
+  up to 4 Python frames a level, so 150 keeps it well inside Python's 1,000. A long flat chain
+  (``a OR b OR c ...``, ``+``, ``||``, ``UNION``) counts as one level whatever its length.
+- :data:`MAX_POLYGON_VERTICES`, 1,000: footprints and MOC outlines use tens to hundreds of
+  vertices.
+- :data:`MAX_IN_LIST`, 10,000 values: for longer lists, upload a table (``TAP_UPLOAD``) and
+  join it.
 
 The values are constants (not settings): they protect the server rather than express a
 deployment's policy.
@@ -49,7 +41,7 @@ __all__ = [
 ]
 
 #: Longest query text, in bytes of its UTF-8 encoding.
-MAX_QUERY_BYTES = 500_000
+MAX_QUERY_BYTES = 256_000
 #: Most result columns of one SELECT (after ``*`` is expanded).
 MAX_SELECT_COLUMNS = 10_000
 #: Deepest syntax-tree nesting (subqueries, function calls, operators, parenthesised
