@@ -10,8 +10,8 @@ from skysense.catalog.check import (
     filter_letter,
     magnitude_comparison,
     number_counts,
-    run_check,
 )
+from skysense.catalog.check_io import run_check
 from skysense.catalog.hats_io import write_hats
 from skysense.cli.__main__ import main
 

@@ -10,7 +10,7 @@ import yaml
 
 from skysense.catalog.hats_io import read_hats_table, spatial_index
 from skysense.catalog.merge_config import load_merge_config
-from skysense.catalog.merge_run import run_merge
+from skysense.catalog.merge_io import run_merge
 
 TILE_ORDER = 9  # 6.9 arcmin tiles: the 0.3 deg field below spans ~30 of them
 

@@ -1,7 +1,7 @@
 """Import facts of the catalogue area (read from the source, nothing imported).
 
 The core computes on arrays and tables and touches no files, so it imports neither the
-area's io, plots, engine and runners nor the CLI; the modules import one another without a
+area's io (the runners ``*_io`` included), plots and engine nor the CLI; the modules import one another without a
 circle; no module imports another area's private names.
 """
 
@@ -14,7 +14,7 @@ import skysense
 
 SRC = Path(skysense.__file__).parent
 CORE = {
-    "aperture", "astrometry", "bands", "bayes", "config", "crossmatch", "cuts", "dedupe",
+    "aperture", "astrometry", "bands", "bayes", "check", "config", "crossmatch", "cuts", "dedupe",
     "formats", "masterlist", "match", "merge", "moc", "photometry", "preparation", "radius",
     "starflags",
 }  # fmt: skip

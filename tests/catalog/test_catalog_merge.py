@@ -21,7 +21,7 @@ from skysense.catalog.masterlist import association_table, help_ids, object_keys
 from skysense.catalog.match import angular_sep_arcsec
 from skysense.catalog.merge import assemble, associate, band_columns
 from skysense.catalog.merge_config import load_merge_config, parse_merge_config
-from skysense.catalog.merge_run import run_merge
+from skysense.catalog.merge_io import run_merge
 from skysense.catalog.radius import suggest_radius, suggest_radius_from_separations
 from skysense.cli.__main__ import main
 from skysense.errors import ConfigError, InputError

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from skysense import sim
-from skysense.catalog import prepare
+from skysense.catalog import prepare_io as prepare
 from skysense.catalog.merge_config import load_merge_config
-from skysense.catalog.merge_run import run_merge
+from skysense.catalog.merge_io import run_merge
 
 
 def _pairs(df, key):

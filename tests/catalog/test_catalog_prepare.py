@@ -13,7 +13,7 @@ from _catalog_synth import make_survey, survey_config
 from skysense.catalog.config import load_config, parse_config
 from skysense.catalog.io import read_catalogue, write_catalogue
 from skysense.catalog.preparation import prepare_table
-from skysense.catalog.prepare import prepare_survey, write_prepared
+from skysense.catalog.prepare_io import prepare_survey, write_prepared
 from skysense.cli.__main__ import main
 from skysense.errors import ConfigError, InputError
 
@@ -285,7 +285,7 @@ def test_cli_error_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_reference_file_is_checked(tmp_path):
     bad = pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 95.0]})
     bad.to_parquet(tmp_path / "g.parquet")
-    from skysense.catalog.prepare import read_reference
+    from skysense.catalog.prepare_io import read_reference
 
     with pytest.raises(InputError, match="outside") as exc:
         read_reference(tmp_path / "g.parquet")
@@ -345,7 +345,7 @@ def test_cgs_flux_unit_matches_file_unit(tmp_path):
 
 def test_write_prepared_is_all_or_nothing(tmp_path, monkeypatch):
     res = prepare_table(_small(), parse_config(survey_config()))
-    import skysense.catalog.prepare as prep
+    import skysense.catalog.prepare_io as prep
 
     def broken(moc, path):
         raise OSError("disk full")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from skysense.catalog.moc import in_moc
-from skysense.catalog.prepare import prepare_survey
+from skysense.catalog.prepare_io import prepare_survey
 from skysense.sim import field as sim_field
 
 

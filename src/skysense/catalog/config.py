@@ -33,6 +33,7 @@ from skysense.catalog.photometry import FLUX_UNITS
 from skysense.errors import ConfigError
 
 __all__ = [
+    "did_you_mean",
     "FLUX_UNITS",
     "ApertureSettings",
     "BandConfig",
@@ -202,7 +203,7 @@ class SurveyConfig:
         return out
 
 
-def _suggest(name: str, options, context: str | None = None) -> str:
+def did_you_mean(name: str, options, context: str | None = None) -> str:
     """`` (did you mean 'X'?)`` for the closest option, or "".
 
     ``context`` (e.g. the band's magnitude column when its error column is misnamed) breaks
@@ -236,7 +237,7 @@ class _Validator:
         for k in value:
             if k not in allowed:
                 where = f"{key}.{k}" if key else str(k)
-                self.fail(where, f"unknown key{_suggest(k, allowed)}")
+                self.fail(where, f"unknown key{did_you_mean(k, allowed)}")
         return value
 
     def string(self, value, key: str, pattern=None) -> str:
@@ -262,7 +263,7 @@ def _parse_band(v: _Validator, raw, key: str) -> BandConfig:
         v.fail(f"{key}.name", "required")
     name = v.string(raw["name"], f"{key}.name")
     if name not in BANDS:
-        v.fail(f"{key}.name", f"unknown band {name!r}{_suggest(name, BANDS)}")
+        v.fail(f"{key}.name", f"unknown band {name!r}{did_you_mean(name, BANDS)}")
     cols = {k: v.string(raw[k], f"{key}.{k}") for k in _BAND_COLUMN_KEYS if k in raw}
     has_mag, has_flux = "mag" in cols, "flux" in cols
     if has_mag == has_flux:
@@ -309,7 +310,7 @@ def _parse_band(v: _Validator, raw, key: str) -> BandConfig:
             v.fail(
                 f"{key}.flux_unit",
                 f"unknown unit {flux_unit!r}; use one of {', '.join(FLUX_UNITS)}"
-                f"{_suggest(flux_unit, FLUX_UNITS)}",
+                f"{did_you_mean(flux_unit, FLUX_UNITS)}",
             )
     apcor = raw.get("aperture_correction")
     if apcor is not None:
@@ -470,7 +471,7 @@ def check_columns(config: SurveyConfig, available, *, file_label: str | None = N
     for k in _COLUMN_KEYS:
         col = getattr(config.columns, k)
         if col is not None and col not in names:
-            v.fail(f"columns.{k}", f"column {col!r} not in {label}{_suggest(col, available)}")
+            v.fail(f"columns.{k}", f"column {col!r} not in {label}{did_you_mean(col, available)}")
     sibling = {"mag_err": "mag", "mag_ap_err": "mag_ap", "flux_err": "flux"}
     sibling.update({"flux_ap_err": "flux_ap", "mag_ap": "mag", "flux_ap": "flux"})
     for i, band in enumerate(config.bands):
@@ -478,9 +479,9 @@ def check_columns(config: SurveyConfig, available, *, file_label: str | None = N
         for k, col in cols.items():
             if col not in names:
                 context = cols.get(sibling.get(k, "mag" if "mag" in cols else "flux"))
-                hint = _suggest(col, available, None if context == col else context)
+                hint = did_you_mean(col, available, None if context == col else context)
                 v.fail(f"bands[{i}].{k}", f"column {col!r} not in {label}{hint}")
     for i, text in enumerate(config.cuts):
         for col in cut_columns(text):
             if col not in names:
-                v.fail(f"cuts[{i}]", f"column {col!r} not in {label}{_suggest(col, available)}")
+                v.fail(f"cuts[{i}]", f"column {col!r} not in {label}{did_you_mean(col, available)}")

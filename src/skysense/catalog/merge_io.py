@@ -9,7 +9,7 @@ Outputs in the ``--out`` directory (written atomically as a whole)::
                              own metadata (offsets, aperture corrections), package versions
     radius_<survey>.png      separation histogram of each merge step, with the radii
 
-A thin runner: :func:`skysense.catalog.io.read_inputs` reads,
+A thin runner at the io edge: :func:`skysense.catalog.io.read_inputs` reads,
 :func:`skysense.catalog.merge.plan_steps` plans the radii,
 :func:`skysense.catalog.merge.associate` (single machine) or
 :func:`skysense.catalog.engine.merge_tiled` (Dask, tile by tile) merges; both produce the same

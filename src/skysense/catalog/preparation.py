@@ -4,7 +4,7 @@ checks (columns, cuts, identifiers, positions) -> HELP photometry columns -> dup
 removal -> astrometric correction against the reference -> star flags -> aperture correction
 (after the duplicates are gone, and able to pick stars by ``flag_gaia`` when the survey has
 no stellarity) -> coverage MOC. :func:`prepare_table` runs these stages (:data:`STAGES`);
-:mod:`skysense.catalog.prepare` reads the files around it, draws the plots and writes the
+:mod:`skysense.catalog.prepare_io` reads the files around it, draws the plots and writes the
 results.
 
 Prepared columns (contract 3), in this order::

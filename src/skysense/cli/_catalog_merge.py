@@ -17,7 +17,7 @@ def _progress() -> bool:
 
 def _merge(args) -> int:
     from skysense.catalog.merge_config import load_merge_config
-    from skysense.catalog.merge_run import run_merge
+    from skysense.catalog.merge_io import run_merge
 
     config = load_merge_config(args.config)
     summary = run_merge(
@@ -34,7 +34,7 @@ def _merge(args) -> int:
 
 
 def _check(args) -> int:
-    from skysense.catalog.check import run_check
+    from skysense.catalog.check_io import run_check
 
     page = run_check(args.masterlist, args.out, associations=args.associations)
     print(f"validation report written to {page}")

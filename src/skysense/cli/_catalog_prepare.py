@@ -14,7 +14,7 @@ def _prepare(args) -> int:
 
     from skysense._dask import show_progress
     from skysense.catalog.preparation import STAGES
-    from skysense.catalog.prepare import prepare_survey, write_prepared
+    from skysense.catalog.prepare_io import prepare_survey, write_prepared
 
     with tqdm(
         total=len(STAGES) + 1, desc="prepare", unit="step", disable=not show_progress()
@@ -59,7 +59,7 @@ def _prepare(args) -> int:
 def _moc(args) -> int:
     from skysense.catalog.io import write_moc
     from skysense.catalog.moc import combine_mocs, moc_area_deg2
-    from skysense.catalog.prepare import coverage_of
+    from skysense.catalog.prepare_io import coverage_of
 
     mocs = [coverage_of(name, args.order) for name in args.inputs]
     combined = combine_mocs(mocs, args.op)

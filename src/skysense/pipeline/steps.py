@@ -41,7 +41,7 @@ def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _prepare(ctx: StepContext, *, cfg: PipelineConfig, config: Path, survey: str) -> dict:
-    from skysense.catalog.prepare import prepare_survey, write_prepared
+    from skysense.catalog.prepare_io import prepare_survey, write_prepared
 
     opts = cfg.section("prepare")
     result = prepare_survey(config, reference=cfg.reference, moc_order=opts["moc_order"])
@@ -69,7 +69,7 @@ def _prepare(ctx: StepContext, *, cfg: PipelineConfig, config: Path, survey: str
 
 def _merge(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[tuple[str, object]]) -> dict:
     from skysense.catalog.merge_config import parse_merge_config
-    from skysense.catalog.merge_run import run_merge
+    from skysense.catalog.merge_io import run_merge
 
     m = cfg.section("merge")
     cats = []
@@ -128,11 +128,11 @@ def _priors(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
     cols = cut_columns(cut)
     for c in cols:
         if c not in ml.columns:
-            from skysense.catalog.config import _suggest
+            from skysense.catalog.config import did_you_mean
 
             raise InputError(
                 f"xid.priors.cut names column {c!r}, not in the masterlist"
-                + _suggest(c, [k for k in ml.columns if not k.startswith("_")]),
+                + did_you_mean(c, [k for k in ml.columns if not k.startswith("_")]),
                 path=source,
                 column=c,
             )
@@ -235,10 +235,11 @@ def _training_frame(ctx: StepContext, cfg: PipelineConfig, ml: pd.DataFrame) -> 
     train = read_catalogue(path)
     for key in ("ra", "dec", "z"):
         if t[key] not in train.columns:
-            from skysense.catalog.config import _suggest
+            from skysense.catalog.config import did_you_mean
 
             raise InputError(
-                f"no column {t[key]!r} (photoz.training.{key})" + _suggest(t[key], train.columns),
+                f"no column {t[key]!r} (photoz.training.{key})"
+                + did_you_mean(t[key], train.columns),
                 path=path,
                 column=t[key],
             )
