@@ -161,7 +161,6 @@ def run_adql_sync(
         timeouts.
     """
     from skysense.vo.backends import QueryTimeout
-    from skysense.vo.limits import Deadline
     from skysense.vo.sql import translate
 
     settings = state.settings
