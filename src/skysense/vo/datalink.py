@@ -59,7 +59,12 @@ from skysense.vo.sia import (
     DID_PREFIX,
     soda_descriptor,
 )
-from skysense.vo.vosi import availability_xml
+from skysense.vo.vosi import (
+    availability_xml,
+    capabilities_document,
+    std_capability,
+    vosi_capability,
+)
 
 __all__ = [
     "routes",
@@ -588,25 +593,10 @@ def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -
 
 def capabilities_xml(root: str) -> str:
     """VOSI capabilities of the DataLink service."""
-    cap = "ivo://ivoa.net/std/VOSI#"
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">\n'
-        f'  <capability standardID="{cap}capabilities">\n'
-        '    <interface xsi:type="vs:ParamHTTP"><accessURL use="full">'
-        f"{escape(root)}/datalink/capabilities</accessURL></interface>\n"
-        "  </capability>\n"
-        f'  <capability standardID="{cap}availability">\n'
-        '    <interface xsi:type="vs:ParamHTTP"><accessURL use="full">'
-        f"{escape(root)}/datalink/availability</accessURL></interface>\n"
-        "  </capability>\n"
-        f'  <capability standardID="{DATALINK_STANDARD_ID}">\n'
-        '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.1"><accessURL use="base">'
-        f"{escape(root)}{DATALINK_PATH}</accessURL></interface>\n"
-        "  </capability>\n"
-        "</vosi:capabilities>\n"
+    return capabilities_document(
+        vosi_capability("capabilities", f"{root}/datalink/capabilities"),
+        vosi_capability("availability", f"{root}/datalink/availability"),
+        std_capability(DATALINK_STANDARD_ID, f"{root}{DATALINK_PATH}", "1.1"),
     )
 
 

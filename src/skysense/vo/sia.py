@@ -50,7 +50,16 @@ from skysense.vo.cutout import (
 )
 from skysense.vo.limits import Deadline
 from skysense.vo.maps import MapInfo, get_map, list_maps
-from skysense.vo.vosi import availability_xml
+from skysense.vo.vosi import (
+    DATALINK_PATH,
+    DATALINK_STANDARD_ID,
+    SIA2_STANDARD_ID,
+    SODA_STANDARD_ID,
+    availability_xml,
+    capabilities_document,
+    std_capability,
+    vosi_capability,
+)
 
 __all__ = [
     "routes",
@@ -70,11 +79,6 @@ __all__ = [
     "datalink_descriptor",
 ]
 
-SIA2_STANDARD_ID = "ivo://ivoa.net/std/SIA#query-2.0"
-SODA_STANDARD_ID = "ivo://ivoa.net/std/SODA#sync-1.0"
-DATALINK_STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
-#: Path of the DataLink {links} endpoint (served by :mod:`skysense.vo.datalink`).
-DATALINK_PATH = "/datalink/links"
 DID_PREFIX = "ivo://skysense/maps?"
 COLLECTION = "skysense-maps"
 _VOTABLE_MIME = "application/x-votable+xml"
@@ -619,33 +623,12 @@ async def sia_query_endpoint(request: Request) -> Response:
 
 
 def _capabilities(root: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
-        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">\n'
-        '  <capability standardID="ivo://ivoa.net/std/VOSI#capabilities">\n'
-        '    <interface xsi:type="vs:ParamHTTP"><accessURL use="full">'
-        f"{escape(root)}/sia/capabilities</accessURL></interface>\n"
-        "  </capability>\n"
-        '  <capability standardID="ivo://ivoa.net/std/VOSI#availability">\n'
-        '    <interface xsi:type="vs:ParamHTTP"><accessURL use="full">'
-        f"{escape(root)}/sia/availability</accessURL></interface>\n"
-        "  </capability>\n"
-        f'  <capability standardID="{SIA2_STANDARD_ID}">\n'
-        '    <interface xsi:type="vs:ParamHTTP" role="std" version="2.0"><accessURL use="base">'
-        f"{escape(root)}/sia/query</accessURL></interface>\n"
-        "  </capability>\n"
-        f'  <capability standardID="{SODA_STANDARD_ID}">\n'
-        '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.0"><accessURL use="base">'
-        f"{escape(root)}/soda/sync</accessURL></interface>\n"
-        "  </capability>\n"
-        f'  <capability standardID="{DATALINK_STANDARD_ID}">\n'
-        '    <interface xsi:type="vs:ParamHTTP" role="std" version="1.1"><accessURL use="base">'
-        f"{escape(root)}{DATALINK_PATH}</accessURL></interface>\n"
-        "  </capability>\n"
-        "</vosi:capabilities>\n"
+    return capabilities_document(
+        vosi_capability("capabilities", f"{root}/sia/capabilities"),
+        vosi_capability("availability", f"{root}/sia/availability"),
+        std_capability(SIA2_STANDARD_ID, f"{root}/sia/query", "2.0"),
+        std_capability(SODA_STANDARD_ID, f"{root}/soda/sync", "1.0"),
+        std_capability(DATALINK_STANDARD_ID, f"{root}{DATALINK_PATH}", "1.1"),
     ).encode()
 
 

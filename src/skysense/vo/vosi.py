@@ -30,7 +30,14 @@ __all__ = [
     "table_xml",
     "examples_xhtml",
     "availability_xml",
+    "capabilities_document",
+    "std_capability",
+    "vosi_capability",
     "language_features",
+    "SIA2_STANDARD_ID",
+    "SODA_STANDARD_ID",
+    "DATALINK_STANDARD_ID",
+    "DATALINK_PATH",
     "KNOWN_FEATURE_TYPES",
     "routes",
     "TableNotFound",
@@ -40,6 +47,13 @@ _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 _VR = 'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
 _VS = 'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
 _TR = 'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"'
+
+#: Standard identifiers of the services beside TAP (their capabilities are listed here).
+SIA2_STANDARD_ID = "ivo://ivoa.net/std/SIA#query-2.0"
+SODA_STANDARD_ID = "ivo://ivoa.net/std/SODA#sync-1.0"
+DATALINK_STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
+#: Path of the DataLink {links} endpoint (served by :mod:`skysense.vo.datalink`).
+DATALINK_PATH = "/datalink/links"
 
 
 class TableNotFound(SkysenseError, LookupError):
@@ -164,9 +178,9 @@ def capabilities_xml(base: str, settings) -> str:
         f'      <hard unit="byte">{settings.upload_limit_bytes}</hard>\n'
         "    </uploadLimit>\n"
         "  </capability>\n"
-        + _vosi_capability("capabilities", f"{tap}/capabilities")
-        + _vosi_capability("availability", f"{tap}/availability")
-        + _vosi_capability("tables", f"{tap}/tables")
+        + vosi_capability("capabilities", f"{tap}/capabilities")
+        + vosi_capability("availability", f"{tap}/availability")
+        + vosi_capability("tables", f"{tap}/tables")
         + '  <capability standardID="ivo://ivoa.net/std/DALI#examples">\n'
         '    <interface xsi:type="vr:WebBrowser">\n'
         f'      <accessURL use="full">{escape(tap)}/examples</accessURL>\n'
@@ -182,32 +196,32 @@ def root_capabilities_xml(base: str) -> str:
     ``SIA2Service(root)`` reads ``{root}/capabilities`` and looks for the SIA 2.0 query
     capability. The full TAPRegExt description stays at ``/tap/capabilities``.
     """
-    from skysense.vo.sia import (
-        DATALINK_PATH,
-        DATALINK_STANDARD_ID,
-        SIA2_STANDARD_ID,
-        SODA_STANDARD_ID,
+    return capabilities_document(
+        vosi_capability("capabilities", f"{base}/capabilities"),
+        std_capability("ivo://ivoa.net/std/TAP", f"{base}/tap", "1.1"),
+        std_capability(SIA2_STANDARD_ID, f"{base}/sia/query", "2.0"),
+        std_capability(SODA_STANDARD_ID, f"{base}/soda/sync", "1.0"),
+        std_capability(DATALINK_STANDARD_ID, f"{base}{DATALINK_PATH}", "1.1"),
     )
 
-    def std(standard_id: str, url: str, version: str) -> str:
-        return (
-            f'  <capability standardID="{escape(standard_id)}">\n'
-            f'    <interface xsi:type="vs:ParamHTTP" role="std" version="{version}">\n'
-            f'      <accessURL use="base">{escape(url)}</accessURL>\n'
-            "    </interface>\n"
-            "  </capability>\n"
-        )
 
+def capabilities_document(*capabilities: str) -> str:
+    """A VOSI capabilities document holding the given ``<capability>`` elements."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        f"{_XSI} {_VR} {_VS}>\n"
-        + _vosi_capability("capabilities", f"{base}/capabilities")
-        + std("ivo://ivoa.net/std/TAP", f"{base}/tap", "1.1")
-        + std(SIA2_STANDARD_ID, f"{base}/sia/query", "2.0")
-        + std(SODA_STANDARD_ID, f"{base}/soda/sync", "1.0")
-        + std(DATALINK_STANDARD_ID, f"{base}{DATALINK_PATH}", "1.1")
-        + "</vosi:capabilities>\n"
+        f"{_XSI} {_VR} {_VS}>\n" + "".join(capabilities) + "</vosi:capabilities>\n"
+    )
+
+
+def std_capability(standard_id: str, url: str, version: str) -> str:
+    """The ``<capability>`` of a standard DAL interface at ``url`` (``use="base"``)."""
+    return (
+        f'  <capability standardID="{escape(standard_id)}">\n'
+        f'    <interface xsi:type="vs:ParamHTTP" role="std" version="{version}">\n'
+        f'      <accessURL use="base">{escape(url)}</accessURL>\n'
+        "    </interface>\n"
+        "  </capability>\n"
     )
 
 
@@ -286,7 +300,8 @@ def examples_xhtml(catalog: SchemaCatalog, title: str) -> str:
     )
 
 
-def _vosi_capability(name: str, url: str) -> str:
+def vosi_capability(name: str, url: str) -> str:
+    """The ``<capability>`` of the VOSI endpoint ``name`` (``capabilities``, ...) at ``url``."""
     return (
         f'  <capability standardID="ivo://ivoa.net/std/VOSI#{name}">\n'
         '    <interface xsi:type="vs:ParamHTTP">\n'
