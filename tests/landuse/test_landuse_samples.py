@@ -176,3 +176,16 @@ def test_max_per_class_subsamples_reproducibly(synth):
     a = samples_from_raster(path, gdf, SPEC4, max_per_class=10, random_state=3)
     b = samples_from_raster(path, gdf, SPEC4, max_per_class=10, random_state=3)
     assert np.bincount(a.y).max() == 10 and np.array_equal(a.X, b.X)
+
+
+def test_load_samples_takes_one_source_and_builds_the_spec(synth, tmp_path):
+    from skysense.errors import ConfigError
+    from skysense.landuse.samples_io import load_samples
+
+    with pytest.raises(ConfigError, match="not both"):
+        load_samples(raster="a.tif", labels="l.geojson", statlog="sat.trn")
+    with pytest.raises(ConfigError, match="need a raster and its labels"):
+        load_samples(raster="a.tif")
+    path, truth, _ = synth(rows=40, cols=50, n_bands=4)
+    with pytest.raises(ConfigError, match="2 band names for 4 bands"):
+        load_samples(raster=path, labels=path, band_names=["x", "y"])

@@ -118,27 +118,9 @@ def register(subparsers) -> None:
     add_scheduler_option(p)
 
 
-def _spec_and_scheme(args, n_bands: int, statlog: bool):
-    from skysense.landuse.classes import get_scheme
-    from skysense.landuse.features import FeatureSpec
-
-    names = _list(args.band_names) or [f"b{i + 1}" for i in range(n_bands)]
-    if len(names) != n_bands:
-        raise ConfigError(f"{len(names)} band names for {n_bands} bands", key="--band-names")
-    roles = _kv(args.role, "--role")
-    if statlog and not roles:
-        roles = {"green": "b1", "red": "b2", "nir": "b3"}
-    window = 3 if statlog else args.window
-    spec = FeatureSpec(tuple(names), tuple(_list(args.stats)), window, tuple(_list(args.indices)),
-                       tuple(roles.items()))  # fmt: skip
-    scheme = get_scheme(args.classes or ("statlog" if statlog else "li2014"))
-    return spec, scheme
-
-
 def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     """(X, y, spec, scheme) from --raster/--labels or --statlog (with ``prefix`` test-)."""
-    from skysense.landuse.features import sample_features
-    from skysense.landuse.samples_io import read_statlog, samples_from_raster
+    from skysense.landuse.samples_io import load_samples
 
     attr = prefix.replace("-", "_")
     raster = getattr(args, f"{attr}raster")
@@ -146,21 +128,25 @@ def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     statlog = getattr(args, f"{attr}statlog")
     if statlog and (raster or labels):
         raise ConfigError(f"give --{prefix}statlog or --{prefix}raster/--{prefix}labels, not both")
-    if statlog:
-        pixels, y = read_statlog(statlog)
-        if spec is None:
-            spec, scheme = _spec_and_scheme(args, pixels.shape[2], True)
-        return sample_features(pixels, spec), y, spec, scheme
-    if not (raster and labels):
+    if not statlog and not (raster and labels):
         raise ConfigError(f"need --{prefix}raster and --{prefix}labels (or --{prefix}statlog)")
-    if spec is None:
-        from skysense.landuse.io import raster_info
-
-        spec, scheme = _spec_and_scheme(args, raster_info(raster).count, False)
-    table = samples_from_raster(raster, labels, spec, label_column=args.label_column,
-                                scheme=scheme, mode=args.mode, max_per_class=args.max_per_class,
-                                random_state=args.seed)  # fmt: skip
-    return table.X, table.y, spec, scheme
+    return load_samples(
+        raster=raster,
+        labels=labels,
+        statlog=statlog,
+        spec=spec,
+        scheme=scheme,
+        band_names=_list(args.band_names) or None,
+        stats=tuple(_list(args.stats)),
+        window_px=args.window,
+        indices=tuple(_list(args.indices)),
+        roles=_kv(args.role, "--role"),
+        classes=args.classes,
+        label_column=args.label_column,
+        mode=args.mode,
+        max_per_class=args.max_per_class,
+        random_state=args.seed,
+    )
 
 
 def _params(args) -> dict:

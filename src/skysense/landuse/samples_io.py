@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from skysense.errors import InputError
+from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.features import FeatureSpec, segment_features, window_features
 from skysense.landuse.samples import SampleTable
 
 __all__ = [
+    "load_samples",
     "read_statlog",
     "read_label_vectors",
     "samples_from_raster",
@@ -386,3 +387,80 @@ def _polygon_samples(src, grid, codes_of, spec) -> SampleTable:
         np.asarray(used, np.int64),
         dropped,
     )
+
+
+def load_samples(
+    *,
+    raster: str | Path | None = None,
+    labels: str | Path | None = None,
+    statlog: str | Path | None = None,
+    spec: FeatureSpec | None = None,
+    scheme: ClassScheme | None = None,
+    band_names: list[str] | None = None,
+    stats: tuple[str, ...] = ("mean", "max", "std"),
+    window_px: int = 3,
+    indices: tuple[str, ...] = (),
+    roles: dict[str, str] | None = None,
+    classes: str | None = None,
+    label_column: str = "class",
+    mode: str = "pixel",
+    max_per_class: int | None = None,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray, FeatureSpec, ClassScheme]:
+    """Features and labels from a Statlog file, or from labels over a raster.
+
+    Parameters
+    ----------
+    raster, labels : path, optional
+        Image and its labels (:func:`samples_from_raster`); or
+    statlog : path, optional
+        A Statlog Landsat file (:func:`read_statlog`; 3x3 windows, roles green=b1, red=b2,
+        nir=b3 unless ``roles`` says otherwise).
+    spec, scheme : optional
+        Use these (e.g. a trained model's); otherwise built from ``band_names`` (default
+        b1..bN), ``stats``, ``window_px``, ``indices``, ``roles`` and ``classes`` (a scheme
+        name or file; default ``statlog`` for Statlog files, ``li2014`` for rasters).
+    label_column, mode, max_per_class, random_state
+        As :func:`samples_from_raster`.
+
+    Returns
+    -------
+    X : ndarray (n, len(spec.names)); y : ndarray (n,) of int; spec; scheme
+
+    Raises
+    ------
+    ConfigError
+        Both a Statlog file and a raster, neither, or band names that do not match the bands.
+    """
+    from skysense.landuse.classes import get_scheme
+    from skysense.landuse.features import sample_features
+
+    if statlog and (raster or labels):
+        raise ConfigError("give a Statlog file or a raster with labels, not both")
+    if not statlog and not (raster and labels):
+        raise ConfigError("need a raster and its labels (or a Statlog file)")
+
+    def build(n_bands: int) -> tuple[FeatureSpec, ClassScheme]:
+        names = list(band_names or [f"b{i + 1}" for i in range(n_bands)])
+        if len(names) != n_bands:
+            raise ConfigError(f"{len(names)} band names for {n_bands} bands", key="band_names")
+        role_map = dict(roles or {})
+        if statlog and not role_map:
+            role_map = {"green": "b1", "red": "b2", "nir": "b3"}
+        built = FeatureSpec(tuple(names), tuple(stats), 3 if statlog else window_px,
+                            tuple(indices), tuple(role_map.items()))  # fmt: skip
+        return built, get_scheme(classes or ("statlog" if statlog else "li2014"))
+
+    if statlog:
+        pixels, y = read_statlog(statlog)
+        if spec is None:
+            spec, scheme = build(pixels.shape[2])
+        return sample_features(pixels, spec), y, spec, scheme
+    if spec is None:
+        from skysense.landuse.io import raster_info
+
+        spec, scheme = build(raster_info(raster).count)
+    table = samples_from_raster(raster, labels, spec, label_column=label_column, scheme=scheme,
+                                mode=mode, max_per_class=max_per_class,
+                                random_state=random_state)  # fmt: skip
+    return table.X, table.y, spec, scheme
