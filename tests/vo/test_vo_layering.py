@@ -26,6 +26,8 @@ def _imports(path: Path) -> list[str]:
             out += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.append(node.module)
+            if node.module == "skysense.vo.backends":  # its modules, imported by name
+                out += [f"{node.module}.{a.name}" for a in node.names]
     return out
 
 

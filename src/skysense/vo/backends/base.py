@@ -22,12 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from skysense.errors import QueryError
-from skysense.vo.backends.metadata import (
-    _CATALOG_SQL_COLUMNS,
-    _CATALOG_SQL_PRIVATE,
-    _CATALOG_SQL_TABLES,
-    _catalog_from_rows,
-)
+from skysense.vo.backends.metadata import read_catalog
 from skysense.vo.backends.protocol import QueryHandle, QueryTimeout, UploadTable, quote_ident
 from skysense.vo.backends.watchdog import WATCHDOG
 from skysense.vo.schema import SchemaCatalog
@@ -252,10 +247,7 @@ class BackendBase:
         return sorted(k for k in self.catalog().tables if not k.startswith("tap_schema."))
 
     def _read_catalog(self) -> SchemaCatalog:
-        tables, columns, private = self._admin_read_many(
-            (_CATALOG_SQL_TABLES, _CATALOG_SQL_COLUMNS, _CATALOG_SQL_PRIVATE)
-        )
-        return _catalog_from_rows(tables, columns, {r[0]: r[1:] for r in private})
+        return read_catalog(self._admin_read_many)
 
     # ---- to implement (each backend)
     def _admin_write(self, statements) -> None:  # pragma: no cover - abstract

@@ -19,18 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from skysense.errors import ConfigError, QueryError
+from skysense.vo.backends import metadata
 from skysense.vo.backends.base import BackendBase, _first_line
-from skysense.vo.backends.metadata import (
-    _PRIVATE_DDL,
-    _TS,
-    _cast_for,
-    _create_tap_schema,
-    _ddl_columns,
-    _delete_table_metadata,
-    _split_adql_name,
-    _table_rows,
-    _write_table_metadata,
-)
 from skysense.vo.backends.protocol import TableSpec, quote_ident
 
 __all__ = ["DuckDBBackend"]
@@ -138,10 +128,7 @@ class DuckDBBackend(BackendBase):
         con = self._db.cursor()
         try:
             con.execute("BEGIN")
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_TS}")
-            for ddl in _PRIVATE_DDL:
-                con.execute(ddl)
-            _create_tap_schema(con, "?", lambda sql, rows: con.executemany(sql, rows))
+            metadata.create_metadata_tables(con, "?", lambda sql, rows: con.executemany(sql, rows))
             con.execute("COMMIT")
         finally:
             con.close()
@@ -242,7 +229,7 @@ class DuckDBBackend(BackendBase):
         Rows are stored sorted by the HEALPix column so that DuckDB's per-row-group min/max
         statistics prune cone searches (DuckDB's ART indexes do not serve range scans).
         """
-        data = _cast_for(spec, data)
+        data = metadata.cast_to_spec(spec, data)
         tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
         schema_q = quote_ident(spec.schema)
         order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
@@ -250,16 +237,16 @@ class DuckDBBackend(BackendBase):
             con = self._db.cursor()
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
-                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({_ddl_columns(spec)})")
+                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({metadata.ddl_columns(spec)})")
                 con.register("_skysense_load", data)
                 con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load{order}")
                 con.unregister("_skysense_load")
-                table_row, column_rows, private_row = _table_rows(spec, data.num_rows)
+                table_row, column_rows, private_row = metadata.table_rows(spec, data.num_rows)
                 con.execute("BEGIN")
                 try:
                     con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
                     con.execute(f"ALTER TABLE {schema_q}.{tmp} RENAME TO {quote_ident(spec.name)}")
-                    _write_table_metadata(
+                    metadata.write_table_metadata(
                         con,
                         "?",
                         spec,
@@ -280,13 +267,13 @@ class DuckDBBackend(BackendBase):
 
     def drop_table(self, adql_name: str) -> None:
         """Remove a published table and its metadata."""
-        schema, name = _split_adql_name(adql_name)
+        schema, name = metadata.split_adql_name(adql_name)
         with self._write_lock:
             con = self._db.cursor()
             try:
                 con.execute("BEGIN")
                 con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
-                _delete_table_metadata(con, "?", f"{schema}.{name}", schema)
+                metadata.delete_table_metadata(con, "?", f"{schema}.{name}", schema)
                 con.execute("COMMIT")
             finally:
                 con.close()

@@ -19,7 +19,19 @@ from skysense.vo.backends.protocol import TableSpec, quote_ident
 from skysense.vo.reserved import plain_column_name, tap_column_name
 from skysense.vo.schema import TAP_SCHEMA_TABLES, ColumnInfo, SchemaCatalog, TableInfo
 
-__all__ = ["TAP_SCHEMA_KEYS", "TAP_SCHEMA_TABLES", "arrow_type"]
+__all__ = [
+    "TAP_SCHEMA_KEYS",
+    "TAP_SCHEMA_TABLES",
+    "arrow_type",
+    "cast_to_spec",
+    "create_metadata_tables",
+    "ddl_columns",
+    "delete_table_metadata",
+    "read_catalog",
+    "split_adql_name",
+    "table_rows",
+    "write_table_metadata",
+]
 
 #: VOTable datatype -> SQL type (both dialects accept these spellings).
 _SQL_TYPES = {
@@ -173,8 +185,26 @@ _CATALOG_SQL_PRIVATE = (
 )
 
 
-def _cast_for(spec: TableSpec, data: pa.Table) -> pa.Table:
-    """``data`` restricted to the spec's columns (+ hpx) with the Arrow types of their datatypes."""
+def read_catalog(read_many) -> SchemaCatalog:
+    """The :class:`SchemaCatalog` stored in the database.
+
+    ``read_many(statements)`` returns the rows of each parameterless SQL statement, read on
+    one connection.
+    """
+    tables, columns, private = read_many(
+        (_CATALOG_SQL_TABLES, _CATALOG_SQL_COLUMNS, _CATALOG_SQL_PRIVATE)
+    )
+    return _catalog_from_rows(tables, columns, {r[0]: r[1:] for r in private})
+
+
+def cast_to_spec(spec: TableSpec, data: pa.Table) -> pa.Table:
+    """``data`` restricted to the spec's columns (+ hpx) with the Arrow types of their datatypes.
+
+    Raises
+    ------
+    InputError
+        A column is missing or cannot be stored as its datatype.
+    """
     arrays, names = [], []
     for col in spec.columns:
         if col.name not in data.column_names:
@@ -198,14 +228,19 @@ def _cast_for(spec: TableSpec, data: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _ddl_columns(spec: TableSpec) -> str:
+def ddl_columns(spec: TableSpec) -> str:
+    """The column definitions of ``CREATE TABLE`` for the spec's table (+ BIGINT hpx)."""
     parts = [f"{quote_ident(c.name)} {_SQL_TYPES[c.datatype]}" for c in spec.columns]
     if spec.hpx_column is not None:
         parts.append(f"{quote_ident(spec.hpx_column)} BIGINT")
     return ", ".join(parts)
 
 
-def _table_rows(spec: TableSpec, n_rows: int) -> tuple[tuple, list[tuple], tuple]:
+def table_rows(
+    spec: TableSpec, n_rows: int, *, q3c: bool = False
+) -> tuple[tuple, list[tuple], tuple]:
+    """The ``TAP_SCHEMA.tables`` row, ``TAP_SCHEMA.columns`` rows and ``_skysense_tables`` row
+    of a table of ``n_rows`` rows (``q3c``: it has a Q3C index)."""
     table_row = (spec.schema, spec.adql_name, "table", spec.utype or None, spec.description, None)
     column_rows = _column_rows(spec.adql_name, spec.columns, std=False)
     private_row = (
@@ -215,14 +250,15 @@ def _table_rows(spec: TableSpec, n_rows: int) -> tuple[tuple, list[tuple], tuple
         spec.dec,
         spec.hpx_column,
         spec.hpx_order,
-        False,
+        q3c,
         n_rows,
         _dt.datetime.now(_dt.UTC).replace(tzinfo=None),
     )
     return table_row, column_rows, private_row
 
 
-def _split_adql_name(adql_name: str) -> tuple[str, str]:
+def split_adql_name(adql_name: str) -> tuple[str, str]:
+    """(schema, name), lower case, of ``SCHEMA.NAME`` (:class:`InputError` without a dot)."""
     if "." not in adql_name:
         raise InputError(f"table name {adql_name!r} must be SCHEMA.NAME")
     schema, name = adql_name.lower().split(".", 1)
@@ -237,6 +273,19 @@ TAP_SCHEMA_KEYS = (
     ("tap_schema_keys_target", "keys", "tables", "target_table", "table_name"),
     ("tap_schema_key_columns_key", "key_columns", "keys", "key_id", "key_id"),
 )
+
+
+def create_metadata_tables(con, p: str, executemany) -> None:
+    """Create ``TAP_SCHEMA`` with its self-description and the private ``_skysense_*`` and
+    ``_uws_jobs`` tables (idempotent).
+
+    ``con.execute(sql, params)`` runs one statement (``p``: its parameter marker) and
+    ``executemany(sql, rows)`` one statement per row.
+    """
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_TS}")
+    for ddl in _PRIVATE_DDL:
+        con.execute(ddl)
+    _create_tap_schema(con, p, executemany)
 
 
 def _create_tap_schema(con, p: str, executemany) -> None:
@@ -277,7 +326,8 @@ def _create_tap_schema(con, p: str, executemany) -> None:
     executemany(f"INSERT INTO {_TS}.columns VALUES ({', '.join([p] * 14)})", column_rows)
 
 
-def _delete_table_metadata(con, p: str, adql_name: str, schema: str) -> None:
+def delete_table_metadata(con, p: str, adql_name: str, schema: str) -> None:
+    """Delete a table's metadata rows, and its schema's row when it was the schema's last."""
     con.execute(f"DELETE FROM {_TS}.columns WHERE table_name = {p}", [adql_name])
     con.execute(f"DELETE FROM {_TS}.tables WHERE table_name = {p}", [adql_name])
     con.execute("DELETE FROM _skysense_tables WHERE table_name = " + p, [adql_name])
@@ -288,10 +338,11 @@ def _delete_table_metadata(con, p: str, adql_name: str, schema: str) -> None:
         con.execute(f"DELETE FROM {_TS}.schemas WHERE schema_name = {p}", [schema])
 
 
-def _write_table_metadata(
+def write_table_metadata(
     con, p, spec: TableSpec, table_row, column_rows, private_row, executemany
 ) -> None:
-    _delete_table_metadata(con, p, spec.adql_name, spec.schema)
+    """Replace a table's metadata rows (from :func:`table_rows`), adding its schema's row."""
+    delete_table_metadata(con, p, spec.adql_name, spec.schema)
     exists = con.execute(
         f"SELECT count(*) FROM {_TS}.schemas WHERE schema_name = {p}", [spec.schema]
     ).fetchone()[0]

@@ -18,18 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from skysense.errors import ConfigError
+from skysense.vo.backends import metadata
 from skysense.vo.backends.base import BackendBase, _first_line
-from skysense.vo.backends.metadata import (
-    _PRIVATE_DDL,
-    _TS,
-    _cast_for,
-    _create_tap_schema,
-    _ddl_columns,
-    _delete_table_metadata,
-    _split_adql_name,
-    _table_rows,
-    _write_table_metadata,
-)
 from skysense.vo.backends.protocol import TableSpec, quote_ident
 
 __all__ = ["PostgresBackend"]
@@ -82,11 +72,8 @@ class PostgresBackend(BackendBase):
                 with con.transaction():
                     # Serialise concurrent first-time setup from several processes.
                     con.execute("SELECT pg_advisory_xact_lock(7211001)")
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_TS}")
-                    for ddl in _PRIVATE_DDL:
-                        con.execute(ddl)
                     cur = con.cursor()
-                    _create_tap_schema(
+                    metadata.create_metadata_tables(
                         _PgAdapter(cur), "%s", lambda sql, rows: cur.executemany(sql, rows)
                     )
                 self.has_q3c = bool(
@@ -241,7 +228,7 @@ class PostgresBackend(BackendBase):
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
         """Create or atomically replace a table; B-tree index on the HEALPix column and a Q3C
         index on (ra, dec) when the extension is available."""
-        data = _cast_for(spec, data)
+        data = metadata.cast_to_spec(spec, data)
         if spec.hpx_column is not None:
             data = data.sort_by(spec.hpx_column)
         tmp = f"_load_{secrets.token_hex(6)}"
@@ -252,7 +239,7 @@ class PostgresBackend(BackendBase):
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
                 with con.transaction():
-                    con.execute(f"CREATE TABLE {tmp_phys} ({_ddl_columns(spec)})")
+                    con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
                     _pg_copy_rows(con, tmp_phys, data)
                 if spec.hpx_column is not None:
                     con.execute(f"CREATE INDEX ON {tmp_phys} ({quote_ident(spec.hpx_column)})")
@@ -264,14 +251,15 @@ class PostgresBackend(BackendBase):
                             f"(q3c_ang2ipix({quote_ident(spec.ra)}, {quote_ident(spec.dec)}))"
                         )
                 con.execute(f"ANALYZE {tmp_phys}")
-                table_row, column_rows, private_row = _table_rows(spec, data.num_rows)
-                private_row = private_row[:6] + (q3c,) + private_row[7:]
+                table_row, column_rows, private_row = metadata.table_rows(
+                    spec, data.num_rows, q3c=q3c
+                )
                 with con.transaction():
                     con.execute("SELECT pg_advisory_xact_lock(7211002)")
                     con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
                     con.execute(f"ALTER TABLE {tmp_phys} RENAME TO {quote_ident(spec.name)}")
                     cur = con.cursor()
-                    _write_table_metadata(
+                    metadata.write_table_metadata(
                         _PgAdapter(cur),
                         "%s",
                         spec,
@@ -297,10 +285,12 @@ class PostgresBackend(BackendBase):
 
     def drop_table(self, adql_name: str) -> None:
         """Remove a published table and its metadata."""
-        schema, name = _split_adql_name(adql_name)
+        schema, name = metadata.split_adql_name(adql_name)
         with self._write_lock, self._connection() as con, con.transaction():
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
-            _delete_table_metadata(_PgAdapter(con.cursor()), "%s", f"{schema}.{name}", schema)
+            metadata.delete_table_metadata(
+                _PgAdapter(con.cursor()), "%s", f"{schema}.{name}", schema
+            )
         self._invalidate()
 
 
