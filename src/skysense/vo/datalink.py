@@ -51,6 +51,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from skysense.errors import InputError, SkysenseError
+from skysense.vo import vosi
 from skysense.vo._dalparams import base_url, read_params
 from skysense.vo.maps import MapInfo, get_map
 from skysense.vo.sia import (
@@ -58,12 +59,6 @@ from skysense.vo.sia import (
     DATALINK_STANDARD_ID,
     DID_PREFIX,
     soda_descriptor,
-)
-from skysense.vo.vosi import (
-    availability_xml,
-    capabilities_document,
-    std_capability,
-    vosi_capability,
 )
 
 __all__ = [
@@ -593,10 +588,10 @@ def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -
 
 def capabilities_xml(root: str) -> str:
     """VOSI capabilities of the DataLink service."""
-    return capabilities_document(
-        vosi_capability("capabilities", f"{root}/datalink/capabilities"),
-        vosi_capability("availability", f"{root}/datalink/availability"),
-        std_capability(DATALINK_STANDARD_ID, f"{root}{DATALINK_PATH}", "1.1"),
+    return vosi.capabilities_document(
+        vosi.vosi_capability("capabilities", f"{root}/datalink/capabilities"),
+        vosi.vosi_capability("availability", f"{root}/datalink/availability"),
+        vosi.std_capability(DATALINK_STANDARD_ID, f"{root}{DATALINK_PATH}", "1.1"),
     )
 
 
@@ -641,7 +636,7 @@ async def capabilities_endpoint(request: Request) -> Response:
 
 async def availability_endpoint(request: Request) -> Response:
     """``/datalink/availability``."""
-    return Response(availability_xml(True), media_type="text/xml")
+    return Response(vosi.availability_xml(True), media_type="text/xml")
 
 
 async def preview_endpoint(request: Request) -> Response:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as _dt
 import logging
+import math
 import secrets
 import shutil
 import threading
@@ -355,9 +356,12 @@ class JobStore:
 
     def set_execution_duration(self, job: Job, value: str, *, save: bool = True) -> Job:
         try:
-            seconds = int(float(value))
+            number = float(value)
         except ValueError:
             raise UWSError(f"EXECUTIONDURATION must be seconds, got {value!r}") from None
+        if not math.isfinite(number):
+            raise UWSError(f"EXECUTIONDURATION must be a finite number of seconds, got {value!r}")
+        seconds = int(number)
         if job.phase not in ("PENDING",):
             raise UWSError(f"execution duration can only change while PENDING ({job.phase})")
         hard = int(self.settings.async_timeout_hard_s)
@@ -723,23 +727,10 @@ async def _phase_change(store: JobStore, job_id: str, phase: str | None) -> None
         raise UWSError(f"PHASE={phase!r}: only RUN and ABORT can be requested")
 
 
-async def phase_endpoint(request: Request) -> Response:
-    store = _store(request)
-    job_id = request.path_params["job_id"]
-    job = store.get(job_id)
-    if request.method == "POST":
-        params = await _params(request)
-        if params.get("phase") is None:
-            raise UWSError("POST to phase needs PHASE=RUN or PHASE=ABORT")
-        await _phase_change(store, job_id, params.get("phase"))
-        return _see_other(_job_url(request, job_id))
-    return PlainTextResponse(job.phase)
-
-
-def _setting_endpoint(param: str, setter, show):
+def _setting_endpoint(param: str, set_value, show, missing: str | None = None):
     """The endpoint of one job setting: GET shows it (``show(job)``); POST sets it from the
-    parameter ``param`` with ``setter(store, job, value)`` (a :class:`JobStore` method) and
-    redirects to the job."""
+    parameter ``param`` with ``await set_value(store, job, value)`` and redirects to the job
+    (``missing``: the error when the parameter is absent)."""
 
     async def endpoint(request: Request) -> Response:
         store = _store(request)
@@ -749,19 +740,29 @@ def _setting_endpoint(param: str, setter, show):
             params = await _params(request)
             value = params.get(param)
             if value is None:
-                raise UWSError(f"POST needs {param.upper()}")
-            await anyio.to_thread.run_sync(setter, store, job, value)
+                raise UWSError(missing or f"POST needs {param.upper()}")
+            await set_value(store, job, value)
             return _see_other(_job_url(request, job_id))
         return PlainTextResponse(show(job))
 
     return endpoint
 
 
+phase_endpoint = _setting_endpoint(
+    "phase",
+    lambda store, job, value: _phase_change(store, job.job_id, value),
+    lambda job: job.phase,
+    missing="POST to phase needs PHASE=RUN or PHASE=ABORT",
+)
 execution_duration_endpoint = _setting_endpoint(
-    "executionduration", JobStore.set_execution_duration, lambda job: str(job.execution_duration_s)
+    "executionduration",
+    lambda store, job, value: anyio.to_thread.run_sync(store.set_execution_duration, job, value),
+    lambda job: str(job.execution_duration_s),
 )
 destruction_endpoint = _setting_endpoint(
-    "destruction", JobStore.set_destruction, lambda job: _iso(job.destruction_time)
+    "destruction",
+    lambda store, job, value: anyio.to_thread.run_sync(store.set_destruction, job, value),
+    lambda job: _iso(job.destruction_time),
 )
 
 
