@@ -334,3 +334,26 @@ def test_box_agrees_with_brute_force(client, sky):
     expected, edge = brute_convex_polygon(sky, [(r % 360, d) for r, d in corners])
     assert len(expected) > 10
     assert got - edge == expected - edge
+
+
+def test_upload_names_longer_than_the_cap_are_refused():
+    from skysense.errors import QueryError
+    from skysense.vo.tap import MAX_UPLOAD_NAME, parse_upload_param
+
+    ok = "t" * MAX_UPLOAD_NAME
+    assert parse_upload_param(f"{ok},param:a") == [(ok, "param:a")]
+    # Two names equal in PostgreSQL's first 63 bytes must never reach the database.
+    with pytest.raises(QueryError, match=f"at most {MAX_UPLOAD_NAME}"):
+        parse_upload_param("t" * (MAX_UPLOAD_NAME + 1) + ",param:a")
+
+
+def test_fits_result_wider_than_fits_allows_is_a_400(client):
+    from skysense.vo.formats import FITS_MAX_COLUMNS
+
+    cols = ", ".join(f"ra AS c{i}" for i in range(FITS_MAX_COLUMNS + 1))
+    resp = sync(client, f"SELECT TOP 1 {cols} FROM demo.sky", RESPONSEFORMAT="fits")
+    assert resp.status_code == 400
+    assert f"at most {FITS_MAX_COLUMNS}" in resp.text
+    cols = ", ".join(f"ra AS c{i}" for i in range(FITS_MAX_COLUMNS))
+    resp = sync(client, f"SELECT TOP 1 {cols} FROM demo.sky", RESPONSEFORMAT="fits")
+    assert resp.status_code == 200

@@ -209,3 +209,25 @@ def test_running_job_is_requeued_after_a_shutdown(setup):
         doc = _wait_final(client, url)
         assert _phase(doc) == "ERROR"
         assert "time limit of 3 s" in doc.find("uws:errorSummary/uws:message", NS).text
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_non_finite_execution_duration_is_a_400(setup, value):
+    with TestClient(create_app(setup)) as client:
+        resp = client.post(
+            "/tap/async",
+            data={
+                "LANG": "ADQL",
+                "QUERY": "SELECT TOP 1 ra FROM demo.sky",
+                "EXECUTIONDURATION": value,
+            },
+            follow_redirects=False,
+        )
+        assert resp.status_code == 400
+        assert b"finite" in resp.content
+        url = _create(client, "SELECT TOP 1 ra FROM demo.sky")
+        resp = client.post(
+            url + "/executionduration", data={"EXECUTIONDURATION": value}, follow_redirects=False
+        )
+        assert resp.status_code == 400
+        assert client.get(url + "/executionduration").text == str(int(setup.async_timeout_s))

@@ -24,12 +24,12 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from skysense.errors import QueryError, SkysenseError
-from skysense.vo import uws, vosi
+from skysense.vo import adql, uws, vosi
 from skysense.vo.backends import Backend, open_backend
 from skysense.vo.bodylimit import BodyLimitMiddleware
 from skysense.vo.settings import Settings
@@ -70,6 +70,13 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.headers:  # e.g. Connection: close after a refused body (the rest is never read)
         response.headers.update(exc.headers)
     return response
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed the connection while sending its body: nobody reads this answer, and
+    # it is not a server fault worth a traceback in the log.
+    log.info("client disconnected during the request body on %s", request.url.path)
+    return PlainTextResponse("client disconnected", status_code=400)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -151,6 +158,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> Starlet
             spill_limit_mb=settings.spill_limit_mb,
         )
         app.state.backend = db
+        # Building the LALR parser takes about a second: pay it now, not inside the first
+        # query's time limit.
+        await asyncio.to_thread(adql.warm_up)
         jobs = uws.JobStore(app.state)
         await asyncio.to_thread(jobs.start)
         app.state.jobs = jobs
@@ -196,6 +206,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> Starlet
             SkysenseError: _skysense_error,
             QueryError: _skysense_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
     )

@@ -28,9 +28,22 @@ from starlette.requests import Request
 
 from skysense.errors import InputError
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "BodyTimeout", "ServerBusy", "read_form"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "BodyTooLarge",
+    "BodyTimeout",
+    "BodyTooSlow",
+    "ServerBusy",
+    "read_form",
+    "MIN_BODY_RATE_BYTES_S",
+]
 
 _CLOSE = {"Connection": "close"}
+
+#: Slowest average rate (bytes/s) at which a request body may arrive, after a grace of one body
+#: read timeout: 50 MB take at most 14 hours, while a client trickling bytes to hold a
+#: connection open is dropped within seconds.
+MIN_BODY_RATE_BYTES_S = 1024
 
 
 class BodyTooLarge(HTTPException):
@@ -50,6 +63,17 @@ class BodyTimeout(HTTPException):
     def __init__(self, timeout_s: float):
         super().__init__(
             408, f"no request body data received for {timeout_s:g} s; giving up", headers=_CLOSE
+        )
+
+
+class BodyTooSlow(HTTPException):
+    """The request body arrives slower than the minimum average rate (HTTP 408)."""
+
+    def __init__(self, rate_bytes_s: float):
+        super().__init__(
+            408,
+            f"request body arrives slower than {rate_bytes_s:g} bytes/s on average; giving up",
+            headers=_CLOSE,
         )
 
 
@@ -103,6 +127,8 @@ class BodyLimitMiddleware:
                 declared = int(value) if value.isdigit() else None
         received = 0
         done = False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
 
         async def limited_receive():
             nonlocal received, done
@@ -111,10 +137,19 @@ class BodyLimitMiddleware:
                 return await receive()
             if declared is not None and declared > limit:
                 raise BodyTooLarge(limit)
+            # A gap timeout alone lets a client trickle one byte just inside every gap and hold
+            # the connection for ever; the body must also keep an average rate after the
+            # first read timeout's grace.
+            rate_end = started + self.read_timeout_s + received / MIN_BODY_RATE_BYTES_S
+            # A short floor still takes a piece that is already waiting (a late first read of a
+            # complete body must not fail).
+            wait = max(min(self.read_timeout_s, rate_end - loop.time()), 0.05)
             try:
-                async with asyncio.timeout(self.read_timeout_s):
+                async with asyncio.timeout(wait):
                     message = await receive()
             except TimeoutError:
+                if wait < self.read_timeout_s:
+                    raise BodyTooSlow(MIN_BODY_RATE_BYTES_S) from None
                 raise BodyTimeout(self.read_timeout_s) from None
             if message["type"] != "http.request":
                 done = True

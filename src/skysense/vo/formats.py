@@ -166,10 +166,19 @@ def _plain(table: pa.Table, names: Sequence[str]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=unique)
 
 
+#: FITS binary tables hold at most 999 columns (TFIELDS, FITS 4.0 section 7.3.1).
+FITS_MAX_COLUMNS = 999
+
+
 def _fits(table: pa.Table, columns: Sequence[ColumnInfo]) -> bytes:
     from astropy.io import fits
     from astropy.table import MaskedColumn, Table
 
+    if table.num_columns > FITS_MAX_COLUMNS:
+        raise QueryError(
+            f"the result has {table.num_columns} columns; a FITS table holds at most "
+            f"{FITS_MAX_COLUMNS}: select fewer columns or ask for VOTable"
+        )
     out = Table()
     for i, name in enumerate(table.column_names):
         arr = table.column(i)

@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 _UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Longest UPLOAD table name: PostgreSQL cuts identifiers at 63 bytes, and the temporary table
+#: is ``_tap_upload_<name>``, so longer names could collide.
+MAX_UPLOAD_NAME = 48
 _MAX_FORM_FIELD_BYTES = 1 << 20
 
 
@@ -295,6 +298,11 @@ def parse_upload_param(value: str) -> list[tuple[str, str]]:
         name, uri = (s.strip() for s in item.split(",", 1))
         if not _UPLOAD_NAME.match(name):
             raise QueryError(f"UPLOAD table name {name!r} is not a valid ADQL identifier")
+        if len(name) > MAX_UPLOAD_NAME:
+            raise QueryError(
+                f"UPLOAD table name {name[:20]!r}... has {len(name)} characters; "
+                f"at most {MAX_UPLOAD_NAME} are accepted"
+            )
         pairs.append((name, uri))
     return pairs
 
