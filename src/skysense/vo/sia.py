@@ -689,7 +689,11 @@ def soda_cutout(info: MapInfo, region: Region, *, deadline: Deadline | None = No
             selected = hdul
         out = cutout_hdulist(selected, region, source=info.name, deadline=deadline)
         out[0].header["OBJECT"] = (info.name, "map id")
-        out[0].header["SODAREG"] = (region.to_dali()[:60], "cutout region (deg)")
+        # One 80-character card holds the keyword, the value and the comment: a long polygon
+        # is shortened visibly rather than letting astropy cut the comment with a warning.
+        text = region.to_dali()
+        text = text if len(text) <= 45 else text[:41] + " ..."
+        out[0].header["SODAREG"] = (text, "cutout region (deg)")
         buf = io.BytesIO()
         out.writeto(buf)
     return buf.getvalue()
