@@ -124,7 +124,9 @@ def _one_line(exc: BaseException, library: bool = False) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     text = " ".join(str(exc).split())
-    if library and not isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+    if library and isinstance(exc, OSError):
+        text = f"{type(exc).__name__}: {text}"  # e.g. a corrupt FITS file, a refused connection
+    elif library:
         # say what kind of failure it was; the library's text alone can be cryptic
         text = f"cannot read an input file: {type(exc).__name__}: {text}"
     return text
