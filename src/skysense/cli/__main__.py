@@ -75,12 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Library warnings are held back while the verb runs: if it fails, the one error line is
     # all the user sees (with --debug, they come before the traceback); if it succeeds, they
     # are shown after its output.
+    undo = _common.astropy_warnings_as_warnings()
     try:
         with warnings.catch_warnings(record=True) as caught:
             status, failed = _run(func, args)
     except BaseException:
         _show(caught)
         raise
+    finally:
+        undo()
     if not failed:
         _show(caught)
     return status

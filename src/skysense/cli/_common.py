@@ -11,6 +11,7 @@ __all__ = [
     "add_scheduler_option",
     "add_lazy_choice",
     "unreadable_input_errors",
+    "astropy_warnings_as_warnings",
 ]
 
 
@@ -98,3 +99,62 @@ def unreadable_input_errors() -> tuple[type[BaseException], ...]:
         module = sys.modules.get(module_name)
         found += [getattr(module, n) for n in names if hasattr(module, n)]
     return tuple(found)
+
+
+def _stop_astropy_logging_warnings(astropy) -> None:
+    log = getattr(astropy, "log", None)
+    if log is None or not log.warnings_logging_enabled():
+        return
+    try:
+        log.disable_warnings_logging()
+    except Exception:  # astropy.logger.LoggingError
+        # showwarning was replaced since (by pytest, say): astropy does not print them now
+        pass
+
+
+class _AfterAstropyImport:
+    """Meta-path finder: once ``astropy`` has been imported, stop it logging warnings."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "astropy":
+            return None
+        import importlib.util
+        import sys
+
+        sys.meta_path.remove(self)  # one use; find the real package without this finder
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _stop_astropy_logging_warnings(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def astropy_warnings_as_warnings() -> Callable[[], None]:
+    """Let astropy's warnings reach :mod:`warnings` like any library's; returns an undo.
+
+    astropy's logger replaces ``warnings.showwarning`` when astropy is imported and prints
+    its own warnings at once ("WARNING: ... [astropy.io.fits...]"), past the CLI's
+    ``catch_warnings`` that holds warnings back until the verb has succeeded or failed.
+    The verbs import astropy lazily, so it is switched off right after that import (or now,
+    if astropy is already loaded). The returned function removes the import hook if astropy
+    was never imported.
+    """
+    import sys
+
+    if "astropy" in sys.modules:
+        _stop_astropy_logging_warnings(sys.modules["astropy"])
+        return lambda: None
+    finder = _AfterAstropyImport()
+    sys.meta_path.insert(0, finder)
+
+    def undo() -> None:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+
+    return undo
