@@ -1,4 +1,5 @@
-"""Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file into plain data."""
+"""Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file into plain data, and
+the start every configuration parser shares (:func:`config_base`, :func:`config_entries`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from skysense.errors import ConfigError
 
-__all__ = ["read_config_file"]
+__all__ = ["read_config_file", "config_base", "config_entries"]
 
 
 def read_config_file(path: str | os.PathLike) -> Any:
@@ -40,3 +41,59 @@ def read_config_file(path: str | os.PathLike) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML syntax error: {exc}".replace("\n", " "), path=path) from None
+
+
+def config_base(
+    raw: Any, path: str | os.PathLike | None = None, base_dir: str | os.PathLike | None = None
+) -> tuple[Path | None, Path]:
+    """The file a parsed configuration came from, and the folder its file names are relative to.
+
+    Parameters
+    ----------
+    raw : Any
+        The parsed document; it must be a mapping.
+    path : path-like, optional
+        The file it came from (for messages).
+    base_dir : path-like, optional
+        The folder relative file names are relative to (default: that of ``path``, else the
+        working folder).
+
+    Returns
+    -------
+    (path, base) : Path or None, Path
+        ``base`` is absolute.
+
+    Raises
+    ------
+    ConfigError
+        ``raw`` is not a mapping.
+    """
+    path = None if path is None else Path(path)
+    base = Path(base_dir) if base_dir is not None else (path.parent if path else Path.cwd())
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a mapping", path=path)
+    return path, base.resolve()
+
+
+def config_entries(
+    items: list, path: Path | None, key: str, field: str, what: str
+) -> list[tuple[str, dict]]:
+    """``(key, mapping)`` for each entry of a configuration list (``surveys``, ``catalogues``).
+
+    An entry is a mapping, or a plain string standing for ``{field: string}``. ``key`` names
+    the list (``"catalogues"``); the keys returned name each entry (``"catalogues[2]"``).
+
+    Raises
+    ------
+    ConfigError
+        An entry is neither (``what`` says what the string is: ``"a file name"``).
+    """
+    out = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if isinstance(item, str):
+            item = {field: item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"must be {what} or a mapping", path=path, key=where)
+        out.append((where, item))
+    return out

@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from skysense.catalog.formats import guess_format
 from skysense.catalog.io import (
-    guess_position_columns,
     read_catalogue,
     read_positions,
     write_catalogue,
 )
 from skysense.errors import InputError
+from skysense.tables import guess_position_columns
 
 
 def _table():

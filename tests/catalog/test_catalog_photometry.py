@@ -8,13 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skysense.catalog.aperture import aperture_correction
-from skysense.catalog.photometry import (
-    flux_to_ujy,
-    flux_ujy_to_mag,
-    mag_to_flux_ujy,
-    sentinels_to_nan,
-    vega_to_ab,
-)
+from skysense.catalog.photometry import sentinels_to_nan
+from skysense.photometry import flux_to_ujy, flux_ujy_to_mag, mag_to_flux_ujy, vega_to_ab
 
 
 def test_hand_values():

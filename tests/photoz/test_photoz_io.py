@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skysense.errors import InputError, NotFittedError
+from skysense.photometry import flux_ujy_to_mag
 from skysense.photoz import GPzRegressor
 from skysense.photoz.io import load_model, read_catalogue, save_model, write_catalogue
 from skysense.photoz.model import PhotozModel
-from skysense.photoz.preprocess import band_matrix, flux_to_mag, missing_patterns
+from skysense.photoz.preprocess import band_matrix, missing_patterns
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ def test_band_matrix_missing_fluxes_and_errors():
         band_matrix(frame, ["nope"])
     with pytest.raises(InputError, match=r"column 'fe', row 0"):
         band_matrix(frame.assign(fe=[np.nan, 1, 1, 1]), ["m"], ["fe"])
-    mag, err = flux_to_mag(np.array([1.0]), np.array([0.1]))
+    mag, err = flux_ujy_to_mag(np.array([1.0]), np.array([0.1]))
     assert mag[0] == pytest.approx(23.9)
 
 

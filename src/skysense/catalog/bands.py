@@ -17,8 +17,9 @@ Regimes (used by the HELP ``flag_optnir_*`` flags):
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
+
+from skysense._check import did_you_mean
 
 __all__ = ["Band", "BANDS", "REGIMES", "get_band", "is_known_band", "regime_of"]
 
@@ -217,8 +218,7 @@ def get_band(name: str) -> Band:
     try:
         return BANDS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, BANDS, n=3)
-        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        hint = did_you_mean(name, BANDS, n=3, cutoff=0.6)
         raise KeyError(f"unknown band {name!r}{hint}") from None
 
 

@@ -17,7 +17,6 @@ Keys beyond contract 2 (all optional):
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -25,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skysense._check import did_you_mean
 from skysense._config_file import read_config_file
 from skysense.catalog.bands import BANDS
 from skysense.catalog.cuts import cut_columns, parse_cut
 from skysense.catalog.formats import FORMATS, guess_format
-from skysense.catalog.photometry import FLUX_UNITS
 from skysense.errors import ConfigError
+from skysense.photometry import FLUX_UNITS
 
 __all__ = [
-    "did_you_mean",
     "FLUX_UNITS",
     "ApertureSettings",
     "BandConfig",
@@ -201,27 +200,6 @@ class SurveyConfig:
                 ap["mag_max"] = self.aperture.mag_max
             out["aperture_correction"] = ap
         return out
-
-
-def did_you_mean(name: str, options, context: str | None = None) -> str:
-    """`` (did you mean 'X'?)`` for the closest option, or "".
-
-    ``context`` (e.g. the band's magnitude column when its error column is misnamed) breaks
-    ties between equally close names: ``MAGERR_X`` next to ``MAG_AUTO_K`` suggests
-    ``MAGERR_AUTO_K`` rather than ``MAGERR_AUTO_U``.
-    """
-    options = [str(o) for o in options]
-    close = difflib.get_close_matches(str(name), options, n=8, cutoff=0.5)
-    if not close:
-        return ""
-    if context is not None and len(close) > 1:
-
-        def score(cand: str) -> float:
-            own = difflib.SequenceMatcher(None, str(name), cand).ratio()
-            return own + 0.5 * difflib.SequenceMatcher(None, context, cand).ratio()
-
-        close = sorted(close, key=score, reverse=True)
-    return f" (did you mean {close[0]!r}?)"
 
 
 class _Validator:
@@ -479,7 +457,7 @@ def check_columns(config: SurveyConfig, available, *, file_label: str | None = N
         for k, col in cols.items():
             if col not in names:
                 context = cols.get(sibling.get(k, "mag" if "mag" in cols else "flux"))
-                hint = did_you_mean(col, available, None if context == col else context)
+                hint = did_you_mean(col, available, context=None if context == col else context)
                 v.fail(f"bands[{i}].{k}", f"column {col!r} not in {label}{hint}")
     for i, text in enumerate(config.cuts):
         for col in cut_columns(text):

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skysense._atomic import atomic_dir
+from skysense._check import check_positions
 from skysense.errors import InputError
 
 __all__ = [
@@ -90,11 +91,11 @@ def write_hats(
             raise InputError("position column missing", column=col)
     if len(df) == 0:
         raise InputError("cannot write an empty catalogue as HATS", path=path)
-    ra = df[ra_column].to_numpy(dtype=np.float64)
-    dec = df[dec_column].to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
-    if bad.any():
-        raise InputError("invalid position", column=ra_column, row=int(np.flatnonzero(bad)[0]))
+    ra, dec = check_positions(
+        df[ra_column].to_numpy(dtype=np.float64),
+        df[dec_column].to_numpy(dtype=np.float64),
+        columns=(ra_column, dec_column),
+    )
     hpx29 = spatial_index(ra, dec)
     shift = 2 * (29 - highest_order)
     cell = hpx29 >> shift

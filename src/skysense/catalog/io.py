@@ -1,16 +1,14 @@
 """Reading pristine catalogues and writing prepared ones.
 
-Readers return a :class:`pandas.DataFrame` whose ``attrs`` carry the column metadata found in
-the file: ``attrs["units"]`` (column -> unit string) and ``attrs["descriptions"]``
-(column -> text). Multidimensional FITS columns (SExtractor's ``MAG_APER`` with several
-apertures) are split into ``NAME_0``, ``NAME_1``, ... Masked values become NaN (floats) or
-``<NA>`` (others).
+:func:`read_catalogue` is the shared table reader :func:`skysense.tables.read_table`: a
+:class:`pandas.DataFrame` whose ``attrs`` carry the column units and descriptions found in the
+file.
 
 Writers keep units and descriptions where the format can hold them (FITS, VOTable, ECSV,
 Parquet field metadata) and always write atomically: a failure leaves no partial file.
 
 :func:`read_positions` reads a catalogue with checked positions (RA/Dec columns guessed by
-:func:`guess_position_columns` unless named); :func:`read_inputs` reads every catalogue of a
+:func:`skysense.tables.guess_position_columns` unless named); :func:`read_inputs` reads every catalogue of a
 merge configuration.
 """
 
@@ -27,15 +25,15 @@ import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path
+from skysense._check import check_positions
 from skysense.catalog.formats import FORMATS, guess_format
 from skysense.errors import InputError
+from skysense.tables import guess_position_columns
+from skysense.tables import read_table as read_catalogue
 
 __all__ = [
-    "RA_NAMES",
-    "DEC_NAMES",
     "read_catalogue",
     "write_catalogue",
-    "guess_position_columns",
     "read_positions",
     "read_inputs",
     "read_moc",
@@ -43,111 +41,6 @@ __all__ = [
     "file_checksum",
     "package_versions",
 ]
-
-
-def _from_astropy(table, path) -> pd.DataFrame:
-    units: dict[str, str] = {}
-    descriptions: dict[str, str] = {}
-    data: dict[str, np.ndarray] = {}
-    for name in table.colnames:
-        col = table[name]
-        unit = "" if col.unit is None else col.unit.to_string()
-        desc = col.description or ""
-        values = np.ma.asarray(col)
-        if values.ndim > 2:
-            raise InputError(
-                f"{values.ndim}-dimensional column not supported", path=path, column=name
-            )
-        parts = (
-            {name: values}
-            if values.ndim == 1
-            else {f"{name}_{k}": values[:, k] for k in range(values.shape[1])}
-        )
-        for key, vals in parts.items():
-            if vals.dtype.kind == "S":
-                vals = np.ma.asarray(np.char.decode(vals.filled(b""), "utf-8", "replace"))
-            if vals.dtype.kind == "f":
-                arr = vals.astype(np.float64).filled(np.nan)
-                data[key] = arr
-            elif np.ma.is_masked(vals):
-                data[key] = pd.array(list(vals.tolist()))
-            else:
-                arr = np.asarray(vals.data)
-                data[key] = (
-                    arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.kind in "iub" else arr
-                )
-            units[key] = unit
-            descriptions[key] = desc
-    df = pd.DataFrame(data)
-    df.attrs["units"] = units
-    df.attrs["descriptions"] = descriptions
-    return df
-
-
-def _read_parquet(path) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    units, descriptions = {}, {}
-    for field in table.schema:
-        meta = field.metadata or {}
-        units[field.name] = meta.get(b"unit", b"").decode()
-        descriptions[field.name] = meta.get(b"description", b"").decode()
-    df = table.to_pandas()
-    df.attrs["units"] = units
-    df.attrs["descriptions"] = descriptions
-    return df
-
-
-def read_catalogue(path: str | os.PathLike, format: str | None = None) -> pd.DataFrame:
-    """Read a catalogue file into a DataFrame.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-    format : {"fits", "votable", "csv", "ecsv", "parquet"}, optional
-        Default: guessed from the suffix. FITS reads the first table HDU.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per catalogue row; ``attrs["units"]`` and ``attrs["descriptions"]`` hold the
-        column metadata ("" when unknown).
-
-    Raises
-    ------
-    InputError
-        Missing file, unknown format, or a file that cannot be parsed.
-    """
-    path = Path(path)
-    fmt = guess_format(path) if format is None else format.lower()
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path=path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
-    try:
-        if fmt == "parquet":
-            return _read_parquet(path)
-        if fmt == "csv":
-            df = pd.read_csv(path, comment=None, skipinitialspace=True)
-            df.columns = [str(c).strip() for c in df.columns]
-            df.attrs["units"] = {c: "" for c in df.columns}
-            df.attrs["descriptions"] = {c: "" for c in df.columns}
-            return df
-        from astropy.table import Table
-
-        with warnings.catch_warnings():
-            # Non-standard unit strings are common in survey files; we check units ourselves.
-            warnings.simplefilter("ignore")
-            table = Table.read(
-                path, format={"fits": "fits", "votable": "votable"}.get(fmt, "ascii.ecsv")
-            )
-        return _from_astropy(table, path)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure is bad input, reported in one line
-        raise InputError(f"cannot read as {fmt}: {exc}", path=path) from exc
 
 
 def _to_astropy(df: pd.DataFrame, units: dict, descriptions: dict, meta: dict | None):
@@ -313,35 +206,8 @@ def write_moc(moc, path: str | os.PathLike) -> Path:
 
 # -- positions of any catalogue ---------------------------------------------------------------
 
+
 #: RA and Dec column names recognised without being named (deg), in order of preference.
-RA_NAMES = ("ra", "RA", "RAJ2000", "ALPHA_J2000", "ra_deg")
-DEC_NAMES = ("dec", "Dec", "DEC", "DEJ2000", "DELTA_J2000", "dec_deg")
-
-
-def guess_position_columns(
-    columns, ra: str | None = None, dec: str | None = None
-) -> tuple[str | None, str | None]:
-    """RA and Dec column names of a table: the given ones, else one of :data:`RA_NAMES` /
-    :data:`DEC_NAMES`, else a prepared table's ``<survey>_ra`` / ``<survey>_dec``.
-
-    Returns
-    -------
-    (ra, dec) : str or None
-        None where nothing fits.
-    """
-    columns = list(columns)
-    prepared = [c[:-3] for c in columns if c.endswith("_ra") and f"{c[:-3]}_dec" in columns]
-    if ra is None:
-        ra = next((c for c in RA_NAMES if c in columns), None) or (
-            f"{prepared[0]}_ra" if prepared else None
-        )
-    if dec is None:
-        dec = next((c for c in DEC_NAMES if c in columns), None) or (
-            f"{prepared[0]}_dec" if prepared else None
-        )
-    return ra, dec
-
-
 def read_positions(
     path: str | os.PathLike, ra: str | None = None, dec: str | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -363,8 +229,6 @@ def read_positions(
         Unreadable file, no position column, or a missing or invalid position (names the
         file, column and row).
     """
-    from skysense.catalog.match import _check_positions
-
     path = Path(path)
     df = read_catalogue(path)
     ra, dec = guess_position_columns(df.columns, ra, dec)
@@ -386,10 +250,7 @@ def read_positions(
                 row=row,
             )
         values.append(v)
-    try:
-        ra_deg, dec_deg = _check_positions(values[0], values[1], str(path))
-    except InputError as exc:
-        raise InputError(exc.message, path=path, column=dec, row=exc.row) from exc
+    ra_deg, dec_deg = check_positions(values[0], values[1], path=path, columns=(ra, dec))
     return df, ra_deg, dec_deg
 
 

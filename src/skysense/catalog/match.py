@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from skysense._check import check_positions
 from skysense.errors import InputError
 
 __all__ = [
@@ -91,25 +92,6 @@ def angular_sep_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     num = np.hypot(c2 * np.sin(dra), c1 * s2 - s1 * c2 * np.cos(dra))
     den = s1 * s2 + c1 * c2 * np.cos(dra)
     return np.degrees(np.arctan2(num, den)) * 3600.0
-
-
-def _check_positions(ra, dec, name: str) -> tuple[np.ndarray, np.ndarray]:
-    ra = np.ascontiguousarray(ra, dtype=np.float64)
-    dec = np.ascontiguousarray(dec, dtype=np.float64)
-    if ra.ndim != 1 or dec.ndim != 1 or ra.shape != dec.shape:
-        raise InputError(
-            f"{name}: ra and dec must be 1-d arrays of equal length, got shapes "
-            f"{ra.shape} and {dec.shape}"
-        )
-    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{name}: position is NaN, infinite or has |dec| > 90 deg "
-            f"(ra={ra[row]!r}, dec={dec[row]!r})",
-            row=row,
-        )
-    return ra, dec
 
 
 def _check_radius(radius_arcsec: float) -> float:
@@ -302,8 +284,8 @@ def pairs_within(
         Shapes differ, a position is NaN/infinite or |dec| > 90, or the radius is invalid.
     """
     radius = _check_radius(radius_arcsec)
-    ra1, dec1 = _check_positions(ra1, dec1, "catalogue 1")
-    ra2, dec2 = _check_positions(ra2, dec2, "catalogue 2")
+    ra1, dec1 = check_positions(ra1, dec1, one_dim=True, label="catalogue 1")
+    ra2, dec2 = check_positions(ra2, dec2, one_dim=True, label="catalogue 2")
     if len(ra1) == 0 or len(ra2) == 0:
         empty = np.empty(0, dtype=np.int64)
         return MatchResult(empty, empty.copy(), np.empty(0))

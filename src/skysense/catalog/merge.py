@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skysense._check import check_positions
 from skysense.catalog import bayes
 from skysense.catalog.match import (
-    _check_positions,
     candidate_counts,
     greedy_one_to_one,
     pairs_within,
@@ -517,17 +517,11 @@ def load_prepared(
                 path=path,
                 column=c,
             )
-    values = []
-    for c in cols:
-        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(v) | ((np.abs(v) > 90) if c.endswith("dec") else False)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"invalid position value {frame[c].iloc[row]!r}", path=path, column=c, row=row
-            )
-        values.append(v)
-    ra, dec = _check_positions(values[0], values[1], survey)
+    values = [
+        pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for c in cols
+    ]
+    ra, dec = check_positions(*values, path=path, columns=tuple(cols), label=survey)
     err = None
     if position_error_arcsec is not None:
         err = np.full(len(frame), float(position_error_arcsec))

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from skysense._config_file import config_base, config_entries
 from skysense.catalog.merge import SAME_FILTER_RULES
 from skysense.errors import ConfigError
 
@@ -124,32 +125,22 @@ def parse_merge_config(
 ) -> MergeConfig:
     """Validate a merge configuration already parsed into Python objects.
 
-    Parameters
-    ----------
-    raw : dict
-    path : path-like, optional
-        The file it came from (for messages).
-    base_dir : path-like, optional
-        Directory that relative file names are relative to (default: that of ``path``).
+    ``raw`` is the document (a mapping), ``path`` its file (for messages) and ``base_dir`` the
+    folder of the catalogues' relative file names (default: the folder of ``path``); see
+    ``skysense._config_file.config_base``.
 
     Raises
     ------
     ConfigError
+        Unknown key, missing catalogue file, bad radius or weight.
     """
-    base = Path(base_dir) if base_dir is not None else (Path(path).parent if path else Path.cwd())
-    if not isinstance(raw, dict):
-        raise ConfigError("the configuration must be a mapping", path=path)
+    _, base = config_base(raw, path, base_dir)
     _unknown(raw, _TOP, path, "")
     cats = raw.get("catalogues")
     if not isinstance(cats, list) or not cats:
         raise ConfigError("must be a non-empty list of catalogues", path=path, key="catalogues")
     entries = []
-    for i, item in enumerate(cats):
-        key = f"catalogues[{i}]"
-        if isinstance(item, str):
-            item = {"file": item}
-        if not isinstance(item, dict):
-            raise ConfigError("must be a file name or a mapping", path=path, key=key)
+    for key, item in config_entries(cats, path, "catalogues", "file", "a file name"):
         _unknown(item, _ENTRY, path, f"{key}.")
         if not isinstance(item.get("file"), str) or not item["file"]:
             raise ConfigError("missing file name", path=path, key=f"{key}.file")

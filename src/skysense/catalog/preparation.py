@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from mocpy import MOC
 
+from skysense._check import check_positions
 from skysense.catalog.aperture import aperture_correction, star_curve
 from skysense.catalog.astrometry import (
     apply_offset,
@@ -41,15 +42,10 @@ from skysense.catalog.config import SurveyConfig, check_columns
 from skysense.catalog.cuts import cut_columns, evaluate_cut
 from skysense.catalog.dedupe import dedupe, snr_score
 from skysense.catalog.moc import coverage_moc, moc_area_deg2
-from skysense.catalog.photometry import (
-    flux_to_ujy,
-    flux_ujy_to_mag,
-    mag_to_flux_ujy,
-    sentinels_to_nan,
-    vega_to_ab,
-)
+from skysense.catalog.photometry import sentinels_to_nan
 from skysense.catalog.starflags import StarMaskLaw, gaia_flag, star_mask
 from skysense.errors import InputError
+from skysense.photometry import flux_to_ujy, flux_ujy_to_mag, mag_to_flux_ujy, vega_to_ab
 
 __all__ = [
     "PreparedSurvey",
@@ -229,7 +225,13 @@ def check_reference(df: pd.DataFrame, label=None) -> pd.DataFrame:
     for col in ("ra", "dec", "pmra", "pmdec", "ref_epoch", "phot_g_mean_mag"):
         if col in df:
             out[col] = _numeric(df[col].reset_index(drop=True), col, label)
-    _check_positions(out["ra"].to_numpy(), out["dec"].to_numpy(), "ra", "dec", label, None)
+    check_positions(
+        out["ra"].to_numpy(),
+        out["dec"].to_numpy(),
+        ra_range=True,
+        path=label,
+        columns=("ra", "dec"),
+    )
     for col in ("pmra", "pmdec"):
         out[col] = out[col].fillna(0.0) if col in out else 0.0
     if "ref_epoch" not in out:
@@ -267,27 +269,8 @@ def table_positions(
             raise InputError("column not found", path=label, column=col)
     ra = _numeric(raw[c.ra], c.ra, label) * _angle_factor(units, c.ra, label, "deg")
     dec = _numeric(raw[c.dec], c.dec, label) * _angle_factor(units, c.dec, label, "deg")
-    _check_positions(ra, dec, c.ra, c.dec, label, None)
+    check_positions(ra, dec, ra_range=True, path=label, columns=(c.ra, c.dec))
     return ra, dec
-
-
-def _check_positions(ra, dec, ra_col, dec_col, label, rows) -> None:
-    rows = np.arange(len(ra)) if rows is None else rows
-    for values, col, lo, hi, closed in (
-        (ra, ra_col, 0.0, 360.0, False),
-        (dec, dec_col, -90.0, 90.0, True),
-    ):
-        bad = ~np.isfinite(values)
-        if bad.any():
-            i = _first(bad)
-            raise InputError("position is NaN or missing", path=label, column=col, row=int(rows[i]))
-        bad = (values < lo) | ((values > hi) if closed else (values >= hi))
-        if bad.any():
-            i = _first(bad)
-            rng = f"[{lo:g}, {hi:g}]" if closed else f"[{lo:g}, {hi:g})"
-            raise InputError(
-                f"value {values[i]!r} outside {rng} deg", path=label, column=col, row=int(rows[i])
-            )
 
 
 # Magnitudes outside this range are sentinels or a wrong column, not measurements.
@@ -387,7 +370,7 @@ def _identity_columns(
     c = config.columns
     ra = _numeric(raw[c.ra], c.ra, label)[rows] * _angle_factor(units, c.ra, label, "deg")
     dec = _numeric(raw[c.dec], c.dec, label)[rows] * _angle_factor(units, c.dec, label, "deg")
-    _check_positions(ra, dec, c.ra, c.dec, label, rows)
+    check_positions(ra, dec, ra_range=True, path=label, columns=(c.ra, c.dec), rows=rows)
     ids = raw[c.id].iloc[rows].reset_index(drop=True)
     if ids.isna().any():
         i = _first(ids.isna().to_numpy())

@@ -18,7 +18,6 @@ import io as _io
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from skysense._atomic import atomic_dir, atomic_path
 from skysense.errors import InputError
 from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
+from skysense.tables import read_table, table_format
 
 _log = logging.getLogger(__name__)
 
@@ -182,17 +182,12 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
 
 
 def catalogue_format(path: str | os.PathLike) -> str:
-    """``csv``, ``fits``, ``parquet``, ``hdf5`` or ``text`` from the file name."""
-    name = Path(path).name.lower()
-    for suffixes, fmt in (
-        ((".csv", ".csv.gz"), "csv"),
-        ((".fits", ".fit", ".fits.gz", ".fts"), "fits"),
-        ((".parquet", ".pq"), "parquet"),
-        ((".hdf5", ".h5", ".hdf"), "hdf5"),
-    ):
-        if name.endswith(suffixes):
-            return fmt
-    return "text"
+    """``csv``, ``fits``, ``parquet``, ``hdf5`` or ``text`` from the file name.
+
+    The suffixes are :data:`skysense.tables.SUFFIXES`; any other file is whitespace-separated
+    text.
+    """
+    return table_format(path, ("csv", "fits", "parquet", "hdf5"), default="text")
 
 
 def read_catalogue(
@@ -231,24 +226,11 @@ def read_catalogue(
 
         return read_hats_table(path, columns=list(columns) if columns else None)
     fmt = catalogue_format(path)
+    if fmt in ("csv", "parquet", "fits"):
+        # The shared reader; HDF5 and whitespace text are photo-z formats (training sets).
+        return read_table(path, fmt, columns=list(columns) if columns else None)
     try:
-        if fmt == "csv":
-            frame = pd.read_csv(path)
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path, columns=list(columns) if columns else None)
-        elif fmt == "fits":
-            table = _read_fits_table(path)
-            keep = [c for c in table.colnames if len(table[c].shape) <= 1]
-            frame = table[keep].to_pandas()
-            # FITS strings arrive as bytes; decode them so Parquet/VO outputs keep a string type.
-            for name in frame.columns:
-                if (
-                    frame[name].dtype == object
-                    and len(frame)
-                    and isinstance(frame[name].iloc[0], bytes)
-                ):
-                    frame[name] = frame[name].str.decode("utf-8").str.rstrip()
-        elif fmt == "hdf5":
+        if fmt == "hdf5":
             frame = _read_hdf5(path, columns)
         else:
             frame = _read_text(path, names)
@@ -264,35 +246,6 @@ def read_catalogue(
             )
         frame = frame[list(columns)]
     return frame
-
-
-def _read_fits_table(path: Path):
-    """The first table HDU; astropy's header warnings become part of an error or a log line.
-
-    astropy warns (VerifyWarning, "may have been truncated") while it reads a damaged file;
-    printed, those lines would come before the one-line error that follows, so they are
-    caught here: a truncated file is an error, any other warning is logged (``-v``).
-    """
-    from astropy.io.fits.verify import VerifyError
-    from astropy.table import Table
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            table = Table.read(path, format="fits")
-        except (OSError, ValueError, KeyError, TypeError, IndexError, VerifyError) as exc:
-            hint = "; ".join(" ".join(str(w.message).split()) for w in caught[:2])
-            raise InputError(
-                f"cannot read fits catalogue: {' '.join(str(exc).split())}"
-                + (f" ({hint})" if hint else ""),
-                path=path,
-            ) from exc
-    for w in caught:
-        text = " ".join(str(w.message).split())
-        if "truncated" in text:
-            raise InputError(f"cannot read fits catalogue: {text}", path=path)
-        _log.info("%s: %s: %s", path, w.category.__name__, text)
-    return table
 
 
 def _read_hdf5(path: Path, columns) -> pd.DataFrame:

@@ -4,54 +4,28 @@ Missing bands are NaN in the model inputs; :class:`~skysense.photoz.gpz.GPzRegre
 marginalises them out (GPz's treatment). A value is missing when it is NaN, one of the sentinel
 values (default 99 and -99, as in SDSS/LSST/HELP catalogues) or, for fluxes, not positive.
 Infinite values are errors (they are never a measurement). Fluxes (uJy by default) are
-converted to AB magnitudes, ``m = 23.9 - 2.5 log10(f_uJy)`` and ``sigma_m = 1.0857 sigma_f / f``,
+converted to AB magnitudes by :mod:`skysense.photometry`, ``m = 23.9 - 2.5 log10(f_uJy)`` and
+``sigma_m = 1.0857 sigma_f / f``,
 because the Gaussian basis functions suit magnitudes (colours are differences of inputs).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from skysense.errors import InputError
+from skysense.photometry import FLUX_UNITS, flux_to_ujy, flux_ujy_to_mag
 
 __all__ = [
     "DEFAULT_MISSING",
-    "FLUX_UNITS_UJY",
-    "flux_to_mag",
     "band_matrix",
     "missing_patterns",
 ]
 
 DEFAULT_MISSING = (99.0, -99.0)
-FLUX_UNITS_UJY = {"nJy": 1e-3, "uJy": 1.0, "mJy": 1e3, "Jy": 1e6}
-_POGSON = 2.5 / math.log(10.0)
-
-
-def flux_to_mag(flux_ujy: np.ndarray, flux_err_ujy: np.ndarray | None = None):
-    """AB magnitudes (and errors) of fluxes in uJy; non-positive fluxes become NaN.
-
-    Parameters
-    ----------
-    flux_ujy : ndarray (n,), uJy
-    flux_err_ujy : ndarray (n,), uJy, optional
-
-    Returns
-    -------
-    mag : ndarray (n,), AB mag
-    mag_err : ndarray (n,), mag, or None
-    """
-    f = np.asarray(flux_ujy, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mag = np.where(f > 0, 23.9 - 2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
-        err = None
-        if flux_err_ujy is not None:
-            fe = np.asarray(flux_err_ujy, float)
-            err = np.where(f > 0, _POGSON * fe / np.where(f > 0, f, 1.0), np.nan)
-    return mag, err
 
 
 def _column(frame: pd.DataFrame, name: str, source: str | None) -> np.ndarray:
@@ -108,8 +82,8 @@ def band_matrix(
         raise InputError(f"kind must be 'mag' or 'flux', not {kind!r}")
     if errors is not None and len(errors) != len(bands):
         raise InputError(f"{len(bands)} band columns but {len(errors)} error columns")
-    if kind == "flux" and flux_unit not in FLUX_UNITS_UJY:
-        raise InputError(f"unknown flux unit {flux_unit!r}; expected one of {list(FLUX_UNITS_UJY)}")
+    if kind == "flux" and flux_unit not in FLUX_UNITS:
+        raise InputError(f"unknown flux unit {flux_unit!r}; expected one of {list(FLUX_UNITS)}")
     n = len(frame)
     X = np.empty((n, len(bands)))
     E = None if errors is None else np.empty((n, len(bands)))
@@ -128,8 +102,9 @@ def band_matrix(
             e = _column(frame, errors[k], source)
             missing |= np.isin(e, np.asarray(missing_values, float)) & ~np.isnan(v)
         if kind == "flux":
-            scale = FLUX_UNITS_UJY[flux_unit]
-            v, e = flux_to_mag(v * scale, None if e is None else e * scale)
+            v, e = flux_ujy_to_mag(
+                flux_to_ujy(v, flux_unit), None if e is None else flux_to_ujy(e, flux_unit)
+            )
             missing |= np.isnan(v)
         v = np.where(missing, np.nan, v)
         X[:, k] = v

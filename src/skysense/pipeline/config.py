@@ -28,12 +28,12 @@ a did-you-mean suggestion for misspelt keys (``field.yaml: xid.sampels: unknown 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from pathlib import Path
 from typing import Any
 
-from skysense._config_file import read_config_file
+from skysense._check import did_you_mean
+from skysense._config_file import config_base, config_entries, read_config_file
 from skysense.errors import ConfigError
 
 __all__ = [
@@ -167,11 +167,6 @@ class PipelineConfig:
             return str(p)
 
 
-def _suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(str(key), [str(o) for o in options], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(options)})"
-
-
 class _Check:
     def __init__(self, path: Path | None):
         self.path = path
@@ -182,7 +177,9 @@ class _Check:
     def keys(self, raw: dict, allowed, prefix: str) -> None:
         for key in raw:
             if key not in allowed:
-                self.fail(f"{prefix}{key}", "unknown key" + _suggest(key, list(allowed)))
+                self.fail(
+                    f"{prefix}{key}", "unknown key" + did_you_mean(key, list(allowed), allowed=True)
+                )
 
     def section(self, raw: Any, schema: dict, prefix: str) -> dict:
         if raw is None:
@@ -214,7 +211,7 @@ class _Check:
     def choice(self, value, options, key: str) -> None:
         if value not in options:
             self.fail(key, f"must be one of {', '.join(options)}, got {value!r}" + (
-                _suggest(value, options) if isinstance(value, str) else ""
+                did_you_mean(value, options, allowed=True) if isinstance(value, str) else ""
             ))  # fmt: skip
 
     def file(self, base: Path, name: str, key: str, *, directory: bool = False) -> Path:
@@ -232,22 +229,18 @@ def parse_pipeline_config(
     Parameters
     ----------
     raw : dict
-    path : path-like, optional
-        The file it came from (for messages).
-    base_dir : path-like, optional
-        Folder that relative file names are relative to (default: that of ``path``).
+        The document, e.g. from ``skysense._config_file.read_config_file``.
+    path, base_dir : path-like, optional
+        Its file (for messages) and the folder its file names are relative to (default: the
+        folder of ``path``): ``skysense._config_file.config_base``.
 
     Raises
     ------
     ConfigError
         Unknown key (with a did-you-mean suggestion), wrong type, missing file.
     """
-    path = None if path is None else Path(path)
-    base = Path(base_dir) if base_dir is not None else (path.parent if path else Path.cwd())
-    base = base.resolve()
+    path, base = config_base(raw, path, base_dir)
     c = _Check(path)
-    if not isinstance(raw, dict):
-        c.fail("(top)", "the configuration must be a mapping")
     s = c.section(raw, SCHEMA, "")
     field = s["field"]
     if not field["name"]:
@@ -267,12 +260,9 @@ def parse_pipeline_config(
     if not surveys_raw:
         c.fail("surveys", "missing: list the survey configurations, highest priority first")
     surveys = []
-    for i, item in enumerate(surveys_raw):
-        key = f"surveys[{i}]"
-        if isinstance(item, str):
-            item = {"config": item}
-        if not isinstance(item, dict):
-            c.fail(key, "must be a configuration file name or a mapping")
+    for key, item in config_entries(
+        surveys_raw, path, "surveys", "config", "a configuration file name"
+    ):
         c.keys(item, _SURVEY_KEYS, f"{key}.")
         if not isinstance(item.get("config"), str):
             c.fail(f"{key}.config", "missing: the survey's configuration file")

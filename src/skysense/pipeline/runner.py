@@ -251,12 +251,10 @@ def _match(names: Iterable[str], patterns: Iterable[str]) -> set[str]:
     for pat in patterns:
         hit = [n for n in names if n == pat or n.split(":")[0] == pat]
         if not hit:
-            import difflib
-
-            close = difflib.get_close_matches(pat, names, n=1, cutoff=0.5)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            from skysense._check import did_you_mean
             from skysense.errors import ConfigError
 
+            hint = did_you_mean(pat, names)
             raise ConfigError(f"no step {pat!r}{hint}; steps: {', '.join(names)}", key="--force")
         chosen.update(hit)
     return chosen

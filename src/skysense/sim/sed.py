@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from skysense.photometry import UJY_ZEROPOINT_MAG_3631, flux_ujy_to_mag, mag_to_flux_ujy
+
 __all__ = [
     "BANDS",
     "OPTICAL_BANDS",
@@ -65,23 +67,18 @@ VEGA_TO_AB: dict[str, float] = {"ukidss_j": 0.938, "ukidss_k": 1.900}
 
 _C_UM_HZ = 2.99792458e14  # speed of light in um Hz
 _H_OVER_K = 4.799243073e-11  # h / k_B in K s
-_AB_ZERO_UJY = 3631.0e6
 _L_SUN_W = 3.828e26
 _UJY_SI = 1e-32  # W m^-2 Hz^-1
 
 
 def ab_mag_to_ujy(mag: np.ndarray) -> np.ndarray:
-    """AB magnitude -> flux density in uJy."""
-    return _AB_ZERO_UJY * 10.0 ** (-0.4 * np.asarray(mag, dtype=float))
+    """AB magnitude -> flux density in uJy (a zero point of exactly 3631 Jy)."""
+    return mag_to_flux_ujy(mag, zeropoint=UJY_ZEROPOINT_MAG_3631)[0]
 
 
 def ujy_to_ab_mag(flux_ujy: np.ndarray) -> np.ndarray:
     """Flux density in uJy -> AB magnitude (NaN for non-positive fluxes)."""
-    flux = np.asarray(flux_ujy, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(
-            flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0) / _AB_ZERO_UJY), np.nan
-        )
+    return flux_ujy_to_mag(flux_ujy, zeropoint=UJY_ZEROPOINT_MAG_3631)[0]
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,9 @@ import math
 import numpy as np
 import shapely
 
+from skysense._check import check_positions
+from skysense.errors import InputError
+
 __all__ = [
     "unit_vector",
     "PolygonPlanes",
@@ -71,14 +74,14 @@ def box_vertices(
 
     Raises
     ------
-    ValueError
+    InputError
         When a corner would lie beyond a pole or the sizes are not positive.
     """
     if not (width_deg > 0 and height_deg > 0):
-        raise ValueError("BOX width and height must be positive")
+        raise InputError("BOX width and height must be positive")
     lo, hi = dec_deg - height_deg / 2, dec_deg + height_deg / 2
     if lo < -90 or hi > 90:
-        raise ValueError("BOX corners lie beyond a pole (dec +- height/2 outside [-90, 90])")
+        raise InputError("BOX corners lie beyond a pole (dec +- height/2 outside [-90, 90])")
     w = width_deg / 2
     return (
         [ra_deg - w, ra_deg - w, ra_deg + w, ra_deg + w],
@@ -119,25 +122,18 @@ def polygon_planes(ra_vertices, dec_vertices) -> PolygonPlanes:
 
     Raises
     ------
-    ValueError
+    InputError
         Fewer than 3 distinct vertices, a polygon not inside an open hemisphere, collinear
         (zero-area) or self-intersecting polygons.
     """
-    ra = np.asarray(ra_vertices, dtype=float).ravel()
-    dec = np.asarray(dec_vertices, dtype=float).ravel()
-    if ra.shape != dec.shape:
-        raise ValueError("polygon ra and dec vertex lists differ in length")
-    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
-        raise ValueError("polygon vertices must be finite numbers")
-    if np.any(np.abs(dec) > 90):
-        raise ValueError("polygon vertex latitude outside [-90, 90]")
+    ra, dec = check_positions(np.ravel(ra_vertices), np.ravel(dec_vertices), label="polygon vertex")
     ra, dec, v = _clean(ra, dec)
     if len(v) < 3:
-        raise ValueError("a polygon needs at least 3 distinct vertices")
+        raise InputError("a polygon needs at least 3 distinct vertices")
     c = v.sum(axis=0)
     norm = np.linalg.norm(c)
     if norm < 1e-12 or np.any(v @ (c / norm) <= 1e-9):
-        raise ValueError("the polygon must fit within a hemisphere")
+        raise InputError("the polygon must fit within a hemisphere")
     c /= norm
     # Tangent-plane basis with e1 x e2 = c, so planar counter-clockwise = counter-clockwise
     # seen from outside the sphere.
@@ -150,11 +146,11 @@ def polygon_planes(ra_vertices, dec_vertices) -> PolygonPlanes:
     area2 = _signed_area2(xy)
     scale = max(np.abs(xy).max(), 1e-300)
     if abs(area2) <= 1e-14 * scale * scale:
-        raise ValueError("the polygon has no area (collinear vertices)")
+        raise InputError("the polygon has no area (collinear vertices)")
     if area2 < 0:
         v, xy, ra, dec = v[::-1], xy[::-1], ra[::-1], dec[::-1]
     if _self_intersects(xy):
-        raise ValueError("the polygon's edges cross each other")
+        raise InputError("the polygon's edges cross each other")
     if _is_convex(xy):
         planes = np.cross(v, np.roll(v, -1, axis=0))
         return PolygonPlanes([_normalise(planes)], ra, dec)
@@ -212,12 +208,12 @@ def _ear_clip(xy: np.ndarray) -> list[tuple[int, int, int]]:
         try:
             i, j, k = (index[(float(x), float(y))] for x, y in tri)
         except KeyError:
-            raise ValueError("the polygon could not be triangulated") from None
+            raise InputError("the polygon could not be triangulated") from None
         turn = _cross2(xy[i], xy[j], xy[k])
         if turn > 0:
             out.append((i, j, k))
         elif turn < 0:
             out.append((i, k, j))
     if not out:
-        raise ValueError("the polygon could not be triangulated")
+        raise InputError("the polygon could not be triangulated")
     return out

@@ -15,6 +15,9 @@ import cdshealpix.nested as _nested
 import numpy as np
 from astropy.coordinates import Latitude, Longitude
 
+from skysense._check import check_positions
+from skysense.errors import InputError
+
 __all__ = [
     "MAX_ORDER",
     "hpx_index",
@@ -46,15 +49,15 @@ def _flat_positions(ra_arr, dec_arr) -> tuple[np.ndarray, np.ndarray]:
     ra = np.asarray(ra_arr, dtype=np.float64).ravel()
     dec = np.asarray(dec_arr, dtype=np.float64).ravel()
     if ra.shape != dec.shape:
-        raise ValueError(f"ra_arr and dec_arr differ in shape: {ra.shape} vs {dec.shape}")
+        raise InputError(f"ra_arr and dec_arr differ in shape: {ra.shape} vs {dec.shape}")
     return ra, dec
 
 
 def _check_order(order: int, name: str = "index_order") -> int:
     if isinstance(order, bool) or not isinstance(order, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {order!r}")
+        raise InputError(f"{name} must be an integer, got {order!r}")
     if not 0 <= int(order) <= MAX_ORDER:
-        raise ValueError(f"{name} must be in [0, {MAX_ORDER}], got {order}")
+        raise InputError(f"{name} must be in [0, {MAX_ORDER}], got {order}")
     return int(order)
 
 
@@ -80,18 +83,13 @@ def hpx_index(ra_deg, dec_deg, order: int = 14) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    InputError
         On shape mismatch, non-finite values or |Dec| > 90.
     """
     order = _check_order(order, "order")
-    ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
-    dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
-    if ra.shape != dec.shape:
-        raise ValueError(f"ra_deg and dec_deg differ in shape: {ra.shape} vs {dec.shape}")
-    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
-        raise ValueError("ra_deg and dec_deg must be finite (filter NULL/NaN positions first)")
-    if np.any(np.abs(dec) > 90):
-        raise ValueError("dec_deg must lie in [-90, 90]")
+    ra, dec = check_positions(
+        np.atleast_1d(ra_deg), np.atleast_1d(dec_deg), columns=("ra_deg", "dec_deg")
+    )
     if ra.size == 0:
         return np.zeros(ra.shape, dtype=np.int64)
     idx = _nested.lonlat_to_healpix(
@@ -133,7 +131,7 @@ def cap_ranges(ranges: np.ndarray, max_ranges: int) -> np.ndarray:
     """
     r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
     if max_ranges < 1:
-        raise ValueError("max_ranges must be >= 1")
+        raise InputError("max_ranges must be >= 1")
     if len(r) <= max_ranges:
         return r
     gaps = r[1:, 0] - r[:-1, 1]
@@ -204,9 +202,9 @@ def cone_ranges(
     index_order = _check_order(index_order)
     ra, dec, radius_deg = float(ra), float(dec), float(radius_deg)
     if not (math.isfinite(ra) and math.isfinite(dec) and math.isfinite(radius_deg)):
-        raise ValueError("cone centre and radius must be finite")
+        raise InputError("cone centre and radius must be finite")
     if abs(dec) > 90:
-        raise ValueError(f"cone centre dec {dec} outside [-90, 90]")
+        raise InputError(f"cone centre dec {dec} outside [-90, 90]")
     if radius_deg < 0:
         return np.zeros((0, 2), dtype=np.int64)
     if radius_deg >= 90:
@@ -293,11 +291,8 @@ def polygon_ranges(
     ra_v = np.asarray(ra_vertices, dtype=np.float64).ravel()
     dec_v = np.asarray(dec_vertices, dtype=np.float64).ravel()
     if ra_v.shape != dec_v.shape or ra_v.size < 3:
-        raise ValueError("a polygon needs at least 3 vertices with both ra and dec")
-    if not (np.all(np.isfinite(ra_v)) and np.all(np.isfinite(dec_v))):
-        raise ValueError("polygon vertices must be finite")
-    if np.any(np.abs(dec_v) > 90):
-        raise ValueError("polygon vertex dec outside [-90, 90]")
+        raise InputError("a polygon needs at least 3 vertices with both ra and dec")
+    ra_v, dec_v = check_positions(ra_v, dec_v, label="polygon vertex")
     ra_c, dec_c, radius = bounding_cone(ra_v, dec_v)
     # The bounding cone is a safe cover whatever the polygon. For small polygons the polygon
     # coverage of cdshealpix is tighter, but it is approximate (for large polygons it was seen
@@ -367,7 +362,7 @@ def circle_cells(
     ra, dec = _flat_positions(ra_arr, dec_arr)
     radius_deg = float(radius_deg)
     if not math.isfinite(radius_deg):
-        raise ValueError("radius_deg must be finite")
+        raise InputError("radius_deg must be finite")
     ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
     rows_ok = np.flatnonzero(ok)
     empty = np.zeros(0, dtype=np.int64)
@@ -419,7 +414,7 @@ def circle_cell_keys(
     ra, dec = _flat_positions(ra_arr, dec_arr)
     radius_deg = float(radius_deg)
     if not math.isfinite(radius_deg) or radius_deg < 0:
-        raise ValueError("radius_deg must be finite and >= 0")
+        raise InputError("radius_deg must be finite and >= 0")
     depth = neighbour_depth(radius_deg, index_order)
     if depth is None:
         return None

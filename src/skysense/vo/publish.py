@@ -31,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from skysense._check import check_positions
 from skysense.errors import ConfigError, InputError
+from skysense.tables import DEC_NAMES, RA_NAMES, find_name, table_format
 from skysense.vo.backends import Backend, TableSpec
 from skysense.vo.schema import ColumnInfo
 from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable, vo_unit
@@ -48,48 +50,6 @@ __all__ = [
 
 #: HEALPix order of the ``_hpx`` column (NESTED; ~13 arcsec cells).
 HPX_ORDER = 14
-
-_RA_NAMES = (
-    "ra",
-    "ra_deg",
-    "radeg",
-    "raj2000",
-    "ra_j2000",
-    "ra_icrs",
-    "alpha_j2000",
-    "alpha",
-    "ra2000",
-    "right_ascension",
-)
-_DEC_NAMES = (
-    "dec",
-    "dec_deg",
-    "decdeg",
-    "dej2000",
-    "dec_j2000",
-    "de_icrs",
-    "dec_icrs",
-    "delta_j2000",
-    "delta",
-    "de",
-    "dec2000",
-    "declination",
-)
-_SUFFIXES = {
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fts": "fits",
-    ".fits.gz": "fits",
-    ".vot": "votable",
-    ".xml": "votable",
-    ".votable": "votable",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".csv.gz": "csv",
-    ".ecsv": "ecsv",
-    ".tsv": "tsv",
-}
 
 
 def adql_column_name(name: str) -> str:
@@ -158,14 +118,10 @@ def _file_format(path: Path, fmt: str | None) -> str:
         return fmt.lower()
     if path.is_dir():
         return "hats"
-    name = path.name.lower()
-    for suffix, kind in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
-        if name.endswith(suffix):
-            return kind
-    raise InputError(
-        "cannot tell the format from the file name; use --format "
-        "(fits, votable, parquet, hats, csv, ecsv)",
-        path=path,
+    return table_format(
+        path,
+        ("fits", "votable", "parquet", "csv", "tsv", "ecsv"),
+        hint="use --format (fits, votable, parquet, hats, csv, ecsv)",
     )
 
 
@@ -335,9 +291,8 @@ def detect_radec(columns: Sequence[ColumnInfo]) -> tuple[str | None, str | None]
     ra, dec = by_ucd("pos.eq.ra"), by_ucd("pos.eq.dec")
     if ra and dec:
         return ra, dec
-    lower = {c.name.lower(): c.name for c in columns}
-    ra = next((lower[n] for n in _RA_NAMES if n in lower), None)
-    dec = next((lower[n] for n in _DEC_NAMES if n in lower), None)
+    names = [c.name for c in columns]
+    ra, dec = find_name(names, RA_NAMES), find_name(names, DEC_NAMES)
     if ra and dec:
         return ra, dec
     # HELP prepared catalogues: <survey>_ra / <survey>_dec
@@ -573,16 +528,10 @@ def _hpx_column(data: pa.Table, ra_col: str, dec_col: str, source: str) -> np.nd
             raise InputError(f"must be numeric degrees, found {arr.type}", path=source, column=col)
         return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
 
-    ra, dec = as_float(ra_col), as_float(dec_col)
+    ra, dec = check_positions(
+        as_float(ra_col), as_float(dec_col), missing_ok=True, path=source, columns=(ra_col, dec_col)
+    )
     ok = np.isfinite(ra) & np.isfinite(dec)
-    bad = np.flatnonzero(ok & ((dec < -90) | (dec > 90)))
-    if bad.size:
-        raise InputError(
-            f"declination {dec[bad[0]]} outside [-90, 90] deg",
-            path=source,
-            column=dec_col,
-            row=int(bad[0]),
-        )
     out = np.full(len(ra), -1, dtype=np.int64)
     if ok.any():
         out[ok] = np.asarray(hpx_index(np.mod(ra[ok], 360.0), dec[ok], HPX_ORDER), dtype=np.int64)

@@ -18,12 +18,12 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from skysense._check import did_you_mean
 from skysense.errors import QueryError
 from skysense.vo import adql as A
 from skysense.vo import hpx
@@ -545,10 +545,9 @@ class _Translator:
     def _suggest_table(self, key: str) -> str:
         names = list(self.catalog.tables)
         short = {n.rsplit(".", 1)[-1]: n for n in names}
-        hits = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or [
-            short[h] for h in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(short), n=1)
-        ]
-        return f"; did you mean {hits[0]!r}?" if hits else ""
+        return did_you_mean(key, names, cutoff=0.6, clause=True) or did_you_mean(
+            key.rsplit(".", 1)[-1], short, cutoff=0.6, clause=True
+        )
 
     def join(self, node: A.Join, s: _Scope) -> str:
         left_start = len(s.sources)
@@ -700,11 +699,8 @@ class _Translator:
                 break
             scope = scope.outer
         known = sorted({n for src in s.sources for n in src.names[:1]})
-        hint = difflib.get_close_matches(key, known, n=1)
-        msg = f"unknown table or alias {'.'.join(parts)!r} in this query"
-        if hint:
-            msg += f"; did you mean {hint[0]!r}?"
-        raise _err(node, msg)
+        hint = did_you_mean(key, known, cutoff=0.6, clause=True)
+        raise _err(node, f"unknown table or alias {'.'.join(parts)!r} in this query{hint}")
 
     def column(self, ref: A.ColumnRef, s: _Scope) -> _E:
         parts = ref.parts
@@ -730,11 +726,8 @@ class _Translator:
         c = src.find(parts[-1])
         if c is None:
             cand = [x.name for x in src.columns]
-            hint = difflib.get_close_matches(parts[-1].lower(), cand, n=1)
-            msg = f"unknown column {parts[-1]!r} in {src.label!r}"
-            if hint:
-                msg += f"; did you mean {hint[0]!r}?"
-            raise _err(ref, msg)
+            hint = did_you_mean(parts[-1].lower(), cand, cutoff=0.6, clause=True)
+            raise _err(ref, f"unknown column {parts[-1]!r} in {src.label!r}{hint}")
         return _E(c.sql, c.info.datatype, info=c.info, col=(src, c.name), unit=c.info.unit)
 
     def _suggest_column(self, name: str, s: _Scope) -> str:
@@ -743,8 +736,7 @@ class _Translator:
         while scope is not None:
             cand |= {c.name for src in scope.sources for c in src.columns}
             scope = scope.outer
-        hint = difflib.get_close_matches(name, sorted(cand), n=1)
-        return f"; did you mean {hint[0]!r}?" if hint else ""
+        return did_you_mean(name, sorted(cand), cutoff=0.6, clause=True)
 
     # ---- conditions ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Column names XID+ recognises in catalogues (prior lists, XID+ catalogues, masterlists).
 
-Pure: one list each for identifiers and positions, and the one lookup that every reader and
+Pure: the identifier names (positions: :data:`skysense.tables.RA_NAMES` and
+:data:`skysense.tables.DEC_NAMES`), and the one lookup that every reader and
 matcher of :mod:`skysense.xid` uses, so they accept the same names and fail the same way.
 """
 
@@ -10,14 +11,10 @@ from collections.abc import Iterable, Sequence
 
 from skysense.errors import InputError
 
-__all__ = ["ID_NAMES", "RA_NAMES", "DEC_NAMES", "find_column"]
+__all__ = ["ID_NAMES", "find_column"]
 
 #: Identifier columns, in order of preference (compared without case).
 ID_NAMES = ("help_id", "id", "object_id", "source_id")
-#: Right ascension columns (deg).
-RA_NAMES = ("ra", "ra_deg", "raj2000", "alpha_j2000")
-#: Declination columns (deg).
-DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "delta_j2000")
 
 
 def find_column(

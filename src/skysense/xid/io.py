@@ -22,7 +22,9 @@ import pandas as pd
 
 from skysense._atomic import atomic_path
 from skysense.errors import InputError
-from skysense.xid.columns import DEC_NAMES, ID_NAMES, RA_NAMES, find_column
+from skysense.tables import DEC_NAMES, RA_NAMES
+from skysense.tables import read_table as read_any_table
+from skysense.xid.columns import ID_NAMES, find_column
 from skysense.xid.skymap import SkyMap
 
 if TYPE_CHECKING:  # the fit core imports numba: only its type is needed here
@@ -214,6 +216,8 @@ def read_map(
 def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
     """Read a table (FITS, VOTable, CSV, ECSV or Parquet) as a DataFrame.
 
+    The shared reader :func:`skysense.tables.read_table`, with the file named as ``what``.
+
     Parameters
     ----------
     path : path
@@ -225,12 +229,8 @@ def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
         Missing or unreadable file (names it).
     """
     path = Path(path)
-    with _reading(path, what):
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        from astropy.table import Table
-
-        return Table.read(path).to_pandas()
+    with _reading(path, what):  # names the file as ``what`` when it is missing
+        return read_any_table(path)
 
 
 def read_prior(

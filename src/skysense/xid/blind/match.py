@@ -15,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from skysense._check import check_positions
 from skysense.catalog.match import pairs_within
 from skysense.errors import InputError
-from skysense.xid.columns import DEC_NAMES, ID_NAMES, RA_NAMES, find_column
+from skysense.tables import DEC_NAMES, RA_NAMES
+from skysense.xid.columns import ID_NAMES, find_column
 
 __all__ = ["nearest_within", "match_blind", "MATCH_UNITS"]
 
@@ -65,13 +67,7 @@ def nearest_within(
 def _positions(df: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray]:
     ra = pd.to_numeric(df[find_column(df.columns, RA_NAMES, "RA", label=label)], errors="coerce")
     dec = pd.to_numeric(df[find_column(df.columns, DEC_NAMES, "Dec", label=label)], errors="coerce")
-    ra, dec = ra.to_numpy(float), dec.to_numpy(float)
-    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
-    if bad.any():
-        raise InputError(
-            f"{label}: non-finite or out-of-range position", row=int(np.flatnonzero(bad)[0])
-        )
-    return ra, dec
+    return check_positions(ra.to_numpy(float), dec.to_numpy(float), label=label)
 
 
 def _ids(df: pd.DataFrame, label: str) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""Boundary validators shared by every area: sky positions and "did you mean" hints.
+
+Ground floor (imports no area). Each check raises :class:`~skysense.errors.InputError` (a
+``ValueError`` too) that names the file, column and first offending row where the caller
+knows them, so a user sees the same one-line error whichever area read the data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from skysense.errors import InputError
+
+__all__ = ["check_positions", "did_you_mean"]
+
+
+def check_positions(
+    ra,
+    dec,
+    *,
+    ra_range: bool = False,
+    missing_ok: bool = False,
+    one_dim: bool = False,
+    path: str | os.PathLike | None = None,
+    columns: tuple[str | None, str | None] = (None, None),
+    label: str | None = None,
+    rows: Sequence[int] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check sky positions and return them as float64 arrays.
+
+    Parameters
+    ----------
+    ra, dec : array_like, deg
+        Positions; the same shape.
+    ra_range : bool
+        Also require RA in [0, 360) (else any finite RA, as wrapping code accepts).
+    missing_ok : bool
+        Let NaN / infinite positions through (rows without a position); Dec is checked only
+        where it is finite.
+    one_dim : bool
+        Require 1-d arrays.
+    path : path-like, optional
+        The file, for the error.
+    columns : (str or None, str or None)
+        The RA and Dec column names, for the error.
+    label : str, optional
+        Prefix of the message (``"masterlist: ..."``).
+    rows : array_like of int, optional
+        Row numbers of the values in their file (default: their index).
+
+    Returns
+    -------
+    (ra, dec) : ndarray, ndarray
+        Contiguous float64 copies (or views) of the input, same shape.
+
+    Raises
+    ------
+    InputError
+        Shapes differ, or a position is missing (unless ``missing_ok``) or out of range; names
+        the first offending row, RA checked before Dec.
+    """
+    prefix = f"{label}: " if label else ""
+    ra = np.ascontiguousarray(ra, dtype=np.float64)
+    dec = np.ascontiguousarray(dec, dtype=np.float64)
+    if ra.shape != dec.shape or (one_dim and ra.ndim != 1):
+        raise InputError(
+            f"{prefix}ra and dec must be {'1-d arrays of ' if one_dim else 'arrays of '}"
+            f"the same shape, got {ra.shape} and {dec.shape}",
+            path=path,
+        )
+    for values, column, what, lo, hi, closed in (
+        (ra, columns[0], "RA", 0.0, 360.0, False),
+        (dec, columns[1], "Dec", -90.0, 90.0, True),
+    ):
+        flat = values.reshape(-1)
+        finite = np.isfinite(flat)
+        if not missing_ok and not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            raise InputError(
+                f"{prefix}{what} is NaN, infinite or missing",
+                path=path,
+                column=column,
+                row=int(rows[i]) if rows is not None else i,
+            )
+        if what == "RA" and not ra_range:
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = finite & ((flat < lo) | ((flat > hi) if closed else (flat >= hi)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            span = f"[{lo:g}, {hi:g}]" if closed else f"[{lo:g}, {hi:g})"
+            raise InputError(
+                f"{prefix}{what} {float(flat[i])!r} outside {span} deg",
+                path=path,
+                column=column,
+                row=int(rows[i]) if rows is not None else i,
+            )
+    return ra, dec
+
+
+def did_you_mean(
+    name: object,
+    options: Iterable[object] | Mapping[str, object],
+    *,
+    n: int = 1,
+    cutoff: float = 0.5,
+    context: str | None = None,
+    allowed: bool = False,
+    clause: bool = False,
+) -> str:
+    """``" (did you mean 'X'?)"`` for the options closest to ``name``, or "".
+
+    Parameters
+    ----------
+    name : object
+        What the user wrote (compared as text).
+    options : iterable or mapping
+        The valid names; a mapping is compared by its keys and suggests their values (a
+        short name standing for a qualified one).
+    n : int
+        How many suggestions at most.
+    cutoff : float
+        :func:`difflib.get_close_matches` similarity in [0, 1] below which nothing is suggested.
+    context : str, optional
+        Breaks ties between equally close names (e.g. the band's magnitude column when its
+        error column is misnamed: ``MAGERR_X`` next to ``MAG_AUTO_K`` suggests
+        ``MAGERR_AUTO_K`` rather than ``MAGERR_AUTO_U``).
+    allowed : bool
+        With no close option, list them all (``" (allowed: a, b)"``) instead of "".
+    clause : bool
+        Write the hint as a clause, ``"; did you mean 'X'?"`` (the query errors' style).
+    """
+    shown = {str(k): str(v) for k, v in options.items()} if isinstance(options, Mapping) else None
+    options = list(shown) if shown is not None else [str(o) for o in options]
+    close = difflib.get_close_matches(str(name), options, n=max(n, 8), cutoff=cutoff)
+    if not close:
+        return f" (allowed: {', '.join(options)})" if allowed else ""
+    if context is not None and len(close) > 1:
+
+        def score(cand: str) -> float:
+            own = difflib.SequenceMatcher(None, str(name), cand).ratio()
+            return own + 0.5 * difflib.SequenceMatcher(None, context, cand).ratio()
+
+        close = sorted(close, key=score, reverse=True)
+    names = ", ".join(repr(shown[c] if shown is not None else c) for c in close[:n])
+    return f"; did you mean {names}?" if clause else f" (did you mean {names}?)"
