@@ -18,6 +18,7 @@ import pandas as pd
 
 from skysense._atomic import atomic_path, atomic_write_text
 from skysense.errors import InputError
+from skysense.photometry import mag_to_flux_ujy
 
 __all__ = ["write_sim_config", "write_training_set"]
 
@@ -54,7 +55,7 @@ def write_training_set(
         Number of redshifts written.
     """
     objects = pd.read_parquet(Path(field_dir) / "truth" / "objects.parquet")
-    flux_limit_ujy = 10 ** ((23.9 - i_max) / 2.5)
+    flux_limit_ujy = float(mag_to_flux_ujy(i_max)[0])
     pool = objects[(objects["kind"] == "galaxy") & (objects["f_suprime_i"] > flux_limit_ujy)]
     rng = np.random.default_rng(random_state)
     pick = np.sort(rng.choice(len(pool), size=int(round(fraction * len(pool))), replace=False))
