@@ -34,14 +34,12 @@ declaration at publication time and no change here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
-import string
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -53,6 +51,13 @@ from starlette.routing import Route
 from skysense.errors import InputError, SkysenseError
 from skysense.vo import vosi
 from skysense.vo._dalparams import base_url, read_params
+from skysense.vo.links import (
+    RECORD_KIND,
+    TABLE_NAME,
+    LinkTemplate,
+    declare_links,
+    declared_links,
+)
 from skysense.vo.maps import MapInfo, get_map
 from skysense.vo.sia import (
     DATALINK_PATH,
@@ -83,7 +88,6 @@ __all__ = [
 ]
 
 DATALINK_MIME = "application/x-votable+xml;content=datalink"
-RECORD_KIND = "datalink"
 SOURCE_PREFIX = "ivo://skysense/"
 #: Most IDs answered per request; further ones are cut (``QUERY_STATUS=OVERFLOW``), and
 #: pyvo's batched ``iter_datalinks`` asks again for the rest.
@@ -92,9 +96,7 @@ MAX_IDS = 100
 CONE_RADIUS_ARCSEC = 10.0
 _MAX_ID_CHARS = 512
 _VOTABLE_MIME = "application/x-votable+xml"
-_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _INT_TYPES = ("short", "int", "long")
-_SEMANTICS = re.compile(r"^(#[a-z][a-z0-9-]*|[a-z][a-z0-9+.-]*:\S+)$")
 
 
 @dataclass(frozen=True)
@@ -113,145 +115,6 @@ class Link:
     local_semantics: str = ""
 
 
-@dataclass(frozen=True)
-class LinkTemplate:
-    """A link a published table declares for each of its rows.
-
-    Give either ``url`` or ``table`` (with ``column``).
-
-    Parameters
-    ----------
-    semantics : str
-        A term of the DataLink core vocabulary (``#derivation``, ``#auxiliary``,
-        ``#counterpart``, ...) or a full URI.
-    description : str
-        Human-readable text of the link.
-    url : str
-        URL template: ``{root}`` (the service root), ``{id}`` (the row's identifier) and any
-        column name in braces; values are URL-quoted. Must start with ``{root}/`` or
-        ``http(s)://``.
-    table, column : str
-        Another published table and its column holding the identifier: the link is a TAP
-        query for those rows, given only when there is at least one.
-    content_type : str
-        MIME type of what the link returns (default: VOTable for ``table`` links).
-    content_qualifier, local_semantics : str
-        DataLink 1.1 columns (e.g. ``content_qualifier="#spectrum"``).
-    """
-
-    semantics: str
-    description: str
-    url: str = ""
-    table: str = ""
-    column: str = ""
-    content_type: str = ""
-    content_qualifier: str = ""
-    local_semantics: str = ""
-
-    def fields(self) -> list[str]:
-        """Names in braces in :attr:`url` other than ``root`` and ``id``."""
-        names = [f for _, f, _, _ in string.Formatter().parse(self.url) if f is not None]
-        return [n for n in names if n not in ("root", "id")]
-
-
-def _check_template(t: LinkTemplate, columns: Iterable[str], catalog) -> None:
-    if not _SEMANTICS.match(t.semantics):
-        raise InputError(f"link semantics {t.semantics!r} must be '#term' or a URI")
-    if bool(t.url) == bool(t.table):
-        raise InputError(f"link {t.semantics}: give exactly one of url and table")
-    if t.url:
-        if not t.url.startswith(("{root}/", "http://", "https://")):
-            raise InputError(f"link url {t.url!r} must start with '{{root}}/' or http(s)://")
-        try:
-            missing = sorted(set(t.fields()) - set(columns))
-        except ValueError as exc:
-            raise InputError(f"link url {t.url!r}: {exc}") from None
-        if missing:
-            raise InputError(f"link url {t.url!r} names unknown columns {missing}")
-    else:
-        other = catalog.tables.get(t.table.lower())
-        if other is None or not _TABLE_NAME.match(t.table.lower()):
-            raise InputError(f"link table {t.table!r} is not a published table")
-        if t.column.lower() not in other.columns:
-            raise InputError(f"link table {t.table!r} has no column {t.column!r}")
-
-
-def declare_links(
-    backend,
-    table: str,
-    links: Sequence[LinkTemplate | Mapping],
-    *,
-    id_column: str | None = None,
-    replace: bool = True,
-) -> list[LinkTemplate]:
-    """Declare the per-row DataLink links of a published table.
-
-    Parameters
-    ----------
-    backend : Backend
-        The service database.
-    table : str
-        ADQL name ``schema.table`` of a published table.
-    links : sequence of LinkTemplate or mapping
-        The links (mappings take the :class:`LinkTemplate` field names).
-    id_column : str, optional
-        The column the source identifier matches; default the table's ``meta.id;meta.main``
-        column (as cone search's ``ID_MAIN``).
-    replace : bool
-        Replace the links declared earlier; False adds ``links`` to them (how a later step,
-        e.g. one publishing SED spectra, links its products without knowing the others).
-
-    Returns
-    -------
-    list of LinkTemplate
-        Every link now declared for the table.
-
-    Raises
-    ------
-    InputError
-        Unknown table or column, bad semantics, a URL naming unknown columns.
-    """
-    from skysense.vo.scs import id_column as main_id_column
-
-    catalog = backend.catalog()
-    key = table.strip().lower()
-    info = catalog.tables.get(key)
-    if info is None or key.startswith(("tap_schema.", "tap_upload.")):
-        raise InputError(f"no published table {table!r}")
-    column = (id_column or main_id_column(info)).lower()
-    if column not in info.columns:
-        raise InputError(f"table {table!r} has no column {id_column!r}")
-    templates = []
-    allowed = {f.name for f in dataclasses.fields(LinkTemplate)}
-    for entry in links:
-        if isinstance(entry, Mapping):
-            unknown = set(entry) - allowed
-            if unknown:
-                raise InputError(f"link keys {sorted(unknown)} are not among {sorted(allowed)}")
-            entry = LinkTemplate(**{k: str(v) for k, v in entry.items()})
-        _check_template(entry, info.columns, catalog)
-        templates.append(entry)
-    if not replace:
-        old_column, old = declared_links(backend, key)
-        if old_column is not None and id_column is None:
-            column = old_column
-        templates = old + [t for t in templates if t not in old]
-    backend.put_record(
-        RECORD_KIND,
-        key,
-        {"id_column": column, "links": [dataclasses.asdict(t) for t in templates]},
-    )
-    return templates
-
-
-def declared_links(backend, table: str) -> tuple[str | None, list[LinkTemplate]]:
-    """``(id_column, templates)`` declared for ``table`` (``(None, [])`` when none)."""
-    doc = backend.get_record(RECORD_KIND, table.lower())
-    if not doc:
-        return None, []
-    return doc.get("id_column"), [LinkTemplate(**t) for t in doc.get("links") or []]
-
-
 def source_did(table: str, key) -> str:
     """The DataLink ``ID`` of the row of ``table`` whose identifier is ``key``."""
     return f"{SOURCE_PREFIX}{table.lower()}?{key}"
@@ -263,7 +126,7 @@ def parse_source_did(value: str) -> tuple[str, str] | None:
         return None
     table, key = value[len(SOURCE_PREFIX) :].split("?", 1)
     table = table.lower()
-    if not _TABLE_NAME.match(table) or not key:
+    if not TABLE_NAME.match(table) or not key:
         return None
     return table, key
 
@@ -347,7 +210,7 @@ def source_links(state, table: str, key: str, root: str, did: str) -> list[Link]
     LookupError
         No such table or row (reported as ``NotFoundFault``).
     """
-    from skysense.vo.scs import id_column as main_id_column
+    from skysense.vo.schema import id_column as main_id_column
     from skysense.vo.tap import run_adql_sync
 
     catalog = state.backend.catalog()

@@ -215,7 +215,13 @@ def map_info_from_fits(
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read FITS file: {exc}", path=fits_path) from None
     with hdul:
-        images = _image_hdus(hdul)
+        try:
+            images = _image_hdus(hdul)
+        except (TypeError, ValueError, OSError) as exc:
+            # astropy reads the data lazily: a file cut short fails only here.
+            raise InputError(
+                f"cannot read the image data (truncated or corrupt FITS?): {exc}", path=fits_path
+            ) from None
         if not images:
             raise InputError("holds no 2-D image", path=fits_path)
         if hdu is None:

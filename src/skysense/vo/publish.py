@@ -486,7 +486,7 @@ def publish_arrow(
     )
     backend.load_table(spec, data)
     if links is not None:
-        from skysense.vo.datalink import declare_links
+        from skysense.vo.links import declare_links
 
         declare_links(backend, f"{schema}.{name}", links)
     return spec

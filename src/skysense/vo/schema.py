@@ -21,6 +21,8 @@ __all__ = [
     "TAP_SCHEMA_PHYSICAL_SCHEMA",
     "FEATURED_TABLE_NAMES",
     "featured_tables",
+    "id_column",
+    "ID_NAMES",
 ]
 
 #: VOTable datatypes a column may have (TAP 1.1 / VOTable 1.4 names).
@@ -279,3 +281,34 @@ def tap_schema_catalog(physical_schema: str = TAP_SCHEMA_PHYSICAL_SCHEMA) -> Sch
             hpx_column=None,
         )
     return SchemaCatalog(tables=tables)
+
+
+#: Conventional names of a table's main identifier column, most specific first.
+ID_NAMES = ("help_id", "object_id", "source_id", "objid", "obj_id", "id")
+
+
+def id_column(table: TableInfo) -> str:
+    """The column reported as ``ID_MAIN``.
+
+    The column whose UCD is ``meta.id;meta.main``, else the first ``meta.id*`` column, else a
+    conventionally named id column (``help_id``, ``object_id``, ``source_id``, ...), else the
+    first non-coordinate column.
+    """
+    cols = [c for c in table.columns.values() if not c.name.startswith("_")]
+    for c in cols:
+        if c.ucd.lower().replace(" ", "") == "meta.id;meta.main":
+            return c.name
+    for c in cols:
+        if c.ucd.lower().startswith("meta.id"):
+            return c.name
+    names = {c.name: c for c in cols}
+    for name in ID_NAMES:
+        if name in names:
+            return name
+    for c in cols:
+        if c.name.endswith("_id") and c.name not in (table.ra, table.dec):
+            return c.name
+    for c in cols:
+        if c.name not in (table.ra, table.dec):
+            return c.name
+    return cols[0].name

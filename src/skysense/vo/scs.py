@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from skysense.errors import InputError, SkysenseError
 from skysense.vo._dalparams import base_url, read_params
-from skysense.vo.schema import ColumnInfo, TableInfo
+from skysense.vo.schema import ColumnInfo, TableInfo, id_column
 from skysense.vo.votable import tabledata_rows
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
 #: Largest search radius accepted (deg); bigger cones belong to TAP.
 MAX_SR_DEG = 10.0
 SCS_MIME = "text/xml"  # SCS 1.03 section 2: "text/xml" (VOTable)
-
-_ID_NAMES = ("help_id", "object_id", "source_id", "objid", "obj_id", "id")
 
 
 def parse_cone(ra: str | None, dec: str | None, sr: str | None) -> tuple[float, float, float]:
@@ -98,33 +96,6 @@ def parse_verb(text: str | None) -> int:
     if text.strip() not in ("1", "2", "3"):
         raise InputError(f"VERB={text!r} must be 1, 2 or 3")
     return int(text)
-
-
-def id_column(table: TableInfo) -> str:
-    """The column reported as ``ID_MAIN``.
-
-    The column whose UCD is ``meta.id;meta.main``, else the first ``meta.id*`` column, else a
-    conventionally named id column (``help_id``, ``object_id``, ``source_id``, ...), else the
-    first non-coordinate column.
-    """
-    cols = [c for c in table.columns.values() if not c.name.startswith("_")]
-    for c in cols:
-        if c.ucd.lower().replace(" ", "") == "meta.id;meta.main":
-            return c.name
-    for c in cols:
-        if c.ucd.lower().startswith("meta.id"):
-            return c.name
-    names = {c.name: c for c in cols}
-    for name in _ID_NAMES:
-        if name in names:
-            return name
-    for c in cols:
-        if c.name.endswith("_id") and c.name not in (table.ra, table.dec):
-            return c.name
-    for c in cols:
-        if c.name not in (table.ra, table.dec):
-            return c.name
-    return cols[0].name
 
 
 def scs_columns(table: TableInfo, verb: int) -> list[str]:

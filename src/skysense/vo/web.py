@@ -77,7 +77,7 @@ def _public_tables(backend) -> list:
 
 
 def _id_of(table) -> str:
-    from skysense.vo.scs import id_column
+    from skysense.vo.schema import id_column
 
     return id_column(table)
 
