@@ -5,7 +5,8 @@ The verbs and their file arguments are enumerated from the argparse tree
 corrupt file (random bytes, a FITS file cut short, YAML that does not parse) and, where the
 file must hold a column or key, a file without it; the other inputs stay valid. Each case runs
 ``python -m skysense.cli ...`` in a fresh process and must give exit status 2 and exactly one
-stderr line, ``skysense: error: ...``: no traceback, no library warning before it.
+stderr line, ``skysense: error: ...``, naming the broken file: no traceback, no library warning
+before it.
 
 ``xid`` verbs are checked the same way, file by file, in ``tests/xid/test_xid_cli_errors.py``;
 :data:`ELSEWHERE` names them so that the enumeration still has to account for every argument.
@@ -309,7 +310,11 @@ CASES: dict[tuple[str, str], tuple[Argv, dict[str, tuple[str, ...]]]] = {
             "publish",
             g.get("file", f["cat"]),
             "--table",
-            "t",
+            "help.t",
+            "--ra",
+            "ra",
+            "--dec",
+            "dec",
             "--db",
             f["dir"] / "vo.duckdb",
         ],  # fmt: skip
@@ -383,6 +388,7 @@ def test_a_bad_file_gives_one_error_line(files, area, verb, dest, bad):
     assert "Traceback" not in res.stderr, detail
     assert res.returncode == 2, detail
     assert len(lines) == 1 and lines[0].startswith("skysense: error: "), detail
+    assert files[bad].name in lines[0], f"the error does not name {files[bad].name}\n{detail}"
 
 
 @pytest.mark.slow

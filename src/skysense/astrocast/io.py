@@ -99,7 +99,14 @@ def read_csv_series(
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path=path)
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except UnicodeDecodeError as exc:  # a binary file given as a CSV
+        raise InputError(
+            f"not a text file (byte {exc.start} is not UTF-8); expected CSV", path=path
+        ) from None
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
+        raise InputError(f"cannot read as csv: {' '.join(str(exc).split())}", path=path) from None
     if date not in df:
         raise InputError(f"no date column {date!r}; columns are {list(df.columns)}", path=path)
     out = pd.DataFrame({"region": df[region] if region and region in df else path.stem})

@@ -230,7 +230,14 @@ def load_merge_config(path: str | os.PathLike) -> MergeConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("configuration file not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    # As skysense._config_file.read_config_file, whose "YAML/TOML syntax error" wording differs
+    # from the "syntax error" this loader has always given.
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # a binary file given as a config
+        raise ConfigError(
+            f"not a text file (byte {exc.start} is not UTF-8); expected YAML or TOML", path=path
+        ) from None
     try:
         raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:

@@ -64,9 +64,15 @@ def read_statlog(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     rows = []
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:  # a binary file given as Statlog text
+        raise InputError(
+            f"not a text file (byte {exc.start} is not UTF-8); expected Statlog lines of 37 "
+            "integers",
+            path=path,
+        ) from None
     for i, line in enumerate(text.splitlines()):
         parts = line.split()
         if not parts:

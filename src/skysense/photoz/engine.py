@@ -83,7 +83,9 @@ def predict_catalogue(
     Raises
     ------
     InputError
-        The catalogue lacks a model column, or holds an invalid value.
+        The catalogue cannot be read, lacks a model column, or holds an invalid value.
+    FileNotFoundError
+        The catalogue does not exist.
     """
     if partition_rows < 1:
         raise InputError("partition_rows must be >= 1")
@@ -91,7 +93,14 @@ def predict_catalogue(
     if catalogue_format(catalogue) == "parquet":
         import dask.dataframe as dd
 
-        ddf = dd.read_parquet(catalogue)
+        if not Path(catalogue).exists():
+            raise FileNotFoundError(2, "no such file", str(catalogue))  # as read_catalogue
+        try:
+            ddf = dd.read_parquet(catalogue)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            # dask wraps pyarrow's message in a sentence of its own; keep pyarrow's
+            text = " ".join(str(exc).split()).split("Original Message: ", 1)[-1]
+            raise InputError(f"cannot read as parquet: {text}", path=catalogue) from None
         model.check_columns(list(ddf.columns), source)
         partitions = list(ddf.to_delayed())
     else:

@@ -9,7 +9,6 @@ redshift survey would deliver). It is the same file a user writes for a real fie
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path, atomic_write_text
-from skysense.errors import InputError
 from skysense.photometry import mag_to_flux_ujy
 
 __all__ = ["write_sim_config", "write_training_set"]
@@ -109,11 +107,10 @@ def write_sim_config(
     Path
         ``out``.
     """
+    from skysense.sim import read_manifest  # the simulator is heavy to import; needed here only
+
     field = Path(field_dir).resolve()
-    manifest_path = field / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError("not a simulated field (no manifest.json)", path=field)
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(field)
     out = Path(out)
     base = out.parent.resolve()
     base.mkdir(parents=True, exist_ok=True)

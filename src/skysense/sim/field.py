@@ -305,8 +305,17 @@ def read_manifest(field_dir: str | os.PathLike) -> dict:
     """
     path = Path(field_dir) / MANIFEST_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no manifest.json: not a simulated field", path=path) from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("not a simulated field (no manifest.json)", path=field_dir) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path=path) from None
+    except UnicodeDecodeError as exc:  # a binary file: json never sees it, so no JSONDecodeError
+        raise InputError(
+            f"not a text file (byte {exc.start} is not UTF-8); expected JSON", path=path
+        ) from None
+    if not isinstance(manifest, dict):
+        raise InputError("not a field manifest (expected a JSON object)", path=path)
+    return manifest
