@@ -207,3 +207,26 @@ def test_memory_cap_is_applied(hardened):
     else:
         value = hardened.query("SELECT current_setting('work_mem') AS v").column(0)[0]
         assert value.as_py() == "64MB"  # a quarter of the cap per sort/hash operation
+
+
+def test_spill_cap_is_applied(db_url, sky, tmp_path):
+    publish_sky(db_url, sky)
+    backend = open_backend(db_url)
+    try:
+        backend.harden(
+            memory_limit_mb=16, threads=1, spill_dir=tmp_path / "spill", spill_limit_mb=1
+        )
+        phys = backend.catalog().tables["demo.sky"].physical
+        # A 9-million-row sort cannot fit in 4 MB of work memory: it must spill, and 1 MB of
+        # spill space is not enough.
+        sql = (
+            "SELECT COUNT(*) AS n FROM (SELECT DISTINCT a.mag_r AS x, b.mag_r AS y "
+            f"FROM {phys} AS a, {phys} AS b) AS t"
+        )
+        with pytest.raises(QueryError, match="spill space limit|temp_file_limit"):
+            backend.query(sql, timeout_s=60)
+        if backend.dialect == "postgresql":
+            value = backend.query("SELECT current_setting('temp_file_limit') AS v").column(0)[0]
+            assert value.as_py() == "1MB"
+    finally:
+        backend.close()

@@ -49,6 +49,7 @@ class BackendBase:
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._memory_limit_mb = 2048
+        self._spill_limit_mb: int | None = None
 
     # ---- catalog
     def catalog(self) -> SchemaCatalog:

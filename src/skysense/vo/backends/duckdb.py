@@ -99,6 +99,7 @@ class DuckDBBackend(BackendBase):
             self._db.execute("SET temp_directory = ?", [str(spill_dir)])
         if spill_limit_mb is not None:
             self._db.execute(f"SET max_temp_directory_size = '{int(spill_limit_mb)}MB'")
+            self._spill_limit_mb = int(spill_limit_mb)
         self._db.execute("SET enable_external_access = false")
         self._db.execute("SET autoinstall_known_extensions = false")
         self._db.execute("SET autoload_known_extensions = false")
@@ -217,10 +218,13 @@ class DuckDBBackend(BackendBase):
         return "error"
 
     def _memory_message(self, exc: BaseException) -> str:
-        return (
-            f"query needs more than the memory limit ({self._memory_limit_mb} MB): "
-            f"{_first_line(exc)}"
-        )
+        text = _first_line(exc)
+        if "offload" in text and self._spill_limit_mb is not None:
+            # DuckDB reports a full spill directory as an out-of-memory error.
+            return (
+                f"query needs more than the spill space limit ({self._spill_limit_mb} MB): {text}"
+            )
+        return f"query needs more than the memory limit ({self._memory_limit_mb} MB): {text}"
 
     # -- publishing
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:

@@ -95,13 +95,29 @@ class PostgresBackend(BackendBase):
         spill_dir: str | Path | None = None,
         spill_limit_mb: int | None = None,
     ) -> None:
-        """Remember the memory cap; each query's ``work_mem`` is a quarter of it.
+        """Remember the memory cap (each query's ``work_mem`` is a quarter of it) and the
+        spill cap.
 
-        PostgreSQL spills in its own data directory under its administrator's
-        ``temp_file_limit`` (a superuser setting), so ``spill_dir`` and ``spill_limit_mb``
-        are not used.
+        PostgreSQL spills in its own data directory, so ``spill_dir`` is not used. Each query
+        gets ``temp_file_limit = spill_limit_mb`` when the role may set it (a superuser
+        setting); otherwise the administrator's limit applies, and a warning says so.
         """
+        import psycopg
+
         self._memory_limit_mb = memory_limit_mb
+        self._spill_limit_mb = None
+        if spill_limit_mb is None:
+            return
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as con, con.transaction():
+                con.execute(f"SET LOCAL temp_file_limit = '{int(spill_limit_mb)}MB'")
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "this PostgreSQL role may not set temp_file_limit: spill space is capped only "
+                "by the server's own setting"
+            )
+            return
+        self._spill_limit_mb = int(spill_limit_mb)
 
     def cancel_all(self) -> None:
         """Cancel every running query (server shutdown)."""
@@ -208,6 +224,8 @@ class PostgresBackend(BackendBase):
                 con.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
             work_mem = max(4, self._memory_limit_mb // 4)
             con.execute(f"SET LOCAL work_mem = '{work_mem}MB'")
+            if self._spill_limit_mb is not None:
+                con.execute(f"SET LOCAL temp_file_limit = '{self._spill_limit_mb}MB'")
             cur = con.cursor()
             # A prepared statement cannot hold a second command (no "; COMMIT; ...").
             cur.execute(sql.replace("%", "%%"), (), prepare=True)
