@@ -75,7 +75,8 @@ def test_parameters_are_validated_at_fit():
 
 
 def test_feature_names_in_from_a_dataframe():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     X, y = _data(60)
     frame = pd.DataFrame(X, columns=["red", "nir"])
     est = LanduseClassifier("knn").fit(frame, y)

@@ -8,11 +8,10 @@ import warnings
 
 import numpy as np
 import pytest
+import pyvo
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-
-pyvo = pytest.importorskip("pyvo")
 
 
 @pytest.fixture(scope="module")

@@ -253,7 +253,9 @@ def test_examples_without_positional_tables():
 
 
 def test_browser_session(site, chromium, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
+    # A test dependency (the test extra): missing, it must fail, not skip.
+    from playwright import sync_api as playwright
+
     url, _ = site
     args = [
         "--headless",
