@@ -110,6 +110,22 @@ def test_cone_ranges_never_lose_a_point(ra, dec, log_r, order):
     assert _covered(hpx.hpx_index(pra, pdec, order), ranges)[inside].all()
 
 
+@pytest.mark.parametrize(
+    "ra,dec,radius,order",
+    [(8.0, 12.5, 17.8, 10), (254.64374008033676, -7.996715233731307, 22.748864308131523, 14)],
+)
+def test_large_cones_keep_the_cells_cdshealpix_drops(ra, dec, radius, order):
+    # Found by the property test above: cdshealpix' coverage of these cones misses a cell
+    # holding points just inside the edge.
+    rng = np.random.default_rng(0)
+    n = 3000
+    sep = radius * np.concatenate([rng.uniform(0, 1, n // 2), 1 - rng.uniform(0, 1e-6, n // 2)])
+    pra, pdec = offset_points(ra, dec, sep, rng.uniform(0, 2 * np.pi, n))
+    inside = sep_deg(ra, dec, pra, pdec) <= radius
+    ranges = hpx.cone_ranges(ra, dec, radius, order)
+    assert _covered(hpx.hpx_index(pra, pdec, order), ranges)[inside].all()
+
+
 def test_cone_ranges_are_tight_for_small_cones():
     ranges = hpx.cone_ranges(150.0, 2.0, 0.05, 14)
     n_cells = int((ranges[:, 1] - ranges[:, 0] + 1).sum())
@@ -229,8 +245,9 @@ def test_cone_ranges_equal_the_public_cdshealpix_coverage():
         r = 10 ** rng.uniform(-4, 1.5)
         got = hpx.cone_ranges(ra, dec, r, 14, max_ranges=10_000)
         depth = hpx.depth_for_radius(r, 14)
+        pad = 0.05 if r > 1.0 else 1e-9  # cone_ranges' margin (large cones get 5%)
         ipix, depths, _ = nested.cone_search(
-            Longitude(ra * u.deg), Latitude(dec * u.deg), (r * (1 + 1e-9) + 1e-9) * u.deg, depth
+            Longitude(ra * u.deg), Latitude(dec * u.deg), (r * (1 + pad) + 1e-9) * u.deg, depth
         )
         ipix = np.asarray(ipix, np.int64)
         shift = 2 * (14 - np.asarray(depths, np.int64))

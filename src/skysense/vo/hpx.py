@@ -212,9 +212,13 @@ def cone_ranges(
         # coverage is not reliable for such caps): the whole sky.
         return _full_sky(index_order)
     depth = depth_for_radius(radius_deg, index_order)
-    # cdshealpix' cone coverage is approximate from outside: it may add cells, never drop one.
-    # A tiny radius margin guards against rounding at the cone edge.
-    radius_pad = radius_deg * (1 + 1e-9) + 1e-9
+    # cdshealpix' cone coverage is approximate. For small cones it errs outwards (a tiny
+    # margin guards against rounding at the edge), but a cone of many degrees can lose a cell
+    # it clips by tenths of a degree (cdshealpix 0.9: r = 17.8 deg at (8, 12.5) misses depth-2
+    # cell 10 up to r = 18.4 deg). A 5% margin on cones over 1 deg costs little next to their
+    # own size and leaves the hot small-cone path as it was.
+    pad_rel = 0.05 if radius_deg > 1.0 else 1e-9
+    radius_pad = radius_deg * (1 + pad_rel) + 1e-9
     ipix, depths = _cone_cells(ra % 360.0, dec, radius_pad, depth)
     return cap_ranges(_cells_to_ranges(ipix, depths, index_order), max_ranges)
 
