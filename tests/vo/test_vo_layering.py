@@ -65,3 +65,19 @@ def test_backends_modules_import_downwards_only():
             and m.split(".")[2] in ("app", "tap", "uws", "web", "serve", "scs", "sia")
         ]
         assert server == [], f"backends/{name}.py imports the server: {server}"
+
+
+def test_a_backend_missing_a_hook_cannot_be_built():
+    import pytest
+
+    from skysense.vo.backends.base import BackendBase
+    from skysense.vo.backends.duckdb import DuckDBBackend
+
+    class Half(BackendBase):
+        def _acquire(self):
+            return None
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()
+    # Both real backends implement every hook (a missing one would fail at open_backend).
+    assert not DuckDBBackend.__abstractmethods__

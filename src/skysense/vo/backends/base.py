@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ from skysense.vo.schema import SchemaCatalog
 __all__ = ["BackendBase"]
 
 
-class BackendBase:
+class BackendBase(ABC):
     """What :class:`~skysense.vo.backends.DuckDBBackend` and
     :class:`~skysense.vo.backends.PostgresBackend` share: the query path, catalog caching,
     thread offload, HEALPix helper tables, records and UWS jobs."""
@@ -250,54 +251,55 @@ class BackendBase:
     def _read_catalog(self) -> SchemaCatalog:
         return read_catalog(self._admin_read_many)
 
-    # ---- to implement (each backend)
-    def _admin_write(self, statements) -> None:  # pragma: no cover - abstract
+    # ---- hooks each backend implements
+    @abstractmethod
+    def _admin_write(self, statements) -> None:
         """Run internal ``(sql, params)`` statements in one transaction (``{p}``: marker)."""
-        raise NotImplementedError
 
-    def _admin_read(self, sql, params) -> list[tuple]:  # pragma: no cover - abstract
+    @abstractmethod
+    def _admin_read(self, sql, params) -> list[tuple]:
         """The rows of one internal statement (``{p}``: parameter marker)."""
-        raise NotImplementedError
 
-    def _admin_read_many(self, statements: Sequence[str]) -> list[list[tuple]]:  # pragma: no cover
+    @abstractmethod
+    def _admin_read_many(self, statements: Sequence[str]) -> list[list[tuple]]:
         """The rows of several parameterless internal statements, on one connection."""
-        raise NotImplementedError
 
-    def _acquire(self):  # pragma: no cover - abstract
+    @abstractmethod
+    def _acquire(self):
         """A connection for one user query (known to ``cancel_all`` until released)."""
-        raise NotImplementedError
 
-    def _release(self, con, *, temp_tables: bool, failed: bool) -> None:  # pragma: no cover
+    @abstractmethod
+    def _release(self, con, *, temp_tables: bool, failed: bool) -> None:
         """Give back the connection of a finished query (``failed``: it raised)."""
-        raise NotImplementedError
 
     def _check_sql(self, con, sql: str) -> None:
         """Refuse SQL that is not exactly one SELECT; by default nothing is refused here (a
         PostgreSQL prepared statement cannot hold a second command anyway)."""
+        return None
 
-    def _interrupter(self, con) -> Callable[[], None]:  # pragma: no cover - abstract
+    @abstractmethod
+    def _interrupter(self, con) -> Callable[[], None]:
         """A callable another thread may call to stop the query running on ``con``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _create_temp_tables(self, con, tables: list[tuple[str, pa.Table]]) -> None:
         """Create the temporary tables ``(name, rows)`` of one query on ``con``."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
-    def _fetch_arrow(self, con, sql: str) -> pa.Table:  # pragma: no cover - abstract
+    @abstractmethod
+    def _fetch_arrow(self, con, sql: str) -> pa.Table:
         """The rows of an internal SELECT on ``con``."""
-        raise NotImplementedError
 
-    def _execute(self, con, sql: str, timeout_s: float | None) -> pa.Table:  # pragma: no cover
+    @abstractmethod
+    def _execute(self, con, sql: str, timeout_s: float | None) -> pa.Table:
         """Run the user's SELECT on ``con`` (under ``timeout_s`` when the database enforces it)."""
-        raise NotImplementedError
 
-    def _error_kind(self, exc: BaseException) -> str:  # pragma: no cover - abstract
+    @abstractmethod
+    def _error_kind(self, exc: BaseException) -> str:
         """``"timeout"``, ``"cancelled"``, ``"memory"`` or ``"error"`` for a driver error."""
-        raise NotImplementedError
 
-    def _memory_message(self, exc: BaseException) -> str:  # pragma: no cover - abstract
+    @abstractmethod
+    def _memory_message(self, exc: BaseException) -> str:
         """The message of a query that ran out of memory."""
-        raise NotImplementedError
 
 
 def _parse_iso(text: str | None):
