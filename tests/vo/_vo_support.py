@@ -155,3 +155,19 @@ def taplint_totals(report: str) -> tuple[int, int, int]:
     )
     assert match, report[-3000:]
     return tuple(int(g) for g in match.groups())
+
+
+def write_square_map(path, n: int, *, seed: int = 3) -> None:
+    """An ``n`` x ``n`` float32 noise map with a TAN WCS at (150, 2) deg, 1 arcsec pixels."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
+    w.wcs.cdelt = [-1.0 / 3600, 1.0 / 3600]
+    data = np.random.default_rng(seed).normal(size=(n, n)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, w.to_header(), name="IMAGE")]).writeto(
+        path
+    )

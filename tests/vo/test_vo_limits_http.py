@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import httpx
 import numpy as np
 import pytest
-from _vo_support import publish_sky, server_settings
+from _vo_support import publish_sky, server_settings, write_square_map
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
@@ -60,24 +60,12 @@ def serving(settings: Settings):
         sock.close()
 
 
-def write_map(path, n: int) -> None:
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
-    w.wcs.cdelt = [-1.0 / 3600, 1.0 / 3600]
-    data = np.random.default_rng(3).normal(size=(n, n)).astype(np.float32)
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, w.to_header(), name="IMAGE")]).writeto(
-        path
-    )
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, sky):
     tmp = tmp_path_factory.mktemp("limits")
     db = str(tmp / "vo.duckdb")
     publish_sky(db, sky)
-    write_map(tmp / "big.fits", MAP_PIXELS)
+    write_square_map(tmp / "big.fits", MAP_PIXELS, seed=3)
     backend = open_backend(db)
     try:
         publish_map(backend, tmp / "big.fits", name="big", description="big map", band="b")

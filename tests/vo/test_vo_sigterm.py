@@ -27,9 +27,7 @@ import xml.etree.ElementTree as ET
 import httpx
 import numpy as np
 import pytest
-from _vo_support import publish_sky
-from astropy.io import fits
-from astropy.wcs import WCS
+from _vo_support import publish_sky, write_square_map
 
 from skysense.errors import QueryError
 from skysense.vo.backends import open_backend
@@ -63,23 +61,11 @@ def _start(db: str, port: int) -> subprocess.Popen:
         time.sleep(0.1)
 
 
-def _write_map(path, n: int) -> None:
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
-    w.wcs.cdelt = [-1.0 / 3600, 1.0 / 3600]
-    data = np.random.default_rng(5).normal(size=(n, n)).astype(np.float32)
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, w.to_header(), name="IMAGE")]).writeto(
-        path
-    )
-
-
 @pytest.fixture
 def db(tmp_path, sky) -> str:
     path = str(tmp_path / "vo.duckdb")
     publish_sky(path, sky)
-    _write_map(tmp_path / "big.fits", 2000)
+    write_square_map(tmp_path / "big.fits", 2000, seed=5)
     backend = open_backend(path)
     try:
         publish_map(backend, tmp_path / "big.fits", name="big", description="big", band="b")
