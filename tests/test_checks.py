@@ -59,5 +59,16 @@ def test_did_you_mean():
 
 def test_did_you_mean_mapping_and_clause():
     short = {"obs": "ivoa.obs", "sources": "main.sources"}
-    assert did_you_mean("sorces", short, clause=True) == "; did you mean 'main.sources'?"
-    assert did_you_mean("xyz", short, clause=True) == ""
+    assert did_you_mean("sorces", short, shown=short, clause=True) == (
+        "; did you mean 'main.sources'?"
+    )
+    assert did_you_mean("xyz", short, shown=short, clause=True) == ""
+
+
+def test_did_you_mean_suggests_a_mappings_keys():
+    # A registry keyed by name (e.g. bands to Band objects) suggests the names themselves.
+    bands = {"suprime_z": object(), "suprime_i": object()}
+    assert did_you_mean("suprime_x", bands, n=1) in (
+        " (did you mean 'suprime_z'?)",
+        " (did you mean 'suprime_i'?)",
+    )

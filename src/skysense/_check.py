@@ -104,8 +104,9 @@ def check_positions(
 
 def did_you_mean(
     name: object,
-    options: Iterable[object] | Mapping[str, object],
+    options: Iterable[object],
     *,
+    shown: Mapping[str, str] | None = None,
     n: int = 1,
     cutoff: float = 0.5,
     context: str | None = None,
@@ -118,9 +119,11 @@ def did_you_mean(
     ----------
     name : object
         What the user wrote (compared as text).
-    options : iterable or mapping
-        The valid names; a mapping is compared by its keys and suggests their values (a
-        short name standing for a qualified one).
+    options : iterable
+        The valid names (a mapping gives its keys).
+    shown : mapping, optional
+        What to suggest for a matched option when it differs from the option itself (a short
+        name standing for a qualified one).
     n : int
         How many suggestions at most.
     cutoff : float
@@ -134,8 +137,8 @@ def did_you_mean(
     clause : bool
         Write the hint as a clause, ``"; did you mean 'X'?"`` (the query errors' style).
     """
-    shown = {str(k): str(v) for k, v in options.items()} if isinstance(options, Mapping) else None
-    options = list(shown) if shown is not None else [str(o) for o in options]
+    options = [str(o) for o in options]
+    shown = {} if shown is None else shown
     close = difflib.get_close_matches(str(name), options, n=max(n, 8), cutoff=cutoff)
     if not close:
         return f" (allowed: {', '.join(options)})" if allowed else ""
@@ -146,5 +149,5 @@ def did_you_mean(
             return own + 0.5 * difflib.SequenceMatcher(None, context, cand).ratio()
 
         close = sorted(close, key=score, reverse=True)
-    names = ", ".join(repr(shown[c] if shown is not None else c) for c in close[:n])
+    names = ", ".join(repr(str(shown.get(c, c))) for c in close[:n])
     return f"; did you mean {names}?" if clause else f" (did you mean {names}?)"

@@ -218,7 +218,7 @@ def get_band(name: str) -> Band:
     try:
         return BANDS[name]
     except KeyError:
-        hint = did_you_mean(name, list(BANDS), n=3, cutoff=0.6)
+        hint = did_you_mean(name, BANDS, n=3, cutoff=0.6)
         raise KeyError(f"unknown band {name!r}{hint}") from None
 
 

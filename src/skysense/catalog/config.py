@@ -241,7 +241,7 @@ def _parse_band(v: _Validator, raw, key: str) -> BandConfig:
         v.fail(f"{key}.name", "required")
     name = v.string(raw["name"], f"{key}.name")
     if name not in BANDS:
-        v.fail(f"{key}.name", f"unknown band {name!r}{did_you_mean(name, list(BANDS))}")
+        v.fail(f"{key}.name", f"unknown band {name!r}{did_you_mean(name, BANDS)}")
     cols = {k: v.string(raw[k], f"{key}.{k}") for k in _BAND_COLUMN_KEYS if k in raw}
     has_mag, has_flux = "mag" in cols, "flux" in cols
     if has_mag == has_flux:
@@ -288,7 +288,7 @@ def _parse_band(v: _Validator, raw, key: str) -> BandConfig:
             v.fail(
                 f"{key}.flux_unit",
                 f"unknown unit {flux_unit!r}; use one of {', '.join(FLUX_UNITS)}"
-                f"{did_you_mean(flux_unit, list(FLUX_UNITS))}",
+                f"{did_you_mean(flux_unit, FLUX_UNITS)}",
             )
     apcor = raw.get("aperture_correction")
     if apcor is not None:

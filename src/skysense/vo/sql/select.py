@@ -318,7 +318,7 @@ class SelectMixin:
         names = list(self.catalog.tables)
         short = {n.rsplit(".", 1)[-1]: n for n in names}
         return did_you_mean(key, names, cutoff=0.6, clause=True) or did_you_mean(
-            key.rsplit(".", 1)[-1], short, cutoff=0.6, clause=True
+            key.rsplit(".", 1)[-1], short, shown=short, cutoff=0.6, clause=True
         )
 
     def join(self, node: A.Join, s: _Scope) -> str:
