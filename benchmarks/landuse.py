@@ -94,7 +94,8 @@ def _statlog(opts, rows, meta):
     ens_params: dict = {}
     if not opts.quick and not opts.no_cv:
         # Model selection on the training file only: 5-fold CV over the ensemble's grid.
-        from skysense.landuse.classify import DEFAULT_GRIDS, tune_classifier
+        from skysense.landuse.classify import DEFAULT_GRIDS
+        from skysense.landuse.estimator import tune_classifier
 
         t0 = time.perf_counter()
         with threadpool_limits(1, user_api="openmp"):

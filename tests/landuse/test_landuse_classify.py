@@ -13,9 +13,8 @@ from skysense.landuse.classify import (
     check_training_data,
     forest_to_arrays,
     make_classifier,
-    tune_classifier,
 )
-from skysense.landuse.estimator import train_model
+from skysense.landuse.estimator import train_model, tune_classifier
 from skysense.landuse.features import FeatureSpec, sample_features
 
 

@@ -16,7 +16,6 @@ from skysense.landuse.classify import (
     CLASSIFIERS,
     FlatForest,
     make_classifier,
-    tune_classifier,
 )
 from skysense.landuse.evaluate import (
     AccuracyReport,
@@ -74,7 +73,7 @@ def __getattr__(name):
         from skysense.landuse.engine import classify_raster
 
         return classify_raster
-    if name in ("LanduseClassifier", "train_model"):
+    if name in ("LanduseClassifier", "train_model", "tune_classifier"):
         from skysense.landuse import estimator
 
         return getattr(estimator, name)

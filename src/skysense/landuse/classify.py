@@ -2,7 +2,7 @@
 
 The random forest balances classes (``class_weight="balanced"``) and reports its out-of-bag
 accuracy; its hyperparameters can be chosen by stratified k-fold cross-validation
-(:func:`tune_classifier`). Gradient boosting, an RBF support-vector machine, k-nearest
+(:func:`~skysense.landuse.estimator.tune_classifier`). Gradient boosting, an RBF support-vector machine, k-nearest
 neighbours, extremely randomised trees and a soft-voting ensemble of them are selectable by
 name (:data:`CLASSIFIERS`).
 
@@ -17,7 +17,6 @@ first). Forests can be flattened into plain arrays (:func:`forest_to_arrays`) an
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +28,6 @@ __all__ = [
     "CLASSIFIERS",
     "DEFAULT_GRIDS",
     "make_classifier",
-    "tune_classifier",
     "check_training_data",
     "FlatForest",
     "forest_to_arrays",
@@ -45,7 +43,8 @@ CLASSIFIERS = {
     "ensemble": "soft vote of svm, et, knn and gb",
 }
 
-#: Default cross-validation grids for :func:`tune_classifier` (parameter names of
+#: Default cross-validation grids for :func:`~skysense.landuse.estimator.tune_classifier`
+#: (parameter names of
 #: :func:`make_classifier`).
 DEFAULT_GRIDS: dict[str, dict[str, list]] = {
     "rf": {"max_features": ["sqrt", 0.33, 0.5], "min_samples_leaf": [1, 3]},
@@ -70,7 +69,7 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
         Threads for forests and kNN.
     **params
         Hyperparameters: forests ``n_estimators``, ``max_features``, ``min_samples_leaf``,
-        ``max_depth``; gb ``learning_rate``, ``max_iter``, ``max_leaf_nodes``; svm ``C``,
+        ``max_depth`` (rf also ``oob_score``, default True); gb ``learning_rate``, ``max_iter``, ``max_leaf_nodes``; svm ``C``,
         ``gamma``; knn ``n_neighbors``; ensemble ``weights`` (4 numbers) and any of the above
         prefixed with the member name (``svm__C``).
 
@@ -98,8 +97,8 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
 
     if name == "rf":
         kw = take({"n_estimators": 300, "max_features": "sqrt", "min_samples_leaf": 1,
-                   "max_depth": None})  # fmt: skip
-        est = RandomForestClassifier(class_weight="balanced", oob_score=True, bootstrap=True,
+                   "max_depth": None, "oob_score": True})  # fmt: skip
+        est = RandomForestClassifier(class_weight="balanced", bootstrap=True,
                                      random_state=random_state, n_jobs=n_jobs, **kw)  # fmt: skip
     elif name == "et":
         kw = take({"n_estimators": 500, "max_features": "sqrt", "min_samples_leaf": 1,
@@ -184,63 +183,6 @@ def check_training_data(
             + f" (need at least {min_per_class} per class)"
         )
     return X, y
-
-
-def tune_classifier(
-    name: str,
-    X: np.ndarray,
-    y: np.ndarray,
-    grid: Mapping[str, list] | None = None,
-    *,
-    cv: int = 5,
-    random_state: int = 0,
-    n_jobs: int = 1,
-    verbose: int = 0,
-) -> tuple[dict, float, list[dict]]:
-    """Choose hyperparameters by stratified k-fold cross-validated accuracy.
-
-    Parameters
-    ----------
-    name : str
-        Classifier name.
-    X : ndarray (n, f); y : ndarray (n,)
-    grid : mapping, optional
-        Parameter -> candidate values (default :data:`DEFAULT_GRIDS`).
-    cv : int
-        Folds (stratified, shuffled with ``random_state``).
-    verbose : int
-        Progress over the candidates: 1 a bar, 2 log lines (:func:`skysense._dask.progress`).
-
-    Returns
-    -------
-    best_params : dict
-    best_score : float
-        Mean cross-validated accuracy of the best parameters.
-    results : list of dict
-        ``{"params", "mean_accuracy", "std_accuracy"}`` for every candidate.
-    """
-    from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_score
-
-    X, y = check_training_data(X, y, min_per_class=cv)
-    grid = DEFAULT_GRIDS.get(name, {}) if grid is None else grid
-    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-    from skysense._dask import progress
-
-    results = []
-    candidates = list(ParameterGrid(dict(grid))) if grid else [{}]
-    with progress(len(candidates), f"tuning {name}", verbose, unit="candidates") as step:
-        for params in candidates:
-            est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **params)
-            if name == "rf":
-                est.set_params(oob_score=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                scores = cross_val_score(est, X, y, cv=folds)
-            results.append({"params": params, "mean_accuracy": float(scores.mean()),
-                            "std_accuracy": float(scores.std())})  # fmt: skip
-            step()
-    best = max(results, key=lambda r: r["mean_accuracy"])
-    return dict(best["params"]), best["mean_accuracy"], results
 
 
 # ---------------------------------------------------------------------------------------------

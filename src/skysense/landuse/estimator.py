@@ -25,13 +25,13 @@ from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.classify import (
     CLASSIFIERS,
+    DEFAULT_GRIDS,
     check_training_data,
     make_classifier,
-    tune_classifier,
 )
 from skysense.landuse.features import FeatureSpec
 
-__all__ = ["LanduseClassifier", "train_model"]
+__all__ = ["LanduseClassifier", "train_model", "tune_classifier", "fold_estimator"]
 
 
 class _ParameterError(ConfigError, InvalidParameterError):
@@ -213,6 +213,79 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         return [f"x{i}" for i in range(self.n_features_in_)]
 
 
+def min_per_class(folds: int) -> int:
+    """Fewest samples of a class for stratified ``folds``-fold training: every training fold
+    then holds at least two of it, as :meth:`LanduseClassifier.fit` needs (a class of ``n``
+    keeps at least ``n - ceil(n / folds)`` in each training fold)."""
+    return folds if folds > 2 else 4
+
+
+def fold_estimator(
+    classifier: str, params: Mapping[str, Any] | None, *, random_state: int = 0, n_jobs: int = 1
+) -> LanduseClassifier:
+    """A fresh :class:`LanduseClassifier` for one fold of a cross-validation or one tuning
+    candidate: as the final model, but a random forest skips its out-of-bag score, which
+    the held-out fold replaces (the fitted trees are the same)."""
+    params = dict(params or {})
+    if classifier == "rf":
+        params.setdefault("oob_score", False)
+    return LanduseClassifier(classifier, params, random_state=random_state, n_jobs=n_jobs)
+
+
+def tune_classifier(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    grid: Mapping[str, list] | None = None,
+    *,
+    cv: int = 5,
+    random_state: int = 0,
+    n_jobs: int = 1,
+    verbose: int = 0,
+) -> tuple[dict, float, list[dict]]:
+    """Choose hyperparameters by stratified k-fold cross-validated accuracy.
+
+    Parameters
+    ----------
+    name : str
+        Classifier name (in :data:`~skysense.landuse.classify.CLASSIFIERS`); every candidate
+        is a :class:`LanduseClassifier` (:func:`fold_estimator`).
+    X : ndarray (n, f); y : ndarray (n,)
+    grid : mapping, optional
+        Parameter -> candidate values (default :data:`DEFAULT_GRIDS`).
+    cv : int
+        Folds (stratified, shuffled with ``random_state``).
+    verbose : int
+        Progress over the candidates: 1 a bar, 2 log lines (:func:`skysense._dask.progress`).
+
+    Returns
+    -------
+    best_params : dict
+    best_score : float
+        Mean cross-validated accuracy of the best parameters.
+    results : list of dict
+        ``{"params", "mean_accuracy", "std_accuracy"}`` for every candidate.
+    """
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_score
+
+    X, y = check_training_data(X, y, min_per_class=min_per_class(cv))
+    grid = DEFAULT_GRIDS.get(name, {}) if grid is None else grid
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    from skysense._dask import progress
+
+    results = []
+    candidates = list(ParameterGrid(dict(grid))) if grid else [{}]
+    with progress(len(candidates), f"tuning {name}", verbose, unit="candidates") as step:
+        for params in candidates:
+            est = fold_estimator(name, params, random_state=random_state, n_jobs=n_jobs)
+            scores = cross_val_score(est, X, y, cv=folds, error_score="raise")
+            results.append({"params": params, "mean_accuracy": float(scores.mean()),
+                            "std_accuracy": float(scores.std())})  # fmt: skip
+            step()
+    best = max(results, key=lambda r: r["mean_accuracy"])
+    return dict(best["params"]), best["mean_accuracy"], results
+
+
 def train_model(
     X: np.ndarray,
     y: np.ndarray,
@@ -258,7 +331,7 @@ def train_model(
     tuning = None
     if tune:
         names = None if spec is None else spec.names
-        Xa, ya = check_training_data(X, y, names, min_per_class=cv)
+        Xa, ya = check_training_data(X, y, names, min_per_class=min_per_class(cv))
         best, score, results = tune_classifier(
             classifier,
             Xa,

@@ -17,14 +17,13 @@ is given, and :func:`evaluate_model` scores a trained model; both return an
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from skysense.errors import ConfigError, InputError
-from skysense.landuse.classify import check_training_data, make_classifier
+from skysense.landuse.classify import check_training_data
 from skysense.landuse.features import FeatureSpec
 
 __all__ = [
@@ -176,18 +175,16 @@ def holdout_evaluate(
     X, y = check_training_data(X, y, min_per_class=2)
     n_test_min = np.unique(y, return_counts=True)[1] * test_fraction
     codes, counts = np.unique(y, return_counts=True)
-    bad = [(int(c), int(n)) for c, n, t in zip(codes, counts, n_test_min) if t < 1 or n - t < 1]
+    # both sides need the class, and the training side two of it (LanduseClassifier.fit)
+    bad = [(int(c), int(n)) for c, n, t in zip(codes, counts, n_test_min) if t < 1 or n - t < 2]
     if bad:
         raise InputError("too few samples for a stratified hold-out of "
                          f"{test_fraction:g}: " + ", ".join(f"class {c} has {n}" for c, n in bad))  # fmt: skip
     Xa, Xb, ya, yb = train_test_split(X, y, test_size=test_fraction, stratify=y,
                                       random_state=random_state)  # fmt: skip
-    est = make_classifier(
-        classifier, random_state=random_state, n_jobs=n_jobs, **dict(params or {})
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        est.fit(Xa, ya)
+    from skysense.landuse.estimator import fold_estimator
+
+    est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs).fit(Xa, ya)
     labels = np.unique(y)
     return accuracy_report(yb, est.predict(Xb), labels, _names(labels, scheme))
 
@@ -216,22 +213,18 @@ def cross_validate(
 
     if folds < 2:
         raise ConfigError(f"need at least 2 folds, got {folds}", key="folds")
-    X, y = check_training_data(X, y, min_per_class=folds)
     from skysense._dask import progress
+    from skysense.landuse.estimator import fold_estimator, min_per_class
+
+    X, y = check_training_data(X, y, min_per_class=min_per_class(folds))
 
     pred = np.empty_like(y)
     accs = []
     splits = StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y)
     with progress(folds, f"{classifier} cross-validation", verbose, unit="folds") as step:
         for tr, te in splits:
-            est = make_classifier(classifier, random_state=random_state, n_jobs=n_jobs,
-                                  **dict(params or {}))  # fmt: skip
-            if classifier == "rf":
-                est.set_params(oob_score=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                est.fit(X[tr], y[tr])
-            pred[te] = est.predict(X[te])
+            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs)
+            pred[te] = est.fit(X[tr], y[tr]).predict(X[te])
             accs.append(float(np.mean(pred[te] == y[te])))
             step()
     labels = np.unique(y)
@@ -297,11 +290,10 @@ def _subset_report(X, y, spec, bands, classifier, params, folds, random_state, s
         report, _ = cross_validate(X[:, cols], y, classifier=classifier, params=params,
                                    folds=folds, random_state=random_state, scheme=scheme)  # fmt: skip
         return report
+    from skysense.landuse.estimator import fold_estimator
+
     Xa, ya = check_training_data(X[:, cols], y)
-    est = make_classifier(classifier, random_state=random_state, **dict(params or {}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        est.fit(Xa, ya)
+    est = fold_estimator(classifier, params, random_state=random_state).fit(Xa, ya)
     labels = np.unique(np.concatenate([ya, np.asarray(y_test)]))
     return accuracy_report(y_test, est.predict(np.asarray(X_test)[:, cols]), labels,
                            _names(labels, scheme))  # fmt: skip
