@@ -39,7 +39,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "skysense"
-AREAS = ("catalog", "vo", "xid", "photoz", "landuse", "astrocast", "sim", "pipeline")
+AREAS = ("catalog", "vo", "xid", "photoz", "landuse", "astrocast", "sim", "pipeline", "sed")
 
 
 @dataclass(frozen=True)

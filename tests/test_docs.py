@@ -39,7 +39,7 @@ DOCS = ROOT / "docs"
 TUTORIALS = DOCS / "tutorials"
 # Order matters: each of these uses the files of the ones before it.
 CHAIN = ["catalog", "vo", "xid", "photoz"]
-AREAS = ["catalog", "vo", "xid", "photoz", "landuse", "astrocast", "sim", "pipeline"]
+AREAS = ["catalog", "vo", "xid", "photoz", "landuse", "astrocast", "sim", "pipeline", "sed"]
 TUTORIAL_TIMEOUT_S = 1200
 
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
