@@ -113,6 +113,9 @@ def _run(func, args: argparse.Namespace) -> tuple[int, bool]:
             raise
         line = _one_line(exc, library=True)
     else:
+        if isinstance(result, str):  # a verb's summary
+            print(result)
+            return 0, False
         return int(result or 0), False
     print(f"skysense: error: {line}", file=sys.stderr)
     return 2, True

@@ -1,18 +1,119 @@
-"""Helpers shared by the area CLI modules."""
+"""Helpers shared by the area CLI modules: a declarative option spec and the error boundary."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 
 __all__ = [
     "add_area",
     "add_verb",
+    "verb",
+    "options",
+    "split_names",
+    "SCHEDULER",
     "add_scheduler_option",
     "add_lazy_choice",
     "unreadable_input_errors",
     "astropy_warnings_as_warnings",
 ]
+
+SCHEDULER = (
+    "--scheduler ADDRESS | Dask scheduler address (default: a local scheduler in this process)"
+)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+_TYPES: dict[str, Callable[[str], object]] = {
+    "int": int,
+    "float": float,
+    "finite": _finite,
+    "str": str,
+}
+_NARGS = {"+", "*", "?"}
+
+
+def _option(line: str) -> tuple[list[str], dict]:
+    """(flags or name, ``add_argument`` keywords) of one spec line; see :func:`options`."""
+    head, _, help_text = line.partition(" | ")
+    flags: list[str] = []
+    metavar: list[str] = []
+    kw: dict = {"help": help_text.strip() or None}
+    for i, word in enumerate(head.split()):
+        key, eq, value = word.partition("=")
+        if word.startswith("-") or i == 0:
+            flags.append(word)
+        elif word in ("append", "required"):
+            kw["action" if word == "append" else "required"] = word if word == "append" else True
+        elif word == "flag":
+            kw["action"] = "store_true"
+        elif key in _TYPES or key.startswith("{"):
+            if key.startswith("{"):
+                kw["choices"] = key.strip("{}").split(",")
+                conv: Callable[[str], object] = str
+            else:
+                conv = _TYPES[key]
+                if key != "str":
+                    kw["type"] = conv
+            if eq:
+                many = key not in ("str",) and "," in value
+                kw["default"] = [conv(v) for v in value.split(",")] if many else conv(value)
+        else:
+            metavar.append(word)
+    if metavar and metavar[-1][-1] in _NARGS:
+        kw["nargs"] = metavar[-1][-1]
+        metavar[-1] = metavar[-1][:-1]
+    if len(metavar) > 1:
+        kw["nargs"] = len(metavar)
+    if metavar:
+        kw["metavar"] = tuple(metavar) if len(metavar) > 1 else metavar[0]
+    return flags, kw
+
+
+def options(parser, spec: str) -> None:
+    """Declare the options of ``spec`` on ``parser`` (a parser or an argument group), in order.
+
+    One option a line, ``SIGNATURE | HELP``; a line that starts with white space continues the
+    help of the line before (argparse folds the white space). The SIGNATURE's words:
+
+    * the first word, and any word that starts with ``-``: the flags (``-o --out``), or the
+      name of a positional argument (a first word without a dash);
+    * ``int``, ``float``, ``finite`` (a finite float), ``str``: the type; ``int=5`` also gives
+      the default, ``float=0.8,0.1`` a list default of a multi-valued option;
+    * ``{a,b,c}``: the choices, ``{a,b,c}=a`` with a default;
+    * ``flag`` (``store_true``), ``append``, ``required``;
+    * any other word is the metavar: ``COL+`` (or ``*``, ``?``) also sets ``nargs``, and two or
+      more metavar words (``MU SIGMA``) take that many values.
+    """
+    lines: list[str] = []
+    for raw in spec.strip("\n").splitlines():
+        if raw[:1].isspace() and lines:
+            lines[-1] += " " + raw.strip()
+        elif raw.strip():
+            lines.append(raw.strip())
+    for line in lines:
+        flags, kw = _option(line)
+        parser.add_argument(*flags, **kw)
+
+
+def split_names(value: str | None) -> list[str]:
+    """The names of a comma- or space-separated option value (``[]`` for ``None``)."""
+    return [] if value is None else [v for v in value.replace(",", " ").split() if v]
+
+
+def add_scheduler_option(parser) -> None:
+    """``--scheduler ADDRESS``: run on an existing Dask cluster instead of locally."""
+    options(parser, SCHEDULER)
 
 
 def add_area(subparsers, name: str, help: str) -> argparse._SubParsersAction:
@@ -23,20 +124,21 @@ def add_area(subparsers, name: str, help: str) -> argparse._SubParsersAction:
 
 
 def add_verb(verbs, name: str, func, help: str) -> argparse.ArgumentParser:
-    """Add ``skysense <area> <name>`` calling ``func(args)``."""
+    """Add ``skysense <area> <name>`` calling ``func(args)``.
+
+    ``func`` returns the exit status, ``None`` (0), or a text to print on stdout (status 0).
+    """
     parser = verbs.add_parser(name, help=help, description=help)
     parser.set_defaults(func=func, _parser=parser)
     return parser
 
 
-def add_scheduler_option(parser: argparse.ArgumentParser) -> None:
-    """``--scheduler ADDRESS``: run on an existing Dask cluster instead of locally."""
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="Dask scheduler address (default: a local scheduler in this process)",
-    )
+def verb(verbs, name: str, func, help: str, *specs: str) -> argparse.ArgumentParser:
+    """:func:`add_verb` with the options of each of ``specs`` (see :func:`options`)."""
+    parser = add_verb(verbs, name, func, help)
+    for spec in specs:
+        options(parser, spec)
+    return parser
 
 
 class _LazyChoice(argparse.Action):

@@ -8,134 +8,130 @@ from __future__ import annotations
 
 import sys
 
-from skysense.cli._common import add_area, add_scheduler_option, add_verb
+from skysense.cli._common import SCHEDULER, add_area, options, verb
 from skysense.errors import InputError
 
 __all__ = ["register"]
 
+_INPUTS = """
+--map FITS append required | map (FITS with WCS, Jy/beam or mJy/beam); repeat for several bands
+--noise FITS append | noise map per --map, same order (default: the map's ERROR HDU)
+--band NAME append required | HELP band name per --map, e.g. spire_250, spire_350, spire_500,
+    mips_24
+--prior CAT required | prior catalogue (FITS/CSV/Parquet: id, ra, dec, optional
+    flux_lower_<band>, flux_upper_<band>, flux_mu_<band>, flux_sigma_<band>)
+--out DIR required | output directory
+--moc FITS | fit only pixels in this MOC
+--fwhm ARCSEC append float | Gaussian beam FWHM per band (default: header FWHM or HELP value)
+--prf FITS append | PRF image per band instead of a Gaussian (sampling from PIXSCALE arcsec or
+    CDELT2)
+--min-beam-fraction float=1e-3 | drop pointing-matrix entries below this fraction of the peak
+--bkg-prior MU SIGMA float | background prior Normal(MU, SIGMA) in mJy/beam (default 0 5)
+--conf-prior {halfcauchy,halfnormal,none} | sigma_conf prior (default halfcauchy 0.5 for SPIRE,
+    none for MIPS)
+--conf-scale float=0.5 | scale of the sigma_conf prior
+"""
+# not in the SED mode, whose flux prior is the template mixture
+_FLUX_PRIOR = """
+--flux-prior {uniform,loguniform,lognormal}=uniform | flux prior kind when the catalogue gives no
+    Gaussian prior; lognormal: a population prior with median flux_mu_<band> (mJy) and scatter
+    flux_sigma_<band> (dex), for prior lists far below the noise
+"""
+_DUPLICATES = (
+    "--allow-duplicates flag | fit prior sources at identical positions instead of stopping"
+)
+_SAMPLES = """
+--samples int={} | kept draws per chain
+--warmup int=500 | warm-up iterations per chain
+--chains int={}
+--seed int=0
+"""
+_TILING = f"""
+--order int | HEALPix order of the tiles (default: chosen for --sources-per-tile)
+--sources-per-tile int=600
+--buffer-arcsec float | buffer ring around each tile (default 2 x the largest beam FWHM)
+{SCHEDULER}
+"""
+_BLIND = f"""
+map | FITS map (IMAGE/ERROR HDUs, or a separate --noise map)
+--band required | band name, e.g. spire_250
+--noise | separate FITS noise map on the same grid
+--fwhm float | beam FWHM in arcsec (default: band)
+--snr float=5.0 | detection S/N threshold (default 5)
+--confusion str=auto | confusion noise in mJy/beam for the matched filter, or 'auto' to estimate
+    it; 0 gives the plain beam-matched filter
+--no-deblend flag | skip joint PSF fits of blends
+--tile PIX int | extract tile by tile on Dask, tiles of PIX x PIX pixels with a 6-FWHM buffer
+    (same catalogue as one map; for large fields)
+-o --out required | output stem: writes STEM.fits and STEM.parquet
+{SCHEDULER}
+"""
+_HIDDEN = """
+--detect-band | band searched for residuals (default: sharpest beam)
+--snr float=5.0 | filtered residual S/N (default 5)
+--pval-min float=1.0 | beam-mean Bayesian P value (sigma) a candidate must exceed (default 1)
+--min-sep-fwhm float=0.5 | do not add candidates within this many FWHM of a prior source
+    (default 0.5)
+--max-iter int=5 | at most this many XID+ fits
+--no-refit flag | one fit: report candidates only
+--id-prefix str=HIDDEN | added sources are named PREFIX_<iteration>_<k> (default HIDDEN)
+"""
+_BLIND_MATCH = """
+blind | blind catalogue (FITS or Parquet from 'skysense xid blind')
+--xid CAT | XID+ catalogue (HELP_ID, RA, Dec)
+--masterlist CAT | masterlist (help_id, ra, dec)
+--radius ARCSEC float | match radius (default: half the beam FWHM of the blind catalogue)
+--band | band of the XID+ flux column F_<BAND>
+-o --out required | output stem: writes STEM.fits and STEM.parquet
+"""
+_SED = """
+--templates FILE required | SED template table (FITS/CSV/Parquet): template, z and one column per
+    band with the flux in mJy at normalisation 0
+--redshift-column COL str=z | prior column of the redshift
+--redshift-error-column COL | prior column of the redshift error (a photo-z); default: redshift
+    fixed
+--log-norm-bounds LO HI float=-3.0,3.0 | uniform prior bounds of log10 of the template scale
+--scatter float=0.2 | fractional scatter of the fluxes about the template (default 0.2)
+--tiles flag | fit in HEALPix tiles on Dask
+"""
 
-def _add_common(p, *, sed: bool = False) -> None:
-    p.add_argument(
-        "--map",
-        action="append",
-        required=True,
-        metavar="FITS",
-        help="map (FITS with WCS, Jy/beam or mJy/beam); repeat for several bands",
-    )
-    p.add_argument(
-        "--noise",
-        action="append",
-        default=None,
-        metavar="FITS",
-        help="noise map per --map, same order (default: the map's ERROR HDU)",
-    )
-    p.add_argument(
-        "--band",
-        action="append",
-        required=True,
-        metavar="NAME",
-        help="HELP band name per --map, e.g. spire_250, spire_350, spire_500, mips_24",
-    )
-    p.add_argument(
-        "--prior",
-        required=True,
-        metavar="CAT",
-        help="prior catalogue (FITS/CSV/Parquet: id, ra, dec, optional "
-        "flux_lower_<band>, flux_upper_<band>, flux_mu_<band>, flux_sigma_<band>)",
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--moc", default=None, metavar="FITS", help="fit only pixels in this MOC")
-    p.add_argument(
-        "--fwhm",
-        action="append",
-        type=float,
-        default=None,
-        metavar="ARCSEC",
-        help="Gaussian beam FWHM per band (default: header FWHM or HELP value)",
-    )
-    p.add_argument(
-        "--prf",
-        action="append",
-        default=None,
-        metavar="FITS",
-        help="PRF image per band instead of a Gaussian (sampling from PIXSCALE arcsec or CDELT2)",
-    )
-    p.add_argument(
-        "--min-beam-fraction",
-        type=float,
-        default=1e-3,
-        help="drop pointing-matrix entries below this fraction of the peak",
-    )
-    p.add_argument(
-        "--bkg-prior",
-        nargs=2,
-        type=float,
-        default=None,
-        metavar=("MU", "SIGMA"),
-        help="background prior Normal(MU, SIGMA) in mJy/beam (default 0 5)",
-    )
-    p.add_argument(
-        "--conf-prior",
-        default=None,
-        choices=["halfcauchy", "halfnormal", "none"],
-        help="sigma_conf prior (default halfcauchy 0.5 for SPIRE, none for MIPS)",
-    )
-    p.add_argument("--conf-scale", type=float, default=0.5, help="scale of the sigma_conf prior")
-    if not sed:  # the SED mode's flux prior is the template mixture
-        p.add_argument(
-            "--flux-prior",
-            default="uniform",
-            choices=["uniform", "loguniform", "lognormal"],
-            help="flux prior kind when the catalogue gives no Gaussian prior; lognormal: a "
-            "population prior with median flux_mu_<band> (mJy) and scatter flux_sigma_<band> "
-            "(dex), for prior lists far below the noise",
-        )
-    p.add_argument(
-        "--allow-duplicates",
-        action="store_true",
-        help="fit prior sources at identical positions instead of stopping",
-    )
+
+def _add_inputs(p, *, sed: bool = False) -> None:
+    options(p, _INPUTS)
+    if not sed:
+        options(p, _FLUX_PRIOR)
+    options(p, _DUPLICATES)
     if not sed:  # the SED mode always runs NUTS (its prior is not conjugate)
-        p.add_argument("--sampler", default="gibbs", choices=["gibbs", "nuts"])
-    p.add_argument("--samples", type=int, default=500 if sed else 1000, help="kept draws per chain")
-    p.add_argument("--warmup", type=int, default=500, help="warm-up iterations per chain")
-    p.add_argument("--chains", type=int, default=2 if sed else 4)
-    p.add_argument("--seed", type=int, default=0)
+        options(p, "--sampler {gibbs,nuts}=gibbs")
+    options(p, _SAMPLES.format(*((500, 2) if sed else (1000, 4))))
 
 
 def _inputs(args):
-    """Maps, prior, region and per-band beams/priors of the options, and the fit settings."""
+    """Maps, prior, and the keyword arguments of the fitters, from the options."""
     from skysense.xid.io import read_fit_inputs
 
     inp = read_fit_inputs(
-        args.map,
-        args.band,
-        args.prior,
-        noise=args.noise,
-        prf=args.prf,
-        fwhm_arcsec=args.fwhm,
-        moc=args.moc,
-        bkg_prior=args.bkg_prior,
-        conf_prior=args.conf_prior,
+        args.map, args.band, args.prior, noise=args.noise, prf=args.prf, fwhm_arcsec=args.fwhm,
+        moc=args.moc, bkg_prior=args.bkg_prior, conf_prior=args.conf_prior,
         conf_scale=args.conf_scale,
-    )
+    )  # fmt: skip
     kw = {
         "min_beam_fraction": args.min_beam_fraction,
         "on_duplicate": "keep" if args.allow_duplicates else "error",
-        "n_samples": args.samples,
-        "n_warmup": args.warmup,
-        "n_chains": args.chains,
-        "random_state": args.seed,
-        **inp.fit_kwargs(),
-    }
-    if getattr(args, "flux_prior", None) is not None:
-        kw["flux_kind"] = args.flux_prior
-    if getattr(args, "sampler", None) is not None:
-        kw["sampler"] = args.sampler
+        "n_samples": args.samples, "n_warmup": args.warmup, "n_chains": args.chains,
+        "random_state": args.seed, **inp.fit_kwargs(),
+    }  # fmt: skip
+    for option, key in (("flux_prior", "flux_kind"), ("sampler", "sampler")):
+        if getattr(args, option, None) is not None:
+            kw[key] = getattr(args, option)
     return inp.maps, inp.prior, kw
 
 
-def _fit(args) -> int:
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _fit(args) -> None:
     from skysense.xid.fit import fit
     from skysense.xid.io import write_outputs
 
@@ -144,93 +140,46 @@ def _fit(args) -> int:
     write_outputs(result, args.out)
     cat = result.catalogue()
     flagged = sum(int(cat[c].sum()) for c in cat.columns if c.startswith("flag_xid_"))
-    print(
-        f"fitted {len(prior)} prior sources in {len(maps)} band(s); "
-        f"{len(result.unfitted)} source-band(s) not fittable (see unfitted.csv); "
-        f"{flagged} source-band(s) flagged; outputs in {args.out}",
-        file=sys.stderr,
-    )
-    return 0
+    _say(f"fitted {len(prior)} prior sources in {len(maps)} band(s); {len(result.unfitted)} "
+         f"source-band(s) not fittable (see unfitted.csv); {flagged} source-band(s) flagged; "
+         f"outputs in {args.out}")  # fmt: skip
 
 
-def _fit_tiles(args) -> int:
-    maps, prior, kw = _inputs(args)
-    return _run_tiles(args, maps, prior, **kw)
-
-
-def _run_tiles(args, maps, prior, **kw) -> int:
-    """Tiled fit with the tiling options of ``args``; ``kw`` goes to the per-tile fitter."""
+def _fit_tiles(args, fitter=None, inputs=None) -> None:
     from skysense.xid.engine import fit_tiles
 
-    cat = fit_tiles(
-        maps,
-        prior,
-        args.out,
-        order=args.order,
-        sources_per_tile=args.sources_per_tile,
-        buffer_arcsec=args.buffer_arcsec,
-        scheduler=args.scheduler,
-        **kw,
-    )
-    print(f"joined {len(cat)} sources into {args.out}/catalogue.fits", file=sys.stderr)
-    return 0
+    maps, prior, kw = inputs or _inputs(args)
+    kw = {**kw, **({"fitter": fitter} if fitter else {})}
+    cat = fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
+                    sources_per_tile=args.sources_per_tile, buffer_arcsec=args.buffer_arcsec,
+                    **kw)  # fmt: skip
+    _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
 
 
-def _fit_sed(args) -> int:
+def _fit_sed(args) -> None:
     from skysense.xid.fit import fit_sed_maps
     from skysense.xid.io import read_templates, write_outputs
 
     maps, prior, kw = _inputs(args)
-    kw.update(
-        templates=read_templates(args.templates, bands=args.band),
-        z_column=args.redshift_column,
-        z_err_column=args.redshift_error_column,
-        log_norm_bounds=tuple(args.log_norm_bounds),
-        scatter_fraction=args.scatter,
-    )
+    kw.update(templates=read_templates(args.templates, bands=args.band),
+              z_column=args.redshift_column, z_err_column=args.redshift_error_column,
+              log_norm_bounds=tuple(args.log_norm_bounds), scatter_fraction=args.scatter)  # fmt: skip
     if args.tiles:
-        return _run_tiles(args, maps, prior, fitter=fit_sed_maps, **kw)
+        return _fit_tiles(args, fit_sed_maps, (maps, prior, kw))
     result = fit_sed_maps(maps, prior, **kw)
     write_outputs(result, args.out)
-    print(
-        f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in "
-        f"{len(maps)} band(s); {len(result.unfitted)} not fittable (see unfitted.csv); "
-        f"outputs in {args.out}",
-        file=sys.stderr,
-    )
-    return 0
+    _say(f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in {len(maps)} "
+         f"band(s); {len(result.unfitted)} not fittable (see unfitted.csv); outputs in {args.out}")  # fmt: skip
 
 
-def _add_tiling(p) -> None:
-    p.add_argument(
-        "--order",
-        type=int,
-        default=None,
-        help="HEALPix order of the tiles (default: chosen for --sources-per-tile)",
-    )
-    p.add_argument("--sources-per-tile", type=int, default=600)
-    p.add_argument(
-        "--buffer-arcsec",
-        type=float,
-        default=None,
-        help="buffer ring around each tile (default 2 x the largest beam FWHM)",
-    )
-    add_scheduler_option(p)
-
-
-def _blind(args) -> int:
+def _blind(args) -> None:
     from skysense.xid.blind.extract import extract_sources
     from skysense.xid.blind.io import write_blind_catalogue
     from skysense.xid.io import read_map
 
     sky = read_map(args.map, band=args.band, noise_path=args.noise)
-    confusion = None if args.confusion == "auto" else float(args.confusion)
-    kw = {
-        "snr_threshold": args.snr,
-        "confusion_mjy": confusion,
-        "fwhm_arcsec": args.fwhm,
-        "deblend": not args.no_deblend,
-    }
+    kw = {"snr_threshold": args.snr, "fwhm_arcsec": args.fwhm, "deblend": not args.no_deblend,
+          "confusion_mjy": None if args.confusion == "auto" else float(args.confusion)}  # fmt: skip
     if args.tile is not None:
         from skysense.xid.blind.engine import extract_tiles
 
@@ -238,194 +187,60 @@ def _blind(args) -> int:
     else:
         catalogue = extract_sources(sky, **kw)
     paths = write_blind_catalogue(catalogue, args.out)
-    print(
-        f"{len(catalogue)} sources above S/N {args.snr:g}: " + ", ".join(str(p) for p in paths),
-        file=sys.stderr,
-    )
-    return 0
+    _say(f"{len(catalogue)} sources above S/N {args.snr:g}: " + ", ".join(map(str, paths)))
 
 
-def _hidden(args) -> int:
+def _hidden(args) -> None:
     from skysense.xid.hidden.io import write_hidden
     from skysense.xid.hidden.search import find_hidden_sources
 
     maps, prior, kw = _inputs(args)
-    seed = kw.pop("random_state")
     hidden = find_hidden_sources(
-        maps,
-        prior,
-        detect_band=args.detect_band,
-        snr_threshold=args.snr,
-        pval_sigma_min=args.pval_min,
-        min_sep_fwhm=args.min_sep_fwhm,
-        refit=not args.no_refit,
-        max_iter=args.max_iter,
-        id_prefix=args.id_prefix,
-        random_state=seed,
-        **kw,
-    )
+        maps, prior, detect_band=args.detect_band, snr_threshold=args.snr,
+        pval_sigma_min=args.pval_min, min_sep_fwhm=args.min_sep_fwhm, refit=not args.no_refit,
+        max_iter=args.max_iter, id_prefix=args.id_prefix, **kw,
+    )  # fmt: skip
     write_hidden(hidden, args.out)
     cand = hidden.candidates
-    print(
-        f"{len(cand)} candidate(s) in {hidden.n_fits} fit(s), {int(cand['added'].sum())} added "
-        f"to the prior; {'converged' if hidden.converged else 'NOT converged (raise --max-iter)'}"
-        f"; outputs in {args.out} (hidden.fits, prior_hidden.fits, catalogue.fits)",
-        file=sys.stderr,
-    )
-    return 0
+    state = "converged" if hidden.converged else "NOT converged (raise --max-iter)"
+    _say(f"{len(cand)} candidate(s) in {hidden.n_fits} fit(s), {int(cand['added'].sum())} added "
+         f"to the prior; {state}; outputs in {args.out} (hidden.fits, prior_hidden.fits, "
+         "catalogue.fits)")  # fmt: skip
 
 
-def _blind_match(args) -> int:
+def _blind_match(args) -> None:
     from skysense.xid.blind.io import read_blind_catalogue, write_blind_catalogue
     from skysense.xid.blind.match import MATCH_UNITS, match_blind
     from skysense.xid.io import read_prior
 
     if args.xid is None and args.masterlist is None:
         raise InputError("give --xid CAT, --masterlist CAT or both")
-    blind = read_blind_catalogue(args.blind)
-    xid = None if args.xid is None else read_prior(args.xid)
-    ml = None if args.masterlist is None else read_prior(args.masterlist)
-    out = match_blind(blind, xid=xid, masterlist=ml, radius_arcsec=args.radius, band=args.band)
+    xid, ml = (None if p is None else read_prior(p) for p in (args.xid, args.masterlist))
+    out = match_blind(read_blind_catalogue(args.blind), xid=xid, masterlist=ml,
+                      radius_arcsec=args.radius, band=args.band)  # fmt: skip
     paths = write_blind_catalogue(out, args.out, units=MATCH_UNITS)
-    print(
-        f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
-        f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
-        + ", ".join(str(p) for p in paths),
-        file=sys.stderr,
-    )
-    return 0
+    _say(f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
+         f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
+         + ", ".join(map(str, paths)))  # fmt: skip
 
 
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "xid", "XID+ Bayesian de-blending of far-infrared maps")
-    p = add_verb(
-        verbs,
-        "blind",
-        _blind,
-        "find sources in a map itself (matched filter, peaks, PSF fit of blends)",
-    )
-    p.add_argument("map", help="FITS map (IMAGE/ERROR HDUs, or a separate --noise map)")
-    p.add_argument("--band", required=True, help="band name, e.g. spire_250")
-    p.add_argument("--noise", default=None, help="separate FITS noise map on the same grid")
-    p.add_argument("--fwhm", type=float, default=None, help="beam FWHM in arcsec (default: band)")
-    p.add_argument("--snr", type=float, default=5.0, help="detection S/N threshold (default 5)")
-    p.add_argument(
-        "--confusion",
-        default="auto",
-        help="confusion noise in mJy/beam for the matched filter, or 'auto' to estimate it; "
-        "0 gives the plain beam-matched filter",
-    )
-    p.add_argument("--no-deblend", action="store_true", help="skip joint PSF fits of blends")
-    p.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        metavar="PIX",
-        help="extract tile by tile on Dask, tiles of PIX x PIX pixels with a 6-FWHM buffer "
-        "(same catalogue as one map; for large fields)",
-    )
-    p.add_argument(
-        "-o", "--out", required=True, help="output stem: writes STEM.fits and STEM.parquet"
-    )
-    add_scheduler_option(p)
-    p = add_verb(
-        verbs,
-        "hidden",
-        _hidden,
-        "fit, find significant positive residuals no prior explains, add them and refit",
-    )
-    _add_common(p)
-    p.add_argument(
-        "--detect-band", default=None, help="band searched for residuals (default: sharpest beam)"
-    )
-    p.add_argument("--snr", type=float, default=5.0, help="filtered residual S/N (default 5)")
-    p.add_argument(
-        "--pval-min",
-        type=float,
-        default=1.0,
-        help="beam-mean Bayesian P value (sigma) a candidate must exceed (default 1)",
-    )
-    p.add_argument(
-        "--min-sep-fwhm",
-        type=float,
-        default=0.5,
-        help="do not add candidates within this many FWHM of a prior source (default 0.5)",
-    )
-    p.add_argument("--max-iter", type=int, default=5, help="at most this many XID+ fits")
-    p.add_argument("--no-refit", action="store_true", help="one fit: report candidates only")
-    p.add_argument(
-        "--id-prefix",
-        default="HIDDEN",
-        help="added sources are named PREFIX_<iteration>_<k> (default HIDDEN)",
-    )
-    p = add_verb(
-        verbs,
-        "blind-match",
-        _blind_match,
-        "cross-match a blind catalogue with XID+ / masterlist; flag sources without prior",
-    )
-    p.add_argument("blind", help="blind catalogue (FITS or Parquet from 'skysense xid blind')")
-    p.add_argument("--xid", default=None, metavar="CAT", help="XID+ catalogue (HELP_ID, RA, Dec)")
-    p.add_argument(
-        "--masterlist", default=None, metavar="CAT", help="masterlist (help_id, ra, dec)"
-    )
-    p.add_argument(
-        "--radius",
-        type=float,
-        default=None,
-        metavar="ARCSEC",
-        help="match radius (default: half the beam FWHM of the blind catalogue)",
-    )
-    p.add_argument("--band", default=None, help="band of the XID+ flux column F_<BAND>")
-    p.add_argument(
-        "-o", "--out", required=True, help="output stem: writes STEM.fits and STEM.parquet"
-    )
-    p = add_verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)")
-    _add_common(p)
-    p = add_verb(
-        verbs,
-        "fit-tiles",
-        _fit_tiles,
-        "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue",
-    )
-    _add_common(p)
-    _add_tiling(p)
-    p = add_verb(
-        verbs,
-        "fit-sed",
-        _fit_sed,
-        "fit MIPS/SPIRE bands together with a template SED prior (NUTS), one region or tiles",
-    )
-    _add_common(p, sed=True)
-    p.add_argument(
-        "--templates",
-        required=True,
-        metavar="FILE",
-        help="SED template table (FITS/CSV/Parquet): template, z and one column per band "
-        "with the flux in mJy at normalisation 0",
-    )
-    p.add_argument(
-        "--redshift-column", default="z", metavar="COL", help="prior column of the redshift"
-    )
-    p.add_argument(
-        "--redshift-error-column",
-        default=None,
-        metavar="COL",
-        help="prior column of the redshift error (a photo-z); default: redshift fixed",
-    )
-    p.add_argument(
-        "--log-norm-bounds",
-        nargs=2,
-        type=float,
-        default=(-3.0, 3.0),
-        metavar=("LO", "HI"),
-        help="uniform prior bounds of log10 of the template scale",
-    )
-    p.add_argument(
-        "--scatter",
-        type=float,
-        default=0.2,
-        help="fractional scatter of the fluxes about the template (default 0.2)",
-    )
-    p.add_argument("--tiles", action="store_true", help="fit in HEALPix tiles on Dask")
-    _add_tiling(p)
+    verb(verbs, "blind", _blind,
+         "find sources in a map itself (matched filter, peaks, PSF fit of blends)", _BLIND)  # fmt: skip
+    p = verb(verbs, "hidden", _hidden,
+             "fit, find significant positive residuals no prior explains, add them and refit")  # fmt: skip
+    _add_inputs(p)
+    options(p, _HIDDEN)
+    verb(verbs, "blind-match", _blind_match,
+         "cross-match a blind catalogue with XID+ / masterlist; flag sources without prior",
+         _BLIND_MATCH)  # fmt: skip
+    _add_inputs(verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)"))
+    p = verb(verbs, "fit-tiles", _fit_tiles,
+             "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue")  # fmt: skip
+    _add_inputs(p)
+    options(p, _TILING)
+    p = verb(verbs, "fit-sed", _fit_sed, "fit MIPS/SPIRE bands together with a template SED prior "
+             "(NUTS), one region or tiles")  # fmt: skip
+    _add_inputs(p, sed=True)
+    options(p, _SED + _TILING)
