@@ -165,7 +165,33 @@ def _pairs(x, vci3m, n_leads):
     return xx[ok], y[ok]
 
 
-class LinearARForecaster:
+class _LaggedForecaster:
+    """The baselines that regress the VCI3M change at every lead on lagged values: the
+    design, the refit schedule and the forecast step, written once. A subclass fits the
+    training pairs (``_fit``, which sets ``resid_std_``) and predicts the change from today's
+    VCI3M (``_change``)."""
+
+    def __init__(self, n_lags: int, refit_every: int):
+        self.n_lags = n_lags
+        self.refit_every = refit_every
+        self.n_calls_ = 0
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        y3 = np.asarray(vci3m, float)
+        x = _design(np.asarray(vci, float), y3, extra, self.n_lags, t_days)
+        if not hasattr(self, "resid_std_") or self.n_calls_ % self.refit_every == 0:
+            self._fit(*_pairs(x, y3, n_leads))
+        self.n_calls_ += 1
+        return y3[-1] + self._change(x), self.resid_std_.copy()
+
+    def _fit(self, xx: np.ndarray, yy: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _change(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class LinearARForecaster(_LaggedForecaster):
     """Direct linear autoregression: VCI3M change at each lead on lagged VCI (least squares).
 
     Parameters
@@ -181,33 +207,26 @@ class LinearARForecaster:
     name = "linear_ar"
 
     def __init__(self, n_lags: int = 12, *, refit_every: int = 1, ridge: float = 1e-3):
-        self.n_lags = n_lags
-        self.refit_every = refit_every
+        super().__init__(n_lags, refit_every)
         self.ridge = ridge
-        self.n_calls_ = 0
         self.coef_ = None
 
-    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
-        v = np.asarray(vci, float)
-        y3 = np.asarray(vci3m, float)
-        x = _design(v, y3, extra, self.n_lags, t_days)
-        if self.coef_ is None or self.n_calls_ % self.refit_every == 0:
-            xx, yy = _pairs(x, y3, n_leads)
-            mu, sd = xx.mean(0), xx.std(0) + 1e-9
-            z = np.column_stack([np.ones(len(xx)), (xx - mu) / sd])
-            reg = self.ridge * len(xx) * np.eye(z.shape[1])
-            reg[0, 0] = 0
-            self.coef_ = np.linalg.solve(z.T @ z + reg, z.T @ yy)
-            self.scale_ = (mu, sd)
-            self.resid_std_ = (yy - z @ self.coef_).std(0)
-        self.n_calls_ += 1
-        last = x[-1]
-        last = np.where(np.isfinite(last), last, self.scale_[0])
+    def _fit(self, xx, yy):
+        mu, sd = xx.mean(0), xx.std(0) + 1e-9
+        z = np.column_stack([np.ones(len(xx)), (xx - mu) / sd])
+        reg = self.ridge * len(xx) * np.eye(z.shape[1])
+        reg[0, 0] = 0
+        self.coef_ = np.linalg.solve(z.T @ z + reg, z.T @ yy)
+        self.scale_ = (mu, sd)
+        self.resid_std_ = (yy - z @ self.coef_).std(0)
+
+    def _change(self, x):
+        last = np.where(np.isfinite(x[-1]), x[-1], self.scale_[0])
         z = np.concatenate([[1.0], (last - self.scale_[0]) / self.scale_[1]])
-        return y3[-1] + z @ self.coef_, self.resid_std_.copy()
+        return z @ self.coef_
 
 
-class RandomForestForecaster:
+class RandomForestForecaster(_LaggedForecaster):
     """Random forest on lagged values (one multi-output forest for all leads).
 
     Parameters
@@ -230,34 +249,28 @@ class RandomForestForecaster:
         min_samples_leaf: int = 3,
         random_state: int = 0,
     ):
-        self.n_lags = n_lags
+        super().__init__(n_lags, refit_every)
         self.n_estimators = n_estimators
-        self.refit_every = refit_every
         self.min_samples_leaf = min_samples_leaf
         self.random_state = random_state
-        self.n_calls_ = 0
         self.model_ = None
 
-    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+    def _fit(self, xx, yy):
         from sklearn.ensemble import RandomForestRegressor
 
-        v = np.asarray(vci, float)
-        y3 = np.asarray(vci3m, float)
-        x = _design(v, y3, extra, self.n_lags, t_days)
-        if self.model_ is None or self.n_calls_ % self.refit_every == 0:
-            xx, yy = _pairs(x, y3, n_leads)
-            self.model_ = RandomForestRegressor(
-                self.n_estimators,
-                min_samples_leaf=self.min_samples_leaf,
-                max_features=0.5,
-                random_state=self.random_state,
-                n_jobs=1,
-            ).fit(xx, yy)
-            oob = yy - self.model_.predict(xx)
-            self.resid_std_ = oob.std(0) * 1.5  # in-sample residuals understate the error
-        self.n_calls_ += 1
+        self.model_ = RandomForestRegressor(
+            self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=0.5,
+            random_state=self.random_state,
+            n_jobs=1,
+        ).fit(xx, yy)
+        oob = yy - self.model_.predict(xx)
+        self.resid_std_ = oob.std(0) * 1.5  # in-sample residuals understate the error
+
+    def _change(self, x):
         last = np.where(np.isfinite(x[-1]), x[-1], np.nanmean(x, axis=0))
-        return y3[-1] + self.model_.predict(last[None, :])[0], self.resid_std_.copy()
+        return self.model_.predict(last[None, :])[0]
 
 
 FORECASTERS = {
