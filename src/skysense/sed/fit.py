@@ -35,6 +35,7 @@ __all__ = [
     "mock_photometry",
     "recovery_summary",
     "energy_balance_threshold",
+    "posterior_weights",
     "DEFAULT_EB_THRESHOLD",
     "MIN_BANDS",
     "OUTPUT_QUANTITIES",
@@ -371,3 +372,20 @@ def energy_balance_threshold(delta_chi2_mock: np.ndarray, quantile: float = 0.99
     if d.size == 0:
         raise InputError("no finite delta_chi2_eb values in the mock")
     return float(np.quantile(d, quantile))
+
+
+def posterior_weights(
+    grid: ModelGrid, flux_mjy, err_mjy, z: float, upper=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised likelihood of every model for one object, and the models' scales.
+
+    Returns
+    -------
+    (weights, scale) : ndarrays (n_mod,)
+    """
+    f, iv, up = check_photometry(np.atleast_2d(flux_mjy), np.atleast_2d(err_mjy), upper)
+    k = int(grid.redshift_index(np.array([z]))[0])
+    s, chi2 = best_scale_chi2(f, iv, up, grid.fluxes_mjy[k].astype(float))
+    chi2 = np.where(grid.valid[k], chi2[0], np.inf)
+    w = np.exp(-0.5 * (chi2 - chi2.min()))
+    return w / w.sum(), s[0]

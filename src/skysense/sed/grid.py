@@ -30,6 +30,7 @@ __all__ = [
     "EXTENSIVE",
     "build_grid",
     "luminosity_distance_cm",
+    "best_spectra",
 ]
 
 # Model parameters (one value per model) and derived properties.
@@ -428,3 +429,42 @@ def build_grid(
         index_d=i_d,
         l_agn=l_agn,
     )
+
+
+def best_spectra(
+    grid: ModelGrid,
+    z_index: np.ndarray,
+    model: np.ndarray,
+    scale: np.ndarray,
+    cosmology,
+    igm: Callable[[np.ndarray, float], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observed best-fit spectra of many objects, at their redshift nodes.
+
+    Parameters
+    ----------
+    z_index, model : ndarrays (n,), int
+    scale : ndarray (n,), M_sun formed
+    cosmology : astropy.cosmology.Cosmology
+    igm : callable, optional
+        IGM transmission (used when the grid's configuration asks for it).
+
+    Returns
+    -------
+    (wavelength_um, fnu_mjy) : ndarrays (n, n_out)
+    """
+    z_index, model = np.asarray(z_index, dtype=np.intp), np.asarray(model, dtype=np.intp)
+    lam = grid.wave_out_aa
+    lum = (
+        grid.stellar_out[grid.index_sa[model]]
+        + grid.props["l_dust"][model][:, None] * grid.dust_out[grid.index_d[model]]
+        + grid.l_agn[model][:, None] * grid.agn_out[None, :]
+    ) * np.asarray(scale, dtype=float)[:, None]
+    wave = np.empty_like(lum)
+    use_igm = igm if grid.config.igm else None
+    for k in np.unique(z_index):
+        rows = z_index == k
+        z = float(grid.redshifts[k])
+        lum[rows] *= _observe_factor(lam, z, cosmology, use_igm)
+        wave[rows] = lam * (1 + z) / 1e4
+    return wave, lum

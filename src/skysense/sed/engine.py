@@ -1,0 +1,158 @@
+"""Fitting catalogues on Dask: rows in chunks, the grid shared, memory bounded per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from skysense._dask import compute_with_progress, dask_client
+from skysense.sed.fit import DEFAULT_EB_THRESHOLD, check_photometry, fit_photometry
+from skysense.sed.grid import ModelGrid
+
+__all__ = ["fit_catalogue", "fit_catalogue_file", "plot_object"]
+
+
+def fit_catalogue(
+    grid: ModelGrid,
+    ids: Sequence,
+    z: np.ndarray,
+    flux_mjy: np.ndarray,
+    err_mjy: np.ndarray,
+    upper: np.ndarray | None = None,
+    *,
+    chunk_rows: int = 5000,
+    eb_threshold: float = DEFAULT_EB_THRESHOLD,
+    scheduler: str | None = None,
+) -> pd.DataFrame:
+    """Fit every object, ``chunk_rows`` per Dask task (see :func:`skysense.sed.fit.fit_photometry`).
+
+    All input is validated first (one clear error before any work). Memory per task is bounded
+    by ``fit_photometry``'s ``block_elements``; the grid is shared between threads.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per object, in input order.
+    """
+    import dask
+
+    ids = np.asarray(ids)
+    flux_mjy = np.asarray(flux_mjy, dtype=float)
+    check_photometry(flux_mjy, err_mjy, upper, ids, grid.bands)
+    grid.redshift_index(z, ids)
+    up = np.zeros(flux_mjy.shape, bool) if upper is None else np.asarray(upper, bool)
+    # one graph node for the grid, named by its fingerprint (not hashed array by array)
+    grid_node = dask.delayed(grid, name=f"sed-grid-{grid.fingerprint[:16]}", traverse=False)
+    tasks = []
+    for start in range(0, len(ids), chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        tasks.append(
+            dask.delayed(fit_photometry, pure=False)(
+                grid_node,
+                flux_mjy[sl],
+                np.asarray(err_mjy)[sl],
+                np.asarray(z)[sl],
+                upper=up[sl],
+                ids=ids[sl],
+                eb_threshold=eb_threshold,
+            )  # fmt: skip
+        )
+    with dask_client(scheduler) as client:
+        parts = compute_with_progress(tasks, label="sed fit", client=client)
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_catalogue_file(
+    grid_dir,
+    catalog,
+    out_dir,
+    *,
+    z_column: str = "redshift",
+    id_column: str = "help_id",
+    chunk_rows: int = 5000,
+    eb_threshold: float = DEFAULT_EB_THRESHOLD,
+    scheduler: str | None = None,
+) -> dict:
+    """Fit a catalogue file: writes ``properties.parquet`` and ``spectra.parquet`` in ``out_dir``.
+
+    The catalogue has HELP columns ``f_<band>``/``ferr_<band>`` in uJy (optional boolean
+    ``flag_ul_<band>``), an id column and a redshift column.
+
+    Returns
+    -------
+    dict
+        Paths written and counts.
+    """
+    from pathlib import Path
+
+    from astropy import cosmology as cosmo
+
+    from skysense.sed import io
+    from skysense.sed.grid import best_spectra
+    from skysense.tables import read_table
+
+    grid = io.load_grid(grid_dir)
+    frame = read_table(catalog)
+    ids, z, flux, err, upper = io.read_photometry(
+        frame, grid.bands, z_column=z_column, id_column=id_column, path=catalog
+    )
+    table = fit_catalogue(grid, ids, z, flux, err, upper, chunk_rows=chunk_rows,
+                          eb_threshold=eb_threshold, scheduler=scheduler)  # fmt: skip
+    iz = grid.redshift_index(z, ids)
+    wave, fnu = best_spectra(grid, iz, table["best_model"].to_numpy(), table["best_scale"].to_numpy(),
+                             getattr(cosmo, grid.config.cosmology), io.igm_inoue14)  # fmt: skip
+    out_dir = Path(out_dir)
+    props = io.write_properties(table, out_dir / "properties.parquet")
+    spectra = io.write_spectra(ids, wave, fnu, out_dir / "spectra.parquet")
+    return {"properties": str(props), "spectra": str(spectra), "n_objects": len(table),
+            "n_flag_energy_balance": int(table["flag_energy_balance"].sum())}  # fmt: skip
+
+
+def plot_object(grid_dir, catalog, fit_dir, help_id, out_png, *, z_column: str = "redshift",
+                id_column: str = "help_id", pdfs: bool = False) -> str:  # fmt: skip
+    """PNG of one object's fit (and, with ``pdfs``, of its parameter PDFs beside it)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from skysense._atomic import atomic_path
+    from skysense.errors import InputError
+    from skysense.sed import io, plots
+    from skysense.sed.fit import posterior_weights
+    from skysense.tables import read_table
+
+    grid = io.load_grid(grid_dir)
+    table = pd.read_parquet(Path(fit_dir) / "properties.parquet")
+    hit = table.index[table["help_id"].astype(str) == str(help_id)]
+    if hit.empty:
+        raise InputError(f"no object {help_id!r} in the fit", path=fit_dir)
+    row = table.loc[hit[0]]
+    frame = read_table(catalog)
+    frame = frame[frame[id_column].astype(str) == str(help_id)]
+    if frame.empty:
+        raise InputError(f"no object {help_id!r}", path=catalog)
+    _, z, flux, err, upper = io.read_photometry(
+        frame, grid.bands, z_column=z_column, id_column=id_column
+    )
+    spec = io.read_spectra(Path(fit_dir) / "spectra.parquet", str(help_id)).iloc[0]
+    k = int(grid.redshift_index(z)[0])
+    model = grid.fluxes_mjy[k, int(row["best_model"])] * row["best_scale"]
+    fig = plots.plot_fit(row, grid.band_pivot_um, flux[0], err[0], upper[0], model,
+                         np.asarray(spec["wavelength_um"]), np.asarray(spec["fnu_mjy"]))  # fmt: skip
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    if pdfs:
+        w, s = posterior_weights(grid, flux[0], err[0], float(z[0]), upper[0])
+        values = {
+            f"log {q}": np.log10(np.maximum(s * grid.props[q], 1e-30))
+            for q in ("mstar", "sfr", "l_dust")
+        }
+        values.update({q: grid.params[q] for q in ("age_gyr", "tau_main_gyr", "av_ism")})
+        with atomic_path(out_png.with_name(out_png.stem + "_pdf.png")) as tmp:
+            plots.plot_pdfs(values, w).savefig(tmp, dpi=110)
+    return str(out_png)
