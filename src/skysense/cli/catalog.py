@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "catalog", "HELP masterlists from pristine survey catalogues")
-    for name in ("_catalog_prepare", "_catalog_merge"):
+    for name in ("_catalog_prepare", "_catalog_merge", "_catalog_radio"):
         try:
             module = importlib.import_module(f"skysense.cli.{name}")
         except ModuleNotFoundError as exc:  # that half is not built yet
