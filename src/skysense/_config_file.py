@@ -30,17 +30,23 @@ def read_config_file(path: str | os.PathLike) -> Any:
         raise ConfigError(
             f"not a text file (byte {exc.start} is not UTF-8); expected YAML or TOML", path=path
         ) from None
+    # The wordings are part of the interface: messages (and tests) say "<file>: syntax error"
+    # for TOML and "YAML syntax error" for YAML; the parser's detail follows on one line.
     if path.suffix.lower() == ".toml":
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"TOML syntax error: {exc}", path=path) from None
+            raise ConfigError(f"syntax error (TOML): {_one_line(exc)}", path=path) from None
     import yaml
 
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML syntax error: {exc}".replace("\n", " "), path=path) from None
+        raise ConfigError(f"YAML syntax error: {_one_line(exc)}", path=path) from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def config_base(

@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from skysense._config_file import config_base, config_entries
+from skysense._config_file import config_base, config_entries, read_config_file
 from skysense.catalog.merge import SAME_FILTER_RULES
 from skysense.errors import ConfigError
 
@@ -227,19 +224,5 @@ def load_merge_config(path: str | os.PathLike) -> MergeConfig:
     ConfigError
         Unreadable file, syntax error, or invalid content (names the key).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("configuration file not found", path=path)
-    # As skysense._config_file.read_config_file, whose "YAML/TOML syntax error" wording differs
-    # from the "syntax error" this loader has always given.
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:  # a binary file given as a config
-        raise ConfigError(
-            f"not a text file (byte {exc.start} is not UTF-8); expected YAML or TOML", path=path
-        ) from None
-    try:
-        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"syntax error: {' '.join(str(exc).split())}", path=path) from exc
+    raw = read_config_file(path)
     return parse_merge_config(raw, path=path)
