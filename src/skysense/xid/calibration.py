@@ -20,8 +20,8 @@ Two experiments, as in Hurley et al. (2017, sect. 4):
   76-85 %): the unlisted sources' confusion is correlated on the beam scale, which XID+'s
   white sigma_conf term cannot represent (as Hurley et al. found).
 
-Pure apart from the simulation (no files, no Dask); ``python -m skysense.xid.calibration``
-prints both tables.
+Pure apart from the simulation (no files, no Dask); ``python -m benchmarks._xid_calibration``
+prints both tables (and writes them with ``--json``).
 """
 
 from __future__ import annotations
@@ -241,46 +241,3 @@ def calibrate_faint_left_out(
         kw,
         random_state,
     )
-
-
-def _main(argv=None) -> int:
-    import argparse
-    import json
-    import os
-
-    from skysense._atomic import atomic_path
-
-    p = argparse.ArgumentParser(
-        prog="python -m skysense.xid.calibration",
-        description="XID+ interval coverage on skysense.sim SPIRE maps (prints the tables)",
-    )
-    p.add_argument("--seeds", type=int, default=6, help="number of simulated fields")
-    p.add_argument("--area", type=float, default=0.01, help="field area, deg^2")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the tables as JSON")
-    args = p.parse_args(argv)
-    seeds = range(args.seeds)
-    pd.set_option("display.width", 140)
-    out = {"load_before": os.getloadavg()}
-    for name, fn, kw in (
-        ("all sources listed, log-normal population prior", calibrate_all_sources, {}),
-        (
-            "all sources listed, XID+ default flat prior",
-            calibrate_all_sources,
-            {"flux_kind": "uniform"},
-        ),
-        ("faint sources left out (MIPS 24 > 50 uJy listed)", calibrate_faint_left_out, {}),
-    ):
-        tab = fn(seeds, area_deg2=args.area, **kw)
-        print(f"\n== {name} ({args.seeds} fields of {args.area} deg^2)")
-        print(tab.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        out[name] = tab.to_dict(orient="records")
-    out["load_after"] = os.getloadavg()
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(out, fh, indent=1)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())

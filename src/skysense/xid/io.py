@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path
+from skysense.catalog.io import read_moc  # the one FITS MOC reader, re-exported here
 from skysense.errors import InputError
 from skysense.tables import DEC_NAMES, RA_NAMES
 from skysense.tables import read_table as read_any_table
@@ -365,21 +366,6 @@ def read_prf(path: str | os.PathLike, *, pixel_arcsec: float | None = None):
         return PRFBeam(image, float(pixel_arcsec), centre)
     except InputError as exc:
         raise InputError(exc.message, path=path) from None
-
-
-def read_moc(path: str | os.PathLike):
-    """Read a MOC (FITS) with mocpy.
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file.
-    """
-    from mocpy import MOC
-
-    path = Path(path)
-    with _reading(path, "MOC file"):
-        return MOC.from_fits(path)
 
 
 @dataclasses.dataclass
