@@ -87,6 +87,10 @@ class Settings:
     jobs_storage_limit_bytes : int
         Disk space of all async jobs together; a new job or result that would exceed it is
         refused the same way.
+    max_unindexed_pairs : int
+        A positional join between two tables that cannot use the sky index (HEALPix cells or
+        Q3C) is refused before it runs (400, with how to rewrite it) when the tables' row
+        counts multiply to more than this: such a join compares every pair.
     """
 
     db: str = "skysense.duckdb"
@@ -118,6 +122,7 @@ class Settings:
     spill_limit_mb: int = 4096
     job_storage_limit_bytes: int = 500_000_000
     jobs_storage_limit_bytes: int = 5_000_000_000
+    max_unindexed_pairs: int = 100_000_000
 
     def __post_init__(self):
         if not str(self.db):
@@ -143,6 +148,7 @@ class Settings:
             "spill_limit_mb",
             "job_storage_limit_bytes",
             "jobs_storage_limit_bytes",
+            "max_unindexed_pairs",
         )
         for key in positive:
             value = getattr(self, key)

@@ -190,7 +190,12 @@ def run_adql_sync(
             tables[up.info.name] = up.info
         catalog = SchemaCatalog(tables=tables)
     translation = translate(
-        adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec, deadline=deadline
+        adql,
+        dialect=backend.dialect,
+        catalog=catalog,
+        maxrec=maxrec,
+        deadline=deadline,
+        max_unindexed_pairs=settings.max_unindexed_pairs,
     )
     deadline.check("translating")
     remaining = deadline.remaining()

@@ -252,12 +252,13 @@ def examples_xhtml(catalog: SchemaCatalog, title: str) -> str:
             (
                 "cone",
                 f"Cone search in {t.name}",
-                f"Rows of {t.name} within 0.05 degrees of the first row's position, nearest "
-                "first; the HEALPix index makes this fast on large tables.",
+                f"Rows of {t.name} within 0.05 degrees of the position with the smallest RA, "
+                "nearest first; the HEALPix index makes this fast on large tables.",
                 f"SELECT TOP 100 t.*, DISTANCE(POINT('ICRS', t.{ra}, t.{dec}), POINT('ICRS', "
                 f"c.ra0, c.dec0)) AS dist FROM {t.name} AS t JOIN (SELECT TOP 1 {ra} AS ra0, "
-                f"{dec} AS dec0 FROM {t.name}) AS c ON 1 = CONTAINS(POINT('ICRS', t.{ra}, "
-                f"t.{dec}), CIRCLE('ICRS', c.ra0, c.dec0, 0.05)) ORDER BY dist",
+                f"{dec} AS dec0 FROM {t.name} ORDER BY {ra}, {dec}) AS c ON 1 = "
+                f"CONTAINS(POINT('ICRS', t.{ra}, t.{dec}), CIRCLE('ICRS', c.ra0, c.dec0, 0.05)) "
+                "ORDER BY dist",
             )
         )
         examples.append(

@@ -150,6 +150,9 @@ class BackendBase(ABC):
         """(name, rows) of the temporary tables of one query: uploads, then HEALPix cells."""
         tables = [(up.physical, up.data) for up in uploads]
         for cells in aux:
+            if hasattr(cells, "rows"):  # JoinCells (sql.joincells): rows from its own SELECT
+                tables.append((cells.name, cells.rows(lambda q: self._fetch_arrow(con, q))))
+                continue
             src = self._aux_source(cells, uploads, lambda q: self._fetch_arrow(con, q))
             tables.append((cells.name, self._cells_from_source(cells, src)))
         return tables

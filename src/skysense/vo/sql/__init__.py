@@ -13,7 +13,9 @@
 - ``1=CONTAINS(POINT(ra, dec), CIRCLE/BOX/POLYGON(...))`` on a table with a HEALPix column
   becomes HEALPix range filters AND an exact spherical test; with Q3C on PostgreSQL the Q3C
   functions replace the ranges; a cross-match join against an uploaded table on a constant
-  radius joins a :class:`HealpixCells` helper table of index ranges per uploaded row.
+  radius joins a :class:`HealpixCells` helper table of index ranges per uploaded row; a
+  positional join of two published tables (self-joins and radius columns included) joins a
+  :class:`JoinCells` table of HEALPix cells per row of the smaller one (``q3c_join`` with Q3C).
 
 The package splits by concern: :mod:`~skysense.vo.sql.translator` (core and :func:`translate`),
 :mod:`~skysense.vo.sql.common` (result types, quoting),
@@ -28,6 +30,7 @@ from skysense.vo.sql.common import (
     quote_ident,
     quote_string,
 )
+from skysense.vo.sql.joincells import JoinCells
 from skysense.vo.sql.translator import translate
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Translation",
     "OutputColumn",
     "HealpixCells",
+    "JoinCells",
     "DIALECTS",
     "quote_ident",
     "quote_string",

@@ -66,7 +66,7 @@ class Translation:
 
     sql: str
     columns: list[OutputColumn]
-    aux: list[HealpixCells] = field(default_factory=list)
+    aux: list = field(default_factory=list)  # HealpixCells and JoinCells, created in order
     overflow_probe: bool = False
 
 

@@ -4,7 +4,7 @@ HEALPix and Q3C index filters and cross-match joins."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -29,8 +29,9 @@ from skysense.vo.sql.common import (
     _Source,
     quote_ident,
 )
+from skysense.vo.sql.joincells import JoinCells, radius_depth
 
-__all__ = ["GeometryMixin"]
+__all__ = ["GeometryMixin", "geometry_sources"]
 
 
 class GeometryMixin:
@@ -311,8 +312,18 @@ class GeometryMixin:
 
     # ---- cross-match joins -----------------------------------------------------------------
 
-    def crossmatch(self, node, s: _Scope, where: str, cells_out) -> str | None:
-        """SQL for a top-level cross-match conjunct using a helper table, or None."""
+    def crossmatch(self, node, s: _Scope, where: str, cells_out, local=None) -> str | None:
+        """SQL for a top-level positional-join conjunct using the sky index, or None.
+
+        ``DISTANCE(a, b) < r`` (or ``<=``, ``>``, ``>=`` mirrored) and ``1 = CONTAINS(POINT(a),
+        CIRCLE(b, r))`` between two tables of ``local`` (the FROM sources the join may use),
+        where one point is the indexed (ra, dec) of its table (the *probe side*) and the other
+        is two plain columns of the other table (the *circle side*). ``r`` is a constant or an
+        expression over columns of the circle side only. PostgreSQL with Q3C on the probe side:
+        ``q3c_join``. Otherwise a helper table of HEALPix cells per circle-side row, joined by
+        cell equality (an upload: :class:`HealpixCells`; any other table:
+        :class:`~skysense.vo.sql.joincells.JoinCells`). The exact test is the conjunct itself.
+        """
         prox = _proximity(node)
         if prox is None:
             return None
@@ -320,32 +331,67 @@ class GeometryMixin:
         pa = _Point(*(self.expr(x, s) for x in pa_nodes))
         pb = _Point(*(self.expr(x, s) for x in pb_nodes))
         r = self.expr(r_node, s)
-        if not (r.is_const and r.const is not None) or not _is_numeric(r.type):
+        if not _is_numeric(r.type):
             return None
-        rad = float(r.const)
+        const = r.is_const and r.const is not None
+        if local is None:
+            local = s.sources
+        local_ids = {id(x) for x in local}
+        options = []
         for m_pt, u_pt in ((pa, pb), (pb, pa)):
             m_src = self._indexed(m_pt)
-            if m_src is None:
-                continue
             u_src = _single_source(u_pt)
-            if u_src is None or u_src is m_src or u_src.table is None:
+            if m_src is None or u_src is None or u_src is m_src or u_src.table is None:
                 continue
-            if not u_src.table.name.lower().startswith("tap_upload."):
+            if id(m_src) not in local_ids or id(u_src) not in local_ids:
                 continue
             if not (_is_plain_col(u_pt.lon) and _is_plain_col(u_pt.lat)):
                 continue
-            exact = self._hav_test(m_pt, u_pt, r)
-            if self.pg and m_src.table.q3c:
-                q = (
-                    f"q3c_join({u_pt.lon.sql}, {u_pt.lat.sql}, {m_pt.lon.sql}, "
-                    f"{m_pt.lat.sql}, {_num(max(rad, 0.0))})"
-                )
-                return f"({q} AND {exact})"
-            if m_src.table.hpx_column is None or rad < 0 or rad >= 30:
+            if not const and not self._radius_of(r_node, s, u_src):
                 continue
-            name = f"_hpx_cells_{len(self.aux)}"
-            c_alias = self.new_alias("c")
-            order = m_src.table.hpx_order
+            options.append((m_pt, u_pt, m_src, u_src))
+        # Uploads make the circle side first (as before); else the smaller table does, so the
+        # helper table stays small and the large table is probed once.
+        options.sort(key=lambda o: (not _is_upload(o[3]), _n_rows(o[3]), -_n_rows(o[2])))
+        for m_pt, u_pt, m_src, u_src in options:
+            sql = self._indexed_join(node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r)
+            if sql is not None:
+                return sql
+        return None
+
+    def _radius_of(self, r_node, s: _Scope, u_src: _Source) -> bool:
+        """True when the radius expression reads columns of ``u_src`` only (no subqueries)."""
+        for n in _walk(r_node):
+            if isinstance(n, A.Query | A.Select | A.ScalarSubquery | A.Exists | A.InSubquery):
+                return False
+            if isinstance(n, A.ColumnRef):
+                e = self.expr(n, s)
+                if e.col is None or e.col[0] is not u_src:
+                    return False
+        return True
+
+    def _indexed_join(self, node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r: _E):
+        const = r.is_const and r.const is not None
+        rad = float(r.const) if const else None
+        exact = self.expr(node, s).sql
+        if self.pg and m_src.table.q3c:
+            radius = _num(max(rad, 0.0)) if const else f"GREATEST({r.sql}, 0)"
+            q = (
+                f"q3c_join({u_pt.lon.sql}, {u_pt.lat.sql}, {m_pt.lon.sql}, "
+                f"{m_pt.lat.sql}, {radius})"
+            )
+            return f"({q} AND {exact})"
+        if m_src.table.hpx_column is None:
+            return None
+        if const and (rad < 0 or rad >= _MAX_INDEXED_RADIUS_DEG):
+            return None
+        order = m_src.table.hpx_order
+        hcol = f"{m_src.alias}.{quote_ident(m_src.table.hpx_column)}"
+        c_alias = self.new_alias("c")
+        name = f"_hpx_cells_{len(self.aux)}"
+        if _is_upload(u_src):
+            if not const:
+                return None  # an upload's helper rows are built from its data in memory
             depth = hpx.neighbour_depth(rad, order)
             self.aux.append(
                 HealpixCells(
@@ -358,24 +404,113 @@ class GeometryMixin:
                     depth=depth,
                 )
             )
-            hcol = f"{m_src.alias}.{quote_ident(m_src.table.hpx_column)}"
             link = f'{c_alias}."src_rowid" = {u_src.alias}."_rowid"'
             if depth is None:
                 rng = f'{hcol} BETWEEN {c_alias}."lo" AND {c_alias}."hi"'
             else:
-                # Cell equality lets the database hash-join (a BETWEEN join is a range join,
-                # ~10x slower for 20,000 uploaded rows against 10 million).
-                shift = 2 * (order - depth)
-                key = hcol if shift == 0 else f"({hcol} >> {shift})"
-                rng = f'{key} = {c_alias}."cell"'
-            if where == "ON":
-                cells_out.append((c_alias, u_src, f"{quote_ident(name)} AS {c_alias} ON {link}"))
-                return f"({rng} AND {exact})"
-            s.pending_xm.append(
-                (u_src, m_src, f"{quote_ident(name)} AS {c_alias}", link, f"{rng} AND {exact}")
+                rng = f'{_shifted(hcol, order, depth)} = {c_alias}."cell"'
+        else:
+            bound = rad if const else self.join_radius_bound_deg
+            depth = radius_depth(bound, order)
+            # A user column named rowid would hide DuckDB's pseudo-column: link by position.
+            keyed = (
+                not self.pg
+                and u_src.table.kind == "table"
+                and not any(c.name.lower() == "rowid" for c in u_src.table.columns.values())
+                and "rowid" not in u_src.table.columns
             )
-            return f"\x00xm{len(s.pending_xm) - 1}\x00"
-        return None
+            ra_sql = f"CAST({u_pt.lon.sql} AS DOUBLE PRECISION)"
+            dec_sql = f"CAST({u_pt.lat.sql} AS DOUBLE PRECISION)"
+            cols = [f"{ra_sql} AS ra", f"{dec_sql} AS dec"]
+            if keyed:
+                # DuckDB's rowid of the stored table links each helper row to its table row.
+                cols.insert(0, f"{u_src.alias}.rowid AS k")
+                link = f'{c_alias}."k" = {u_src.alias}.rowid'
+            else:
+                link = f'{c_alias}."ra" = {ra_sql} AND {c_alias}."dec" = {dec_sql}'
+            if not const:
+                cols.append(f"CAST({r.sql} AS DOUBLE PRECISION) AS r")
+            self.aux.append(
+                JoinCells(
+                    name=name,
+                    source_sql=(
+                        f"SELECT {', '.join(cols)} FROM {u_src.table.physical} AS {u_src.alias}"
+                    ),
+                    keyed=keyed,
+                    index_order=order,
+                    depth=depth,
+                    radius_deg=rad,
+                )
+            )
+            # Cell equality lets the database hash-join (a BETWEEN join is a range join,
+            # ~10x slower for 20,000 rows against 10 million).
+            rng = f'{_shifted(hcol, order, depth)} = {c_alias}."cell"'
+        if where == "ON":
+            cells_out.append((c_alias, u_src, f"{quote_ident(name)} AS {c_alias} ON {link}"))
+            return f"({rng} AND {exact})"
+        s.pending_xm.append(
+            (u_src, m_src, f"{quote_ident(name)} AS {c_alias}", link, f"{rng} AND {exact}")
+        )
+        return f"\x00xm{len(s.pending_xm) - 1}\x00"
+
+
+# Constant radii at or above this (deg) are not joined through the index: the cells of a
+# circle that size cover a good part of the sky.
+_MAX_INDEXED_RADIUS_DEG = 10.0
+
+
+def _shifted(hcol: str, order: int, depth: int) -> str:
+    shift = 2 * (order - depth)
+    return hcol if shift == 0 else f"({hcol} >> {shift})"
+
+
+def _is_upload(src: _Source) -> bool:
+    return src.table.name.lower().startswith("tap_upload.")
+
+
+def _n_rows(src: _Source) -> float:
+    n = src.table.n_rows
+    return float("inf") if n is None else float(n)
+
+
+_SUBQUERY = (A.Query, A.Select, A.ScalarSubquery, A.Exists, A.InSubquery)
+_POSITIONAL = ("CONTAINS", "INTERSECTS", "DISTANCE")
+
+
+def geometry_sources(t, node, s: _Scope, local) -> list[_Source]:
+    """The distinct sources of ``local`` whose columns a CONTAINS, INTERSECTS or DISTANCE in
+    ``node`` reads (subqueries excluded): two or more make a positional join."""
+    ids = {id(x) for x in local}
+    out: list[_Source] = []
+    for n in _walk(node, skip=_SUBQUERY):
+        if not (isinstance(n, A.FunctionCall) and n.name in _POSITIONAL):
+            continue
+        for ref in _walk(n.args, skip=_SUBQUERY):
+            if not isinstance(ref, A.ColumnRef):
+                continue
+            try:
+                e = t.column(ref, s)
+            except QueryError:
+                continue
+            if e.col is not None and id(e.col[0]) in ids and all(x is not e.col[0] for x in out):
+                out.append(e.col[0])
+    return out
+
+
+def _walk(node, skip=()):
+    """Every syntax node under ``node`` (itself included), iteratively."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list | tuple):
+            stack.extend(n)
+            continue
+        if not isinstance(n, A.Node) or isinstance(n, skip):
+            continue
+        yield n
+        for f in fields(n):
+            if f.name not in ("line", "column"):
+                stack.append(getattr(n, f.name))
 
 
 def _rad(e: _E) -> str:

@@ -364,7 +364,14 @@ class SelectMixin:
             return f"{lsql} {kind} {rsql} ON " + " AND ".join(conds)
         # ON: cross-match helpers only for inner joins (outer joins must keep unmatched rows).
         cells: list = []
-        on = self.condition(node.on, s, "ON", cells_ok=node.kind == "INNER", cells_out=cells)
+        on = self.condition(
+            node.on,
+            s,
+            "ON",
+            cells_ok=node.kind == "INNER",
+            cells_out=cells,
+            local=left_srcs + right_srcs,
+        )
         for _cell_alias, u_src, cell_sql in cells:
             # Join the helper cells to the side holding the uploaded table.
             if u_src in left_srcs:

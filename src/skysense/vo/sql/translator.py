@@ -35,7 +35,8 @@ from skysense.vo.sql.common import (
     quote_string,
 )
 from skysense.vo.sql.functions import FunctionMixin
-from skysense.vo.sql.geometry import GeometryMixin
+from skysense.vo.sql.geometry import GeometryMixin, geometry_sources
+from skysense.vo.sql.joincells import COLUMN_RADIUS_BOUND_DEG, JoinCells
 from skysense.vo.sql.select import SelectMixin
 
 __all__ = ["translate"]
@@ -50,10 +51,20 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
     class keeps names, conditions and the expression dispatch.
     """
 
-    def __init__(self, dialect: str, catalog: SchemaCatalog, deadline: Deadline | None = None):
+    def __init__(
+        self,
+        dialect: str,
+        catalog: SchemaCatalog,
+        deadline: Deadline | None = None,
+        *,
+        max_unindexed_pairs: int | None = None,
+        join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
+    ):
         self.dialect = dialect
         self.catalog = catalog
-        self.aux: list[HealpixCells] = []
+        self.max_unindexed_pairs = max_unindexed_pairs
+        self.join_radius_bound_deg = join_radius_bound_deg
+        self.aux: list[HealpixCells | JoinCells] = []
         self._n = 0
         self.deadline = deadline
         self._ticks = 0
@@ -129,16 +140,23 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
     # ---- conditions ------------------------------------------------------------------------
 
     def condition(
-        self, node, s, where: str, *, agg_ok=False, cells_ok=False, cells_out=None
+        self, node, s, where: str, *, agg_ok=False, cells_ok=False, cells_out=None, local=None
     ) -> str:
-        """A boolean expression; top-level AND-ed conjuncts may use cross-match helpers."""
+        """A boolean expression; top-level AND-ed conjuncts may use cross-match helpers.
+
+        ``local``: the FROM sources a join condition may pair (default: the scope's own).
+        A positional comparison between two tables that gets no index is refused when the
+        tables hold more than ``max_unindexed_pairs`` pairs (:meth:`_refuse_unindexed`).
+        """
         conjuncts = _conjuncts(node)
         parts = []
         plain = []  # positions in parts of conjuncts without index filters (see _shield)
         for c in conjuncts:
             sql = None
             if cells_ok:
-                sql = self.crossmatch(c, s, where, cells_out)
+                sql = self.crossmatch(c, s, where, cells_out, local)
+            if sql is None and self.max_unindexed_pairs is not None:
+                self._refuse_unindexed(c, conjuncts, s, local)
             if sql is None:
                 e = self.expr(c, s, agg_ok=agg_ok)
                 if e.type != "boolean" and e.type != "null":
@@ -157,6 +175,36 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         if len(parts) == 1:
             return parts[0]
         return " AND ".join(f"({p})" for p in parts)
+
+    def _refuse_unindexed(self, c, conjuncts, s: _Scope, local) -> None:
+        """Refuse a positional comparison of two tables that runs as a nested loop over more
+        than ``max_unindexed_pairs`` pairs (estimated from the tables' row counts; sources of
+        unknown size, such as subqueries, are not refused). An equality between the two
+        tables' columns elsewhere in the condition lets the database hash-join: no refusal."""
+        srcs = geometry_sources(self, c, s, local if local is not None else s.sources)
+        if len(srcs) < 2:
+            return
+        if any(x.table is None or x.table.n_rows is None for x in srcs):
+            return
+        if _has_equi_join(self, conjuncts, s, srcs):
+            return
+        pairs = 1
+        for x in srcs:
+            pairs *= max(int(x.table.n_rows), 1)
+        if pairs <= self.max_unindexed_pairs:
+            return
+        names = " x ".join(f"{x.label} ({x.table.n_rows:,} rows)" for x in srcs)
+        raise _err(
+            c,
+            f"this positional join cannot use the sky index and would compare {pairs:,} pairs "
+            f"of {names}, more than the limit of {self.max_unindexed_pairs:,}. Write it so "
+            "that it can: 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, r)) or "
+            "DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < r, AND-ed at the top level of "
+            "the WHERE clause or of an inner JOIN's ON, with the tables' own position columns "
+            "(no arithmetic on them), a radius below 10 deg that is a constant or an "
+            "expression over the other table's columns only; or restrict a table first "
+            "(a subquery with a cone or TOP)",
+        )
 
     def _shield(self, conjunction: str) -> str:
         """A long AND chain hidden from DuckDB's filter pushdown, whose work grows with the
@@ -431,6 +479,24 @@ def _check_comparable(node, a: _E, b: _E) -> None:
     raise _err(node, f"cannot compare {ta} with {tb}")
 
 
+def _has_equi_join(t: _Translator, conjuncts, s: _Scope, srcs) -> bool:
+    """True when a conjunct is ``x.col = y.col`` with columns of two of ``srcs``."""
+    ids = {id(x) for x in srcs}
+    for c in conjuncts:
+        if not (isinstance(c, A.Comparison) and c.op == "="):
+            continue
+        if not (isinstance(c.left, A.ColumnRef) and isinstance(c.right, A.ColumnRef)):
+            continue
+        try:
+            a, b = t.column(c.left, s), t.column(c.right, s)
+        except QueryError:
+            continue
+        if a.col and b.col and a.col[0] is not b.col[0]:
+            if id(a.col[0]) in ids and id(b.col[0]) in ids:
+                return True
+    return False
+
+
 def _conjuncts(node) -> list:
     """The AND-ed terms of a condition, in source order (iterative: chains can be long)."""
     out, stack = [], [node]
@@ -455,6 +521,8 @@ def translate(
     catalog: SchemaCatalog,
     maxrec: int | None = None,
     deadline: Deadline | None = None,
+    max_unindexed_pairs: int | None = None,
+    join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect``.
 
@@ -472,6 +540,12 @@ def translate(
     deadline : skysense.vo.limits.Deadline, optional
         Translation stops with the deadline's time-limit error once it has passed (checked
         after parsing and regularly while translating).
+    max_unindexed_pairs : int, optional
+        Refuse a positional join of two tables that cannot use the sky index when their row
+        counts multiply to more than this (None: no limit).
+    join_radius_bound_deg : float, deg
+        Radius the HEALPix depth of a join whose radius is a column is chosen for (the catalog
+        records no column maxima); larger per-row radii stay exact, with more cells.
 
     Returns
     -------
@@ -493,13 +567,17 @@ def translate(
         raise TypeError("catalog must be a SchemaCatalog")
     if maxrec is not None and (isinstance(maxrec, bool) or int(maxrec) < 0):
         raise ValueError(f"maxrec must be a non-negative integer, got {maxrec!r}")
+    opts = {
+        "max_unindexed_pairs": max_unindexed_pairs,
+        "join_radius_bound_deg": float(join_radius_bound_deg),
+    }
     if isinstance(text_or_query, str):
         q, cached = parse_cached(text_or_query, deadline=deadline)
         if deadline is not None:
             deadline.check("parsing")
         if cached:
             try:
-                return _translate_tree(q, dialect, catalog, maxrec, deadline)
+                return _translate_tree(q, dialect, catalog, maxrec, deadline, opts)
             except QueryError:
                 if deadline is not None and deadline.expired:
                     raise
@@ -510,13 +588,18 @@ def translate(
         q = text_or_query
     if not isinstance(q, A.Query):
         raise TypeError("translate needs ADQL text or a skysense.vo.adql.Query")
-    return _translate_tree(q, dialect, catalog, maxrec, deadline)
+    return _translate_tree(q, dialect, catalog, maxrec, deadline, opts)
 
 
 def _translate_tree(
-    q: A.Query, dialect: str, catalog: SchemaCatalog, maxrec, deadline: Deadline | None = None
+    q: A.Query,
+    dialect: str,
+    catalog: SchemaCatalog,
+    maxrec,
+    deadline: Deadline | None = None,
+    opts: dict | None = None,
 ) -> Translation:
-    t = _Translator(dialect, catalog, deadline)
+    t = _Translator(dialect, catalog, deadline, **(opts or {}))
     probe_limit = None if maxrec is None else int(maxrec) + 1
     sql, cols = t.query(q, None, limit=probe_limit)
     top = _outer_top(q)
