@@ -38,6 +38,8 @@ __all__ = [
     "bind_socket",
     "http_protocol_class",
     "server_config",
+    "serve_settings",
+    "serve_database",
 ]
 
 #: Seconds after a stop signal at which a process with busy worker threads is ended.
@@ -239,6 +241,97 @@ class SkysenseServer(uvicorn.Server):
         # with it; otherwise busy worker threads would keep it (and the DuckDB lock) alive.
         time.sleep(max(0.0, deadline - time.monotonic()))
         _hard_exit("skysense: stopped (busy work abandoned after the stop signal)")
+
+
+def serve_settings(
+    db: str,
+    *,
+    title: str | None = None,
+    base_url: str | None = None,
+    timeout_s: float | None = None,
+    memory_limit_mb: int | None = None,
+    maxrec: int | None = None,
+    maxrec_hard: int | None = None,
+    upload_limit_mb: int | None = None,
+    max_connections: int | None = None,
+    spill_limit_mb: int | None = None,
+    jobs_storage_mb: int | None = None,
+    **extra,
+) -> Settings:
+    """The :class:`~skysense.vo.settings.Settings` of a server of ``db`` with these limits.
+
+    Options left ``None`` (or an empty title, base URL or time limit) keep the defaults of
+    ``Settings``; ``extra`` are further ``Settings`` fields and win over the options.
+
+    Parameters
+    ----------
+    db : str - DuckDB file or ``postgresql://`` URL
+    title : str - service title; base_url : str - public URL behind a proxy
+    timeout_s : float, s - per-query time limit
+    memory_limit_mb, spill_limit_mb : int, MB - database memory cap; disk for larger queries
+    maxrec, maxrec_hard : int - rows when the client gives no MAXREC; the MAXREC ceiling
+    upload_limit_mb : int, MB - largest accepted upload
+    max_connections : int - connections served at once
+    jobs_storage_mb : int, MB - disk of all async jobs (one job may use all of it, never more)
+    """
+    kwargs: dict = {"db": db}
+    for key, value in (("title", title), ("base_url", base_url), ("query_timeout_s", timeout_s)):
+        if value:
+            kwargs[key] = value
+    for key, value, scale in (
+        ("memory_limit_mb", memory_limit_mb, 1),
+        ("maxrec_default", maxrec, 1),
+        ("maxrec_hard", maxrec_hard, 1),
+        ("upload_limit_bytes", upload_limit_mb, 1_000_000),
+        ("max_connections", max_connections, 1),
+        ("spill_limit_mb", spill_limit_mb, 1),
+        ("jobs_storage_limit_bytes", jobs_storage_mb, 1_000_000),
+    ):
+        if value is not None:
+            kwargs[key] = value * scale
+    if "jobs_storage_limit_bytes" in kwargs:
+        kwargs["job_storage_limit_bytes"] = min(
+            Settings.job_storage_limit_bytes, kwargs["jobs_storage_limit_bytes"]
+        )
+    return Settings(**{**kwargs, **extra})
+
+
+def serve_database(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    echo: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``settings.db`` on ``host:port`` until a stop signal (blocking).
+
+    The port is bound and the database opened first, so that either failing raises (a
+    one-line ``ConfigError``) before anything is announced; then ``echo`` gets the service's
+    addresses, one line each, and the server runs.
+    """
+    from skysense.vo.app import create_app, stop_work
+    from skysense.vo.backends import open_backend
+
+    echo = echo or (lambda line: print(line, flush=True))
+    sock = bind_socket(host, port)
+    try:
+        backend = open_backend(settings.db, create=False)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        app = create_app(settings, backend=backend)
+        server = SkysenseServer(server_config(app, settings), on_stop=lambda: stop_work(app))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = settings.base_url or f"http://{shown}:{port}/"
+        echo(f"skysense VO serving {settings.db}")
+        echo(f"  web pages: {url}")
+        echo(f"  TAP:       {url.rstrip('/')}/tap")
+        echo("  (Ctrl-C to stop)")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        backend.close()
 
 
 def _hard_exit(message: str) -> None:
