@@ -46,45 +46,54 @@ _CLOSE = {"Connection": "close"}
 MIN_BODY_RATE_BYTES_S = 1024
 
 
-class BodyTooLarge(HTTPException):
+class _BodyError(HTTPException):
+    """A request body the server stops reading: the response closes the connection, since
+    the rest of the body may still be on its way."""
+
+    status: int
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(self.status, detail, headers={**_CLOSE, **(headers or {})})
+
+
+class BodyTooLarge(_BodyError):
     """The request body is larger than the endpoint accepts (HTTP 413)."""
 
+    status = 413
+
     def __init__(self, limit_bytes: int):
-        super().__init__(
-            413,
-            f"request body exceeds the limit of {limit_bytes} bytes for this endpoint",
-            headers=_CLOSE,
-        )
+        super().__init__(f"request body exceeds the limit of {limit_bytes} bytes for this endpoint")
 
 
-class BodyTimeout(HTTPException):
+class BodyTimeout(_BodyError):
     """The client stopped sending the request body (HTTP 408)."""
 
+    status = 408
+
     def __init__(self, timeout_s: float):
-        super().__init__(
-            408, f"no request body data received for {timeout_s:g} s; giving up", headers=_CLOSE
-        )
+        super().__init__(f"no request body data received for {timeout_s:g} s; giving up")
 
 
-class BodyTooSlow(HTTPException):
+class BodyTooSlow(_BodyError):
     """The request body arrives slower than the minimum average rate (HTTP 408)."""
+
+    status = 408
 
     def __init__(self, rate_bytes_s: float):
         super().__init__(
-            408,
-            f"request body arrives slower than {rate_bytes_s:g} bytes/s on average; giving up",
-            headers=_CLOSE,
+            f"request body arrives slower than {rate_bytes_s:g} bytes/s on average; giving up"
         )
 
 
-class ServerBusy(HTTPException):
+class ServerBusy(_BodyError):
     """Too many bytes of request bodies are being received at once (HTTP 503)."""
+
+    status = 503
 
     def __init__(self):
         super().__init__(
-            503,
             "the server is receiving too many uploads at once; retry later",
-            headers={**_CLOSE, "Retry-After": "10"},
+            headers={"Retry-After": "10"},
         )
 
 
