@@ -308,6 +308,33 @@ def _design(xp, theta, spec: _Spec, X, psi):
     return phi, ln_beta
 
 
+def _log_ml(xp, cho_solve, theta, spec: _Spec, X, psi, y, omega):
+    """Log marginal likelihood (summed over rows), the weight posterior mean and the Cholesky
+    factor of its precision, written once for NumPy (``xp=numpy``, SciPy's ``cho_solve``) and
+    JAX (``jax.numpy``, ``jax.scipy.linalg.cho_solve``: differentiable)."""
+    p = _unpack(theta, spec)
+    phi, ln_beta = _design(xp, theta, spec, X, psi)
+    alpha = xp.exp(p["ln_alpha"])
+    wb = omega * xp.exp(ln_beta)
+    sigma = (phi * wb[:, None]).T @ phi + xp.diag(alpha)
+    chol = xp.linalg.cholesky(sigma)
+    w = cho_solve((chol, True), phi.T @ (wb * y))
+    delta = phi @ w - y
+    log_ml = (
+        -0.5 * xp.sum(wb * delta**2)
+        - 0.5 * xp.sum(alpha * w**2)
+        + 0.5 * xp.sum(p["ln_alpha"])
+        - xp.sum(xp.log(xp.diagonal(chol)))
+        + 0.5 * xp.sum(omega * ln_beta)
+        - 0.5 * _LOG_2PI * xp.sum(omega)
+    )
+    if spec.hetero:
+        eta = xp.exp(p["ln_eta"])
+        log_ml = log_ml - 0.5 * xp.sum(eta * p["u"] ** 2) + 0.5 * xp.sum(p["ln_eta"])
+        log_ml = log_ml - 0.5 * spec.m * _LOG_2PI
+    return log_ml, w, chol
+
+
 def _neg_log_ml(theta, spec: _Spec, X, psi, y, omega):
     """Negative log marginal likelihood per training row (JAX; differentiable).
 
@@ -317,26 +344,7 @@ def _neg_log_ml(theta, spec: _Spec, X, psi, y, omega):
     import jax.numpy as jnp
     from jax.scipy.linalg import cho_solve
 
-    p = _unpack(theta, spec)
-    phi, ln_beta = _design(jnp, theta, spec, X, psi)
-    alpha = jnp.exp(p["ln_alpha"])
-    wb = omega * jnp.exp(ln_beta)
-    sigma = (phi * wb[:, None]).T @ phi + jnp.diag(alpha)
-    chol = jnp.linalg.cholesky(sigma)
-    w = cho_solve((chol, True), phi.T @ (wb * y))
-    delta = phi @ w - y
-    log_ml = (
-        -0.5 * jnp.sum(wb * delta**2)
-        - 0.5 * jnp.sum(alpha * w**2)
-        + 0.5 * jnp.sum(p["ln_alpha"])
-        - jnp.sum(jnp.log(jnp.diagonal(chol)))
-        + 0.5 * jnp.sum(omega * ln_beta)
-        - 0.5 * _LOG_2PI * jnp.sum(omega)
-    )
-    if spec.hetero:
-        eta = jnp.exp(p["ln_eta"])
-        log_ml = log_ml - 0.5 * jnp.sum(eta * p["u"] ** 2) + 0.5 * jnp.sum(p["ln_eta"])
-        log_ml = log_ml - 0.5 * spec.m * _LOG_2PI
+    log_ml, w, chol = _log_ml(jnp, cho_solve, theta, spec, X, psi, y, omega)
     return -log_ml / X.shape[0], (w, chol)
 
 
@@ -1127,25 +1135,5 @@ def _posterior_np(theta, spec, X, psi, y, omega):
 
 def _neg_log_ml_np(theta, spec, X, psi, y, omega) -> float:
     """NumPy twin of :func:`_neg_log_ml` (used for reporting, not for gradients)."""
-    p = _unpack(theta, spec)
-    phi, ln_beta = _design(np, theta, spec, X, psi)
-    alpha = np.exp(p["ln_alpha"])
-    wb = omega * np.exp(ln_beta)
-    sigma = (phi * wb[:, None]).T @ phi + np.diag(alpha)
-    chol = np.linalg.cholesky(sigma)
-    w = sla.cho_solve((chol, True), phi.T @ (wb * y))
-    delta = phi @ w - y
-    log_ml = (
-        -0.5 * np.sum(wb * delta**2)
-        - 0.5 * np.sum(alpha * w**2)
-        + 0.5 * np.sum(p["ln_alpha"])
-        - np.sum(np.log(np.diagonal(chol)))
-        + 0.5 * np.sum(omega * ln_beta)
-        - 0.5 * _LOG_2PI * np.sum(omega)
-    )
-    if spec.hetero:
-        eta = np.exp(p["ln_eta"])
-        log_ml += (
-            -0.5 * np.sum(eta * p["u"] ** 2) + 0.5 * np.sum(p["ln_eta"]) - 0.5 * spec.m * _LOG_2PI
-        )
+    log_ml, _, _ = _log_ml(np, sla.cho_solve, theta, spec, X, psi, y, omega)
     return float(-log_ml / X.shape[0])
