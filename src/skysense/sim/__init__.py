@@ -8,6 +8,7 @@ far-infrared maps; :func:`write_field` writes all of it with truth tables and a 
 (the layout of :mod:`skysense.sim.field`). The same seed always gives the same field.
 """
 
+from skysense.sim.describe import describe_manifest
 from skysense.sim.field import read_manifest, write_field
 from skysense.sim.geometry import FieldGeometry
 from skysense.sim.maps import DEFAULT_MAPS, MapSpec, SimMap, inject_point_sources, make_maps
@@ -48,4 +49,5 @@ __all__ = [
     "inject_point_sources",
     "write_field",
     "read_manifest",
+    "describe_manifest",
 ]
