@@ -11,7 +11,7 @@ from skysense._dask import compute_with_progress, dask_client
 from skysense.sed.fit import DEFAULT_EB_THRESHOLD, check_photometry, fit_photometry
 from skysense.sed.grid import ModelGrid
 
-__all__ = ["fit_catalogue", "fit_catalogue_file", "plot_object"]
+__all__ = ["fit_catalogue", "fit_catalogue_file", "fit_masterlist", "plot_object"]
 
 
 def fit_catalogue(
@@ -156,3 +156,84 @@ def plot_object(grid_dir, catalog, fit_dir, help_id, out_png, *, z_column: str =
         with atomic_path(out_png.with_name(out_png.stem + "_pdf.png")) as tmp:
             plots.plot_pdfs(values, w).savefig(tmp, dpi=110)
     return str(out_png)
+
+
+def fit_masterlist(
+    grid: ModelGrid,
+    masterlist: pd.DataFrame,
+    xid: pd.DataFrame | None = None,
+    *,
+    z_columns: Sequence[str] = ("zspec", "zphot"),
+    chunk_rows: int = 5000,
+    eb_threshold: float = DEFAULT_EB_THRESHOLD,
+    scheduler: str | None = None,
+    cosmology=None,
+    igm=None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    """The pipeline's SED step: fit a HELP masterlist, with XID+ fluxes where available.
+
+    XID+ columns ``F_<BAND>`` (mJy, posterior median) and ``FErr_<BAND>_u``/``_l`` replace the
+    masterlist's ``f_<band>``/``ferr_<band>`` (uJy; error = half the 16-84 range). The redshift is
+    the first finite value of ``z_columns`` (zspec where known, else zphot). Objects with fewer
+    than three usable bands or a redshift outside the grid are not fitted; they are counted in
+    the returned summary, never fitted silently.
+
+    Returns
+    -------
+    (table, wavelength_um, fnu_mjy, summary)
+        Fit table (fitted objects), their best-fit spectra (n, n_out) and counts.
+    """
+    from skysense.sed.fit import MIN_BANDS
+    from skysense.sed.grid import best_spectra
+    from skysense.sed.io import read_photometry
+
+    frame = masterlist.copy()
+    frame["help_id"] = frame["help_id"].astype(str)
+    if xid is not None and len(xid):
+        x = xid.copy()
+        x["help_id"] = x["HELP_ID"].astype(str)
+        x = x.drop_duplicates("help_id").set_index("help_id")
+        for band in grid.bands:
+            col = f"F_{band.upper()}"
+            if col not in x.columns:
+                continue
+            flux = pd.to_numeric(x[col], errors="coerce") * 1e3
+            hi = pd.to_numeric(x.get(f"FErr_{band.upper()}_u"), errors="coerce") * 1e3
+            lo = pd.to_numeric(x.get(f"FErr_{band.upper()}_l"), errors="coerce") * 1e3
+            ids = frame["help_id"]
+            frame[f"f_{band}"] = ids.map(flux).to_numpy(float)
+            frame[f"ferr_{band}"] = ids.map((hi - lo) / 2).to_numpy(float)
+    z = np.full(len(frame), np.nan)
+    for col in z_columns:
+        if col in frame.columns:
+            v = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+            z = np.where(np.isfinite(z), z, v)
+    frame["_sed_z"] = z
+    ids, z, flux, err, upper = read_photometry(frame, grid.bands, z_column="_sed_z")
+    usable = np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    flux = np.where(usable, flux, np.nan)  # a flux without a usable error is not a measurement
+    nodes = grid.redshifts
+    half = np.diff(nodes).min() / 2 if nodes.size > 1 else 0.05
+    z_ok = np.isfinite(z) & (z >= nodes[0] - half) & (z <= nodes[-1] + half)
+    few = usable.sum(axis=1) < MIN_BANDS
+    keep = z_ok & ~few
+    summary = {"n_objects": len(frame), "n_fitted": int(keep.sum()),
+               "n_too_few_bands": int(few.sum()), "n_redshift_outside_grid": int((~z_ok & ~few).sum())}  # fmt: skip
+    if not keep.any():
+        return (
+            pd.DataFrame(),
+            np.empty((0, grid.wave_out_aa.size)),
+            np.empty((0, grid.wave_out_aa.size)),
+            summary,
+        )
+    table = fit_catalogue(grid, ids[keep], z[keep], flux[keep], err[keep], upper[keep],
+                          chunk_rows=chunk_rows, eb_threshold=eb_threshold, scheduler=scheduler)  # fmt: skip
+    if cosmology is None:
+        from astropy import cosmology as cosmo
+
+        cosmology = getattr(cosmo, grid.config.cosmology)
+    iz = grid.redshift_index(z[keep])
+    wave, fnu = best_spectra(grid, iz, table["best_model"].to_numpy(), table["best_scale"].to_numpy(),
+                             cosmology, igm)  # fmt: skip
+    summary["n_flag_energy_balance"] = int(table["flag_energy_balance"].sum())
+    return table, wave, fnu, summary
