@@ -40,6 +40,7 @@ __all__ = [
     "read_catalogue",
     "write_catalogue",
     "catalogue_format",
+    "evaluate_catalogue",
 ]
 
 FORMAT = "skysense-photoz-gpz"
@@ -313,3 +314,53 @@ def write_catalogue(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         else:
             raise InputError("output must be .csv, .parquet or .fits", path=path)
     return path
+
+
+def evaluate_catalogue(
+    model: PhotozModel,
+    catalogue: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    target: str | None = None,
+    names: Sequence[str] | None = None,
+    model_path: str | os.PathLike | None = None,
+) -> dict:
+    """Score ``model`` on the galaxies of ``catalogue`` with known redshifts; write a report.
+
+    Writes ``out/metrics.json`` (:func:`skysense.photoz.metrics.summary` plus the catalogue and
+    model names), ``out/zspec_zphot.png`` and ``out/pit.png``.
+
+    Parameters
+    ----------
+    model : PhotozModel
+    catalogue : path - any format :func:`read_catalogue` reads
+    out : path - report directory (created)
+    target : str, optional - redshift column (default: the model's)
+    names : list of str, optional - column names of a whitespace text catalogue
+    model_path : path, optional - recorded as ``model`` in the metrics
+
+    Returns
+    -------
+    dict
+        The metrics: ``n``, ``sigma_nmad``, ``outlier_fraction``, ``bias_mean``,
+        ``coverage_1sigma``, ``coverage_2sigma``, ``crps_mean``, ...
+    """
+    from skysense._atomic import atomic_write_text
+    from skysense.photoz import metrics
+    from skysense.photoz.plots import plot_pit, plot_zspec_zphot
+    from skysense.photoz.training import target_values
+
+    source = str(catalogue)
+    frame = read_catalogue(catalogue, names=names)
+    y = target_values(frame, target or model.target, source)
+    pred = model.predict_frame(frame, source=source)
+    zphot, err = pred["zphot"].to_numpy(), pred["zphot_err"].to_numpy()
+    summary = metrics.summary(y, zphot, err)
+    summary["catalogue"] = source
+    summary["model"] = str(model_path) if model_path is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2))
+    plot_zspec_zphot(y, zphot, out / "zspec_zphot.png")
+    plot_pit(y, zphot, err, out / "pit.png")
+    return summary

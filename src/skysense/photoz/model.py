@@ -95,6 +95,15 @@ class PhotozModel:
             why = f"given as bands or errors to train on (its columns: {list(columns)[:30]})"
         raise InputError(f"the catalogue lacks column(s) {absent} {why}", path=source)
 
+    def check_bands(self, bands: Sequence[str] | None) -> None:
+        """Raise :class:`InputError` if any of ``bands`` is not one of the model's bands."""
+        unseen = [b for b in bands or () if b not in self.bands]
+        if unseen:
+            raise InputError(
+                f"band(s) {unseen} were never seen by the model, which was trained on "
+                f"{self.bands}; train a model with those bands"
+            )
+
     def predict_frame(self, frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
         """The output columns (see module doc) for the rows of ``frame``, same index."""
         self.check_columns(frame.columns, source)

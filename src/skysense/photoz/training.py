@@ -24,7 +24,7 @@ from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
 from skysense.photoz.preprocess import DEFAULT_MISSING, missing_patterns
 
-__all__ = ["split_rows", "target_values", "train_model"]
+__all__ = ["split_rows", "target_values", "train_model", "describe_training"]
 
 
 def split_rows(
@@ -200,3 +200,24 @@ def train_model(
             info[f"{name}_metrics"] = {k: v for k, v in summary.items() if not k.startswith("pit_")}
     model.info = info
     return model
+
+
+def describe_training(info: dict) -> str:
+    """One line on a training run from ``PhotozModel.info`` (:func:`train_model`).
+
+    Sizes, time, iterations, the validation's sigma scale and, when test rows exist, the test
+    sigma_NMAD, outlier fraction and 1-sigma coverage.
+    """
+    text = (
+        f"trained on {info['n_train']} galaxies ({info['n_valid']} validation) in "
+        f"{info['train_seconds']:.1f} s, {info['n_iter']} iterations (kept "
+        f"{info['best_iteration']}); sigma scale {np.sqrt(info['variance_scale']):.3f} "
+        "(validation)"
+    )
+    test = info.get("test_metrics", {})
+    if test:
+        text += (
+            f"; test: sigma_NMAD={test['sigma_nmad']:.4f} outliers={test['outlier_fraction']:.4f}"
+            f" 1-sigma coverage={test['coverage_1sigma']:.3f}"
+        )
+    return text
