@@ -283,46 +283,35 @@ def _publish_field(field: Path, db: Path, summary: dict | None = None) -> None:
     backend = open_backend(db)
     try:
         truth = manifest.get("truth") or {}
-        objects = field / truth.get("objects", "truth/objects.parquet")
-        publish_file(
-            backend,
-            objects,
-            "help.truth",
-            description=_DESCRIPTIONS["truth"],
-            ra="ra",
-            dec="dec",
-            meta=_truth_meta("uJy"),
-        )
-        rows = field / truth.get("catalogue_rows", "truth/catalogue_rows.parquet")
-        if rows.is_file():
+        # table, file (as the manifest names it), has positions, metadata; only the truth
+        # objects are in every field
+        for table, rel, has_positions, meta in (
+            ("truth", truth.get("objects", "truth/objects.parquet"), True, _truth_meta("uJy")),
+            (
+                "catalogue_rows",
+                truth.get("catalogue_rows", "truth/catalogue_rows.parquet"),
+                False,
+                _ROWS_META,
+            ),
+            ("gaia", manifest.get("reference", "reference/gaia.parquet"), True, _GAIA_META),
+            (
+                "map_sources",
+                truth.get("map_sources", "truth/map_sources.parquet"),
+                True,
+                _truth_meta("mJy"),
+            ),
+        ):
+            path = field / rel
+            if table != "truth" and not path.is_file():
+                continue
+            positions = {"ra": "ra", "dec": "dec"} if has_positions else {}
             publish_file(
                 backend,
-                rows,
-                "help.catalogue_rows",
-                description=_DESCRIPTIONS["catalogue_rows"],
-                meta=_ROWS_META,
-            )
-        ref = field / manifest.get("reference", "reference/gaia.parquet")
-        if ref.is_file():
-            publish_file(
-                backend,
-                ref,
-                "help.gaia",
-                description=_DESCRIPTIONS["gaia"],
-                ra="ra",
-                dec="dec",
-                meta=_GAIA_META,
-            )
-        sources = field / truth.get("map_sources", "truth/map_sources.parquet")
-        if sources.is_file():
-            publish_file(
-                backend,
-                sources,
-                "help.map_sources",
-                description=_DESCRIPTIONS["map_sources"],
-                ra="ra",
-                dec="dec",
-                meta=_truth_meta("mJy"),
+                path,
+                f"help.{table}",
+                description=_DESCRIPTIONS[table],
+                meta=meta,
+                **positions,
             )
         for survey, entry in sorted((manifest.get("surveys") or {}).items()):
             _publish_survey(backend, field, survey, entry)

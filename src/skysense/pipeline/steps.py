@@ -393,14 +393,22 @@ def _link_xid(backend, masterlist: str, xid: str) -> None:
     )
 
 
+def _publish_frame(backend, frame, name: str, description: str, meta, ra: str, dec: str) -> None:
+    """Publish one table of the run (its positions in ``ra``/``dec``), tagged with its name."""
+    import pyarrow as pa
+
+    from skysense.vo.publish import publish_arrow
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    publish_arrow(backend, table, name, description=description, meta=meta, ra=ra, dec=dec,
+                  source=name)  # fmt: skip
+
+
 def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> dict:
     import warnings
 
-    import pyarrow as pa
-
     from skysense.pipeline.metadata import masterlist_meta, xid_meta
     from skysense.vo.backends import open_backend
-    from skysense.vo.publish import publish_arrow
 
     p = cfg.section("publish")
     schema = p["schema"]
@@ -419,16 +427,7 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
         text = f"HELP masterlist of {cfg.name}: {len(ml)} objects merged from {', '.join(surveys)}"
         if has_photoz:
             text += ", with GPz photometric redshifts (zphot, zphot_err)"
-        publish_arrow(
-            backend,
-            pa.Table.from_pandas(ml, preserve_index=False),
-            name,
-            description=text,
-            meta=masterlist_meta(ml.columns, surveys),
-            ra="ra",
-            dec="dec",
-            source=name,
-        )
+        _publish_frame(backend, ml, name, text, masterlist_meta(ml.columns, surveys), "ra", "dec")
         tables.append(name)
         if "xid" in ctx.records:
             cat = pd.read_parquet(ctx.output("xid", "catalogue"))
@@ -443,16 +442,7 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
             text = f"XID+ de-blended fluxes in {bands} of {cfg.name} for the priors {cut!r}"
             if has_photoz:
                 text += ", with the masterlist photo-z"
-            publish_arrow(
-                backend,
-                pa.Table.from_pandas(cat, preserve_index=False),
-                name,
-                description=text,
-                meta=xid_meta(cat.columns),
-                ra="RA",
-                dec="Dec",
-                source=name,
-            )
+            _publish_frame(backend, cat, name, text, xid_meta(cat.columns), "RA", "Dec")
             tables.append(name)
             _link_xid(backend, f"{schema}.{p['masterlist_table']}", name)
         if p["maps"]:
