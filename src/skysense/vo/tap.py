@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import itertools
 import re
 import socket
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import anyio.to_thread
 import numpy as np
 import pyarrow as pa
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from skysense.errors import InputError, QueryError
 from skysense.vo.backends import QueryHandle, UploadTable, quote_ident
@@ -36,10 +38,12 @@ from skysense.vo.publish import adql_column_name, detect_radec
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 from skysense.vo.settings import Settings
 from skysense.vo.upload_guard import MAX_UPLOAD_TABLES, UPLOAD_MEMORY_LIMIT_BYTES
-from skysense.vo.votable import read_votable
+from skysense.vo.votable import read_votable, result_votable_chunks
 
 __all__ = [
     "QueryResult",
+    "StreamedResult",
+    "stream_adql",
     "TapParams",
     "run_adql",
     "run_adql_sync",
@@ -74,22 +78,65 @@ class QueryResult:
     @property
     def column_infos(self) -> list[ColumnInfo]:
         """FIELD metadata: each output column's ColumnInfo under its output name."""
-        out = []
-        for col in self.columns:
-            info = col.info
-            out.append(
-                ColumnInfo(
-                    name=col.name,
-                    datatype=info.datatype,
-                    arraysize=info.arraysize,
-                    unit=info.unit,
-                    ucd=info.ucd,
-                    description=info.description,
-                    indexed=info.indexed,
-                    principal=info.principal,
-                )
+        return _column_infos(self.columns)
+
+
+class StreamedResult:
+    """Rows of one running query as record batches, cut at MAXREC as they pass.
+
+    Iterate :attr:`batches` once; :attr:`overflow` is known after the last batch.
+    """
+
+    def __init__(self, stream, columns: list, maxrec: int, probe: bool):
+        self.columns = columns
+        names = [c.name for c in columns]
+        schema = stream.schema
+        if len(names) == len(schema) and schema.names != names:
+            # Output names come from the translation (the SQL may alias them for safety).
+            schema = pa.schema([f.with_name(n) for f, n in zip(schema, names)])
+        self.schema = schema
+        self.overflow = False
+        self._stream = stream
+        self._maxrec = maxrec
+        self._probe = probe
+
+    @property
+    def column_infos(self) -> list[ColumnInfo]:
+        """FIELD metadata: each output column's ColumnInfo under its output name."""
+        return _column_infos(self.columns)
+
+    @property
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        left = self._maxrec if self._probe else None
+        for batch in self._stream:
+            if left is not None and batch.num_rows > left:
+                # The translator's MAXREC+1 probe row: the result was cut.
+                self.overflow = True
+                batch = batch.slice(0, left)
+            if left is not None:
+                left -= batch.num_rows
+            yield pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+            if self.overflow:
+                return
+
+
+def _column_infos(columns) -> list[ColumnInfo]:
+    out = []
+    for col in columns:
+        info = col.info
+        out.append(
+            ColumnInfo(
+                name=col.name,
+                datatype=info.datatype,
+                arraysize=info.arraysize,
+                unit=info.unit,
+                ucd=info.ucd,
+                description=info.description,
+                indexed=info.indexed,
+                principal=info.principal,
             )
-        return out
+        )
+    return out
 
 
 @dataclass
@@ -163,6 +210,59 @@ def run_adql_sync(
         Syntax errors (with line and column), unknown tables/columns, database errors,
         timeouts.
     """
+    with stream_adql(
+        state,
+        adql,
+        maxrec=maxrec,
+        uploads=uploads,
+        timeout_s=timeout_s,
+        handle=handle,
+        deadline=deadline,
+    ) as result:
+        table = pa.Table.from_batches(list(result.batches), schema=result.schema)
+    return QueryResult(table=table, columns=result.columns, overflow=result.overflow)
+
+
+@contextlib.contextmanager
+def stream_adql(
+    state,
+    adql: str,
+    *,
+    maxrec: int | None = None,
+    uploads: Sequence[UploadTable] = (),
+    timeout_s: float | None = None,
+    handle: QueryHandle | None = None,
+    deadline: Deadline | None = None,
+) -> Iterator[StreamedResult]:
+    """:func:`run_adql_sync`, with the rows read from the database batch by batch while the
+    block runs (blocking; a worker thread). Parameters and errors as :func:`run_adql_sync`;
+    errors met while batches are read are :class:`~skysense.errors.QueryError` too (a time
+    limit one names the whole limit)."""
+    from skysense.vo.backends import QueryTimeout
+
+    translation, maxrec, limit_s, deadline = _translate(
+        state, adql, maxrec, uploads, timeout_s, handle, deadline
+    )
+    remaining = deadline.remaining()
+    try:
+        with state.backend.query_stream(
+            translation.sql,
+            uploads=uploads,
+            aux=translation.aux,
+            # What is left of the limit (at least a millisecond: PostgreSQL reads 0 as none).
+            timeout_s=None if remaining is None else max(remaining, 0.001),
+            handle=handle,
+        ) as stream:
+            yield StreamedResult(
+                stream, list(translation.columns), maxrec, translation.overflow_probe
+            )
+    except QueryTimeout:
+        # Name the limit the user knows, not the remainder the database was given.
+        raise QueryTimeout(f"query exceeded the time limit of {limit_s:g} s") from None
+
+
+def _translate(state, adql, maxrec, uploads, timeout_s, handle, deadline):
+    """The translation of one query, its MAXREC, its whole time limit and its clock."""
     from skysense.vo.backends import QueryTimeout
     from skysense.vo.sql import translate
 
@@ -190,36 +290,10 @@ def run_adql_sync(
             tables[up.info.name] = up.info
         catalog = SchemaCatalog(tables=tables)
     translation = translate(
-        adql,
-        dialect=backend.dialect,
-        catalog=catalog,
-        maxrec=maxrec,
-        deadline=deadline,
-        max_unindexed_pairs=settings.max_unindexed_pairs,
+        adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec, deadline=deadline
     )
     deadline.check("translating")
-    remaining = deadline.remaining()
-    try:
-        table = backend.query(
-            translation.sql,
-            uploads=uploads,
-            aux=translation.aux,
-            # What is left of the limit (at least a millisecond: PostgreSQL reads 0 as none).
-            timeout_s=None if remaining is None else max(remaining, 0.001),
-            handle=handle,
-        )
-    except QueryTimeout:
-        # Name the limit the user knows, not the remainder the database was given.
-        raise QueryTimeout(f"query exceeded the time limit of {limit_s:g} s") from None
-    overflow = False
-    if translation.overflow_probe and table.num_rows > maxrec:
-        table = table.slice(0, maxrec)
-        overflow = True
-    columns = list(translation.columns)
-    if len(columns) == table.num_columns and table.column_names != [c.name for c in columns]:
-        # Output names come from the translation (the SQL may alias them for safety).
-        table = table.rename_columns([c.name for c in columns])
-    return QueryResult(table=table, columns=columns, overflow=overflow)
+    return translation, maxrec, limit_s, deadline
 
 
 async def run_adql(
@@ -569,7 +643,9 @@ async def sync_endpoint(request: Request) -> Response:
         params.get("maxrec"), default=settings.maxrec_default, hard=settings.maxrec_hard
     )
 
-    def work() -> bytes:
+    streamed = fmt.key in ("votable", "votable-binary2") and hasattr(state.backend, "query_stream")
+
+    def work() -> Response:
         from skysense.vo.backends import QueryTimeout
 
         # Reading uploads spends from the query's time limit, as translation does.
@@ -580,17 +656,58 @@ async def sync_endpoint(request: Request) -> Response:
             allow_private=settings.upload_allow_private_urls,
             deadline=deadline,
         )
+        if streamed:
+            return _streamed_votable(
+                state, query, maxrec, uploads, deadline, fmt, binary2=fmt.key != "votable"
+            )
         result = run_adql_sync(state, query, maxrec=maxrec, uploads=uploads, deadline=deadline)
-        return serialise(
+        body = serialise(
             fmt,
             result.table,
             result.column_infos,
             overflow=result.overflow,
             infos={"QUERY": query},
         )
+        return Response(body, media_type=fmt.mime, headers=_headers(fmt))
 
-    body = await anyio.to_thread.run_sync(work)
-    headers = {}
+    return await anyio.to_thread.run_sync(work)
+
+
+#: A VOTable answer up to this size is sent whole (one write, a Content-Length); a larger one
+#: streams as its batches come from the database.
+_WHOLE_BYTES = 1 << 20
+
+
+def _streamed_votable(state, query, maxrec, uploads, deadline, fmt, *, binary2: bool) -> Response:
+    """The answer of ``/tap/sync`` in VOTable: the query runs and its first pieces are written
+    here (an error so far is an ordinary error answer); the rest streams."""
+
+    def pieces() -> Iterator[bytes]:
+        with stream_adql(state, query, maxrec=maxrec, uploads=uploads, deadline=deadline) as res:
+            yield from result_votable_chunks(
+                res.batches,
+                res.column_infos,
+                schema=res.schema,
+                overflow=lambda: res.overflow,
+                binary2=binary2,
+                infos={"QUERY": query},
+            )
+
+    chunks = pieces()
+    head, size = [], 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > _WHOLE_BYTES:
+            break
+    else:
+        return Response(b"".join(head), media_type=fmt.mime, headers=_headers(fmt))
+    return StreamingResponse(
+        itertools.chain(head, chunks), media_type=fmt.mime, headers=_headers(fmt)
+    )
+
+
+def _headers(fmt) -> dict[str, str]:
     if fmt.key in ("fits", "csv", "tsv"):
-        headers["Content-Disposition"] = f'inline; filename="result.{fmt.extension}"'
-    return Response(body, media_type=fmt.mime, headers=headers)
+        return {"Content-Disposition": f'inline; filename="result.{fmt.extension}"'}
+    return {}

@@ -13,10 +13,11 @@ Pure: bytes/Arrow in, bytes/Arrow out; no files or sockets.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -29,6 +30,7 @@ from skysense.vo.schema import ColumnInfo
 
 __all__ = [
     "result_votable",
+    "result_votable_chunks",
     "error_votable",
     "read_votable",
     "astropy_to_arrow",
@@ -158,11 +160,87 @@ def result_votable(
     bytes
         UTF-8 XML.
     """
-    if columns is None or len(columns) != table.num_columns:
-        columns = column_infos_for(table)
-    if binary2:
-        return _binary2_votable(table, columns, overflow, infos or {}, description)
-    return _tabledata_votable(table, columns, overflow, infos or {}, description)
+    return b"".join(
+        result_votable_chunks(
+            [table],
+            columns,
+            schema=table.schema,
+            overflow=overflow,
+            binary2=binary2,
+            infos=infos,
+            description=description,
+        )
+    )
+
+
+def result_votable_chunks(
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    columns: Sequence[ColumnInfo] | None,
+    *,
+    schema: pa.Schema,
+    overflow: bool | Callable[[], bool] = False,
+    binary2: bool = False,
+    infos: dict[str, str] | None = None,
+    description: str | None = None,
+) -> Iterator[bytes]:
+    """Write a query result as a VOTable 1.4 document, piece by piece as its batches come.
+
+    The document of :func:`result_votable`, streamed: the head (with the FIELDs) goes out with
+    the first batch's rows, then each batch's rows, so a large result never sits whole in
+    memory. Types are settled by the first batch: a ``char`` column meeting a non-ASCII text
+    later keeps ``char`` (TABLEDATA writes the text as it is; BINARY2 writes ``?`` for such a
+    character). A :class:`~skysense.errors.QueryError` raised by ``batches`` after the head
+    went out ends the table and adds ``INFO QUERY_STATUS=ERROR`` after it (DALI 1.1, 4.4.1);
+    before that it propagates.
+
+    Parameters
+    ----------
+    batches : iterable of pyarrow.RecordBatch or pyarrow.Table
+        The rows (already cut at MAXREC), all with ``schema``.
+    columns : sequence of ColumnInfo, optional
+        Metadata of each column, as for :func:`result_votable`.
+    schema : pyarrow.Schema
+        The columns of ``batches``.
+    overflow : bool or callable
+        Add the ``QUERY_STATUS=OVERFLOW`` INFO; a callable is asked after the last batch.
+    binary2, infos, description
+        As for :func:`result_votable`.
+
+    Yields
+    ------
+    bytes
+        UTF-8 XML pieces; joined they are the document.
+    """
+    if columns is None or len(columns) != len(schema):
+        columns = column_infos_for(schema.empty_table())
+    writer = _Binary2Writer() if binary2 else _TabledataWriter()
+    names = _unique([c.name for c in columns])
+    rows = iter(batches)
+    first = next((b for b in rows if b.num_rows), None)
+    sample = first if first is not None else schema.empty_table()
+    datatypes = [writer.datatype(sample.column(i), col.datatype) for i, col in enumerate(columns)]
+    fields = [
+        _field_xml(col, name, i, datatype)
+        for i, (col, name, datatype) in enumerate(zip(columns, names, datatypes))
+    ]
+    head = _head(fields, infos or {}, description) + writer.open
+    if first is not None and datatypes:
+        head += writer.rows(first, datatypes)
+    yield head
+    error = None
+    try:
+        for batch in rows:
+            if batch.num_rows and datatypes:
+                yield writer.rows(batch, datatypes)
+    except QueryError as exc:
+        error = exc
+    tail = writer.close() + b"  </TABLE>\n"
+    if error is not None:
+        message = escape(" ".join(str(error).split()) or "query failed")
+        tail += f'  <INFO name="QUERY_STATUS" value="ERROR">{message}</INFO>\n'.encode()
+    elif overflow() if callable(overflow) else overflow:
+        tail += b'  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>\n'
+    yield tail + b" </RESOURCE>\n</VOTABLE>\n"
 
 
 _XML_BAD_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -280,9 +358,7 @@ def _field_xml(col: ColumnInfo, name: str, index: int, datatype: str) -> str:
     return f"    <FIELD {attrs}/>\n"
 
 
-def _document(
-    fields: list[str], data: str | bytes, overflow: bool, infos: dict, description
-) -> bytes:
+def _head(fields: list[str], infos: dict, description) -> bytes:
     head = [
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
@@ -296,33 +372,24 @@ def _document(
         head.append(f"  <INFO name={_attr(name)} value={_attr(value)}/>\n")
     head.append("  <TABLE>\n")
     head.extend(fields)
-    tail = "  </TABLE>\n"
-    if overflow:
-        tail += '  <INFO name="QUERY_STATUS" value="OVERFLOW">result truncated at MAXREC</INFO>\n'
-    tail += " </RESOURCE>\n</VOTABLE>\n"
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return "".join(head).encode("utf-8") + data + tail.encode("utf-8")
+    return "".join(head).encode("utf-8")
 
 
-def _tabledata_votable(
-    table: pa.Table,
-    columns: Sequence[ColumnInfo],
-    overflow: bool,
-    infos: dict[str, str],
-    description: str | None,
-) -> bytes:
-    """A VOTable 1.4 TABLEDATA document written with vectorised Arrow string kernels (astropy's
-    writer formats cell by cell in Python, ~100x slower on wide results)."""
-    names = _unique([c.name for c in columns])
-    fields, texts = [], []
-    for i, (col, name) in enumerate(zip(columns, names)):
-        text, datatype = _column_text(table.column(i), col.datatype)
-        texts.append(text)
-        fields.append(_field_xml(col, name, i, datatype))
-    body = tabledata_rows(texts) if table.num_rows and texts else b""
-    data = b"   <DATA>\n    <TABLEDATA>\n" + body + b"    </TABLEDATA>\n   </DATA>\n"
-    return _document(fields, data, overflow, infos, description)
+class _TabledataWriter:
+    """TABLEDATA rows written with vectorised Arrow string kernels (astropy's writer formats
+    cell by cell in Python, ~100x slower on wide results)."""
+
+    open = b"   <DATA>\n    <TABLEDATA>\n"
+
+    def datatype(self, arr, datatype: str) -> str:
+        return _column_text(arr, datatype)[1]
+
+    def rows(self, batch, datatypes: list[str]) -> bytes:
+        texts = [_column_text(batch.column(i), d)[0] for i, d in enumerate(datatypes)]
+        return tabledata_rows(texts)
+
+    def close(self) -> bytes:
+        return b"    </TABLEDATA>\n   </DATA>\n"
 
 
 _BIG_ENDIAN = {
@@ -344,8 +411,9 @@ def _fixed_binary(values: np.ndarray) -> pa.Array:
     return pc.cast(fixed, pa.binary())
 
 
-def _binary2_cells(arr, datatype: str) -> tuple[pa.Array, np.ndarray, str]:
-    """BINARY2 cell bytes of one column, its null mask and the datatype used."""
+def _binary2_cells(arr, datatype: str, *, fixed: bool = False) -> tuple[pa.Array, np.ndarray, str]:
+    """BINARY2 cell bytes of one column, its null mask and the datatype used (with ``fixed``,
+    a text column is written as the ``char`` or ``unicodeChar`` given, whatever it holds)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
@@ -358,7 +426,11 @@ def _binary2_cells(arr, datatype: str) -> tuple[pa.Array, np.ndarray, str]:
     if datatype in ("char", "unicodeChar", "timestamp") or is_text:
         if not is_text:
             arr = pc.cast(arr, pa.string())
-        if pc.all(pc.string_is_ascii(pc.fill_null(arr, ""))).as_py() is False:
+        if fixed and datatype == "char":
+            arr = pc.replace_substring_regex(arr, "[^\\x00-\\x7f]", "?")
+        if (fixed and datatype == "unicodeChar") or (
+            not fixed and pc.all(pc.string_is_ascii(pc.fill_null(arr, ""))).as_py() is False
+        ):
             # unicodeChar is UCS-2 in VOTable: 2 bytes per character (rare; per value).
             cells = []
             for value in pc.fill_null(arr, "").to_pylist():
@@ -369,7 +441,7 @@ def _binary2_cells(arr, datatype: str) -> tuple[pa.Array, np.ndarray, str]:
     if datatype not in _NUMPY:
         datatype = arrow_datatype(arr.type) or "char"
         if datatype not in _NUMPY:
-            return _binary2_cells(pc.cast(arr, pa.string()), "char")
+            return _binary2_cells(pc.cast(arr, pa.string()), "char", fixed=fixed)
     arr = pc.cast(arr, pa.from_numpy_dtype(np.dtype(_NUMPY[datatype])))
     if datatype == "boolean":
         values = pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
@@ -387,26 +459,26 @@ def _binary2_strings(text: pa.Array) -> pa.Array:
     )
 
 
-def _binary2_votable(
-    table: pa.Table,
-    columns: Sequence[ColumnInfo],
-    overflow: bool,
-    infos: dict[str, str],
-    description: str | None,
-) -> bytes:
-    """A VOTable 1.4 BINARY2 document (per row: MSB-first null flags, then each cell big-endian;
-    variable-length strings prefixed by their 32-bit length), assembled with Arrow kernels."""
-    import base64
+class _Binary2Writer:
+    """BINARY2 rows (per row: MSB-first null flags, then each cell big-endian; variable-length
+    strings prefixed by their 32-bit length), assembled with Arrow kernels and base64-encoded
+    in whole 57-byte groups (76-character lines) as they come."""
 
-    names = _unique([c.name for c in columns])
-    fields, cells, masks = [], [], []
-    for i, (col, name) in enumerate(zip(columns, names)):
-        cell, mask, datatype = _binary2_cells(table.column(i), col.datatype)
-        cells.append(cell)
-        masks.append(mask)
-        fields.append(_field_xml(col, name, i, datatype))
-    payload = b""
-    if table.num_rows:
+    open = b'   <DATA>\n    <BINARY2>\n     <STREAM encoding="base64">\n'
+    _GROUP = 57  # bytes per base64 line
+
+    def __init__(self):
+        self._carry = b""
+
+    def datatype(self, arr, datatype: str) -> str:
+        return _binary2_cells(arr, datatype)[2]
+
+    def rows(self, batch, datatypes: list[str]) -> bytes:
+        cells, masks = [], []
+        for i, datatype in enumerate(datatypes):
+            cell, mask, _ = _binary2_cells(batch.column(i), datatype, fixed=True)
+            cells.append(cell)
+            masks.append(mask)
         flags = np.packbits(np.stack(masks, axis=1), axis=1, bitorder="big")
         rows = pc.binary_join_element_wise(
             _fixed_binary(flags.view(f"S{flags.shape[1]}").ravel()),
@@ -416,13 +488,15 @@ def _binary2_votable(
         offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[
             rows.offset : rows.offset + len(rows) + 1
         ]
-        payload = rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
-    stream = base64.encodebytes(payload).decode("ascii")
-    data = (
-        '   <DATA>\n    <BINARY2>\n     <STREAM encoding="base64">\n'
-        f"{stream}     </STREAM>\n    </BINARY2>\n   </DATA>\n"
-    )
-    return _document(fields, data, overflow, infos, description)
+        payload = self._carry + rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+        cut = len(payload) - len(payload) % self._GROUP
+        self._carry = payload[cut:]
+        return base64.encodebytes(payload[:cut])
+
+    def close(self) -> bytes:
+        tail = base64.encodebytes(self._carry) if self._carry else b""
+        self._carry = b""
+        return tail + b"     </STREAM>\n    </BINARY2>\n   </DATA>\n"
 
 
 def _xml_id(name: str, index: int) -> str:

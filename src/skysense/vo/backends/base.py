@@ -11,12 +11,13 @@ the per-query work of the twins this replaced.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,63 @@ from skysense.vo.backends.protocol import QueryHandle, QueryTimeout, UploadTable
 from skysense.vo.backends.watchdog import WATCHDOG
 from skysense.vo.schema import SchemaCatalog
 
-__all__ = ["BackendBase"]
+__all__ = ["BackendBase", "ResultStream", "DEFAULT_BATCH_ROWS"]
+
+#: Rows per record batch of a streamed result (a batch of the widest results stays some MB).
+DEFAULT_BATCH_ROWS = 65_536
+
+# Errors a reader raises for a database error met while batches are read: Arrow carries the
+# driver's message in an OSError / ArrowException.
+_STREAM_ERRORS = (OSError, pa.ArrowException)
+
+
+class ResultStream:
+    """The record batches of one running query, in order.
+
+    Iterate once (or call :meth:`read_all`); a database error met on the way is raised as
+    the :class:`~skysense.errors.QueryError` the query itself would have raised.
+
+    Parameters
+    ----------
+    reader : pyarrow.RecordBatchReader
+        The database's batches.
+    errors : tuple of exception types
+        Errors of the database driver (converted by ``convert``).
+    convert : callable
+        Maps one such error to a :class:`~skysense.errors.QueryError`.
+    """
+
+    def __init__(
+        self,
+        reader: pa.RecordBatchReader,
+        *,
+        errors: tuple[type[BaseException], ...],
+        convert: Callable[[BaseException], QueryError],
+    ):
+        self._reader = reader
+        self._errors = errors
+        self._convert = convert
+        self.schema: pa.Schema = reader.schema
+        self.exhausted = False
+        self.num_rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                self.exhausted = True
+                return
+            except QueryError:
+                raise
+            except self._errors as exc:
+                raise self._convert(exc) from None
+            self.num_rows += batch.num_rows
+            yield batch
+
+    def read_all(self) -> pa.Table:
+        """Every remaining row as one table."""
+        return pa.Table.from_batches(list(self), schema=self.schema)
 
 
 class BackendBase(ABC):
@@ -42,7 +99,7 @@ class BackendBase(ABC):
     #: than by the database itself.
     _timeout_by_watchdog = False
     #: The database driver's base exception class (set by the backend).
-    _db_error: type[BaseException] = Exception
+    _db_error: type[BaseException] | tuple[type[BaseException], ...] = Exception
 
     def __init__(self):
         self._catalog: SchemaCatalog | None = None
@@ -102,10 +159,37 @@ class BackendBase(ABC):
         QueryError
             Not a single SELECT, a database error, a timeout or a cancellation.
         """
+        with self.query_stream(
+            sql, uploads=uploads, aux=aux, timeout_s=timeout_s, handle=handle
+        ) as stream:
+            return stream.read_all()
+
+    @contextlib.contextmanager
+    def query_stream(
+        self,
+        sql: str,
+        *,
+        uploads: Sequence[UploadTable] = (),
+        aux: Sequence = (),
+        timeout_s: float | None = None,
+        handle: QueryHandle | None = None,
+    ) -> Iterator[ResultStream]:
+        """Run one translated SELECT and yield its rows as a :class:`ResultStream` of Arrow
+        record batches, read from the database as they are consumed.
+
+        The connection, the time limit and the cancel handle stay attached until the block
+        ends, so a large result never sits whole in memory. Leaving the block before the last
+        batch stops the query (its connection is closed, not pooled). Parameters and errors as
+        :meth:`query`; errors raised while batches are read are :class:`QueryError` too.
+        """
         con = self._acquire()
         failed = True
         timer = None
         timed_out = None
+
+        def to_query_error(exc: BaseException) -> QueryError:
+            return self._query_error(exc, timeout_s, timed_out)
+
         try:
             self._check_sql(con, sql)
             if handle is not None:
@@ -117,11 +201,15 @@ class BackendBase(ABC):
                 timer = WATCHDOG.schedule(timeout_s, _expire(timed_out, self._interrupter(con)))
             if uploads or aux:
                 self._create_temp_tables(con, self._temp_tables(con, uploads, aux))
-            result = self._execute(con, sql, timeout_s)
-            failed = False
-            return result
+            stream = ResultStream(
+                self._execute_stream(con, sql, timeout_s),
+                errors=(*_as_tuple(self._db_error), *_STREAM_ERRORS),
+                convert=to_query_error,
+            )
+            yield stream
+            failed = not stream.exhausted
         except self._db_error as exc:
-            raise self._query_error(exc, timeout_s, timed_out) from None
+            raise to_query_error(exc) from None
         finally:
             if timer is not None:
                 WATCHDOG.cancel(timer)
@@ -293,16 +381,22 @@ class BackendBase(ABC):
         """The rows of an internal SELECT on ``con``."""
 
     @abstractmethod
-    def _execute(self, con, sql: str, timeout_s: float | None) -> pa.Table:
-        """Run the user's SELECT on ``con`` (under ``timeout_s`` when the database enforces it)."""
+    def _execute_stream(self, con, sql: str, timeout_s: float | None) -> pa.RecordBatchReader:
+        """Start the user's SELECT on ``con`` (under ``timeout_s`` when the database enforces
+        it); its rows as a reader of record batches."""
 
     @abstractmethod
     def _error_kind(self, exc: BaseException) -> str:
-        """``"timeout"``, ``"cancelled"``, ``"memory"`` or ``"error"`` for a driver error."""
+        """``"timeout"``, ``"cancelled"``, ``"memory"`` or ``"error"`` for a driver error, or
+        for an Arrow error raised while batches are read (which carries the driver's text)."""
 
     @abstractmethod
     def _memory_message(self, exc: BaseException) -> str:
         """The message of a query that ran out of memory."""
+
+
+def _as_tuple(errors) -> tuple:
+    return errors if isinstance(errors, tuple) else (errors,)
 
 
 def _parse_iso(text: str | None):

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from skysense.errors import ConfigError, QueryError
 from skysense.vo.backends import metadata
-from skysense.vo.backends.base import BackendBase, _first_line
+from skysense.vo.backends.base import DEFAULT_BATCH_ROWS, BackendBase, _first_line
 from skysense.vo.backends.protocol import TableSpec, quote_ident
 
 __all__ = ["DuckDBBackend"]
@@ -205,8 +205,10 @@ class DuckDBBackend(BackendBase):
         # more and warns; the relation path is zero-copy (0.65 vs 1.8 ms for 100 rows).
         return con.sql(sql).to_arrow_table()
 
-    def _execute(self, con, sql: str, timeout_s: float | None) -> pa.Table:
-        return con.sql(sql).to_arrow_table()
+    def _execute_stream(self, con, sql: str, timeout_s: float | None) -> pa.RecordBatchReader:
+        # A relation's Arrow reader streams DuckDB's chunks without a copy; read whole it is as
+        # fast as to_arrow_table() for cone-search results (measured 0.6-0.9 ms vs 1.1-1.4 ms).
+        return con.sql(sql).to_arrow_reader(DEFAULT_BATCH_ROWS)
 
     def _error_kind(self, exc: BaseException) -> str:
         import duckdb
@@ -215,6 +217,13 @@ class DuckDBBackend(BackendBase):
             return "cancelled"
         if isinstance(exc, duckdb.OutOfMemoryException):
             return "memory"
+        if not isinstance(exc, duckdb.Error):
+            # Raised by the Arrow reader while batches are read: only the text says which.
+            text = str(exc)
+            if text.startswith("INTERRUPT"):
+                return "cancelled"
+            if text.startswith("Out of Memory"):
+                return "memory"
         return "error"
 
     def _memory_message(self, exc: BaseException) -> str:

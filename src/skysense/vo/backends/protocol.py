@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -139,6 +140,16 @@ class Backend(Protocol):
         timeout_s: float | None = None,
         handle: QueryHandle | None = None,
     ) -> pa.Table: ...
+
+    def query_stream(
+        self,
+        sql: str,
+        *,
+        uploads: Sequence[UploadTable] = (),
+        aux: Sequence = (),
+        timeout_s: float | None = None,
+        handle: QueryHandle | None = None,
+    ) -> AbstractContextManager: ...
 
     async def run(self, sql: str, **kwargs) -> pa.Table: ...
 
