@@ -36,7 +36,7 @@ def run(tmp_path_factory):
     frame.to_parquet(tmp / "cat.parquet")
     out = tmp / "fit"
     status = main(["sed", "fit", str(tmp / "grid"), str(tmp / "cat.parquet"), "--out", str(out),
-                   "--z-column", "zspec"])  # fmt: skip
+                   "--z-column", "zspec", "--mock"])  # fmt: skip
     assert status == 0
     return tmp, grid, model, scale
 
@@ -58,6 +58,15 @@ def test_fit_outputs(run):
         grid.redshift_index(props["redshift"].iloc[3:4])[0], props["best_model"].iloc[3], 3
     ]
     assert got == pytest.approx(best * props["best_scale"].iloc[3], rel=0.03)
+
+
+def test_mock_analysis(run):
+    import json
+
+    tmp, *_ = run
+    rec = {r["quantity"]: r for r in json.loads((tmp / "fit" / "mock_recovery.json").read_text())}
+    assert rec["mstar"]["pearson_r"] > 0.9 and abs(rec["mstar"]["bias"]) < 0.1
+    assert (tmp / "fit" / "mock_recovery.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_plot(run):
