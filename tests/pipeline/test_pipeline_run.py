@@ -22,6 +22,7 @@ STEPS = [
     "prepare:ukidss",
     "prepare:swire",
     "merge",
+    "radio",
     "priors",
     "xid",
     "photoz_train",
@@ -180,7 +181,7 @@ def test_dry_run_and_force_plan(site_copy, capsys):
         main(["pipeline", "run", str(site_copy / "field.yaml"), "--dry-run", "--force", "xid"]) == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("dry run: 3 of 11 step(s) would run")
+    assert out.startswith("dry run: 3 of 12 step(s) would run")
     planned = [line.split()[0] for line in out.splitlines()[1:] if line.split()[1] == "planned"]
     assert planned == ["xid", "publish", "summary"]
     with pytest.raises(ConfigError, match=r"no step 'xdi' \(did you mean 'xid'\?\)"):
@@ -208,6 +209,7 @@ def _minimal(tmp_path: Path) -> dict:
         (lambda d: d.update(xid={"maps": [{"band": "spire_250", "file": "s.yaml"}]}), r"xid.priors.cut: missing"),
         (lambda d: d.update(xid={"priors": {"cut": "f_x >"}}), r"xid.priors.cut: invalid expression"),
         (lambda d: d["field"].pop("name"), r"field.name: missing"),
+        (lambda d: d.update(radio={"config": "nope.yaml"}), r"radio.config: no such file"),
     ],
 )  # fmt: skip
 def test_bad_configuration_names_file_and_key(tmp_path, edit, message):

@@ -96,6 +96,7 @@ SCHEMA: dict[str, Any] = {
         "seed": ((int,), 0),
         "partition_rows": ((int,), 100_000),
     },
+    "radio": {"config": ((str,), None)},
     "publish": {
         "db": ((str,), None),
         "schema": ((str,), "help"),
@@ -350,6 +351,8 @@ def parse_pipeline_config(
             v = pub[k]
             if not v or not v.replace("_", "a").isalnum() or v.lower() != v or v[0].isdigit():
                 c.fail(f"publish.{k}", f"must match [a-z][a-z0-9_]*, got {v!r}")
+    if s["radio"]["config"]:  # radio IDs by likelihood ratio (skysense.catalog.radio)
+        c.file(base, s["radio"]["config"], "radio.config")
     truth = c.file(base, s["truth"], "truth", directory=True) if s["truth"] else None
     if truth is not None and not (truth / "manifest.json").is_file():
         c.fail("truth", f"{truth} is not a simulated field (no manifest.json)")

@@ -45,11 +45,34 @@ _FIXED = {
     "zphot_err_noise": ("", "stat.error;src.redshift.phot", "Intrinsic-noise part of zphot_err"),
     "zphot_err_input": ("", "stat.error;src.redshift.phot", "Input-error part of zphot_err"),
     "zphot_flag": ("", "meta.code.qual", "0 predicted; 1 no usable band (zphot NaN)"),
+    # Radio cross-identification (skysense.catalog.radio)
+    "radio_id": ("", "meta.id.cross;em.radio", "Identifier of the radio source identified"),
+    "lr": ("", "stat.likelihood;meta.id.cross", "Likelihood ratio of the radio ID"),
+    "reliability": ("", "stat.probability;meta.id.cross", "Reliability of the radio ID"),
+    "flag_radio_multi": ("", "meta.code.multip", "Several radio sources or candidates (radio ID)"),
 }
 
 
 def _em(band: str) -> str:
-    return _EM.get(band.lower(), "")
+    low = band.lower()
+    if low not in _EM and re.search(r"[0-9p]+(ghz|mhz)$", low):
+        return _radio_em(low)
+    return _EM.get(low, "")
+
+
+def _radio_em(band: str) -> str:
+    """The IVOA em.radio range of a band named by its frequency (``vla_1p4ghz``)."""
+    m = re.search(r"([0-9]+(?:p[0-9]+)?)(ghz|mhz)$", band)
+    if not m:
+        return "em.radio"
+    ghz = float(m[1].replace("p", ".")) * (1.0 if m[2] == "ghz" else 1e-3)
+    for hi, name in ((0.15, "em.radio.20-100MHz"), (0.75, "em.radio.100-200MHz"),
+                     (1.5, "em.radio.750-1500MHz"), (3.0, "em.radio.1500-3000MHz"),
+                     (6.0, "em.radio.3-6GHz"), (12.0, "em.radio.6-12GHz"),
+                     (30.0, "em.radio.12-30GHz")):  # fmt: skip
+        if ghz <= hi:
+            return name
+    return "em.mm"
 
 
 def _join(*ucds: str) -> str:

@@ -133,6 +133,13 @@ def write_sim_config(
     bands = [
         b for b in _BANDS if any(b in (e.get("bands") or []) for e in manifest["surveys"].values())
     ]
+    radio = manifest.get("radio")
+    radio_text = (
+        f"radio:                             # radio IDs by likelihood ratio\n"
+        f"  config: {rel(field / radio['config'])}\n"
+        if radio
+        else ""
+    )
     text = f"""\
 # Field configuration of `skysense pipeline run`, written by skysense.pipeline.write_sim_config
 # for the simulated field {rel(field)} (seed {manifest.get("seed")}, {manifest.get("area_deg2")} deg^2).
@@ -172,7 +179,7 @@ photoz:
   m: {gpz_m}
   max_iter: {gpz_max_iter}
   seed: 0
-publish:
+{radio_text}publish:
   db: {db}
   schema: help
 truth: {rel(field)}                # simulated field: the run summary is checked against it

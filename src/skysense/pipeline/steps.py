@@ -116,6 +116,37 @@ def _read_masterlist(ctx: StepContext) -> pd.DataFrame:
     return read_hats_table(ctx.output("merge", "masterlist"))
 
 
+# -- radio IDs -------------------------------------------------------------------------------
+
+
+def _radio(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.catalog.radio.config import load_radio_config
+    from skysense.catalog.radio.io import run_radio_id
+
+    config = load_radio_config(cfg.base_dir / cfg.section("radio")["config"])
+    out = ctx.path("radio")
+    s = run_radio_id(config, ctx.output("merge", "masterlist"), out, scheduler=ctx.scheduler,
+                     progress=show_progress())  # fmt: skip
+    keys = ("band", "n_radio", "n_ids", "q0", "threshold_lr", "completeness", "reliability",
+            "expected_false_ids")  # fmt: skip
+    return {
+        "outputs": {k: _rel(ctx, v) for k, v in s["outputs"].items()},
+        "summary": {k: s[k] for k in keys},
+        "message": f"{s['n_ids']} of {s['n_radio']} radio sources identified "
+        f"(Q0 {s['q0']:.2f}, {s['expected_false_ids']:.1f} expected false)",
+    }
+
+
+def _with_radio(ctx: StepContext, ml: pd.DataFrame) -> pd.DataFrame:
+    """The masterlist with the radio step's columns (joined on help_id)."""
+    from skysense.catalog.hats_io import read_hats_table
+
+    radio = read_hats_table(ctx.output("radio", "masterlist"))
+    cols = [c for c in radio.columns if c not in ml.columns or c == "help_id"]
+    radio = radio[cols].assign(help_id=radio["help_id"].astype(str))
+    return ml.assign(help_id=ml["help_id"].astype(str)).merge(radio, on="help_id", how="left")
+
+
 # -- XID+ priors and fit ---------------------------------------------------------------------
 
 
@@ -420,6 +451,8 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
     )
     ml = ml.drop(columns=[c for c in ml.columns if c.startswith("_")])
     ml["help_id"] = ml["help_id"].astype(str)
+    if "radio" in ctx.records:
+        ml = _with_radio(ctx, ml)
     tables, maps = [], []
     backend = open_backend(cfg.db)
     try:
@@ -500,6 +533,7 @@ def _summary(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
                 ctx.output("photoz_train", "training") if "photoz_train" in ctx.records else None
             ),
             bands=[m.band for m in cfg.maps],
+            radio=ctx.output("radio", "summary").parent if "radio" in ctx.records else None,
         )
     paths = write_summary(doc, ctx.path("summary"))
     return {
@@ -555,6 +589,22 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         )
     )
     final = ["merge"]
+    radio = cfg.section("radio")
+    if radio["config"]:
+        from skysense.catalog.radio.config import load_radio_config
+
+        rc = load_radio_config(cfg.base_dir / radio["config"])
+        steps.append(
+            Step(
+                "radio",
+                functools.partial(_radio, cfg=cfg),
+                deps=("merge",),
+                inputs=(cfg.base_dir / radio["config"], rc.file),
+                params={"radio": radio},
+                primary_input=cfg.relative(rc.file),
+            )
+        )
+        final.append("radio")
     xid = cfg.section("xid")
     map_files = tuple(m.file for m in cfg.maps) + tuple(m.noise for m in cfg.maps if m.noise)
     if cfg.maps:

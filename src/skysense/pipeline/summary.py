@@ -9,7 +9,10 @@ Pure scores (arrays in, numbers out):
   interval (**68 % coverage**) and the median relative error of sources brighter than three
   times the median posterior sigma (**flux accuracy**);
 - photo-z: :func:`skysense.photoz.metrics.summary` (sigma_NMAD, outlier fraction, bias) on the
-  galaxies that were not in the training set.
+  galaxies that were not in the training set;
+- :func:`radio_scores`: the radio IDs against the simulated hosts (completeness, purity, the
+  reported against the measured reliability, Q0 against the fraction of hosts in the
+  masterlist).
 
 :func:`truth_summary` joins the pipeline outputs to a simulated field's truth tables
 (``truth/catalogue_rows.parquet`` maps each catalogue row to its true object) and
@@ -33,6 +36,7 @@ __all__ = [
     "association_scores",
     "main_truth_id",
     "xid_scores",
+    "radio_scores",
     "truth_summary",
     "write_summary",
     "summary_markdown",
@@ -142,6 +146,61 @@ def xid_scores(
     }
 
 
+def radio_scores(
+    radio_truth: pd.DataFrame,
+    help_true_id: pd.Series,
+    associations: pd.DataFrame,
+    q0: float,
+    eligible: np.ndarray | None = None,
+) -> dict:
+    """Score radio IDs against the simulated hosts.
+
+    Parameters
+    ----------
+    radio_truth : DataFrame
+        ``radio_id``, ``object_id`` (the host) of every radio source.
+    help_true_id : Series
+        True object of each masterlist object (-1: none), indexed by ``help_id``.
+    associations : DataFrame
+        The radio association table: ``radio_id``, ``help_id``, ``reliability``, ``accepted``.
+    q0 : float
+        The fitted Q0.
+    eligible : ndarray (n_objects,) of bool, optional
+        Masterlist objects that can be counterparts (a magnitude inside the method's cells);
+        default all.
+
+    Returns
+    -------
+    dict
+        ``n_radio``, ``n_hosts_in_masterlist``, ``n_hosts_eligible``, ``q0_true`` (the
+        fraction of radio sources with an eligible host: what Q0 estimates), ``q0``,
+        ``n_ids``, ``completeness`` (correct IDs over eligible hosts), ``purity`` (correct over
+        IDs) and ``mean_reliability`` of the IDs.
+    """
+    host = radio_truth.set_index("radio_id")["object_id"]
+    ok_ids = help_true_id >= 0
+    in_any = host.isin(set(help_true_id[ok_ids].to_numpy().tolist()))
+    if eligible is not None:
+        ok_ids &= np.asarray(eligible, dtype=bool)
+    in_ml = host.isin(set(help_true_id[ok_ids].to_numpy().tolist()))
+    acc = associations[associations["accepted"]]
+    truth_of_id = help_true_id.reindex(acc["help_id"].astype(str).to_numpy()).to_numpy()
+    ok = truth_of_id == host.reindex(acc["radio_id"].to_numpy()).to_numpy()
+    n_in = int(in_ml.sum())
+    host_ok = in_ml.reindex(acc["radio_id"].to_numpy()).fillna(False).to_numpy(bool)
+    return {
+        "n_radio": int(len(host)),
+        "n_hosts_in_masterlist": int(in_any.sum()),
+        "n_hosts_eligible": n_in,
+        "q0_true": n_in / max(len(host), 1),
+        "q0": float(q0),
+        "n_ids": int(len(acc)),
+        "completeness": float((ok & host_ok).sum() / n_in) if n_in else float("nan"),
+        "purity": float(ok.mean()) if len(acc) else float("nan"),
+        "mean_reliability": float(acc["reliability"].mean()) if len(acc) else float("nan"),
+    }
+
+
 def _str_ids(values: pd.Series) -> pd.Series:
     s = values.astype("string")
     return s.str.strip()
@@ -182,6 +241,7 @@ def truth_summary(
     xid: str | os.PathLike | None = None,
     training: str | os.PathLike | None = None,
     bands: Sequence[str] = (),
+    radio: str | os.PathLike | None = None,
 ) -> dict:
     """Score the pipeline's outputs against a simulated field's truth.
 
@@ -199,11 +259,14 @@ def truth_summary(
         Parquet of the ``help_id`` used to train the photo-z (left out of its scores).
     bands : sequence of str
         Map bands of the XID+ catalogue.
+    radio : path, optional
+        Output folder of the radio IDs (``radio_associations.parquet``, ``radio_id.json``),
+        scored when the field has ``truth/radio.parquet``.
 
     Returns
     -------
     dict
-        ``association``, ``xid`` (per band), ``photoz``.
+        ``association``, ``xid`` (per band), ``photoz``, ``radio``.
     """
     field = Path(field_dir)
     rows = pd.read_parquet(field / "truth" / "catalogue_rows.parquet")
@@ -215,6 +278,15 @@ def truth_summary(
     ids, dup = _member_truth(ml, rows, surveys)
     out: dict = {"association": association_scores(ids, dup)}
     main = pd.Series(main_truth_id(ids), index=ml["help_id"].astype(str).to_numpy())
+    if radio is not None and (field / "truth" / "radio.parquet").is_file():
+        doc = json.loads((Path(radio) / "radio_id.json").read_text())
+        edges = doc["settings"]["mag_edges"]
+        mag = pd.to_numeric(ml[doc["magnitude"]], errors="coerce").to_numpy(float)
+        out["radio"] = radio_scores(
+            pd.read_parquet(field / "truth" / "radio.parquet"), main,
+            pd.read_parquet(Path(radio) / "radio_associations.parquet"), doc["q0"],
+            eligible=(mag >= edges[0]) & (mag <= edges[-1]),
+        )  # fmt: skip
     if xid is not None and bands:
         cat = pd.read_parquet(xid)
         src = pd.read_parquet(field / "truth" / "map_sources.parquet").set_index("object_id")
@@ -291,6 +363,9 @@ def summary_markdown(doc: dict) -> str:
                 f"| {band} | {s['n']} | {_fmt(s['coverage_68'])} | {s['n_bright']} | "
                 f"{_fmt(s['median_rel_error_bright'])} | {_fmt(s['median_pull'])} |"
             )
+    if truth.get("radio"):
+        lines += ["", "### Radio IDs (likelihood ratio) against the simulated hosts", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in truth["radio"].items()]
     if truth.get("photoz"):
         p = truth["photoz"]
         lines += ["", "### Photometric redshifts (galaxies not in the training set)", ""]

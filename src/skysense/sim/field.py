@@ -31,6 +31,7 @@ from skysense._atomic import atomic_dir
 from skysense._dask import show_progress
 from skysense.errors import InputError
 from skysense.sim.maps import DEFAULT_MAPS, MapSpec, make_maps, map_sources
+from skysense.sim.radio import DEFAULT_RADIO, RadioSpec, make_radio_catalogue, radio_config
 from skysense.sim.sed import BANDS, EFFECTIVE_WAVELENGTH_UM, VEGA_TO_AB
 from skysense.sim.sky import TRUTH_EPOCH, simulate_sky, truth_table
 from skysense.sim.surveys import (
@@ -114,6 +115,7 @@ def write_field(
     star_density_deg2: float = 3000.0,
     noise: bool = True,
     progress: bool | None = None,
+    radio: RadioSpec | None = DEFAULT_RADIO,
 ) -> dict:
     """Simulate a field and write it under ``out_dir`` (replaced atomically when complete).
 
@@ -139,6 +141,8 @@ def write_field(
         Add instrumental noise to the map images (False: noiseless signal).
     progress : bool, optional
         Show a progress bar (default: when SKYSENSE_PROGRESS allows and stderr is a terminal).
+    radio : RadioSpec, optional
+        Radio survey to write with its hosts as truth (:mod:`skysense.sim.radio`); None: none.
 
     Returns
     -------
@@ -209,6 +213,21 @@ def write_field(
                 }
                 t0 = tick(f"survey {spec.name}", t0)
 
+            radio_manifest = None
+            if radio is not None:
+                rcat, rtruth = make_radio_catalogue(sky, radio)
+                rcat.to_csv(tmp / "catalogues" / f"{radio.name}.csv", index=False)
+                rtruth.to_parquet(tmp / "truth" / "radio.parquet", index=False)
+                with open(tmp / "catalogues" / f"{radio.name}_radio.yaml", "w") as fh:
+                    yaml.safe_dump(radio_config(radio, f"{radio.name}.csv"), fh, sort_keys=False)
+                radio_manifest = {
+                    "file": f"catalogues/{radio.name}.csv",
+                    "config": f"catalogues/{radio.name}_radio.yaml",
+                    "band": radio.band,
+                    "n_rows": len(rcat),
+                    "truth": "truth/radio.parquet",
+                }
+
             gaia = make_reference_catalogue(sky)
             gaia[_REFERENCE_COLUMNS].to_parquet(tmp / "reference" / "gaia.parquet", index=False)
             rows.append(
@@ -258,6 +277,7 @@ def write_field(
                 "epoch": TRUTH_EPOCH,
                 "surveys": survey_manifest,
                 "maps": map_manifest,
+                **({"radio": radio_manifest} if radio_manifest else {}),
                 "truth": {
                     "objects": "truth/objects.parquet",
                     "catalogue_rows": "truth/catalogue_rows.parquet",

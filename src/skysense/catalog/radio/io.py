@@ -135,6 +135,8 @@ def _summary(result: RadioIDResult, config: RadioConfig, n_objects: int) -> dict
     c = result.candidates
     return {
         "band": config.band,
+        "magnitude": config.magnitude,
+        "colour": list(config.colour) if config.colour else None,
         "n_radio": result.n_radio,
         "n_objects": int(n_objects),
         "n_with_candidate": int(c["query"].nunique()),
