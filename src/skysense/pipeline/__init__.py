@@ -10,7 +10,7 @@ described in :mod:`skysense.pipeline.config` and ``docs/configuration.md``.
 
 from __future__ import annotations
 
-from skysense.pipeline.api import RunReport, run, status
+from skysense.pipeline.api import RunReport, describe_plan, describe_report, run, status
 from skysense.pipeline.config import PipelineConfig, load_pipeline_config, parse_pipeline_config
 from skysense.pipeline.runner import StepError, StepResult
 from skysense.pipeline.simfield import write_sim_config
@@ -19,6 +19,8 @@ __all__ = [
     "run",
     "status",
     "RunReport",
+    "describe_plan",
+    "describe_report",
     "PipelineConfig",
     "load_pipeline_config",
     "parse_pipeline_config",

@@ -13,7 +13,7 @@ from skysense.pipeline.config import PipelineConfig, load_pipeline_config
 from skysense.pipeline.runner import StepResult, plan_status, run_steps
 from skysense.pipeline.steps import build_steps
 
-__all__ = ["RunReport", "run", "status"]
+__all__ = ["RunReport", "run", "status", "describe_plan", "describe_report"]
 
 
 @dataclasses.dataclass
@@ -113,3 +113,53 @@ def status(config: str | os.PathLike | PipelineConfig) -> list[StepResult]:
     """Which steps are up to date (``cached``) and which a run would redo (``planned``)."""
     cfg = _config(config)
     return plan_status(build_steps(cfg), cfg.work_dir, rel=_rel(cfg))
+
+
+def _step_lines(results: Iterable[StepResult]) -> list[str]:
+    return [
+        f"  {r.name:<22} {r.status:<8}" + (f"  {r.message}" if r.message else "") for r in results
+    ]
+
+
+def describe_plan(results: list[StepResult], *, dry_run: bool = False) -> str:
+    """How many steps are up to date (or, ``dry_run``, would run), then one line per step.
+
+    ``results`` as :func:`status` returns them, or the steps of a dry :func:`run`.
+    """
+    n = sum(r.status == "planned" for r in results)
+    head = (
+        f"dry run: {n} of {len(results)} step(s) would run"
+        if dry_run
+        else f"{len(results) - n} of {len(results)} step(s) up to date"
+    )
+    return "\n".join([head, *_step_lines(results)])
+
+
+def describe_report(report: RunReport) -> str:
+    """What a run did: steps run and cached, time, outputs, the summary page and, for a
+    simulated field, the truth scores (masterlist purity and completeness, photo-z sigma_NMAD
+    and outliers, XID+ 68% coverage per band)."""
+    total = sum(r.seconds for r in report.steps)
+    lines = [
+        f"pipeline done: {len(report.ran)} step(s) ran in {total:.1f} s, "
+        f"{len(report.cached)} up to date; outputs in {report.work_dir}"
+    ]
+    md = report.work_dir / "summary" / "summary.md"
+    if md.is_file():
+        lines.append(f"run summary: {md}")
+    truth = (report.summary or {}).get("truth") or {}
+    if truth:
+        a = truth["association"]
+        line = f"  masterlist purity {a['purity']:.3f}, completeness {a['completeness']:.3f}"
+        pz = truth.get("photoz")
+        if pz:
+            line += (
+                f"; photo-z sigma_NMAD {pz['sigma_nmad']:.3f}, "
+                f"outliers {pz['outlier_fraction']:.3f}"
+            )
+        lines.append(line)
+        for band, s in (truth.get("xid") or {}).items():
+            lines.append(
+                f"  XID+ {band}: 68% coverage {s['coverage_68']:.2f} over {s['n']} sources"
+            )
+    return "\n".join(lines)
