@@ -2,18 +2,67 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from skysense.cli._common import add_area, add_lazy_choice, add_scheduler_option, add_verb
+from skysense.cli._common import SCHEDULER, add_area, add_lazy_choice, options, split_names, verb
 from skysense.errors import ConfigError
 
 __all__ = ["register"]
 
+_DATA = """
+--{0}raster IMAGE | multispectral raster (GeoTIFF, ...)
+--{0}labels LABELS | polygons/points (GeoJSON, shapefile, GeoPackage) or a label raster
+--{0}statlog FILE | Statlog Landsat sample file (sat.trn)
+"""
+_FEATURES = """
+--label-column str=class | label attribute (default: class)
+--classes SCHEME | li2014 (default for rasters), statlog (default for Statlog files), or a
+    JSON/YAML scheme file
+--mode {pixel,polygon}=pixel | a sample per labelled pixel (window around it) or per polygon
+--window PX int=3 | window side (odd; 3)
+--stats str=mean,max,std | per-band statistics: mean,max,std,min,center (default mean,max,std)
+--band-names B1,B2,... | band names (default b1..bN)
+--role ROLE=BAND append | declare a band role (green, red, nir, swir), e.g. --role nir=b4
+--indices ndvi,ndwi,ndbi | spectral indices to add
+--max-per-class N int | subsample each class
+"""
+_MODEL = """
+--param NAME=VALUE append | hyperparameter, e.g. --param n_estimators=500 (repeatable)
+--seed int=0 | random_state (default 0)
+--jobs int=1 | threads for forests/kNN (default 1)
+"""
+_TRAIN = """
+--tune flag | choose hyperparameters by k-fold CV
+--cv int=5 | folds for --tune (default 5)
+-o --output MODEL.npz required | model file
+--json FILE | write the training summary as JSON
+"""
+_EVALUATE = """
+--model MODEL.npz | score this saved model on the test data
+--cv int=5 | k-fold cross-validation folds (default 5)
+--holdout FRACTION float | stratified hold-out test fraction instead of k-fold CV
+--band-subsets B1,B2,..+ | compare band subsets side by side, e.g. b1,b2,b3,b4 b1,b2,b3,b4,b5,b6
+--importances flag | print feature importances
+--confusion-png FILE | confusion-matrix plot
+--json FILE | write the report(s) as JSON
+"""
+_CLASSIFY = f"""
+model MODEL.npz
+raster IMAGE
+-o --output CLASSES.tif required | class raster
+--proba PROBA.tif | also write class probabilities
+--quicklook PNG | also write a PNG with a legend
+--block PX int=1024 | window side in pixels, a multiple of 256 (default 1024)
+{SCHEDULER}
+"""
 
-def _list(value: str | None) -> list[str]:
-    return [] if value is None else [v for v in value.replace(",", " ").split() if v]
+
+def _kv(items: list[str] | None, what: str) -> dict:
+    bad = [item for item in items or [] if "=" not in item]
+    if bad:
+        raise ConfigError(f"expected NAME=VALUE, got {bad[0]!r}", key=what)
+    return dict((k.strip(), v.strip()) for k, v in (i.split("=", 1) for i in items or []))
 
 
 def _value(text: str):
@@ -25,135 +74,67 @@ def _value(text: str):
     return {"none": None, "true": True, "false": False}.get(text.lower(), text)
 
 
-def _kv(items: list[str] | None, what: str) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"expected NAME=VALUE, got {item!r}", key=what)
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def _add_data(p: argparse.ArgumentParser, prefix: str = "", what: str = "training") -> None:
-    dash = f"--{prefix}" if prefix else "--"
-    g = p.add_argument_group(f"{what} data (a raster with labels, or a Statlog file)")
-    g.add_argument(f"{dash}raster", metavar="IMAGE", help="multispectral raster (GeoTIFF, ...)")
-    g.add_argument(f"{dash}labels", metavar="LABELS",
-                   help="polygons/points (GeoJSON, shapefile, GeoPackage) or a label raster")  # fmt: skip
-    g.add_argument(f"{dash}statlog", metavar="FILE", help="Statlog Landsat sample file (sat.trn)")
-
-
-def _add_features(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("features and classes")
-    g.add_argument("--label-column", default="class", help="label attribute (default: class)")
-    g.add_argument("--classes", default=None, metavar="SCHEME",
-                   help="li2014 (default for rasters), statlog (default for Statlog files), or a "
-                   "JSON/YAML scheme file")  # fmt: skip
-    g.add_argument("--mode", choices=("pixel", "polygon"), default="pixel",
-                   help="a sample per labelled pixel (window around it) or per polygon")  # fmt: skip
-    g.add_argument("--window", type=int, default=3, metavar="PX", help="window side (odd; 3)")
-    g.add_argument("--stats", default="mean,max,std",
-                   help="per-band statistics: mean,max,std,min,center (default mean,max,std)")  # fmt: skip
-    g.add_argument("--band-names", metavar="B1,B2,...", help="band names (default b1..bN)")
-    g.add_argument("--role", action="append", metavar="ROLE=BAND",
-                   help="declare a band role (green, red, nir, swir), e.g. --role nir=b4")  # fmt: skip
-    g.add_argument("--indices", metavar="ndvi,ndwi,ndbi", help="spectral indices to add")
-    g.add_argument("--max-per-class", type=int, metavar="N", help="subsample each class")
-
-
 def _classifiers() -> dict[str, str]:
     from skysense.landuse.classify import CLASSIFIERS
 
     return CLASSIFIERS
 
 
-def _add_model(p: argparse.ArgumentParser) -> None:
+def _add_samples(p, *data: tuple[str, str]) -> None:
+    """Data groups (prefix, what), then the feature and classifier groups."""
+    for prefix, what in data:
+        g = p.add_argument_group(f"{what} data (a raster with labels, or a Statlog file)")
+        options(g, _DATA.format(prefix))
+    options(p.add_argument_group("features and classes"), _FEATURES)
     g = p.add_argument_group("classifier")
     # choices looked up lazily: landuse.classify imports NumPy, too slow for `--help`
     add_lazy_choice(g, "--classifier", _classifiers, default="rf", metavar="NAME")
-    g.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="hyperparameter, e.g. --param n_estimators=500 (repeatable)")  # fmt: skip
-    g.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    g.add_argument("--jobs", type=int, default=1, help="threads for forests/kNN (default 1)")
+    options(g, _MODEL)
 
 
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "landuse", "land-use classification of multispectral imagery")
-
-    p = add_verb(verbs, "train", _train, "train a classifier on labelled samples and save it")
-    _add_data(p)
-    _add_features(p)
-    _add_model(p)
-    p.add_argument("--tune", action="store_true", help="choose hyperparameters by k-fold CV")
-    p.add_argument("--cv", type=int, default=5, help="folds for --tune (default 5)")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="model file")
-    p.add_argument("--json", metavar="FILE", help="write the training summary as JSON")
-
-    p = add_verb(verbs, "evaluate", _evaluate,
-                 "accuracy of a saved model on test data, or of a classifier by cross-validation "
-                 "/ hold-out (optionally per band subset)")  # fmt: skip
-    _add_data(p)
-    _add_data(p, "test-", "independent test")
-    _add_features(p)
-    _add_model(p)
-    p.add_argument("--model", metavar="MODEL.npz", help="score this saved model on the test data")
-    p.add_argument("--cv", type=int, default=5, help="k-fold cross-validation folds (default 5)")
-    p.add_argument("--holdout", type=float, metavar="FRACTION",
-                   help="stratified hold-out test fraction instead of k-fold CV")  # fmt: skip
-    p.add_argument("--band-subsets", nargs="+", metavar="B1,B2,..",
-                   help="compare band subsets side by side, e.g. b1,b2,b3,b4 b1,b2,b3,b4,b5,b6")  # fmt: skip
-    p.add_argument("--importances", action="store_true", help="print feature importances")
-    p.add_argument("--confusion-png", metavar="FILE", help="confusion-matrix plot")
-    p.add_argument("--json", metavar="FILE", help="write the report(s) as JSON")
-
-    p = add_verb(verbs, "classify", _classify, "classify a whole raster into a class GeoTIFF")
-    p.add_argument("model", metavar="MODEL.npz")
-    p.add_argument("raster", metavar="IMAGE")
-    p.add_argument("-o", "--output", required=True, metavar="CLASSES.tif", help="class raster")
-    p.add_argument("--proba", metavar="PROBA.tif", help="also write class probabilities")
-    p.add_argument("--quicklook", metavar="PNG", help="also write a PNG with a legend")
-    p.add_argument("--block", type=int, default=1024, metavar="PX",
-                   help="window side in pixels, a multiple of 256 (default 1024)")  # fmt: skip
-    add_scheduler_option(p)
+    p = verb(verbs, "train", _train, "train a classifier on labelled samples and save it")
+    _add_samples(p, ("", "training"))
+    options(p, _TRAIN)
+    p = verb(verbs, "evaluate", _evaluate, "accuracy of a saved model on test data, or of a "
+             "classifier by cross-validation / hold-out (optionally per band subset)")  # fmt: skip
+    _add_samples(p, ("", "training"), ("test-", "independent test"))
+    options(p, _EVALUATE)
+    verb(verbs, "classify", _classify, "classify a whole raster into a class GeoTIFF", _CLASSIFY)
 
 
 def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     """(X, y, spec, scheme) from --raster/--labels or --statlog (with ``prefix`` test-)."""
     from skysense.landuse.samples_io import load_samples
 
-    attr = prefix.replace("-", "_")
-    raster = getattr(args, f"{attr}raster")
-    labels = getattr(args, f"{attr}labels")
-    statlog = getattr(args, f"{attr}statlog")
+    raster, labels, statlog = (getattr(args, f"{prefix.replace('-', '_')}{name}")
+                               for name in ("raster", "labels", "statlog"))  # fmt: skip
     if statlog and (raster or labels):
         raise ConfigError(f"give --{prefix}statlog or --{prefix}raster/--{prefix}labels, not both")
     if not statlog and not (raster and labels):
         raise ConfigError(f"need --{prefix}raster and --{prefix}labels (or --{prefix}statlog)")
     return load_samples(
-        raster=raster,
-        labels=labels,
-        statlog=statlog,
-        spec=spec,
-        scheme=scheme,
-        band_names=_list(args.band_names) or None,
-        stats=tuple(_list(args.stats)),
-        window_px=args.window,
-        indices=tuple(_list(args.indices)),
-        roles=_kv(args.role, "--role"),
-        classes=args.classes,
-        label_column=args.label_column,
-        mode=args.mode,
-        max_per_class=args.max_per_class,
-        random_state=args.seed,
-    )
+        raster=raster, labels=labels, statlog=statlog, spec=spec, scheme=scheme,
+        band_names=split_names(args.band_names) or None, stats=tuple(split_names(args.stats)),
+        window_px=args.window, indices=tuple(split_names(args.indices)),
+        roles=_kv(args.role, "--role"), classes=args.classes, label_column=args.label_column,
+        mode=args.mode, max_per_class=args.max_per_class, random_state=args.seed,
+    )  # fmt: skip
 
 
 def _params(args) -> dict:
     return {k: _value(v) for k, v in _kv(args.param, "--param").items()}
 
 
-def _train(args) -> int:
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        from skysense._atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(data, indent=2, default=float))
+
+
+def _train(args) -> None:
     from skysense.landuse.estimator import train_model
     from skysense.landuse.io import save_model
 
@@ -171,14 +152,10 @@ def _train(args) -> int:
         t = info["cv_tuning"]
         print(f"{t['folds']}-fold CV chose {t['best_params']} (accuracy {t['best_accuracy']:.4f})")
     print(f"model written to {args.output}")
-    if args.json:
-        from skysense._atomic import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(info, indent=2, default=float))
-    return 0
+    _write_json(args.json, info)
 
 
-def _evaluate(args) -> int:
+def _evaluate(args) -> None:
     from skysense.landuse.evaluate import evaluate_classifier, evaluate_model
     from skysense.landuse.io import load_model, write_confusion_png
 
@@ -192,7 +169,7 @@ def _evaluate(args) -> int:
         Xt = yt = None
         if args.test_statlog or args.test_raster:
             Xt, yt, _, _ = _load_samples(args, "test-", spec, scheme)
-        subsets = {s: _list(s) for s in args.band_subsets} if args.band_subsets else None
+        subsets = {s: split_names(s) for s in args.band_subsets} if args.band_subsets else None
         result = evaluate_classifier(X, y, spec, scheme, classifier=args.classifier,
                                      params=_params(args), X_test=Xt, y_test=yt,
                                      band_subsets=subsets, holdout=args.holdout, folds=args.cv,
@@ -201,14 +178,10 @@ def _evaluate(args) -> int:
     print(result.text())
     if args.confusion_png:
         write_confusion_png(result.report, args.confusion_png)
-    if args.json:
-        from skysense._atomic import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=float))
-    return 0
+    _write_json(args.json, result.to_dict())
 
 
-def _classify(args) -> int:
+def _classify(args) -> None:
     from skysense.landuse.engine import classify_raster
     from skysense.landuse.io import load_model
 
@@ -221,6 +194,5 @@ def _classify(args) -> int:
           f"{res.n_nodata} nodata", file=sys.stderr)  # fmt: skip
     for code, n in sorted(res.pixel_counts.items()):
         print(f"{code}\t{model.scheme_.name_of(code)}\t{n}\t{n / total:.4f}")
-    print(f"written {res.class_path}" + (f", {res.proba_path}" if res.proba_path else "")
-          + (f", {res.quicklook_path}" if res.quicklook_path else ""), file=sys.stderr)  # fmt: skip
-    return 0
+    written = [p for p in (res.class_path, res.proba_path, res.quicklook_path) if p]
+    print("written " + ", ".join(map(str, written)), file=sys.stderr)
