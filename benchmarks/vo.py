@@ -13,9 +13,14 @@ patch at the equator, i.e. ~100 deg^2, plus a few columns):
   /tap/availability`` with the same client) to show what HTTP alone costs;
 - throughput with 1, 8 and 32 concurrent HTTP clients (small cones), against the bare DuckDB
   query run by as many threads;
+- the same cones, throughput and cross-match on a server backed by PostgreSQL (issue #22),
+  against the bare ``q3c_radial_query`` in the same run, and the server's peak RSS while it
+  streams a 200,000 and a 2,000,000-row ``/tap/sync`` result (both backends);
 - a 20,000-row upload cross-match (1 arcsec) through ``/tap/sync`` with an inline VOTable
   upload, against PostgreSQL + Q3C (``q3c_join`` after COPYing the 20,000 rows), with the pair
-  count checked against :func:`skysense.catalog.match.pairs_within`.
+  count checked against :func:`skysense.catalog.match.pairs_within`;
+- positional joins between published tables (10k x 2M at 1 arcsec, a 1M self-join at 2 arcsec)
+  on DuckDB and PostgreSQL, from :mod:`benchmarks.vo_join`.
 
 PostgreSQL comes from ``bash scripts/start-postgres`` (skipped with ``--no-postgres`` or when it
 cannot start).
@@ -54,6 +59,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="per throughput level")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL + Q3C")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-join", action="store_true", help="skip the published-table joins")
+    parser.add_argument(
+        "--memory-rows",
+        type=int,
+        nargs="*",
+        default=None,
+        help="streamed result sizes whose server peak RSS is measured (default 200k and 2M)",
+    )
 
 
 def simulate(n: int, seed: int) -> pa.Table:
@@ -104,8 +117,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(db: str, workdir: Path):
-    """uvicorn serving ``create_app(Settings(db))`` in a subprocess; yields the base URL."""
+def server(db: str, workdir: Path, info: dict | None = None):
+    """uvicorn serving ``create_app(Settings(db))`` in a subprocess; yields the base URL (and
+    puts the process id in ``info["pid"]``)."""
     import httpx
 
     port = free_port()
@@ -124,6 +138,8 @@ def server(db: str, workdir: Path):
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    if info is not None:
+        info["pid"] = proc.pid
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -364,6 +380,125 @@ def http_xmatch(url: str, votable: bytes) -> tuple[float, int]:
     return elapsed, resp.text.count("\n") - 1
 
 
+def interleaved_latency_pg(url: str, pg_url: str, centres: np.ndarray, r: float) -> dict:
+    """Per cone: the bare Q3C query (``q3c_radial_query``, the same columns, fetched whole with
+    psycopg), then the same cone through HTTP SCS and TAP sync on the PostgreSQL-backed
+    server; warmed first and alternated. Lists keyed "http", "tap", "bare" (s), "rows"."""
+    import httpx
+    import psycopg
+
+    out: dict[str, list] = {"http": [], "tap": [], "bare": [], "rows": []}
+    bare_sql = "SELECT object_id, ra, dec, mag_r FROM bench.sky WHERE q3c_radial_query(ra, dec, %s, %s, %s)"
+    with psycopg.connect(pg_url, autocommit=True) as con, httpx.Client(timeout=120) as client:
+
+        def scs(ra, dec):
+            resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+            if resp.status_code != 200 or b'name="Error"' in resp.content:
+                raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
+            return resp.content
+
+        def tap(ra, dec):
+            params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": tap_cone_adql(ra, dec, r)}
+            resp = client.get(f"{url}/tap/sync", params=params)
+            if resp.status_code != 200 or b'value="ERROR"' in resp.content:
+                raise RuntimeError(f"TAP query failed: {resp.content[:500]!r}")
+            return resp.content
+
+        for ra, dec in centres[:10]:
+            con.execute(bare_sql, (float(ra), float(dec), r)).fetchall()
+            scs(ra, dec)
+            tap(ra, dec)
+        for ra, dec in centres:
+            t0 = time.perf_counter()
+            n = len(con.execute(bare_sql, (float(ra), float(dec), r)).fetchall())
+            t1 = time.perf_counter()
+            body = scs(ra, dec)
+            t2 = time.perf_counter()
+            tap_body = tap(ra, dec)
+            t3 = time.perf_counter()
+            if body.count(b"<TR>") != n or tap_body.count(b"<TR>") != n:
+                raise RuntimeError(f"HTTP and bare Q3C row counts differ at ({ra}, {dec})")
+            out["bare"].append(t1 - t0)
+            out["http"].append(t2 - t1)
+            out["tap"].append(t3 - t2)
+            out["rows"].append(n)
+    return out
+
+
+def bare_q3c_throughput(pg_url: str, centres: np.ndarray, r: float, clients: int, seconds):
+    """Bare ``q3c_radial_query`` cones per second from ``clients`` threads (one connection
+    each)."""
+    import psycopg
+
+    done = [0] * clients
+    cons = [psycopg.connect(pg_url, autocommit=True) for _ in range(clients)]
+    stop = time.perf_counter() + seconds
+    sql = "SELECT object_id, ra, dec, mag_r FROM bench.sky WHERE q3c_radial_query(ra, dec, %s, %s, %s)"
+
+    def worker(i):
+        k = i
+        while time.perf_counter() < stop:
+            ra, dec = centres[k % len(centres)]
+            cons[i].execute(sql, (float(ra), float(dec), r)).fetchall()
+            k += clients
+            done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    for c in cons:
+        c.close()
+    return sum(done) / elapsed
+
+
+def _proc_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/{pid}/status")
+
+
+def streamed_peak_rss(db: str, workdir: Path, n_rows: int, binary2: bool = False) -> dict:
+    """Peak RSS (VmHWM) of a fresh server process answering one ``/tap/sync`` query of
+    ``n_rows`` rows (all columns), read by the client chunk by chunk and discarded."""
+    import httpx
+
+    info: dict = {}
+    with server(db, workdir, info) as url:
+        with httpx.Client(timeout=600) as client:  # warm: imports, catalogue, pools
+            client.get(f"{url}/scs/{TABLE}", params={"RA": 150, "DEC": 0, "SR": 0.01})
+        base_kb = _proc_kb(info["pid"], "VmRSS")
+        params = {
+            "LANG": "ADQL",
+            "QUERY": f"SELECT TOP {n_rows} * FROM {TABLE}",
+            "MAXREC": str(n_rows),
+            "FORMAT": "votable/b2" if binary2 else "votable",
+        }
+        size = 0
+        t0 = time.perf_counter()
+        with httpx.Client(timeout=600) as client:
+            with client.stream("GET", f"{url}/tap/sync", params=params) as resp:
+                resp.raise_for_status()
+                chunked = "content-length" not in resp.headers
+                for chunk in resp.iter_raw():
+                    size += len(chunk)
+        elapsed = time.perf_counter() - t0
+        peak_kb = _proc_kb(info["pid"], "VmHWM")
+    return {
+        "rows": n_rows,
+        "bytes": size,
+        "seconds": round(elapsed, 2),
+        "chunked": chunked,
+        "rss_before_mb": round(base_kb / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "growth_mb": round((peak_kb - base_kb) / 1024, 1),
+    }
+
+
 def start_postgres() -> str | None:
     script = ROOT / "scripts" / "start-postgres"
     try:
@@ -413,10 +548,12 @@ def run(opts):
         shutil.copyfile(db, bare_db)
         bare_tp = {c: bare_duckdb_throughput(db, sqls[0.05], c, seconds) for c in (1, 8, 32)}
 
-        pg = {}
+        pg: dict = {}
+        pg_url = None
         if not opts.no_postgres:
             pg = bench_postgres(data, centres, tmp, opts.seed)
             pg_db = pg.pop("database", None)
+            pg_url = pg.pop("url", None)
             if pg:
                 meta["postgres_q3c"] = pg.get("q3c")
                 meta["postgres_clustered_q3c_s"] = pg.get("cluster_s")
@@ -448,6 +585,72 @@ def run(opts):
                 elapsed, n_pairs = http_xmatch(url, votable)
                 xm_times.append(elapsed)
 
+        # The same measurements on a server backed by PostgreSQL (issue #22), against the bare
+        # Q3C query in the same run.
+        pg_http: dict = {}
+        if pg_url is not None and pg.get("q3c"):
+            with server(pg_url, tmp / "work_pg") as url:
+                pg_http["lat"] = {
+                    r: interleaved_latency_pg(url, pg_url, centres, r) for r in (0.05, 0.5)
+                }
+                meta["load_avg_latency_pg"] = os.getloadavg()
+                pg_http["tp"] = {
+                    c: http_throughput(url, centres, 0.05, c, seconds) for c in (1, 8, 32)
+                }
+                pg_http["xmatch"] = min(http_xmatch(url, votable)[0] for _ in range(3))
+                meta["xmatch_pairs_http_pg"] = http_xmatch(url, votable)[1]
+            pg_http["bare_tp"] = {
+                c: bare_q3c_throughput(pg_url, centres, 0.05, c, seconds) for c in (1, 8, 32)
+            }
+        memory_rows = opts.memory_rows if opts.memory_rows is not None else [200_000, 2_000_000]
+        memory_rows = [m for m in memory_rows if m <= n]
+        for label, target in (("duckdb", db), ("postgresql", pg_url)):
+            if target is None:
+                continue
+            meta[f"streamed_memory_{label}"] = [
+                streamed_peak_rss(target, tmp / f"work_mem_{label}", m) for m in memory_rows
+            ]
+        for r in (0.05, 0.5) if pg_http else ():
+            got = pg_http["lat"][r]
+            mean_rows = float(np.mean(got["rows"]))
+            for key, what in (("http", "HTTP SCS"), ("tap", "HTTP TAP sync")):
+                for q in (50, 95):
+                    rows.append(
+                        Row(
+                            task=f"PostgreSQL backend: cone r={r} deg p{q} ({what} vs bare Q3C)",
+                            skysense=pct(got[key], q),
+                            peer=pct(got["bare"], q),
+                            peer_name="bare q3c_radial_query (psycopg fetchall)",
+                            unit="ms",
+                            notes=f"{mean_rows:.0f} rows/cone",
+                        )
+                    )
+            meta[f"pg_overhead_p50_r{r}"] = pct(got["http"], 50) / pct(got["bare"], 50)
+            meta[f"pg_overhead_tap_p50_r{r}"] = pct(got["tap"], 50) / pct(got["bare"], 50)
+        for c in (1, 8, 32) if pg_http else ():
+            rate, errors = pg_http["tp"][c]
+            rows.append(
+                Row(
+                    task=f"PostgreSQL backend: throughput {c} clients, r=0.05 (HTTP vs bare Q3C)",
+                    skysense=rate,
+                    peer=pg_http["bare_tp"][c],
+                    peer_name="bare q3c_radial_query threads",
+                    unit="req/s",
+                    higher_is_better=True,
+                    notes=f"{errors} errors",
+                )
+            )
+        if pg_http:
+            rows.append(
+                Row(
+                    task="PostgreSQL backend: upload cross-match 20k x table, 1 arcsec (HTTP)",
+                    skysense=pg_http["xmatch"],
+                    peer=pg.get("xmatch_s"),
+                    peer_name="PostgreSQL q3c_join (COPY + join)",
+                    unit="s",
+                    notes=f"{meta['xmatch_pairs_http_pg']} pairs",
+                )
+            )
         for r in (0.05, 0.5):
             times, b_times, counts = lat[r]["http"], lat[r]["bare"], lat[r]["rows"]
             mean_rows = float(np.mean(counts))
@@ -517,6 +720,12 @@ def run(opts):
                 notes=f"{n_pairs} pairs (KD-tree: {len(i1)})",
             )
         )
+        # Published-table joins (issue #23) beside the upload join: benchmarks/vo_join.py.
+        from benchmarks.vo_join import join_rows
+
+        if not opts.no_join:
+            join, meta["published_join"] = join_rows(opts)
+            rows.extend(join)
         meta["load_avg_end"] = os.getloadavg()
         return rows, meta
     finally:
@@ -551,7 +760,7 @@ def bench_postgres(data: pa.Table, centres: np.ndarray, tmp: Path, seed: int) ->
     with psycopg.connect(dsn, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     url = urllib.parse.urlunsplit(urllib.parse.urlsplit(dsn)._replace(path=f"/{name}"))
-    out: dict = {"database": (dsn, name)}
+    out: dict = {"database": (dsn, name), "url": url}
     backend = open_backend(url)
     t0 = time.perf_counter()
     publish_arrow(backend, data, TABLE, description="benchmark sky", meta=META)

@@ -298,3 +298,35 @@ def test_refusal_is_a_400_with_the_rewrite(tmp_path):
     assert resp.status_code == 400, resp.text
     assert "4,000,000 pairs" in resp.text and "CONTAINS(POINT(a.ra, a.dec)" in resp.text
     assert good.status_code == 200, good.text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    where=st.sampled_from(["north", "south", "wrap", "plain"]),
+    log_r=st.floats(np.log10(0.1 / 3600), 1.0),
+    depth_step=st.integers(-3, 3),
+)
+def test_join_cells_cover_every_point_of_each_circle(seed, where, log_r, depth_step):
+    """Points drawn inside each circle (at up to its full radius) fall in one of that row's
+    cells, for depths around, below and above the one the radius calls for."""
+    from skysense.vo import hpx
+    from skysense.vo.sql.joincells import join_cells, radius_depth
+
+    rng = np.random.default_rng(seed)
+    r = 10.0**log_r
+    ra, dec = field(rng, 20, where, spread=max(10 * r, 0.01))
+    radius = r * rng.uniform(0.05, 1.0, len(ra))
+    depth = int(np.clip(radius_depth(r, 14) + depth_step, 0, 14))
+    row, cell = join_cells(ra, dec, radius, 14, depth)
+    assert len(set(zip(row.tolist(), cell.tolist()))) == len(row)
+    k = 40
+    i = np.repeat(np.arange(len(ra)), k)
+    frac = np.concatenate([[1.0], rng.uniform(0, 1, k - 1)])
+    c = SkyCoord(ra[i] * u.deg, dec[i] * u.deg).directional_offset_by(
+        rng.uniform(0, 360, len(i)) * u.deg, np.tile(frac, len(ra)) * radius[i] * (1 - 1e-9) * u.deg
+    )
+    pts = hpx.hpx_index(c.ra.deg, c.dec.deg, depth)
+    have = set(zip(row.tolist(), cell.tolist()))
+    missing = [(int(a), int(b)) for a, b in zip(i, pts) if (int(a), int(b)) not in have]
+    assert not missing, missing[:5]

@@ -21,7 +21,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from _vo_support import ServerThread, fresh_postgres, server_settings
+from _vo_support import (
+    ServerThread,
+    fresh_postgres,
+    run_taplint,
+    server_settings,
+    taplint_totals,
+)
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from skysense.cli.__main__ import main
@@ -218,3 +224,16 @@ def test_examples_on_the_demo_database(demo_db):
 
 def test_examples_on_a_million_rows(big_db):
     assert {"tables", "cone", "count", "crossmatch"} <= check_examples(big_db)
+
+
+@pytest.mark.stilts
+def test_taplint_on_a_million_rows(big_db, stilts):
+    """taplint's examples stage runs every example on the large tables: 0 errors, 0 warnings
+    (ObsLocTAP's F-LOC-NOTP is the one failure any service without ivoa.obsplan gets, see
+    test_vo_taplint.py)."""
+    with ServerThread(create_app(big_db)) as server:
+        report = run_taplint(stilts, server.url)
+    errors, warnings, failures = taplint_totals(report)
+    assert (errors, warnings) == (0, 0), report
+    assert "Section EXA" in report
+    assert failures == len(re.findall(r"^F-LOC-NOTP-\d+", report, flags=re.M)), report
