@@ -88,3 +88,17 @@ def test_bad_input_one_line(run, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1
     assert "object 'HELP_J0005', band 'megacam_r'" in err[0]
+
+
+def test_photoz_marginalised_fit(run):
+    tmp, grid, model, scale = run
+    frame = pd.read_parquet(tmp / "cat.parquet")
+    frame["zphot"] = frame["zspec"] + 0.05
+    frame["zphot_err"] = 0.15
+    frame.to_parquet(tmp / "cat_pz.parquet")
+    status = main(["sed", "fit", str(tmp / "grid"), str(tmp / "cat_pz.parquet"), "--out", str(tmp / "fitpz"),
+                   "--z-column", "zphot", "--z-err-column", "zphot_err"])  # fmt: skip
+    assert status == 0
+    props = pd.read_parquet(tmp / "fitpz" / "properties.parquet")
+    # both nodes (0.3, 0.6) are within 3 sigma: the best node is the true one for most objects
+    assert np.mean(np.isclose(props["z_grid"], frame["zspec"])) > 0.8

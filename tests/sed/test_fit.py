@@ -87,3 +87,49 @@ def test_redshift_outside_grid(toy_ssp, toy_dust, toy_filters):
     with pytest.raises(InputError, match="object 'x'.*redshift 0.9 outside"):
         fit_photometry(grid, f, f * 0.1, [0.9], ids=["x"])
     assert list(grid.redshift_index(np.array([0.21, 0.29, 0.31, 0.45]))) == [0, 0, 1, 1]
+
+
+def test_photoz_marginalisation_matches_explicit_sum(toy_ssp, toy_dust, toy_filters):
+    from astropy.cosmology import Planck18
+
+    zs = (0.3, 0.4, 0.5, 0.6, 0.7)
+    cfg = GridConfig(bands=tuple(f.name for f in toy_filters), redshifts=zs, tau_main_gyr=(0.5, 3.0),
+                     age_gyr=(1.0, 3.0), av_ism=(0.2, 0.8), igm=False)  # fmt: skip
+    grid = build_grid(cfg, toy_ssp, toy_dust, toy_filters, cosmology=Planck18)
+    rng = np.random.default_rng(4)
+    true = grid.fluxes_mjy[2, 3].astype(float) * 1e10
+    err = 0.08 * true
+    flux = true + rng.normal(0, 1, true.size) * err
+    z, sz = 0.47, 0.06
+    res = fit_photometry(grid, flux[None], err[None], [z], z_err=[sz]).iloc[0]
+    iv = 1 / err**2
+    logw, lm = [], []
+    for k, zk in enumerate(zs):
+        if abs(zk - z) > 3 * sz and k != 2:
+            continue
+        for m in grid.fluxes_mjy[k].astype(float):
+            s = np.sum(flux * m * iv) / np.sum(m * m * iv)
+            logw.append(-0.5 * np.sum((flux - s * m) ** 2 * iv) - 0.5 * ((zk - z) / sz) ** 2)
+        lm.append(grid.params["av_ism"])
+    logw = np.array(logw)
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    av = np.concatenate(lm)
+    assert res["bayes_av_ism"] == pytest.approx(np.sum(w * av), rel=1e-9)
+    k_best = int(
+        np.argmax(
+            logw
+            + 0.5
+            * np.repeat(
+                [((zk - z) / sz) ** 2 for zk in zs if abs(zk - z) <= 3 * sz or zk == 0.5],
+                grid.n_models,
+            )
+        )
+    )
+    assert res["z_grid"] == pytest.approx(
+        [zk for zk in zs if abs(zk - z) <= 3 * sz or zk == 0.5][k_best // grid.n_models]
+    )
+    # a fixed redshift (z_err NaN) equals no z_err at all
+    a = fit_photometry(grid, flux[None], err[None], [z], z_err=[np.nan])
+    b = fit_photometry(grid, flux[None], err[None], [z])
+    assert a.equals(b)

@@ -26,6 +26,8 @@ catalog CATALOG | catalogue file (FITS, Parquet, CSV, ...)
 --out DIR required | output directory: properties.parquet, spectra.parquet
 --chunk-rows int=5000 | objects per Dask task (default 5000)
 --eb-threshold finite=10 | energy-balance flag threshold on delta_chi2_eb (default 10)
+--z-err-column COLUMN | photo-z error column: marginalise over the grid's redshifts within 3
+  sigma (NaN or 0 = fixed redshift)
 --mock flag | mock analysis (CIGALE's mock_flag): refit the best models with noise, write
   mock_recovery.json/.png (which parameters the photometry constrains)
 """, _READ, SCHEDULER)  # fmt: skip
@@ -54,7 +56,7 @@ def _fit(args) -> str:
     summary = fit_catalogue_file(
         args.grid, args.catalog, args.out, z_column=args.z_column, id_column=args.id_column,
         chunk_rows=args.chunk_rows, eb_threshold=args.eb_threshold, scheduler=args.scheduler,
-        mock=args.mock,
+        mock=args.mock, z_err_column=args.z_err_column,
     )  # fmt: skip
     return json.dumps(summary, indent=1)
 

@@ -22,6 +22,7 @@ def fit_catalogue(
     err_mjy: np.ndarray,
     upper: np.ndarray | None = None,
     *,
+    z_err: np.ndarray | None = None,
     chunk_rows: int = 5000,
     eb_threshold: float = DEFAULT_EB_THRESHOLD,
     scheduler: str | None = None,
@@ -72,6 +73,7 @@ def fit_catalogue_file(
     out_dir,
     *,
     z_column: str = "redshift",
+    z_err_column: str | None = None,
     id_column: str = "help_id",
     chunk_rows: int = 5000,
     eb_threshold: float = DEFAULT_EB_THRESHOLD,
@@ -96,8 +98,10 @@ def fit_catalogue_file(
     """
     from pathlib import Path
 
+    import pandas as pd
     from astropy import cosmology as cosmo
 
+    from skysense.errors import InputError
     from skysense.sed import io
     from skysense.sed.grid import best_spectra
     from skysense.tables import read_table
@@ -107,9 +111,14 @@ def fit_catalogue_file(
     ids, z, flux, err, upper = io.read_photometry(
         frame, grid.bands, z_column=z_column, id_column=id_column, path=catalog
     )
-    table = fit_catalogue(grid, ids, z, flux, err, upper, chunk_rows=chunk_rows,
+    z_err = None
+    if z_err_column is not None:
+        if z_err_column not in frame.columns:
+            raise InputError(f"no column {z_err_column!r}", path=catalog)
+        z_err = pd.to_numeric(frame[z_err_column], errors="coerce").to_numpy(float)
+    table = fit_catalogue(grid, ids, z, flux, err, upper, z_err=z_err, chunk_rows=chunk_rows,
                           eb_threshold=eb_threshold, scheduler=scheduler)  # fmt: skip
-    iz = grid.redshift_index(z, ids)
+    iz = grid.redshift_index(table["z_grid"].to_numpy())
     wave, fnu = best_spectra(grid, iz, table["best_model"].to_numpy(), table["best_scale"].to_numpy(),
                              getattr(cosmo, grid.config.cosmology), io.igm_inoue14)  # fmt: skip
     out_dir = Path(out_dir)
@@ -139,7 +148,7 @@ def _mock_analysis(
     model, scale = table["best_model"].to_numpy(), table["best_scale"].to_numpy()
     flux = mock_photometry(grid, iz, model, scale, err, random_state)
     flux = np.where(upper, np.nan, flux)  # limits stay limits: not mocked
-    refit = fit_catalogue(grid, table["help_id"].to_numpy(), table["redshift"].to_numpy(), flux,
+    refit = fit_catalogue(grid, table["help_id"].to_numpy(), table["z_grid"].to_numpy(), flux,
                           np.where(upper, np.nan, err), chunk_rows=chunk_rows, scheduler=scheduler)  # fmt: skip
     truth = pd.DataFrame({q: table[f"best_{q}"] for q in OUTPUT_QUANTITIES})
     summary = recovery_summary(truth, refit)
@@ -180,7 +189,7 @@ def plot_object(grid_dir, catalog, fit_dir, help_id, out_png, *, z_column: str =
         frame, grid.bands, z_column=z_column, id_column=id_column
     )
     spec = io.read_spectra(Path(fit_dir) / "spectra.parquet", str(help_id)).iloc[0]
-    k = int(grid.redshift_index(z)[0])
+    k = int(grid.redshift_index(np.array([row["z_grid"]]))[0])
     model = grid.fluxes_mjy[k, int(row["best_model"])] * row["best_scale"]
     fig = plots.plot_fit(row, grid.band_pivot_um, flux[0], err[0], upper[0], model,
                          np.asarray(spec["wavelength_um"]), np.asarray(spec["fnu_mjy"]))  # fmt: skip
@@ -205,6 +214,7 @@ def fit_masterlist(
     xid: pd.DataFrame | None = None,
     *,
     z_columns: Sequence[str] = ("zspec", "zphot"),
+    marginalise_photoz: bool = True,
     chunk_rows: int = 5000,
     eb_threshold: float = DEFAULT_EB_THRESHOLD,
     scheduler: str | None = None,
@@ -215,7 +225,8 @@ def fit_masterlist(
 
     XID+ columns ``F_<BAND>`` (mJy, posterior median) and ``FErr_<BAND>_u``/``_l`` replace the
     masterlist's ``f_<band>``/``ferr_<band>`` (uJy; error = half the 16-84 range). The redshift is
-    the first finite value of ``z_columns`` (zspec where known, else zphot). Objects with fewer
+    the first finite value of ``z_columns`` (zspec where known, else zphot, marginalised over
+    the grid's nodes with its ``zphot_err`` when ``marginalise_photoz``). Objects with fewer
     than three usable bands or a redshift outside the grid are not fitted; they are counted in
     the returned summary, never fitted silently.
 
@@ -245,10 +256,15 @@ def fit_masterlist(
             frame[f"f_{band}"] = ids.map(flux).to_numpy(float)
             frame[f"ferr_{band}"] = ids.map((hi - lo) / 2).to_numpy(float)
     z = np.full(len(frame), np.nan)
+    z_err = np.full(len(frame), np.nan)  # NaN = fixed redshift
     for col in z_columns:
         if col in frame.columns:
             v = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
-            z = np.where(np.isfinite(z), z, v)
+            take = ~np.isfinite(z) & np.isfinite(v)
+            if marginalise_photoz and f"{col}_err" in frame.columns and col != "zspec":
+                e = pd.to_numeric(frame[f"{col}_err"], errors="coerce").to_numpy(float)
+                z_err = np.where(take, e, z_err)
+            z = np.where(take, v, z)
     frame["_sed_z"] = z
     ids, z, flux, err, upper = read_photometry(frame, grid.bands, z_column="_sed_z")
     usable = np.isfinite(flux) & np.isfinite(err) & (err > 0)
@@ -268,12 +284,13 @@ def fit_masterlist(
             summary,
         )
     table = fit_catalogue(grid, ids[keep], z[keep], flux[keep], err[keep], upper[keep],
-                          chunk_rows=chunk_rows, eb_threshold=eb_threshold, scheduler=scheduler)  # fmt: skip
+                          z_err=z_err[keep], chunk_rows=chunk_rows, eb_threshold=eb_threshold,
+                          scheduler=scheduler)  # fmt: skip
     if cosmology is None:
         from astropy import cosmology as cosmo
 
         cosmology = getattr(cosmo, grid.config.cosmology)
-    iz = grid.redshift_index(z[keep])
+    iz = grid.redshift_index(table["z_grid"].to_numpy())
     wave, fnu = best_spectra(grid, iz, table["best_model"].to_numpy(), table["best_scale"].to_numpy(),
                              cosmology, igm)  # fmt: skip
     summary["n_flag_energy_balance"] = int(table["flag_energy_balance"].sum())

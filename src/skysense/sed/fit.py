@@ -162,6 +162,7 @@ def fit_photometry(
     err_mjy: np.ndarray,
     z: np.ndarray,
     *,
+    z_err: np.ndarray | None = None,
     upper: np.ndarray | None = None,
     ids: np.ndarray | None = None,
     ir_min_um: float = IR_MIN_UM,
@@ -176,7 +177,10 @@ def fit_photometry(
     flux_mjy, err_mjy : ndarrays (n, n_band), mJy
         Photometry in ``grid.bands`` order; NaN flux = band not observed.
     z : ndarray (n,)
-        Redshifts; each object is fitted at the nearest node of the grid.
+        Redshifts; without ``z_err`` each object is fitted at the nearest node of the grid.
+    z_err : ndarray (n,), optional
+        Photo-z errors: the fit is marginalised over the grid's redshift nodes within 3 sigma
+        (Gaussian prior weights; the nearest node always); NaN or 0 = a fixed redshift.
     upper : ndarray (n, n_band), bool, optional
         Upper limits (``flux_mjy`` is the limit).
     ids : ndarray (n,), optional
@@ -191,10 +195,11 @@ def fit_photometry(
     Returns
     -------
     pandas.DataFrame (n rows)
-        ``help_id``, ``redshift``, ``z_grid``, ``best_model``, ``best_scale``, ``chi2``,
-        ``reduced_chi2``, ``chi2_opt``, ``chi2_ir``, ``delta_chi2_eb``, ``n_bands``,
-        ``flag_energy_balance``, and ``bayes_<q>``, ``bayes_<q>_err``, ``best_<q>`` for each
-        quantity (log10 M_sun, log10 M_sun/yr, log10 L_sun for the extensive ones).
+        ``help_id``, ``redshift``, ``z_grid`` (node of the best model), ``best_model``,
+        ``best_scale``, ``chi2``, ``reduced_chi2``, ``chi2_opt``, ``chi2_ir``,
+        ``delta_chi2_eb``, ``n_bands``, ``flag_energy_balance``, and ``bayes_<q>``,
+        ``bayes_<q>_err``, ``best_<q>`` for each quantity (log10 M_sun, log10 M_sun/yr,
+        log10 L_sun for the extensive ones).
 
     Raises
     ------
@@ -211,20 +216,39 @@ def fit_photometry(
         raise InputError("one redshift per object is needed")
     iz = grid.redshift_index(z, ids)
     n = f.shape[0]
+    if z_err is not None:
+        z_err = np.atleast_1d(np.asarray(z_err, dtype=float))
+        if z_err.shape != z.shape or np.any(z_err < 0):
+            raise InputError("z_err must give one non-negative value (or NaN) per object")
     ir = grid.band_pivot_um >= ir_min_um
     out = _empty_result(n)
+    out["z_index"] = iz.copy()
+    acc = _Moments(n)
     step = max(1, block_elements // grid.n_models)
-    for k in np.unique(iz):
-        rows_k = np.flatnonzero(iz == k)
+    for k in range(grid.redshifts.size):
+        log_prior = np.where(iz == k, 0.0, -np.inf)
+        if z_err is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = (grid.redshifts[k] - z) / z_err
+            near = np.isfinite(d) & (np.abs(d) <= 3.0)
+            log_prior = np.where(near, -0.5 * d**2, log_prior)
+            # the nearest node always counts; normalisation over nodes comes from the sums
+            log_prior = np.where(iz == k, np.where(np.isfinite(d), -0.5 * d**2, 0.0), log_prior)
+        rows_k = np.flatnonzero(np.isfinite(log_prior))
+        if rows_k.size == 0:
+            continue
         models = grid.fluxes_mjy[k].astype(float)
-        valid = grid.valid[k]
         for start in range(0, rows_k.size, step):
             rows = rows_k[start : start + step]
-            _fit_block(grid, models, valid, f[rows], iv[rows], up[rows], ir, rows, out)
+            _fit_block(
+                grid, k, models, f[rows], iv[rows], up[rows], ir, rows, out, acc, log_prior[rows]
+            )
+    acc.finish(out)
+    iz_best = out.pop("z_index")
     table = pd.DataFrame(out)
     table.insert(0, "help_id", np.arange(n) if ids is None else np.asarray(ids))
     table.insert(1, "redshift", z)
-    table.insert(2, "z_grid", grid.redshifts[iz])
+    table.insert(2, "z_grid", grid.redshifts[iz_best])
     usable_opt = (iv > 0)[:, ~ir].sum(axis=1)
     usable_ir = ((iv > 0) & ~up)[:, ir].sum(axis=1)
     table["flag_energy_balance"] = (
@@ -236,6 +260,7 @@ def fit_photometry(
 def _empty_result(n: int) -> dict:
     out = {name: np.full(n, np.nan) for name in ("chi2", "reduced_chi2", "chi2_opt", "chi2_ir",
                                                   "delta_chi2_eb", "best_scale")}  # fmt: skip
+    out["chi2"][:] = np.inf
     out["best_model"] = np.full(n, -1, dtype=np.int64)
     out["n_bands"] = np.zeros(n, dtype=np.int64)
     for q in OUTPUT_QUANTITIES:
@@ -245,40 +270,82 @@ def _empty_result(n: int) -> dict:
     return out
 
 
-def _fit_block(grid, models, valid, f, iv, up, ir, rows, out) -> None:
+class _Moments:
+    """Likelihood-weighted first and second moments summed over redshift nodes (log-sum-exp)."""
+
+    def __init__(self, n: int):
+        self.log_max = np.full(n, -np.inf)
+        self.total = np.zeros(n)
+        self.m1 = {q: np.zeros(n) for q in OUTPUT_QUANTITIES}
+        self.m2 = {q: np.zeros(n) for q in OUTPUT_QUANTITIES}
+
+    def add(self, rows, log_weight, means: dict, seconds: dict) -> None:
+        new_max = np.maximum(self.log_max[rows], log_weight)
+        old = np.exp(self.log_max[rows] - new_max)
+        new = np.exp(log_weight - new_max)
+        self.log_max[rows] = new_max
+        self.total[rows] = self.total[rows] * old + new
+        for q in means:
+            self.m1[q][rows] = self.m1[q][rows] * old + means[q] * new
+            self.m2[q][rows] = self.m2[q][rows] * old + seconds[q] * new
+
+    def finish(self, out: dict) -> None:
+        for q in self.m1:
+            mean = self.m1[q] / self.total
+            out[f"bayes_{q}"] = mean
+            out[f"bayes_{q}_err"] = np.sqrt(np.maximum(self.m2[q] / self.total - mean**2, 0.0))
+
+
+def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> None:
+    valid = grid.valid[k]
     s, chi2, curv = best_scale_chi2(f, iv, up, models, return_curvature=True)
     chi2 = np.where(valid[None, :], chi2, np.inf)
     best = np.argmin(chi2, axis=1)
     idx = np.arange(rows.size)
     chi2_min = chi2[idx, best]
     n_use = (iv > 0).sum(axis=1)
-    out["chi2"][rows] = chi2_min
-    out["reduced_chi2"][rows] = chi2_min / np.maximum(n_use - 1, 1)
-    out["n_bands"][rows] = n_use
-    out["best_model"][rows] = best
     s_best = s[idx, best]
-    out["best_scale"][rows] = s_best
-
-    # energy balance: the joint best model over each half, and each half fitted alone
-    for half, name in ((~ir, "chi2_opt"), (ir, "chi2_ir")):
-        iv_h = np.where(half[None, :], iv, 0.0)
-        r = f - s_best[:, None] * models[best]
-        term = np.where(up, 0.0, r**2 * iv_h)
-        n_h = (iv_h > 0).sum(axis=1)
-        out[name][rows] = np.where(n_h > 0, term.sum(axis=1) / np.maximum(n_h, 1), np.nan)
-    alone = np.zeros(rows.size)
-    for half in (~ir, ir):
-        iv_h = np.where(half[None, :], iv, 0.0)
-        if not np.any(iv_h > 0):
-            continue
-        _, chi2_h = best_scale_chi2(f, iv_h, up & half[None, :], models)
-        alone += np.min(np.where(valid[None, :], chi2_h, np.inf), axis=1)
-    out["delta_chi2_eb"][rows] = chi2_min - alone
-
-    # likelihood weights over the grid
-    w = np.exp(-0.5 * (chi2 - chi2_min[:, None]))
-    w /= w.sum(axis=1, keepdims=True)
     log_s = np.log10(np.maximum(s, _LOG_FLOOR))
+
+    # best-model values: this node's best where it beats the other nodes' so far
+    better = chi2_min < out["chi2"][rows]
+    sel, b_rows = idx[better], rows[better]
+    if sel.size:
+        bsel = best[sel]
+        out["chi2"][b_rows] = chi2_min[sel]
+        out["reduced_chi2"][b_rows] = chi2_min[sel] / np.maximum(n_use[sel] - 1, 1)
+        out["n_bands"][b_rows] = n_use[sel]
+        out["best_model"][b_rows] = bsel
+        out["best_scale"][b_rows] = s_best[sel]
+        out["z_index"][b_rows] = k
+        fs, ivs, ups, sb = f[sel], iv[sel], up[sel], s_best[sel]
+        # energy balance: the joint best model over each half, and each half fitted alone
+        for half, name in ((~ir, "chi2_opt"), (ir, "chi2_ir")):
+            iv_h = np.where(half[None, :], ivs, 0.0)
+            r = fs - sb[:, None] * models[bsel]
+            term = np.where(ups, 0.0, r**2 * iv_h)
+            n_h = (iv_h > 0).sum(axis=1)
+            out[name][b_rows] = np.where(n_h > 0, term.sum(axis=1) / np.maximum(n_h, 1), np.nan)
+        alone = np.zeros(sel.size)
+        for half in (~ir, ir):
+            iv_h = np.where(half[None, :], ivs, 0.0)
+            if not np.any(iv_h > 0):
+                continue
+            _, chi2_h = best_scale_chi2(fs, iv_h, ups & half[None, :], models)
+            alone += np.min(np.where(valid[None, :], chi2_h, np.inf), axis=1)
+        out["delta_chi2_eb"][b_rows] = chi2_min[sel] - alone
+        for q in EXTENSIVE:
+            lx = np.log10(np.maximum(grid.props[q], _LOG_FLOOR))
+            out[f"best_{q}"][b_rows] = log_s[sel, bsel] + lx[bsel]
+        for q in ("a_v", "a_fuv", *PARAMETERS):
+            p = np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q])
+            out[f"best_{q}"][b_rows] = p[bsel]
+
+    # likelihood weights over the grid; the node's evidence weighs it against other nodes
+    w = np.exp(-0.5 * (chi2 - chi2_min[:, None]))
+    norm = w.sum(axis=1)
+    log_evidence = -0.5 * chi2_min + np.log(norm) + log_prior
+    w /= norm[:, None]
     wls = w * log_s
     mean_ls = wls.sum(axis=1)
     # the normalisation's own uncertainty (Gaussian, 1 / curvature) widens every extensive
@@ -286,20 +353,16 @@ def _fit_block(grid, models, valid, f, iv, up, ir, rows, out) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         var_ls = np.where((curv > 0) & (s > 0), 1.0 / (curv * (s * np.log(10)) ** 2), 0.0)
     mean_ls2 = (wls * log_s).sum(axis=1) + (w * np.minimum(var_ls, 1.0)).sum(axis=1)
+    means, seconds = {}, {}
     for q in EXTENSIVE:
         lx = np.log10(np.maximum(grid.props[q], _LOG_FLOOR))
-        mean = mean_ls + w @ lx
-        second = mean_ls2 + 2 * (wls @ lx) + w @ lx**2
-        out[f"bayes_{q}"][rows] = mean
-        out[f"bayes_{q}_err"][rows] = np.sqrt(np.maximum(second - mean**2, 0.0))
-        out[f"best_{q}"][rows] = log_s[idx, best] + lx[best]
+        means[q] = mean_ls + w @ lx
+        seconds[q] = mean_ls2 + 2 * (wls @ lx) + w @ lx**2
     for q in ("a_v", "a_fuv", *PARAMETERS):
-        p = grid.props[q] if q in grid.props else grid.params[q]
-        p = np.nan_to_num(p)
-        mean = w @ p
-        out[f"bayes_{q}"][rows] = mean
-        out[f"bayes_{q}_err"][rows] = np.sqrt(np.maximum(w @ p**2 - mean**2, 0.0))
-        out[f"best_{q}"][rows] = p[best]
+        p = np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q])
+        means[q] = w @ p
+        seconds[q] = w @ p**2
+    acc.add(rows, log_evidence, means, seconds)
 
 
 def mock_photometry(
