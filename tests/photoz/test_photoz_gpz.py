@@ -18,7 +18,14 @@ from sklearn.utils.estimator_checks import (
 
 from skysense.errors import InputError, NotFittedError
 from skysense.photoz import COVARIANCES, GPzRegressor
-from skysense.photoz.gpz import _design, _jax_context, _jitted, _neg_log_ml_np, cost_weights
+from skysense.photoz.gpz import (
+    _design,
+    _jax_context,
+    _jitted,
+    _neg_log_ml_np,
+    _unpack,
+    cost_weights,
+)
 
 
 def _toy(n=60, d=2, seed=0):
@@ -162,6 +169,24 @@ def test_gradient_matches_central_differences(cov, errors):
         ) / (2 * h)
     scale = np.max(np.abs(fd))
     np.testing.assert_allclose(grad, fd, atol=1e-6 * scale, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cov", ["GL", "VD", "GC"])
+def test_objective_is_the_dense_gaussian_marginal_likelihood(cov):
+    """With unit cost weights the objective is -1/n log N(y | 0, Phi A^-1 Phi^T + B^-1) plus
+    the Gaussian prior of the noise weights u ~ N(0, 1/eta), here computed densely by scipy
+    (independent of the weight-space Cholesky route that NumPy and JAX share)."""
+    from scipy.stats import multivariate_normal
+
+    theta, spec, Xn, psi, y, _ = _problem(cov)
+    p = _unpack(theta, spec)
+    phi, ln_beta = _design(np, theta, spec, Xn, psi)
+    cov_y = (phi * np.exp(-p["ln_alpha"])) @ phi.T + np.diag(np.exp(-ln_beta))
+    log_ml = multivariate_normal(np.zeros(y.size), cov_y).logpdf(y)
+    assert spec.hetero  # the noise-weight prior is part of the objective
+    log_ml += multivariate_normal(np.zeros(spec.m), np.diag(np.exp(-p["ln_eta"]))).logpdf(p["u"])
+    value = _neg_log_ml_np(theta, spec, Xn, psi, y, np.ones_like(y))
+    assert value == pytest.approx(-log_ml / y.size, rel=1e-9)
 
 
 def test_recovers_function_and_heteroscedastic_noise():
