@@ -97,6 +97,13 @@ SCHEMA: dict[str, Any] = {
         "partition_rows": ((int,), 100_000),
     },
     "radio": {"config": ((str,), None)},
+    "sed": {  # energy-balance SED fits (skysense.sed): a grid configuration turns the step on
+        "grid": ((str,), None),
+        "z_columns": ((list,), ["zspec", "zphot"]),
+        "eb_threshold": (_NUM, 10.0),
+        "chunk_rows": ((int,), 5000),
+        "table": ((str,), "sed"),
+    },
     "publish": {
         "db": ((str,), None),
         "schema": ((str,), "help"),
@@ -353,6 +360,8 @@ def parse_pipeline_config(
                 c.fail(f"publish.{k}", f"must match [a-z][a-z0-9_]*, got {v!r}")
     if s["radio"]["config"]:  # radio IDs by likelihood ratio (skysense.catalog.radio)
         c.file(base, s["radio"]["config"], "radio.config")
+    if s["sed"]["grid"]:
+        c.file(base, s["sed"]["grid"], "sed.grid")
     truth = c.file(base, s["truth"], "truth", directory=True) if s["truth"] else None
     if truth is not None and not (truth / "manifest.json").is_file():
         c.fail("truth", f"{truth} is not a simulated field (no manifest.json)")

@@ -1,7 +1,7 @@
 """The steps of the HELP workflow, built from a :class:`~skysense.pipeline.config.PipelineConfig`.
 
 ``prepare:<survey>`` (one per survey) -> ``merge`` -> ``priors`` -> ``xid`` ->
-``photoz_train`` -> ``photoz_apply`` -> ``publish`` -> ``summary``. Each calls the public API
+``photoz_train`` -> ``photoz_apply`` -> ``sed`` -> ``publish`` -> ``summary``. Each calls the public API
 of its area (:mod:`skysense.catalog`, :mod:`skysense.xid`, :mod:`skysense.photoz`,
 :mod:`skysense.vo`) and writes into its own part of the work folder atomically; the XID+ tiles
 are kept between interrupted attempts of the same step (same key), as ``xid fit-tiles`` does.
@@ -376,6 +376,29 @@ def _photoz_apply(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
     }
 
 
+# -- SED fits --------------------------------------------------------------------------------
+
+
+def _sed(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
+    from skysense.sed.engine import run_pipeline_sed
+
+    p = cfg.section("sed")
+    has_photoz = "photoz_apply" in ctx.records
+    ml = (
+        pd.read_parquet(ctx.output("photoz_apply", "masterlist"))
+        if has_photoz
+        else _read_masterlist(ctx)
+    )
+    xid = pd.read_parquet(ctx.output("xid", "catalogue")) if "xid" in ctx.records else None
+    s = run_pipeline_sed(cfg.base_dir / p["grid"], ml, xid, ctx.path("sed"),
+                         cache_dir=cfg.work_dir / "sed_grids", z_columns=p["z_columns"],
+                         chunk_rows=p["chunk_rows"], eb_threshold=p["eb_threshold"],
+                         scheduler=ctx.scheduler)  # fmt: skip
+    outputs = {k: _rel(ctx, s.pop(k)) for k in ("properties", "spectra")}
+    return {"outputs": outputs, "summary": s,
+            "message": f"{s['n_fitted']} of {s['n_objects']} objects fitted"}  # fmt: skip
+
+
 # -- publish ---------------------------------------------------------------------------------
 
 
@@ -478,6 +501,14 @@ def _publish(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
             _publish_frame(backend, cat, name, text, xid_meta(cat.columns), "RA", "Dec")
             tables.append(name)
             _link_xid(backend, f"{schema}.{p['masterlist_table']}", name)
+        if "sed" in ctx.records:
+            from skysense.sed.io import publish_sed_files
+
+            tables += publish_sed_files(
+                backend, ctx.output("sed", "properties"), ctx.output("sed", "spectra"),
+                schema=schema, name=cfg.section("sed")["table"],
+                masterlist=f"{schema}.{p['masterlist_table']}",
+            )  # fmt: skip
         if p["maps"]:
             from skysense.vo.maps import publish_map
 
@@ -657,6 +688,19 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
             )
         )
         final.append("photoz_apply")
+    sed = cfg.section("sed")
+    if sed["grid"]:
+        steps.append(
+            Step(
+                "sed",
+                functools.partial(_sed, cfg=cfg),
+                deps=tuple(s for s in ("merge", "xid", "photoz_apply") if s in final),
+                inputs=(cfg.base_dir / sed["grid"],),
+                params={"sed": sed},
+                primary_input=cfg.relative(cfg.base_dir / sed["grid"]),
+            )
+        )
+        final.append("sed")
     if cfg.db is not None:
         pub = cfg.section("publish")
         steps.append(

