@@ -25,7 +25,7 @@ from skysense.catalog.io import (
     write_catalogue,
     write_moc,
 )
-from skysense.catalog.moc import coverage_moc
+from skysense.catalog.moc import combine_mocs, coverage_moc, moc_area_deg2
 from skysense.catalog.plots import plot_aperture_correction, plot_offsets
 from skysense.catalog.preparation import (
     PreparedSurvey,
@@ -42,6 +42,8 @@ __all__ = [
     "coverage_of",
     "prepare_survey",
     "write_prepared",
+    "describe_prepared",
+    "combine_coverages",
 ]
 
 
@@ -229,3 +231,69 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def describe_prepared(result: PreparedSurvey, paths: dict[str, Path]) -> str:
+    """What a preparation did, from its provenance and the paths :func:`write_prepared` wrote.
+
+    Rows read, after cuts, duplicates removed and written; the astrometric offset (arcsec)
+    when a reference was used; the aperture corrections applied (mag); the MOC area (deg2).
+    """
+    prov = result.provenance
+    counts = prov["counts"]
+    line = (
+        f"{prov['survey']}: {counts['read']} rows read, {counts['after_cuts']} after cuts, "
+        f"{counts['duplicates_removed']} duplicates removed, {counts['final']} written to "
+        f"{paths['table']}"
+    )
+    astro = prov.get("astrometry")
+    if astro:
+        line += (
+            f"; astrometry offset ({astro['dra_cosdec_arcsec']:+.3f}, "
+            f"{astro['ddec_arcsec']:+.3f}) arcsec from {astro['n_matches']} matches"
+        )
+    lines = [line]
+    for band, rec in prov["aperture_corrections"].items():
+        if rec.get("applied"):
+            lines.append(f"  aperture correction {band}: {rec['value_mag']:+.4f} mag")
+    lines.append(
+        f"  MOC {paths['moc']} ({prov['moc']['area_deg2']:.4f} deg2); "
+        f"provenance {paths['provenance']}"
+    )
+    return "\n".join(lines)
+
+
+def combine_coverages(
+    inputs: list[str | os.PathLike],
+    op: str = "union",
+    *,
+    order: int = 10,
+    out: str | os.PathLike | None = None,
+) -> dict:
+    """Combine the coverages of ``inputs`` (MOC files or survey configurations).
+
+    Parameters
+    ----------
+    inputs : list of path - MOC FITS files, or survey configurations (:func:`coverage_of`)
+    op : {"union", "intersection"}
+    order : int - MOC order of the configurations' position MOCs
+    out : path, optional - write the combined MOC here (FITS, atomically)
+
+    Returns
+    -------
+    dict
+        ``inputs`` (``[{"input", "area_deg2"}, ...]``), ``op``, ``area_deg2`` of the result
+        and, when written, ``out``.
+    """
+    mocs = [coverage_of(name, order) for name in inputs]
+    combined = combine_mocs(mocs, op)
+    if out:
+        write_moc(combined, out)
+    summary = {
+        "inputs": [{"input": str(n), "area_deg2": moc_area_deg2(m)} for n, m in zip(inputs, mocs)],
+        "op": op,
+        "area_deg2": moc_area_deg2(combined),
+    }
+    if out:
+        summary["out"] = str(out)
+    return summary

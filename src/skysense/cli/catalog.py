@@ -1,24 +1,159 @@
 """``skysense catalog ...``: preparing surveys, merging them into a masterlist, checking it.
 
-The verbs live in two modules (preparation, and merging/checking) so each stays small.
+Parsing and printing only: :mod:`skysense.catalog.prepare_io` prepares and combines
+coverages, :mod:`skysense.catalog.merge_io` merges, :mod:`skysense.catalog.check_io` checks.
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 
-from skysense.cli._common import add_area
+from skysense.cli._catalog_radio import add_verbs as add_radio_verbs
+from skysense.cli._common import SCHEDULER, add_area, verb
 
 __all__ = ["register"]
+
+_PREPARE = """
+config CONFIG | survey configuration (YAML or TOML)
+--out FILE required | prepared catalogue (.parquet, .fits, ...)
+--reference GAIA | Gaia-like reference catalogue
+--moc-out FILE | coverage MOC (default: OUT stem + _moc.fits)
+--provenance FILE | provenance JSON (default: OUT.provenance.json)
+--plots DIR | folder for the astrometry and aperture-correction plots (PNG)
+--moc-order N int=10 | MOC order (default 10)
+"""
+_MOC = """
+inputs INPUT+ | MOC FITS files or survey configs
+--op {union,intersection}=union
+--out FILE | write the combined MOC (FITS)
+--order N int=10 | order for configs (default 10)
+--json flag | print the summary as JSON
+"""
+_MERGE = f"""
+config | merge configuration (YAML or TOML)
+--out required | output directory (replaced atomically)
+--fits | also write the masterlist as this FITS file
+--tiled flag | merge tile by tile on Dask (for large inputs)
+--tile-order int | HEALPix order of the tiles (default: from the data)
+{SCHEDULER}
+"""
+_CHECK = """
+masterlist | masterlist: HATS directory, Parquet or FITS file
+--out required | report directory
+--associations | association table (default: beside the masterlist)
+"""
+_PAIR = "a | first catalogue\nb | second catalogue"
+_RADEC = """
+--ra | RA column (deg) of both files (default: guessed)
+--dec | Dec column (deg) of both files (default: guessed)
+"""
+_SUGGEST = """
+--max-radius float=5.0 | histogram range, arcsec (default 5)
+--plot | write the histogram to this PNG
+"""
+_CROSSMATCH = """
+--radius float required | match radius, arcsec
+--out required | output table (format from the suffix)
+--all-pairs flag | every pair within the radius, not one-to-one
+"""
+
+
+def _show_progress() -> bool:
+    from skysense._dask import show_progress
+
+    return show_progress()
+
+
+def _prepare(args) -> str:
+    from tqdm.auto import tqdm
+
+    from skysense.catalog.preparation import STAGES
+    from skysense.catalog.prepare_io import describe_prepared, prepare_survey, write_prepared
+
+    with tqdm(total=len(STAGES) + 1, desc="prepare", unit="step",
+              disable=not _show_progress()) as bar:  # fmt: skip
+
+        def advance(stage: str) -> None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+        result = prepare_survey(args.config, reference=args.reference, moc_order=args.moc_order,
+                                plots_dir=args.plots, progress=advance)  # fmt: skip
+    paths = write_prepared(result, args.out, moc_out=args.moc_out, provenance_out=args.provenance)
+    return describe_prepared(result, paths)
+
+
+def _moc(args) -> str:
+    from skysense.catalog.prepare_io import combine_coverages
+
+    s = combine_coverages(args.inputs, args.op, order=args.order, out=args.out)
+    if args.json:
+        return json.dumps(s, indent=2)
+    where = f" written to {args.out}" if args.out else ""
+    return "\n".join([f"{args.op} of {len(s['inputs'])} coverages: {s['area_deg2']:.4f} deg2{where}",
+                      *(f"  {name}: {i['area_deg2']:.4f} deg2" for name, i in zip(args.inputs, s["inputs"]))])  # fmt: skip
+
+
+def _merge(args) -> None:
+    from skysense.catalog.merge_config import load_merge_config
+    from skysense.catalog.merge_io import run_merge
+
+    s = run_merge(load_merge_config(args.config), args.out, fits_path=args.fits,
+                  scheduler=args.scheduler, tiled=args.tiled, tile_order=args.tile_order,
+                  progress=_show_progress())  # fmt: skip
+    radii = ", ".join(f"{r:.3g}" for r in s["radii_arcsec"])
+    print(f"{s['n_objects']} objects written to {s['masterlist']} (radii {radii} arcsec)")
+    if s["fits"]:
+        print(f"FITS copy: {s['fits']}")
+
+
+def _check(args) -> str:
+    from skysense.catalog.check_io import run_check
+
+    page = run_check(args.masterlist, args.out, associations=args.associations)
+    return f"validation report written to {page}"
+
+
+def _suggest(args) -> None:
+    from pathlib import Path
+
+    from skysense.catalog.io import read_positions
+    from skysense.catalog.plots import plot_radius
+    from skysense.catalog.radius import suggest_radius
+
+    (_, ra1, dec1), (_, ra2, dec2) = (
+        read_positions(f, args.ra, args.dec) for f in (args.a, args.b)
+    )
+    s = suggest_radius(ra1, dec1, ra2, dec2, max_radius_arcsec=args.max_radius)
+    print(f"suggested radius: {s.radius_arcsec:.3g} arcsec (about {s.n_true:.0f} true pairs)")
+    if args.plot:
+        plot_radius(s, args.plot, title=f"{Path(args.a).name} vs {Path(args.b).name}")
+        print(f"plot: {args.plot}")
+
+
+def _crossmatch(args) -> str:
+    from skysense.catalog.crossmatch import crossmatch_table
+    from skysense.catalog.io import read_positions, write_catalogue
+
+    (a, ra1, dec1), (b, ra2, dec2) = (
+        read_positions(f, args.ra, args.dec) for f in (args.a, args.b)
+    )
+    out = crossmatch_table(a, b, ra1, dec1, ra2, dec2, args.radius, all_pairs=args.all_pairs)
+    write_catalogue(out, args.out)
+    kind = "pairs" if args.all_pairs else "one-to-one matches"
+    return f"{len(out)} {kind} within {args.radius:g} arcsec written to {args.out}"
 
 
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "catalog", "HELP masterlists from pristine survey catalogues")
-    for name in ("_catalog_prepare", "_catalog_merge", "_catalog_radio"):
-        try:
-            module = importlib.import_module(f"skysense.cli.{name}")
-        except ModuleNotFoundError as exc:  # that half is not built yet
-            if exc.name != f"skysense.cli.{name}":
-                raise
-            continue
-        module.add_verbs(verbs)
+    verb(verbs, "prepare", _prepare, "prepare one pristine survey catalogue (HELP conventions, "
+         "astrometry, flags, MOC)", _PREPARE)  # fmt: skip
+    verb(verbs, "moc", _moc, "combine coverage MOCs (FITS MOC files, or survey configurations: "
+         "MOC of their positions)", _MOC)  # fmt: skip
+    verb(verbs, "merge", _merge, "merge prepared catalogues into a HELP masterlist", _MERGE)
+    verb(verbs, "check", _check, "validation report of a masterlist (Markdown + PNG)", _CHECK)
+    verb(verbs, "suggest-radius", _suggest, "suggest a match radius from the separation "
+         "histogram", _PAIR, _SUGGEST, _RADEC)  # fmt: skip
+    verb(verbs, "crossmatch", _crossmatch, "match two catalogues within a radius", _PAIR,
+         _CROSSMATCH, _RADEC)  # fmt: skip
+    add_radio_verbs(verbs)
