@@ -48,11 +48,11 @@ def read_masterlist(path: str | os.PathLike) -> pd.DataFrame:
     return df.drop(columns=["_healpix_29"], errors="ignore")
 
 
-def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
-    """(band, survey1, survey2, frame with m/merr of both) for bands several surveys measure."""
+def _input_frames(ml_path: Path, assoc: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """The prepared inputs of the merge (from its provenance), by survey; empty without one."""
     prov_file = ml_path.parent / "provenance.json"
     if assoc is None or not prov_file.is_file():
-        return []
+        return {}
     from skysense.catalog.io import read_catalogue
 
     prov = json.loads(prov_file.read_text())
@@ -61,6 +61,24 @@ def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
         file = item.get("file")
         if file and Path(file).is_file():
             frames[item["survey"]] = read_catalogue(file)
+    return frames
+
+
+def _keyed(f: pd.DataFrame, s: str, assoc: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """``values`` (columns of survey ``s``'s rows) with the ``object_key`` of each row."""
+    ids = (
+        f[f"{s}_id"].astype(str)
+        if f"{s}_id" in f.columns
+        else pd.Series(np.arange(len(f))).astype(str)
+    )
+    sub = pd.DataFrame({"source_id": ids.to_numpy(), **values})
+    a = assoc[assoc["survey"] == s][["object_key", "source_id"]].astype({"source_id": str})
+    return a.merge(sub, on="source_id")[["object_key", *values]]
+
+
+def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
+    """(band, survey1, survey2, frame with m/merr of both) for bands several surveys measure."""
+    frames = _input_frames(ml_path, assoc)
     out = []
     bands = {s: band_columns(list(f.columns)) for s, f in frames.items()}
     surveys = list(frames)
@@ -76,22 +94,27 @@ def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
                 joined = []
                 for s in (s1, s2):
                     f = frames[s]
-                    ids = (
-                        f[f"{s}_id"].astype(str)
-                        if f"{s}_id" in f.columns
-                        else pd.Series(np.arange(len(f))).astype(str)
-                    )
-                    sub = pd.DataFrame({"source_id": ids.to_numpy(),
-                                        f"m_{s}": pd.to_numeric(f[bands[s][band]["m"]], errors="coerce").to_numpy(),
-                                        f"merr_{s}": pd.to_numeric(f[bands[s][band].get("merr", bands[s][band]["m"])], errors="coerce").to_numpy() if "merr" in bands[s][band] else np.nan})  # fmt: skip
-                    a = assoc[assoc["survey"] == s][["object_key", "source_id"]].astype(
-                        {"source_id": str}
-                    )
-                    joined.append(
-                        a.merge(sub, on="source_id")[["object_key", f"m_{s}", f"merr_{s}"]]
-                    )
+                    values = {f"m_{s}": pd.to_numeric(f[bands[s][band]["m"]], errors="coerce").to_numpy(),
+                              f"merr_{s}": pd.to_numeric(f[bands[s][band].get("merr", bands[s][band]["m"])], errors="coerce").to_numpy() if "merr" in bands[s][band] else np.nan}  # fmt: skip
+                    joined.append(_keyed(f, s, assoc, values))
                 both = joined[0].merge(joined[1], on="object_key")
                 out.append((band, s1, s2, both))
+    return out
+
+
+def _survey_size_pairs(ml_path: Path, assoc: pd.DataFrame | None):
+    """(survey1, survey2, their radii of the same objects) for surveys that both measure sizes."""
+    frames = {s: f for s, f in _input_frames(ml_path, assoc).items() if "r_half_arcsec" in f}
+    surveys = list(frames)
+    out = []
+    for i, s1 in enumerate(surveys):
+        for s2 in surveys[i + 1 :]:
+            a, b = (
+                _keyed(frames[s], s, assoc, {s: frames[s]["r_half_arcsec"].to_numpy(float)})
+                for s in (s1, s2)
+            )
+            both = a.merge(b, on="object_key")
+            out.append((s1, s2, both[s1].to_numpy(), both[s2].to_numpy()))
     return out
 
 
@@ -190,6 +213,22 @@ def run_check(
                     lines += ["", f"![{label}]({png})", ""]
         else:
             lines.append("No filter is measured twice.")
+        lines += ["", "## Sizes (half-light radius) across surveys", ""]
+        sizes = _survey_size_pairs(ml_path, assoc)
+        if sizes:
+            from skysense.catalog.morphology import compare_sizes
+
+            lines += ["| comparison | n | median ratio | NMAD of log ratio | Spearman |",
+                      "|---|---|---|---|---|"]  # fmt: skip
+            for s1, s2, r1, r2 in sizes:
+                st = compare_sizes(r1, r2)
+                if st["n"] < 3:
+                    lines.append(f"| r_half {s2} / {s1} | {st['n']} | - | - | - |")
+                    continue
+                lines.append(f"| r_half {s2} / {s1} | {st['n']} | {st['median_ratio']:.3f} | "
+                             f"{st['nmad_log_ratio']:.3f} | {st['spearman']:.3f} |")  # fmt: skip
+        else:
+            lines.append("No two surveys measure sizes of the same objects.")
         lines += ["", "## Number counts", ""]
         for band in names:
             edges, counts = number_counts(ml[f"m_{band}"])

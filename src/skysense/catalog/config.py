@@ -13,6 +13,8 @@ Keys beyond contract 2 (all optional):
 ``astrometry_radius_arcsec``      match radius against the reference (default 1.0)
 ``aperture_correction``           ``false`` to skip, or ``{stellarity_min, mag_min, mag_max,
                                   nsigma}`` to choose the stars of the curve of growth
+``columns.r_half``, ``columns.axis_ratio`` (or ``columns.ellipticity``), ``columns.pa``
+                                  size and shape columns (:mod:`skysense.catalog.morphology`)
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ _TOP_KEYS = (
     "astrometry_radius_arcsec",
     "aperture_correction",
 )
-_COLUMN_KEYS = ("id", "ra", "dec", "stellarity", "position_error")
+_COLUMN_KEYS = (
+    "id", "ra", "dec", "stellarity", "position_error", "r_half", "axis_ratio", "ellipticity",
+    "pa",
+)  # fmt: skip
 _BAND_COLUMN_KEYS = (
     "mag",
     "mag_err",
@@ -83,6 +88,10 @@ class ColumnsConfig:
     dec: str
     stellarity: str | None = None
     position_error: str | None = None
+    r_half: str | None = None
+    axis_ratio: str | None = None
+    ellipticity: str | None = None
+    pa: str | None = None
 
 
 @dataclass(frozen=True)
@@ -346,6 +355,8 @@ def parse_config(raw: Any, *, path: str | os.PathLike | None = None) -> SurveyCo
         if required not in columns:
             v.fail(f"columns.{required}", "required")
     columns = ColumnsConfig(**{k: v.string(c, f"columns.{k}") for k, c in columns.items()})
+    if columns.axis_ratio is not None and columns.ellipticity is not None:
+        v.fail("columns.ellipticity", "give axis_ratio or ellipticity, not both")
     pos_err = raw.get("position_error_arcsec")
     if pos_err is not None:
         pos_err = v.number(pos_err, "position_error_arcsec", positive=True)

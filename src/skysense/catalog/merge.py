@@ -41,6 +41,7 @@ from skysense.catalog.match import (
     greedy_one_to_one,
     pairs_within,
 )
+from skysense.catalog.morphology import merge_shapes
 from skysense.catalog.radius import RadiusSuggestion, suggest_radius_from_separations
 from skysense.errors import InputError
 
@@ -294,6 +295,8 @@ def assemble(
         ``ra``, ``dec``, per band ``m_``, ``merr_``, ``m_ap_``, ``merr_ap_``, ``f_``, ``ferr_``,
         ``f_ap_``, ``ferr_ap_``, ``flag_`` (those any catalogue has) and ``origin_<band>`` for
         bands measured by several catalogues; ``stellarity`` (highest-priority finite value),
+        ``r_half_arcsec``, ``axis_ratio``, ``pa_deg``, ``shape_origin`` when a catalogue has
+        shapes (:func:`skysense.catalog.morphology.merge_shapes`),
         ``flag_gaia`` (maximum), ``flag_starmask`` and ``flag_cleaned`` (any), ``flag_merged``,
         and every
         ``<survey>_id``.
@@ -362,6 +365,7 @@ def assemble(
             v = frame["flag_cleaned"].fillna(False).to_numpy(dtype=bool)
             cleaned |= _gather(v, rows, False)
     out["stellarity"] = stell
+    out.update(merge_shapes(assoc.rows, frames, assoc.surveys))  # DMU 3 shapes, if any
     out["flag_gaia"] = flag_gaia
     out["flag_starmask"] = starmask
     out["flag_cleaned"] = cleaned

@@ -414,7 +414,31 @@ def _identity_columns(
             )
         cols.values["stellarity"] = st
         cols.desc["stellarity"] = "0 extended .. 1 point-like"
+    _shape(raw, c, rows, label, units, cols)
     return cols
+
+
+def _shape(raw, c, rows: np.ndarray, label: str, units: dict, cols: _Columns) -> None:
+    """Stage "checks", part 3: size and shape columns in HELP names (DMU 3)."""
+    from skysense.catalog.morphology import SHAPE_DESCRIPTIONS, SHAPE_UNITS, shape_columns
+
+    keys = ("r_half", "axis_ratio", "ellipticity", "pa")
+    named = {k: getattr(c, k) for k in keys if getattr(c, k) is not None}
+    if not named:
+        return
+    vals = {k: _numeric(raw[col], col, label)[rows] for k, col in named.items()}
+    if "r_half" in vals:
+        vals["r_half"] = vals["r_half"] * _angle_factor(units, named["r_half"], label, "arcsec")
+    if "pa" in vals:
+        vals["pa"] = vals["pa"] * _angle_factor(units, named["pa"], label, "deg")
+    shapes = shape_columns(
+        vals.get("r_half"), vals.get("axis_ratio"), vals.get("ellipticity"), vals.get("pa"),
+        names=named, rows=rows, path=label,
+    )  # fmt: skip
+    for name, v in shapes.items():
+        cols.values[name] = v
+        cols.units[name] = SHAPE_UNITS[name]
+        cols.desc[name] = SHAPE_DESCRIPTIONS[name]
 
 
 def _photometry_columns(

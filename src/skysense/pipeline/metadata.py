@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from skysense.catalog.morphology import SHAPE_DESCRIPTIONS, SHAPE_UCDS, SHAPE_UNITS
+
 __all__ = ["masterlist_meta", "xid_meta"]
 
 _EM = {
@@ -51,6 +53,12 @@ _FIXED = {
     "reliability": ("", "stat.probability;meta.id.cross", "Reliability of the radio ID"),
     "flag_radio_multi": ("", "meta.code.multip", "Several radio sources or candidates (radio ID)"),
 }
+
+
+# Morphology (DMU 3): sizes and shapes from the priority survey (skysense.catalog.morphology).
+_FIXED.update(
+    {name: (SHAPE_UNITS[name], SHAPE_UCDS[name], SHAPE_DESCRIPTIONS[name]) for name in SHAPE_UCDS}
+)
 
 
 def _em(band: str) -> str:

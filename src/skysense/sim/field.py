@@ -33,6 +33,7 @@ from skysense.errors import InputError
 from skysense.sim.maps import DEFAULT_MAPS, MapSpec, make_maps, map_sources
 from skysense.sim.radio import DEFAULT_RADIO, RadioSpec, make_radio_catalogue, radio_config
 from skysense.sim.sed import BANDS, EFFECTIVE_WAVELENGTH_UM, VEGA_TO_AB
+from skysense.sim.shapes import galaxy_shapes
 from skysense.sim.sky import TRUTH_EPOCH, simulate_sky, truth_table
 from skysense.sim.surveys import (
     DEFAULT_SURVEYS,
@@ -80,6 +81,9 @@ def _column_units(spec: SurveySpec) -> dict[str, str]:
     for b in spec.bands:
         for col in (b.total, b.total_err, b.aperture, b.aperture_err):
             units[col] = unit
+    if spec.shape_columns is not None:
+        units[spec.shape_columns[0]] = "arcsec"
+        units[spec.shape_columns[2]] = "deg"
     return units
 
 
@@ -265,9 +269,11 @@ def write_field(
                 del sim_map
                 t0 = tick(f"map {spec.band}", t0)
             map_sources(sky).to_parquet(tmp / "truth" / "map_sources.parquet", index=False)
-            sky.galaxies[_GALAXY_PROPERTIES].to_parquet(
-                tmp / "truth" / "galaxy_properties.parquet", index=False
-            )
+            props = sky.galaxies[_GALAXY_PROPERTIES]
+            shapes = galaxy_shapes(sky.seed, props["object_id"].to_numpy())  # DMU 3 truth
+            props = props.assign(axis_ratio=shapes["axis_ratio"].to_numpy(),
+                                 pa_deg=shapes["pa_deg"].to_numpy())  # fmt: skip
+            props.to_parquet(tmp / "truth" / "galaxy_properties.parquet", index=False)
 
             manifest = {
                 "seed": int(seed),

@@ -113,6 +113,12 @@ class SurveySpec:
     duplicate_mag, duplicate_fraction : float
         Objects brighter than ``duplicate_mag`` (AB, detection band) get a spurious second
         detection with probability ``duplicate_fraction``.
+    shape_columns : (str, str, str), optional
+        Columns of the measured radius (arcsec), axis ratio (or ellipticity, see
+        ``shape_kind``) and PA (deg east of north) (:mod:`skysense.sim.shapes`); None: none.
+    shape_kind : {"axis_ratio", "ellipticity"}
+    seeing_fwhm_arcsec : float, arcsec
+        Seeing of the shape measurement.
     """
 
     name: str
@@ -134,6 +140,9 @@ class SurveySpec:
     aperture_radius_arcsec: float = 1.0
     duplicate_mag: float = 18.5
     duplicate_fraction: float = 0.3
+    shape_columns: tuple[str, str, str] | None = None
+    shape_kind: str = "axis_ratio"
+    seeing_fwhm_arcsec: float = 0.8
 
     @property
     def file_name(self) -> str:
@@ -176,6 +185,9 @@ DEFAULT_SURVEYS: tuple[SurveySpec, ...] = (
         ra_column="ALPHA_J2000",
         dec_column="DELTA_J2000",
         stellarity_column="CLASS_STAR",
+        shape_columns=("FLUX_RADIUS", "ELLIPTICITY", "THETA_WORLD"),
+        shape_kind="ellipticity",
+        seeing_fwhm_arcsec=0.9,
         id_style="int",
         pos_sigma_arcsec=0.12,
         offset_ra_arcsec=0.15,
@@ -210,6 +222,8 @@ DEFAULT_SURVEYS: tuple[SurveySpec, ...] = (
         ra_column="i_ra",
         dec_column="i_dec",
         stellarity_column="i_stellarity",
+        shape_columns=("i_hlr", "i_axis_ratio", "i_pa"),
+        seeing_fwhm_arcsec=0.6,
         id_style="bigint",
         pos_sigma_arcsec=0.08,
         offset_ra_arcsec=-0.12,
@@ -516,6 +530,8 @@ def make_survey_catalogue(
             table[col_err] = np.where(bad, missing, 1.0857362 * err / np.where(bad, 1.0, val))
     if spec.stellarity_column is not None:
         table[spec.stellarity_column] = stellarity[order]
+    if spec.shape_columns is not None:
+        table.update(_shapes(sky, spec, cand, snr, order))
     frame = pd.DataFrame(table)
     rows = pd.DataFrame(
         {
@@ -530,11 +546,33 @@ def make_survey_catalogue(
     )
 
 
+def _shapes(sky: Sky, spec: SurveySpec, cand: pd.DataFrame, snr, order) -> dict:
+    """Measured shape columns of the kept detections (their own random sub-stream, so the
+    other columns of the survey do not change with them)."""
+    from skysense.sim.shapes import galaxy_shapes, measure_shapes
+
+    rng = substream(sky.seed, f"survey.{spec.name}.shapes")
+    oid = cand.object_id.to_numpy()[order]
+    star = cand.is_star.to_numpy()[order]
+    truth = galaxy_shapes(sky.seed, sky.galaxies.object_id.to_numpy()).set_index("object_id")
+    q = truth["axis_ratio"].reindex(oid).fillna(1.0).to_numpy()
+    pa = truth["pa_deg"].reindex(oid).fillna(0.0).to_numpy()
+    q = np.where(star, 1.0, q)
+    m = measure_shapes(cand.r_half.to_numpy()[order], q, pa, snr[order],
+                       spec.seeing_fwhm_arcsec, rng)  # fmt: skip
+    r_col, q_col, pa_col = spec.shape_columns
+    shape = m["axis_ratio"] if spec.shape_kind == "axis_ratio" else 1.0 - m["axis_ratio"]
+    return {r_col: m["r_half"], q_col: shape, pa_col: m["pa"]}
+
+
 def survey_config(spec: SurveySpec) -> dict:
     """The survey configuration of ``spec`` (``file`` relative to the config file)."""
     columns = {"id": spec.id_column, "ra": spec.ra_column, "dec": spec.dec_column}
     if spec.stellarity_column is not None:
         columns["stellarity"] = spec.stellarity_column
+    if spec.shape_columns is not None:
+        r_col, q_col, pa_col = spec.shape_columns
+        columns.update({"r_half": r_col, spec.shape_kind: q_col, "pa": pa_col})
     bands = []
     for b in spec.bands:
         if spec.photometry == "flux":
