@@ -65,6 +65,18 @@ def test_bayes_estimates_match_explicit_sum(toy_ssp, toy_dust, toy_filters):
     assert res["bayes_mstar"] == pytest.approx(mean, abs=1e-9)
     assert res["bayes_mstar_err"] == pytest.approx(std, rel=1e-6)
     assert res["best_mstar"] == pytest.approx(lm[np.argmin(chi2)], abs=1e-9)
+    # energy balance: each half fitted alone by an explicit loop
+    ir = grid.band_pivot_um >= 10
+    alone = 0.0
+    for half in (~ir, ir):
+        c2 = []
+        for mm in m:
+            sh = np.sum((flux * mm * iv)[half]) / np.sum((mm * mm * iv)[half])
+            c2.append(np.sum(((flux - max(sh, 0) * mm) ** 2 * iv)[half]))
+        alone += min(c2)
+    assert res["delta_chi2_eb"] == pytest.approx(chi2.min() - alone, rel=1e-6, abs=1e-6)
+    r = (flux - s[np.argmin(chi2)] * m[np.argmin(chi2)]) ** 2 * iv
+    assert res["chi2_ir"] == pytest.approx(r[ir].sum() / ir.sum(), rel=1e-6)
 
 
 def test_bad_input_is_named():

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.special import log_ndtr
 
 from skysense.errors import InputError
+from skysense.sed import _kernels
 from skysense.sed.filters import IR_MIN_UM
 from skysense.sed.grid import EXTENSIVE, PARAMETERS, ModelGrid
 
@@ -113,21 +114,16 @@ def best_scale_chi2(flux, inv_var, upper, models, return_curvature: bool = False
     -------
     (scale, chi2[, curvature]) : ndarrays (n_obj, n_mod)
     """
-    m = np.asarray(models, dtype=float)
-    det = np.where(upper, 0.0, inv_var)
+    m = np.ascontiguousarray(models, dtype=float)
+    det = np.ascontiguousarray(np.where(upper, 0.0, inv_var))
+    flux = np.ascontiguousarray(flux, dtype=float)
     a = np.sum(flux**2 * det, axis=1)[:, None]
-    b = (flux * det) @ m.T
-    c = det @ (m**2).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(c > 0, b / c, 0.0)
-    s = np.clip(s, 0.0, None)
-    chi2 = a - 2 * s * b + s**2 * c
-    rows = np.flatnonzero(upper.any(axis=1))
-    if rows.size:
-        for i in rows:
-            s[i], chi2[i] = _newton_upper(
-                flux[i], inv_var[i], upper[i], m, s[i], b[i], c[i], a[i, 0]
-            )
+    shape = (flux.shape[0], m.shape[0])
+    s, chi2, c = np.empty(shape), np.empty(shape), np.empty(shape)
+    _kernels.scale_chi2_detections(flux, det, m, s, chi2, c)
+    for i in np.flatnonzero(upper.any(axis=1)):
+        b = m @ (flux[i] * det[i])
+        s[i], chi2[i] = _newton_upper(flux[i], inv_var[i], upper[i], m, s[i], b, c[i], a[i, 0])
     if return_curvature:
         return s, chi2, c
     return s, chi2
@@ -296,9 +292,27 @@ class _Moments:
             out[f"bayes_{q}_err"] = np.sqrt(np.maximum(self.m2[q] / self.total - mean**2, 0.0))
 
 
+def _quantity_tables(grid):
+    """(log10 extensive per model (n_mod, 5), intensive per model (n_mod, n_q), their names)."""
+    log_ext = np.stack([np.log10(np.maximum(grid.props[q], _LOG_FLOOR)) for q in EXTENSIVE], axis=1)
+    names = ("a_v", "a_fuv", *PARAMETERS)
+    intensive = np.stack(
+        [np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q]) for q in names], axis=1
+    )
+    return np.ascontiguousarray(log_ext), np.ascontiguousarray(intensive, dtype=float), names
+
+
 def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> None:
     valid = grid.valid[k]
-    s, chi2, curv = best_scale_chi2(f, iv, up, models, return_curvature=True)
+    alone_all = None
+    if up.any():
+        s, chi2, curv = best_scale_chi2(f, iv, up, models, return_curvature=True)
+    else:  # one fused pass gives the joint fit and both halves fitted alone
+        shape = (f.shape[0], models.shape[0])
+        s, chi2, curv = np.empty(shape), np.empty(shape), np.empty(shape)
+        alone_all = np.empty(f.shape[0])
+        _kernels.scale_chi2_split(np.ascontiguousarray(f), np.ascontiguousarray(iv), ir, models,
+                                  valid, s, chi2, curv, alone_all)  # fmt: skip
     chi2 = np.where(valid[None, :], chi2, np.inf)
     best = np.argmin(chi2, axis=1)
     idx = np.arange(rows.size)
@@ -326,8 +340,8 @@ def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> Non
             term = np.where(ups, 0.0, r**2 * iv_h)
             n_h = (iv_h > 0).sum(axis=1)
             out[name][b_rows] = np.where(n_h > 0, term.sum(axis=1) / np.maximum(n_h, 1), np.nan)
-        alone = np.zeros(sel.size)
-        for half in (~ir, ir):
+        alone = np.zeros(sel.size) if alone_all is None else alone_all[sel]
+        for half in (~ir, ir) if alone_all is None else ():
             iv_h = np.where(half[None, :], ivs, 0.0)
             if not np.any(iv_h > 0):
                 continue
@@ -341,27 +355,18 @@ def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> Non
             p = np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q])
             out[f"best_{q}"][b_rows] = p[bsel]
 
-    # likelihood weights over the grid; the node's evidence weighs it against other nodes
-    w = np.exp(-0.5 * (chi2 - chi2_min[:, None]))
-    norm = w.sum(axis=1)
-    log_evidence = -0.5 * chi2_min + np.log(norm) + log_prior
-    w /= norm[:, None]
-    wls = w * log_s
-    mean_ls = wls.sum(axis=1)
-    # the normalisation's own uncertainty (Gaussian, 1 / curvature) widens every extensive
-    # quantity: E[(log s)^2] gains var(log10 s) = 1 / (C s^2 ln(10)^2) per model
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var_ls = np.where((curv > 0) & (s > 0), 1.0 / (curv * (s * np.log(10)) ** 2), 0.0)
-    mean_ls2 = (wls * log_s).sum(axis=1) + (w * np.minimum(var_ls, 1.0)).sum(axis=1)
-    means, seconds = {}, {}
-    for q in EXTENSIVE:
-        lx = np.log10(np.maximum(grid.props[q], _LOG_FLOOR))
-        means[q] = mean_ls + w @ lx
-        seconds[q] = mean_ls2 + 2 * (wls @ lx) + w @ lx**2
-    for q in ("a_v", "a_fuv", *PARAMETERS):
-        p = np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q])
-        means[q] = w @ p
-        seconds[q] = w @ p**2
+    # likelihood-weighted moments over the grid (one fused pass); the node's evidence weighs
+    # it against other nodes. The normalisation's own uncertainty (Gaussian, 1 / curvature)
+    # widens every extensive quantity: E[(log s)^2] gains var(log10 s) = 1 / (C s^2 ln(10)^2).
+    log_ext, intensive, names_int = _quantity_tables(grid)
+    _, _, log_norm, m1e, m2e, m1i, m2i = _kernels.likelihood_moments(
+        chi2, s, curv, log_ext, intensive, _LOG_FLOOR
+    )
+    log_evidence = -0.5 * chi2_min + log_norm + log_prior
+    means = {q: m1e[:, j] for j, q in enumerate(EXTENSIVE)}
+    seconds = {q: m2e[:, j] for j, q in enumerate(EXTENSIVE)}
+    means.update({q: m1i[:, j] for j, q in enumerate(names_int)})
+    seconds.update({q: m2i[:, j] for j, q in enumerate(names_int)})
     acc.add(rows, log_evidence, means, seconds)
 
 
