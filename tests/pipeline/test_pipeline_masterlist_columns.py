@@ -1,5 +1,6 @@
-"""The radio step of the pipeline on the simulated field: the radio columns reach
-help.masterlist with units and UCDs, and the truth summary scores the IDs."""
+"""Columns of the rest of HELP's masterlist (issue #21) on the pipeline's simulated field: the
+radio step's columns (DMU 8/9) and the morphology columns (DMU 3) reach help.masterlist with
+units and UCDs, and the truth summary scores the radio IDs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,11 @@ import pandas as pd
 from skysense.pipeline.summary import radio_scores
 
 
-def test_radio_columns_are_published_with_units_and_ucds(completed):
-    root, report = completed
-    assert "radio" in [s.name for s in report.steps]
+def _published(root, columns: str):
+    """Rows of help.masterlist and the TAP_SCHEMA metadata of its columns."""
     con = duckdb.connect(str(root / "vo.duckdb"), read_only=True)
     try:
-        ml = con.execute(
-            "SELECT help_id, f_vla_1p4ghz, ferr_vla_1p4ghz, radio_id, lr, reliability, "
-            "flag_radio_multi FROM help.masterlist"
-        ).df()
+        ml = con.execute(f"SELECT {columns} FROM help.masterlist").df()
         cols = (
             con.execute(
                 "SELECT column_name, unit, ucd FROM TAP_SCHEMA.columns "
@@ -31,6 +28,15 @@ def test_radio_columns_are_published_with_units_and_ucds(completed):
         )
     finally:
         con.close()
+    return ml, cols
+
+
+def test_radio_columns_are_published_with_units_and_ucds(completed):
+    root, report = completed
+    assert "radio" in [s.name for s in report.steps]
+    ml, cols = _published(
+        root, "help_id, f_vla_1p4ghz, ferr_vla_1p4ghz, radio_id, lr, reliability, flag_radio_multi"
+    )
     ided = ml[ml["radio_id"].fillna("") != ""]
     rec = json.loads((root / "pipeline" / "radio" / "radio_id.json").read_text())
     assert len(ided) >= rec["n_ids"] - int(ided["flag_radio_multi"].sum()) > 0
@@ -70,3 +76,17 @@ def test_radio_scores_by_hand():
     assert s["purity"] == 2 / 3  # a -> h1 right, b -> h3 wrong, c -> h4 right
     assert s["completeness"] == 1 / 2  # correct among eligible hosts: a only
     assert s["mean_reliability"] == (0.9 + 0.6 + 0.8) / 3
+
+
+def test_shape_columns_are_published_with_units_and_ucds(completed):
+    root, _ = completed
+    ml, cols = _published(root, "r_half_arcsec, axis_ratio, pa_deg, shape_origin, stellarity")
+    measured = ml["r_half_arcsec"].notna()
+    assert measured.mean() > 0.5
+    assert set(ml.loc[measured, "shape_origin"]) <= {"suprime", "cfhtls"}
+    assert ml["axis_ratio"].dropna().between(0, 1).all()
+    assert ml["pa_deg"].dropna().between(0, 180).all()
+    assert cols.loc["r_half_arcsec", "unit"] == "arcsec"
+    assert cols.loc["r_half_arcsec", "ucd"] == "phys.angSize;src"
+    assert cols.loc["pa_deg", "unit"] == "deg" and cols.loc["pa_deg", "ucd"] == "pos.posAng"
+    assert cols.loc["axis_ratio", "ucd"] == "phys.size.axisRatio"
