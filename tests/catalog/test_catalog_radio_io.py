@@ -143,3 +143,41 @@ def test_at20g_listed_ids_recovered_and_reliability_matches_agreement(shared_dat
     assert s["expected_false_ids"] == pytest.approx(
         s["n_ids"] * (1 - sc["mean_reliability"]), abs=1.0
     )
+
+
+def test_hats_masterlist_is_rewritten_partition_by_partition_as_in_memory(small, tmp_path):
+    d, _, _ = small
+    cfg = load_radio_config(d / "radio.yaml")
+    ml = read_hats_table(d / "ml")
+    ml.drop(columns=["_healpix_29"]).to_parquet(tmp_path / "ml.parquet")
+    a = run_radio_id(cfg, d / "ml", tmp_path / "a")  # HATS: never loaded whole
+    b = run_radio_id(cfg, tmp_path / "ml.parquet", tmp_path / "b")  # one table in memory
+    a.pop("outputs")
+    b.pop("outputs")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    ta = read_hats_table(tmp_path / "a" / "masterlist").drop(columns=["_healpix_29"])
+    tb = read_hats_table(tmp_path / "b" / "masterlist").drop(columns=["_healpix_29"])
+    key = ["help_id"]
+    pd.testing.assert_frame_equal(
+        ta.sort_values(key).reset_index(drop=True),
+        tb.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    # The input's rows and columns are untouched, in the same partitions.
+    same = ta[ml.columns.drop("_healpix_29")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, ml.drop(columns=["_healpix_29"]).reset_index(drop=True))
+    import hats
+
+    cat = hats.read_hats(tmp_path / "a" / "masterlist")  # a valid HATS catalogue
+    assert cat.catalog_info.total_rows == len(ml)
+    assert sorted(p.pixel for p in cat.get_healpix_pixels()) == sorted(
+        p.pixel for p in hats.read_hats(d / "ml").get_healpix_pixels()
+    )
+    ided = ta[ta["radio_id"] != ""]
+    assoc = pd.read_parquet(tmp_path / "a" / "radio_associations.parquet")
+    assert 0 < len(ided) <= a["n_ids"]
+    assert set(ided["help_id"]) == set(assoc.loc[assoc["accepted"], "help_id"])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "radio_associations.parquet"),
+        pd.read_parquet(tmp_path / "b" / "radio_associations.parquet"),
+    )

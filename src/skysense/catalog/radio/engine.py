@@ -23,8 +23,15 @@ import pyarrow.parquet as pq
 
 from skysense._dask import compute_with_progress, dask_client
 from skysense.catalog.match import pairs_within
+from skysense.catalog.radio.identify import dense_columns
 
-__all__ = ["partition_files", "search_partition", "pairs_in_table", "find_pairs"]
+__all__ = [
+    "partition_files",
+    "search_partition",
+    "pairs_in_table",
+    "find_pairs",
+    "write_with_columns",
+]
 
 
 def partition_files(path: str | Path) -> list[tuple[str, int]]:
@@ -185,3 +192,84 @@ def find_pairs(
             )  # fmt: skip
         )
     return out.sort_values(["query", "sep_arcsec", "opt_row"], kind="stable").reset_index(drop=True)
+
+
+_SKYMAP_ORDER = 8
+
+
+def _rewrite_partition(file: str, first_row: int, pixel, sparse: pd.DataFrame, dst: str) -> dict:
+    """One masterlist partition with the radio columns, written under ``dst``."""
+    import pyarrow as pa
+
+    from skysense.catalog.hats_io import SPATIAL_INDEX_COLUMN, write_partition
+
+    table = pq.read_table(file)
+    new = dense_columns(sparse, table.num_rows, first_row)
+    table = table.drop_columns([c for c in new.columns if c in table.column_names])
+    for col in new.columns:
+        table = table.append_column(col, pa.array(new[col].to_numpy()))
+    write_partition(table, dst, *pixel)
+    cells = table.column(SPATIAL_INDEX_COLUMN).to_numpy() >> (2 * (29 - _SKYMAP_ORDER))
+    u, c = np.unique(cells, return_counts=True)
+    return {"n": table.num_rows, "histogram": dict(zip(u.tolist(), c.tolist()))}
+
+
+def write_with_columns(
+    src: str | Path,
+    dst: str | Path,
+    sparse: pd.DataFrame,
+    *,
+    catalog_name: str = "masterlist",
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> int:
+    """Copy a HATS masterlist adding the radio columns, one Dask task per partition.
+
+    Parameters
+    ----------
+    src : path-like
+        The masterlist (HATS directory).
+    dst : path-like
+        The new HATS directory (created; write it inside an atomic directory).
+    sparse : DataFrame
+        :func:`skysense.catalog.radio.identify.id_rows` (``row`` numbers the masterlist as
+        :func:`partition_files` does).
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    import dask
+    import hats.io
+    from hats.pixel_math import HealpixPixel
+
+    from skysense.catalog.hats_io import finalize_hats, hats_partitions
+
+    src = Path(src)
+    pixels = {
+        Path(hats.io.paths.pixel_catalog_file(src, HealpixPixel(o, p)).path).resolve(): (o, p)
+        for o, p in hats_partitions(src)
+    }
+    files = partition_files(src)
+    bounds = [start for _, start in files[1:]] + [None]
+    tasks, order = [], []
+    for (f, start), end in zip(files, bounds):
+        rows = sparse["row"].to_numpy()
+        sel = (rows >= start) & (rows < end if end is not None else True)
+        pix = pixels[Path(f).resolve()]
+        order.append(pix)
+        tasks.append(dask.delayed(_rewrite_partition)(f, start, pix, sparse[sel].copy(), str(dst)))
+    with dask_client(scheduler) as client:
+        if progress:
+            out = compute_with_progress(tasks, label="radio columns", client=client)
+        else:
+            out = dask.compute(*tasks)
+    histogram = np.zeros(12 * 4**_SKYMAP_ORDER, dtype=np.int64)
+    for r in out:
+        for cell, c in r["histogram"].items():
+            histogram[cell] += c
+    counts = [r["n"] for r in out]
+    finalize_hats(Path(dst), order, counts, histogram, catalog_name=catalog_name,
+                  skymap_order=_SKYMAP_ORDER)  # fmt: skip
+    return int(sum(counts))

@@ -23,6 +23,8 @@ __all__ = [
     "RadioIDResult",
     "cross_identify",
     "masterlist_columns",
+    "id_rows",
+    "dense_columns",
     "PAIR_COLUMNS",
 ]
 
@@ -283,15 +285,14 @@ def cross_identify(
     return RadioIDResult(out.reset_index(drop=True), model, thr, int(n_radio))
 
 
-def masterlist_columns(
+def id_rows(
     result: RadioIDResult,
-    n_objects: int,
     band: str,
     radio_id: np.ndarray,
     flux: np.ndarray,
     flux_err: np.ndarray,
 ) -> pd.DataFrame:
-    """Radio columns for the masterlist rows, from the accepted IDs.
+    """The radio columns of the masterlist rows that have an ID (or a flag), sparse.
 
     An object identified with several radio sources takes the one of highest reliability;
     ``flag_radio_multi`` marks it, and also marks an object whose radio source has another
@@ -300,8 +301,6 @@ def masterlist_columns(
     Parameters
     ----------
     result : RadioIDResult
-    n_objects : int
-        Masterlist rows (``opt_row`` indexes them).
     band : str
         Radio band name: the columns are ``f_<band>``, ``ferr_<band>``.
     radio_id : ndarray (n_radio,)
@@ -310,37 +309,74 @@ def masterlist_columns(
 
     Returns
     -------
-    DataFrame (n_objects,)
-        ``f_<band>``, ``ferr_<band>`` (uJy, NaN when no ID), ``radio_id`` (string, empty
-        when none), ``lr``, ``reliability`` (NaN when none), ``flag_radio_multi`` (bool).
+    DataFrame
+        ``row`` (masterlist row, increasing) and the columns of :func:`masterlist_columns`.
     """
     c = result.candidates
     acc = c[c["accepted"]].sort_values("reliability", ascending=False, kind="stable")
     rows = acc["opt_row"].to_numpy(np.int64)
     first = ~pd.Series(rows).duplicated().to_numpy()
-    multi = np.zeros(n_objects, dtype=bool)
-    counts = np.bincount(rows, minlength=n_objects)
-    multi |= counts > 1
+    multi_rows = set(rows[pd.Series(rows).duplicated(keep=False).to_numpy()].tolist())
     # Ambiguous: another candidate of the same radio source also passes the threshold.
     above = c[(c["lr"] >= result.threshold.lr) & (c["lr"] > 0)]
     n_above = above.groupby("query").size()
-    amb_q = set(n_above[n_above > 1].index)
-    amb = acc["query"].isin(amb_q).to_numpy()
-    multi[rows[amb]] = True
-    win = acc[first]
+    amb = acc["query"].isin(set(n_above[n_above > 1].index)).to_numpy()
+    multi_rows |= set(rows[amb].tolist())
+    win = acc[first].sort_values("opt_row", kind="stable")
     r = win["opt_row"].to_numpy(np.int64)
     q = win["query"].to_numpy(np.int64)
-    f = np.full(n_objects, np.nan)
-    fe = np.full(n_objects, np.nan)
-    lr = np.full(n_objects, np.nan)
-    rel = np.full(n_objects, np.nan)
-    rid = np.full(n_objects, "", dtype=object)
-    f[r] = np.asarray(flux, float)[q]
-    fe[r] = np.asarray(flux_err, float)[q]
-    lr[r] = win["lr"].to_numpy(float)
-    rel[r] = win["reliability"].to_numpy(float)
-    rid[r] = np.asarray(radio_id).astype(str)[q]
     return pd.DataFrame({
-        f"f_{band}": f, f"ferr_{band}": fe, "radio_id": rid, "lr": lr, "reliability": rel,
-        "flag_radio_multi": multi,
+        "row": r, f"f_{band}": np.asarray(flux, float)[q],
+        f"ferr_{band}": np.asarray(flux_err, float)[q],
+        "radio_id": np.asarray(radio_id).astype(str)[q].astype(object),
+        "lr": win["lr"].to_numpy(float), "reliability": win["reliability"].to_numpy(float),
+        "flag_radio_multi": np.isin(r, list(multi_rows)),
     })  # fmt: skip
+
+
+def dense_columns(sparse: pd.DataFrame, n_rows: int, first_row: int = 0) -> pd.DataFrame:
+    """The radio columns of ``n_rows`` masterlist rows from ``first_row`` on, from
+    :func:`id_rows` (rows without an ID: NaN, empty ``radio_id``, False flag)."""
+    sel = (sparse["row"] >= first_row) & (sparse["row"] < first_row + n_rows)
+    part = sparse[sel]
+    r = part["row"].to_numpy(np.int64) - first_row
+    out = {}
+    for col in sparse.columns:
+        if col == "row":
+            continue
+        if col == "radio_id":
+            v = np.full(n_rows, "", dtype=object)
+        elif col == "flag_radio_multi":
+            v = np.zeros(n_rows, dtype=bool)
+        else:
+            v = np.full(n_rows, np.nan)
+        v[r] = part[col].to_numpy()
+        out[col] = v
+    return pd.DataFrame(out)
+
+
+def masterlist_columns(
+    result: RadioIDResult,
+    n_objects: int,
+    band: str,
+    radio_id: np.ndarray,
+    flux: np.ndarray,
+    flux_err: np.ndarray,
+) -> pd.DataFrame:
+    """Radio columns for all the masterlist rows, from the accepted IDs (see :func:`id_rows`).
+
+    Parameters
+    ----------
+    result : RadioIDResult
+    n_objects : int
+        Masterlist rows (``opt_row`` indexes them).
+    band, radio_id, flux, flux_err
+        As for :func:`id_rows`.
+
+    Returns
+    -------
+    DataFrame (n_objects,)
+        ``f_<band>``, ``ferr_<band>`` (uJy, NaN when no ID), ``radio_id`` (string, empty
+        when none), ``lr``, ``reliability`` (NaN when none), ``flag_radio_multi`` (bool).
+    """
+    return dense_columns(id_rows(result, band, radio_id, flux, flux_err), n_objects)

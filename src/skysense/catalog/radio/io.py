@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from skysense._atomic import atomic_dir
 from skysense._check import check_positions, did_you_mean
 from skysense.catalog.radio.config import RadioConfig, error_covariance
-from skysense.catalog.radio.identify import RadioIDResult, cross_identify, masterlist_columns
+from skysense.catalog.radio.identify import RadioIDResult, cross_identify, dense_columns, id_rows
 from skysense.catalog.radio.lr import random_positions
 from skysense.catalog.radio.pairs import pair_table
 from skysense.errors import InputError
@@ -93,6 +94,7 @@ def identify_radio(
     *,
     scheduler: str | None = None,
     progress: bool = False,
+    extra_columns: list[str] | tuple = (),
 ) -> RadioIDResult:
     """Find the candidates of every radio source in the masterlist and identify them.
 
@@ -102,6 +104,8 @@ def identify_radio(
     masterlist : path-like or DataFrame
         HATS directory or Parquet file (searched partition by partition on Dask) or a table.
     config : RadioConfig
+    extra_columns : sequence of str
+        Masterlist columns carried into the candidates (e.g. ``help_id``).
 
     Returns
     -------
@@ -111,7 +115,9 @@ def identify_radio(
     from skysense.catalog.radio.engine import find_pairs
 
     s = config.settings
-    cols = config.optical_columns()
+    cols = config.optical_columns() + [
+        c for c in extra_columns if c not in config.optical_columns()
+    ]
     raw = find_pairs(masterlist, radio.ra, radio.dec, s.background_outer_arcsec, cols,
                      scheduler=scheduler, progress=progress)  # fmt: skip
     # Random positions far enough from the radio source that its counterpart is never within
@@ -126,6 +132,8 @@ def identify_radio(
                        config.colour)  # fmt: skip
     rpairs = pair_table(raw_rand, rra, rdec, config.magnitude, config.optical_error,
                         config.colour)  # fmt: skip
+    for c in extra_columns:
+        pairs[c] = raw[c].to_numpy()
     return cross_identify(pairs, rpairs, len(radio.ra), radio.cov, s)
 
 
@@ -181,42 +189,55 @@ def run_radio_id(
         The summary written to ``radio_id.json`` plus the output paths.
     """
     from skysense.catalog.check_io import read_masterlist
-    from skysense.catalog.hats_io import read_hats_table, write_hats
+    from skysense.catalog.hats_io import write_hats
+    from skysense.catalog.radio.engine import partition_files, write_with_columns
     from skysense.catalog.radio.plots import plot_radio_id
 
     radio = read_radio(config)
     ml_path = Path(masterlist)
     if not ml_path.exists():
         raise InputError("masterlist not found", path=ml_path)
-    hats_like = ml_path.is_dir() or ml_path.suffix.lower() in (".parquet", ".pq")
-    ml = read_hats_table(ml_path) if hats_like else read_masterlist(ml_path)
-    missing = [c for c in ["ra", "dec", *config.optical_columns()] if c not in ml.columns]
+    # A HATS masterlist is never loaded whole: searched and rewritten partition by partition.
+    hats_dir = ml_path.is_dir()
+    if hats_dir or ml_path.suffix.lower() in (".parquet", ".pq"):
+        files = partition_files(ml_path)
+        names = pq.read_schema(files[0][0]).names
+        n_objects = files[-1][1] + pq.ParquetFile(files[-1][0]).metadata.num_rows
+        ml = None if hats_dir else read_masterlist(ml_path)
+        source = ml_path
+    else:
+        ml = read_masterlist(ml_path)
+        names, n_objects, source = [str(c) for c in ml.columns], len(ml), ml
+    missing = [c for c in ["ra", "dec", *config.optical_columns()] if c not in names]
     if missing:
-        cols = [str(c) for c in ml.columns]
-        raise InputError(f"masterlist has no column {missing[0]!r}{did_you_mean(missing[0], cols)}",
+        raise InputError(f"masterlist has no column {missing[0]!r}{did_you_mean(missing[0], names)}",
                          path=ml_path, column=missing[0])  # fmt: skip
-    result = identify_radio(radio, ml_path if hats_like else ml, config,
-                            scheduler=scheduler, progress=progress)  # fmt: skip
-    cols = masterlist_columns(result, len(ml), config.band, radio.ids, radio.flux_ujy,
-                              radio.flux_err_ujy)  # fmt: skip
-    ml = ml.drop(columns=["_healpix_29", *[c for c in cols.columns if c in ml.columns]],
-                 errors="ignore")  # fmt: skip
-    ml = pd.concat([ml.reset_index(drop=True), cols], axis=1)
+    id_col = "help_id" if "help_id" in names else None
+    result = identify_radio(radio, source, config, scheduler=scheduler, progress=progress,
+                            extra_columns=[id_col] if id_col else [])  # fmt: skip
+    sparse = id_rows(result, config.band, radio.ids, radio.flux_ujy, radio.flux_err_ujy)
     c = result.candidates
-    id_col = "help_id" if "help_id" in ml.columns else None
     assoc = pd.DataFrame({
         "radio_id": radio.ids[c["query"].to_numpy()],
-        "help_id": (ml[id_col].to_numpy()[c["opt_row"].to_numpy()] if id_col
+        "help_id": (c[id_col].astype(str).to_numpy() if id_col
                     else c["opt_row"].astype(str).to_numpy()),
         "sep_arcsec": c["sep_arcsec"].to_numpy(), "mag": c["mag"].to_numpy(),
         "lr": c["lr"].to_numpy(), "reliability": c["reliability"].to_numpy(),
         "best": c["best"].to_numpy(), "accepted": c["accepted"].to_numpy(),
     })  # fmt: skip
-    summary = _summary(result, config, len(ml))
+    summary = _summary(result, config, n_objects)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         tmp = Path(tmp)
-        write_hats(ml, tmp / "masterlist", catalog_name="masterlist")
+        if ml is None:
+            write_with_columns(ml_path, tmp / "masterlist", sparse, scheduler=scheduler,
+                               progress=progress)  # fmt: skip
+        else:
+            cols = dense_columns(sparse, len(ml))
+            ml = ml.drop(columns=["_healpix_29", *[c for c in cols.columns if c in ml.columns]],
+                         errors="ignore")  # fmt: skip
+            ml = pd.concat([ml.reset_index(drop=True), cols], axis=1)
+            write_hats(ml, tmp / "masterlist", catalog_name="masterlist")
         assoc.to_parquet(tmp / "radio_associations.parquet", index=False)
         plot_radio_id(result, tmp / "radio_id.png", title=f"{config.band}: {radio.ra.size} sources")
         (tmp / "radio_id.json").write_text(json.dumps(summary, indent=2, default=float))
