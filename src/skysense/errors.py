@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "QueryError",
     "NotFittedError",
+    "unreadable_input_errors",
 ]
 
 
@@ -77,3 +78,32 @@ class QueryError(SkysenseError, ValueError):
 
 class NotFittedError(SkysenseError, AttributeError):
     """A model was used before ``fit`` (mirrors scikit-learn's exception)."""
+
+
+# Exceptions that libraries raise on a damaged or mistaken input file, by module, looked up
+# only in modules already imported (the reader that raised them was imported), so this costs
+# no import. Readers should raise InputError naming the file; these are the safety net.
+_LIBRARY_INPUT_ERRORS = {
+    "pandas.errors": ("ParserError", "EmptyDataError"),
+    "pyarrow.lib": ("ArrowException",),
+    "yaml": ("YAMLError",),
+    "astropy.io.fits.verify": ("VerifyError",),
+    "pickle": ("UnpicklingError",),
+    "zipfile": ("BadZipFile",),
+}
+
+
+def unreadable_input_errors() -> tuple[type[BaseException], ...]:
+    """Exception types meaning "this input file cannot be read" (for the CLI and other edges).
+
+    ``OSError`` (a corrupt FITS file, a raster GDAL cannot open, a missing file),
+    ``UnicodeDecodeError`` (a binary file given as text), ``EOFError`` (a file cut short) and
+    the parse errors of pandas, pyarrow, PyYAML, astropy.io.fits and NumPy's ``.npz`` reader.
+    """
+    import sys
+
+    found: list[type[BaseException]] = [OSError, UnicodeDecodeError, EOFError]
+    for module_name, names in _LIBRARY_INPUT_ERRORS.items():
+        module = sys.modules.get(module_name)
+        found += [getattr(module, n) for n in names if hasattr(module, n)]
+    return tuple(found)

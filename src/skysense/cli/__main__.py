@@ -14,8 +14,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from skysense.cli import _common
-from skysense.errors import SkysenseError
+from skysense._warnings import astropy_warnings_as_warnings
+from skysense.errors import SkysenseError, unreadable_input_errors
 
 __all__ = ["main", "build_parser"]
 
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Library warnings are held back while the verb runs: if it fails, the one error line is
     # all the user sees (with --debug, they come before the traceback); if it succeeds, they
     # are shown after its output.
-    undo = _common.astropy_warnings_as_warnings()
+    undo = astropy_warnings_as_warnings()
     try:
         with warnings.catch_warnings(record=True) as caught:
             status, failed = _run(func, args)
@@ -93,6 +93,9 @@ def _run(func, args: argparse.Namespace) -> tuple[int, bool]:
     """(exit status, whether the verb failed with a one-line error)."""
     try:
         result = func(args)
+        if isinstance(result, str):  # a verb's summary
+            print(result, flush=True)
+            result = 0
     except KeyboardInterrupt:
         print("skysense: interrupted", file=sys.stderr)
         return 130, False
@@ -107,15 +110,12 @@ def _run(func, args: argparse.Namespace) -> tuple[int, bool]:
         if args.debug:
             raise
         line = _one_line(exc)
-    except _common.unreadable_input_errors() as exc:
+    except unreadable_input_errors() as exc:
         # a library's own error about a bad file, not turned into an InputError by its reader
         if args.debug:
             raise
         line = _one_line(exc, library=True)
     else:
-        if isinstance(result, str):  # a verb's summary
-            print(result)
-            return 0, False
         return int(result or 0), False
     print(f"skysense: error: {line}", file=sys.stderr)
     return 2, True

@@ -1,4 +1,4 @@
-"""Helpers shared by the area CLI modules: a declarative option spec and the error boundary."""
+"""Helpers shared by the area CLI modules: a declarative option spec and lazy choices."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ __all__ = [
     "SCHEDULER",
     "add_scheduler_option",
     "add_lazy_choice",
-    "unreadable_input_errors",
-    "astropy_warnings_as_warnings",
 ]
 
 SCHEDULER = (
@@ -40,39 +38,37 @@ _TYPES: dict[str, Callable[[str], object]] = {
     "finite": _finite,
     "str": str,
 }
-_NARGS = {"+", "*", "?"}
+_WORDS = {
+    "flag": {"action": "store_true"},
+    "append": {"action": "append"},
+    "required": {"required": True},
+}
 
 
 def _option(line: str) -> tuple[list[str], dict]:
     """(flags or name, ``add_argument`` keywords) of one spec line; see :func:`options`."""
-    head, _, help_text = line.partition(" | ")
-    flags: list[str] = []
-    metavar: list[str] = []
-    kw: dict = {"help": help_text.strip() or None}
-    for i, word in enumerate(head.split()):
+    head, _, text = line.partition(" | ")
+    first, *words = head.split()
+    flags, metavar, kw = [first], [], {"help": text.strip() or None}
+    for word in words:
         key, eq, value = word.partition("=")
-        if word.startswith("-") or i == 0:
+        if word.startswith("-"):
             flags.append(word)
-        elif word in ("append", "required"):
-            kw["action" if word == "append" else "required"] = word if word == "append" else True
-        elif word == "flag":
-            kw["action"] = "store_true"
+        elif word in _WORDS:
+            kw.update(_WORDS[word])
         elif key in _TYPES or key.startswith("{"):
+            conv = _TYPES.get(key, str)
             if key.startswith("{"):
                 kw["choices"] = key.strip("{}").split(",")
-                conv: Callable[[str], object] = str
-            else:
-                conv = _TYPES[key]
-                if key != "str":
-                    kw["type"] = conv
-            if eq:
-                many = key not in ("str",) and "," in value
-                kw["default"] = [conv(v) for v in value.split(",")] if many else conv(value)
+            elif conv is not str:
+                kw["type"] = conv
+            if eq:  # a default; a comma-separated one is a list (of a multi-valued option)
+                values = [value] if conv is str else [conv(v) for v in value.split(",")]
+                kw["default"] = values if len(values) > 1 else values[0]
         else:
             metavar.append(word)
-    if metavar and metavar[-1][-1] in _NARGS:
-        kw["nargs"] = metavar[-1][-1]
-        metavar[-1] = metavar[-1][:-1]
+    if metavar and metavar[-1][-1] in "+*?":
+        metavar[-1], kw["nargs"] = metavar[-1][:-1], metavar[-1][-1]
     if len(metavar) > 1:
         kw["nargs"] = len(metavar)
     if metavar:
@@ -172,91 +168,3 @@ def add_lazy_choice(
     area can take its choices from a module that imports heavy libraries.
     """
     parser.add_argument(flag, action=_LazyChoice, load=load, default=default, metavar=metavar)
-
-
-# Exceptions that libraries raise on a damaged or mistaken input file, by module, looked up
-# only in modules already imported (the reader that raised them was imported), so this costs
-# no import. Readers should raise InputError naming the file; these are the safety net.
-_LIBRARY_INPUT_ERRORS = {
-    "pandas.errors": ("ParserError", "EmptyDataError"),
-    "pyarrow.lib": ("ArrowException",),
-    "yaml": ("YAMLError",),
-    "astropy.io.fits.verify": ("VerifyError",),
-    "pickle": ("UnpicklingError",),
-    "zipfile": ("BadZipFile",),
-}
-
-
-def unreadable_input_errors() -> tuple[type[BaseException], ...]:
-    """Exception types meaning "this input file cannot be read", for the CLI's boundary.
-
-    ``OSError`` (a corrupt FITS file, a raster GDAL cannot open, a missing file),
-    ``UnicodeDecodeError`` (a binary file given as text), ``EOFError`` (a file cut short) and
-    the parse errors of pandas, pyarrow, PyYAML, astropy.io.fits and NumPy's ``.npz`` reader.
-    """
-    import sys
-
-    found: list[type[BaseException]] = [OSError, UnicodeDecodeError, EOFError]
-    for module_name, names in _LIBRARY_INPUT_ERRORS.items():
-        module = sys.modules.get(module_name)
-        found += [getattr(module, n) for n in names if hasattr(module, n)]
-    return tuple(found)
-
-
-def _stop_astropy_logging_warnings(astropy) -> None:
-    log = getattr(astropy, "log", None)
-    if log is None or not log.warnings_logging_enabled():
-        return
-    try:
-        log.disable_warnings_logging()
-    except Exception:  # astropy.logger.LoggingError
-        # showwarning was replaced since (by pytest, say): astropy does not print them now
-        pass
-
-
-class _AfterAstropyImport:
-    """Meta-path finder: once ``astropy`` has been imported, stop it logging warnings."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != "astropy":
-            return None
-        import importlib.util
-        import sys
-
-        sys.meta_path.remove(self)  # one use; find the real package without this finder
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            _stop_astropy_logging_warnings(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-def astropy_warnings_as_warnings() -> Callable[[], None]:
-    """Let astropy's warnings reach :mod:`warnings` like any library's; returns an undo.
-
-    astropy's logger replaces ``warnings.showwarning`` when astropy is imported and prints
-    its own warnings at once ("WARNING: ... [astropy.io.fits...]"), past the CLI's
-    ``catch_warnings`` that holds warnings back until the verb has succeeded or failed.
-    The verbs import astropy lazily, so it is switched off right after that import (or now,
-    if astropy is already loaded). The returned function removes the import hook if astropy
-    was never imported.
-    """
-    import sys
-
-    if "astropy" in sys.modules:
-        _stop_astropy_logging_warnings(sys.modules["astropy"])
-        return lambda: None
-    finder = _AfterAstropyImport()
-    sys.meta_path.insert(0, finder)
-
-    def undo() -> None:
-        if finder in sys.meta_path:
-            sys.meta_path.remove(finder)
-
-    return undo
