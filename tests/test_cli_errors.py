@@ -337,6 +337,7 @@ CASES: dict[tuple[str, str], tuple[Argv, dict[str, tuple[str, ...]]]] = {
 # File arguments checked elsewhere or deliberately not here, with the reason.
 ELSEWHERE = {
     "xid": "every file of every xid verb: tests/xid/test_xid_cli_errors.py",
+    "sed": "every file of every sed verb: tests/sed/test_sed_cli_errors.py",
 }
 NOT_HERE = {
     ("astrocast", "forecast", "shapes"): "read only with --plot-map, after the forecast",
