@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 from _vo_support import ServerThread, fresh_postgres, server_settings
 from astropy.coordinates import SkyCoord, search_around_sky
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from skysense.errors import QueryError
@@ -330,3 +330,48 @@ def test_join_cells_cover_every_point_of_each_circle(seed, where, log_r, depth_s
     have = set(zip(row.tolist(), cell.tolist()))
     missing = [(int(a), int(b)) for a, b in zip(i, pts) if (int(a), int(b)) not in have]
     assert not missing, missing[:5]
+
+
+OUTER = {
+    # (ADQL, the preserved side)
+    "left": (
+        "SELECT a.id, b.id FROM j.a AS a LEFT OUTER JOIN j.b AS b "
+        "ON 1 = CONTAINS(POINT(b.ra, b.dec), CIRCLE(a.ra, a.dec, {r}))",
+        "a",
+    ),
+    "right": (
+        "SELECT a.id, b.id FROM j.b AS b RIGHT JOIN j.a AS a "
+        "ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) <= {r}",
+        "a",
+    ),
+    "left_big": (
+        "SELECT a.id, b.id FROM j.b AS b LEFT JOIN j.a AS a "
+        "ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, {r})) AND a.id >= 0",
+        "b",
+    ),
+}
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(c=catalogues, kind=st.sampled_from(sorted(OUTER)))
+def test_outer_joins(backend, c, kind):
+    """LEFT/RIGHT joins: every pair once, and every unmatched row of the preserved side once
+    with NULLs."""
+    r, (ra_a, dec_a), (ra_b, dec_b) = make_pair(backend, c)
+    adql, keep = OUTER[kind]
+    want, edge = truth(ra_a, dec_a, ra_b, dec_b, r)
+    assume(not edge)
+    tr = translate(adql.format(r=repr(r)), dialect=backend.dialect, catalog=backend.catalog())
+    assert_indexed(backend, tr.sql)
+    t = backend.query(tr.sql, aux=tr.aux)
+    rows = list(zip(t.column(0).to_pylist(), t.column(1).to_pylist()))
+    if keep == "a":
+        matched = {i for i, _ in want}
+        want_rows = want | {(i, None) for i in range(len(ra_a)) if i not in matched}
+    else:
+        matched = {j for _, j in want}
+        want_rows = want | {(None, j) for j in range(len(ra_b)) if j not in matched}
+    assert len(rows) == len(set(rows)) == len(want_rows), tr.sql
+    assert set(rows) == want_rows, tr.sql

@@ -431,11 +431,20 @@ def test_outer_join_crossmatch_keeps_unmatched_rows(duck):
         dialect="duckdb",
         catalog=cat,
     )
-    assert not tr.aux  # no helper table in an outer join: exact test only
+    # The helper cells join the side that may be missing (issue #23): "u LEFT JOIN (s JOIN
+    # cells ON cell) ON link AND exact".
+    (cells,) = tr.aux
+    assert re.search(r'LEFT JOIN \("test"\."sky" AS "t\d+" JOIN "_hpx_cells_0"', tr.sql), tr.sql
+    duck.register("cells_df2", _cells_frame(cells, up))
+    duck.execute(f'CREATE OR REPLACE TEMP TABLE "{cells.name}" AS SELECT * FROM cells_df2')
     rows = duck.execute(tr.sql).fetchall()
     assert {r[0] for r in rows} == set(up["uid"].tolist())
     matched = sorted((a, b) for a, b in rows if b is not None)
     assert matched == _pairs_truth(up, 0.0005)
+    # Every row once: a pair once, an unmatched upload row once (with NULL).
+    unmatched = {a for a, b in rows if b is None}
+    assert len(rows) == len(matched) + len(unmatched)
+    assert not unmatched & {a for a, _ in matched}
 
 
 def test_tiny_radius_precision(duck):

@@ -290,7 +290,13 @@ def _translate(state, adql, maxrec, uploads, timeout_s, handle, deadline):
             tables[up.info.name] = up.info
         catalog = SchemaCatalog(tables=tables)
     translation = translate(
-        adql, dialect=backend.dialect, catalog=catalog, maxrec=maxrec, deadline=deadline
+        adql,
+        dialect=backend.dialect,
+        catalog=catalog,
+        maxrec=maxrec,
+        deadline=deadline,
+        # Positional joins that cannot use the sky index are refused above this (issue #23).
+        max_unindexed_pairs=settings.max_unindexed_pairs,
     )
     deadline.check("translating")
     return translation, maxrec, limit_s, deadline

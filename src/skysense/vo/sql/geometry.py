@@ -312,7 +312,9 @@ class GeometryMixin:
 
     # ---- cross-match joins -----------------------------------------------------------------
 
-    def crossmatch(self, node, s: _Scope, where: str, cells_out, local=None) -> str | None:
+    def crossmatch(
+        self, node, s: _Scope, where: str, cells_out, local=None, optional=None
+    ) -> str | None:
         """SQL for a top-level positional-join conjunct using the sky index, or None.
 
         ``DISTANCE(a, b) < r`` (or ``<=``, ``>``, ``>=`` mirrored) and ``1 = CONTAINS(POINT(a),
@@ -323,6 +325,9 @@ class GeometryMixin:
         ``q3c_join``. Otherwise a helper table of HEALPix cells per circle-side row, joined by
         cell equality (an upload: :class:`HealpixCells`; any other table:
         :class:`~skysense.vo.sql.joincells.JoinCells`). The exact test is the conjunct itself.
+
+        ``optional``: for the ON of a LEFT or RIGHT join, the ids of the sources on the side
+        that may be missing; the helper table then joins that side (see :meth:`_indexed_join`).
         """
         prox = _proximity(node)
         if prox is None:
@@ -349,12 +354,16 @@ class GeometryMixin:
                 continue
             if not const and not self._radius_of(r_node, s, u_src):
                 continue
+            if optional is not None and (id(u_src) in optional) == (id(m_src) in optional):
+                continue
             options.append((m_pt, u_pt, m_src, u_src))
         # Uploads make the circle side first (as before); else the smaller table does, so the
         # helper table stays small and the large table is probed once.
         options.sort(key=lambda o: (not _is_upload(o[3]), _n_rows(o[3]), -_n_rows(o[2])))
         for m_pt, u_pt, m_src, u_src in options:
-            sql = self._indexed_join(node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r)
+            sql = self._indexed_join(
+                node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r, optional
+            )
             if sql is not None:
                 return sql
         return None
@@ -370,7 +379,9 @@ class GeometryMixin:
                     return False
         return True
 
-    def _indexed_join(self, node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r: _E):
+    def _indexed_join(
+        self, node, s, where, cells_out, m_pt, u_pt, m_src, u_src, r: _E, optional=None
+    ):
         const = r.is_const and r.const is not None
         rad = float(r.const) if const else None
         exact = self.expr(node, s).sql
@@ -383,7 +394,9 @@ class GeometryMixin:
             return f"({q} AND {exact})"
         if m_src.table.hpx_column is None:
             return None
-        if const and (rad < 0 or rad >= _MAX_INDEXED_RADIUS_DEG):
+        # An upload's ranges (radii of degrees) served up to 30 deg before the cell joins.
+        limit = 30.0 if _is_upload(u_src) else _MAX_INDEXED_RADIUS_DEG
+        if const and (rad < 0 or rad >= limit):
             return None
         order = m_src.table.hpx_order
         hcol = f"{m_src.alias}.{quote_ident(m_src.table.hpx_column)}"
@@ -446,6 +459,14 @@ class GeometryMixin:
             # ~10x slower for 20,000 rows against 10 million).
             rng = f'{_shifted(hcol, order, depth)} = {c_alias}."cell"'
         if where == "ON":
+            if optional is not None and id(m_src) in optional:
+                # An outer join whose indexed table may be missing: the cells join that side,
+                # "u LEFT JOIN (m JOIN cells ON cell = m's cell) ON link AND exact". Each m row
+                # meets one cell of a u row, so each pair comes once; an unmatched u row once.
+                cells_out.append((c_alias, m_src, f"{quote_ident(name)} AS {c_alias} ON {rng}"))
+                return f"({link} AND {exact})"
+            # Inner joins, and outer joins whose circle side may be missing: the cells join the
+            # circle side ("m LEFT JOIN (u JOIN cells ON link) ON cell = m's cell AND exact").
             cells_out.append((c_alias, u_src, f"{quote_ident(name)} AS {c_alias} ON {link}"))
             return f"({rng} AND {exact})"
         s.pending_xm.append(

@@ -362,19 +362,24 @@ class SelectMixin:
                     merged = lc.sql
                 s.merged[name.lower()] = (merged, lc.info, {id(x) for x in left_srcs + right_srcs})
             return f"{lsql} {kind} {rsql} ON " + " AND ".join(conds)
-        # ON: cross-match helpers only for inner joins (outer joins must keep unmatched rows).
+        # ON: cross-match helpers for inner joins, and for LEFT/RIGHT joins joined to the side
+        # that may be missing (FULL joins keep unmatched rows of both sides: none).
         cells: list = []
+        optional = None
+        if node.kind in ("LEFT", "RIGHT"):
+            optional = {id(x) for x in (right_srcs if node.kind == "LEFT" else left_srcs)}
         on = self.condition(
             node.on,
             s,
             "ON",
-            cells_ok=node.kind == "INNER",
+            cells_ok=node.kind in ("INNER", "LEFT", "RIGHT"),
             cells_out=cells,
             local=left_srcs + right_srcs,
+            optional=optional,
         )
-        for _cell_alias, u_src, cell_sql in cells:
-            # Join the helper cells to the side holding the uploaded table.
-            if u_src in left_srcs:
+        for _cell_alias, side_src, cell_sql in cells:
+            # Join the helper cells to the side the cross-match chose.
+            if any(side_src is x for x in left_srcs):
                 lsql = f"({lsql} JOIN {cell_sql})"
             else:
                 rsql = f"({rsql} JOIN {cell_sql})"

@@ -140,11 +140,21 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
     # ---- conditions ------------------------------------------------------------------------
 
     def condition(
-        self, node, s, where: str, *, agg_ok=False, cells_ok=False, cells_out=None, local=None
+        self,
+        node,
+        s,
+        where: str,
+        *,
+        agg_ok=False,
+        cells_ok=False,
+        cells_out=None,
+        local=None,
+        optional=None,
     ) -> str:
         """A boolean expression; top-level AND-ed conjuncts may use cross-match helpers.
 
-        ``local``: the FROM sources a join condition may pair (default: the scope's own).
+        ``local``: the FROM sources a join condition may pair (default: the scope's own);
+        ``optional``: ids of the sources an outer join may leave missing (ON of LEFT/RIGHT).
         A positional comparison between two tables that gets no index is refused when the
         tables hold more than ``max_unindexed_pairs`` pairs (:meth:`_refuse_unindexed`).
         """
@@ -154,7 +164,7 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         for c in conjuncts:
             sql = None
             if cells_ok:
-                sql = self.crossmatch(c, s, where, cells_out, local)
+                sql = self.crossmatch(c, s, where, cells_out, local, optional)
             if sql is None and self.max_unindexed_pairs is not None:
                 self._refuse_unindexed(c, conjuncts, s, local)
             if sql is None:
