@@ -65,20 +65,13 @@ def _show_progress() -> bool:
 
 
 def _prepare(args) -> str:
-    from tqdm.auto import tqdm
-
+    from skysense._dask import progress
     from skysense.catalog.preparation import STAGES
     from skysense.catalog.prepare_io import describe_prepared, prepare_survey, write_prepared
 
-    with tqdm(total=len(STAGES) + 1, desc="prepare", unit="step",
-              disable=not _show_progress()) as bar:  # fmt: skip
-
-        def advance(stage: str) -> None:
-            bar.set_postfix_str(stage)
-            bar.update(1)
-
+    with progress(len(STAGES) + 1, "prepare", unit="steps") as update:
         result = prepare_survey(args.config, reference=args.reference, moc_order=args.moc_order,
-                                plots_dir=args.plots, progress=advance)  # fmt: skip
+                                plots_dir=args.plots, progress=lambda stage: update())  # fmt: skip
     paths = write_prepared(result, args.out, moc_out=args.moc_out, provenance_out=args.provenance)
     return describe_prepared(result, paths)
 

@@ -135,24 +135,16 @@ def _write_json(path: str | None, data: dict) -> None:
 
 
 def _train(args) -> None:
-    from skysense.landuse.estimator import train_model
+    from skysense.landuse.estimator import describe_training, train_model
     from skysense.landuse.io import save_model
 
     X, y, spec, scheme = _load_samples(args)
     model = train_model(X, y, spec, scheme, classifier=args.classifier, params=_params(args),
                         tune=args.tune, cv=args.cv, random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
     save_model(model, args.output, X_train=X, y_train=y)
-    info = model.info_
-    counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in info["n_samples"].items())
-    print(f"trained {args.classifier} on {len(y)} samples ({counts}); {len(spec.names)} "
-          f"features: {', '.join(spec.names)}")  # fmt: skip
-    if "oob_accuracy" in info:
-        print(f"out-of-bag accuracy {info['oob_accuracy']:.4f}")
-    if "cv_tuning" in info:
-        t = info["cv_tuning"]
-        print(f"{t['folds']}-fold CV chose {t['best_params']} (accuracy {t['best_accuracy']:.4f})")
+    print(describe_training(model, len(y)))
     print(f"model written to {args.output}")
-    _write_json(args.json, info)
+    _write_json(args.json, model.info_)
 
 
 def _evaluate(args) -> None:

@@ -132,44 +132,33 @@ def _say(text: str) -> None:
 
 
 def _fit(args) -> None:
-    from skysense.xid.fit import fit
-    from skysense.xid.io import write_outputs
-
-    maps, prior, kw = _inputs(args)
-    result = fit(maps, prior, **kw)
-    write_outputs(result, args.out)
-    cat = result.catalogue()
-    flagged = sum(int(cat[c].sum()) for c in cat.columns if c.startswith("flag_xid_"))
-    _say(f"fitted {len(prior)} prior sources in {len(maps)} band(s); {len(result.unfitted)} "
-         f"source-band(s) not fittable (see unfitted.csv); {flagged} source-band(s) flagged; "
-         f"outputs in {args.out}")  # fmt: skip
-
-
-def _fit_tiles(args, fitter=None, inputs=None) -> None:
-    from skysense.xid.engine import fit_tiles
-
-    maps, prior, kw = inputs or _inputs(args)
-    kw = {**kw, **({"fitter": fitter} if fitter else {})}
-    cat = fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
-                    sources_per_tile=args.sources_per_tile, buffer_arcsec=args.buffer_arcsec,
-                    **kw)  # fmt: skip
-    _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
-
-
-def _fit_sed(args) -> None:
-    from skysense.xid.fit import fit_sed_maps
+    """``fit``, ``fit-tiles`` and ``fit-sed`` (with ``--tiles``)."""
+    from skysense.xid.fit import fit, fit_sed_maps
     from skysense.xid.io import read_templates, write_outputs
 
     maps, prior, kw = _inputs(args)
-    kw.update(templates=read_templates(args.templates, bands=args.band),
-              z_column=args.redshift_column, z_err_column=args.redshift_error_column,
-              log_norm_bounds=tuple(args.log_norm_bounds), scatter_fraction=args.scatter)  # fmt: skip
-    if args.tiles:
-        return _fit_tiles(args, fit_sed_maps, (maps, prior, kw))
-    result = fit_sed_maps(maps, prior, **kw)
+    sed = args.verb == "fit-sed"
+    if sed:
+        kw.update(templates=read_templates(args.templates, bands=args.band),
+                  z_column=args.redshift_column, z_err_column=args.redshift_error_column,
+                  log_norm_bounds=tuple(args.log_norm_bounds), scatter_fraction=args.scatter)  # fmt: skip
+    if args.verb == "fit-tiles" or getattr(args, "tiles", False):
+        from skysense.xid.engine import fit_tiles
+
+        cat = fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
+                        sources_per_tile=args.sources_per_tile, buffer_arcsec=args.buffer_arcsec,
+                        **kw, **({"fitter": fit_sed_maps} if sed else {}))  # fmt: skip
+        return _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
+    result = (fit_sed_maps if sed else fit)(maps, prior, **kw)
     write_outputs(result, args.out)
-    _say(f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in {len(maps)} "
-         f"band(s); {len(result.unfitted)} not fittable (see unfitted.csv); outputs in {args.out}")  # fmt: skip
+    n, bad = len(maps), len(result.unfitted)
+    if sed:
+        return _say(f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in {n} "
+                    f"band(s); {bad} not fittable (see unfitted.csv); outputs in {args.out}")  # fmt: skip
+    cat = result.catalogue()
+    flagged = sum(int(cat[c].sum()) for c in cat.columns if c.startswith("flag_xid_"))
+    _say(f"fitted {len(prior)} prior sources in {n} band(s); {bad} source-band(s) not fittable "
+         f"(see unfitted.csv); {flagged} source-band(s) flagged; outputs in {args.out}")  # fmt: skip
 
 
 def _blind(args) -> None:
@@ -236,11 +225,11 @@ def register(subparsers) -> None:
          "cross-match a blind catalogue with XID+ / masterlist; flag sources without prior",
          _BLIND_MATCH)  # fmt: skip
     _add_inputs(verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)"))
-    p = verb(verbs, "fit-tiles", _fit_tiles,
+    p = verb(verbs, "fit-tiles", _fit,
              "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue")  # fmt: skip
     _add_inputs(p)
     options(p, _TILING)
-    p = verb(verbs, "fit-sed", _fit_sed, "fit MIPS/SPIRE bands together with a template SED prior "
+    p = verb(verbs, "fit-sed", _fit, "fit MIPS/SPIRE bands together with a template SED prior "
              "(NUTS), one region or tiles")  # fmt: skip
     _add_inputs(p, sed=True)
     options(p, _SED + _TILING)

@@ -31,7 +31,13 @@ from skysense.landuse.classify import (
 )
 from skysense.landuse.features import FeatureSpec
 
-__all__ = ["LanduseClassifier", "train_model", "tune_classifier", "fold_estimator"]
+__all__ = [
+    "LanduseClassifier",
+    "train_model",
+    "tune_classifier",
+    "fold_estimator",
+    "describe_training",
+]
 
 
 class _ParameterError(ConfigError, InvalidParameterError):
@@ -349,3 +355,25 @@ def train_model(
     if tuning is not None:
         model.info_["cv_tuning"] = tuning
     return model
+
+
+def describe_training(model: LanduseClassifier, n_samples: int) -> str:
+    """Lines on a model :func:`train_model` returned, trained on ``n_samples`` samples.
+
+    The classifier, the samples per class, the features, and (when measured) the out-of-bag
+    accuracy and the hyperparameters cross-validation chose.
+    """
+    info, scheme, names = model.info_, model.scheme_, model.spec.names
+    counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in info["n_samples"].items())
+    lines = [
+        f"trained {model.classifier} on {n_samples} samples ({counts}); {len(names)} "
+        f"features: {', '.join(names)}"
+    ]
+    if "oob_accuracy" in info:
+        lines.append(f"out-of-bag accuracy {info['oob_accuracy']:.4f}")
+    if "cv_tuning" in info:
+        t = info["cv_tuning"]
+        lines.append(
+            f"{t['folds']}-fold CV chose {t['best_params']} (accuracy {t['best_accuracy']:.4f})"
+        )
+    return "\n".join(lines)
