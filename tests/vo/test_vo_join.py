@@ -11,6 +11,7 @@ the database's haversine test and astropy's Vincenty separation may round them e
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 
 import astropy.units as u
@@ -375,3 +376,34 @@ def test_outer_joins(backend, c, kind):
         want_rows = want | {(None, j) for j in range(len(ra_b)) if j not in matched}
     assert len(rows) == len(set(rows)) == len(want_rows), tr.sql
     assert set(rows) == want_rows, tr.sql
+
+
+def test_upload_with_a_radius_column(backend):
+    """TAP_UPLOAD joined on its own radius column: per-row cells read from the upload."""
+    from astropy.table import Table
+
+    from skysense.vo.tap import make_upload
+
+    rng = np.random.default_rng(12)
+    ra_b, dec_b = field(rng, 3000, "wrap", 0.05)
+    publish(backend, "j.b", ra_b, dec_b)
+    ra_u, dec_u = near(rng, ra_b, dec_b, 300, 3 / 3600)
+    err = rng.uniform(0.2, 40, len(ra_u)) / 3600  # some far above the 10 arcsec bound
+    buf = io.BytesIO()
+    Table({"uid": np.arange(len(ra_u)), "ra": ra_u, "dec": dec_u, "err": err}).write(
+        buf, format="votable"
+    )
+    up = make_upload("mine", buf.getvalue())
+    cat = SchemaCatalog(tables={**backend.catalog().tables, up.info.name: up.info})
+    adql = (
+        "SELECT u.uid, b.id FROM TAP_UPLOAD.mine AS u JOIN j.b AS b "
+        "ON 1 = CONTAINS(POINT(b.ra, b.dec), CIRCLE(u.ra, u.dec, u.err))"
+    )
+    tr = translate(adql, dialect=backend.dialect, catalog=cat)
+    assert_indexed(backend, tr.sql)
+    t = backend.query(tr.sql, uploads=[up], aux=tr.aux)
+    got = set(zip(t.column(0).to_pylist(), t.column(1).to_pylist()))
+    assert len(got) == t.num_rows
+    want, edge = truth(ra_u, dec_u, ra_b, dec_b, err)
+    assert len(want) > 300
+    assert_pairs(got, want, edge, tr.sql)

@@ -237,6 +237,10 @@ class BackendBase(ABC):
     ) -> list[tuple[str, pa.Table]]:
         """(name, rows) of the temporary tables of one query: uploads, then HEALPix cells."""
         tables = [(up.physical, up.data) for up in uploads]
+        if tables and any(hasattr(cells, "rows") for cells in aux):
+            # A JoinCells table reads its rows with SQL, maybe from an upload: create them first.
+            self._create_temp_tables(con, tables)
+            tables = []
         for cells in aux:
             if hasattr(cells, "rows"):  # JoinCells (sql.joincells): rows from its own SELECT
                 tables.append((cells.name, cells.rows(lambda q: self._fetch_arrow(con, q))))

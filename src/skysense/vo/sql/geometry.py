@@ -402,9 +402,7 @@ class GeometryMixin:
         hcol = f"{m_src.alias}.{quote_ident(m_src.table.hpx_column)}"
         c_alias = self.new_alias("c")
         name = f"_hpx_cells_{len(self.aux)}"
-        if _is_upload(u_src):
-            if not const:
-                return None  # an upload's helper rows are built from its data in memory
+        if _is_upload(u_src) and const:
             depth = hpx.neighbour_depth(rad, order)
             self.aux.append(
                 HealpixCells(
@@ -425,20 +423,25 @@ class GeometryMixin:
         else:
             bound = rad if const else self.join_radius_bound_deg
             depth = radius_depth(bound, order)
-            # A user column named rowid would hide DuckDB's pseudo-column: link by position.
-            keyed = (
+            # The row key: an upload's _rowid; DuckDB's rowid of a stored table (a user column
+            # named rowid would hide the pseudo-column); else the position links the rows.
+            key = None
+            if _is_upload(u_src):
+                key = f'{u_src.alias}."_rowid"'
+            elif (
                 not self.pg
                 and u_src.table.kind == "table"
                 and not any(c.name.lower() == "rowid" for c in u_src.table.columns.values())
                 and "rowid" not in u_src.table.columns
-            )
+            ):
+                key = f"{u_src.alias}.rowid"
+            keyed = key is not None
             ra_sql = f"CAST({u_pt.lon.sql} AS DOUBLE PRECISION)"
             dec_sql = f"CAST({u_pt.lat.sql} AS DOUBLE PRECISION)"
             cols = [f"{ra_sql} AS ra", f"{dec_sql} AS dec"]
             if keyed:
-                # DuckDB's rowid of the stored table links each helper row to its table row.
-                cols.insert(0, f"{u_src.alias}.rowid AS k")
-                link = f'{c_alias}."k" = {u_src.alias}.rowid'
+                cols.insert(0, f"{key} AS k")
+                link = f'{c_alias}."k" = {key}'
             else:
                 link = f'{c_alias}."ra" = {ra_sql} AND {c_alias}."dec" = {dec_sql}'
             if not const:
