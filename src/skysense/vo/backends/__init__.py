@@ -19,8 +19,10 @@ Both implement one :class:`~skysense.vo.backends.protocol.Backend` protocol:
 Read-only guarantees for queries: DuckDB runs with ``enable_external_access=false`` and
 ``lock_configuration=true`` (no file functions, ``ATTACH``, ``COPY``, ``INSTALL`` or settings
 changes), and every query must parse as exactly one ``SELECT`` statement; PostgreSQL runs each
-query in a ``READ ONLY`` transaction with ``statement_timeout``, as a prepared statement (which
-cannot contain a second command).
+query on a connection whose transactions are ``READ ONLY``, as a prepared statement (which
+cannot contain a second command). Both stop a query at its time limit where it runs (DuckDB's
+interrupt, PostgreSQL's cancel request), fired by one watchdog thread; both stream results as
+Arrow record batches (:meth:`~skysense.vo.backends.base.BackendBase.query_stream`).
 
 Modules, one concern each: :mod:`~skysense.vo.backends.protocol` (the contract and the values
 crossing it), :mod:`~skysense.vo.backends.metadata` (``TAP_SCHEMA`` and the private tables),

@@ -3,10 +3,11 @@
 User queries go through ADBC (``adbc-driver-postgresql``): the driver prepares the statement
 (which cannot contain a second command), then reads its rows with a binary ``COPY`` straight
 into Arrow record batches, so a result is never turned into Python objects row by row and is
-streamed batch by batch. Each query runs in a ``READ ONLY`` transaction with
-``statement_timeout`` (the database fires the time limit and cancels the query itself) and a
-``work_mem`` of a quarter of the memory cap. Publishing, metadata, records and jobs use
-psycopg. Both kinds of connection come from small pools.
+streamed batch by batch. Query connections are read-only by default (session setting; the
+ADQL layer allows no function that could change it) with JIT off and a ``work_mem`` of a quarter
+of the memory cap; the shared watchdog fires time limits with a cancel request, which stops the
+query in the server. Publishing, metadata, records and jobs use psycopg. Both kinds of
+connection come from small pools.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class PostgresBackend(BackendBase):
 
     dialect = "postgresql"
     _catalog_ttl_s = 10.0  # other processes may publish while the server runs
+    # The shared watchdog fires time limits with a cancel request, so the query stops in the
+    # server; a per-query SET statement_timeout would cost a round trip (each one a wake-up
+    # of the database process: milliseconds on a busy machine).
+    _timeout_by_watchdog = True
 
     def __init__(self, dsn: str, *, pool_size: int = 8):
         import psycopg
@@ -91,7 +96,7 @@ class PostgresBackend(BackendBase):
         spill cap.
 
         PostgreSQL spills in its own data directory, so ``spill_dir`` is not used. Each query
-        gets ``temp_file_limit = spill_limit_mb`` when the role may set it (a superuser
+        connection gets ``temp_file_limit = spill_limit_mb`` when the role may set it (a superuser
         setting); otherwise the administrator's limit applies, and a warning says so.
         """
         import psycopg
@@ -152,22 +157,35 @@ class PostgresBackend(BackendBase):
 
     # -- query hooks (the query path itself is BackendBase.query_stream)
     def _open_session(self) -> _Session:
-        """A new ADBC connection with this backend's per-session limits."""
+        """A new ADBC connection with this backend's limits as session settings.
+
+        Set once per connection, so that a query costs no round trip besides its own:
+        transactions read-only by default (uploads open a read-write one), no JIT (a cone of
+        some 10^5 rows passes ``jit_above_cost``, and compiling its 100 Q3C range conditions
+        costs more than it saves: 543 vs 307 ms for 96,000 rows), ``work_mem`` a quarter of
+        the memory cap and the spill cap.
+        """
         import adbc_driver_postgresql.dbapi as adbc_pg
 
-        con = adbc_pg.connect(self.dsn, autocommit=True)
-        return _Session(con)
+        session = _Session(adbc_pg.connect(self.dsn, autocommit=True))
+        try:
+            session.run("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            session.run("SET jit = off")
+            session.run(f"SET work_mem = '{max(4, self._memory_limit_mb // 4)}MB'")
+            if self._spill_limit_mb is not None:
+                session.run(f"SET temp_file_limit = '{self._spill_limit_mb}MB'")
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def _acquire(self) -> _Session:
         return self._query_pool.acquire()
 
     def _release(self, con: _Session, *, temp_tables: bool, failed: bool) -> None:
         try:
-            if not failed:
-                # Ends the read-only transaction; DISCARD TEMP drops this query's uploads.
-                con.run("ROLLBACK")
-                if temp_tables:
-                    con.run("DISCARD TEMP")
+            if temp_tables and not failed:
+                con.run("DISCARD TEMP")  # this query's uploads and HEALPix cells
         except Exception:
             failed = True
         self._query_pool.give_back(con, failed)
@@ -176,9 +194,11 @@ class PostgresBackend(BackendBase):
         return con.cancel
 
     def _create_temp_tables(self, con: _Session, tables: list[tuple[str, pa.Table]]) -> None:
+        con.run("BEGIN READ WRITE")  # sessions are read-only by default
         for name, data in tables:
             # ADBC creates the table and loads it by binary COPY; it quotes the name itself.
             con.cursor.adbc_ingest(_unquote(name), _ingestable(data), mode="create", temporary=True)
+        con.run("COMMIT")
 
     def _fetch_arrow(self, con: _Session, sql: str) -> pa.Table:
         con.cursor.execute(sql)
@@ -187,21 +207,10 @@ class PostgresBackend(BackendBase):
     def _execute_stream(
         self, con: _Session, sql: str, timeout_s: float | None
     ) -> pa.RecordBatchReader:
-        cur = con.cursor
-        cur.execute("BEGIN READ ONLY")
-        # One round trip for every per-query setting (SET LOCAL would take one each).
-        settings = [("work_mem", f"{max(4, self._memory_limit_mb // 4)}MB")]
-        settings.append(("statement_timeout", "0" if timeout_s is None else str(_ms(timeout_s))))
-        # q3c_join plans carry cost estimates of ~1e10 whatever their real work, which makes
-        # PostgreSQL JIT-compile them: ~0.4 s of a 0.05 s 1,000 x 200,000 join (issue #23).
-        settings.append(("jit", "off"))
-        if self._spill_limit_mb is not None:
-            settings.append(("temp_file_limit", f"{self._spill_limit_mb}MB"))
-        cur.execute("SELECT " + ", ".join(f"set_config('{k}', '{v}', true)" for k, v in settings))
-        cur.fetchall()
-        # The driver prepares the statement first: a second command is refused there.
-        cur.execute(sql)
-        return _normalised_reader(cur.fetch_record_batch())
+        # The driver prepares the statement first (a second command is refused there), then
+        # reads the rows by binary COPY.
+        con.cursor.execute(sql)
+        return _normalised_reader(con.cursor.fetch_record_batch())
 
     def _error_kind(self, exc: BaseException) -> str:
         import psycopg
@@ -388,11 +397,6 @@ class _Session:
         with contextlib.suppress(Exception):
             self.cursor.close()
         self._con.close()
-
-
-def _ms(seconds: float) -> int:
-    """A time limit in whole milliseconds, at least 1 (PostgreSQL reads 0 as no limit)."""
-    return max(1, int(seconds * 1000))
 
 
 def _ingestable(data: pa.Table) -> pa.Table:
