@@ -119,22 +119,20 @@ def add_area(subparsers, name: str, help: str) -> argparse._SubParsersAction:
     return area.add_subparsers(dest="verb", metavar="VERB")
 
 
-def add_verb(verbs, name: str, func, help: str) -> argparse.ArgumentParser:
-    """Add ``skysense <area> <name>`` calling ``func(args)``.
+def verb(verbs, name: str, func, help: str, *specs: str) -> argparse.ArgumentParser:
+    """Add ``skysense <area> <name>`` calling ``func(args)``, with the options of ``specs``.
 
     ``func`` returns the exit status, ``None`` (0), or a text to print on stdout (status 0).
+    Each of ``specs`` is declared with :func:`options`.
     """
     parser = verbs.add_parser(name, help=help, description=help)
     parser.set_defaults(func=func, _parser=parser)
-    return parser
-
-
-def verb(verbs, name: str, func, help: str, *specs: str) -> argparse.ArgumentParser:
-    """:func:`add_verb` with the options of each of ``specs`` (see :func:`options`)."""
-    parser = add_verb(verbs, name, func, help)
     for spec in specs:
         options(parser, spec)
     return parser
+
+
+add_verb = verb  # the name of the verbs that add their options one by one
 
 
 class _LazyChoice(argparse.Action):

@@ -58,22 +58,6 @@ raster IMAGE
 """
 
 
-def _kv(items: list[str] | None, what: str) -> dict:
-    bad = [item for item in items or [] if "=" not in item]
-    if bad:
-        raise ConfigError(f"expected NAME=VALUE, got {bad[0]!r}", key=what)
-    return dict((k.strip(), v.strip()) for k, v in (i.split("=", 1) for i in items or []))
-
-
-def _value(text: str):
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
-
-
 def _classifiers() -> dict[str, str]:
     from skysense.landuse.classify import CLASSIFIERS
 
@@ -106,6 +90,7 @@ def register(subparsers) -> None:
 
 def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     """(X, y, spec, scheme) from --raster/--labels or --statlog (with ``prefix`` test-)."""
+    from skysense.landuse.classify import parse_params
     from skysense.landuse.samples_io import load_samples
 
     raster, labels, statlog = (getattr(args, f"{prefix.replace('-', '_')}{name}")
@@ -117,14 +102,16 @@ def _load_samples(args, prefix: str = "", spec=None, scheme=None):
     return load_samples(
         raster=raster, labels=labels, statlog=statlog, spec=spec, scheme=scheme,
         band_names=split_names(args.band_names) or None, stats=tuple(split_names(args.stats)),
-        window_px=args.window, indices=tuple(split_names(args.indices)),
-        roles=_kv(args.role, "--role"), classes=args.classes, label_column=args.label_column,
-        mode=args.mode, max_per_class=args.max_per_class, random_state=args.seed,
+        window_px=args.window, indices=tuple(split_names(args.indices)), classes=args.classes,
+        roles=parse_params(args.role, key="--role", convert=False), mode=args.mode,
+        label_column=args.label_column, max_per_class=args.max_per_class, random_state=args.seed,
     )  # fmt: skip
 
 
 def _params(args) -> dict:
-    return {k: _value(v) for k, v in _kv(args.param, "--param").items()}
+    from skysense.landuse.classify import parse_params
+
+    return parse_params(args.param, key="--param")
 
 
 def _write_json(path: str | None, data: dict) -> None:

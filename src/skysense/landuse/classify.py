@@ -17,7 +17,7 @@ first). Forests can be flattened into plain arrays (:func:`forest_to_arrays`) an
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,10 +28,39 @@ __all__ = [
     "CLASSIFIERS",
     "DEFAULT_GRIDS",
     "make_classifier",
+    "parse_params",
     "check_training_data",
     "FlatForest",
     "forest_to_arrays",
 ]
+
+
+def _param_value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_params(items: Sequence[str] | None, *, key: str = "params", convert: bool = True) -> dict:
+    """``NAME=VALUE`` texts as a dict (later names win), e.g. classifier hyperparameters.
+
+    With ``convert``, values become int, float, ``None``/``True``/``False`` (``none``, ``true``,
+    ``false`` in any case) where they read as such, else stay text.
+
+    Raises
+    ------
+    ConfigError
+        An item without ``=`` (named with ``key``).
+    """
+    bad = [item for item in items or () if "=" not in item]
+    if bad:
+        raise ConfigError(f"expected NAME=VALUE, got {bad[0]!r}", key=key)
+    pairs = (item.split("=", 1) for item in items or ())
+    return {k.strip(): _param_value(v.strip()) if convert else v.strip() for k, v in pairs}
+
 
 #: Selectable classifiers: name -> one-line description.
 CLASSIFIERS = {
