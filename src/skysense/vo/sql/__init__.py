@@ -14,8 +14,9 @@
   becomes HEALPix range filters AND an exact spherical test; with Q3C on PostgreSQL the Q3C
   functions replace the ranges; a cross-match join against an uploaded table on a constant
   radius joins a :class:`HealpixCells` helper table of index ranges per uploaded row; a
-  positional join of two published tables (self-joins and radius columns included) joins a
-  :class:`JoinCells` table of HEALPix cells per row of the smaller one (``q3c_join`` with Q3C).
+  positional join of two tables (self-joins, LEFT/RIGHT joins and radius columns included)
+  joins a :class:`JoinCells` table of HEALPix cells per row of the smaller one (``q3c_join``
+  with Q3C); one that cannot use the index is refused above ``max_unindexed_pairs`` pairs.
 
 The package splits by concern: :mod:`~skysense.vo.sql.translator` (core and :func:`translate`),
 :mod:`~skysense.vo.sql.common` (result types, quoting),

@@ -210,10 +210,10 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
             f"of {names}, more than the limit of {self.max_unindexed_pairs:,}. Write it so "
             "that it can: 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, r)) or "
             "DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < r, AND-ed at the top level of "
-            "the WHERE clause or of an inner JOIN's ON, with the tables' own position columns "
-            "(no arithmetic on them), a radius below 10 deg that is a constant or an "
-            "expression over the other table's columns only; or restrict a table first "
-            "(a subquery with a cone or TOP)",
+            "the WHERE clause or of a JOIN's ON (inner, LEFT or RIGHT), with the tables' own "
+            "position columns (no arithmetic on them) and a radius below 10 deg that is a "
+            "constant or reads one table's columns only; or restrict a table first (a "
+            "subquery with a cone or TOP)",
         )
 
     def _shield(self, conjunction: str) -> str:
