@@ -15,6 +15,7 @@ before it.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -185,6 +186,22 @@ def _catalog_pair(verb: str) -> Argv:
 
 
 # (area, verb) -> (argv builder, {dest: broken variants})
+def _radio_id(f, g):
+    """``catalog radio-id``: a radio catalogue of 40 sources near objects of ``cat.csv``."""
+    cfg = f["dir"] / "radio.yaml"
+    if not cfg.exists():
+        cat = _catalogue().iloc[:40]
+        cat.assign(ra=cat["ra"] + 2e-4, flux=1.0).to_csv(f["dir"] / "radio.csv", index=False)
+        raw = {"radio": {"file": "radio.csv", "band": "r_1p4ghz", "flux": "flux",
+                         "position_error": {"sigma": 1.0}},
+               "optical": {"magnitude": "m_r", "position_error": {"sigma": 0.1}},
+               "method": {"background_inner_arcsec": 10, "background_outer_arcsec": 40,
+                          "mag_edges": [19, 25, 1.0]}}  # fmt: skip
+        cfg.write_text(json.dumps(raw))  # JSON is YAML
+    return ["catalog", "radio-id", g.get("config", cfg), g.get("masterlist", f["cat"]),
+            "--out", f["out"] / "radio"]  # fmt: skip
+
+
 TABLE = ("missing.csv", "junk.fits", "cut.fits", "junk.parquet", "nocol")
 CONFIG = ("missing.yaml", "bad.yaml", "junk.yaml", "empty.yaml")
 MODEL_DIR = ("missingdir", "model_junk", "junk.npz")
@@ -205,6 +222,7 @@ CASES: dict[tuple[str, str], tuple[Argv, dict[str, tuple[str, ...]]]] = {
         lambda f, g: ["catalog", "moc", g.get("inputs", f["cat"]), "--out", f["out"] / "m.fits"],
         {"inputs": ("missing.fits", "junk.fits", "cut.fits")},
     ),
+    ("catalog", "radio-id"): (_radio_id, {"config": CONFIG, "masterlist": TABLE}),
     ("catalog", "check"): (
         lambda f, g: ["catalog", "check", g.get("masterlist", f["cat"]), "--out", f["out"]],
         {"masterlist": ("missing.fits", "junk.fits", "cut.fits", "junk.parquet")},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skysense._atomic import atomic_dir
@@ -200,9 +201,12 @@ def run_radio_id(
     # A HATS masterlist is never loaded whole: searched and rewritten partition by partition.
     hats_dir = ml_path.is_dir()
     if hats_dir or ml_path.suffix.lower() in (".parquet", ".pq"):
-        files = partition_files(ml_path)
-        names = pq.read_schema(files[0][0]).names
-        n_objects = files[-1][1] + pq.ParquetFile(files[-1][0]).metadata.num_rows
+        try:
+            files = partition_files(ml_path)
+            names = pq.read_schema(files[0][0]).names
+            n_objects = files[-1][1] + pq.ParquetFile(files[-1][0]).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read the masterlist: {exc}", path=ml_path) from None
         ml = None if hats_dir else read_masterlist(ml_path)
         source = ml_path
     else:
