@@ -74,3 +74,12 @@ def test_spectrum_from_a_cone_search_row(site):
     got = parse_votable(_io.BytesIO(body)).get_first_table().to_table()
     order = np.argsort(np.asarray(got["wavelength_um"]))
     np.testing.assert_allclose(np.asarray(got["fnu_mjy"])[order], fnu[3], rtol=1e-6)
+
+
+def test_nothing_fitted_publishes_nothing(tmp_path):
+    backend = open_backend(str(tmp_path / "e.duckdb"))
+    try:
+        assert io.publish_sed(backend, pd.DataFrame(), np.empty((0, 0)), np.empty((0, 0))) == []
+        assert "help.sed" not in backend.catalog().tables
+    finally:
+        backend.close()

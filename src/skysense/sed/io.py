@@ -421,6 +421,8 @@ def publish_sed(
 
     props = f"{schema}.{name}"
     spec = f"{schema}.{name}_spectra"
+    if len(table) == 0:  # nothing was fitted: nothing to publish (the step's summary says why)
+        return []
     frame = table.copy()
     frame["help_id"] = frame["help_id"].astype(str)
     frame = frame.drop(columns=["best_model"], errors="ignore")
