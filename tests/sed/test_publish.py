@@ -83,3 +83,21 @@ def test_nothing_fitted_publishes_nothing(tmp_path):
         assert "help.sed" not in backend.catalog().tables
     finally:
         backend.close()
+
+
+def test_spectrum_as_fits_from_a_sed_row(site):
+    from astropy.io import fits
+
+    from skysense.vo.datalink import source_did
+
+    url, table, wave, fnu = site
+    links = pyvo.dal.adhoc.DatalinkResults.from_result_url(
+        f"{url}/datalink/links?ID="
+        + httpx.QueryParams({"x": source_did("help.sed", "HELP_J0005")})["x"]
+    )
+    got = [r for r in links if str(r.get("content_type")) == "application/fits"]
+    assert len(got) == 1
+    with fits.open(_io.BytesIO(httpx.get(got[0].access_url, timeout=60).content)) as hdul:
+        data = hdul[1].data
+        order = np.argsort(data["wavelength_um"])
+        np.testing.assert_allclose(data["fnu_mjy"][order], fnu[5], rtol=1e-6)

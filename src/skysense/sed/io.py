@@ -413,6 +413,8 @@ def publish_sed(
     list of str
         Names of the tables published.
     """
+    import urllib.parse
+
     import pyarrow as pa
 
     from skysense.sed.columns import sed_meta, spectra_meta
@@ -439,7 +441,15 @@ def publish_sed(
                   meta=spectra_meta(), source=spec)  # fmt: skip
     to_spectrum = {"semantics": "#auxiliary", "description": "best-fit SED model spectrum",
                    "table": spec, "column": "help_id", "content_qualifier": "#spectrum"}  # fmt: skip
-    declare_links(backend, props, [to_spectrum], id_column="help_id")
+    # the same spectrum as FITS: a TAP query with RESPONSEFORMAT=fits (HELP ids need no quoting
+    # beyond the URL's; a quote in an id would only break that row's FITS link)
+    adql = urllib.parse.quote(f"SELECT * FROM {spec} WHERE help_id = '", safe="")
+    fits_url = ("{root}/tap/sync?REQUEST=doQuery&LANG=ADQL&RESPONSEFORMAT=fits&QUERY="
+                + adql + "{help_id}" + urllib.parse.quote("'", safe=""))  # fmt: skip
+    to_fits = {"semantics": "#auxiliary", "description": "best-fit SED model spectrum (FITS)",
+               "url": fits_url, "content_type": "application/fits",
+               "content_qualifier": "#spectrum"}  # fmt: skip
+    declare_links(backend, props, [to_spectrum, to_fits], id_column="help_id")
     if masterlist is not None:
         to_props = {"semantics": "#auxiliary", "description": "SED-fit physical properties",
                     "table": props, "column": "help_id"}  # fmt: skip
