@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from skysense.cli._common import SCHEDULER, add_area, options, verb
+from skysense.cli._common import SCHEDULER, add_area, verb
 from skysense.errors import InputError
 
 __all__ = ["register"]
@@ -96,21 +96,19 @@ _SED = """
 """
 
 
-def _add_inputs(p, *, sed: bool = False) -> None:
-    options(p, _INPUTS)
-    if not sed:
-        options(p, _FLUX_PRIOR)
-    options(p, _DUPLICATES)
-    if not sed:  # the SED mode always runs NUTS (its prior is not conjugate)
-        options(p, "--sampler {gibbs,nuts}=gibbs")
-    options(p, _SAMPLES.format(*((500, 2) if sed else (1000, 4))))
+def _fit_options(*, sed: bool = False) -> list[str]:
+    """The option specs of the verbs that fit (the SED mode: its own flux prior and sampler)."""
+    samples = _SAMPLES.format(*((500, 2) if sed else (1000, 4)))
+    if sed:
+        return [_INPUTS, _DUPLICATES, samples]
+    return [_INPUTS, _FLUX_PRIOR, _DUPLICATES, "--sampler {gibbs,nuts}=gibbs", samples]
 
 
 def _inputs(args):
     """Maps, prior, and the keyword arguments of the fitters, from the options."""
-    from skysense.xid.io import read_fit_inputs
+    from skysense import xid
 
-    inp = read_fit_inputs(
+    inp = xid.read_fit_inputs(
         args.map, args.band, args.prior, noise=args.noise, prf=args.prf, fwhm_arcsec=args.fwhm,
         moc=args.moc, bkg_prior=args.bkg_prior, conf_prior=args.conf_prior,
         conf_scale=args.conf_scale,
@@ -133,24 +131,21 @@ def _say(text: str) -> None:
 
 def _fit(args) -> None:
     """``fit``, ``fit-tiles`` and ``fit-sed`` (with ``--tiles``)."""
-    from skysense.xid.fit import fit, fit_sed_maps
-    from skysense.xid.io import read_templates, write_outputs
+    from skysense import xid
 
     maps, prior, kw = _inputs(args)
     sed = args.verb == "fit-sed"
     if sed:
-        kw.update(templates=read_templates(args.templates, bands=args.band),
+        kw.update(templates=xid.read_templates(args.templates, bands=args.band),
                   z_column=args.redshift_column, z_err_column=args.redshift_error_column,
                   log_norm_bounds=tuple(args.log_norm_bounds), scatter_fraction=args.scatter)  # fmt: skip
     if args.verb == "fit-tiles" or getattr(args, "tiles", False):
-        from skysense.xid.engine import fit_tiles
-
-        cat = fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
+        cat = xid.fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
                         sources_per_tile=args.sources_per_tile, buffer_arcsec=args.buffer_arcsec,
-                        **kw, **({"fitter": fit_sed_maps} if sed else {}))  # fmt: skip
+                        **kw, **({"fitter": xid.fit_sed_maps} if sed else {}))  # fmt: skip
         return _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
-    result = (fit_sed_maps if sed else fit)(maps, prior, **kw)
-    write_outputs(result, args.out)
+    result = (xid.fit_sed_maps if sed else xid.fit)(maps, prior, **kw)
+    xid.write_outputs(result, args.out)
     n, bad = len(maps), len(result.unfitted)
     if sed:
         return _say(f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in {n} "
@@ -162,26 +157,21 @@ def _fit(args) -> None:
 
 
 def _blind(args) -> None:
-    from skysense.xid.blind.extract import extract_sources
-    from skysense.xid.blind.io import write_blind_catalogue
-    from skysense.xid.io import read_map
+    from skysense.xid import blind, read_map
 
     sky = read_map(args.map, band=args.band, noise_path=args.noise)
     kw = {"snr_threshold": args.snr, "fwhm_arcsec": args.fwhm, "deblend": not args.no_deblend,
           "confusion_mjy": None if args.confusion == "auto" else float(args.confusion)}  # fmt: skip
     if args.tile is not None:
-        from skysense.xid.blind.engine import extract_tiles
-
-        catalogue = extract_tiles(sky, tile_pix=args.tile, scheduler=args.scheduler, **kw)
+        catalogue = blind.extract_tiles(sky, tile_pix=args.tile, scheduler=args.scheduler, **kw)
     else:
-        catalogue = extract_sources(sky, **kw)
-    paths = write_blind_catalogue(catalogue, args.out)
+        catalogue = blind.extract_sources(sky, **kw)
+    paths = blind.write_blind_catalogue(catalogue, args.out)
     _say(f"{len(catalogue)} sources above S/N {args.snr:g}: " + ", ".join(map(str, paths)))
 
 
 def _hidden(args) -> None:
-    from skysense.xid.hidden.io import write_hidden
-    from skysense.xid.hidden.search import find_hidden_sources
+    from skysense.xid.hidden import find_hidden_sources, write_hidden
 
     maps, prior, kw = _inputs(args)
     hidden = find_hidden_sources(
@@ -198,16 +188,14 @@ def _hidden(args) -> None:
 
 
 def _blind_match(args) -> None:
-    from skysense.xid.blind.io import read_blind_catalogue, write_blind_catalogue
-    from skysense.xid.blind.match import MATCH_UNITS, match_blind
-    from skysense.xid.io import read_prior
+    from skysense.xid import blind, read_prior
 
     if args.xid is None and args.masterlist is None:
         raise InputError("give --xid CAT, --masterlist CAT or both")
     xid, ml = (None if p is None else read_prior(p) for p in (args.xid, args.masterlist))
-    out = match_blind(read_blind_catalogue(args.blind), xid=xid, masterlist=ml,
+    out = blind.match_blind(blind.read_blind_catalogue(args.blind), xid=xid, masterlist=ml,
                       radius_arcsec=args.radius, band=args.band)  # fmt: skip
-    paths = write_blind_catalogue(out, args.out, units=MATCH_UNITS)
+    paths = blind.write_blind_catalogue(out, args.out, units=blind.MATCH_UNITS)
     _say(f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
          f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
          + ", ".join(map(str, paths)))  # fmt: skip
@@ -217,19 +205,12 @@ def register(subparsers) -> None:
     verbs = add_area(subparsers, "xid", "XID+ Bayesian de-blending of far-infrared maps")
     verb(verbs, "blind", _blind,
          "find sources in a map itself (matched filter, peaks, PSF fit of blends)", _BLIND)  # fmt: skip
-    p = verb(verbs, "hidden", _hidden,
-             "fit, find significant positive residuals no prior explains, add them and refit")  # fmt: skip
-    _add_inputs(p)
-    options(p, _HIDDEN)
-    verb(verbs, "blind-match", _blind_match,
-         "cross-match a blind catalogue with XID+ / masterlist; flag sources without prior",
-         _BLIND_MATCH)  # fmt: skip
-    _add_inputs(verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)"))
-    p = verb(verbs, "fit-tiles", _fit,
-             "fit a large field in HEALPix tiles on Dask (restartable), join the catalogue")  # fmt: skip
-    _add_inputs(p)
-    options(p, _TILING)
-    p = verb(verbs, "fit-sed", _fit, "fit MIPS/SPIRE bands together with a template SED prior "
-             "(NUTS), one region or tiles")  # fmt: skip
-    _add_inputs(p, sed=True)
-    options(p, _SED + _TILING)
+    verb(verbs, "hidden", _hidden, "fit, find significant positive residuals no prior explains, "
+         "add them and refit", *_fit_options(), _HIDDEN)  # fmt: skip
+    verb(verbs, "blind-match", _blind_match, "cross-match a blind catalogue with XID+ / "
+         "masterlist; flag sources without prior", _BLIND_MATCH)  # fmt: skip
+    verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)", *_fit_options())
+    verb(verbs, "fit-tiles", _fit, "fit a large field in HEALPix tiles on Dask (restartable), "
+         "join the catalogue", *_fit_options(), _TILING)  # fmt: skip
+    verb(verbs, "fit-sed", _fit, "fit MIPS/SPIRE bands together with a template SED prior "
+         "(NUTS), one region or tiles", *_fit_options(sed=True), _SED, _TILING)  # fmt: skip
