@@ -218,8 +218,10 @@ def write_field(
                 t0 = tick(f"survey {spec.name}", t0)
 
             radio_manifest = None
+            rcat = rtruth = None
             if radio is not None:
                 rcat, rtruth = make_radio_catalogue(sky, radio)
+            if rcat is not None and len(rcat):  # a field too small for any radio source has none
                 rcat.to_csv(tmp / "catalogues" / f"{radio.name}.csv", index=False)
                 rtruth.to_parquet(tmp / "truth" / "radio.parquet", index=False)
                 with open(tmp / "catalogues" / f"{radio.name}_radio.yaml", "w") as fh:
