@@ -223,3 +223,26 @@ def test_settings_are_checked():
         )
     with pytest.raises(InputError, match="q0"):
         RadioIDSettings(q0=1.5)
+
+
+def test_masterlist_columns_by_hand():
+    from skysense.catalog.radio.identify import RadioIDResult, masterlist_columns
+
+    # radio 0 -> object 5 (accepted, rel .9); radio 1 -> object 5 too (rel .8): one object, two
+    # radio sources; radio 2 -> object 7, with another candidate (object 8) also above the
+    # threshold: ambiguous; radio 3 -> object 9 below the threshold.
+    cand = pd.DataFrame({
+        "query": [0, 1, 2, 2, 3], "opt_row": [5, 5, 7, 8, 9],
+        "lr": [10.0, 8.0, 6.0, 3.0, 0.5], "reliability": [0.9, 0.8, 0.6, 0.3, 0.2],
+        "best": [True, True, True, False, True], "accepted": [True, True, True, False, False],
+    })  # fmt: skip
+    thr = L.Threshold(2.0, 0.9, 0.9, 3, 0.7)
+    res = RadioIDResult(cand, None, thr, 4)
+    out = masterlist_columns(res, 10, "x_1ghz", np.array(["a", "b", "c", "d"]),
+                             np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.1, 0.2, 0.3, 0.4]))  # fmt: skip
+    assert out["radio_id"].tolist() == ["", "", "", "", "", "a", "", "c", "", ""]
+    np.testing.assert_allclose(out["f_x_1ghz"].to_numpy()[[5, 7]], [1.0, 3.0])
+    np.testing.assert_allclose(out["ferr_x_1ghz"].to_numpy()[[5, 7]], [0.1, 0.3])
+    np.testing.assert_allclose(out["reliability"].to_numpy()[[5, 7]], [0.9, 0.6])
+    assert np.isnan(out["lr"].to_numpy()[[0, 8, 9]]).all()
+    assert np.flatnonzero(out["flag_radio_multi"]).tolist() == [5, 7]
