@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from skysense.errors import InputError
 
@@ -51,17 +52,12 @@ def opened(db: str | os.PathLike | None = None, *, create: bool = True) -> Itera
 
 
 def publish_table(
-    db: str | os.PathLike | None,
-    path: str | Path,
-    table: str,
-    *,
-    description: str | None = None,
-    meta: str | Path | Mapping | None = None,
-    ra: str | None = None,
-    dec: str | None = None,
-    fmt: str | None = None,
+    db: str | os.PathLike | None, path: str | Path, table: str, **options: Any
 ) -> tuple:
-    """Load a table file into ``db`` as ``table`` (see :func:`skysense.vo.publish.publish_file`).
+    """Load a table file into ``db`` as ``table`` (``SCHEMA.NAME``).
+
+    ``options`` are those of :func:`skysense.vo.publish.publish_file`: ``description``,
+    ``meta``, ``ra``, ``dec``, ``fmt``.
 
     Returns
     -------
@@ -73,9 +69,7 @@ def publish_table(
     from skysense.vo.publish import publish_file
 
     with opened(db) as backend:
-        spec = publish_file(
-            backend, path, table, description=description, meta=meta, ra=ra, dec=dec, fmt=fmt
-        )
+        spec = publish_file(backend, path, table, **options)
         return spec, backend.catalog().tables[spec.adql_name].n_rows
 
 
