@@ -192,9 +192,10 @@ def _blind_match(args) -> None:
 
     if args.xid is None and args.masterlist is None:
         raise InputError("give --xid CAT, --masterlist CAT or both")
+    found = blind.read_blind_catalogue(args.blind)
     xid, ml = (None if p is None else read_prior(p) for p in (args.xid, args.masterlist))
-    out = blind.match_blind(blind.read_blind_catalogue(args.blind), xid=xid, masterlist=ml,
-                      radius_arcsec=args.radius, band=args.band)  # fmt: skip
+    out = blind.match_blind(found, xid=xid, masterlist=ml, radius_arcsec=args.radius,
+                            band=args.band)  # fmt: skip
     paths = blind.write_blind_catalogue(out, args.out, units=blind.MATCH_UNITS)
     _say(f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
          f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
