@@ -201,20 +201,33 @@ class GeometryMixin:
             # A folded radius may be infinite (EXP(1000)): the exact test reads it as the whole
             # sky (or nothing); the index filters need a finite number meaning the same.
             rad = max(min(rad, 180.0), -1.0)
-            src = self._indexed(p)
-            if src is not None:
-                if self.pg and src.table.q3c:
-                    ra_sql, dec_sql = p.lon.sql, p.lat.sql
-                    q = (
-                        f"q3c_radial_query({ra_sql}, {dec_sql}, {_num(ra0)}, {_num(dec0)}, "
-                        f"{_num(max(rad, 0.0))})"
-                    )
-                    return f"({q} AND {exact})"
-                if src.table.hpx_column is not None:
-                    ranges = hpx.cone_ranges(
-                        ra0, dec0, rad, src.table.hpx_order, max_ranges=MAX_RANGES
-                    )
-                    return f"({self._hpx_filter(src, ranges)} AND {exact})"
+            return self._with_index(
+                p,
+                exact,
+                lambda: (ra0, dec0, max(rad, 0.0)),
+                lambda order: hpx.cone_ranges(ra0, dec0, rad, order, max_ranges=MAX_RANGES),
+            )
+        return exact
+
+    def _with_index(self, p: _Point, exact: str, cone, ranges) -> str:
+        """``exact`` behind the index filter of the table ``p`` is a position of, if any.
+
+        ``cone()`` gives a cone (ra, dec, radius; deg) around the region, for Q3C on
+        PostgreSQL; ``ranges(order)`` the region's HEALPix ranges at ``order``, for the
+        ``hpx`` column. Both are called only when their index is used.
+        """
+        src = self._indexed(p)
+        if src is None:
+            return exact
+        if self.pg and src.table.q3c:
+            ra_c, dec_c, radius = cone()
+            q = (
+                f"q3c_radial_query({p.lon.sql}, {p.lat.sql}, {_num(ra_c)}, {_num(dec_c)}, "
+                f"{_num(radius)})"
+            )
+            return f"({q} AND {exact})"
+        if src.table.hpx_column is not None:
+            return f"({self._hpx_filter(src, ranges(src.table.hpx_order))} AND {exact})"
         return exact
 
     def _hav_test(self, p: _Point, center: _Point, r: _E) -> str:
@@ -257,22 +270,18 @@ class GeometryMixin:
                 ]
                 pieces.append("(" + " AND ".join(tests) + ")")
             exact = pieces[0] if len(pieces) == 1 else "(" + " OR ".join(pieces) + ")"
-        src = self._indexed(p)
-        if src is None:
-            return exact
-        if self.pg and src.table.q3c:
+
+        def cone():
             ra_c, dec_c, radius = hpx.bounding_cone(planes.ra, planes.dec)
-            q = (
-                f"q3c_radial_query({p.lon.sql}, {p.lat.sql}, {_num(ra_c)}, {_num(dec_c)}, "
-                f"{_num(radius * (1 + 1e-9) + 1e-9)})"
-            )
-            return f"({q} AND {exact})"
-        if src.table.hpx_column is not None:
-            ranges = hpx.polygon_ranges(
-                planes.ra, planes.dec, src.table.hpx_order, max_ranges=MAX_RANGES
-            )
-            return f"({self._hpx_filter(src, ranges)} AND {exact})"
-        return exact
+            # widened a hair so that rounding never cuts a vertex off
+            return ra_c, dec_c, radius * (1 + 1e-9) + 1e-9
+
+        return self._with_index(
+            p,
+            exact,
+            cone,
+            lambda order: hpx.polygon_ranges(planes.ra, planes.dec, order, max_ranges=MAX_RANGES),
+        )
 
     def _polygon_table(self, planes, x: str, y: str, z: str) -> str:
         """The point-in-polygon test of a large polygon, its planes given as a VALUES table.
