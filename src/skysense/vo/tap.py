@@ -32,7 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from skysense.errors import InputError, QueryError
 from skysense.vo.backends import QueryHandle, UploadTable, quote_ident
 from skysense.vo.bodylimit import read_form
-from skysense.vo.formats import resolve_format, serialise
+from skysense.vo.formats import OutputFormat, resolve_format, serialise
 from skysense.vo.limits import Deadline
 from skysense.vo.publish import adql_column_name, detect_radec
 from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
@@ -55,6 +55,8 @@ __all__ = [
     "resolve_uploads",
     "sync_endpoint",
     "check_query_params",
+    "query_request",
+    "run_adql_serialised",
 ]
 
 _UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -638,16 +640,55 @@ def check_query_params(params: TapParams) -> str:
     return query
 
 
-async def sync_endpoint(request: Request) -> Response:
-    """``/tap/sync``: run the query and answer the result in the requested format."""
-    state = request.app.state
-    settings = state.settings
-    params = await read_params(request, upload_limit_bytes=settings.upload_limit_bytes)
+def query_request(params: TapParams, settings: Settings) -> tuple[str, OutputFormat, int]:
+    """The query, output format and row limit a TAP request (sync or async) asks for.
+
+    Raises
+    ------
+    QueryError
+        A bad REQUEST/LANG/QUERY/RESPONSEFORMAT/MAXREC.
+    """
     query = check_query_params(params)
     fmt = resolve_format(params.get("responseformat") or params.get("format"))
     maxrec = parse_maxrec(
         params.get("maxrec"), default=settings.maxrec_default, hard=settings.maxrec_hard
     )
+    return query, fmt, maxrec
+
+
+def run_adql_serialised(
+    state,
+    query: str,
+    fmt: OutputFormat,
+    *,
+    maxrec: int,
+    uploads: Sequence[UploadTable],
+    deadline: Deadline,
+    handle: QueryHandle | None = None,
+) -> tuple[bytes, QueryResult]:
+    """:func:`run_adql_sync`, the result written in ``fmt`` (the query as its QUERY info).
+
+    Returns
+    -------
+    body : bytes
+    result : QueryResult
+        The rows behind ``body`` (for their count and overflow flag).
+    """
+    result = run_adql_sync(
+        state, query, maxrec=maxrec, uploads=uploads, handle=handle, deadline=deadline
+    )
+    body = serialise(
+        fmt, result.table, result.column_infos, overflow=result.overflow, infos={"QUERY": query}
+    )
+    return body, result
+
+
+async def sync_endpoint(request: Request) -> Response:
+    """``/tap/sync``: run the query and answer the result in the requested format."""
+    state = request.app.state
+    settings = state.settings
+    params = await read_params(request, upload_limit_bytes=settings.upload_limit_bytes)
+    query, fmt, maxrec = query_request(params, settings)
 
     streamed = fmt.key in ("votable", "votable-binary2") and hasattr(state.backend, "query_stream")
 
@@ -666,13 +707,8 @@ async def sync_endpoint(request: Request) -> Response:
             return _streamed_votable(
                 state, query, maxrec, uploads, deadline, fmt, binary2=fmt.key != "votable"
             )
-        result = run_adql_sync(state, query, maxrec=maxrec, uploads=uploads, deadline=deadline)
-        body = serialise(
-            fmt,
-            result.table,
-            result.column_infos,
-            overflow=result.overflow,
-            infos={"QUERY": query},
+        body, _ = run_adql_serialised(
+            state, query, fmt, maxrec=maxrec, uploads=uploads, deadline=deadline
         )
         return Response(body, media_type=fmt.mime, headers=_headers(fmt))
 

@@ -34,15 +34,13 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from skysense._atomic import atomic_write_bytes
 from skysense.errors import InputError, SkysenseError
 from skysense.vo.backends import QueryHandle, QueryTimeout
-from skysense.vo.formats import resolve_format, serialise
 from skysense.vo.limits import Deadline
 from skysense.vo.tap import (
     TapParams,
-    check_query_params,
-    parse_maxrec,
+    query_request,
     read_params,
     resolve_uploads,
-    run_adql_sync,
+    run_adql_serialised,
 )
 from skysense.vo.votable import error_votable
 
@@ -429,13 +427,7 @@ class JobStore:
         self._save(job)
         try:
             params = TapParams(values=dict(job.parameters), uploads=list(job.uploads))
-            query = check_query_params(params)
-            fmt = resolve_format(params.get("responseformat") or params.get("format"))
-            maxrec = parse_maxrec(
-                params.get("maxrec"),
-                default=self.settings.maxrec_default,
-                hard=self.settings.maxrec_hard,
-            )
+            query, fmt, maxrec = query_request(params, self.settings)
             files = {
                 name: (self.folder(job_id) / "uploads" / _safe_part(name)).read_bytes()
                 for name in job.files
@@ -453,20 +445,14 @@ class JobStore:
                 loader=files,
                 deadline=deadline,
             )
-            result = run_adql_sync(
+            body, result = run_adql_serialised(
                 self.state,
                 query,
+                fmt,
                 maxrec=maxrec,
                 uploads=uploads,
                 handle=handle,
                 deadline=deadline,
-            )
-            body = serialise(
-                fmt,
-                result.table,
-                result.column_infos,
-                overflow=result.overflow,
-                infos={"QUERY": query},
             )
             path = self.folder(job_id) / f"result.{fmt.extension}"
             # Counted before writing: a result over the limits leaves nothing on disk.
