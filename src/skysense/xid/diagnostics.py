@@ -36,6 +36,13 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[..., :half], x[..., -half:]], axis=1)
 
 
+def _per_param(stat, draws: np.ndarray) -> np.ndarray:
+    """``stat`` of split chains (p, 2 chains, draws // 2) -> (p,), for draws
+    (chains, draws, *params); the result has shape (*params)."""
+    draws = np.asarray(draws, dtype=float)
+    return stat(_split(_as_params(draws))).reshape(draws.shape[2:])
+
+
 def _z_scale(x: np.ndarray) -> np.ndarray:
     """Rank-normalise each parameter's pooled draws (ties get their average rank)."""
     p = x.shape[0]
@@ -65,15 +72,17 @@ def split_rhat(draws: np.ndarray) -> np.ndarray:
     -------
     ndarray (*params)
     """
-    draws = np.asarray(draws, dtype=float)
-    x = _split(_as_params(draws))
+    return _per_param(_split_rhat_core, draws)
+
+
+def _split_rhat_core(x: np.ndarray) -> np.ndarray:
     bulk = _rhat_core(_z_scale(x))
     folded = np.abs(x - np.median(x.reshape(x.shape[0], -1), axis=1)[:, None, None])
     tail = _rhat_core(_z_scale(folded))
     out = np.maximum(bulk, tail)
     const = np.ptp(x.reshape(x.shape[0], -1), axis=1) == 0
     out[const] = np.nan
-    return out.reshape(draws.shape[2:])
+    return out
 
 
 @numba.njit(cache=True)
@@ -140,9 +149,7 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
     -------
     ndarray (*params)
     """
-    draws = np.asarray(draws, dtype=float)
-    x = _split(_as_params(draws))
-    return _ess_core(_z_scale(x)).reshape(draws.shape[2:])
+    return _per_param(lambda x: _ess_core(_z_scale(x)), draws)
 
 
 def summarise_convergence(
