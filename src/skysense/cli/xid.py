@@ -146,14 +146,7 @@ def _fit(args) -> None:
         return _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
     result = (xid.fit_sed_maps if sed else xid.fit)(maps, prior, **kw)
     xid.write_outputs(result, args.out)
-    n, bad = len(maps), len(result.unfitted)
-    if sed:
-        return _say(f"SED fit of {len(result.sed_rows)} of {len(prior)} prior sources in {n} "
-                    f"band(s); {bad} not fittable (see unfitted.csv); outputs in {args.out}")  # fmt: skip
-    cat = result.catalogue()
-    flagged = sum(int(cat[c].sum()) for c in cat.columns if c.startswith("flag_xid_"))
-    _say(f"fitted {len(prior)} prior sources in {n} band(s); {bad} source-band(s) not fittable "
-         f"(see unfitted.csv); {flagged} source-band(s) flagged; outputs in {args.out}")  # fmt: skip
+    _say(result.summary(args.out))
 
 
 def _blind(args) -> None:
@@ -180,11 +173,7 @@ def _hidden(args) -> None:
         max_iter=args.max_iter, id_prefix=args.id_prefix, **kw,
     )  # fmt: skip
     write_hidden(hidden, args.out)
-    cand = hidden.candidates
-    state = "converged" if hidden.converged else "NOT converged (raise --max-iter)"
-    _say(f"{len(cand)} candidate(s) in {hidden.n_fits} fit(s), {int(cand['added'].sum())} added "
-         f"to the prior; {state}; outputs in {args.out} (hidden.fits, prior_hidden.fits, "
-         "catalogue.fits)")  # fmt: skip
+    _say(hidden.summary(args.out))
 
 
 def _blind_match(args) -> None:
@@ -197,9 +186,7 @@ def _blind_match(args) -> None:
     out = blind.match_blind(found, xid=xid, masterlist=ml, radius_arcsec=args.radius,
                             band=args.band)  # fmt: skip
     paths = blind.write_blind_catalogue(out, args.out, units=blind.MATCH_UNITS)
-    _say(f"{int(out['no_prior_counterpart'].sum())} of {len(out)} blind sources have no prior "
-         f"counterpart within {out.attrs['match_radius_arcsec']:g} arcsec: "
-         + ", ".join(map(str, paths)))  # fmt: skip
+    _say(f"{blind.describe_match(out)}: " + ", ".join(map(str, paths)))
 
 
 def register(subparsers) -> None:

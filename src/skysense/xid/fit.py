@@ -10,6 +10,7 @@ writes files.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -311,6 +312,35 @@ class XIDResult:
                 )
                 cat[name], cat[f"{name}_u"], cat[f"{name}_l"] = full
         return cat
+
+    def n_flagged(self) -> int:
+        """Source-bands flagged in :meth:`catalogue` (``flag_xid_<B>``: not converged or not
+        fitted), counted without building the catalogue."""
+        n = len(self.prior)
+        return sum(
+            n - len(self.fitted[band]) + int(summarise_convergence(p.flux)[2].sum())
+            for band, p in self.posteriors.items()
+        )
+
+    def summary(self, out_dir: str | os.PathLike) -> str:
+        """One line on what was fitted, what could not be and where the outputs are.
+
+        Parameters
+        ----------
+        out_dir : path - the output directory the line names (as written by
+            :func:`skysense.xid.io.write_outputs`)
+        """
+        n, bad = len(self.models), len(self.unfitted)
+        if self.sed is not None:
+            return (
+                f"SED fit of {len(self.sed_rows)} of {len(self.prior)} prior sources in "
+                f"{n} band(s); {bad} not fittable (see unfitted.csv); outputs in {out_dir}"
+            )
+        return (
+            f"fitted {len(self.prior)} prior sources in {n} band(s); {bad} source-band(s) "
+            f"not fittable (see unfitted.csv); {self.n_flagged()} source-band(s) flagged; "
+            f"outputs in {out_dir}"
+        )
 
     def inference_data(self):
         """Posterior draws as an ArviZ InferenceData (one variable set per band)."""

@@ -30,7 +30,7 @@ from skysense.xid.blind.extract import (
     psf_fit_fluxes,
 )
 from skysense.xid.blind.io import BLIND_COLUMNS, read_blind_catalogue, write_blind_catalogue
-from skysense.xid.blind.match import MATCH_UNITS, match_blind, nearest_within
+from skysense.xid.blind.match import MATCH_UNITS, describe_match, match_blind, nearest_within
 from skysense.xid.blind.stats import (
     CompletenessResult,
     brightest_owner,
@@ -48,6 +48,7 @@ __all__ = [
     "CATALOGUE_UNITS",
     "nearest_within",
     "match_blind",
+    "describe_match",
     "MATCH_UNITS",
     "CompletenessResult",
     "brightest_owner",

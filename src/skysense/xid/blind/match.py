@@ -21,7 +21,7 @@ from skysense.errors import InputError
 from skysense.tables import DEC_NAMES, RA_NAMES
 from skysense.xid.columns import ID_NAMES, find_column
 
-__all__ = ["nearest_within", "match_blind", "MATCH_UNITS"]
+__all__ = ["nearest_within", "match_blind", "describe_match", "MATCH_UNITS"]
 
 #: Units of the columns :func:`match_blind` adds.
 MATCH_UNITS = {
@@ -144,3 +144,18 @@ def match_blind(
     out["no_prior_counterpart"] = ~has
     out.attrs = {**blind.attrs, "match_radius_arcsec": float(radius_arcsec)}
     return out
+
+
+def describe_match(matched: pd.DataFrame) -> str:
+    """One line: how many blind sources of :func:`match_blind`'s table have no prior counterpart.
+
+    Parameters
+    ----------
+    matched : DataFrame - from :func:`match_blind` (``no_prior_counterpart``, and
+        ``attrs["match_radius_arcsec"]``)
+    """
+    n = int(matched["no_prior_counterpart"].sum())
+    return (
+        f"{n} of {len(matched)} blind sources have no prior counterpart within "
+        f"{matched.attrs['match_radius_arcsec']:g} arcsec"
+    )

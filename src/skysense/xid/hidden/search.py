@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -223,6 +224,22 @@ class HiddenResult:
     def table(self) -> pd.DataFrame:
         """The candidate table ready to write (FITS/Parquet) and publish."""
         return self.candidates.reset_index(drop=True)
+
+    def summary(self, out_dir: str | os.PathLike) -> str:
+        """One line: candidates, fits, sources added, convergence, and the output files.
+
+        Parameters
+        ----------
+        out_dir : path - the directory the line names (as written by
+            :func:`skysense.xid.hidden.write_hidden`)
+        """
+        cand = self.candidates
+        state = "converged" if self.converged else "NOT converged (raise --max-iter)"
+        return (
+            f"{len(cand)} candidate(s) in {self.n_fits} fit(s), {int(cand['added'].sum())} "
+            f"added to the prior; {state}; outputs in {out_dir} (hidden.fits, "
+            "prior_hidden.fits, catalogue.fits)"
+        )
 
 
 def find_hidden_sources(
