@@ -218,20 +218,18 @@ def result_votable_chunks(
     rows = iter(batches)
     first = next((b for b in rows if b.num_rows), None)
     sample = first if first is not None else schema.empty_table()
-    datatypes = [writer.datatype(sample.column(i), col.datatype) for i, col in enumerate(columns)]
+    # The first batch settles the types, and its rows are encoded on the way (once).
+    datatypes, body = writer.rows(sample, [c.datatype for c in columns], fixed=False)
     fields = [
         _field_xml(col, name, i, datatype)
         for i, (col, name, datatype) in enumerate(zip(columns, names, datatypes))
     ]
-    head = _head(fields, infos or {}, description) + writer.open
-    if first is not None and datatypes:
-        head += writer.rows(first, datatypes)
-    yield head
+    yield _head(fields, infos or {}, description) + writer.open + body
     error = None
     try:
         for batch in rows:
             if batch.num_rows and datatypes:
-                yield writer.rows(batch, datatypes)
+                yield writer.rows(batch, datatypes, fixed=True)[1]
     except QueryError as exc:
         error = exc
     tail = writer.close() + b"  </TABLE>\n"
@@ -381,12 +379,13 @@ class _TabledataWriter:
 
     open = b"   <DATA>\n    <TABLEDATA>\n"
 
-    def datatype(self, arr, datatype: str) -> str:
-        return _column_text(arr, datatype)[1]
-
-    def rows(self, batch, datatypes: list[str]) -> bytes:
-        texts = [_column_text(batch.column(i), d)[0] for i, d in enumerate(datatypes)]
-        return tabledata_rows(texts)
+    def rows(self, batch, datatypes: list[str], *, fixed: bool) -> tuple[list[str], bytes]:
+        """The datatypes used and the rows of one batch (TABLEDATA text is the same whether
+        a text column is char or unicodeChar, so ``fixed`` changes nothing here)."""
+        done = [_column_text(batch.column(i), d) for i, d in enumerate(datatypes)]
+        texts = [text for text, _ in done]
+        body = tabledata_rows(texts) if batch.num_rows and texts else b""
+        return [d for _, d in done], body
 
     def close(self) -> bytes:
         return b"    </TABLEDATA>\n   </DATA>\n"
@@ -470,15 +469,17 @@ class _Binary2Writer:
     def __init__(self):
         self._carry = b""
 
-    def datatype(self, arr, datatype: str) -> str:
-        return _binary2_cells(arr, datatype)[2]
-
-    def rows(self, batch, datatypes: list[str]) -> bytes:
-        cells, masks = [], []
+    def rows(self, batch, datatypes: list[str], *, fixed: bool) -> tuple[list[str], bytes]:
+        """The datatypes used and the base64 lines of one batch's rows (``fixed``: write text
+        columns as the ``datatypes`` say, whatever they hold)."""
+        cells, masks, used = [], [], []
         for i, datatype in enumerate(datatypes):
-            cell, mask, _ = _binary2_cells(batch.column(i), datatype, fixed=True)
+            cell, mask, datatype = _binary2_cells(batch.column(i), datatype, fixed=fixed)
             cells.append(cell)
             masks.append(mask)
+            used.append(datatype)
+        if not batch.num_rows or not cells:
+            return used, b""
         flags = np.packbits(np.stack(masks, axis=1), axis=1, bitorder="big")
         rows = pc.binary_join_element_wise(
             _fixed_binary(flags.view(f"S{flags.shape[1]}").ravel()),
@@ -491,7 +492,7 @@ class _Binary2Writer:
         payload = self._carry + rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
         cut = len(payload) - len(payload) % self._GROUP
         self._carry = payload[cut:]
-        return base64.encodebytes(payload[:cut])
+        return used, base64.encodebytes(payload[:cut])
 
     def close(self) -> bytes:
         tail = base64.encodebytes(self._carry) if self._carry else b""
