@@ -23,7 +23,15 @@ from skysense.astrocast.indices import (
     vci,
     vci3m,
 )
-from skysense.astrocast.scores import alert_rates, r2_score, rmse, score_by_lead
+from skysense.astrocast.scores import (
+    alert_rates,
+    describe_forecast,
+    describe_hindcast,
+    hindcast_scores,
+    r2_score,
+    rmse,
+    score_by_lead,
+)
 
 __all__ = [
     "DROUGHT_CLASSES",
@@ -44,6 +52,9 @@ __all__ = [
     "r2_score",
     "rmse",
     "score_by_lead",
+    "hindcast_scores",
+    "describe_hindcast",
+    "describe_forecast",
     "vci",
     "vci3m",
 ]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["r2_score", "rmse", "alert_rates", "score_by_lead"]
+__all__ = [
+    "r2_score",
+    "rmse",
+    "alert_rates",
+    "score_by_lead",
+    "hindcast_scores",
+    "describe_hindcast",
+    "describe_forecast",
+]
 
 #: NDMA alert threshold on VCI3M (moderate drought or worse), percent.
 ALERT_VCI3M = 35.0
@@ -84,3 +92,43 @@ def score_by_lead(
             }
         )
     return pd.DataFrame(out)
+
+
+def hindcast_scores(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Scores per model and lead of hindcasts, over the rows with an observation.
+
+    Parameters
+    ----------
+    forecasts : DataFrame - from :func:`skysense.astrocast.engine.hindcast_series`
+        (``model``, ``lead``, ``observed``, ``mean``)
+
+    Returns
+    -------
+    DataFrame - :func:`score_by_lead` by ``model``
+    """
+    return score_by_lead(forecasts.dropna(subset=["observed"]), by="model")
+
+
+def describe_hindcast(scores: pd.DataFrame, timing: pd.DataFrame) -> str:
+    """The scores table and each model's mean time per forecast, as text.
+
+    Parameters
+    ----------
+    scores : DataFrame - from :func:`hindcast_scores`
+    timing : DataFrame - ``model``, ``seconds_per_fit`` (s), from
+        :func:`skysense.astrocast.engine.hindcast_series`
+    """
+    seconds = timing.groupby("model").seconds_per_fit.mean().rename("seconds per forecast")
+    return scores.to_string(index=False, float_format="%.3f") + "\n" + seconds.to_string()
+
+
+def describe_forecast(forecasts: pd.DataFrame) -> str:
+    """The mean GP fit time per series of forecasts, e.g. ``GP fit 0.42 s per series (mean of 3)``.
+
+    Parameters
+    ----------
+    forecasts : DataFrame - ``region``, ``fit_seconds`` (s, on every row of a series), from
+        :func:`skysense.astrocast.engine.forecast_series`
+    """
+    per_series = forecasts.groupby("region").fit_seconds.first()
+    return f"GP fit {per_series.mean():.2f} s per series (mean of {len(per_series)})"

@@ -62,12 +62,11 @@ def _vci(args) -> str:
 def _forecast(args) -> None:
     from skysense.astrocast.engine import forecast_series
     from skysense.astrocast.io import write_table
+    from skysense.astrocast.scores import describe_forecast
 
     fc = forecast_series(_load(args), n_leads=args.n_leads, scheduler=args.scheduler)
     write_table(fc, args.output)
-    per_series = fc.groupby("region").fit_seconds.first()
-    print(f"wrote {args.output}; GP fit {per_series.mean():.2f} s per series (mean of "
-          f"{len(per_series)})")  # fmt: skip
+    print(f"wrote {args.output}; {describe_forecast(fc)}")
     if args.plot_map:
         from skysense.astrocast.plots import plot_class_map
 
@@ -79,15 +78,14 @@ def _forecast(args) -> None:
 def _hindcast(args) -> None:
     from skysense.astrocast.engine import hindcast_series
     from skysense.astrocast.io import write_table
-    from skysense.astrocast.scores import score_by_lead
+    from skysense.astrocast.scores import describe_hindcast, hindcast_scores
 
     fc, timing = hindcast_series(_load(args), args.models.split(","), n_leads=args.n_leads,
                                  start_year=args.start_year, scheduler=args.scheduler,
                                  source=args.input)  # fmt: skip
     write_table(fc, args.output)
-    scores = score_by_lead(fc.dropna(subset=["observed"]), by="model")
-    print(scores.to_string(index=False, float_format="%.3f"))
-    print(timing.groupby("model").seconds_per_fit.mean().rename("seconds per forecast").to_string())
+    scores = hindcast_scores(fc)
+    print(describe_hindcast(scores, timing))
     if args.scores:
         write_table(scores, args.scores)
 
