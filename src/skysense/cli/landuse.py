@@ -168,10 +168,6 @@ def _classify(args) -> None:
     res = classify_raster(model, args.raster, args.output, proba_path=args.proba,
                           quicklook_path=args.quicklook, block_px=args.block,
                           scheduler=args.scheduler)  # fmt: skip
-    total = sum(res.pixel_counts.values())
-    print(f"classified {total} pixels in {res.n_windows} windows ({res.elapsed_s:.1f} s); "
-          f"{res.n_nodata} nodata", file=sys.stderr)  # fmt: skip
-    for code, n in sorted(res.pixel_counts.items()):
-        print(f"{code}\t{model.scheme_.name_of(code)}\t{n}\t{n / total:.4f}")
-    written = [p for p in (res.class_path, res.proba_path, res.quicklook_path) if p]
-    print("written " + ", ".join(map(str, written)), file=sys.stderr)
+    print(res.summary(), file=sys.stderr)
+    print(res.class_table(model.scheme_))
+    print("written " + ", ".join(map(str, res.written)), file=sys.stderr)

@@ -22,6 +22,7 @@ import numpy as np
 from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import ConfigError, InputError
+from skysense.landuse.classes import ClassScheme
 from skysense.landuse.classify import FlatForest, forest_to_arrays
 from skysense.landuse.estimator import LanduseClassifier
 from skysense.landuse.features import window_features
@@ -48,6 +49,31 @@ class ClassifyResult:
     n_nodata: int
     n_windows: int
     elapsed_s: float
+
+    def summary(self) -> str:
+        """One line: pixels classified, windows, time and nodata pixels."""
+        return (
+            f"classified {sum(self.pixel_counts.values())} pixels in {self.n_windows} "
+            f"windows ({self.elapsed_s:.1f} s); {self.n_nodata} nodata"
+        )
+
+    def class_table(self, scheme: ClassScheme) -> str:
+        """Tab-separated ``code, name, pixels, fraction`` lines, one per class found.
+
+        Parameters
+        ----------
+        scheme : ClassScheme - names the codes (the model's ``scheme_``)
+        """
+        total = sum(self.pixel_counts.values())
+        return "\n".join(
+            f"{code}\t{scheme.name_of(code)}\t{n}\t{n / total:.4f}"
+            for code, n in sorted(self.pixel_counts.items())
+        )
+
+    @property
+    def written(self) -> list[Path]:
+        """The files written: class raster, then probabilities and quick-look when asked for."""
+        return [p for p in (self.class_path, self.proba_path, self.quicklook_path) if p]
 
 
 def predict_block(
