@@ -1,4 +1,5 @@
-"""Tables in files: format names by suffix, the one catalogue reader, RA/Dec column names.
+"""Tables in files: format names by suffix, the one catalogue reader, RA/Dec column names,
+the publish metadata of columns.
 
 Ground floor (imports no area): every area that reads a catalogue file (the catalogue
 pipeline, photo-z, VO publishing, XID+) tells formats with :func:`table_format`, reads FITS,
@@ -17,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,8 @@ __all__ = [
     "read_table",
     "find_name",
     "guess_position_columns",
+    "ColumnMeta",
+    "publish_meta",
 ]
 
 _log = logging.getLogger(__name__)
@@ -312,3 +316,36 @@ def guess_position_columns(
     if dec is None:
         dec = find_name(columns, DEC_NAMES) or (f"{prepared[0]}_dec" if prepared else None)
     return ra, dec
+
+
+class ColumnMeta(NamedTuple):
+    """Publish metadata of one column: what :mod:`skysense.vo.publish` reads per column."""
+
+    unit: str = ""
+    ucd: str = ""
+    description: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """``{"unit": ..., "ucd": ..., "description": ...}``."""
+        return self._asdict()
+
+
+def publish_meta(
+    columns: Iterable[str], describe: Callable[[str], ColumnMeta | None]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """Publish metadata ``{"columns": {name: {unit, ucd, description}}}`` of a table.
+
+    Parameters
+    ----------
+    columns : iterable of str
+        The table's column names.
+    describe : callable
+        A column name -> its :class:`ColumnMeta`, or None for a column it does not know
+        (left out, so the publisher's defaults apply).
+    """
+    out = {}
+    for c in columns:
+        meta = describe(c)
+        if meta is not None:
+            out[c] = meta.as_dict()
+    return {"columns": out}

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skysense.errors import InputError
+from skysense.tables import ColumnMeta
 from skysense.vo.backends import open_backend
 from skysense.vo.publish import publish_file
 from skysense.vo.settings import Settings
@@ -96,7 +97,7 @@ _BANDS = (
 
 
 def _col(unit="", ucd="", description=""):
-    return {"unit": unit, "ucd": ucd, "description": description}
+    return ColumnMeta(unit, ucd, description).as_dict()
 
 
 def _position_meta(ra="ra", dec="dec", epoch=""):

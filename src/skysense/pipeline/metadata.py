@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from skysense.catalog.morphology import SHAPE_DESCRIPTIONS, SHAPE_UCDS, SHAPE_UNITS
+from skysense.tables import ColumnMeta, publish_meta
 
 __all__ = ["masterlist_meta", "xid_meta"]
 
@@ -87,11 +88,10 @@ def _join(*ucds: str) -> str:
     return ";".join(u for u in ucds if u)
 
 
-def _one(name: str, surveys: Iterable[str]) -> dict | None:
+def _one(name: str, surveys: Iterable[str]) -> ColumnMeta | None:
     low = name.lower()
     if low in _FIXED:
-        unit, ucd, text = _FIXED[low]
-        return {"unit": unit, "ucd": ucd, "description": text}
+        return ColumnMeta(*_FIXED[low])
     m = re.fullmatch(r"(m|merr|f|ferr)(_ap)?_([a-z0-9]+_[a-z0-9]+)", low)
     if m:
         kind, ap, band = m.groups()
@@ -99,80 +99,68 @@ def _one(name: str, surveys: Iterable[str]) -> dict | None:
         what = ("aperture " if ap else "total ") + ("magnitude (AB)" if is_mag else "flux")
         base = "phot.mag" if is_mag else "phot.flux.density"
         err = kind.endswith("err")
-        return {
-            "unit": "mag" if is_mag else "uJy",
-            "ucd": _join("stat.error" if err else "", base, _em(band)),
-            "description": f"Error of the {what} in {band}" if err else f"{what} in {band}",
-        }
+        return ColumnMeta(
+            "mag" if is_mag else "uJy",
+            _join("stat.error" if err else "", base, _em(band)),
+            f"Error of the {what} in {band}" if err else f"{what} in {band}",
+        )
     m = re.fullmatch(r"flag_([a-z0-9]+_[a-z0-9]+)", low)
     if m:
-        return {"unit": "", "ucd": "meta.code.qual", "description": f"Photometry flag of {m[1]}"}
+        return ColumnMeta("", "meta.code.qual", f"Photometry flag of {m[1]}")
     for s in surveys:
         if low == f"{s}_id":
-            return {"unit": "", "ucd": "meta.id.cross", "description": f"Identifier in {s}"}
+            return ColumnMeta("", "meta.id.cross", f"Identifier in {s}")
     return None
 
 
 def masterlist_meta(columns: Iterable[str], surveys: Iterable[str]) -> dict:
     """Publish metadata ``{"columns": {name: {unit, ucd, description}}}`` of a masterlist."""
     surveys = list(surveys)
-    out = {}
-    for c in columns:
-        meta = _one(c, surveys)
-        if meta is not None:
-            out[c] = meta
-    return {"columns": out}
+    return publish_meta(columns, lambda c: _one(c, surveys))
 
 
 def xid_meta(columns: Iterable[str]) -> dict:
     """Publish metadata of an XID+ catalogue joined with photo-z columns."""
-    out = {}
-    for c in columns:
-        if c in ("HELP_ID",):
-            out[c] = {"unit": "", "ucd": "meta.id;meta.main", "description": "HELP identifier"}
-            continue
-        if c in ("RA", "Dec"):
-            is_ra = c == "RA"
-            out[c] = {
-                "unit": "deg",
-                "ucd": "pos.eq.ra;meta.main" if is_ra else "pos.eq.dec;meta.main",
-                "description": "Prior position: " + ("right ascension" if is_ra else "declination"),
-            }
-            continue
-        if c == "xid_tile":
-            out[c] = {
-                "unit": "",
-                "ucd": "meta.id",
-                "description": "XID+ tile the source was fit in",
-            }
-            continue
-        m = re.fullmatch(
-            r"(F|FErr|Bkg|Sig_conf|Rhat|n_eff|Pval_res|flag_xid)_([A-Z]+_[0-9A-Z]+)(_u|_l)?", c
+    return publish_meta(columns, _xid_one)
+
+
+#: XID+ output kind -> (unit, UCD, description); the band's em UCD is added to the first two
+_XID_KINDS = {
+    "F": ("mJy", "phot.flux.density", "posterior median flux"),
+    "Bkg": ("mJy/beam", "instr.background", "fitted background"),
+    "Sig_conf": ("mJy/beam", "stat.stdev;instr.skyLevel", "confusion noise"),
+    "Rhat": ("", "stat.fit.goodness", "Gelman-Rubin convergence statistic"),
+    "n_eff": ("", "stat.value", "effective number of posterior samples"),
+    "Pval_res": ("", "stat.probability", "Bayesian p-value of the residuals"),
+    "flag_xid": ("", "meta.code.qual", "flagged (Rhat, n_eff or p-value)"),
+}
+
+
+def _xid_one(c: str) -> ColumnMeta | None:
+    if c == "HELP_ID":
+        return ColumnMeta("", "meta.id;meta.main", "HELP identifier")
+    if c in ("RA", "Dec"):
+        is_ra = c == "RA"
+        return ColumnMeta(
+            "deg",
+            "pos.eq.ra;meta.main" if is_ra else "pos.eq.dec;meta.main",
+            "Prior position: " + ("right ascension" if is_ra else "declination"),
         )
-        if m:
-            kind, band, side = m.groups()
-            em = _em(band)
-            table = {
-                "F": ("mJy", _join("phot.flux.density", em), "posterior median flux"),
-                "Bkg": ("mJy/beam", _join("instr.background", em), "fitted background"),
-                "Sig_conf": ("mJy/beam", "stat.stdev;instr.skyLevel", "confusion noise"),
-                "Rhat": ("", "stat.fit.goodness", "Gelman-Rubin convergence statistic"),
-                "n_eff": ("", "stat.value", "effective number of posterior samples"),
-                "Pval_res": ("", "stat.probability", "Bayesian p-value of the residuals"),
-                "flag_xid": ("", "meta.code.qual", "flagged (Rhat, n_eff or p-value)"),
-            }
-            if kind == "FErr":
-                pct = "84th" if side == "_u" else "16th"
-                out[c] = {
-                    "unit": "mJy",
-                    "ucd": _join("stat.error", "phot.flux.density", em),
-                    "description": f"{pct} percentile of the posterior flux in {band}",
-                }
-            else:
-                unit, ucd, text = table[kind]
-                out[c] = {"unit": unit, "ucd": ucd, "description": f"{band}: {text}"}
-            continue
-        meta = _one(c, ())
-        if meta is not None:
-            out[c] = meta
-    return {"columns": out}
+    if c == "xid_tile":
+        return ColumnMeta("", "meta.id", "XID+ tile the source was fit in")
+    m = re.fullmatch(
+        r"(F|FErr|Bkg|Sig_conf|Rhat|n_eff|Pval_res|flag_xid)_([A-Z]+_[0-9A-Z]+)(_u|_l)?", c
+    )
+    if m:
+        kind, band, side = m.groups()
+        em = _em(band)
+        if kind == "FErr":
+            pct = "84th" if side == "_u" else "16th"
+            return ColumnMeta(
+                "mJy",
+                _join("stat.error", "phot.flux.density", em),
+                f"{pct} percentile of the posterior flux in {band}",
+            )
+        unit, ucd, text = _XID_KINDS[kind]
+        return ColumnMeta(unit, _join(ucd, em) if kind in ("F", "Bkg") else ucd, f"{band}: {text}")
+    return _one(c, ())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from skysense.tables import ColumnMeta, publish_meta
+
 __all__ = ["QUANTITIES", "sed_meta", "spectra_meta"]
 
 #: quantity -> (unit, UCD, description); log10 for the extensive ones
@@ -46,11 +48,10 @@ _FIXED = {
 }
 
 
-def _one(name: str) -> dict | None:
+def _one(name: str) -> ColumnMeta | None:
     low = name.lower()
     if low in _FIXED:
-        unit, ucd, text = _FIXED[low]
-        return {"unit": unit, "ucd": ucd, "description": text}
+        return ColumnMeta(*_FIXED[low])
     for prefix, what in (("bayes_", "Bayesian (likelihood-weighted) mean of the "),
                          ("best_", "best-model value of the ")):  # fmt: skip
         if low.startswith(prefix):
@@ -60,22 +61,17 @@ def _one(name: str) -> dict | None:
             if q in QUANTITIES:
                 unit, ucd, text = QUANTITIES[q]
                 if err:
-                    return {"unit": unit.replace("log(", "dex(") if unit.startswith("log(") else unit,
-                            "ucd": "stat.stdev;" + ucd,
-                            "description": f"likelihood-weighted standard deviation of the {text}"}  # fmt: skip
-                return {"unit": unit, "ucd": ucd + (";stat.mean" if prefix == "bayes_" else ""),
-                        "description": what + text}  # fmt: skip
+                    return ColumnMeta(unit.replace("log(", "dex(") if unit.startswith("log(") else unit,
+                                      "stat.stdev;" + ucd,
+                                      f"likelihood-weighted standard deviation of the {text}")  # fmt: skip
+                return ColumnMeta(unit, ucd + (";stat.mean" if prefix == "bayes_" else ""),
+                                  what + text)  # fmt: skip
     return None
 
 
 def sed_meta(columns: Iterable[str]) -> dict:
     """Publish metadata ``{"columns": {name: {unit, ucd, description}}}`` of a fit table."""
-    out = {}
-    for c in columns:
-        meta = _one(c)
-        if meta is not None:
-            out[c] = meta
-    return {"columns": out}
+    return publish_meta(columns, _one)
 
 
 def spectra_meta() -> dict:
