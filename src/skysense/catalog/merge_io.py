@@ -31,7 +31,7 @@ from skysense.catalog.merge import associate, plan_steps
 from skysense.catalog.merge_config import MergeConfig
 from skysense.catalog.plots import plot_step_radii
 
-__all__ = ["run_merge"]
+__all__ = ["run_merge", "describe_merge"]
 
 
 def _provenance(config, inputs, plan, extra) -> dict:
@@ -144,3 +144,17 @@ def run_merge(
         "masterlist": str(out_dir / name),
         "fits": None if fits is None else str(fits),
     }
+
+
+def describe_merge(summary: dict) -> str:
+    """What :func:`run_merge` wrote: objects, radii and paths, as one or two lines.
+
+    Parameters
+    ----------
+    summary : dict - returned by :func:`run_merge`
+    """
+    radii = ", ".join(f"{r:.3g}" for r in summary["radii_arcsec"])
+    text = (
+        f"{summary['n_objects']} objects written to {summary['masterlist']} (radii {radii} arcsec)"
+    )
+    return text + (f"\nFITS copy: {summary['fits']}" if summary["fits"] else "")

@@ -44,6 +44,7 @@ __all__ = [
     "write_prepared",
     "describe_prepared",
     "combine_coverages",
+    "describe_coverages",
 ]
 
 
@@ -297,3 +298,17 @@ def combine_coverages(
     if out:
         summary["out"] = str(out)
     return summary
+
+
+def describe_coverages(summary: dict) -> str:
+    """The area of the combined coverage and of each input, one line each.
+
+    Parameters
+    ----------
+    summary : dict - returned by :func:`combine_coverages`
+    """
+    where = f" written to {summary['out']}" if summary.get("out") else ""
+    n, area = len(summary["inputs"]), summary["area_deg2"]
+    lines = [f"{summary['op']} of {n} coverages: {area:.4f} deg2{where}"]
+    lines += [f"  {i['input']}: {i['area_deg2']:.4f} deg2" for i in summary["inputs"]]
+    return "\n".join(lines)

@@ -44,6 +44,10 @@ class RadiusSuggestion:
     chance: np.ndarray
     n_true: float
 
+    def describe(self) -> str:
+        """One line, e.g. ``suggested radius: 1.2 arcsec (about 840 true pairs)``."""
+        return f"suggested radius: {self.radius_arcsec:.3g} arcsec (about {self.n_true:.0f} true pairs)"
+
     def as_dict(self) -> dict:
         return {
             "radius_arcsec": self.radius_arcsec,

@@ -77,27 +77,20 @@ def _prepare(args) -> str:
 
 
 def _moc(args) -> str:
-    from skysense.catalog.prepare_io import combine_coverages
+    from skysense.catalog.prepare_io import combine_coverages, describe_coverages
 
     s = combine_coverages(args.inputs, args.op, order=args.order, out=args.out)
-    if args.json:
-        return json.dumps(s, indent=2)
-    where = f" written to {args.out}" if args.out else ""
-    return "\n".join([f"{args.op} of {len(s['inputs'])} coverages: {s['area_deg2']:.4f} deg2{where}",
-                      *(f"  {name}: {i['area_deg2']:.4f} deg2" for name, i in zip(args.inputs, s["inputs"]))])  # fmt: skip
+    return json.dumps(s, indent=2) if args.json else describe_coverages(s)
 
 
-def _merge(args) -> None:
+def _merge(args) -> str:
     from skysense.catalog.merge_config import load_merge_config
-    from skysense.catalog.merge_io import run_merge
+    from skysense.catalog.merge_io import describe_merge, run_merge
 
     s = run_merge(load_merge_config(args.config), args.out, fits_path=args.fits,
                   scheduler=args.scheduler, tiled=args.tiled, tile_order=args.tile_order,
                   progress=_show_progress())  # fmt: skip
-    radii = ", ".join(f"{r:.3g}" for r in s["radii_arcsec"])
-    print(f"{s['n_objects']} objects written to {s['masterlist']} (radii {radii} arcsec)")
-    if s["fits"]:
-        print(f"FITS copy: {s['fits']}")
+    return describe_merge(s)
 
 
 def _check(args) -> str:
@@ -118,7 +111,7 @@ def _suggest(args) -> None:
         read_positions(f, args.ra, args.dec) for f in (args.a, args.b)
     )
     s = suggest_radius(ra1, dec1, ra2, dec2, max_radius_arcsec=args.max_radius)
-    print(f"suggested radius: {s.radius_arcsec:.3g} arcsec (about {s.n_true:.0f} true pairs)")
+    print(s.describe())
     if args.plot:
         plot_radius(s, args.plot, title=f"{Path(args.a).name} vs {Path(args.b).name}")
         print(f"plot: {args.plot}")

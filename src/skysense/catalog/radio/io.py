@@ -31,7 +31,13 @@ from skysense.errors import InputError
 from skysense.photometry import flux_to_ujy
 from skysense.tables import guess_position_columns, read_table
 
-__all__ = ["RadioCatalogue", "read_radio", "identify_radio", "run_radio_id"]
+__all__ = [
+    "RadioCatalogue",
+    "read_radio",
+    "identify_radio",
+    "run_radio_id",
+    "describe_radio_id",
+]
 
 
 @dataclasses.dataclass
@@ -252,3 +258,19 @@ def run_radio_id(
         "summary": str(out_dir / "radio_id.json"),
     }
     return summary
+
+
+def describe_radio_id(summary: dict, out_dir: str | os.PathLike) -> str:
+    """One line: radio sources identified, the LR threshold, Q0 and expected false IDs.
+
+    Parameters
+    ----------
+    summary : dict - returned by :func:`run_radio_id`
+    out_dir : path - the output directory the line names
+    """
+    s = summary
+    return (
+        f"{s['n_ids']} of {s['n_radio']} radio sources identified (LR >= "
+        f"{s['threshold_lr']:.3g}, Q0 {s['q0']:.3f}, {s['expected_false_ids']:.1f} expected "
+        f"false) in {out_dir}"
+    )
