@@ -14,6 +14,16 @@ import numpy as np
 __all__ = ["scale_chi2_detections", "scale_chi2_split", "likelihood_moments"]
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _fit_scale(a, b, c):  # pragma: no cover - numba
+    """Best non-negative scale ``s`` of one model and its chi^2, from the sums over bands
+    a = sum(f^2 w), b = sum(f m w), c = sum(m^2 w). Returns (s, chi2)."""
+    s = b / c if c > 0.0 else 0.0
+    if s < 0.0:
+        s = 0.0
+    return s, a - 2.0 * s * b + s * s * c
+
+
 @numba.njit(nogil=True, cache=True)
 def scale_chi2_detections(flux, det, models, s_out, chi2_out, c_out):  # pragma: no cover - numba
     """Analytic best scale, chi^2 and curvature, detections only (weights ``det`` = 1/sigma^2)."""
@@ -31,11 +41,7 @@ def scale_chi2_detections(flux, det, models, s_out, chi2_out, c_out):  # pragma:
                 mm = models[m, j]
                 b += flux[i, j] * mm * w
                 c += mm * mm * w
-            s = b / c if c > 0.0 else 0.0
-            if s < 0.0:
-                s = 0.0
-            s_out[i, m] = s
-            chi2_out[i, m] = a - 2.0 * s * b + s * s * c
+            s_out[i, m], chi2_out[i, m] = _fit_scale(a, b, c)
             c_out[i, m] = c
 
 
@@ -135,25 +141,15 @@ def scale_chi2_split(
                 else:
                     b_o += flux[i, j] * mm * w
                     c_o += mm * mm * w
-            b = b_o + b_i
             c = c_o + c_i
-            s = b / c if c > 0.0 else 0.0
-            if s < 0.0:
-                s = 0.0
-            s_out[i, m] = s
-            chi2_out[i, m] = (a_o + a_i) - 2.0 * s * b + s * s * c
+            s_out[i, m], chi2_out[i, m] = _fit_scale(a_o + a_i, b_o + b_i, c)
             c_out[i, m] = c
             if valid[m]:
-                so = b_o / c_o if c_o > 0.0 else 0.0
-                if so < 0.0:
-                    so = 0.0
-                x = a_o - 2.0 * so * b_o + so * so * c_o
+                # explicit comparisons, not min(): a NaN chi^2 must not replace the best
+                x = _fit_scale(a_o, b_o, c_o)[1]
                 if x < best_o:
                     best_o = x
-                si = b_i / c_i if c_i > 0.0 else 0.0
-                if si < 0.0:
-                    si = 0.0
-                x = a_i - 2.0 * si * b_i + si * si * c_i
+                x = _fit_scale(a_i, b_i, c_i)[1]
                 if x < best_i:
                     best_i = x
         alone_out[i] = (best_o if n_o > 0 else 0.0) + (best_i if n_i > 0 else 0.0)
