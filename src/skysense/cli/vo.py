@@ -6,13 +6,13 @@ Parsing and printing only: :mod:`skysense.vo.database` publishes, lists, drops a
 
 from __future__ import annotations
 
-import os
 import sys
 
 from skysense.cli._common import add_area, verb
 
 __all__ = ["register"]
 
+_ALL = "--all flag | include TAP_SCHEMA"
 _DB = "--db | DuckDB file or postgresql:// URL (default: $SKYSENSE_VO_DB or ./skysense.duckdb)"
 _SERVE = """
 --host str=127.0.0.1 | address to listen on
@@ -59,12 +59,11 @@ adql | the ADQL query
 
 
 def _publish(args) -> str:
-    from skysense.vo.database import publish_table
+    from skysense.vo.database import describe_published, publish_table
 
     spec, n_rows = publish_table(args.db, args.file, args.table, description=args.description,
                                  meta=args.meta, ra=args.ra, dec=args.dec, fmt=args.format)  # fmt: skip
-    pos = f"; RA/Dec = {spec.ra}/{spec.dec} (HEALPix-indexed)" if spec.ra else "; no RA/Dec"
-    return f"published {args.file} as {spec.adql_name}: {n_rows} rows, {len(spec.columns)} columns{pos}"  # fmt: skip
+    return describe_published(spec, n_rows, args.file)
 
 
 def _publish_map(args) -> str:
@@ -113,16 +112,9 @@ def _run_server(args, db: str, **extra) -> None:
 
 
 def _serve(args) -> None:
-    from skysense.vo.database import default_db
-    from skysense.vo.settings import is_postgres_url
+    from skysense.vo.database import existing_db
 
-    db = default_db(args.db)
-    if not is_postgres_url(db) and not os.path.exists(db):
-        from skysense.errors import ConfigError
-
-        raise ConfigError(f"database file {db} does not exist; publish a table first "
-                          "(skysense vo publish FILE --table SCHEMA.NAME --db ...)", key="--db")  # fmt: skip
-    _run_server(args, db)
+    _run_server(args, existing_db(args.db))
 
 
 def _demo(args) -> None:
@@ -156,14 +148,7 @@ def register(subparsers) -> None:
     verb(verbs, "demo", _demo,
          "build the demo database from a simulated field (first start), then serve it",
          _DEMO, _SERVE)  # fmt: skip
-    verb(
-        verbs,
-        "tables",
-        _tables,
-        "list the published tables",
-        "--all flag | include TAP_SCHEMA",
-        _DB,
-    )
+    verb(verbs, "tables", _tables, "list the published tables", _ALL, _DB)
     verb(verbs, "drop", _drop, "remove a published table", "table | SCHEMA.NAME", _DB)
     verb(verbs, "query", _query, "run one ADQL query on the database, print the result",
          _QUERY, _DB)  # fmt: skip

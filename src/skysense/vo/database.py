@@ -19,7 +19,9 @@ from skysense.errors import InputError
 __all__ = [
     "DEFAULT_DB",
     "default_db",
+    "existing_db",
     "opened",
+    "describe_published",
     "publish_table",
     "publish_map_file",
     "table_summaries",
@@ -34,6 +36,27 @@ DEFAULT_DB = "skysense.duckdb"
 def default_db(db: str | os.PathLike | None = None) -> str:
     """The database to use: ``db``, else ``$SKYSENSE_VO_DB``, else :data:`DEFAULT_DB`."""
     return str(db or os.environ.get("SKYSENSE_VO_DB") or DEFAULT_DB)
+
+
+def existing_db(db: str | os.PathLike | None = None) -> str:
+    """The database to serve (:func:`default_db`), checked to exist when it is a DuckDB file.
+
+    Raises
+    ------
+    ConfigError
+        A DuckDB file that does not exist; the message says how to publish a table first.
+    """
+    from skysense.errors import ConfigError
+    from skysense.vo.settings import is_postgres_url
+
+    db = default_db(db)
+    if not is_postgres_url(db) and not os.path.exists(db):
+        raise ConfigError(
+            f"database file {db} does not exist; publish a table first "
+            "(skysense vo publish FILE --table SCHEMA.NAME --db ...)",
+            key="--db",
+        )
+    return db
 
 
 @contextlib.contextmanager
@@ -71,6 +94,18 @@ def publish_table(
     with opened(db) as backend:
         spec = publish_file(backend, path, table, **options)
         return spec, backend.catalog().tables[spec.adql_name].n_rows
+
+
+def describe_published(spec, n_rows: int, path: str | Path) -> str:
+    """One line on a table :func:`publish_table` published from ``path``: its ADQL name, rows,
+    columns and positions.
+
+    Parameters
+    ----------
+    spec : TableSpec; n_rows : int - as :func:`publish_table` returns them
+    """
+    pos = f"; RA/Dec = {spec.ra}/{spec.dec} (HEALPix-indexed)" if spec.ra else "; no RA/Dec"
+    return f"published {path} as {spec.adql_name}: {n_rows} rows, {len(spec.columns)} columns{pos}"
 
 
 def publish_map_file(
