@@ -1,30 +1,27 @@
-"""photoz.training.describe_training and PhotozModel.check_bands."""
+"""The lines ``photoz predict`` and ``photoz evaluate`` print come from the photoz API."""
 
-import pytest
+from __future__ import annotations
 
-from skysense.errors import InputError
-from skysense.photoz.gpz import GPzRegressor
-from skysense.photoz.model import PhotozModel
-from skysense.photoz.training import describe_training
+import numpy as np
 
-INFO = {"n_train": 80, "n_valid": 10, "train_seconds": 1.26, "n_iter": 20, "best_iteration": 11,
-        "variance_scale": 4.0}  # fmt: skip
+from skysense.photoz.engine import describe_prediction
+from skysense.photoz.metrics import describe_summary, summary
 
 
-def test_describe_training_with_and_without_test_rows():
-    assert describe_training(INFO) == (
-        "trained on 80 galaxies (10 validation) in 1.3 s, 20 iterations (kept 11); "
-        "sigma scale 2.000 (validation)"
+def test_describe_summary_of_real_metrics():
+    rng = np.random.default_rng(0)
+    zs = rng.uniform(0.1, 2.0, 400)
+    zp = zs + 0.02 * (1 + zs) * rng.standard_normal(400)
+    s = summary(zs, zp, np.full(400, 0.05))
+    line = describe_summary(s)
+    assert line.startswith(f"400 galaxies: sigma_NMAD={s['sigma_nmad']:.4f} outliers=0.0000 ")
+    assert f"bias={s['bias_mean']:+.5f}" in line
+    assert line.endswith(f"CRPS={s['crps_mean']:.5f}")
+    assert f"coverage 1/2 sigma={s['coverage_1sigma']:.3f}/{s['coverage_2sigma']:.3f}" in line
+
+
+def test_describe_prediction():
+    r = {"n_rows": 10, "n_predicted": 8, "n_flagged": 2, "n_partitions": 1, "out": "z.parquet"}
+    assert (
+        describe_prediction(r) == "10 rows, 8 predicted, 2 flagged (zphot_flag=1, NaN) -> z.parquet"
     )
-    test = {"sigma_nmad": 0.02345, "outlier_fraction": 0.1, "coverage_1sigma": 0.6789}
-    assert describe_training({**INFO, "test_metrics": test}).endswith(
-        "(validation); test: sigma_NMAD=0.0234 outliers=0.1000 1-sigma coverage=0.679"
-    )
-
-
-def test_check_bands_names_the_unseen_bands():
-    model = PhotozModel(estimator=GPzRegressor(), bands=["g", "r"])
-    model.check_bands(None)
-    model.check_bands(["r", "g"])
-    with pytest.raises(InputError, match=r"\['z'\] were never seen .* \['g', 'r'\]"):
-        model.check_bands(["g", "z"])

@@ -62,28 +62,25 @@ def _train(args) -> str:
 
 
 def _predict(args) -> str:
-    from skysense.photoz.engine import predict_catalogue
+    from skysense.photoz.engine import describe_prediction, predict_catalogue
     from skysense.photoz.io import load_model
 
     model = load_model(args.model)
     model.check_bands(args.bands)
     r = predict_catalogue(model, args.catalog, args.out, names=split_names(args.names) or None,
                           partition_rows=args.partition_rows, scheduler=args.scheduler)  # fmt: skip
-    return (f"{r['n_rows']} rows, {r['n_predicted']} predicted, {r['n_flagged']} flagged "
-            f"(zphot_flag=1, NaN) -> {r['out']}")  # fmt: skip
+    return describe_prediction(r)
 
 
 def _evaluate(args) -> str:
     from pathlib import Path
 
     from skysense.photoz.io import evaluate_catalogue, load_model
+    from skysense.photoz.metrics import describe_summary
 
     s = evaluate_catalogue(load_model(args.model), args.catalog, args.out, target=args.target,
                            names=split_names(args.names) or None, model_path=args.model)  # fmt: skip
-    return (f"{s['n']} galaxies: sigma_NMAD={s['sigma_nmad']:.4f} outliers="
-            f"{s['outlier_fraction']:.4f} bias={s['bias_mean']:+.5f} coverage 1/2 sigma="
-            f"{s['coverage_1sigma']:.3f}/{s['coverage_2sigma']:.3f} CRPS={s['crps_mean']:.5f} "
-            f"-> {Path(args.out)}")  # fmt: skip
+    return f"{describe_summary(s)} -> {Path(args.out)}"
 
 
 def register(subparsers) -> None:

@@ -22,7 +22,7 @@ from skysense.errors import InputError
 from skysense.photoz.io import catalogue_format, read_catalogue, write_catalogue
 from skysense.photoz.model import FLAG_OK, PhotozModel
 
-__all__ = ["predict_catalogue", "predict_partitions"]
+__all__ = ["predict_catalogue", "predict_partitions", "describe_prediction"]
 
 
 def _predict_partition(frame: pd.DataFrame, model: PhotozModel, source: str | None) -> pd.DataFrame:
@@ -118,3 +118,16 @@ def predict_catalogue(
         "n_partitions": len(partitions),
         "out": str(Path(out)),
     }
+
+
+def describe_prediction(r: dict) -> str:
+    """One line on a :func:`predict_catalogue` run: rows, predicted, flagged, output.
+
+    Parameters
+    ----------
+    r : dict - returned by :func:`predict_catalogue`
+    """
+    return (
+        f"{r['n_rows']} rows, {r['n_predicted']} predicted, {r['n_flagged']} flagged "
+        f"(zphot_flag=1, NaN) -> {r['out']}"
+    )

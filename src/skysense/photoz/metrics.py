@@ -30,6 +30,7 @@ __all__ = [
     "pit_histogram",
     "crps_gaussian",
     "summary",
+    "describe_summary",
 ]
 
 OUTLIER_THRESHOLD = 0.15
@@ -144,3 +145,17 @@ def summary(z_spec, z_phot, sigma=None, bins: int = 20) -> dict:
             }
         )
     return out
+
+
+def describe_summary(s: dict) -> str:
+    """One line of the main metrics of :func:`summary` (computed with ``sigma``).
+
+    Parameters
+    ----------
+    s : dict - from :func:`summary`, with the coverage and CRPS entries
+    """
+    return (
+        f"{s['n']} galaxies: sigma_NMAD={s['sigma_nmad']:.4f} outliers="
+        f"{s['outlier_fraction']:.4f} bias={s['bias_mean']:+.5f} coverage 1/2 sigma="
+        f"{s['coverage_1sigma']:.3f}/{s['coverage_2sigma']:.3f} CRPS={s['crps_mean']:.5f}"
+    )
