@@ -5,6 +5,7 @@ aborts stop the query in the database itself."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import warnings
@@ -14,10 +15,14 @@ import numpy as np
 import pytest
 from _vo_support import publish_sky
 from astropy.io.votable import parse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skysense.errors import QueryError
 from skysense.vo import tap
 from skysense.vo.backends import QueryHandle, QueryTimeout, open_backend
+from skysense.vo.backends.postgres import _small_cone
+from skysense.vo.sql import translate
 
 
 def _parse(data: bytes):
@@ -132,5 +137,78 @@ def test_time_limit_and_abort_stop_the_query_in_the_database(db_url, sky):
         t0 = time.monotonic()
         assert backend.query("SELECT 1 AS x").column(0)[0].as_py() == 1
         assert time.monotonic() - t0 < 5
+    finally:
+        backend.close()
+
+
+def _unshape(shape: str, values: list[str]) -> str:
+    """The SQL back from a small-cone shape: each typed parameter replaced by its literal."""
+    return re.sub(r"\$(\d+)::(?:integer|bigint|numeric)", lambda m: values[int(m[1]) - 1], shape)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ra=st.floats(0, 360, allow_nan=False),
+    dec=st.floats(-90, 90, allow_nan=False),
+    r=st.floats(0, 0.1, allow_nan=False),
+    limit=st.integers(0, 2**40),
+)
+def test_small_cone_shape_keeps_every_literal_and_nothing_else(ra, dec, r, limit):
+    sql = (
+        f'SELECT "t1"."a2" AS "x 1.5", \'it'
+        's 3\' AS "s" FROM "s1"."t2" AS "t1" WHERE '
+        f'(q3c_radial_query("t1"."ra", "t1"."dec", {ra!r}, {dec!r}, {r!r}) AND '
+        f'POWER(SIN(RADIANS("t1"."dec") - {dec!r}), 2) <= 1e-07) LIMIT {limit}'
+    )
+    shape, values = _small_cone(sql)
+    assert _unshape(shape, values) == sql.replace(f"-{abs(dec)!r}", f"-{abs(dec)!r}")
+    assert not re.search(r"\d", re.sub(r"\"[^\"]*\"|'(?:[^']|'')*'|\$\d+|q3c_", "", shape))
+    assert float(values[2]) == r and int(values[-1]) == limit
+
+
+def test_small_cone_shape_is_refused_where_a_number_may_be_syntax():
+    cone = 'SELECT "a" FROM "s"."t" WHERE q3c_radial_query("ra", "dec", 1.5, 2.5, 0.05)'
+    assert _small_cone(cone) is not None
+    for sql in (
+        cone + " ORDER BY 1",
+        cone + " GROUP BY 1",
+        cone.replace('"a"', 'CAST("a" AS VARCHAR(10))'),
+        cone.replace('"a"', '"a"::numeric(10, 2)'),
+        cone.replace("0.05", "0.5"),  # a large cone: read by COPY
+        'SELECT "a" FROM "s"."t" WHERE "ra" < 1.5',  # not a cone
+    ):
+        assert _small_cone(sql) is None, sql
+
+
+def test_small_cones_run_prepared_with_the_rows_of_the_plain_query(db_url, sky, monkeypatch):
+    """A small cone on PostgreSQL (prepared generic plan) answers exactly what the same SQL
+    read by COPY answers; DuckDB has no such path and is checked the same way."""
+    import skysense.vo.backends.postgres as pg
+
+    publish_sky(db_url, sky)
+    backend = open_backend(db_url)
+    try:
+        catalog = backend.catalog()
+        sqls = [
+            translate(
+                "SELECT object_id, ra, dec, mag_r, kind FROM demo.sky WHERE "
+                f"1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 0.08))",
+                dialect=backend.dialect,
+                catalog=catalog,
+                maxrec=100,
+            ).sql
+            for ra, dec in ((150.0, 2.0), (151.2, 1.1), (0.5, 0.5), (359.9, -0.5), (150.0, 2.0))
+        ]
+        if backend.dialect == "postgresql":  # these do take the prepared path
+            assert all(_small_cone(s) is not None for s in sqls)
+        fast = [backend.query(s).sort_by("object_id") for s in sqls]
+        monkeypatch.setattr(pg, "SMALL_CONE_DEG", -1.0)
+        plain = [backend.query(s).sort_by("object_id") for s in sqls]
+        assert [t.num_rows for t in fast] == [t.num_rows for t in plain]
+        assert sum(t.num_rows for t in fast) > 0
+        for a, b in zip(fast, plain):
+            assert a.schema == b.schema
+            for name in a.column_names:  # NaN magnitudes compare equal here
+                np.testing.assert_array_equal(a[name].to_numpy(), b[name].to_numpy())
     finally:
         backend.close()

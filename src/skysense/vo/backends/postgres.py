@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -171,6 +172,9 @@ class PostgresBackend(BackendBase):
         try:
             session.run("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             session.run("SET jit = off")
+            # Only the prepared small-cone shapes (below) have parameters: their generic plan
+            # is the point of preparing them.
+            session.run("SET plan_cache_mode = force_generic_plan")
             session.run(f"SET work_mem = '{max(4, self._memory_limit_mb // 4)}MB'")
             if self._spill_limit_mb is not None:
                 session.run(f"SET temp_file_limit = '{self._spill_limit_mb}MB'")
@@ -207,6 +211,16 @@ class PostgresBackend(BackendBase):
     def _execute_stream(
         self, con: _Session, sql: str, timeout_s: float | None
     ) -> pa.RecordBatchReader:
+        fast = _small_cone(sql)
+        if fast is not None:
+            name = con.prepared_name(*fast)
+            if name is not None:
+                # Planning Q3C's 100 index ranges is most of a small cone's time (2-6 ms);
+                # the prepared generic plan skips it. Its rows come in one piece (ADBC's COPY
+                # cannot run EXECUTE), which is why only small cones take this path.
+                literals = ", ".join(f"'{v}'" for v in fast[1])
+                con.fast.execute(f"EXECUTE {name}({literals})")
+                return _normalised_reader(con.fast.fetch_record_batch())
         # The driver prepares the statement first (a second command is refused there), then
         # reads the rows by binary COPY.
         con.cursor.execute(sql)
@@ -371,7 +385,8 @@ class _Pool:
 
 
 class _Session:
-    """One ADBC connection and the cursor its queries run on."""
+    """One ADBC connection, the cursor its queries run on (binary COPY), and the cursor and
+    prepared statements of small cones."""
 
     def __init__(self, con):
         self._con = con
@@ -379,7 +394,25 @@ class _Session:
         self.cursor.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)}
         )
+        self.fast = con.cursor()
+        self.fast.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+        self._prepared: dict[str, str | None] = {}  # shape -> statement name (None: refused)
         self._closed = False
+
+    def prepared_name(self, shape: str, values: list[str]) -> str | None:
+        """The name of this session's prepared statement of ``shape`` (prepared on first
+        use; None when PostgreSQL refuses it, e.g. a literal that must stay a literal)."""
+        if shape not in self._prepared:
+            if len(self._prepared) >= _MAX_PREPARED:
+                self.run("DEALLOCATE ALL")
+                self._prepared.clear()
+            name = f"skysense_cone_{len(self._prepared)}"
+            try:
+                self.run(f"PREPARE {name} AS {shape}")
+            except Exception:  # noqa: BLE001 - any refusal: run such queries as they are
+                name = None
+            self._prepared[shape] = name
+        return self._prepared[shape]
 
     @property
     def closed(self) -> bool:
@@ -391,12 +424,59 @@ class _Session:
     def cancel(self) -> None:
         """Cancel the running statement on the server (a libpq cancel request)."""
         self.cursor.adbc_cancel()
+        self.fast.adbc_cancel()
 
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(Exception):
             self.cursor.close()
+            self.fast.close()
         self._con.close()
+
+
+#: Cones up to this radius run as prepared statements (a few thousand rows at 10^5 rows per
+#: deg^2): larger ones are read by binary COPY, streamed, which is faster for many rows
+#: (46 against 68 ms for 15,700 rows).
+SMALL_CONE_DEG = 0.1
+_MAX_PREPARED = 64  # shapes per session
+_QUOTED_OR_NUMBER = re.compile(
+    r"""('(?:[^']|'')*'|"(?:[^"]|"")*")"""
+    r"|(?<![\w$.])(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)(?![\w.])"
+)
+_QUOTED = re.compile(r"'(?:[^']|'')*'|" + r'"(?:[^"]|"")*"')
+_RADIAL = re.compile(r"q3c_radial_query\([^()]*,\s*([0-9.eE+-]+)\s*\)")
+_ORDINAL_CONTEXT = re.compile(r"\b(?:ORDER|GROUP)\s+BY\b|::|\bCAST\b", re.IGNORECASE)
+
+
+def _small_cone(sql: str) -> tuple[str, list[str]] | None:
+    """``(shape, values)`` of a Q3C cone of at most :data:`SMALL_CONE_DEG`: the SQL with each
+    number literal outside quotes replaced by a typed parameter (``$n::integer``, ``bigint`` or
+    ``numeric``, the types PostgreSQL gives such literals), and the literals; None for other
+    SQL, and for SQL where a number may be syntax rather than a value (``ORDER BY 1``,
+    ``CAST``, ``::``)."""
+    code = _QUOTED.sub(" ", sql)
+    cone = _RADIAL.search(code)
+    if cone is None or _ORDINAL_CONTEXT.search(code):
+        return None
+    try:
+        if not 0 <= float(cone.group(1)) <= SMALL_CONE_DEG:
+            return None
+    except ValueError:
+        return None
+    values: list[str] = []
+
+    def parameter(match: re.Match) -> str:
+        if match.group(1):
+            return match.group(1)
+        text = match.group(2)
+        values.append(text)
+        if text.isdigit():
+            kind = "integer" if int(text) < 2**31 else "bigint" if int(text) < 2**63 else "numeric"
+        else:
+            kind = "numeric"
+        return f"${len(values)}::{kind}"
+
+    return _QUOTED_OR_NUMBER.sub(parameter, sql), values
 
 
 def _ingestable(data: pa.Table) -> pa.Table:
