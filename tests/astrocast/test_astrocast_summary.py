@@ -42,3 +42,10 @@ def test_describe_hindcast_and_forecast():
     assert text[-3:] == ["model", "gp             1.00", "persistence    0.25"]
     fc = pd.DataFrame({"region": ["a", "a", "b"], "fit_seconds": [1.0, 1.0, 2.0]})
     assert describe_forecast(fc) == "GP fit 1.50 s per series (mean of 2)"
+
+
+def test_describe_granger():
+    from skysense.astrocast.granger import describe_granger
+
+    pairs = pd.DataFrame({"significant": [True, False, True, False, False]})
+    assert describe_granger(pairs, 0.05) == "2 of 5 ordered pairs significant at FDR 0.05"

@@ -25,6 +25,7 @@ __all__ = [
     "oos_improvement",
     "pc_vs_mean",
     "granger_table",
+    "describe_granger",
 ]
 
 
@@ -305,3 +306,15 @@ def granger_table(
     nonstat = [c for c, p in zip(wide.columns, adf_pvalues(an)) if p > 0.05]
     res = granger_pairs(an, list(wide.columns), max_lag=max_lag, ic=ic, fdr=fdr)
     return res, nonstat
+
+
+def describe_granger(pairs: pd.DataFrame, fdr: float) -> str:
+    """How many ordered pairs of :func:`granger_table` are significant at false discovery rate
+    ``fdr``, e.g. ``3 of 12 ordered pairs significant at FDR 0.05``.
+
+    Parameters
+    ----------
+    pairs : DataFrame - with the boolean ``significant`` column of :func:`granger_pairs`
+    fdr : float - the rate the test controlled
+    """
+    return f"{int(pairs.significant.sum())} of {len(pairs)} ordered pairs significant at FDR {fdr}"

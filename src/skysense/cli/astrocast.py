@@ -91,7 +91,7 @@ def _hindcast(args) -> None:
 
 
 def _granger(args) -> str:
-    from skysense.astrocast.granger import granger_table
+    from skysense.astrocast.granger import describe_granger, granger_table
     from skysense.astrocast.io import write_table
 
     res, nonstat = granger_table(_load(args), max_lag=args.max_lag, ic=args.ic, fdr=args.fdr,
@@ -99,8 +99,7 @@ def _granger(args) -> str:
     if nonstat:
         print(f"skysense: note: ADF p > 0.05 (maybe non-stationary): {nonstat}", file=sys.stderr)
     write_table(res, args.output)
-    return (f"{int(res.significant.sum())} of {len(res)} ordered pairs significant at FDR "
-            f"{args.fdr}; wrote {args.output}")  # fmt: skip
+    return f"{describe_granger(res, args.fdr)}; wrote {args.output}"
 
 
 def register(subparsers) -> None:

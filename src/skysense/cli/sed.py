@@ -46,8 +46,7 @@ def _grid(args) -> str:
 
     grid = io.make_grid(io.read_grid_config(args.config))
     io.save_grid(grid, args.out)
-    return (f"grid written to {args.out}: {grid.n_models} models x {grid.redshifts.size} "
-            f"redshifts, {len(grid.bands)} bands")  # fmt: skip
+    return f"grid written to {args.out}: {grid.describe()}"
 
 
 def _fit(args) -> str:

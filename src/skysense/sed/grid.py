@@ -241,6 +241,10 @@ class ModelGrid:
         """Models per redshift node."""
         return int(self.fluxes_mjy.shape[1])
 
+    def describe(self) -> str:
+        """Its size, e.g. ``1200 models x 40 redshifts, 9 bands``."""
+        return f"{self.n_models} models x {self.redshifts.size} redshifts, {len(self.bands)} bands"
+
     def redshift_index(self, z: np.ndarray, ids: Sequence | None = None) -> np.ndarray:
         """Index of the nearest redshift node for each object.
 
