@@ -6,16 +6,7 @@ import argparse
 import math
 from collections.abc import Callable, Mapping
 
-__all__ = [
-    "add_area",
-    "add_verb",
-    "verb",
-    "options",
-    "split_names",
-    "SCHEDULER",
-    "add_scheduler_option",
-    "add_lazy_choice",
-]
+__all__ = ["add_area", "verb", "options", "keywords", "split_names", "SCHEDULER", "add_lazy_choice"]
 
 SCHEDULER = (
     "--scheduler ADDRESS | Dask scheduler address (default: a local scheduler in this process)"
@@ -107,9 +98,14 @@ def split_names(value: str | None) -> list[str]:
     return [] if value is None else [v for v in value.replace(",", " ").split() if v]
 
 
-def add_scheduler_option(parser) -> None:
-    """``--scheduler ADDRESS``: run on an existing Dask cluster instead of locally."""
-    options(parser, SCHEDULER)
+def keywords(args: argparse.Namespace, names: str) -> dict:
+    """The options ``names`` as keyword arguments: ``{"a": args.a, ...}``.
+
+    ``names`` are option names (their ``dest``), separated by white space; ``opt:key`` passes
+    ``args.opt`` as ``key`` (an option named unlike the function's keyword).
+    """
+    pairs = (name.partition(":") for name in names.split())
+    return {key or opt: getattr(args, opt) for opt, _, key in pairs}
 
 
 def add_area(subparsers, name: str, help: str) -> argparse._SubParsersAction:
@@ -130,9 +126,6 @@ def verb(verbs, name: str, func, help: str, *specs: str) -> argparse.ArgumentPar
     for spec in specs:
         options(parser, spec)
     return parser
-
-
-add_verb = verb  # the name of the verbs that add their options one by one
 
 
 class _LazyChoice(argparse.Action):

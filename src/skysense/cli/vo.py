@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from skysense.cli._common import add_area, verb
+from skysense.cli._common import add_area, keywords, verb
 
 __all__ = ["register"]
 
@@ -28,6 +28,9 @@ _SERVE = """
 --spill-limit-mb int | disk space for queries larger than memory, in the work folder (default 4096)
 --jobs-storage-mb int | disk space of all async jobs' uploads and results (default 5000)
 """
+# the _SERVE options as keywords of skysense.vo.serve.serve_settings
+_SETTINGS = """title base_url timeout:timeout_s memory_limit_mb maxrec maxrec_hard upload_limit_mb
+max_connections spill_limit_mb jobs_storage_mb"""
 _PUBLISH = """
 file | table file or HATS directory
 --table required | SCHEMA.NAME, e.g. help.masterlist
@@ -101,12 +104,7 @@ def _query(args) -> None:
 def _run_server(args, db: str, **extra) -> None:
     from skysense.vo.serve import serve_database, serve_settings
 
-    settings = serve_settings(
-        db, title=args.title, base_url=args.base_url, timeout_s=args.timeout,
-        memory_limit_mb=args.memory_limit_mb, maxrec=args.maxrec, maxrec_hard=args.maxrec_hard,
-        upload_limit_mb=args.upload_limit_mb, max_connections=args.max_connections,
-        spill_limit_mb=args.spill_limit_mb, jobs_storage_mb=args.jobs_storage_mb, **extra,
-    )  # fmt: skip
+    settings = serve_settings(db, **{**keywords(args, _SETTINGS), **extra})
     serve_database(settings, args.host, args.port)
     print("skysense: stopped", file=sys.stderr, flush=True)
 
