@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from skysense.cli._common import SCHEDULER, add_area, verb
+from skysense.cli._common import SCHEDULER, add_area, keywords, verb
 from skysense.errors import InputError
 
 __all__ = ["register"]
@@ -95,6 +95,15 @@ _SED = """
 --tiles flag | fit in HEALPix tiles on Dask
 """
 
+# options passed on as keywords: of read_fit_inputs, of every fitter, of the SED mode, of
+# fit_tiles and of find_hidden_sources
+_READ_KW = "noise prf fwhm:fwhm_arcsec moc bkg_prior conf_prior conf_scale"
+_FIT_KW = "min_beam_fraction samples:n_samples warmup:n_warmup chains:n_chains seed:random_state"
+_SED_KW = "redshift_column:z_column redshift_error_column:z_err_column scatter:scatter_fraction"
+_TILES_KW = "order scheduler sources_per_tile buffer_arcsec"
+_HIDDEN_KW = """detect_band snr:snr_threshold pval_min:pval_sigma_min min_sep_fwhm max_iter
+id_prefix"""
+
 
 def _fit_options(*, sed: bool = False) -> list[str]:
     """The option specs of the verbs that fit (the SED mode: its own flux prior and sampler)."""
@@ -108,20 +117,11 @@ def _inputs(args):
     """Maps, prior, and the keyword arguments of the fitters, from the options."""
     from skysense import xid
 
-    inp = xid.read_fit_inputs(
-        args.map, args.band, args.prior, noise=args.noise, prf=args.prf, fwhm_arcsec=args.fwhm,
-        moc=args.moc, bkg_prior=args.bkg_prior, conf_prior=args.conf_prior,
-        conf_scale=args.conf_scale,
-    )  # fmt: skip
-    kw = {
-        "min_beam_fraction": args.min_beam_fraction,
-        "on_duplicate": "keep" if args.allow_duplicates else "error",
-        "n_samples": args.samples, "n_warmup": args.warmup, "n_chains": args.chains,
-        "random_state": args.seed, **inp.fit_kwargs(),
-    }  # fmt: skip
-    for option, key in (("flux_prior", "flux_kind"), ("sampler", "sampler")):
-        if getattr(args, option, None) is not None:
-            kw[key] = getattr(args, option)
+    inp = xid.read_fit_inputs(args.map, args.band, args.prior, **keywords(args, _READ_KW))
+    kw = {**keywords(args, _FIT_KW), **inp.fit_kwargs()}
+    kw["on_duplicate"] = "keep" if args.allow_duplicates else "error"
+    if hasattr(args, "sampler"):  # not in the SED mode
+        kw.update(keywords(args, "flux_prior:flux_kind sampler"))
     return inp.maps, inp.prior, kw
 
 
@@ -136,13 +136,11 @@ def _fit(args) -> None:
     maps, prior, kw = _inputs(args)
     sed = args.verb == "fit-sed"
     if sed:
-        kw.update(templates=xid.read_templates(args.templates, bands=args.band),
-                  z_column=args.redshift_column, z_err_column=args.redshift_error_column,
-                  log_norm_bounds=tuple(args.log_norm_bounds), scatter_fraction=args.scatter)  # fmt: skip
+        kw.update(keywords(args, _SED_KW), log_norm_bounds=tuple(args.log_norm_bounds))
+        kw["templates"] = xid.read_templates(args.templates, bands=args.band)
     if args.verb == "fit-tiles" or getattr(args, "tiles", False):
-        cat = xid.fit_tiles(maps, prior, args.out, order=args.order, scheduler=args.scheduler,
-                        sources_per_tile=args.sources_per_tile, buffer_arcsec=args.buffer_arcsec,
-                        **kw, **({"fitter": xid.fit_sed_maps} if sed else {}))  # fmt: skip
+        kw.update(keywords(args, _TILES_KW), **({"fitter": xid.fit_sed_maps} if sed else {}))
+        cat = xid.fit_tiles(maps, prior, args.out, **kw)
         return _say(f"joined {len(cat)} sources into {args.out}/catalogue.fits")
     result = (xid.fit_sed_maps if sed else xid.fit)(maps, prior, **kw)
     xid.write_outputs(result, args.out)
@@ -167,11 +165,8 @@ def _hidden(args) -> None:
     from skysense.xid.hidden import find_hidden_sources, write_hidden
 
     maps, prior, kw = _inputs(args)
-    hidden = find_hidden_sources(
-        maps, prior, detect_band=args.detect_band, snr_threshold=args.snr,
-        pval_sigma_min=args.pval_min, min_sep_fwhm=args.min_sep_fwhm, refit=not args.no_refit,
-        max_iter=args.max_iter, id_prefix=args.id_prefix, **kw,
-    )  # fmt: skip
+    kw.update(keywords(args, _HIDDEN_KW), refit=not args.no_refit)
+    hidden = find_hidden_sources(maps, prior, **kw)
     write_hidden(hidden, args.out)
     _say(hidden.summary(args.out))
 
