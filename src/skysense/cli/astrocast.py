@@ -103,8 +103,8 @@ def _granger(args) -> str:
 
 
 def register(subparsers) -> None:
-    verbs = add_area(subparsers, "astrocast",
-                     "vegetation condition (VCI) forecasts and Granger causality (AstroCast)")  # fmt: skip
+    verbs = add_area(subparsers, "astrocast", "vegetation condition (VCI) forecasts and Granger "
+                     "causality (AstroCast)")  # fmt: skip
     verb(verbs, "vci", _vci, "compute VCI, VCI3M and NDMA drought classes", _INPUT)
     verb(verbs, "forecast", _forecast, "GP forecast of VCI3M from the end of each series", _INPUT,
          _FORECAST)  # fmt: skip

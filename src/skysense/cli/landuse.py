@@ -1,4 +1,5 @@
-"""``skysense landuse ...``: train, evaluate and apply land-use classifiers on multispectral images."""
+"""``skysense landuse ...``: train, evaluate and apply land-use classifiers on multispectral
+images."""
 
 from __future__ import annotations
 
@@ -126,8 +127,8 @@ def _train(args) -> None:
     from skysense.landuse.io import save_model
 
     X, y, spec, scheme = _load_samples(args)
-    model = train_model(X, y, spec, scheme, classifier=args.classifier, params=_params(args),
-                        tune=args.tune, cv=args.cv, random_state=args.seed, n_jobs=args.jobs)  # fmt: skip
+    kw = {"classifier": args.classifier, "tune": args.tune, "cv": args.cv, "n_jobs": args.jobs}
+    model = train_model(X, y, spec, scheme, params=_params(args), random_state=args.seed, **kw)
     save_model(model, args.output, X_train=X, y_train=y)
     print(describe_training(model, len(y)))
     print(f"model written to {args.output}")

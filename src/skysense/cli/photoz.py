@@ -6,7 +6,8 @@ from skysense.cli._common import SCHEDULER, add_area, split_names, verb
 
 __all__ = ["register"]
 
-_NAMES = "--names A,B,... | column names for a whitespace text catalogue whose header is missing or wrong"  # fmt: skip
+_NAMES = """--names A,B,... | column names for a whitespace text catalogue whose header is missing
+    or wrong"""
 _TRAIN = """
 catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --target str=zspec | redshift column (default: zspec)
@@ -78,8 +79,8 @@ def _evaluate(args) -> str:
     from skysense.photoz.io import evaluate_catalogue, load_model
     from skysense.photoz.metrics import describe_summary
 
-    s = evaluate_catalogue(load_model(args.model), args.catalog, args.out, target=args.target,
-                           names=split_names(args.names) or None, model_path=args.model)  # fmt: skip
+    kw = {"target": args.target, "names": split_names(args.names) or None, "model_path": args.model}
+    s = evaluate_catalogue(load_model(args.model), args.catalog, args.out, **kw)
     return f"{describe_summary(s)} -> {Path(args.out)}"
 
 

@@ -64,8 +64,8 @@ adql | the ADQL query
 def _publish(args) -> str:
     from skysense.vo.database import describe_published, publish_table
 
-    spec, n_rows = publish_table(args.db, args.file, args.table, description=args.description,
-                                 meta=args.meta, ra=args.ra, dec=args.dec, fmt=args.format)  # fmt: skip
+    kw = keywords(args, "description meta ra dec format:fmt")
+    spec, n_rows = publish_table(args.db, args.file, args.table, **kw)
     return describe_published(spec, n_rows, args.file)
 
 
@@ -122,11 +122,10 @@ def _demo(args) -> None:
         print(line, flush=True)
 
     if args.rebuild or not is_demo_built(args.workdir):
-        say(f"first start: building the demo database in {args.workdir} by running the "
-            f"pipeline on a simulated {args.area_deg2:g} deg^2 field (a minute or two)...")  # fmt: skip
-    db, built = build_demo(args.workdir, rebuild=args.rebuild, seed=args.seed,
-                           area_deg2=args.area_deg2, scheduler=args.scheduler,
-                           echo=lambda line: say(f"  {line}"))  # fmt: skip
+        say(f"first start: building the demo database in {args.workdir} by running the pipeline "
+            f"on a simulated {args.area_deg2:g} deg^2 field (a minute or two)...")  # fmt: skip
+    kw = keywords(args, "rebuild seed area_deg2 scheduler")
+    db, built = build_demo(args.workdir, echo=lambda line: say(f"  {line}"), **kw)
     say(f"built the demo database {db}" if built else
         f"using the existing demo database {db} (--rebuild to start over)")  # fmt: skip
     if not args.no_serve:
@@ -136,10 +135,10 @@ def _demo(args) -> None:
 
 def register(subparsers) -> None:
     """Add ``skysense vo`` and its verbs."""
-    verbs = add_area(subparsers, "vo",
-                     "Virtual Observatory server: TAP/ADQL, cone search, SIA/cutouts and web pages")  # fmt: skip
-    verb(verbs, "publish", _publish,
-         "load a FITS/VOTable/Parquet/HATS/CSV table into the service database", _PUBLISH, _DB)  # fmt: skip
+    verbs = add_area(subparsers, "vo", "Virtual Observatory server: TAP/ADQL, cone search, "
+                     "SIA/cutouts and web pages")  # fmt: skip
+    verb(verbs, "publish", _publish, "load a FITS/VOTable/Parquet/HATS/CSV table into the service "
+         "database", _PUBLISH, _DB)  # fmt: skip
     verb(verbs, "publish-map", _publish_map, "register a FITS map for SIA discovery and cutouts",
          _PUBLISH_MAP, _DB)  # fmt: skip
     verb(verbs, "serve", _serve, "serve the database (TAP, SCS, SIA, web pages)", _DB, _SERVE)

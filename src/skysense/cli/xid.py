@@ -186,8 +186,8 @@ def _blind_match(args) -> None:
 
 def register(subparsers) -> None:
     verbs = add_area(subparsers, "xid", "XID+ Bayesian de-blending of far-infrared maps")
-    verb(verbs, "blind", _blind,
-         "find sources in a map itself (matched filter, peaks, PSF fit of blends)", _BLIND)  # fmt: skip
+    verb(verbs, "blind", _blind, "find sources in a map itself (matched filter, peaks, PSF fit of "
+         "blends)", _BLIND)  # fmt: skip
     verb(verbs, "hidden", _hidden, "fit, find significant positive residuals no prior explains, "
          "add them and refit", *_fit_options(), _HIDDEN)  # fmt: skip
     verb(verbs, "blind-match", _blind_match, "cross-match a blind catalogue with XID+ / "
