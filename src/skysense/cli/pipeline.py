@@ -38,10 +38,10 @@ def _status(args) -> str:
 
 
 def _sim_config(args) -> str:
-    from skysense.pipeline import write_sim_config
+    from skysense.pipeline import training_set_path, write_sim_config
 
     out = write_sim_config(args.field, args.out, db=args.db, work_dir=args.work_dir)
-    return f"field configuration written to {out} (training set {out.parent / 'specz.parquet'})"
+    return f"field configuration written to {out} (training set {training_set_path(out)})"
 
 
 def register(subparsers) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from skysense.pipeline.api import RunReport, describe_plan, describe_report, run, status
 from skysense.pipeline.config import PipelineConfig, load_pipeline_config, parse_pipeline_config
 from skysense.pipeline.runner import StepError, StepResult
-from skysense.pipeline.simfield import write_sim_config
+from skysense.pipeline.simfield import training_set_path, write_sim_config
 
 __all__ = [
     "run",
@@ -27,4 +27,5 @@ __all__ = [
     "StepError",
     "StepResult",
     "write_sim_config",
+    "training_set_path",
 ]

@@ -18,7 +18,7 @@ import pandas as pd
 from skysense._atomic import atomic_path, atomic_write_text
 from skysense.photometry import mag_to_flux_ujy
 
-__all__ = ["write_sim_config", "write_training_set"]
+__all__ = ["write_sim_config", "write_training_set", "training_set_path"]
 
 _BANDS = ["megacam_u", "megacam_g", "megacam_r", "suprime_i", "ukidss_j", "ukidss_k", "irac_i1"]
 # Merge priority: the deep optical detection first, IRAC (less precise positions) last.
@@ -71,6 +71,12 @@ def write_training_set(
     return len(table)
 
 
+def training_set_path(config: str | os.PathLike) -> Path:
+    """The spectroscopic training set :func:`write_sim_config` writes beside the field
+    configuration ``config``: ``specz.parquet`` in its folder."""
+    return Path(config).parent / "specz.parquet"
+
+
 def write_sim_config(
     field_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -118,7 +124,7 @@ def write_sim_config(
     def rel(p: Path) -> str:
         return os.path.relpath(p, base)
 
-    n_z = write_training_set(field, base / "specz.parquet")
+    n_z = write_training_set(field, training_set_path(base / out.name))
     surveys = sorted(manifest.get("surveys") or {}, key=lambda s: (_ORDER + [s]).index(s))
     survey_lines = []
     for s in surveys:
