@@ -58,12 +58,6 @@ _CROSSMATCH = """
 """
 
 
-def _show_progress() -> bool:
-    from skysense._dask import show_progress
-
-    return show_progress()
-
-
 def _prepare(args) -> str:
     from skysense._dask import progress
     from skysense.catalog.preparation import STAGES
@@ -84,12 +78,13 @@ def _moc(args) -> str:
 
 
 def _merge(args) -> str:
+    from skysense._dask import show_progress
     from skysense.catalog.merge_config import load_merge_config
     from skysense.catalog.merge_io import describe_merge, run_merge
 
     s = run_merge(load_merge_config(args.config), args.out, fits_path=args.fits,
                   scheduler=args.scheduler, tiled=args.tiled, tile_order=args.tile_order,
-                  progress=_show_progress())  # fmt: skip
+                  progress=show_progress())  # fmt: skip
     return describe_merge(s)
 
 
