@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from skysense.cli._common import SCHEDULER, add_area, verb
+from skysense.cli._common import SCHEDULER, add_area, keywords, verb
 
 __all__ = ["register"]
 
@@ -43,9 +43,8 @@ def _load(args):
     from skysense.astrocast.io import load_regions
 
     regions = [r.strip() for r in args.regions.split(",")] if args.regions else None
-    data, notes = load_regions(args.input, regions=regions,
-                               from_ndvi=args.from_ndvi, date_column=args.date_column,
-                               region_column=args.region_column)  # fmt: skip
+    kw = keywords(args, "from_ndvi date_column region_column")
+    data, notes = load_regions(args.input, regions=regions, **kw)
     for note in notes:
         print(f"skysense: note: {note}", file=sys.stderr)
     return data
@@ -80,9 +79,8 @@ def _hindcast(args) -> None:
     from skysense.astrocast.io import write_table
     from skysense.astrocast.scores import describe_hindcast, hindcast_scores
 
-    fc, timing = hindcast_series(_load(args), args.models.split(","), n_leads=args.n_leads,
-                                 start_year=args.start_year, scheduler=args.scheduler,
-                                 source=args.input)  # fmt: skip
+    kw = keywords(args, "n_leads start_year scheduler input:source")
+    fc, timing = hindcast_series(_load(args), args.models.split(","), **kw)
     write_table(fc, args.output)
     scores = hindcast_scores(fc)
     print(describe_hindcast(scores, timing))

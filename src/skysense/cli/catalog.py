@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from skysense.cli._catalog_radio import add_verbs as add_radio_verbs
-from skysense.cli._common import SCHEDULER, add_area, verb
+from skysense.cli._common import SCHEDULER, add_area, keywords, verb
 
 __all__ = ["register"]
 
@@ -82,9 +82,8 @@ def _merge(args) -> str:
     from skysense.catalog.merge_config import load_merge_config
     from skysense.catalog.merge_io import describe_merge, run_merge
 
-    s = run_merge(load_merge_config(args.config), args.out, fits_path=args.fits,
-                  scheduler=args.scheduler, tiled=args.tiled, tile_order=args.tile_order,
-                  progress=show_progress())  # fmt: skip
+    kw = keywords(args, "fits:fits_path scheduler tiled tile_order")
+    s = run_merge(load_merge_config(args.config), args.out, progress=show_progress(), **kw)
     return describe_merge(s)
 
 

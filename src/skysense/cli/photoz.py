@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skysense.cli._common import SCHEDULER, add_area, split_names, verb
+from skysense.cli._common import SCHEDULER, add_area, keywords, split_names, verb
 
 __all__ = ["register"]
 
@@ -29,6 +29,8 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --seed int=0 | random seed (default 0)
 --out MODEL required | model directory to write
 """
+# the _TRAIN options passed on as they are, as keywords of photoz.training.train_model
+_TRAIN_KW = "target errors kind flux_unit missing_values split seed m covariance weights max_iter"
 _PREDICT = f"""
 model MODEL
 catalog CATALOG
@@ -51,13 +53,10 @@ def _train(args) -> str:
     from skysense.photoz.training import describe_training, train_model
 
     frame = read_catalogue(args.catalog, names=split_names(args.names) or None)
-    model = train_model(
-        frame, args.bands, target=args.target, errors=args.errors, kind=args.kind,
-        flux_unit=args.flux_unit, missing_values=args.missing_values, split=args.split,
-        seed=args.seed, source=str(args.catalog), m=args.m, covariance=args.covariance,
-        heteroscedastic=not args.homoscedastic, linear_mean=not args.no_linear_mean,
-        weights=args.weights, max_iter=args.max_iter, calibrate=not args.no_calibrate,
-    )  # fmt: skip
+    kw = keywords(args, _TRAIN_KW)
+    kw.update(heteroscedastic=not args.homoscedastic, linear_mean=not args.no_linear_mean)
+    kw.update(calibrate=not args.no_calibrate, source=str(args.catalog))
+    model = train_model(frame, args.bands, **kw)
     save_model(model, args.out)
     return f"{describe_training(model.info)}; model written to {args.out}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from skysense.cli._common import SCHEDULER, add_area, verb
+from skysense.cli._common import SCHEDULER, add_area, keywords, verb
 
 __all__ = ["register"]
 
@@ -52,16 +52,13 @@ def _grid(args) -> str:
 def _fit(args) -> str:
     from skysense.sed.engine import fit_catalogue_file
 
-    summary = fit_catalogue_file(
-        args.grid, args.catalog, args.out, z_column=args.z_column, id_column=args.id_column,
-        chunk_rows=args.chunk_rows, eb_threshold=args.eb_threshold, scheduler=args.scheduler,
-        mock=args.mock, z_err_column=args.z_err_column,
-    )  # fmt: skip
+    kw = keywords(args, "z_column id_column chunk_rows eb_threshold scheduler mock z_err_column")
+    summary = fit_catalogue_file(args.grid, args.catalog, args.out, **kw)
     return json.dumps(summary, indent=1)
 
 
 def _plot(args) -> str:
     from skysense.sed.engine import plot_object
 
-    return plot_object(args.grid, args.catalog, args.fit, args.id, args.out, z_column=args.z_column,
-                       id_column=args.id_column, pdfs=args.pdfs)  # fmt: skip
+    kw = keywords(args, "z_column id_column pdfs")
+    return plot_object(args.grid, args.catalog, args.fit, args.id, args.out, **kw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skysense.cli._common import add_area, verb
+from skysense.cli._common import add_area, keywords, verb
 from skysense.errors import InputError
 
 __all__ = ["register"]
@@ -34,11 +34,9 @@ def _field(args) -> str:
             surveys = sim.select_surveys(s for s in args.surveys.split(",") if s)
         except InputError as exc:
             raise InputError(f"--surveys: {exc}") from None
-    manifest = sim.write_field(
-        args.out, seed=args.seed, area_deg2=args.area, center=tuple(args.center), surveys=surveys,
-        maps=() if args.no_maps else sim.DEFAULT_MAPS, mag_limit=args.mag_limit,
-        star_density_deg2=args.star_density, noise=not args.noiseless,
-    )  # fmt: skip
+    kw = keywords(args, "seed area:area_deg2 mag_limit star_density:star_density_deg2")
+    kw.update(maps=() if args.no_maps else sim.DEFAULT_MAPS, noise=not args.noiseless)
+    manifest = sim.write_field(args.out, center=tuple(args.center), surveys=surveys, **kw)
     return sim.describe_manifest(manifest, f"simulated field written to {args.out}")
 
 
