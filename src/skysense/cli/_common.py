@@ -23,10 +23,15 @@ def _finite(text: str) -> float:
     return value
 
 
+def _auto_or_finite(text: str) -> str | float:
+    return text if text == "auto" else _finite(text)
+
+
 _TYPES: dict[str, Callable[[str], object]] = {
     "int": int,
     "float": float,
     "finite": _finite,
+    "auto": _auto_or_finite,
     "str": str,
 }
 _WORDS = {
@@ -75,7 +80,8 @@ def options(parser, spec: str) -> None:
 
     * the first word, and any word that starts with ``-``: the flags (``-o --out``), or the
       name of a positional argument (a first word without a dash);
-    * ``int``, ``float``, ``finite`` (a finite float), ``str``: the type; ``int=5`` also gives
+    * ``int``, ``float``, ``finite`` (a finite float), ``auto`` (``auto`` or a finite float),
+      ``str``: the type; ``int=5`` also gives
       the default, ``float=0.8,0.1`` a list default of a multi-valued option;
     * ``{a,b,c}``: the choices, ``{a,b,c}=a`` with a default;
     * ``flag`` (``store_true``), ``append``, ``required``;

@@ -58,7 +58,7 @@ map | FITS map (IMAGE/ERROR HDUs, or a separate --noise map)
 --noise | separate FITS noise map on the same grid
 --fwhm float | beam FWHM in arcsec (default: band)
 --snr float=5.0 | detection S/N threshold (default 5)
---confusion str=auto | confusion noise in mJy/beam for the matched filter, or 'auto' to estimate
+--confusion auto=auto | confusion noise in mJy/beam for the matched filter, or 'auto' to estimate
     it; 0 gives the plain beam-matched filter
 --no-deblend flag | skip joint PSF fits of blends
 --tile PIX int | extract tile by tile on Dask, tiles of PIX x PIX pixels with a 6-FWHM buffer
@@ -152,7 +152,7 @@ def _blind(args) -> None:
 
     sky = read_map(args.map, band=args.band, noise_path=args.noise)
     kw = {"snr_threshold": args.snr, "fwhm_arcsec": args.fwhm, "deblend": not args.no_deblend,
-          "confusion_mjy": None if args.confusion == "auto" else float(args.confusion)}  # fmt: skip
+          "confusion_mjy": None if args.confusion == "auto" else args.confusion}  # fmt: skip
     if args.tile is not None:
         catalogue = blind.extract_tiles(sky, tile_pix=args.tile, scheduler=args.scheduler, **kw)
     else:
