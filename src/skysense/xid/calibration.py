@@ -183,15 +183,18 @@ def calibrate_all_sources(
 ) -> pd.DataFrame:
     """Interval coverage with every injected source in the prior list (see module docstring).
 
-    ``flux_kind``: ``"lognormal"`` (population prior from :func:`population_prior`), or
+    ``flux_kind``: ``"lognormal"`` (population prior from :func:`population_prior`),
+    ``"hierarchical"`` (population learned from the field itself, nothing supplied), or
     ``"uniform"`` / ``"loguniform"`` with the default bounds, to show their miscalibration.
 
     Returns
     -------
     DataFrame of :func:`interval_table` rows with a ``band`` column, all fields pooled.
     """
-    if flux_kind not in ("lognormal", "uniform", "loguniform"):
-        raise InputError(f"flux_kind must be lognormal, uniform or loguniform, got {flux_kind!r}")
+    if flux_kind not in ("lognormal", "hierarchical", "uniform", "loguniform"):
+        raise InputError(
+            f"flux_kind must be lognormal, hierarchical, uniform or loguniform, got {flux_kind!r}"
+        )
     cols = {}
     if flux_kind == "lognormal":
         for b, (mu, sig) in population_prior(mag_limit).items():

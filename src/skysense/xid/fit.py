@@ -93,8 +93,9 @@ def build_band_model(
     prior : DataFrame with ``id``, ``ra``, ``dec`` and optional ``flux_lower_<band>``,
         ``flux_upper_<band>``, ``flux_mu_<band>``, ``flux_sigma_<band>`` (mJy; for
         ``flux_kind="lognormal"`` mu is the median in mJy and sigma the scatter in dex)
-    flux_kind : ``"uniform"``, ``"loguniform"`` or ``"lognormal"`` (Gaussian when the prior
-        gives mu and sigma columns and the kind is not log-normal)
+    flux_kind : ``"uniform"``, ``"loguniform"``, ``"lognormal"`` or ``"hierarchical"``
+        (Gaussian when the prior gives mu and sigma columns and the kind is not log-normal or
+        hierarchical)
     beam : beam; default a Gaussian of the map's FWHM header key or the HELP FWHM of the band
     region : ndarray (ny, nx) bool, optional
         Pixels to fit (e.g. from a MOC); always intersected with the good pixels.
@@ -155,8 +156,8 @@ def build_band_model(
     mu, sig = col("flux_mu"), col("flux_sigma")
     # flux_mu/flux_sigma columns make a Gaussian prior unless a log-normal one is asked for
     kind = "gaussian" if (mu is not None and sig is not None) else flux_kind
-    if flux_kind == "lognormal":
-        kind = "lognormal"
+    if flux_kind in ("lognormal", "hierarchical"):
+        kind = flux_kind
     try:
         model = band_model(
             band,

@@ -25,6 +25,7 @@ __all__ = [
     "GaussianBeam",
     "PRFBeam",
     "FluxPrior",
+    "FLUX_KINDS",
     "BackgroundPrior",
     "ConfusionPrior",
     "BandModel",
@@ -40,6 +41,11 @@ __all__ = [
 #: HELP band name -> beam FWHM (arcsec) and map pixel size (arcsec) of the standard HELP maps.
 FWHM_ARCSEC = {"spire_250": 18.15, "spire_350": 25.15, "spire_500": 36.3, "mips_24": 5.9}
 PIXEL_ARCSEC = {"spire_250": 6.0, "spire_350": 8.33, "spire_500": 12.0, "mips_24": 1.2}
+
+#: flux prior kinds -> the samplers' integer codes (>= 2: sampled in log flux)
+FLUX_KINDS = {"uniform": 0, "gaussian": 1, "loguniform": 2, "lognormal": 3, "hierarchical": 4}
+#: default lower flux bound (mJy) of the log-space priors when none is given
+LOG_PRIOR_FLOOR_MJY = {"loguniform": 0.01, "lognormal": 0.01, "hierarchical": 1e-3}
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
@@ -206,7 +212,11 @@ class FluxPrior:
     ``"loguniform"`` (density proportional to 1/f between positive bounds), ``"gaussian"``
     (Normal(``mu``, ``sigma``) truncated to ``[lower, upper]``) or ``"lognormal"`` (log10 f
     Normal about log10 ``mu`` with ``sigma`` dex, truncated to positive bounds: a population
-    prior, e.g. from number counts, for prior lists that reach far below the noise).
+    prior, e.g. from number counts, for prior lists that reach far below the noise) or
+    ``"hierarchical"`` (the log-normal population prior with its median and scatter unknown
+    and learned from the map being fitted: log10 median ~ Normal(``hyper_log10_median``,
+    ``hyper_median_sd_dex``), scatter ~ HalfNormal(``hyper_sigma_scale_dex``); the fluxes are
+    log-normal given them, truncated to the bounds).
 
     Parameters
     ----------
@@ -214,6 +224,9 @@ class FluxPrior:
     kind : str
     mu, sigma : ndarray (nsrc,), only for ``"gaussian"`` (mJy, mJy) and ``"lognormal"``
         (median in mJy, scatter in dex)
+    hyper_log10_median, hyper_median_sd_dex, hyper_sigma_scale_dex : float
+        Weak hyperpriors of ``"hierarchical"`` (log10 mJy, dex, dex): by default the median
+        lies within 10^(1 +- 1.5) mJy at 1 sd, the scatter is of order 1 dex.
     """
 
     lower: np.ndarray
@@ -221,11 +234,14 @@ class FluxPrior:
     kind: str = "uniform"
     mu: np.ndarray | None = None
     sigma: np.ndarray | None = None
+    hyper_log10_median: float = 1.0
+    hyper_median_sd_dex: float = 1.5
+    hyper_sigma_scale_dex: float = 1.0
 
     def validate(self, nsrc: int, band: str = "") -> None:
         """Check shapes and bounds; raise :class:`InputError` naming the first bad source."""
         where = f" ({band})" if band else ""
-        if self.kind not in ("uniform", "loguniform", "gaussian", "lognormal"):
+        if self.kind not in FLUX_KINDS:
             raise InputError(f"unknown flux prior kind {self.kind!r}{where}")
         lo, hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
         if lo.shape != (nsrc,) or hi.shape != (nsrc,):
@@ -238,9 +254,11 @@ class FluxPrior:
                 f"for {bad.size} source(s), first at prior row {i}",
                 row=int(i),
             )
-        if self.kind in ("loguniform", "lognormal") and np.any(lo <= 0):
+        if self.kind in ("loguniform", "lognormal", "hierarchical") and np.any(lo <= 0):
             i = int(np.flatnonzero(lo <= 0)[0])
-            name = "log-uniform" if self.kind == "loguniform" else "log-normal"
+            name = {"loguniform": "log-uniform", "lognormal": "log-normal"}.get(
+                self.kind, "hierarchical"
+            )
             raise InputError(f"{name} flux prior{where} needs lower > 0", row=i)
         if self.kind in ("gaussian", "lognormal"):
             name = "Gaussian" if self.kind == "gaussian" else "log-normal"
@@ -259,11 +277,17 @@ class FluxPrior:
             if self.kind == "lognormal" and np.any(mu <= 0):
                 i = int(np.flatnonzero(mu <= 0)[0])
                 raise InputError(f"log-normal flux prior{where}: median mu must be > 0", row=i)
+        if self.kind == "hierarchical" and not (
+            np.isfinite(self.hyper_log10_median)
+            and self.hyper_median_sd_dex > 0
+            and self.hyper_sigma_scale_dex > 0
+        ):
+            raise InputError(f"hierarchical flux prior{where}: hyperprior scales must be > 0")
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise InputError(f"flux bounds{where} must be finite")
 
     def kind_code(self) -> int:
-        return {"uniform": 0, "gaussian": 1, "loguniform": 2, "lognormal": 3}[self.kind]
+        return FLUX_KINDS[self.kind]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +423,7 @@ def band_model(
     """Assemble and validate a :class:`BandModel`, filling XID+'s default flux bounds.
 
     Missing lower bounds default to 0 mJy (0.01 mJy for log-uniform, 6 sigma below the
-    median for log-normal); missing (NaN) upper bounds to :func:`default_upper_bounds`.
+    median for log-normal, 0.001 mJy for hierarchical); missing (NaN) upper bounds to :func:`default_upper_bounds`.
 
     Raises
     ------
@@ -423,8 +447,8 @@ def band_model(
     if flux_kind == "lognormal" and flux_mu is not None and flux_sigma is not None:
         # 6 sigma below the median: the truncation removes ~1e-9 of the prior mass
         lo_default = np.asarray(flux_mu, float) * 10.0 ** (-6.0 * np.asarray(flux_sigma, float))
-    elif flux_kind in ("loguniform", "lognormal"):
-        lo_default = np.full(nsrc, 0.01)
+    elif flux_kind in LOG_PRIOR_FLOOR_MJY:
+        lo_default = np.full(nsrc, LOG_PRIOR_FLOOR_MJY[flux_kind])
     up_default = default_upper_bounds(amat, d, bkg_prior)
     hi = up_default if flux_upper is None else np.array(flux_upper, dtype=float)
     hi = np.where(np.isnan(hi), up_default, hi)

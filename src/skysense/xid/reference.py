@@ -5,6 +5,9 @@ in :mod:`skysense.xid.sed`). Model of one band (XID+'s SPIRE model):
 
     f_k ~ Uniform(lower_k, upper_k)  (or LogUniform, or Normal or LogNormal truncated to the
                                       bounds)
+    hierarchical: log10 median ~ Normal(h_mu, h_sd), sigma_dex ~ HalfNormal(h_scale),
+                  ln f_k ~ Normal(ln median, sigma_dex ln 10) restricted to the bounds, not
+                  renormalised to them (the bounds are a box, not part of the population)
     B ~ Normal(mu_B, sigma_B)
     sigma_conf ~ HalfCauchy(scale)   (or HalfNormal, or fixed)
     d_i ~ Normal((A f)_i + B, sqrt(sigma_inst,i^2 + sigma_conf^2))
@@ -32,11 +35,16 @@ NUMPYRO_LOCK = threading.Lock()
 
 
 def numpyro_band_model(model: BandModel):
-    """A numpyro model function (no arguments) for ``model``; sites src_f, bkg, sigma_conf."""
+    """A numpyro model function (no arguments) for ``model``; sites src_f, bkg, sigma_conf.
+
+    With the hierarchical flux prior also ``pop_log10_median`` (log10 mJy) and
+    ``pop_sigma_dex`` (dex).
+    """
     import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
+    from jax.scipy.special import ndtr
 
     coo = sp.coo_matrix(model.amat)
     rows = jnp.asarray(coo.row, dtype=jnp.int32)
@@ -50,7 +58,18 @@ def numpyro_band_model(model: BandModel):
     bp, cp = model.bkg_prior, model.conf_prior
 
     def fn():
-        if p.kind == "uniform":
+        if p.kind == "hierarchical":
+            lmed = numpyro.sample(
+                "pop_log10_median", dist.Normal(p.hyper_log10_median, p.hyper_median_sd_dex)
+            )
+            sdex = numpyro.sample("pop_sigma_dex", dist.HalfNormal(p.hyper_sigma_scale_dex))
+            m, s = lmed * np.log(10.0), sdex * np.log(10.0)
+            ln = dist.TruncatedNormal(m, s, low=jnp.log(lo), high=jnp.log(hi))
+            prior = dist.TransformedDistribution(ln, dist.transforms.ExpTransform())
+            # undo TruncatedNormal's renormalisation to the bounds, as the Gibbs sampler
+            z = ndtr((jnp.log(hi) - m) / s) - ndtr((jnp.log(lo) - m) / s)
+            numpyro.factor("pop_box", jnp.sum(jnp.log(jnp.clip(z, 1e-300))))
+        elif p.kind == "uniform":
             prior = dist.Uniform(lo, hi)
         elif p.kind == "loguniform":
             prior = dist.LogUniform(lo, hi)
@@ -103,7 +122,7 @@ def nuts_band(
         raise InputError("n_samples and n_chains must be >= 1")
     fn = numpyro_band_model(model)
     seed = int(np.random.default_rng(random_state).integers(2**31))
-    flux, bkg, conf = [], [], []
+    flux, bkg, conf, hmed, hsig = [], [], [], [], []
     warm = samp = comp = cpu = 0.0
     with NUMPYRO_LOCK:
         for ch in range(n_chains):
@@ -137,6 +156,9 @@ def nuts_band(
             s = mcmc.get_samples()
             flux.append(np.asarray(s["src_f"]))
             bkg.append(np.asarray(s["bkg"]))
+            if "pop_sigma_dex" in s:
+                hmed.append(10.0 ** np.asarray(s["pop_log10_median"]))
+                hsig.append(np.asarray(s["pop_sigma_dex"]))
             conf.append(
                 np.asarray(s["sigma_conf"])
                 if "sigma_conf" in s
@@ -151,4 +173,6 @@ def nuts_band(
         sampling_s=samp,
         compile_s=max(comp, 0.0),
         sampling_cpu_s=cpu,
+        pop_median_mjy=np.stack(hmed) if hmed else None,
+        pop_sigma_dex=np.stack(hsig) if hsig else None,
     )

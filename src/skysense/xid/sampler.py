@@ -8,6 +8,19 @@ updated incrementally through the sparse column of the source just drawn, so one
 all sources costs O(nnz(A)) rather than O(nsrc x npix). sigma_conf is then updated by a slice
 step (Neal 2003) on log sigma_conf, which is exact MCMC with no tuning; log-uniform and
 log-normal flux priors use a slice step on log f. Several independent chains, each with its own seeded generator.
+
+The hierarchical flux prior (``kind="hierarchical"``) is the log-normal population prior with
+its two hyperparameters, the ln-median ``m`` and ln-scatter ``s`` of the band's fluxes, added
+to the state: given (m, s) every flux takes the log-normal slice step above; given the fluxes,
+m takes an exact conjugate Normal draw and s a slice step on log s (HalfNormal hyperprior,
+not conjugate). The flux bounds are a numerical box, not
+part of the population: the density is not renormalised to them (each source's upper bound
+comes from the data, where the likelihood is already ~0), so (m, s) describe the population
+and not its truncation. Why a log-normal population: the prior lists (detections at another
+wavelength) give a unimodal distribution in log flux, a log-normal has just two parameters
+that the map constrains well, and in u = ln f it is Gaussian, so the flux step is the existing
+one. A broken power law would need an explicit faint-end turnover parameter that a tile's
+data hardly constrain.
 """
 
 from __future__ import annotations
@@ -24,6 +37,8 @@ from skysense.errors import InputError
 from skysense.xid.model import BandModel
 
 __all__ = ["BandPosterior", "sample_band", "truncated_normal", "coupled_pairs"]
+
+_LN10 = math.log(10.0)
 
 
 @numba.njit(cache=True)
@@ -180,6 +195,68 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, rng):
 
 
 @numba.njit(cache=True)
+def _hyper_lp(m, t, u, m0, msd, sscale):
+    """Log conditional of (m, t = ln s) given the log fluxes u.
+
+    The population density is not renormalised to each source's bounds: they are a numerical
+    box (the upper one derived from the data, where the likelihood is already ~0), not part
+    of the population, so (m, s) describe the population itself.
+    """
+    s = math.exp(t)
+    lp = -0.5 * ((m - m0) / msd) ** 2 - 0.5 * (s / sscale) ** 2 + t  # + t: Jacobian of s = e^t
+    for k in range(u.size):
+        z = (u[k] - m) / s
+        lp -= 0.5 * z * z + t
+    return lp
+
+
+@numba.njit(cache=True)
+def _slice_hyper(m, t, u, m0, msd, sscale, rng):
+    """One slice update (stepping out, shrinkage) of t = ln s given m and the log fluxes u."""
+    width = 0.5
+    y = _hyper_lp(m, t, u, m0, msd, sscale) - rng.standard_exponential()
+    left = t - width * rng.random()
+    right = left + width
+    for _ in range(40):
+        if _hyper_lp(m, left, u, m0, msd, sscale) < y:
+            break
+        left -= width
+    for _ in range(40):
+        if _hyper_lp(m, right, u, m0, msd, sscale) < y:
+            break
+        right += width
+    while True:
+        x = left + (right - left) * rng.random()
+        if _hyper_lp(m, x, u, m0, msd, sscale) >= y:
+            return x
+        if x < t:
+            left = x
+        else:
+            right = x
+
+
+@numba.njit(cache=True)
+def _update_hyper(f, hyp, pmu, pprec, rng):
+    """Gibbs step of the population's m, slice step of its ln s; refreshes pmu and pprec.
+
+    ``hyp`` holds [m, ln s, m0, msd, sscale] (ln-flux units), updated in place.
+    """
+    n = f.size
+    u = np.empty(n)
+    for k in range(n):
+        u[k] = math.log(f[k])
+    # m given s is conjugate (Normal prior, Normal log fluxes): an exact draw
+    prec = 1.0 / hyp[3] ** 2 + n * math.exp(-2.0 * hyp[1])
+    mean = (hyp[2] / hyp[3] ** 2 + u.sum() * math.exp(-2.0 * hyp[1])) / prec
+    hyp[0] = mean + rng.standard_normal() / math.sqrt(prec)
+    hyp[1] = _slice_hyper(hyp[0], hyp[1], u, hyp[2], hyp[3], hyp[4], rng)
+    prec = math.exp(-2.0 * hyp[1])
+    for k in range(n):
+        pmu[k] = hyp[0]
+        pprec[k] = prec
+
+
+@numba.njit(cache=True)
 def _residual(indptr, indices, vals, d, f, b):
     r = d - b
     for j in range(f.size):
@@ -296,6 +373,7 @@ def _gibbs_chain(
     cptr,
     cpix,
     cval,
+    hyp,
     f,
     b,
     c,
@@ -306,6 +384,7 @@ def _gibbs_chain(
     out_f,
     out_b,
     out_c,
+    out_h,
 ):
     nsrc = f.size
     npix = d.size
@@ -344,6 +423,8 @@ def _gibbs_chain(
                 f[j] = fn
         if pi.size:
             _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, cval, rng)
+        if hyp.size:  # hierarchical prior: the population's (m, ln s) given the fluxes
+            _update_hyper(f, hyp, pmu, pprec, rng)
         sw = 0.0
         swr = 0.0
         for i in range(npix):
@@ -365,6 +446,9 @@ def _gibbs_chain(
             out_f[k_out, :] = f
             out_b[k_out] = b
             out_c[k_out] = c
+            if hyp.size:
+                out_h[k_out, 0] = hyp[0]
+                out_h[k_out, 1] = hyp[1]
             k_out += 1
 
 
@@ -384,6 +468,9 @@ class BandPosterior:
         One-off numba compilation time included in no other figure.
     sampling_cpu_s : float
         CPU time of this process during the kept draws (all threads), seconds.
+    pop_median_mjy, pop_sigma_dex : ndarray (n_chains, n_draws) or None
+        Hierarchical flux prior only: draws of the population's median flux (mJy) and
+        scatter (dex).
     """
 
     band: str
@@ -394,6 +481,8 @@ class BandPosterior:
     sampling_s: float = 0.0
     compile_s: float = 0.0
     sampling_cpu_s: float = 0.0
+    pop_median_mjy: np.ndarray | None = None
+    pop_sigma_dex: np.ndarray | None = None
 
 
 _COMPILED = False
@@ -406,7 +495,7 @@ def _ensure_compiled() -> float:
         return 0.0
     t0 = time.perf_counter()
     a = sp.csc_matrix(np.ones((2, 1)))
-    for kind, conf in ((0, 1), (3, 2)):
+    for kind, conf in ((0, 1), (3, 2), (4, 1)):
         _gibbs_chain(
             a.indptr.astype(np.int64),
             a.indices.astype(np.int64),
@@ -424,6 +513,7 @@ def _ensure_compiled() -> float:
             1.0,
             1,
             *_no_pairs(),
+            np.array([0.0, 0.0, 0.0, 1.0, 1.0]) if kind == 4 else np.empty(0),
             np.ones(1),
             0.0,
             1.0,
@@ -434,6 +524,7 @@ def _ensure_compiled() -> float:
             np.empty((1, 1)),
             np.empty(1),
             np.empty(1),
+            np.empty((1, 2)),
         )
     _COMPILED = True
     return time.perf_counter() - t0
@@ -490,7 +581,7 @@ def coupled_pairs(amat_csc: sp.csc_matrix, weight: np.ndarray, rho_min: float = 
 def _initial_state(model: BandModel, rng: np.random.Generator):
     p = model.flux_prior
     lo, hi = np.asarray(p.lower, float), np.asarray(p.upper, float)
-    if p.kind == "loguniform":
+    if p.kind in ("loguniform", "hierarchical"):
         f = np.exp(rng.uniform(np.log(lo), np.log(hi)))
     elif p.kind == "lognormal":
         z = rng.standard_normal(lo.size) * np.asarray(p.sigma, float) * math.log(10.0)
@@ -562,31 +653,54 @@ def sample_band(
     elif p.kind == "lognormal":  # in u = ln f: Normal(ln mu, (sigma_dex ln 10)^2)
         pmu = np.log(np.asarray(p.mu, float))
         pprec = 1.0 / (np.asarray(p.sigma, float) * math.log(10.0)) ** 2
-    else:
+    else:  # uniform, loguniform; hierarchical: set per chain from its hyperparameters
         pmu, pprec = np.zeros(nsrc), np.zeros(nsrc)
+    hyper = p.kind == "hierarchical"
     s2 = model.sigma_mjy.astype(float) ** 2
     cp = model.conf_prior
     pairs = _no_pairs() if pair_rho is None else coupled_pairs(csc, 1.0 / s2, pair_rho)
     out_f = np.empty((n_chains, n_samples, nsrc))
     out_b = np.empty((n_chains, n_samples))
     out_c = np.empty((n_chains, n_samples))
+    out_h = np.empty((n_chains, n_samples, 2))
     warm = samp = cpu = 0.0
     for ch, rng in enumerate(rngs):
         f, b, c = _initial_state(model, rng)
+        hyp = np.empty(0)
+        if hyper:
+            # start (m, ln s) at the spread of the over-dispersed initial fluxes; the kernel
+            # updates pmu/pprec (this chain's copies) whenever it moves them
+            lf = np.log(f)
+            hyp = np.array(
+                [
+                    lf.mean(),
+                    math.log(max(lf.std(), 0.1)),
+                    p.hyper_log10_median * _LN10,
+                    p.hyper_median_sd_dex * _LN10,
+                    p.hyper_sigma_scale_dex * _LN10,
+                ]
+            )
+            pmu, pprec = np.full(nsrc, hyp[0]), np.full(nsrc, math.exp(-2.0 * hyp[1]))
         args = (indptr, indices, vals, model.data_mjy.astype(float), s2, kind)
         args += (np.asarray(p.lower, float), np.asarray(p.upper, float), pmu, pprec)
         args += (model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2, cp.kind_code(), cp.scale)
-        args += (int(conf_every),) + pairs
+        args += (int(conf_every),) + pairs + (hyp,)
         t0 = time.perf_counter()
         # warm-up and sampling as two calls so that their times are measured separately
         tmp_f, tmp_b, tmp_c = np.empty((1, nsrc)), np.empty(1), np.empty(1)
-        _gibbs_chain(*args, f, b, c, n_warmup, 1, 1, rng, tmp_f, tmp_b, tmp_c)
+        _gibbs_chain(*args, f, b, c, n_warmup, 1, 1, rng, tmp_f, tmp_b, tmp_c, np.empty((1, 2)))
         t1 = time.perf_counter()
         f, b, c = tmp_f[0].copy(), float(tmp_b[0]), float(tmp_c[0])
         c1 = time.process_time()
-        _gibbs_chain(*args, f, b, c, 0, n_samples, thin, rng, out_f[ch], out_b[ch], out_c[ch])
+        _gibbs_chain(
+            *args, f, b, c, 0, n_samples, thin, rng, out_f[ch], out_b[ch], out_c[ch], out_h[ch]
+        )
         cpu += time.process_time() - c1
         t2 = time.perf_counter()
         warm += t1 - t0
         samp += t2 - t1
-    return BandPosterior(model.band, out_f, out_b, out_c, warm, samp, compile_s, cpu)
+    post = BandPosterior(model.band, out_f, out_b, out_c, warm, samp, compile_s, cpu)
+    if hyper:
+        post.pop_median_mjy = np.exp(out_h[..., 0])
+        post.pop_sigma_dex = np.exp(out_h[..., 1]) / _LN10
+    return post

@@ -1,0 +1,103 @@
+"""The hierarchical flux prior: Gibbs vs numpyro, hyperparameter recovery, coverage (#18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysense.errors import InputError
+from skysense.xid.model import ConfusionPrior, GaussianBeam, band_model, pointing_matrix
+from skysense.xid.sampler import sample_band
+
+
+def _population_tile(seed, n, size, median, sigma_dex, noise):
+    """A tile whose fluxes are drawn from the log-normal population (truth known)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(2, size - 3, n), rng.uniform(2, size - 3, n)
+    f = median * 10.0 ** (sigma_dex * rng.standard_normal(n))
+    yy, xx = np.mgrid[0:size, 0:size]
+    a = pointing_matrix(x, y, xx.ravel(), yy.ravel(), GaussianBeam(18.15), 6.0)
+    sig = np.full(a.shape[0], noise)
+    d = a @ f + sig * rng.standard_normal(a.shape[0])
+    return a, d, sig, f
+
+
+def _width(draws):
+    return np.diff(np.percentile(draws, [15.9, 84.1], axis=0), axis=0)[0]
+
+
+def test_hierarchical_gibbs_matches_hierarchical_numpyro():
+    # the acceptance of #18: same tile, same model; medians within 0.1 posterior sd and
+    # 68 % widths within 10 %, for every source and for both hyperparameters
+    from skysense.xid.reference import nuts_band
+
+    a, d, sig, _ = _population_tile(1, 12, 24, 4.0, 0.3, 1.5)
+    m = band_model(
+        "spire_250", a, d, sig, flux_kind="hierarchical", conf_prior=ConfusionPrior("none")
+    )
+    g = sample_band(m, n_samples=20000, n_warmup=1000, n_chains=2, random_state=0)
+    r = nuts_band(m, n_samples=3000, n_warmup=800, n_chains=2, random_state=0)
+    pairs = [(g.flux.reshape(-1, m.nsrc), r.flux.reshape(-1, m.nsrc))]
+    for name in ("pop_median_mjy", "pop_sigma_dex"):
+        pairs.append(
+            (np.log(getattr(g, name)).reshape(-1, 1), np.log(getattr(r, name)).reshape(-1, 1))
+        )
+    for gd, rd in pairs:
+        sd = rd.std(axis=0)
+        assert np.all(np.abs(np.median(gd, 0) - np.median(rd, 0)) < 0.1 * sd)
+        assert np.all(np.abs(_width(gd) / _width(rd) - 1.0) < 0.10)
+
+
+def test_hyperparameters_recovered_from_the_map():
+    # 200 sources drawn from a known population on one map: its median and scatter lie in
+    # the posterior's 99.7 % range, and the posterior is narrow enough to mean something
+    med, sdex = 5.0, 0.35
+    a, d, sig, _ = _population_tile(7, 200, 70, med, sdex, 1.0)
+    m = band_model("spire_250", a, d, sig, flux_kind="hierarchical")
+    p = sample_band(m, n_samples=1500, n_warmup=500, n_chains=2, random_state=3)
+    lm = np.log10(p.pop_median_mjy.ravel())
+    sd = p.pop_sigma_dex.ravel()
+    assert abs(lm.mean() - np.log10(med)) < 3 * lm.std() and lm.std() < 0.06
+    assert abs(sd.mean() - sdex) < 3 * sd.std() and sd.std() < 0.05
+    # the flux draws carry the hyperparameters' shapes
+    assert p.pop_median_mjy.shape == p.bkg.shape == (2, 1500)
+
+
+def test_flat_priors_have_no_hyperparameter_draws():
+    a, d, sig, _ = _population_tile(2, 5, 16, 4.0, 0.3, 1.5)
+    p = sample_band(band_model("spire_250", a, d, sig), n_samples=10, n_warmup=5, n_chains=1)
+    assert p.pop_median_mjy is None and p.pop_sigma_dex is None
+
+
+def test_hierarchical_prior_needs_positive_bounds():
+    a, d, sig, _ = _population_tile(2, 3, 16, 4.0, 0.3, 1.5)
+    with pytest.raises(InputError, match="hierarchical flux prior.*lower > 0"):
+        band_model("spire_250", a, d, sig, flux_kind="hierarchical", flux_lower=np.zeros(3))
+    m = band_model("spire_250", a, d, sig, flux_kind="hierarchical")
+    assert np.all(m.flux_prior.lower == 1e-3)
+    m.flux_prior.hyper_sigma_scale_dex = 0.0
+    with pytest.raises(InputError, match="hyperprior scales"):
+        m.flux_prior.validate(3)
+
+
+def test_coverage_flat_vs_hierarchical_on_simulated_spire_fields():
+    # skysense.sim SPIRE fields, every injected source listed (most far below the noise),
+    # nothing about the population supplied. Simulation truth: the flat prior's 68 % intervals
+    # under-cover badly at 500 um (their posteriors fill the prior above a truth near 0); the
+    # hierarchical prior learned from the same map is within a few points of nominal in
+    # every band (benchmarks/_xid_prior.py reports the six-field numbers)
+    from skysense.xid.calibration import calibrate_all_sources
+
+    kw = {"n_samples": 600, "n_warmup": 300, "n_chains": 2}
+    cov = {}
+    for kind in ("uniform", "hierarchical"):
+        tab = calibrate_all_sources((0, 1), flux_kind=kind, **kw)
+        tab = tab[tab["flux_bin_mjy"] == "all"].set_index("band")
+        cov[kind] = tab[["cover68", "cover95"]]
+    h, f = cov["hierarchical"], cov["uniform"]
+    assert h["cover68"].between(0.58, 0.78).all(), h
+    assert h["cover95"].between(0.87, 0.99).all(), h
+    assert f.loc["spire_500", "cover68"] < 0.5, f
+    err_h = (h["cover68"] - 0.68).abs() + (h["cover95"] - 0.95).abs()
+    err_f = (f["cover68"] - 0.68).abs() + (f["cover95"] - 0.95).abs()
+    assert (err_h < err_f).all(), (h, f)
