@@ -4,10 +4,22 @@ Each tile's catalogue rows (its own sources only) are written atomically to
 ``OUT/tiles/<tile>.parquet``; a rerun skips tiles whose file exists, so an interrupted run
 resumes where it stopped. The joined catalogue is written as ``OUT/catalogue.fits`` and
 ``.parquet``, and the list of unfittable sources as ``OUT/unfitted.csv``.
+
+The hierarchical flux prior (``flux_kind="hierarchical"``) learns the population of each band
+from the map, and tiles must share it. Two passes (:func:`population_pass`): pass 1 fits the
+hierarchical model on a few pilot tiles spread over the field and combines their posteriors
+of (log10 median, scatter) per band by precision weighting (each pilot tile's data are
+independent, so this approximates the joint posterior by a product of Gaussians; the weak
+hyperprior is counted once per pilot tile, negligible against the data); pass 2 fits every
+tile with those values fixed, i.e. the log-normal prior with ``flux_mu_<band>`` /
+``flux_sigma_<band>``. The estimate goes to ``OUT/population.json`` so that a restart uses the
+same one. Fixing the hyperparameters ignores their posterior uncertainty, which is small
+when pilot tiles hold hundreds of sources each.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import InputError
 from skysense.xid.io import read_tiles, write_catalogue, write_tile, write_unfitted
@@ -22,7 +35,89 @@ from skysense.xid.model import FWHM_ARCSEC
 from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, make_tiles
 
-__all__ = ["fit_tiles", "fit_one_tile"]
+__all__ = ["fit_tiles", "fit_one_tile", "population_pass"]
+
+
+def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
+    """The maps cut to the buffered tile (pixels outside set to NaN); maps it misses dropped."""
+    moc = tile.moc()
+    if region_moc is not None:
+        moc = moc.intersection(region_moc)
+    tile_maps = []
+    for sky in maps:
+        mask = moc_pixel_mask(moc, sky.wcs, sky.image_mjy.shape) & sky.good
+        if not mask.any():
+            continue
+        img = np.where(mask, sky.image_mjy, np.nan)
+        tile_maps.append(SkyMap(sky.band, img, sky.error_mjy, sky.wcs, sky.fwhm_arcsec, sky.path))
+    return tile_maps
+
+
+def _pilot_population(tile, maps, prior, region_moc, fit_kwargs) -> dict:
+    """Pass 1 on one tile: band -> (mean, var of log10 median, mean, var of scatter dex)."""
+    from skysense.xid.fit import fit
+
+    tile_maps = _tile_maps(tile, maps, region_moc)
+    if not tile_maps:
+        return {}
+    kw = dict(fit_kwargs)
+    seed = (kw.pop("random_state", 0) or 0) * 1_000_003 + tile.pixel + 1
+    res = fit(tile_maps, prior.iloc[tile.fit].reset_index(drop=True), random_state=seed, **kw)
+    out = {}
+    for band, p in res.posteriors.items():
+        if p.pop_median_mjy is None:
+            continue
+        lm, sd = np.log10(p.pop_median_mjy).ravel(), p.pop_sigma_dex.ravel()
+        out[band] = (lm.mean(), lm.var(), sd.mean(), sd.var())
+    return out
+
+
+def population_pass(
+    tiles: Sequence[Tile],
+    maps: Sequence[SkyMap],
+    prior: pd.DataFrame,
+    *,
+    n_pilot: int = 4,
+    region_moc=None,
+    client=None,
+    **fit_kwargs,
+) -> dict[str, tuple[float, float]]:
+    """Pass 1 of the tiled hierarchical prior: each band's population from pilot tiles.
+
+    Parameters
+    ----------
+    tiles : the field's tiles; ``n_pilot`` of them, evenly spread in the list (which follows
+        the HEALPix NESTED order, so over the field), are fitted
+    maps, prior : as :func:`skysense.xid.fit.fit`
+    fit_kwargs : passed to :func:`skysense.xid.fit.fit` (``flux_kind="hierarchical"``)
+
+    Returns
+    -------
+    dict band -> (median flux in mJy, scatter in dex), precision-weighted over the pilot tiles
+    """
+    import dask
+
+    if n_pilot < 1:
+        raise InputError(f"n_pilot must be >= 1, got {n_pilot}")
+    pick = np.unique(np.linspace(0, len(tiles) - 1, min(n_pilot, len(tiles))).round().astype(int))
+    task = dask.delayed(_pilot_population, pure=False)
+    maps_d = dask.delayed(list(maps), traverse=False)
+    prior_d = dask.delayed(prior, traverse=False)
+    kw = {**fit_kwargs, "flux_kind": "hierarchical"}
+    tasks = [task(tiles[i], maps_d, prior_d, region_moc, kw) for i in pick]
+    found = compute_with_progress(
+        tasks, label=f"XID+ population, {len(tasks)} pilot tiles", client=client
+    )
+    out = {}
+    for band in sorted({b for r in found for b in r}):
+        est = np.array([r[band] for r in found if band in r])
+        w_m, w_s = 1.0 / np.maximum(est[:, 1], 1e-12), 1.0 / np.maximum(est[:, 3], 1e-12)
+        lm = float(np.sum(w_m * est[:, 0]) / w_m.sum())
+        sd = float(np.sum(w_s * est[:, 2]) / w_s.sum())
+        out[band] = (10.0**lm, sd)
+    if not out:
+        raise InputError("no pilot tile of the hierarchical prior holds map pixels")
+    return out
 
 
 def fit_one_tile(
@@ -47,19 +142,10 @@ def fit_one_tile(
     out = Path(out_dir) / "tiles" / f"{tile.name}.parquet"
     if out.exists():
         return str(out)
-    moc = tile.moc()
-    if region_moc is not None:
-        moc = moc.intersection(region_moc)
     sub = prior.iloc[tile.fit].reset_index(drop=True)
     own_ids = set(prior["id"].iloc[tile.own])
     # pixels of the buffered tile only: a tile never sees the whole field
-    tile_maps = []
-    for sky in maps:
-        mask = moc_pixel_mask(moc, sky.wcs, sky.image_mjy.shape) & sky.good
-        if not mask.any():
-            continue
-        img = np.where(mask, sky.image_mjy, np.nan)
-        tile_maps.append(SkyMap(sky.band, img, sky.error_mjy, sky.wcs, sky.fwhm_arcsec, sky.path))
+    tile_maps = _tile_maps(tile, maps, region_moc)
     seed = (fit_kwargs.pop("random_state", 0) or 0) * 1_000_003 + tile.pixel
     if tile_maps:
         try:
@@ -79,6 +165,23 @@ def fit_one_tile(
     return str(write_tile(cat, unf, out))
 
 
+def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs):
+    """Pass 1 (or its saved result): the prior with the population columns, log-normal kind."""
+    path = out / "population.json"
+    if path.exists():  # a restart: the tiles already written used this estimate
+        pop = {b: tuple(v) for b, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    else:
+        pop = population_pass(
+            tiles, maps, prior, n_pilot=n_pilot, region_moc=region_moc, client=client, **fit_kwargs
+        )
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(pop, indent=1), encoding="utf-8")
+    cols = {}
+    for band, (med, sdex) in pop.items():
+        cols[f"flux_mu_{band}"], cols[f"flux_sigma_{band}"] = med, sdex
+    return prior.assign(**cols), {**fit_kwargs, "flux_kind": "lognormal"}
+
+
 def fit_tiles(
     maps: Sequence[SkyMap],
     prior: pd.DataFrame,
@@ -90,6 +193,7 @@ def fit_tiles(
     scheduler: str | None = None,
     region_moc=None,
     fitter=None,
+    n_pilot: int = 4,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Fit a large field tile by tile on Dask and join the catalogue.
@@ -103,6 +207,8 @@ def fit_tiles(
     scheduler : str, optional - Dask scheduler address (default local threads)
     fitter : callable, optional - :func:`skysense.xid.fit.fit` (default) or
         :func:`skysense.xid.fit.fit_sed_maps` to fit every tile in the SED mode
+    n_pilot : int - with ``flux_kind="hierarchical"``: pilot tiles of the population pass
+        (module docstring); the tiles are then fitted with the population fixed
     **fit_kwargs : passed to the fitter (sampler, n_samples, templates, ...)
 
     Returns
@@ -142,6 +248,11 @@ def fit_tiles(
     maps_d = dask.delayed(list(maps), traverse=False)
     prior_d = dask.delayed(prior, traverse=False)
     with dask_client(scheduler) as client:
+        if fitter is None and fit_kwargs.get("flux_kind") == "hierarchical":
+            prior, fit_kwargs = _fix_population(
+                tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs
+            )
+            prior_d = dask.delayed(prior, traverse=False)
         tasks = [task(t, maps_d, prior_d, out, region_moc, fitter, **fit_kwargs) for t in tiles]
         paths = compute_with_progress(tasks, label=f"XID+ {len(tiles)} tiles", client=client)
     cat, unf = read_tiles(paths)
