@@ -116,3 +116,12 @@ def test_cli_hindcast_reports_progress_without_a_warning_flood(tmp_path):
     warning_lines = [ln for ln in lines if "Warning" in ln or "warnings.warn" in ln]
     assert len(warning_lines) <= 3, warning_lines
     assert "sklearn.utils.parallel.delayed" not in r.stderr
+
+
+def test_cli_unknown_model_is_one_line_error(tmp_path, run):
+    p = _csv(tmp_path)
+    r = run("forecast", str(p), "-o", str(tmp_path / "f.csv"), "--model", "nope")
+    assert r.returncode == 2 and "unknown model" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("hindcast", str(p), "-o", str(tmp_path / "h.csv"), "--models", "auto,nope")
+    assert r.returncode == 2 and "nope" in r.stderr

@@ -13,6 +13,7 @@ and random-forest models then add their lags as features (the spatial option).
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 from skysense.astrocast.forecast import (
     FastSeasonalGP,
@@ -26,6 +27,12 @@ __all__ = [
     "PersistenceForecaster",
     "LinearARForecaster",
     "RandomForestForecaster",
+    "GradientBoostingForecaster",
+    "ARGPForecaster",
+    "VerifiedErrors",
+    "SelectForecaster",
+    "DEFAULT_MODEL",
+    "WINDOWED",
     "make_forecaster",
     "FORECASTERS",
 ]
@@ -273,16 +280,363 @@ class RandomForestForecaster(_LaggedForecaster):
         return self.model_.predict(last[None, :])[0]
 
 
+class GradientBoostingForecaster(_LaggedForecaster):
+    """Gradient-boosted trees (scikit-learn ``HistGradientBoostingRegressor``) on lagged VCI,
+    today's VCI3M and the season (sin/cos of the day of year), with the lead as a feature
+    (one model for all leads).
+
+    Parameters
+    ----------
+    n_lags : int
+    max_iter : int
+        Boosting iterations per lead.
+    learning_rate : float
+    refit_every : int
+        Refit every this many calls (trees are grown on a schedule, not at every issue).
+    random_state : int
+    """
+
+    name = "gradient_boosting"
+
+    def __init__(
+        self,
+        n_lags: int = 12,
+        *,
+        max_iter: int = 60,
+        learning_rate: float = 0.15,
+        refit_every: int = 156,
+        random_state: int = 0,
+    ):
+        super().__init__(n_lags, refit_every)
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.model_ = None
+
+    def _fit(self, xx, yy):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        # One model for all leads with the lead as a feature: one ensemble to evaluate per
+        # forecast instead of one per lead (tree evaluation overhead dominated the hindcasts).
+        n, n_leads = yy.shape
+        lead = np.repeat(np.arange(1, n_leads + 1, dtype=float)[None, :], n, axis=0).ravel()
+        xs = np.column_stack([np.repeat(xx, n_leads, axis=0), lead])
+        self.model_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=31,
+            min_samples_leaf=20,
+            early_stopping=False,
+            random_state=self.random_state,
+        ).fit(xs, yy.ravel())
+        pred = self.model_.predict(xs).reshape(n, n_leads)
+        self.resid_std_ = (yy - pred).std(0) * 1.5  # in-sample residuals understate the error
+
+    def _change(self, x):
+        # the trees take NaN natively (a missing lag goes down the learnt branch)
+        n_leads = self.resid_std_.size
+        rows = np.column_stack([np.repeat(x[-1:], n_leads, axis=0), np.arange(1.0, n_leads + 1)])
+        return self.model_.predict(rows)
+
+
+class VerifiedErrors:
+    """Out-of-sample errors of a forecaster's own past forecasts, per lead.
+
+    Call :meth:`update` with VCI3M up to the issue date (its last element is "now"), then
+    :meth:`add` with the forecast issued now. The error of (issue ``i``, lead ``h``) is
+    recorded once ``i + h`` is inside the series seen so far, so only targets observed by the
+    issue date ever count: what a selector or a calibration built on it sees is past data.
+
+    Parameters
+    ----------
+    n_leads : int
+    """
+
+    def __init__(self, n_leads: int):
+        self.n_leads = n_leads
+        self.pending_: list = []  # [issue index, mean (n_leads,), leads verified so far]
+        self.errors_: list[list[float]] = [[] for _ in range(n_leads)]
+        self.issues_: list[list[int]] = [[] for _ in range(n_leads)]
+        self.last_index_ = -1
+
+    def update(self, vci3m) -> None:
+        """Verify pending forecasts whose targets are now inside ``vci3m`` (n,), percent."""
+        y3 = np.asarray(vci3m, float)
+        now = y3.size - 1
+        self.last_index_ = now
+        still = []
+        for item in self.pending_:
+            i, mean, done = item
+            while done < self.n_leads and i + done + 1 <= now:
+                h = done + 1
+                if np.isfinite(y3[i + h]) and np.isfinite(mean[h - 1]):
+                    self.errors_[h - 1].append(float(y3[i + h] - mean[h - 1]))
+                    self.issues_[h - 1].append(i)
+                done = h
+            if done < self.n_leads:
+                still.append([i, mean, done])
+        self.pending_ = still
+
+    def add(self, mean) -> None:
+        """Register the forecast (n_leads,) issued at the last :meth:`update`'s date."""
+        self.pending_.append([self.last_index_, np.asarray(mean, float).copy(), 0])
+
+    def recent(self, lead: int, memory: int) -> tuple[np.ndarray, np.ndarray]:
+        """The last ``memory`` verified errors at ``lead`` (1-based) and their issue indices."""
+        e = np.asarray(self.errors_[lead - 1][-memory:], float)
+        return e, np.asarray(self.issues_[lead - 1][-memory:], int)
+
+    def count(self, lead: int) -> int:
+        """Number of verified errors at ``lead``."""
+        return len(self.errors_[lead - 1])
+
+
+def _half_width_68(errors: np.ndarray) -> float:
+    """Empirical 68.27 % quantile of |error| (a split-conformal 1-sigma half-width)."""
+    return float(np.quantile(np.abs(errors), 0.6827))
+
+
+class ARGPForecaster:
+    """Linear AR with a GP on its own verified errors ("GP on AR residuals").
+
+    At lead ``h`` the errors of the AR forecasts issued at ``i`` and verified by now (targets
+    ``i + h`` up to today) are a time series in the issue index; a GP with an RBF + white
+    kernel (hyperparameters by scikit-learn every ``refit_every`` calls, warm-started, NumPy
+    conditioning in between) extrapolates it to today's issue and corrects the AR mean. Its
+    predictive std is the std of the corrected forecast.
+
+    Parameters
+    ----------
+    n_lags : int
+    memory : int
+        Verified errors per lead that condition the GP.
+    min_verified : int
+        Below this the plain AR forecast is returned.
+    refit_every : int
+    """
+
+    name = "ar_gp"
+
+    def __init__(
+        self, n_lags: int = 12, *, memory: int = 104, min_verified: int = 30, refit_every: int = 104
+    ):
+        self.ar = LinearARForecaster(n_lags)
+        self.memory = memory
+        self.min_verified = min_verified
+        self.refit_every = refit_every
+        self.errors_: VerifiedErrors | None = None
+        self.hyper_: dict[int, tuple[float, float, float]] = {}
+        self.n_calls_ = 0
+
+    def _hyper(self, x, e, h):
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        amp, length, noise = self.hyper_.get(h, (0.5, 10.0, 0.5))
+        kernel = ConstantKernel(amp, (1e-3, 1e1)) * RBF(length, (1.0, 500.0)) + WhiteKernel(
+            noise, (1e-3, 2.0)
+        )
+        import warnings
+
+        with warnings.catch_warnings():
+            # a hyperparameter at its bound is expected (e.g. no error structure at all)
+            warnings.simplefilter("ignore")
+            gp = GaussianProcessRegressor(kernel).fit(x[:, None], e)
+        k = gp.kernel_
+        self.hyper_[h] = (
+            float(k.k1.k1.constant_value),
+            float(k.k1.k2.length_scale),
+            float(k.k2.noise_level),
+        )
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        y3 = np.asarray(vci3m, float)
+        mean, std = self.ar.forecast(t_days, vci, vci3m, n_leads, extra)
+        if self.errors_ is None or self.errors_.n_leads != n_leads:
+            self.errors_ = VerifiedErrors(n_leads)
+        self.errors_.update(y3)
+        self.errors_.add(mean)
+        refit = self.n_calls_ % self.refit_every == 0
+        self.n_calls_ += 1
+        now = y3.size - 1
+        out_m, out_s = mean.copy(), std.copy()
+        for h in range(1, n_leads + 1):
+            e, idx = self.errors_.recent(h, self.memory)
+            if e.size < self.min_verified:
+                continue
+            mu, sd = float(e.mean()), float(e.std()) or 1.0
+            z = (e - mu) / sd
+            x = idx.astype(float)
+            if refit or h not in self.hyper_:
+                self._hyper(x, z, h)
+            amp, length, noise = self.hyper_[h]
+            d = np.subtract.outer(x, x)
+            k = amp * np.exp(-0.5 * (d / length) ** 2) + (noise + 1e-9) * np.eye(x.size)
+            ks = amp * np.exp(-0.5 * ((now - x) / length) ** 2)
+            c = cho_factor(k, lower=True)
+            w = cho_solve(c, ks)
+            out_m[h - 1] = mean[h - 1] + mu + sd * float(ks @ cho_solve(c, z))
+            out_s[h - 1] = sd * np.sqrt(max(amp + noise - float(ks @ w), 1e-12))
+        return out_m, out_s
+
+
+def _default_candidates(window: int, n_lags: int) -> dict:
+    return {
+        "gp": GPForecaster(window, refit_every=156, fit_history_days=3 * 365.25, calibrate=False),
+        "linear_ar": LinearARForecaster(n_lags),
+        "ar_gp": ARGPForecaster(n_lags),
+        "gradient_boosting": GradientBoostingForecaster(n_lags),
+    }
+
+
+class SelectForecaster:
+    """The default forecaster: per lead, the candidates with the smallest recent verified errors.
+
+    Every call runs all candidates on the history up to the issue date, verifies their
+    earlier forecasts whose targets are now observed (:class:`VerifiedErrors`), and for each
+    lead either returns the candidate whose last ``memory`` verified squared errors are
+    smallest (``combine="select"``) or averages, with inverse-MSE weights, the candidates whose
+    MSE is within ``near`` times the best one (``"stack"``, the default). Linear AR is used
+    until ``min_verified`` errors exist. Nothing beyond the issue date is seen: the weights
+    at every issue use only forecasts verified by then.
+
+    The std is calibrated the same way (split-conformal): the 68.27 % quantile of the
+    absolute verified errors of the selected forecasts themselves (the candidate's when the
+    selector has too few of its own), so that mean +- std is a 68 % interval; drought-class
+    probabilities take it as a Gaussian std.
+
+    Parameters
+    ----------
+    window : int
+        Samples per VCI3M window (for the GP candidate).
+    candidates : dict name -> forecaster, optional
+        Default: the seed's GP, linear AR, AR + GP on its residuals, gradient boosting.
+    memory : int
+        Verified errors per lead used for the choice and the interval (about 3 years).
+    min_verified : int
+    fallback : str
+        Candidate used before enough errors are verified.
+    n_lags : int
+    combine : {"stack", "select"}
+    near : float
+        Stacking keeps candidates with MSE <= ``near`` x the best MSE.
+
+    Attributes
+    ----------
+    choice_ : list of str
+        Best candidate per lead at the last call.
+    last_candidates_ : dict name -> (mean, std)
+        Every candidate's forecast at the last call (hindcasts report them side by side).
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        window: int = 9,
+        *,
+        candidates: dict | None = None,
+        memory: int = 156,
+        min_verified: int = 30,
+        fallback: str = "linear_ar",
+        n_lags: int = 12,
+        combine: str = "stack",
+        near: float = 1.25,
+    ):
+        if combine not in ("stack", "select"):
+            from skysense.errors import InputError
+
+            raise InputError(f"combine must be 'stack' or 'select', got {combine!r}")
+        self.combine = combine
+        self.near = near
+        self.window = window
+        self.candidates = (
+            candidates if candidates is not None else _default_candidates(window, n_lags)
+        )
+        if fallback not in self.candidates:
+            from skysense.errors import InputError
+
+            raise InputError(f"fallback {fallback!r} is not a candidate: {sorted(self.candidates)}")
+        self.memory = memory
+        self.min_verified = min_verified
+        self.fallback = fallback
+        self.verified_: dict[str, VerifiedErrors] = {}
+        self.own_: VerifiedErrors | None = None
+        self.choice_: list[str] = []
+        self.last_candidates_: dict = {}
+
+    @property
+    def n_convergence_warnings_(self) -> int:
+        return sum(int(getattr(c, "n_convergence_warnings_", 0)) for c in self.candidates.values())
+
+    def _score(self, name: str, h: int) -> float:
+        e, _ = self.verified_[name].recent(h, self.memory)
+        return float(np.mean(e**2)) if e.size >= self.min_verified else np.inf
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        y3 = np.asarray(vci3m, float)
+        if self.own_ is None or self.own_.n_leads != n_leads:
+            self.own_ = VerifiedErrors(n_leads)
+            self.verified_ = {k: VerifiedErrors(n_leads) for k in self.candidates}
+        outs = {}
+        for name, cand in self.candidates.items():
+            m, s = cand.forecast(t_days, vci, vci3m, n_leads, extra)
+            outs[name] = (np.asarray(m, float), np.asarray(s, float))
+            self.verified_[name].update(y3)
+        self.own_.update(y3)
+        mean = np.empty(n_leads)
+        std = np.empty(n_leads)
+        self.choice_ = []
+        for h in range(1, n_leads + 1):
+            scores = {k: self._score(k, h) for k in self.candidates}
+            best = min(scores, key=scores.get)
+            if not np.isfinite(scores[best]):
+                best = self.fallback
+                mean[h - 1] = outs[best][0][h - 1]
+            elif self.combine == "select":
+                mean[h - 1] = outs[best][0][h - 1]
+            else:
+                # stack: inverse-MSE weights over the candidates close to the best one (a
+                # choice among near-equals on a few years of errors is mostly noise)
+                near = [k for k in scores if scores[k] <= self.near * scores[best]]
+                w = np.array([1.0 / max(scores[k], 1e-12) for k in near])
+                mean[h - 1] = float(np.dot(w, [outs[k][0][h - 1] for k in near]) / w.sum())
+            self.choice_.append(best)
+            own, _ = self.own_.recent(h, self.memory)
+            cand, _ = self.verified_[best].recent(h, self.memory)
+            if own.size >= self.min_verified:
+                std[h - 1] = _half_width_68(own)
+            elif cand.size >= self.min_verified:
+                std[h - 1] = _half_width_68(cand)
+            else:
+                std[h - 1] = outs[best][1][h - 1]
+        for name in self.candidates:
+            self.verified_[name].add(outs[name][0])
+        self.own_.add(mean)
+        self.last_candidates_ = outs
+        return mean, std
+
+
 FORECASTERS = {
+    "auto": SelectForecaster,
     "gp": GPForecaster,
     "persistence": PersistenceForecaster,
     "linear_ar": LinearARForecaster,
     "random_forest": RandomForestForecaster,
+    "gradient_boosting": GradientBoostingForecaster,
+    "ar_gp": ARGPForecaster,
 }
+
+#: The forecaster the CLI uses unless told otherwise: per-lead selection on past verified errors.
+DEFAULT_MODEL = "auto"
+
+#: Forecasters whose constructor takes the VCI3M ``window``.
+WINDOWED = ("auto", "gp")
 
 
 def make_forecaster(name: str, **kwargs):
-    """A new forecaster by name (``gp``, ``persistence``, ``linear_ar``, ``random_forest``)."""
+    """A new forecaster by name (``auto``, ``gp``, ``persistence``, ``linear_ar``,
+    ``random_forest``, ``gradient_boosting``, ``ar_gp``)."""
     from skysense.errors import InputError
 
     if name not in FORECASTERS:

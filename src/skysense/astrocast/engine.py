@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from skysense._dask import compute_with_progress, dask_client
-from skysense.astrocast.baselines import make_forecaster
+from skysense.astrocast.baselines import DEFAULT_MODEL, FORECASTERS, WINDOWED, make_forecaster
 from skysense.astrocast.hindcast import hindcast
 
 __all__ = [
@@ -78,6 +78,15 @@ def _summarise(label: str, counts: collections.Counter, n_convergence: int) -> N
     _log.log(level, "%s: %s", label, "; ".join(parts))
 
 
+def _check_models(names) -> None:
+    """Unknown forecaster names fail here, before any Dask task starts."""
+    from skysense.errors import InputError
+
+    bad = [m for m in names if m not in FORECASTERS]
+    if bad:
+        raise InputError(f"unknown model(s) {bad}; choose from {sorted(FORECASTERS)}")
+
+
 def _resolve(scheduler: str | None) -> tuple[str, bool]:
     scheduler = scheduler or DEFAULT_SCHEDULER
     return scheduler, scheduler in ("processes", "synchronous")
@@ -105,7 +114,7 @@ def _hindcast_region(region, t_days, vci, vci3m, models, n_leads, start, extra, 
             n_leads=n_leads,
             start=start,
             extra=extra if name in ("linear_ar", "random_forest") else None,
-            with_probabilities=with_prob and name == "gp",
+            with_probabilities=with_prob and name in WINDOWED,
         )
         timing.append(
             {
@@ -116,7 +125,11 @@ def _hindcast_region(region, t_days, vci, vci3m, models, n_leads, start, extra, 
                 "convergence_warnings": int(getattr(fc, "n_convergence_warnings_", 0)),
             }
         )
-        h.insert(0, "model", label)
+        if "candidate" in h:
+            cand = h.pop("candidate")
+            h.insert(0, "model", np.where(cand == "", label, label + "/" + cand))
+        else:
+            h.insert(0, "model", label)
         h.insert(0, "region", region)
         frames.append(h)
     return pd.concat(frames, ignore_index=True), pd.DataFrame(timing)
@@ -186,23 +199,26 @@ def hindcast_regions(
     return fc, timing
 
 
-def _forecast_one(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, record):
+def _forecast_one(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, record, model):
     with _counting_warnings(record) as counts:
-        out = _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs)
+        out = _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, model)
     return out, counts
 
 
-def _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs):
-    from skysense.astrocast.baselines import GPForecaster
-
+def _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, model=DEFAULT_MODEL):
     t0 = time.perf_counter()
     ok = np.isfinite(vci3m)
     last = int(np.flatnonzero(ok)[-1])
-    kw = {"refit_every": 72} | gp_kwargs
-    fc = GPForecaster(window, **kw)
-    # Run the last ~2 years as a hindcast first so the stated std is calibrated on this
-    # series' own verified forecast errors (see GPForecaster.calibrate).
-    first = max(2 * window + 12, last - 72)
+    if model == "gp":
+        fc = make_forecaster("gp", window=window, **({"refit_every": 72} | gp_kwargs))
+        warm = 72
+    else:
+        fc = make_forecaster(model, **({"window": window} if model in WINDOWED else {}))
+        # the combination needs verified errors of every candidate (min_verified + leads)
+        warm = 160
+    # Run the last years as a hindcast first so that the stated std is calibrated on this
+    # series' own verified forecast errors (and, for "auto", the candidates are weighted).
+    first = max(2 * window + 12, last - warm)
     for i in range(first, last + 1):
         mean, std = fc.forecast(t_days[: i + 1], vci[: i + 1], vci3m[: i + 1], n_leads)
     step = float(np.median(np.diff(t_days[-50:])))
@@ -215,19 +231,30 @@ def _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs):
             "mean": mean,
             "std": std,
             "fit_seconds": time.perf_counter() - t0,
-            "convergence_warnings": fc.n_convergence_warnings_,
+            "convergence_warnings": int(getattr(fc, "n_convergence_warnings_", 0)),
         }
     )
 
 
 def forecast_regions(
-    series: dict, *, n_leads: int, scheduler: str | None = None, gp_kwargs: dict | None = None
+    series: dict,
+    *,
+    n_leads: int,
+    scheduler: str | None = None,
+    gp_kwargs: dict | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> pd.DataFrame:
-    """GP forecast of VCI3M from the end of every series, one Dask task per region.
+    """Forecast of VCI3M from the end of every series, one Dask task per region.
 
     Parameters
     ----------
     series : dict region -> (t_days (n,), vci (n,), vci3m (n,), window)
+    n_leads : int
+    model : str
+        Forecaster name (:data:`~skysense.astrocast.baselines.DEFAULT_MODEL`: the stacked
+        candidates; ``"gp"``: the seed's GP).
+    gp_kwargs : dict, optional
+        Extra :class:`~skysense.astrocast.baselines.GPForecaster` arguments (``model="gp"``).
 
     scheduler : str, optional
         As for :func:`hindcast_regions`.
@@ -242,7 +269,15 @@ def forecast_regions(
     scheduler, record = _resolve(scheduler)
     tasks = [
         dask.delayed(_forecast_one)(
-            r, np.asarray(t), np.asarray(v), np.asarray(y3), w, n_leads, gp_kwargs or {}, record
+            r,
+            np.asarray(t),
+            np.asarray(v),
+            np.asarray(y3),
+            w,
+            n_leads,
+            gp_kwargs or {},
+            record,
+            model,
         )
         for r, (t, v, y3, w) in series.items()
     ]
@@ -289,8 +324,9 @@ def hindcast_series(
     ----------
     series : dict region -> RegionSeries
     models : list of str
-        Forecaster names (``gp``, ``persistence``, ``linear_ar``, ``random_forest``); the GP
-        takes the VCI3M window of the series.
+        Forecaster names (:data:`~skysense.astrocast.baselines.FORECASTERS`); ``auto`` and
+        ``gp`` take the VCI3M window of the series. ``auto`` also reports its candidates as
+        ``auto/<name>``.
     n_leads : int
     start_year : int
         First issue year (:func:`issue_starts`).
@@ -300,15 +336,18 @@ def hindcast_series(
     forecasts, timing : DataFrame
         As :func:`hindcast_regions`.
     """
+    _check_models(models)
     window = next(iter(series.values())).window
-    spec = {m: (m, {"window": window} if m == "gp" else {}) for m in models}
+    spec = {m: (m, {"window": window} if m in WINDOWED else {}) for m in models}
     start = issue_starts(series, start_year, source=source)
     arrays = {r: (s.t_days, s.vci, s.vci3m) for r, s in series.items()}
     return hindcast_regions(arrays, spec, n_leads=n_leads, start=start, scheduler=scheduler)
 
 
-def forecast_series(series: dict, *, n_leads: int, scheduler: str | None = None) -> pd.DataFrame:
-    """GP forecasts from the end of prepared regions, with NDMA class probabilities.
+def forecast_series(
+    series: dict, *, n_leads: int, scheduler: str | None = None, model: str = DEFAULT_MODEL
+) -> pd.DataFrame:
+    """Forecasts from the end of prepared regions, with NDMA class probabilities.
 
     Returns
     -------
@@ -318,5 +357,7 @@ def forecast_series(series: dict, *, n_leads: int, scheduler: str | None = None)
     """
     from skysense.astrocast.indices import add_class_probabilities
 
+    _check_models([model])
     arrays = {r: (s.t_days, s.vci, s.vci3m, s.window) for r, s in series.items()}
-    return add_class_probabilities(forecast_regions(arrays, n_leads=n_leads, scheduler=scheduler))
+    fc = forecast_regions(arrays, n_leads=n_leads, scheduler=scheduler, model=model)
+    return add_class_probabilities(fc)

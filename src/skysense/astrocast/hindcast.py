@@ -60,7 +60,9 @@ def hindcast(
     DataFrame
         One row per (issue, lead): ``issue_index, lead, target_index, t_issue_days,
         t_target_days, mean, std, observed`` (NaN when the target lies beyond the series),
-        ``fit_seconds`` (time of that issue's call, on every row of it).
+        ``fit_seconds`` (time of that issue's call, on every row of it); for a forecaster
+        with ``last_candidates_`` (:class:`~skysense.astrocast.baselines.SelectForecaster`)
+        also each candidate's rows, marked in a ``candidate`` column ("" = the combination).
     """
     t = np.asarray(t_days, float)
     v = np.asarray(vci, float)
@@ -104,7 +106,13 @@ def hindcast(
                 }
             )
         )
+        # A combining forecaster (SelectForecaster) also reports its candidates' forecasts of
+        # the same call: hindcasts score them side by side without running them twice.
+        for name, (cm, cs) in (getattr(forecaster, "last_candidates_", None) or {}).items():
+            rows.append(rows[-1].assign(mean=cm, std=cs, candidate=name))
     out = pd.concat(rows, ignore_index=True)
+    if "candidate" in out:
+        out["candidate"] = out["candidate"].fillna("")
     if with_probabilities:
         p = class_probabilities(out["mean"].to_numpy(), out["std"].to_numpy())
         for k, name in enumerate(DROUGHT_CLASSES):

@@ -123,7 +123,7 @@ def describe_hindcast(scores: pd.DataFrame, timing: pd.DataFrame) -> str:
 
 
 def describe_forecast(forecasts: pd.DataFrame) -> str:
-    """The mean GP fit time per series of forecasts, e.g. ``GP fit 0.42 s per series (mean of 3)``.
+    """The mean fit time per series of forecasts, e.g. ``GP fit 0.42 s per series (mean of 3)``.
 
     Parameters
     ----------

@@ -18,6 +18,8 @@ input INPUT | series: AstroCast .h5, .csv (date, region, ndvi/vci/vci3m columns)
     file has VCI
 """
 _FORECAST = f"""
+--model str=auto | forecaster: auto (candidates stacked on past verified errors), gp (the seed's),
+    linear_ar, ar_gp, gradient_boosting, random_forest, persistence
 --n-leads int=9 | lead steps (default 9)
 --plot-map PNG | drought-probability map (needs --shapes)
 --shapes | boundary shapefile with a Name field
@@ -25,7 +27,8 @@ _FORECAST = f"""
 {SCHEDULER}
 """
 _HINDCAST = f"""
---models str=gp,persistence,linear_ar,random_forest | comma-separated: gp, persistence, linear_ar,
+--models str=auto,persistence | comma-separated: auto (also reports its candidates gp, linear_ar,
+    ar_gp, gradient_boosting as auto/<name>), gp, persistence, linear_ar, ar_gp, gradient_boosting,
     random_forest
 --n-leads int=9
 --start-year int=2010 | first issue year
@@ -63,7 +66,8 @@ def _forecast(args) -> None:
     from skysense.astrocast.io import write_table
     from skysense.astrocast.scores import describe_forecast
 
-    fc = forecast_series(_load(args), n_leads=args.n_leads, scheduler=args.scheduler)
+    kw = keywords(args, "n_leads scheduler model")
+    fc = forecast_series(_load(args), **kw)
     write_table(fc, args.output)
     print(f"wrote {args.output}; {describe_forecast(fc)}")
     if args.plot_map:
@@ -104,7 +108,7 @@ def register(subparsers) -> None:
     verbs = add_area(subparsers, "astrocast", "vegetation condition (VCI) forecasts and Granger "
                      "causality (AstroCast)")  # fmt: skip
     verb(verbs, "vci", _vci, "compute VCI, VCI3M and NDMA drought classes", _INPUT)
-    verb(verbs, "forecast", _forecast, "GP forecast of VCI3M from the end of each series", _INPUT,
+    verb(verbs, "forecast", _forecast, "forecast VCI3M from the end of each series", _INPUT,
          _FORECAST)  # fmt: skip
     verb(verbs, "hindcast", _hindcast, "honest expanding-window hindcasts and scores", _INPUT,
          _HINDCAST)  # fmt: skip

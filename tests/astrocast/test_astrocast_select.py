@@ -1,0 +1,174 @@
+"""The default forecaster (SelectForecaster) and its new candidates on generated series."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skysense.astrocast.baselines import (
+    ARGPForecaster,
+    GradientBoostingForecaster,
+    LinearARForecaster,
+    PersistenceForecaster,
+    SelectForecaster,
+    VerifiedErrors,
+    make_forecaster,
+)
+from skysense.astrocast.hindcast import hindcast
+from skysense.astrocast.indices import vci3m
+from skysense.astrocast.scores import r2_score
+from skysense.errors import InputError
+
+WINDOW = 12
+
+
+def _ar2(n=520, seed=0, phi=(1.5, -0.6), sigma=4.0):
+    """Weekly VCI following an AR(2) around 50 %, and its VCI3M."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for i in range(2, n):
+        x[i] = phi[0] * x[i - 1] + phi[1] * x[i - 2] + sigma * rng.normal()
+    v = 50 + x
+    return 7.0 * np.arange(n), v, vci3m(v, WINDOW)
+
+
+def _small_select(**kw):
+    cands = {
+        "linear_ar": LinearARForecaster(n_lags=4),
+        "persistence": PersistenceForecaster(),
+        "gradient_boosting": GradientBoostingForecaster(n_lags=4, refit_every=150, max_iter=20),
+    }
+    return SelectForecaster(WINDOW, candidates=cands, memory=120, min_verified=20, **kw)
+
+
+def test_verified_errors_match_brute_force():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=40)
+    ve = VerifiedErrors(3)
+    issued = {}
+    for now in range(10, 40):
+        ve.update(y[: now + 1])
+        m = rng.normal(size=3)
+        issued[now] = m
+        ve.add(m)
+    for h in (1, 2, 3):
+        # every forecast issued at i whose target i + h <= 39 (the last sample seen)
+        expect = [y[i + h] - issued[i][h - 1] for i in sorted(issued) if i + h <= 39]
+        got, issues = ve.recent(h, 1000)
+        np.testing.assert_allclose(got, expect)
+        assert np.all(issues + h <= 39)
+
+
+def test_selector_picks_linear_ar_on_an_ar2_process():
+    t, v, y3 = _ar2()
+    fc = _small_select(combine="select")
+    picks = []
+    for i in range(100, t.size):
+        fc.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 6)
+        if i > 300:
+            picks.append(fc.choice_)
+    picks = np.array(picks)
+    for h in range(6):
+        assert np.mean(picks[:, h] == "linear_ar") > 0.9, (h, pd.Series(picks[:, h]).value_counts())
+
+
+def test_selector_sees_only_data_before_each_origin():
+    """Every candidate is called with arrays ending at the issue date, and changing the data
+    after an origin leaves the forecasts issued up to it unchanged."""
+    t, v, y3 = _ar2(n=330, seed=2)
+
+    class Spy(LinearARForecaster):
+        seen: list = []
+
+        def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+            Spy.seen.append(len(vci3m))
+            return super().forecast(t_days, vci, vci3m, n_leads, extra)
+
+    def run(vv, yy):
+        Spy.seen = []
+        cands = {"linear_ar": Spy(n_lags=4), "persistence": PersistenceForecaster()}
+        fc = SelectForecaster(WINDOW, candidates=cands, memory=60, min_verified=10)
+        out = hindcast(t, vv, yy, fc, n_leads=4, start=80)
+        return out, list(Spy.seen)
+
+    base, seen = run(v, y3)
+    assert seen == list(range(81, 331))  # issue i sees samples 0..i
+    cut = 250
+    v2, y2 = v.copy(), y3.copy()
+    v2[cut + 1 :] += 30.0
+    y2[cut + 1 :] += 30.0
+    pert, _ = run(v2, y2)
+    key = ["issue_index", "lead", "candidate"]
+    a = base[base.issue_index <= cut].set_index(key).sort_index()
+    b = pert[pert.issue_index <= cut].set_index(key).sort_index()
+    np.testing.assert_array_equal(a["mean"].to_numpy(), b["mean"].to_numpy())
+    np.testing.assert_array_equal(a["std"].to_numpy(), b["std"].to_numpy())
+    # ...and the perturbation does reach the later forecasts (the check could fail)
+    later = base.issue_index > cut + 5
+    assert not np.allclose(base.loc[later, "mean"], pert.loc[later, "mean"])
+
+
+def test_stacked_default_intervals_cover_about_68_percent():
+    t, v, y3 = _ar2(n=700, seed=4)
+    out = hindcast(t, v, y3, _small_select(), n_leads=4, start=100)
+    main = out[(out.candidate == "") & (out.issue_index > 250)].dropna(subset=["observed"])
+    inside = np.abs(main.observed - main["mean"]) < main["std"]
+    assert 0.6 <= inside.mean() <= 0.76
+    # the stacked forecast is as good as its best candidate (linear AR) within noise
+    ar = out[(out.candidate == "linear_ar") & (out.issue_index > 250)].dropna(subset=["observed"])
+    for h in (1, 4):
+        r_main = r2_score(main[main.lead == h].observed, main[main.lead == h]["mean"])
+        r_ar = r2_score(ar[ar.lead == h].observed, ar[ar.lead == h]["mean"])
+        assert r_main >= r_ar - 0.01
+
+
+def test_gradient_boosting_learns_a_nonlinear_seasonal_response():
+    """VCI3M change depends on the season (not linear in sin/cos of it): trees beat AR."""
+    rng = np.random.default_rng(5)
+    n = 900
+    t = 7.0 * np.arange(n)
+    doy = (t % 365.25) / 365.25
+    v = 50 + 30 * (np.abs(doy - 0.5) < 0.1) + 2 * rng.normal(size=n)
+    y3 = vci3m(v, WINDOW)
+    res = {}
+    for name, fc in (
+        ("gb", GradientBoostingForecaster(n_lags=4, refit_every=100)),
+        ("ar", LinearARForecaster(n_lags=4)),
+    ):
+        out = hindcast(t, v, y3, fc, n_leads=8, start=500).dropna(subset=["observed"])
+        o = out[out.lead == 8]
+        res[name] = r2_score(o.observed, o["mean"])
+    assert res["gb"] > res["ar"] + 0.05, res
+
+
+def test_ar_gp_correction_matches_scikit_learn_gp():
+    """The NumPy conditioning of the GP on verified AR errors against scikit-learn's GP with
+    the same (fixed) kernel, at the last issue of a hindcast."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    t, v, y3 = _ar2(n=260, seed=6)
+    fc = ARGPForecaster(n_lags=4, min_verified=20, memory=60, refit_every=50)
+    for i in range(80, t.size):
+        mean, std = fc.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 3)
+    ar_mean = fc.errors_.pending_[-1][1]
+    now = t.size - 1
+    for h in (1, 3):
+        e, idx = fc.errors_.recent(h, 60)
+        mu, sd = e.mean(), e.std()
+        amp, length, noise = fc.hyper_[h]
+        kern = ConstantKernel(amp, "fixed") * RBF(length, "fixed") + WhiteKernel(noise, "fixed")
+        gp = GaussianProcessRegressor(kern, optimizer=None).fit(idx[:, None].astype(float),
+                                                                (e - mu) / sd)  # fmt: skip
+        m, s = gp.predict(np.array([[float(now)]]), return_std=True)
+        assert mean[h - 1] == pytest.approx(ar_mean[h - 1] + mu + sd * m[0], abs=1e-6)
+        assert std[h - 1] == pytest.approx(sd * s[0], rel=1e-4)
+    assert not np.allclose(mean, ar_mean)  # the correction is not a no-op
+
+
+def test_unknown_choices_fail_cleanly():
+    with pytest.raises(InputError):
+        make_forecaster("nope")
+    with pytest.raises(InputError):
+        SelectForecaster(combine="vote")
+    with pytest.raises(InputError):
+        SelectForecaster(candidates={"linear_ar": LinearARForecaster()}, fallback="gp")
