@@ -43,3 +43,20 @@ def test_linear_ar_beats_persistence_and_stored_on_one_county(county):
     r_ar = r2_score(obs, res["ar"].loc[idx, "mean"])
     assert r_ar > r2_score(obs, res["p"].loc[idx, "mean"])
     assert r_ar > r2_score(obs, stored)
+
+
+def test_default_forecaster_on_one_county_matches_linear_ar_with_calibrated_std(county):
+    """The CLI default ('auto') on real data: at 30 days at least linear AR's R^2 (within
+    0.005), and its stated std a 68 % interval (63-73 %). Weights and std come from verified
+    past forecasts only (see SelectForecaster)."""
+    from skysense.astrocast.baselines import SelectForecaster
+
+    g = county[county.region == "Turkana"].reset_index(drop=True)
+    t, v, y3 = to_days(g.date), g.vci.to_numpy(), g.vci3m.to_numpy()
+    out = hindcast(t, v, y3, SelectForecaster(9), n_leads=3, start=330)
+    out = out[out.issue_index >= 430].dropna(subset=["observed"])
+    main = out[(out.candidate == "") & (out.lead == 3)]
+    ar = out[(out.candidate == "linear_ar") & (out.lead == 3)]
+    assert r2_score(main.observed, main["mean"]) >= r2_score(ar.observed, ar["mean"]) - 0.005
+    inside = np.abs(main.observed - main["mean"]) < main["std"]
+    assert 0.63 <= inside.mean() <= 0.73, inside.mean()
