@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from skysense.xid.engine import fit_tiles
 from skysense.xid.model import GaussianBeam, pointing_matrix
@@ -45,3 +46,17 @@ def test_two_pass_population_shared_by_tiles_and_reused_on_restart(tmp_path):
     got = cat.set_index("HELP_ID").loc[prior["id"], "F_SPIRE_250"].to_numpy()
     bright = flux > 15
     assert bright.sum() >= 5 and np.median(np.abs(got[bright] / flux[bright] - 1)) < 0.1
+
+
+def test_pipeline_configuration_accepts_the_hierarchical_prior(tmp_path):
+    from skysense.errors import ConfigError
+    from skysense.pipeline import parse_pipeline_config
+
+    (tmp_path / "s.yaml").write_text("survey: s\n")
+    raw = {"field": {"name": "f"}, "surveys": [{"config": "s.yaml"}]}
+    cfg = parse_pipeline_config(
+        {**raw, "xid": {"flux_prior": "hierarchical"}}, path=tmp_path / "f.yaml"
+    )
+    assert cfg.section("xid")["flux_prior"] == "hierarchical"
+    with pytest.raises(ConfigError, match="xid.flux_prior: must be one of"):
+        parse_pipeline_config({**raw, "xid": {"flux_prior": "hierarchy"}}, path=tmp_path / "f.yaml")

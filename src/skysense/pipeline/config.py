@@ -116,7 +116,7 @@ SCHEMA: dict[str, Any] = {
 _SURVEY_KEYS = ("config", "radius_arcsec", "position_error_arcsec")
 _MAP_KEYS = ("band", "file", "noise")
 _SAMPLERS = ("gibbs", "nuts")
-_FLUX_PRIORS = ("uniform", "loguniform")
+_FLUX_PRIORS = ("uniform", "loguniform", "hierarchical")
 _COVARIANCES = ("GL", "VL", "GD", "VD", "GC", "VC")
 
 
