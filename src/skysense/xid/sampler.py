@@ -309,28 +309,70 @@ def _pair_columns(indptr, indices, vals, pi, pj, ui, uj):
 
 
 @numba.njit(cache=True)
+def _prior_lp(x, kind, mu, prec):
+    """Log prior density of a flux x (mJy): Gaussian in f (kinds 0, 1) or in ln f (>= 2)."""
+    if kind >= 2:
+        u = math.log(x)
+        return -u - 0.5 * prec * (u - mu) ** 2  # -u: density in f of a density in ln f
+    return -0.5 * prec * (x - mu) ** 2
+
+
+@numba.njit(cache=True)
+def _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_):
+    return (
+        g * t
+        - 0.5 * q * t * t
+        + _prior_lp(fi + t * di, ki, mi, pi_)
+        + _prior_lp(fj + t * dj, kj, mj, pj_)
+    )
+
+
+@numba.njit(cache=True)
+def _pair_slice(g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, tlo, thi, rng):
+    """Slice step (from t = 0) along a pair direction when a log-space prior is involved."""
+    width = thi - tlo
+    if q > 0.0:
+        width = min(width, 2.0 / math.sqrt(q))
+    y = _pair_lp(0.0, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) - rng.standard_exponential()
+    left = max(tlo, -width * rng.random())
+    right = min(thi, left + width)
+    for _ in range(50):
+        if left <= tlo or _pair_lp(left, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) < y:
+            break
+        left = max(tlo, left - width)
+    for _ in range(50):
+        if right >= thi or _pair_lp(right, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) < y:
+            break
+        right = min(thi, right + width)
+    while True:
+        t = left + (right - left) * rng.random()
+        if _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) >= y:
+            return t
+        if t < 0.0:
+            left = t
+        else:
+            right = t
+
+
+@numba.njit(cache=True)
 def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, cval, rng):
     """Exact Gibbs steps along fixed directions u_i e_i + u_j e_j of strongly coupled pairs.
 
     Along a fixed direction the conditional is again a truncated normal, so each move leaves
     the posterior invariant; the directions (long axes of the pairs' conditional Gaussians)
     are where coordinate-wise Gibbs moves crawl. ``cval`` holds A u on the pair's pixels.
+    With a log-space prior on either source the conditional along the direction is not
+    Gaussian and the move is a slice step instead (also exact).
     """
     for p in range(pi.size):
         i, j = pi[p], pj[p]
-        if kind[i] >= 2 or kind[j] >= 2:  # log-space priors: no Gaussian conditional
-            continue
         di, dj = ui[p], uj[p]
         g = 0.0
-        prec = 0.0
+        q = 0.0
         for k in range(cptr[p], cptr[p + 1]):
             wv = w[cpix[k]] * cval[k]
             g += wv * r[cpix[k]]
-            prec += wv * cval[k]
-        prec += di * di * pprec[i] + dj * dj * pprec[j]
-        if prec <= 0.0:
-            continue
-        lin = g - pprec[i] * di * (f[i] - pmu[i]) - pprec[j] * dj * (f[j] - pmu[j])
+            q += wv * cval[k]
         tlo, thi = -np.inf, np.inf
         if di != 0.0:
             a, b = (lo[i] - f[i]) / di, (hi[i] - f[i]) / di
@@ -340,7 +382,30 @@ def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, c
             tlo, thi = max(tlo, min(a, b)), min(thi, max(a, b))
         if not thi > tlo:
             continue
-        t = _tn(lin / prec, 1.0 / math.sqrt(prec), tlo, thi, rng)
+        if kind[i] >= 2 or kind[j] >= 2:
+            t = _pair_slice(
+                g,
+                q,
+                f[i],
+                f[j],
+                di,
+                dj,
+                kind[i],
+                kind[j],
+                pmu[i],
+                pmu[j],
+                pprec[i],
+                pprec[j],
+                tlo,
+                thi,
+                rng,
+            )
+        else:
+            prec = q + di * di * pprec[i] + dj * dj * pprec[j]
+            if prec <= 0.0:
+                continue
+            lin = g - pprec[i] * di * (f[i] - pmu[i]) - pprec[j] * dj * (f[j] - pmu[j])
+            t = _tn(lin / prec, 1.0 / math.sqrt(prec), tlo, thi, rng)
         for k in range(cptr[p], cptr[p + 1]):
             r[cpix[k]] -= t * cval[k]
         # clipping only absorbs rounding at a bound; the periodic full residual refresh
