@@ -334,7 +334,14 @@ def _run_weekly(sensor, rows, meta, scheduler, quick):
     )
 
 
-BASELINES = ("linear_ar", "persistence", "astrocast_stored", "gp", "random_forest")
+BASELINES = (
+    "linear_ar",
+    "linear_ar_spatial",
+    "persistence",
+    "astrocast_stored",
+    "gp",
+    "random_forest",
+)
 
 
 def _rows_from_scores(rows, scores, label, step):
