@@ -101,3 +101,33 @@ def test_write_map_round_trips_through_read_map(tmp_path):
     np.testing.assert_array_equal(back.error_mjy, err)
     assert back.fwhm_arcsec == pytest.approx(25.2) and back.pixel_arcsec == pytest.approx(10.0)
     assert list(tmp_path.iterdir()) == [tmp_path / "m.fits"]  # no temporary file left
+
+
+def test_a_failed_tile_joins_with_its_sources_flagged_and_writes_as_fits(tmp_path):
+    from astropy.table import Table
+
+    from skysense.xid.io import read_tiles, write_catalogue, write_tile
+
+    good = pd.DataFrame(
+        {
+            "HELP_ID": ["a", "b"],
+            "RA": [1.0, 1.1],
+            "Dec": [2.0, 2.1],
+            "F_spire_250": [5.0, 7.0],
+            "flag_xid_spire_250": [False, True],
+            "xid_tile": "t1",
+        }
+    )
+    failed = pd.DataFrame({"HELP_ID": ["c"], "RA": [1.2], "Dec": [2.2], "xid_tile": "t2"})
+    unf = pd.DataFrame({"id": ["c"], "band": ["all"], "reason": ["tile failed: bad prior"]})
+    paths = [
+        write_tile(good, unf.iloc[:0], tmp_path / "t1.parquet"),
+        write_tile(failed, unf, tmp_path / "t2.parquet"),
+    ]
+    cat, unfitted = read_tiles(paths)
+    assert cat["flag_xid_spire_250"].dtype == bool
+    assert cat["flag_xid_spire_250"].tolist() == [False, True, True]
+    assert np.isnan(cat["F_spire_250"].iloc[2])
+    assert unfitted["id"].tolist() == ["c"]
+    fits_path = next(p for p in write_catalogue(cat, tmp_path / "cat") if str(p).endswith(".fits"))
+    assert Table.read(fits_path)["flag_xid_spire_250"].tolist() == [False, True, True]

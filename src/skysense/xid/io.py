@@ -515,6 +515,10 @@ def write_tile(cat: pd.DataFrame, unfitted: pd.DataFrame, path: str | os.PathLik
 def read_tiles(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Join the files of :func:`write_tile`: (catalogue, unfitted list or None when empty)."""
     cat = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    for col in [c for c in cat.columns if c.startswith("flag_")]:
+        # a failed tile has no flag columns: its sources were not fitted, so they are flagged
+        # (and the column stays boolean, which the FITS writer needs)
+        cat[col] = cat[col].where(cat[col].notna(), True).astype(bool)
     unf = [pd.read_csv(Path(p).with_suffix(".unfitted.csv")) for p in paths]
     unf = [u for u in unf if len(u)]
     return cat, (pd.concat(unf, ignore_index=True) if unf else None)
