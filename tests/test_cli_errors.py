@@ -359,6 +359,7 @@ ELSEWHERE = {
 }
 NOT_HERE = {
     ("astrocast", "forecast", "shapes"): "read only with --plot-map, after the forecast",
+    ("astrocast", "forecast", "model"): "a forecaster name, not a file",
     ("catalog", "merge", "fits"): "an output: also write the masterlist as FITS",
     ("catalog", "prepare", "reference"): "the Gaia file is named by the config as well",
     ("landuse", "train", "raster"): "rasters are checked through classify; labels need both",
