@@ -212,3 +212,23 @@ def test_small_cones_run_prepared_with_the_rows_of_the_plain_query(db_url, sky, 
                 np.testing.assert_array_equal(a[name].to_numpy(), b[name].to_numpy())
     finally:
         backend.close()
+
+
+def test_driver_types_without_a_cast_are_served_as_their_text():
+    """Intervals and arrays from PostgreSQL have no Arrow cast to text: each value's text."""
+    import pyarrow as pa
+
+    from skysense.vo.backends.postgres import _normalise
+
+    table = pa.table(
+        {
+            "iv": pa.array([pa.MonthDayNano([1, 2, 3]), None], pa.month_day_nano_interval()),
+            "arr": pa.array([[1, 2], None], pa.list_(pa.int32())),
+            "x": pa.array([1.5, 2.5]),
+        }
+    )
+    out = _normalise(table)
+    assert out.schema.field("iv").type == pa.string()
+    assert out.column("iv").to_pylist() == [str(pa.MonthDayNano([1, 2, 3])), None]
+    assert out.column("arr").to_pylist() == ["[1, 2]", None]
+    assert out.column("x").type == pa.float64()

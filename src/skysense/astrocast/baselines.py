@@ -12,6 +12,8 @@ and random-forest models then add their lags as features (the spatial option).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from threadpoolctl import threadpool_limits
@@ -173,7 +175,7 @@ def _pairs(x, vci3m, n_leads):
     return xx[ok], y[ok]
 
 
-class _LaggedForecaster:
+class _LaggedForecaster(ABC):
     """The baselines that regress the VCI3M change at every lead on lagged values: the
     design, the refit schedule and the forecast step, written once. A subclass fits the
     training pairs (``_fit``, which sets ``resid_std_``) and predicts the change from today's
@@ -192,11 +194,13 @@ class _LaggedForecaster:
         self.n_calls_ += 1
         return y3[-1] + self._change(x), self.resid_std_.copy()
 
+    @abstractmethod
     def _fit(self, xx: np.ndarray, yy: np.ndarray) -> None:
-        raise NotImplementedError
+        """Fit the (n_pairs, n_features) design to the (n_pairs, n_leads) changes."""
 
+    @abstractmethod
     def _change(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The (n_leads,) predicted VCI3M change from the design's last row."""
 
 
 class LinearARForecaster(_LaggedForecaster):
