@@ -186,6 +186,26 @@ def tap_cone_adql(ra: float, dec: float, r: float) -> str:
     )
 
 
+def cone_getters(client, url: str, r: float):
+    """(SCS, TAP sync) functions of (ra, dec) returning the response body of a cone of
+    radius ``r`` deg through ``client``; a failed query raises."""
+
+    def scs(ra, dec):
+        resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
+        if resp.status_code != 200 or b'name="Error"' in resp.content:
+            raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
+        return resp.content
+
+    def tap(ra, dec):
+        params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": tap_cone_adql(ra, dec, r)}
+        resp = client.get(f"{url}/tap/sync", params=params)
+        if resp.status_code != 200 or b'value="ERROR"' in resp.content:
+            raise RuntimeError(f"TAP query failed: {resp.content[:500]!r}")
+        return resp.content
+
+    return scs, tap
+
+
 def interleaved_latency(
     url: str, bare_db: str, centres: np.ndarray, sqls: list[str], r: float, *, tap: bool = False
 ) -> dict[str, list]:
@@ -201,19 +221,7 @@ def interleaved_latency(
     out: dict[str, list] = {"http": [], "tap": [], "bare": [], "rows": []}
     try:
         with httpx.Client(timeout=120) as client:
-
-            def get(ra, dec):
-                resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
-                if resp.status_code != 200 or b'name="Error"' in resp.content:
-                    raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
-                return resp.content
-
-            def get_tap(ra, dec):
-                params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": tap_cone_adql(ra, dec, r)}
-                resp = client.get(f"{url}/tap/sync", params=params)
-                if resp.status_code != 200 or b'value="ERROR"' in resp.content:
-                    raise RuntimeError(f"TAP query failed: {resp.content[:500]!r}")
-                return resp.content
+            get, get_tap = cone_getters(client, url, r)
 
             for (ra, dec), sql in zip(centres, sqls):  # warm both caches
                 con.sql(sql).to_arrow_table()
@@ -390,19 +398,7 @@ def interleaved_latency_pg(url: str, pg_url: str, centres: np.ndarray, r: float)
     out: dict[str, list] = {"http": [], "tap": [], "bare": [], "rows": []}
     bare_sql = "SELECT object_id, ra, dec, mag_r FROM bench.sky WHERE q3c_radial_query(ra, dec, %s, %s, %s)"
     with psycopg.connect(pg_url, autocommit=True) as con, httpx.Client(timeout=120) as client:
-
-        def scs(ra, dec):
-            resp = client.get(f"{url}/scs/{TABLE}", params={"RA": ra, "DEC": dec, "SR": r})
-            if resp.status_code != 200 or b'name="Error"' in resp.content:
-                raise RuntimeError(f"cone search failed: {resp.content[:500]!r}")
-            return resp.content
-
-        def tap(ra, dec):
-            params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": tap_cone_adql(ra, dec, r)}
-            resp = client.get(f"{url}/tap/sync", params=params)
-            if resp.status_code != 200 or b'value="ERROR"' in resp.content:
-                raise RuntimeError(f"TAP query failed: {resp.content[:500]!r}")
-            return resp.content
+        scs, tap = cone_getters(client, url, r)
 
         for ra, dec in centres[:10]:
             con.execute(bare_sql, (float(ra), float(dec), r)).fetchall()

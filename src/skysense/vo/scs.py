@@ -14,6 +14,7 @@ so clients such as pyvo report the message as a query error).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from skysense.errors import InputError, SkysenseError
 from skysense.vo._dalparams import base_url, read_params
 from skysense.vo.schema import ColumnInfo, TableInfo, id_column
+from skysense.vo.tap import column_infos
 from skysense.vo.votable import tabledata_rows
 
 __all__ = [
@@ -248,23 +250,11 @@ def _scs_infos(columns, table: TableInfo) -> list[ColumnInfo]:
     """Output FIELD metadata with the SCS 1.03 UCD1 names on ID, RA and Dec."""
     ucd1 = {id_column(table): "ID_MAIN", table.ra: "POS_EQ_RA_MAIN", table.dec: "POS_EQ_DEC_MAIN"}
     out = []
-    for col in columns:
-        info = col.info
-        ucd = ucd1.pop(col.name, None)
+    for info in column_infos(columns):
+        ucd = ucd1.pop(info.name, None)
         if ucd is None and info.ucd.upper() in ("ID_MAIN", "POS_EQ_RA_MAIN", "POS_EQ_DEC_MAIN"):
             ucd = ""  # these must occur exactly once
-        out.append(
-            ColumnInfo(
-                name=col.name,
-                datatype=info.datatype,
-                arraysize=info.arraysize,
-                unit=info.unit,
-                ucd=info.ucd if ucd is None else ucd,
-                description=info.description,
-                indexed=info.indexed,
-                principal=info.principal,
-            )
-        )
+        out.append(info if ucd is None else dataclasses.replace(info, ucd=ucd))
     return out
 
 

@@ -43,6 +43,7 @@ from skysense.vo.votable import read_votable, result_votable_chunks
 __all__ = [
     "QueryResult",
     "StreamedResult",
+    "column_infos",
     "stream_adql",
     "TapParams",
     "run_adql",
@@ -80,7 +81,7 @@ class QueryResult:
     @property
     def column_infos(self) -> list[ColumnInfo]:
         """FIELD metadata: each output column's ColumnInfo under its output name."""
-        return _column_infos(self.columns)
+        return column_infos(self.columns)
 
 
 class StreamedResult:
@@ -105,7 +106,7 @@ class StreamedResult:
     @property
     def column_infos(self) -> list[ColumnInfo]:
         """FIELD metadata: each output column's ColumnInfo under its output name."""
-        return _column_infos(self.columns)
+        return column_infos(self.columns)
 
     @property
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -122,7 +123,8 @@ class StreamedResult:
                 return
 
 
-def _column_infos(columns) -> list[ColumnInfo]:
+def column_infos(columns) -> list[ColumnInfo]:
+    """The FIELD metadata of a translation's output columns (each with an ``info``)."""
     out = []
     for col in columns:
         info = col.info
