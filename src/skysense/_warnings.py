@@ -17,9 +17,11 @@ def _stop_astropy_logging_warnings(astropy) -> None:
     log = getattr(astropy, "log", None)
     if log is None or not log.warnings_logging_enabled():
         return
+    from astropy.logger import LoggingError
+
     try:
         log.disable_warnings_logging()
-    except Exception:  # astropy.logger.LoggingError
+    except LoggingError:
         # showwarning was replaced since (by pytest, say): astropy does not print them now
         pass
 
