@@ -240,7 +240,7 @@ def test_masterlist_columns_by_hand():
     res = RadioIDResult(cand, None, thr, 4)
     out = masterlist_columns(res, 10, "x_1ghz", np.array(["a", "b", "c", "d"]),
                              np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.1, 0.2, 0.3, 0.4]))  # fmt: skip
-    assert out["radio_id"].tolist() == ["", "", "", "", "", "a", "", "c", "", ""]
+    assert out["radio_id"].fillna("-").tolist() == list("-----a-c--")
     np.testing.assert_allclose(out["f_x_1ghz"].to_numpy()[[5, 7]], [1.0, 3.0])
     np.testing.assert_allclose(out["ferr_x_1ghz"].to_numpy()[[5, 7]], [0.1, 0.3])
     np.testing.assert_allclose(out["reliability"].to_numpy()[[5, 7]], [0.9, 0.6])

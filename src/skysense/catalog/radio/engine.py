@@ -207,7 +207,7 @@ def _rewrite_partition(file: str, first_row: int, pixel, sparse: pd.DataFrame, d
     new = dense_columns(sparse, table.num_rows, first_row)
     table = table.drop_columns([c for c in new.columns if c in table.column_names])
     for col in new.columns:
-        table = table.append_column(col, pa.array(new[col].to_numpy()))
+        table = table.append_column(col, pa.Array.from_pandas(new[col]))
     write_partition(table, dst, *pixel)
     cells = table.column(SPATIAL_INDEX_COLUMN).to_numpy() >> (2 * (29 - _SKYMAP_ORDER))
     u, c = np.unique(cells, return_counts=True)

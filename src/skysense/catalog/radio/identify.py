@@ -336,7 +336,7 @@ def id_rows(
 
 def dense_columns(sparse: pd.DataFrame, n_rows: int, first_row: int = 0) -> pd.DataFrame:
     """The radio columns of ``n_rows`` masterlist rows from ``first_row`` on, from
-    :func:`id_rows` (rows without an ID: NaN, empty ``radio_id``, False flag)."""
+    :func:`id_rows` (rows without an ID: NaN, null ``radio_id``, False flag)."""
     sel = (sparse["row"] >= first_row) & (sparse["row"] < first_row + n_rows)
     part = sparse[sel]
     r = part["row"].to_numpy(np.int64) - first_row
@@ -345,13 +345,15 @@ def dense_columns(sparse: pd.DataFrame, n_rows: int, first_row: int = 0) -> pd.D
         if col == "row":
             continue
         if col == "radio_id":
-            v = np.full(n_rows, "", dtype=object)
+            # NULL, not "", for no ID: an empty string would read as an identifier in ADQL
+            # (``radio_id IS NULL`` is how TAP users ask for unidentified objects).
+            v = np.full(n_rows, None, dtype=object)
         elif col == "flag_radio_multi":
             v = np.zeros(n_rows, dtype=bool)
         else:
             v = np.full(n_rows, np.nan)
         v[r] = part[col].to_numpy()
-        out[col] = v
+        out[col] = pd.array(v, dtype="string") if col == "radio_id" else v
     return pd.DataFrame(out)
 
 
@@ -376,7 +378,7 @@ def masterlist_columns(
     Returns
     -------
     DataFrame (n_objects,)
-        ``f_<band>``, ``ferr_<band>`` (uJy, NaN when no ID), ``radio_id`` (string, empty
+        ``f_<band>``, ``ferr_<band>`` (uJy, NaN when no ID), ``radio_id`` (string, null
         when none), ``lr``, ``reliability`` (NaN when none), ``flag_radio_multi`` (bool).
     """
     return dense_columns(id_rows(result, band, radio_id, flux, flux_err), n_objects)
