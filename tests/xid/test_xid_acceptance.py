@@ -116,6 +116,7 @@ def test_cosmos_own_pointing_matrix_matches_xidplus(cosmos):
         beams=beams,
         bkg_priors={b: BackgroundPrior(-5, 5) for b, _ in BANDS.values()},
         conf_priors={b: CONF for b, _ in BANDS.values()},
+        flux_kind="uniform",  # XID+'s flat prior, as the Stan reference (not the default)
         on_duplicate="keep",
         n_samples=1500,
         n_warmup=300,

@@ -33,10 +33,11 @@ _INPUTS = """
 """
 # not in the SED mode, whose flux prior is the template mixture
 _FLUX_PRIOR = """
---flux-prior {uniform,loguniform,lognormal,hierarchical}=uniform | flux prior kind when the
-    catalogue gives no Gaussian prior; lognormal: a population prior with median flux_mu_<band>
-    (mJy) and scatter flux_sigma_<band> (dex), for prior lists far below the noise;
-    hierarchical: the same population prior with its median and scatter learned from the map
+--flux-prior {uniform,loguniform,lognormal,hierarchical} | flux prior kind (default:
+    hierarchical, or Gaussian when the catalogue gives flux_mu_<band> and flux_sigma_<band>);
+    hierarchical: a log-normal population prior with its median and scatter learned from the
+    map; uniform: XID+'s flat prior; lognormal: the population prior with median
+    flux_mu_<band> (mJy) and scatter flux_sigma_<band> (dex) supplied
 """
 _DUPLICATES = (
     "--allow-duplicates flag | fit prior sources at identical positions instead of stopping"

@@ -76,7 +76,7 @@ SCHEMA: dict[str, Any] = {
         "warmup": ((int,), 500),
         "chains": ((int,), 2),
         "seed": ((int,), 0),
-        "flux_prior": ((str,), "uniform"),
+        "flux_prior": ((str,), "hierarchical"),
     },
     "photoz": {
         "model": ((str,), None),

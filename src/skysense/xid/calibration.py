@@ -219,6 +219,7 @@ def calibrate_faint_left_out(
     area_deg2: float = 0.01,
     mag_limit: float = 26.0,
     mips_cut_mjy: float = 0.05,
+    flux_kind: str | None = None,
     n_samples: int = 1000,
     n_warmup: int = 500,
     n_chains: int = 4,
@@ -226,10 +227,12 @@ def calibrate_faint_left_out(
 ) -> pd.DataFrame:
     """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
 
-    The maps hold every galaxy to ``mag_limit``; XID+'s default SPIRE priors (flat fluxes up
-    to the map bound, HalfCauchy(0.5) sigma_conf, Normal(0, 5) background).
+    The maps hold every galaxy to ``mag_limit``; skysense's default priors (``flux_kind``
+    None: the hierarchical population prior) or ``flux_kind="uniform"``: XID+'s flat fluxes
+    up to the map bound; HalfCauchy(0.5) sigma_conf, Normal(0, 5) background.
     """
     kw = {
+        "flux_kind": flux_kind,
         "on_duplicate": "keep",
         "n_samples": n_samples,
         "n_warmup": n_warmup,

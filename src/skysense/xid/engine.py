@@ -31,25 +31,61 @@ from skysense._atomic import atomic_path
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import InputError
 from skysense.xid.io import read_tiles, write_catalogue, write_tile, write_unfitted
-from skysense.xid.model import FWHM_ARCSEC
+from skysense.xid.model import DEFAULT_FLUX_KIND, FWHM_ARCSEC
 from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, make_tiles
 
 __all__ = ["fit_tiles", "fit_one_tile", "population_pass"]
 
 
+def _moc_box(moc, wcs, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """(rows, columns) of the map holding the MOC: a box around its bounding circle.
+
+    A tile covers a small part of a field's map (10 deg^2 of MIPS at 1.2" is 9500^2 pixels);
+    testing only the box's pixels keeps a tile's cost independent of the map's size. None when
+    the MOC misses the map; the whole map when its centre does not project.
+    """
+    from skysense.xid.skymap import pixel_arcsec
+
+    ny, nx = shape
+    centre = moc.barycenter()
+    radius = moc.largest_distance_from_coo_to_vertices(centre).to_value("arcsec")
+    x, y = wcs.world_to_pixel(centre)
+    if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(radius)):
+        return slice(0, ny), slice(0, nx)
+    # 5 % and 2 pixels of margin: the projection's scale changes by < 1e-3 over a degree
+    r = radius / pixel_arcsec(wcs) * 1.05 + 2.0
+    x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, nx)
+    y0, y1 = max(int(np.floor(y - r)), 0), min(int(np.ceil(y + r)) + 1, ny)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
 def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
-    """The maps cut to the buffered tile (pixels outside set to NaN); maps it misses dropped."""
+    """The maps cut to the buffered tile's box (pixels outside the tile NaN); maps it misses
+    dropped."""
     moc = tile.moc()
     if region_moc is not None:
         moc = moc.intersection(region_moc)
     tile_maps = []
     for sky in maps:
-        mask = moc_pixel_mask(moc, sky.wcs, sky.image_mjy.shape) & sky.good
+        box = _moc_box(moc, sky.wcs, sky.image_mjy.shape)
+        if box is None:
+            continue
+        sub = SkyMap(
+            sky.band,
+            sky.image_mjy[box],
+            sky.error_mjy[box],
+            sky.wcs[box],
+            sky.fwhm_arcsec,
+            sky.path,
+        )
+        mask = moc_pixel_mask(moc, sub.wcs, sub.image_mjy.shape) & sub.good
         if not mask.any():
             continue
-        img = np.where(mask, sky.image_mjy, np.nan)
-        tile_maps.append(SkyMap(sky.band, img, sky.error_mjy, sky.wcs, sky.fwhm_arcsec, sky.path))
+        sub.image_mjy = np.where(mask, sub.image_mjy, np.nan)
+        tile_maps.append(sub)
     return tile_maps
 
 
@@ -165,6 +201,15 @@ def fit_one_tile(
     return str(write_tile(cat, unf, out))
 
 
+def _hierarchical(flux_kind: str | None, prior: pd.DataFrame) -> bool:
+    """Whether ``fit`` would use the hierarchical prior (asked for, or the default without
+    Gaussian ``flux_mu_<band>`` columns in the prior list)."""
+    if flux_kind is None:
+        given = any(c.lower().startswith("flux_mu_") for c in prior.columns)
+        return not given and DEFAULT_FLUX_KIND == "hierarchical"
+    return flux_kind == "hierarchical"
+
+
 def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs):
     """Pass 1 (or its saved result): the prior with the population columns, log-normal kind."""
     path = out / "population.json"
@@ -207,7 +252,7 @@ def fit_tiles(
     scheduler : str, optional - Dask scheduler address (default local threads)
     fitter : callable, optional - :func:`skysense.xid.fit.fit` (default) or
         :func:`skysense.xid.fit.fit_sed_maps` to fit every tile in the SED mode
-    n_pilot : int - with ``flux_kind="hierarchical"``: pilot tiles of the population pass
+    n_pilot : int - with the hierarchical prior (the default): pilot tiles of the population pass
         (module docstring); the tiles are then fitted with the population fixed
     **fit_kwargs : passed to the fitter (sampler, n_samples, templates, ...)
 
@@ -248,7 +293,7 @@ def fit_tiles(
     maps_d = dask.delayed(list(maps), traverse=False)
     prior_d = dask.delayed(prior, traverse=False)
     with dask_client(scheduler) as client:
-        if fitter is None and fit_kwargs.get("flux_kind") == "hierarchical":
+        if fitter is None and _hierarchical(fit_kwargs.get("flux_kind"), prior):
             prior, fit_kwargs = _fix_population(
                 tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs
             )

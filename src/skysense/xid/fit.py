@@ -19,7 +19,9 @@ import pandas as pd
 from skysense.errors import InputError
 from skysense.xid.diagnostics import summarise_convergence
 from skysense.xid.model import (
+    DEFAULT_FLUX_KIND,
     FWHM_ARCSEC,
+    LOG_PRIOR_FLOOR_MJY,
     BackgroundPrior,
     BandModel,
     ConfusionPrior,
@@ -82,7 +84,7 @@ def build_band_model(
     min_beam_fraction: float = 1e-3,
     bkg_prior: BackgroundPrior | None = None,
     conf_prior: ConfusionPrior | None = None,
-    flux_kind: str = "uniform",
+    flux_kind: str | None = None,
     on_duplicate: str = "error",
 ) -> tuple[BandModel, np.ndarray, pd.DataFrame]:
     """Band model of the sources of ``prior`` that can be fitted on ``sky``.
@@ -95,7 +97,9 @@ def build_band_model(
         ``flux_kind="lognormal"`` mu is the median in mJy and sigma the scatter in dex)
     flux_kind : ``"uniform"``, ``"loguniform"``, ``"lognormal"`` or ``"hierarchical"``
         (Gaussian when the prior gives mu and sigma columns and the kind is not log-normal or
-        hierarchical)
+        hierarchical); None (default): Gaussian when the prior gives mu and sigma columns,
+        else :data:`~skysense.xid.model.DEFAULT_FLUX_KIND` (the hierarchical prior learned
+        from the map; ``"uniform"`` is XID+'s flat prior)
     beam : beam; default a Gaussian of the map's FWHM header key or the HELP FWHM of the band
     region : ndarray (ny, nx) bool, optional
         Pixels to fit (e.g. from a MOC); always intersected with the good pixels.
@@ -155,9 +159,13 @@ def build_band_model(
     lower, upper = col("flux_lower"), col("flux_upper")
     mu, sig = col("flux_mu"), col("flux_sigma")
     # flux_mu/flux_sigma columns make a Gaussian prior unless a log-normal one is asked for
-    kind = "gaussian" if (mu is not None and sig is not None) else flux_kind
+    kind = "gaussian" if (mu is not None and sig is not None) else flux_kind or DEFAULT_FLUX_KIND
     if flux_kind in ("lognormal", "hierarchical"):
         kind = flux_kind
+    if flux_kind is None and kind == "hierarchical" and lower is not None:
+        # XID+ prior lists give lower bounds of 0; the default log-space prior needs a
+        # positive floor (1e-3 mJy, far below any band's noise), an explicit kind does not
+        lower = np.where(lower > 0, lower, LOG_PRIOR_FLOOR_MJY["hierarchical"])
     try:
         model = band_model(
             band,
@@ -397,7 +405,7 @@ def fit(
     min_beam_fraction: float = 1e-3,
     bkg_priors: Mapping[str, BackgroundPrior] | None = None,
     conf_priors: Mapping[str, ConfusionPrior] | None = None,
-    flux_kind: str = "uniform",
+    flux_kind: str | None = None,
     on_duplicate: str = "error",
     sampler: str = "gibbs",
     n_samples: int = 1000,
@@ -413,6 +421,9 @@ def fit(
     prior : DataFrame from :func:`skysense.xid.io.read_prior`
     region_moc : mocpy.MOC, optional
         Fit only pixels inside (default: every good pixel).
+    flux_kind : str, optional
+        Flux prior (see :func:`build_band_model`); default the hierarchical population prior
+        learned from the maps, ``"uniform"`` for XID+'s flat prior.
     sampler : ``"gibbs"`` (fast exact sampler) or ``"nuts"`` (numpyro reference)
 
     Returns

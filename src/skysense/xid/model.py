@@ -21,11 +21,16 @@ import scipy.sparse as sp
 
 from skysense.errors import InputError
 
+# HELP band -> beam FWHM and pixel (arcsec): one table, skysense.xid.columns (with PACS)
+from skysense.xid.columns import FWHM_ARCSEC, PIXEL_ARCSEC
+
 __all__ = [
     "GaussianBeam",
     "PRFBeam",
     "FluxPrior",
     "FLUX_KINDS",
+    "DEFAULT_FLUX_KIND",
+    "LOG_PRIOR_FLOOR_MJY",
     "BackgroundPrior",
     "ConfusionPrior",
     "BandModel",
@@ -38,12 +43,13 @@ __all__ = [
     "PIXEL_ARCSEC",
 ]
 
-#: HELP band name -> beam FWHM (arcsec) and map pixel size (arcsec) of the standard HELP maps.
-FWHM_ARCSEC = {"spire_250": 18.15, "spire_350": 25.15, "spire_500": 36.3, "mips_24": 5.9}
-PIXEL_ARCSEC = {"spire_250": 6.0, "spire_350": 8.33, "spire_500": 12.0, "mips_24": 1.2}
-
 #: flux prior kinds -> the samplers' integer codes (>= 2: sampled in log flux)
 FLUX_KINDS = {"uniform": 0, "gaussian": 1, "loguniform": 2, "lognormal": 3, "hierarchical": 4}
+#: flux prior of :func:`skysense.xid.fit.fit` when none is asked for (and the prior list gives
+#: no Gaussian ``flux_mu``/``flux_sigma``): the population learned from the map, because XID+'s
+#: flat prior miscalibrates every source below the noise (#18). ``"uniform"`` stays selectable
+#: for comparison with XID+; :func:`band_model` (the bare model builder) keeps XID+'s flat prior.
+DEFAULT_FLUX_KIND = "hierarchical"
 #: default lower flux bound (mJy) of the log-space priors when none is given
 LOG_PRIOR_FLOOR_MJY = {"loguniform": 0.01, "lognormal": 0.01, "hierarchical": 1e-3}
 
