@@ -102,6 +102,25 @@ def test_greedy_equals_reference(seed, n):
     assert len(set(got.i1.tolist())) == len(got.i1) and len(set(got.i2.tolist())) == len(got.i2)
 
 
+@pytest.mark.parametrize("ra0, dec0", [(0.0, -30.0), (200.0, 89.99), (10.0, -89.995)])
+def test_dense_fields_equal_brute_force(ra0, dec0):
+    """Hundreds of rows per zone (the zone sweep's pointers move), across RA = 0/360 and the
+    poles; the greedy step (with its shortcut for lone pairs) equals the reference."""
+    rng = np.random.default_rng(int(ra0))
+    n = 1500
+    dec = np.clip(dec0 + rng.uniform(-0.01, 0.01, n), -90, 90)
+    ra = ra0 + rng.uniform(-0.01, 0.01, n) / np.maximum(np.cos(np.radians(dec)), 1e-3)
+    ra2 = ra[::2] + rng.normal(0, 1.0 / 3600, len(ra[::2]))
+    dec2 = np.clip(dec[::2] + rng.normal(0, 1.0 / 3600, len(ra2)), -90, 90)
+    ra2 = np.concatenate([ra2, rng.uniform(ra0 - 0.01, ra0 + 0.01, 500)])
+    dec2 = np.concatenate([dec2, np.clip(dec0 + rng.uniform(-0.01, 0.01, 500), -90, 90)])
+    cand = pairs_within(ra, dec, ra2, dec2, 4.0)
+    assert set(zip(cand.i1.tolist(), cand.i2.tolist())) == brute_pairs(ra, dec, ra2, dec2, 4.0)
+    assert len(cand.i1) > 800
+    got = greedy_one_to_one(*cand)
+    assert set(zip(got.i1.tolist(), got.i2.tolist())) == reference_greedy(*cand)
+
+
 def test_greedy_ties_are_deterministic():
     # Equal separations: the lower i1, then the lower i2 wins.
     i1 = np.array([1, 0, 0, 1])

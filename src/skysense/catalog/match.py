@@ -4,9 +4,10 @@ Pure functions on arrays of degrees; no files, no Dask.
 
 The pair criterion is exact and documented: ``(i, j)`` is a pair when
 ``angular_sep_arcsec(ra1[i], dec1[i], ra2[j], dec2[j]) <= radius_arcsec`` in float64 (Vincenty
-formula). The candidate search (declination zones at least one radius tall, sorted by
-(zone, RA) under one float64 key; queries processed in the same order by parallel numba
-kernels, counting then filling) is deliberately a little generous (relative slack 1e-7 on the
+formula). The candidate search (declination zones at least one radius tall; both
+catalogues counting-sorted by zone, then by RA within each zone; each query zone swept
+against its own and the two adjacent zones of the other catalogue with one monotone pointer
+each, in parallel numba kernels, counting then filling) is deliberately a little generous (relative slack 1e-7 on the
 chord). Each candidate's separation is computed in numba from unit vectors (accurate to
 ~1e-11 arcsec); any pair within a relative 1e-6 of the radius is re-decided by
 ``angular_sep_arcsec`` itself, so the result equals a brute-force search with that function,
@@ -101,137 +102,158 @@ def _check_radius(radius_arcsec: float) -> float:
     return radius
 
 
-# Candidate search: catalogue 2 is sorted by one float64 key, zone * _ZONE_STRIDE + RA, with
-# zones of declination at least as tall as the radius. The stride leaves a gap of 152 deg
-# between zones, and key ranges are widened by _KEY_EPS deg, far above the key's rounding
-# (zones are at least 0.1 arcsec tall, so keys stay below ~3.3e9 with ulp < 5e-7 deg).
-_ZONE_STRIDE = 512.0
-_KEY_EPS = 1e-5
+# Candidate search: both catalogues are sorted by (declination zone, RA), with zones at least
+# one radius tall, so a position's candidates lie in its own zone and the two next to it. Each
+# query zone sweeps the three zones of catalogue 2 with one pointer each (a merge join: the RA
+# windows of queries sorted by RA advance monotonically), so the search costs a few comparisons
+# per row, not a binary search per row and zone, and touches memory sequentially.
 _MIN_ZONE_DEG = 0.1 / 3600.0
+# Relative widening of a zone's RA half-width, far above the rounding of the comparisons.
+_DRA_SLACK = 1e-9
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _xyz_kernel(ra, dec, out):
-    for i in numba.prange(ra.shape[0]):
-        r = np.radians(ra[i])
-        d = np.radians(dec[i])
-        c = np.cos(d)
-        out[i, 0] = c * np.cos(r)
-        out[i, 1] = c * np.sin(r)
-        out[i, 2] = np.sin(d)
-
-
-def _xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    out = np.empty((len(ra), 3))
-    _xyz_kernel(np.ascontiguousarray(ra), np.ascontiguousarray(dec), out)
-    return out
-
-
-def _zone_keys(ra: np.ndarray, dec: np.ndarray, zone_deg: float) -> np.ndarray:
-    zone = np.floor((dec + 90.0) / zone_deg)
-    return zone * _ZONE_STRIDE + np.mod(ra, 360.0)
+def _zone_sort(ra, dec, zone_deg, zmin, nz):
+    """Rows in (zone, RA) order: ``order`` (n,), ``start`` (nz + 1,) first row of each zone
+    (relative to ``zmin``), RA reduced to [0, 360) and unit vectors (n, 3) in that order."""
+    n = ra.shape[0]
+    zone = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        zone[i] = np.int64(np.floor((dec[i] + 90.0) / zone_deg)) - zmin
+    start = np.zeros(nz + 1, dtype=np.int64)
+    for i in range(n):
+        start[zone[i] + 1] += 1
+    for z in range(nz):
+        start[z + 1] += start[z]
+    cursor = start[:nz].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):  # a stable counting sort by zone
+        z = zone[i]
+        order[cursor[z]] = i
+        cursor[z] += 1
+    ra_s = np.empty(n, dtype=np.float64)
+    xyz = np.empty((n, 3), dtype=np.float64)
+    for z in numba.prange(nz):
+        a = start[z]
+        b = start[z + 1]
+        if b - a > 1:
+            r = np.empty(b - a, dtype=np.float64)
+            for k in range(a, b):
+                r[k - a] = ra[order[k]] % 360.0
+            o = np.argsort(r, kind="mergesort")
+            seg = order[a:b].copy()
+            for k in range(b - a):
+                order[a + k] = seg[o[k]]
+        for k in range(a, b):
+            i = order[k]
+            ra_s[k] = ra[i] % 360.0
+            rr = np.radians(ra[i])
+            d = np.radians(dec[i])
+            c = np.cos(d)
+            xyz[k, 0] = c * np.cos(rr)
+            xyz[k, 1] = c * np.sin(rr)
+            xyz[k, 2] = np.sin(d)
+    return order, start, ra_s, xyz
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_one(
-    ra1, dec1, x1, y1, z1, keys, xyz, zstart, zmin, zone_deg, r_deg, chord2, out_j, out_sep
-):
-    """Visit the candidates of one position; store them when ``out_j`` is not empty; return
-    their number (so the same routine counts, then fills)."""
-    dec_lo = max(dec1 - r_deg, -90.0)
-    dec_hi = min(dec1 + r_deg, 90.0)
-    nz = zstart.shape[0] - 1
-    # Zones relative to catalogue 2's first zone, clipped to the zones it has.
-    z_lo = max(np.int64(np.floor((dec_lo + 90.0) / zone_deg)) - zmin, 0)
-    z_hi = min(np.int64(np.floor((dec_hi + 90.0) / zone_deg)) - zmin, nz - 1)
-    full = abs(dec1) + r_deg >= 90.0
-    dra = 360.0
-    if not full:
-        s = np.sin(np.radians(r_deg)) / np.cos(np.radians(dec1))
-        if s >= 1.0:
-            full = True
-        else:
-            # Widest RA extent of a cap of radius r centred at declination dec1.
-            dra = np.degrees(np.arcsin(s)) * (1.0 + 1e-9)
-            if dra >= 180.0:
-                full = True
-    ra_n = ra1 % 360.0
-    store = out_sep.shape[0] > 0
-    pos = 0
-    z = z_lo
-    while z <= z_hi:
-        base = (z + zmin) * _ZONE_STRIDE
-        s0 = zstart[z]
-        s1 = zstart[z + 1]
-        for w in range(3):
-            if full:
-                if w > 0:
-                    break
-                lo, hi = 0.0, 360.0
-            elif w == 0:
-                lo = max(ra_n - dra, 0.0)
-                hi = min(ra_n + dra, 360.0)
-            elif w == 1:
-                if ra_n - dra >= 0.0:
-                    continue
-                lo, hi = ra_n - dra + 360.0, 360.0
-            else:
-                if ra_n + dra <= 360.0:
-                    continue
-                lo, hi = 0.0, ra_n + dra - 360.0
-            j = s0 + np.searchsorted(keys[s0:s1], base + lo - _KEY_EPS, side="left")
-            top = base + hi + _KEY_EPS
-            while j < s1 and keys[j] <= top:
-                dx = xyz[j, 0] - x1
-                dy = xyz[j, 1] - y1
-                dz = xyz[j, 2] - z1
-                if dx * dx + dy * dy + dz * dz <= chord2:
-                    if store:
-                        cx = y1 * xyz[j, 2] - z1 * xyz[j, 1]
-                        cy = z1 * xyz[j, 0] - x1 * xyz[j, 2]
-                        cz = x1 * xyz[j, 1] - y1 * xyz[j, 0]
-                        dot = x1 * xyz[j, 0] + y1 * xyz[j, 1] + z1 * xyz[j, 2]
-                        out_j[pos] = j
-                        out_sep[pos] = (
-                            np.degrees(np.arctan2(np.sqrt(cx * cx + cy * cy + cz * cz), dot))
-                            * 3600.0
-                        )
-                    pos += 1
-                j += 1
-        z += 1
-    return pos
+def _zone_dra(z, zmin, zone_deg, r_deg):
+    """RA half-width (deg) covering every cap of radius ``r_deg`` centred in zone ``z``, or
+    -1 when such a cap may reach a pole or span 180 deg (the whole zone is searched)."""
+    d_lo = (z + zmin) * zone_deg - 90.0
+    d_hi = d_lo + zone_deg
+    top = max(abs(d_lo), abs(d_hi))
+    if top + r_deg >= 90.0:
+        return -1.0
+    s = np.sin(np.radians(r_deg)) / np.cos(np.radians(top))
+    if s >= 1.0:
+        return -1.0
+    dra = np.degrees(np.arcsin(s)) * (1.0 + _DRA_SLACK) + 1e-12
+    return -1.0 if dra >= 180.0 else dra
+
+
+@numba.njit(cache=True, nogil=True)
+def _test(k, m, xyz1, xyz2, chord2, store, pos, out_i1, out_i2, out_sep, q1, o2):
+    """Test candidate ``m`` of query ``k``; store it at ``pos`` if within the chord."""
+    x1 = xyz1[k, 0]
+    y1 = xyz1[k, 1]
+    z1 = xyz1[k, 2]
+    dx = xyz2[m, 0] - x1
+    dy = xyz2[m, 1] - y1
+    dz = xyz2[m, 2] - z1
+    if dx * dx + dy * dy + dz * dz > chord2:
+        return pos
+    if store:
+        cx = y1 * xyz2[m, 2] - z1 * xyz2[m, 1]
+        cy = z1 * xyz2[m, 0] - x1 * xyz2[m, 2]
+        cz = x1 * xyz2[m, 1] - y1 * xyz2[m, 0]
+        dot = x1 * xyz2[m, 0] + y1 * xyz2[m, 1] + z1 * xyz2[m, 2]
+        out_i1[pos] = q1
+        out_i2[pos] = o2[m]
+        out_sep[pos] = np.degrees(np.arctan2(np.sqrt(cx * cx + cy * cy + cz * cz), dot)) * 3600.0
+    return pos + 1
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _count_candidates(ra1, dec1, xyz1, keys, xyz, zstart, zmin, zone_deg, r_deg, chord2):
-    n = ra1.shape[0]
-    counts = np.zeros(n, dtype=np.int64)
-    no_j = np.empty(0, dtype=np.int64)
-    no_sep = np.empty(0, dtype=np.float64)
-    for i in numba.prange(n):
-        counts[i] = _scan_one(
-            ra1[i], dec1[i], xyz1[i, 0], xyz1[i, 1], xyz1[i, 2],
-            keys, xyz, zstart, zmin, zone_deg, r_deg, chord2, no_j, no_sep,
-        )  # fmt: skip
-    return counts
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _fill_candidates(
-    ra1, dec1, xyz1, keys, xyz, zstart, zmin, zone_deg, r_deg, chord2, starts, total
-):
-    """Fill the candidates of query ``q`` from ``starts[q]`` on (``starts`` need not be
-    increasing: queries run in sky order, the output is in the caller's row order)."""
-    n = ra1.shape[0]
-    out_j = np.empty(total, dtype=np.int64)
+def _sweep(ra1, xyz1, start1, order1, ra2, xyz2, start2, order2, zmin, zone_deg, r_deg, chord2,
+           counts, starts, total):  # fmt: skip
+    """Candidates of every query (sorted by zone, RA). With ``starts`` empty, count them into
+    ``counts``; else write query ``k``'s candidates from ``starts[k]`` on."""
+    nz = start1.shape[0] - 1
+    store = starts.shape[0] > 0
+    out_i1 = np.empty(total, dtype=np.int64)
+    out_i2 = np.empty(total, dtype=np.int64)
     out_sep = np.empty(total, dtype=np.float64)
-    for i in numba.prange(n):
-        a = starts[i]
-        _scan_one(
-            ra1[i], dec1[i], xyz1[i, 0], xyz1[i, 1], xyz1[i, 2],
-            keys, xyz, zstart, zmin, zone_deg, r_deg, chord2, out_j[a:], out_sep[a:],
-        )  # fmt: skip
-    return out_j, out_sep
+    for z in numba.prange(nz):
+        a1 = start1[z]
+        b1 = start1[z + 1]
+        if a1 == b1:
+            continue
+        dra = _zone_dra(z, zmin, zone_deg, r_deg)
+        z_lo = max(z - 1, 0)
+        z_hi = min(z + 1, nz - 1)
+        ptr = np.empty(3, dtype=np.int64)
+        for w in range(z_hi - z_lo + 1):
+            ptr[w] = start2[z_lo + w]
+        for k in range(a1, b1):
+            pos = starts[k] if store else 0
+            q1 = order1[k]
+            x = ra1[k]
+            lo = x - dra
+            hi = x + dra
+            for w in range(z_hi - z_lo + 1):
+                a2 = start2[z_lo + w]
+                b2 = start2[z_lo + w + 1]
+                if dra < 0.0:  # the whole zone
+                    for m in range(a2, b2):
+                        pos = _test(k, m, xyz1, xyz2, chord2, store, pos, out_i1, out_i2,
+                                    out_sep, q1, order2)  # fmt: skip
+                    continue
+                p = ptr[w]
+                while p < b2 and ra2[p] < lo:
+                    p += 1
+                ptr[w] = p
+                m = p
+                while m < b2 and ra2[m] <= hi:
+                    pos = _test(k, m, xyz1, xyz2, chord2, store, pos, out_i1, out_i2,
+                                out_sep, q1, order2)  # fmt: skip
+                    m += 1
+                # The window wraps at RA 0/360 (it is narrower than 180 deg: no overlap).
+                if lo < 0.0:
+                    m = b2 - 1
+                    while m >= a2 and ra2[m] >= lo + 360.0:
+                        pos = _test(k, m, xyz1, xyz2, chord2, store, pos, out_i1, out_i2,
+                                    out_sep, q1, order2)  # fmt: skip
+                        m -= 1
+                if hi > 360.0:
+                    m = a2
+                    while m < b2 and ra2[m] <= hi - 360.0:
+                        pos = _test(k, m, xyz1, xyz2, chord2, store, pos, out_i1, out_i2,
+                                    out_sep, q1, order2)  # fmt: skip
+                        m += 1
+            if not store:
+                counts[k] = pos
+    return out_i1, out_i2, out_sep
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -290,29 +312,22 @@ def pairs_within(
         empty = np.empty(0, dtype=np.int64)
         return MatchResult(empty, empty.copy(), np.empty(0))
     r_deg = radius / 3600.0 * (1.0 + _SLACK)
-    chord = 2.0 * np.sin(np.radians(r_deg) / 2.0) * (1.0 + _SLACK)
+    chord2 = (2.0 * np.sin(np.radians(r_deg) / 2.0) * (1.0 + _SLACK)) ** 2
     zone_deg = max(r_deg, _MIN_ZONE_DEG)
-    keys2 = _zone_keys(ra2, dec2, zone_deg)
-    order2 = np.argsort(keys2)
-    keys2 = keys2[order2]
-    # Dense table of the first sorted row of every zone between the extreme zones.
-    zone2 = np.floor(keys2 / _ZONE_STRIDE).astype(np.int64)
-    zmin = int(zone2[0])
-    zstart = np.searchsorted(zone2, np.arange(zmin, int(zone2[-1]) + 2)).astype(np.int64)
-    xyz2 = _xyz(ra2[order2], dec2[order2])
-    # Queries run in key order so that they touch catalogue 2 (and their own arrays)
-    # sequentially: random access would cost a cache miss per row.
-    qorder = np.argsort(_zone_keys(ra1, dec1, zone_deg))
-    ra1q, dec1q = ra1[qorder], dec1[qorder]
-    args = (ra1q, dec1q, _xyz(ra1q, dec1q), keys2, xyz2, zstart, zmin, zone_deg, r_deg)
-    counts_q = _count_candidates(*args, chord * chord)
+    # One zone numbering for both catalogues, dense between their extreme zones.
+    z_all = np.floor((np.array([dec1.min(), dec1.max(), dec2.min(), dec2.max()]) + 90.0) / zone_deg)
+    zmin, nz = int(z_all.min()), int(z_all.max() - z_all.min()) + 1
+    order1, start1, ra1s, xyz1 = _zone_sort(ra1, dec1, zone_deg, zmin, nz)
+    order2, start2, ra2s, xyz2 = _zone_sort(ra2, dec2, zone_deg, zmin, nz)
+    args = (ra1s, xyz1, start1, order1, ra2s, xyz2, start2, order2, zmin, zone_deg, r_deg, chord2)
+    counts_q = np.zeros(len(ra1), dtype=np.int64)
+    _sweep(*args, counts_q, np.empty(0, dtype=np.int64), 0)
+    # Each query's candidates go where its row comes in the output (rows in input order).
     counts = np.empty_like(counts_q)
-    counts[qorder] = counts_q
+    counts[order1] = counts_q
     offsets = np.zeros(len(ra1) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    j_sorted, sep = _fill_candidates(*args, chord * chord, offsets[qorder], offsets[-1])
-    i1 = np.repeat(np.arange(len(ra1), dtype=np.int64), counts)
-    i2 = order2[j_sorted].astype(np.int64)
+    i1, i2, sep = _sweep(*args, counts_q, offsets[:-1][order1], offsets[-1])
     border = np.flatnonzero(np.abs(sep - radius) <= _BORDER * radius)
     if len(border):
         sep[border] = angular_sep_arcsec(
@@ -347,17 +362,20 @@ def self_pairs(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> MatchRe
 
 @numba.njit(cache=True, nogil=True)
 def _greedy_scan(order, i1, i2, n1, n2):
+    """Nearest-first scan of the pairs ``order``; which of them (by position in ``order``)
+    are kept."""
     used1 = np.zeros(n1, dtype=np.bool_)
     used2 = np.zeros(n2, dtype=np.bool_)
-    keep = np.zeros(i1.shape[0], dtype=np.bool_)
-    for k in order:
+    keep = np.zeros(order.shape[0], dtype=np.bool_)
+    for p in range(order.shape[0]):
+        k = order[p]
         a = i1[k]
         b = i2[k]
         if used1[a] or used2[b]:
             continue
         used1[a] = True
         used2[b] = True
-        keep[k] = True
+        keep[p] = True
     return keep
 
 
@@ -399,17 +417,38 @@ def greedy_one_to_one(i1: np.ndarray, i2: np.ndarray, sep: np.ndarray) -> MatchR
         return MatchResult(i1, i2, sep)
     if i1.min() < 0 or i2.min() < 0:
         raise InputError("pair indices must be non-negative")
+    n1, n2 = int(i1.max()) + 1, int(i2.max()) + 1
+    # A pair whose two rows have no other candidate is always kept, and shares no row with
+    # any other pair: only the rest (a small fraction in practice) needs the global order.
+    lone = _lone_pairs(i1, i2, n1, n2)
+    rest = np.flatnonzero(~lone)
     if _sorted_by_i1_sep_i2(i1, i2, sep):
         # Already in (i1, sep, i2) order (as pairs_within returns): a stable sort on sep
         # alone yields (sep, i1, i2) order, cheaper than a three-key lexsort.
-        order = np.argsort(sep, kind="stable")
-        keep = _greedy_scan(order, i1, i2, int(i1.max()) + 1, int(i2.max()) + 1)
+        order = rest[np.argsort(sep[rest], kind="stable")]
+        keep = lone
+        keep[order[_greedy_scan(order, i1, i2, n1, n2)]] = True
         return MatchResult(i1[keep], i2[keep], sep[keep])
-    order = np.lexsort((i2, i1, sep))
-    keep = _greedy_scan(order, i1, i2, int(i1.max()) + 1, int(i2.max()) + 1)
+    order = rest[np.lexsort((i2[rest], i1[rest], sep[rest]))]
+    keep = lone
+    keep[order[_greedy_scan(order, i1, i2, n1, n2)]] = True
     idx = np.flatnonzero(keep)
     idx = idx[np.lexsort((i2[idx], sep[idx], i1[idx]))]
     return MatchResult(i1[idx], i2[idx], sep[idx])
+
+
+@numba.njit(cache=True, nogil=True)
+def _lone_pairs(i1, i2, n1, n2):
+    """Pairs whose two rows appear in no other pair."""
+    c1 = np.zeros(n1, dtype=np.int32)
+    c2 = np.zeros(n2, dtype=np.int32)
+    for k in range(i1.shape[0]):
+        c1[i1[k]] += 1
+        c2[i2[k]] += 1
+    out = np.empty(i1.shape[0], dtype=np.bool_)
+    for k in range(i1.shape[0]):
+        out[k] = c1[i1[k]] == 1 and c2[i2[k]] == 1
+    return out
 
 
 def candidate_counts(i1: np.ndarray, i2: np.ndarray, n1: int, n2: int):
