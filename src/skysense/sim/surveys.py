@@ -50,6 +50,10 @@ __all__ = [
     "make_survey_catalogue",
     "make_reference_catalogue",
     "positions_at_epoch",
+    "offset_positions",
+    "measure_photometry",
+    "photometry_columns",
+    "survey_config",
 ]
 
 _MAS_PER_DEG = 3.6e6
@@ -372,7 +376,9 @@ def positions_at_epoch(
     return np.mod(ra, 360.0), dec
 
 
-def _offset_positions(ra, dec, dx_arcsec, dy_arcsec):
+def offset_positions(ra, dec, dx_arcsec, dy_arcsec):
+    """Shift positions (deg) by ``dx_arcsec`` along ra cos dec and ``dy_arcsec`` in dec;
+    returns (ra wrapped to [0, 360), dec), deg."""
     dec_new = dec + dy_arcsec / 3600.0
     ra_new = ra + dx_arcsec / 3600.0 / np.cos(np.radians(dec))
     return np.mod(ra_new, 360.0), dec_new
@@ -441,7 +447,7 @@ def make_survey_catalogue(
     frac = rng.uniform(0.03, 0.3, parents.size)
     sep = rng.uniform(0.6, 2.0, parents.size)
     angle = rng.uniform(0.0, 2.0 * math.pi, parents.size)
-    dup_ra, dup_dec = _offset_positions(
+    dup_ra, dup_dec = offset_positions(
         ra_e[parents], dec_e[parents], sep * np.sin(angle), sep * np.cos(angle)
     )
     cand = pd.DataFrame(
@@ -459,15 +465,89 @@ def make_survey_catalogue(
     scale = np.concatenate([np.ones(len(obj)), frac])
     n = len(cand)
 
-    # Photometry: background-limited noise with a 1 % floor.
+    true = {
+        b.band: np.concatenate([obj[b.band].to_numpy(), obj[b.band].to_numpy()[parents]]) * scale
+        for b in spec.bands
+    }
+    measured = measure_photometry(spec, true, cand.r_half.to_numpy(), rng)
+
+    det = measured[spec.detection_band]
+    keep = (det["total"] >= 5.0 * det["sigma"]) & ~det["lost"]
+    # A duplicate exists only if its parent was detected.
+    parent_kept = keep[: len(obj)][parents]
+    keep[len(obj) :] &= parent_kept
+    keep_idx = np.flatnonzero(keep)
+
+    # Astrometry: systematic offset plus Gaussian scatter, drawn for every candidate so the
+    # draws do not depend on which objects pass detection.
+    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
+    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
+    ra_c, dec_c = offset_positions(cand.ra.to_numpy(), cand.dec.to_numpy(), dx, dy)
+
+    # Stellarity: confident at high S/N, drifting to 0.5 near the detection limit.
+    snr = det["total"] / det["sigma"]
+    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
+    sign = np.where(cand.is_star.to_numpy() & ~cand.is_duplicate.to_numpy(), 1.0, -1.0)
+    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, n), 0.0, 1.0)
+
+    order = keep_idx[np.argsort(ra_c[keep_idx], kind="stable")]
+    table = {}
+    ids = _make_ids(spec, order.size, rng)
+    table[spec.id_column] = ids
+    table[spec.ra_column] = ra_c[order]
+    table[spec.dec_column] = dec_c[order]
+    table.update(photometry_columns(spec, measured, order))
+    if spec.stellarity_column is not None:
+        table[spec.stellarity_column] = stellarity[order]
+    if spec.shape_columns is not None:
+        table.update(_shapes(sky, spec, cand, snr, order))
+    frame = pd.DataFrame(table)
+    rows = pd.DataFrame(
+        {
+            "survey": pd.Series([spec.name] * order.size, dtype="str"),
+            "source_id": pd.Series([str(v) for v in ids], dtype="str"),
+            "object_id": cand.object_id.to_numpy()[order].astype(np.int64),
+            "is_duplicate": cand.is_duplicate.to_numpy()[order],
+        }
+    )
+    return SurveyCatalogue(
+        spec=spec, table=frame, rows=rows, config=survey_config(spec), meta=_meta(spec, sky, rows)
+    )
+
+
+def measure_photometry(
+    spec: SurveySpec,
+    true_ujy: dict[str, np.ndarray],
+    r_half_arcsec: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Measured total and aperture fluxes of ``n`` detections in every band of ``spec``.
+
+    Background-limited noise with a 1 % floor (see the module docstring).
+
+    Parameters
+    ----------
+    spec : SurveySpec
+    true_ujy : dict band -> ndarray (n,), uJy
+        True total fluxes.
+    r_half_arcsec : ndarray (n,), arcsec
+        Half-light radii (0 for point sources).
+    rng : numpy.random.Generator
+        Draws, per band in order: total noise, aperture noise, loss, aperture-only loss.
+
+    Returns
+    -------
+    dict band -> {"total", "sigma", "ap", "sigma_ap" (uJy), "lost", "lost_ap" (bool)}
+    """
     measured: dict[str, dict[str, np.ndarray]] = {}
     for b in spec.bands:
-        true = np.concatenate([obj[b.band].to_numpy(), obj[b.band].to_numpy()[parents]]) * scale
+        true = true_ujy[b.band]
+        n = len(true)
         sigma = np.hypot(ab_mag_to_ujy(b.depth_5sigma_ab) / 5.0, 0.01 * true)
         total = true + rng.normal(0.0, 1.0, n) * sigma
         # A point source's aperture holds 10^(-0.4 apcorr) of the light; extended ones less.
         ap_frac = 10.0 ** (-0.4 * b.aperture_correction_mag) / (
-            1.0 + (cand.r_half.to_numpy() / spec.aperture_radius_arcsec) ** 2
+            1.0 + (r_half_arcsec / spec.aperture_radius_arcsec) ** 2
         )
         sigma_ap = np.hypot(0.6 * ab_mag_to_ujy(b.depth_5sigma_ab) / 5.0, 0.01 * true * ap_frac)
         ap = true * ap_frac + rng.normal(0.0, 1.0, n) * sigma_ap
@@ -482,32 +562,15 @@ def make_survey_catalogue(
             "lost": lost,
             "lost_ap": lost_ap,
         }
+    return measured
 
-    det = measured[spec.detection_band]
-    keep = (det["total"] >= 5.0 * det["sigma"]) & ~det["lost"]
-    # A duplicate exists only if its parent was detected.
-    parent_kept = keep[: len(obj)][parents]
-    keep[len(obj) :] &= parent_kept
-    keep_idx = np.flatnonzero(keep)
 
-    # Astrometry: systematic offset plus Gaussian scatter, drawn for every candidate so the
-    # draws do not depend on which objects pass detection.
-    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
-    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
-    ra_c, dec_c = _offset_positions(cand.ra.to_numpy(), cand.dec.to_numpy(), dx, dy)
-
-    # Stellarity: confident at high S/N, drifting to 0.5 near the detection limit.
-    snr = det["total"] / det["sigma"]
-    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
-    sign = np.where(cand.is_star.to_numpy() & ~cand.is_duplicate.to_numpy(), 1.0, -1.0)
-    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, n), 0.0, 1.0)
-
-    order = keep_idx[np.argsort(ra_c[keep_idx], kind="stable")]
-    table = {}
-    ids = _make_ids(spec, order.size, rng)
-    table[spec.id_column] = ids
-    table[spec.ra_column] = ra_c[order]
-    table[spec.dec_column] = dec_c[order]
+def photometry_columns(
+    spec: SurveySpec, measured: dict[str, dict[str, np.ndarray]], order: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The survey's photometry columns (its names, magnitude system and sentinel) of the
+    detections ``order`` (indices into :func:`measure_photometry`'s arrays)."""
+    table: dict[str, np.ndarray] = {}
     missing = np.nan if spec.missing_value is None else float(spec.missing_value)
     for b in spec.bands:
         m = {k: v[order] for k, v in measured[b.band].items()}
@@ -528,22 +591,7 @@ def make_survey_catalogue(
             mag = ujy_to_ab_mag(np.where(bad, 1.0, val)) - offset
             table[col] = np.where(bad, missing, mag)
             table[col_err] = np.where(bad, missing, 1.0857362 * err / np.where(bad, 1.0, val))
-    if spec.stellarity_column is not None:
-        table[spec.stellarity_column] = stellarity[order]
-    if spec.shape_columns is not None:
-        table.update(_shapes(sky, spec, cand, snr, order))
-    frame = pd.DataFrame(table)
-    rows = pd.DataFrame(
-        {
-            "survey": pd.Series([spec.name] * order.size, dtype="str"),
-            "source_id": pd.Series([str(v) for v in ids], dtype="str"),
-            "object_id": cand.object_id.to_numpy()[order].astype(np.int64),
-            "is_duplicate": cand.is_duplicate.to_numpy()[order],
-        }
-    )
-    return SurveyCatalogue(
-        spec=spec, table=frame, rows=rows, config=survey_config(spec), meta=_meta(spec, sky, rows)
-    )
+    return table
 
 
 def _shapes(sky: Sky, spec: SurveySpec, cand: pd.DataFrame, snr, order) -> dict:

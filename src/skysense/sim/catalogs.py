@@ -1,0 +1,570 @@
+"""Catalogue-only simulation at scale: pristine survey catalogues straight to HATS, streaming.
+
+For scale tests (HELP's 170 million objects) the field simulator (:mod:`skysense.sim.field`)
+is too rich: it draws every SED, renders maps and holds the field in memory. This mode
+writes only survey catalogues and their truth, partition by partition, with memory set by
+one partition whatever the total size:
+
+* **The sky** is cut into HEALPix cells of order :data:`GEN_ORDER` (0.21 deg^2). The field
+  is the ``n_cells`` cells nearest the centre; every cell holds ``n_objects / n_cells``
+  objects (the remainder going to the nearest cells) and draws them from its own random
+  sub-stream ``catalogs.cell.<pixel>``. Output files group cells into HATS partitions of a
+  coarser order; since no draw depends on the grouping, the rows (ordered by
+  ``_healpix_29``) are the same for any partition size, scheduler or number of workers.
+* **Objects**: galaxies with the i-band counts of :mod:`skysense.sim.sky` down to
+  ``mag_limit`` (the default 24.5 gives about 1.4e5 deg^-2, HELP's masterlist density:
+  171 million objects over 1270 deg^2) and redshifts from the same law; their colours come
+  from a table of the field simulator's SEDs (:mod:`skysense.sim.sed`) for a passive and a
+  star-forming galaxy on a redshift grid, plus 0.08 mag of scatter per band. Stars (a
+  fraction ``star_density_deg2`` of the density) are black bodies with proper motions.
+* **Surveys** (:data:`skysense.sim.surveys.DEFAULT_SURVEYS`) observe the objects as in
+  :func:`skysense.sim.surveys.make_survey_catalogue` (epoch, systematic offset and scatter,
+  noise, aperture photometry, missing values and sentinels, magnitude systems, spurious
+  duplicates near bright objects) plus a fraction ``bad_flux_fraction`` of grossly wrong
+  total fluxes (off by a factor 10-1000 in one band). A survey covers the nearest fraction of
+  the field's cells equal to the area fraction of its :attr:`SurveySpec.coverage`.
+* **Limitation**: a detection whose measured position leaves its generating cell is dropped
+  (the neighbour cell is another task), so each survey misses a strip about its offset wide
+  (0.1-0.3 arcsec) along cell edges, ~0.05 % of detections; the truth rows record exactly
+  what was written.
+
+Layout of the output directory (written atomically)::
+
+    catalogues/<survey>/     HATS catalogue of the survey's own columns (+ _healpix_29)
+    truth/objects/           HATS: object_id, is_star, ra, dec (epoch 2016.0), z, pmra,
+                             pmdec, i_mag, f_<band> (uJy) for every band of the surveys
+    truth/rows_<survey>/     HATS, one row per catalogue row: source_id, object_id,
+                             is_duplicate, is_bad_flux, ra, dec (the catalogued position)
+    configs/<survey>.yml     survey configuration (skysense.catalog.config)
+    manifest.json            parameters, cells, counts, bytes
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from skysense.errors import InputError
+from skysense.sim._rng import substream
+from skysense.sim.sed import (
+    BANDS,
+    ab_mag_to_ujy,
+    galaxy_band_fluxes_ujy,
+    star_band_fluxes_ujy,
+    ujy_to_ab_mag,
+)
+from skysense.sim.sky import GALAXY_COUNTS, STAR_MAG_RANGE, STAR_SLOPE
+from skysense.sim.surveys import (
+    DEFAULT_SURVEYS,
+    SurveySpec,
+    measure_photometry,
+    offset_positions,
+    photometry_columns,
+    positions_at_epoch,
+    survey_config,
+)
+
+__all__ = [
+    "GEN_ORDER",
+    "CatalogSim",
+    "field_cells",
+    "simulate_cell",
+    "write_catalogs",
+    "describe_catalogs",
+]
+
+#: HEALPix order of the generation cells (0.21 deg^2): the unit of randomness.
+GEN_ORDER = 7
+_SHIFT = 2 * (29 - GEN_ORDER)
+#: Objects per cell at most (object_id = pixel * 2**24 + k).
+_ID_STRIDE = 1 << 24
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogSim:
+    """What :func:`write_catalogs` simulates.
+
+    Parameters
+    ----------
+    n_objects : int
+        True objects (galaxies and stars) in the field; the area follows from the density.
+    seed : int
+    center : (float, float), deg
+        Field centre (ra, dec); any position, the poles included.
+    mag_limit : float, AB mag
+        Faintest galaxy (suprime_i).
+    star_density_deg2 : float, deg^-2
+        Stars with 14 <= i < 24.
+    bad_flux_fraction : float
+        Fraction of detections with one grossly wrong total flux.
+    surveys : tuple of SurveySpec
+    """
+
+    n_objects: int
+    seed: int = 0
+    center: tuple[float, float] = (150.1, 2.2)
+    mag_limit: float = 24.5
+    star_density_deg2: float = 3000.0
+    bad_flux_fraction: float = 0.002
+    surveys: tuple[SurveySpec, ...] = DEFAULT_SURVEYS
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` on impossible parameters."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.n_objects, (int, np.integer)) or self.n_objects < 1:
+            raise InputError(f"n_objects must be a positive integer, got {self.n_objects!r}")
+        ra, dec = self.center
+        if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
+            raise InputError(f"center must be (ra, dec) in degrees, got {self.center!r}")
+        if not (math.isfinite(self.mag_limit) and 16.0 < self.mag_limit <= 27.0):
+            raise InputError(f"mag_limit must be in (16, 27], got {self.mag_limit}")
+        if not (math.isfinite(self.star_density_deg2) and self.star_density_deg2 >= 0):
+            raise InputError(f"star_density_deg2 must be >= 0, got {self.star_density_deg2}")
+        if not 0 <= self.bad_flux_fraction < 1:
+            raise InputError(f"bad_flux_fraction must be in [0, 1), got {self.bad_flux_fraction}")
+        if not self.surveys:
+            raise InputError("at least one survey is needed")
+        for s in self.surveys:
+            s.validate()
+
+    @property
+    def density_deg2(self) -> float:
+        """Objects per deg^2 (galaxies brighter than ``mag_limit`` plus stars)."""
+        return GALAXY_COUNTS.expected(14.0, self.mag_limit, 1.0) + self.star_density_deg2
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Every band some survey measures, in :data:`BANDS` order."""
+        used = {b.band for s in self.surveys for b in s.bands}
+        return tuple(b for b in BANDS if b in used)
+
+
+def _cell_area_deg2() -> float:
+    return 4 * math.pi * (180 / math.pi) ** 2 / (12 * 4**GEN_ORDER)
+
+
+def field_cells(n_cells: int, center: tuple[float, float]) -> np.ndarray:
+    """The ``n_cells`` order-:data:`GEN_ORDER` HEALPix cells nearest ``center`` (deg),
+    nearest first (ties by pixel number); int64 (n_cells,)."""
+    import astropy.units as u
+    import cdshealpix.nested
+
+    total = 12 * 4**GEN_ORDER
+    if n_cells > total:
+        raise InputError(f"the field needs {n_cells} cells; the sky has {total}")
+    ra0, dec0 = (math.radians(float(c)) for c in center)
+    radius = math.sqrt(n_cells * _cell_area_deg2() / math.pi) * 1.2 + 1.0
+    while True:
+        if radius >= 180.0:
+            cells = np.arange(total, dtype=np.int64)
+        else:
+            cells = cdshealpix.nested.cone_search(
+                float(center[0]) * u.deg, float(center[1]) * u.deg, radius * u.deg, GEN_ORDER,
+                flat=True,
+            )[0].astype(np.int64)  # fmt: skip
+            cells = np.unique(cells)
+        if len(cells) >= n_cells or radius >= 180.0:
+            break
+        radius *= 1.5
+    lon, lat = cdshealpix.nested.healpix_to_lonlat(cells, GEN_ORDER)
+    lon, lat = lon.to_value(u.rad), lat.to_value(u.rad)
+    cos_sep = np.sin(dec0) * np.sin(lat) + np.cos(dec0) * np.cos(lat) * np.cos(lon - ra0)
+    # Distance first, pixel number on ties (np.lexsort sorts by the last key first).
+    order = np.lexsort((cells, -np.round(cos_sep, 12)))
+    return cells[order[:n_cells]]
+
+
+@functools.lru_cache(maxsize=4)
+def _colour_table(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """m_band - m_i of a passive and a star-forming galaxy on a redshift grid.
+
+    Returns (z grid (m,), passive (bands, m), star forming (bands, m)), AB mag.
+    """
+    z = np.linspace(0.01, 6.0, 300)
+    ones = np.ones_like(z)
+    t_dust = 26.0 + 4.0 * np.minimum(z, 3.0)
+    out = []
+    for d4000, young, ratio in ((1.9, 0.015, 10**-1.3 * ones), (1.25, 0.4, 10 ** (-0.42) * (1 + z) ** 2)):  # fmt: skip
+        fluxes, _ = galaxy_band_fluxes_ujy(20.0 * ones, z, ratio, 4300.0 * ones,
+                                           d4000 * ones, young * ones, t_dust)  # fmt: skip
+        out.append(np.array([ujy_to_ab_mag(fluxes[b]) - 20.0 for b in bands]))
+    return z, out[0], out[1]
+
+
+def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> dict:
+    """The true objects of one cell (columns as numpy arrays)."""
+    import cdshealpix.nested
+
+    frac_star = sim.star_density_deg2 / sim.density_deg2
+    n_star = int(rng.binomial(n, frac_star))
+    n_gal = n - n_star
+    # Uniform on the sphere: HEALPix is equal-area, so a uniform order-29 sub-pixel is.
+    sub = rng.integers(0, 1 << _SHIFT, n, dtype=np.int64)
+    hpx = (np.int64(pixel) << _SHIFT) | sub
+    lon, lat = cdshealpix.nested.healpix_to_lonlat(hpx, 29)
+    ra, dec = lon.to_value("deg"), lat.to_value("deg")
+    # galaxies
+    i_gal = GALAXY_COUNTS.sample(n_gal, 14.0, sim.mag_limit, rng)
+    z_med = 0.6 * 10.0 ** (0.1 * (i_gal - 22.5))
+    z = np.clip(z_med / 1.412 * rng.gamma(2.0, 1.0, n_gal) ** (2.0 / 3.0), 0.01, 6.0)
+    red = rng.uniform(size=n_gal) < 0.35 * np.exp(-z / 1.2)
+    r_half = np.clip(10.0 ** rng.normal(math.log10(0.8) - 0.08 * (i_gal - 20.0), 0.15, n_gal),
+                     0.1, 8.0)  # fmt: skip
+    zgrid, passive, forming = _colour_table(sim.bands)
+    scatter = rng.normal(0.0, 0.08, (len(sim.bands), n_gal))
+    # stars
+    lo, hi = STAR_MAG_RANGE
+    s = STAR_SLOPE * math.log(10.0)
+    i_star = (
+        np.log(np.exp(s * lo) + rng.uniform(size=n_star) * (np.exp(s * hi) - np.exp(s * lo))) / s
+    )
+    cool = rng.uniform(size=n_star) < 0.6
+    t_eff = np.where(cool, rng.uniform(3200.0, 4200.0, n_star), rng.uniform(4500.0, 6500.0, n_star))
+    sigma_pm = np.maximum(2.5, 25.0 * 10.0 ** (-0.15 * (i_star - 14.0)))
+    pmra = rng.normal(0.0, 1.0, n_star) * sigma_pm - 1.5
+    pmdec = rng.normal(0.0, 1.0, n_star) * sigma_pm - 2.5
+    star_flux = star_band_fluxes_ujy(i_star, t_eff)
+    # Which rows are stars: a random subset (positions are already random, so the last ones).
+    out = {
+        "object_id": np.int64(pixel) * _ID_STRIDE + np.arange(n, dtype=np.int64),
+        "is_star": np.concatenate([np.zeros(n_gal, bool), np.ones(n_star, bool)]),
+        "ra": ra,
+        "dec": dec,
+        "z": np.concatenate([z, np.full(n_star, np.nan)]),
+        "pmra": np.concatenate([np.zeros(n_gal), pmra]),
+        "pmdec": np.concatenate([np.zeros(n_gal), pmdec]),
+        "i_mag": np.concatenate([i_gal, i_star]),
+        "r_half": np.concatenate([r_half, np.zeros(n_star)]),
+    }
+    # Linear interpolation in z, located once for every band.
+    j = np.clip(np.searchsorted(zgrid, z) - 1, 0, len(zgrid) - 2)
+    w = (z - zgrid[j]) / (zgrid[j + 1] - zgrid[j])
+    for k, band in enumerate(sim.bands):
+        tab = np.where(red, passive[k][j], forming[k][j])
+        tab1 = np.where(red, passive[k][j + 1], forming[k][j + 1])
+        colour = tab + w * (tab1 - tab)
+        f_gal = ab_mag_to_ujy(i_gal + colour + scatter[k])
+        out[f"f_{band}"] = np.concatenate([f_gal, star_flux[band]])
+    return out
+
+
+def _observe(sim: CatalogSim, spec: SurveySpec, obj: dict, pixel: int, rng) -> dict:
+    """One survey's detections of a cell's objects: its columns and the truth of each row,
+    ordered by ``_healpix_29``."""
+    from skysense.catalog.hats_io import spatial_index
+
+    ra_e, dec_e = positions_at_epoch(obj["ra"], obj["dec"], obj["pmra"], obj["pmdec"], spec.epoch)
+    n_obj = len(ra_e)
+    det_mag = ujy_to_ab_mag(obj[f"f_{spec.detection_band}"])
+    bright = np.nan_to_num(det_mag, nan=99.0) < spec.duplicate_mag
+    parents = np.flatnonzero(bright & (rng.uniform(size=n_obj) < spec.duplicate_fraction))
+    frac = rng.uniform(0.03, 0.3, parents.size)
+    sep = rng.uniform(0.6, 2.0, parents.size)
+    angle = rng.uniform(0.0, 2.0 * math.pi, parents.size)
+    dup_ra, dup_dec = offset_positions(
+        ra_e[parents], dec_e[parents], sep * np.sin(angle), sep * np.cos(angle)
+    )
+    src = np.concatenate([np.arange(n_obj), parents])
+    is_dup = np.concatenate([np.zeros(n_obj, bool), np.ones(parents.size, bool)])
+    scale = np.concatenate([np.ones(n_obj), frac])
+    n = len(src)
+    r_half = np.where(is_dup, 0.0, obj["r_half"][src])
+    true = {b.band: obj[f"f_{b.band}"][src] * scale for b in spec.bands}
+    measured = measure_photometry(spec, true, r_half, rng)
+    # Grossly wrong total fluxes (blends, cosmic rays, calibration failures) in one band.
+    bad = rng.uniform(size=n) < sim.bad_flux_fraction
+    bad_band = rng.integers(0, len(spec.bands), n)
+    bad_factor = 10.0 ** (rng.uniform(1.0, 3.0, n) * np.where(rng.uniform(size=n) < 0.5, 1, -1))
+    for k, b in enumerate(spec.bands):
+        hit = bad & (bad_band == k)
+        measured[b.band]["total"] = np.where(
+            hit, measured[b.band]["total"] * bad_factor, measured[b.band]["total"]
+        )
+    det = measured[spec.detection_band]
+    keep = (det["total"] >= 5.0 * det["sigma"]) & ~det["lost"]
+    keep[n_obj:] &= keep[parents]
+    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
+    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
+    ra_base = np.concatenate([ra_e, dup_ra])
+    dec_base = np.concatenate([dec_e, dup_dec])
+    ra_c, dec_c = offset_positions(ra_base, dec_base, dx, dy)
+    dec_c = np.clip(dec_c, -90.0, 90.0)
+    snr = det["total"] / det["sigma"]
+    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
+    sign = np.where(obj["is_star"][src] & ~is_dup, 1.0, -1.0)
+    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, n), 0.0, 1.0)
+    idx = np.flatnonzero(keep)
+    hpx = spatial_index(ra_c[idx], dec_c[idx])
+    # A detection pushed out of its cell is dropped (see the module docstring).
+    inside = (hpx >> _SHIFT) == pixel
+    idx, hpx = idx[inside], hpx[inside]
+    order = np.argsort(hpx, kind="stable")
+    idx, hpx = idx[order], hpx[order]
+    table = {"_healpix_29": hpx, spec.ra_column: ra_c[idx], spec.dec_column: dec_c[idx]}
+    table.update(photometry_columns(spec, measured, idx))
+    if spec.stellarity_column is not None:
+        table[spec.stellarity_column] = stellarity[idx]
+    truth = {
+        "_healpix_29": hpx,
+        "object_id": obj["object_id"][src[idx]],
+        "is_duplicate": is_dup[idx],
+        "is_bad_flux": bad[idx],
+        "ra": ra_c[idx],
+        "dec": dec_c[idx],
+    }
+    return {"table": table, "truth": truth, "n": len(idx)}
+
+
+def _ids(spec: SurveySpec, seed: int, pixel: int, n: int) -> pa.Array:
+    """Survey identifiers, unique over the field and independent of the partitioning."""
+    k = np.arange(n, dtype=np.int64)
+    if spec.id_style == "int":
+        return pa.array(np.int64(pixel) * _ID_STRIDE + k + 1)
+    if spec.id_style == "bigint":
+        base = int(substream(seed, f"catalogs.ids.{spec.name}").integers(10**5, 9 * 10**5))
+        return pa.array(base * 10**12 + np.int64(pixel) * _ID_STRIDE + k * 7 + 1)
+    text = pc.utf8_lpad(pc.cast(pa.array(k + 1), pa.string()), 7, "0")
+    return pc.binary_join_element_wise(f"{spec.name.upper()}-{pixel:06d}-", text, "")
+
+
+def simulate_cell(sim: CatalogSim, pixel: int, n: int, covered: Sequence[bool]) -> dict:
+    """Everything one generation cell contributes.
+
+    Parameters
+    ----------
+    sim : CatalogSim
+    pixel : int
+        Order-:data:`GEN_ORDER` HEALPix pixel (NESTED).
+    n : int
+        Objects in the cell.
+    covered : sequence of bool
+        Whether each survey of ``sim.surveys`` covers the cell.
+
+    Returns
+    -------
+    dict
+        ``"objects"``: pyarrow.Table (truth, by ``_healpix_29``); per survey name,
+        ``(catalogue, truth_rows)`` pyarrow Tables (empty when not covered).
+    """
+    from skysense.catalog.hats_io import spatial_index
+
+    rng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}")
+    obj = _objects(sim, int(pixel), int(n), rng)
+    hpx = spatial_index(obj["ra"], obj["dec"])
+    order = np.argsort(hpx, kind="stable")
+    cols = {"_healpix_29": hpx[order]}
+    cols.update({k: v[order] for k, v in obj.items() if k != "r_half"})
+    out: dict = {"objects": pa.table(cols)}
+    for spec, cov in zip(sim.surveys, covered):
+        # Each survey has its own sub-stream: one survey's change leaves the others alone.
+        srng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}.{spec.name}")
+        if not cov:
+            out[spec.name] = None
+            continue
+        seen = _observe(sim, spec, obj, int(pixel), srng)
+        ids = _ids(spec, int(sim.seed), int(pixel), seen["n"])
+        table = dict(seen["table"])
+        cat = pa.table({"_healpix_29": table.pop("_healpix_29"), spec.id_column: ids, **table})
+        truth = dict(seen["truth"])
+        rows = pa.table({"_healpix_29": truth.pop("_healpix_29"),
+                         "source_id": pc.cast(ids, pa.string()), **truth})  # fmt: skip
+        out[spec.name] = (cat, rows)
+    return out
+
+
+def _partition_task(sim, order, pixel, cells, counts, covered, base) -> dict:
+    """Simulate the cells of one output partition and write its files; returns counts,
+    order-8 histograms and bytes written per catalogue."""
+    from skysense.catalog.hats_io import write_partition
+
+    names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
+    names += [f"truth/rows_{s.name}" for s in sim.surveys]
+    parts: dict[str, list] = {k: [] for k in names}
+    for pixel_c, n, cov in zip(cells, counts, covered):
+        res = simulate_cell(sim, pixel_c, n, cov)
+        parts["truth/objects"].append(res["objects"])
+        for s in sim.surveys:
+            if res[s.name] is not None:
+                parts[f"catalogues/{s.name}"].append(res[s.name][0])
+                parts[f"truth/rows_{s.name}"].append(res[s.name][1])
+    out = {}
+    for name, tables in parts.items():
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            continue
+        table = pa.concat_tables(tables)
+        path = write_partition(table, Path(base) / name, order, pixel)
+        hist = np.bincount(
+            (table.column("_healpix_29").to_numpy() >> (2 * (29 - 8))) - (pixel << (2 * (8 - order))),
+            minlength=4 ** (8 - order),
+        )  # fmt: skip
+        out[name] = (table.num_rows, hist, path.stat().st_size)
+    return out
+
+
+def write_catalogs(
+    sim: CatalogSim,
+    out_dir: str | os.PathLike,
+    *,
+    partition_rows: int = 1_000_000,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Simulate ``sim`` and write the catalogues, truth and configurations (atomically).
+
+    One Dask task per output partition (:func:`skysense._dask.dask_client`); each writes its
+    own files, so memory is that of one partition per worker whatever ``n_objects`` is.
+
+    Parameters
+    ----------
+    sim : CatalogSim
+    out_dir : path-like
+        Output directory (replaced only once complete; must be visible to the workers).
+    partition_rows : int
+        Aim for at most this many objects per output partition (partitions are whole
+        generation cells, so at least one cell).
+    scheduler : str, optional
+        Dask scheduler (None: local threads; an address: a cluster).
+    progress : bool
+        Progress reports.
+
+    Returns
+    -------
+    dict
+        The manifest (also ``manifest.json``): parameters, area, rows and bytes per catalogue.
+
+    Raises
+    ------
+    InputError
+        Invalid parameters.
+    """
+    import time
+
+    import dask
+    import yaml
+
+    from skysense._atomic import atomic_dir
+    from skysense._dask import compute_with_progress, dask_client
+    from skysense.catalog.hats_io import finalize_hats
+
+    sim.validate()
+    if partition_rows < 1:
+        raise InputError(f"partition_rows must be >= 1, got {partition_rows}")
+    t0 = time.perf_counter()
+    n_cells = max(1, math.ceil(sim.n_objects / (sim.density_deg2 * _cell_area_deg2())))
+    cells = field_cells(n_cells, sim.center)
+    counts = np.full(n_cells, sim.n_objects // n_cells, dtype=np.int64)
+    counts[: sim.n_objects % n_cells] += 1
+    if counts.max() >= _ID_STRIDE:  # pragma: no cover - needs > 3e6 objects per 0.2 deg^2
+        raise InputError("too many objects per cell; lower the density")
+    fractions = [
+        (s.coverage[1] - s.coverage[0]) * (s.coverage[3] - s.coverage[2]) for s in sim.surveys
+    ]
+    rank = np.arange(n_cells)
+    covered = np.stack([rank < max(1, round(f * n_cells)) for f in fractions], axis=1)
+    per_cell = sim.n_objects / n_cells
+    k = 0
+    while k < GEN_ORDER and per_cell * 4 ** (k + 1) <= partition_rows:
+        k += 1
+    order = GEN_ORDER - k
+    by_pixel = np.argsort(cells, kind="stable")
+    groups: dict[int, list[int]] = {}
+    for i in by_pixel:
+        groups.setdefault(int(cells[i] >> (2 * k)), []).append(int(i))
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        tasks = [
+            dask.delayed(_partition_task, pure=False)(
+                sim,
+                order,
+                pix,
+                [int(cells[i]) for i in idx],
+                [int(counts[i]) for i in idx],
+                [tuple(bool(c) for c in covered[i]) for i in idx],
+                str(tmp),
+            )  # fmt: skip
+            for pix, idx in sorted(groups.items())
+        ]
+        with dask_client(scheduler) as client:
+            results = compute_with_progress(
+                tasks, label=f"simulating {len(tasks)} partitions", client=client
+            ) if progress else compute_with_progress(tasks, client=client)  # fmt: skip
+        names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
+        names += [f"truth/rows_{s.name}" for s in sim.surveys]
+        summary = {}
+        ra_dec = {f"catalogues/{s.name}": (s.ra_column, s.dec_column) for s in sim.surveys}
+        for name in names:
+            pixels, n_rows, size = [], [], 0
+            histogram = np.zeros(12 * 4**8, dtype=np.int64)
+            for pix, res in zip(sorted(groups), results):
+                if name in res:
+                    rows, hist, nbytes = res[name]
+                    pixels.append((order, pix))
+                    n_rows.append(rows)
+                    size += nbytes
+                    start = pix << (2 * (8 - order))
+                    histogram[start : start + len(hist)] += hist
+            if not pixels:
+                continue
+            ra_col, dec_col = ra_dec.get(name, ("ra", "dec"))
+            finalize_hats(tmp / name, pixels, n_rows, histogram, catalog_name=Path(name).name,
+                          ra_column=ra_col, dec_column=dec_col)  # fmt: skip
+            summary[name] = {"rows": int(sum(n_rows)), "partitions": len(pixels), "bytes": size}
+        (tmp / "configs").mkdir()
+        for s in sim.surveys:
+            cfg = survey_config(s)
+            # The file is a HATS directory (a Parquet dataset); the catalogue's
+            # partition-wise readers take it as it is.
+            cfg.update(file=f"../catalogues/{s.name}", format="parquet")
+            text = yaml.safe_dump(cfg, sort_keys=False)
+            (tmp / "configs" / f"{s.name}.yml").write_text(text, encoding="utf-8")
+        area = n_cells * _cell_area_deg2()
+        manifest = {
+            "kind": "skysense.sim.catalogs",
+            "n_objects": int(sim.n_objects),
+            "seed": int(sim.seed),
+            "center": [float(c) for c in sim.center],
+            "mag_limit": float(sim.mag_limit),
+            "star_density_deg2": float(sim.star_density_deg2),
+            "bad_flux_fraction": float(sim.bad_flux_fraction),
+            "surveys": [s.name for s in sim.surveys],
+            "bands": list(sim.bands),
+            "gen_order": GEN_ORDER,
+            "partition_order": order,
+            "n_cells": n_cells,
+            "area_deg2": area,
+            "density_deg2": sim.density_deg2,
+            "coverage_fraction": {s.name: float(covered[:, j].mean()) for j, s in enumerate(sim.surveys)},
+            "catalogues": summary,
+            "catalogue_rows": int(sum(v["rows"] for k2, v in summary.items() if k2.startswith("catalogues/"))),
+            "bytes": int(sum(v["bytes"] for v in summary.values())),
+            "seconds": time.perf_counter() - t0,
+        }  # fmt: skip
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def describe_catalogs(manifest: dict, out_dir: str | os.PathLike) -> str:
+    """Lines summarising :func:`write_catalogs`' manifest: objects, area, rows per survey."""
+    lines = [
+        f"{manifest['n_objects']} objects over {manifest['area_deg2']:.4g} deg^2 "
+        f"({manifest['n_cells']} cells) written to {out_dir} in {manifest['seconds']:.1f} s"
+    ]
+    for name, v in manifest["catalogues"].items():
+        if name.startswith("catalogues/"):
+            lines.append(
+                f"  {name.split('/', 1)[1]}: {v['rows']} rows in {v['partitions']} partitions"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The catalogue-only scale simulator: determinism, truth, HATS layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from skysense.catalog.hats_io import hats_files, read_hats_table, spatial_index
+from skysense.errors import InputError
+from skysense.sim.catalogs import GEN_ORDER, CatalogSim, field_cells, write_catalogs
+
+N = 6000
+SIM = CatalogSim(n_objects=N, seed=5, center=(35.0, -5.0), mag_limit=20.0)
+
+
+def _sorted(df):
+    return df.sort_values("_healpix_29", kind="stable").reset_index(drop=True)
+
+
+def _digests(root):
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(root.rglob("Npix=*.parquet"))
+    }
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    base = tmp_path_factory.mktemp("catalogs")
+    # Few objects per cell over several cells, so partitions group several cells.
+    a = write_catalogs(SIM, base / "a", partition_rows=N, scheduler="synchronous")
+    return base, a
+
+
+def test_same_rows_whatever_the_partitioning_and_scheduler(written):
+    base, a = written
+    b = write_catalogs(SIM, base / "b", partition_rows=1, scheduler="threads")
+    assert a["partition_order"] < b["partition_order"] == GEN_ORDER
+    for name in ["truth/objects", *(f"catalogues/{s.name}" for s in SIM.surveys)]:
+        ta, tb = read_hats_table(base / "a" / name), read_hats_table(base / "b" / name)
+        assert len(ta) > 0
+        assert _sorted(ta).equals(_sorted(tb)), name
+    # Same partitioning, another scheduler: byte-identical files.
+    c = write_catalogs(SIM, base / "c", partition_rows=N, scheduler="threads")
+    assert c["catalogues"] == a["catalogues"]
+    assert _digests(base / "a") == _digests(base / "c")
+
+
+def test_another_seed_differs(written, tmp_path):
+    base, _ = written
+    other = CatalogSim(n_objects=N, seed=6, center=(35.0, -5.0), mag_limit=20.0)
+    write_catalogs(other, tmp_path / "o", partition_rows=N, scheduler="synchronous")
+    ta = read_hats_table(base / "a" / "truth/objects")
+    tb = read_hats_table(tmp_path / "o" / "truth/objects")
+    assert len(ta) == len(tb) == N
+    assert not np.allclose(np.sort(ta["ra"]), np.sort(tb["ra"]))
+
+
+def test_truth_rows_and_objects_are_consistent(written):
+    base, manifest = written
+    objects = read_hats_table(base / "a" / "truth/objects")
+    assert len(objects) == N == objects["object_id"].nunique()
+    cells = set(field_cells(manifest["n_cells"], SIM.center).tolist())
+    assert set((objects["_healpix_29"].to_numpy() >> (2 * (29 - GEN_ORDER))).tolist()) <= cells
+    assert manifest["catalogue_rows"] == sum(
+        len(read_hats_table(base / "a" / f"catalogues/{s.name}")) for s in SIM.surveys
+    )
+    for spec in SIM.surveys:
+        cat = read_hats_table(base / "a" / f"catalogues/{spec.name}")
+        rows = read_hats_table(base / "a" / f"truth/rows_{spec.name}")
+        assert len(cat) == len(rows) > 0
+        assert cat[spec.id_column].astype(str).tolist() == rows["source_id"].tolist()
+        assert rows["source_id"].is_unique
+        assert set(rows["object_id"]) <= set(objects["object_id"])
+        # Positions, _healpix_29 and partition files agree (the HATS contract).
+        hpx = spatial_index(cat[spec.ra_column].to_numpy(), cat[spec.dec_column].to_numpy())
+        assert np.array_equal(hpx, cat["_healpix_29"].to_numpy())
+        # Catalogued positions lie within a few arcsec of their true object.
+        truth = objects.set_index("object_id").loc[rows["object_id"]]
+        d_dec = (rows["dec"].to_numpy() - truth["dec"].to_numpy()) * 3600
+        assert np.all(np.abs(d_dec) < 4.0)
+        real = ~rows["is_duplicate"].to_numpy()
+        assert abs(np.median(d_dec[real]) - spec.offset_dec_arcsec) < 0.05
+    suprime = read_hats_table(base / "a" / "truth/rows_suprime")
+    assert suprime["is_duplicate"].any() and suprime["is_bad_flux"].any()
+    files = hats_files(base / "a" / "catalogues/swire")
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == len(
+        read_hats_table(base / "a" / "catalogues/swire")
+    )
+    saved = json.loads((base / "a" / "manifest.json").read_text())
+    assert saved["n_objects"] == N
+
+
+def test_hats_library_reads_it(written):
+    import hats
+
+    base, manifest = written
+    cat = hats.read_hats(base / "a" / "catalogues" / "cfhtls")
+    assert cat.catalog_info.total_rows == manifest["catalogues"]["catalogues/cfhtls"]["rows"]
+
+
+def test_field_cells_near_a_pole_and_nearest_first():
+    cells = field_cells(50, (10.0, 89.9))
+    assert len(np.unique(cells)) == 50
+    import astropy.units as u
+    import cdshealpix.nested
+
+    _, lat = cdshealpix.nested.healpix_to_lonlat(cells, GEN_ORDER)
+    assert np.all(lat.to_value(u.deg) > 85.0)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"n_objects": 0}, {"n_objects": 10, "seed": -1}, {"n_objects": 10, "center": (0, 95)}]
+)
+def test_bad_parameters(kw, tmp_path):
+    with pytest.raises(InputError):
+        write_catalogs(CatalogSim(**kw), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
