@@ -41,7 +41,7 @@ def test_bayes_estimates_match_explicit_sum(toy_ssp, toy_dust, toy_filters):
 
     cfg = GridConfig(bands=tuple(f.name for f in toy_filters), redshifts=(0.3,),
                      tau_main_gyr=(0.5, 3.0), age_gyr=(1.0, 3.0), av_ism=(0.2, 0.8),
-                     umin=(1.0, 5.0), frac_agn=(0.0, 0.3), igm=False)  # fmt: skip
+                     umin=(1.0, 5.0), frac_agn=(0.0, 0.3), agn_model="blackbody", igm=False)  # fmt: skip
     grid = build_grid(cfg, toy_ssp, toy_dust, toy_filters, cosmology=Planck18)
     rng = np.random.default_rng(0)
     true = grid.fluxes_mjy[0, 5].astype(float) * 1e10

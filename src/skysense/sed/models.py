@@ -14,9 +14,11 @@ Conventions follow CIGALE (Boquien et al. 2019):
   ISM, older ones the ISM alone, each a power law A(lam) = A_V (lam / 5500 A)^slope, with
   ``mu = A_V^ISM / (A_V^ISM + A_V^BC)``;
 * energy balance: the luminosity absorbed between 912 A and the end of the stellar spectrum is
-  re-emitted by a Draine & Li (2007) model (U_min, q_PAH, gamma = fraction of dust heated by
-  the U_min..10^6 power law of slope 2);
-* AGN: ``frac_agn`` of the total infrared luminosity comes from a hot torus (see
+  re-emitted by a Draine & Li model (U_min, q_PAH, gamma = fraction of the dust mass heated by
+  a power law dM/dU ~ U^-alpha from U_min to 10^6, the rest by U_min alone). Draine & Li (2007)
+  computed the power law for alpha = 2 only; other slopes, as in Draine & Li (2014) and
+  CIGALE's ``dl2014`` module, are built from the DL07 models by :func:`powerlaw_emission`;
+* AGN: ``frac_agn`` of the total infrared luminosity comes from a dusty torus (see
   :func:`agn_template`).
 """
 
@@ -29,6 +31,9 @@ import numpy as np
 __all__ = [
     "SSPLibrary",
     "DustLibrary",
+    "AGNLibrary",
+    "DL07_UMAX",
+    "powerlaw_emission",
     "NebularLibrary",
     "nebular_spectrum",
     "T_BC_YR",
@@ -42,6 +47,7 @@ __all__ = [
 ]
 
 T_BC_YR = 1.0e7  # birth-cloud dispersal time (CIGALE's separation_age default, 10 Myr)
+DL07_UMAX = 1.0e6  # upper end of the U power law of Draine & Li (2007)
 _LYMAN_AA = 911.8
 
 
@@ -85,9 +91,10 @@ class DustLibrary:
     umin : ndarray (n_u,)
     qpah : ndarray (n_q,), per cent
     delta : ndarray (n_q, n_u, n_wave)
-        Emission of dust heated by U = U_min alone (any normalisation).
+        Emission per unit dust mass of dust heated by U = U_min alone (common arbitrary unit).
     powerlaw : ndarray (n_q, n_u, n_wave)
-        Emission of dust heated by the U_min..U_max power law.
+        Emission per unit dust mass of dust heated by the U_min..:data:`DL07_UMAX` power law
+        dM/dU ~ U^-2 (same unit).
     name : str
     """
 
@@ -96,6 +103,22 @@ class DustLibrary:
     qpah: np.ndarray
     delta: np.ndarray
     powerlaw: np.ndarray
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class AGNLibrary:
+    """An AGN torus spectrum.
+
+    Attributes
+    ----------
+    wavelength_aa : ndarray (n_wave,), Angstrom
+    lum : ndarray (n_wave,), L_lambda (any normalisation)
+    name : str
+    """
+
+    wavelength_aa: np.ndarray
+    lum: np.ndarray
     name: str = ""
 
 
@@ -251,12 +274,59 @@ def attenuation_curves(
     return 10 ** (-0.4 * a_ism), 10 ** (-0.4 * (a_ism + a_bc))
 
 
+def _u_power_integral(alpha: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Integral of U^-alpha dU from ``lo`` to ``hi``."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    if abs(alpha - 1.0) < 1e-12:
+        return np.log(hi / lo)
+    return (hi ** (1.0 - alpha) - lo ** (1.0 - alpha)) / (1.0 - alpha)
+
+
+def powerlaw_emission(dust: DustLibrary, alpha: float) -> np.ndarray:
+    """Emission per unit dust mass of the U_min..10^6 power law dM/dU ~ U^-alpha.
+
+    Draine & Li (2007) give the power law for alpha = 2 only. Its models at successive U_min
+    nodes differ by the dust in one U bin, so (unnormalised, Q(U_k) = P(U_k) * int U^-2 dU)
+    Q(U_k) - Q(U_k+1) is the alpha = 2 emission of bin [U_k, U_k+1], and Q at the last node
+    that of the top bin [U_last, 10^6]. A slope alpha re-weights every bin so that it emits
+    what its dust absorbs under the new power law (int_bin U^(1-alpha) dU, heating ~ U), keeping
+    its alpha = 2 spectral shape inside the bin. Exact for alpha = 2 and energy-conserving for
+    every alpha; inside the DL07 nodes (U <= 25) the bins are narrow, so only the top bin's
+    shape is approximate (for alpha < 2 its hottest dust is too cold). This is how skysense
+    offers Draine & Li (2014)'s alpha (as CIGALE's ``dl2014`` module does) without the DL14
+    files, which no maintained package ships.
+
+    Returns
+    -------
+    ndarray (n_q, n_u, n_wave)
+        Same unit and normalisation (per unit dust mass) as ``dust.powerlaw``.
+    """
+    if abs(alpha - 2.0) < 1e-12:
+        return dust.powerlaw
+    u = np.asarray(dust.umin, dtype=float)
+    upper = np.append(u[1:], DL07_UMAX)
+    q = dust.powerlaw * _u_power_integral(2.0, u, DL07_UMAX)[None, :, None]
+    bins = q - np.append(q[:, 1:], np.zeros_like(q[:, :1]), axis=1)
+    bins = np.clip(bins, 0.0, None)  # round-off of the DL07 tables; every bin emits >= 0
+    weight = _u_power_integral(alpha - 1.0, u, upper) / _u_power_integral(1.0, u, upper)
+    q_alpha = np.cumsum((bins * weight[None, :, None])[:, ::-1], axis=1)[:, ::-1]
+    return q_alpha / _u_power_integral(alpha, u, DL07_UMAX)[None, :, None]
+
+
 def dust_emission(
-    dust: DustLibrary, wavelength_aa: np.ndarray, umin: float, qpah: float, gamma: float
+    dust: DustLibrary,
+    wavelength_aa: np.ndarray,
+    umin: float,
+    qpah: float,
+    gamma: float,
+    alpha: float = 2.0,
+    powerlaw: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draine & Li (2007) emission normalised to unit luminosity, on ``wavelength_aa``.
+    """Draine & Li emission normalised to unit luminosity, on ``wavelength_aa``.
 
     ``umin`` and ``qpah`` must be nodes of the library (grids use its nodes; no interpolation).
+    ``alpha`` is the slope of the power law (2 = DL07); ``powerlaw`` may pass
+    ``powerlaw_emission(dust, alpha)`` precomputed.
 
     Returns
     -------
@@ -265,7 +335,9 @@ def dust_emission(
     """
     iu = int(np.argmin(np.abs(dust.umin - umin)))
     iq = int(np.argmin(np.abs(dust.qpah - qpah)))
-    model = (1 - gamma) * dust.delta[iq, iu] + gamma * dust.powerlaw[iq, iu]
+    if powerlaw is None:
+        powerlaw = powerlaw_emission(dust, alpha)
+    model = (1 - gamma) * dust.delta[iq, iu] + gamma * powerlaw[iq, iu]
     spec = np.interp(wavelength_aa, dust.wavelength_aa, model, left=0.0, right=0.0)
     return spec / np.trapezoid(spec, wavelength_aa)
 
@@ -277,14 +349,21 @@ def planck_lambda(wavelength_aa: np.ndarray, temperature_k: float) -> np.ndarray
         return 1.0 / (np.asarray(wavelength_aa, dtype=float) ** 5 * np.expm1(np.minimum(x, 700.0)))
 
 
-def agn_template(wavelength_aa: np.ndarray) -> np.ndarray:
+def agn_template(wavelength_aa: np.ndarray, library: AGNLibrary | None = None) -> np.ndarray:
     """Infrared emission of an AGN torus, normalised to unit luminosity (1 / Angstrom).
 
-    Not the Fritz et al. (2006) library (no maintained package ships it): a stand-in with the
-    torus' two characteristic components, hot dust at 1200 K (near sublimation) and warm dust at
-    300 K, with equal luminosity; it peaks in the mid-infrared as the Fritz models do.
+    With ``library`` (e.g. the Bernhard et al. 2021 templates shipped by the iragnsep package,
+    read by :func:`skysense.sed.io.load_agn`), its spectrum; below 1 um it fades linearly to
+    zero at 0.7 um, because dust hotter than sublimation (~1500 K) does not exist and the
+    accretion disc's UV/optical light is not modelled (a type-2 view). Without, a stand-in
+    with the torus' two characteristic components: hot dust at 1200 K and warm dust at 300 K
+    with equal luminosity. Neither is the Fritz et al. (2006) library (no package ships it).
     """
     lam = np.asarray(wavelength_aa, dtype=float)
+    if library is not None:
+        spec = np.interp(lam, library.wavelength_aa, library.lum, left=0.0, right=0.0)
+        spec = spec * np.clip((lam - 7000.0) / 3000.0, 0.0, 1.0)
+        return spec / np.trapezoid(spec, lam)
     spec = np.zeros_like(lam)
     for t in (1200.0, 300.0):
         b = planck_lambda(lam, t)
