@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,6 +34,7 @@ __all__ = [
     "DEC_NAMES",
     "table_format",
     "read_table",
+    "iter_table_chunks",
     "find_name",
     "guess_position_columns",
     "ColumnMeta",
@@ -278,6 +279,94 @@ def read_table(
         df = df[list(columns)]
         df.attrs = {k: {c: v[c] for c in columns if c in v} for k, v in attrs.items()}
     return df
+
+
+def _csv_dtypes(path: Path, sep: str, chunk_rows: int) -> dict[str, str]:
+    """The dtypes a whole-file :func:`pandas.read_csv` infers, found chunk by chunk: a column
+    is int64 if every chunk reads it so, float64 if every chunk reads a number, else object."""
+    kinds: dict[str, set[str]] = {}
+    for chunk in pd.read_csv(path, sep=sep, comment=None, skipinitialspace=True,
+                             chunksize=chunk_rows):  # fmt: skip
+        for name, dtype in chunk.dtypes.items():
+            kinds.setdefault(name, set()).add(dtype.kind)
+    out = {}
+    for name, k in kinds.items():
+        if k <= {"i"}:
+            out[name] = "int64"
+        elif k <= {"i", "f"}:
+            out[name] = "float64"
+        elif k == {"b"}:
+            out[name] = "bool"
+        else:
+            out[name] = "str"  # what pandas infers for text (object before pandas 3)
+    return out
+
+
+def iter_table_chunks(
+    path: str | os.PathLike, format: str | None = None, *, chunk_rows: int = 500_000
+) -> Iterator[pd.DataFrame]:
+    """Read a FITS, CSV/TSV or Parquet table in chunks of at most ``chunk_rows`` rows.
+
+    The chunks, concatenated, equal :func:`read_table` (same dtypes, units, descriptions),
+    but memory holds one chunk: FITS is memory-mapped, CSV is read twice (once to find the
+    dtypes a whole-file read would give, once for the values), Parquet by record batches.
+    FITS columns whose masked state differs between chunks get pandas' nullable dtypes in
+    some chunks only; Arrow unifies them (``promote_options="permissive"``).
+
+    Raises
+    ------
+    InputError
+        Unknown or unsupported format (VOTable and ECSV cannot be streamed), missing file,
+        unparsable file.
+    """
+    path = Path(path)
+    fmt = table_format(path, READ_FORMATS) if format is None else format.lower()
+    if fmt not in ("fits", "csv", "tsv", "parquet"):
+        raise InputError(f"cannot read {fmt} in chunks; use FITS, CSV, TSV or Parquet", path=path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    if chunk_rows < 1:
+        raise InputError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    try:
+        if fmt in ("csv", "tsv"):
+            sep = "," if fmt == "csv" else "\t"
+            dtypes = _csv_dtypes(path, sep, chunk_rows)
+            reader = pd.read_csv(path, sep=sep, comment=None, skipinitialspace=True,
+                                 chunksize=chunk_rows, dtype=dtypes)  # fmt: skip
+            for chunk in reader:
+                chunk.columns = [str(c).strip() for c in chunk.columns]
+                chunk.attrs["units"] = {c: "" for c in chunk.columns}
+                chunk.attrs["descriptions"] = {c: "" for c in chunk.columns}
+                yield chunk
+        elif fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            file = pq.ParquetFile(path)
+            units = {
+                f.name: (f.metadata or {}).get(b"unit", b"").decode() for f in file.schema_arrow
+            }
+            desc = {
+                f.name: (f.metadata or {}).get(b"description", b"").decode()
+                for f in file.schema_arrow
+            }
+            for batch in file.iter_batches(batch_size=chunk_rows):
+                chunk = pa.Table.from_batches([batch]).to_pandas()
+                chunk.attrs["units"], chunk.attrs["descriptions"] = dict(units), dict(desc)
+                yield chunk
+        else:
+            from astropy.table import Table
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # Memory-mapped: only the chunk being converted is read.
+                table = Table.read(path, format="fits", memmap=True)
+                for start in range(0, len(table), chunk_rows):
+                    yield _from_astropy(table[start : start + chunk_rows], path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure is bad input, reported in one line
+        raise InputError(f"cannot read as {fmt}: {' '.join(str(exc).split())}", path=path) from exc
 
 
 def find_name(columns: Iterable[str], names: Sequence[str]) -> str | None:

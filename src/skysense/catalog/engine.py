@@ -173,7 +173,8 @@ def _with_helpers(table: pd.DataFrame, direct: tuple, pixel) -> pd.DataFrame:
     offsets, (ra_col, dec_col), err = direct
     table = table.copy()
     start = offsets[pixel] if pixel is not None else 0
-    table["_row"] = np.arange(start, start + len(table), dtype=np.int64)
+    if "_row" not in table.columns:  # file inputs converted to HATS keep their file's rows
+        table["_row"] = np.arange(start, start + len(table), dtype=np.int64)
     table["_ra"] = table[ra_col].to_numpy(dtype=np.float64)
     table["_dec"] = table[dec_col].to_numpy(dtype=np.float64)
     if isinstance(err, str):

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skysense._atomic import atomic_dir
+from skysense._atomic import atomic_dir, atomic_path
 from skysense._check import check_positions
 from skysense.errors import InputError
 
@@ -27,6 +27,8 @@ __all__ = [
     "spatial_index",
     "write_hats",
     "write_partition",
+    "plan_partitions",
+    "destination_keys",
     "finalize_hats",
     "hats_files",
     "read_hats_table",
@@ -83,8 +85,6 @@ def write_hats(
     InputError
         Missing or invalid position columns, or an empty table.
     """
-    from hats.pixel_math.partition_stats import generate_alignment
-
     path = Path(path)
     for col in (ra_column, dec_column):
         if col not in df.columns:
@@ -100,24 +100,12 @@ def write_hats(
     shift = 2 * (29 - highest_order)
     cell = hpx29 >> shift
     histogram = np.bincount(cell, minlength=12 * 4**highest_order).astype(np.int64)
-    alignment = generate_alignment(
-        # A partition cannot be finer than highest_order: denser cells make larger partitions.
-        histogram, highest_order=highest_order, lowest_order=0,
-        threshold=max(partition_rows, int(histogram.max())),
-        drop_empty_siblings=True,
-    )  # fmt: skip
+    alignment = plan_partitions(histogram, partition_rows, highest_order)
     table = df.drop(columns=[SPATIAL_INDEX_COLUMN], errors="ignore").copy()
     table.insert(0, SPATIAL_INDEX_COLUMN, hpx29)
     order = np.argsort(hpx29, kind="stable")
     table = table.iloc[order].reset_index(drop=True)
-    cell_sorted = cell[order]
-    # Destination (order, pixel) of each row, from its highest-order cell.
-    dest_cells = np.unique(cell_sorted)
-    cell_dest = np.array(
-        [int(alignment[c][0]) * (1 << 40) + int(alignment[c][1]) for c in dest_cells],
-        dtype=np.int64,
-    )
-    dest_keys = cell_dest[np.searchsorted(dest_cells, cell_sorted)]
+    dest_keys = destination_keys(cell[order], alignment)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     pixels = []
     counts = []
@@ -139,15 +127,55 @@ def write_hats(
     return path
 
 
+def plan_partitions(histogram: np.ndarray, partition_rows: int, highest_order: int):
+    """The HATS partition of every order-``highest_order`` cell (``hats`` alignment).
+
+    Parameters
+    ----------
+    histogram : ndarray (12 * 4**highest_order,), int64
+        Rows per cell.
+    partition_rows : int
+        Maximum rows per partition (unless one cell holds more).
+
+    Returns
+    -------
+    alignment
+        Indexed by cell: ``(order, pixel, rows)`` of its partition (None for empty cells).
+    """
+    from hats.pixel_math.partition_stats import generate_alignment
+
+    return generate_alignment(
+        # A partition cannot be finer than highest_order: denser cells make larger partitions.
+        histogram, highest_order=highest_order, lowest_order=0,
+        threshold=max(partition_rows, int(histogram.max())),
+        drop_empty_siblings=True,
+    )  # fmt: skip
+
+
+def destination_keys(cells: np.ndarray, alignment) -> np.ndarray:
+    """``order * 2**40 + pixel`` of the partition of each row, from its cell (int64 (n,))."""
+    dest_cells, inverse = np.unique(cells, return_inverse=True)
+    cell_dest = np.array(
+        [int(alignment[c][0]) * (1 << 40) + int(alignment[c][1]) for c in dest_cells],
+        dtype=np.int64,
+    )
+    return cell_dest[inverse.reshape(-1)]
+
+
 def write_partition(table: pa.Table, base_dir: str | os.PathLike, order: int, pixel: int) -> Path:
-    """Write one partition file (rows already sorted by ``_healpix_29``) of a HATS catalogue."""
+    """Write one partition file (rows already sorted by ``_healpix_29``) of a HATS catalogue.
+
+    Atomically (a temporary sibling renamed into place): a task re-run after its worker died
+    rewrites the file whole, never leaves half of one.
+    """
     import hats.io
     from hats.pixel_math import HealpixPixel
 
     file = hats.io.paths.new_pixel_catalog_file(
         Path(base_dir), HealpixPixel(order, pixel), create_dirs=True
     )
-    pq.write_table(table, file.path)
+    with atomic_path(file.path) as tmp:
+        pq.write_table(table, tmp)
     return Path(file.path)
 
 

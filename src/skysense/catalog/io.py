@@ -35,6 +35,7 @@ __all__ = [
     "read_catalogue",
     "write_catalogue",
     "read_positions",
+    "checked_positions",
     "read_inputs",
     "read_moc",
     "write_moc",
@@ -237,6 +238,23 @@ def read_positions(
             raise InputError(
                 f"no {what} column found; name it with --ra/--dec", path=path, column=col
             )
+    ra_deg, dec_deg = checked_positions(df, ra, dec, path)
+    return df, ra_deg, dec_deg
+
+
+def checked_positions(
+    df: pd.DataFrame, ra: str, dec: str, path: str | os.PathLike | None, first_row: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked positions (deg, float64 (n,)) in columns ``ra``, ``dec`` of ``df``.
+
+    ``first_row`` is the file row of ``df``'s first row (a chunk of a larger table), for the
+    error.
+
+    Raises
+    ------
+    InputError
+        A non-numeric, missing or out-of-range position, naming file, column and row.
+    """
     values = []
     for col in (ra, dec):
         v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -247,11 +265,11 @@ def read_positions(
                 f"non-numeric or missing value {df[col].iloc[row]!r}",
                 path=path,
                 column=col,
-                row=row,
+                row=first_row + row,
             )
         values.append(v)
-    ra_deg, dec_deg = check_positions(values[0], values[1], path=path, columns=(ra, dec))
-    return df, ra_deg, dec_deg
+    rows = np.arange(first_row, first_row + len(df))
+    return check_positions(values[0], values[1], path=path, columns=(ra, dec), rows=rows)
 
 
 # -- the inputs of a merge --------------------------------------------------------------------
@@ -288,8 +306,35 @@ def _read_meta(path: Path) -> dict:
     return {}
 
 
-def _read_hats_positions(entry, moc):
-    """A HATS input, reading only its positions (and position errors); rows stay on disk."""
+def _streamable(path: Path) -> bool:
+    from skysense.tables import READ_FORMATS, table_format
+
+    try:
+        return table_format(path, READ_FORMATS) in ("fits", "csv", "tsv", "parquet")
+    except InputError:
+        return False
+
+
+def _stage_as_hats(entry, stage_dir: Path, k: int) -> Path:
+    """Convert a file input to HATS in ``stage_dir`` (a streaming pass: the driver never
+    holds the table), for the tiled merge."""
+    from skysense.catalog.convert_io import convert_to_hats
+    from skysense.catalog.merge import guess_survey, position_columns
+
+    def pick(columns):
+        return position_columns(columns, entry.survey or guess_survey(columns, entry.file))
+
+    out = Path(stage_dir) / f"input_{k}"
+    # _row keeps the file's row order, in which the merge processes rows (engine.py).
+    convert_to_hats(entry.file, out, pick_positions=pick, catalog_name=entry.file.stem,
+                    row_column="_row")  # fmt: skip
+    return out
+
+
+def _read_hats_positions(entry, moc, hats_dir: Path | None = None):
+    """A HATS input, reading only its positions (and position errors); rows stay on disk.
+
+    ``hats_dir``: where the HATS copy of a file input is (default ``entry.file``)."""
     import pyarrow.parquet as pq
 
     from skysense.catalog.hats_io import read_hats_table
@@ -300,7 +345,8 @@ def _read_hats_positions(entry, moc):
         position_columns,
     )
 
-    schema = pq.read_schema(entry.file / "dataset" / "_common_metadata")
+    hats_dir = Path(entry.file if hats_dir is None else hats_dir)
+    schema = pq.read_schema(hats_dir / "dataset" / "_common_metadata")
     frame = schema.empty_table().to_pandas().drop(columns=["_healpix_29"], errors="ignore")
     survey = entry.survey or guess_survey(frame.columns, entry.file)
     cols = position_columns(frame.columns, survey)
@@ -312,17 +358,23 @@ def _read_hats_positions(entry, moc):
         )
     needed = [c for c in (*cols, err_col) if c is not None and c in frame.columns]
     prep = load_prepared(
-        read_hats_table(entry.file, columns=needed), survey=survey, path=entry.file,
+        read_hats_table(hats_dir, columns=needed), survey=survey, path=entry.file,
         position_error_arcsec=entry.position_error_arcsec, moc=moc,
     )  # fmt: skip
     prep.frame = frame
-    prep.hats_dir = entry.file
+    prep.hats_dir = hats_dir
     prep.position_columns = cols
     prep.error_column = err_col
     return prep
 
 
-def read_inputs(config, *, progress: bool = False, positions_only: bool = False) -> list:
+def read_inputs(
+    config,
+    *,
+    progress: bool = False,
+    positions_only: bool = False,
+    stage_dir: str | os.PathLike | None = None,
+) -> list:
     """Read and check every catalogue named in a merge configuration (files, or HATS
     directories), with their coverage MOCs and recorded metadata.
 
@@ -334,6 +386,10 @@ def read_inputs(config, *, progress: bool = False, positions_only: bool = False)
     positions_only : bool
         Do not load HATS inputs: only read their positions (and position errors), for the
         tiled merge, whose tiles read the rows they need.
+    stage_dir : path-like, optional
+        With ``positions_only``: convert FITS, CSV and Parquet inputs to HATS here first, in
+        a streaming pass (:func:`skysense.catalog.convert_io.convert_to_hats`), so that no
+        input is ever held whole (VOTable and ECSV inputs are still read whole).
 
     Returns
     -------
@@ -358,8 +414,12 @@ def read_inputs(config, *, progress: bool = False, positions_only: bool = False)
         # The preparation writes <stem>_moc.fits beside the table; use it unless told otherwise.
         moc_file = entry.moc or entry.file.with_name(entry.file.name.split(".")[0] + "_moc.fits")
         moc = read_moc(moc_file) if moc_file.is_file() else None
-        if entry.file.is_dir() and positions_only:
-            prep = _read_hats_positions(entry, moc)
+        streamable = entry.file.is_file() and _streamable(entry.file)
+        if positions_only and (entry.file.is_dir() or (stage_dir is not None and streamable)):
+            staged = (
+                None if entry.file.is_dir() else _stage_as_hats(entry, Path(stage_dir), len(out))
+            )
+            prep = _read_hats_positions(entry, moc, staged)
             prep.meta = _read_meta(entry.file)
             out.append(prep)
             continue

@@ -19,7 +19,9 @@ and :mod:`skysense.catalog.plots` draws the radius histograms.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,8 +97,23 @@ def run_merge(
         Summary: number of objects, radii, output paths.
     """
     out_dir = Path(out_dir)
+    tiled = tiled or scheduler is not None
+    with contextlib.ExitStack() as stack:
+        stage = None
+        if tiled:
+            # File inputs are converted to HATS beside the output (a place the workers of a
+            # cluster see too), in a streaming pass, and removed at the end.
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            stage = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.stage-", dir=out_dir.parent)
+            )
+        return _run_merge(config, out_dir, fits_path, scheduler, tiled, tile_order, progress,
+                          stage)  # fmt: skip
+
+
+def _run_merge(config, out_dir, fits_path, scheduler, tiled, tile_order, progress, stage):
     # The tiled merge reads HATS inputs tile by tile: only their positions are loaded here.
-    inputs = read_inputs(config, progress=progress, positions_only=tiled or scheduler is not None)
+    inputs = read_inputs(config, progress=progress, positions_only=tiled, stage_dir=stage)
     plan = plan_steps(
         inputs, step_radius=config.step_radius, search_radius_arcsec=config.search_radius_arcsec,
         bayes_on=config.bayes, progress=progress,
@@ -106,7 +123,7 @@ def run_merge(
     with atomic_dir(out_dir) as tmp:
         tmp = Path(tmp)
         plot_step_radii(plan, inputs, tmp)
-        if tiled or scheduler is not None:
+        if tiled:
             from skysense.catalog.engine import merge_tiled
 
             n_objects, extra = merge_tiled(
