@@ -1,8 +1,14 @@
 """The one place that decides where Dask work runs.
 
 ``scheduler=None`` runs on a local scheduler in this process (threads; numba/numpy release the
-GIL); an address such as ``tcp://10.0.0.5:8786`` runs on an existing cluster. Area engines call
+GIL), unless ``SKYSENSE_SCHEDULER`` names a cluster; an address such as ``tcp://10.0.0.5:8786``
+runs on an existing cluster (a scheduler and workers started with the ``dask`` CLI, e.g.
+``dask scheduler`` and ``dask worker tcp://10.0.0.5:8786 --memory-limit 4GB``). Every command's
+``--scheduler`` and the pipeline's ``dask.scheduler`` key end here. Area engines call
 :func:`dask_client` and :func:`compute_with_progress`; nothing else creates clients or pools.
+
+On a cluster, tasks that write files write their own outputs atomically (write then rename),
+so a task re-run after a worker died rewrites the same bytes; nothing is written twice or lost.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 __all__ = [
     "dask_client",
+    "resolve_scheduler",
+    "worker_memory_limit",
     "compute_with_progress",
     "show_progress",
     "progress_log_interval",
@@ -23,6 +31,8 @@ __all__ = [
 ]
 
 _OFF = ("0", "false", "no")
+_LOCAL = ("threads", "processes", "synchronous")
+_PROTOCOLS = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
 
 def show_progress() -> bool:
@@ -137,6 +147,30 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def resolve_scheduler(scheduler: str | None = None) -> str | None:
+    """The scheduler a run uses: ``scheduler``, else ``SKYSENSE_SCHEDULER``, else None (local).
+
+    Raises
+    ------
+    InputError
+        Neither a local mode (``threads``, ``processes``, ``synchronous``) nor an address
+        such as ``tcp://host:8786``.
+    """
+    from skysense.errors import InputError
+
+    if scheduler is None:
+        scheduler = os.environ.get("SKYSENSE_SCHEDULER") or None
+    if scheduler is None or scheduler in _LOCAL:
+        return scheduler
+    text = str(scheduler).strip()
+    if not text.startswith(_PROTOCOLS) or len(text.split("://", 1)[1]) == 0:
+        raise InputError(
+            f"scheduler {scheduler!r}: expected an address such as tcp://host:8786 "
+            f"(or one of {', '.join(_LOCAL)})"
+        )
+    return text
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     """Context in which ``dask.compute`` runs where the user asked.
@@ -144,23 +178,54 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     Parameters
     ----------
     scheduler : str, optional
-        Address of a running ``distributed`` scheduler. ``None`` uses the local threaded
-        scheduler; ``"processes"`` a local process pool; ``"synchronous"`` one thread (debugging).
+        Address of a running ``distributed`` scheduler (``tcp://host:port``). ``None`` uses
+        ``SKYSENSE_SCHEDULER`` if set, else the local threaded scheduler; ``"processes"`` a
+        local process pool; ``"synchronous"`` one thread (debugging).
 
     Yields
     ------
     distributed.Client or None
+
+    Raises
+    ------
+    InputError
+        A malformed address, or no scheduler answers there within
+        ``SKYSENSE_SCHEDULER_TIMEOUT`` seconds (default 30).
     """
     import dask
 
-    if scheduler is None or scheduler in ("threads", "processes", "synchronous"):
+    scheduler = resolve_scheduler(scheduler)
+    if scheduler is None or scheduler in _LOCAL:
         with dask.config.set(scheduler=scheduler or "threads"):
             yield None
         return
     from distributed import Client
 
-    with Client(scheduler) as client:
+    from skysense.errors import InputError
+
+    timeout = float(os.environ.get("SKYSENSE_SCHEDULER_TIMEOUT", "30"))
+    try:
+        client = Client(scheduler, timeout=timeout, set_as_default=True)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(
+            f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({exc})"
+        ) from None
+    with client:
         yield client
+
+
+def worker_memory_limit(client: Any) -> int | None:
+    """The smallest memory limit (bytes) of the cluster's workers, None if unlimited/local.
+
+    Engines size their tasks with it so that one task fits in a worker (the limit is set
+    when the worker starts: ``dask worker --memory-limit 4GB``; the nanny restarts a worker
+    that exceeds it).
+    """
+    if client is None:
+        return None
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    limits = [int(x) for x in limits if x]
+    return min(limits) if limits else None
 
 
 def compute_with_progress(tasks: Sequence[Any], *, label: str = "", client: Any = None) -> list:

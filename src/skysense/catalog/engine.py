@@ -20,8 +20,14 @@ the same component. If a component with a row inside the tile is incomplete (a c
 sources longer than the margin), the tile is rerun with a doubled margin, until complete.
 
 Each task holds only its cap: memory is bounded by the densest tile, not by the catalogues.
-Tasks write their partition and association files themselves (a shared file system is needed
-when running on a cluster). Inputs given as HATS catalogues are read in place: the driver
+On a cluster the tile size also respects the workers' memory limit (``dask worker
+--memory-limit``): by a deliberately pessimistic estimate of the bytes a tile's row costs
+(:data:`BYTES_PER_CELL` per input column and row), a tile holds at most half of the smallest
+worker's limit. Tasks write their partition and association files themselves (a shared file
+system is needed on a cluster), each to a file named by its tile, atomically (write, then
+rename): a tile recomputed after its worker died (Dask reschedules its tasks) rewrites the
+same bytes, so nothing is duplicated or lost, and the output is byte-identical to a local run
+with the same tile order. Inputs given as HATS catalogues are read in place: the driver
 loads only their positions (16 bytes per row, to plan radii and tiles) and tiles read the
 partitions they need. Other inputs (FITS, CSV, Parquet files) are read once by the driver and
 staged as HATS, after which the driver releases them.
@@ -40,7 +46,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skysense._dask import compute_with_progress, dask_client
+from skysense._atomic import atomic_path
+from skysense._dask import (
+    compute_with_progress,
+    dask_client,
+    resolve_scheduler,
+    worker_memory_limit,
+)
 from skysense.catalog.hats_io import (
     SPATIAL_INDEX_COLUMN,
     finalize_hats,
@@ -52,9 +64,21 @@ from skysense.catalog.masterlist import build_objects
 from skysense.catalog.match import angular_sep_arcsec, self_pairs
 from skysense.catalog.merge import Prepared, StepPlan, associate, input_coverage
 
-__all__ = ["MARGIN_FACTOR", "TileJob", "choose_tile_order", "process_tile", "merge_tiled"]
+__all__ = [
+    "MARGIN_FACTOR",
+    "BYTES_PER_CELL",
+    "TileJob",
+    "choose_tile_order",
+    "tile_rows_for_memory",
+    "process_tile",
+    "merge_tiled",
+]
 
 MARGIN_FACTOR = 5.0
+#: Bytes a tile task uses per input row and column, a pessimistic figure (the cap's frames,
+#: their concatenation, the pair graph and the merged objects all hold copies).
+BYTES_PER_CELL = 64
+_ROWS_PER_TILE = 200_000
 _MIN_GRAPH_RADIUS_ARCSEC = 0.1
 _SKYMAP_ORDER = 8
 
@@ -90,6 +114,22 @@ def choose_tile_order(n_rows: int, n_cells10: int, rows_per_tile: int = 200_000)
     # A tile at order K holds 4**(10-K) order-10 cells.
     k = 10 - math.log(max(rows_per_tile / rows_per_cell10, 1.0), 4)
     return int(min(max(math.floor(k), 0), 10))
+
+
+def tile_rows_for_memory(memory_limit: int | None, n_columns: int) -> int:
+    """Rows per tile such that a tile's task stays below half of ``memory_limit``.
+
+    Parameters
+    ----------
+    memory_limit : int or None
+        Bytes a worker may use (None: unlimited; the default of 200 000 rows).
+    n_columns : int
+        Columns of all inputs together (a merged row carries them all).
+    """
+    if not memory_limit:
+        return _ROWS_PER_TILE
+    rows = memory_limit // 2 // (BYTES_PER_CELL * max(int(n_columns), 1))
+    return int(min(max(rows, 1000), _ROWS_PER_TILE))
 
 
 def _tile_cap(order: int, pixel: int) -> tuple[float, float, float]:
@@ -255,12 +295,22 @@ def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
     ml.insert(0, SPATIAL_INDEX_COLUMN, spatial_index(ml["ra"].to_numpy(), ml["dec"].to_numpy()))
     ml = ml.sort_values([SPATIAL_INDEX_COLUMN, "object_key"], kind="stable").reset_index(drop=True)
     write_partition(pa.Table.from_pandas(ml, preserve_index=False), out_ml, job.order, job.pixel)
-    at.to_parquet(Path(out_assoc) / f"part-{job.order}-{job.pixel}.parquet", index=False)
+    with atomic_path(Path(out_assoc) / f"part-{job.order}-{job.pixel}.parquet") as tmp:
+        at.to_parquet(tmp, index=False)
     cells, counts = np.unique(
         ml[SPATIAL_INDEX_COLUMN].to_numpy() >> (2 * (29 - _SKYMAP_ORDER)), return_counts=True
     )
     result.update(n=len(ml), histogram=dict(zip(cells.tolist(), counts.tolist())))
     return result
+
+
+def _n_columns(p: Prepared) -> int:
+    """Columns of an input (of its HATS schema when it is read in place)."""
+    if p.hats_dir is not None:
+        path = Path(p.hats_dir) / "dataset" / "_common_metadata"
+        if path.is_file():
+            return len(pq.read_schema(path))
+    return len(p.frame.columns)
 
 
 def _stage_inputs(inputs, stage: Path, partition_rows: int):
@@ -351,10 +401,7 @@ def merge_tiled(
     graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
     margin = MARGIN_FACTOR * graph_r
     hpx_all = [spatial_index(p.ra, p.dec) for p in inputs]
-    if tile_order is None:
-        cells10 = np.unique(np.concatenate(hpx_all) >> (2 * 19))
-        tile_order = choose_tile_order(sum(len(h) for h in hpx_all), len(cells10))
-    tiles = np.unique(np.concatenate(hpx_all) >> (2 * (29 - tile_order)))
+    n_columns = sum(_n_columns(p) for p in inputs)
     # Global coverages and band lists for flag_optnir_obs, shared by every tile.
     for p in inputs:
         input_coverage(p)
@@ -388,10 +435,19 @@ def merge_tiled(
         for p in inputs:
             p.frame = p.frame.iloc[:0]
         results = {}
-        todo = [int(t) for t in tiles]
         m = margin
         rounds = 0
         with dask_client(scheduler) as client:
+            memory_limit = worker_memory_limit(client)
+            rows_per_tile = tile_rows_for_memory(memory_limit, n_columns)
+            if tile_order is None:
+                cells10 = np.unique(np.concatenate(hpx_all) >> (2 * 19))
+                tile_order = choose_tile_order(
+                    sum(len(h) for h in hpx_all), len(cells10), rows_per_tile
+                )
+            tiles = np.unique(np.concatenate(hpx_all) >> (2 * (29 - tile_order)))
+            del hpx_all
+            todo = [int(t) for t in tiles]
             while todo:
                 rounds += 1
                 jobs = [
@@ -412,11 +468,10 @@ def merge_tiled(
                     dask.delayed(process_tile)(job, str(ml_path), str(assoc_dir), build)
                     for job in jobs
                 ]
+                label = f"merging {len(tasks)} tiles (round {rounds})"
                 out = (
-                    compute_with_progress(
-                        tasks, label=f"merging {len(tasks)} tiles (round {rounds})", client=client
-                    )
-                    if progress
+                    compute_with_progress(tasks, label=label, client=client)
+                    if progress or client is not None
                     else dask.compute(*tasks)
                 )
                 todo = []
@@ -429,6 +484,9 @@ def merge_tiled(
                 m *= 2.0
                 if m > 360 * 3600 * 4:  # pragma: no cover - the whole sky is loaded long before
                     raise RuntimeError("tiled merge did not converge")
+    # A worker killed while writing leaves a temporary file; its tile was written again.
+    for leftover in [*ml_path.rglob(".*"), *assoc_dir.glob(".*")]:
+        leftover.unlink(missing_ok=True)
     written = [(tile_order, p) for p, r in sorted(results.items()) if r["n"] > 0]
     counts = [results[p]["n"] for _, p in written]
     histogram = np.zeros(12 * 4**_SKYMAP_ORDER, dtype=np.int64)
@@ -451,6 +509,8 @@ def merge_tiled(
         "margin_arcsec": margin,
         "graph_radius_arcsec": graph_r,
         "rounds": rounds,
-        "scheduler": scheduler or "local threads",
+        "scheduler": resolve_scheduler(scheduler) or "local threads",
+        "rows_per_tile": rows_per_tile,
+        "worker_memory_limit": memory_limit,
     }
     return int(sum(counts)), info
