@@ -11,7 +11,13 @@ import pytest
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 
 from skysense.cli.__main__ import main
-from skysense.pipeline.summary import association_scores, main_truth_id, xid_scores
+from skysense.pipeline.summary import (
+    association_scores,
+    main_truth_id,
+    sed_scores,
+    summary_markdown,
+    xid_scores,
+)
 
 
 def test_association_scores_on_a_hand_checked_case():
@@ -51,6 +57,25 @@ def test_xid_scores_on_a_hand_checked_case():
     assert s["n_bright"] == 2  # truth > 3 x median sigma (1)
     assert s["median_rel_error_bright"] == pytest.approx(np.median([0.1, -0.3]))
     assert s["median_pull"] == pytest.approx(np.median([1, 3, 0.5, 0.5]))
+
+
+def test_sed_scores_on_a_hand_checked_case():
+    truth = np.array([10.0, 10.0, 9.0, 11.0, np.nan])
+    est = np.array([10.1, 9.7, 9.0, 11.5, 10.0])
+    sig = np.array([0.2, 0.2, 0.1, 0.3, 0.1])
+    s = sed_scores(truth, est, sig)
+    d = np.array([0.1, -0.3, 0.0, 0.5])  # the NaN truth is left out
+    assert s["n"] == 4
+    assert s["bias"] == pytest.approx(0.05)  # median of d
+    assert s["scatter"] == pytest.approx(np.std(d))
+    # |d - 0.05| = 0.05, 0.35, 0.05, 0.45 -> median 0.2
+    assert s["nmad"] == pytest.approx(1.4826 * 0.2)
+    assert s["coverage_1sigma"] == pytest.approx(2 / 4)  # 0.1 <= 0.2 and 0 <= 0.1
+    assert sed_scores(np.array([np.nan]), np.array([1.0]), np.array([1.0]))["n"] == 0
+    doc = {"truth": {"association": {"purity": 1.0, "n_pure": 1, "n_objects": 1,
+                                     "completeness": 1.0, "n_true_whole": 1, "n_true_multi": 1},
+                     "sed": {"mstar": s, "n_fitted_galaxies": 4}}}  # fmt: skip
+    assert "| log M* | 4 | 0.05 |" in summary_markdown(doc)
 
 
 def _table(db, adql, capsys) -> pd.DataFrame:

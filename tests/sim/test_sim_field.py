@@ -83,7 +83,11 @@ def test_truth_tables_follow_contract(field):
     out, manifest = field
     objects = pd.read_parquet(out / "truth/objects.parquet")
     expected = ["object_id", "kind", "ra", "dec", "z", "pmra", "pmdec"] + [f"f_{b}" for b in BANDS]
+    expected += ["mstar_msun", "sfr_msun_yr", "l_dust_lsun"]  # physical truth (#17)
     assert list(objects.columns) == expected
+    gal = objects.kind == "galaxy"
+    assert objects.loc[~gal, ["mstar_msun", "sfr_msun_yr", "l_dust_lsun"]].isna().all().all()
+    assert (objects.loc[gal, ["mstar_msun", "l_dust_lsun"]] > 0).all().all()
     assert objects.object_id.dtype == np.int64 and objects.object_id.is_unique
     assert set(objects.kind) == {"galaxy", "star"}
     assert objects.z[objects.kind == "star"].isna().all()

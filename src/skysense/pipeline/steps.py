@@ -565,6 +565,7 @@ def _summary(ctx: StepContext, *, cfg: PipelineConfig, surveys: list[str]) -> di
             ),
             bands=[m.band for m in cfg.maps],
             radio=ctx.output("radio", "summary").parent if "radio" in ctx.records else None,
+            sed=ctx.output("sed", "properties") if "sed" in ctx.records else None,
         )
     paths = write_summary(doc, ctx.path("summary"))
     return {

@@ -12,7 +12,9 @@ Pure scores (arrays in, numbers out):
   galaxies that were not in the training set;
 - :func:`radio_scores`: the radio IDs against the simulated hosts (completeness, purity, the
   reported against the measured reliability, Q0 against the fraction of hosts in the
-  masterlist).
+  masterlist);
+- :func:`sed_scores`: the SED fits' Bayesian log stellar mass, SFR and dust luminosity against
+  the simulated galaxies' true values (bias, scatter, 1-sigma coverage).
 
 :func:`truth_summary` joins the pipeline outputs to a simulated field's truth tables
 (``truth/catalogue_rows.parquet`` maps each catalogue row to its true object) and
@@ -37,6 +39,8 @@ __all__ = [
     "main_truth_id",
     "xid_scores",
     "radio_scores",
+    "sed_scores",
+    "SED_SFR_MIN_LOG_SSFR",
     "truth_summary",
     "write_summary",
     "summary_markdown",
@@ -201,6 +205,60 @@ def radio_scores(
     }
 
 
+#: SFR is scored on star-forming truths only (log sSFR > -11 yr^-1): a quiescent model's SFR
+#: can be 10^-20 of its mass per year, whose logarithm no photometry constrains.
+SED_SFR_MIN_LOG_SSFR = -11.0
+
+
+def sed_scores(true_log: np.ndarray, estimate: np.ndarray, sigma: np.ndarray) -> dict:
+    """Recovery of one log quantity of the SED fits against the truth.
+
+    Parameters
+    ----------
+    true_log, estimate, sigma : ndarray (n,), dex
+        True value, Bayesian estimate and its standard deviation (log10 units); rows with a
+        non-finite value are left out.
+
+    Returns
+    -------
+    dict
+        ``n``, ``bias`` (median of estimate - truth), ``scatter`` (standard deviation of the
+        differences), ``nmad`` (1.4826 x median absolute deviation of them),
+        ``coverage_1sigma`` (fraction with |estimate - truth| <= sigma).
+    """
+    t, e, s = (np.asarray(a, dtype=float) for a in (true_log, estimate, sigma))
+    ok = np.isfinite(t) & np.isfinite(e) & np.isfinite(s)
+    d = e[ok] - t[ok]
+    if not d.size:
+        return {"n": 0, "bias": math.nan, "scatter": math.nan, "nmad": math.nan,
+                "coverage_1sigma": math.nan}  # fmt: skip
+    return {
+        "n": int(d.size),
+        "bias": float(np.median(d)),
+        "scatter": float(np.std(d)),
+        "nmad": float(1.4826 * np.median(np.abs(d - np.median(d)))),
+        "coverage_1sigma": float(np.mean(np.abs(d) <= s[ok])),
+    }
+
+
+def _sed_truth_scores(fit: pd.DataFrame, main: pd.Series, objects: pd.DataFrame) -> dict:
+    """Per quantity :func:`sed_scores` of the fitted objects whose main true object is a galaxy
+    with a known stellar mass (fields simulated with the SED model family)."""
+    obj = objects.set_index("object_id")
+    tid = main.reindex(fit["help_id"].astype(str).to_numpy()).fillna(-1).to_numpy(np.int64)
+    galaxy = (obj["kind"].reindex(tid).astype(object) == "galaxy").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        truth = {q: np.log10(obj[col].reindex(tid).to_numpy(float)) for q, col in
+                 (("mstar", "mstar_msun"), ("sfr", "sfr_msun_yr"), ("l_dust", "l_dust_lsun"))}  # fmt: skip
+    star_forming = truth["sfr"] - truth["mstar"] > SED_SFR_MIN_LOG_SSFR
+    out = {}
+    for q, keep in (("mstar", galaxy), ("sfr", galaxy & star_forming), ("l_dust", galaxy)):
+        out[q] = sed_scores(truth[q][keep], fit[f"bayes_{q}"].to_numpy(float)[keep],
+                            fit[f"bayes_{q}_err"].to_numpy(float)[keep])  # fmt: skip
+    out["n_fitted_galaxies"] = int((galaxy & np.isfinite(fit["bayes_mstar"].to_numpy(float))).sum())
+    return out
+
+
 def _str_ids(values: pd.Series) -> pd.Series:
     s = values.astype("string")
     return s.str.strip()
@@ -242,6 +300,7 @@ def truth_summary(
     training: str | os.PathLike | None = None,
     bands: Sequence[str] = (),
     radio: str | os.PathLike | None = None,
+    sed: str | os.PathLike | None = None,
 ) -> dict:
     """Score the pipeline's outputs against a simulated field's truth.
 
@@ -262,11 +321,15 @@ def truth_summary(
     radio : path, optional
         Output folder of the radio IDs (``radio_associations.parquet``, ``radio_id.json``),
         scored when the field has ``truth/radio.parquet``.
+    sed : path, optional
+        The SED fits' ``properties.parquet`` (:mod:`skysense.sed`), scored when the field's
+        truth carries stellar masses (simulated with the SED model family).
 
     Returns
     -------
     dict
-        ``association``, ``xid`` (per band), ``photoz``, ``radio``.
+        ``association``, ``xid`` (per band), ``photoz``, ``radio``, ``sed`` (per quantity:
+        ``mstar``, ``sfr`` on star-forming truths, ``l_dust``).
     """
     field = Path(field_dir)
     rows = pd.read_parquet(field / "truth" / "catalogue_rows.parquet")
@@ -328,6 +391,8 @@ def truth_summary(
             if k in s
         }
         out["photoz"]["n_training_excluded"] = n_train
+    if sed is not None and "mstar_msun" in objects.columns:
+        out["sed"] = _sed_truth_scores(pd.read_parquet(sed), main, objects)
     return out
 
 
@@ -370,6 +435,18 @@ def summary_markdown(doc: dict) -> str:
         p = truth["photoz"]
         lines += ["", "### Photometric redshifts (galaxies not in the training set)", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in p.items()]
+    if truth.get("sed"):
+        sd = truth["sed"]
+        lines += ["", "### SED fits against the true galaxies (Bayesian estimates, dex)", ""]
+        lines += [f"{sd.get('n_fitted_galaxies', 0)} fitted galaxies; SFR scored on the "
+                  "star-forming ones (true log sSFR > -11).", ""]  # fmt: skip
+        lines += ["| quantity | n | bias | scatter | NMAD | 1-sigma coverage |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for q, name in (("mstar", "log M*"), ("sfr", "log SFR"), ("l_dust", "log L_dust")):
+            if q in sd:
+                r = sd[q]
+                lines.append(f"| {name} | {r['n']} | {_fmt(r['bias'])} | {_fmt(r['scatter'])} | "
+                             f"{_fmt(r['nmad'])} | {_fmt(r['coverage_1sigma'])} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

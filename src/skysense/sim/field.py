@@ -6,7 +6,8 @@ Layout of ``out_dir``::
     truth/objects.parquet          every object, true positions (epoch 2016.0) and fluxes (uJy)
     truth/catalogue_rows.parquet   every catalogue (and reference) row -> its true object
     truth/map_sources.parquet      every source injected into the maps (mJy)
-    truth/galaxy_properties.parquet  SED parameters, luminosities and sizes of the galaxies
+    truth/galaxy_properties.parquet  SED parameters, mass, SFR, luminosities and sizes of the
+                                     galaxies
     reference/gaia.parquet         Gaia-like stars, epoch 2016.0
     catalogues/<survey>.<ext>      pristine survey catalogues ...
     catalogues/<survey>.yaml       ... and their survey configurations (skysense.catalog.config)
@@ -46,20 +47,8 @@ from skysense.sim.surveys import (
 __all__ = ["write_field", "read_manifest", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.json"
-#: Model truth of each galaxy (beyond the objects table), for diagnostics.
-_GALAXY_PROPERTIES = [
-    "object_id",
-    "z",
-    "i_mag",
-    "red",
-    "t_star_k",
-    "d4000",
-    "young_frac",
-    "t_dust_k",
-    "l_star_lsun",
-    "l_dust_lsun",
-    "r_half_arcsec",
-]
+#: Columns of the galaxy frame that are not model truth (in the objects table or positions).
+_NOT_PROPERTIES = {"kind", "ra", "dec", "pmra", "pmdec"}
 _REFERENCE_COLUMNS = [
     "source_id",
     "ra",
@@ -120,6 +109,7 @@ def write_field(
     noise: bool = True,
     progress: bool | None = None,
     radio: RadioSpec | None = DEFAULT_RADIO,
+    sed_model: str = "sed",
 ) -> dict:
     """Simulate a field and write it under ``out_dir`` (replaced atomically when complete).
 
@@ -147,6 +137,9 @@ def write_field(
         Show a progress bar (default: when SKYSENSE_PROGRESS allows and stderr is a terminal).
     radio : RadioSpec, optional
         Radio survey to write with its hosts as truth (:mod:`skysense.sim.radio`); None: none.
+    sed_model : {"sed", "blackbody"}
+        Galaxy SEDs (see :func:`skysense.sim.simulate_sky`); default the model family of
+        :mod:`skysense.sed` through the real filter curves.
 
     Returns
     -------
@@ -196,6 +189,7 @@ def write_field(
                 center=center,
                 mag_limit=mag_limit,
                 star_density_deg2=star_density_deg2,
+                sed_model=sed_model,
             )
             objects = truth_table(sky)
             objects.to_parquet(tmp / "truth" / "objects.parquet", index=False)
@@ -271,7 +265,9 @@ def write_field(
                 del sim_map
                 t0 = tick(f"map {spec.band}", t0)
             map_sources(sky).to_parquet(tmp / "truth" / "map_sources.parquet", index=False)
-            props = sky.galaxies[_GALAXY_PROPERTIES]
+            gal = sky.galaxies
+            props = gal[[c for c in gal.columns if c not in _NOT_PROPERTIES
+                         and not c.startswith("f_")]]  # fmt: skip
             shapes = galaxy_shapes(sky.seed, props["object_id"].to_numpy())  # DMU 3 truth
             props = props.assign(axis_ratio=shapes["axis_ratio"].to_numpy(),
                                  pa_deg=shapes["pa_deg"].to_numpy())  # fmt: skip
@@ -299,6 +295,7 @@ def write_field(
                     "polygon": sky.geometry.polygon(),
                     "mag_limit_suprime_i": float(mag_limit),
                     "star_density_deg2": float(star_density_deg2),
+                    "sed_model": sed_model,
                     "n_galaxies": len(sky.galaxies),
                     "n_stars": len(sky.stars),
                     "n_reference": len(gaia),
@@ -310,6 +307,7 @@ def write_field(
                     }
                     for b in BANDS
                 },
+                **({"sed_grid": _grid_manifest()} if sed_model == "sed" else {}),
                 "generator": {"package": "skysense", "version": __version__},
             }
             with open(tmp / MANIFEST_NAME, "w", encoding="utf-8") as fh:
@@ -321,6 +319,18 @@ def write_field(
     manifest["timings_s"] = timings
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
     return manifest
+
+
+def _grid_manifest() -> dict:
+    """The simulator's model grid: its fingerprint and the physics packages it came from."""
+    from skysense.sed.io import physics_provenance
+    from skysense.sim.sedmodel import sim_model_grid
+
+    return {
+        "fingerprint": sim_model_grid(BANDS).fingerprint,
+        "physics": list(physics_provenance()),
+        "photometry": "model spectra through the astro-sedpy filter curves",
+    }
 
 
 def read_manifest(field_dir: str | os.PathLike) -> dict:

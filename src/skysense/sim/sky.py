@@ -8,19 +8,27 @@ counts (Capak et al. 2004 ApJS 150, 1; Kashikawa et al. 2004 PASJ 56, 1011: fain
 law p(z|m) ~ z^2 exp(-(z/z0)^1.5) whose median rises with magnitude, z_med = 0.6 10^(0.1 (m -
 22.5)) (zCOSMOS-like: 0.6 at i = 22.5, ~0.85 at i = 24).
 
-Each galaxy's SED (:mod:`skysense.sim.sed`) is drawn as: red (passive) with probability
-0.35 exp(-z / 1.2), else star forming; old stars 4300 +- 300 K with a 4000 A break of 1.9 (red) or
-1.25 (star forming); young stars carry 0-3 % (red) or 15-70 % (star forming) of the stellar
-light; dust at T = 26 + 4 min(z, 3) +- 3 K, beta = 1.5, with L_dust / L_star log-normal about
-10^-1.3 (red) or 10^ir_ratio_log10 (1 + z)^2 (star forming, 0.35 dex scatter); half-light radii
-of ~0.8 arcsec at i = 20, shrinking by 0.08 dex per magnitude. The default ratio puts the
-noiseless SPIRE maps' 5-sigma-clipped rms at ~5.9 / 6.8 / 6.1 mJy/beam (250/350/500 um), close
-to the measured confusion noise 5.8 / 6.3 / 6.8 mJy/beam (Nguyen et al. 2010).
+Each galaxy's SED is, by default (``sed_model="sed"``), a model of :mod:`skysense.sed`'s
+family (delayed-tau SFH, BC03 stars with nebular emission, Charlot & Fall attenuation, Draine &
+Li dust by energy balance, Inoue 2014 IGM) with physically consistent parameters and true
+stellar mass, SFR and dust luminosity, integrated through the real filter curves
+(:mod:`skysense.sim.sedmodel`). The galaxy is quiescent ("red") with probability
+0.35 exp(-z / 1.2). Half-light radii are ~0.8 arcsec at i = 20, shrinking by 0.08 dex per
+magnitude.
+
+``sed_model="blackbody"`` keeps the earlier model (:mod:`skysense.sim.sed`): old stars
+4300 +- 300 K with a 4000 A break of 1.9 (red) or 1.25 (star forming); young stars carry 0-3 %
+(red) or 15-70 % (star forming) of the stellar light; dust at T = 26 + 4 min(z, 3) +- 3 K,
+beta = 1.5, with L_dust / L_star log-normal about 10^-1.3 (red) or 10^ir_ratio_log10 (1 + z)^2
+(star forming, 0.35 dex scatter), bands read at effective wavelengths. Its noiseless SPIRE maps'
+5-sigma-clipped rms is ~5.9 / 6.8 / 6.1 mJy/beam (250/350/500 um), close to the measured
+confusion noise 5.8 / 6.3 / 6.8 mJy/beam (Nguyen et al. 2010).
 
 Stars follow dN/dm ~ 10^(0.12 m) between i = 14 and 24 with a total density set by
 ``star_density_deg2`` (3000 deg^-2 suits a high-latitude field such as COSMOS, b ~ 42 deg), black
-bodies of 3200-6500 K and proper motions with a dispersion that falls with magnitude (25 mas/yr
-at i = 14, floor 2.5 mas/yr) around a small reflex-motion mean.
+bodies of 3200-6500 K (through the filter curves with the default SED model) and proper motions
+with a dispersion that falls with magnitude (25 mas/yr at i = 14, floor 2.5 mas/yr) around a
+small reflex-motion mean.
 
 Positions are uniform on the sphere inside the field (no clustering). True positions are at epoch
 2016.0 (the Gaia reference epoch).
@@ -39,9 +47,25 @@ from skysense.sim._rng import substream
 from skysense.sim.geometry import FieldGeometry
 from skysense.sim.sed import BANDS, galaxy_band_fluxes_ujy, star_band_fluxes_ujy
 
-__all__ = ["NumberCounts", "GALAXY_COUNTS", "Sky", "simulate_sky", "TRUTH_EPOCH", "truth_table"]
+__all__ = [
+    "NumberCounts",
+    "GALAXY_COUNTS",
+    "Sky",
+    "simulate_sky",
+    "TRUTH_EPOCH",
+    "truth_table",
+    "SED_MODELS",
+    "TRUTH_PHYSICS",
+]
 
 TRUTH_EPOCH = 2016.0
+#: Galaxy SED models: ``"sed"`` (the model family of :mod:`skysense.sed`, through the real filter
+#: curves; :mod:`skysense.sim.sedmodel`) and ``"blackbody"`` (the earlier black bodies plus a
+#: modified black body read at effective wavelengths; :mod:`skysense.sim.sed`).
+SED_MODELS = ("sed", "blackbody")
+#: Physical truth of each object in the truth table (NaN for stars; for black-body galaxies
+#: only ``l_dust_lsun`` is known).
+TRUTH_PHYSICS = ["mstar_msun", "sfr_msun_yr", "l_dust_lsun"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +135,12 @@ class Sky:
     galaxies, stars : pandas.DataFrame
         One row per object: ``object_id`` (int64), ``kind``, ``ra``, ``dec`` (deg, epoch
         2016.0), ``z`` (NaN for stars), ``pmra``, ``pmdec`` (mas/yr, pmra includes cos dec),
-        ``i_mag`` (AB), ``f_<band>`` true total flux (uJy) for every band, plus model truth
-        (galaxies: ``red``, ``t_star_k``, ``d4000``, ``young_frac``, ``t_dust_k``, ``l_star_lsun``,
-        ``l_dust_lsun``, ``r_half_arcsec``; stars: ``t_eff_k``).
+        ``i_mag`` (AB), ``f_<band>`` true total flux (uJy) for every band,
+        :data:`TRUTH_PHYSICS` (true stellar mass, SFR, dust luminosity), plus model truth
+        (galaxies: ``red``, ``r_half_arcsec`` and, for the ``"sed"`` model, the grid model's
+        parameters and properties (:class:`skysense.sim.sedmodel.GalaxyModels`), for
+        ``"blackbody"`` ``t_star_k``, ``d4000``, ``young_frac``, ``t_dust_k``,
+        ``l_star_lsun``; stars: ``t_eff_k``).
     geometry : FieldGeometry
     seed : int
     counts : NumberCounts
@@ -131,6 +158,7 @@ class Sky:
     mag_limit: float
     star_density_deg2: float
     epoch: float = TRUTH_EPOCH
+    sed_model: str = "sed"
 
     @property
     def objects(self) -> pd.DataFrame:
@@ -139,9 +167,12 @@ class Sky:
 
 
 def truth_table(sky: Sky) -> pd.DataFrame:
-    """``truth/objects.parquet`` columns: object_id, kind, ra, dec, z, pmra, pmdec, f_<band>."""
+    """``truth/objects.parquet`` columns: object_id, kind, ra, dec, z, pmra, pmdec, f_<band>
+    (uJy), mstar_msun, sfr_msun_yr, l_dust_lsun (NaN for stars)."""
     cols = ["object_id", "kind", "ra", "dec", "z", "pmra", "pmdec"] + [f"f_{b}" for b in BANDS]
-    return pd.concat([sky.galaxies[cols], sky.stars[cols]], ignore_index=True)
+    cols += TRUTH_PHYSICS
+    stars = sky.stars.reindex(columns=cols)
+    return pd.concat([sky.galaxies[cols], stars], ignore_index=True)
 
 
 def _galaxies(
@@ -151,6 +182,7 @@ def _galaxies(
     mag_limit: float,
     ir_ratio_log10: float,
     m_min: float,
+    sed_model: str = "sed",
 ) -> pd.DataFrame:
     rng = substream(seed, "sky.galaxies")
     n = rng.poisson(counts.expected(m_min, mag_limit, geom.solid_angle_deg2()))
@@ -171,19 +203,34 @@ def _galaxies(
     )
     ratio = 10.0**log_ratio
     t_dust = np.clip(rng.normal(26.0 + 4.0 * np.minimum(z, 3.0), 3.0, n), 18.0, 55.0)
-    fluxes, l_star = galaxy_band_fluxes_ujy(i_mag, z, ratio, t_star, d4000, young, t_dust)
+    # The black-body draws above are made for either model: the sizes below (and every other
+    # stream) are then the same whichever SED model the galaxies get.
     r_half = np.clip(10.0 ** rng.normal(math.log10(0.8) - 0.08 * (i_mag - 20.0), 0.15, n), 0.1, 8.0)
+    base = {
+        "object_id": np.arange(1, n + 1, dtype=np.int64),
+        "kind": pd.Series(["galaxy"] * n, dtype="str"),
+        "ra": ra,
+        "dec": dec,
+        "z": z,
+        "pmra": np.zeros(n),
+        "pmdec": np.zeros(n),
+        "i_mag": i_mag,
+        "red": red,
+    }
+    if sed_model == "sed":
+        from skysense.sim.sedmodel import draw_galaxy_models, sim_model_grid
+
+        grid = sim_model_grid(BANDS)
+        gm = draw_galaxy_models(grid, z, i_mag, red, substream(seed, "sky.galaxies.sed"))
+        frame = pd.DataFrame({**base, **gm.properties, "mass_formed_msun": gm.mass_formed,
+                              "grid_model": gm.model, "r_half_arcsec": r_half})  # fmt: skip
+        for k, band in enumerate(grid.bands):
+            frame[f"f_{band}"] = gm.fluxes_ujy[:, k]
+        return frame
+    fluxes, l_star = galaxy_band_fluxes_ujy(i_mag, z, ratio, t_star, d4000, young, t_dust)
     frame = pd.DataFrame(
         {
-            "object_id": np.arange(1, n + 1, dtype=np.int64),
-            "kind": pd.Series(["galaxy"] * n, dtype="str"),
-            "ra": ra,
-            "dec": dec,
-            "z": z,
-            "pmra": np.zeros(n),
-            "pmdec": np.zeros(n),
-            "i_mag": i_mag,
-            "red": red,
+            **base,
             "t_star_k": t_star,
             "d4000": d4000,
             "young_frac": young,
@@ -191,6 +238,8 @@ def _galaxies(
             "l_star_lsun": l_star,
             "l_dust_lsun": l_star * ratio,
             "r_half_arcsec": r_half,
+            "mstar_msun": np.full(n, np.nan),
+            "sfr_msun_yr": np.full(n, np.nan),
         }
     )
     for band in BANDS:
@@ -198,7 +247,9 @@ def _galaxies(
     return frame
 
 
-def _stars(geom: FieldGeometry, seed: int, density_deg2: float, first_id: int) -> pd.DataFrame:
+def _stars(
+    geom: FieldGeometry, seed: int, density_deg2: float, first_id: int, sed_model: str = "sed"
+) -> pd.DataFrame:
     rng = substream(seed, "sky.stars")
     lo, hi = STAR_MAG_RANGE
     n = rng.poisson(density_deg2 * geom.solid_angle_deg2()) if density_deg2 > 0 else 0
@@ -212,7 +263,12 @@ def _stars(geom: FieldGeometry, seed: int, density_deg2: float, first_id: int) -
     sigma_pm = np.maximum(2.5, 25.0 * 10.0 ** (-0.15 * (i_mag - 14.0)))
     pmra = rng.normal(0.0, 1.0, n) * sigma_pm - 1.5
     pmdec = rng.normal(0.0, 1.0, n) * sigma_pm - 2.5
-    fluxes = star_band_fluxes_ujy(i_mag, t_eff)
+    if sed_model == "sed":
+        from skysense.sim.sedmodel import star_band_fluxes_filters
+
+        fluxes = star_band_fluxes_filters(i_mag, t_eff, BANDS)
+    else:
+        fluxes = star_band_fluxes_ujy(i_mag, t_eff)
     frame = pd.DataFrame(
         {
             "object_id": np.arange(first_id, first_id + n, dtype=np.int64),
@@ -241,6 +297,7 @@ def simulate_sky(
     counts: NumberCounts = GALAXY_COUNTS,
     ir_ratio_log10: float = -0.42,
     m_min: float = 14.0,
+    sed_model: str = "sed",
 ) -> Sky:
     """Draw the galaxies and stars of a square field.
 
@@ -264,6 +321,12 @@ def simulate_sky(
         the default gives SPIRE confusion noise close to the measured 5.8/6.3/6.8 mJy/beam.
     m_min : float, AB mag
         Brightest galaxy simulated.
+    sed_model : {"sed", "blackbody"}
+        Galaxy SEDs from the model family of :mod:`skysense.sed` integrated through the real
+        filter curves (default; needs the ``sed`` extra: bagpipes, astro-sedpy), or the
+        earlier black bodies read at effective wavelengths (``ir_ratio_log10`` applies to this
+        one only). Positions, magnitudes, redshifts, sizes and stars' motions are the same
+        for both.
 
     Returns
     -------
@@ -285,8 +348,12 @@ def simulate_sky(
         raise InputError(f"mag_limit must be in ({m_min}, 30], got {mag_limit}")
     if not (math.isfinite(star_density_deg2) and star_density_deg2 >= 0):
         raise InputError(f"star_density_deg2 must be >= 0, got {star_density_deg2}")
-    galaxies = _galaxies(geom, int(seed), counts, float(mag_limit), ir_ratio_log10, m_min)
-    stars = _stars(geom, int(seed), float(star_density_deg2), len(galaxies) + 1)
+    if sed_model not in SED_MODELS:
+        raise InputError(f"sed_model must be one of {', '.join(SED_MODELS)}, got {sed_model!r}")
+    galaxies = _galaxies(
+        geom, int(seed), counts, float(mag_limit), ir_ratio_log10, m_min, sed_model
+    )
+    stars = _stars(geom, int(seed), float(star_density_deg2), len(galaxies) + 1, sed_model)
     return Sky(
         galaxies=galaxies,
         stars=stars,
@@ -295,4 +362,5 @@ def simulate_sky(
         counts=counts,
         mag_limit=float(mag_limit),
         star_density_deg2=float(star_density_deg2),
+        sed_model=sed_model,
     )
