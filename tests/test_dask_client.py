@@ -75,3 +75,28 @@ def test_tile_rows_respect_the_worker_memory_limit():
     assert rows == 2**29 // (64 * 400)
     assert rows * 64 * 400 <= 2**30 / 2
     assert tile_rows_for_memory(2**40, 40) == 200_000
+
+
+def test_pipeline_file_names_the_scheduler(tmp_path, monkeypatch):
+    """``dask.scheduler`` in the field file reaches the steps; ``--scheduler`` overrides it."""
+    from skysense.pipeline import api
+
+    monkeypatch.delenv("SKYSENSE_SCHEDULER", raising=False)
+    (tmp_path / "s.yaml").write_text("x: 1\n")
+    field = "field: {name: F}\nsurveys: [{config: s.yaml}]\n"
+    (tmp_path / "f.yaml").write_text(field + "dask: {scheduler: 'tcp://10.1.2.3:8786'}\n")
+    seen = []
+    monkeypatch.setattr(api, "build_steps", lambda cfg: [])
+    monkeypatch.setattr(api, "run_steps", lambda steps, wd, **kw: seen.append(kw["scheduler"]))
+    api.run(tmp_path / "f.yaml")
+    api.run(tmp_path / "f.yaml", scheduler="tcp://10.9.9.9:1")
+    assert seen == ["tcp://10.1.2.3:8786", "tcp://10.9.9.9:1"]
+    (tmp_path / "g.yaml").write_text(field)
+    api.run(tmp_path / "g.yaml")
+    assert seen[-1] is None
+    (tmp_path / "h.yaml").write_text(field + "dask: {scheduler: 'localhost:8786'}\n")
+    with pytest.raises(InputError, match="tcp://host:8786"):
+        api.run(tmp_path / "h.yaml")
+    (tmp_path / "k.yaml").write_text(field + "dask: {shceduler: 'tcp://a:1'}\n")
+    with pytest.raises(InputError, match="did you mean 'scheduler'"):
+        api.run(tmp_path / "k.yaml")

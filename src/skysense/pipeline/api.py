@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from skysense._dask import show_progress
+from skysense._dask import resolve_scheduler, show_progress
 from skysense.pipeline.config import PipelineConfig, load_pipeline_config
 from skysense.pipeline.runner import StepResult, plan_status, run_steps
 from skysense.pipeline.steps import build_steps
@@ -69,7 +69,8 @@ def run(
     config : path or PipelineConfig
         The field configuration (YAML/TOML).
     scheduler : str, optional
-        Dask scheduler address (default: local threads).
+        Dask scheduler address (default: the file's ``dask.scheduler``, else
+        ``SKYSENSE_SCHEDULER``, else local threads).
     force : iterable of str
         Steps to redo with everything downstream (``xid``, ``prepare`` for every survey,
         ``prepare:ukidss`` for one).
@@ -93,6 +94,8 @@ def run(
     """
     cfg = _config(config)
     steps = build_steps(cfg)
+    # --scheduler wins over the file's dask.scheduler; a malformed address stops here.
+    scheduler = resolve_scheduler(scheduler or cfg.sections["dask"]["scheduler"])
     if dry_run:
         return RunReport(plan_status(steps, cfg.work_dir, rel=_rel(cfg), force=force), cfg.work_dir)
     results = run_steps(

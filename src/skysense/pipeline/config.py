@@ -112,6 +112,8 @@ SCHEMA: dict[str, Any] = {
         "maps": ((bool,), True),
     },
     "truth": ((str,), None),
+    # Where the long steps run (not part of any step's key: results do not depend on it).
+    "dask": {"scheduler": ((str,), None)},
 }
 _SURVEY_KEYS = ("config", "radius_arcsec", "position_error_arcsec")
 _MAP_KEYS = ("band", "file", "noise")
