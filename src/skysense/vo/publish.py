@@ -41,6 +41,7 @@ from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable, 
 __all__ = [
     "publish_file",
     "publish_arrow",
+    "publish_hats_field",
     "read_table_file",
     "read_metadata_file",
     "detect_radec",
@@ -384,6 +385,29 @@ def publish_arrow(
     mappings with ``semantics``, ``description`` and ``url`` or ``table``/``column``);
     None keeps the links declared earlier.
     """
+    spec, data = _conform(data, table, columns=columns, description=description, meta=meta,
+                          ra=ra, dec=dec, source=source)  # fmt: skip
+    backend.load_table(spec, data)
+    if links is not None:
+        from skysense.vo.links import declare_links
+
+        declare_links(backend, spec.adql_name, links)
+    return spec
+
+
+def _conform(
+    data: pa.Table,
+    table: str,
+    *,
+    columns: Sequence[ColumnInfo] | None,
+    description: str,
+    meta: Mapping | None,
+    ra: str | None,
+    dec: str | None,
+    source: str,
+) -> tuple[TableSpec, pa.Table]:
+    """The table spec of ``data`` published as ``table`` and the data as it is loaded
+    (ADQL column names, ``_hpx`` added); see :func:`publish_arrow`."""
     if "." not in table:
         raise InputError(f"table name {table!r} must be SCHEMA.NAME (e.g. help.masterlist)")
     schema, name = table.strip().lower().split(".", 1)
@@ -484,12 +508,90 @@ def publish_arrow(
         hpx_column="_hpx" if ra_col is not None else None,
         hpx_order=HPX_ORDER,
     )
-    backend.load_table(spec, data)
-    if links is not None:
-        from skysense.vo.links import declare_links
+    return spec, data
 
-        declare_links(backend, f"{schema}.{name}", links)
-    return spec
+
+def publish_hats_field(
+    backend: Backend,
+    path: str | Path,
+    table: str,
+    field: str,
+    *,
+    field_column: str = "field",
+    description: str | None = None,
+    meta: str | Path | Mapping | None = None,
+    ra: str | None = None,
+    dec: str | None = None,
+) -> tuple[TableSpec, int]:
+    """Publish (or republish) one field's HATS catalogue into ``table``, incrementally.
+
+    The partitions are read and loaded one at a time (memory: one partition), each with the
+    column ``field_column`` set to ``field``; the rows of that field already in ``table`` are
+    replaced in one transaction and the other fields' rows are left where they are
+    (:meth:`Backend.replace_rows`): adding a field does not rewrite the others. Every field
+    must have the same columns.
+
+    Returns
+    -------
+    (TableSpec, int)
+        What was published and the rows of the whole table.
+
+    Raises
+    ------
+    InputError
+        Not a HATS catalogue, or columns that differ from the published table's.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    root = path / "dataset"
+    files = sorted(root.rglob("Npix=*.parquet")) if root.is_dir() else []
+    if not files:
+        raise InputError("not a HATS catalogue (no dataset/Norder=*/... partitions)", path=path)
+    # Nested pixel order = _healpix_29 order: each field is appended already sorted.
+    files.sort(key=_first_hpx29)
+    if meta is not None and not isinstance(meta, Mapping):
+        meta = read_metadata_file(meta)
+    meta = dict(meta or {})
+    props = _properties(path / "hats.properties")
+    ra = ra or meta.get("ra") or props.get("hats_col_ra")
+    dec = dec or meta.get("dec") or props.get("hats_col_dec")
+    desc = description or meta.get("description") or props.get("obs_description") or ""
+    first = pq.read_schema(files[0]).empty_table()
+    columns = _parquet_columns(first)
+    columns.append(ColumnInfo(name=field_column, datatype="char", arraysize="*",
+                              ucd="meta.id;obs.field", description="HELP field"))  # fmt: skip
+
+    def conform(part: pa.Table):
+        part = part.append_column(field_column, pa.array([field] * part.num_rows, pa.string()))
+        return _conform(part, table, columns=columns, description=desc, meta=meta, ra=ra,
+                        dec=dec, source=str(path))  # fmt: skip
+
+    spec, _ = conform(first)
+    tables = backend.catalog().tables
+    known = set(tables[spec.adql_name].columns) if spec.adql_name in tables else None
+    if known is not None and set(known) - {spec.hpx_column} != {c.name for c in spec.columns}:
+        raise InputError(
+            f"the columns differ from those of the published {spec.adql_name}", path=path
+        )
+
+    def batches():
+        for f in files:
+            yield conform(pq.read_table(f))[1]
+
+    n_rows = backend.replace_rows(spec, batches(), field_column, field)
+    return spec, n_rows
+
+
+def _first_hpx29(file: Path) -> int:
+    """The first ``_healpix_29`` a HATS partition file may hold, from its path."""
+    import re
+
+    m = re.search(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)", file.as_posix())
+    if m is None:
+        return 0
+    order, pixel = int(m.group(1)), int(m.group(2))
+    return pixel << (2 * (29 - order))
 
 
 _PRINCIPAL_UCD_WORDS = ("phot.flux", "phot.mag", "phot.count", "src.redshift")

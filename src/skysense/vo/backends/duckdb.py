@@ -236,6 +236,59 @@ class DuckDBBackend(BackendBase):
         return f"query needs more than the memory limit ({self._memory_limit_mb} MB): {text}"
 
     # -- publishing
+    def replace_rows(self, spec: TableSpec, batches, column: str, value) -> int:
+        """Replace the rows of ``spec.adql_name`` whose ``column`` equals ``value`` by
+        ``batches`` (an iterable of Arrow tables), keeping every other row where it is.
+
+        The batches are streamed into a staging table first; one transaction then deletes
+        the old rows and appends the new ones (sorted by the HEALPix column) and updates the
+        metadata, so readers see the old or the new rows, never a mix. The table is created
+        when absent. Other rows' row groups are not rewritten (an incremental publish).
+
+        Returns
+        -------
+        int
+            Rows in the whole table afterwards.
+        """
+        tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
+        schema_q = quote_ident(spec.schema)
+        order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
+        with self._write_lock:
+            con = self._db.cursor()
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
+                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({metadata.ddl_columns(spec)})")
+                for batch in batches:
+                    con.register("_skysense_load", metadata.cast_to_spec(spec, batch))
+                    con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load")
+                    con.unregister("_skysense_load")
+                con.execute("BEGIN")
+                try:
+                    con.execute(
+                        f"CREATE TABLE IF NOT EXISTS {spec.physical} ({metadata.ddl_columns(spec)})"
+                    )
+                    con.execute(f"DELETE FROM {spec.physical} WHERE {quote_ident(column)} = ?",
+                                [value])  # fmt: skip
+                    con.execute(
+                        f"INSERT INTO {spec.physical} SELECT * FROM {schema_q}.{tmp}{order}"
+                    )
+                    n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
+                    table_row, column_rows, private_row = metadata.table_rows(spec, n_rows)
+                    metadata.write_table_metadata(
+                        con, "?", spec, table_row, column_rows, private_row,
+                        lambda sql, rows: con.executemany(sql, rows),
+                    )  # fmt: skip
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+            finally:
+                with contextlib.suppress(Exception):
+                    con.execute(f"DROP TABLE IF EXISTS {schema_q}.{tmp}")
+                con.close()
+        self._invalidate()
+        return int(n_rows)
+
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
         """Create or atomically replace ``spec.adql_name`` with ``data``.
 

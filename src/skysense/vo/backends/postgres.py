@@ -294,6 +294,55 @@ class PostgresBackend(BackendBase):
                     con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
         self._invalidate()
 
+    def replace_rows(self, spec: TableSpec, batches, column: str, value) -> int:
+        """Replace the rows whose ``column`` equals ``value`` by ``batches`` (Arrow tables),
+        keeping every other row (see the DuckDB backend). The batches are copied into a
+        staging table; one transaction deletes and inserts, so readers never see a mix; the
+        table (with its HEALPix and Q3C indexes) is created when absent. Returns the rows of
+        the whole table afterwards."""
+        tmp = f"_load_{secrets.token_hex(6)}"
+        schema_q = quote_ident(spec.schema)
+        tmp_phys = f"{schema_q}.{quote_ident(tmp)}"
+        order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
+        with self._write_lock, self._connection() as con:
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
+                with con.transaction():
+                    con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
+                    for batch in batches:
+                        _pg_copy_rows(con, tmp_phys, metadata.cast_to_spec(spec, batch))
+                q3c = bool(spec.ra and spec.dec and self.has_q3c and self._ensure_q3c(con))
+                with con.transaction():
+                    con.execute("SELECT pg_advisory_xact_lock(7211002)")
+                    exists = con.execute("SELECT to_regclass(%s)", (spec.physical,)).fetchone()[0]
+                    if exists is None:
+                        con.execute(f"CREATE TABLE {spec.physical} ({metadata.ddl_columns(spec)})")
+                        if spec.hpx_column is not None:
+                            con.execute(
+                                f"CREATE INDEX ON {spec.physical} ({quote_ident(spec.hpx_column)})"
+                            )
+                        if q3c:
+                            con.execute(
+                                f"CREATE INDEX ON {spec.physical} "
+                                f"(q3c_ang2ipix({quote_ident(spec.ra)}, {quote_ident(spec.dec)}))"
+                            )
+                    con.execute(f"DELETE FROM {spec.physical} WHERE {quote_ident(column)} = %s",
+                                (value,))  # fmt: skip
+                    con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp_phys}{order}")
+                    n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
+                    table_row, column_rows, private_row = metadata.table_rows(spec, n_rows, q3c=q3c)
+                    cur = con.cursor()
+                    metadata.write_table_metadata(
+                        _PgAdapter(cur), "%s", spec, table_row, column_rows, private_row,
+                        lambda sql, rows: cur.executemany(sql, rows),
+                    )  # fmt: skip
+                con.execute(f"ANALYZE {spec.physical}")
+            finally:
+                with contextlib.suppress(Exception):
+                    con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
+        self._invalidate()
+        return int(n_rows)
+
     def _ensure_q3c(self, con) -> bool:
         import psycopg
 

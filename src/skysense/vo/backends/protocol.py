@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -154,6 +154,8 @@ class Backend(Protocol):
     async def run(self, sql: str, **kwargs) -> pa.Table: ...
 
     def load_table(self, spec: TableSpec, data: pa.Table) -> None: ...
+
+    def replace_rows(self, spec: TableSpec, batches: Any, column: str, value: Any) -> int: ...
 
     def drop_table(self, adql_name: str) -> None: ...
 
