@@ -10,12 +10,18 @@ coordinate, each holding a random 10/11 of it, so they overlap partially) are ma
 * LSDB: ``lsdb.from_dataframe`` for both catalogues (timed separately: "build"), then
   ``crossmatch`` (KD-tree, ``n_neighbors`` large enough to return every pair within the
   radius), computed on a local distributed cluster of 2 workers (threads of this process,
-  one per core), 100 000 rows per partition, then the same greedy step.
+  one per core), then the same greedy step. LSDB runs at each partitioning of
+  ``--lsdb-partitions`` (about that many partitions; 18 was its fastest here) and the best
+  match step is reported alone (``lsdb_match_s``, the goal of issue #19) and with the greedy
+  step.
 
 All pairs within the radius and the one-to-one matches are checked to be identical across
-the three. Wall time is the best of ``--repeat`` runs; peak memory is the resident set
-increase of this process during one run (for LSDB, workers are threads of this process so
-they are counted too).
+the three, and against a brute-force search (every pair of rows, by
+``angular_sep_arcsec``) in a corner of the field. Wall time is the best of ``--repeat``
+runs; peak memory is the resident set increase of this process during one run (for LSDB,
+workers are threads of this process so they are counted too). The machine is shared: every
+row records the 1-minute load average before and after its timings (``load``); rerun when
+they differ much.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from benchmarks._harness import Row, peak_rss_during
 RADIUS_ARCSEC = 1.0
 DENSITY_DEG2 = 80_000.0
 SIGMA_ARCSEC = 0.25
-LSDB_PARTITION_ROWS = 100_000
+BRUTE_BOX_DEG = 0.1  # side of the corner checked by brute force (~800 rows)
 
 
 def add_arguments(parser) -> None:
@@ -43,6 +49,11 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--astropy-max", type=int, default=8_000_000, help="largest size run with astropy"
+    )
+    parser.add_argument(
+        "--lsdb-partitions",
+        default="18",
+        help="comma-separated partition counts tried for LSDB (best match step kept)",
     )
 
 
@@ -87,7 +98,29 @@ def _astropy(cat1, cat2):
     return (i1, i2, sep), greedy_one_to_one(i1, i2, sep)
 
 
-def _lsdb_build(cat1, cat2):
+def _brute_check(cat1, cat2, keys, n) -> bool:
+    """Pairs of the rows in a corner of the field, by brute force, equal skysense's there."""
+    from skysense.catalog.match import angular_sep_arcsec
+
+    ra0, dec0 = cat1[0].min(), cat1[1].min()
+    pad = 2 * RADIUS_ARCSEC / 3600 / np.cos(np.radians(dec0 + 1))
+
+    def box(c, margin):
+        return np.flatnonzero(
+            (c[0] < ra0 + BRUTE_BOX_DEG + margin) & (c[1] < dec0 + BRUTE_BOX_DEG + margin)
+        )
+
+    q, r = box(cat1, 0.0), box(cat2, pad)
+    sep = angular_sep_arcsec(
+        cat1[0][q][:, None], cat1[1][q][:, None], cat2[0][r][None, :], cat2[1][r][None, :]
+    )
+    a, b = np.nonzero(sep <= RADIUS_ARCSEC)
+    brute = _pair_keys(q[a], r[b], n)
+    inside = np.isin(keys // n, q)
+    return bool(len(brute) > 100 and np.array_equal(brute, keys[inside]))
+
+
+def _lsdb_build(cat1, cat2, n_partitions):
     import lsdb
     import pandas as pd
 
@@ -95,24 +128,27 @@ def _lsdb_build(cat1, cat2):
         pd.DataFrame({"id": np.arange(len(c[0]), dtype=np.int64), "ra": c[0], "dec": c[1]})
         for c in (cat1, cat2)
     ]
-    # 100k rows per partition was LSDB's fastest crossmatch setting here (tried 20k-1M).
-    kw = {"ra_column": "ra", "dec_column": "dec", "partition_rows": LSDB_PARTITION_ROWS}
+    # Partitions of about n / n_partitions rows (18 at 2M was LSDB's fastest match step).
+    rows = int(np.ceil(len(cat1[0]) / n_partitions))
+    kw = {"ra_column": "ra", "dec_column": "dec", "partition_rows": rows}
     a = lsdb.from_dataframe(frames[0], catalog_name="a", margin_threshold=None, **kw)
     b = lsdb.from_dataframe(frames[1], catalog_name="b", margin_threshold=2 * RADIUS_ARCSEC, **kw)
     return a, b
 
 
-def _lsdb_match(a, b, client):
-    from skysense.catalog.match import greedy_one_to_one
-
-    # Every pair within the radius: at this density and radius no source has more than a
-    # handful of neighbours; 8 is checked below against the skysense pair count.
+def _lsdb_match(a, b):
+    """LSDB's match step: every pair within the radius, computed."""
+    # At this density and radius no source has more than a handful of neighbours; 8 is
+    # checked against the skysense pair count (identical pairs).
     xm = a.crossmatch(b, n_neighbors=8, radius_arcsec=RADIUS_ARCSEC, suffixes=("_a", "_b"))
     df = xm.compute()
     i1 = df["id_a"].to_numpy(dtype=np.int64)
     i2 = df["id_b"].to_numpy(dtype=np.int64)
-    sep = df["_dist_arcsec"].to_numpy(dtype=np.float64)
-    return (i1, i2, sep), greedy_one_to_one(i1, i2, sep)
+    return i1, i2, df["_dist_arcsec"].to_numpy(dtype=np.float64)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def run(opts):
@@ -123,9 +159,10 @@ def run(opts):
         ]
     else:
         sizes = [500_000, 2_000_000] if opts.quick else [500_000, 2_000_000, 8_000_000]
+    partitions = [int(x) for x in str(opts.lsdb_partitions).split(",")]
     rows: list[Row] = []
     meta = {"radius_arcsec": RADIUS_ARCSEC, "density_deg2": DENSITY_DEG2, "sigma_arcsec": SIGMA_ARCSEC,
-            "sizes": sizes, "notes": []}  # fmt: skip
+            "sizes": sizes, "lsdb_partitions": partitions, "notes": []}  # fmt: skip
     # The machine is shared: record how busy it was (1-minute load average) before and after.
     meta["load_average_before"] = os.getloadavg()[0]
     # Warm up the numba kernels (compilation is cached on disk; this loads them).
@@ -139,57 +176,90 @@ def run(opts):
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
         )
         client = Client(cluster)
+    from skysense.catalog.match import greedy_one_to_one
+
     try:
         for n in sizes:
             cats = simulate(n)
             label = f'{n / 1e6:g}M x {n / 1e6:g}M at 1"'
             gc.collect()
-            best = np.inf
+            best, load = np.inf, [_load()]
             for _ in range(opts.repeat):
                 t, mem, (pairs, one) = peak_rss_during(lambda c=cats: _skysense(*c))
                 best = min(best, t)
+            load.append(_load())
             t_sky, mem_sky = best, mem
             keys = _pair_keys(pairs.i1, pairs.i2, n)
             one_keys = _pair_keys(one.i1, one.i2, n)
+            brute = _brute_check(*cats, keys, n)
             meta[f"pairs_{n}"] = int(len(keys))
             meta[f"one_to_one_{n}"] = int(len(one_keys))
+            meta[f"skysense_s_{n}"] = t_sky
+            meta[f"skysense_load_{n}"] = load
+            meta[f"brute_force_corner_identical_{n}"] = brute
             del pairs, one
             gc.collect()
             if n <= opts.astropy_max:
                 try:
+                    l0 = _load()
                     t_ast, mem_ast, (ap, aone) = peak_rss_during(lambda c=cats: _astropy(*c))
                     same = np.array_equal(_pair_keys(ap[0], ap[1], n), keys) and np.array_equal(
                         _pair_keys(aone.i1, aone.i2, n), one_keys
                     )
                     del ap, aone
                     rows.append(Row(f"crossmatch+greedy {label}", t_sky, t_ast, "astropy search_around_sky + greedy",
-                                    unit="s", notes=f"identical pairs: {same}; peak MB skysense {mem_sky / 2**20:.0f} "
-                                    f"vs astropy {mem_ast / 2**20:.0f}",
-                                    extra={"identical": bool(same), "peak_mb_skysense": mem_sky / 2**20,
-                                           "peak_mb_peer": mem_ast / 2**20}))  # fmt: skip
+                                    unit="s", notes=f"identical pairs: {same}; brute-force corner identical: {brute}; "
+                                    f"peak MB skysense {mem_sky / 2**20:.0f} vs astropy {mem_ast / 2**20:.0f}; "
+                                    f"load {load[0]}/{load[1]} (skysense) {l0}/{_load()} (astropy)",
+                                    extra={"identical": bool(same), "brute_force_corner": brute,
+                                           "peak_mb_skysense": mem_sky / 2**20, "peak_mb_peer": mem_ast / 2**20,
+                                           "load_skysense": load, "load_peer": [l0, _load()]}))  # fmt: skip
                 except MemoryError:
                     meta["notes"].append(f"astropy at {n}: out of memory")
             else:
                 meta["notes"].append(f"astropy skipped at {n} (--astropy-max)")
             gc.collect()
             if client is not None and n <= opts.lsdb_max:
-                t0 = time.perf_counter()
-                a, b = _lsdb_build(*cats)
-                t_build = time.perf_counter() - t0
-                t_l, mem_l, (lp, lone) = peak_rss_during(lambda a=a, b=b: _lsdb_match(a, b, client))
-                same = np.array_equal(_pair_keys(lp[0], lp[1], n), keys) and np.array_equal(
-                    _pair_keys(lone.i1, lone.i2, n), one_keys
-                )
-                del lp, lone, a, b
-                rows.append(Row(f"crossmatch+greedy {label}", t_sky, t_l, "lsdb crossmatch (2 workers) + greedy",
-                                unit="s", notes=f"identical pairs: {same}; lsdb catalogue building {t_build:.1f} s "
-                                f"not included; peak MB skysense {mem_sky / 2**20:.0f} vs lsdb {mem_l / 2**20:.0f}",
-                                extra={"identical": bool(same), "lsdb_build_s": t_build, "peak_mb_skysense": mem_sky / 2**20,
-                                       "peak_mb_peer": mem_l / 2**20}))  # fmt: skip
+                best_l = None
+                for parts in partitions:
+                    t0 = time.perf_counter()
+                    a, b = _lsdb_build(*cats, parts)
+                    t_build = time.perf_counter() - t0
+                    n_parts = len(a.get_healpix_pixels())
+                    l0 = _load()
+                    t_m = np.inf
+                    for _ in range(opts.repeat):
+                        t, mem_l, lp = peak_rss_during(lambda a=a, b=b: _lsdb_match(a, b))
+                        t_m = min(t_m, t)
+                    l1 = _load()
+                    t_g, lone = peak_rss_during(lambda lp=lp: greedy_one_to_one(*lp))[::2]
+                    same = np.array_equal(_pair_keys(lp[0], lp[1], n), keys) and np.array_equal(
+                        _pair_keys(lone.i1, lone.i2, n), one_keys
+                    )
+                    meta[f"lsdb_match_s_{n}_{n_parts}_partitions"] = t_m
+                    if best_l is None or t_m < best_l[0]:
+                        best_l = (t_m, t_g, n_parts, t_build, mem_l, same, [l0, l1])
+                    del lp, lone, a, b
+                    gc.collect()
+                t_m, t_g, n_parts, t_build, mem_l, same, l_load = best_l
+                for what, t_peer in (("match step alone", t_m), ("match + greedy", t_m + t_g)):
+                    rows.append(Row(f"crossmatch+greedy {label}", t_sky, t_peer,
+                                    f"lsdb crossmatch {what} ({n_parts} partitions, 2 workers)",
+                                    unit="s", notes=f"identical pairs: {same}; lsdb catalogue building "
+                                    f"{t_build:.1f} s not included; peak MB skysense {mem_sky / 2**20:.0f} vs "
+                                    f"lsdb {mem_l / 2**20:.0f}; load {load[0]}/{load[1]} (skysense) "
+                                    f"{l_load[0]}/{l_load[1]} (lsdb)",
+                                    extra={"identical": bool(same), "lsdb_build_s": t_build,
+                                           "lsdb_partitions": n_parts, "peak_mb_skysense": mem_sky / 2**20,
+                                           "peak_mb_peer": mem_l / 2**20, "load_skysense": load,
+                                           "load_peer": l_load}))  # fmt: skip
             elif client is not None:
                 meta["notes"].append(f"lsdb skipped at {n} (--lsdb-max)")
             del cats
             gc.collect()
+        two, eight = meta.get("skysense_s_2000000"), meta.get("skysense_s_8000000")
+        if two and eight:
+            meta["skysense_8M_over_2M"] = eight / two
     finally:
         meta["load_average_after"] = os.getloadavg()[0]
         if client is not None:
