@@ -26,6 +26,11 @@ def _estimators():
     return [
         LanduseClassifier("rf", {"n_estimators": 10}),
         LanduseClassifier("knn", {"n_neighbors": 3}),
+        LanduseClassifier("gb", {"max_iter": 10}),
+        # the CLI's default: a model chosen by cross-validation inside fit
+        LanduseClassifier(
+            "auto", {"candidates": {"rf": {"n_estimators": 5}, "gb": {"max_iter": 5}}, "folds": 2}
+        ),
     ]
 
 

@@ -3,8 +3,10 @@
 The random forest balances classes (``class_weight="balanced"``) and reports its out-of-bag
 accuracy; its hyperparameters can be chosen by stratified k-fold cross-validation
 (:func:`~skysense.landuse.estimator.tune_classifier`). Gradient boosting, an RBF support-vector machine, k-nearest
-neighbours, extremely randomised trees and a soft-voting ensemble of them are selectable by
-name (:data:`CLASSIFIERS`).
+neighbours, extremely randomised trees, a soft-voting ensemble and a stacking of them are
+selectable by name (:data:`CLASSIFIERS`); ``auto`` (the default of ``skysense landuse``) picks
+among random forest, gradient boosting, the ensemble and the stacking by cross-validation on
+the training data (:class:`~skysense.landuse.estimator.LanduseClassifier`).
 
 A model is a :class:`~skysense.landuse.estimator.LanduseClassifier`, a scikit-learn estimator (``clone``, ``get_params``,
 ``Pipeline`` and ``GridSearchCV`` work on it) that carries the feature spec and the class
@@ -27,6 +29,7 @@ from skysense.errors import ConfigError, InputError, NotFittedError
 __all__ = [
     "CLASSIFIERS",
     "DEFAULT_GRIDS",
+    "AUTO_CANDIDATES",
     "make_classifier",
     "parse_params",
     "check_training_data",
@@ -70,7 +73,14 @@ CLASSIFIERS = {
     "svm": "RBF support-vector machine on standardised features (sigmoid-calibrated probabilities)",
     "knn": "k-nearest neighbours on standardised features, distance weighted",
     "ensemble": "soft vote of svm, et, knn and gb",
+    "stack": "stacking: gb, svm and et, their out-of-fold probabilities combined by a "
+    "logistic regression",
+    "auto": "the candidate (rf, gb, ensemble, stack) with the best cross-validated accuracy on "
+    "the training data (spatially blocked folds when the samples' pixels are known)",
 }
+
+#: Candidates of ``auto`` and their fixed hyperparameters.
+AUTO_CANDIDATES: dict[str, dict[str, Any]] = {"rf": {}, "gb": {}, "ensemble": {}, "stack": {}}
 
 #: Default cross-validation grids for :func:`~skysense.landuse.estimator.tune_classifier`
 #: (parameter names of
@@ -82,6 +92,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list]] = {
     "svm": {"C": [3.0, 10.0, 30.0, 100.0]},
     "knn": {"n_neighbors": [3, 5, 7, 9]},
     "ensemble": {"svm__C": [30.0, 100.0], "knn__n_neighbors": [4, 6]},
+    "stack": {"gb__learning_rate": [0.05, 0.1]},
 }
 
 
@@ -135,7 +146,10 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
         est = ExtraTreesClassifier(class_weight="balanced", random_state=random_state,
                                    n_jobs=n_jobs, **kw)  # fmt: skip
     elif name == "gb":
-        kw = take({"learning_rate": 0.1, "max_iter": 300, "max_leaf_nodes": 31})
+        # smaller steps and leaves than scikit-learn's defaults: chosen by 5-fold CV on the
+        # Statlog training file (0.939 against 0.930 for 0.1 / 31 leaves / 300 iterations)
+        kw = take({"learning_rate": 0.05, "max_iter": 500, "max_leaf_nodes": 15,
+                   "l2_regularization": 0.0})  # fmt: skip
         est = HistGradientBoostingClassifier(random_state=random_state, **kw)
     elif name == "svm":
         kw = take({"C": 30.0, "gamma": "scale"})
@@ -161,6 +175,26 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
                 member, random_state=random_state, n_jobs=n_jobs, **sub
             )
         est = VotingClassifier(list(members.items()), voting="soft", weights=weights)
+    elif name == "stack":
+        from sklearn.ensemble import StackingClassifier
+        from sklearn.linear_model import LogisticRegression
+
+        members = {}
+        for member in ("gb", "svm", "et"):
+            sub = {k.split("__", 1)[1]: p.pop(k) for k in list(p) if k.startswith(member + "__")}
+            members[member] = make_classifier(
+                member, random_state=random_state, n_jobs=n_jobs, **sub
+            )
+        kw = take({"final_C": 1.0, "cv": 5})
+        # the combiner sees out-of-fold probabilities of the members (cv folds of the training
+        # data), never their in-sample fits
+        est = StackingClassifier(list(members.items()),
+                                 final_estimator=LogisticRegression(C=float(kw["final_C"]),
+                                                                    max_iter=2000),
+                                 cv=int(kw["cv"]), stack_method="predict_proba")  # fmt: skip
+    elif name == "auto":
+        raise ConfigError("'auto' chooses among classifiers at fit time: use LanduseClassifier "
+                          "or train_model, not make_classifier", key="classifier")  # fmt: skip
     else:
         raise ConfigError(f"unknown classifier {name!r}; choose from {list(CLASSIFIERS)}",
                           key="classifier")  # fmt: skip

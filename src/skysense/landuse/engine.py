@@ -1,6 +1,6 @@
 """Classify whole rasters window by window on Dask (memory bounded, with a progress bar).
 
-Each task reads one window of the image plus a halo of ``window_px // 2`` pixels, computes the
+Each task reads one window of the image plus a halo of ``spec.halo_px`` pixels, computes the
 window features (:func:`skysense.landuse.features.window_features`), predicts, and writes its
 window of the class raster (and of the optional probability raster) under a lock; the task
 returns only per-class pixel counts, so memory is bounded by the number of windows in flight,
@@ -122,7 +122,7 @@ def predict_block(
 def _window_task(model, raster, r0, c0, nr, nc, class_path, proba_path, lock, dtype):
     import rasterio
 
-    halo = model.spec.window_px // 2
+    halo = model.spec.halo_px
     with rasterio.open(raster) as src:
         block, valid = read_block(src, r0, c0, nr, nc, halo)
     codes, proba = predict_block(model, block, valid, halo, proba_path is not None)

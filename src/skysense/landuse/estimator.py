@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.classify import (
+    AUTO_CANDIDATES,
     CLASSIFIERS,
     DEFAULT_GRIDS,
     check_training_data,
@@ -35,6 +36,7 @@ __all__ = [
     "LanduseClassifier",
     "train_model",
     "tune_classifier",
+    "select_classifier",
     "fold_estimator",
     "describe_training",
 ]
@@ -114,7 +116,7 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         except InvalidParameterError as exc:
             raise _ParameterError(str(exc)) from None
 
-    def fit(self, X, y) -> LanduseClassifier:
+    def fit(self, X, y, *, coords=None) -> LanduseClassifier:
         """Fit on a feature table.
 
         Parameters
@@ -124,6 +126,10 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
             ``spec`` is given).
         y : array-like (n,) of int
             Class codes (in ``scheme`` when given).
+        coords : array-like (n, 2) of int, optional
+            Pixel (row, col) of every sample. With ``classifier="auto"`` the candidates are
+            then compared by spatially blocked folds (:func:`select_classifier`) instead of
+            stratified random ones.
 
         Raises
         ------
@@ -163,14 +169,29 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
             else int(check_random_state(rs).randint(np.iinfo(np.int32).max))
         )
         n_jobs = 1 if self.n_jobs is None else int(self.n_jobs)
-        est = make_classifier(self.classifier, random_state=seed, n_jobs=n_jobs,
-                              **dict(self.params or {}))  # fmt: skip
+        name, params = self.classifier, dict(self.params or {})
+        selection = None
+        if name == "auto":
+            opts = {"candidates": None, "folds": 3, "block_px": None, "buffer_px": 0} | params
+            unknown = sorted(set(opts) - {"candidates", "folds", "block_px", "buffer_px"})
+            if unknown:
+                raise ConfigError(f"unknown parameter(s) {unknown} for classifier 'auto' "
+                                  "(candidates, folds, block_px, buffer_px)", key="params")  # fmt: skip
+            name, params, selection = select_classifier(
+                Xa, ya, opts["candidates"], folds=int(opts["folds"]), coords=coords,
+                block_px=opts["block_px"], buffer_px=int(opts["buffer_px"]),
+                random_state=seed, n_jobs=n_jobs,
+            )  # fmt: skip
+        est = make_classifier(name, random_state=seed, n_jobs=n_jobs, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # small-sample OOB warnings
             est.fit(Xa, ya)
         codes, counts = np.unique(ya, return_counts=True)
         info: dict[str, Any] = {"n_samples": {str(int(c)): int(n) for c, n in zip(codes, counts)}}
-        if self.classifier == "rf" and hasattr(est, "oob_score_"):
+        if selection is not None:
+            info["model_selection"] = selection
+        self.chosen_ = {"classifier": name, "params": params}
+        if name == "rf" and hasattr(est, "oob_score_"):
             info["oob_accuracy"] = float(est.oob_score_)
         if hasattr(est, "feature_importances_"):
             cols = names or [f"x{i}" for i in range(Xa.shape[1])]
@@ -217,6 +238,84 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
             return [str(n) for n in self.feature_names_in_]
         check_is_fitted(self, "n_features_in_")
         return [f"x{i}" for i in range(self.n_features_in_)]
+
+
+def select_classifier(
+    X: np.ndarray,
+    y: np.ndarray,
+    candidates: Mapping[str, Mapping[str, Any]] | list[str] | None = None,
+    *,
+    folds: int = 3,
+    coords: np.ndarray | None = None,
+    block_px: int | None = None,
+    buffer_px: int = 0,
+    random_state: int = 0,
+    n_jobs: int = 1,
+) -> tuple[str, dict, dict]:
+    """Choose a classifier by cross-validated accuracy on the training data only.
+
+    Parameters
+    ----------
+    X : ndarray (n, f); y : ndarray (n,) of int
+        The training samples (nothing else is looked at).
+    candidates : mapping name -> params, or list of names, optional
+        Default :data:`~skysense.landuse.classify.AUTO_CANDIDATES`.
+    folds : int
+        Cross-validation folds.
+    coords : ndarray (n, 2) of int, optional
+        Pixel (row, col) per sample: spatially blocked folds
+        (:func:`~skysense.landuse.folds.spatial_folds`, blocks of ``block_px``, default
+        1/8 of the larger extent of the samples but at least 8 px); else stratified, shuffled.
+
+    Returns
+    -------
+    name : str
+    params : dict
+    record : dict
+        ``{"how", "folds", "scores": {name: mean out-of-fold accuracy}, "chosen"}``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from skysense.landuse.folds import spatial_folds
+
+    cands = dict(AUTO_CANDIDATES) if candidates is None else candidates
+    if not isinstance(cands, Mapping):
+        cands = {str(c): {} for c in cands}
+    bad = [c for c in cands if c not in CLASSIFIERS or c == "auto"]
+    if bad or not cands:
+        raise ConfigError(f"unknown candidate classifier(s) {bad}", key="candidates")
+    if coords is not None:
+        coords = np.asarray(coords, np.int64)
+        extent = int(max(np.ptp(coords[:, 0]), np.ptp(coords[:, 1]))) + 1
+        block = int(block_px) if block_px else max(8, extent // 8)
+        split = spatial_folds(coords[:, 0], coords[:, 1], block_px=block, folds=folds,
+                              buffer_px=buffer_px, random_state=random_state)  # fmt: skip
+        how = f"spatially blocked {folds}-fold CV, blocks of {block} px, buffer {buffer_px} px"
+    else:
+        k = min(folds, int(np.unique(y, return_counts=True)[1].min()))
+        if k < 2:
+            raise InputError("auto needs at least two samples of every class to compare models")
+        split = list(StratifiedKFold(k, shuffle=True, random_state=random_state).split(X, y))
+        how = f"stratified {k}-fold CV"
+    scores = {}
+    for name, params in cands.items():
+        correct = total = 0
+        for train, test in split:
+            codes, counts = np.unique(y[train], return_counts=True)
+            train = train[np.isin(y[train], codes[counts >= 2])]
+            if np.unique(y[train]).size < 2:
+                continue
+            est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **dict(params))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                est.fit(X[train], y[train])
+            correct += int(np.sum(est.predict(X[test]) == y[test]))
+            total += test.size
+        scores[name] = correct / total if total else float("nan")
+    best = max(scores, key=lambda c: (np.nan_to_num(scores[c], nan=-1.0), -list(cands).index(c)))
+    record = {"how": how, "folds": folds, "scores": scores, "chosen": best,
+              "params": dict(cands[best])}  # fmt: skip
+    return best, dict(cands[best]), record
 
 
 def min_per_class(folds: int) -> int:
@@ -306,6 +405,7 @@ def train_model(
     random_state: int = 0,
     n_jobs: int = 1,
     verbose: int | None = None,
+    coords: np.ndarray | None = None,
 ) -> LanduseClassifier:
     """Fit a land-use model on a feature table (optionally tuning its hyperparameters first).
 
@@ -327,6 +427,9 @@ def train_model(
     verbose : int, optional
         Progress of the tuning: 1 a bar, 2 log lines, 0 none; default as
         :func:`skysense._dask.progress_verbosity` says (a bar on a terminal, else log lines).
+    coords : ndarray (n, 2) of int, optional
+        Pixel of every sample: ``auto`` then compares its candidates by spatially blocked
+        folds.
 
     Returns
     -------
@@ -335,6 +438,9 @@ def train_model(
     """
     params = dict(params or {})
     tuning = None
+    if tune and classifier == "auto":
+        raise ConfigError("'auto' chooses its model by cross-validation itself; --tune is for "
+                          "a named classifier", key="tune")  # fmt: skip
     if tune:
         names = None if spec is None else spec.names
         Xa, ya = check_training_data(X, y, names, min_per_class=min_per_class(cv))
@@ -351,7 +457,8 @@ def train_model(
         params.update(best)
         tuning = {"folds": cv, "best_params": best, "best_accuracy": score, "results": results}
     model = LanduseClassifier(classifier, params, spec=spec, scheme=scheme,
-                              random_state=random_state, n_jobs=n_jobs).fit(X, y)  # fmt: skip
+                              random_state=random_state, n_jobs=n_jobs)  # fmt: skip
+    model.fit(X, y, **({"coords": coords} if coords is not None else {}))
     if tuning is not None:
         model.info_["cv_tuning"] = tuning
     return model
@@ -366,9 +473,14 @@ def describe_training(model: LanduseClassifier, n_samples: int) -> str:
     info, scheme, names = model.info_, model.scheme_, model.spec.names
     counts = ", ".join(f"{scheme.name_of(int(c))}: {n}" for c, n in info["n_samples"].items())
     lines = [
-        f"trained {model.classifier} on {n_samples} samples ({counts}); {len(names)} "
+        f"trained {getattr(model, 'chosen_', {}).get('classifier', model.classifier)} on "
+        f"{n_samples} samples ({counts}); {len(names)} "
         f"features: {', '.join(names)}"
     ]
+    if "model_selection" in info:
+        sel = info["model_selection"]
+        lines.append(f"auto chose {sel['chosen']} by {sel['how']} on the training samples: "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in sel["scores"].items()))  # fmt: skip
     if "oob_accuracy" in info:
         lines.append(f"out-of-bag accuracy {info['oob_accuracy']:.4f}")
     if "cv_tuning" in info:

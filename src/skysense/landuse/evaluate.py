@@ -7,7 +7,11 @@ total (recall, 1 - omission error); user's accuracy = correct / mapped total (pr
 the agreement expected by chance from the row and column totals.
 
 Protocols: stratified hold-out (:func:`holdout_evaluate`), stratified k-fold cross-validation
-with pooled out-of-fold predictions (:func:`cross_validate`), and the band-subset experiment of
+with pooled out-of-fold predictions (:func:`cross_validate`), spatially blocked
+cross-validation (:func:`spatial_cross_validate`: whole square blocks of pixels per fold, and
+a buffer between training and test pixels, so that a test pixel's window never shares pixels
+with a training pixel's - random-pixel CV on overlapping windows overstates accuracy), and the
+band-subset experiment of
 Li et al. 2014 (:func:`band_subset_experiment`), all seeded by ``random_state``.
 :func:`evaluate_classifier` chooses between them (and an independent test set) from what it
 is given, and :func:`evaluate_model` scores a trained model; both return an
@@ -25,12 +29,15 @@ import numpy as np
 from skysense.errors import ConfigError, InputError
 from skysense.landuse.classify import check_training_data
 from skysense.landuse.features import FeatureSpec
+from skysense.landuse.folds import spatial_folds
 
 __all__ = [
     "AccuracyReport",
     "accuracy_report",
     "holdout_evaluate",
     "cross_validate",
+    "spatial_folds",
+    "spatial_cross_validate",
     "subset_columns",
     "band_subset_experiment",
     "feature_importances",
@@ -231,6 +238,74 @@ def cross_validate(
     return accuracy_report(y, pred, labels, _names(labels, scheme)), np.asarray(accs)
 
 
+def spatial_cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    classifier: str = "rf",
+    params: Mapping[str, Any] | None = None,
+    block_px: int,
+    folds: int = 5,
+    buffer_px: int = 0,
+    window_px: int | None = None,
+    random_state: int = 0,
+    scheme=None,
+    n_jobs: int = 1,
+    verbose: int = 0,
+) -> tuple[AccuracyReport, np.ndarray]:
+    """Spatially blocked cross-validation (:func:`spatial_folds`), pooled out-of-fold report.
+
+    Parameters
+    ----------
+    X : ndarray (n, f); y : ndarray (n,) of int
+    rows, cols : ndarray (n,) of int
+        Pixel of every sample.
+    block_px, folds, buffer_px
+        As :func:`spatial_folds`.
+    window_px : int, optional
+        Side of the feature window; the blocks must be larger (else a block is no more than
+        one window and the split is random pixels again).
+    classifier, params
+        As :func:`cross_validate`; ``auto`` chooses its model inside every training fold by
+        blocked folds of that fold's pixels only (nested).
+
+    Returns
+    -------
+    report : AccuracyReport
+        Pooled out-of-fold predictions. A class absent from (or single in) a training fold
+        cannot be predicted in that fold; its samples count as errors.
+    fold_accuracy : ndarray (folds,)
+    """
+    if window_px is not None and block_px <= window_px:
+        raise ConfigError(f"blocks of {block_px} px are not larger than the {window_px} px "
+                          "feature window", key="block_px")  # fmt: skip
+    from skysense._dask import progress
+    from skysense.landuse.estimator import fold_estimator
+
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.int64)
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    split = spatial_folds(rows, cols, block_px=block_px, folds=folds, buffer_px=buffer_px,
+                          random_state=random_state)  # fmt: skip
+    pred = np.zeros_like(y)
+    accs = []
+    with progress(folds, f"{classifier} blocked CV", verbose, unit="folds") as step:
+        for train, test in split:
+            codes, counts = np.unique(y[train], return_counts=True)
+            train = train[np.isin(y[train], codes[counts >= 2])]  # fit needs two per class
+            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs)
+            fit_kw = {"coords": np.column_stack([rows[train], cols[train]])}
+            est.fit(X[train], y[train], **(fit_kw if classifier == "auto" else {}))
+            pred[test] = est.predict(X[test])
+            accs.append(float(np.mean(pred[test] == y[test])))
+            step()
+    labels = np.unique(y)
+    return accuracy_report(y, pred, labels, _names(labels, scheme)), np.asarray(accs)
+
+
 def subset_columns(spec: FeatureSpec, bands: Sequence[str]) -> tuple[np.ndarray, FeatureSpec]:
     """Feature columns (and the reduced spec) that use only ``bands``.
 
@@ -245,7 +320,9 @@ def subset_columns(spec: FeatureSpec, bands: Sequence[str]) -> tuple[np.ndarray,
     from skysense.landuse.features import INDICES
 
     idx = tuple(i for i in spec.indices if all(r in roles for r in INDICES[i]))
-    sub = FeatureSpec(tuple(keep), spec.stats, spec.window_px, idx, tuple(roles.items()))
+    # texture is of an image made from all the bands: left out of any subset
+    sub = FeatureSpec(tuple(keep), spec.stats, spec.window_px, idx, tuple(roles.items()),
+                      spec.index_stats)  # fmt: skip
     pos = {n: i for i, n in enumerate(spec.names)}
     return np.array([pos[n] for n in sub.names], dtype=np.int64), sub
 

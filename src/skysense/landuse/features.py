@@ -33,6 +33,9 @@ __all__ = [
     "window_features",
     "segment_features",
     "spectral_indices",
+    "pixel_indices",
+    "infer_roles",
+    "with_texture",
 ]
 
 #: Statistics known per band. ``center`` is the central pixel of a window (odd windows only).
@@ -43,6 +46,24 @@ INDICES = {
     "ndvi": ("nir", "red"),  # vegetation (Rouse et al. 1974)
     "ndwi": ("green", "nir"),  # open water (McFeeters 1996)
     "ndbi": ("swir", "nir"),  # built-up (Zha et al. 2003)
+    "mndwi": ("green", "swir"),  # modified NDWI, water against built-up (Xu 2006)
+    "gndvi": ("nir", "green"),  # green NDVI, chlorophyll (Gitelson et al. 1996)
+    "nbr": ("nir", "swir2"),  # normalised burn ratio (Key & Benson 2006)
+    "ngrdi": ("green", "red"),  # normalised green-red difference (Tucker 1979)
+    "ndre": ("nir", "rededge"),  # red-edge NDVI (Gitelson & Merzlyak 1994)
+    "ndti": ("swir", "swir2"),  # tillage / residue (van Deventer et al. 1997)
+}
+
+#: Band roles known to :data:`INDICES`, and the band names :func:`infer_roles` recognises for
+#: them (lower case): role names themselves, Sentinel-2 band names, and common aliases.
+ROLE_ALIASES = {
+    "blue": ("blue", "b02", "coastal_blue"),
+    "green": ("green", "b03"),
+    "red": ("red", "b04"),
+    "rededge": ("rededge", "red_edge", "re1", "b05"),
+    "nir": ("nir", "nir1", "b08", "b8a"),
+    "swir": ("swir", "swir1", "swir16", "b11"),
+    "swir2": ("swir2", "swir22", "b12"),
 }
 
 
@@ -62,6 +83,21 @@ class FeatureSpec:
         Spectral indices from :data:`INDICES`; each needs its two roles in ``roles``.
     roles : mapping str -> str
         Band role ("green", "red", "nir", "swir", ...) -> band name.
+    index_stats : sequence of str
+        Statistics (from :data:`STATISTICS`) over the window of each index computed per pixel
+        (``ndvi_std``, ``ndvi_center``, ...), beside the index of the band means (``ndvi``).
+    texture : sequence of str
+        GLCM properties (:data:`skysense.landuse.texture.GLCM_PROPS`) of the texture image
+        over a ``texture_window_px`` window (``glcm_contrast``, ...); needs
+        ``texture_weights`` and ``texture_range`` (see :func:`with_texture`).
+    texture_window_px : int
+        Odd window side of the texture (0: ``window_px``).
+    texture_levels : int
+        Grey levels of the quantised texture image.
+    texture_weights : sequence of float
+        ``n_bands + 1`` numbers: texture image = bands @ weights[:-1] + weights[-1].
+    texture_range : (float, float)
+        Quantisation bounds of the texture image.
     """
 
     band_names: tuple[str, ...]
@@ -69,6 +105,12 @@ class FeatureSpec:
     window_px: int = 3
     indices: tuple[str, ...] = ()
     roles: tuple[tuple[str, str], ...] = ()
+    index_stats: tuple[str, ...] = ()
+    texture: tuple[str, ...] = ()
+    texture_window_px: int = 0
+    texture_levels: int = 16
+    texture_weights: tuple[float, ...] = ()
+    texture_range: tuple[float, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "band_names", tuple(str(b) for b in self.band_names))
@@ -76,6 +118,11 @@ class FeatureSpec:
         object.__setattr__(self, "indices", tuple(i.lower() for i in self.indices))
         roles = self.roles.items() if isinstance(self.roles, Mapping) else self.roles
         object.__setattr__(self, "roles", tuple((str(k), str(v)) for k, v in roles))
+        object.__setattr__(self, "index_stats", tuple(self.index_stats))
+        object.__setattr__(self, "texture", tuple(self.texture))
+        object.__setattr__(self, "texture_weights", tuple(float(w) for w in self.texture_weights))
+        object.__setattr__(self, "texture_range", tuple(float(v) for v in self.texture_range))
+        self._check_extra()
         if not self.band_names:
             raise ConfigError("at least one band is needed", key="band_names")
         if len(set(self.band_names)) != len(self.band_names):
@@ -103,23 +150,71 @@ class FeatureSpec:
                     key="roles",
                 )
 
+    def _check_extra(self) -> None:
+        bad = [s for s in self.index_stats if s not in STATISTICS]
+        if bad:
+            raise ConfigError(f"unknown statistic(s) {bad}; choose from {STATISTICS}",
+                              key="index_stats")  # fmt: skip
+        if not self.texture:
+            return
+        from skysense.landuse.texture import check_props
+
+        check_props(self.texture)
+        tw = self.texture_window
+        if int(tw) != tw or tw < 3 or tw % 2 == 0:
+            raise ConfigError(f"must be an odd integer >= 3, got {tw}", key="texture_window_px")
+        if not 2 <= self.texture_levels <= 256:
+            raise ConfigError(f"must be in 2..256, got {self.texture_levels}",
+                              key="texture_levels")  # fmt: skip
+        if len(self.texture_weights) != self.n_bands + 1:
+            raise ConfigError(f"texture needs {self.n_bands + 1} weights (bands and offset), "
+                              f"got {len(self.texture_weights)}; see with_texture()",
+                              key="texture_weights")  # fmt: skip
+        if len(self.texture_range) != 2 or not self.texture_range[1] > self.texture_range[0]:
+            raise ConfigError(f"texture range must be (lo, hi) with hi > lo, got "
+                              f"{self.texture_range}", key="texture_range")  # fmt: skip
+
     @property
     def n_bands(self) -> int:
         return len(self.band_names)
 
     @property
+    def texture_window(self) -> int:
+        """Side of the texture window (``texture_window_px``, or ``window_px`` when 0)."""
+        return int(self.texture_window_px or self.window_px)
+
+    @property
+    def halo_px(self) -> int:
+        """Pixels a block needs around it so every window is complete."""
+        tw = self.texture_window if self.texture else 1
+        return max(int(self.window_px), tw) // 2
+
+    @property
     def names(self) -> list[str]:
         """Feature names in column order."""
-        return feature_names(self.band_names, self.stats, self.indices)
+        return (
+            feature_names(self.band_names, self.stats, self.indices)
+            + [f"{i}_{s}" for i in self.indices for s in self.index_stats]
+            + [f"glcm_{p}" for p in self.texture]
+        )
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "band_names": list(self.band_names),
             "stats": list(self.stats),
             "window_px": int(self.window_px),
             "indices": list(self.indices),
             "roles": dict(self.roles),
         }
+        # the newer fields only when used, so older readers still read older-style specs
+        if self.index_stats:
+            d["index_stats"] = list(self.index_stats)
+        if self.texture:
+            d |= {"texture": list(self.texture), "texture_window_px": self.texture_window,
+                  "texture_levels": int(self.texture_levels),
+                  "texture_weights": list(self.texture_weights),
+                  "texture_range": list(self.texture_range)}  # fmt: skip
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> FeatureSpec:
@@ -129,6 +224,12 @@ class FeatureSpec:
             window_px=int(d.get("window_px", 3)),
             indices=tuple(d.get("indices", ())),
             roles=tuple(dict(d.get("roles", {})).items()),
+            index_stats=tuple(d.get("index_stats", ())),
+            texture=tuple(d.get("texture", ())),
+            texture_window_px=int(d.get("texture_window_px", 0)),
+            texture_levels=int(d.get("texture_levels", 16)),
+            texture_weights=tuple(d.get("texture_weights", ())),
+            texture_range=tuple(d.get("texture_range", ())),
         )
 
 
@@ -137,6 +238,98 @@ def feature_names(
 ) -> list[str]:
     """Names ``<band>_<stat>`` (band-major), then the index names."""
     return [f"{b}_{s}" for b in band_names for s in stats] + list(indices)
+
+
+def infer_roles(band_names: Sequence[str]) -> dict[str, str]:
+    """Band roles recognised from band names (:data:`ROLE_ALIASES`, case-insensitive).
+
+    ``("blue", "green", "red", "nir", "swir1", "swir2")`` and Sentinel-2's ``B02 ... B12``
+    are recognised; ambiguous names such as Landsat's ``b4`` are not (declare those).
+
+    Returns
+    -------
+    dict role -> band name (the first band that matches each role).
+    """
+    out: dict[str, str] = {}
+    for band in band_names:
+        key = str(band).strip().lower()
+        for role, aliases in ROLE_ALIASES.items():
+            if key in aliases and role not in out:
+                out[role] = str(band)
+    return out
+
+
+def with_texture(
+    spec: FeatureSpec,
+    pixels: np.ndarray,
+    props: Sequence[str] = ("contrast", "homogeneity", "ASM", "correlation", "entropy"),
+    *,
+    band: str | None = None,
+    levels: int = 16,
+    window_px: int | None = None,
+) -> FeatureSpec:
+    """``spec`` with GLCM texture features, the texture image fitted on training pixels.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    pixels : ndarray (n, n_bands)
+        Training pixel values (e.g. the labelled pixels, or a sample of the image).
+    props : sequence of str
+        GLCM properties.
+    band : str, optional
+        Texture of this band; default the first principal component of ``pixels``.
+    levels : int
+        Grey levels (1st-99th percentile of the texture image mapped onto them).
+    window_px : int, optional
+        Texture window (odd, >= 3; default ``spec.window_px``).
+    """
+    from skysense.landuse.texture import fit_texture_projection
+
+    if band is not None and band not in spec.band_names:
+        raise ConfigError(f"unknown band {band!r}; the bands are {list(spec.band_names)}",
+                          key="texture_band")  # fmt: skip
+    b = None if band is None else spec.band_names.index(band)
+    w, lo, hi = fit_texture_projection(np.asarray(pixels, float), b)
+    return dataclasses.replace(spec, texture=tuple(props), texture_levels=int(levels),
+                               texture_window_px=int(window_px or spec.window_px),
+                               texture_weights=tuple(w.tolist()), texture_range=(lo, hi))  # fmt: skip
+
+
+def pixel_indices(values: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The indices of ``spec`` for every pixel.
+
+    Parameters
+    ----------
+    values : ndarray (..., n_bands)
+        Pixel values (NaN for nodata).
+
+    Returns
+    -------
+    ndarray (..., len(spec.indices)); 0 where both bands are 0, NaN where a band is NaN.
+    """
+    roles = dict(spec.roles)
+    col = {b: i for i, b in enumerate(spec.band_names)}
+    v = np.asarray(values, np.float64)
+    out = np.empty((*v.shape[:-1], len(spec.indices)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, name in enumerate(spec.indices):
+            ra, rb = INDICES[name]
+            a = v[..., col[roles[ra]]]
+            b = v[..., col[roles[rb]]]
+            s = a + b
+            out[..., j] = np.where(s != 0, (a - b) / np.where(s != 0, s, 1.0), 0.0)
+            out[..., j] = np.where(np.isnan(s), np.nan, out[..., j])
+    return out
+
+
+def texture_image(values: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Quantised texture image (grey levels, uint8) of pixel values ``(..., n_bands)``."""
+    from skysense.landuse.texture import quantise
+
+    w = np.asarray(spec.texture_weights)
+    t = np.asarray(values, np.float64) @ w[:-1] + w[-1]
+    return quantise(t, spec.texture_range[0], spec.texture_range[1], spec.texture_levels)
 
 
 def spectral_indices(band_means: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -213,11 +406,37 @@ def sample_features(pixels: np.ndarray, spec: FeatureSpec) -> np.ndarray:
         raise InputError(f"{bad.size} sample(s) have no valid pixel (all nodata), first: {bad[0]}")
     xv = np.where(valid[:, :, None], x, np.nan)
     per_stat = _stats(xv, spec, x)
-    return _assemble(per_stat, spec)
+    out = _assemble(per_stat, spec)
+    extra = []
+    if spec.indices and spec.index_stats:
+        idx = pixel_indices(xv, spec)  # (n, n_pixels, n_indices), NaN at invalid pixels
+        st = _stats_of(idx, spec.index_stats, spec.window_px)
+        extra.append(np.stack([st[s] for s in spec.index_stats], axis=2).reshape(len(x), -1))
+    if spec.texture:
+        from skysense.landuse.texture import glcm_sample_features
+
+        w = spec.texture_window
+        if x.shape[1] != w * w:
+            raise InputError(f"texture needs windows of {w}x{w} pixels, samples have "
+                             f"{x.shape[1]}")  # fmt: skip
+        q = texture_image(np.where(valid[:, :, None], x, 0.0), spec).reshape(-1, w, w)
+        extra.append(glcm_sample_features(q, valid.reshape(-1, w, w), spec.texture,
+                                          spec.texture_levels))  # fmt: skip
+    return np.hstack([out, *extra]) if extra else out
 
 
 def _stats(xv: np.ndarray, spec: FeatureSpec, x: np.ndarray) -> dict[str, np.ndarray]:
     need = set(spec.stats) | ({"mean"} if spec.indices else set())
+    return _stats_of(xv, need, spec.window_px, x.shape[1])
+
+
+def _stats_of(
+    xv: np.ndarray, need, window_px: int, n_pixels: int | None = None
+) -> dict[str, np.ndarray]:
+    """Statistics ``need`` over axis 1 of ``xv (n, n_pixels, k)`` (NaN = left out)."""
+    x = xv
+    if n_pixels is None:
+        n_pixels = xv.shape[1]
     out: dict[str, np.ndarray] = {}
     if "mean" in need or "std" in need:
         out["mean"] = np.nanmean(xv, axis=1)
@@ -228,12 +447,11 @@ def _stats(xv: np.ndarray, spec: FeatureSpec, x: np.ndarray) -> dict[str, np.nda
     if "min" in need:
         out["min"] = np.nanmin(xv, axis=1)
     if "center" in need:
-        if x.shape[1] != spec.window_px**2:
+        if n_pixels != window_px**2:
             raise InputError(
-                f"'center' needs windows of {spec.window_px}x{spec.window_px} pixels, "
-                f"samples have {x.shape[1]}"
+                f"'center' needs windows of {window_px}x{window_px} pixels, samples have {n_pixels}"
             )
-        out["center"] = xv[:, x.shape[1] // 2, :]
+        out["center"] = x[:, n_pixels // 2, :]
     return out
 
 
@@ -345,6 +563,24 @@ def window_features(block: np.ndarray, valid: np.ndarray | None, spec: FeatureSp
             keep = [b * ns + k for b in range(nb) for k in range(ns - 1)]
             keep += list(range(nb * ns, out.shape[2]))
             out = np.ascontiguousarray(out[:, :, keep])
+    extra = []
+    if spec.indices and spec.index_stats:
+        # the indices per pixel, then their window statistics by the same kernel
+        pix = np.moveaxis(block, 0, -1)
+        idx = np.ascontiguousarray(np.moveaxis(pixel_indices(pix, spec), -1, 0))
+        codes = np.array([_STAT_CODE[s] for s in spec.index_stats], np.int64)
+        ext = np.empty((rows, cols, idx.shape[0] * codes.size), np.float32)
+        _WINDOW_KERNEL(idx, np.ascontiguousarray(valid & np.isfinite(idx).all(axis=0)),
+                       int(spec.window_px), codes, ext)  # fmt: skip
+        extra.append(ext)
+    if spec.texture:
+        from skysense.landuse.texture import glcm_window_features
+
+        q = texture_image(np.where(valid[:, :, None], np.moveaxis(block, 0, -1), 0.0), spec)
+        extra.append(glcm_window_features(q, valid, spec.texture_window, spec.texture,
+                                          spec.texture_levels).astype(np.float32))  # fmt: skip
+    if extra:
+        out = np.concatenate([out, *extra], axis=2)
     return out
 
 
@@ -371,6 +607,9 @@ def segment_features(
     """
     if "center" in spec.stats:
         raise ConfigError("the 'center' statistic is not defined for polygons", key="stats")
+    if spec.texture or spec.index_stats:
+        raise ConfigError("texture and index statistics are defined for pixel windows, not "
+                          "polygons (use --mode pixel)", key="texture")  # fmt: skip
     block = np.asarray(block)
     if block.ndim != 3 or block.shape[0] != spec.n_bands:
         raise InputError(f"image block shape {block.shape} does not have {spec.n_bands} bands")

@@ -287,11 +287,14 @@ def save_model(
         raise InputError("only a model with a FeatureSpec and a class scheme (codes 1..65535) "
                          "can be saved: train it with spec=...")  # fmt: skip
     est = model.estimator_
+    # 'auto' is saved as the model it chose (loading refits that one, not the selection)
+    chosen = getattr(model, "chosen_", None) or {"classifier": model.classifier,
+                                                 "params": dict(model.params or {})}  # fmt: skip
     arrays: dict[str, np.ndarray] = {}
     if isinstance(est, FlatForest):
         kind = "forest"
         arrays.update({f"forest_{k}": v for k, v in est.arrays.items()})
-    elif model.classifier in ("rf", "et") and hasattr(est, "estimators_"):
+    elif chosen["classifier"] in ("rf", "et") and hasattr(est, "estimators_"):
         kind = "forest"
         arrays.update({f"forest_{k}": v for k, v in forest_to_arrays(est).items()})
     else:
@@ -308,8 +311,8 @@ def save_model(
     header = {
         "format": MODEL_FORMAT,
         "kind": kind,
-        "classifier": model.classifier,
-        "params": dict(model.params or {}),
+        "classifier": chosen["classifier"],
+        "params": dict(chosen["params"]),
         "random_state": model.seed_,
         "n_jobs": model.n_jobs,
         "spec": model.spec.to_dict(),

@@ -327,7 +327,7 @@ def _label_raster_grid(src, path):
 def _pixel_samples(src, grid, codes_of, spec) -> SampleTable:
     from skysense.landuse.io import read_block
 
-    halo = spec.window_px // 2
+    halo = spec.halo_px
     Xs, ys, rs, cs, ss = [], [], [], [], []
     dropped = 0
     rows_with = np.flatnonzero((grid > 0).any(axis=1))
@@ -412,6 +412,9 @@ def load_samples(
     mode: str = "pixel",
     max_per_class: int | None = None,
     random_state: int = 0,
+    index_stats: tuple[str, ...] = (),
+    texture: tuple[str, ...] = (),
+    texture_window: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FeatureSpec, ClassScheme]:
     """Features and labels from a Statlog file, or from labels over a raster.
 
@@ -428,6 +431,11 @@ def load_samples(
         name or file; default ``statlog`` for Statlog files, ``li2014`` for rasters).
     label_column, mode, max_per_class, random_state
         As :func:`samples_from_raster`.
+    index_stats, texture, texture_window
+        Window statistics of the per-pixel indices, and GLCM properties of the first principal
+        component (fitted on the Statlog pixels, or on a regular subsample of the raster;
+        :func:`skysense.landuse.features.with_texture`). Band roles not given are recognised
+        from the band names (:func:`skysense.landuse.features.infer_roles`).
 
     Returns
     -------
@@ -439,7 +447,7 @@ def load_samples(
         Both a Statlog file and a raster, neither, or band names that do not match the bands.
     """
     from skysense.landuse.classes import get_scheme
-    from skysense.landuse.features import sample_features
+    from skysense.landuse.features import infer_roles, sample_features, with_texture
 
     if statlog and (raster or labels):
         raise ConfigError("give a Statlog file or a raster with labels, not both")
@@ -453,20 +461,43 @@ def load_samples(
         role_map = dict(roles or {})
         if statlog and not role_map:
             role_map = {"green": "b1", "red": "b2", "nir": "b3"}
+        if not role_map:
+            role_map = infer_roles(names)
         built = FeatureSpec(tuple(names), tuple(stats), 3 if statlog else window_px,
-                            tuple(indices), tuple(role_map.items()))  # fmt: skip
+                            tuple(indices), tuple(role_map.items()), tuple(index_stats))  # fmt: skip
         return built, get_scheme(classes or ("statlog" if statlog else "li2014"))
+
+    def textured(built: FeatureSpec, pixels: np.ndarray) -> FeatureSpec:
+        if not texture:
+            return built
+        return with_texture(built, pixels, tuple(texture), window_px=texture_window)
 
     if statlog:
         pixels, y = read_statlog(statlog)
         if spec is None:
             spec, scheme = build(pixels.shape[2])
+            spec = textured(spec, pixels.reshape(-1, pixels.shape[2]))
         return sample_features(pixels, spec), y, spec, scheme
     if spec is None:
         from skysense.landuse.io import raster_info
 
         spec, scheme = build(raster_info(raster).count)
+        if texture:
+            spec = textured(spec, _pixel_subsample(raster))
     table = samples_from_raster(raster, labels, spec, label_column=label_column, scheme=scheme,
                                 mode=mode, max_per_class=max_per_class,
                                 random_state=random_state)  # fmt: skip
     return table.X, table.y, spec, scheme
+
+
+def _pixel_subsample(raster: str | Path, n_side: int = 256) -> np.ndarray:
+    """Valid pixels ``(n, n_bands)`` of a raster read decimated to about ``n_side`` a side
+    (what the texture image is fitted on: unsupervised, so any labelled or not pixel will do)."""
+    import rasterio
+
+    with rasterio.open(raster) as src:
+        scale = max(1, max(src.height, src.width) // n_side)
+        shape = (src.count, max(1, src.height // scale), max(1, src.width // scale))
+        img = src.read(out_shape=shape, masked=True)
+    pix = np.ma.filled(img.astype(np.float64), np.nan).reshape(img.shape[0], -1).T
+    return pix[np.isfinite(pix).all(axis=1)]
