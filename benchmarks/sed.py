@@ -1,42 +1,41 @@
 """SED fitting: skysense's grid fit (CIGALE's method) on a mock of HELP-like photometry, and
-bagpipes' own nested-sampling fit side by side on a few of the same objects.
+bagpipes' own nested-sampling fit side by side on mock objects of bagpipes' model family.
 
 Protocol. A grid of >= 10^5 models (5,760 parameter combinations x 20 redshift nodes,
-13 HELP bands from GALEX-less optical to SPIRE 350) is built from bagpipes' BC03/DL07 grids
-and astro-sedpy's filters (timed once: "grid cost"). 100,000 mock objects are drawn from the
-grid (model, node, log M* uniform in 9.5-11.5) and given HELP-like errors (1-sigma depths below
-plus 5 % of the flux); skysense fits all of them on the local Dask scheduler (threads, the
-machine's 2 cores), wall time and peak resident memory recorded. Recovery statistics are for
-objects with S/N > 10 in >= 5 bands, as in issue #17.
+13 HELP bands from GALEX-less optical to SPIRE 350) is built from bagpipes' BC03/DL07 grids,
+iragnsep's AGN templates and astro-sedpy's filters (timed once: "grid cost"). 100,000 mock
+objects are drawn from the grid (model, node, log M* uniform in 9.5-11.5) and given HELP-like
+errors (1-sigma depths below plus 5 % of the flux); skysense fits all of them on the local Dask
+scheduler (threads, the machine's 2 cores), wall time and peak resident memory recorded.
+Recovery statistics are for objects with S/N > 10 in >= 5 bands, as in issue #17.
 
-bagpipes (``--bagpipes N``, default 3) fits N of the same mock objects with its own sampler
-(nautilus), physics made close: BC03 (its grids), delayed SFH (tau 0.1-10 Gyr, age 0.1-t_univ),
-Calzetti dust with A_V 0-2.5 and birth-cloud factor eta = 1/mu, DL07 dust emission, no nebular
-emission, redshift fixed. Priors are not identical (bagpipes samples continuous parameters,
-skysense a grid), so agreement is the median |delta log M*| and |delta log SFR| only.
+bagpipes takes ~1 CPU minute per object, so it runs apart, in the background and checkpointed:
+``nice -n 10 python -m benchmarks._sed_bagpipes WORK --n 200`` (see that module for the
+physics and priors made close). ``--bagpipes-results WORK/results<tag>.jsonl`` then fits the
+same mock photometry with skysense (a grid of bagpipes' model family: no burst, no AGN) and
+reports agreement (median |delta log M*|, |delta log SFR|) on the objects bagpipes finished,
+each code against the truth, and the time per object (skysense: the 100,000-object run, grid
+cost included once). ``--bagpipes-stability FILE ...`` compares other bagpipes settings (more
+live points) on the objects they share.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
 from benchmarks._harness import Row, peak_rss_during
+from benchmarks._sed_bagpipes import BANDS, draw_mocks, mock_config
 
 __all__ = ["run", "add_arguments"]
-
-BANDS = ("megacam_u", "megacam_g", "megacam_r", "megacam_i", "megacam_z", "ukidss_j", "ukidss_k",
-         "irac_i1", "irac_i2", "mips_24", "pacs_green", "spire_250", "spire_350")  # fmt: skip
-SIGMA_UJY = np.array([0.1, 0.05, 0.05, 0.08, 0.15, 0.5, 0.7, 0.6, 0.8, 5.0, 1500, 2500, 2700])
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--objects", type=int, default=100_000)
-    parser.add_argument(
-        "--bagpipes", type=int, default=3, help="objects fitted by bagpipes (0: skip)"
-    )
+    parser.add_argument("--bagpipes-results", help="results .jsonl of benchmarks._sed_bagpipes")
+    parser.add_argument("--bagpipes-stability", nargs="*", default=[],
+                        help="results .jsonl of other bagpipes settings (same mocks)")  # fmt: skip
 
 
 def _config(quick: bool):
@@ -58,56 +57,97 @@ def _config(quick: bool):
     )
 
 
-def _mock(grid, n, rng):
-    from skysense.sed.fit import mock_photometry
+def _read_jsonl(path) -> dict:
+    import json
+    from pathlib import Path
 
-    iz = rng.integers(0, grid.redshifts.size, n)
-    model = np.empty(n, dtype=np.intp)
-    for k in range(grid.redshifts.size):
-        rows = np.flatnonzero(iz == k)
-        model[rows] = rng.choice(np.flatnonzero(grid.valid[k]), rows.size)
-    scale = 10 ** rng.uniform(9.5, 11.5, n) / grid.props["mstar"][model]
-    true = grid.fluxes_mjy[iz, model].astype(float) * scale[:, None]
-    err = np.sqrt((SIGMA_UJY / 1e3) ** 2 + (0.05 * true) ** 2)
-    flux = mock_photometry(grid, iz, model, scale, err, rng)
-    return iz, model, scale, flux, err
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return {r["index"]: r for r in rows}
 
 
-def _bagpipes_fit(grid, flux, err, z, i, work):
-    """One bagpipes fit in directory ``work``; returns (seconds, log M*, log SFR)."""
-    from skysense.sed.io import load_filters
+def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk):
+    """Rows and meta of skysense vs bagpipes on the mocks bagpipes finished."""
+    from pathlib import Path
 
-    cwd = os.getcwd()
-    os.chdir(work)  # bagpipes writes pipes/ under the directory it was imported in
-    try:
-        import bagpipes as pipes
+    from skysense.sed import io
+    from skysense.sed.fit import fit_photometry
 
-        pipes.utils.make_dirs()
-        files = []
-        for f in load_filters(grid.bands):
-            path = os.path.join(work, f"{f.name}.dat")
-            np.savetxt(path, np.column_stack([f.wavelength_aa, f.transmission]))
-            files.append(path)
-        phot = np.column_stack([flux * 1e3, err * 1e3])  # uJy
-
-        galaxy = pipes.galaxy(str(i), lambda _id: phot, spectrum_exists=False, filt_list=files)
-        fit_instructions = {
-            "redshift": float(z),
-            "delayed": {"age": (0.1, 13.0), "tau": (0.1, 10.0), "massformed": (6.0, 13.0),
-                        "metallicity": 1.0},
-            "dust": {"type": "CF00", "Av": (0.0, 2.5), "eta": 1.0 / 0.44, "n": 0.7},
-            "dust_emission": {"qpah": 2.5, "umin": (0.5, 20.0), "gamma": 0.02},
-            "t_bc": 0.01,
-        }  # fmt: skip
-        fit = pipes.fit(galaxy, fit_instructions, run=f"sk{i}")
-        t0 = time.perf_counter()
-        fit.fit(verbose=False, sampler="nautilus", n_live=200)
-        dt = time.perf_counter() - t0
-        fit.posterior.get_advanced_quantities()
-        s = fit.posterior.samples
-        return dt, float(np.median(s["stellar_mass"])), float(np.median(np.log10(s["sfr"])))
-    finally:
-        os.chdir(cwd)
+    work = Path(results_path).parent
+    mocks = dict(np.load(work / "mocks.npz"))
+    done = _read_jsonl(results_path)
+    idx = np.array(sorted(done), dtype=int)
+    t0 = time.perf_counter()
+    grid = io.make_grid(mock_config())
+    t_grid = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sk = fit_photometry(grid, mocks["flux_mjy"], mocks["err_mjy"], mocks["z"])
+    t_fit = time.perf_counter() - t0
+    bp_m = np.array([done[i]["log_mstar"] for i in idx])
+    bp_s = np.array([done[i]["log_sfr"] for i in idx])
+    sk_m, sk_s = sk["bayes_mstar"].to_numpy()[idx], sk["bayes_sfr"].to_numpy()[idx]
+    tr_m, tr_s = mocks["true_log_mstar"][idx], mocks["true_log_sfr"][idx]
+    # SFR is compared on star-forming objects (sSFR > 1e-11 / yr), as in the recovery rows
+    sf = (tr_s - tr_m) > -11
+    secs = np.array([done[i]["seconds"] for i in idx])
+    cpu = np.array([done[i].get("cpu_seconds", np.nan) for i in idx])
+    loads = [float(done[i]["loadavg"]) for i in idx]
+    med = lambda d: float(np.median(np.abs(d)))  # noqa: E731
+    first = done[int(idx[0])]
+    setting = f"nautilus n_live={first['n_live']}, n_networks={first.get('n_networks', 4)}"
+    meta = {
+        "bagpipes_n_completed": int(idx.size),
+        "bagpipes_n_mocks": int(mocks["z"].size),
+        "bagpipes_setting": setting,
+        "bagpipes_median_abs_dlogm": med(bp_m - sk_m),
+        "bagpipes_median_abs_dlogsfr_sf": med(bp_s[sf] - sk_s[sf]),
+        "bagpipes_median_abs_dlogsfr_all": med(bp_s - sk_s),
+        "bagpipes_vs_truth_median_abs_dlogm": med(bp_m - tr_m),
+        "skysense_vs_truth_median_abs_dlogm": med(sk_m - tr_m),
+        "bagpipes_vs_truth_median_abs_dlogsfr_sf": med(bp_s[sf] - tr_s[sf]),
+        "skysense_vs_truth_median_abs_dlogsfr_sf": med(sk_s[sf] - tr_s[sf]),
+        "bagpipes_seconds_per_object_mean": float(secs.mean()),
+        "bagpipes_cpu_seconds_per_object_mean": float(np.nanmean(cpu)),
+        "bagpipes_loadavg_range": [min(loads), max(loads)],
+        "skysense_family_grid": f"{grid.n_models} x {grid.redshifts.size} z, built in {t_grid:.1f} s",
+        "skysense_family_fit_seconds": t_fit,
+        "per_object": [{"index": int(i), "z": float(mocks["z"][i]), "true_log_mstar": float(tr_m[k]),
+                        "skysense_log_mstar": float(sk_m[k]), "bagpipes_log_mstar": float(bp_m[k]),
+                        "true_log_sfr": float(tr_s[k]), "skysense_log_sfr": float(sk_s[k]),
+                        "bagpipes_log_sfr": float(bp_s[k]), "bagpipes_seconds": float(secs[k])}
+                       for k, i in enumerate(idx)],
+    }  # fmt: skip
+    rows = [
+        Row("time per object", per_obj_sk, float(secs.mean()), peer_name=f"bagpipes ({setting})",
+            unit="s", notes=f"skysense: {n_sk}-object run, grid cost included once; bagpipes: mean wall "
+                            f"of {idx.size} objects at load {min(loads):.1f}-{max(loads):.1f} "
+                            f"(CPU {np.nanmean(cpu):.1f} s/object)"),
+        Row("median |dlog M*| vs bagpipes", meta["bagpipes_median_abs_dlogm"], None, unit="dex",
+            notes=f"{idx.size} of {mocks['z'].size} mocks; vs truth: skysense "
+                  f"{meta['skysense_vs_truth_median_abs_dlogm']:.3f}, bagpipes "
+                  f"{meta['bagpipes_vs_truth_median_abs_dlogm']:.3f}"),
+        Row("median |dlog SFR| vs bagpipes [sSFR > 1e-11]", meta["bagpipes_median_abs_dlogsfr_sf"],
+            None, unit="dex", notes=f"{int(sf.sum())} objects (all {idx.size}: "
+                                   f"{meta['bagpipes_median_abs_dlogsfr_all']:.3f}); vs truth: skysense "
+                                   f"{meta['skysense_vs_truth_median_abs_dlogsfr_sf']:.3f}, bagpipes "
+                                   f"{meta['bagpipes_vs_truth_median_abs_dlogsfr_sf']:.3f}"),
+    ]  # fmt: skip
+    for other in stability:
+        alt = _read_jsonl(other)
+        common = sorted(set(alt) & set(done))
+        if not common:
+            continue
+        dm = [alt[i]["log_mstar"] - done[i]["log_mstar"] for i in common]
+        ds = [alt[i]["log_sfr"] - done[i]["log_sfr"] for i in common]
+        a0 = alt[common[0]]
+        label = f"n_live={a0['n_live']}, n_networks={a0.get('n_networks', 4)}"
+        meta.setdefault("bagpipes_stability", []).append(
+            {"setting": label, "objects": common, "abs_dlogm": np.abs(dm).tolist(),
+             "abs_dlogsfr": np.abs(ds).tolist(),
+             "seconds_mean": float(np.mean([alt[i]["seconds"] for i in common]))})  # fmt: skip
+        rows.append(Row(f"bagpipes stability: {label} vs {setting}", float(np.median(np.abs(dm))),
+                        None, unit="dex", notes=f"median |dlog M*| on {len(common)} objects, "
+                                                f"|dlog SFR| {np.median(np.abs(ds)):.3f}"))  # fmt: skip
+    return rows, meta
 
 
 def run(opts):
@@ -122,7 +162,7 @@ def run(opts):
     n_total = grid.n_models * grid.redshifts.size
     rng = np.random.default_rng(17)
     n = 10_000 if opts.quick else opts.objects
-    iz, model, scale, flux, err = _mock(grid, n, rng)
+    iz, model, scale, flux, err = draw_mocks(grid, n, rng)
     ids = np.array([f"mock{i}" for i in range(n)])
     t_fit, mem_fit, table = peak_rss_during(
         lambda: fit_catalogue(grid, ids, grid.redshifts[iz], flux, err, chunk_rows=2000)
@@ -152,29 +192,10 @@ def run(opts):
     meta = {"n_models_total": int(n_total), "n_models_per_z": grid.n_models, "n_objects": n,
             "fit_seconds": t_fit, "grid_seconds": t_grid, "peak_fit_mib": mem_fit / 2**20,
             "loadavg_before": load0, "loadavg_after": load1}  # fmt: skip
-    if opts.bagpipes > 0:
-        import tempfile
-
-        work = tempfile.mkdtemp(prefix="skysense-bagpipes-")
-        pick = np.flatnonzero(sel)[: opts.bagpipes]
-        d_m, d_s, times = [], [], []
-        for i in pick:
-            try:
-                dt, lm, ls = _bagpipes_fit(
-                    grid, flux[i], err[i], grid.redshifts[iz[i]], int(i), work
-                )
-            except Exception as exc:  # noqa: BLE001 - the peer failing is reported, not fatal
-                meta["bagpipes_error"] = f"{type(exc).__name__}: {exc}"
-                break
-            times.append(dt)
-            d_m.append(abs(lm - table.loc[i, "bayes_mstar"]))
-            d_s.append(abs(ls - table.loc[i, "bayes_sfr"]))
-        if times:
-            per_obj_sk = (t_fit + t_grid) / n
-            rows.append(Row("time per object", per_obj_sk, float(np.mean(times)), peer_name="bagpipes (nautilus)",
-                            unit="s", notes=f"skysense incl. grid cost once; bagpipes on {len(times)} objects"))  # fmt: skip
-            meta["bagpipes_median_abs_dlogm"] = float(np.median(d_m))
-            meta["bagpipes_median_abs_dlogsfr"] = float(np.median(d_s))
-            rows.append(Row("median |dlog M*| vs bagpipes", float(np.median(d_m)), None, unit="dex",
-                            notes=f"|dlog SFR| {np.median(d_s):.3f} dex, {len(times)} objects"))  # fmt: skip
+    if opts.bagpipes_results:
+        b_rows, b_meta = _bagpipes_comparison(
+            opts.bagpipes_results, opts.bagpipes_stability, (t_fit + t_grid) / n, n
+        )
+        rows += b_rows
+        meta.update(b_meta)
     return rows, meta
