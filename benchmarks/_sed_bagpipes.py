@@ -13,6 +13,12 @@ IGM, Planck18 cosmology. bagpipes fits delayed-tau (tau 0.03-10 Gyr, so that the
 the Universe, log M formed 6-13), its CF00 dust (A_V 0-2.5, eta = 1/mu, n = 0.7, t_bc 10 Myr),
 DL07 (U_min 0.5-20, q_PAH 2.5, gamma 0.02) at the mock's redshift; its cosmology is switched to
 Planck18 so that distances agree. Priors differ (continuous vs grid), as they must.
+
+``--field FIELD`` fits galaxies of a simulated field (``skysense sim field``) instead: ``n``
+galaxies with i < 24 and z < 2 drawn from its truth (``truth/objects.parquet``, true fluxes of
+the simulator's SED models, which include nebular emission), given the same HELP-like errors;
+saved to ``WORK/field.npz``, results in ``WORK/results_field<tag>.jsonl``; bagpipes then adds
+its nebular model (log U = -3, as the simulator).
 """
 
 from __future__ import annotations
@@ -26,11 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BANDS", "SIGMA_UJY", "mock_config", "draw_mocks", "make_mocks", "main"]
+__all__ = ["BANDS", "SIGMA_UJY", "FIELD_SIGMA_UJY", "mock_config", "draw_mocks", "make_mocks",
+           "field_mocks", "main"]  # fmt: skip
 
 BANDS = ("megacam_u", "megacam_g", "megacam_r", "megacam_i", "megacam_z", "ukidss_j", "ukidss_k",
          "irac_i1", "irac_i2", "mips_24", "pacs_green", "spire_250", "spire_350")  # fmt: skip
 SIGMA_UJY = np.array([0.1, 0.05, 0.05, 0.08, 0.15, 0.5, 0.7, 0.6, 0.8, 5.0, 1500, 2500, 2700])
+# the simulator's bands (skysense.sim.sed.BANDS) and HELP-like depths (uJy)
+FIELD_SIGMA_UJY = {"megacam_u": 0.1, "megacam_g": 0.05, "megacam_r": 0.05, "suprime_i": 0.08,
+                   "ukidss_j": 0.5, "ukidss_k": 0.7, "irac_i1": 0.6, "mips_24": 5.0,
+                   "pacs_green": 1500.0, "pacs_red": 3000.0, "spire_250": 2500.0,
+                   "spire_350": 2700.0, "spire_500": 2700.0}  # fmt: skip
 REDSHIFTS = tuple(float(z) for z in np.round(np.linspace(0.1, 2.0, 20), 2))
 
 
@@ -86,6 +98,27 @@ def make_mocks(n: int, seed: int = 1717) -> dict:
     return out
 
 
+def field_mocks(field, n: int, seed: int = 1718) -> dict:
+    """``n`` galaxies of a simulated field (i < 24, z < 2) with HELP-like noise added."""
+    import pandas as pd
+
+    obj = pd.read_parquet(Path(field) / "truth" / "objects.parquet")
+    bands = [b for b in FIELD_SIGMA_UJY if f"f_{b}" in obj]
+    gal = obj[(obj["kind"] == "galaxy") & (obj["z"] < 2.0) & (obj["z"] > 0.05)]
+    gal = gal[gal["f_suprime_i"] > 10 ** ((23.9 - 24.0) / 2.5)]  # i < 24 (AB, uJy)
+    rng = np.random.default_rng(seed)
+    pick = gal.iloc[np.sort(rng.choice(len(gal), min(n, len(gal)), replace=False))]
+    true = pick[[f"f_{b}" for b in bands]].to_numpy(dtype=float) / 1e3  # mJy
+    sig = np.array([FIELD_SIGMA_UJY[b] for b in bands]) / 1e3
+    err = np.sqrt(sig**2 + (0.05 * true) ** 2)
+    return {"bands": np.array(bands), "z": pick["z"].to_numpy(dtype=float),
+            "flux_mjy": true + rng.standard_normal(true.shape) * err, "err_mjy": err,
+            "object_id": pick["object_id"].to_numpy(),
+            "true_log_mstar": np.log10(pick["mstar_msun"].to_numpy(dtype=float)),
+            "true_log_sfr": np.log10(np.maximum(pick["sfr_msun_yr"].to_numpy(dtype=float), 1e-30)),
+            "true_log_l_dust": np.log10(pick["l_dust_lsun"].to_numpy(dtype=float))}  # fmt: skip
+
+
 def _use_planck18(pipes) -> None:
     """Switch bagpipes' precomputed distances and ages to Planck18 (skysense's default)."""
     from astropy.cosmology import Planck18
@@ -96,7 +129,7 @@ def _use_planck18(pipes) -> None:
     u.ldist_at_z[:] = Planck18.luminosity_distance(u.z_array).value
 
 
-def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4):
+def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4, nebular=False):
     """One bagpipes fit; returns a JSON-able dict of posterior summaries and its run time."""
     phot = np.column_stack([flux_mjy * 1e3, err_mjy * 1e3])  # uJy
     galaxy = pipes.galaxy(name, lambda _id: phot, spectrum_exists=False, filt_list=files)
@@ -108,6 +141,8 @@ def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4):
         "dust_emission": {"qpah": 2.5, "umin": (0.5, 20.0), "gamma": 0.02},
         "t_bc": 0.01,
     }  # fmt: skip
+    if nebular:
+        instructions["nebular"] = {"logU": -3.0}
     fit = pipes.fit(galaxy, instructions, run=f"nl{n_live}nn{n_networks}")
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -132,17 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-networks", type=int, default=1, help="nautilus' neural networks")
     ap.add_argument("--only", type=int, nargs="*", help="object indices to fit (default: all)")
     ap.add_argument("--tag", default="", help="results file suffix (results{tag}.jsonl)")
+    ap.add_argument("--field", type=Path, help="simulated field: fit its galaxies instead")
     opts = ap.parse_args(argv)
     work = opts.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    mock_file = work / "mocks.npz"
+    mock_file = work / ("field.npz" if opts.field else "mocks.npz")
     if not mock_file.exists():
-        mocks = make_mocks(opts.n)
+        mocks = field_mocks(opts.field, opts.n) if opts.field else make_mocks(opts.n)
         tmp = work / "mocks.tmp.npz"
         np.savez(tmp, **mocks)
         os.replace(tmp, mock_file)
     mocks = dict(np.load(mock_file))
-    results = work / f"results{opts.tag}.jsonl"
+    bands = tuple(str(b) for b in mocks.get("bands", BANDS))
+    results = work / f"results{'_field' if opts.field else ''}{opts.tag}.jsonl"
     done = set()
     if results.exists():
         done = {json.loads(line)["index"] for line in results.read_text().splitlines() if line}
@@ -154,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     _use_planck18(pipes)
     pipes.utils.make_dirs()
     files = []
-    for f in load_filters(BANDS):
+    for f in load_filters(bands):
         path = work / f"{f.name}.dat"
         np.savetxt(path, np.column_stack([f.wavelength_aa, f.transmission]))
         files.append(str(path))
@@ -162,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     for i in todo:
         if i in done:
             continue
-        name = f"mock{i}"
+        name = f"field{i}" if opts.field else f"mock{i}"
         res = fit_one(pipes, files, mocks["flux_mjy"][i], mocks["err_mjy"][i], mocks["z"][i],
-                      name, opts.n_live, opts.n_networks)  # fmt: skip
+                      name, opts.n_live, opts.n_networks, nebular=bool(opts.field))  # fmt: skip
         res["index"] = int(i)
         res["loadavg"] = open("/proc/loadavg").read().split()[0]
         with open(results, "a") as fh:

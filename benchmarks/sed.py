@@ -34,6 +34,8 @@ __all__ = ["run", "add_arguments"]
 def add_arguments(parser) -> None:
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--bagpipes-results", help="results .jsonl of benchmarks._sed_bagpipes")
+    parser.add_argument("--bagpipes-field-results",
+                        help="results_field .jsonl of benchmarks._sed_bagpipes --field")  # fmt: skip
     parser.add_argument("--bagpipes-stability", nargs="*", default=[],
                         help="results .jsonl of other bagpipes settings (same mocks)")  # fmt: skip
 
@@ -65,19 +67,27 @@ def _read_jsonl(path) -> dict:
     return {r["index"]: r for r in rows}
 
 
-def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk):
-    """Rows and meta of skysense vs bagpipes on the mocks bagpipes finished."""
+def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False):
+    """Rows and meta of skysense vs bagpipes on the mocks (or field galaxies) bagpipes finished.
+
+    Field galaxies are fitted with the simulator's own grid configuration (its model family).
+    """
     from pathlib import Path
 
     from skysense.sed import io
     from skysense.sed.fit import fit_photometry
 
     work = Path(results_path).parent
-    mocks = dict(np.load(work / "mocks.npz"))
+    mocks = dict(np.load(work / ("field.npz" if field else "mocks.npz")))
     done = _read_jsonl(results_path)
     idx = np.array(sorted(done), dtype=int)
     t0 = time.perf_counter()
-    grid = io.make_grid(mock_config())
+    if field:
+        from skysense.sim.sedmodel import sim_grid_config
+
+        grid = io.cached_grid(sim_grid_config(tuple(str(b) for b in mocks["bands"])))
+    else:
+        grid = io.make_grid(mock_config())
     t_grid = time.perf_counter() - t0
     t0 = time.perf_counter()
     sk = fit_photometry(grid, mocks["flux_mjy"], mocks["err_mjy"], mocks["z"])
@@ -94,42 +104,43 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk):
     med = lambda d: float(np.median(np.abs(d)))  # noqa: E731
     first = done[int(idx[0])]
     setting = f"nautilus n_live={first['n_live']}, n_networks={first.get('n_networks', 4)}"
+    pre, lab = ("field_", "field: ") if field else ("", "")
     meta = {
-        "bagpipes_n_completed": int(idx.size),
-        "bagpipes_n_mocks": int(mocks["z"].size),
-        "bagpipes_setting": setting,
-        "bagpipes_median_abs_dlogm": med(bp_m - sk_m),
-        "bagpipes_median_abs_dlogsfr_sf": med(bp_s[sf] - sk_s[sf]),
-        "bagpipes_median_abs_dlogsfr_all": med(bp_s - sk_s),
-        "bagpipes_vs_truth_median_abs_dlogm": med(bp_m - tr_m),
-        "skysense_vs_truth_median_abs_dlogm": med(sk_m - tr_m),
-        "bagpipes_vs_truth_median_abs_dlogsfr_sf": med(bp_s[sf] - tr_s[sf]),
-        "skysense_vs_truth_median_abs_dlogsfr_sf": med(sk_s[sf] - tr_s[sf]),
-        "bagpipes_seconds_per_object_mean": float(secs.mean()),
-        "bagpipes_cpu_seconds_per_object_mean": float(np.nanmean(cpu)),
-        "bagpipes_loadavg_range": [min(loads), max(loads)],
-        "skysense_family_grid": f"{grid.n_models} x {grid.redshifts.size} z, built in {t_grid:.1f} s",
-        "skysense_family_fit_seconds": t_fit,
-        "per_object": [{"index": int(i), "z": float(mocks["z"][i]), "true_log_mstar": float(tr_m[k]),
+        f"{pre}bagpipes_n_completed": int(idx.size),
+        f"{pre}bagpipes_n_mocks": int(mocks["z"].size),
+        f"{pre}bagpipes_setting": setting,
+        f"{pre}bagpipes_median_abs_dlogm": med(bp_m - sk_m),
+        f"{pre}bagpipes_median_abs_dlogsfr_sf": med(bp_s[sf] - sk_s[sf]),
+        f"{pre}bagpipes_median_abs_dlogsfr_all": med(bp_s - sk_s),
+        f"{pre}bagpipes_vs_truth_median_abs_dlogm": med(bp_m - tr_m),
+        f"{pre}skysense_vs_truth_median_abs_dlogm": med(sk_m - tr_m),
+        f"{pre}bagpipes_vs_truth_median_abs_dlogsfr_sf": med(bp_s[sf] - tr_s[sf]),
+        f"{pre}skysense_vs_truth_median_abs_dlogsfr_sf": med(sk_s[sf] - tr_s[sf]),
+        f"{pre}bagpipes_seconds_per_object_mean": float(secs.mean()),
+        f"{pre}bagpipes_cpu_seconds_per_object_mean": float(np.nanmean(cpu)),
+        f"{pre}bagpipes_loadavg_range": [min(loads), max(loads)],
+        f"{pre}skysense_family_grid": f"{grid.n_models} x {grid.redshifts.size} z, built in {t_grid:.1f} s",
+        f"{pre}skysense_family_fit_seconds": t_fit,
+        f"{pre}per_object": [{"index": int(i), "z": float(mocks["z"][i]), "true_log_mstar": float(tr_m[k]),
                         "skysense_log_mstar": float(sk_m[k]), "bagpipes_log_mstar": float(bp_m[k]),
                         "true_log_sfr": float(tr_s[k]), "skysense_log_sfr": float(sk_s[k]),
                         "bagpipes_log_sfr": float(bp_s[k]), "bagpipes_seconds": float(secs[k])}
                        for k, i in enumerate(idx)],
     }  # fmt: skip
     rows = [
-        Row("time per object", per_obj_sk, float(secs.mean()), peer_name=f"bagpipes ({setting})",
+        Row(f"{lab}time per object", per_obj_sk, float(secs.mean()), peer_name=f"bagpipes ({setting})",
             unit="s", notes=f"skysense: {n_sk}-object run, grid cost included once; bagpipes: mean wall "
                             f"of {idx.size} objects at load {min(loads):.1f}-{max(loads):.1f} "
                             f"(CPU {np.nanmean(cpu):.1f} s/object)"),
-        Row("median |dlog M*| vs bagpipes", meta["bagpipes_median_abs_dlogm"], None, unit="dex",
-            notes=f"{idx.size} of {mocks['z'].size} mocks; vs truth: skysense "
-                  f"{meta['skysense_vs_truth_median_abs_dlogm']:.3f}, bagpipes "
-                  f"{meta['bagpipes_vs_truth_median_abs_dlogm']:.3f}"),
-        Row("median |dlog SFR| vs bagpipes [sSFR > 1e-11]", meta["bagpipes_median_abs_dlogsfr_sf"],
+        Row(f"{lab}median |dlog M*| vs bagpipes", meta[f"{pre}bagpipes_median_abs_dlogm"], None, unit="dex",
+            notes=f"{idx.size} of {mocks['z'].size} {'galaxies' if field else 'mocks'}; vs truth: skysense "
+                  f"{meta[f'{pre}skysense_vs_truth_median_abs_dlogm']:.3f}, bagpipes "
+                  f"{meta[f'{pre}bagpipes_vs_truth_median_abs_dlogm']:.3f}"),
+        Row(f"{lab}median |dlog SFR| vs bagpipes [sSFR > 1e-11]", meta[f"{pre}bagpipes_median_abs_dlogsfr_sf"],
             None, unit="dex", notes=f"{int(sf.sum())} objects (all {idx.size}: "
-                                   f"{meta['bagpipes_median_abs_dlogsfr_all']:.3f}); vs truth: skysense "
-                                   f"{meta['skysense_vs_truth_median_abs_dlogsfr_sf']:.3f}, bagpipes "
-                                   f"{meta['bagpipes_vs_truth_median_abs_dlogsfr_sf']:.3f}"),
+                                   f"{meta[f'{pre}bagpipes_median_abs_dlogsfr_all']:.3f}); vs truth: skysense "
+                                   f"{meta[f'{pre}skysense_vs_truth_median_abs_dlogsfr_sf']:.3f}, bagpipes "
+                                   f"{meta[f'{pre}bagpipes_vs_truth_median_abs_dlogsfr_sf']:.3f}"),
     ]  # fmt: skip
     for other in stability:
         alt = _read_jsonl(other)
@@ -140,7 +151,7 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk):
         ds = [alt[i]["log_sfr"] - done[i]["log_sfr"] for i in common]
         a0 = alt[common[0]]
         label = f"n_live={a0['n_live']}, n_networks={a0.get('n_networks', 4)}"
-        meta.setdefault("bagpipes_stability", []).append(
+        meta.setdefault(f"{pre}bagpipes_stability", []).append(
             {"setting": label, "objects": common, "abs_dlogm": np.abs(dm).tolist(),
              "abs_dlogsfr": np.abs(ds).tolist(),
              "seconds_mean": float(np.mean([alt[i]["seconds"] for i in common]))})  # fmt: skip
@@ -195,6 +206,12 @@ def run(opts):
     if opts.bagpipes_results:
         b_rows, b_meta = _bagpipes_comparison(
             opts.bagpipes_results, opts.bagpipes_stability, (t_fit + t_grid) / n, n
+        )
+        rows += b_rows
+        meta.update(b_meta)
+    if opts.bagpipes_field_results:
+        b_rows, b_meta = _bagpipes_comparison(
+            opts.bagpipes_field_results, [], (t_fit + t_grid) / n, n, field=True
         )
         rows += b_rows
         meta.update(b_meta)
