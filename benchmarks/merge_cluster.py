@@ -1,0 +1,261 @@
+"""Correctness at scale: the tiled merge on a multi-process cluster vs the single-machine merge.
+
+``python -m benchmarks merge_cluster --objects 10M``: simulates a field of that many true
+objects with the catalogue-only simulator (:mod:`skysense.sim.catalogs`, four surveys,
+centred near the north pole so that the field holds the pole and RA = 0/360), prepares each
+survey, merges them once in memory on this machine and once tile by tile on a cluster of
+separate processes started with the ``dask`` CLI (a scheduler and 2 workers, one thread
+each, ``--worker-memory`` each), and checks that both masterlists and association tables are
+exactly equal. It reports the completeness and purity of the merge against the truth, how
+many objects straddle tiles or lie near the pole, wall times, the driver's peak memory and
+each worker's peak memory (sampled every second), and the load average.
+
+Completeness: of the true objects detected (not as a spurious duplicate) by at least two
+surveys, the fraction whose detections all end in one merged object. Purity: of the merged
+objects with at least two such detections, the fraction whose detections all belong to one
+true object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks._harness import Row, peak_rss_during
+
+CENTER = (30.0, 87.5)  # the field reaches the pole and crosses RA = 0/360 from ~4M objects
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--objects", default="10M", help="true objects (e.g. 200k, 10M)")
+    parser.add_argument("--worker-memory", default="4GB", help="dask worker --memory-limit")
+    parser.add_argument("--radius", type=float, default=0.8, help="merge radius, arcsec")
+    parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def _count(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1e3, "m": 1e6}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+class _Cluster:
+    """``dask scheduler`` + 2 ``dask worker`` processes (own sessions, stopped as groups)."""
+
+    def __init__(self, root: Path, memory: str):
+        self.procs: list[subprocess.Popen] = []
+        sched = root / "scheduler.json"
+        self._start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                     "--scheduler-file", str(sched)], root / "scheduler.log")  # fmt: skip
+        t0 = time.monotonic()
+        while not sched.is_file() or not sched.read_text().strip():
+            if time.monotonic() - t0 > 120:
+                raise RuntimeError("dask scheduler did not start")
+            time.sleep(0.2)
+        self.address = json.loads(sched.read_text())["address"]
+        for k in range(2):
+            self._start(["worker", self.address, "--nworkers", "1", "--nthreads", "1",
+                         "--memory-limit", memory, "--name", f"w{k}", "--no-dashboard",
+                         "--local-directory", str(root / f"w{k}")], root / f"worker{k}.log")  # fmt: skip
+
+    def _start(self, args, log):
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=log.parent,
+                                           stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                           start_new_session=True))  # fmt: skip
+
+    def stop(self):
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def _worker_peaks(client, stop: threading.Event, peaks: dict) -> None:
+    """Poll the workers' memory (bytes) every second into ``peaks`` (name -> max)."""
+    while not stop.is_set():
+        try:
+            for w in client.scheduler_info()["workers"].values():
+                mem = w.get("metrics", {}).get("memory", 0)
+                peaks[w["name"]] = max(peaks.get(w["name"], 0), mem)
+        except Exception:  # noqa: BLE001 - a poll during reconnection; the next one counts
+            pass
+        stop.wait(1.0)
+
+
+def _scores(work: Path, assoc: pd.DataFrame, surveys: list[str]) -> dict:
+    """Completeness and purity of the associations against the simulation truth."""
+    from skysense.catalog.hats_io import read_hats_table
+
+    truth = []
+    for s in surveys:
+        t = read_hats_table(work / "sim" / "truth" / f"rows_{s}",
+                            columns=["source_id", "object_id", "is_duplicate"])  # fmt: skip
+        t["survey"] = s
+        truth.append(t)
+    truth = pd.concat(truth, ignore_index=True)
+    truth["source_id"] = truth["source_id"].astype(str)
+    a = assoc[["object_key", "survey", "source_id"]].copy()
+    a["source_id"] = a["source_id"].astype(str)
+    m = a.merge(truth, on=["survey", "source_id"], how="inner", validate="one_to_one")
+    m = m[~m["is_duplicate"]]
+    per_true = m.groupby("object_id")["object_key"].agg(["nunique", "size"])
+    multi_true = per_true[per_true["size"] >= 2]
+    per_obj = m.groupby("object_key")["object_id"].agg(["nunique", "size"])
+    multi_obj = per_obj[per_obj["size"] >= 2]
+    return {
+        "matched_rows": int(len(m)),
+        "true_objects_multi": int(len(multi_true)),
+        "completeness": float((multi_true["nunique"] == 1).mean()),
+        "merged_objects_multi": int(len(multi_obj)),
+        "purity": float((multi_obj["nunique"] == 1).mean()),
+    }
+
+
+def run(opts):
+    from skysense.catalog.hats_io import read_hats_table, spatial_index
+    from skysense.catalog.merge_config import load_merge_config
+    from skysense.catalog.merge_io import run_merge
+    from skysense.catalog.prepare_io import prepare_survey, write_prepared
+    from skysense.sim.catalogs import CatalogSim, write_catalogs
+
+    n = _count(opts.objects) if not opts.quick else 100_000
+    work = Path(opts.work or tempfile.mkdtemp(prefix="skysense-merge-cluster-"))
+    work.mkdir(parents=True, exist_ok=True)
+    meta: dict = {"objects": n, "center": CENTER, "radius_arcsec": opts.radius,
+                  "worker_memory": opts.worker_memory, "work": str(work), "load": {}}  # fmt: skip
+    times: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    def stage(name, func):
+        meta["load"][name] = [_load()]
+        t, mem, out = peak_rss_during(func)
+        meta["load"][name].append(_load())
+        times[name], peaks[name] = t, mem / 2**20
+        print(f"{name}: {t:.1f} s, driver +{mem / 2**20:.0f} MB, load {meta['load'][name]}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return out
+
+    cluster = None
+    try:
+        sim = CatalogSim(n_objects=n, seed=19, center=CENTER)
+        manifest = stage("simulate", lambda: write_catalogs(sim, work / "sim"))
+        surveys = list(manifest["surveys"])
+        meta["catalogue_rows"] = manifest["catalogue_rows"]
+        (work / "prepared").mkdir(exist_ok=True)
+
+        def prepare():
+            import yaml
+
+            for s in surveys:
+                # The survey's HATS catalogue as one Parquet file for prepare (this check is
+                # about the merge; streaming preparation is benchmarks/scale.py's).
+                conf = yaml.safe_load((work / "sim" / "configs" / f"{s}.yml").read_text())
+                flat = work / "prepared" / f"{s}_raw.parquet"
+                read_hats_table(work / "sim" / "catalogues" / s).drop(
+                    columns="_healpix_29", errors="ignore"
+                ).to_parquet(flat, index=False)
+                conf["file"] = flat.name
+                (work / "prepared" / f"{s}.yml").write_text(yaml.safe_dump(conf))
+                write_prepared(prepare_survey(work / "prepared" / f"{s}.yml"),
+                               work / "prepared" / f"{s}.parquet")  # fmt: skip
+                flat.unlink()
+
+        stage("prepare", prepare)
+        cfg = {"catalogues": [f"prepared/{s}.parquet" for s in surveys],
+               "radius_arcsec": opts.radius}  # fmt: skip
+        import yaml
+
+        (work / "merge.yaml").write_text(yaml.safe_dump(cfg))
+        config = load_merge_config(work / "merge.yaml")
+        stage("merge single machine", lambda: run_merge(config, work / "single"))
+        cluster = _Cluster(work, opts.worker_memory)
+        from distributed import Client
+
+        with Client(cluster.address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=300)
+            stop, wpeaks = threading.Event(), {}
+            poll = threading.Thread(target=_worker_peaks, args=(client, stop, wpeaks))
+            poll.start()
+            try:
+                stage("merge cluster",
+                      lambda: run_merge(config, work / "cluster", scheduler=cluster.address))  # fmt: skip
+            finally:
+                stop.set()
+                poll.join()
+            restarts = [w for w in client.scheduler_info()["workers"].values()]
+        meta["worker_peak_mb"] = {k: v / 2**20 for k, v in sorted(wpeaks.items())}
+        meta["workers_at_end"] = len(restarts)
+
+        a = read_hats_table(work / "single" / "masterlist").drop(columns="_healpix_29")
+        b = read_hats_table(work / "cluster" / "masterlist").drop(columns="_healpix_29")
+        a, b = (t.sort_values("object_key").reset_index(drop=True) for t in (a, b))
+        same_ml = a.shape == b.shape and a.equals(b)
+        x = pd.read_parquet(work / "single" / "associations")
+        y = pd.read_parquet(work / "cluster" / "associations")
+        x, y = (t.sort_values(["object_key", "survey"]).reset_index(drop=True) for t in (x, y))
+        same_at = x.shape == y.shape and x.equals(y)
+        meta["n_objects"] = int(len(a))
+        meta["identical_masterlist"] = bool(same_ml)
+        meta["identical_associations"] = bool(same_at)
+        prov = json.loads((work / "cluster" / "provenance.json").read_text())
+        meta["tiles"] = {k: prov.get(k) for k in ("tile_order", "n_tiles", "rounds", "rows_per_tile",
+                                                  "worker_memory_limit")}  # fmt: skip
+        # Objects whose rows lie in different tiles, and objects near the pole.
+        shift = 2 * (29 - prov["tile_order"])
+        tiles = []
+        for s in surveys:
+            p = pd.read_parquet(
+                work / "prepared" / f"{s}.parquet", columns=[f"{s}_id", f"{s}_ra", f"{s}_dec"]
+            )
+            tiles.append(pd.DataFrame({"survey": s, "source_id": p[f"{s}_id"].astype(str),
+                                       "tile": spatial_index(p[f"{s}_ra"].to_numpy(), p[f"{s}_dec"].to_numpy()) >> shift}))  # fmt: skip
+        tiles = pd.concat(tiles, ignore_index=True)
+        yt = (
+            y[["object_key", "survey", "source_id"]]
+            .astype({"source_id": str})
+            .merge(tiles, on=["survey", "source_id"])
+        )
+        meta["objects_straddling_tiles"] = int(
+            (yt.groupby("object_key")["tile"].nunique() > 1).sum()
+        )
+        meta["objects_within_0.5deg_of_pole"] = int((b["dec"] > 89.5).sum())
+        meta["ra_range_deg"] = [float(b["ra"].min()), float(b["ra"].max())]
+        meta.update(_scores(work, y, surveys))
+        meta["times_s"] = times
+        meta["driver_peak_mb"] = peaks
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if not opts.keep and opts.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    label = f"merge of {n / 1e6:g}M objects ({meta['catalogue_rows'] / 1e6:.1f}M rows)"
+    rows = [Row(f"{label}: cluster vs single machine", times["merge cluster"], times["merge single machine"],
+                "skysense single-machine merge", unit="s",
+                notes=f"identical masterlist {meta['identical_masterlist']}, associations "
+                f"{meta['identical_associations']}; completeness {meta['completeness']:.4f}, purity "
+                f"{meta['purity']:.4f}; load {meta['load']['merge cluster']} / {meta['load']['merge single machine']}",
+                extra={k: meta[k] for k in ("identical_masterlist", "identical_associations",
+                                            "completeness", "purity")})]  # fmt: skip
+    return rows, meta
