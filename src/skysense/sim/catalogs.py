@@ -524,7 +524,8 @@ def write_catalogs(
             summary[name] = {"rows": int(sum(n_rows)), "partitions": len(pixels), "bytes": size}
         (tmp / "configs").mkdir()
         for s in sim.surveys:
-            cfg = survey_config(s)
+            # No shape columns are simulated here.
+            cfg = survey_config(dataclasses.replace(s, shape_columns=None))
             # The file is a HATS directory (a Parquet dataset); the catalogue's
             # partition-wise readers take it as it is.
             cfg.update(file=f"../catalogues/{s.name}", format="parquet")

@@ -1,0 +1,330 @@
+"""HELP's scale (#19): simulate, prepare, merge, photo-z, publish and cone search at 1M-100M.
+
+Every stage runs on a ``dask.distributed`` cluster of separate worker processes (a
+``LocalCluster`` reached by its ``tcp://`` address, as ``--scheduler`` would), reading and
+writing HATS partition by partition:
+
+* simulate: :func:`skysense.sim.catalogs.write_catalogs` (four surveys with truth);
+* prepare: :func:`skysense.catalog.prepare_io.prepare_hats` per survey;
+* merge: :func:`skysense.catalog.merge_io.run_merge` (the tiled merge);
+* photo-z apply: :func:`skysense.photoz.engine.predict_hats` with a GPz model trained on
+  one partition of the masterlist against the simulation's true redshifts;
+* publish: :func:`skysense.vo.publish.publish_hats_field` into DuckDB and into PostgreSQL
+  with Q3C (``SKYSENSE_TEST_PG``; skipped with a note when unset);
+* cone p50: ADQL cones of 0.05 and 0.5 deg at random positions of the field, through the
+  TAP query path in process (ADQL translation, SQL, Arrow fetch; no HTTP).
+
+For each stage: wall time, peak resident memory of the driver (this process, absolute) and of
+each worker process (sampled every 0.2 s with psutil), bytes written and the load average
+before and after. Sizes are true objects (the surveys catalogue about 0.95 rows per object
+between them). Data go under ``--root`` (default /tmp/skysense-scale) and are deleted after
+each size unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._harness import Row
+
+WORKERS = 2
+WORKER_MEMORY = "4GB"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--sizes", default="1e6,1e7",
+                        help="comma-separated numbers of objects (default 1e6,1e7)")  # fmt: skip
+    parser.add_argument("--root", default="/tmp/skysense-scale")
+    parser.add_argument("--keep", action="store_true", help="keep the data of each size")
+    parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--memory-limit", default=WORKER_MEMORY, help="per worker (dask syntax)")
+    parser.add_argument("--stages", default="simulate,prepare,merge,photoz,publish,cone",
+                        help="stages to run (each needs the previous ones' outputs)")  # fmt: skip
+    parser.add_argument("--cones", type=int, default=40, help="cones per radius")
+
+
+class _Sampler:
+    """Peak RSS of this process and of each child process (the cluster's workers)."""
+
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self.me = psutil.Process()
+        self.interval = interval
+        self.driver = 0
+        self.workers: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            self.driver = max(self.driver, self.me.memory_info().rss)
+            for child in self.me.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.workers[child.pid] = max(self.workers.get(child.pid, 0), rss)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _bytes(path: Path) -> int:
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _stage(name: str, n: int, func, outputs, rows: list, notes: str = "") -> object:
+    load0 = os.getloadavg()
+    with _Sampler() as s:
+        t0 = time.perf_counter()
+        result = func()
+        wall = time.perf_counter() - t0
+    load1 = os.getloadavg()
+    # Worker processes only (the resource tracker and similar helpers stay small).
+    workers = {pid: b for pid, b in s.workers.items() if b > 150e6}
+    extra = {
+        "objects": n,
+        "wall_s": wall,
+        "s_per_million_objects": wall / n * 1e6,
+        "driver_peak_rss_mb": s.driver / 1e6,
+        "worker_peak_rss_mb": sorted(round(b / 1e6, 1) for b in workers.values()),
+        "bytes_written": int(sum(_bytes(Path(p)) for p in outputs)),
+        "loadavg_before": [round(x, 2) for x in load0],
+        "loadavg_after": [round(x, 2) for x in load1],
+    }
+    if isinstance(result, dict):
+        extra["result"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+    note = (f"driver {extra['driver_peak_rss_mb']:.0f} MB, workers "
+            f"{'/'.join(f'{w:.0f}' for w in extra['worker_peak_rss_mb']) or '-'} MB, "
+            f"{extra['bytes_written'] / 1e6:.0f} MB written, load {load0[0]:.1f}->{load1[0]:.1f}")  # fmt: skip
+    rows.append(Row(f"{name} @ {n:.0e}", wall, None, unit="s",
+                    notes=(note + ("; " + notes if notes else "")), extra=extra))  # fmt: skip
+    print(f"  {name}: {wall:.1f} s; {note}", flush=True)
+    return result
+
+
+def _merge_config(root: Path, surveys):
+    from skysense.catalog.merge_config import parse_merge_config
+
+    raw = {
+        "catalogues": [{"file": f"prepared/{s}", "survey": s} for s in surveys],
+        "radius_arcsec": 1.0,
+        "field": "SCALE",
+        "output": {"name": "masterlist", "partition_rows": 500_000},
+    }
+    return parse_merge_config(raw, base_dir=root)
+
+
+def _train_photoz(root: Path, ml_dir: Path):
+    """A GPz model on one masterlist partition, targets from the simulation's truth (objects
+    matched through their CFHTLS identifier)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from skysense.catalog.hats_io import hats_files, read_hats_table
+    from skysense.photoz.training import train_model
+
+    ml = pq.read_table(hats_files(ml_dir)[0]).to_pandas()
+    rows = read_hats_table(
+        root / "sim" / "truth" / "rows_cfhtls", columns=["source_id", "object_id"]
+    )
+    truth = read_hats_table(root / "sim" / "truth" / "objects", columns=["object_id", "z"])
+    ids = ml["cfhtls_id"].astype("string")
+    z = ids.map(rows.set_index("source_id")["object_id"]).map(truth.set_index("object_id")["z"])
+    ml = ml.assign(zspec=pd.to_numeric(z, errors="coerce")).dropna(subset=["zspec"])
+    ml = ml.iloc[:6000]
+    bands = ["m_megacam_u", "m_megacam_g", "m_megacam_r", "m_suprime_i", "m_ukidss_j", "m_ukidss_k"]
+    bands = [b for b in bands if b in ml.columns]
+    errors = [b.replace("m_", "merr_", 1) for b in bands]
+    return train_model(ml, bands, target="zspec", errors=errors, kind="mag", m=30, max_iter=60,
+                       verbose=0, source="scale masterlist")  # fmt: skip
+
+
+def _cones(db: str, table: str, centres: np.ndarray, r: float) -> dict:
+    from types import SimpleNamespace
+
+    from skysense.vo.backends import open_backend
+    from skysense.vo.settings import Settings
+    from skysense.vo.tap import run_adql_sync
+
+    backend = open_backend(db, create=False)
+    try:
+        state = SimpleNamespace(backend=backend, settings=Settings(db=db))
+        times, counts = [], []
+        for k, (ra, dec) in enumerate(centres):
+            adql = (f"SELECT help_id, ra, dec FROM {table} WHERE 1=CONTAINS(POINT('ICRS', ra, dec), "
+                    f"CIRCLE('ICRS', {ra:.6f}, {dec:.6f}, {r}))")  # fmt: skip
+            t0 = time.perf_counter()
+            res = run_adql_sync(state, adql, maxrec=10_000_000)
+            dt = time.perf_counter() - t0
+            if k >= 3:  # the first ones warm the caches
+                times.append(dt)
+                counts.append(res.table.num_rows)
+    finally:
+        backend.close()
+    return {"p50_ms": float(np.median(times) * 1e3), "p90_ms": float(np.percentile(times, 90) * 1e3),
+            "median_rows": float(np.median(counts)), "n": len(times)}  # fmt: skip
+
+
+def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
+    from skysense.sim.catalogs import CatalogSim, write_catalogs
+
+    root = Path(opts.root) / f"n{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    stages = set(opts.stages.split(","))
+    surveys = ["cfhtls", "suprime", "ukidss", "swire"]
+    sim = CatalogSim(n_objects=n, seed=19)
+    try:
+        if "simulate" in stages:
+            m = _stage("simulate", n, lambda: write_catalogs(sim, root / "sim",
+                       scheduler=cluster_address), [root / "sim"], rows)  # fmt: skip
+            rows[-1].extra["catalogue_rows"] = m["catalogue_rows"]
+            rows[-1].extra["rows_per_s"] = m["catalogue_rows"] / rows[-1].skysense
+            rows[-1].notes += f"; {m['catalogue_rows'] / rows[-1].skysense:.3g} catalogue rows/s"
+        if "prepare" in stages:
+            from skysense.catalog.prepare_io import prepare_hats
+
+            def prepare():
+                out = {}
+                for s in surveys:
+                    r = prepare_hats(root / "sim" / "configs" / f"{s}.yml",
+                                     root / "prepared" / s, scheduler=cluster_address)  # fmt: skip
+                    out[s] = r["rows"]
+                return out
+
+            _stage("prepare", n, prepare, [root / "prepared"], rows)
+        ml_dir = root / "merged" / "masterlist"
+        if "merge" in stages:
+            from skysense.catalog.merge_io import run_merge
+
+            cfg = _merge_config(root, surveys)
+            _stage("merge", n, lambda: run_merge(cfg, root / "merged", scheduler=cluster_address),
+                   [root / "merged"], rows)  # fmt: skip
+        zdir = root / "photoz" / "masterlist"
+        if "photoz" in stages:
+            from skysense.photoz.engine import predict_hats
+
+            model = _train_photoz(root, ml_dir)
+            _stage("photo-z apply", n,
+                   lambda: predict_hats(model, ml_dir, zdir, scheduler=cluster_address),
+                   [root / "photoz"], rows)  # fmt: skip
+        if "publish" in stages:
+            from skysense.vo.backends import open_backend
+            from skysense.vo.publish import publish_hats_field
+
+            def publish(db):
+                backend = open_backend(db)
+                try:
+                    _, n_rows = publish_hats_field(backend, zdir, "help.masterlist", "SCALE")
+                finally:
+                    backend.close()
+                return {"rows": n_rows}
+
+            db = str(root / "vo.duckdb")
+            _stage("publish DuckDB", n, lambda: publish(db), [db], rows)
+            pg = os.environ.get("SKYSENSE_TEST_PG")
+            if pg:
+                pg_db = _fresh_pg(pg, n)
+                _stage("publish PostgreSQL+Q3C", n, lambda: publish(pg_db), [], rows,
+                       notes="bytes: not measured (server side)")  # fmt: skip
+        if "cone" in stages:
+            from skysense.catalog.hats_io import read_hats_table
+
+            truth = read_hats_table(root / "sim" / "truth" / "objects", columns=["ra", "dec"])
+            rng = np.random.default_rng(0)
+            centres = truth[["ra", "dec"]].to_numpy()[rng.integers(0, len(truth), opts.cones + 3)]
+            del truth
+            dbs = [("DuckDB", str(root / "vo.duckdb"))]
+            if os.environ.get("SKYSENSE_TEST_PG"):
+                dbs.append(("PostgreSQL+Q3C", _pg_url(os.environ["SKYSENSE_TEST_PG"], n)))
+            for label, db in dbs:
+                for r in (0.05, 0.5):
+                    c = _cones(db, "help.masterlist", centres, r)
+                    load = os.getloadavg()
+                    rows.append(Row(f"VO cone {r} deg p50 {label} @ {n:.0e}", c["p50_ms"], None,
+                                    unit="ms", notes=f"p90 {c['p90_ms']:.1f} ms, median "
+                                    f"{c['median_rows']:.0f} rows, load {load[0]:.1f}",
+                                    extra={**c, "objects": n, "loadavg": list(load)}))  # fmt: skip
+                    print(f"  cone {r} {label}: p50 {c['p50_ms']:.1f} ms", flush=True)
+    finally:
+        if not opts.keep:
+            shutil.rmtree(root, ignore_errors=True)
+            if os.environ.get("SKYSENSE_TEST_PG"):
+                _drop_pg(os.environ["SKYSENSE_TEST_PG"], n)
+
+
+def _pg_url(base: str, n: int) -> str:
+    return base.rsplit("/", 1)[0] + f"/skysense_scale_{n}"
+
+
+def _fresh_pg(base: str, n: int) -> str:
+    import psycopg
+
+    _drop_pg(base, n)
+    with psycopg.connect(base, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE skysense_scale_{n}")
+    return _pg_url(base, n)
+
+
+def _drop_pg(base: str, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS skysense_scale_{n} WITH (FORCE)")
+
+
+def run(opts):
+    from distributed import Client, LocalCluster
+
+    sizes = [int(float(s)) for s in opts.sizes.split(",")]
+    if opts.quick:
+        sizes = [100_000]
+        opts.cones = 10
+    os.environ.setdefault("SKYSENSE_PROGRESS", "0")
+    rows: list[Row] = []
+    with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
+                      memory_limit=opts.memory_limit, dashboard_address=None) as cluster, \
+            Client(cluster):  # fmt: skip
+        for n in sizes:
+            print(f"{n} objects (load {os.getloadavg()[0]:.1f})", flush=True)
+            _one_size(n, opts, rows, cluster.scheduler_address)
+    meta = {
+        "sizes": sizes,
+        "workers": opts.workers,
+        "worker_memory_limit": opts.memory_limit,
+        "cluster": "distributed.LocalCluster, separate worker processes, reached by tcp://",
+        "root": opts.root,
+        "note": "wall times on a 2-core machine shared with other jobs: see each row's load",
+    }
+    # Cost per object relative to the smallest size, per stage.
+    by_stage: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r.unit == "s":
+            by_stage.setdefault(r.task.split(" @ ")[0], {})[r.extra["objects"]] = r.skysense
+    meta["cost_per_object_ratio_vs_smallest"] = {
+        stage: {str(n): (t / n) / (v[min(v)] / min(v)) for n, t in v.items()}
+        for stage, v in by_stage.items()
+    }
+    print(json.dumps(meta["cost_per_object_ratio_vs_smallest"], indent=1))
+    return rows, meta
