@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from skysense.astrocast.forecast import (
     FastSeasonalGP,
@@ -39,6 +39,22 @@ __all__ = [
     "make_forecaster",
     "FORECASTERS",
 ]
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _one_thread():
+    """Limit BLAS/OpenMP to one thread for a ``with`` block.
+
+    ``threadpool_limits(1)`` scans the loaded libraries at every call (about 20 ms, more than
+    a forecast); one controller per process, made after scikit-learn's OpenMP runtime is
+    loaded (at the first tree fit), limits in microseconds.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
 
 
 def _step_days(t_days: np.ndarray) -> float:
@@ -336,7 +352,7 @@ class GradientBoostingForecaster(_LaggedForecaster):
         )
         # One OpenMP thread: the hindcasts already run one region per core, and on a shared
         # machine OpenMP's spinning threads made one fit of 5000 rows take 30 s instead of 0.3.
-        with threadpool_limits(1):
+        with _one_thread():
             self.model_.fit(xs, yy.ravel())
             pred = self.model_.predict(xs).reshape(n, n_leads)
         self.resid_std_ = (yy - pred).std(0) * 1.5  # in-sample residuals understate the error
@@ -345,7 +361,7 @@ class GradientBoostingForecaster(_LaggedForecaster):
         # the trees take NaN natively (a missing lag goes down the learnt branch)
         n_leads = self.resid_std_.size
         rows = np.column_stack([np.repeat(x[-1:], n_leads, axis=0), np.arange(1.0, n_leads + 1)])
-        with threadpool_limits(1):
+        with _one_thread():
             return self.model_.predict(rows)
 
 

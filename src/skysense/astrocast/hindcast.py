@@ -77,42 +77,45 @@ def hindcast(
         raise InputError(f"need 1 <= start < stop <= {n}, got start={start}, stop={stop}")
     obs = y3 if observed is None else np.asarray(observed, float)
     ex = None if extra is None else np.asarray(extra, float).reshape(n, -1)
-    rows = []
     leads = np.arange(1, n_leads + 1)
+    # Columns are collected as arrays and framed once at the end: a DataFrame per issue cost
+    # more than the forecasts of the fast models.
+    blocks: list[tuple[int, np.ndarray, np.ndarray, float, str]] = []
+    any_candidates = False
     for i in range(start, stop):
         t0 = time.perf_counter()
         mean, std = forecaster.forecast(
             t[: i + 1], v[: i + 1], y3[: i + 1], n_leads, None if ex is None else ex[: i + 1]
         )
         dt = time.perf_counter() - t0
-        target = i + leads
-        inside = target < n
-        t_target = np.full(n_leads, np.nan)
-        t_target[inside] = t[target[inside]]
-        o = np.full(n_leads, np.nan)
-        o[inside] = obs[target[inside]]
-        rows.append(
-            pd.DataFrame(
-                {
-                    "issue_index": i,
-                    "lead": leads,
-                    "target_index": target,
-                    "t_issue_days": t[i],
-                    "t_target_days": t_target,
-                    "mean": mean,
-                    "std": std,
-                    "observed": o,
-                    "fit_seconds": dt,
-                }
-            )
-        )
+        blocks.append((i, np.asarray(mean, float), np.asarray(std, float), dt, ""))
         # A combining forecaster (SelectForecaster) also reports its candidates' forecasts of
         # the same call: hindcasts score them side by side without running them twice.
         for name, (cm, cs) in (getattr(forecaster, "last_candidates_", None) or {}).items():
-            rows.append(rows[-1].assign(mean=cm, std=cs, candidate=name))
-    out = pd.concat(rows, ignore_index=True)
-    if "candidate" in out:
-        out["candidate"] = out["candidate"].fillna("")
+            blocks.append((i, np.asarray(cm, float), np.asarray(cs, float), dt, name))
+            any_candidates = True
+    issue = np.repeat([b[0] for b in blocks], n_leads)
+    target = issue + np.tile(leads, len(blocks))
+    inside = target < n
+    t_target = np.full(target.size, np.nan)
+    t_target[inside] = t[target[inside]]
+    o = np.full(target.size, np.nan)
+    o[inside] = obs[target[inside]]
+    out = pd.DataFrame(
+        {
+            "issue_index": issue,
+            "lead": np.tile(leads, len(blocks)),
+            "target_index": target,
+            "t_issue_days": t[issue],
+            "t_target_days": t_target,
+            "mean": np.concatenate([b[1] for b in blocks]),
+            "std": np.concatenate([b[2] for b in blocks]),
+            "observed": o,
+            "fit_seconds": np.repeat([b[3] for b in blocks], n_leads),
+        }
+    )
+    if any_candidates:
+        out["candidate"] = np.repeat([b[4] for b in blocks], n_leads)
     if with_probabilities:
         p = class_probabilities(out["mean"].to_numpy(), out["std"].to_numpy())
         for k, name in enumerate(DROUGHT_CLASSES):
