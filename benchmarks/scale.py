@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import Row
+from benchmarks._harness import Row, report
 
 WORKERS = 2
 WORKER_MEMORY = "4GB"
@@ -76,13 +76,27 @@ class _Sampler:
                 self.workers[child.pid] = max(self.workers.get(child.pid, 0), rss)
             time.sleep(self.interval)
 
+    def _cpu(self) -> float:
+        """CPU seconds used so far by this process and its children (the workers)."""
+        import psutil
+
+        total = sum(self.me.cpu_times()[:2])
+        for child in self.me.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                continue
+        return total
+
     def __enter__(self):
+        self._cpu0 = self._cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.cpu_s = self._cpu() - self._cpu0
 
 
 def _bytes(path: Path) -> int:
@@ -106,6 +120,7 @@ def _stage(name: str, n: int, func, outputs, rows: list, notes: str = "") -> obj
         "objects": n,
         "wall_s": wall,
         "s_per_million_objects": wall / n * 1e6,
+        "cpu_s": s.cpu_s,
         "driver_peak_rss_mb": s.driver / 1e6,
         "worker_peak_rss_mb": sorted(round(b / 1e6, 1) for b in workers.values()),
         "bytes_written": int(sum(_bytes(Path(p)) for p in outputs)),
@@ -114,7 +129,7 @@ def _stage(name: str, n: int, func, outputs, rows: list, notes: str = "") -> obj
     }
     if isinstance(result, dict):
         extra["result"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
-    note = (f"driver {extra['driver_peak_rss_mb']:.0f} MB, workers "
+    note = (f"cpu {s.cpu_s:.0f} s, driver {extra['driver_peak_rss_mb']:.0f} MB, workers "
             f"{'/'.join(f'{w:.0f}' for w in extra['worker_peak_rss_mb']) or '-'} MB, "
             f"{extra['bytes_written'] / 1e6:.0f} MB written, load {load0[0]:.1f}->{load1[0]:.1f}")  # fmt: skip
     rows.append(Row(f"{name} @ {n:.0e}", wall, None, unit="s",
@@ -201,7 +216,9 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
                        scheduler=cluster_address), [root / "sim"], rows)  # fmt: skip
             rows[-1].extra["catalogue_rows"] = m["catalogue_rows"]
             rows[-1].extra["rows_per_s"] = m["catalogue_rows"] / rows[-1].skysense
-            rows[-1].notes += f"; {m['catalogue_rows'] / rows[-1].skysense:.3g} catalogue rows/s"
+            rows[-1].extra["rows_per_cpu_s"] = m["catalogue_rows"] / rows[-1].extra["cpu_s"]
+            rows[-1].notes += (f"; {m['catalogue_rows'] / rows[-1].skysense:.3g} catalogue rows/s, "
+                               f"{rows[-1].extra['rows_per_cpu_s']:.3g} per CPU second")  # fmt: skip
         if "prepare" in stages:
             from skysense.catalog.prepare_io import prepare_hats
 
@@ -309,6 +326,10 @@ def run(opts):
         for n in sizes:
             print(f"{n} objects (load {os.getloadavg()[0]:.1f})", flush=True)
             _one_size(n, opts, rows, cluster.scheduler_address)
+            # Keep what is measured so far (a long run may be stopped at the next size).
+            report(
+                "scale", rows, {"partial": True, "sizes_done": [r.extra["objects"] for r in rows]}
+            )
     meta = {
         "sizes": sizes,
         "workers": opts.workers,

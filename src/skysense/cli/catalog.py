@@ -21,6 +21,8 @@ config CONFIG | survey configuration (YAML or TOML)
 --provenance FILE | provenance JSON (default: OUT.provenance.json)
 --plots DIR | folder for the astrometry and aperture-correction plots (PNG)
 --moc-order N int=10 | MOC order (default 10)
+--scheduler ADDRESS | Dask scheduler address, when the configured file is a HATS directory
+    (prepared partition by partition; OUT is then a HATS directory)
 """
 _MOC = """
 inputs INPUT+ | MOC FITS files or survey configs
@@ -60,11 +62,21 @@ _CROSSMATCH = """
 
 def _prepare(args) -> str:
     from skysense._dask import progress
+    from skysense.catalog.config import load_config
     from skysense.catalog.preparation import STAGES
     from skysense.catalog.prepare_io import describe_prepared, prepare_survey, write_prepared
 
+    config = load_config(args.config)
+    if config.file_path.is_dir():
+        from skysense.catalog.prepare_io import prepare_hats
+
+        # A HATS catalogue: partition by partition on Dask, into a HATS directory.
+        r = prepare_hats(config, args.out, reference=args.reference, moc_order=args.moc_order,
+                         scheduler=args.scheduler)  # fmt: skip
+        return (f"{r['rows']} prepared rows in {r['partitions']} partitions written to "
+                f"{args.out}; coverage {r['moc']}")  # fmt: skip
     with progress(len(STAGES) + 1, "prepare", unit="steps") as update:
-        result = prepare_survey(args.config, reference=args.reference, moc_order=args.moc_order,
+        result = prepare_survey(config, reference=args.reference, moc_order=args.moc_order,
                                 plots_dir=args.plots, progress=lambda stage: update())  # fmt: skip
     paths = write_prepared(result, args.out, moc_out=args.moc_out, provenance_out=args.provenance)
     return describe_prepared(result, paths)

@@ -34,7 +34,7 @@ _TRAIN_KW = "target errors kind flux_unit missing_values split seed m covariance
 _PREDICT = f"""
 model MODEL
 catalog CATALOG
---out FILE required | .parquet, .csv or .fits
+--out FILE required | .parquet, .csv or .fits; a directory (HATS) when CATALOG is a HATS directory
 --bands COL+ | check that these are the model's bands
 --partition-rows int=200_000 | rows per Dask task
 {_NAMES}
@@ -62,11 +62,19 @@ def _train(args) -> str:
 
 
 def _predict(args) -> str:
+    from pathlib import Path
+
     from skysense.photoz.engine import describe_prediction, predict_catalogue
     from skysense.photoz.io import load_model
 
     model = load_model(args.model)
     model.check_bands(args.bands)
+    if Path(args.catalog).is_dir():
+        from skysense.photoz.engine import predict_hats
+
+        # A HATS catalogue (a masterlist): partition by partition into a HATS directory.
+        r = predict_hats(model, args.catalog, args.out, scheduler=args.scheduler)
+        return describe_prediction(r)
     r = predict_catalogue(model, args.catalog, args.out, names=split_names(args.names) or None,
                           partition_rows=args.partition_rows, scheduler=args.scheduler)  # fmt: skip
     return describe_prediction(r)

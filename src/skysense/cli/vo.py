@@ -39,6 +39,8 @@ file | table file or HATS directory
 --ra | RA column (deg); detected when omitted
 --dec | Dec column (deg); detected when omitted
 --format | input format (fits, votable, parquet, hats, csv, tsv, ecsv)
+--field NAME | publish a HATS directory as one field of the table (column 'field'),
+    incrementally: streamed partition by partition, only that field's rows are replaced
 """
 _PUBLISH_MAP = """
 fits | FITS map
@@ -64,6 +66,12 @@ adql | the ADQL query
 def _publish(args) -> str:
     from skysense.vo.database import describe_published, publish_table
 
+    if args.field is not None:
+        from skysense.vo.database import publish_field
+
+        kw = keywords(args, "description meta ra dec")
+        spec, n_rows = publish_field(args.db, args.file, args.table, args.field, **kw)
+        return describe_published(spec, n_rows, args.file) + f" (field {args.field})"
     kw = keywords(args, "description meta ra dec format:fmt")
     spec, n_rows = publish_table(args.db, args.file, args.table, **kw)
     return describe_published(spec, n_rows, args.file)

@@ -23,6 +23,7 @@ __all__ = [
     "opened",
     "describe_published",
     "publish_table",
+    "publish_field",
     "publish_map_file",
     "table_summaries",
     "drop_table",
@@ -94,6 +95,26 @@ def publish_table(
     with opened(db) as backend:
         spec = publish_file(backend, path, table, **options)
         return spec, backend.catalog().tables[spec.adql_name].n_rows
+
+
+def publish_field(
+    db: str | os.PathLike | None, path: str | Path, table: str, field: str, **options: Any
+) -> tuple:
+    """Publish a HATS catalogue as the field ``field`` of ``table``, incrementally.
+
+    ``options``: ``description``, ``meta``, ``ra``, ``dec``, ``field_column`` of
+    :func:`skysense.vo.publish.publish_hats_field`.
+
+    Returns
+    -------
+    spec : TableSpec
+    n_rows : int
+        Rows of the whole table.
+    """
+    from skysense.vo.publish import publish_hats_field
+
+    with opened(db) as backend:
+        return publish_hats_field(backend, path, table, field, **options)
 
 
 def describe_published(spec, n_rows: int, path: str | Path) -> str:
