@@ -176,6 +176,7 @@ def calibrate_all_sources(
     area_deg2: float = 0.01,
     mag_limit: float = 22.0,
     flux_kind: str = "lognormal",
+    correlated: bool | None = None,
     n_samples: int = 1000,
     n_warmup: int = 500,
     n_chains: int = 4,
@@ -204,6 +205,7 @@ def calibrate_all_sources(
         "flux_kind": flux_kind,
         # faint neighbours can fall on one pixel grid point: keep them, they are real
         "on_duplicate": "keep",
+        **_conf_kwargs(correlated),
         "n_samples": n_samples,
         "n_warmup": n_warmup,
         "n_chains": n_chains,
@@ -213,6 +215,14 @@ def calibrate_all_sources(
     )
 
 
+def _conf_kwargs(correlated: bool | None) -> dict:
+    if correlated is None:
+        return {}
+    from skysense.xid.model import ConfusionPrior
+
+    return {"conf_priors": {b: ConfusionPrior(correlated=correlated) for b in SPIRE_BANDS}}
+
+
 def calibrate_faint_left_out(
     seeds: Sequence[int] = (0, 1, 2, 3),
     *,
@@ -220,12 +230,17 @@ def calibrate_faint_left_out(
     mag_limit: float = 26.0,
     mips_cut_mjy: float = 0.05,
     flux_kind: str | None = None,
+    correlated: bool | None = None,
     n_samples: int = 1000,
     n_warmup: int = 500,
     n_chains: int = 4,
     random_state: int = 0,
 ) -> pd.DataFrame:
     """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
+
+    ``correlated``: True models the unlisted sources' confusion as the correlated field of
+    :mod:`skysense.xid.confusion`, False as XID+'s white sigma_conf, None: the default of
+    :func:`skysense.xid.fit.default_conf_prior`.
 
     The maps hold every galaxy to ``mag_limit``; skysense's default priors (``flux_kind``
     None: the hierarchical population prior) or ``flux_kind="uniform"``: XID+'s flat fluxes
@@ -234,6 +249,7 @@ def calibrate_faint_left_out(
     kw = {
         "flux_kind": flux_kind,
         "on_duplicate": "keep",
+        **_conf_kwargs(correlated),
         "n_samples": n_samples,
         "n_warmup": n_warmup,
         "n_chains": n_chains,

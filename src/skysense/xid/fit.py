@@ -166,6 +166,12 @@ def build_band_model(
         # XID+ prior lists give lower bounds of 0; the default log-space prior needs a
         # positive floor (1e-3 mJy, far below any band's noise), an explicit kind does not
         lower = np.where(lower > 0, lower, LOG_PRIOR_FLOOR_MJY["hierarchical"])
+    conf_prior = conf_prior or default_conf_prior(band)
+    stamp = None
+    if conf_prior.correlated:
+        from skysense.xid.confusion import beam_stamp
+
+        stamp = beam_stamp(beam, sky.pixel_arcsec, min_beam_fraction)
     try:
         model = band_model(
             band,
@@ -178,9 +184,10 @@ def build_band_model(
             flux_mu=mu,
             flux_sigma=sig,
             bkg_prior=bkg_prior,
-            conf_prior=conf_prior or default_conf_prior(band),
+            conf_prior=conf_prior,
             pixel_x=px,
             pixel_y=py,
+            beam_stamp=stamp,
         )
     except InputError as exc:
         if exc.row is not None:  # map the model row back to the prior row
@@ -231,6 +238,9 @@ class XIDResult:
         b = p.bkg.ravel()[take]
         c = p.sigma_conf.ravel()[take]
         mean = m.amat @ f[take].T + b[None, :]
+        if p.conf_field is not None:  # correlated confusion: replicate given its mean field
+            mean += p.conf_field[:, None]
+            c = np.zeros_like(c)
         sd = np.sqrt(m.sigma_mjy[:, None] ** 2 + c[None, :] ** 2)
         return mean + sd * rng.standard_normal(mean.shape)
 
@@ -261,6 +271,8 @@ class XIDResult:
         p = self.posteriors[band]
         f = np.median(p.flux.reshape(-1, m.nsrc), axis=0)
         model = m.amat @ f + np.median(p.bkg)
+        if p.conf_field is not None:  # the fitted confusion of unlisted sources is model too
+            model = model + p.conf_field
         pval = (rep < m.data_mjy[:, None]).mean(axis=1)
         sig = np.clip(norm.ppf(pval), -6.0, 6.0)
         out = {}
@@ -276,7 +288,12 @@ class XIDResult:
         Columns ``HELP_ID, RA, Dec`` then per band ``F_<B>`` (median), ``FErr_<B>_u`` /
         ``FErr_<B>_l`` (84.1 / 15.9 percentiles), ``Bkg_<B>``, ``Sig_conf_<B>``, ``Rhat_<B>``,
         ``n_eff_<B>``, ``Pval_res_<B>``, ``flag_xid_<B>`` (True: not converged or not
-        fitted). Unfittable sources keep their row with NaN values.
+        fitted). With the correlated confusion term also ``Conf_shift_<B>`` (mJy: the flux the
+        fitted confusion field of unlisted sources would have given the source, see
+        :class:`~skysense.xid.sampler.BandPosterior`) and ``flag_conf_<B>`` (True: that shift
+        exceeds the source's posterior sd, i.e. the correlated term changed its flux beyond
+        its error). ``Sig_conf_<B>`` is then the field's per-pixel sd. Unfittable sources
+        keep their row with NaN values.
         """
         pr = self.prior
         ids = pr["id"].to_numpy()
@@ -306,6 +323,8 @@ class XIDResult:
                 f"n_eff_{b}": ess,
                 f"Pval_res_{b}": self.pval_res(band, self.replicated(band, n_rep)),
             }
+            if p.conf_shift is not None:
+                cols[f"Conf_shift_{b}"] = p.conf_shift
             for name, v in cols.items():
                 full = np.full(n, np.nan)
                 full[rows] = v
@@ -313,6 +332,10 @@ class XIDResult:
             fl = np.ones(n, dtype=bool)
             fl[rows] = flag
             cat[f"flag_xid_{b}"] = fl
+            if p.conf_shift is not None:
+                fc = np.zeros(n, dtype=bool)
+                fc[rows] = np.abs(p.conf_shift) > f.std(axis=0)
+                cat[f"flag_conf_{b}"] = fc
         if self.sed is not None:
             for name, draws in (("SED_log_norm", self.sed.log_norm), ("SED_z", self.sed.z)):
                 full = np.full((3, n), np.nan)

@@ -311,11 +311,17 @@ class ConfusionPrior:
     ``kind``: ``"halfcauchy"`` (default, scale 0.5 as specified for SPIRE), ``"halfnormal"``
     (the ``normal(0, 5)`` on a positive parameter of XID+'s Stan SPIRE model), or ``"none"``
     (sigma_conf fixed to ``fixed`` - 0 for MIPS).
+
+    ``correlated``: False (XID+: sigma_conf is white, added in quadrature to the instrumental
+    noise of each pixel) or True: sigma_conf is the per-pixel sd of a Gaussian random field
+    with the beam's autocorrelation (:mod:`skysense.xid.confusion`), the confusion of the
+    sources not in the prior list; the same prior on its amplitude.
     """
 
     kind: str = "halfcauchy"
     scale: float = 0.5
     fixed: float = 0.0
+    correlated: bool = False
 
     def __post_init__(self):
         if self.kind not in ("halfcauchy", "halfnormal", "none"):
@@ -341,6 +347,8 @@ class BandModel:
     bkg_prior : BackgroundPrior
     conf_prior : ConfusionPrior
     pixel_x, pixel_y : ndarray (npix,), int, map pixel of each data value (for output maps)
+    beam_stamp : ndarray (2r+1, 2r+1) or None, the beam on the map pixel grid (peak 1): the
+        correlated confusion term (``conf_prior.correlated``) needs it and the pixels
     """
 
     band: str
@@ -352,6 +360,7 @@ class BandModel:
     conf_prior: ConfusionPrior
     pixel_x: np.ndarray | None = None
     pixel_y: np.ndarray | None = None
+    beam_stamp: np.ndarray | None = None
 
     @property
     def nsrc(self) -> int:
@@ -425,6 +434,7 @@ def band_model(
     conf_prior: ConfusionPrior | None = None,
     pixel_x: np.ndarray | None = None,
     pixel_y: np.ndarray | None = None,
+    beam_stamp: np.ndarray | None = None,
 ) -> BandModel:
     """Assemble and validate a :class:`BandModel`, filling XID+'s default flux bounds.
 
@@ -461,7 +471,12 @@ def band_model(
     lo = np.where(np.isnan(lo), lo_default, lo)
     prior = FluxPrior(lo, hi, flux_kind, flux_mu, flux_sigma)
     prior.validate(nsrc, band)
-    return BandModel(band, amat, d, s, prior, bkg_prior, conf_prior, pixel_x, pixel_y)
+    if conf_prior.correlated and (beam_stamp is None or pixel_x is None or pixel_y is None):
+        raise InputError(
+            f"{band}: the correlated confusion term needs the beam stamp and the pixels' "
+            "positions (pixel_x, pixel_y)"
+        )
+    return BandModel(band, amat, d, s, prior, bkg_prior, conf_prior, pixel_x, pixel_y, beam_stamp)
 
 
 def band_options(
