@@ -13,15 +13,16 @@ through the real filter curve of every simulated band:
 * **Population.** Magnitudes and redshifts come from the number counts (:mod:`skysense.sim.sky`);
   the quiescent flag from the ``red`` draw there. Given those, a star-forming galaxy's specific
   SFR is drawn about the main sequence of Speagle et al. (2014, ApJS 214, 15; 0.3 dex scatter),
-  a quiescent one's 1.5 dex below it (0.4 dex scatter); its age is drawn log-uniformly between
-  0.1 Gyr and the age of the Universe (quiescent: between half that age and all of it). The SFH
-  is the grid's (tau, age) pair nearest both targets. The ISM attenuation of star-forming
-  galaxies rises with stellar mass (Garn & Best 2010) as A_V = 0.6 + 0.7 (log M* - 10), 0.3 mag
+  a quiescent one's 1.5 dex below it (0.4 dex scatter); the onset of its star formation is
+  drawn uniformly in cosmic time (age 0.1 Gyr to the age of the Universe; quiescent: at least
+  half that age). The SFH is the grid's (tau, age) pair nearest both targets (0.1 dex in sSFR
+  weighs as 0.3 dex in age). The ISM attenuation of star-forming galaxies rises with stellar
+  mass (Garn & Best 2010) as A_V = 0.5 + 0.7 (log M* - 10), 0.3 mag
   scatter, clipped to 0.1-2 mag (quiescent: 0.1-0.3 mag). U_min rises with redshift as
   4 (1 + z)^1.2 (0.15 dex scatter; Magdis et al. 2012, Bethermin et al. 2015), 0.8 for
   quiescent galaxies. The attenuation and U_min relations (:data:`AV_RELATION`,
   :data:`U_RELATION`) are set so that the noiseless SPIRE maps of a field are confused at
-  5.4 / 6.7 / 6.0 mJy/beam (250/350/500 um, 5-sigma-clipped rms, 0.2 deg^2, seed 0), near the
+  5.7 / 7.0 / 6.4 mJy/beam (250/350/500 um, 5-sigma-clipped rms, 0.2 deg^2, seed 0), near the
   measured 5.8 / 6.3 / 6.8 (Nguyen et al. 2010): an i < 26 sample holds the galaxies of the
   far-infrared background only if the dustiest of them are in it. Continuous draws are
   snapped to the nearest grid node, so a galaxy's parameters are exactly one grid model's.
@@ -30,7 +31,7 @@ through the real filter curve of every simulated band:
   both); the normalisation (mass formed) is the one that gives the drawn suprime_i magnitude.
   Stellar mass, SFR and L_dust are the model's per-unit-mass values times that normalisation.
   The mass enters the main-sequence and attenuation relations, so model choice and
-  normalisation are iterated twice.
+  normalisation are iterated (three passes).
 
 Stars are black bodies integrated through the same filter curves
 (:func:`star_band_fluxes_filters`).
@@ -79,7 +80,7 @@ SIM_GRID: dict = {
     "igm": True,
 }
 # A_V^ISM = zero + slope (log M* - 10) +- scatter, clipped to [lo, 2] (star-forming galaxies)
-AV_RELATION = {"zero": 0.6, "slope": 0.7, "scatter": 0.3, "lo": 0.1}
+AV_RELATION = {"zero": 0.5, "slope": 0.7, "scatter": 0.3, "lo": 0.1}
 # U_min = zero (1 + z)^slope, log-normal scatter (dex), star-forming galaxies; quiescent: 0.8
 U_RELATION = {"zero": 4.0, "slope": 1.2, "scatter": 0.15}
 _LOG_SSFR_FLOOR = -14.0  # log10 yr^-1; quiescent models below it are all "dead"
@@ -245,8 +246,9 @@ def draw_galaxy_models(
 
     # Targets that do not depend on the mass.
     t_univ = _age_universe_gyr(z)
+    # onset of star formation uniform in cosmic time (quiescent: in the first half of it)
     lo_age = np.where(quiescent, 0.5 * t_univ, 0.1)
-    log_age_t = np.log10(lo_age) + u_age * (np.log10(t_univ) - np.log10(lo_age))
+    log_age_t = np.log10(lo_age + u_age * (t_univ - lo_age))
     av_q = 0.1 + 0.2 * u_av_q  # quiescent: some dust (0.1-0.3 mag), never none
     avr = AV_RELATION
     ur = U_RELATION
@@ -272,9 +274,9 @@ def draw_galaxy_models(
         j_av = _node_index(av_t, avs)
         for lo in range(0, n, _CHUNK):
             sl = slice(lo, min(lo + _CHUNK, n))
-            # distance in (log sSFR, log age): 0.15 dex in sSFR weighs as 0.25 dex in age
-            cost = ((log_ssfr_sfh[None, :] - ssfr_t[sl, None]) / 0.15) ** 2 + (
-                (log_age_sfh[None, :] - log_age_t[sl, None]) / 0.25
+            # distance in (log sSFR, log age): 0.1 dex in sSFR weighs as 0.3 dex in age
+            cost = ((log_ssfr_sfh[None, :] - ssfr_t[sl, None]) / 0.1) ** 2 + (
+                (log_age_sfh[None, :] - log_age_t[sl, None]) / 0.3
             ) ** 2
             too_old = ages[np.arange(first.size) % ages.size][None, :] >= t_hi[sl, None]
             cost[too_old] = np.inf
