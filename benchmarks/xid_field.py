@@ -1,0 +1,283 @@
+"""A whole field on one machine (#18): ``skysense pipeline run`` on a simulated 10 deg^2 field.
+
+The field has MIPS 24, PACS 100/160 (``pacs_green``/``pacs_red``) and SPIRE 250/350/500 maps
+(:data:`skysense.sim.DEFAULT_MAPS`) and about 100,000 XID+ prior sources (the masterlist cut
+``f_irac_i1 > 45`` uJy over the whole square). The XID+ tiles run on a local Dask cluster of two
+single-threaded worker processes, whose address is given to ``skysense pipeline run
+--scheduler``. The simulation is written first and not timed as part of the run.
+
+Measured: the wall time of the run and of each step (from the step records), the peak memory
+(resident set size summed over the pipeline process, the scheduler and the workers, sampled
+every 0.5 s; and the largest single process), the load average before and after (other jobs
+share the machine's two cores: the load is reported beside every figure), and the calibration
+of the field's XID+ posteriors against the simulation's truth: the fraction of the true fluxes
+inside the 68% interval (16th-84th percentiles) per band, for the priors matched to a true
+source within 1".
+
+The photo-z and radio steps of the simulated configuration are left out (they are not XID+ and
+are benchmarked elsewhere); prepare, merge, priors, XID+ and publish (catalogue and the six
+maps) run. Results go to ``results/xid_field.json`` and to the ``field`` section of
+``results/xid.json``.
+
+``python -m benchmarks xid_field [--quick] [--area DEG2] [--work DIR] [--reuse-field]``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._harness import RESULTS, Row
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--area", type=float, default=10.0, help="field area, deg^2")
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--prior-cut", default="f_irac_i1 > 45", help="XID+ prior selection")
+    parser.add_argument("--work", default="/tmp/skysense_xid_field", help="work folder")
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
+    parser.add_argument("--reuse-field", action="store_true", help="keep a field written before")
+
+
+def _loadavg() -> list[str]:
+    return open("/proc/loadavg").read().split()[:3]
+
+
+class _MemorySampler:
+    """Peak summed RSS of a set of process trees, sampled in a thread."""
+
+    def __init__(self, pids, interval_s: float = 0.5, status: Path | None = None):
+        import psutil
+
+        self._psutil = psutil
+        # peaks so far, rewritten every 30 s: a run stopped early still leaves its numbers
+        self.status = status
+        self._t0 = time.perf_counter()
+        self._n = 0
+        self.roots = [psutil.Process(p) for p in pids]
+        self.interval_s = interval_s
+        self.peak_total = 0
+        self.peak_single = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def add(self, pid: int) -> None:
+        self.roots.append(self._psutil.Process(pid))
+
+    def _procs(self):
+        seen = {}
+        for root in self.roots:
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    seen[p.pid] = p
+            except self._psutil.Error:
+                continue
+        return seen.values()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            total = 0
+            for p in self._procs():
+                try:
+                    rss = p.memory_info().rss
+                except self._psutil.Error:
+                    continue
+                total += rss
+                self.peak_single = max(self.peak_single, rss)
+            self.peak_total = max(self.peak_total, total)
+            if self.status is not None and self._n % 60 == 0:
+                self.status.write_text(
+                    json.dumps(
+                        {
+                            "elapsed_s": time.perf_counter() - self._t0,
+                            "peak_rss_total_gb": self.peak_total / 1e9,
+                            "peak_rss_single_gb": self.peak_single / 1e9,
+                            "loadavg": _loadavg(),
+                        }
+                    )
+                )
+            self._n += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _edit_config(path: Path, radius_deg: float) -> None:
+    """Priors over the whole square; no photo-z or radio steps."""
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    cfg["field"]["radius_deg"] = round(radius_deg, 3)
+    cfg.pop("photoz", None)
+    cfg.pop("radio", None)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _step_times(work: Path) -> dict[str, float]:
+    out = {}
+    for f in sorted(work.glob("*.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and "timing" in rec:
+            out[rec.get("step", f.stem)] = float(rec["timing"].get("seconds", float("nan")))
+    return out
+
+
+def _coverage(site: Path, field: Path) -> dict:
+    """68% coverage and bright-source error per band of the XID+ catalogue against the truth."""
+    import pandas as pd
+    from astropy.coordinates import SkyCoord
+
+    cat = pd.read_parquet(site / "pipeline" / "xid" / "catalogue.parquet")
+    truth = pd.read_parquet(field / "truth" / "map_sources.parquet")
+    c1 = SkyCoord(cat["RA"].to_numpy(), cat["Dec"].to_numpy(), unit="deg")
+    c2 = SkyCoord(truth["ra"].to_numpy(), truth["dec"].to_numpy(), unit="deg")
+    idx, sep, _ = c1.match_to_catalog_sky(c2)
+    ok = sep.arcsec < 1.0
+    out = {"n_catalogue": int(len(cat)), "n_matched": int(ok.sum())}
+    for col in [c for c in cat.columns if c.startswith("F_")]:
+        band = col[2:].lower()
+        if f"f_{band}" not in truth:
+            continue
+        true = truth[f"f_{band}"].to_numpy()[idx[ok]]
+        lo = cat[f"FErr_{col[2:]}_l"].to_numpy()[ok]
+        hi = cat[f"FErr_{col[2:]}_u"].to_numpy()[ok]
+        med = cat[col].to_numpy()[ok]
+        fin = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(med)
+        inside = (true >= lo) & (true <= hi)
+        bright = fin & (true > 20.0)
+        out[band] = {
+            "n": int(fin.sum()),
+            "cover68": float(inside[fin].mean()) if fin.any() else None,
+            "n_bright_20mJy": int(bright.sum()),
+            "bright_median_rel_err": (
+                float(np.median(np.abs(med[bright] / true[bright] - 1.0))) if bright.any() else None
+            ),
+        }
+    return out
+
+
+def run(opts):
+    from dask.distributed import LocalCluster
+
+    from skysense.pipeline import write_sim_config
+    from skysense.sim import DEFAULT_MAPS, write_field
+
+    area = 0.1 if opts.quick else opts.area
+    work = Path(opts.work) / ("quick" if opts.quick else f"a{area:g}")
+    field, site = work / "field", work / "site"
+    meta = {
+        "area_deg2": area,
+        "maps": [m.band for m in DEFAULT_MAPS],
+        "prior_cut": opts.prior_cut,
+        "workers": opts.workers,
+        "cpus": os.cpu_count(),
+        "load_before_field": _loadavg(),
+    }
+    t0 = time.perf_counter()
+    if not (opts.reuse_field and (field / "manifest.json").exists()):
+        write_field(field, seed=opts.seed, area_deg2=area, progress=False)
+        meta["field_write_s"] = time.perf_counter() - t0
+    site.mkdir(parents=True, exist_ok=True)
+    cfg = write_sim_config(field, site / "field.yaml", db="vo.duckdb", prior_cut=opts.prior_cut)
+    # the priors: every masterlist object of the square (half-diagonal of its side)
+    _edit_config(cfg, math.sqrt(area) / math.sqrt(2.0) + 0.05)
+    meta["load_before_run"] = _loadavg()
+    env = {**os.environ, "SKYSENSE_PROGRESS": "log", "SKYSENSE_PROGRESS_INTERVAL": "60"}
+    src = Path(__import__("skysense").__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    log = work / "pipeline.log"
+    with LocalCluster(
+        n_workers=opts.workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit=0,
+    ) as cluster:
+        worker_pids = [w.process.pid for w in cluster.workers.values()]
+        t1 = time.perf_counter()
+        with (
+            open(log, "w") as fh,
+            _MemorySampler([os.getpid(), *worker_pids], status=work / "status.json") as mem,
+        ):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "skysense.cli", "pipeline", "run", str(cfg)]
+                + ["--scheduler", cluster.scheduler_address],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=site,
+            )
+            mem.add(proc.pid)
+            rc = proc.wait()
+        wall = time.perf_counter() - t1
+    meta["load_after_run"] = _loadavg()
+    meta["returncode"] = rc
+    meta["log"] = str(log)
+    if rc != 0:
+        tail = log.read_text().splitlines()[-20:]
+        raise RuntimeError("pipeline run failed:\n" + "\n".join(tail))
+    steps = _step_times(site / "pipeline" / "records")
+    meta["steps_s"] = steps
+    xid_rec = json.loads((site / "pipeline" / "records" / "xid.json").read_text())
+    meta["xid_summary"] = xid_rec.get("summary")
+    meta["xid_message"] = xid_rec.get("message")
+    meta["calibration"] = _coverage(site, field)
+    meta["wall_s"] = wall
+    meta["peak_rss_total_gb"] = mem.peak_total / 1e9
+    meta["peak_rss_single_gb"] = mem.peak_single / 1e9
+    n_priors = meta["calibration"]["n_catalogue"]
+    rows = [
+        Row(
+            task=f"pipeline run, {area:g} deg^2 field, {n_priors} XID+ priors, 6 maps",
+            skysense=wall,
+            peer=None,
+            peer_name="",
+            unit="s",
+            higher_is_better=False,
+            notes=(
+                f"XID+ step {steps.get('xid', float('nan')):.0f} s on {opts.workers} Dask "
+                f"workers; peak RSS {mem.peak_total / 1e9:.2f} GB summed "
+                f"({mem.peak_single / 1e9:.2f} GB largest process); load "
+                f"{' '.join(meta['load_before_run'])} before, "
+                f"{' '.join(meta['load_after_run'])} after (2 cores shared)"
+            ),
+            extra={"steps_s": steps},
+        )
+    ]
+    _update_xid_json(meta)
+    return rows, meta
+
+
+def _update_xid_json(meta: dict) -> None:
+    """The ``field`` section of ``results/xid.json`` (its other parts are left as they are)."""
+    path = RESULTS / "xid.json"
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    data.setdefault("meta", {})["field"] = {
+        **meta,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": "benchmarks/xid_field.py (results/xid_field.json)",
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
