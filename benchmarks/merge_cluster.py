@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--objects", default="10M", help="true objects (e.g. 200k, 10M)")
     parser.add_argument("--worker-memory", default="4GB", help="dask worker --memory-limit")
     parser.add_argument("--radius", type=float, default=0.8, help="merge radius, arcsec")
+    # The simulator draws each order-7 cell on its own (detections leaving their cell are
+    # dropped), so no object straddles an order-7 edge: tiles must be finer to be crossed.
+    parser.add_argument("--tile-order", type=int, default=8, help="tile order of the cluster merge")
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
 
@@ -200,7 +203,8 @@ def run(opts):
             poll.start()
             try:
                 stage("merge cluster",
-                      lambda: run_merge(config, work / "cluster", scheduler=cluster.address))  # fmt: skip
+                      lambda: run_merge(config, work / "cluster", scheduler=cluster.address,
+                                        tile_order=opts.tile_order))  # fmt: skip
             finally:
                 stop.set()
                 poll.join()

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
 from skysense.catalog.hats_io import read_hats_table, spatial_index
@@ -137,6 +138,9 @@ def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
     from skysense.catalog.hats_io import write_hats
 
     files = _catalogues(tmp_path, seed=7)
+    # Small row groups: tiles read only the row groups that meet their cap, and the rows'
+    # global numbers (which fix the merge order) must survive the skipping.
+    monkeypatch.setattr(hats_io, "ROW_GROUP_ROWS", 64)
     entries = []
     for f, s in zip(files, "abc"):
         df = pd.read_parquet(f)
@@ -149,6 +153,13 @@ def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
             partition_rows=1000,
         )
         entries.append({"file": f"{s}_hats"})
+    assert (
+        max(
+            pq.ParquetFile(f).metadata.num_row_groups
+            for f in hats_io.hats_files(tmp_path / "a_hats")
+        )
+        > 5
+    )
     cfg = {"catalogues": entries, "radius_arcsec": 1.2, "bayes": True}
     (tmp_path / "h.yaml").write_text(yaml.safe_dump(cfg))
     config = load_merge_config(tmp_path / "h.yaml")

@@ -183,17 +183,71 @@ def _partitions_in_cap(partitions, ra_c, dec_c, radius_arcsec):
     return out
 
 
+def _cap_ranges(
+    order: int, pixel: int, ra_c, dec_c, radius_arcsec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted disjoint ``[lo, hi)`` ranges of ``_healpix_29`` covering the cap and the tile."""
+    import astropy.units as u
+    import cdshealpix.nested
+
+    depth = min(order + 3, 29)
+    cells = cdshealpix.nested.cone_search(
+        ra_c * u.deg, dec_c * u.deg, (radius_arcsec * 1.01 + 1.0) * u.arcsec, depth, flat=True
+    )[0].astype(np.int64)
+    shift = 2 * (29 - depth)
+    tile = np.arange(pixel << (2 * (depth - order)), (pixel + 1) << (2 * (depth - order)))
+    cells = np.unique(np.concatenate([cells, tile]))
+    # Merge runs of consecutive cells into one range each.
+    breaks = np.flatnonzero(np.diff(cells) != 1) + 1
+    first = cells[np.concatenate([[0], breaks])]
+    last = cells[np.concatenate([breaks - 1, [len(cells) - 1]])]
+    return first << shift, (last + 1) << shift
+
+
+def _read_row_groups(path, ranges) -> tuple[pd.DataFrame, np.ndarray]:
+    """The row groups of a partition file that may hold rows in ``ranges`` (by their
+    ``_healpix_29`` statistics), and each row's position in the file."""
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    col = pf.schema_arrow.get_field_index(SPATIAL_INDEX_COLUMN)
+    lo, hi = ranges
+    groups, local, start = [], [], 0
+    for g in range(md.num_row_groups):
+        n = md.row_group(g).num_rows
+        st = md.row_group(g).column(col).statistics if col >= 0 else None
+        keep = st is None or not st.has_min_max
+        if not keep:
+            i = np.searchsorted(hi, st.min, side="right")
+            keep = i < len(lo) and lo[i] <= st.max
+        if keep:
+            groups.append(g)
+            local.append(np.arange(start, start + n, dtype=np.int64))
+        start += n
+    if len(groups) == md.num_row_groups:
+        table = pf.read()
+    elif groups:
+        table = pf.read_row_groups(groups)
+    else:
+        table = pf.schema_arrow.empty_table()
+    rows = np.concatenate(local) if local else np.empty(0, dtype=np.int64)
+    return table.to_pandas(), rows
+
+
 def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
+    """The rows of input ``k`` within the cap or in the tile, in global row order. Only the
+    row groups whose ``_healpix_29`` range meets the cap are read (partitions are sorted by
+    it), so a tile smaller than the input's partitions reads little more than its cap."""
     import hats.io
     from hats.pixel_math import HealpixPixel
 
     shift = 2 * (29 - job.order)
+    ranges = _cap_ranges(job.order, job.pixel, ra_c, dec_c, cap_arcsec)
     frames = []
     for o, p in _partitions_in_cap(job.partitions[k], ra_c, dec_c, cap_arcsec):
         file = hats.io.paths.pixel_catalog_file(Path(job.hats_dirs[k]), HealpixPixel(o, p))
-        table = pq.read_table(file.path).to_pandas()
+        table, local = _read_row_groups(file.path, ranges)
         if job.direct and job.direct[k] is not None:
-            table = _with_helpers(table, job.direct[k], (o, p))
+            table = _with_helpers(table, job.direct[k], (o, p), local)
         sep = angular_sep_arcsec(ra_c, dec_c, table["_ra"].to_numpy(), table["_dec"].to_numpy())
         core = (table[SPATIAL_INDEX_COLUMN].to_numpy() >> shift) == job.pixel
         frames.append(table[(sep <= cap_arcsec) | core])
@@ -207,14 +261,16 @@ def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
     return df.sort_values("_row", kind="stable").reset_index(drop=True)
 
 
-def _with_helpers(table: pd.DataFrame, direct: tuple, pixel) -> pd.DataFrame:
+def _with_helpers(table: pd.DataFrame, direct: tuple, pixel, local=None) -> pd.DataFrame:
     """Add ``_row``, ``_ra``, ``_dec`` (and ``_pos_err``) to a partition of a HATS input read
-    in place; ``_row`` numbers rows as :func:`~skysense.catalog.hats_io.read_hats_table` does."""
+    in place; ``_row`` numbers rows as :func:`~skysense.catalog.hats_io.read_hats_table` does
+    (``local``: each row's position in its partition file, default all rows in order)."""
     offsets, (ra_col, dec_col), err = direct
     table = table.copy()
     start = offsets[pixel] if pixel is not None else 0
-    if "_row" not in table.columns:  # file inputs converted to HATS keep their file's rows
-        table["_row"] = np.arange(start, start + len(table), dtype=np.int64)
+    if local is None:
+        local = np.arange(len(table), dtype=np.int64)
+    table["_row"] = start + np.asarray(local, dtype=np.int64)
     table["_ra"] = table[ra_col].to_numpy(dtype=np.float64)
     table["_dec"] = table[dec_col].to_numpy(dtype=np.float64)
     if isinstance(err, str):

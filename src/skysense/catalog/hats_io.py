@@ -24,6 +24,7 @@ from skysense.errors import InputError
 
 __all__ = [
     "SPATIAL_INDEX_COLUMN",
+    "ROW_GROUP_ROWS",
     "spatial_index",
     "write_hats",
     "write_partition",
@@ -162,6 +163,10 @@ def destination_keys(cells: np.ndarray, alignment) -> np.ndarray:
     return cell_dest[inverse.reshape(-1)]
 
 
+#: Rows per Parquet row group in partition files.
+ROW_GROUP_ROWS = 32_768
+
+
 def write_partition(table: pa.Table, base_dir: str | os.PathLike, order: int, pixel: int) -> Path:
     """Write one partition file (rows already sorted by ``_healpix_29``) of a HATS catalogue.
 
@@ -175,7 +180,9 @@ def write_partition(table: pa.Table, base_dir: str | os.PathLike, order: int, pi
         Path(base_dir), HealpixPixel(order, pixel), create_dirs=True
     )
     with atomic_path(file.path) as tmp:
-        pq.write_table(table, tmp)
+        # Row groups of ROW_GROUP_ROWS rows (sorted by _healpix_29, so each covers a small
+        # patch): a reader of one patch (a tile of the merge) reads only its row groups.
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
     return Path(file.path)
 
 
