@@ -94,7 +94,10 @@ def test_end_to_end_result_against_the_truth(completed, capsys):
     assert pz["sigma_nmad"] < 0.3 and pz["outlier_fraction"] < 0.5 and abs(pz["bias_mean"]) < 0.1
     for band in ("spire_250", "spire_350"):
         s = truth["xid"][band]
-        assert s["n"] > 300 and s["n_bright"] > 20
+        # 235 priors (f_irac_i1 > 20 uJy) on this field since galaxies are drawn from the SED
+        # model family (#17), 428 with the earlier black bodies: the model SEDs are fainter
+        # at 3.6 um for a given i magnitude (median i - [3.6] 0.9 vs 1.1 at z 0.5-1, i < 23)
+        assert s["n"] > 150 and s["n_bright"] > 20
         assert abs(s["median_rel_error_bright"]) < 0.5
         assert 0.1 < s["coverage_68"] <= 1.0
 

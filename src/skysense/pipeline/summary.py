@@ -41,6 +41,7 @@ __all__ = [
     "radio_scores",
     "sed_scores",
     "SED_SFR_MIN_LOG_SSFR",
+    "SED_Z_TOLERANCE",
     "truth_summary",
     "write_summary",
     "summary_markdown",
@@ -208,6 +209,8 @@ def radio_scores(
 #: SFR is scored on star-forming truths only (log sSFR > -11 yr^-1): a quiescent model's SFR
 #: can be 10^-20 of its mass per year, whose logarithm no photometry constrains.
 SED_SFR_MIN_LOG_SSFR = -11.0
+#: ``z_good``: galaxies fitted at a redshift within this fraction of (1 + z) of the truth.
+SED_Z_TOLERANCE = 0.05
 
 
 def sed_scores(true_log: np.ndarray, estimate: np.ndarray, sigma: np.ndarray) -> dict:
@@ -251,10 +254,19 @@ def _sed_truth_scores(fit: pd.DataFrame, main: pd.Series, objects: pd.DataFrame)
         truth = {q: np.log10(obj[col].reindex(tid).to_numpy(float)) for q, col in
                  (("mstar", "mstar_msun"), ("sfr", "sfr_msun_yr"), ("l_dust", "l_dust_lsun"))}  # fmt: skip
     star_forming = truth["sfr"] - truth["mstar"] > SED_SFR_MIN_LOG_SSFR
-    out = {}
-    for q, keep in (("mstar", galaxy), ("sfr", galaxy & star_forming), ("l_dust", galaxy)):
-        out[q] = sed_scores(truth[q][keep], fit[f"bayes_{q}"].to_numpy(float)[keep],
-                            fit[f"bayes_{q}_err"].to_numpy(float)[keep])  # fmt: skip
+    z_true = obj["z"].reindex(tid).to_numpy(float)
+    z_ok = np.abs(fit["redshift"].to_numpy(float) - z_true) <= SED_Z_TOLERANCE * (1 + z_true)
+
+    def scores(rows: np.ndarray) -> dict:
+        res = {}
+        for q, keep in (("mstar", rows), ("sfr", rows & star_forming), ("l_dust", rows)):
+            res[q] = sed_scores(truth[q][keep], fit[f"bayes_{q}"].to_numpy(float)[keep],
+                                fit[f"bayes_{q}_err"].to_numpy(float)[keep])  # fmt: skip
+        return res
+
+    out = scores(galaxy)
+    # the SED fit alone: galaxies fitted at (nearly) their true redshift (zspec, good zphot)
+    out["z_good"] = scores(galaxy & z_ok)
     out["n_fitted_galaxies"] = int((galaxy & np.isfinite(fit["bayes_mstar"].to_numpy(float))).sum())
     return out
 
@@ -329,7 +341,8 @@ def truth_summary(
     -------
     dict
         ``association``, ``xid`` (per band), ``photoz``, ``radio``, ``sed`` (per quantity:
-        ``mstar``, ``sfr`` on star-forming truths, ``l_dust``).
+        ``mstar``, ``sfr`` on star-forming truths, ``l_dust``; the same under ``z_good`` for
+        the galaxies fitted within :data:`SED_Z_TOLERANCE` (1 + z) of their true redshift).
     """
     field = Path(field_dir)
     rows = pd.read_parquet(field / "truth" / "catalogue_rows.parquet")
@@ -439,14 +452,17 @@ def summary_markdown(doc: dict) -> str:
         sd = truth["sed"]
         lines += ["", "### SED fits against the true galaxies (Bayesian estimates, dex)", ""]
         lines += [f"{sd.get('n_fitted_galaxies', 0)} fitted galaxies; SFR scored on the "
-                  "star-forming ones (true log sSFR > -11).", ""]  # fmt: skip
+                  "star-forming ones (true log sSFR > -11); '(z good)': fitted within "
+                  f"{SED_Z_TOLERANCE} (1 + z) of the true redshift.", ""]  # fmt: skip
         lines += ["| quantity | n | bias | scatter | NMAD | 1-sigma coverage |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
-        for q, name in (("mstar", "log M*"), ("sfr", "log SFR"), ("l_dust", "log L_dust")):
-            if q in sd:
-                r = sd[q]
-                lines.append(f"| {name} | {r['n']} | {_fmt(r['bias'])} | {_fmt(r['scatter'])} | "
-                             f"{_fmt(r['nmad'])} | {_fmt(r['coverage_1sigma'])} |")  # fmt: skip
+        for sub, what in ((sd, ""), (sd.get("z_good") or {}, " (z good)")):
+            for q, name in (("mstar", "log M*"), ("sfr", "log SFR"), ("l_dust", "log L_dust")):
+                if q in sub:
+                    r = sub[q]
+                    lines.append(f"| {name}{what} | {r['n']} | {_fmt(r['bias'])} | "
+                                 f"{_fmt(r['scatter'])} | {_fmt(r['nmad'])} | "
+                                 f"{_fmt(r['coverage_1sigma'])} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
