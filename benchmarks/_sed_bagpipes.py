@@ -8,17 +8,19 @@ fits the same photometry with skysense and compares.
 
 Physics made as close as the two codes allow: the mocks are skysense models with delayed-tau
 SFH without burst, modified Charlot & Fall attenuation (slopes -0.7, mu = 0.44), DL07 dust
-(q_PAH = 2.5, gamma = 0.02), no AGN, no nebular emission, BC03 at solar metallicity, Inoue14
-IGM, Planck18 cosmology. bagpipes fits delayed-tau (tau 0.03-10 Gyr, so that the grid's 0.1 is not at the prior's edge, age 0.1 Gyr to the age of
+(q_PAH = 2.5, gamma = 0.02), no AGN, nebular emission (log U = -3) of stars younger than
+10 Myr, BC03 at solar metallicity, Inoue14 IGM, Planck18 cosmology. Nebular emission is on in
+both because without it the codes treat the Lyman continuum differently (skysense drops it,
+bagpipes lets dust absorb part of it, 15-50 % more L_dust for young or dust-poor models); with it
+both turn it into nebular light that the birth clouds attenuate. bagpipes fits delayed-tau (tau 0.03-10 Gyr, so that the grid's 0.1 is not at the prior's edge, age 0.1 Gyr to the age of
 the Universe, log M formed 6-13), its CF00 dust (A_V 0-2.5, eta = 1/mu, n = 0.7, t_bc 10 Myr),
-DL07 (U_min 0.5-20, q_PAH 2.5, gamma 0.02) at the mock's redshift; its cosmology is switched to
+DL07 (U_min 0.5-25, q_PAH 2.5, gamma 0.02), nebular log U = -3, at the mock's redshift; its cosmology is switched to
 Planck18 so that distances agree. Priors differ (continuous vs grid), as they must.
 
 ``--field FIELD`` fits galaxies of a simulated field (``skysense sim field``) instead: ``n``
 galaxies with i < 24 and z < 2 drawn from its truth (``truth/objects.parquet``, true fluxes of
 the simulator's SED models, which include nebular emission), given the same HELP-like errors;
-saved to ``WORK/field.npz``, results in ``WORK/results_field<tag>.jsonl``; bagpipes then adds
-its nebular model (log U = -3, as the simulator).
+saved to ``WORK/field.npz``, results in ``WORK/results_field<tag>.jsonl``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def mock_config():
         umin=(0.5, 2.0, 5.0, 15.0),
         qpah=(2.5,),
         frac_agn=(0.0,),
+        nebular=True,
+        logu=-3.0,
     )
 
 
@@ -129,7 +133,7 @@ def _use_planck18(pipes) -> None:
     u.ldist_at_z[:] = Planck18.luminosity_distance(u.z_array).value
 
 
-def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4, nebular=False):
+def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4):
     """One bagpipes fit; returns a JSON-able dict of posterior summaries and its run time."""
     phot = np.column_stack([flux_mjy * 1e3, err_mjy * 1e3])  # uJy
     galaxy = pipes.galaxy(name, lambda _id: phot, spectrum_exists=False, filt_list=files)
@@ -137,12 +141,12 @@ def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4, nebu
         "redshift": float(z),
         "delayed": {"age": (0.1, 13.0), "tau": (0.03, 10.0), "massformed": (6.0, 13.0),
                     "metallicity": 1.0},
-        "dust": {"type": "CF00", "Av": (0.0, 2.5), "eta": 1.0 / 0.44, "n": 0.7},
-        "dust_emission": {"qpah": 2.5, "umin": (0.5, 20.0), "gamma": 0.02},
+        # bagpipes reads the DL07 parameters from "dust" (a "dust_emission" entry is ignored)
+        "dust": {"type": "CF00", "Av": (0.0, 2.5), "eta": 1.0 / 0.44, "n": 0.7,
+                 "qpah": 2.5, "umin": (0.5, 25.0), "gamma": 0.02},
+        "nebular": {"logU": -3.0},
         "t_bc": 0.01,
     }  # fmt: skip
-    if nebular:
-        instructions["nebular"] = {"logU": -3.0}
     fit = pipes.fit(galaxy, instructions, run=f"nl{n_live}nn{n_networks}")
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         name = f"field{i}" if opts.field else f"mock{i}"
         res = fit_one(pipes, files, mocks["flux_mjy"][i], mocks["err_mjy"][i], mocks["z"][i],
-                      name, opts.n_live, opts.n_networks, nebular=bool(opts.field))  # fmt: skip
+                      name, opts.n_live, opts.n_networks)  # fmt: skip
         res["index"] = int(i)
         res["loadavg"] = open("/proc/loadavg").read().split()[0]
         with open(results, "a") as fh:
