@@ -30,6 +30,8 @@ _INPUTS = """
 --conf-prior {halfcauchy,halfnormal,none} | sigma_conf prior (default halfcauchy 0.5 for SPIRE,
     none for MIPS)
 --conf-scale float=0.5 | scale of the sigma_conf prior
+--white-confusion flag | XID+'s white sigma_conf instead of the default correlated confusion
+    field of unlisted sources (beam-correlated, amplitude sampled with the sigma_conf prior)
 """
 # not in the SED mode, whose flux prior is the template mixture
 _FLUX_PRIOR = """
@@ -99,7 +101,9 @@ _SED = """
 
 # options passed on as keywords: of read_fit_inputs, of every fitter, of the SED mode, of
 # fit_tiles and of find_hidden_sources
-_READ_KW = "noise prf fwhm:fwhm_arcsec moc bkg_prior conf_prior conf_scale"
+_READ_KW = (
+    "noise prf fwhm:fwhm_arcsec moc bkg_prior conf_prior conf_scale white_confusion:conf_white"
+)
 _FIT_KW = "min_beam_fraction samples:n_samples warmup:n_warmup chains:n_chains seed:random_state"
 _SED_KW = "redshift_column:z_column redshift_error_column:z_err_column scatter:scatter_fraction"
 _TILES_KW = "order scheduler sources_per_tile buffer_arcsec"

@@ -28,6 +28,7 @@ from skysense.xid.model import (
     GaussianBeam,
     PRFBeam,
     band_model,
+    default_conf_prior,
     duplicate_columns,
     pointing_matrix,
 )
@@ -59,13 +60,6 @@ def help_id(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     ra = c.ra.to_string(unit="hourangle", sep="", precision=3, pad=True)
     dec = c.dec.to_string(sep="", precision=3, alwayssign=True, pad=True)
     return np.array([f"HELP_J{a}{d}" for a, d in zip(np.atleast_1d(ra), np.atleast_1d(dec))])
-
-
-def default_conf_prior(band: str) -> ConfusionPrior:
-    """HalfCauchy(0.5) confusion noise for SPIRE (and other confused bands), none for MIPS."""
-    if band.lower().startswith("mips"):
-        return ConfusionPrior("none")
-    return ConfusionPrior("halfcauchy", 0.5)
 
 
 def _column(prior: pd.DataFrame, name: str):
@@ -399,7 +393,11 @@ def fit_models(
     n_chains: int = 4,
     random_state=None,
 ) -> dict[str, BandPosterior]:
-    """Sample already-built band models (bands are independent); returns band -> posterior."""
+    """Sample already-built band models (bands are independent); returns band -> posterior.
+
+    ``sampler="nuts"`` (the numpyro reference) models the confusion as XID+'s white
+    sigma_conf even where the model asks for the correlated field.
+    """
     rng = np.random.default_rng(random_state)
     out = {}
     for band, m in models.items():
@@ -411,6 +409,10 @@ def fit_models(
         elif sampler == "nuts":
             from skysense.xid.reference import nuts_band
 
+            if m.conf_prior.correlated:  # the reference model has XID+'s white sigma_conf
+                m = dataclasses.replace(
+                    m, conf_prior=dataclasses.replace(m.conf_prior, correlated=False)
+                )
             out[band] = nuts_band(
                 m, n_samples=n_samples, n_warmup=n_warmup, n_chains=n_chains, random_state=seed
             )
@@ -559,7 +561,8 @@ def fit_sed_maps(
     """Fit all bands together with the template SED prior (numpyro NUTS); mirrors ``fit-sed``.
 
     Sources are fitted only where every band can fit them (the SED ties their fluxes); the
-    others are reported in ``unfitted``.
+    others are reported in ``unfitted``. The confusion is XID+'s white sigma_conf here (the
+    NUTS model of :mod:`skysense.xid.sed` has no correlated field).
 
     Parameters
     ----------

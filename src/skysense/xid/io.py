@@ -406,6 +406,7 @@ def read_fit_inputs(
     bkg_prior: tuple[float, float] | None = None,
     conf_prior: str | None = None,
     conf_scale: float = 0.5,
+    conf_white: bool = False,
     id_column: str | None = None,
 ) -> FitInputs:
     """Read the maps, prior catalogue, region and beams of an XID+ fit, and build its priors.
@@ -422,7 +423,7 @@ def read_fit_inputs(
     prf : sequence of path, optional - PRF image per map instead of a Gaussian beam
     fwhm_arcsec : sequence of float, arcsec, optional - Gaussian beam FWHM per map
     moc : path, optional - MOC of the region to fit
-    bkg_prior, conf_prior, conf_scale : see :func:`skysense.xid.model.band_options`
+    bkg_prior, conf_prior, conf_scale, conf_white : see :func:`skysense.xid.model.band_options`
     id_column : str, optional - id column of the prior catalogue
 
     Returns
@@ -458,6 +459,7 @@ def read_fit_inputs(
         bkg_prior=bkg_prior,
         conf_prior=conf_prior,
         conf_scale=conf_scale,
+        conf_white=conf_white,
     )
     return FitInputs(skies, table, region, options)
 

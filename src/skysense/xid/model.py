@@ -39,6 +39,7 @@ __all__ = [
     "duplicate_columns",
     "band_model",
     "band_options",
+    "default_conf_prior",
     "FWHM_ARCSEC",
     "PIXEL_ARCSEC",
 ]
@@ -333,6 +334,18 @@ class ConfusionPrior:
         return {"none": 0, "halfcauchy": 1, "halfnormal": 2}[self.kind]
 
 
+def default_conf_prior(band: str, *, correlated: bool = True) -> ConfusionPrior:
+    """HalfCauchy(0.5) confusion for SPIRE (and other confused bands), none for MIPS.
+
+    ``correlated`` (default True): the confusion of unlisted sources as the correlated field
+    of :mod:`skysense.xid.confusion`, which calibrates the intervals when faint sources are
+    left out of the prior list (#18); False: XID+'s white sigma_conf.
+    """
+    if band.lower().startswith("mips"):
+        return ConfusionPrior("none")
+    return ConfusionPrior("halfcauchy", 0.5, correlated=correlated)
+
+
 @dataclasses.dataclass
 class BandModel:
     """Everything the samplers need for one band (pure arrays).
@@ -487,6 +500,7 @@ def band_options(
     bkg_prior: tuple[float, float] | None = None,
     conf_prior: str | None = None,
     conf_scale: float = 0.5,
+    conf_white: bool = False,
 ) -> dict:
     """Per-band beams and priors, keyed as :func:`skysense.xid.fit.fit` takes them.
 
@@ -500,6 +514,8 @@ def band_options(
     conf_prior : ``"halfcauchy"``, ``"halfnormal"`` or ``"none"``, optional - sigma_conf prior
         of every band (default: :func:`skysense.xid.fit.default_conf_prior` per band)
     conf_scale : float, mJy/beam - scale of ``conf_prior``
+    conf_white : bool - XID+'s white sigma_conf instead of the correlated confusion field
+        (the default of every band with a confusion prior)
 
     Returns
     -------
@@ -526,6 +542,12 @@ def band_options(
     if bkg_prior is not None:
         mu, sigma = bkg_prior
         out["bkg_priors"] = {b: BackgroundPrior(float(mu), float(sigma)) for b in bands}
+    corr = not conf_white
     if conf_prior is not None:
-        out["conf_priors"] = {b: ConfusionPrior(conf_prior, conf_scale) for b in bands}
+        out["conf_priors"] = {
+            b: ConfusionPrior(conf_prior, conf_scale, correlated=corr and conf_prior != "none")
+            for b in bands
+        }
+    elif conf_white:
+        out["conf_priors"] = {b: default_conf_prior(b, correlated=False) for b in bands}
     return out

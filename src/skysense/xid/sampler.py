@@ -983,7 +983,14 @@ def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
     w = 1.0 / args[4]
     dirs = _field_directions(model, field)
     t0 = time.perf_counter()
-    left = n_warmup
+    # the first half of the warm-up fits the sources with the field off: a field switched
+    # on while the fluxes are still far off would take up their residuals (its amplitude
+    # grows with them) and hand the flux back only slowly; warm-up draws are discarded
+    quiet = n_warmup // 2
+    b = _gibbs_chain(
+        *head, d, *tail, f, b, 0.0, quiet, 0, 1, rng, dummy_f, np.empty(0), np.empty(0), dummy_h
+    )
+    left = n_warmup - quiet
     while left > 0:
         k = min(conf_every, left)
         b = _gibbs_chain(
