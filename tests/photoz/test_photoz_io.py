@@ -15,7 +15,7 @@ from skysense.photometry import flux_ujy_to_mag
 from skysense.photoz import GPzRegressor
 from skysense.photoz.io import load_model, read_catalogue, save_model, write_catalogue
 from skysense.photoz.model import PhotozModel
-from skysense.photoz.preprocess import band_matrix, missing_patterns
+from skysense.photoz.preprocess import band_matrix, missing_patterns, model_inputs
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def test_round_trip_predicts_identically(tmp_path, fitted):
     model, X = fitted
     path = save_model(model, tmp_path / "model")
     doc = json.loads((path / "model.json").read_text())
-    assert doc["format_version"] == 2 and len(doc["arrays_sha256"]) == 64
+    assert doc["format_version"] == 3 and len(doc["arrays_sha256"]) == 64
+    assert doc["inputs"] == "mag"
     assert doc["fitted"]["variance_scale_"] == model.estimator.variance_scale_
     back = load_model(path)
     assert back.estimator.variance_scale_ == model.estimator.variance_scale_
@@ -171,3 +172,81 @@ def test_read_catalogue_hats_directory_and_fits_strings(tmp_path):
         "string",
         "large_string",
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.floats(10, 30)), min_size=5, max_size=5),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_colour_inputs_keep_the_magnitudes(rows):
+    """Adjacent colours + the middle band (r of ugriz) give the magnitudes back by cumulative
+    sums from the reference band; a colour is missing exactly when one of its bands is."""
+    X = np.array([[np.nan if v is None else v for v in r] for r in rows], float)
+    E = np.where(np.isfinite(X), 0.1, np.nan)
+    F, Ef = model_inputs(X, E, "colours")
+    assert F.shape == X.shape and Ef.shape == X.shape
+    ref = F[:, 4]
+    rebuilt = np.column_stack(
+        [ref + F[:, 0] + F[:, 1], ref + F[:, 1], ref, ref - F[:, 2], ref - F[:, 2] - F[:, 3]]
+    )
+    full = np.isfinite(X).all(axis=1)
+    np.testing.assert_allclose(rebuilt[full], X[full], atol=1e-9)
+    missing = ~np.isfinite(X)
+    np.testing.assert_array_equal(~np.isfinite(F[:, :4]), missing[:, :-1] | missing[:, 1:])
+    np.testing.assert_allclose(Ef[:, :4][np.isfinite(F[:, :4])], np.sqrt(0.02))
+    same, _ = model_inputs(X, None, "mag")
+    assert same is X or np.array_equal(same, X, equal_nan=True)
+    with pytest.raises(InputError, match="inputs must be"):
+        model_inputs(X, E, "fluxes")
+
+
+def test_colour_model_round_trip(tmp_path):
+    """A colour-input model reads magnitudes from the catalogue, converts them itself, and
+    keeps doing so after a save and load (format 3 stores ``inputs``)."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(18, 22, (150, 3))
+    y = 0.05 * (X[:, 0] - X[:, 1]) + 0.3 + 0.01 * rng.normal(size=150)
+    F, _ = model_inputs(X, None, "colours")
+    est = GPzRegressor(m=10, covariance="VD", max_iter=10, random_state=0).fit(F, y)
+    model = PhotozModel(est, bands=["a", "b", "c"], target="z", inputs="colours")
+    assert model.input_names() == ["a-b", "b-c", "b"]
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    direct = est.predict(F)
+    np.testing.assert_allclose(model.predict_frame(frame)["zphot"], direct)
+    back = load_model(save_model(model, tmp_path / "m"))
+    assert back.inputs == "colours"
+    np.testing.assert_array_equal(back.predict_frame(frame)["zphot"], direct)
+
+
+def test_train_model_auto_inputs_keeps_the_better_on_validation_rows():
+    """``inputs="auto"`` fits colours and magnitudes and keeps the smaller validation
+    sigma_NMAD + outlier fraction, recomputed here from the validation rows themselves."""
+    from skysense.photoz import metrics
+    from skysense.photoz.training import split_rows, train_model
+
+    rng = np.random.default_rng(3)
+    n = 400
+    r = rng.uniform(16, 18, n)
+    z = rng.uniform(0.02, 0.3, n)
+    # magnitudes: a common brightness plus redshift-dependent colours
+    frame = pd.DataFrame(
+        {"g": r + 1.5 * z + 0.4, "r": r, "i": r - 0.8 * z - 0.1, "zspec": z}
+    ) + pd.DataFrame(
+        {"g": 0.01 * rng.normal(size=n), "r": 0.0, "i": 0.01 * rng.normal(size=n), "zspec": 0.0}
+    )
+    kw = dict(target="zspec", m=8, max_iter=30, seed=0, verbose=0)
+    model = train_model(frame, ["g", "r", "i"], **kw)
+    tried = model.info["inputs_validation_score"]
+    assert set(tried) == {"colours", "mag"}
+    assert model.inputs == min(tried, key=tried.get) == model.info["inputs"]
+    _, valid, _ = split_rows(n, (0.8, 0.1, 0.1), 0)
+    for choice in ("colours", "mag"):
+        one = train_model(frame, ["g", "r", "i"], inputs=choice, **kw)
+        assert "inputs_validation_score" not in one.info and one.inputs == choice
+        zv = one.predict_frame(frame.iloc[valid])["zphot"].to_numpy()
+        expect = metrics.sigma_nmad(z[valid], zv) + metrics.outlier_fraction(z[valid], zv)
+        assert tried[choice] == pytest.approx(expect, abs=1e-6)

@@ -16,8 +16,12 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --kind {mag,flux}=mag | band columns hold
 --flux-unit {nJy,uJy,mJy,Jy}=uJy
 --missing-values V* float=99.0,-99.0 | sentinels meaning 'no measurement' (default: 99 -99)
+--inputs {auto,colours,mag}=auto | model inputs: adjacent colours and the middle band's
+    magnitude, or the magnitudes; auto (default) fits both and keeps the better on the
+    validation rows
 --m int=100 | number of basis functions (default 100)
---covariance {GL,VL,GD,VD,GC,VC}=VD | basis covariance (default VD)
+--covariance {GL,VL,GD,VD,GC,VC}=GC | basis covariance (default GC, the best on the validation
+    rows of SDSS and DC2 in benchmarks/photoz.py)
 --homoscedastic flag | constant noise
 --no-linear-mean flag | no linear mean term
 --weights {none,balanced,normalized}=none | cost weights
@@ -30,7 +34,9 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --out MODEL required | model directory to write
 """
 # the _TRAIN options passed on as they are, as keywords of photoz.training.train_model
-_TRAIN_KW = "target errors kind flux_unit missing_values split seed m covariance weights max_iter"
+_TRAIN_KW = (
+    "target errors kind flux_unit missing_values inputs split seed m covariance weights max_iter"
+)
 _PREDICT = f"""
 model MODEL
 catalog CATALOG

@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 FORMAT = "skysense-photoz-gpz"
-FORMAT_VERSION = 2  # 2: variance calibration (variance_scale_); version 1 files load with 1
+# 2: variance calibration (variance_scale_); version 1 files load with 1.
+# 3: ``inputs`` (magnitudes or colours); older files hold magnitude models.
+FORMAT_VERSION = 3
 _ARRAYS = (
     "theta_",
     "coef_",
@@ -101,6 +103,7 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
         "kind": model.kind,
         "flux_unit": model.flux_unit,
         "missing_values": [float(v) for v in model.missing_values],
+        "inputs": model.inputs,
         "info": model.info,
     }
     with atomic_dir(path) as tmp:
@@ -178,6 +181,7 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
         kind=doc["kind"],
         flux_unit=doc["flux_unit"],
         missing_values=tuple(doc["missing_values"]),
+        inputs=doc.get("inputs", "mag"),
         info=doc.get("info", {}),
     )
 

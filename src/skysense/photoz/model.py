@@ -21,7 +21,7 @@ import pandas as pd
 
 from skysense.errors import InputError
 from skysense.photoz.gpz import GPzRegressor
-from skysense.photoz.preprocess import DEFAULT_MISSING, band_matrix
+from skysense.photoz.preprocess import DEFAULT_MISSING, band_matrix, model_inputs
 
 __all__ = ["PhotozModel", "OUTPUT_COLUMNS", "FLAG_OK", "FLAG_NO_BANDS"]
 
@@ -53,6 +53,9 @@ class PhotozModel:
         Name of the training target column (informational).
     kind, flux_unit, missing_values
         How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
+    inputs : {"mag", "colours"}
+        What the estimator sees (:func:`~skysense.photoz.preprocess.model_inputs`); "mag" for
+        models written before colours existed.
     info : dict
         Free metadata (training set size, test metrics...), saved with the model.
     """
@@ -64,11 +67,12 @@ class PhotozModel:
     kind: str = "mag"
     flux_unit: str = "uJy"
     missing_values: Sequence[float] = DEFAULT_MISSING
+    inputs: str = "mag"
     info: dict = dataclasses.field(default_factory=dict)
 
     def features(self, frame: pd.DataFrame, source: str | None = None):
-        """Inputs (n, d) and errors (n, d) or None from ``frame``'s columns."""
-        return band_matrix(
+        """Inputs (n, d) and errors (n, d) or None from ``frame``'s columns (as ``inputs``)."""
+        X, E = band_matrix(
             frame,
             self.bands,
             self.errors,
@@ -77,6 +81,14 @@ class PhotozModel:
             missing_values=self.missing_values,
             source=source,
         )
+        return model_inputs(X, E, self.inputs)
+
+    def input_names(self) -> list[str]:
+        """Names of the estimator's inputs, e.g. ``["u-g", "g-r", "r-i", "i-z", "r"]``."""
+        if self.inputs == "mag" or len(self.bands) < 2:
+            return list(self.bands)
+        b = list(self.bands)
+        return [f"{x}-{y}" for x, y in zip(b[:-1], b[1:])] + [b[(len(b) - 1) // 2]]
 
     def check_columns(
         self, columns: Sequence[str], source: str | None = None, *, fitted: bool = True

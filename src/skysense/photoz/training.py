@@ -22,7 +22,7 @@ from skysense.errors import ConfigError, InputError
 from skysense.photoz import metrics
 from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
-from skysense.photoz.preprocess import DEFAULT_MISSING, missing_patterns
+from skysense.photoz.preprocess import DEFAULT_MISSING, INPUTS, missing_patterns
 
 __all__ = ["split_rows", "target_values", "train_model", "describe_training"]
 
@@ -89,6 +89,7 @@ def train_model(
     kind: str = "mag",
     flux_unit: str = "uJy",
     missing_values: Sequence[float] = DEFAULT_MISSING,
+    inputs: str = "auto",
     split: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     source: str | None = None,
@@ -108,6 +109,12 @@ def train_model(
         One error column per band (propagated through the model).
     kind, flux_unit, missing_values
         How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
+    inputs : {"auto", "colours", "mag"}
+        The estimator's inputs (:func:`~skysense.photoz.preprocess.model_inputs`): adjacent
+        colours plus one magnitude, or the magnitudes themselves. ``"auto"`` (default) fits
+        both and keeps the one with the smaller sigma_NMAD + outlier fraction on the
+        validation rows (colours when there are none); ``info["inputs_validation_score"]``
+        records both scores.
     split : (train, valid, test)
         Random row shares (:func:`split_rows`); validation rows choose the stopping point and
         calibrate the variance, test rows are scored only.
@@ -143,43 +150,68 @@ def train_model(
         raise InputError(f"{len(bands)} bands but {len(errors)} error columns")
     if "verbose" not in gpz_params:
         gpz_params["verbose"] = progress_verbosity()  # a bar on a terminal, else log lines
-    model = PhotozModel(
-        estimator=GPzRegressor(random_state=seed, **gpz_params),
-        bands=list(bands),
-        errors=None if errors is None else list(errors),
-        target=target,
-        kind=kind,
-        flux_unit=flux_unit,
-        missing_values=tuple(missing_values),
-    )
-    model.check_columns(frame.columns, source, fitted=False)
-    y = target_values(frame, target, source)
-    X, err = model.features(frame, source)
-    empty = ~np.isfinite(X).any(axis=1)
-    if empty.any():
-        raise InputError(
-            f"{int(empty.sum())} row(s) have no measured band; remove them",
-            path=source,
-            row=int(np.flatnonzero(empty)[0]),
+    if inputs not in (*INPUTS, "auto"):
+        raise ConfigError(
+            f"inputs must be one of {(*INPUTS, 'auto')}, not {inputs!r}", key="inputs"
         )
-    train, valid, test = split_rows(len(y), split, seed)
-
-    def take(a, idx):
-        return None if a is None else a[idx]
-
+    tried: dict[str, float] = {}
+    best: tuple | None = None
+    y = None
+    # "auto": both input kinds are fitted and the validation rows (never the test rows) keep
+    # the one with the smaller sigma_NMAD + outlier fraction.
+    choices = ("colours", "mag") if inputs == "auto" else (inputs,)
+    if not split[1] > 0:
+        choices = choices[:1]  # nothing to choose on
+    for choice in choices:
+        model = PhotozModel(
+            estimator=GPzRegressor(random_state=seed, **gpz_params),
+            bands=list(bands),
+            errors=None if errors is None else list(errors),
+            target=target,
+            kind=kind,
+            flux_unit=flux_unit,
+            missing_values=tuple(missing_values),
+            inputs=choice,
+        )
+        model.check_columns(frame.columns, source, fitted=False)
+        if y is None:
+            y = target_values(frame, target, source)
+            train, valid, test = split_rows(len(y), split, seed)
+        X, err = model.features(frame, source)
+        empty = ~np.isfinite(X).any(axis=1)
+        if empty.any():
+            if len(choices) > 1 and choice == "colours":
+                continue  # a row with a single band has no colour: magnitudes only
+            raise InputError(
+                f"{int(empty.sum())} row(s) have no measured band"
+                + (" (no colour and no reference band)" if choice == "colours" else "")
+                + "; remove them",
+                path=source,
+                row=int(np.flatnonzero(empty)[0]),
+            )
+        est = model.estimator
+        t0 = time.perf_counter()
+        est.fit(
+            X[train],
+            y[train],
+            X_err=_take(err, train),
+            X_valid=X[valid] if len(valid) else None,
+            y_valid=y[valid] if len(valid) else None,
+            X_valid_err=_take(err, valid) if len(valid) else None,
+        )
+        seconds = time.perf_counter() - t0
+        score = 0.0
+        if len(choices) > 1 and len(valid):
+            zv = est.predict(X[valid], X_err=_take(err, valid))
+            score = metrics.sigma_nmad(y[valid], zv) + metrics.outlier_fraction(y[valid], zv)
+            tried[choice] = round(score, 6)
+        if best is None or score < best[0]:
+            best = (score, model, X, err, seconds)
+    _, model, X, err, seconds = best  # the last choice raises rather than being skipped
     est = model.estimator
-    t0 = time.perf_counter()
-    est.fit(
-        X[train],
-        y[train],
-        X_err=take(err, train),
-        X_valid=X[valid] if len(valid) else None,
-        y_valid=y[valid] if len(valid) else None,
-        X_valid_err=take(err, valid) if len(valid) else None,
-    )
-    seconds = time.perf_counter() - t0
     info: dict[str, Any] = {
         "catalogue": source,
+        "inputs": model.inputs,
         "n_train": int(len(train)),
         "n_valid": int(len(valid)),
         "n_test": int(len(test)),
@@ -191,15 +223,21 @@ def train_model(
         "validation_coverage_raw": (
             est.validation_coverage_raw_ if np.isfinite(est.validation_coverage_raw_) else None
         ),
-        "missing_patterns": missing_patterns(X, model.bands),
+        "missing_patterns": missing_patterns(X, model.input_names()),
     }
+    if tried:
+        info["inputs_validation_score"] = tried  # sigma_NMAD + outlier fraction per choice
     for name, rows in (("valid", valid), ("test", test)):
         if len(rows):
-            mean, std = est.predict(X[rows], return_std=True, X_err=take(err, rows))
+            mean, std = est.predict(X[rows], return_std=True, X_err=_take(err, rows))
             summary = metrics.summary(y[rows], mean, std)
             info[f"{name}_metrics"] = {k: v for k, v in summary.items() if not k.startswith("pit_")}
     model.info = info
     return model
+
+
+def _take(a, idx):
+    return None if a is None else a[idx]
 
 
 def describe_training(info: dict) -> str:
@@ -212,7 +250,7 @@ def describe_training(info: dict) -> str:
         f"trained on {info['n_train']} galaxies ({info['n_valid']} validation) in "
         f"{info['train_seconds']:.1f} s, {info['n_iter']} iterations (kept "
         f"{info['best_iteration']}); sigma scale {np.sqrt(info['variance_scale']):.3f} "
-        "(validation)"
+        f"(validation); inputs {info.get('inputs', 'mag')}"
     )
     test = info.get("test_metrics", {})
     if test:
