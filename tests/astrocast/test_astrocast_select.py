@@ -172,3 +172,40 @@ def test_unknown_choices_fail_cleanly():
         SelectForecaster(combine="vote")
     with pytest.raises(InputError):
         SelectForecaster(candidates={"linear_ar": LinearARForecaster()}, fallback="gp")
+
+
+class _Fixed:
+    """A candidate forecasting the known future plus a fixed offset per lead (for the rule)."""
+
+    def __init__(self, future, offset):
+        self.future, self.offset = future, offset
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        i = len(vci3m) - 1
+        return self.future[i + 1 : i + 1 + n_leads] + self.offset, np.ones(n_leads)
+
+
+def test_stack_falls_back_to_linear_ar_where_it_leads_on_past_errors():
+    """Where linear AR has the smallest past verified errors the default returns its forecast
+    alone; where another candidate leads, the near candidates are still averaged."""
+    t, v, y3 = _ar2(n=200)
+    future = np.concatenate([y3, np.zeros(10)])
+    n_leads = 2
+    # lead 1: AR off by 1, the other by 1.1 (near: stacked without the rule);
+    # lead 2: the other (off by 1.0) beats AR (off by 1.1): stacked either way.
+    offsets = {"linear_ar": np.array([1.0, 1.1]), "other": np.array([1.1, 1.0])}
+
+    def run(prefer):
+        cands = {k: _Fixed(future, o) for k, o in offsets.items()}
+        sel = SelectForecaster(WINDOW, candidates=cands, memory=50, min_verified=10, prefer=prefer)
+        for i in range(30, 120):
+            mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+        return mean, y3[120 : 120 + n_leads]
+
+    mean, truth = run("linear_ar")
+    np.testing.assert_allclose(mean[0], truth[0] + 1.0)  # AR alone
+    w = np.array([1 / 1.1**2, 1 / 1.0**2])  # inverse-MSE weights (AR, other) at lead 2
+    np.testing.assert_allclose(mean[1], truth[1] + np.dot(w, [1.1, 1.0]) / w.sum())
+    mixed, _ = run(None)
+    w1 = np.array([1 / 1.0**2, 1 / 1.1**2])
+    np.testing.assert_allclose(mixed[0], truth[0] + np.dot(w1, [1.0, 1.1]) / w1.sum())

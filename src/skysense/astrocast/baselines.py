@@ -546,6 +546,10 @@ class SelectForecaster:
     combine : {"stack", "select"}
     near : float
         Stacking keeps candidates with MSE <= ``near`` x the best MSE.
+    prefer : str or None
+        When this candidate's recent verified MSE at a lead is the lowest, it is used alone
+        (no stacking): linear AR by default, the strongest baseline, so that averaging in
+        weaker candidates cannot pull the forecast below it where it leads on past data.
 
     Attributes
     ----------
@@ -568,6 +572,7 @@ class SelectForecaster:
         n_lags: int = 12,
         combine: str = "stack",
         near: float = 1.25,
+        prefer: str | None = "linear_ar",
     ):
         if combine not in ("stack", "select"):
             from skysense.errors import InputError
@@ -575,6 +580,7 @@ class SelectForecaster:
             raise InputError(f"combine must be 'stack' or 'select', got {combine!r}")
         self.combine = combine
         self.near = near
+        self.prefer = prefer
         self.window = window
         self.candidates = (
             candidates if candidates is not None else _default_candidates(window, n_lags)
@@ -619,7 +625,7 @@ class SelectForecaster:
             if not np.isfinite(scores[best]):
                 best = self.fallback
                 mean[h - 1] = outs[best][0][h - 1]
-            elif self.combine == "select":
+            elif self.combine == "select" or best == self.prefer:
                 mean[h - 1] = outs[best][0][h - 1]
             else:
                 # stack: inverse-MSE weights over the candidates close to the best one (a
