@@ -96,6 +96,8 @@ def test_full_run_produces_every_output(completed, capsys):
     try:
         assert sorted(m.name for m in list_maps(backend)) == [
             "mips_24",
+            "pacs_green",
+            "pacs_red",
             "spire_250",
             "spire_350",
             "spire_500",

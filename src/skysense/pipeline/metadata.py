@@ -25,6 +25,8 @@ _EM = {
     "ukidss_k": "em.IR.K",
     "irac_i1": "em.IR.3-4um",
     "mips_24": "em.IR.15-30um",
+    "pacs_green": "em.IR.60-100um",
+    "pacs_red": "em.IR.100-200um",
     "spire_250": "em.IR.FIR",
     "spire_350": "em.IR.FIR",
     "spire_500": "em.IR.FIR",

@@ -11,7 +11,14 @@ far-infrared maps; :func:`write_field` writes all of it with truth tables and a 
 from skysense.sim.describe import describe_manifest
 from skysense.sim.field import read_manifest, write_field
 from skysense.sim.geometry import FieldGeometry
-from skysense.sim.maps import DEFAULT_MAPS, MapSpec, SimMap, inject_point_sources, make_maps
+from skysense.sim.maps import (
+    DEFAULT_MAPS,
+    PACS_MAPS,
+    MapSpec,
+    SimMap,
+    inject_point_sources,
+    make_maps,
+)
 from skysense.sim.sed import BANDS, EFFECTIVE_WAVELENGTH_UM, FIR_BANDS, OPTICAL_BANDS, VEGA_TO_AB
 from skysense.sim.sky import GALAXY_COUNTS, NumberCounts, Sky, simulate_sky
 from skysense.sim.surveys import (
@@ -45,6 +52,7 @@ __all__ = [
     "MapSpec",
     "SimMap",
     "DEFAULT_MAPS",
+    "PACS_MAPS",
     "make_maps",
     "inject_point_sources",
     "write_field",

@@ -36,6 +36,7 @@ __all__ = [
     "MapSpec",
     "SimMap",
     "DEFAULT_MAPS",
+    "PACS_MAPS",
     "FWHM_TO_SIGMA",
     "map_wcs",
     "inject_point_sources",
@@ -82,8 +83,21 @@ class MapSpec:
         return 2.0 * math.pi * self.sigma_pix**2
 
 
+#: The PACS maps as HELP used them (band names ``pacs_green``/``pacs_red`` of the HELP filter
+#: list). Beams: the PACS scan-map PSF FWHM at 20"/s, 6.69" x 6.89" (100 um) and
+#: 10.65" x 12.13" (160 um) (PACS Observer's Manual), as circular 6.8" and 11.4". Pixels
+#: 1.7" and 3.4", a quarter and a third of the beam (SPIRE's 6" pixels are a third of 18").
+#: Noise: the point-source 1-sigma of PEP/HerMES-depth maps, ~1.7 and ~3.4 mJy (3-sigma 5 and
+#: 10 mJy), is sigma_pix / sqrt(pi s^2) for s the beam sigma in pixels, so 5.1 and 8.6 mJy/beam
+#: per pixel.
+PACS_MAPS: tuple[MapSpec, ...] = (
+    MapSpec("pacs_green", 1.7, 6.8, 5.1, instrument="PACS"),
+    MapSpec("pacs_red", 3.4, 11.4, 8.6, instrument="PACS"),
+)
+
 DEFAULT_MAPS: tuple[MapSpec, ...] = (
     MapSpec("mips_24", 1.2, 5.9, 0.02, instrument="MIPS"),
+    *PACS_MAPS,
     MapSpec("spire_250", 6.0, 18.15, 2.0, instrument="SPIRE"),
     MapSpec("spire_350", 8.33, 25.15, 2.2, instrument="SPIRE"),
     MapSpec("spire_500", 12.0, 36.3, 2.6, instrument="SPIRE"),

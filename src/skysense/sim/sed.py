@@ -54,6 +54,8 @@ EFFECTIVE_WAVELENGTH_UM: dict[str, float] = {
     "ukidss_k": 2.2010,
     "irac_i1": 3.5573,
     "mips_24": 23.68,
+    "pacs_green": 100.0,  # Herschel PACS 100 um (HELP's name; nominal, as SPIRE's)
+    "pacs_red": 160.0,  # Herschel PACS 160 um
     "spire_250": 250.0,
     "spire_350": 350.0,
     "spire_500": 500.0,
