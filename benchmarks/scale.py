@@ -175,6 +175,45 @@ def _train_photoz(root: Path, ml_dir: Path):
                        verbose=0, source="scale masterlist")  # fmt: skip
 
 
+def merge_quality(root: Path, surveys) -> dict:
+    """Completeness and purity of the masterlist against the simulation's truth.
+
+    A masterlist object is pure when all its real (not spurious-duplicate) detections come
+    from one true object; objects made of duplicates only are spurious. A true object with
+    real detections in two or more surveys is complete when all of them are in one
+    masterlist object.
+    """
+    import pandas as pd
+
+    from skysense.catalog.hats_io import read_hats_table
+
+    assoc = pd.read_parquet(root / "merged" / "associations",
+                            columns=["object_key", "survey", "source_id"])  # fmt: skip
+    truth = []
+    for s in surveys:
+        t = read_hats_table(root / "sim" / "truth" / f"rows_{s}",
+                            columns=["source_id", "object_id", "is_duplicate"])  # fmt: skip
+        truth.append(t.assign(survey=s))
+    truth = pd.concat(truth, ignore_index=True)
+    assoc["source_id"] = assoc["source_id"].astype(str)
+    truth["source_id"] = truth["source_id"].astype(str)
+    rows = assoc.merge(truth, on=["survey", "source_id"], how="left", validate="one_to_one")
+    unmatched = int(rows["object_id"].isna().sum())
+    real = rows[rows["is_duplicate"] == False]  # noqa: E712 - NaN (unmatched) is not real
+    per_obj = real.groupby("object_key")["object_id"].nunique()
+    all_keys = rows["object_key"].nunique()
+    per_true = real.groupby("object_id").agg(n=("survey", "size"), keys=("object_key", "nunique"))
+    multi = per_true[per_true["n"] >= 2]
+    return {
+        "masterlist_objects": int(all_keys),
+        "purity": float((per_obj == 1).sum() / all_keys),
+        "spurious_fraction": float((all_keys - len(per_obj)) / all_keys),
+        "completeness": float((multi["keys"] == 1).mean()) if len(multi) else float("nan"),
+        "true_objects_with_2plus_detections": int(len(multi)),
+        "association_rows_without_truth": unmatched,
+    }
+
+
 def _cones(db: str, table: str, centres: np.ndarray, r: float) -> dict:
     from types import SimpleNamespace
 
@@ -238,6 +277,11 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             cfg = _merge_config(root, surveys)
             _stage("merge", n, lambda: run_merge(cfg, root / "merged", scheduler=cluster_address),
                    [root / "merged"], rows)  # fmt: skip
+            q = merge_quality(root, surveys)
+            rows[-1].extra["quality"] = q
+            rows[-1].notes += (f"; purity {q['purity']:.4f}, completeness {q['completeness']:.4f}, "
+                               f"spurious {q['spurious_fraction']:.4f}")  # fmt: skip
+            print(f"  merge quality: {q}", flush=True)
         zdir = root / "photoz" / "masterlist"
         if "photoz" in stages:
             from skysense.photoz.engine import predict_hats
