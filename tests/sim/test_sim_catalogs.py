@@ -120,3 +120,20 @@ def test_bad_parameters(kw, tmp_path):
     with pytest.raises(InputError):
         write_catalogs(CatalogSim(**kw), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_simulates_and_prepares_by_partition(tmp_path, capsys):
+    from skysense.cli.__main__ import main
+
+    out = tmp_path / "sim"
+    assert main(["sim", "catalogs", "--out", str(out), "--objects", "3000", "--mag-limit", "20",
+                 "--surveys", "swire", "--partition-rows", "1000"]) == 0  # fmt: skip
+    assert "3000 objects" in capsys.readouterr().out
+    cfg = out / "configs" / "swire.yml"
+    assert main(["catalog", "prepare", str(cfg), "--out", str(tmp_path / "prep"),
+                 "--scheduler", "synchronous"]) == 0  # fmt: skip
+    assert "prepared rows" in capsys.readouterr().out
+    assert len(hats_files(tmp_path / "prep")) == len(hats_files(out / "catalogues" / "swire")) > 1
+    assert (tmp_path / "prep_moc.fits").is_file()
+    assert main(["sim", "catalogs", "--out", str(tmp_path / "x"), "--objects", "-5"]) == 2
+    assert "n_objects" in capsys.readouterr().err

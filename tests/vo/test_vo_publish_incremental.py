@@ -114,3 +114,21 @@ def test_columns_must_match(tmp_path):
         assert backend.catalog().tables["help.masterlist"].n_rows == 100
     finally:
         backend.close()
+
+
+def test_cli_publishes_fields(tmp_path, capsys):
+    from skysense.cli.__main__ import main
+
+    db = str(tmp_path / "vo.duckdb")
+    _, a_dir = _field(tmp_path, "cosmos", (150.1, 2.2), 120, 1)
+    _, b_dir = _field(tmp_path, "xmm", (35.0, -5.0), 80, 2)
+    for path, name in ((a_dir, "COSMOS"), (b_dir, "XMM-LSS")):
+        assert main(["vo", "publish", str(path), "--table", "help.masterlist", "--field", name,
+                     "--db", db]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "120 rows" in out and "200 rows" in out and "(field XMM-LSS)" in out
+    assert _rows(db, "COSMOS")[0][0] == "HELP_cosmos_00000"
+    # Not a HATS directory: one error line, exit 2.
+    assert main(["vo", "publish", str(tmp_path), "--table", "help.masterlist", "--field", "X",
+                 "--db", db]) == 2  # fmt: skip
+    assert "not a HATS catalogue" in capsys.readouterr().err
