@@ -13,7 +13,7 @@ SFH without burst, modified Charlot & Fall attenuation (slopes -0.7, mu = 0.44),
 both because without it the codes treat the Lyman continuum differently (skysense drops it,
 bagpipes lets dust absorb part of it, 15-50 % more L_dust for young or dust-poor models); with it
 both turn it into nebular light that the birth clouds attenuate. bagpipes fits delayed-tau (tau 0.03-10 Gyr, so that the grid's 0.1 is not at the prior's edge, age 0.1 Gyr to the age of
-the Universe, log M formed 6-13), its CF00 dust (A_V 0-2.5, eta = 1/mu, n = 0.7, t_bc 10 Myr),
+the Universe at z, log M formed 6-13), its CF00 dust (A_V 0-2.5, eta = 1/mu, n = 0.7, t_bc 10 Myr),
 DL07 (U_min 0.5-25, q_PAH 2.5, gamma 0.02), nebular log U = -3, at the mock's redshift; its cosmology is switched to
 Planck18 so that distances agree. Priors differ (continuous vs grid), as they must.
 
@@ -133,13 +133,16 @@ def _use_planck18(pipes) -> None:
     u.ldist_at_z[:] = Planck18.luminosity_distance(u.z_array).value
 
 
-def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4):
+def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4, run=""):
     """One bagpipes fit; returns a JSON-able dict of posterior summaries and its run time."""
     phot = np.column_stack([flux_mjy * 1e3, err_mjy * 1e3])  # uJy
     galaxy = pipes.galaxy(name, lambda _id: phot, spectrum_exists=False, filt_list=files)
     instructions = {
         "redshift": float(z),
-        "delayed": {"age": (0.1, 13.0), "tau": (0.03, 10.0), "massformed": (6.0, 13.0),
+        # ages up to the age of the Universe at z (older ones are invalid, as in the grid):
+        # a prior reaching 13 Gyr at z = 1.5 wastes most live points on -inf likelihoods
+        "delayed": {"age": (0.1, float(pipes.utils.cosmo.age(z).value)), "tau": (0.03, 10.0),
+                    "massformed": (6.0, 13.0),
                     "metallicity": 1.0},
         # bagpipes reads the DL07 parameters from "dust" (a "dust_emission" entry is ignored)
         "dust": {"type": "CF00", "Av": (0.0, 2.5), "eta": 1.0 / 0.44, "n": 0.7,
@@ -147,7 +150,8 @@ def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4):
         "nebular": {"logU": -3.0},
         "t_bc": 0.01,
     }  # fmt: skip
-    fit = pipes.fit(galaxy, instructions, run=f"nl{n_live}nn{n_networks}")
+    # bagpipes reloads a finished run of the same name instead of fitting: name runs by setting
+    fit = pipes.fit(galaxy, instructions, run=f"nl{n_live}nn{n_networks}{run}")
     t0 = time.perf_counter()
     c0 = time.process_time()
     fit.fit(verbose=False, sampler="nautilus", n_live=n_live, pool=1, n_networks=n_networks)
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         name = f"field{i}" if opts.field else f"mock{i}"
         res = fit_one(pipes, files, mocks["flux_mjy"][i], mocks["err_mjy"][i], mocks["z"][i],
-                      name, opts.n_live, opts.n_networks)  # fmt: skip
+                      name, opts.n_live, opts.n_networks, run=opts.tag)  # fmt: skip
         res["index"] = int(i)
         res["loadavg"] = open("/proc/loadavg").read().split()[0]
         with open(results, "a") as fh:
