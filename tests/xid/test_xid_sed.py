@@ -71,6 +71,55 @@ def test_sed_fit_recovers_fluxes_and_normalisation():
     assert np.all(np.abs(np.median(ln, 0) - norm) < 4 * ln.std(0) + 0.05)
 
 
+def _sed_models(rng, tpl, nsrc, norm, zs):
+    true = {}
+    for k, b in enumerate(tpl.bands):
+        true[b] = 10**norm * np.interp(zs, tpl.z_grid, tpl.flux_mjy[0, :, k])
+    ra, dec = tan_wcs(20, 20, 6.0).pixel_to_world_values(
+        rng.uniform(3, 17, nsrc), rng.uniform(3, 17, nsrc)
+    )
+    models = {}
+    for b, fwhm, pix, noise in (("mips_24", 6.0, 2.0, 0.2), ("spire_250", 18.0, 6.0, 1.0)):
+        n = int(120 / pix)
+        x, y = tan_wcs(n, n, pix).world_to_pixel_values(ra, dec)
+        yy, xx = np.mgrid[0:n, 0:n]
+        a = pointing_matrix(x, y, xx.ravel(), yy.ravel(), GaussianBeam(fwhm), pix)
+        d = a @ true[b] + noise * rng.standard_normal(a.shape[0])
+        models[b] = band_model(
+            b,
+            a,
+            d,
+            np.full(a.shape[0], noise),
+            flux_upper=np.full(nsrc, 200.0),
+            conf_prior=ConfusionPrior("none"),
+        )
+    return models, true
+
+
+def test_sed_hierarchical_normalisation_prior_learns_the_population():
+    # the sources' log-normalisations are drawn from Normal(0.5, 0.25): the population's
+    # mean and sd are sampled with them and recovered from the maps (simulation truth);
+    # the flat prior (XID+IR-SED) has no population draws
+    rng = np.random.default_rng(3)
+    tpl = _templates()
+    nsrc = 10
+    norm = rng.normal(0.5, 0.25, nsrc)
+    zs = rng.uniform(0.5, 2.5, nsrc)
+    models, true = _sed_models(rng, tpl, nsrc, norm, zs)
+    kw = {"z_mean": zs, "n_samples": 200, "n_warmup": 200, "n_chains": 1, "random_state": 2}
+    post = fit_sed(models, tpl, **kw)
+    mu, sd = post.pop_log_norm.ravel(), post.pop_log_norm_sd.ravel()
+    assert abs(np.median(mu) - 0.5) < 4 * mu.std() + 0.05, (np.median(mu), mu.std())
+    assert abs(np.median(sd) - 0.25) < 4 * sd.std() + 0.05, (np.median(sd), sd.std())
+    for k, b in enumerate(tpl.bands[:2]):
+        f = post.flux[..., k].reshape(-1, nsrc)
+        assert np.all(np.abs(np.median(f, 0) - true[b]) < 4 * f.std(0) + 0.05 * true[b]), b
+    flat = fit_sed(models, tpl, norm_prior="uniform", **kw)
+    assert flat.pop_log_norm is None
+    with pytest.raises(InputError, match="norm_prior"):
+        fit_sed(models, tpl, norm_prior="lognormal", **kw)
+
+
 def test_sed_bad_inputs():
     tpl = _templates()
     with pytest.raises(InputError, match="increasing"):

@@ -185,14 +185,15 @@ def calibrate_all_sources(
     """Interval coverage with every injected source in the prior list (see module docstring).
 
     ``flux_kind``: ``"lognormal"`` (population prior from :func:`population_prior`),
-    ``"hierarchical"`` (population learned from the field itself, nothing supplied), or
+    ``"hierarchical"`` (population learned from the field itself, nothing supplied; also
+    None, :func:`skysense.xid.fit.fit`'s default), or
     ``"uniform"`` / ``"loguniform"`` with the default bounds, to show their miscalibration.
 
     Returns
     -------
     DataFrame of :func:`interval_table` rows with a ``band`` column, all fields pooled.
     """
-    if flux_kind not in ("lognormal", "hierarchical", "uniform", "loguniform"):
+    if flux_kind not in (None, "lognormal", "hierarchical", "uniform", "loguniform"):
         raise InputError(
             f"flux_kind must be lognormal, hierarchical, uniform or loguniform, got {flux_kind!r}"
         )

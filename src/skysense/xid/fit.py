@@ -552,6 +552,7 @@ def fit_sed_maps(
     on_duplicate: str = "error",
     log_norm_bounds: tuple[float, float] = (-3.0, 3.0),
     scatter_fraction: float = 0.2,
+    norm_prior: str = "hierarchical",
     n_samples: int = 500,
     n_warmup: int = 500,
     n_chains: int = 2,
@@ -570,7 +571,9 @@ def fit_sed_maps(
     templates : :class:`skysense.xid.sed.SEDTemplates` covering every band of ``maps``
     z_column : prior column of the redshift
     z_err_column : prior column of its 1-sigma error (None: redshift fixed)
-    log_norm_bounds, scatter_fraction : see :func:`skysense.xid.sed.fit_sed`
+    log_norm_bounds, scatter_fraction, norm_prior : see :func:`skysense.xid.sed.fit_sed`
+        (``norm_prior``: the hierarchical population prior of the normalisations by default,
+        ``"uniform"`` for XID+IR-SED's flat one)
 
     Returns
     -------
@@ -670,6 +673,7 @@ def fit_sed_maps(
         z_sigma=None if z_err is None else z_err[keep],
         log_norm_bounds=log_norm_bounds,
         scatter_fraction=scatter_fraction,
+        norm_prior=norm_prior,
         n_samples=n_samples,
         n_warmup=n_warmup,
         n_chains=n_chains,

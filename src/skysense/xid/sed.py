@@ -24,7 +24,7 @@ from skysense.errors import InputError
 from skysense.xid.model import BandModel
 from skysense.xid.reference import NUMPYRO_LOCK
 
-__all__ = ["SEDTemplates", "SEDPosterior", "fit_sed"]
+__all__ = ["SEDTemplates", "SEDPosterior", "fit_sed", "NORM_PRIORS"]
 
 
 @dataclasses.dataclass
@@ -69,6 +69,13 @@ class SEDPosterior:
     sigma_conf: np.ndarray  # (c, n, nband)
     warmup_s: float = 0.0
     sampling_s: float = 0.0
+    #: hierarchical normalisation prior only: draws (c, n) of the population's mean and sd of N
+    pop_log_norm: np.ndarray | None = None
+    pop_log_norm_sd: np.ndarray | None = None
+
+
+#: normalisation priors of :func:`fit_sed`
+NORM_PRIORS = ("hierarchical", "uniform")
 
 
 def fit_sed(
@@ -79,6 +86,7 @@ def fit_sed(
     z_sigma: np.ndarray | None = None,
     log_norm_bounds: tuple[float, float] = (-3.0, 3.0),
     scatter_fraction: float = 0.2,
+    norm_prior: str = "hierarchical",
     n_samples: int = 500,
     n_warmup: int = 500,
     n_chains: int = 2,
@@ -92,7 +100,11 @@ def fit_sed(
     models : band -> BandModel, all with the same sources in the same column order
     templates : SEDTemplates covering every band of ``models``
     z_mean, z_sigma : ndarray (nsrc,) - redshift prior; ``z_sigma`` None or 0 fixes z
-    log_norm_bounds : bounds of the uniform prior of N (log10 of the template scale)
+    log_norm_bounds : bounds of the prior of N (log10 of the template scale)
+    norm_prior : ``"hierarchical"`` (default: the sources' N drawn from a population
+        Normal(mu, s) truncated to the bounds, mu ~ Normal(bounds' middle, 1.5), s ~
+        HalfNormal(1), both sampled: the SED-mode analogue of the hierarchical flux prior,
+        learned from the maps) or ``"uniform"`` (XID+IR-SED's flat prior on N)
     scatter_fraction : fractional scatter of the fluxes about the template
     dense_mass : NUTS with a dense mass matrix (default: when there are <= 400 parameters;
         N, z and the fluxes of a source are strongly correlated)
@@ -111,6 +123,8 @@ def fit_sed(
 
     # map likelihoods with thousands of precise pixels need double precision (process-wide)
     numpyro.enable_x64()
+    if norm_prior not in NORM_PRIORS:
+        raise InputError(f"fit_sed: norm_prior must be one of {NORM_PRIORS}, got {norm_prior!r}")
     bands = list(models)
     if not bands:
         raise InputError("fit_sed needs at least one band")
@@ -155,7 +169,15 @@ def fit_sed(
         return jax.vmap(lambda tz: jax.vmap(lambda col_: jnp.interp(z, zg, col_), 1, 1)(tz))(tfl)
 
     def model():
-        n = numpyro.sample("log_norm", dist.Uniform(*log_norm_bounds).expand([nsrc]).to_event(1))
+        lo_n, hi_n = log_norm_bounds
+        if norm_prior == "hierarchical":
+            mu_n = numpyro.sample("pop_log_norm", dist.Normal(0.5 * (lo_n + hi_n), 1.5))
+            sd_n = numpyro.sample("pop_log_norm_sd", dist.HalfNormal(1.0))
+            # truncated (and renormalised) to the bounds, so that they stay a hard box
+            pop = dist.TruncatedNormal(mu_n, sd_n, low=lo_n, high=hi_n)
+            n = numpyro.sample("log_norm", pop.expand([nsrc]).to_event(1))
+        else:
+            n = numpyro.sample("log_norm", dist.Uniform(lo_n, hi_n).expand([nsrc]).to_event(1))
         if fixed_z:
             z = jnp.asarray(zm)
         else:
@@ -208,6 +230,9 @@ def fit_sed(
     n0 = np.log10(np.maximum(np.median(np.stack(ratios), axis=0), 1e-30))
     lo_n, hi_n = log_norm_bounds
     init["log_norm"] = np.clip(n0, lo_n + 1e-3 * (hi_n - lo_n), hi_n - 1e-3 * (hi_n - lo_n))
+    if norm_prior == "hierarchical":
+        init["pop_log_norm"] = float(np.mean(init["log_norm"]))
+        init["pop_log_norm_sd"] = max(float(np.std(init["log_norm"])), 0.1)
     if not fixed_z:
         init["z"] = np.clip(zm, zlo + 1e-6, zhi - 1e-6)
     mcmc = MCMC(
@@ -238,4 +263,8 @@ def fit_sed(
         ],
         axis=-1,
     )
-    return SEDPosterior(bands, flux, np.asarray(s["log_norm"]), z, bkg, conf, t1 - t0, t2 - t1)
+    post = SEDPosterior(bands, flux, np.asarray(s["log_norm"]), z, bkg, conf, t1 - t0, t2 - t1)
+    if norm_prior == "hierarchical":
+        post.pop_log_norm = np.asarray(s["pop_log_norm"])
+        post.pop_log_norm_sd = np.asarray(s["pop_log_norm_sd"])
+    return post
