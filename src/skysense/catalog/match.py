@@ -127,28 +127,34 @@ def _zone_sort(ra, dec, zone_deg, zmin, nz):
         start[z + 1] += start[z]
     cursor = start[:nz].copy()
     order = np.empty(n, dtype=np.int64)
-    for i in range(n):  # a stable counting sort by zone
-        z = zone[i]
-        order[cursor[z]] = i
-        cursor[z] += 1
     ra_s = np.empty(n, dtype=np.float64)
+    dec_s = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        # A stable counting sort by zone that carries the positions along: the input is read
+        # in order and each zone is written in order, instead of gathering ra[order[k]] at
+        # random afterwards (a cache miss per row once the arrays outgrow the cache).
+        z = zone[i]
+        c = cursor[z]
+        order[c] = i
+        ra_s[c] = ra[i] % 360.0
+        dec_s[c] = dec[i]
+        cursor[z] = c + 1
     xyz = np.empty((n, 3), dtype=np.float64)
     for z in numba.prange(nz):
         a = start[z]
         b = start[z + 1]
         if b - a > 1:
-            r = np.empty(b - a, dtype=np.float64)
-            for k in range(a, b):
-                r[k - a] = ra[order[k]] % 360.0
-            o = np.argsort(r, kind="mergesort")
-            seg = order[a:b].copy()
+            o = np.argsort(ra_s[a:b], kind="mergesort")
+            seg_o = order[a:b].copy()
+            seg_r = ra_s[a:b].copy()
+            seg_d = dec_s[a:b].copy()
             for k in range(b - a):
-                order[a + k] = seg[o[k]]
+                order[a + k] = seg_o[o[k]]
+                ra_s[a + k] = seg_r[o[k]]
+                dec_s[a + k] = seg_d[o[k]]
         for k in range(a, b):
-            i = order[k]
-            ra_s[k] = ra[i] % 360.0
-            rr = np.radians(ra[i])
-            d = np.radians(dec[i])
+            rr = np.radians(ra_s[k])
+            d = np.radians(dec_s[k])
             c = np.cos(d)
             xyz[k, 0] = c * np.cos(rr)
             xyz[k, 1] = c * np.sin(rr)
