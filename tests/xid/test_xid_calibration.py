@@ -41,6 +41,7 @@ def test_intervals_calibrated_when_truth_follows_the_prior():
             prior,
             conf_priors={"spire_250": ConfusionPrior("none")},
             bkg_priors={"spire_250": BackgroundPrior(0, 5)},
+            flux_kind="uniform",  # the truths are drawn from this flat prior (not the default)
             n_samples=1000,
             n_warmup=200,
             random_state=seed,
