@@ -132,3 +132,29 @@ def test_cli_publishes_fields(tmp_path, capsys):
     assert main(["vo", "publish", str(tmp_path), "--table", "help.masterlist", "--field", "X",
                  "--db", db]) == 2  # fmt: skip
     assert "not a HATS catalogue" in capsys.readouterr().err
+
+
+def test_batches_out_of_order_are_stored_sorted(tmp_path):
+    import duckdb
+    import pyarrow as pa
+
+    from skysense.vo.publish import _conform
+
+    db = str(tmp_path / "vo.duckdb")
+    df, _ = _field(tmp_path, "cosmos", (150.1, 2.2), 200, 1)
+    table = pa.Table.from_pandas(df.assign(field="A"), preserve_index=False)
+    spec, data = _conform(table, "help.masterlist", columns=None, description="", meta=None,
+                          ra="ra", dec="dec", source="test")  # fmt: skip
+    # Two batches in the wrong order, each unsorted.
+    backend = open_backend(db)
+    try:
+        assert (
+            backend.replace_rows(spec, [data.slice(100), data.slice(0, 100)], "field", "A") == 200
+        )
+    finally:
+        backend.close()
+    with duckdb.connect(db, read_only=True) as con:
+        hpx = [
+            r[0] for r in con.execute("SELECT _hpx FROM help.masterlist ORDER BY rowid").fetchall()
+        ]
+    assert hpx == sorted(hpx) and len(set(hpx)) > 50

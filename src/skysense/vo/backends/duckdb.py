@@ -37,6 +37,10 @@ warnings.filterwarnings(
 )
 
 
+#: DuckDB memory limit while :meth:`DuckDBBackend.replace_rows` loads (it spills beyond).
+_LOAD_MEMORY = "1GB"
+
+
 class DuckDBBackend(BackendBase):
     """The embedded DuckDB backend: one database file, many per-query connections.
 
@@ -252,16 +256,26 @@ class DuckDBBackend(BackendBase):
         """
         tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
         schema_q = quote_ident(spec.schema)
-        order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
         with self._write_lock:
             con = self._db.cursor()
+            limit = None
+            if not self._hardened:
+                # A load of 100 million rows stays within 1 GB here (DuckDB spills to disk).
+                limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+                con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
                 con.execute(f"CREATE TABLE {schema_q}.{tmp} ({metadata.ddl_columns(spec)})")
+                in_order = metadata.OrderCheck(spec.hpx_column)
                 for batch in batches:
-                    con.register("_skysense_load", metadata.cast_to_spec(spec, batch))
+                    data = metadata.cast_to_spec(spec, batch)
+                    in_order.update(data)
+                    con.register("_skysense_load", data)
                     con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load")
                     con.unregister("_skysense_load")
+                # Batches already in HEALPix order (HATS partitions) are appended as they are,
+                # without a sort (insertion order is kept): no memory for a sort of the field.
+                order = "" if in_order.sorted else f" ORDER BY {quote_ident(spec.hpx_column)}"
                 con.execute("BEGIN")
                 try:
                     con.execute(
@@ -285,6 +299,9 @@ class DuckDBBackend(BackendBase):
             finally:
                 with contextlib.suppress(Exception):
                     con.execute(f"DROP TABLE IF EXISTS {schema_q}.{tmp}")
+                if limit is not None:
+                    with contextlib.suppress(Exception):
+                        con.execute(f"SET memory_limit = '{limit}'")
                 con.close()
         self._invalidate()
         return int(n_rows)

@@ -26,6 +26,7 @@ __all__ = [
     "cast_to_spec",
     "create_metadata_tables",
     "ddl_columns",
+    "OrderCheck",
     "delete_table_metadata",
     "read_catalog",
     "split_adql_name",
@@ -226,6 +227,25 @@ def cast_to_spec(spec: TableSpec, data: pa.Table) -> pa.Table:
         arrays.append(pc.cast(data.column(spec.hpx_column), pa.int64()))
         names.append(spec.hpx_column)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+class OrderCheck:
+    """Whether Arrow batches, in the order seen, are sorted by ``column`` (None: no column,
+    nothing to sort by, counted as sorted)."""
+
+    def __init__(self, column: str | None):
+        self.column = column
+        self.sorted = True
+        self._last = None
+
+    def update(self, data: pa.Table) -> None:
+        """Look at the next batch."""
+        if self.column is None or not self.sorted or data.num_rows == 0:
+            return
+        values = data.column(self.column).to_numpy(zero_copy_only=False)
+        if (self._last is not None and values[0] < self._last) or (values[1:] < values[:-1]).any():
+            self.sorted = False
+        self._last = values[-1]
 
 
 def ddl_columns(spec: TableSpec) -> str:

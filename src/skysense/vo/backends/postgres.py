@@ -303,14 +303,17 @@ class PostgresBackend(BackendBase):
         tmp = f"_load_{secrets.token_hex(6)}"
         schema_q = quote_ident(spec.schema)
         tmp_phys = f"{schema_q}.{quote_ident(tmp)}"
-        order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
         with self._write_lock, self._connection() as con:
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
+                in_order = metadata.OrderCheck(spec.hpx_column)
                 with con.transaction():
                     con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
                     for batch in batches:
-                        _pg_copy_rows(con, tmp_phys, metadata.cast_to_spec(spec, batch))
+                        data = metadata.cast_to_spec(spec, batch)
+                        in_order.update(data)
+                        _pg_copy_rows(con, tmp_phys, data)
+                order = "" if in_order.sorted else f" ORDER BY {quote_ident(spec.hpx_column)}"
                 q3c = bool(spec.ra and spec.dec and self.has_q3c and self._ensure_q3c(con))
                 with con.transaction():
                     con.execute("SELECT pg_advisory_xact_lock(7211002)")
