@@ -32,13 +32,15 @@ def test_train_evaluate_classify(data, tmp_path, capsys):
     model = tmp_path / "m.npz"
     common = ["--raster", str(path), "--labels", str(labels), "--label-column", "landuse",
               "--role", "red=b3", "--role", "nir=b4", "--indices", "ndvi"]  # fmt: skip
-    assert main(["landuse", "train", *common, "--param", "n_estimators=40", "-o", str(model),
+    assert main(["landuse", "train", *common, "--classifier", "rf", "--param", "n_estimators=40",
+                 "-o", str(model),
                  "--json", str(tmp_path / "t.json")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "out-of-bag accuracy" in out and "ndvi" in out
     assert json.loads((tmp_path / "t.json").read_text())["oob_accuracy"] > 0.9
 
-    assert main(["landuse", "evaluate", *common, "--cv", "3", "--param", "n_estimators=20",
+    assert main(["landuse", "evaluate", *common, "--cv", "3", "--classifier", "rf",
+                 "--param", "n_estimators=20",
                  "--band-subsets", "b1,b2,b3,b4", "b1,b2,b3,b4,b5,b6",
                  "--json", str(tmp_path / "e.json")]) == 0  # fmt: skip
     out = capsys.readouterr().out
@@ -104,8 +106,34 @@ def test_long_commands_report_progress_in_a_log(data, tmp_path, capsys, monkeypa
     assert main(["landuse", "train", *common, "--classifier", "knn", "--tune", "--cv", "3",
                  "-o", str(model)]) == 0  # fmt: skip
     assert "skysense: progress: tuning knn: 4/4 candidates" in capsys.readouterr().err
-    assert main(["landuse", "evaluate", *common, "--cv", "3", "--param", "n_estimators=10"]) == 0
+    assert main(["landuse", "evaluate", *common, "--cv", "3", "--classifier", "rf",
+                 "--param", "n_estimators=10"]) == 0  # fmt: skip
     assert "skysense: progress: rf cross-validation: 3/3 folds" in capsys.readouterr().err
     assert main(["landuse", "classify", str(model), str(path), "-o", str(tmp_path / "c.tif"),
                  "--block", "256"]) == 0  # fmt: skip
     assert "skysense: progress: classifying windows:" in capsys.readouterr().err
+
+
+def test_default_is_auto_with_blocked_cv_and_texture(data, tmp_path, capsys):
+    """The default classifier is chosen by CV on the training samples (blocked folds, since
+    the pixels are known); texture and index statistics come from the options."""
+    path, _, labels = data
+    common = ["--raster", str(path), "--labels", str(labels), "--label-column", "landuse",
+              "--role", "red=b3", "--role", "nir=b4", "--indices", "ndvi", "--index-stats",
+              "mean,std", "--texture", "contrast,entropy", "--texture-window", "5"]  # fmt: skip
+    model = tmp_path / "auto.npz"
+    assert main(["landuse", "train", *common, "-o", str(model), "--json",
+                 str(tmp_path / "t.json")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "auto chose" in out and "spatially blocked" in out and "glcm_entropy" in out
+    sel = json.loads((tmp_path / "t.json").read_text())["model_selection"]
+    assert sel["chosen"] == max(sel["scores"], key=sel["scores"].get)
+    assert main(["landuse", "classify", str(model), str(path), "-o",
+                 str(tmp_path / "c.tif"), "--block", "256"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["landuse", "evaluate", *common, "--classifier", "rf", "--param",
+                 "n_estimators=20", "--blocked-cv", "16", "--buffer", "4", "--cv", "3"]) == 0  # fmt: skip
+    assert "spatially blocked 3-fold CV (blocks of 16 px, buffer 4 px" in capsys.readouterr().out
+    assert main(["landuse", "train", *common, "--param", "n_estimators=5", "-o",
+                 str(tmp_path / "x.npz")]) == 2  # fmt: skip
+    assert "unknown parameter" in capsys.readouterr().err

@@ -25,7 +25,13 @@ _FEATURES = """
 --stats str=mean,max,std | per-band statistics: mean,max,std,min,center (default mean,max,std)
 --band-names B1,B2,... | band names (default b1..bN)
 --role ROLE=BAND append | declare a band role (green, red, nir, swir), e.g. --role nir=b4
---indices ndvi,ndwi,ndbi | spectral indices to add
+--indices ndvi,ndwi,... | spectral indices to add (ndvi, ndwi, ndbi, mndwi, gndvi, nbr,
+    ngrdi, ndre, ndti); roles not given with --role are recognised from band names such as
+    red, nir, swir1 or Sentinel-2's B04, B08, B11
+--index-stats STATS | window statistics of the per-pixel indices too, e.g. mean,std,center
+--texture PROPS | GLCM texture of the first principal component over the window, e.g.
+    contrast,homogeneity,ASM,correlation,entropy
+--texture-window PX int | texture window side (odd; default: --window)
 --max-per-class N int | subsample each class
 """
 _MODEL = """
@@ -42,6 +48,9 @@ _TRAIN = """
 _EVALUATE = """
 --model MODEL.npz | score this saved model on the test data
 --cv int=5 | k-fold cross-validation folds (default 5)
+--blocked-cv PX int | spatially blocked CV: square blocks of PX pixels, each wholly in one
+    fold (raster samples; blocks larger than the feature window)
+--buffer PX int=0 | with --blocked-cv, leave out training pixels within PX of a test pixel
 --holdout FRACTION float | stratified hold-out test fraction instead of k-fold CV
 --band-subsets B1,B2,..+ | compare band subsets side by side, e.g. b1,b2,b3,b4 b1,b2,b3,b4,b5,b6
 --importances flag | print feature importances
@@ -73,7 +82,9 @@ def _add_samples(p, *data: tuple[str, str]) -> None:
     options(p.add_argument_group("features and classes"), _FEATURES)
     g = p.add_argument_group("classifier")
     # choices looked up lazily: landuse.classify imports NumPy, too slow for `--help`
-    add_lazy_choice(g, "--classifier", _classifiers, default="rf", metavar="NAME")
+    # default: the model chosen by cross-validation on the training samples (issue 20);
+    # --classifier rf is the seed's random forest
+    add_lazy_choice(g, "--classifier", _classifiers, default="auto", metavar="NAME")
     options(g, _MODEL)
 
 
@@ -106,6 +117,8 @@ def _load_samples(args, prefix: str = "", spec=None, scheme=None):
         window_px=args.window, indices=tuple(split_names(args.indices)), classes=args.classes,
         roles=parse_params(args.role, key="--role", convert=False), mode=args.mode,
         label_column=args.label_column, max_per_class=args.max_per_class, random_state=args.seed,
+        index_stats=tuple(split_names(args.index_stats)), texture=tuple(split_names(args.texture)),
+        texture_window=args.texture_window, return_coords=True,
     )  # fmt: skip
 
 
@@ -126,9 +139,11 @@ def _train(args) -> None:
     from skysense.landuse.estimator import describe_training, train_model
     from skysense.landuse.io import save_model
 
-    X, y, spec, scheme = _load_samples(args)
+    X, y, spec, scheme, coords = _load_samples(args)
     kw = {"classifier": args.classifier, "tune": args.tune, "cv": args.cv, "n_jobs": args.jobs}
-    model = train_model(X, y, spec, scheme, params=_params(args), random_state=args.seed, **kw)
+    # auto compares its candidates on spatially blocked folds when the pixels are known
+    model = train_model(X, y, spec, scheme, params=_params(args), random_state=args.seed,
+                        coords=coords if args.classifier == "auto" else None, **kw)  # fmt: skip
     save_model(model, args.output, X_train=X, y_train=y)
     print(describe_training(model, len(y)))
     print(f"model written to {args.output}")
@@ -141,20 +156,21 @@ def _evaluate(args) -> None:
 
     if args.model:
         model = load_model(args.model)
-        X, y, _, _ = _load_samples(args, "test-", model.spec, model.scheme_)
+        X, y, _, _, _ = _load_samples(args, "test-", model.spec, model.scheme_)
         result = evaluate_model(model, X, y, importances=args.importances,
                                 random_state=args.seed, name=f"model {args.model}")  # fmt: skip
     else:
-        X, y, spec, scheme = _load_samples(args)
+        X, y, spec, scheme, coords = _load_samples(args)
         Xt = yt = None
         if args.test_statlog or args.test_raster:
-            Xt, yt, _, _ = _load_samples(args, "test-", spec, scheme)
+            Xt, yt, _, _, _ = _load_samples(args, "test-", spec, scheme)
         subsets = {s: split_names(s) for s in args.band_subsets} if args.band_subsets else None
         result = evaluate_classifier(X, y, spec, scheme, classifier=args.classifier,
                                      params=_params(args), X_test=Xt, y_test=yt,
                                      band_subsets=subsets, holdout=args.holdout, folds=args.cv,
                                      importances=args.importances, random_state=args.seed,
-                                     n_jobs=args.jobs)  # fmt: skip
+                                     n_jobs=args.jobs, coords=coords, block_px=args.blocked_cv,
+                                     buffer_px=args.buffer)  # fmt: skip
     print(result.text())
     if args.confusion_png:
         write_confusion_png(result.report, args.confusion_png)

@@ -1,14 +1,19 @@
 """Land-use classification of multispectral imagery (issue 7).
 
-Random forests (and peers) on per-band statistics - mean, maximum, standard deviation of every
-band over a pixel window or a polygon - from training samples to a classified GeoTIFF map.
+Random forests, gradient boosting and their ensembles on per-band statistics - mean, maximum,
+standard deviation of every band over a pixel window or a polygon - spectral indices and their
+window statistics, GLCM texture, multi-temporal and object statistics, from training samples to
+a classified GeoTIFF map. The default model (``auto``) is chosen by cross-validation on the
+training samples, on spatially blocked folds when their pixels are known (issue 20).
 
 Modules: :mod:`~skysense.landuse.features` (pure statistics), :mod:`~skysense.landuse.classes`
 (class schemes), :mod:`~skysense.landuse.samples` (training samples; read by
 :mod:`~skysense.landuse.samples_io`), :mod:`~skysense.landuse.classify`
 (classifiers), :mod:`~skysense.landuse.estimator` (the scikit-learn estimator,
 :class:`~skysense.landuse.estimator.LanduseClassifier`), :mod:`~skysense.landuse.evaluate` (accuracy), :mod:`~skysense.landuse.io`
-(rasters, models), :mod:`~skysense.landuse.engine` (whole rasters on Dask).
+(rasters, models), :mod:`~skysense.landuse.engine` (whole rasters on Dask),
+:mod:`~skysense.landuse.texture` (GLCM), :mod:`~skysense.landuse.temporal` (time series,
+segments), :mod:`~skysense.landuse.folds` (spatially blocked folds).
 """
 
 from skysense.landuse.classes import LI2014, STATLOG, ClassScheme, LandClass, get_scheme
@@ -24,12 +29,14 @@ from skysense.landuse.evaluate import (
     cross_validate,
     feature_importances,
     holdout_evaluate,
+    spatial_cross_validate,
 )
 from skysense.landuse.features import (
     FeatureSpec,
     sample_features,
     segment_features,
     window_features,
+    with_texture,
 )
 from skysense.landuse.io import load_model, save_model
 from skysense.landuse.samples import SampleTable, statlog_spec
@@ -53,10 +60,13 @@ __all__ = [
     "cross_validate",
     "feature_importances",
     "holdout_evaluate",
+    "spatial_cross_validate",
+    "select_classifier",
     "FeatureSpec",
     "sample_features",
     "segment_features",
     "window_features",
+    "with_texture",
     "load_model",
     "save_model",
     "SampleTable",
@@ -73,7 +83,7 @@ def __getattr__(name):
         from skysense.landuse.engine import classify_raster
 
         return classify_raster
-    if name in ("LanduseClassifier", "train_model", "tune_classifier"):
+    if name in ("LanduseClassifier", "train_model", "tune_classifier", "select_classifier"):
         from skysense.landuse import estimator
 
         return getattr(estimator, name)

@@ -515,6 +515,9 @@ def evaluate_classifier(
     random_state: int = 0,
     n_jobs: int = 1,
     verbose: int | None = None,
+    coords: np.ndarray | None = None,
+    block_px: int | None = None,
+    buffer_px: int = 0,
 ) -> Evaluation:
     """Accuracy of a classifier on labelled samples, by the protocol the arguments ask for.
 
@@ -535,8 +538,26 @@ def evaluate_classifier(
     verbose : int, optional
         Progress over subsets or folds: 1 a bar, 2 log lines, 0 none; default as
         :func:`skysense._dask.progress_verbosity` says.
+    coords : ndarray (n, 2) of int, optional
+        Pixel (row, col) of every sample; with ``block_px``, spatially blocked CV
+        (:func:`spatial_cross_validate`, buffer ``buffer_px``) replaces the stratified one.
     """
     params = dict(params or {})
+    if block_px and not (band_subsets or X_test is not None or holdout):
+        if coords is None:
+            raise ConfigError("spatially blocked CV needs the samples' pixels (a raster with "
+                              "labels, not a Statlog file)", key="block_px")  # fmt: skip
+        coords = np.asarray(coords)
+        report, accs = spatial_cross_validate(
+            X, y, coords[:, 0], coords[:, 1], classifier=classifier, params=params,
+            block_px=int(block_px), folds=folds, buffer_px=int(buffer_px),
+            window_px=max(spec.window_px, spec.texture_window if spec.texture else 1),
+            random_state=random_state, scheme=scheme, n_jobs=n_jobs, verbose=verbose,
+        )  # fmt: skip
+        return Evaluation("cv", f"{classifier}, spatially blocked {folds}-fold CV (blocks of "
+                          f"{block_px} px, buffer {buffer_px} px; fold accuracies "
+                          f"{', '.join(f'{a:.4f}' for a in accs)})", {"cv": report},
+                          fold_accuracy=accs)  # fmt: skip
     has_test = X_test is not None
     if has_test and y_test is None:
         raise InputError("X_test given without y_test")

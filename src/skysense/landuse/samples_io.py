@@ -415,7 +415,8 @@ def load_samples(
     index_stats: tuple[str, ...] = (),
     texture: tuple[str, ...] = (),
     texture_window: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, FeatureSpec, ClassScheme]:
+    return_coords: bool = False,
+) -> tuple:
     """Features and labels from a Statlog file, or from labels over a raster.
 
     Parameters
@@ -437,9 +438,13 @@ def load_samples(
         :func:`skysense.landuse.features.with_texture`). Band roles not given are recognised
         from the band names (:func:`skysense.landuse.features.infer_roles`).
 
+    return_coords : bool
+        Also return the pixel (row, col) of every sample, ``(n, 2)`` int (None for Statlog
+        files, whose samples have no position), e.g. for spatially blocked CV.
+
     Returns
     -------
-    X : ndarray (n, len(spec.names)); y : ndarray (n,) of int; spec; scheme
+    X : ndarray (n, len(spec.names)); y : ndarray (n,) of int; spec; scheme; [coords]
 
     Raises
     ------
@@ -477,7 +482,8 @@ def load_samples(
         if spec is None:
             spec, scheme = build(pixels.shape[2])
             spec = textured(spec, pixels.reshape(-1, pixels.shape[2]))
-        return sample_features(pixels, spec), y, spec, scheme
+        out = (sample_features(pixels, spec), y, spec, scheme)
+        return (*out, None) if return_coords else out
     if spec is None:
         from skysense.landuse.io import raster_info
 
@@ -487,6 +493,8 @@ def load_samples(
     table = samples_from_raster(raster, labels, spec, label_column=label_column, scheme=scheme,
                                 mode=mode, max_per_class=max_per_class,
                                 random_state=random_state)  # fmt: skip
+    if return_coords:
+        return table.X, table.y, spec, scheme, np.column_stack([table.rows, table.cols])
     return table.X, table.y, spec, scheme
 
 
