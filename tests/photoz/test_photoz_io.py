@@ -250,3 +250,22 @@ def test_train_model_auto_inputs_keeps_the_better_on_validation_rows():
         zv = one.predict_frame(frame.iloc[valid])["zphot"].to_numpy()
         expect = metrics.sigma_nmad(z[valid], zv) + metrics.outlier_fraction(z[valid], zv)
         assert tried[choice] == pytest.approx(expect, abs=1e-6)
+
+
+def test_train_model_auto_covariance_tries_gc_and_vd():
+    from skysense.photoz.training import AUTO_COVARIANCES, train_model
+
+    rng = np.random.default_rng(4)
+    n = 300
+    r, z = rng.uniform(16, 18, n), rng.uniform(0.02, 0.3, n)
+    noise = 0.01 * rng.normal(size=(2, n))
+    frame = pd.DataFrame({"g": r + 1.5 * z + noise[0], "r": r, "i": r - 0.8 * z + noise[1]})
+    frame["zspec"] = z
+    model = train_model(
+        frame, ["g", "r", "i"], target="zspec", m=8, max_iter=20, covariance="auto", verbose=0
+    )
+    tried = model.info["inputs_validation_score"]
+    assert set(tried) == {f"{i},{c}" for i in ("colours", "mag") for c in AUTO_COVARIANCES}
+    best = min(tried, key=tried.get)
+    assert best == f"{model.inputs},{model.estimator.covariance}"
+    assert model.info["covariance"] == model.estimator.covariance

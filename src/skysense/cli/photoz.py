@@ -20,8 +20,8 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
     magnitude, or the magnitudes; auto (default) fits both and keeps the better on the
     validation rows
 --m int=100 | number of basis functions (default 100)
---covariance {GL,VL,GD,VD,GC,VC}=GC | basis covariance (default GC, the best on the validation
-    rows of SDSS and DC2 in benchmarks/photoz.py)
+--covariance {auto,GL,VL,GD,VD,GC,VC}=auto | basis covariance; auto (default) fits GC and VD
+    and keeps the better on the validation rows (GC won on SDSS, VD on DC2)
 --homoscedastic flag | constant noise
 --no-linear-mean flag | no linear mean term
 --weights {none,balanced,normalized}=none | cost weights

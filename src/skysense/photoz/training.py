@@ -24,7 +24,12 @@ from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
 from skysense.photoz.preprocess import DEFAULT_MISSING, INPUTS, missing_patterns
 
-__all__ = ["split_rows", "target_values", "train_model", "describe_training"]
+__all__ = ["AUTO_COVARIANCES", "split_rows", "target_values", "train_model", "describe_training"]
+
+
+#: Covariances tried by ``covariance="auto"``: GC was the best on the SDSS validation rows and
+#: VD on DC2's (``benchmarks/photoz.py``).
+AUTO_COVARIANCES = ("GC", "VD")
 
 
 def split_rows(
@@ -127,6 +132,8 @@ def train_model(
         ``max_iter``, ``verbose``...); ``random_state`` is ``seed``. Without ``verbose`` the
         fit shows its progress as :func:`skysense._dask.progress_verbosity` says (a bar on a
         terminal, periodic lines in a log, nothing when ``SKYSENSE_PROGRESS=0``).
+        ``covariance="auto"`` fits each of :data:`AUTO_COVARIANCES` and keeps the better on
+        the validation rows, as for ``inputs``.
 
     Returns
     -------
@@ -157,14 +164,16 @@ def train_model(
     tried: dict[str, float] = {}
     best: tuple | None = None
     y = None
-    # "auto": both input kinds are fitted and the validation rows (never the test rows) keep
-    # the one with the smaller sigma_NMAD + outlier fraction.
-    choices = ("colours", "mag") if inputs == "auto" else (inputs,)
+    # "auto": both input kinds (and, for covariance "auto", GC and VD) are fitted and the
+    # validation rows (never the test rows) keep the smaller sigma_NMAD + outlier fraction.
+    covariance = gpz_params.pop("covariance", "VD")
+    covs = AUTO_COVARIANCES if covariance == "auto" else (covariance,)
+    pairs = [(i, c) for i in (("colours", "mag") if inputs == "auto" else (inputs,)) for c in covs]
     if not split[1] > 0:
-        choices = choices[:1]  # nothing to choose on
-    for choice in choices:
+        pairs = pairs[:1]  # nothing to choose on
+    for choice, cov in pairs:
         model = PhotozModel(
-            estimator=GPzRegressor(random_state=seed, **gpz_params),
+            estimator=GPzRegressor(random_state=seed, covariance=cov, **gpz_params),
             bands=list(bands),
             errors=None if errors is None else list(errors),
             target=target,
@@ -180,7 +189,7 @@ def train_model(
         X, err = model.features(frame, source)
         empty = ~np.isfinite(X).any(axis=1)
         if empty.any():
-            if len(choices) > 1 and choice == "colours":
+            if len(pairs) > 1 and choice == "colours":
                 continue  # a row with a single band has no colour: magnitudes only
             raise InputError(
                 f"{int(empty.sum())} row(s) have no measured band"
@@ -201,10 +210,10 @@ def train_model(
         )
         seconds = time.perf_counter() - t0
         score = 0.0
-        if len(choices) > 1 and len(valid):
+        if len(pairs) > 1 and len(valid):
             zv = est.predict(X[valid], X_err=_take(err, valid))
             score = metrics.sigma_nmad(y[valid], zv) + metrics.outlier_fraction(y[valid], zv)
-            tried[choice] = round(score, 6)
+            tried[choice if len(covs) == 1 else f"{choice},{cov}"] = round(score, 6)
         if best is None or score < best[0]:
             best = (score, model, X, err, seconds)
     _, model, X, err, seconds = best  # the last choice raises rather than being skipped
@@ -226,7 +235,9 @@ def train_model(
         "missing_patterns": missing_patterns(X, model.input_names()),
     }
     if tried:
-        info["inputs_validation_score"] = tried  # sigma_NMAD + outlier fraction per choice
+        # sigma_NMAD + outlier fraction per choice ("inputs" or "inputs,covariance")
+        info["inputs_validation_score"] = tried
+    info["covariance"] = est.covariance
     for name, rows in (("valid", valid), ("test", test)):
         if len(rows):
             mean, std = est.predict(X[rows], return_std=True, X_err=_take(err, rows))
@@ -250,7 +261,8 @@ def describe_training(info: dict) -> str:
         f"trained on {info['n_train']} galaxies ({info['n_valid']} validation) in "
         f"{info['train_seconds']:.1f} s, {info['n_iter']} iterations (kept "
         f"{info['best_iteration']}); sigma scale {np.sqrt(info['variance_scale']):.3f} "
-        f"(validation); inputs {info.get('inputs', 'mag')}"
+        f"(validation); inputs {info.get('inputs', 'mag')}, covariance "
+        f"{info.get('covariance', '?')}"
     )
     test = info.get("test_metrics", {})
     if test:
