@@ -12,10 +12,11 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from skysense.errors import InputError
 
-__all__ = ["check_positions", "did_you_mean"]
+__all__ = ["check_positions", "checked_positions", "did_you_mean"]
 
 
 def check_positions(
@@ -100,6 +101,36 @@ def check_positions(
                 row=int(rows[i]) if rows is not None else i,
             )
     return ra, dec
+
+
+def checked_positions(
+    df: pd.DataFrame, ra: str, dec: str, path: str | os.PathLike | None, first_row: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked positions (deg, float64 (n,)) in columns ``ra``, ``dec`` of ``df``.
+
+    ``first_row`` is the file row of ``df``'s first row (a chunk of a larger table), for the
+    error.
+
+    Raises
+    ------
+    InputError
+        A non-numeric, missing or out-of-range position, naming file, column and row.
+    """
+    values = []
+    for col in (ra, dec):
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"non-numeric or missing value {df[col].iloc[row]!r}",
+                path=path,
+                column=col,
+                row=first_row + row,
+            )
+        values.append(v)
+    rows = np.arange(first_row, first_row + len(df))
+    return check_positions(values[0], values[1], path=path, columns=(ra, dec), rows=rows)
 
 
 def did_you_mean(

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skysense._atomic import atomic_dir
+from skysense._check import checked_positions
 from skysense.catalog.hats_io import (
     SPATIAL_INDEX_COLUMN,
     destination_keys,
@@ -36,7 +37,6 @@ from skysense.catalog.hats_io import (
     spatial_index,
     write_partition,
 )
-from skysense.catalog.io import checked_positions
 from skysense.errors import InputError
 from skysense.tables import guess_position_columns, iter_table_chunks
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from skysense._atomic import atomic_path
-from skysense._check import check_positions
+from skysense._check import checked_positions
 from skysense.catalog.formats import FORMATS, guess_format
 from skysense.errors import InputError
 from skysense.tables import guess_position_columns
@@ -35,7 +35,6 @@ __all__ = [
     "read_catalogue",
     "write_catalogue",
     "read_positions",
-    "checked_positions",
     "read_inputs",
     "read_moc",
     "write_moc",
@@ -240,36 +239,6 @@ def read_positions(
             )
     ra_deg, dec_deg = checked_positions(df, ra, dec, path)
     return df, ra_deg, dec_deg
-
-
-def checked_positions(
-    df: pd.DataFrame, ra: str, dec: str, path: str | os.PathLike | None, first_row: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """The checked positions (deg, float64 (n,)) in columns ``ra``, ``dec`` of ``df``.
-
-    ``first_row`` is the file row of ``df``'s first row (a chunk of a larger table), for the
-    error.
-
-    Raises
-    ------
-    InputError
-        A non-numeric, missing or out-of-range position, naming file, column and row.
-    """
-    values = []
-    for col in (ra, dec):
-        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(v)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"non-numeric or missing value {df[col].iloc[row]!r}",
-                path=path,
-                column=col,
-                row=first_row + row,
-            )
-        values.append(v)
-    rows = np.arange(first_row, first_row + len(df))
-    return check_positions(values[0], values[1], path=path, columns=(ra, dec), rows=rows)
 
 
 # -- the inputs of a merge --------------------------------------------------------------------
