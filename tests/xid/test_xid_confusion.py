@@ -212,3 +212,16 @@ def test_fit_reports_the_confusion_shift_per_source():
     assert post.conf_field.shape == (24 * 24,) and post.sigma_conf.min() > 0
     maps = res.maps("spire_250", n_rep=20)
     assert np.isfinite(maps["model"]).sum() == 24 * 24
+    # replicates carry fresh correlated confusion of each draw's amplitude: with the
+    # amplitude set to 6 mJy/beam their extra variance is 36 and neighbouring pixels
+    # correlate as the beam autocorrelation says
+    post.sigma_conf[:] = 6.0
+    rep = res.replicated("spire_250", n_rep=200)
+    m = res.models["spire_250"]
+    dev = rep - rep.mean(axis=1, keepdims=True)
+    extra = np.var(dev, axis=1) - m.sigma_mjy**2
+    assert np.median(extra) == pytest.approx(36.0, rel=0.15)
+    k = confusion_covariance(m.beam_stamp, m.pixel_x[:2], m.pixel_y[:2])[0, 1]
+    nb = (m.pixel_x[:-1] + 1 == m.pixel_x[1:]) & (m.pixel_y[:-1] == m.pixel_y[1:])
+    cov = np.mean(dev[:-1][nb] * dev[1:][nb])
+    assert cov == pytest.approx(36.0 * k, rel=0.15)

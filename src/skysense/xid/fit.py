@@ -232,8 +232,15 @@ class XIDResult:
         b = p.bkg.ravel()[take]
         c = p.sigma_conf.ravel()[take]
         mean = m.amat @ f[take].T + b[None, :]
-        if p.conf_field is not None:  # correlated confusion: replicate given its mean field
-            mean += p.conf_field[:, None]
+        if p.conf_field is not None:
+            # correlated confusion: each replicate gets a fresh field of its draw's amplitude
+            # (the posterior predictive of a new map of unlisted sources), as XID+'s white
+            # sigma_conf term gives fresh white confusion
+            from skysense.xid.confusion import ConfusionField
+
+            fld = ConfusionField(m.beam_stamp, m.pixel_x, m.pixel_y, m.sigma_mjy)
+            for k in range(mean.shape[1]):
+                mean[:, k] += c[k] * fld.field(rng.standard_normal(fld.shape))
             c = np.zeros_like(c)
         sd = np.sqrt(m.sigma_mjy[:, None] ** 2 + c[None, :] ** 2)
         return mean + sd * rng.standard_normal(mean.shape)
@@ -264,9 +271,9 @@ class XIDResult:
         rep = self.replicated(band, n_rep, random_state)
         p = self.posteriors[band]
         f = np.median(p.flux.reshape(-1, m.nsrc), axis=0)
+        # the listed sources and background only: the residual keeps the confusion of
+        # unlisted sources (also with the correlated field), where hidden sources show
         model = m.amat @ f + np.median(p.bkg)
-        if p.conf_field is not None:  # the fitted confusion of unlisted sources is model too
-            model = model + p.conf_field
         pval = (rep < m.data_mjy[:, None]).mean(axis=1)
         sig = np.clip(norm.ppf(pval), -6.0, 6.0)
         out = {}
