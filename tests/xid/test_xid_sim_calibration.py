@@ -27,7 +27,9 @@ KW = {"n_samples": 500, "n_warmup": 300, "n_chains": 4}
 
 @pytest.fixture(scope="module")
 def lognormal_table():
-    return calibrate_all_sources(SEEDS, **KW)
+    # XID+'s white sigma_conf, as this prior was measured with (benchmarks/_xid_confusion.py
+    # measures the new defaults: hierarchical prior, correlated confusion)
+    return calibrate_all_sources(SEEDS, correlated=False, **KW)
 
 
 def test_every_source_listed_intervals_are_calibrated(lognormal_table):
