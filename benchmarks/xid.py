@@ -38,8 +38,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--blind-areas", default="1,10", help="blind map areas, deg^2")
 
 
-def _tile(nsrc: int, seed: int):
+def _tile(nsrc: int, seed: int, flux_kind: str = "hierarchical"):
+    """A simulated SPIRE 250 tile of ``nsrc`` sources, hierarchical flux prior (#18: both
+    samplers), XID+'s white sigma_conf (the NUTS reference has no correlated field)."""
     from skysense.xid.fit import build_band_model
+    from skysense.xid.model import default_conf_prior
     from skysense.xid.simulate import simulate_field
 
     side = int(math.sqrt(17.0 * nsrc))
@@ -51,7 +54,13 @@ def _tile(nsrc: int, seed: int):
         flux_max_mjy=100.0,
         random_state=seed,
     )
-    model, _, _ = build_band_model(sim.sky, sim.sources[["id", "ra", "dec"]], on_duplicate="keep")
+    model, _, _ = build_band_model(
+        sim.sky,
+        sim.sources[["id", "ra", "dec"]],
+        on_duplicate="keep",
+        flux_kind=flux_kind,
+        conf_prior=default_conf_prior("spire_250", correlated=False),
+    )
     return model
 
 
