@@ -90,6 +90,8 @@ _BANDS = (
     "ukidss_k",
     "irac_i1",
     "mips_24",
+    "pacs_green",
+    "pacs_red",
     "spire_250",
     "spire_350",
     "spire_500",
