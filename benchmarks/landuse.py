@@ -34,6 +34,10 @@ the same models under random-pixel CV, to show how much it overstates accuracy; 
 band-subset experiment of Li et al. 2014 (random forest on mean/max/std, 4 against 6 against
 all bands) under blocked CV.
 
+Measured (2026-12-07, 2 cores with a load average of 13-27 from other jobs; ``landuse.json``
+from ``--skip-throughput --scenes landsat7 --candidates rf,gb``, ``landuse_salinas.json`` from
+the Salinas-A scene with ``--seed-only-scenes salinas``, written separately): see the JSON files.
+
 Throughput: a generated 6-band raster (``--size`` pixels a side) is classified with a random
 forest on 3x3 mean/max/std features through the local threaded Dask scheduler.
 """
