@@ -150,7 +150,7 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
         dm = [alt[i]["log_mstar"] - done[i]["log_mstar"] for i in common]
         ds = [alt[i]["log_sfr"] - done[i]["log_sfr"] for i in common]
         a0 = alt[common[0]]
-        label = f"n_live={a0['n_live']}, n_networks={a0.get('n_networks', 4)}"
+        label = f"{Path(other).stem}: n_live={a0['n_live']}, n_networks={a0.get('n_networks', 4)}"
         meta.setdefault(f"{pre}bagpipes_stability", []).append(
             {"setting": label, "objects": common, "abs_dlogm": np.abs(dm).tolist(),
              "abs_dlogsfr": np.abs(ds).tolist(),
