@@ -48,6 +48,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stages", default="simulate,prepare,merge,photoz,publish,cone",
                         help="stages to run (each needs the previous ones' outputs)")  # fmt: skip
     parser.add_argument("--cones", type=int, default=40, help="cones per radius")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the data already under --root (run later stages on them)")  # fmt: skip
+    parser.add_argument("--publish-from", choices=["photoz", "merged"], default="photoz",
+                        help="publish the photo-z output (default) or the merged masterlist")  # fmt: skip
 
 
 class _Sampler:
@@ -244,8 +248,9 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
     from skysense.sim.catalogs import CatalogSim, write_catalogs
 
     root = Path(opts.root) / f"n{n}"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    if not getattr(opts, "reuse", False):
+        shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
     stages = set(opts.stages.split(","))
     surveys = ["cfhtls", "suprime", "ukidss", "swire"]
     sim = CatalogSim(n_objects=n, seed=19)
@@ -290,6 +295,15 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             _stage("photo-z apply", n,
                    lambda: predict_hats(model, ml_dir, zdir, scheduler=cluster_address),
                    [root / "photoz"], rows)  # fmt: skip
+        if getattr(opts, "publish_from", "photoz") == "merged":
+            zdir = ml_dir
+        if "quality" in stages:
+            q = merge_quality(root, surveys)
+            load = os.getloadavg()
+            rows.append(Row(f"merge quality @ {n:.0e}", q["completeness"], None, unit="fraction",
+                            notes=f"purity {q['purity']:.4f}, spurious {q['spurious_fraction']:.4f}",
+                            extra={**q, "objects": n, "loadavg": list(load)}))  # fmt: skip
+            print(f"  merge quality: {q}", flush=True)
         if "publish" in stages:
             from skysense.vo.backends import open_backend
             from skysense.vo.publish import publish_hats_field
