@@ -53,9 +53,14 @@ def test_every_source_listed_intervals_are_calibrated(lognormal_table):
 
 def test_flat_prior_misses_faint_truths():
     # the cause of the miscalibration: truths near 0 sit below the flat prior's intervals
-    tab = calibrate_all_sources(SEEDS[:1], flux_kind="uniform", **KW)
+    # (XID+'s defaults: the flat prior with its white sigma_conf)
+    tab = calibrate_all_sources(SEEDS[:1], flux_kind="uniform", correlated=False, **KW)
     faint = tab[tab.flux_bin_mjy == "0-0.5"].set_index("band")
-    assert (faint.cover68 < 0.45).all()
+    # Below the 63 % the calibration goal needs in every band, far below at 350/500 um. On the
+    # SED-model sky few galaxies are this faint at 250 um (31 of 180 in seed 0, covered 0.52;
+    # seeds 1 and 2: 0.50 and 0.57), against 0.29 and 0.17 at 350 and 500 um.
+    assert (faint.cover68 < 0.63).all()
+    assert (faint.cover68[["spire_350", "spire_500"]] < 0.45).all()
     assert (faint.accuracy_median > 1.0).all()  # medians several times the truth
 
 
