@@ -372,6 +372,8 @@ NOT_HERE = {
     ("landuse", "evaluate", "test_labels"): "needs a labelled raster pair",
     ("landuse", "evaluate", "classes"): "a scheme name or file; not a data file",
     ("vo", "publish", "meta"): "optional metadata file",
+    ("photoz", "train", "inputs"): "a choice of model inputs (auto, colours, mag), not a file",
+    ("vo", "publish", "field"): "a field name; the HATS directory is FILE, whose cases are here",
 }
 
 

@@ -102,7 +102,7 @@ def test_pyvo_cuts_out_a_map(server):
     sia = pyvo.dal.SIA2Service(server.url + "/sia")
     recs = sia.search(pos=(150.1, 2.2, 0.01))
     names = sorted(r.obs_id for r in recs)
-    assert names == ["mips_24", "spire_250", "spire_350", "spire_500"]
+    assert names == ["mips_24", "pacs_green", "pacs_red", "spire_250", "spire_350", "spire_500"]
     rec = next(r for r in recs if r.obs_id == "spire_250")
     got = fits.open(io.BytesIO(rec.processed(circle=(150.1, 2.2, 0.02)).read()))
     assert [h.name for h in got] == ["PRIMARY", "IMAGE", "ERROR"]

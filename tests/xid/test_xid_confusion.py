@@ -139,7 +139,9 @@ def test_sampled_amplitude_matches_brute_force_marginal():
     a, d, sig, px, py, stamp, k, _ = _tile(size=12, nsrc=2, amp=2.0, seed=2)
     conf = ConfusionPrior("halfcauchy", 3.0, correlated=True)
     m = _model(a, d, sig, px, py, stamp, conf)
-    post = sample_band(m, n_samples=3000, n_warmup=500, n_chains=2, random_state=1)
+    # The field is off for the first half of the warm-up, so the warm-up is long enough for the
+    # amplitude to settle (500 left seed 1 at 2.5 Monte Carlo standard errors; seeds 2-4 agree).
+    post = sample_band(m, n_samples=3000, n_warmup=2000, n_chains=2, random_state=1)
     x = np.hstack([a.toarray(), np.ones((len(d), 1))])
     p0 = np.diag([0.0, 0.0, 1.0 / 9.0])
     grid = np.linspace(0.05, 6.0, 400)
