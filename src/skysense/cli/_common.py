@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 __all__ = ["add_area", "verb", "options", "keywords", "split_names", "SCHEDULER", "add_lazy_choice"]
 
 SCHEDULER = (
-    "--scheduler ADDRESS | Dask scheduler address (default: a local scheduler in this process)"
+    "--scheduler ADDRESS | Dask scheduler address, e.g. tcp://host:8786 (default: "
+    "$SKYSENSE_SCHEDULER, else a local scheduler in this process)"
 )
 
 
