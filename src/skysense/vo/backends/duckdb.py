@@ -287,11 +287,7 @@ class DuckDBBackend(BackendBase):
                         f"INSERT INTO {spec.physical} SELECT * FROM {schema_q}.{tmp}{order}"
                     )
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
-                    table_row, column_rows, private_row = metadata.table_rows(spec, n_rows)
-                    metadata.write_table_metadata(
-                        con, "?", spec, table_row, column_rows, private_row,
-                        lambda sql, rows: con.executemany(sql, rows),
-                    )  # fmt: skip
+                    _write_metadata(con, spec, n_rows)
                     con.execute("COMMIT")
                 except Exception:
                     con.execute("ROLLBACK")
@@ -324,20 +320,11 @@ class DuckDBBackend(BackendBase):
                 con.register("_skysense_load", data)
                 con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load{order}")
                 con.unregister("_skysense_load")
-                table_row, column_rows, private_row = metadata.table_rows(spec, data.num_rows)
                 con.execute("BEGIN")
                 try:
                     con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
                     con.execute(f"ALTER TABLE {schema_q}.{tmp} RENAME TO {quote_ident(spec.name)}")
-                    metadata.write_table_metadata(
-                        con,
-                        "?",
-                        spec,
-                        table_row,
-                        column_rows,
-                        private_row,
-                        lambda sql, rows: con.executemany(sql, rows),
-                    )
+                    _write_metadata(con, spec, data.num_rows)
                     con.execute("COMMIT")
                 except Exception:
                     con.execute("ROLLBACK")
@@ -370,3 +357,13 @@ _MAX_SHAPES = 1024
 def _select_shape(sql: str) -> str:
     """``sql`` with every run of digits replaced by one ``0`` (see ``DuckDBBackend._check_sql``)."""
     return _DIGITS.sub("0", sql)
+
+
+def _write_metadata(con, spec: TableSpec, n_rows: int) -> None:
+    """Write ``spec``'s TAP_SCHEMA rows (``n_rows`` rows in the table) in ``con``'s open
+    transaction, so the table and its description change together."""
+    table_row, column_rows, private_row = metadata.table_rows(spec, n_rows)
+    metadata.write_table_metadata(
+        con, "?", spec, table_row, column_rows, private_row,
+        lambda sql, rows: con.executemany(sql, rows),
+    )  # fmt: skip
