@@ -100,6 +100,14 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3e}"
 
 
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (NumPy scalars as floats)."""
+    from skysense._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=indent, default=float), encoding="utf-8")
+
+
 def report(area: str, rows: list[Row], meta: dict[str, Any] | None = None) -> Path:
     """Print the table (task, skysense, peer, ratio) and write ``results/<area>.json``."""
     header = ("task", "skysense", "peer", "peer name", "unit", "ratio", "notes")
@@ -133,8 +141,6 @@ def report(area: str, rows: list[Row], meta: dict[str, Any] | None = None) -> Pa
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{area}.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    os.replace(tmp, out)
+    write_json(out, payload, indent=2)
     print(f"\nwritten {out.relative_to(ROOT)}")
     return out

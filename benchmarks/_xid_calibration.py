@@ -11,13 +11,12 @@ script is the edge that prints and writes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import pandas as pd
 
-from skysense._atomic import atomic_path
+from benchmarks._harness import write_json
 from skysense.xid.calibration import calibrate_all_sources, calibrate_faint_left_out
 
 __all__ = ["main"]
@@ -51,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         out[name] = tab.to_dict(orient="records")
     out["load_after"] = os.getloadavg()
     if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(out, fh, indent=1)
+        write_json(args.json, out)
     return 0
 
 

@@ -17,7 +17,6 @@ them. ``--toy DIR`` adds the XID_basic toy maps (eg2, eg3, eg6) fitted with the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skysense._atomic import atomic_path
+from benchmarks._harness import write_json
 from skysense.xid.calibration import calibrate_all_sources, calibrate_faint_left_out
 
 __all__ = ["main", "toy_maps"]
@@ -147,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print("== XID_basic toy maps, default settings")
         print(pd.DataFrame(out["toy_maps"]).drop(columns="load").to_string(index=False))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(out, indent=1), encoding="utf-8")
+        write_json(args.json, out)
     return 0
 
 

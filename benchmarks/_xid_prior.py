@@ -15,15 +15,13 @@ pilot tiles). Prints the overall 68 % / 95 % coverage per band and prior, and wi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skysense._atomic import atomic_path
+from benchmarks._harness import write_json
 from skysense.xid.calibration import calibrate_all_sources
 from skysense.xid.model import GaussianBeam, band_model, pointing_matrix
 from skysense.xid.sampler import sample_band
@@ -135,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     out["toy_maps"] = toy.to_dict(orient="records")
     out["load_after"] = os.getloadavg()
     if args.json:
-        with atomic_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(out, indent=1), encoding="utf-8")
+        write_json(args.json, out)
     return 0
 
 
