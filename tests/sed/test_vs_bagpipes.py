@@ -16,7 +16,6 @@ BANDS = ("megacam_u", "megacam_r", "ukidss_k", "irac_i2", "mips_24", "pacs_green
 
 @pytest.fixture(scope="module")
 def pipes(tmp_path_factory):
-    pytest.importorskip("bagpipes")  # a peer library, in the sed extra
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("bagpipes"))  # bagpipes may write under its import dir
     try:
