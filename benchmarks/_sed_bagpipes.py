@@ -21,6 +21,9 @@ Planck18 so that distances agree. Priors differ (continuous vs grid), as they mu
 galaxies with i < 24 and z < 2 drawn from its truth (``truth/objects.parquet``, true fluxes of
 the simulator's SED models, which include nebular emission), given the same HELP-like errors;
 saved to ``WORK/field.npz``, results in ``WORK/results_field<tag>.jsonl``.
+
+``--also-field FIELD --n-field N`` fits both in one process, alternating a mock and a field
+galaxy (each set keeps its own files), so that a run cut short has some of each.
 """
 
 from __future__ import annotations
@@ -167,6 +170,35 @@ def fit_one(pipes, files, flux_mjy, err_mjy, z, name, n_live, n_networks=4, run=
     return res
 
 
+def _load_set(work: Path, field: Path | None, n: int, tag: str) -> tuple[dict, Path, set]:
+    """Objects of one set (mocks, or a field's galaxies; drawn once, then reused), its results
+    file and the indices already fitted there."""
+    mock_file = work / ("field.npz" if field else "mocks.npz")
+    if not mock_file.exists():
+        mocks = field_mocks(field, n) if field else make_mocks(n)
+        tmp = work / f"{mock_file.stem}.tmp.npz"
+        np.savez(tmp, **mocks)
+        os.replace(tmp, mock_file)
+    mocks = dict(np.load(mock_file))
+    results = work / f"results{'_field' if field else ''}{tag}.jsonl"
+    done = set()
+    if results.exists():
+        done = {json.loads(line)["index"] for line in results.read_text().splitlines() if line}
+    return mocks, results, done
+
+
+def _filter_files(work: Path, bands) -> list[str]:
+    from skysense.sed.io import load_filters
+
+    files = []
+    for f in load_filters(tuple(str(b) for b in bands)):
+        path = work / f"{f.name}.dat"
+        if not path.exists():
+            np.savetxt(path, np.column_stack([f.wavelength_aa, f.transmission]))
+        files.append(str(path))
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks._sed_bagpipes", description=__doc__)
     ap.add_argument("work", type=Path)
@@ -176,43 +208,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", type=int, nargs="*", help="object indices to fit (default: all)")
     ap.add_argument("--tag", default="", help="results file suffix (results{tag}.jsonl)")
     ap.add_argument("--field", type=Path, help="simulated field: fit its galaxies instead")
+    ap.add_argument("--also-field", type=Path, help="simulated field: alternate its galaxies "
+                    "with the mocks")  # fmt: skip
+    ap.add_argument("--n-field", type=int, default=40, help="galaxies of --also-field")
     opts = ap.parse_args(argv)
     work = opts.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    mock_file = work / ("field.npz" if opts.field else "mocks.npz")
-    if not mock_file.exists():
-        mocks = field_mocks(opts.field, opts.n) if opts.field else make_mocks(opts.n)
-        tmp = work / "mocks.tmp.npz"
-        np.savez(tmp, **mocks)
-        os.replace(tmp, mock_file)
-    mocks = dict(np.load(mock_file))
-    bands = tuple(str(b) for b in mocks.get("bands", BANDS))
-    results = work / f"results{'_field' if opts.field else ''}{opts.tag}.jsonl"
-    done = set()
-    if results.exists():
-        done = {json.loads(line)["index"] for line in results.read_text().splitlines() if line}
-    from skysense.sed.io import load_filters
-
+    sets = [(opts.field, opts.n)]
+    if opts.also_field and not opts.field:
+        sets.append((opts.also_field.resolve(), opts.n_field))
+    queues = []
+    for field, n in sets:
+        mocks, results, done = _load_set(work, field, n, opts.tag)
+        todo = opts.only if opts.only and field is None else range(min(n, mocks["z"].size))
+        queues.append([(field, mocks, results, i) for i in todo if i not in done])
     os.chdir(work)  # bagpipes writes pipes/ under the directory it was imported in
     import bagpipes as pipes
 
     _use_planck18(pipes)
     pipes.utils.make_dirs()
-    files = []
-    for f in load_filters(bands):
-        path = work / f"{f.name}.dat"
-        np.savetxt(path, np.column_stack([f.wavelength_aa, f.transmission]))
-        files.append(str(path))
-    todo = opts.only if opts.only else range(min(opts.n, mocks["z"].size))
-    for i in todo:
-        if i in done:
-            continue
-        name = f"field{i}" if opts.field else f"mock{i}"
-        res = fit_one(pipes, files, mocks["flux_mjy"][i], mocks["err_mjy"][i], mocks["z"][i],
-                      name, opts.n_live, opts.n_networks, run=opts.tag)  # fmt: skip
+    files = {}
+    # alternate the sets (a mock, a field galaxy, ...) until both are done
+    order = [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
+    for field, mocks, results, i in order:
+        bands = tuple(str(b) for b in mocks.get("bands", BANDS))
+        if bands not in files:
+            files[bands] = _filter_files(work, bands)
+        name = f"field{i}" if field else f"mock{i}"
+        res = fit_one(pipes, files[bands], mocks["flux_mjy"][i], mocks["err_mjy"][i],
+                      mocks["z"][i], name, opts.n_live, opts.n_networks, run=opts.tag)  # fmt: skip
         res["index"] = int(i)
         res["loadavg"] = open("/proc/loadavg").read().split()[0]
-        with open(results, "a") as fh:
+        with open(results, "a") as fh:  # one line per object, synced: a killed run keeps it
             fh.write(json.dumps(res) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

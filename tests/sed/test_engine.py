@@ -54,3 +54,25 @@ def test_fit_masterlist_merges_xid_and_counts_skips(grid):
     assert table["redshift"].iloc[0] == z[0]  # zspec wins over zphot
     assert list(table["n_bands"]) == [11, 10, 11, 10]  # XID+ adds b9 for H0 and H2
     assert wave.shape == fnu.shape == (4, grid.wave_out_aa.size)
+
+
+def test_photoz_error_marginalised_through_dask_and_masterlist(grid):
+    # fit_catalogue (and so the pipeline's fit_masterlist) must hand z_err to the fit: the
+    # result equals fit_photometry's marginalised one and differs from a fixed redshift
+    rng = np.random.default_rng(2)
+    z, f, e = _mock(grid, 8, rng)
+    e = 6 * e  # 30 % errors: the other redshift node keeps some weight
+    ids = np.array([f"o{i}" for i in range(8)])
+    z_err = np.full(8, 0.2)
+    a = fit_catalogue(grid, ids, z, f, e, z_err=z_err, chunk_rows=3, scheduler="synchronous")
+    b = fit_photometry(grid, f, e, z, z_err=z_err, ids=ids)
+    fixed = fit_photometry(grid, f, e, z, ids=ids)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=1e-6)
+    assert np.max(np.abs(a["bayes_mstar"] - fixed["bayes_mstar"])) > 1e-3
+    ml = pd.DataFrame({"help_id": ids, "zphot": z, "zphot_err": z_err})
+    for j, band in enumerate(grid.bands):
+        ml[f"f_{band}"], ml[f"ferr_{band}"] = f[:, j] * 1e3, e[:, j] * 1e3
+    table = fit_masterlist(grid, ml, scheduler="synchronous")[0]
+    np.testing.assert_allclose(table["bayes_mstar"], b["bayes_mstar"], rtol=1e-6)
+    table = fit_masterlist(grid, ml, marginalise_photoz=False, scheduler="synchronous")[0]
+    np.testing.assert_allclose(table["bayes_mstar"], fixed["bayes_mstar"], rtol=1e-6)

@@ -33,7 +33,8 @@ def fit_catalogue(
     eb_threshold: float = DEFAULT_EB_THRESHOLD,
     scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """Fit every object, ``chunk_rows`` per Dask task (see :func:`skysense.sed.fit.fit_photometry`).
+    """Fit every object, ``chunk_rows`` per Dask task (see :func:`skysense.sed.fit.fit_photometry`;
+    ``z_err`` marginalises over the photo-z as there).
 
     All input is validated first (one clear error before any work). Memory per task is bounded
     by ``fit_photometry``'s ``block_elements``; the grid is shared between threads.
@@ -50,6 +51,7 @@ def fit_catalogue(
     check_photometry(flux_mjy, err_mjy, upper, ids, grid.bands)
     grid.redshift_index(z, ids)
     up = np.zeros(flux_mjy.shape, bool) if upper is None else np.asarray(upper, bool)
+    ze = None if z_err is None else np.asarray(z_err, dtype=float)
     # one graph node for the grid, named by its fingerprint (not hashed array by array)
     grid_node = dask.delayed(grid, name=f"sed-grid-{grid.fingerprint[:16]}", traverse=False)
     tasks = []
@@ -61,6 +63,7 @@ def fit_catalogue(
                 flux_mjy[sl],
                 np.asarray(err_mjy)[sl],
                 np.asarray(z)[sl],
+                z_err=None if ze is None else ze[sl],
                 upper=up[sl],
                 ids=ids[sl],
                 eb_threshold=eb_threshold,
