@@ -211,10 +211,15 @@ def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> d
     n_star = int(rng.binomial(n, frac_star))
     n_gal = n - n_star
     # Uniform on the sphere: HEALPix is equal-area, so a uniform order-29 sub-pixel is.
-    sub = rng.integers(0, 1 << _SHIFT, n, dtype=np.int64)
+    # Drawn sorted, the objects come out in ``_healpix_29`` order (no sort of the table).
+    sub = np.sort(rng.integers(0, 1 << _SHIFT, n, dtype=np.int64))
     hpx = (np.int64(pixel) << _SHIFT) | sub
     lon, lat = cdshealpix.nested.healpix_to_lonlat(hpx, 29)
     ra, dec = lon.to_value("deg"), lat.to_value("deg")
+    # Which rows are stars: a random subset (the rows are in position order).
+    is_star = np.zeros(n, bool)
+    is_star[rng.choice(n, n_star, replace=False)] = True
+    gal, star = np.flatnonzero(~is_star), np.flatnonzero(is_star)
     # galaxies
     i_gal = GALAXY_COUNTS.sample(n_gal, 14.0, sim.mag_limit, rng)
     z_med = 0.6 * 10.0 ** (0.1 * (i_gal - 22.5))
@@ -236,17 +241,23 @@ def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> d
     pmra = rng.normal(0.0, 1.0, n_star) * sigma_pm - 1.5
     pmdec = rng.normal(0.0, 1.0, n_star) * sigma_pm - 2.5
     star_flux = star_band_fluxes_ujy(i_star, t_eff)
-    # Which rows are stars: a random subset (positions are already random, so the last ones).
+
+    def scatter_to_rows(v_gal, v_star):
+        col = np.empty(n, dtype=np.result_type(v_gal, v_star))
+        col[gal], col[star] = v_gal, v_star
+        return col
+
     out = {
+        "_healpix_29": hpx,
         "object_id": np.int64(pixel) * _ID_STRIDE + np.arange(n, dtype=np.int64),
-        "is_star": np.concatenate([np.zeros(n_gal, bool), np.ones(n_star, bool)]),
+        "is_star": is_star,
         "ra": ra,
         "dec": dec,
-        "z": np.concatenate([z, np.full(n_star, np.nan)]),
-        "pmra": np.concatenate([np.zeros(n_gal), pmra]),
-        "pmdec": np.concatenate([np.zeros(n_gal), pmdec]),
-        "i_mag": np.concatenate([i_gal, i_star]),
-        "r_half": np.concatenate([r_half, np.zeros(n_star)]),
+        "z": scatter_to_rows(z, np.nan),
+        "pmra": scatter_to_rows(0.0, pmra),
+        "pmdec": scatter_to_rows(0.0, pmdec),
+        "i_mag": scatter_to_rows(i_gal, i_star),
+        "r_half": scatter_to_rows(r_half, 0.0),
     }
     # Linear interpolation in z, located once for every band.
     j = np.clip(np.searchsorted(zgrid, z) - 1, 0, len(zgrid) - 2)
@@ -256,75 +267,109 @@ def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> d
         tab1 = np.where(red, passive[k][j + 1], forming[k][j + 1])
         colour = tab + w * (tab1 - tab)
         f_gal = ab_mag_to_ujy(i_gal + colour + scatter[k])
-        out[f"f_{band}"] = np.concatenate([f_gal, star_flux[band]])
+        out[f"f_{band}"] = scatter_to_rows(f_gal, star_flux[band])
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _split_bands(spec: SurveySpec) -> tuple[SurveySpec, SurveySpec | None, int]:
+    """``spec`` with its detection band only, with its other bands only (None if none), and
+    the detection band's index in ``spec.bands``."""
+    k = [b.band for b in spec.bands].index(spec.detection_band)
+    rest = spec.bands[:k] + spec.bands[k + 1 :]
+    det = dataclasses.replace(spec, bands=(spec.bands[k],))
+    return det, (dataclasses.replace(spec, bands=rest) if rest else None), k
 
 
 def _observe(sim: CatalogSim, spec: SurveySpec, obj: dict, pixel: int, rng) -> dict:
     """One survey's detections of a cell's objects: its columns and the truth of each row,
-    ordered by ``_healpix_29``."""
+    ordered by ``_healpix_29``.
+
+    The detection band is measured for every candidate; positions and the other bands only
+    for the detections kept (a survey detects a fraction of the objects, so this is most of
+    the saving over measuring everything).
+    """
     from skysense.catalog.hats_io import spatial_index
 
-    ra_e, dec_e = positions_at_epoch(obj["ra"], obj["dec"], obj["pmra"], obj["pmdec"], spec.epoch)
-    n_obj = len(ra_e)
-    det_mag = ujy_to_ab_mag(obj[f"f_{spec.detection_band}"])
-    bright = np.nan_to_num(det_mag, nan=99.0) < spec.duplicate_mag
+    n_obj = len(obj["ra"])
+    det_flux = obj[f"f_{spec.detection_band}"]
+    bright = np.nan_to_num(ujy_to_ab_mag(det_flux), nan=99.0) < spec.duplicate_mag
     parents = np.flatnonzero(bright & (rng.uniform(size=n_obj) < spec.duplicate_fraction))
     frac = rng.uniform(0.03, 0.3, parents.size)
     sep = rng.uniform(0.6, 2.0, parents.size)
     angle = rng.uniform(0.0, 2.0 * math.pi, parents.size)
-    dup_ra, dup_dec = offset_positions(
-        ra_e[parents], dec_e[parents], sep * np.sin(angle), sep * np.cos(angle)
-    )
     src = np.concatenate([np.arange(n_obj), parents])
     is_dup = np.concatenate([np.zeros(n_obj, bool), np.ones(parents.size, bool)])
     scale = np.concatenate([np.ones(n_obj), frac])
     n = len(src)
     r_half = np.where(is_dup, 0.0, obj["r_half"][src])
-    true = {b.band: obj[f"f_{b.band}"][src] * scale for b in spec.bands}
-    measured = measure_photometry(spec, true, r_half, rng)
+    det_spec, rest_spec, k_det = _split_bands(spec)
+    band = spec.detection_band
+    det = measure_photometry(det_spec, {band: det_flux[src] * scale}, r_half, rng)[band]
     # Grossly wrong total fluxes (blends, cosmic rays, calibration failures) in one band.
     bad = rng.uniform(size=n) < sim.bad_flux_fraction
     bad_band = rng.integers(0, len(spec.bands), n)
     bad_factor = 10.0 ** (rng.uniform(1.0, 3.0, n) * np.where(rng.uniform(size=n) < 0.5, 1, -1))
-    for k, b in enumerate(spec.bands):
-        hit = bad & (bad_band == k)
-        measured[b.band]["total"] = np.where(
-            hit, measured[b.band]["total"] * bad_factor, measured[b.band]["total"]
-        )
-    det = measured[spec.detection_band]
+    det["total"] = np.where(bad & (bad_band == k_det), det["total"] * bad_factor, det["total"])
     keep = (det["total"] >= 5.0 * det["sigma"]) & ~det["lost"]
     keep[n_obj:] &= keep[parents]
-    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
-    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=n)
-    ra_base = np.concatenate([ra_e, dup_ra])
-    dec_base = np.concatenate([dec_e, dup_dec])
-    ra_c, dec_c = offset_positions(ra_base, dec_base, dx, dy)
-    dec_c = np.clip(dec_c, -90.0, 90.0)
-    snr = det["total"] / det["sigma"]
-    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
-    sign = np.where(obj["is_star"][src] & ~is_dup, 1.0, -1.0)
-    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, n), 0.0, 1.0)
     idx = np.flatnonzero(keep)
-    hpx = spatial_index(ra_c[idx], dec_c[idx])
+    m = len(idx)
+    o = src[idx]
+    ra_e, dec_e = positions_at_epoch(obj["ra"][o], obj["dec"][o], obj["pmra"][o],
+                                     obj["pmdec"][o], spec.epoch)  # fmt: skip
+    dup = idx >= n_obj
+    j = idx[dup] - n_obj
+    ra_e[dup], dec_e[dup] = offset_positions(
+        ra_e[dup], dec_e[dup], sep[j] * np.sin(angle[j]), sep[j] * np.cos(angle[j])
+    )
+    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=m)
+    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=m)
+    ra_c, dec_c = offset_positions(ra_e, dec_e, dx, dy)
+    dec_c = np.clip(dec_c, -90.0, 90.0)
+    hpx = spatial_index(ra_c, dec_c)
     # A detection pushed out of its cell is dropped (see the module docstring).
-    inside = (hpx >> _SHIFT) == pixel
-    idx, hpx = idx[inside], hpx[inside]
-    order = np.argsort(hpx, kind="stable")
-    idx, hpx = idx[order], hpx[order]
-    table = {"_healpix_29": hpx, spec.ra_column: ra_c[idx], spec.dec_column: dec_c[idx]}
-    table.update(photometry_columns(spec, measured, idx))
+    inside = np.flatnonzero((hpx >> _SHIFT) == pixel)
+    inside = inside[np.argsort(hpx[inside], kind="stable")]
+    idx, hpx, ra_c, dec_c = idx[inside], hpx[inside], ra_c[inside], dec_c[inside]
+    measured = {band: {key: v[idx] for key, v in det.items()}}
+    if rest_spec is not None:
+        true = {b.band: obj[f"f_{b.band}"][src[idx]] * scale[idx] for b in rest_spec.bands}
+        measured.update(measure_photometry(rest_spec, true, r_half[idx], rng))
+    for k, b in enumerate(spec.bands):
+        if k != k_det:
+            hit = bad[idx] & (bad_band[idx] == k)
+            total = measured[b.band]["total"]
+            measured[b.band]["total"] = np.where(hit, total * bad_factor[idx], total)
+    snr = measured[band]["total"] / measured[band]["sigma"]
+    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
+    sign = np.where(obj["is_star"][src[idx]] & ~is_dup[idx], 1.0, -1.0)
+    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, len(idx)), 0.0, 1.0)
+    rows = np.arange(len(idx))
+    table = {"_healpix_29": hpx, spec.ra_column: ra_c, spec.dec_column: dec_c}
+    table.update(photometry_columns(spec, measured, rows))
     if spec.stellarity_column is not None:
-        table[spec.stellarity_column] = stellarity[idx]
+        table[spec.stellarity_column] = stellarity
     truth = {
         "_healpix_29": hpx,
         "object_id": obj["object_id"][src[idx]],
         "is_duplicate": is_dup[idx],
         "is_bad_flux": bad[idx],
-        "ra": ra_c[idx],
-        "dec": dec_c[idx],
     }
     return {"table": table, "truth": truth, "n": len(idx)}
+
+
+def _arrow(cols: dict, float64: Sequence[str] | None = ("ra", "dec")) -> pa.Table:
+    """A pyarrow Table of numpy columns; floating columns other than ``float64`` (positions:
+    float32 holds them to only ~1 arcsec) in float32, which is 7 significant digits, below any
+    simulated error, and half the bytes. ``float64=None`` keeps every column as it is."""
+    out = {}
+    for name, v in cols.items():
+        if float64 is not None and isinstance(v, np.ndarray) and v.dtype == np.float64:
+            if name not in float64:
+                v = v.astype(np.float32)
+        out[name] = v
+    return pa.table(out)
 
 
 def _ids(spec: SurveySpec, seed: int, pixel: int, n: int) -> pa.Array:
@@ -358,15 +403,9 @@ def simulate_cell(sim: CatalogSim, pixel: int, n: int, covered: Sequence[bool]) 
         ``"objects"``: pyarrow.Table (truth, by ``_healpix_29``); per survey name,
         ``(catalogue, truth_rows)`` pyarrow Tables (empty when not covered).
     """
-    from skysense.catalog.hats_io import spatial_index
-
     rng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}")
     obj = _objects(sim, int(pixel), int(n), rng)
-    hpx = spatial_index(obj["ra"], obj["dec"])
-    order = np.argsort(hpx, kind="stable")
-    cols = {"_healpix_29": hpx[order]}
-    cols.update({k: v[order] for k, v in obj.items() if k != "r_half"})
-    out: dict = {"objects": pa.table(cols)}
+    out: dict = {"objects": _arrow({k: v for k, v in obj.items() if k != "r_half"})}
     for spec, cov in zip(sim.surveys, covered):
         # Each survey has its own sub-stream: one survey's change leaves the others alone.
         srng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}.{spec.name}")
@@ -376,10 +415,15 @@ def simulate_cell(sim: CatalogSim, pixel: int, n: int, covered: Sequence[bool]) 
         seen = _observe(sim, spec, obj, int(pixel), srng)
         ids = _ids(spec, int(sim.seed), int(pixel), seen["n"])
         table = dict(seen["table"])
-        cat = pa.table({"_healpix_29": table.pop("_healpix_29"), spec.id_column: ids, **table})
+        # A sentinel float32 cannot hold exactly (SWIRE's -999999500) keeps float64, so
+        # that the survey's configuration still names it exactly.
+        miss = spec.missing_value
+        keep64 = miss is not None and float(np.float32(miss)) != float(miss)
+        cat = _arrow({"_healpix_29": table.pop("_healpix_29"), spec.id_column: ids, **table},
+                     None if keep64 else (spec.ra_column, spec.dec_column))  # fmt: skip
         truth = dict(seen["truth"])
-        rows = pa.table({"_healpix_29": truth.pop("_healpix_29"),
-                         "source_id": pc.cast(ids, pa.string()), **truth})  # fmt: skip
+        rows = _arrow({"_healpix_29": truth.pop("_healpix_29"),
+                       "source_id": pc.cast(ids, pa.string()), **truth})  # fmt: skip
         out[spec.name] = (cat, rows)
     return out
 
