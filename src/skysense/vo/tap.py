@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import anyio.to_thread
 import numpy as np
@@ -41,6 +42,7 @@ from skysense.vo.upload_guard import MAX_UPLOAD_TABLES, UPLOAD_MEMORY_LIMIT_BYTE
 from skysense.vo.votable import read_votable, result_votable_chunks
 
 __all__ = [
+    "QueryOptions",
     "QueryResult",
     "StreamedResult",
     "column_infos",
@@ -65,6 +67,32 @@ _UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: is ``_tap_upload_<name>``, so longer names could collide.
 MAX_UPLOAD_NAME = 48
 _MAX_FORM_FIELD_BYTES = 1 << 20
+
+
+class QueryOptions(TypedDict, total=False):
+    """The options of one query (:func:`run_adql_sync`, :func:`stream_adql`, :func:`run_adql`).
+
+    Attributes
+    ----------
+    maxrec : int, optional
+        Row limit (default ``settings.maxrec_default``; never above ``settings.maxrec_hard``).
+    uploads : sequence of UploadTable
+        Tables visible as ``TAP_UPLOAD.<name>`` (default none).
+    timeout_s : float, optional
+        Time limit (default ``settings.query_timeout_s``). It covers parsing and translation
+        too: they stop once it has passed, and the database gets what remains.
+    handle : QueryHandle, optional
+        Lets another thread abort the query (translation included).
+    deadline : Deadline, optional
+        A clock already started for this request (e.g. when its uploads were read under it);
+        replaces ``timeout_s``.
+    """
+
+    maxrec: int | None
+    uploads: Sequence[UploadTable]
+    timeout_s: float | None
+    handle: QueryHandle | None
+    deadline: Deadline | None
 
 
 @dataclass
@@ -176,16 +204,7 @@ def parse_maxrec(value: str | None, *, default: int, hard: int) -> int:
     return min(maxrec, hard)
 
 
-def run_adql_sync(
-    state,
-    adql: str,
-    *,
-    maxrec: int | None = None,
-    uploads: Sequence[UploadTable] = (),
-    timeout_s: float | None = None,
-    handle: QueryHandle | None = None,
-    deadline: Deadline | None = None,
-) -> QueryResult:
+def run_adql_sync(state, adql: str, **options: Unpack[QueryOptions]) -> QueryResult:
     """Translate and run one ADQL query (blocking; call from a worker thread).
 
     Parameters
@@ -195,18 +214,9 @@ def run_adql_sync(
         (:class:`~skysense.vo.settings.Settings`), e.g. ``request.app.state``.
     adql : str
         The query.
-    maxrec : int, optional
-        Row limit (default ``settings.maxrec_default``; never above ``settings.maxrec_hard``).
-    uploads : sequence of UploadTable
-        Tables visible as ``TAP_UPLOAD.<name>``.
-    timeout_s : float, optional
-        Time limit (default ``settings.query_timeout_s``). It covers parsing and translation
-        too: they stop once it has passed, and the database gets what remains.
-    handle : QueryHandle, optional
-        Lets another thread abort the query (translation included).
-    deadline : Deadline, optional
-        A clock already started for this request (e.g. when its uploads were read under it);
-        replaces ``timeout_s``.
+    **options
+        :class:`QueryOptions`: ``maxrec``, ``uploads``, ``timeout_s``, ``handle``,
+        ``deadline``.
 
     Raises
     ------
@@ -214,39 +224,21 @@ def run_adql_sync(
         Syntax errors (with line and column), unknown tables/columns, database errors,
         timeouts.
     """
-    with stream_adql(
-        state,
-        adql,
-        maxrec=maxrec,
-        uploads=uploads,
-        timeout_s=timeout_s,
-        handle=handle,
-        deadline=deadline,
-    ) as result:
+    with stream_adql(state, adql, **options) as result:
         table = pa.Table.from_batches(list(result.batches), schema=result.schema)
     return QueryResult(table=table, columns=result.columns, overflow=result.overflow)
 
 
 @contextlib.contextmanager
-def stream_adql(
-    state,
-    adql: str,
-    *,
-    maxrec: int | None = None,
-    uploads: Sequence[UploadTable] = (),
-    timeout_s: float | None = None,
-    handle: QueryHandle | None = None,
-    deadline: Deadline | None = None,
-) -> Iterator[StreamedResult]:
+def stream_adql(state, adql: str, **options: Unpack[QueryOptions]) -> Iterator[StreamedResult]:
     """:func:`run_adql_sync`, with the rows read from the database batch by batch while the
     block runs (blocking; a worker thread). Parameters and errors as :func:`run_adql_sync`;
     errors met while batches are read are :class:`~skysense.errors.QueryError` too (a time
     limit one names the whole limit)."""
     from skysense.vo.backends import QueryTimeout
 
-    translation, maxrec, limit_s, deadline = _translate(
-        state, adql, maxrec, uploads, timeout_s, handle, deadline
-    )
+    translation, maxrec, limit_s, deadline = _translate(state, adql, options)
+    uploads, handle = options.get("uploads", ()), options.get("handle")
     remaining = deadline.remaining()
     try:
         with state.backend.query_stream(
@@ -265,11 +257,19 @@ def stream_adql(
         raise QueryTimeout(f"query exceeded the time limit of {limit_s:g} s") from None
 
 
-def _translate(state, adql, maxrec, uploads, timeout_s, handle, deadline):
+def _translate(state, adql: str, options: QueryOptions):
     """The translation of one query, its MAXREC, its whole time limit and its clock."""
     from skysense.vo.backends import QueryTimeout
     from skysense.vo.sql import translate
 
+    unknown = sorted(set(options) - QueryOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unknown query option(s): {', '.join(unknown)}")
+    maxrec = options.get("maxrec")
+    uploads = options.get("uploads", ())
+    timeout_s = options.get("timeout_s")
+    handle = options.get("handle")
+    deadline = options.get("deadline")
     settings = state.settings
     backend = state.backend
     if not adql or not adql.strip():
@@ -306,18 +306,9 @@ def _translate(state, adql, maxrec, uploads, timeout_s, handle, deadline):
     return translation, maxrec, limit_s, deadline
 
 
-async def run_adql(
-    state,
-    adql: str,
-    *,
-    maxrec: int | None = None,
-    uploads: Sequence[UploadTable] = (),
-    timeout_s: float | None = None,
-) -> QueryResult:
+async def run_adql(state, adql: str, **options: Unpack[QueryOptions]) -> QueryResult:
     """:func:`run_adql_sync` in a worker thread (for request handlers: ``await run_adql(...)``)."""
-    return await anyio.to_thread.run_sync(
-        lambda: run_adql_sync(state, adql, maxrec=maxrec, uploads=uploads, timeout_s=timeout_s)
-    )
+    return await anyio.to_thread.run_sync(lambda: run_adql_sync(state, adql, **options))
 
 
 # ---------------------------------------------------------------------------------------------
