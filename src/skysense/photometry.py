@@ -11,6 +11,8 @@ of 3631 Jy,
 6e-5 mag fainter). Errors propagate to first
 order: ``ferr = f * merr * ln(10) / 2.5`` and ``merr = 2.5 / ln(10) * ferr / f``. Non-positive
 fluxes have no magnitude (NaN) but keep their flux and error.
+
+Beams of far-infrared maps are Gaussians of sigma = FWHM * :data:`FWHM_TO_SIGMA`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "flux_ujy_to_mag",
     "flux_to_ujy",
     "vega_to_ab",
+    "FWHM_TO_SIGMA",
 ]
 
 AB_ZEROPOINT_JY = 3631.0
@@ -38,6 +41,8 @@ UJY_ZEROPOINT_MAG = 23.9
 #: m_AB of 1 uJy for a zero point of exactly 3631 Jy (2.5 log10(3631e6) = 23.90006).
 UJY_ZEROPOINT_MAG_3631 = 2.5 * math.log10(AB_ZEROPOINT_JY * 1e6)
 _K = 2.5 / math.log(10.0)  # 1.0857 mag per unit relative flux error
+#: sigma / FWHM of a Gaussian beam, 1 / (2 sqrt(2 ln 2)) = 0.4247 (simulated maps and XID+ beams).
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: Factor from each accepted flux unit to microjansky.
 FLUX_UNITS: dict[str, float] = {
     "nJy": 1e-3,

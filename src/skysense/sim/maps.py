@@ -27,6 +27,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from skysense.errors import InputError
+from skysense.photometry import FWHM_TO_SIGMA
 from skysense.sim._rng import substream
 from skysense.sim.geometry import FieldGeometry
 from skysense.sim.sed import EFFECTIVE_WAVELENGTH_UM, FIR_BANDS
@@ -44,8 +45,6 @@ __all__ = [
     "map_sources",
     "clipped_std",
 ]
-
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 
 @dataclasses.dataclass(frozen=True)
