@@ -145,3 +145,47 @@ def test_photoz_marginalisation_matches_explicit_sum(toy_ssp, toy_dust, toy_filt
     a = fit_photometry(grid, flux[None], err[None], [z], z_err=[np.nan])
     b = fit_photometry(grid, flux[None], err[None], [z])
     assert a.equals(b)
+
+
+def _explicit_posterior(grid, flux, err, prior_w=None):
+    """Scale, chi^2 and normalised posterior weights of every model by an explicit loop."""
+    m = grid.fluxes_mjy[0].astype(float)
+    iv = 1 / err**2
+    s = np.array([np.sum(flux * mm * iv) / np.sum(mm * mm * iv) for mm in m])
+    chi2 = np.array([np.sum((flux - sj * mm) ** 2 * iv) for sj, mm in zip(s, m)])
+    w = np.exp(-0.5 * (chi2 - chi2.min())) * (1.0 if prior_w is None else prior_w)
+    return s, chi2, w / w.sum()
+
+
+@pytest.mark.parametrize("age_prior", ["nodes", "uniform"])
+def test_age_prior_and_models_without_dust(toy_ssp, toy_dust, toy_filters, age_prior):
+    # A_V = 0 models have no dust luminosity: log L_dust is averaged over the others (not at a
+    # 1e-30 floor); age_prior "uniform" weighs each age node by its cell in linear age
+    from astropy.cosmology import Planck18
+
+    cfg = GridConfig(bands=tuple(f.name for f in toy_filters), redshifts=(0.3,),
+                     tau_main_gyr=(0.5, 3.0), age_gyr=(0.5, 1.0, 3.0), av_ism=(0.0, 0.3, 0.8),
+                     igm=False, age_prior=age_prior)  # fmt: skip
+    grid = build_grid(cfg, toy_ssp, toy_dust, toy_filters, cosmology=Planck18)
+    assert np.any(grid.props["l_dust"] == 0) and np.any(grid.props["l_dust"] > 0)
+    rng = np.random.default_rng(4)
+    model = int(np.flatnonzero(grid.params["av_ism"] == 0.3)[0])
+    true = grid.fluxes_mjy[0, model].astype(float) * 1e10
+    err = 0.3 * true  # weak data: every model keeps some weight
+    flux = true + rng.normal(0, 1, true.size) * err
+    # cells of the age nodes 0.5, 1, 3 Gyr: [0, 0.75], [0.75, 2], [2, 4]
+    width = {0.5: 0.75, 1.0: 1.25, 3.0: 2.0}
+    prior = np.array([width[a] for a in grid.params["age_gyr"]]) if age_prior == "uniform" else None
+    s, chi2, w = _explicit_posterior(grid, flux, err, prior)
+    res = fit_photometry(grid, flux[None], err[None], [0.3]).iloc[0]
+    assert res["best_model"] == np.argmin(chi2)  # the prior does not move the best fit
+    assert res["bayes_age_gyr"] == pytest.approx(np.sum(w * grid.params["age_gyr"]), rel=1e-9)
+    dusty = grid.props["l_dust"] > 0
+    ld = np.log10(s[dusty] * grid.props["l_dust"][dusty])
+    assert res["bayes_l_dust"] == pytest.approx(np.sum(w[dusty] * ld) / w[dusty].sum(), abs=1e-9)
+    assert res["bayes_l_dust"] > 5  # not dragged towards log10(1e-30)
+    lm = np.log10(s * grid.props["mstar"])
+    assert res["bayes_mstar"] == pytest.approx(np.sum(w * lm), abs=1e-9)
+    if age_prior == "uniform":  # older nodes weigh more than with equal weights
+        w_eq = _explicit_posterior(grid, flux, err)[2]
+        assert res["bayes_age_gyr"] > np.sum(w_eq * grid.params["age_gyr"]) + 0.01

@@ -77,3 +77,14 @@ def test_config_errors_and_fingerprint():
     assert a.fingerprint("x") == b.fingerprint("x")
     assert a.fingerprint("x") != G.GridConfig(bands=("a", "b"), av_ism=(0.1,)).fingerprint("x")
     assert a.fingerprint("x") != a.fingerprint("y")
+
+
+def test_age_prior_config():
+    with pytest.raises(ConfigError, match="age_prior"):
+        G.GridConfig(bands=("a",), age_prior="log")
+    a = G.GridConfig(bands=("a",))
+    # the default is left out of the mapping: fingerprints of older grids stay valid
+    assert "age_prior" not in a.to_mapping()
+    b = G.GridConfig.from_mapping({"bands": ["a"], "age_prior": "uniform"})
+    assert G.GridConfig.from_mapping(b.to_mapping()) == b
+    assert b.fingerprint() != a.fingerprint()

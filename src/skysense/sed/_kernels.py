@@ -50,7 +50,11 @@ def likelihood_moments(chi2, s, curv, log_ext, intensive, floor):  # pragma: no 
     """Per object: chi^2 minimum, log sum of exp(-(chi2 - min)/2), and likelihood-weighted
     first and second moments of the extensive (log10(s) + log_ext) and intensive quantities.
 
-    Returns (chi2_min, best, log_norm, m1_ext, m2_ext, m1_int, m2_int).
+    A model whose extensive quantity is zero (``log_ext`` = -inf, e.g. no dust luminosity
+    without attenuation) has no logarithm of it: it is left out of that quantity's moments,
+    and ``frac_ext`` is the likelihood fraction of the models that have it.
+
+    Returns (chi2_min, best, log_norm, m1_ext, m2_ext, m1_int, m2_int, frac_ext).
     """
     n, nm = chi2.shape
     ne = log_ext.shape[1]
@@ -60,6 +64,7 @@ def likelihood_moments(chi2, s, curv, log_ext, intensive, floor):  # pragma: no 
     log_norm = np.empty(n)
     m1e = np.zeros((n, ne))
     m2e = np.zeros((n, ne))
+    tot_e = np.zeros((n, ne))
     m1i = np.zeros((n, ni))
     m2i = np.zeros((n, ni))
     ln10 = np.log(10.0)
@@ -87,21 +92,29 @@ def likelihood_moments(chi2, s, curv, log_ext, intensive, floor):  # pragma: no 
                 if var > 1.0:
                     var = 1.0
             for q in range(ne):
+                if not log_ext[m, q] > -np.inf:
+                    continue
                 v = ls + log_ext[m, q]
                 m1e[i, q] += w * v
                 m2e[i, q] += w * (v * v + var)
+                tot_e[i, q] += w
             for q in range(ni):
                 v = intensive[m, q]
                 m1i[i, q] += w * v
                 m2i[i, q] += w * v * v
         log_norm[i] = np.log(tot)
         for q in range(ne):
-            m1e[i, q] /= tot
-            m2e[i, q] /= tot
+            if tot_e[i, q] > 0.0:
+                m1e[i, q] /= tot_e[i, q]
+                m2e[i, q] /= tot_e[i, q]
+            else:  # no model with a likelihood has the quantity
+                m1e[i, q] = np.nan
+                m2e[i, q] = np.nan
+            tot_e[i, q] /= tot
         for q in range(ni):
             m1i[i, q] /= tot
             m2i[i, q] /= tot
-    return chi2_min, best, log_norm, m1e, m2e, m1i, m2i
+    return chi2_min, best, log_norm, m1e, m2e, m1i, m2i, tot_e
 
 
 @numba.njit(nogil=True, cache=True)

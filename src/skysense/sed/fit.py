@@ -7,8 +7,11 @@ For every object and every model at the object's redshift node:
   products (BLAS); with upper limits CIGALE's term ``-2 ln Phi((f_lim - s m) / sigma)`` is added
   and ``s`` found by Newton's method (the objective is convex in ``s``), vectorised over models;
 * the likelihood is ``exp(-chi^2 / 2)``; Bayesian estimates are the likelihood-weighted mean and
-  standard deviation of each parameter over the grid; extensive properties (stellar mass, SFR,
-  L_dust) are scaled by each model's normalisation and averaged in log10;
+  standard deviation of each parameter over the grid, times the grid's prior weight of each
+  model (equal weights, as CIGALE, unless the grid's ``age_prior`` says otherwise); extensive
+  properties (stellar mass, SFR, L_dust) are scaled by each model's normalisation and averaged
+  in log10, over the models where they are positive (a model without attenuation has no dust
+  luminosity, hence no log L_dust);
 * the best model is the one of least chi^2; its reduced chi^2 is chi^2 / (n_bands - 1).
 
 Energy balance (Małek et al. 2018): the bands bluer than ``ir_min_um`` (observed) and the
@@ -220,6 +223,7 @@ def fit_photometry(
     out = _empty_result(n)
     out["z_index"] = iz.copy()
     acc = _Moments(n)
+    model_log_prior = grid.log_prior()
     step = max(1, block_elements // grid.n_models)
     for k in range(grid.redshifts.size):
         log_prior = np.where(iz == k, 0.0, -np.inf)
@@ -236,9 +240,8 @@ def fit_photometry(
         models = grid.fluxes_mjy[k].astype(float)
         for start in range(0, rows_k.size, step):
             rows = rows_k[start : start + step]
-            _fit_block(
-                grid, k, models, f[rows], iv[rows], up[rows], ir, rows, out, acc, log_prior[rows]
-            )
+            _fit_block(grid, k, models, f[rows], iv[rows], up[rows], ir, rows, out, acc,
+                       log_prior[rows], model_log_prior)  # fmt: skip
     acc.finish(out)
     iz_best = out.pop("z_index")
     table = pd.DataFrame(out)
@@ -267,34 +270,45 @@ def _empty_result(n: int) -> dict:
 
 
 class _Moments:
-    """Likelihood-weighted first and second moments summed over redshift nodes (log-sum-exp)."""
+    """Likelihood-weighted first and second moments summed over redshift nodes (log-sum-exp),
+    per quantity: an extensive quantity that some models lack (zero L_dust) has its own weight."""
 
     def __init__(self, n: int):
-        self.log_max = np.full(n, -np.inf)
-        self.total = np.zeros(n)
+        self.log_max = {q: np.full(n, -np.inf) for q in OUTPUT_QUANTITIES}
+        self.total = {q: np.zeros(n) for q in OUTPUT_QUANTITIES}
         self.m1 = {q: np.zeros(n) for q in OUTPUT_QUANTITIES}
         self.m2 = {q: np.zeros(n) for q in OUTPUT_QUANTITIES}
 
-    def add(self, rows, log_weight, means: dict, seconds: dict) -> None:
-        new_max = np.maximum(self.log_max[rows], log_weight)
-        old = np.exp(self.log_max[rows] - new_max)
-        new = np.exp(log_weight - new_max)
-        self.log_max[rows] = new_max
-        self.total[rows] = self.total[rows] * old + new
+    def add(self, rows, log_weight: dict, means: dict, seconds: dict) -> None:
         for q in means:
-            self.m1[q][rows] = self.m1[q][rows] * old + means[q] * new
-            self.m2[q][rows] = self.m2[q][rows] * old + seconds[q] * new
+            lw = log_weight[q]
+            new_max = np.maximum(self.log_max[q][rows], lw)
+            finite = np.isfinite(new_max)
+            old = np.where(finite, np.exp(self.log_max[q][rows] - np.where(finite, new_max, 0)), 0)
+            new = np.where(finite, np.exp(lw - np.where(finite, new_max, 0)), 0.0)
+            self.log_max[q][rows] = new_max
+            self.total[q][rows] = self.total[q][rows] * old + new
+            # 0 * NaN would poison the sums where a node has no model with the quantity
+            self.m1[q][rows] = self.m1[q][rows] * old + np.where(new > 0, means[q] * new, 0.0)
+            self.m2[q][rows] = self.m2[q][rows] * old + np.where(new > 0, seconds[q] * new, 0.0)
 
     def finish(self, out: dict) -> None:
         for q in self.m1:
-            mean = self.m1[q] / self.total
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = self.m1[q] / self.total[q]
+                var = self.m2[q] / self.total[q] - mean**2
             out[f"bayes_{q}"] = mean
-            out[f"bayes_{q}_err"] = np.sqrt(np.maximum(self.m2[q] / self.total - mean**2, 0.0))
+            out[f"bayes_{q}_err"] = np.sqrt(np.maximum(var, 0.0))
 
 
 def _quantity_tables(grid):
     """(log10 extensive per model (n_mod, 5), intensive per model (n_mod, n_q), their names)."""
-    log_ext = np.stack([np.log10(np.maximum(grid.props[q], _LOG_FLOOR)) for q in EXTENSIVE], axis=1)
+    # a zero quantity (no dust luminosity without attenuation) has no logarithm: -inf, which
+    # the moments leave out (flooring it at 1e-30 would drag the log mean down by decades)
+    log_ext = np.stack(
+        [np.where(grid.props[q] > 0, np.log10(np.maximum(grid.props[q], _LOG_FLOOR)), -np.inf)
+         for q in EXTENSIVE], axis=1,
+    )  # fmt: skip
     names = ("a_v", "a_fuv", *PARAMETERS)
     intensive = np.stack(
         [np.nan_to_num(grid.props[q] if q in grid.props else grid.params[q]) for q in names], axis=1
@@ -302,7 +316,8 @@ def _quantity_tables(grid):
     return np.ascontiguousarray(log_ext), np.ascontiguousarray(intensive, dtype=float), names
 
 
-def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> None:
+def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior,
+               model_log_prior=None) -> None:  # fmt: skip
     valid = grid.valid[k]
     alone_all = None
     if up.any():
@@ -358,16 +373,21 @@ def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior) -> Non
     # likelihood-weighted moments over the grid (one fused pass); the node's evidence weighs
     # it against other nodes. The normalisation's own uncertainty (Gaussian, 1 / curvature)
     # widens every extensive quantity: E[(log s)^2] gains var(log10 s) = 1 / (C s^2 ln(10)^2).
+    # The grid's prior weights of the models (age_prior) enter the posterior, not the best fit.
     log_ext, intensive, names_int = _quantity_tables(grid)
-    _, _, log_norm, m1e, m2e, m1i, m2i = _kernels.likelihood_moments(
-        chi2, s, curv, log_ext, intensive, _LOG_FLOOR
+    chi2_post = chi2 if model_log_prior is None else chi2 - 2.0 * model_log_prior[None, :]
+    post_min, _, log_norm, m1e, m2e, m1i, m2i, frac_e = _kernels.likelihood_moments(
+        chi2_post, s, curv, log_ext, intensive, _LOG_FLOOR
     )
-    log_evidence = -0.5 * chi2_min + log_norm + log_prior
+    log_evidence = -0.5 * post_min + log_norm + log_prior
     means = {q: m1e[:, j] for j, q in enumerate(EXTENSIVE)}
     seconds = {q: m2e[:, j] for j, q in enumerate(EXTENSIVE)}
     means.update({q: m1i[:, j] for j, q in enumerate(names_int)})
     seconds.update({q: m2i[:, j] for j, q in enumerate(names_int)})
-    acc.add(rows, log_evidence, means, seconds)
+    with np.errstate(divide="ignore"):
+        log_w = {q: log_evidence + np.log(frac_e[:, j]) for j, q in enumerate(EXTENSIVE)}
+    log_w.update({q: log_evidence for q in names_int})
+    acc.add(rows, log_w, means, seconds)
 
 
 def mock_photometry(
@@ -445,7 +465,8 @@ def energy_balance_threshold(delta_chi2_mock: np.ndarray, quantile: float = 0.99
 def posterior_weights(
     grid: ModelGrid, flux_mjy, err_mjy, z: float, upper=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised likelihood of every model for one object, and the models' scales.
+    """Normalised posterior weight (likelihood x the grid's prior) of every model for one
+    object, and the models' scales.
 
     Returns
     -------
@@ -455,5 +476,8 @@ def posterior_weights(
     k = int(grid.redshift_index(np.array([z]))[0])
     s, chi2 = best_scale_chi2(f, iv, up, grid.fluxes_mjy[k].astype(float))
     chi2 = np.where(grid.valid[k], chi2[0], np.inf)
+    lp = grid.log_prior()
+    if lp is not None:
+        chi2 = chi2 - 2.0 * lp
     w = np.exp(-0.5 * (chi2 - chi2.min()))
     return w / w.sum(), s[0]

@@ -28,6 +28,7 @@ __all__ = [
     "MODEL_VERSION",
     "IMFS",
     "AGN_MODELS",
+    "AGE_PRIORS",
     "PARAMETERS",
     "PROPERTIES",
     "EXTENSIVE",
@@ -60,6 +61,8 @@ MODEL_VERSION = 2
 #: (2001) IMF only; fsps (python-fsps) needs the FSPS data tree (not on the package index) and
 #: pcigale (which has BC03 Chabrier) is not on it either.
 IMFS = {"kroupa": True, "chabrier": False, "salpeter": False}
+#: Prior weights of the age nodes (see :class:`GridConfig`).
+AGE_PRIORS = ("nodes", "uniform")
 #: AGN torus models: the Bernhard et al. (2021) templates of the iragnsep package (A, B) and a
 #: two-black-body stand-in (no package ships the Fritz et al. 2006 library).
 AGN_MODELS = ("iragnsep_a", "iragnsep_b", "blackbody")
@@ -127,6 +130,13 @@ class GridConfig:
         Apply Inoue et al. (2014) IGM absorption.
     n_wave, n_wave_out : int
         Rest-frame wavelength points for photometry and for the stored spectra.
+    age_prior : str
+        Prior weight of the age nodes in the Bayesian estimates (the best fit ignores it).
+        ``nodes``: every node weighs the same, as in CIGALE, so log-spaced nodes make a prior
+        uniform in log age, which favours young, star-forming solutions where the photometry
+        leaves age and attenuation degenerate. ``uniform``: each node weighs the width of its
+        cell in linear age (edges halfway between nodes, the first cell from 0), a prior
+        uniform in the time since the onset of star formation.
     """
 
     bands: tuple[str, ...]
@@ -153,6 +163,7 @@ class GridConfig:
     igm: bool = True
     n_wave: int = 3000
     n_wave_out: int = 500
+    age_prior: str = "nodes"
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -198,6 +209,8 @@ class GridConfig:
             raise ConfigError("must be one of -4, -3.5, ..., 0", key="logu")
         if self.n_wave < 200 or self.n_wave_out < 50:
             raise ConfigError("n_wave >= 200 and n_wave_out >= 50 are needed", key="n_wave")
+        if self.age_prior not in AGE_PRIORS:
+            raise ConfigError(f"must be one of {', '.join(AGE_PRIORS)}", key="age_prior")
         if self.extra:
             raise ConfigError(f"unknown keys {sorted(self.extra)}", key="grid")
 
@@ -215,6 +228,10 @@ class GridConfig:
         """JSON-able mapping (round-trips through :meth:`from_mapping`)."""
         d = asdict(self)
         d.pop("extra")
+        # keys added after MODEL_VERSION 2 are left out at their default, so that the
+        # fingerprints (and caches) of the grids that existed before them stay valid
+        if d["age_prior"] == "nodes":
+            d.pop("age_prior")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @property
@@ -281,6 +298,19 @@ class ModelGrid:
     def describe(self) -> str:
         """Its size, e.g. ``1200 models x 40 redshifts, 9 bands``."""
         return f"{self.n_models} models x {self.redshifts.size} redshifts, {len(self.bands)} bands"
+
+    def log_prior(self) -> np.ndarray | None:
+        """Natural log of each model's prior weight (n_mod,), mean weight 1; None for equal
+        weights (``age_prior: nodes``)."""
+        if self.config.age_prior == "nodes":
+            return None
+        nodes = np.unique(self.params["age_gyr"])
+        if nodes.size == 1:
+            return None
+        mid = (nodes[1:] + nodes[:-1]) / 2
+        edges = np.concatenate([[0.0], mid, [nodes[-1] + (nodes[-1] - mid[-1])]])
+        width = np.diff(edges)[np.searchsorted(nodes, self.params["age_gyr"])]
+        return np.log(width / width.mean())
 
     def redshift_index(self, z: np.ndarray, ids: Sequence | None = None) -> np.ndarray:
         """Index of the nearest redshift node for each object.
