@@ -30,6 +30,7 @@ age_gyr: [0.3, 1.0, 3.0, 8.0]
 av_ism: [0.1, 0.5, 1.2]
 umin: [1.0, 10.0]
 n_wave_out: 200
+age_prior: uniform
 """
 
 
@@ -60,13 +61,17 @@ def test_pipeline_publishes_sed(site):
     rec = read_record(root / "pipeline", "sed")
     assert rec["summary"]["n_fitted"] > 100
     # The run summary scores the fits against the simulated galaxies' truth (#17). Measured on
-    # this field (coarse 288-model grid, zphot for most objects): log M* bias +0.01, scatter
-    # 0.48 dex over 446 galaxies; at a redshift within 5 % of the truth, bias -0.03, scatter
-    # 0.28 (138 galaxies); SFR and L_dust are biased high by ~0.2 dex there (see the report).
+    # this field (coarse 288-model grid, zphot marginalised for most objects), at a redshift
+    # within 5 % of the truth (144 galaxies): bias log M* -0.04, log SFR +0.07, log L_dust
+    # +0.05 dex; with equal weights of the log-spaced age nodes (CIGALE's prior, uniform in
+    # log age) SFR and L_dust came out +0.15 / +0.19 dex high, and +0.27 / +0.24 before the
+    # photo-z marginalisation reached the fit.
     scores = report.summary["truth"]["sed"]
     assert scores["mstar"]["n"] > 300 and abs(scores["mstar"]["bias"]) < 0.15
-    good = scores["z_good"]["mstar"]
-    assert good["n"] > 80 and abs(good["bias"]) < 0.15 and good["scatter"] < 0.4
+    good = scores["z_good"]
+    assert good["mstar"]["n"] > 80 and abs(good["mstar"]["bias"]) < 0.15
+    assert good["mstar"]["scatter"] < 0.4
+    assert abs(good["sfr"]["bias"]) < 0.12 and abs(good["l_dust"]["bias"]) < 0.12
     settings = server_settings(str(root / "vo.duckdb"), root)
     with ServerThread(create_app(settings)) as server:
         tap = pyvo.dal.TAPService(f"{server.url}/tap")
