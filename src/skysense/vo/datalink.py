@@ -401,22 +401,17 @@ def _cell(value) -> str:
 
 def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -> bytes:
     """The DataLink {links} VOTable of ``links`` (with the SODA descriptor when needed)."""
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">',
-        '<RESOURCE type="results">',
-        f'<INFO name="standardID" value="{DATALINK_STANDARD_ID}"/>',
-        '<INFO name="QUERY_STATUS" value="OK"/>',
-        '<TABLE name="links">',
-    ]
+    from skysense.vo.votable import tabledata_votable
+
+    fields = []
     for name, datatype, unit, ucd, desc in _FIELDS:
         size = ' arraysize="*"' if datatype == "char" else ""
         unit_attr = f' unit="{unit}"' if unit else ""
-        lines.append(
+        fields.append(
             f'<FIELD name="{name}" ID="{name}" datatype="{datatype}"{size}{unit_attr} '
             f'ucd="{ucd}"><DESCRIPTION>{escape(desc)}</DESCRIPTION></FIELD>'
         )
-    lines.append("<DATA><TABLEDATA>")
+    rows = []
     for link in links:
         auth = None if link.error_message else "false"
         authorized = None if link.error_message else True
@@ -434,19 +429,21 @@ def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -
             auth,
             authorized,
         )
-        lines.append("<TR>" + "".join(_cell(v) for v in cells) + "</TR>")
-    lines += ["</TABLEDATA></DATA>", "</TABLE>"]
-    if overflow:
-        lines.append(
-            '<INFO name="QUERY_STATUS" value="OVERFLOW">not every ID was answered (at most '
-            f"{MAX_IDS} per request, within the time limit): ask again for the rest</INFO>"
-        )
-    lines.append("</RESOURCE>")
-    if any(link.service_def == "soda" for link in links):
-        # One descriptor serves every #cutout row: its ID input is bound to the row's ID.
-        lines += soda_descriptor(root, id_ref="ID", resource_id="soda")
-    lines.append("</VOTABLE>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+        rows.append("<TR>" + "".join(_cell(v) for v in cells) + "</TR>")
+    cut = (
+        f"not every ID was answered (at most {MAX_IDS} per request, within the time limit): "
+        "ask again for the rest"
+    )
+    # One descriptor serves every #cutout row: its ID input is bound to the row's ID.
+    soda = any(link.service_def == "soda" for link in links)
+    return tabledata_votable(
+        "links",
+        fields,
+        rows,
+        standard_id=DATALINK_STANDARD_ID,
+        overflow=cut if overflow else None,
+        resources=soda_descriptor(root, id_ref="ID", resource_id="soda") if soda else (),
+    )
 
 
 def capabilities_xml(root: str) -> str:

@@ -554,14 +554,9 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     overflow : bool
         Add ``QUERY_STATUS=OVERFLOW`` after the table.
     """
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">',
-        '<RESOURCE type="results">',
-        '<INFO name="QUERY_STATUS" value="OK"/>',
-        '<INFO name="standardID" value="ivo://ivoa.net/std/SIA#query-2.0"/>',
-        '<TABLE name="results">',
-    ]
+    from skysense.vo.votable import tabledata_votable
+
+    fields = []
     for name, datatype, unit, ucd, utype, desc in _FIELDS:
         attrs = [f'name="{name}"', f'ID="{name}"']
         if datatype == "polygon":
@@ -579,21 +574,22 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
         inner = f"<DESCRIPTION>{escape(desc)}</DESCRIPTION>"
         if datatype in ("long", "short"):
             inner += f'<VALUES null="{_null(datatype)}"/>'
-        lines.append(f"<FIELD {' '.join(attrs)}>{inner}</FIELD>")
-    lines.append("<DATA><TABLEDATA>")
+        fields.append(f"<FIELD {' '.join(attrs)}>{inner}</FIELD>")
+    rows = []
     for info in maps:
         row = _row(info, root)
-        cells = "".join(_td(row[f[0]], f[1]) for f in _FIELDS)
-        lines.append(f"<TR>{cells}</TR>")
-    lines.append("</TABLEDATA></DATA>")
-    lines.append("</TABLE>")
-    if overflow:
-        lines.append('<INFO name="QUERY_STATUS" value="OVERFLOW"/>')
-    lines.append("</RESOURCE>")
-    lines += soda_descriptor(root, id_ref="obs_publisher_did")
-    lines += datalink_descriptor(root, id_ref="obs_publisher_did")
-    lines.append("</VOTABLE>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+        rows.append("<TR>" + "".join(_td(row[f[0]], f[1]) for f in _FIELDS) + "</TR>")
+    return tabledata_votable(
+        "results",
+        fields,
+        rows,
+        standard_id=SIA2_STANDARD_ID,
+        overflow="" if overflow else None,
+        resources=[
+            *soda_descriptor(root, id_ref="obs_publisher_did"),
+            *datalink_descriptor(root, id_ref="obs_publisher_did"),
+        ],
+    )
 
 
 def _dali_error(message: str) -> bytes:

@@ -38,6 +38,7 @@ __all__ = [
     "column_infos_for",
     "vo_unit",
     "tabledata_rows",
+    "tabledata_votable",
 ]
 
 _FROM_ARROW = (
@@ -505,6 +506,52 @@ def _xml_id(name: str, index: int) -> str:
     if not clean or not (clean[0].isalpha() or clean[0] == "_"):
         clean = f"c_{clean}"
     return f"{clean}_{index}" if clean != name else clean
+
+
+def tabledata_votable(
+    table_name: str,
+    fields: Iterable[str],
+    rows: Iterable[str],
+    *,
+    standard_id: str,
+    overflow: str | None = None,
+    resources: Iterable[str] = (),
+) -> bytes:
+    """A small VOTable 1.4 answer whose FIELD and TR elements are already written (the SIA
+    and DataLink answers, a few rows each).
+
+    Parameters
+    ----------
+    table_name : str
+        Name of the TABLE, in the ``results`` RESOURCE.
+    fields : iterable of str
+        FIELD elements.
+    rows : iterable of str
+        TR elements, cells in the fields' order.
+    standard_id : str
+        The IVOA standard answered (an INFO beside ``QUERY_STATUS=OK``).
+    overflow : str, optional
+        Rows were cut: adds ``QUERY_STATUS=OVERFLOW`` after the table, with this text.
+    resources : iterable of str
+        Lines after the results RESOURCE (service descriptors).
+    """
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">',
+        '<RESOURCE type="results">',
+        '<INFO name="QUERY_STATUS" value="OK"/>',
+        f'<INFO name="standardID" value={_attr(standard_id)}/>',
+        f"<TABLE name={_attr(table_name)}>",
+        *fields,
+        "<DATA><TABLEDATA>",
+        *rows,
+        "</TABLEDATA></DATA>",
+        "</TABLE>",
+    ]
+    if overflow is not None:
+        lines.append(f'<INFO name="QUERY_STATUS" value="OVERFLOW">{escape(overflow)}</INFO>')
+    lines += ["</RESOURCE>", *resources, "</VOTABLE>"]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def error_votable(message: str) -> bytes:
