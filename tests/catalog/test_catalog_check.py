@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from skysense.catalog.check import (
+    KthSearch,
     column_problems,
     filter_letter,
     magnitude_comparison,
@@ -91,3 +95,84 @@ def test_cli_check_bad_masterlists_are_one_line_errors(tmp_path, capsys):
         assert err.startswith("skysense: error:") and err.count("\n") == 1, err
         assert message in err
     assert not (tmp_path / "r").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(-50, 50).map(lambda v: v / 8.0), min_size=0, max_size=40),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(0, 10_000),
+    st.integers(1, 30),
+)
+def test_kth_search_finds_the_kth_smallest_over_partitions(parts, k_seed, collect):
+    """Against a sort of everything; small values grid for ties, tiny ``collect`` so the
+    counting passes run."""
+    values = np.concatenate([np.asarray(p, float) for p in parts])
+    assume(len(values) > 0)
+    k = k_seed % len(values)
+    arrays = [np.sort(np.asarray(p, float)) for p in parts]
+    search = KthSearch(k, values.min(), values.max(), len(values), n_thresholds=4, collect=collect)
+    for _ in range(60):
+        if search.done:
+            break
+        if search.collecting:
+            search.update_values([search.partition_values(a) for a in arrays])
+        else:
+            t = search.thresholds()
+            search.update_counts(
+                KthSearch.combine([KthSearch.partition_counts(a, t) for a in arrays])
+            )
+    assert search.done and search.value == np.sort(values)[k]
+
+
+def test_streamed_report_equals_the_in_memory_checks(tmp_path):
+    """The report, computed partition by partition on a Dask scheduler, against the pure
+    checks run on the whole table at once."""
+    import pyarrow.parquet as pq
+
+    from skysense.catalog.check_io import read_masterlist
+
+    rng = np.random.default_rng(7)
+    n = 3001
+    m = rng.uniform(18, 25, n)
+    m2 = m + 0.03 + rng.normal(0, 0.05, n)
+    m2[rng.uniform(size=n) < 0.1] = np.nan
+    m2[:40] += 1.5  # outliers
+    ml = pd.DataFrame({"object_key": np.arange(n), "ra": rng.uniform(10, 11, n), "dec": rng.uniform(0, 1, n),
+                       "m_megacam_r": m, "merr_megacam_r": np.full(n, 0.05), "m_suprime_r": m2,
+                       "merr_suprime_r": rng.uniform(0.01, 0.1, n), "f_megacam_g": np.full(n, np.nan),
+                       "ferr_megacam_r": np.where(rng.uniform(size=n) < 0.02, -1.0, 1.0),
+                       "flag_merged": rng.uniform(size=n) < 0.05})  # fmt: skip
+    write_hats(ml, tmp_path / "merged" / "masterlist", partition_rows=400)
+    assert len(list((tmp_path / "merged" / "masterlist").rglob("Npix=*.parquet"))) > 3
+    sep = np.round(rng.rayleigh(0.2, 2 * n), 3)  # rounded: ties
+    assoc = pd.DataFrame({"object_key": np.tile(np.arange(n), 2), "survey": np.repeat(["a", "b"], n),
+                          "source_id": np.arange(2 * n).astype(str), "separation_arcsec": sep,
+                          "ambiguity": 0, "is_position": rng.uniform(size=2 * n) < 0.1})  # fmt: skip
+    (tmp_path / "merged" / "associations").mkdir()
+    shuffled = assoc.sample(frac=1.0, random_state=1)
+    for j, rows in enumerate(np.array_split(np.arange(len(shuffled)), 3)):
+        pq.write_table(pa.Table.from_pandas(shuffled.iloc[rows], preserve_index=False),
+                       tmp_path / "merged" / "associations" / f"part-{j}.parquet")  # fmt: skip
+    page = run_check(tmp_path / "merged" / "masterlist", tmp_path / "r", scheduler="synchronous")
+    text = page.read_text()
+    whole = read_masterlist(tmp_path / "merged" / "masterlist")
+    assert f"{len(whole)} objects, {whole.shape[1]} columns." in text
+    for r in column_problems(whole).itertuples():
+        assert f"| `{r.column}` | {r.problem} | {r.count} |" in text
+    st = magnitude_comparison(whole["m_megacam_r"], whole["merr_megacam_r"], whole["m_suprime_r"],
+                              whole["merr_suprime_r"])  # fmt: skip
+    assert st["n_outliers"] >= 30  # the planted ones that are not NaN
+    assert (f"| m_megacam_r - m_suprime_r | {st['n']} | {st['median']:.4f} | {st['mad']:.4f} | "
+            f"{st['n_outliers']} | {st['outlier_fraction']:.4f} |") in text  # fmt: skip
+    for band in ("megacam_r", "suprime_r"):
+        _, counts = number_counts(whole[f"m_{band}"])
+        assert f"- `m_{band}`: {counts.sum()} measurements" in text
+    real = assoc[~assoc["is_position"]]
+    for survey, grp in real.groupby("survey"):
+        med = np.median(grp["separation_arcsec"])
+        assert f"- {survey}: {len(grp)} matches, median {med:.3f} arcsec" in text
+    assert f"{int(whole['flag_merged'].sum())} objects have flag_merged." in text
