@@ -18,6 +18,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +27,13 @@ import pyarrow.compute as pc
 
 from skysense.errors import QueryError
 from skysense.vo.backends.metadata import read_catalog
-from skysense.vo.backends.protocol import QueryHandle, QueryTimeout, UploadTable, quote_ident
+from skysense.vo.backends.protocol import (
+    BackendQueryOptions,
+    QueryHandle,
+    QueryTimeout,
+    UploadTable,
+    quote_ident,
+)
 from skysense.vo.backends.watchdog import WATCHDOG
 from skysense.vo.schema import SchemaCatalog
 
@@ -109,6 +117,32 @@ class BackendBase(ABC):
         self._memory_limit_mb = 2048
         self._spill_limit_mb: int | None = None
 
+    def harden(
+        self,
+        *,
+        memory_limit_mb: int = 2048,
+        threads: int = 2,
+        spill_dir: str | Path | None = None,
+        spill_limit_mb: int | None = None,
+    ) -> None:
+        """Server mode: cap the memory, threads and spill space of user queries (and, on
+        DuckDB, forbid any file access and lock the settings).
+
+        Parameters
+        ----------
+        memory_limit_mb : int
+            Memory cap (DuckDB's ``memory_limit``; a quarter of it is PostgreSQL's
+            ``work_mem`` of each query).
+        threads : int
+            DuckDB's threads (PostgreSQL: unused).
+        spill_dir : str or Path, optional
+            Where DuckDB spills operators larger than memory (created when missing; default
+            ``<db>.tmp``). PostgreSQL spills in its own data directory.
+        spill_limit_mb : int, optional
+            Cap of the spilled bytes (default: the database's own).
+        """
+        self._harden(int(memory_limit_mb), int(threads), spill_dir, spill_limit_mb)
+
     # ---- catalog
     def catalog(self) -> SchemaCatalog:
         """The current metadata of every queryable table (cached)."""
@@ -130,38 +164,10 @@ class BackendBase(ABC):
         return await anyio.to_thread.run_sync(lambda: self.query(sql, **kwargs))
 
     # ---- queries
-    def query(
-        self,
-        sql: str,
-        *,
-        uploads: Sequence[UploadTable] = (),
-        aux: Sequence = (),
-        timeout_s: float | None = None,
-        handle: QueryHandle | None = None,
-    ) -> pa.Table:
-        """Run one translated SELECT and return its rows.
-
-        Parameters
-        ----------
-        sql : str
-            A single SELECT statement (from :func:`skysense.vo.sql.translate`).
-        uploads : sequence of UploadTable
-            Created as temporary tables of this query's connection.
-        aux : sequence of HealpixCells
-            HEALPix range tables the SQL refers to, created first.
-        timeout_s : float, optional
-            Cancel the query after this many seconds (:class:`QueryTimeout`).
-        handle : QueryHandle, optional
-            Lets another thread cancel the query.
-
-        Raises
-        ------
-        QueryError
-            Not a single SELECT, a database error, a timeout or a cancellation.
-        """
-        with self.query_stream(
-            sql, uploads=uploads, aux=aux, timeout_s=timeout_s, handle=handle
-        ) as stream:
+    def query(self, sql: str, **options: Unpack[BackendQueryOptions]) -> pa.Table:
+        """Run one translated SELECT and return all its rows (:meth:`query_stream`, read
+        whole); parameters and errors as there."""
+        with self.query_stream(sql, **options) as stream:
             return stream.read_all()
 
     @contextlib.contextmanager
@@ -179,8 +185,20 @@ class BackendBase(ABC):
 
         The connection, the time limit and the cancel handle stay attached until the block
         ends, so a large result never sits whole in memory. Leaving the block before the last
-        batch stops the query (its connection is closed, not pooled). Parameters and errors as
-        :meth:`query`; errors raised while batches are read are :class:`QueryError` too.
+        batch stops the query (its connection is closed, not pooled).
+
+        Parameters
+        ----------
+        sql : str
+            A single SELECT statement (from :func:`skysense.vo.sql.translate`).
+        uploads, aux, timeout_s, handle
+            See :class:`~skysense.vo.backends.protocol.BackendQueryOptions`.
+
+        Raises
+        ------
+        QueryError
+            Not a single SELECT, a database error, a timeout or a cancellation, also when met
+            while batches are read.
         """
         con = self._acquire()
         failed = True
@@ -347,6 +365,10 @@ class BackendBase(ABC):
         return read_catalog(self._admin_read_many)
 
     # ---- hooks each backend implements
+    @abstractmethod
+    def _harden(self, memory_limit_mb: int, threads: int, spill_dir, spill_limit_mb) -> None:
+        """Apply :meth:`harden`'s limits."""
+
     @abstractmethod
     def _admin_write(self, statements) -> None:
         """Run internal ``(sql, params)`` statements in one transaction (``{p}``: marker)."""

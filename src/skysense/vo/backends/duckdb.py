@@ -14,7 +14,9 @@ import re
 import secrets
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -79,20 +81,8 @@ class DuckDBBackend(BackendBase):
         with contextlib.suppress(Exception):
             self._db.close()
 
-    def harden(
-        self,
-        *,
-        memory_limit_mb: int = 2048,
-        threads: int = 2,
-        spill_dir: str | Path | None = None,
-        spill_limit_mb: int | None = None,
-    ) -> None:
-        """Server mode: cap memory and threads, forbid any file access, lock the settings.
-
-        ``spill_dir`` (created when missing) replaces DuckDB's ``<db>.tmp`` beside the
-        database for operators larger than memory; ``spill_limit_mb`` caps its size
-        (DuckDB's default is 90% of the free disk).
-        """
+    def _harden(self, memory_limit_mb: int, threads: int, spill_dir, spill_limit_mb) -> None:
+        # Idempotent: the settings are locked after the first call.
         if self._hardened:
             return
         self._memory_limit_mb = memory_limit_mb
@@ -132,9 +122,10 @@ class DuckDBBackend(BackendBase):
     def _ensure_schema(self) -> None:
         con = self._db.cursor()
         try:
-            con.execute("BEGIN")
-            metadata.create_metadata_tables(con, "?", lambda sql, rows: con.executemany(sql, rows))
-            con.execute("COMMIT")
+            with _transaction(con):
+                metadata.create_metadata_tables(
+                    con, "?", lambda sql, rows: con.executemany(sql, rows)
+                )
         finally:
             con.close()
 
@@ -142,14 +133,9 @@ class DuckDBBackend(BackendBase):
     def _admin_write(self, statements) -> None:
         con = self._db.cursor()
         try:
-            con.execute("BEGIN")
-            for sql, params in statements:
-                con.execute(sql.format(p="?"), list(params))
-            con.execute("COMMIT")
-        except Exception:
-            with contextlib.suppress(Exception):
-                con.execute("ROLLBACK")
-            raise
+            with _transaction(con):
+                for sql, params in statements:
+                    con.execute(sql.format(p="?"), list(params))
         finally:
             con.close()
 
@@ -240,6 +226,23 @@ class DuckDBBackend(BackendBase):
         return f"query needs more than the memory limit ({self._memory_limit_mb} MB): {text}"
 
     # -- publishing
+    @contextlib.contextmanager
+    def _staging(self, spec: TableSpec) -> Iterator[tuple[Any, str]]:
+        """Under the write lock: a connection and an empty staging table (qualified name)
+        with ``spec``'s columns in ``spec``'s schema, dropped at the end."""
+        tmp = f"{quote_ident(spec.schema)}.{quote_ident(f'_load_{secrets.token_hex(6)}')}"
+        with self._write_lock:
+            con = self._db.cursor()
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(spec.schema)}")
+                con.execute(f"CREATE TABLE {tmp} ({metadata.ddl_columns(spec)})")
+                yield con, tmp
+            finally:
+                with contextlib.suppress(Exception):
+                    con.execute(f"DROP TABLE IF EXISTS {tmp}")
+                con.close()
+        self._invalidate()
+
     def replace_rows(self, spec: TableSpec, batches, column: str, value) -> int:
         """Replace the rows of ``spec.adql_name`` whose ``column`` equals ``value`` by
         ``batches`` (an iterable of Arrow tables), keeping every other row where it is.
@@ -254,52 +257,36 @@ class DuckDBBackend(BackendBase):
         int
             Rows in the whole table afterwards.
         """
-        tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
-        schema_q = quote_ident(spec.schema)
-        with self._write_lock:
-            con = self._db.cursor()
+        with self._staging(spec) as (con, tmp):
             limit = None
             if not self._hardened:
                 # A load of 100 million rows stays within 1 GB here (DuckDB spills to disk).
                 limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
                 con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
             try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
-                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({metadata.ddl_columns(spec)})")
                 in_order = metadata.OrderCheck(spec.hpx_column)
                 for batch in batches:
                     data = metadata.cast_to_spec(spec, batch)
                     in_order.update(data)
                     con.register("_skysense_load", data)
-                    con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load")
+                    con.execute(f"INSERT INTO {tmp} SELECT * FROM _skysense_load")
                     con.unregister("_skysense_load")
                 # Batches already in HEALPix order (HATS partitions) are appended as they are,
                 # without a sort (insertion order is kept): no memory for a sort of the field.
                 order = "" if in_order.sorted else f" ORDER BY {quote_ident(spec.hpx_column)}"
-                con.execute("BEGIN")
-                try:
+                with _transaction(con):
                     con.execute(
                         f"CREATE TABLE IF NOT EXISTS {spec.physical} ({metadata.ddl_columns(spec)})"
                     )
                     con.execute(f"DELETE FROM {spec.physical} WHERE {quote_ident(column)} = ?",
                                 [value])  # fmt: skip
-                    con.execute(
-                        f"INSERT INTO {spec.physical} SELECT * FROM {schema_q}.{tmp}{order}"
-                    )
+                    con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp}{order}")
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
                     _write_metadata(con, spec, n_rows)
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
             finally:
-                with contextlib.suppress(Exception):
-                    con.execute(f"DROP TABLE IF EXISTS {schema_q}.{tmp}")
                 if limit is not None:
                     with contextlib.suppress(Exception):
                         con.execute(f"SET memory_limit = '{limit}'")
-                con.close()
-        self._invalidate()
         return int(n_rows)
 
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
@@ -309,31 +296,15 @@ class DuckDBBackend(BackendBase):
         statistics prune cone searches (DuckDB's ART indexes do not serve range scans).
         """
         data = metadata.cast_to_spec(spec, data)
-        tmp = quote_ident(f"_load_{secrets.token_hex(6)}")
-        schema_q = quote_ident(spec.schema)
         order = f" ORDER BY {quote_ident(spec.hpx_column)}" if spec.hpx_column else ""
-        with self._write_lock:
-            con = self._db.cursor()
-            try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
-                con.execute(f"CREATE TABLE {schema_q}.{tmp} ({metadata.ddl_columns(spec)})")
-                con.register("_skysense_load", data)
-                con.execute(f"INSERT INTO {schema_q}.{tmp} SELECT * FROM _skysense_load{order}")
-                con.unregister("_skysense_load")
-                con.execute("BEGIN")
-                try:
-                    con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
-                    con.execute(f"ALTER TABLE {schema_q}.{tmp} RENAME TO {quote_ident(spec.name)}")
-                    _write_metadata(con, spec, data.num_rows)
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
-            finally:
-                with contextlib.suppress(Exception):
-                    con.execute(f"DROP TABLE IF EXISTS {schema_q}.{tmp}")
-                con.close()
-        self._invalidate()
+        with self._staging(spec) as (con, tmp):
+            con.register("_skysense_load", data)
+            con.execute(f"INSERT INTO {tmp} SELECT * FROM _skysense_load{order}")
+            con.unregister("_skysense_load")
+            with _transaction(con):
+                con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
+                con.execute(f"ALTER TABLE {tmp} RENAME TO {quote_ident(spec.name)}")
+                _write_metadata(con, spec, data.num_rows)
 
     def drop_table(self, adql_name: str) -> None:
         """Remove a published table and its metadata."""
@@ -341,10 +312,9 @@ class DuckDBBackend(BackendBase):
         with self._write_lock:
             con = self._db.cursor()
             try:
-                con.execute("BEGIN")
-                con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
-                metadata.delete_table_metadata(con, "?", f"{schema}.{name}", schema)
-                con.execute("COMMIT")
+                with _transaction(con):
+                    con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
+                    metadata.delete_table_metadata(con, "?", f"{schema}.{name}", schema)
             finally:
                 con.close()
         self._invalidate()
@@ -352,6 +322,19 @@ class DuckDBBackend(BackendBase):
 
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_SHAPES = 1024
+
+
+@contextlib.contextmanager
+def _transaction(con) -> Iterator[None]:
+    """``BEGIN`` ... ``COMMIT`` on ``con``; ``ROLLBACK`` when the block raises."""
+    con.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _select_shape(sql: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,7 @@ from skysense.vo.reserved import plain_column_name, tap_column_name
 from skysense.vo.schema import TAP_SCHEMA_TABLES, ColumnInfo, SchemaCatalog, TableInfo
 
 __all__ = [
+    "ForeignKey",
     "TAP_SCHEMA_KEYS",
     "TAP_SCHEMA_TABLES",
     "arrow_type",
@@ -285,13 +287,23 @@ def split_adql_name(adql_name: str) -> tuple[str, str]:
     return schema, name
 
 
-#: Foreign keys between the TAP_SCHEMA tables (TAP 1.1 section 4): id, from, target, columns.
+class ForeignKey(NamedTuple):
+    """A foreign key between two TAP_SCHEMA tables (one column each)."""
+
+    key_id: str
+    from_table: str
+    target_table: str
+    from_column: str
+    target_column: str
+
+
+#: Foreign keys between the TAP_SCHEMA tables (TAP 1.1 section 4).
 TAP_SCHEMA_KEYS = (
-    ("tap_schema_tables_schema", "tables", "schemas", "schema_name", "schema_name"),
-    ("tap_schema_columns_table", "columns", "tables", "table_name", "table_name"),
-    ("tap_schema_keys_from", "keys", "tables", "from_table", "table_name"),
-    ("tap_schema_keys_target", "keys", "tables", "target_table", "table_name"),
-    ("tap_schema_key_columns_key", "key_columns", "keys", "key_id", "key_id"),
+    ForeignKey("tap_schema_tables_schema", "tables", "schemas", "schema_name", "schema_name"),
+    ForeignKey("tap_schema_columns_table", "columns", "tables", "table_name", "table_name"),
+    ForeignKey("tap_schema_keys_from", "keys", "tables", "from_table", "table_name"),
+    ForeignKey("tap_schema_keys_target", "keys", "tables", "target_table", "table_name"),
+    ForeignKey("tap_schema_key_columns_key", "key_columns", "keys", "key_id", "key_id"),
 )
 
 

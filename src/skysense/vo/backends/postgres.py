@@ -19,7 +19,6 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -85,21 +84,11 @@ class PostgresBackend(BackendBase):
     def __repr__(self) -> str:
         return f"PostgresBackend({self.dsn!r})"
 
-    def harden(
-        self,
-        *,
-        memory_limit_mb: int = 2048,
-        threads: int = 2,
-        spill_dir: str | Path | None = None,
-        spill_limit_mb: int | None = None,
-    ) -> None:
-        """Remember the memory cap (each query's ``work_mem`` is a quarter of it) and the
-        spill cap.
-
-        PostgreSQL spills in its own data directory, so ``spill_dir`` is not used. Each query
-        connection gets ``temp_file_limit = spill_limit_mb`` when the role may set it (a superuser
-        setting); otherwise the administrator's limit applies, and a warning says so.
-        """
+    def _harden(self, memory_limit_mb: int, threads: int, spill_dir, spill_limit_mb) -> None:
+        # Each query's work_mem is a quarter of the memory cap. PostgreSQL spills in its own
+        # data directory, so spill_dir is not used; each query connection gets
+        # temp_file_limit = spill_limit_mb when the role may set it (a superuser setting),
+        # otherwise the administrator's limit applies, and a warning says so.
         import psycopg
 
         self._memory_limit_mb = memory_limit_mb

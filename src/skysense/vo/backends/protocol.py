@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 import pyarrow as pa
 
@@ -19,6 +19,8 @@ from skysense.vo.schema import ColumnInfo, SchemaCatalog, TableInfo
 
 __all__ = [
     "Backend",
+    "BackendQueryOptions",
+    "ServerLimits",
     "QueryHandle",
     "QueryTimeout",
     "TableSpec",
@@ -110,6 +112,48 @@ class QueryHandle:
                 self._cancel()
 
 
+class BackendQueryOptions(TypedDict, total=False):
+    """The options of one user query (:meth:`Backend.query`, :meth:`Backend.query_stream`).
+
+    Attributes
+    ----------
+    uploads : sequence of UploadTable
+        Created as temporary tables of the query's connection (default none).
+    aux : sequence of HealpixCells
+        HEALPix range tables the SQL refers to, created first (default none).
+    timeout_s : float, optional
+        Cancel the query after this many seconds (:class:`QueryTimeout`); default none.
+    handle : QueryHandle, optional
+        Lets another thread cancel the query.
+    """
+
+    uploads: Sequence[UploadTable]
+    aux: Sequence
+    timeout_s: float | None
+    handle: QueryHandle | None
+
+
+class ServerLimits(TypedDict, total=False):
+    """The limits of server mode (:meth:`Backend.harden`).
+
+    Attributes
+    ----------
+    memory_limit_mb : int
+        Memory cap of the database (default 2048).
+    threads : int
+        Threads of the database (DuckDB; default 2).
+    spill_dir : str or Path, optional
+        Where operators larger than memory spill (DuckDB).
+    spill_limit_mb : int, optional
+        Cap of the spilled bytes.
+    """
+
+    memory_limit_mb: int
+    threads: int
+    spill_dir: str | Path | None
+    spill_limit_mb: int | None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the VO server needs from a database."""
@@ -118,37 +162,16 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
-    def harden(
-        self,
-        *,
-        memory_limit_mb: int,
-        threads: int,
-        spill_dir: str | Path | None = None,
-        spill_limit_mb: int | None = None,
-    ) -> None: ...
+    def harden(self, **limits: Unpack[ServerLimits]) -> None: ...
 
     def cancel_all(self) -> None: ...
 
     def catalog(self) -> SchemaCatalog: ...
 
-    def query(
-        self,
-        sql: str,
-        *,
-        uploads: Sequence[UploadTable] = (),
-        aux: Sequence = (),
-        timeout_s: float | None = None,
-        handle: QueryHandle | None = None,
-    ) -> pa.Table: ...
+    def query(self, sql: str, **options: Unpack[BackendQueryOptions]) -> pa.Table: ...
 
     def query_stream(
-        self,
-        sql: str,
-        *,
-        uploads: Sequence[UploadTable] = (),
-        aux: Sequence = (),
-        timeout_s: float | None = None,
-        handle: QueryHandle | None = None,
+        self, sql: str, **options: Unpack[BackendQueryOptions]
     ) -> AbstractContextManager: ...
 
     async def run(self, sql: str, **kwargs) -> pa.Table: ...
