@@ -143,3 +143,38 @@ def test_cli_simulates_and_prepares_by_partition(tmp_path, capsys):
     assert (tmp_path / "prep_moc.fits").is_file()
     assert main(["sim", "catalogs", "--out", str(tmp_path / "x"), "--objects", "-5"]) == 2
     assert "n_objects" in capsys.readouterr().err
+
+
+def _peak_rss() -> tuple[int, int]:
+    """(pid, peak resident bytes) of the calling process (Linux: ru_maxrss is in KiB)."""
+    import os
+    import resource
+
+    return os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def test_workers_stay_within_their_memory_limit_on_a_process_cluster(written, tmp_path):
+    """Two worker processes with a memory limit: the run completes with no worker restarted,
+    each worker's peak RSS below the limit, and the same rows as the in-process run."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    base, a = written
+    limit = 900e6
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        info = client.scheduler_info()["workers"]
+        assert len(info) == 2 and all(w["memory_limit"] == limit for w in info.values())
+        before = client.run(_peak_rss)
+        assert all(pid != os.getpid() for pid, _ in before.values())
+        m = write_catalogs(SIM, tmp_path / "c", partition_rows=500,
+                           scheduler=cluster.scheduler_address)  # fmt: skip
+        after = client.run(_peak_rss)
+    assert m["catalogues"]["truth/objects"]["partitions"] >= 4
+    # Same worker processes (none was killed and restarted for memory), all below the limit.
+    assert {w: pid for w, (pid, _) in after.items()} == {w: pid for w, (pid, _) in before.items()}
+    assert all(peak < limit for _, peak in after.values()), after
+    for name in ["truth/objects", "catalogues/cfhtls"]:
+        ta, tc = read_hats_table(base / "a" / name), read_hats_table(tmp_path / "c" / name)
+        assert _sorted(ta).equals(_sorted(tc)), name
