@@ -32,6 +32,7 @@ from skysense.catalog.merge import (
     input_coverage,
 )
 from skysense.errors import InputError
+from skysense.healpix import nested_index
 
 __all__ = [
     "build_objects",
@@ -48,25 +49,8 @@ _COUNTER_BITS = 3
 
 
 def healpix_index(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = KEY_ORDER) -> np.ndarray:
-    """NESTED HEALPix index of positions.
-
-    Parameters
-    ----------
-    ra_deg, dec_deg : ndarray (n,), deg
-    order : int
-
-    Returns
-    -------
-    ndarray (n,), int64
-    """
-    import astropy.units as u
-    import cdshealpix.nested
-
-    ra = np.mod(np.asarray(ra_deg, dtype=np.float64), 360.0)
-    dec = np.asarray(dec_deg, dtype=np.float64)
-    if len(ra) == 0:
-        return np.empty(0, dtype=np.int64)
-    return cdshealpix.nested.lonlat_to_healpix(ra * u.deg, dec * u.deg, order).astype(np.int64)
+    """:func:`skysense.healpix.nested_index`, at the order of the object keys by default."""
+    return nested_index(ra_deg, dec_deg, order)
 
 
 def object_keys(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from astropy.coordinates import Latitude, Longitude
 
 from skysense._check import check_positions
 from skysense.errors import InputError
+from skysense.healpix import nested_index
 
 __all__ = [
     "MAX_ORDER",
@@ -90,12 +91,7 @@ def hpx_index(ra_deg, dec_deg, order: int = 14) -> np.ndarray:
     ra, dec = check_positions(
         np.atleast_1d(ra_deg), np.atleast_1d(dec_deg), columns=("ra_deg", "dec_deg")
     )
-    if ra.size == 0:
-        return np.zeros(ra.shape, dtype=np.int64)
-    idx = _nested.lonlat_to_healpix(
-        Longitude(np.mod(ra, 360.0), u.deg), Latitude(dec, u.deg), order
-    )
-    return np.asarray(idx, dtype=np.int64).reshape(ra.shape)
+    return nested_index(ra, dec, order)
 
 
 def merge_ranges(ranges: np.ndarray) -> np.ndarray:
