@@ -11,6 +11,7 @@ from skysense.astrocast.baselines import (
     PersistenceForecaster,
     SelectForecaster,
     VerifiedErrors,
+    diebold_mariano,
     make_forecaster,
 )
 from skysense.astrocast.hindcast import hindcast
@@ -209,3 +210,64 @@ def test_stack_falls_back_to_linear_ar_where_it_leads_on_past_errors():
     mixed, _ = run(None)
     w1 = np.array([1 / 1.0**2, 1 / 1.1**2])
     np.testing.assert_allclose(mixed[0], truth[0] + np.dot(w1, [1.0, 1.1]) / w1.sum())
+
+
+@pytest.mark.parametrize("lead", [1, 3, 6])
+def test_diebold_mariano_matches_statsmodels_hac(lead):
+    """The statistic is the t-value of a constant under Newey-West (Bartlett, lead - 1 lags)
+    standard errors, as statsmodels computes it (no small-sample correction)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(lead)
+    e = rng.normal(size=300)
+    d = 0.2 + np.convolve(e, np.ones(lead) / lead, mode="same")  # MA(lead - 1) differential
+    fit = sm.OLS(d, np.ones_like(d)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": lead - 1, "use_correction": False}
+    )
+    np.testing.assert_allclose(diebold_mariano(d, lead), fit.tvalues[0], rtol=1e-10)
+
+
+def test_diebold_mariano_edge_cases():
+    assert diebold_mariano(np.full(10, 0.3), 2) == np.inf
+    assert diebold_mariano(np.full(10, -0.3), 2) == -np.inf
+    assert diebold_mariano(np.zeros(10), 2) == 0.0
+    assert diebold_mariano(np.array([1.0]), 1) == 0.0
+
+
+class _Noisy:
+    """Truth plus independent noise of a given sd (a forecaster only in name: it knows the
+    future, so its errors are exactly the noise)."""
+
+    def __init__(self, future, sd, seed):
+        self.future, self.sd = future, sd
+        self.rng = np.random.default_rng(seed)
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        i = len(vci3m) - 1
+        m = self.future[i + 1 : i + 1 + n_leads] + self.sd * self.rng.normal(size=n_leads)
+        return m, np.full(n_leads, self.sd)
+
+
+def test_gate_keeps_linear_ar_against_a_candidate_only_luckier_by_chance():
+    """Two candidates with the same error distribution: without the test the selector follows
+    whichever was luckier lately (about half the time the other one); with the
+    Diebold-Mariano gate it keeps linear AR unless the other is better beyond chance."""
+    t, v, y3 = _ar2(n=400)
+    future = np.concatenate([y3, np.zeros(10)])
+
+    def picks(gate, sd_other):
+        cands = {"linear_ar": _Noisy(future, 1.0, 1), "other": _Noisy(future, sd_other, 2)}
+        sel = SelectForecaster(WINDOW, candidates=cands, memory=60, min_verified=20,
+                               combine="select", gate=gate)  # fmt: skip
+        out = []
+        for i in range(30, 380):
+            sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 2)
+            if i >= 60:
+                out.append(sel.choice_)
+        return np.asarray(out)
+
+    ungated, gated = picks(None, 1.0), picks(1.645, 1.0)
+    assert np.mean(ungated == "other") > 0.25
+    assert np.mean(gated == "other") < 0.1
+    # a truly better candidate (errors half as large) still gets through the gate
+    assert np.mean(picks(1.645, 0.5) == "other") > 0.9
