@@ -62,12 +62,39 @@ def _moc_box(moc, wcs, shape: tuple[int, int]) -> tuple[slice, slice] | None:
     return slice(y0, y1), slice(x0, x1)
 
 
+def _tile_moc(tile: Tile, region_moc):
+    moc = tile.moc()
+    return moc if region_moc is None else moc.intersection(region_moc)
+
+
+def _tile_boxes(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
+    """Copies of the maps' boxes around the buffered tile; maps it misses dropped.
+
+    What a tile task is sent instead of the whole maps: a 10 deg^2 field's maps are gigabytes,
+    a tile's boxes a few tens of megabytes (copies, so the task does not pin the whole array).
+    """
+    moc = _tile_moc(tile, region_moc)
+    out = []
+    for sky in maps:
+        box = _moc_box(moc, sky.wcs, sky.image_mjy.shape)
+        if box is not None:
+            out.append(
+                SkyMap(
+                    sky.band,
+                    np.array(sky.image_mjy[box]),
+                    np.array(sky.error_mjy[box]),
+                    sky.wcs[box],
+                    sky.fwhm_arcsec,
+                    sky.path,
+                )
+            )
+    return out
+
+
 def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
     """The maps cut to the buffered tile's box (pixels outside the tile NaN); maps it misses
-    dropped."""
-    moc = tile.moc()
-    if region_moc is not None:
-        moc = moc.intersection(region_moc)
+    dropped. ``maps`` may be whole maps or the tile's boxes (:func:`_tile_boxes`)."""
+    moc = _tile_moc(tile, region_moc)
     tile_maps = []
     for sky in maps:
         box = _moc_box(moc, sky.wcs, sky.image_mjy.shape)
@@ -137,10 +164,12 @@ def population_pass(
         raise InputError(f"n_pilot must be >= 1, got {n_pilot}")
     pick = np.unique(np.linspace(0, len(tiles) - 1, min(n_pilot, len(tiles))).round().astype(int))
     task = dask.delayed(_pilot_population, pure=False)
-    maps_d = dask.delayed(list(maps), traverse=False)
     prior_d = dask.delayed(prior, traverse=False)
     kw = {**fit_kwargs, "flux_kind": "hierarchical"}
-    tasks = [task(tiles[i], maps_d, prior_d, region_moc, kw) for i in pick]
+    tasks = [
+        task(tiles[i], _tile_boxes(tiles[i], maps, region_moc), prior_d, region_moc, kw)
+        for i in pick
+    ]
     found = compute_with_progress(
         tasks, label=f"XID+ population, {len(tasks)} pilot tiles", client=client
     )
@@ -227,6 +256,63 @@ def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kw
     return prior.assign(**cols), {**fit_kwargs, "flux_kind": "lognormal"}
 
 
+def _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client) -> list[str]:
+    """Every tile's Parquet path: tasks get their own map boxes, a bounded number at a time.
+
+    Whole maps are never put in the graph: each task is sent its tile's boxes
+    (:func:`_tile_boxes`), made just before it is submitted, and at most ``window`` tasks
+    (two per worker thread, plus one) are queued or running. Memory thus stays bounded by the
+    maps plus a few tiles whatever the field's size. Tiles already written are not sent.
+    """
+    import functools
+
+    import dask
+
+    from skysense._dask import progress
+
+    paths = [str(Path(out) / "tiles" / f"{t.name}.parquet") for t in tiles]
+    todo = [t for t, p in zip(tiles, paths) if not Path(p).exists()]
+    if client is None:
+        threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    else:
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+    window = 2 * max(threads, 1) + 1
+    run = functools.partial(fit_one_tile, out_dir=out, region_moc=region_moc, fitter=fitter)
+    with progress(len(todo), f"XID+ {len(tiles)} tiles", unit="tiles") as update:
+        if client is None:  # a local scheduler: batches of ``window`` tiles
+            task = dask.delayed(run, pure=False)
+            prior_d = dask.delayed(prior, traverse=False)
+            for i in range(0, len(todo), window):
+                batch = todo[i : i + window]
+                dask.compute(
+                    *[
+                        task(t, _tile_boxes(t, maps, region_moc), prior_d, **fit_kwargs)
+                        for t in batch
+                    ]
+                )
+                update(len(batch))
+            return paths
+        from distributed import as_completed
+
+        # the prior list is small (100,000 rows are a few MB): one copy per worker
+        prior_f = client.scatter(prior, broadcast=True)
+        run = functools.partial(run, **fit_kwargs)
+        queue = iter(todo)
+
+        def send(t):
+            return client.submit(run, t, _tile_boxes(t, maps, region_moc), prior_f, pure=False)
+
+        running = as_completed([send(t) for t, _ in zip(queue, range(window))])
+        for fut in running:
+            fut.result()  # a task's error is raised here
+            fut.release()
+            update()
+            nxt = next(queue, None)
+            if nxt is not None:
+                running.add(send(nxt))
+    return paths
+
+
 def fit_tiles(
     maps: Sequence[SkyMap],
     prior: pd.DataFrame,
@@ -260,7 +346,6 @@ def fit_tiles(
     -------
     DataFrame - the joined catalogue (also written to ``out_dir``)
     """
-    import dask
 
     if not len(maps):
         raise InputError("no map given")
@@ -288,18 +373,12 @@ def fit_tiles(
         sources_per_tile=sources_per_tile,
         buffer_arcsec=buffer_arcsec,
     )
-    task = dask.delayed(fit_one_tile, pure=False)
-    # one graph node each for the maps and the prior, shared by every tile task
-    maps_d = dask.delayed(list(maps), traverse=False)
-    prior_d = dask.delayed(prior, traverse=False)
     with dask_client(scheduler) as client:
         if fitter is None and _hierarchical(fit_kwargs.get("flux_kind"), prior):
             prior, fit_kwargs = _fix_population(
                 tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs
             )
-            prior_d = dask.delayed(prior, traverse=False)
-        tasks = [task(t, maps_d, prior_d, out, region_moc, fitter, **fit_kwargs) for t in tiles]
-        paths = compute_with_progress(tasks, label=f"XID+ {len(tiles)} tiles", client=client)
+        paths = _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client)
     cat, unf = read_tiles(paths)
     write_catalogue(cat, out / "catalogue")
     write_unfitted(unf, out / "unfitted.csv")
