@@ -25,6 +25,7 @@ import json
 import re
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -476,10 +477,8 @@ def _conform(
             if c.name in (ra_col, dec_col):
                 is_ra = c.name == ra_col
                 ucd = c.ucd or ("pos.eq.ra;meta.main" if is_ra else "pos.eq.dec;meta.main")
-                c = ColumnInfo(
-                    name=c.name,
-                    datatype=c.datatype,
-                    arraysize=c.arraysize,
+                c = replace(
+                    c,
                     unit=c.unit or "deg",
                     ucd=ucd,
                     description=c.description or ("Right ascension" if is_ra else "Declination"),
@@ -492,12 +491,9 @@ def _conform(
         # No column flagged: the principal ones are those a cone search's VERB=2 and TAPs'
         # "principal" flag should show: identifiers, positions, photometry (with its errors)
         # and redshifts, recognised by UCD.
-        infos = [
-            ColumnInfo(**{**_as_kwargs(c), "principal": True}) if _principal_ucd(c.ucd) else c
-            for c in infos
-        ]
+        infos = [replace(c, principal=True) if _principal_ucd(c.ucd) else c for c in infos]
     if not any(c.principal for c in infos):
-        infos[0] = ColumnInfo(**{**_as_kwargs(infos[0]), "principal": True})
+        infos[0] = replace(infos[0], principal=True)
     spec = TableSpec(
         schema=schema,
         name=name,
@@ -605,19 +601,6 @@ def _principal_ucd(ucd: str) -> bool:
     if "meta.main" in words and words[0] in ("meta.id", "pos.eq.ra", "pos.eq.dec"):
         return True
     return any(w.startswith(_PRINCIPAL_UCD_WORDS) for w in words)
-
-
-def _as_kwargs(c: ColumnInfo) -> dict:
-    return {
-        "name": c.name,
-        "datatype": c.datatype,
-        "arraysize": c.arraysize,
-        "unit": c.unit,
-        "ucd": c.ucd,
-        "description": c.description,
-        "indexed": c.indexed,
-        "principal": c.principal,
-    }
 
 
 def _hpx_column(data: pa.Table, ra_col: str, dec_col: str, source: str) -> np.ndarray:

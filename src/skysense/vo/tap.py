@@ -20,7 +20,7 @@ import re
 import socket
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -153,22 +153,7 @@ class StreamedResult:
 
 def column_infos(columns) -> list[ColumnInfo]:
     """The FIELD metadata of a translation's output columns (each with an ``info``)."""
-    out = []
-    for col in columns:
-        info = col.info
-        out.append(
-            ColumnInfo(
-                name=col.name,
-                datatype=info.datatype,
-                arraysize=info.arraysize,
-                unit=info.unit,
-                ucd=info.ucd,
-                description=info.description,
-                indexed=info.indexed,
-                principal=info.principal,
-            )
-        )
-    return out
+    return [replace(col.info, name=col.name) for col in columns]
 
 
 @dataclass
