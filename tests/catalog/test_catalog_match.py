@@ -14,6 +14,7 @@ from skysense.catalog.match import (
     angular_sep_arcsec,
     greedy_one_to_one,
     one_to_one_within,
+    pair_separations,
     pairs_within,
     self_pairs,
 )
@@ -119,6 +120,30 @@ def test_dense_fields_equal_brute_force(ra0, dec0):
     assert len(cand.i1) > 800
     got = greedy_one_to_one(*cand)
     assert set(zip(got.i1.tolist(), got.i2.tolist())) == reference_greedy(*cand)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    radius=st.floats(0.5, 60.0),
+    n1=st.integers(0, 60),
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=3),
+    band_rows=st.integers(1, 30),
+)
+def test_pair_separations_equal_brute_force_in_bands(seed, radius, n1, sizes, band_rows):
+    # Clustered on the poles and RA = 0/360, cut into bands of a few rows: every pair with
+    # the union of the other catalogues is found once, whatever band its first row is in.
+    rng = np.random.default_rng(seed)
+    ra1, dec1 = _clustered(rng, 3, n1, radius / 3600 * 3)
+    others = [_clustered(rng, 3, m, radius / 3600 * 3) for m in sizes]
+    ra2 = np.concatenate([r for r, _ in others])
+    dec2 = np.concatenate([d for _, d in others])
+    got = np.sort(pair_separations(ra1, dec1, others, radius, band_rows=band_rows))
+    expected = brute_pairs(ra1, dec1, ra2, dec2, radius)
+    assert len(got) == len(expected)
+    want = np.sort(independent_sep_arcsec(*(np.array(x) for x in zip(
+        *[(ra1[i], dec1[i], ra2[j], dec2[j]) for i, j in expected])))) if expected else []  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_greedy_ties_are_deterministic():

@@ -360,6 +360,16 @@ def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
     return result
 
 
+def _occupied_cells(ra: np.ndarray, dec: np.ndarray, order: int, chunk: int = 1 << 20):
+    """The NESTED HEALPix cells of ``order`` holding positions, int64, sorted; computed a
+    chunk of rows at a time (memory: a chunk's indices, not the catalogue's)."""
+    cells = [
+        np.unique(spatial_index(ra[s : s + chunk], dec[s : s + chunk]) >> (2 * (29 - order)))
+        for s in range(0, len(ra), chunk)
+    ]
+    return np.unique(np.concatenate(cells)) if cells else np.empty(0, dtype=np.int64)
+
+
 def _n_columns(p: Prepared) -> int:
     """Columns of an input (of its HATS schema when it is read in place)."""
     if p.hats_dir is not None:
@@ -456,7 +466,10 @@ def merge_tiled(
     radii = tuple(float(r) for r in plan.radii_arcsec)
     graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
     margin = MARGIN_FACTOR * graph_r
-    hpx_all = [spatial_index(p.ra, p.dec) for p in inputs]
+    # Per input only its occupied order-10 cells, not a 64-bit index per row (with their
+    # concatenations these were ~0.6 GB of the driver's peak at 10M objects).
+    cells10 = np.unique(np.concatenate([_occupied_cells(p.ra, p.dec, 10) for p in inputs]))
+    n_rows = sum(len(p.ra) for p in inputs)
     n_columns = sum(_n_columns(p) for p in inputs)
     # Global coverages and band lists for flag_optnir_obs, shared by every tile.
     for p in inputs:
@@ -497,12 +510,13 @@ def merge_tiled(
             memory_limit = worker_memory_limit(client)
             rows_per_tile = tile_rows_for_memory(memory_limit, n_columns)
             if tile_order is None:
-                cells10 = np.unique(np.concatenate(hpx_all) >> (2 * 19))
-                tile_order = choose_tile_order(
-                    sum(len(h) for h in hpx_all), len(cells10), rows_per_tile
+                tile_order = choose_tile_order(n_rows, len(cells10), rows_per_tile)
+            if tile_order <= 10:
+                tiles = np.unique(cells10 >> (2 * (10 - tile_order)))
+            else:
+                tiles = np.unique(
+                    np.concatenate([_occupied_cells(p.ra, p.dec, tile_order) for p in inputs])
                 )
-            tiles = np.unique(np.concatenate(hpx_all) >> (2 * (29 - tile_order)))
-            del hpx_all
             todo = [int(t) for t in tiles]
             while todo:
                 rounds += 1

@@ -17,6 +17,7 @@ containing a pole, or wider than 180 deg in RA, search their whole zones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numba
@@ -30,6 +31,7 @@ __all__ = [
     "radec_to_xyz",
     "angular_sep_arcsec",
     "pairs_within",
+    "pair_separations",
     "self_pairs",
     "greedy_one_to_one",
     "one_to_one_within",
@@ -346,6 +348,69 @@ def pairs_within(
         np.cumsum(np.bincount(i1, minlength=len(ra1)), out=offsets[1:])
     _sort_groups(offsets, sep, i2)
     return MatchResult(i1, i2, sep)
+
+
+#: Rows of the first catalogue per declination band of :func:`pair_separations`.
+BAND_ROWS = 2_000_000
+
+
+def pair_separations(
+    ra1: np.ndarray,
+    dec1: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    radius_arcsec: float,
+    *,
+    band_rows: int = BAND_ROWS,
+) -> np.ndarray:
+    """Separations of all pairs within ``radius_arcsec`` between a catalogue and the union of
+    ``others``, in memory bounded by ``band_rows``.
+
+    The same pairs as :func:`pairs_within` against the concatenation of ``others`` (hence the
+    same separations, in another order), found declination band by band: each band holds at
+    most about ``band_rows`` rows of the first catalogue and the rows of ``others`` within the
+    radius of it (a pair's declinations differ by at most its separation), so neither the
+    concatenation nor the search structures of whole catalogues are ever built.
+
+    Parameters
+    ----------
+    ra1, dec1 : array_like (n,), deg
+        First catalogue.
+    others : sequence of (ra, dec) arrays, deg
+        The catalogues matched against, as one.
+    radius_arcsec : float
+        Match radius, arcsec.
+    band_rows : int
+        Rows of the first catalogue per band.
+
+    Returns
+    -------
+    ndarray (k,), float64, arcsec
+        One separation per pair, ordered by band, then as :func:`pairs_within` orders them.
+    """
+    radius = _check_radius(radius_arcsec)
+    ra1, dec1 = check_positions(ra1, dec1, one_dim=True, label="catalogue 1")
+    others = [
+        check_positions(r, d, one_dim=True, label=f"catalogue {k + 2}")
+        for k, (r, d) in enumerate(others)
+    ]
+    if len(ra1) == 0 or not others:
+        return np.empty(0)
+    n_bands = max(1, -(-len(ra1) // max(int(band_rows), 1)))
+    edges = np.quantile(dec1, np.linspace(0.0, 1.0, n_bands + 1)[1:-1]) if n_bands > 1 else []
+    edges = np.concatenate([[-np.inf], np.unique(edges), [np.inf]])
+    # Margin in declination: the radius, widened far beyond rounding.
+    pad = radius / 3600.0 * (1.0 + 1e-6) + 1e-9
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        q = np.flatnonzero((dec1 >= lo) & (dec1 < hi))
+        if len(q) == 0:
+            continue
+        near = [np.flatnonzero((d >= dec1[q].min() - pad) & (d <= dec1[q].max() + pad))
+                for _, d in others]  # fmt: skip
+        ra2 = np.concatenate([r[i] for (r, _), i in zip(others, near)])
+        dec2 = np.concatenate([d[i] for (_, d), i in zip(others, near)])
+        out.append(pairs_within(ra1[q], dec1[q], ra2, dec2, radius).sep_arcsec)
+    return np.concatenate(out) if out else np.empty(0)
 
 
 def self_pairs(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> MatchResult:

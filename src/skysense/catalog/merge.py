@@ -39,6 +39,7 @@ from skysense.catalog import bayes
 from skysense.catalog.match import (
     candidate_counts,
     greedy_one_to_one,
+    pair_separations,
     pairs_within,
 )
 from skysense.catalog.morphology import merge_shapes
@@ -589,13 +590,13 @@ def plan_steps(
     log_odds = [0.0]
     areas = [0.0]
     for k in tqdm(range(1, len(inputs)), desc="separation histograms", disable=not progress):
-        prev_ra = np.concatenate([p.ra for p in inputs[:k]])
-        prev_dec = np.concatenate([p.dec for p in inputs[:k]])
         search = search_radius_arcsec
-        pairs = pairs_within(inputs[k].ra, inputs[k].dec, prev_ra, prev_dec, search)
+        # Band by band: the driver never builds the search structures of whole catalogues.
+        prev = [(p.ra, p.dec) for p in inputs[:k]]
+        seps = pair_separations(inputs[k].ra, inputs[k].dec, prev, search)
         wanted = step_radius(k)
         try:
-            sugg = suggest_radius_from_separations(pairs.sep_arcsec, search)
+            sugg = suggest_radius_from_separations(seps, search)
         except InputError as exc:
             if wanted == "auto":
                 raise InputError(f"radius_arcsec: auto for {inputs[k].survey!r}: {exc}") from exc
@@ -607,9 +608,9 @@ def plan_steps(
             prev_moc = moc_union([input_coverage(p) for p in inputs[:k]])
             overlap = prev_moc.intersection(input_coverage(inputs[k]))
             area_sr = max(moc_area_deg2(overlap), 1e-12) * (np.pi / 180) ** 2
-            n_common = sugg.n_true if sugg is not None else len(pairs.i1)
+            n_common = sugg.n_true if sugg is not None else len(seps)
             prior = bayes.prior_from_counts(
-                int(round(max(n_common, 1))), len(prev_ra), len(inputs[k].ra)
+                int(round(max(n_common, 1))), sum(len(r) for r, _ in prev), len(inputs[k].ra)
             )
             # The paper's B compares with positions uniform over the whole sphere; over a field
             # of area A the chance hypothesis is A / 4 pi times likelier, hence the offset.
