@@ -242,3 +242,25 @@ def test_read_prf_and_cli_with_prf(field, tmp_path):
         / field.sources["flux_true"][bright].to_numpy()
     )
     assert np.median(ratio) == pytest.approx(1000, rel=0.15)
+
+
+def test_pval_res_matches_brute_force_and_replicates_can_be_skipped(field):
+    prior = field.sources[["id", "ra", "dec"]]
+    res = fit([field.sky], prior, n_samples=100, n_warmup=100, n_chains=2, random_state=2)
+    band = "spire_250"
+    m = res.models[band]
+    rep = res.replicated(band, n_rep=30, random_state=3)
+    assert rep.shape == (m.amat.shape[0], 30)
+    # XID+'s statistic, source by source over the pixels under its beam
+    dense = m.amat.toarray()
+    brute = np.empty(m.nsrc)
+    for j in range(m.nsrc):
+        pix = np.flatnonzero(dense[:, j])
+        z = ((rep[pix] - m.data_mjy[pix, None]) / (np.sqrt(2) * m.sigma_mjy[pix, None])) ** 2
+        brute[j] = (z.mean(axis=0) > 2).mean()
+    np.testing.assert_allclose(res.pval_res(band, rep), brute)
+    # drawn in chunks here: a fraction of the replicates, one value per source
+    chunked = res.pval_res(band, n_rep=30, random_state=3)
+    assert chunked.shape == (m.nsrc,) and np.all((chunked >= 0) & (chunked <= 1))
+    cat = res.catalogue(n_rep=0)
+    assert cat["Pval_res_SPIRE_250"].isna().all() and cat["F_SPIRE_250"].notna().all()

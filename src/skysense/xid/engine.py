@@ -192,12 +192,14 @@ def fit_one_tile(
     out_dir: str | os.PathLike,
     region_moc=None,
     fitter=None,
+    n_rep: int = 200,
     **fit_kwargs,
 ) -> str:
     """Fit one tile (unless its result exists) and return the path of its Parquet file.
 
     ``fitter`` is :func:`skysense.xid.fit.fit` (default) or
     :func:`skysense.xid.fit.fit_sed_maps` (SED mode); ``fit_kwargs`` are passed to it.
+    ``n_rep``: replicates of the catalogue's ``Pval_res`` columns (0: none).
     """
     # looked up at call time, so that the fitter can be replaced (tests do)
     from skysense.xid.fit import fit
@@ -215,7 +217,7 @@ def fit_one_tile(
     if tile_maps:
         try:
             res = fitter(tile_maps, sub, random_state=seed, **fit_kwargs)
-            cat = res.catalogue()
+            cat = res.catalogue(n_rep=n_rep)
             unf = res.unfitted
         except InputError as exc:  # report the tile's failure with its sources, keep going
             cat = pd.DataFrame({"HELP_ID": sub["id"], "RA": sub["ra"], "Dec": sub["dec"]})
@@ -325,6 +327,7 @@ def fit_tiles(
     region_moc=None,
     fitter=None,
     n_pilot: int = 4,
+    n_rep: int = 200,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Fit a large field tile by tile on Dask and join the catalogue.
@@ -340,6 +343,8 @@ def fit_tiles(
         :func:`skysense.xid.fit.fit_sed_maps` to fit every tile in the SED mode
     n_pilot : int - with the hierarchical prior (the default): pilot tiles of the population pass
         (module docstring); the tiles are then fitted with the population fixed
+    n_rep : int - posterior-predictive replicates per band behind the catalogue's
+        ``Pval_res`` columns (0: none, the columns are NaN)
     **fit_kwargs : passed to the fitter (sampler, n_samples, templates, ...)
 
     Returns
@@ -378,7 +383,8 @@ def fit_tiles(
             prior, fit_kwargs = _fix_population(
                 tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs
             )
-        paths = _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client)
+        kw = {**fit_kwargs, "n_rep": n_rep}
+        paths = _fit_all(tiles, maps, prior, out, region_moc, fitter, kw, client)
     cat, unf = read_tiles(paths)
     write_catalogue(cat, out / "catalogue")
     write_unfitted(unf, out / "unfitted.csv")

@@ -223,15 +223,19 @@ class XIDResult:
     sed: object | None = None
     sed_rows: np.ndarray | None = None
 
-    def replicated(self, band: str, n_rep: int = 200, random_state=0) -> np.ndarray:
-        """Posterior-predictive replicated data, ndarray (npix, n_rep), mJy/beam."""
+    def _replicates(self, band: str, n_rep: int, random_state, rows=None, chunk: int = 25):
+        """Posterior-predictive replicates in chunks of ``chunk`` draws, (len(rows), k) each.
+
+        ``rows``: the model pixels wanted (default all). Chunks bound the memory (a MIPS tile
+        has ~10^6 pixels: 200 replicates at once were 1.6 GB per array).
+        """
         m, p = self.models[band], self.posteriors[band]
         rng = np.random.default_rng(random_state)
         f = p.flux.reshape(-1, m.nsrc)
         take = rng.choice(f.shape[0], size=min(n_rep, f.shape[0]), replace=False)
-        b = p.bkg.ravel()[take]
-        c = p.sigma_conf.ravel()[take]
-        mean = m.amat @ f[take].T + b[None, :]
+        amat = m.amat if rows is None else m.amat[rows]
+        sig = m.sigma_mjy if rows is None else m.sigma_mjy[rows]
+        fld = None
         if p.conf_field is not None:
             # correlated confusion: each replicate gets a fresh field of its draw's amplitude
             # (the posterior predictive of a new map of unlisted sources), as XID+'s white
@@ -239,24 +243,49 @@ class XIDResult:
             from skysense.xid.confusion import ConfusionField
 
             fld = ConfusionField(m.beam_stamp, m.pixel_x, m.pixel_y, m.sigma_mjy)
-            for k in range(mean.shape[1]):
-                mean[:, k] += c[k] * fld.field(rng.standard_normal(fld.shape))
-            c = np.zeros_like(c)
-        sd = np.sqrt(m.sigma_mjy[:, None] ** 2 + c[None, :] ** 2)
-        return mean + sd * rng.standard_normal(mean.shape)
+        for i in range(0, take.size, chunk):
+            t = take[i : i + chunk]
+            b, c = p.bkg.ravel()[t], p.sigma_conf.ravel()[t]
+            mean = amat @ f[t].T + b[None, :]
+            if fld is not None:
+                for k in range(t.size):
+                    g = fld.field(rng.standard_normal(fld.shape))
+                    mean[:, k] += c[k] * (g if rows is None else g[rows])
+                c = np.zeros_like(c)
+            sd = np.sqrt(sig[:, None] ** 2 + c[None, :] ** 2)
+            yield mean + sd * rng.standard_normal(mean.shape)
 
-    def pval_res(self, band: str, rep: np.ndarray | None = None) -> np.ndarray:
-        """XID+'s local Bayesian P-value residual statistic per fitted source (nsrc,)."""
+    def replicated(self, band: str, n_rep: int = 200, random_state=0) -> np.ndarray:
+        """Posterior-predictive replicated data, ndarray (npix, n_rep), mJy/beam."""
+        return np.hstack(list(self._replicates(band, n_rep, random_state)))
+
+    def pval_res(
+        self, band: str, rep: np.ndarray | None = None, *, n_rep: int = 200, random_state=0
+    ) -> np.ndarray:
+        """XID+'s local Bayesian P-value residual statistic per fitted source (nsrc,).
+
+        ``rep``: replicates of every pixel (:meth:`replicated`); default ``n_rep`` drawn here
+        in chunks, only for the pixels under the sources' beams.
+        """
         m = self.models[band]
-        rep = self.replicated(band) if rep is None else rep
         coo = m.amat.tocoo()
-        z = (
-            (rep[coo.row] - m.data_mjy[coo.row, None]) / (np.sqrt(2) * m.sigma_mjy[coo.row, None])
-        ) ** 2
-        t = np.zeros((m.nsrc, rep.shape[1]))
-        np.add.at(t, coo.col, z)
-        npx = np.bincount(coo.col, minlength=m.nsrc)
-        return ((t / np.maximum(npx, 1)[:, None]) > 2).mean(axis=1)
+        rows = np.unique(coo.row)
+        local = np.searchsorted(rows, coo.row)  # coo rows as positions in ``rows``
+        if rep is not None:
+            chunks = [np.asarray(rep)[rows]]
+        else:
+            chunks = self._replicates(band, n_rep, random_state, rows=rows)
+        data, sig = m.data_mjy[rows, None], np.sqrt(2) * m.sigma_mjy[rows, None]
+        npx = np.maximum(np.bincount(coo.col, minlength=m.nsrc), 1)
+        over = np.zeros(m.nsrc)
+        n = 0
+        for r in chunks:
+            z = ((r - data) / sig) ** 2
+            t = np.zeros((m.nsrc, r.shape[1]))
+            np.add.at(t, coo.col, z[local])
+            over += ((t / npx[:, None]) > 2).sum(axis=1)
+            n += r.shape[1]
+        return over / max(n, 1)
 
     def maps(self, band: str, n_rep: int = 200, random_state=0) -> dict:
         """Posterior maps (ny, nx), NaN outside the fitted pixels.
@@ -294,7 +323,8 @@ class XIDResult:
         :class:`~skysense.xid.sampler.BandPosterior`) and ``flag_conf_<B>`` (True: that shift
         exceeds the source's posterior sd, i.e. the correlated term changed its flux beyond
         its error). ``Sig_conf_<B>`` is then the field's per-pixel sd. Unfittable sources
-        keep their row with NaN values.
+        keep their row with NaN values. ``n_rep``: posterior-predictive replicates behind
+        ``Pval_res_<B>`` (0 skips them: the column is then NaN).
         """
         pr = self.prior
         ids = pr["id"].to_numpy()
@@ -322,7 +352,9 @@ class XIDResult:
                 f"Sig_conf_{b}": np.full(m.nsrc, np.median(p.sigma_conf)),
                 f"Rhat_{b}": rhat,
                 f"n_eff_{b}": ess,
-                f"Pval_res_{b}": self.pval_res(band, self.replicated(band, n_rep)),
+                f"Pval_res_{b}": (
+                    self.pval_res(band, n_rep=n_rep) if n_rep > 0 else np.full(m.nsrc, np.nan)
+                ),
             }
             if p.conf_shift is not None:
                 cols[f"Conf_shift_{b}"] = p.conf_shift
