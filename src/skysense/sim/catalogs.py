@@ -52,13 +52,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from skysense._atomic import atomic_path
+from skysense.catalog.hats_io import ROW_GROUP_ROWS, parquet_write_options
 from skysense.errors import InputError
 from skysense.sim._rng import substream
 from skysense.sim.sed import (
     BANDS,
+    EFFECTIVE_WAVELENGTH_UM,
+    _dust_lnu_per_lsun,
+    _stellar_lnu_per_lsun,
     ab_mag_to_ujy,
-    galaxy_band_fluxes_ujy,
     star_band_fluxes_ujy,
     ujy_to_ab_mag,
 )
@@ -190,17 +195,26 @@ def field_cells(n_cells: int, center: tuple[float, float]) -> np.ndarray:
 def _colour_table(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """m_band - m_i of a passive and a star-forming galaxy on a redshift grid.
 
+    The SEDs of :func:`skysense.sim.sed.galaxy_band_fluxes_ujy` without its distance factor,
+    which is common to all bands and cancels in colours (and would import astropy's
+    cosmology into every worker).
+
     Returns (z grid (m,), passive (bands, m), star forming (bands, m)), AB mag.
     """
-    z = np.linspace(0.01, 6.0, 300)
-    ones = np.ones_like(z)
+    z = np.linspace(0.01, 6.0, 300)[:, None]
+    lam = np.array([EFFECTIVE_WAVELENGTH_UM[b] for b in (*bands, "suprime_i")])[None, :]
     t_dust = 26.0 + 4.0 * np.minimum(z, 3.0)
     out = []
-    for d4000, young, ratio in ((1.9, 0.015, 10**-1.3 * ones), (1.25, 0.4, 10 ** (-0.42) * (1 + z) ** 2)):  # fmt: skip
-        fluxes, _ = galaxy_band_fluxes_ujy(20.0 * ones, z, ratio, 4300.0 * ones,
-                                           d4000 * ones, young * ones, t_dust)  # fmt: skip
-        out.append(np.array([ujy_to_ab_mag(fluxes[b]) - 20.0 for b in bands]))
-    return z, out[0], out[1]
+    for d4000, young, ratio in ((1.9, 0.015, 10**-1.3), (1.25, 0.4, 10 ** (-0.42) * (1 + z) ** 2)):
+        lam_rest = lam / (1.0 + z)
+        ones = np.ones_like(z)
+        per_lstar = _stellar_lnu_per_lsun(lam_rest, 4300.0 * ones, d4000 * ones, young * ones, z)
+        per_lstar = per_lstar + ratio * _dust_lnu_per_lsun(lam_rest, t_dust, 1.5, 2.0)
+        ratio_i = per_lstar[:, :-1] / per_lstar[:, -1:]
+        # NaN where a band sees no flux (as ujy_to_ab_mag gives for a non-positive flux).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(ratio_i > 0, -2.5 * np.log10(ratio_i), np.nan).T)
+    return z[:, 0], out[0], out[1]
 
 
 def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> dict:
@@ -428,34 +442,76 @@ def simulate_cell(sim: CatalogSim, pixel: int, n: int, covered: Sequence[bool]) 
     return out
 
 
+class _PartitionWriter:
+    """One partition file written cell by cell: row groups of about
+    :data:`~skysense.catalog.hats_io.ROW_GROUP_ROWS` rows, so a task holds one cell and one
+    row group per output whatever the partition's size; the file appears atomically on
+    :meth:`close` (a task re-run after its worker died rewrites it whole)."""
+
+    def __init__(self, stack, base: Path, order: int, pixel: int):
+        self.stack, self.base, self.order, self.pixel = stack, base, order, pixel
+        self.writer = None
+        self.buffer: list[pa.Table] = []
+        self.rows = 0
+        self.hist = np.zeros(4 ** (8 - order), dtype=np.int64)
+        self.path: Path | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        hpx = table.column("_healpix_29").to_numpy()
+        self.hist += np.bincount((hpx >> (2 * (29 - 8))) - (self.pixel << (2 * (8 - self.order))),
+                                 minlength=len(self.hist))  # fmt: skip
+        self.rows += table.num_rows
+        self.buffer.append(table)
+        if sum(t.num_rows for t in self.buffer) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import hats.io
+        from hats.pixel_math import HealpixPixel
+
+        if not self.buffer:
+            return
+        table = pa.concat_tables(self.buffer)
+        self.buffer = []
+        if self.writer is None:
+            file = hats.io.paths.new_pixel_catalog_file(
+                self.base, HealpixPixel(self.order, self.pixel), create_dirs=True
+            )
+            self.path = Path(file.path)
+            tmp = self.stack.enter_context(atomic_path(self.path))
+            self.writer = pq.ParquetWriter(tmp, table.schema, **parquet_write_options(table.schema))
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
 def _partition_task(sim, order, pixel, cells, counts, covered, base) -> dict:
-    """Simulate the cells of one output partition and write its files; returns counts,
-    order-8 histograms and bytes written per catalogue."""
-    from skysense.catalog.hats_io import write_partition
+    """Simulate the cells of one output partition and write its files, cell by cell; returns
+    rows, order-8 histograms and bytes written per catalogue."""
+    import contextlib
 
     names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
     names += [f"truth/rows_{s.name}" for s in sim.surveys]
-    parts: dict[str, list] = {k: [] for k in names}
-    for pixel_c, n, cov in zip(cells, counts, covered):
-        res = simulate_cell(sim, pixel_c, n, cov)
-        parts["truth/objects"].append(res["objects"])
-        for s in sim.surveys:
-            if res[s.name] is not None:
-                parts[f"catalogues/{s.name}"].append(res[s.name][0])
-                parts[f"truth/rows_{s.name}"].append(res[s.name][1])
-    out = {}
-    for name, tables in parts.items():
-        tables = [t for t in tables if t.num_rows]
-        if not tables:
-            continue
-        table = pa.concat_tables(tables)
-        path = write_partition(table, Path(base) / name, order, pixel)
-        hist = np.bincount(
-            (table.column("_healpix_29").to_numpy() >> (2 * (29 - 8))) - (pixel << (2 * (8 - order))),
-            minlength=4 ** (8 - order),
-        )  # fmt: skip
-        out[name] = (table.num_rows, hist, path.stat().st_size)
-    return out
+    with contextlib.ExitStack() as stack:
+        writers = {k: _PartitionWriter(stack, Path(base) / k, order, pixel) for k in names}
+        for pixel_c, n, cov in zip(cells, counts, covered):
+            res = simulate_cell(sim, pixel_c, n, cov)
+            writers["truth/objects"].write(res["objects"])
+            for s in sim.surveys:
+                if res[s.name] is not None:
+                    writers[f"catalogues/{s.name}"].write(res[s.name][0])
+                    writers[f"truth/rows_{s.name}"].write(res[s.name][1])
+            del res
+        for w in writers.values():
+            w.close()
+    # Sizes once the files are in place (the ExitStack renamed them).
+    return {name: (w.rows, w.hist, w.path.stat().st_size)
+            for name, w in writers.items() if w.rows}  # fmt: skip
 
 
 def write_catalogs(
