@@ -401,7 +401,7 @@ def _cell(value) -> str:
 
 def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -> bytes:
     """The DataLink {links} VOTable of ``links`` (with the SODA descriptor when needed)."""
-    from skysense.vo.votable import tabledata_votable
+    from skysense.vo.votable import votable_document
 
     fields = []
     for name, datatype, unit, ucd, desc in _FIELDS:
@@ -436,7 +436,7 @@ def links_votable(links: Sequence[Link], root: str, *, overflow: bool = False) -
     )
     # One descriptor serves every #cutout row: its ID input is bound to the row's ID.
     soda = any(link.service_def == "soda" for link in links)
-    return tabledata_votable(
+    return votable_document(
         "links",
         fields,
         rows,

@@ -554,7 +554,7 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     overflow : bool
         Add ``QUERY_STATUS=OVERFLOW`` after the table.
     """
-    from skysense.vo.votable import tabledata_votable
+    from skysense.vo.votable import votable_document
 
     fields = []
     for name, datatype, unit, ucd, utype, desc in _FIELDS:
@@ -579,7 +579,7 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     for info in maps:
         row = _row(info, root)
         rows.append("<TR>" + "".join(_td(row[f[0]], f[1]) for f in _FIELDS) + "</TR>")
-    return tabledata_votable(
+    return votable_document(
         "results",
         fields,
         rows,

@@ -38,7 +38,7 @@ __all__ = [
     "column_infos_for",
     "vo_unit",
     "tabledata_rows",
-    "tabledata_votable",
+    "votable_document",
 ]
 
 _FROM_ARROW = (
@@ -508,7 +508,7 @@ def _xml_id(name: str, index: int) -> str:
     return f"{clean}_{index}" if clean != name else clean
 
 
-def tabledata_votable(
+def votable_document(
     table_name: str,
     fields: Iterable[str],
     rows: Iterable[str],
