@@ -107,15 +107,21 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
     tr_m, tr_s = mocks["true_log_mstar"][idx], mocks["true_log_sfr"][idx]
     # SFR is compared on star-forming objects (sSFR > 1e-11 / yr), as in the recovery rows
     sf = (tr_s - tr_m) > -11
-    secs = np.array([done[i]["seconds"] for i in idx])
-    cpu = np.array([done[i].get("cpu_seconds", np.nan) for i in idx])
-    loads = [float(done[i]["loadavg"]) for i in idx]
+    # times from this run's fits only: results recovered from an earlier run's JSON (same
+    # mocks, marked "recovered") carry their fits but not their loads
+    timed = [i for i in idx if not done[i].get("recovered")] or list(idx)
+    secs = np.array([done[i]["seconds"] for i in timed])
+    cpu = np.array([done[i].get("cpu_seconds", np.nan) for i in timed])
+    loads = [float(done[i]["loadavg"]) for i in timed if done[i].get("loadavg") is not None]
+    loads = loads or [float("nan")]
     med = lambda d: float(np.median(np.abs(d)))  # noqa: E731
     first = done[int(idx[0])]
     setting = f"nautilus n_live={first['n_live']}, n_networks={first.get('n_networks', 4)}"
     pre, lab = ("field_", "field: ") if field else ("", "")
     meta = {
         f"{pre}bagpipes_n_completed": int(idx.size),
+        f"{pre}bagpipes_n_recovered": int(idx.size - len(timed)) if len(timed) < idx.size else 0,
+        f"{pre}bagpipes_n_timed": len(timed),
         f"{pre}bagpipes_n_mocks": int(mocks["z"].size),
         f"{pre}bagpipes_setting": setting,
         f"{pre}bagpipes_median_abs_dlogm": med(bp_m - sk_m),
@@ -134,7 +140,8 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
         f"{pre}per_object": [{"index": int(i), "z": float(mocks["z"][i]), "true_log_mstar": float(tr_m[k]),
                         "skysense_log_mstar": float(sk_m[k]), "bagpipes_log_mstar": float(bp_m[k]),
                         "true_log_sfr": float(tr_s[k]), "skysense_log_sfr": float(sk_s[k]),
-                        "bagpipes_log_sfr": float(bp_s[k]), "bagpipes_seconds": float(secs[k])}
+                        "bagpipes_log_sfr": float(bp_s[k]), "bagpipes_seconds": float(done[i]["seconds"]),
+                        "recovered": bool(done[i].get("recovered", False))}
                        for k, i in enumerate(idx)],
     }  # fmt: skip
     if extra:
@@ -148,7 +155,7 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
     rows = [
         Row(f"{lab}time per object", per_obj_sk, float(secs.mean()), peer_name=f"bagpipes ({setting})",
             unit="s", notes=f"skysense: {n_sk}-object run, grid cost included once; bagpipes: mean wall "
-                            f"of {idx.size} objects at load {min(loads):.1f}-{max(loads):.1f} "
+                            f"of {len(timed)} objects at load {min(loads):.1f}-{max(loads):.1f} "
                             f"(CPU {np.nanmean(cpu):.1f} s/object)"),
         Row(f"{lab}median |dlog M*| vs bagpipes", meta[f"{pre}bagpipes_median_abs_dlogm"], None, unit="dex",
             notes=f"{idx.size} of {mocks['z'].size} {'galaxies' if field else 'mocks'}; vs truth: skysense "
