@@ -5,7 +5,9 @@ fixture); the merge reaches it through ``--scheduler tcp://...`` (CLI) and ``sch
 (Python API). Its output files are byte-identical to the local tiled run, and its data equal
 the single-machine merge, with objects straddling tile boundaries, RA = 0/360 and both
 poles. A worker killed (SIGKILL) mid-merge is survived: Dask re-runs its tiles, which
-rewrite their files atomically, and the output is again byte-identical.
+rewrite their files atomically, and the output is again byte-identical. A merge whose driver
+is killed mid-run leaves no output, and running it again (what the pipeline's resume does
+with an unfinished step) gives the same bytes.
 """
 
 from __future__ import annotations
@@ -215,7 +217,8 @@ def _worker_pids(client) -> dict[str, int]:
 
 
 class _KillOnce(WorkerPlugin):
-    """Worker plugin: the first worker to finish a tile SIGKILLs its own process.
+    """Worker plugin: the first worker to finish a tile SIGKILLs its own process (or, with
+    ``kill=False``, only writes the marker).
 
     A marker file (created exclusively) makes it happen once, even though the nanny
     restarts the worker and the scheduler hands the plugin to the new process.
@@ -223,8 +226,9 @@ class _KillOnce(WorkerPlugin):
 
     name = "skysense-test-kill-once"
 
-    def __init__(self, marker: str):
+    def __init__(self, marker: str, kill: bool = True):
         self.marker = marker
+        self.kill = kill
 
     def setup(self, worker):
         self.worker = worker
@@ -241,7 +245,8 @@ class _KillOnce(WorkerPlugin):
             return
         os.write(fd, f"{self.worker.name} {os.getpid()} {key}".encode())  # name has no spaces
         os.close(fd)
-        os.kill(os.getpid(), signal.SIGKILL)
+        if self.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_worker_killed_mid_merge_is_survived(cluster, local_run, tmp_path):
@@ -271,3 +276,36 @@ def test_worker_killed_mid_merge_is_survived(cluster, local_run, tmp_path):
     # Nothing lost, nothing duplicated, no half-written file left: the same bytes.
     _assert_byte_identical(tmp / "local", tmp_path / "out")
     assert not [p for p in (tmp_path / "out").rglob(".*")]
+
+
+def test_driver_killed_mid_merge_leaves_nothing_and_a_rerun_is_identical(
+    cluster, local_run, tmp_path
+):
+    import cloudpickle
+    from distributed import Client
+
+    tmp, cfg_path, _ = local_run
+    marker = tmp_path / "tile-done"
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "skysense.cli", "catalog", "merge", str(cfg_path),
+           "--out", str(out), "--tile-order", str(TILE_ORDER), "--scheduler", cluster]  # fmt: skip
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with Client(cluster, timeout=60) as client:
+        client.register_plugin(_KillOnce(str(marker), kill=False), name=_KillOnce.name)
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    start_new_session=True)  # fmt: skip
+            deadline = time.monotonic() + 300
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # The first tile is written and more are left: the driver dies mid-merge.
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+        finally:
+            client.unregister_worker_plugin(_KillOnce.name)
+    assert marker.exists() and proc.returncode == -signal.SIGKILL
+    assert not out.exists()  # the output appears whole or not at all
+    # Run again, as a resumed pipeline reruns its unfinished step: the same bytes.
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    _assert_byte_identical(tmp / "local", out)
