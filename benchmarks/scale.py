@@ -52,6 +52,8 @@ def add_arguments(parser) -> None:
                         help="keep the data already under --root (run later stages on them)")  # fmt: skip
     parser.add_argument("--publish-from", choices=["photoz", "merged"], default="photoz",
                         help="publish the photo-z output (default) or the merged masterlist")  # fmt: skip
+    parser.add_argument("--keep-previous", action="store_true",
+                        help="keep the previous results' rows of (stage, size) pairs not rerun")  # fmt: skip
 
 
 class _Sampler:
@@ -128,6 +130,7 @@ def _stage(name: str, n: int, func, outputs, rows: list, notes: str = "") -> obj
         "driver_peak_rss_mb": s.driver / 1e6,
         "worker_peak_rss_mb": sorted(round(b / 1e6, 1) for b in workers.values()),
         "bytes_written": int(sum(_bytes(Path(p)) for p in outputs)),
+        "bytes_per_object": sum(_bytes(Path(p)) for p in outputs) / n,
         "loadavg_before": [round(x, 2) for x in load0],
         "loadavg_after": [round(x, 2) for x in load1],
     }
@@ -135,7 +138,8 @@ def _stage(name: str, n: int, func, outputs, rows: list, notes: str = "") -> obj
         extra["result"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
     note = (f"cpu {s.cpu_s:.0f} s, driver {extra['driver_peak_rss_mb']:.0f} MB, workers "
             f"{'/'.join(f'{w:.0f}' for w in extra['worker_peak_rss_mb']) or '-'} MB, "
-            f"{extra['bytes_written'] / 1e6:.0f} MB written, load {load0[0]:.1f}->{load1[0]:.1f}")  # fmt: skip
+            f"{extra['bytes_written'] / 1e6:.0f} MB written ({extra['bytes_per_object']:.0f} B/object), "
+            f"load {load0[0]:.1f}->{load1[0]:.1f}")  # fmt: skip
     rows.append(Row(f"{name} @ {n:.0e}", wall, None, unit="s",
                     notes=(note + ("; " + notes if notes else "")), extra=extra))  # fmt: skip
     print(f"  {name}: {wall:.1f} s; {note}", flush=True)
@@ -256,13 +260,22 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
     sim = CatalogSim(n_objects=n, seed=19)
     try:
         if "simulate" in stages:
+            # Warm-up (not timed): the workers' first task imports the libraries and builds
+            # the colour table, a fixed cost of some seconds per worker process.
+            t0 = time.perf_counter()
+            write_catalogs(CatalogSim(n_objects=5000, seed=1), root / "warmup",
+                           partition_rows=1000, scheduler=cluster_address)  # fmt: skip
+            warmup = time.perf_counter() - t0
+            shutil.rmtree(root / "warmup", ignore_errors=True)
             m = _stage("simulate", n, lambda: write_catalogs(sim, root / "sim",
                        scheduler=cluster_address), [root / "sim"], rows)  # fmt: skip
             rows[-1].extra["catalogue_rows"] = m["catalogue_rows"]
+            rows[-1].extra["warmup_s"] = warmup
             rows[-1].extra["rows_per_s"] = m["catalogue_rows"] / rows[-1].skysense
             rows[-1].extra["rows_per_cpu_s"] = m["catalogue_rows"] / rows[-1].extra["cpu_s"]
             rows[-1].notes += (f"; {m['catalogue_rows'] / rows[-1].skysense:.3g} catalogue rows/s, "
-                               f"{rows[-1].extra['rows_per_cpu_s']:.3g} per CPU second")  # fmt: skip
+                               f"{rows[-1].extra['rows_per_cpu_s']:.3g} per CPU second "
+                               f"(after an untimed warm-up of {warmup:.0f} s)")  # fmt: skip
         if "prepare" in stages:
             from skysense.catalog.prepare_io import prepare_hats
 
@@ -377,6 +390,8 @@ def run(opts):
         sizes = [100_000]
         opts.cones = 10
     os.environ.setdefault("SKYSENSE_PROGRESS", "0")
+    # Read before the partial reports below overwrite the file.
+    previous = _previous() if getattr(opts, "keep_previous", False) else None
     rows: list[Row] = []
     with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
                       memory_limit=opts.memory_limit, dashboard_address=None) as cluster, \
@@ -385,8 +400,9 @@ def run(opts):
             print(f"{n} objects (load {os.getloadavg()[0]:.1f})", flush=True)
             _one_size(n, opts, rows, cluster.scheduler_address)
             # Keep what is measured so far (a long run may be stopped at the next size).
+            partial = {"partial": True, "sizes_done": [r.extra["objects"] for r in rows]}
             report(
-                "scale", rows, {"partial": True, "sizes_done": [r.extra["objects"] for r in rows]}
+                "scale", *(_with_previous(previous, rows, partial) if previous else (rows, partial))
             )
     meta = {
         "sizes": sizes,
@@ -406,4 +422,32 @@ def run(opts):
         for stage, v in by_stage.items()
     }
     print(json.dumps(meta["cost_per_object_ratio_vs_smallest"], indent=1))
+    if previous:
+        rows, meta = _with_previous(previous, rows, meta)
     return rows, meta
+
+
+def _previous() -> dict | None:
+    from benchmarks._harness import RESULTS
+
+    path = RESULTS / "scale.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
+    """``rows`` plus the previous results' rows for tasks not rerun (each noted as such)."""
+    done = {r.task for r in rows}
+    kept = []
+    for r in old.get("rows", []):
+        if r["task"] in done:
+            continue
+        note = r.get("notes", "")
+        if "(from the run of" not in note:
+            note += f" (from the run of {old.get('when', '?')})"
+        kept.append(Row(r["task"], r["skysense"], r.get("peer"), peer_name=r.get("peer_name", ""),
+                        unit=r.get("unit", "s"), higher_is_better=r.get("higher_is_better", False),
+                        notes=note, extra=r.get("extra", {})))  # fmt: skip
+    prev = old.get("meta", {})
+    meta = {**meta, "previous_rows_from": old.get("when"),
+            "previous_meta": prev.get("previous_meta", prev)}  # fmt: skip
+    return kept + rows, meta
