@@ -32,7 +32,7 @@ def test_separable_classes_give_perfect_accuracy_for_every_classifier():
     X = sample_features(pix, spec)
     pt, yt = _gaussian_samples(400, 20.0, 1, n_pix=9)
     Xt = sample_features(pt, spec)
-    for name in ("rf", "knn", "svm"):
+    for name in ("rf", "knn", "svm", "lr"):
         params = {"n_estimators": 30} if name == "rf" else {}
         m = train_model(X, y, spec, classifier=name, params=params)
         assert np.mean(m.predict(Xt) == yt) == 1.0, name
@@ -50,6 +50,18 @@ def test_noisy_classes_reach_the_bayes_rate():
     # binomial standard error at n=6000 is 0.005; a fitted classifier cannot beat Bayes
     assert bayes - 0.025 < acc < bayes + 0.015
     assert abs(m.info_["oob_accuracy"] - bayes) < 0.04
+
+
+def test_logistic_regression_recovers_the_gaussian_posterior():
+    """Two equal-variance Gaussian classes: the true posterior is logistic in x, so the fitted
+    probabilities approach it (and accuracy the Bayes rate)."""
+    d = 2.0
+    spec = FeatureSpec(("b1",), ("mean",), 1)
+    pix, y = _gaussian_samples(4000, d, 5)
+    m = train_model(sample_features(pix, spec), y, spec, classifier="lr")
+    x = np.linspace(-2, 4, 13)[:, None]
+    truth = 1 / (1 + np.exp(-d * (x[:, 0] - d / 2)))  # P(class 2 | x), equal priors
+    np.testing.assert_allclose(m.predict_proba(x)[:, 1], truth, atol=0.03)
 
 
 def test_flat_forest_reproduces_sklearn_probabilities():

@@ -72,6 +72,7 @@ CLASSIFIERS = {
     "gb": "histogram gradient boosting",
     "svm": "RBF support-vector machine on standardised features (sigmoid-calibrated probabilities)",
     "knn": "k-nearest neighbours on standardised features, distance weighted",
+    "lr": "multinomial logistic regression on standardised features, balanced class weights",
     "ensemble": "soft vote of svm, et, knn and gb",
     "stack": "stacking: gb, svm and et, their out-of-fold probabilities combined by a "
     "logistic regression",
@@ -93,6 +94,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list]] = {
     "gb": {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
     "svm": {"C": [3.0, 10.0, 30.0, 100.0]},
     "knn": {"n_neighbors": [3, 5, 7, 9]},
+    "lr": {"C": [0.1, 1.0, 10.0]},
     "ensemble": {"svm__C": [30.0, 100.0], "knn__n_neighbors": [4, 6]},
     "stack": {"gb__learning_rate": [0.05, 0.1]},
 }
@@ -111,7 +113,7 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
         Threads for forests and kNN.
     **params
         Hyperparameters: forests ``n_estimators``, ``max_features``, ``min_samples_leaf``,
-        ``max_depth`` (rf also ``oob_score``, default True); gb ``learning_rate``, ``max_iter``, ``max_leaf_nodes``; svm ``C``,
+        ``max_depth`` (rf also ``oob_score``, default True); gb ``learning_rate``, ``max_iter``, ``max_leaf_nodes``; lr ``C``, ``max_iter``; svm ``C``,
         ``gamma``; knn ``n_neighbors``; ensemble ``weights`` (4 numbers) and any of the above
         prefixed with the member name (``svm__C``).
 
@@ -165,6 +167,17 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
             StandardScaler(),
             KNeighborsClassifier(int(kw["n_neighbors"]), weights="distance", n_jobs=n_jobs),
         )
+    elif name == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        # a smooth, low-variance model: on a scene with few labelled polygons per class it
+        # extrapolates to unseen polygons better than trees (benchmarks/landuse.py)
+        kw = take({"C": 1.0, "max_iter": 3000})
+        est = make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=float(kw["C"]), max_iter=int(kw["max_iter"]),
+                               class_weight="balanced"),
+        )  # fmt: skip
     elif name == "ensemble":
         weights = p.pop("weights", None)
         members = {}
