@@ -67,6 +67,22 @@ def add_arguments(parser) -> None:
         default=None,
         help="streamed result sizes whose server peak RSS is measured (default 200k and 2M)",
     )
+    parser.add_argument(
+        "--cone-sizes",
+        default=None,
+        help="run only the constant-density cone benchmark at these sizes "
+        "(e.g. 1M,10M,100M; benchmarks/_vo_cone.py); its rows replace the earlier "
+        "ones of that kind in results/vo.json, the other rows are kept",
+    )
+    parser.add_argument("--cone-queries", type=int, default=200, help="cones per size")
+    parser.add_argument(
+        "--cone-pg-max",
+        type=int,
+        default=10_000_000,
+        help="largest size also published to PostgreSQL",
+    )
+    parser.add_argument("--cone-work", default=None, help="work directory of --cone-sizes")
+    parser.add_argument("--cone-keep", action="store_true", help="keep the DuckDB files")
 
 
 def simulate(n: int, seed: int) -> pa.Table:
@@ -507,8 +523,30 @@ def start_postgres() -> str | None:
     return out.stdout.strip().splitlines()[-1]
 
 
+def _cone_scaling_only(opts):
+    """``--cone-sizes``: the constant-density cone rows, with the other rows of the last full
+    run (results/vo.json) kept."""
+    import json
+
+    from benchmarks._vo_cone import cone_scaling
+
+    new_rows, new_meta = cone_scaling(opts, META)
+    path = ROOT / "benchmarks" / "results" / "vo.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "meta": {}}
+    mark = "VO SCS cone "
+    kept = [Row(**{k: v for k, v in r.items() if k != "ratio"}) for r in old["rows"]
+            if not r["task"].startswith(mark)]  # fmt: skip
+    meta = dict(old.get("meta", {}))
+    new_meta["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta["cone_scaling"] = new_meta
+    return kept + new_rows, meta
+
+
 def run(opts):
     from skysense.catalog.match import pairs_within
+
+    if opts.cone_sizes:
+        return _cone_scaling_only(opts)
     from skysense.vo.backends import open_backend
     from skysense.vo.publish import publish_arrow
     from skysense.vo.sql import translate
