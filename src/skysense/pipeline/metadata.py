@@ -8,9 +8,11 @@ Derived from HELP's column-name conventions: ``m_<band>``/``merr_<band>`` (AB ma
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
+from skysense._resources import read_ecsv
 from skysense.catalog.morphology import SHAPE_DESCRIPTIONS, SHAPE_UCDS, SHAPE_UNITS
 from skysense.tables import ColumnMeta, publish_meta
 
@@ -32,36 +34,21 @@ _EM = {
     "spire_500": "em.IR.FIR",
 }
 
-_FIXED = {
-    "help_id": ("", "meta.id;meta.main", "HELP identifier (from the position)"),
-    "object_key": ("", "meta.id", "Internal object key of the merge"),
-    "ra": ("deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)"),
-    "dec": ("deg", "pos.eq.dec;meta.main", "Declination (ICRS)"),
-    "stellarity": ("", "src.class.starGalaxy", "Stellarity (0 galaxy .. 1 star)"),
-    "flag_gaia": ("", "meta.code", "Gaia star flag (0 none, 1 possible, 2 probable, 3 star)"),
-    "flag_starmask": ("", "meta.code", "Inside the mask of a bright star"),
-    "flag_cleaned": ("", "meta.code", "Position cleaned of a duplicate"),
-    "flag_merged": ("", "meta.code", "Several sources of one survey merged into this object"),
-    "flag_optnir_obs": ("", "meta.code", "Observed in optical (1), near-IR (2) or both (3)"),
-    "flag_optnir_det": ("", "meta.code", "Detected in optical (1), near-IR (2) or both (3)"),
-    "zphot": ("", "src.redshift.phot", "GPz photometric redshift (predictive mean)"),
-    "zphot_err": ("", "stat.error;src.redshift.phot", "Total 1-sigma error of zphot"),
-    "zphot_err_model": ("", "stat.error;src.redshift.phot", "Model-uncertainty part of zphot_err"),
-    "zphot_err_noise": ("", "stat.error;src.redshift.phot", "Intrinsic-noise part of zphot_err"),
-    "zphot_err_input": ("", "stat.error;src.redshift.phot", "Input-error part of zphot_err"),
-    "zphot_flag": ("", "meta.code.qual", "0 predicted; 1 no usable band (zphot NaN)"),
-    # Radio cross-identification (skysense.catalog.radio)
-    "radio_id": ("", "meta.id.cross;em.radio", "Identifier of the radio source identified"),
-    "lr": ("", "stat.likelihood;meta.id.cross", "Likelihood ratio of the radio ID"),
-    "reliability": ("", "stat.probability;meta.id.cross", "Reliability of the radio ID"),
-    "flag_radio_multi": ("", "meta.code.multip", "Several radio sources or candidates (radio ID)"),
-}
 
-
-# Morphology (DMU 3): sizes and shapes from the priority survey (skysense.catalog.morphology).
-_FIXED.update(
-    {name: (SHAPE_UNITS[name], SHAPE_UCDS[name], SHAPE_DESCRIPTIONS[name]) for name in SHAPE_UCDS}
-)
+@functools.cache
+def _fixed() -> dict[str, tuple[str, str, str]]:
+    """Column name -> (unit, UCD, description) of the masterlist columns with fixed names, from
+    the package data file ``pipeline/data/masterlist_columns.ecsv`` (read at first use)."""
+    rows, _ = read_ecsv("skysense.pipeline", "masterlist_columns.ecsv")
+    fixed = {r["name"]: (r["unit"], r["ucd"], r["description"]) for r in rows}
+    # Morphology (DMU 3): sizes and shapes from the priority survey (skysense.catalog.morphology).
+    fixed.update(
+        {
+            name: (SHAPE_UNITS[name], SHAPE_UCDS[name], SHAPE_DESCRIPTIONS[name])
+            for name in SHAPE_UCDS
+        }
+    )
+    return fixed
 
 
 def _em(band: str) -> str:
@@ -92,8 +79,8 @@ def _join(*ucds: str) -> str:
 
 def _one(name: str, surveys: Iterable[str]) -> ColumnMeta | None:
     low = name.lower()
-    if low in _FIXED:
-        return ColumnMeta(*_FIXED[low])
+    if low in _fixed():
+        return ColumnMeta(*_fixed()[low])
     m = re.fullmatch(r"(m|merr|f|ferr)(_ap)?_([a-z0-9]+_[a-z0-9]+)", low)
     if m:
         kind, ap, band = m.groups()

@@ -31,11 +31,13 @@ Everything is recorded in :attr:`SurveyCatalogue.meta` so that tests can check i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 
+from skysense._resources import read_toml
 from skysense.errors import InputError
 from skysense.sim._rng import substream
 from skysense.sim.sed import BANDS, VEGA_TO_AB, ab_mag_to_ujy, ujy_to_ab_mag
@@ -179,126 +181,32 @@ class SurveySpec:
             raise InputError(f"survey {self.name}: pos_sigma_arcsec must be >= 0")
 
 
-DEFAULT_SURVEYS: tuple[SurveySpec, ...] = (
-    SurveySpec(
-        name="cfhtls",
-        format="fits",
-        epoch=2006.5,
-        coverage=(0.0, 0.85, 0.1, 1.0),
-        id_column="NUMBER",
-        ra_column="ALPHA_J2000",
-        dec_column="DELTA_J2000",
-        stellarity_column="CLASS_STAR",
-        shape_columns=("FLUX_RADIUS", "ELLIPTICITY", "THETA_WORLD"),
-        shape_kind="ellipticity",
-        seeing_fwhm_arcsec=0.9,
-        id_style="int",
-        pos_sigma_arcsec=0.12,
-        offset_ra_arcsec=0.15,
-        offset_dec_arcsec=-0.10,
-        photometry="AB",
-        bands=tuple(
-            BandSpec(
-                f"megacam_{b}",
-                f"MAG_AUTO_{B}",
-                f"MAGERR_AUTO_{B}",
-                f"MAG_APER_{B}",
-                f"MAGERR_APER_{B}",
-                depth,
-                apcorr,
-            )
-            for b, B, depth, apcorr in (
-                ("u", "U", 24.0, 0.25),
-                ("g", "G", 24.2, 0.22),
-                ("r", "R", 23.5, 0.20),
-            )
-        ),
-        detection_band="megacam_r",
-        missing_value=99.0,
-        aperture_radius_arcsec=1.0,
-    ),
-    SurveySpec(
-        name="suprime",
-        format="parquet",
-        epoch=2014.2,
-        coverage=(0.15, 1.0, 0.0, 0.8),
-        id_column="object_id",
-        ra_column="i_ra",
-        dec_column="i_dec",
-        stellarity_column="i_stellarity",
-        shape_columns=("i_hlr", "i_axis_ratio", "i_pa"),
-        seeing_fwhm_arcsec=0.6,
-        id_style="bigint",
-        pos_sigma_arcsec=0.08,
-        offset_ra_arcsec=-0.12,
-        offset_dec_arcsec=0.18,
-        photometry="AB",
-        bands=(
-            BandSpec(
-                "suprime_i", "i_kronmag", "i_kronmag_err", "i_apmag_2", "i_apmag_2_err", 23.4, 0.15
-            ),
-        ),
-        detection_band="suprime_i",
-        missing_value=None,
-        aperture_radius_arcsec=1.0,
-    ),
-    SurveySpec(
-        name="ukidss",
-        format="csv",
-        epoch=2008.0,
-        coverage=(0.0, 0.75, 0.0, 0.9),
-        id_column="sourceID",
-        ra_column="ra",
-        dec_column="dec",
-        stellarity_column="pStar",
-        id_style="bigint",
-        pos_sigma_arcsec=0.10,
-        offset_ra_arcsec=0.05,
-        offset_dec_arcsec=0.25,
-        photometry="Vega",
-        bands=(
-            BandSpec(
-                "ukidss_j", "jPetroMag", "jPetroMagErr", "jAperMag3", "jAperMag3Err", 21.6, 0.28
-            ),
-            BandSpec(
-                "ukidss_k", "kPetroMag", "kPetroMagErr", "kAperMag3", "kAperMag3Err", 21.6, 0.32
-            ),
-        ),
-        detection_band="ukidss_k",
-        missing_value=-999999500.0,
-        aperture_radius_arcsec=1.0,
-    ),
-    SurveySpec(
-        name="swire",
-        format="fits",
-        epoch=2004.9,
-        coverage=(0.1, 1.0, 0.1, 1.0),
-        id_column="SWIRE_ID",
-        ra_column="RA",
-        dec_column="DEC",
-        stellarity_column=None,
-        id_style="str",
-        pos_sigma_arcsec=0.30,
-        offset_ra_arcsec=0.25,
-        offset_dec_arcsec=-0.15,
-        photometry="flux",
-        bands=(
-            BandSpec(
-                "irac_i1",
-                "FLUX_KR_IRAC1",
-                "FERR_KR_IRAC1",
-                "FLUX_AP2_IRAC1",
-                "FERR_AP2_IRAC1",
-                21.4,
-                0.21,
-            ),
-        ),
-        detection_band="irac_i1",
-        missing_value=None,
-        aperture_radius_arcsec=1.9,
-        duplicate_mag=17.5,
-    ),
-)
+DEFAULT_SURVEYS: tuple[SurveySpec, ...]
+"""The four simulated surveys (cfhtls, suprime, ukidss, swire), as defined in the package data
+file ``sim/data/surveys.toml``; read at first use."""
+
+
+@functools.cache
+def _default_surveys() -> tuple[SurveySpec, ...]:
+    return tuple(_survey_spec(rec) for rec in read_toml("skysense.sim", "surveys.toml")["survey"])
+
+
+def _survey_spec(rec: dict) -> SurveySpec:
+    """A :class:`SurveySpec` from one ``[[survey]]`` record (TOML arrays become tuples; an
+    absent ``stellarity_column`` is None)."""
+    fields = {**rec, "stellarity_column": rec.get("stellarity_column")}
+    fields["coverage"] = tuple(rec["coverage"])
+    fields["bands"] = tuple(BandSpec(**b) for b in rec["bands"])
+    if "shape_columns" in rec:
+        fields["shape_columns"] = tuple(rec["shape_columns"])
+    return SurveySpec(**fields)
+
+
+def __getattr__(name: str):
+    # DEFAULT_SURVEYS is read from its data file when first asked for, not at import.
+    if name == "DEFAULT_SURVEYS":
+        return _default_surveys()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclasses.dataclass
@@ -341,7 +249,7 @@ def select_surveys(names, surveys=None) -> tuple[SurveySpec, ...]:
     InputError
         An unknown name (all of them are listed, with the known ones).
     """
-    known = {s.name: s for s in (DEFAULT_SURVEYS if surveys is None else surveys)}
+    known = {s.name: s for s in (_default_surveys() if surveys is None else surveys)}
     names = list(names)
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -9,6 +9,7 @@ registry record, looked up by the map's id: user input never becomes a path.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
 import shutil
@@ -21,6 +22,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from skysense._atomic import atomic_path
+from skysense._resources import read_toml
 from skysense.errors import InputError
 from skysense.vo.settings import Settings
 
@@ -40,32 +42,29 @@ RECORD_KIND = "map"
 
 _MAP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
-#: Bandpass (em_min, em_max) in metres of the HELP band names, for SIA ``BAND`` queries.
-BAND_WAVELENGTHS_M: dict[str, tuple[float, float]] = {
-    "megacam_u": (3.3e-7, 4.1e-7),
-    "megacam_g": (4.1e-7, 5.5e-7),
-    "megacam_r": (5.5e-7, 7.0e-7),
-    "suprime_i": (6.9e-7, 8.5e-7),
-    "ukidss_j": (1.17e-6, 1.33e-6),
-    "ukidss_k": (2.03e-6, 2.37e-6),
-    "irac_i1": (3.1e-6, 3.9e-6),
-    "mips_24": (2.0e-5, 2.8e-5),
-    "pacs_green": (8.0e-5, 1.25e-4),
-    "pacs_red": (1.25e-4, 2.1e-4),
-    "spire_250": (2.1e-4, 2.9e-4),
-    "spire_350": (2.9e-4, 4.1e-4),
-    "spire_500": (4.1e-4, 6.1e-4),
-}
+BAND_WAVELENGTHS_M: dict[str, tuple[float, float]]
+"""Bandpass (em_min, em_max) in metres of the HELP band names, for SIA ``BAND`` queries, from the
+package data file ``vo/data/instruments.toml`` (read at first use)."""
 
-_FACILITY = {
-    "megacam": ("CFHT", "MegaCam"),
-    "suprime": ("Subaru", "Suprime-Cam"),
-    "ukidss": ("UKIRT", "WFCAM"),
-    "irac": ("Spitzer", "IRAC"),
-    "mips": ("Spitzer", "MIPS"),
-    "pacs": ("Herschel", "PACS"),
-    "spire": ("Herschel", "SPIRE"),
-}
+
+@functools.cache
+def _instruments() -> tuple[dict[str, tuple[float, float]], dict[str, tuple[str, str]]]:
+    """(band -> bandpass in metres, camera prefix -> (facility, instrument))."""
+    cameras = read_toml("skysense.vo", "instruments.toml")
+    bandpass = {
+        f"{camera}_{flt}": (lo, hi)
+        for camera, entry in cameras.items()
+        for flt, (lo, hi) in entry["em_range_m"].items()
+    }
+    facility = {camera: (e["facility"], e["instrument"]) for camera, e in cameras.items()}
+    return bandpass, facility
+
+
+def __getattr__(name: str):
+    # BAND_WAVELENGTHS_M is read from its data file when first asked for, not at import.
+    if name == "BAND_WAVELENGTHS_M":
+        return _instruments()[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -255,11 +254,12 @@ def map_info_from_fits(
         pixel_arcsec = float(math.sqrt(scales_deg[0] * scales_deg[1]) * 3600.0)
         band_name = (band or str(header.get("BAND", "")) or name).strip().lower()
         fwhm = header.get("FWHM")
-        lo_hi = BAND_WAVELENGTHS_M.get(band_name)
+        bandpasses, facilities = _instruments()
+        lo_hi = bandpasses.get(band_name)
         if lo_hi is None and "WAVELEN" in header:
             wl = float(header["WAVELEN"])
             lo_hi = (wl, wl)
-        facility, instrument = _FACILITY.get(band_name.split("_")[0], ("", ""))
+        facility, instrument = facilities.get(band_name.split("_")[0], ("", ""))
         wcs_header = wcs.to_header(relax=True)
         wcs_header["NAXIS"] = 2
         wcs_header["NAXIS1"] = nx

@@ -9,7 +9,10 @@ columns, the NESTED HEALPix column and its order, Q3C). Physical columns whose n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+
+from skysense._resources import read_toml
 
 __all__ = [
     "DATATYPES",
@@ -182,77 +185,34 @@ def featured_tables(tables: list[TableInfo]) -> list[TableInfo]:
     return sorted(tables, key=rank)
 
 
-def _c(name, datatype="char", description="", *, principal=True):
-    arraysize = "*" if datatype == "char" else None
+TAP_SCHEMA_TABLES: dict[str, tuple[str, tuple[ColumnInfo, ...]]]
+"""TAP 1.1 section 4 tables and columns: table -> (description, columns), from the package data
+file ``vo/data/tap_schema.toml`` (read at first use)."""
+
+
+@functools.cache
+def _tap_schema_tables() -> dict[str, tuple[str, tuple[ColumnInfo, ...]]]:
+    return {
+        table: (entry["description"], tuple(_tap_column(**c) for c in entry["columns"]))
+        for table, entry in read_toml("skysense.vo", "tap_schema.toml").items()
+    }
+
+
+def _tap_column(name: str, description: str, datatype: str = "char", principal: bool = True):
     return ColumnInfo(
         name=name,
         datatype=datatype,
-        arraysize=arraysize,
+        arraysize="*" if datatype == "char" else None,
         description=description,
         principal=principal,
     )
 
 
-#: TAP 1.1 section 4 tables and columns: table -> (description, columns).
-TAP_SCHEMA_TABLES: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {
-    "schemas": (
-        "Schemas visible through this TAP service",
-        (
-            _c("schema_name", description="schema name, possibly qualified"),
-            _c("utype", description="lists the utypes of schemas", principal=False),
-            _c("description", description="describes schemas in the tableset"),
-            _c("schema_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "tables": (
-        "Tables visible through this TAP service",
-        (
-            _c("schema_name", description="the schema name from TAP_SCHEMA.schemas"),
-            _c("table_name", description="table name as it should be used in queries"),
-            _c("table_type", description="one of: table, view"),
-            _c("utype", description="lists the utype of tables", principal=False),
-            _c("description", description="describes tables in the tableset"),
-            _c("table_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "columns": (
-        "Columns of the tables visible through this TAP service",
-        (
-            _c("table_name", description="table name from TAP_SCHEMA.tables"),
-            _c("column_name", description="column name"),
-            _c("datatype", description="an XType or a TAPType"),
-            _c("arraysize", description="length of variable length datatypes"),
-            _c("xtype", description="a DALI or custom extended type annotation"),
-            _c("size", "int", "deprecated: use arraysize", principal=False),
-            _c("description", description="describes the columns in the tableset"),
-            _c("utype", description="lists the utypes of columns", principal=False),
-            _c("unit", description="unit in VO standard format"),
-            _c("ucd", description="UCD of column if any"),
-            _c("indexed", "int", "an indexed column; 1 means true, 0 means false"),
-            _c("principal", "int", "a principal column; 1 means true, 0 means false"),
-            _c("std", "int", "a standard column; 1 means true, 0 means false"),
-            _c("column_index", "int", "recommended sort order", principal=False),
-        ),
-    ),
-    "keys": (
-        "Foreign key relationships between tables",
-        (
-            _c("key_id", description="unique key identifier"),
-            _c("from_table", description="fully qualified table name"),
-            _c("target_table", description="fully qualified table name"),
-            _c("description", description="description of this key"),
-            _c("utype", description="utype of this key", principal=False),
-        ),
-    ),
-    "key_columns": (
-        "Columns of the foreign keys in TAP_SCHEMA.keys",
-        (
-            _c("key_id", description="key identifier from TAP_SCHEMA.keys"),
-            _c("from_column", description="key column name in the from_table"),
-            _c("target_column", description="key column name in the target_table"),
-        ),
-    ),
-}
+def __getattr__(name: str):
+    # TAP_SCHEMA_TABLES is read from its data file when first asked for, not at import.
+    if name == "TAP_SCHEMA_TABLES":
+        return _tap_schema_tables()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tap_schema_catalog(physical_schema: str = TAP_SCHEMA_PHYSICAL_SCHEMA) -> SchemaCatalog:
@@ -271,7 +231,7 @@ def tap_schema_catalog(physical_schema: str = TAP_SCHEMA_PHYSICAL_SCHEMA) -> Sch
         Keys ``"tap_schema.<table>"``; no position columns, no HEALPix column.
     """
     tables = {}
-    for short, (description, columns) in TAP_SCHEMA_TABLES.items():
+    for short, (description, columns) in _tap_schema_tables().items():
         name = f"tap_schema.{short}"
         tables[name] = TableInfo(
             name=name,

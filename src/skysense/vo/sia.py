@@ -26,6 +26,7 @@ id, never a path.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -37,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from skysense._resources import read_ecsv
 from skysense.errors import InputError, SkysenseError
 from skysense.vo._dalparams import DALParams, base_url, read_params
 from skysense.vo.cutout import (
@@ -225,211 +227,14 @@ def discover(maps: list[MapInfo], params: DALParams) -> tuple[list[MapInfo], boo
     return out, False
 
 
-# ObsCore 1.1 columns: name, datatype, unit, ucd, utype, description
-_FIELDS = (
-    (
-        "dataproduct_type",
-        "char",
-        "",
-        "meta.code.class",
-        "obscore:ObsDataset.dataProductType",
-        "Data product type (image)",
-    ),
-    (
-        "calib_level",
-        "short",
-        "",
-        "meta.code;obs.calib",
-        "obscore:ObsDataset.calibLevel",
-        "Calibration level (3: science-ready mosaic)",
-    ),
-    ("obs_collection", "char", "", "meta.id", "obscore:DataID.Collection", "Collection name"),
-    ("obs_id", "char", "", "meta.id", "obscore:DataID.observationID", "Map id"),
-    (
-        "obs_publisher_did",
-        "char",
-        "",
-        "meta.ref.ivoid",
-        "obscore:Curation.PublisherDID",
-        "Publisher dataset identifier (the SODA ID)",
-    ),
-    (
-        "access_url",
-        "char",
-        "",
-        "meta.ref.url",
-        "obscore:Access.Reference",
-        "URL of the full FITS map",
-    ),
-    ("access_format", "char", "", "meta.code.mime", "obscore:Access.Format", "MIME type"),
-    (
-        "access_estsize",
-        "long",
-        "kbyte",
-        "phys.size;meta.file",
-        "obscore:Access.Size",
-        "Estimated size of the map file",
-    ),
-    ("target_name", "char", "", "meta.id;src", "obscore:Target.Name", "Target name"),
-    (
-        "s_ra",
-        "double",
-        "deg",
-        "pos.eq.ra",
-        "obscore:Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C1",
-        "RA of the map centre (ICRS)",
-    ),
-    (
-        "s_dec",
-        "double",
-        "deg",
-        "pos.eq.dec",
-        "obscore:Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C2",
-        "Dec of the map centre (ICRS)",
-    ),
-    (
-        "s_fov",
-        "double",
-        "deg",
-        "phys.angSize;instr.fov",
-        "obscore:Char.SpatialAxis.Coverage.Bounds.Extent.diameter",
-        "Diameter of a circle enclosing the map",
-    ),
-    (
-        "s_region",
-        "polygon",
-        "deg",
-        "pos.outline;obs.field",
-        "obscore:Char.SpatialAxis.Coverage.Support.Area",
-        "Map footprint (corners)",
-    ),
-    (
-        "s_resolution",
-        "double",
-        "arcsec",
-        "pos.angResolution",
-        "obscore:Char.SpatialAxis.Resolution.Refval.value",
-        "Beam FWHM",
-    ),
-    (
-        "s_xel1",
-        "long",
-        "",
-        "meta.number",
-        "obscore:Char.SpatialAxis.numBins1",
-        "Pixels along the first axis",
-    ),
-    (
-        "s_xel2",
-        "long",
-        "",
-        "meta.number",
-        "obscore:Char.SpatialAxis.numBins2",
-        "Pixels along the second axis",
-    ),
-    (
-        "s_pixel_scale",
-        "double",
-        "arcsec",
-        "phys.angSize;instr.pixel",
-        "obscore:Char.SpatialAxis.Sampling.RefVal.SamplingPeriod",
-        "Pixel size",
-    ),
-    (
-        "t_min",
-        "double",
-        "d",
-        "time.start;obs.exposure",
-        "obscore:Char.TimeAxis.Coverage.Bounds.Limits.StartTime",
-        "Start time (MJD)",
-    ),
-    (
-        "t_max",
-        "double",
-        "d",
-        "time.end;obs.exposure",
-        "obscore:Char.TimeAxis.Coverage.Bounds.Limits.StopTime",
-        "Stop time (MJD)",
-    ),
-    (
-        "t_exptime",
-        "double",
-        "s",
-        "time.duration;obs.exposure",
-        "obscore:Char.TimeAxis.Coverage.Support.Extent",
-        "Exposure time",
-    ),
-    (
-        "t_resolution",
-        "double",
-        "s",
-        "time.resolution",
-        "obscore:Char.TimeAxis.Resolution.Refval.value",
-        "Time resolution",
-    ),
-    ("t_xel", "long", "", "meta.number", "obscore:Char.TimeAxis.numBins", "Time samples"),
-    (
-        "em_min",
-        "double",
-        "m",
-        "em.wl;stat.min",
-        "obscore:Char.SpectralAxis.Coverage.Bounds.Limits.LoLimit",
-        "Shortest wavelength of the band",
-    ),
-    (
-        "em_max",
-        "double",
-        "m",
-        "em.wl;stat.max",
-        "obscore:Char.SpectralAxis.Coverage.Bounds.Limits.HiLimit",
-        "Longest wavelength of the band",
-    ),
-    (
-        "em_res_power",
-        "double",
-        "",
-        "spect.resolution",
-        "obscore:Char.SpectralAxis.Resolution.ResolPower.refVal",
-        "Spectral resolving power",
-    ),
-    ("em_xel", "long", "", "meta.number", "obscore:Char.SpectralAxis.numBins", "Spectral samples"),
-    ("o_ucd", "char", "", "meta.ucd", "obscore:Char.ObservableAxis.ucd", "UCD of the pixel values"),
-    (
-        "pol_states",
-        "char",
-        "",
-        "meta.code;phys.polarization",
-        "obscore:Char.PolarizationAxis.stateList",
-        "Polarisation states",
-    ),
-    (
-        "pol_xel",
-        "long",
-        "",
-        "meta.number",
-        "obscore:Char.PolarizationAxis.numBins",
-        "Polarisation samples",
-    ),
-    (
-        "facility_name",
-        "char",
-        "",
-        "meta.id;instr.tel",
-        "obscore:Provenance.ObsConfig.Facility.name",
-        "Telescope",
-    ),
-    (
-        "instrument_name",
-        "char",
-        "",
-        "meta.id;instr",
-        "obscore:Provenance.ObsConfig.Instrument.name",
-        "Instrument",
-    ),
-    ("band", "char", "", "instr.bandpass", "", "Band name (HELP convention)"),
-    ("bunit", "char", "", "meta.unit", "", "Unit of the pixel values"),
-    ("description", "char", "", "meta.note", "", "Map description"),
-)
+@functools.cache
+def _obscore_fields() -> tuple[tuple[str, str, str, str, str, str], ...]:
+    """ObsCore 1.1 columns, in FIELD order: (name, datatype, unit, ucd, utype, description),
+    from the package data file ``vo/data/obscore.ecsv`` (read at first use)."""
+    rows, _ = read_ecsv("skysense.vo", "obscore.ecsv")
+    keys = ("name", "datatype", "unit", "ucd", "utype", "description")
+    return tuple(tuple(row[k] for k in keys) for row in rows)
+
 
 _LONG_NULL = -9223372036854775808
 
@@ -557,7 +362,7 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     from skysense.vo.votable import votable_document
 
     fields = []
-    for name, datatype, unit, ucd, utype, desc in _FIELDS:
+    for name, datatype, unit, ucd, utype, desc in _obscore_fields():
         attrs = [f'name="{name}"', f'ID="{name}"']
         if datatype == "polygon":
             attrs += ['datatype="double"', 'arraysize="*"', 'xtype="polygon"']
@@ -578,7 +383,7 @@ def sia_votable(maps: list[MapInfo], root: str, *, overflow: bool = False) -> by
     rows = []
     for info in maps:
         row = _row(info, root)
-        rows.append("<TR>" + "".join(_td(row[f[0]], f[1]) for f in _FIELDS) + "</TR>")
+        rows.append("<TR>" + "".join(_td(row[f[0]], f[1]) for f in _obscore_fields()) + "</TR>")
     return votable_document(
         "results",
         fields,
