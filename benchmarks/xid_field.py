@@ -154,6 +154,29 @@ def _coverage(site: Path) -> dict:
     return (doc.get("truth") or {}).get("xid") or {}
 
 
+def _previous_run() -> dict | None:
+    """The headline numbers of the run that ``results/xid_field.json`` holds (kept beside the
+    new ones, so that a change shows)."""
+    path = RESULTS / "xid_field.json"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text()).get("meta", {})
+    cal = meta.get("calibration") or {}
+    return {
+        "when": json.loads(path.read_text()).get("when"),
+        "area_deg2": meta.get("area_deg2"),
+        "prior_cut": meta.get("prior_cut"),
+        "n_priors": (meta.get("xid_summary") or {}).get("n_sources"),
+        "wall_s": meta.get("wall_s"),
+        "xid_s": (meta.get("steps_s") or {}).get("xid"),
+        "peak_rss_total_gb": meta.get("peak_rss_total_gb"),
+        "load_before_run": meta.get("load_before_run"),
+        "cover68": {
+            b: v.get("coverage_68", v.get("cover68")) for b, v in cal.items() if isinstance(v, dict)
+        },
+    }
+
+
 def run(opts):
     from dask.distributed import LocalCluster
 
@@ -163,6 +186,7 @@ def run(opts):
     area = 0.1 if opts.quick else opts.area
     work = Path(opts.work) / ("quick" if opts.quick else f"a{area:g}")
     field, site = work / "field", work / "site"
+    previous = _previous_run()
     meta = {
         "area_deg2": area,
         "maps": [m.band for m in DEFAULT_MAPS],
@@ -223,6 +247,7 @@ def run(opts):
     meta["wall_s"] = wall
     meta["peak_rss_total_gb"] = mem.peak_total / 1e9
     meta["peak_rss_single_gb"] = mem.peak_single / 1e9
+    meta["previous_run"] = previous
     n_priors = (meta["xid_summary"] or {}).get("n_sources")
     rows = [
         Row(
