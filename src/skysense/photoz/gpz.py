@@ -183,16 +183,86 @@ def _log_phi(xp, X, psi, centres, lam_e, spec: _Spec, obs: tuple[int, ...]):
         # Quadratic forms as matrix products (one GEMM each): XLA's CPU batched einsums and
         # per-basis inverses were most of the objective's run and compile time.
         return -0.5 * _quad_full(xp, Xo, Po, lam_e, spec, o)
-    prec = xp.einsum("mki,mkj->mij", lam_e, lam_e)
-    cov_o = xp.linalg.inv(prec)[:, o, :][:, :, o]  # (m, o, o) marginal covariance
-    delta = Xo[:, None, :] - Po[None, :, :]
-    eye = xp.eye(len(o))
-    c = cov_o[None] + psi[:, o][:, None, :, None] * eye[None, None]
-    sol = xp.linalg.solve(c, delta[..., None])[..., 0]
-    quad = xp.sum(delta * sol, axis=2)
-    logdet_c = xp.linalg.slogdet(c)[1]
-    logdet_s = xp.linalg.slogdet(cov_o)[1]
-    return -0.5 * quad - 0.5 * logdet_c + 0.5 * logdet_s[None, :]
+    # E[phi_j] under N(x, Psi) = |S_j|^1/2 |S_j + Psi|^-1/2 exp(-1/2 d^T (S_j + Psi)^-1 d),
+    # S_j the marginal covariance of the observed dims. All by Cholesky factors (unrolled, no
+    # LAPACK call): jaxlib 0.10.2's CPU LU kernel (linalg.inv/solve/slogdet) could hang forever.
+    ps = psi[:, o]
+    if spec.cov == "GC":  # one S for all basis functions: one factor per row, not per (row, j)
+        cov_o = _spd_inverse(xp, lam_e[0].T @ lam_e[0])[o, :][:, o]  # (o, o)
+        logdet_s = _logdet(xp, _cholesky(xp, cov_o))
+        # S + Psi entry by entry, (k, 1) each: no (k, o, o) array to build and slice.
+        chol_c = _cholesky(
+            xp, lambda i, j: cov_o[i, j] + (ps[:, i, None] if i == j else 0.0), len(o)
+        )
+    else:  # VC: S_j per basis function; entries (k, m)
+        prec = xp.einsum("mki,mkj->mij", lam_e, lam_e)
+        cov_o = _spd_inverse(xp, prec)[:, o, :][:, :, o]  # (m, o, o)
+        logdet_s = _logdet(xp, _cholesky(xp, cov_o))[None, :]
+        chol_c = _cholesky(
+            xp, lambda i, j: cov_o[None, :, i, j] + (ps[:, i, None] if i == j else 0.0), len(o)
+        )
+    # d^T (S + Psi)^-1 d = |L^-1 d|^2, rows of d (k, m) per observed dim
+    z = _forward_rows(chol_c, [Xo[:, i, None] - Po[None, :, i] for i in range(len(o))])
+    quad = sum(zi**2 for zi in z)
+    return -0.5 * quad - 0.5 * _logdet(xp, chol_c) + 0.5 * logdet_s
+
+
+def _cholesky(xp, A, n: int | None = None) -> list[list[Any]]:
+    """Lower Cholesky factor of SPD matrices A (..., n, n) as entries ``L[i][j]`` (...), j <= i.
+
+    ``A`` may also be a function ``(i, j) -> entry`` of the lower triangle, with ``n`` given:
+    then no (..., n, n) array is built (entries may broadcast, e.g. a constant off-diagonal).
+
+    Unrolled over the (few: one per band) rows and vectorised over the batch, for NumPy and
+    JAX alike. Under JAX this avoids LAPACK custom calls (jaxlib 0.10.2's batched CPU LU
+    kernel, behind ``jnp.linalg.inv/solve/slogdet``, could hang forever in a fit), and for
+    the many tiny matrices here elementwise operations are also faster than a batched call.
+    """
+    if callable(A):
+        entry = A
+    else:
+        n = A.shape[-1]
+
+        def entry(i, j):
+            return A[..., i, j]
+
+    L: list[list[Any]] = [[None] * (i + 1) for i in range(n)]
+    for j in range(n):
+        s = entry(j, j) - sum((L[j][k] ** 2 for k in range(j)), 0.0)
+        L[j][j] = xp.sqrt(s)
+        for i in range(j + 1, n):
+            t = entry(i, j) - sum((L[i][k] * L[j][k] for k in range(j)), 0.0)
+            L[i][j] = t / L[j][j]
+    return L
+
+
+def _forward_rows(L: list[list[Any]], b: list[Any]) -> list[Any]:
+    """Rows of ``L^-1 b`` by forward substitution; ``b`` holds n rows broadcasting with the
+    entries of L (from :func:`_cholesky`)."""
+    z: list[Any] = []
+    for i, bi in enumerate(b):
+        z.append((bi - sum((L[i][k] * z[k] for k in range(i)), 0.0)) / L[i][i])
+    return z
+
+
+def _forward(xp, L: list[list[Any]], B):
+    """``L^-1 B`` for B (..., n, r) (L from :func:`_cholesky`, entries (...))."""
+    Le = [[e[..., None] for e in row] for row in L]
+    return xp.stack(_forward_rows(Le, [B[..., i, :] for i in range(B.shape[-2])]), axis=-2)
+
+
+def _logdet(xp, L: list[list[Any]]):
+    """log |A| from its Cholesky factor (:func:`_cholesky`), shape (...)."""
+    return 2.0 * sum(xp.log(L[i][i]) for i in range(len(L)))
+
+
+def _spd_inverse(xp, A):
+    """Inverse of SPD matrices A (..., n, n) through their Cholesky factors."""
+    n = A.shape[-1]
+    L = _cholesky(xp, A)
+    eye = xp.eye(n) * xp.ones(A.shape[:-2] + (1, 1))
+    inv_l = _forward(xp, L, eye)  # L^-1
+    return xp.swapaxes(inv_l, -1, -2) @ inv_l
 
 
 def _marginal_precision(xp, A, o: list[int], d: int):
@@ -208,7 +278,9 @@ def _marginal_precision(xp, A, o: list[int], d: int):
     a_o = e_o @ A  # (..., o, d)
     a_oo, a_om = a_o @ e_o.T, a_o @ e_m.T
     a_mm = e_m @ A @ e_m.T
-    return a_oo - a_om @ xp.linalg.solve(a_mm, xp.swapaxes(a_om, -1, -2))
+    # A_mm is SPD: Z = L^-1 A_mo with A_mm = L L^T, so A_om A_mm^-1 A_mo = Z^T Z (no LU).
+    z = _forward(xp, _cholesky(xp, a_mm), xp.swapaxes(a_om, -1, -2))
+    return a_oo - xp.swapaxes(z, -1, -2) @ z
 
 
 def _quad_full(xp, Xo, Po, lam_e, spec: _Spec, o: list[int]):
@@ -251,6 +323,8 @@ def _log_phi_masked(xp, X, psi, centres, lam_e, spec: _Spec, mask):
     K tiny Schur complements, embedded as (d, d) with zeros at the missing dims); each row
     picks its pattern by matching its mask, so the program does not depend on where the rows
     of a pattern are."""
+    if spec.cov[1] == "C" and psi is not None:
+        return _log_phi_masked_errors(xp, X, psi, centres, lam_e, spec, mask)
     if spec.cov == "GC":
         d = spec.d
         lam = lam_e[0]
@@ -274,6 +348,33 @@ def _log_phi_masked(xp, X, psi, centres, lam_e, spec: _Spec, mask):
     s = 1.0 + a[None, :, :] * psi[:, None, :]  # 1 where missing (psi = 0)
     delta = X[:, None, :] - centres[None, :, :]
     return -0.5 * xp.sum(mask[:, None, :] * delta**2 * a[None] / s + xp.log(s), axis=2)
+
+
+def _log_phi_masked_errors(xp, X, psi, centres, lam_e, spec: _Spec, mask):
+    """Full covariances (GC, VC) with input errors, per-row mask (k, d); X and psi are 0
+    where missing. The marginal covariance of the observed dims is the observed block of
+    ``S_j = (Lambda_j^T Lambda_j)^-1``; a missing dim i is decoupled (row and column i of
+    ``S_j + Psi`` replaced by those of the identity, ``d_i = 0``): its Cholesky row is then
+    ``e_i`` and the quadratic form and both determinants are those of the observed block.
+    One program for all missing-band patterns (per-pattern groups multiplied the unrolled
+    Cholesky code, and the compile time, by the number of patterns)."""
+    d = spec.d
+    gc = spec.cov == "GC"
+    S = _spd_inverse(xp, lam_e[0].T @ lam_e[0] if gc else xp.einsum("mki,mkj->mij", lam_e, lam_e))
+    mk = [mask[:, i, None] for i in range(d)]  # (k, 1)
+    ps = [psi[:, i, None] for i in range(d)]
+
+    def s_ij(i, j):  # GC: scalars; VC: (1, m)
+        return S[i, j] if gc else S[None, :, i, j]
+
+    def s_entry(i, j):
+        return mk[i] * s_ij(i, i) + (1.0 - mk[i]) if i == j else mk[i] * mk[j] * s_ij(i, j)
+
+    chol_s = _cholesky(xp, s_entry, d)
+    chol_c = _cholesky(xp, lambda i, j: s_entry(i, j) + (ps[i] if i == j else 0.0), d)
+    z = _forward_rows(chol_c, [mk[i] * (X[:, i, None] - centres[None, :, i]) for i in range(d)])
+    quad = sum(zi**2 for zi in z)
+    return -0.5 * quad - 0.5 * _logdet(xp, chol_c) + 0.5 * _logdet(xp, chol_s)
 
 
 def _design(xp, theta, spec: _Spec, X, psi):
@@ -753,12 +854,13 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
     def _prepare(self, X, err):
         """Normalise, order rows by missing pattern; returns (order, spec, X, psi)."""
         observed = np.isfinite(X)
-        # VC and GC with input errors keep the pattern groups (their marginals differ per
-        # basis function or per row). GC without errors: one precision per pattern, matched
-        # per row (a per-row Schur complement, tried first, ran 50% slower per evaluation).
-        masked = self.covariance[1] != "C" or (self.covariance == "GC" and err is None)
+        # VC without input errors keeps the pattern groups (its marginal precisions differ
+        # per basis function and pattern). GC without errors: one precision per pattern,
+        # matched per row (a per-row Schur complement, tried first, ran 50% slower per
+        # evaluation). GC and VC with errors: per-row masked covariance blocks.
+        masked = self.covariance != "VC" or err is not None
         patterns: tuple = ()
-        if masked and self.covariance == "GC":
+        if masked and self.covariance == "GC" and err is None:
             patterns = tuple(
                 tuple(int(i) for i in np.flatnonzero(row)) for row in np.unique(observed, axis=0)
             )
