@@ -158,3 +158,29 @@ def test_fit_tiles_bad_prior(tmp_path):
     with pytest.raises(InputError, match="'s3' repeats") as exc:
         fit_tiles([f.sky], dup, tmp_path)
     assert exc.value.row == 10
+
+
+def test_fit_tiles_on_a_dask_cluster_matches_the_local_run(tmp_path):
+    # the cluster path sends each task its own map boxes, a window at a time (more tiles
+    # than the window here); results are the local threads' ones, tile seeds being fixed
+    from distributed import LocalCluster
+
+    f = simulate_field(
+        150, size_pix=90, noise_mjy=1.0, flux_min_mjy=5, flux_max_mjy=60, random_state=6
+    )
+    prior = f.sources[["id", "ra", "dec"]]
+    kw = {"n_samples": 60, "n_warmup": 60, "n_chains": 2, "random_state": 2}
+    kw["flux_kind"] = "uniform"
+    local = fit_tiles([f.sky], prior, tmp_path / "a", order=10, buffer_arcsec=40.0, **kw)
+    assert local["xid_tile"].nunique() > 3
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = fit_tiles(
+            [f.sky], prior, tmp_path / "b", order=10, buffer_arcsec=40.0,
+            scheduler=cluster.scheduler_address, **kw,
+        )  # fmt: skip
+    a = local.set_index("HELP_ID").loc[prior["id"]]
+    b = remote.set_index("HELP_ID").loc[prior["id"]]
+    np.testing.assert_allclose(b["F_SPIRE_250"], a["F_SPIRE_250"])
+    assert (b["xid_tile"] == a["xid_tile"]).all()

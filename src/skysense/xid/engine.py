@@ -166,10 +166,10 @@ def population_pass(
     task = dask.delayed(_pilot_population, pure=False)
     prior_d = dask.delayed(prior, traverse=False)
     kw = {**fit_kwargs, "flux_kind": "hierarchical"}
-    tasks = [
-        task(tiles[i], _tile_boxes(tiles[i], maps, region_moc), prior_d, region_moc, kw)
-        for i in pick
-    ]
+    boxes = [_tile_boxes(tiles[i], maps, region_moc) for i in pick]
+    if client is not None:  # scattered, not embedded in the graph (tens of MB)
+        boxes = [client.scatter(b, hash=False) for b in boxes]
+    tasks = [task(tiles[i], b, prior_d, region_moc, kw) for i, b in zip(pick, boxes)]
     found = compute_with_progress(
         tasks, label=f"XID+ population, {len(tasks)} pilot tiles", client=client
     )
@@ -267,6 +267,7 @@ def _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client) ->
     maps plus a few tiles whatever the field's size. Tiles already written are not sent.
     """
     import functools
+    import itertools
 
     import dask
 
@@ -302,9 +303,11 @@ def _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client) ->
         queue = iter(todo)
 
         def send(t):
-            return client.submit(run, t, _tile_boxes(t, maps, region_moc), prior_f, pure=False)
+            # scattered, not embedded in the task: a MIPS box is tens of MB
+            boxes = client.scatter(_tile_boxes(t, maps, region_moc), hash=False)
+            return client.submit(run, t, boxes, prior_f, pure=False)
 
-        running = as_completed([send(t) for t, _ in zip(queue, range(window))])
+        running = as_completed([send(t) for t in itertools.islice(queue, window)])
         for fut in running:
             fut.result()  # a task's error is raised here
             fut.release()
