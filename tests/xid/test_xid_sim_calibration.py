@@ -83,3 +83,16 @@ def test_interval_table_by_hand():
     assert list(tab.flux_bin_mjy) == ["all", "0-1.5", "1.5-10"]
     assert tab.iloc[1].n == 2 and tab.iloc[2].cover95 == 0.5
     assert allrow.accuracy_median == pytest.approx(np.median([0.0, 9.0, -0.9 / 1.9, -2 / 3]))
+
+
+def test_pacs_fields_simulated_with_truth():
+    # the PACS calibration (benchmarks/_xid_confusion.py --bands pacs) simulates HELP's PACS
+    # band names with the sky model's true fluxes of every injected source
+    from skysense.xid.calibration import PACS_BANDS, simulate_spire
+
+    maps, truth = simulate_spire(3, area_deg2=0.002, bands=PACS_BANDS)
+    assert [m.band for m in maps] == list(PACS_BANDS)
+    assert {"f_pacs_green", "f_pacs_red"} <= set(truth.columns)
+    # the 160 um beam is wider than the 100 um one and both maps carry the injected flux
+    assert maps[1].fwhm_arcsec > maps[0].fwhm_arcsec
+    assert all(np.nanmax(m.image_mjy) > 3 * np.nanmedian(m.error_mjy) for m in maps)

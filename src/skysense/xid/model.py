@@ -223,10 +223,10 @@ class FluxPrior:
     (Normal(``mu``, ``sigma``) truncated to ``[lower, upper]``) or ``"lognormal"`` (log10 f
     Normal about log10 ``mu`` with ``sigma`` dex, truncated to positive bounds: a population
     prior, e.g. from number counts, for prior lists that reach far below the noise) or
-    ``"hierarchical"`` (the log-normal population prior with its median and scatter unknown
-    and learned from the map being fitted: log10 median ~ Normal(``hyper_log10_median``,
-    ``hyper_median_sd_dex``), scatter ~ HalfNormal(``hyper_sigma_scale_dex``); the fluxes are
-    log-normal given them, truncated to the bounds).
+    ``"hierarchical"`` (a population prior whose parameters are unknown and learned from
+    the map being fitted: log10 f skew-normal of location ~ Normal(``hyper_log10_median``,
+    ``hyper_median_sd_dex``), scale ~ HalfNormal(``hyper_sigma_scale_dex``) and shape ~
+    Normal(0, ``hyper_skew_sd``); the fluxes are drawn from it, restricted to the bounds).
 
     Parameters
     ----------
@@ -235,8 +235,19 @@ class FluxPrior:
     mu, sigma : ndarray (nsrc,), only for ``"gaussian"`` (mJy, mJy) and ``"lognormal"``
         (median in mJy, scatter in dex)
     hyper_log10_median, hyper_median_sd_dex, hyper_sigma_scale_dex : float
-        Weak hyperpriors of ``"hierarchical"`` (log10 mJy, dex, dex): by default the median
-        lies within 10^(1 +- 1.5) mJy at 1 sd, the scatter is of order 1 dex.
+        Weak hyperpriors of ``"hierarchical"`` (log10 mJy, dex, dex): by default the
+        location lies within 10^(1 +- 1.5) mJy at 1 sd, the scale is of order 1 dex.
+    hyper_skew_sd : float
+        ``"hierarchical"``: 0 (default) fixes the shape alpha at 0, a log-normal population;
+        > 0 makes it skew-normal in log flux with alpha ~ Normal(0, ``hyper_skew_sd``) (3:
+        skewness anywhere in (-1, 1) a priori). Why skewed: source counts are a power law at
+        the bright end and the prior list's selection (another band's flux limit) cuts the
+        faint end, so log fluxes are skewed (+0.5 in skysense.sim); a log-normal fitted to
+        the part above the noise extrapolates a too wide faint end and over-covers (#18).
+        On six independent simulated SPIRE fields (seeds 100-105, every source listed)
+        alpha learned with scale 3 moved the 68 % coverage from 75/75/74 to 74/72/69 % at
+        250/350/500 um and left the 95 % coverage as it was (95/97/97 %): a partial cure,
+        not yet the default.
     """
 
     lower: np.ndarray
@@ -247,6 +258,7 @@ class FluxPrior:
     hyper_log10_median: float = 1.0
     hyper_median_sd_dex: float = 1.5
     hyper_sigma_scale_dex: float = 1.0
+    hyper_skew_sd: float = 0.0
 
     def validate(self, nsrc: int, band: str = "") -> None:
         """Check shapes and bounds; raise :class:`InputError` naming the first bad source."""
@@ -291,6 +303,7 @@ class FluxPrior:
             np.isfinite(self.hyper_log10_median)
             and self.hyper_median_sd_dex > 0
             and self.hyper_sigma_scale_dex > 0
+            and self.hyper_skew_sd >= 0
         ):
             raise InputError(f"hierarchical flux prior{where}: hyperprior scales must be > 0")
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):

@@ -5,9 +5,11 @@ in :mod:`skysense.xid.sed`). Model of one band (XID+'s SPIRE model):
 
     f_k ~ Uniform(lower_k, upper_k)  (or LogUniform, or Normal or LogNormal truncated to the
                                       bounds)
-    hierarchical: log10 median ~ Normal(h_mu, h_sd), sigma_dex ~ HalfNormal(h_scale),
-                  ln f_k ~ Normal(ln median, sigma_dex ln 10) restricted to the bounds, not
-                  renormalised to them (the bounds are a box, not part of the population)
+    hierarchical: log10 location ~ Normal(h_mu, h_sd), scale_dex ~ HalfNormal(h_scale),
+                  skew alpha ~ Normal(0, h_skew) (fixed 0 when h_skew = 0),
+                  ln f_k ~ SkewNormal(ln location, scale_dex ln 10, alpha) restricted to the
+                  bounds, not renormalised to them (the bounds are a box, not part of the
+                  population)
     B ~ Normal(mu_B, sigma_B)
     sigma_conf ~ HalfCauchy(scale)   (or HalfNormal, or fixed)
     d_i ~ Normal((A f)_i + B, sqrt(sigma_inst,i^2 + sigma_conf^2))
@@ -23,7 +25,7 @@ import scipy.sparse as sp
 
 from skysense.errors import InputError
 from skysense.xid.model import BandModel
-from skysense.xid.sampler import BandPosterior
+from skysense.xid.sampler import BandPosterior, skew_normal_moments
 
 __all__ = ["nuts_band", "numpyro_band_model", "NUMPYRO_LOCK"]
 
@@ -37,14 +39,14 @@ NUMPYRO_LOCK = threading.Lock()
 def numpyro_band_model(model: BandModel):
     """A numpyro model function (no arguments) for ``model``; sites src_f, bkg, sigma_conf.
 
-    With the hierarchical flux prior also ``pop_log10_median`` (log10 mJy) and
-    ``pop_sigma_dex`` (dex).
+    With the hierarchical flux prior also ``pop_log10_median`` (log10 mJy, the
+    skew-normal's location), ``pop_sigma_dex`` (dex, its scale) and ``pop_skew`` (alpha).
     """
     import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
-    from jax.scipy.special import ndtr
+    from jax.scipy.special import log_ndtr, ndtr
 
     coo = sp.coo_matrix(model.amat)
     rows = jnp.asarray(coo.row, dtype=jnp.int32)
@@ -58,6 +60,7 @@ def numpyro_band_model(model: BandModel):
     bp, cp = model.bkg_prior, model.conf_prior
 
     def fn():
+        skew = None
         if p.kind == "hierarchical":
             lmed = numpyro.sample(
                 "pop_log10_median", dist.Normal(p.hyper_log10_median, p.hyper_median_sd_dex)
@@ -69,6 +72,9 @@ def numpyro_band_model(model: BandModel):
             # undo TruncatedNormal's renormalisation to the bounds, as the Gibbs sampler
             z = ndtr((jnp.log(hi) - m) / s) - ndtr((jnp.log(lo) - m) / s)
             numpyro.factor("pop_box", jnp.sum(jnp.log(jnp.clip(z, 1e-300))))
+            if p.hyper_skew_sd > 0:  # skew-normal: 2 phi(z) Phi(alpha z)
+                a = numpyro.sample("pop_skew", dist.Normal(0.0, p.hyper_skew_sd))
+                skew = lambda f: jnp.sum(log_ndtr(a * (jnp.log(f) - m) / s))  # noqa: E731
         elif p.kind == "uniform":
             prior = dist.Uniform(lo, hi)
         elif p.kind == "loguniform":
@@ -86,6 +92,8 @@ def numpyro_band_model(model: BandModel):
                 jnp.asarray(p.mu, dtype=float), jnp.asarray(p.sigma, dtype=float), low=lo, high=hi
             )
         f = numpyro.sample("src_f", prior.to_event(1))
+        if skew is not None:
+            numpyro.factor("pop_shape", skew(f))
         b = numpyro.sample("bkg", dist.Normal(bp.mu, bp.sigma))
         if cp.kind == "halfcauchy":
             c = numpyro.sample("sigma_conf", dist.HalfCauchy(cp.scale))
@@ -122,7 +130,7 @@ def nuts_band(
         raise InputError("n_samples and n_chains must be >= 1")
     fn = numpyro_band_model(model)
     seed = int(np.random.default_rng(random_state).integers(2**31))
-    flux, bkg, conf, hmed, hsig = [], [], [], [], []
+    flux, bkg, conf, hmed, hsig, hskew = [], [], [], [], [], []
     warm = samp = comp = cpu = 0.0
     with NUMPYRO_LOCK:
         for ch in range(n_chains):
@@ -157,8 +165,14 @@ def nuts_band(
             flux.append(np.asarray(s["src_f"]))
             bkg.append(np.asarray(s["bkg"]))
             if "pop_sigma_dex" in s:
-                hmed.append(10.0 ** np.asarray(s["pop_log10_median"]))
-                hsig.append(np.asarray(s["pop_sigma_dex"]))
+                # the moments of log10 f, as the Gibbs sampler reports them
+                alpha = np.asarray(s.get("pop_skew", np.zeros(n_samples)))
+                mean, sd = skew_normal_moments(
+                    np.asarray(s["pop_log10_median"]), np.asarray(s["pop_sigma_dex"]), alpha
+                )
+                hmed.append(10.0**mean)
+                hsig.append(sd)
+                hskew.append(alpha)
             conf.append(
                 np.asarray(s["sigma_conf"])
                 if "sigma_conf" in s
@@ -175,4 +189,5 @@ def nuts_band(
         sampling_cpu_s=cpu,
         pop_median_mjy=np.stack(hmed) if hmed else None,
         pop_sigma_dex=np.stack(hsig) if hsig else None,
+        pop_skew=np.stack(hskew) if hskew else None,
     )

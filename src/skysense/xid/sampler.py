@@ -41,9 +41,16 @@ import scipy.sparse as sp
 from skysense.errors import InputError
 from skysense.xid.model import BandModel
 
-__all__ = ["BandPosterior", "sample_band", "truncated_normal", "coupled_pairs"]
+__all__ = [
+    "BandPosterior",
+    "sample_band",
+    "truncated_normal",
+    "coupled_pairs",
+    "skew_normal_moments",
+]
 
 _LN10 = math.log(10.0)
+_LN2 = math.log(2.0)
 
 
 @numba.njit(cache=True)
@@ -160,17 +167,45 @@ def _slice_conf(u0, r, s2, kind, scale, rng):
 
 
 @numba.njit(cache=True)
-def _logflux_lp(u, m, prec, lmu, lprec):
-    f = math.exp(u)
-    return -0.5 * prec * (f - m) ** 2 - 0.5 * lprec * (u - lmu) ** 2
+def _log_ndtr(x):
+    """log Phi(x) of the standard normal CDF, accurate in the far lower tail."""
+    if x > 0.0:  # 1 - Phi(x) is small: log1p keeps the digits
+        return math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))
+    if x > -30.0:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+    # below, erfc heads for underflow: the asymptotic series (Abramowitz & Stegun 7.1.23),
+    # whose first omitted term is < 1e-12 here
+    v = 1.0 / (x * x)
+    series = 1.0 - v * (1.0 - 3.0 * v * (1.0 - 5.0 * v * (1.0 - 7.0 * v)))
+    return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2.0 * math.pi) + math.log(series)
 
 
 @numba.njit(cache=True)
-def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, rng):
+def _skew_lp(u, lmu, lprec, lalpha):
+    """Log density in u = ln f of the skew-normal population, up to a constant.
+
+    ``2 phi(z) Phi(alpha z)``: the factor 2 keeps the density continuous in alpha at 0,
+    where the Phi term (skipped there: it is 1/2) would otherwise jump.
+    """
+    z = (u - lmu) * math.sqrt(lprec)
+    lp = -0.5 * z * z
+    if lalpha != 0.0:
+        lp += _LN2 + _log_ndtr(lalpha * z)
+    return lp
+
+
+@numba.njit(cache=True)
+def _logflux_lp(u, m, prec, lmu, lprec, lalpha):
+    f = math.exp(u)
+    return -0.5 * prec * (f - m) ** 2 + _skew_lp(u, lmu, lprec, lalpha)
+
+
+@numba.njit(cache=True)
+def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, lalpha, rng):
     """Slice update of f with density N(f; m, 1/prec) p(f) on [lo, hi], sampled in u = log f.
 
-    In u the prior is flat (log-uniform p(f) ~ 1/f, ``lprec`` = 0) or Normal(lmu, 1/lprec)
-    (log-normal).
+    In u the prior is flat (log-uniform p(f) ~ 1/f, ``lprec`` = 0), Normal(lmu, 1/lprec)
+    (log-normal) or skew-normal of location lmu, scale lprec^-1/2 and shape ``lalpha``.
     """
     ulo, uhi = math.log(lo), math.log(hi)
     u0 = math.log(f0)
@@ -178,20 +213,20 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, rng):
     if lprec > 0.0:
         width = min(width, 2.0 / math.sqrt(lprec))
     width = min(uhi - ulo, max(1e-3, width))
-    y = _logflux_lp(u0, m, prec, lmu, lprec) - rng.standard_exponential()
+    y = _logflux_lp(u0, m, prec, lmu, lprec, lalpha) - rng.standard_exponential()
     left = max(ulo, u0 - width * rng.random())
     right = min(uhi, left + width)
     for _ in range(50):
-        if left <= ulo or _logflux_lp(left, m, prec, lmu, lprec) < y:
+        if left <= ulo or _logflux_lp(left, m, prec, lmu, lprec, lalpha) < y:
             break
         left = max(ulo, left - width)
     for _ in range(50):
-        if right >= uhi or _logflux_lp(right, m, prec, lmu, lprec) < y:
+        if right >= uhi or _logflux_lp(right, m, prec, lmu, lprec, lalpha) < y:
             break
         right = min(uhi, right + width)
     while True:
         u = left + (right - left) * rng.random()
-        if _logflux_lp(u, m, prec, lmu, lprec) >= y:
+        if _logflux_lp(u, m, prec, lmu, lprec, lalpha) >= y:
             return min(max(math.exp(u), lo), hi)
         if u < u0:
             left = u
@@ -200,65 +235,131 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, rng):
 
 
 @numba.njit(cache=True)
-def _hyper_lp(m, t, u, m0, msd, sscale):
-    """Log conditional of (m, t = ln s) given the log fluxes u.
+def _hyper_lp(x, hyp, u):
+    """Log conditional of the population (m, t = ln s, alpha) = ``x`` given the log fluxes u.
 
-    The population density is not renormalised to each source's bounds: they are a numerical
+    ``hyp`` holds the hyperprior scales at [2:5] and [6] (see :func:`_update_hyper`). The
+    population density is not renormalised to each source's bounds: they are a numerical
     box (the upper one derived from the data, where the likelihood is already ~0), not part
-    of the population, so (m, s) describe the population itself.
+    of the population, so (m, s, alpha) describe the population itself.
     """
+    m, t, a = x[0], x[1], x[2]
     s = math.exp(t)
-    lp = -0.5 * ((m - m0) / msd) ** 2 - 0.5 * (s / sscale) ** 2 + t  # + t: Jacobian of s = e^t
+    lp = -0.5 * ((m - hyp[2]) / hyp[3]) ** 2 - 0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
+    if hyp[6] > 0.0:
+        lp -= 0.5 * (a / hyp[6]) ** 2
+    prec = 1.0 / (s * s)
     for k in range(u.size):
-        z = (u[k] - m) / s
-        lp -= 0.5 * z * z + t
+        lp += _skew_lp(u[k], m, prec, a) - t
     return lp
 
 
 @numba.njit(cache=True)
-def _slice_hyper(m, t, u, m0, msd, sscale, rng):
-    """One slice update (stepping out, shrinkage) of t = ln s given m and the log fluxes u."""
-    width = 0.5
-    y = _hyper_lp(m, t, u, m0, msd, sscale) - rng.standard_exponential()
-    left = t - width * rng.random()
+def _slice_hyper(x, i, width, hyp, u, rng):
+    """One slice update (stepping out, shrinkage) of coordinate ``i`` of ``x`` (in place)."""
+    x0 = x[i]
+    y = _hyper_lp(x, hyp, u) - rng.standard_exponential()
+    left = x0 - width * rng.random()
     right = left + width
     for _ in range(40):
-        if _hyper_lp(m, left, u, m0, msd, sscale) < y:
+        x[i] = left
+        if _hyper_lp(x, hyp, u) < y:
             break
         left -= width
     for _ in range(40):
-        if _hyper_lp(m, right, u, m0, msd, sscale) < y:
+        x[i] = right
+        if _hyper_lp(x, hyp, u) < y:
             break
         right += width
     while True:
-        x = left + (right - left) * rng.random()
-        if _hyper_lp(m, x, u, m0, msd, sscale) >= y:
-            return x
-        if x < t:
-            left = x
+        x[i] = left + (right - left) * rng.random()
+        if _hyper_lp(x, hyp, u) >= y:
+            return
+        if x[i] < x0:
+            left = x[i]
         else:
-            right = x
+            right = x[i]
 
 
 @numba.njit(cache=True)
-def _update_hyper(f, hyp, pmu, pprec, rng):
-    """Gibbs step of the population's m, slice step of its ln s; refreshes pmu and pprec.
+def _from_moments(a, mean, lsd, x):
+    """x = (location, ln scale, a) of the skew-normal of shape a with this mean and ln sd."""
+    d2 = 2.0 * a * a / (math.pi * (1.0 + a * a))  # 2 delta^2 / pi
+    t = lsd - 0.5 * math.log(1.0 - d2)
+    x[0] = mean - math.exp(t) * math.copysign(math.sqrt(d2), a)
+    x[1] = t
+    x[2] = a
 
-    ``hyp`` holds [m, ln s, m0, msd, sscale] (ln-flux units), updated in place.
+
+@numba.njit(cache=True)
+def _slice_shape_at_moments(x, hyp, u, rng):
+    """Slice step of the shape alpha with the population's mean and sd held fixed.
+
+    Location and scale follow alpha (:func:`_from_moments`); the map (mean, ln sd) ->
+    (location, ln scale) at fixed alpha is triangular with unit Jacobian, so the target
+    is :func:`_hyper_lp` unchanged. Coordinate moves of alpha at fixed location crawl,
+    because changing the skew at fixed location moves the mean the data pin down.
+    """
+    a0 = x[2]
+    d2 = 2.0 * a0 * a0 / (math.pi * (1.0 + a0 * a0))
+    lsd = x[1] + 0.5 * math.log(1.0 - d2)
+    mean = x[0] + math.exp(x[1]) * math.copysign(math.sqrt(d2), a0)
+    y = _hyper_lp(x, hyp, u) - rng.standard_exponential()
+    width = 2.0
+    left = a0 - width * rng.random()
+    right = left + width
+    for _ in range(40):
+        _from_moments(left, mean, lsd, x)
+        if _hyper_lp(x, hyp, u) < y:
+            break
+        left -= width
+    for _ in range(40):
+        _from_moments(right, mean, lsd, x)
+        if _hyper_lp(x, hyp, u) < y:
+            break
+        right += width
+    while True:
+        a = left + (right - left) * rng.random()
+        _from_moments(a, mean, lsd, x)
+        if _hyper_lp(x, hyp, u) >= y:
+            return
+        if a < a0:
+            left = a
+        else:
+            right = a
+
+
+@numba.njit(cache=True)
+def _update_hyper(f, hyp, pmu, pprec, palpha, rng):
+    """Update the population given the fluxes; refreshes pmu, pprec and palpha.
+
+    ``hyp`` holds [m, ln s, m0, msd, sscale, alpha, ascale] (ln-flux units), updated in
+    place. Log-normal population (``ascale`` = 0, alpha fixed at 0): an exact conjugate
+    draw of m, a slice step of ln s. Skew-normal (``ascale`` > 0): slice steps of m, ln s
+    and alpha in turn, then of alpha at the population's fixed mean and sd.
     """
     n = f.size
     u = np.empty(n)
     for k in range(n):
         u[k] = math.log(f[k])
-    # m given s is conjugate (Normal prior, Normal log fluxes): an exact draw
-    prec = 1.0 / hyp[3] ** 2 + n * math.exp(-2.0 * hyp[1])
-    mean = (hyp[2] / hyp[3] ** 2 + u.sum() * math.exp(-2.0 * hyp[1])) / prec
-    hyp[0] = mean + rng.standard_normal() / math.sqrt(prec)
-    hyp[1] = _slice_hyper(hyp[0], hyp[1], u, hyp[2], hyp[3], hyp[4], rng)
+    x = np.array([hyp[0], hyp[1], hyp[5]])
+    if hyp[6] > 0.0:
+        _slice_hyper(x, 0, 0.5 * math.exp(x[1]), hyp, u, rng)
+    else:
+        # m given s is conjugate (Normal prior, Normal log fluxes): an exact draw
+        prec = 1.0 / hyp[3] ** 2 + n * math.exp(-2.0 * x[1])
+        mean = (hyp[2] / hyp[3] ** 2 + u.sum() * math.exp(-2.0 * x[1])) / prec
+        x[0] = mean + rng.standard_normal() / math.sqrt(prec)
+    _slice_hyper(x, 1, 0.5, hyp, u, rng)
+    if hyp[6] > 0.0:
+        _slice_hyper(x, 2, 1.0, hyp, u, rng)
+        _slice_shape_at_moments(x, hyp, u, rng)
+    hyp[0], hyp[1], hyp[5] = x[0], x[1], x[2]
     prec = math.exp(-2.0 * hyp[1])
     for k in range(n):
         pmu[k] = hyp[0]
         pprec[k] = prec
+        palpha[k] = hyp[5]
 
 
 @numba.njit(cache=True)
@@ -314,44 +415,54 @@ def _pair_columns(indptr, indices, vals, pi, pj, ui, uj):
 
 
 @numba.njit(cache=True)
-def _prior_lp(x, kind, mu, prec):
-    """Log prior density of a flux x (mJy): Gaussian in f (kinds 0, 1) or in ln f (>= 2)."""
+def _prior_lp(x, kind, mu, prec, alpha):
+    """Log prior density of a flux x (mJy): Gaussian in f (kinds 0, 1) or in ln f (>= 2,
+    skew-normal of shape ``alpha``)."""
     if kind >= 2:
         u = math.log(x)
-        return -u - 0.5 * prec * (u - mu) ** 2  # -u: density in f of a density in ln f
+        return -u + _skew_lp(u, mu, prec, alpha)  # -u: density in f of a density in ln f
     return -0.5 * prec * (x - mu) ** 2
 
 
 @numba.njit(cache=True)
-def _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_):
+def _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj):
     return (
         g * t
         - 0.5 * q * t * t
-        + _prior_lp(fi + t * di, ki, mi, pi_)
-        + _prior_lp(fj + t * dj, kj, mj, pj_)
+        + _prior_lp(fi + t * di, ki, mi, pi_, ai)
+        + _prior_lp(fj + t * dj, kj, mj, pj_, aj)
     )
 
 
 @numba.njit(cache=True)
-def _pair_slice(g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, tlo, thi, rng):
+def _pair_slice(g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj, tlo, thi, rng):
     """Slice step (from t = 0) along a pair direction when a log-space prior is involved."""
     width = thi - tlo
     if q > 0.0:
         width = min(width, 2.0 / math.sqrt(q))
-    y = _pair_lp(0.0, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) - rng.standard_exponential()
+    y = (
+        _pair_lp(0.0, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj)
+        - rng.standard_exponential()
+    )
     left = max(tlo, -width * rng.random())
     right = min(thi, left + width)
     for _ in range(50):
-        if left <= tlo or _pair_lp(left, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) < y:
+        if (
+            left <= tlo
+            or _pair_lp(left, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj) < y
+        ):
             break
         left = max(tlo, left - width)
     for _ in range(50):
-        if right >= thi or _pair_lp(right, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) < y:
+        if (
+            right >= thi
+            or _pair_lp(right, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj) < y
+        ):
             break
         right = min(thi, right + width)
     while True:
         t = left + (right - left) * rng.random()
-        if _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_) >= y:
+        if _pair_lp(t, g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj) >= y:
             return t
         if t < 0.0:
             left = t
@@ -360,7 +471,7 @@ def _pair_slice(g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, tlo, thi, rng):
 
 
 @numba.njit(cache=True)
-def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, cval, rng):
+def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng):
     """Exact Gibbs steps along fixed directions u_i e_i + u_j e_j of strongly coupled pairs.
 
     Along a fixed direction the conditional is again a truncated normal, so each move leaves
@@ -401,6 +512,8 @@ def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, c
                 pmu[j],
                 pprec[i],
                 pprec[j],
+                palpha[i],
+                palpha[j],
                 tlo,
                 thi,
                 rng,
@@ -431,6 +544,7 @@ def _gibbs_chain(
     hi,
     pmu,
     pprec,
+    palpha,
     bmu,
     bprec,
     conf_kind,
@@ -481,7 +595,9 @@ def _gibbs_chain(
             qj = q[j]
             fj = f[j]
             if kind[j] >= 2:  # pmu, pprec hold the log-normal's ln-median and 1/sd^2
-                fn = _slice_logflux(fj, fj + g / qj, qj, lo[j], hi[j], pmu[j], pprec[j], rng)
+                fn = _slice_logflux(
+                    fj, fj + g / qj, qj, lo[j], hi[j], pmu[j], pprec[j], palpha[j], rng
+                )
             else:
                 prec = qj + pprec[j]
                 mean = (qj * fj + g + pprec[j] * pmu[j]) / prec
@@ -492,9 +608,11 @@ def _gibbs_chain(
                     r[indices[k]] -= vals[k] * delta
                 f[j] = fn
         if pi.size:
-            _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, pi, pj, ui, uj, cptr, cpix, cval, rng)
-        if hyp.size:  # hierarchical prior: the population's (m, ln s) given the fluxes
-            _update_hyper(f, hyp, pmu, pprec, rng)
+            _pair_moves(
+                w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
+            )
+        if hyp.size:  # hierarchical prior: the population's (m, ln s, alpha) given the fluxes
+            _update_hyper(f, hyp, pmu, pprec, palpha, rng)
         sw = 0.0
         swr = 0.0
         for i in range(npix):
@@ -519,13 +637,14 @@ def _gibbs_chain(
             if hyp.size:
                 out_h[k_out, 0] = hyp[0]
                 out_h[k_out, 1] = hyp[1]
+                out_h[k_out, 2] = hyp[5]
             k_out += 1
     return b
 
 
 @numba.njit(cache=True)
 def _field_moves(
-    r, w, z, f, kind, lo, hi, pmu, pprec, eptr, epix, evals, kptr, kidx, kval, amp, rng
+    r, w, z, f, kind, lo, hi, pmu, pprec, palpha, eptr, epix, evals, kptr, kidx, kval, amp, rng
 ):
     """Exact Gibbs steps of (f_j, z) along f_j + t, z - t v_j / amp, one source at a time.
 
@@ -555,7 +674,23 @@ def _field_moves(
             continue
         if kind[j] >= 2:
             t = _pair_slice(
-                g, q, f[j], 1.0, 1.0, 0.0, kind[j], 0, pmu[j], 0.0, pprec[j], 0.0, tlo, thi, rng
+                g,
+                q,
+                f[j],
+                1.0,
+                1.0,
+                0.0,
+                kind[j],
+                0,
+                pmu[j],
+                0.0,
+                pprec[j],
+                0.0,
+                palpha[j],
+                0.0,
+                tlo,
+                thi,
+                rng,
             )
         else:
             prec = q + pprec[j]
@@ -636,8 +771,11 @@ class BandPosterior:
     sampling_cpu_s : float
         CPU time of this process during the kept draws (all threads), seconds.
     pop_median_mjy, pop_sigma_dex : ndarray (n_chains, n_draws) or None
-        Hierarchical flux prior only: draws of the population's median flux (mJy) and
-        scatter (dex).
+        Hierarchical flux prior only: draws of the population's geometric-mean flux
+        (10^mean(log10 f), mJy: its median when log-normal) and scatter (sd of log10 f, dex),
+        the moments of the learned skew-normal in log flux.
+    pop_skew : ndarray (n_chains, n_draws) or None
+        Hierarchical flux prior only: draws of the skew-normal's shape alpha (0: log-normal).
     conf_field : ndarray (npix,) or None
         Correlated confusion term only (``sigma_conf`` then holds its amplitude): posterior
         mean of the confusion field on the fitted pixels, mJy/beam.
@@ -658,6 +796,7 @@ class BandPosterior:
     sampling_cpu_s: float = 0.0
     pop_median_mjy: np.ndarray | None = None
     pop_sigma_dex: np.ndarray | None = None
+    pop_skew: np.ndarray | None = None
     conf_field: np.ndarray | None = None
     conf_shift: np.ndarray | None = None
 
@@ -684,13 +823,14 @@ def _ensure_compiled() -> float:
             np.array([2.0]),
             np.zeros(1),
             np.zeros(1),
+            np.zeros(1),
             0.0,
             1.0,
             conf,
             1.0,
             1,
             *_no_pairs(),
-            np.array([0.0, 0.0, 0.0, 1.0, 1.0]) if kind == 4 else np.empty(0),
+            np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]) if kind == 4 else np.empty(0),
             np.ones(1),
             0.0,
             1.0,
@@ -701,7 +841,7 @@ def _ensure_compiled() -> float:
             np.empty((1, 1)),
             np.empty(1),
             np.empty(1),
-            np.empty((1, 2)),
+            np.empty((1, 3)),
         )
     _COMPILED = True
     return time.perf_counter() - t0
@@ -832,6 +972,7 @@ def sample_band(
         pprec = 1.0 / (np.asarray(p.sigma, float) * math.log(10.0)) ** 2
     else:  # uniform, loguniform; hierarchical: set per chain from its hyperparameters
         pmu, pprec = np.zeros(nsrc), np.zeros(nsrc)
+    palpha = np.zeros(nsrc)  # skew of the log-space prior: 0 but for the learned population
     hyper = p.kind == "hierarchical"
     s2 = model.sigma_mjy.astype(float) ** 2
     cp = model.conf_prior
@@ -839,7 +980,7 @@ def sample_band(
     out_f = np.empty((n_chains, n_samples, nsrc))
     out_b = np.empty((n_chains, n_samples))
     out_c = np.empty((n_chains, n_samples))
-    out_h = np.empty((n_chains, n_samples, 2))
+    out_h = np.empty((n_chains, n_samples, 3))
     warm = samp = cpu = 0.0
     field = None
     if cp.correlated:
@@ -851,8 +992,8 @@ def sample_band(
         f, b, c = _initial_state(model, rng)
         hyp = np.empty(0)
         if hyper:
-            # start (m, ln s) at the spread of the over-dispersed initial fluxes; the kernel
-            # updates pmu/pprec (this chain's copies) whenever it moves them
+            # start (m, ln s) at the spread of the over-dispersed initial fluxes, alpha at 0
+            # (log-normal); the kernel updates pmu/pprec/palpha (this chain's copies)
             lf = np.log(f)
             hyp = np.array(
                 [
@@ -861,11 +1002,14 @@ def sample_band(
                     p.hyper_log10_median * _LN10,
                     p.hyper_median_sd_dex * _LN10,
                     p.hyper_sigma_scale_dex * _LN10,
+                    0.0,
+                    p.hyper_skew_sd,
                 ]
             )
             pmu, pprec = np.full(nsrc, hyp[0]), np.full(nsrc, math.exp(-2.0 * hyp[1]))
+            palpha = np.zeros(nsrc)
         args = (indptr, indices, vals, model.data_mjy.astype(float), s2, kind)
-        args += (np.asarray(p.lower, float), np.asarray(p.upper, float), pmu, pprec)
+        args += (np.asarray(p.lower, float), np.asarray(p.upper, float), pmu, pprec, palpha)
         if field is not None:
             t0 = time.perf_counter()
             c1 = time.process_time()
@@ -889,7 +1033,7 @@ def sample_band(
         t0 = time.perf_counter()
         # warm-up and sampling as two calls so that their times are measured separately
         tmp_f, tmp_b, tmp_c = np.empty((1, nsrc)), np.empty(1), np.empty(1)
-        _gibbs_chain(*args, f, b, c, n_warmup, 1, 1, rng, tmp_f, tmp_b, tmp_c, np.empty((1, 2)))
+        _gibbs_chain(*args, f, b, c, n_warmup, 1, 1, rng, tmp_f, tmp_b, tmp_c, np.empty((1, 3)))
         t1 = time.perf_counter()
         f, b, c = tmp_f[0].copy(), float(tmp_b[0]), float(tmp_c[0])
         c1 = time.process_time()
@@ -902,12 +1046,23 @@ def sample_band(
         samp += t2 - t1
     post = BandPosterior(model.band, out_f, out_b, out_c, warm, samp, compile_s, cpu)
     if hyper:
-        post.pop_median_mjy = np.exp(out_h[..., 0])
-        post.pop_sigma_dex = np.exp(out_h[..., 1]) / _LN10
+        mean, sd = skew_normal_moments(out_h[..., 0], np.exp(out_h[..., 1]), out_h[..., 2])
+        post.pop_median_mjy = np.exp(mean)
+        post.pop_sigma_dex = sd / _LN10
+        post.pop_skew = out_h[..., 2].copy()
     if field is not None:
         post.conf_field = g_mean
         post.conf_shift = confusion_shift(model, g_mean)
     return post
+
+
+def skew_normal_moments(loc, scale, alpha):
+    """Mean and sd of a skew-normal of location ``loc``, scale ``scale`` and shape ``alpha``
+    (arrays broadcast): ``loc + scale delta sqrt(2/pi)`` and ``scale sqrt(1 - 2 delta^2/pi)``,
+    ``delta = alpha / sqrt(1 + alpha^2)``."""
+    delta = np.asarray(alpha, float) / np.sqrt(1.0 + np.asarray(alpha, float) ** 2)
+    mean = np.asarray(loc, float) + np.asarray(scale, float) * delta * math.sqrt(2.0 / math.pi)
+    return mean, np.asarray(scale, float) * np.sqrt(1.0 - 2.0 * delta**2 / math.pi)
 
 
 def confusion_shift(model: BandModel, field_mjy: np.ndarray) -> np.ndarray:
@@ -955,7 +1110,7 @@ def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
     g = np.zeros(model.npix)
     amp = c if cp.kind != "none" else cp.fixed
     g_sum = np.zeros(model.npix)
-    dummy_f, dummy_h = np.empty((0, f.size)), np.empty((0, 2))
+    dummy_f, dummy_h = np.empty((0, f.size)), np.empty((0, 3))
 
     def update_field(b):
         nonlocal z, g, amp
@@ -977,7 +1132,7 @@ def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
         # flux between each source and the field, along lines that keep the model map
         r = d - amat @ f - b - g
         zf = z.reshape(-1)
-        _field_moves(r, w, zf, f, *args[5:10], *dirs, amp, rng)
+        _field_moves(r, w, zf, f, *args[5:11], *dirs, amp, rng)
         g = amp * field.field(z)
 
     w = 1.0 / args[4]
