@@ -244,10 +244,10 @@ class FluxPrior:
         the bright end and the prior list's selection (another band's flux limit) cuts the
         faint end, so log fluxes are skewed (+0.5 in skysense.sim); a log-normal fitted to
         the part above the noise extrapolates a too wide faint end and over-covers (#18).
-        On six independent simulated SPIRE fields (seeds 100-105, every source listed)
-        alpha learned with scale 3 moved the 68 % coverage from 75/75/74 to 74/72/69 % at
-        250/350/500 um and left the 95 % coverage as it was (95/97/97 %): a partial cure,
-        not yet the default.
+        On six independent simulated SPIRE fields (seeds 100-105, every source listed,
+        white sigma_conf) alpha learned with scale 3 moved the 68 % coverage from 75/75/74
+        to 73/73/70 % at 250/350/500 um and left the 95 % coverage as it was (95/97/97 %):
+        a partial cure, not yet the default (the scored fields were not rerun with it).
     """
 
     lower: np.ndarray
