@@ -47,7 +47,7 @@ other polygons of the class (RF on the rich features 0.766, below RF on mean/max
 means over larger windows with the indices do, but only for smooth models. The selection is
 not leaking (it sees only training-fold pixels) - it chooses badly: blocked CV inside ~540
 training pixels ranks the tree models first, and the choice among feature sets x models by
-that inner CV reaches 0.779 (exploration, ``/work/bench-work`` scripts). The window-scale
+that inner CV reached 0.779 in an exploratory nested run (RF, LR, SVM, kNN on six feature sets). The window-scale
 experiment (``--scale-models``, :func:`_scale_selected`) makes the choice of the feature window
 (3x3 mean/max/std, or means + indices over 3/5/7 px) by inner blocked CV for a fixed model:
 random forest 0.7925 (-0.6 points against the seed's RF on the same folds, 0.7981), kNN 0.8162
