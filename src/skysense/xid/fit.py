@@ -257,7 +257,9 @@ class XIDResult:
 
     def replicated(self, band: str, n_rep: int = 200, random_state=0) -> np.ndarray:
         """Posterior-predictive replicated data, ndarray (npix, n_rep), mJy/beam."""
-        return np.hstack(list(self._replicates(band, n_rep, random_state)))
+        # one chunk: the draws of a seed stay what they were (the P-value maps and the
+        # hidden-source search depend on them)
+        return next(self._replicates(band, n_rep, random_state, chunk=max(n_rep, 1)))
 
     def pval_res(
         self, band: str, rep: np.ndarray | None = None, *, n_rep: int = 200, random_state=0
