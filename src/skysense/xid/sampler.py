@@ -471,6 +471,19 @@ def _pair_slice(g, q, fi, fj, di, dj, ki, kj, mi, mj, pi_, pj_, ai, aj, tlo, thi
 
 
 @numba.njit(cache=True)
+def _weighted_dot(start, stop, pix, val, w, r):
+    """(v^T W r, v^T W v) of the sparse vector v = val[start:stop] on pixels pix[start:stop]:
+    the log density's slope and curvature along v."""
+    g = 0.0
+    q = 0.0
+    for k in range(start, stop):
+        wv = w[pix[k]] * val[k]
+        g += wv * r[pix[k]]
+        q += wv * val[k]
+    return g, q
+
+
+@numba.njit(cache=True)
 def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng):
     """Exact Gibbs steps along fixed directions u_i e_i + u_j e_j of strongly coupled pairs.
 
@@ -483,12 +496,7 @@ def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr,
     for p in range(pi.size):
         i, j = pi[p], pj[p]
         di, dj = ui[p], uj[p]
-        g = 0.0
-        q = 0.0
-        for k in range(cptr[p], cptr[p + 1]):
-            wv = w[cpix[k]] * cval[k]
-            g += wv * r[cpix[k]]
-            q += wv * cval[k]
+        g, q = _weighted_dot(cptr[p], cptr[p + 1], cpix, cval, w, r)
         tlo, thi = -np.inf, np.inf
         if di != 0.0:
             a, b = (lo[i] - f[i]) / di, (hi[i] - f[i]) / di
@@ -659,12 +667,7 @@ def _field_moves(
     for j in range(f.size):
         if kptr[j + 1] == kptr[j]:
             continue
-        g = 0.0
-        q = 0.0
-        for k in range(eptr[j], eptr[j + 1]):
-            we = w[epix[k]] * evals[k]
-            g += we * r[epix[k]]
-            q += we * evals[k]
+        g, q = _weighted_dot(eptr[j], eptr[j + 1], epix, evals, w, r)
         for k in range(kptr[j], kptr[j + 1]):
             u = kval[k] / amp
             g += z[kidx[k]] * u
