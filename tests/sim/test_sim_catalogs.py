@@ -146,11 +146,16 @@ def test_cli_simulates_and_prepares_by_partition(tmp_path, capsys):
 
 
 def _peak_rss() -> tuple[int, int]:
-    """(pid, peak resident bytes) of the calling process (Linux: ru_maxrss is in KiB)."""
-    import os
-    import resource
+    """(pid, peak resident bytes) of the calling process's own image.
 
-    return os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork and exec, so a worker
+    started from a large parent (a pytest process) would report the parent's peak.
+    """
+    import os
+
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return os.getpid(), kib * 1024
 
 
 def test_workers_stay_within_their_memory_limit_on_a_process_cluster(written, tmp_path):
