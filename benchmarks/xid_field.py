@@ -160,10 +160,11 @@ def _previous_run() -> dict | None:
     path = RESULTS / "xid_field.json"
     if not path.exists():
         return None
-    meta = json.loads(path.read_text()).get("meta", {})
+    doc = json.loads(path.read_text())
+    meta = doc.get("meta", {})
     cal = meta.get("calibration") or {}
     return {
-        "when": json.loads(path.read_text()).get("when"),
+        "when": doc.get("when"),
         "area_deg2": meta.get("area_deg2"),
         "prior_cut": meta.get("prior_cut"),
         "n_priors": (meta.get("xid_summary") or {}).get("n_sources"),
