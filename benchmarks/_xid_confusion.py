@@ -77,14 +77,14 @@ def _gls_limit(model, true: np.ndarray, n_real: int = 200) -> dict:
     """
     import scipy.sparse as sp
 
+    bright = true > 20
+    if not bright.any():
+        return {}
     a = sp.csc_matrix(model.amat)
     w = 1.0 / model.sigma_mjy**2
     q = (a.T @ sp.diags(w) @ a).toarray()
     cov = np.linalg.pinv(q)  # sources sharing a pixel position: their sum only
     est = cov @ (a.T @ (w * model.data_mjy))
-    bright = true > 20
-    if not bright.any():
-        return {}
     rng = np.random.default_rng(0)
     evals, evecs = np.linalg.eigh(cov)
     root = evecs * np.sqrt(np.clip(evals, 0, None))
