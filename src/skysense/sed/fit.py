@@ -224,6 +224,7 @@ def fit_photometry(
     out["z_index"] = iz.copy()
     acc = _Moments(n)
     model_log_prior = grid.log_prior()
+    tables = _quantity_tables(grid)  # per model, the same for every block
     step = max(1, block_elements // grid.n_models)
     for k in range(grid.redshifts.size):
         log_prior = np.where(iz == k, 0.0, -np.inf)
@@ -241,7 +242,7 @@ def fit_photometry(
         for start in range(0, rows_k.size, step):
             rows = rows_k[start : start + step]
             _fit_block(grid, k, models, f[rows], iv[rows], up[rows], ir, rows, out, acc,
-                       log_prior[rows], model_log_prior)  # fmt: skip
+                       log_prior[rows], model_log_prior, tables)  # fmt: skip
     acc.finish(out)
     iz_best = out.pop("z_index")
     table = pd.DataFrame(out)
@@ -317,7 +318,7 @@ def _quantity_tables(grid):
 
 
 def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior,
-               model_log_prior=None) -> None:  # fmt: skip
+               model_log_prior, tables) -> None:  # fmt: skip
     valid = grid.valid[k]
     alone_all = None
     if up.any():
@@ -374,7 +375,7 @@ def _fit_block(grid, k, models, f, iv, up, ir, rows, out, acc, log_prior,
     # it against other nodes. The normalisation's own uncertainty (Gaussian, 1 / curvature)
     # widens every extensive quantity: E[(log s)^2] gains var(log10 s) = 1 / (C s^2 ln(10)^2).
     # The grid's prior weights of the models (age_prior) enter the posterior, not the best fit.
-    log_ext, intensive, names_int = _quantity_tables(grid)
+    log_ext, intensive, names_int = tables
     chi2_post = chi2 if model_log_prior is None else chi2 - 2.0 * model_log_prior[None, :]
     post_min, _, log_norm, m1e, m2e, m1i, m2i, frac_e = _kernels.likelihood_moments(
         chi2_post, s, curv, log_ext, intensive, _LOG_FLOOR
