@@ -452,6 +452,7 @@ class _PartitionWriter:
         self.stack, self.base, self.order, self.pixel = stack, base, order, pixel
         self.writer = None
         self.buffer: list[pa.Table] = []
+        self.buffered = 0  # rows in self.buffer
         self.rows = 0
         self.hist = np.zeros(4 ** (8 - order), dtype=np.int64)
         self.path: Path | None = None
@@ -464,7 +465,8 @@ class _PartitionWriter:
                                  minlength=len(self.hist))  # fmt: skip
         self.rows += table.num_rows
         self.buffer.append(table)
-        if sum(t.num_rows for t in self.buffer) >= ROW_GROUP_ROWS:
+        self.buffered += table.num_rows
+        if self.buffered >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -474,7 +476,7 @@ class _PartitionWriter:
         if not self.buffer:
             return
         table = pa.concat_tables(self.buffer)
-        self.buffer = []
+        self.buffer, self.buffered = [], 0
         if self.writer is None:
             file = hats.io.paths.new_pixel_catalog_file(
                 self.base, HealpixPixel(self.order, self.pixel), create_dirs=True
