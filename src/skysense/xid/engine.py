@@ -67,6 +67,19 @@ def _tile_moc(tile: Tile, region_moc):
     return moc if region_moc is None else moc.intersection(region_moc)
 
 
+def _cut(sky: SkyMap, box: tuple[slice, slice], copy: bool = False) -> SkyMap:
+    """``sky`` cut to ``box`` (views of its arrays, or copies with ``copy``)."""
+    conv = np.array if copy else np.asarray
+    return SkyMap(
+        sky.band,
+        conv(sky.image_mjy[box]),
+        conv(sky.error_mjy[box]),
+        sky.wcs[box],
+        sky.fwhm_arcsec,
+        sky.path,
+    )
+
+
 def _tile_boxes(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
     """Copies of the maps' boxes around the buffered tile; maps it misses dropped.
 
@@ -78,16 +91,7 @@ def _tile_boxes(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
     for sky in maps:
         box = _moc_box(moc, sky.wcs, sky.image_mjy.shape)
         if box is not None:
-            out.append(
-                SkyMap(
-                    sky.band,
-                    np.array(sky.image_mjy[box]),
-                    np.array(sky.error_mjy[box]),
-                    sky.wcs[box],
-                    sky.fwhm_arcsec,
-                    sky.path,
-                )
-            )
+            out.append(_cut(sky, box, copy=True))
     return out
 
 
@@ -100,14 +104,7 @@ def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
         box = _moc_box(moc, sky.wcs, sky.image_mjy.shape)
         if box is None:
             continue
-        sub = SkyMap(
-            sky.band,
-            sky.image_mjy[box],
-            sky.error_mjy[box],
-            sky.wcs[box],
-            sky.fwhm_arcsec,
-            sky.path,
-        )
+        sub = _cut(sky, box)
         mask = moc_pixel_mask(moc, sub.wcs, sub.image_mjy.shape) & sub.good
         if not mask.any():
             continue
