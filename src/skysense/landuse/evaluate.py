@@ -551,7 +551,7 @@ def evaluate_classifier(
         report, accs = spatial_cross_validate(
             X, y, coords[:, 0], coords[:, 1], classifier=classifier, params=params,
             block_px=int(block_px), folds=folds, buffer_px=int(buffer_px),
-            window_px=max(spec.window_px, spec.texture_window if spec.texture else 1),
+            window_px=spec.footprint_px,
             random_state=random_state, scheme=scheme, n_jobs=n_jobs, verbose=verbose,
         )  # fmt: skip
         return Evaluation("cv", f"{classifier}, spatially blocked {folds}-fold CV (blocks of "

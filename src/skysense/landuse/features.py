@@ -184,10 +184,14 @@ class FeatureSpec:
         return int(self.texture_window_px or self.window_px)
 
     @property
+    def footprint_px(self) -> int:
+        """Side of the largest window a feature reads (statistics or texture)."""
+        return max(int(self.window_px), self.texture_window if self.texture else 1)
+
+    @property
     def halo_px(self) -> int:
         """Pixels a block needs around it so every window is complete."""
-        tw = self.texture_window if self.texture else 1
-        return max(int(self.window_px), tw) // 2
+        return self.footprint_px // 2
 
     @property
     def names(self) -> list[str]:
