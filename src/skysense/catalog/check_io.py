@@ -61,10 +61,11 @@ def read_masterlist(path: str | os.PathLike) -> pd.DataFrame:
     return df.drop(columns=["_healpix_29"], errors="ignore")
 
 
-def _input_frames(ml_path: Path, assoc: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
-    """The prepared inputs of the merge (from its provenance), by survey; empty without one."""
+def _input_frames(ml_path: Path) -> dict[str, pd.DataFrame]:
+    """The prepared inputs of the merge given as single files (from its provenance), by
+    survey; empty without one."""
     prov_file = ml_path.parent / "provenance.json"
-    if assoc is None or not prov_file.is_file():
+    if not prov_file.is_file():
         return {}
     from skysense.catalog.io import read_catalogue
 
@@ -89,9 +90,9 @@ def _keyed(f: pd.DataFrame, s: str, assoc: pd.DataFrame, values: dict) -> pd.Dat
     return a.merge(sub, on="source_id")[["object_key", *values]]
 
 
-def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
-    """(band, survey1, survey2, frame with m/merr of both) for bands several surveys measure."""
-    frames = _input_frames(ml_path, assoc)
+def _survey_band_pairs(frames: dict[str, pd.DataFrame], assoc: pd.DataFrame | None):
+    """(band, survey1, survey2, frame with m/merr of both) for bands several surveys measure,
+    from the merge's inputs (:func:`_input_frames`)."""
     out = []
     bands = {s: band_columns(list(f.columns)) for s, f in frames.items()}
     surveys = list(frames)
@@ -115,9 +116,9 @@ def _survey_band_pairs(ml_path: Path, assoc: pd.DataFrame | None):
     return out
 
 
-def _survey_size_pairs(ml_path: Path, assoc: pd.DataFrame | None):
+def _survey_size_pairs(frames: dict[str, pd.DataFrame], assoc: pd.DataFrame | None):
     """(survey1, survey2, their radii of the same objects) for surveys that both measure sizes."""
-    frames = {s: f for s, f in _input_frames(ml_path, assoc).items() if "r_half_arcsec" in f}
+    frames = {s: f for s, f in frames.items() if "r_half_arcsec" in f}
     surveys = list(frames)
     out = []
     for i, s1 in enumerate(surveys):
@@ -419,11 +420,10 @@ def run_check(
         st = {"n": n, "median": medians[label], "mad": mads[label], "n_outliers": n_out,
               "outlier_fraction": n_out / n}  # fmt: skip
         comparisons.append((label, st, (np.linspace(*hist_ranges[label], 61), hist)))
-    # Survey-to-survey comparisons read the merge's inputs: only single-file inputs.
-    assoc = None
-    if _input_files(ml_path) and a_path.exists():
-        assoc = pd.read_parquet(a_path)
-    for band, s1, s2, both in _survey_band_pairs(ml_path, assoc):
+    # Survey-to-survey comparisons read the merge's inputs (once): only single-file inputs.
+    frames = _input_frames(ml_path) if a_path.exists() else {}
+    assoc = pd.read_parquet(a_path) if frames else None
+    for band, s1, s2, both in _survey_band_pairs(frames, assoc):
         st = magnitude_comparison(
             both[f"m_{s1}"], both[f"merr_{s1}"], both[f"m_{s2}"], both[f"merr_{s2}"], chi2_max
         )
@@ -477,7 +477,7 @@ def run_check(
         else:
             lines.append("No filter is measured twice.")
         lines += ["", "## Sizes (half-light radius) across surveys", ""]
-        sizes = _survey_size_pairs(ml_path, assoc)
+        sizes = _survey_size_pairs(frames, assoc)
         if sizes:
             from skysense.catalog.morphology import compare_sizes
 
@@ -530,12 +530,3 @@ def run_check(
             lines += ["", f"{sum(r['flag_merged'] for r in summaries)} objects have flag_merged."]
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
     return out_dir / "report.md"
-
-
-def _input_files(ml_path: Path) -> bool:
-    """Whether the merge's provenance names any input given as a single file."""
-    prov_file = ml_path.parent / "provenance.json"
-    if not prov_file.is_file():
-        return False
-    prov = json.loads(prov_file.read_text())
-    return any(i.get("file") and Path(i["file"]).is_file() for i in prov.get("inputs", []))
