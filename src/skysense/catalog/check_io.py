@@ -254,16 +254,14 @@ def _assoc_values(src: str, keys: list, hist_ranges: dict | None = None) -> dict
 
 def _kth_task(extract, src: str, queries: dict) -> dict:
     """One partition's answer to :class:`KthSearch` queries: counts below thresholds, or the
-    values inside a bracket."""
+    values inside a search's bracket."""
     values = extract(src, list(queries))
     out = {}
     for key, (mode, arg) in queries.items():
         v = np.sort(values[key])
-        if mode == "counts":
-            out[key] = KthSearch.partition_counts(v, arg)
-        else:
-            lo, hi = arg
-            out[key] = v[np.searchsorted(v, lo, side="left") : np.searchsorted(v, hi, side="right")]
+        out[key] = (
+            KthSearch.partition_counts(v, arg) if mode == "counts" else arg.partition_values(v)
+        )
     return out
 
 
@@ -288,9 +286,7 @@ def _medians(extract, sources: list[str], ranges: dict, client) -> dict:
                 if not s.done:
                     # One query per value set and rank (keys are (kind, label, j) here).
                     q = (*key, j)
-                    queries[q] = (
-                        ("values", (s.lo, s.hi)) if s.collecting else ("counts", s.thresholds())
-                    )
+                    queries[q] = ("values", s) if s.collecting else ("counts", s.thresholds())
                     owners[q] = s
         if not queries:
             break
