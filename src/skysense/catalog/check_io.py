@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -425,11 +426,10 @@ def run_check(
         )
         comparisons.append((f"{band}: {s1} - {s2}", st, None))
     stats = merge_column_stats([r["stats"] for r in summaries])
-    keys: dict[str, dict[int, int]] = {b: {} for b in names}
+    keys: dict[str, Counter[int]] = {b: Counter() for b in names}
     for r in summaries:
         for b, kc in r["counts"].items():
-            for k, c in kc.items():
-                keys[b][k] = keys[b].get(k, 0) + c
+            keys[b].update(kc)
     lines = [
         f"# Masterlist check: `{ml_path.name}`",
         "",
