@@ -18,44 +18,12 @@ Quick start::
     write_blind_catalogue(catalogue, "blind_250")      # blind_250.fits / .parquet
 """
 
-from skysense.xid.blind.engine import extract_tiles, pixel_tiles
-from skysense.xid.blind.extract import (
-    CATALOGUE_UNITS,
-    FilteredMap,
-    PSFFit,
-    estimate_confusion_mjy,
-    extract_sources,
-    find_peaks,
-    matched_filter,
-    psf_fit_fluxes,
-)
-from skysense.xid.blind.io import BLIND_COLUMNS, read_blind_catalogue, write_blind_catalogue
-from skysense.xid.blind.match import MATCH_UNITS, describe_match, match_blind, nearest_within
-from skysense.xid.blind.stats import (
-    CompletenessResult,
-    brightest_owner,
-    completeness_reliability,
-)
+from skysense.xid.blind import engine, extract, io, match, stats
+from skysense.xid.blind.engine import *  # noqa: F403
+from skysense.xid.blind.extract import *  # noqa: F403
+from skysense.xid.blind.io import *  # noqa: F403
+from skysense.xid.blind.match import *  # noqa: F403
+from skysense.xid.blind.stats import *  # noqa: F403
 
-__all__ = [
-    "FilteredMap",
-    "matched_filter",
-    "find_peaks",
-    "extract_sources",
-    "psf_fit_fluxes",
-    "PSFFit",
-    "estimate_confusion_mjy",
-    "CATALOGUE_UNITS",
-    "nearest_within",
-    "match_blind",
-    "describe_match",
-    "MATCH_UNITS",
-    "CompletenessResult",
-    "brightest_owner",
-    "completeness_reliability",
-    "write_blind_catalogue",
-    "read_blind_catalogue",
-    "BLIND_COLUMNS",
-    "pixel_tiles",
-    "extract_tiles",
-]
+# The sub-modules' public names, in the order of the package docstring.
+__all__ = [*extract.__all__, *match.__all__, *stats.__all__, *io.__all__, *engine.__all__]
