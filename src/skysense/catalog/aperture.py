@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from astropy.stats import sigma_clip
+
+from skysense.catalog.clipping import clipped_median
 
 __all__ = ["ApertureCorrection", "aperture_correction", "star_curve"]
 
@@ -91,14 +92,8 @@ def aperture_correction(
     diff = mag_total[sel] - mag_aperture[sel]
     if len(diff) < min_stars:
         return ApertureCorrection(np.nan, np.nan, np.nan, int(len(diff)), mag_min, mag_max)
-    kept = sigma_clip(diff, sigma=nsigma, maxiters=None, cenfunc="median", stdfunc="std")
-    kept = kept.compressed()
-    n_used = len(kept)
-    median, std = float(np.median(kept)), float(np.std(kept))
-    error = 1.2533 * std / np.sqrt(max(n_used, 1))
-    return ApertureCorrection(
-        float(median), float(error), float(std), n_used, float(mag_min), float(mag_max)
-    )
+    est = clipped_median(diff, nsigma)
+    return ApertureCorrection(est.median, est.error, est.std, est.n, float(mag_min), float(mag_max))
 
 
 def star_curve(

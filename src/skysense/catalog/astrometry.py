@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from astropy.stats import sigma_clip
 
+from skysense.catalog.clipping import clip_mask, clipped_median
 from skysense.catalog.match import greedy_one_to_one, pairs_within
 
 __all__ = [
@@ -119,13 +119,6 @@ def match_offsets(
     return i1, i2, dra_cosdec, ddec
 
 
-def _clipped(values: np.ndarray, nsigma: float) -> tuple[float, float, np.ndarray]:
-    clipped = sigma_clip(values, sigma=nsigma, maxiters=None, cenfunc="median", stdfunc="std")
-    mask = ~np.ma.getmaskarray(clipped)
-    kept = values[mask]
-    return float(np.median(kept)), float(np.std(kept)), mask
-
-
 def measure_offset(
     ra: np.ndarray,
     dec: np.ndarray,
@@ -168,15 +161,11 @@ def measure_offset(
             if n_used == 0:
                 return AstrometricOffset(0.0, 0.0, np.nan, np.nan, int(len(dra)), radius_arcsec)
             break
-        _, _, mask_a = _clipped(dra, nsigma)
-        _, _, mask_d = _clipped(ddec, nsigma)
-        mask = mask_a & mask_d
-        n_used = int(mask.sum())
-        med_ra, med_dec = float(np.median(dra[mask])), float(np.median(ddec[mask]))
-        err_ra = float(1.2533 * np.std(dra[mask]) / np.sqrt(n_used))
-        err_dec = float(1.2533 * np.std(ddec[mask]) / np.sqrt(n_used))
-        total_dra += med_ra
-        total_ddec += med_dec
+        mask = clip_mask(dra, nsigma) & clip_mask(ddec, nsigma)
+        est_ra, est_dec = clipped_median(dra[mask]), clipped_median(ddec[mask])
+        n_used, err_ra, err_dec = est_ra.n, est_ra.error, est_dec.error
+        total_dra += est_ra.median
+        total_ddec += est_dec.median
         ra_c, dec_c = apply_offset(ra, dec, total_dra, total_ddec)
     return AstrometricOffset(total_dra, total_ddec, err_ra, err_dec, n_used, radius_arcsec)
 
