@@ -9,6 +9,7 @@ may include extra cells (an exact test follows in SQL) but never miss a covered 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import astropy.units as u
 import cdshealpix.nested as _nested
@@ -31,6 +32,10 @@ __all__ = [
     "cap_ranges",
     "depth_for_radius",
     "cell_size_deg",
+    "BLOCK_ORDER",
+    "BLOCK_COLUMN",
+    "BlockIndex",
+    "block_seq_base",
 ]
 
 try:  # the compiled module of cdshealpix (see _cone_cells); absent in other layouts
@@ -476,3 +481,105 @@ def _circle_cells_loop(ra, dec, rows_ok, radius_deg, index_order):
         los.append(r[:, 0])
         his.append(r[:, 1])
     return np.concatenate(rows), np.concatenate(los), np.concatenate(his)
+
+
+#: HEALPix order of the blocks of an incrementally published table: 3.4 arcmin cells, some 450
+#: rows at HELP's density, 300,000 blocks for 1,000 deg^2. Measured on 8 interleaved fields:
+#: order 8 blocks left a cone a median 2 row groups (cells shared by neighbouring fields),
+#: orders 9, 10 and 12 one.
+BLOCK_ORDER = 10
+
+#: The hidden column of a row's block identifier (:func:`block_seq_base`).
+BLOCK_COLUMN = "_blk"
+
+
+def block_seq_base(seq: int) -> int:
+    """The first block identifier of publish number ``seq``.
+
+    A block is the rows of one publish (one field) in one :data:`BLOCK_ORDER` cell; its
+    identifier is ``seq * 2**32 + cell + 1`` (``seq * 2**32`` for rows without a position;
+    12 * 4**14 cells fit in 32 bits), so identifiers grow with the physical order of an
+    append-only table whose fields are each stored sorted by the HEALPix index.
+    """
+    return int(seq) << 32
+
+
+@dataclass(frozen=True)
+class BlockIndex:
+    """The blocks of a table (identifier and the ``[lo, hi]`` of their HEALPix index).
+
+    Why: a table published field by field is sorted within each field only. A field's
+    footprint is not one interval of the NESTED index, so a row group of one field that
+    straddles a gap of its own index spans other fields' cells, and a cone there reads it
+    (at 100M rows in 20 fields, a median 10 row groups per cone). Block identifiers grow
+    along the physical order, so the row groups' min/max of the block column never overlap;
+    a cone asks only for the blocks that hold rows in its ranges and reads only the row
+    groups that store those rows.
+
+    Parameters
+    ----------
+    ids, lo, hi : ndarray (n,), int64
+        Block identifiers and the smallest and largest HEALPix index of their rows (any
+        order; identifiers may repeat).
+    """
+
+    ids: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def __post_init__(self):
+        ids = np.asarray(self.ids, dtype=np.int64).ravel()
+        lo = np.asarray(self.lo, dtype=np.int64).ravel()
+        hi = np.asarray(self.hi, dtype=np.int64).ravel()
+        if not (ids.shape == lo.shape == hi.shape):
+            raise InputError("block ids, lo and hi differ in length")
+        order = np.argsort(lo, kind="stable")
+        object.__setattr__(self, "lo", lo[order])
+        object.__setattr__(self, "hi", hi[order])
+        object.__setattr__(self, "ids", ids[order])
+        object.__setattr__(self, "_sorted_ids", np.unique(ids))
+        width = int((hi - lo).max()) if len(lo) else 0
+        object.__setattr__(self, "_width", max(width, 0))
+
+    def __len__(self) -> int:
+        return len(self._sorted_ids)
+
+    def block_ranges(self, ranges: np.ndarray, max_ranges: int = 16) -> np.ndarray:
+        """Inclusive ``[first, last]`` block-identifier ranges holding every row whose index
+        falls in ``ranges``.
+
+        Blocks that are neighbours among the table's identifiers merge into one range (no
+        other block lies between them); beyond ``max_ranges`` the ranges with the fewest
+        blocks between them are joined (:func:`cap_ranges`), which only adds blocks.
+
+        Parameters
+        ----------
+        ranges : ndarray (m, 2), int64
+            Inclusive HEALPix index ranges (e.g. :func:`cone_ranges`).
+        max_ranges : int
+            At most this many ranges are returned.
+
+        Returns
+        -------
+        ndarray (k, 2), int64
+            Empty when no block has a row in ``ranges``.
+        """
+        r = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+        if len(r) == 0 or len(self.lo) == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        # Candidates: lo in [a - width, b] (no block is wider than width); keep hi >= a.
+        i0 = np.searchsorted(self.lo, r[:, 0] - self._width, side="left")
+        i1 = np.searchsorted(self.lo, r[:, 1], side="right")
+        counts = np.maximum(i1 - i0, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        starts = np.cumsum(counts) - counts
+        idx = np.arange(total) - np.repeat(starts, counts) + np.repeat(i0, counts)
+        hit = self.hi[idx] >= np.repeat(r[:, 0], counts)
+        pos = np.unique(np.searchsorted(self._sorted_ids, self.ids[idx[hit]]))
+        if len(pos) == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        runs = merge_ranges(np.stack([pos, pos], axis=1))
+        runs = cap_ranges(runs, max_ranges)
+        return np.stack([self._sorted_ids[runs[:, 0]], self._sorted_ids[runs[:, 1]]], axis=1)

@@ -14,7 +14,10 @@ haversine arithmetic in float64) runs on the fetched rows in NumPy. A small cone
 to 48 ranges and the trigonometry took DuckDB some 2.4 ms of CPU against 1.2 ms this way, plus
 the 0.5 ms of ADQL translation saved; on a busy machine, where a request that outlasts its
 time slice waits for every other runnable process, that is the difference between a few and a
-few tens of milliseconds. Errors are the SCS error document: a VOTable with
+few tens of milliseconds. On a table published field by field, whose fields' HEALPix index ranges
+interleave, the SQL also names the cone's blocks (:class:`skysense.vo.hpx.BlockIndex`), so
+DuckDB reads the row groups of the field under the cone, not one of every field whose index
+range spans it. Errors are the SCS error document: a VOTable with
 ``<INFO name="Error" value="...">`` under the root (HTTP 200, so clients such as pyvo report
 the message as a query error).
 """
@@ -327,9 +330,14 @@ def _cone_rows_hpx(
     exact test is the ADQL translation's (:mod:`skysense.vo.sql.geometry`), with the same
     float64 operations in the same order, so the rows are the TAP query's.
     """
-    ranges = hpx.cap_ranges(hpx.cone_ranges(ra_deg, dec_deg, sr_deg, table.hpx_order), _SQL_RANGES)
-    index = quote_ident(table.hpx_column)
-    where = " OR ".join(f"{index} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)
+    fine = hpx.cone_ranges(ra_deg, dec_deg, sr_deg, table.hpx_order)
+    where = _between(table.hpx_column, hpx.cap_ranges(fine, _SQL_RANGES))
+    blocks = state.backend.hpx_blocks(table.name)
+    if blocks is not None:
+        # A table published field by field: only the row groups of the blocks holding rows
+        # in the cone are read (see skysense.vo.hpx.BlockIndex).
+        wanted = blocks.block_ranges(fine, _SQL_RANGES)
+        where = f"({_between(hpx.BLOCK_COLUMN, wanted)}) AND ({where})" if len(wanted) else "FALSE"
     select = ", ".join(quote_ident(table.columns[c].name) for c in columns)
     sql = f"SELECT {select} FROM {table.physical} WHERE {where}"
     # The translation's constants: the centre in radians, cos(dec0) and sin^2(r/2).
@@ -352,6 +360,12 @@ def _cone_rows_hpx(
     if rows.num_rows > maxrec:
         return rows.slice(0, maxrec), True
     return rows, False
+
+
+def _between(column: str, ranges: np.ndarray) -> str:
+    """``column BETWEEN lo AND hi OR ...`` of inclusive integer ranges."""
+    name = quote_ident(column)
+    return " OR ".join(f"{name} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)
 
 
 def _float64(arr) -> np.ndarray:

@@ -357,6 +357,11 @@ class BackendBase(ABC):
         with self._write_lock:
             self._admin_write([("DELETE FROM _uws_jobs WHERE job_id = {p}", (job_id,))])
 
+    def hpx_blocks(self, adql_name: str):
+        """The :class:`~skysense.vo.hpx.BlockIndex` of a table, or None (the default: the
+        HEALPix index alone prunes the table's rows)."""
+        return None
+
     def table_names(self) -> list[str]:
         """ADQL names of the published (non-TAP_SCHEMA) tables."""
         return sorted(k for k in self.catalog().tables if not k.startswith("tap_schema."))

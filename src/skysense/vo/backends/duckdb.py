@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from skysense.errors import ConfigError, QueryError
 from skysense.vo.backends import metadata
 from skysense.vo.backends.base import DEFAULT_BATCH_ROWS, BackendBase, _first_line
 from skysense.vo.backends.protocol import TableSpec, quote_ident
+from skysense.vo.hpx import BLOCK_COLUMN, BLOCK_ORDER, BlockIndex, block_seq_base
 
 __all__ = ["DuckDBBackend"]
 
@@ -38,6 +40,10 @@ warnings.filterwarnings(
     module=re.escape(__name__),
 )
 
+
+_BLOCKS = "_skysense_hpx_blocks"
+_BLOCKS_DDL = f"""CREATE TABLE IF NOT EXISTS {_BLOCKS} (
+    table_name TEXT, part TEXT, blk BIGINT, lo BIGINT, hi BIGINT, n_rows BIGINT)"""
 
 #: DuckDB memory limit while :meth:`DuckDBBackend.replace_rows` loads (it spills beyond).
 _LOAD_MEMORY = "1GB"
@@ -71,6 +77,7 @@ class DuckDBBackend(BackendBase):
         self._running_lock = threading.Lock()
         self._cancelled_all = False
         self._select_shapes: dict[str, bool] = {}  # SQL shape -> is one SELECT
+        self._blocks: dict[str, tuple] = {}  # table -> (catalog it was read under, BlockIndex)
         self._ensure_schema()
 
     def __repr__(self) -> str:
@@ -126,6 +133,7 @@ class DuckDBBackend(BackendBase):
                 metadata.create_metadata_tables(
                     con, "?", lambda sql, rows: con.executemany(sql, rows)
                 )
+                con.execute(_BLOCKS_DDL)
         finally:
             con.close()
 
@@ -252,6 +260,12 @@ class DuckDBBackend(BackendBase):
         metadata, so readers see the old or the new rows, never a mix. The table is created
         when absent. Other rows' row groups are not rewritten (an incremental publish).
 
+        Each row also gets its block (:class:`skysense.vo.hpx.BlockIndex`): this publish's
+        sequence number and its :data:`~skysense.vo.hpx.BLOCK_ORDER` cell, in the hidden
+        ``_blk`` column, and the blocks' index ranges go to ``_skysense_hpx_blocks``. Cone
+        searches filter on the blocks they need, whose row groups never overlap, instead of
+        on the HEALPix index alone, whose row groups overlap across fields.
+
         Returns
         -------
         int
@@ -274,13 +288,24 @@ class DuckDBBackend(BackendBase):
                 # Batches already in HEALPix order (HATS partitions) are appended as they are,
                 # without a sort (insertion order is kept): no memory for a sort of the field.
                 order = "" if in_order.sorted else f" ORDER BY {quote_ident(spec.hpx_column)}"
+                blocks = spec.hpx_column is not None
+                extra = f", {quote_ident(BLOCK_COLUMN)} BIGINT" if blocks else ""
                 with _transaction(con):
-                    con.execute(
-                        f"CREATE TABLE IF NOT EXISTS {spec.physical} ({metadata.ddl_columns(spec)})"
-                    )
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {spec.physical} "
+                                f"({metadata.ddl_columns(spec)}{extra})")  # fmt: skip
+                    if blocks:
+                        _add_block_column(con, spec, column)
                     con.execute(f"DELETE FROM {spec.physical} WHERE {quote_ident(column)} = ?",
                                 [value])  # fmt: skip
-                    con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp}{order}")
+                    if blocks:
+                        block = _block_sql(con, spec)
+                        con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ? AND part = ?",
+                                    [spec.adql_name, str(value)])  # fmt: skip
+                        con.execute(f"INSERT INTO {spec.physical} SELECT *, {block} "
+                                    f"FROM {tmp}{order}")  # fmt: skip
+                        _insert_blocks(con, spec, tmp, block, "?", [str(value)])
+                    else:
+                        con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp}{order}")
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
                     _write_metadata(con, spec, n_rows)
             finally:
@@ -288,6 +313,26 @@ class DuckDBBackend(BackendBase):
                     with contextlib.suppress(Exception):
                         con.execute(f"SET memory_limit = '{limit}'")
         return int(n_rows)
+
+    def hpx_blocks(self, adql_name: str) -> BlockIndex | None:
+        """The block index of a table published field by field (:meth:`replace_rows`), or
+        None (kept until the next publish)."""
+        catalog = self.catalog()
+        cached = self._blocks.get(adql_name)
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        con = self._db.cursor()
+        try:
+            got = con.execute(
+                f"SELECT blk, lo, hi FROM {_BLOCKS} WHERE table_name = ?", [adql_name]
+            ).fetchnumpy()
+        finally:
+            con.close()
+        index = None
+        if len(got["blk"]):
+            index = BlockIndex(np.asarray(got["blk"]), np.asarray(got["lo"]), np.asarray(got["hi"]))
+        self._blocks[adql_name] = (catalog, index)
+        return index
 
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
         """Create or atomically replace ``spec.adql_name`` with ``data``.
@@ -304,6 +349,8 @@ class DuckDBBackend(BackendBase):
             with _transaction(con):
                 con.execute(f"DROP TABLE IF EXISTS {spec.physical}")
                 con.execute(f"ALTER TABLE {tmp} RENAME TO {quote_ident(spec.name)}")
+                # One sort of the whole table: the HEALPix index alone prunes; no blocks.
+                con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ?", [spec.adql_name])
                 _write_metadata(con, spec, data.num_rows)
 
     def drop_table(self, adql_name: str) -> None:
@@ -314,6 +361,7 @@ class DuckDBBackend(BackendBase):
             try:
                 with _transaction(con):
                     con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
+                    con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ?", [f"{schema}.{name}"])
                     metadata.delete_table_metadata(con, "?", f"{schema}.{name}", schema)
             finally:
                 con.close()
@@ -350,3 +398,43 @@ def _write_metadata(con, spec: TableSpec, n_rows: int) -> None:
         con, "?", spec, table_row, column_rows, private_row,
         lambda sql, rows: con.executemany(sql, rows),
     )  # fmt: skip
+
+
+def _block_sql(con, spec: TableSpec) -> str:
+    """SQL of the block of a row of the next publish into ``spec``'s table (see
+    :func:`skysense.vo.hpx.block_seq_base`): one more than the table's last publish."""
+    last = con.execute(f"SELECT max(blk) FROM {_BLOCKS} WHERE table_name = ?",
+                       [spec.adql_name]).fetchone()[0]  # fmt: skip
+    base = block_seq_base(0 if last is None else (int(last) >> 32) + 1)
+    return _block_expr(spec, base)
+
+
+def _block_expr(spec: TableSpec, base: int) -> str:
+    hpx = quote_ident(spec.hpx_column)
+    shift = 2 * max(spec.hpx_order - BLOCK_ORDER, 0)
+    return f"(CASE WHEN {hpx} < 0 THEN {base} ELSE {base} + 1 + ({hpx} >> {shift}) END)"
+
+
+def _insert_blocks(con, spec: TableSpec, source: str, block: str, part: str, params) -> None:
+    """Record the blocks of the rows of ``source`` (``part``: SQL of their part name)."""
+    hpx = quote_ident(spec.hpx_column)
+    con.execute(
+        f"INSERT INTO {_BLOCKS} SELECT ?, {part} AS p, {block} AS b, min({hpx}), max({hpx}), "
+        f"count(*) FROM {source} GROUP BY p, b",
+        [spec.adql_name, *params],
+    )
+
+
+def _add_block_column(con, spec: TableSpec, column: str) -> None:
+    """Give a table published before blocks existed its block column and blocks (one
+    rewrite of that column; the blocks then overlap like the fields, until republished)."""
+    names = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [spec.schema, spec.name]).fetchall()}  # fmt: skip
+    if BLOCK_COLUMN in names:
+        return
+    block = _block_expr(spec, block_seq_base(0))
+    con.execute(f"ALTER TABLE {spec.physical} ADD COLUMN {quote_ident(BLOCK_COLUMN)} BIGINT")
+    con.execute(f"UPDATE {spec.physical} SET {quote_ident(BLOCK_COLUMN)} = {block}")
+    con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ?", [spec.adql_name])
+    _insert_blocks(con, spec, spec.physical, block, f"CAST({quote_ident(column)} AS VARCHAR)", [])
