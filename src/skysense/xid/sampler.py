@@ -652,7 +652,25 @@ def _gibbs_chain(
 
 @numba.njit(cache=True)
 def _field_moves(
-    r, w, z, f, kind, lo, hi, pmu, pprec, palpha, eptr, epix, evals, kptr, kidx, kval, amp, rng
+    r,
+    w,
+    z,
+    f,
+    kind,
+    lo,
+    hi,
+    pmu,
+    pprec,
+    palpha,
+    eptr,
+    epix,
+    evals,
+    kptr,
+    kidx,
+    kval,
+    amp,
+    rng,
+    steps,
 ):
     """Exact Gibbs steps of (f_j, z) along f_j + t, z - t v_j / amp, one source at a time.
 
@@ -662,9 +680,11 @@ def _field_moves(
     between the source and the confusion field, which single-block updates of either do
     only slowly. Along the line the log density is quadratic in t plus the flux prior, so
     the step is a truncated normal (flat, Gaussian priors) or a slice step (log-space
-    priors), exact whatever ``v_j``. ``r`` (d - A f - B - g) and ``z`` are updated in place.
+    priors), exact whatever ``v_j``. ``r`` (d - A f - B - g) and ``z`` are updated in place,
+    each source's step t goes to ``steps`` (0 where it did not move).
     """
     for j in range(f.size):
+        steps[j] = 0.0
         if kptr[j + 1] == kptr[j]:
             continue
         g, q = _weighted_dot(eptr[j], eptr[j + 1], epix, evals, w, r)
@@ -706,18 +726,36 @@ def _field_moves(
         for k in range(kptr[j], kptr[j + 1]):
             z[kidx[k]] -= t * kval[k] / amp
         f[j] = min(max(f[j] + t, lo[j]), hi[j])
+        steps[j] = t
+
+
+@numba.njit(cache=True)
+def _moved_field(bz, steps, amp, gptr, gidx, gval):
+    """``B z / ||b||`` on the box after :func:`_field_moves`: minus t_j / amp times each
+    moved source's pattern ``B v_j / ||b||`` (``gptr/gidx/gval``), in place."""
+    for j in range(steps.size):
+        t = steps[j]
+        if t == 0.0:
+            continue
+        for k in range(gptr[j], gptr[j + 1]):
+            bz[gidx[k]] -= t * gval[k] / amp
 
 
 def _field_directions(model: BandModel, field):
     """Per source: the white-field pattern v_j (bilinear about the beam's centroid, scaled
-    by ||b||) and the beam mismatch e_j = a_j - field(v_j) on the pixels (sparse)."""
+    by ||b||), its field ``B v_j / ||b||`` on the box and the beam mismatch
+    e_j = a_j - field(v_j) on the pixels (all sparse; direct stamp sums, no FFT)."""
     a = sp.csc_matrix(model.amat)
     a.sort_indices()
     px, py = model.pixel_x.astype(float), model.pixel_y.astype(float)
     x0, y0 = int(model.pixel_x.min()), int(model.pixel_y.min())
     ly, lx = field.shape
     bnorm = field.stamp_norm
+    # box pixel -> fitted pixel (data-vector order), -1 off the fitted pixels
+    where = np.full(field.n, -1, dtype=np.int64)
+    where[field.idx] = np.arange(field.idx.size)
     kptr, kidx, kval = [0], [], []
+    gptr, gidx, gval = [0], [], []
     eptr, epix, evals = [0], [], []
     for j in range(model.nsrc):
         lo, hi = a.indptr[j], a.indptr[j + 1]
@@ -726,7 +764,7 @@ def _field_directions(model: BandModel, field):
         cx, cy = float(vals @ px[rows]) / s - x0, float(vals @ py[rows]) / s - y0
         ix, iy = math.floor(cx), math.floor(cy)
         fx, fy = cx - ix, cy - iy
-        v = np.zeros(field.n)
+        cells = {}
         for dx, dy, wt in (
             (0, 0, (1 - fx) * (1 - fy)),
             (1, 0, fx * (1 - fy)),
@@ -734,13 +772,23 @@ def _field_directions(model: BandModel, field):
             (1, 1, fx * fy),
         ):
             if wt > 0:
-                k = ((iy + dy) % ly) * lx + (ix + dx) % lx
-                v[k] += bnorm * wt
-        nz = np.flatnonzero(v)
-        kidx.extend(nz.tolist())
-        kval.extend(v[nz].tolist())
+                key = ((iy + dy) % ly) * lx + (ix + dx) % lx
+                cells[key] = cells.get(key, 0.0) + bnorm * wt
+        keys = sorted(cells)
+        kidx.extend(keys)
+        kval.extend(cells[k] for k in keys)
         kptr.append(len(kidx))
-        e = -field.field(v.reshape(field.shape))
+        gk, gv = field.pattern(
+            np.array([k // lx for k in keys]),
+            np.array([k % lx for k in keys]),
+            [cells[k] for k in keys],
+        )
+        gidx.extend(gk.tolist())
+        gval.extend(gv.tolist())
+        gptr.append(len(gidx))
+        e = np.zeros(model.npix)
+        on = where[gk]
+        e[on[on >= 0]] -= gv[on >= 0]
         e[rows] += vals
         keep = np.flatnonzero(np.abs(e) > 1e-12)
         epix.extend(keep.tolist())
@@ -748,12 +796,9 @@ def _field_directions(model: BandModel, field):
         eptr.append(len(epix))
     as_i = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
     return (
-        as_i(eptr),
-        as_i(epix),
-        np.asarray(evals, float),
-        as_i(kptr),
-        as_i(kidx),
-        np.asarray(kval, float),
+        (as_i(eptr), as_i(epix), np.asarray(evals, float)),
+        (as_i(kptr), as_i(kidx), np.asarray(kval, float)),
+        (as_i(gptr), as_i(gidx), np.asarray(gval, float)),
     )
 
 
@@ -990,6 +1035,7 @@ def sample_band(
         from skysense.xid.confusion import ConfusionField
 
         field = ConfusionField(model.beam_stamp, model.pixel_x, model.pixel_y, model.sigma_mjy)
+        dirs = _field_directions(model, field)  # shared by the chains
         g_mean = np.zeros(model.npix)
     for ch, rng in enumerate(rngs):
         f, b, c = _initial_state(model, rng)
@@ -1019,6 +1065,7 @@ def sample_band(
             gmean, c_warm = _correlated_chain(
                 model,
                 field,
+                dirs,
                 args,
                 pairs + (hyp,),
                 (f, b, c),
@@ -1084,10 +1131,11 @@ def confusion_shift(model: BandModel, field_mjy: np.ndarray) -> np.ndarray:
     return np.asarray(spsolve(q, a.T @ (w * field_mjy)), float).reshape(model.nsrc)
 
 
-def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
+def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     """One chain with the correlated confusion field (:mod:`skysense.xid.confusion`).
 
-    ``extra``: the coupled pairs' arrays and the hyperparameter state; ``state``: the
+    ``dirs``: the sources' field directions (:func:`_field_directions`); ``extra``: the
+    coupled pairs' arrays and the hyperparameter state; ``state``: the
     initial (f, B, amplitude); ``sizes``: (n_warmup, n_samples, thin, conf_every); ``outs``:
     the chain's draw arrays (flux, bkg, amplitude, hyperparameters), written in place.
     Blocks of ``conf_every`` sweeps of the diagonal-noise kernel on ``d - g`` (the white
@@ -1097,7 +1145,7 @@ def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
     draws' blocks of the field divided by the number of kept draws (its posterior mean over
     this chain) and the warm-up wall time.
     """
-    from skysense.xid.confusion import slice_amplitude
+    from skysense.xid.confusion import _sumsq, _wdot, slice_amplitude
 
     f, b, c = state
     n_warmup, n_samples, thin, conf_every = sizes
@@ -1110,36 +1158,40 @@ def _correlated_chain(model, field, args, extra, state, sizes, rng, outs):
     tail = args[4:] + (model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2, 0, 1.0, 1)
     tail += extra  # the coupled pairs and the hyperparameters
     z = np.zeros(field.shape)
+    bz = np.zeros(field.shape)  # B z / ||b|| on the box, kept in step with z
     g = np.zeros(model.npix)
     amp = c if cp.kind != "none" else cp.fixed
     g_sum = np.zeros(model.npix)
     dummy_f, dummy_h = np.empty((0, f.size)), np.empty((0, 3))
+    steps = np.zeros(f.size)
+    dirs_e, dirs_k, dirs_g = dirs
 
     def update_field(b):
-        nonlocal z, g, amp
+        nonlocal z, bz, g, amp
         if amp <= 0:
             return
         resid = d - amat @ f - b
-        z = field.draw_white(resid, amp, z, rng)
-        u = field.field(z)
+        z, bz = field.draw(resid, amp, z, bz, rng)
+        u = bz.ravel()[field.idx]
         if cp.kind != "none":
-            wu = field.w * u
             kw = {"kind": cp.kind_code(), "scale": cp.scale}
-            amp = slice_amplitude(amp, rng, quad=float(wu @ u), lin=float(wu @ resid), **kw)
+            quad, lin = _wdot(u, field.w, u), _wdot(u, field.w, resid)
+            amp = slice_amplitude(amp, rng, quad=quad, lin=lin, **kw)
             # centred step: g = amp u held fixed, its own density |z|^2 = |g / amp|^2
-            new = slice_amplitude(amp, rng, inv=amp * amp * float(np.vdot(z, z)), n=z.size, **kw)
+            new = slice_amplitude(amp, rng, inv=amp * amp * _sumsq(z), n=z.size, **kw)
             z *= amp / new
+            bz *= amp / new
             u *= amp / new
             amp = new
         g = amp * u
         # flux between each source and the field, along lines that keep the model map
         r = d - amat @ f - b - g
-        zf = z.reshape(-1)
-        _field_moves(r, w, zf, f, *args[5:11], *dirs, amp, rng)
-        g = amp * field.field(z)
+        _field_moves(r, w, z.reshape(-1), f, *args[5:11], *dirs_e, *dirs_k, amp, rng, steps)
+        # B z follows the few white-field pixels that moved by direct stamp sums (no FFT)
+        _moved_field(bz.reshape(-1), steps, amp, *dirs_g)
+        g = amp * bz.ravel()[field.idx]
 
     w = 1.0 / args[4]
-    dirs = _field_directions(model, field)
     t0 = time.perf_counter()
     # the first half of the warm-up fits the sources with the field off: a field switched
     # on while the fluxes are still far off would take up their residuals (its amplitude
