@@ -83,8 +83,28 @@ KEYWORDS = (
     "BETWEEN IN LIKE ILIKE IS NULL EXISTS CASE WHEN THEN ELSE END CAST TRUE FALSE"
 ).split()
 
+_AGGREGATE_ARITY: dict[str, tuple[int, int | None]] = {
+    "COUNT": (1, 1),
+    "SUM": (1, 1),
+    "AVG": (1, 1),
+    "MIN": (1, 1),
+    "MAX": (1, 1),
+}
+# geometry (ADQL 2.1 section 4); constructors without their optional coordinate-system argument
+_GEOMETRY_ARITY: dict[str, tuple[int, int | None]] = {
+    "POINT": (1, 2),
+    "CIRCLE": (2, 3),
+    "BOX": (3, 4),
+    "POLYGON": (3, None),
+    "CONTAINS": (2, 2),
+    "INTERSECTS": (2, 2),
+    "DISTANCE": (2, 4),
+    "COORD1": (1, 1),
+    "COORD2": (1, 1),
+    "COORDSYS": (1, 1),
+}
+
 #: Allowed functions: upper-case name -> (min args, max args or None for unbounded).
-#: Geometry constructors are listed without their optional coordinate-system argument.
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     # maths (ADQL 2.1 section 2.3.2)
     "ABS": (1, 1),
@@ -115,30 +135,12 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "LOWER": (1, 1),
     "UPPER": (1, 1),
     "COALESCE": (1, None),
-    # aggregates
-    "COUNT": (1, 1),
-    "SUM": (1, 1),
-    "AVG": (1, 1),
-    "MIN": (1, 1),
-    "MAX": (1, 1),
-    # geometry (ADQL 2.1 section 4)
-    "POINT": (1, 2),
-    "CIRCLE": (2, 3),
-    "BOX": (3, 4),
-    "POLYGON": (3, None),
-    "CONTAINS": (2, 2),
-    "INTERSECTS": (2, 2),
-    "DISTANCE": (2, 4),
-    "COORD1": (1, 1),
-    "COORD2": (1, 1),
-    "COORDSYS": (1, 1),
+    **_AGGREGATE_ARITY,
+    **_GEOMETRY_ARITY,
 }
 
-AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX"})
-GEOMETRY_FUNCTIONS = frozenset(
-    {"POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE"}
-    | {"COORD1", "COORD2", "COORDSYS"}
-)
+AGGREGATES = frozenset(_AGGREGATE_ARITY)
+GEOMETRY_FUNCTIONS = frozenset(_GEOMETRY_ARITY)
 _CONSTRUCTORS = frozenset({"POINT", "CIRCLE", "BOX", "POLYGON"})
 
 #: CAST target types (ADQL 2.1 section 2.3.5) -> VOTable datatype.
