@@ -3,10 +3,14 @@
 ``python -m benchmarks vo --cone-sizes 1M,10M,100M``: for each size a table of that many rows
 at HELP's density (:data:`DENSITY_DEG2` per deg^2, so a 0.05 deg cone holds the same ~790 rows
 at every size and only the area grows: 10, 100, 1000 deg^2) is published incrementally, one
-field of at most :data:`CHUNK_ROWS` rows at a time (``Backend.replace_rows``: the driver holds
-one field), into DuckDB (native table, sorted by the HEALPix column) and, up to
-``--cone-pg-max`` rows, into PostgreSQL with Q3C. Then, per backend:
+field of at most ``--cone-chunk-rows`` (default :data:`CHUNK_ROWS`) rows at a time
+(``Backend.replace_rows``: the driver holds one field), into DuckDB (native table, each field
+sorted by the HEALPix column, with its blocks: :class:`skysense.vo.hpx.BlockIndex`) and, up to
+``--cone-pg-max`` rows, into PostgreSQL with Q3C. DuckDB is measured twice on the same file:
+``after`` (the cone SQL names its blocks) and ``before`` (the blocks index dropped: the SQL,
+rows and row groups of the code before blocks). Then, per backend and variant:
 
+* DuckDB: the row groups the cone SQL scans (its profile's ``row_groups_scanned``, 60 cones);
 * the cone path split in this process (warm, one thread): parameters and ADQL text,
   translation, the database query, VOTable writing, per cone (CPU ms of this thread and wall);
 * HTTP Simple Cone Search (VERB=2) on the production server in a subprocess (keep-alive
@@ -59,16 +63,16 @@ def ra_width(n: int) -> float:
     return n / DENSITY_DEG2 / _band_area_per_ra_deg()
 
 
-def chunk(n: int, k: int, rows: int, seed: int) -> pa.Table:
-    """Field ``k`` (rows ``k*CHUNK_ROWS`` on): uniform on the sphere in its own RA stripe."""
+def chunk(n: int, k: int, rows: int, seed: int, chunk_rows: int = CHUNK_ROWS) -> pa.Table:
+    """Field ``k`` (rows ``k*chunk_rows`` on): uniform on the sphere in its own RA stripe."""
     rng = np.random.default_rng([seed, k])
-    lo = RA0 + ra_width(k * CHUNK_ROWS)
+    lo = RA0 + ra_width(k * chunk_rows)
     ra = rng.uniform(lo, lo + ra_width(rows), rows)
     s0, s1 = np.sin(np.radians(DEC_BAND))
     dec = np.degrees(np.arcsin(rng.uniform(s0, s1, rows)))
     return pa.table(
         {
-            "object_id": pa.array(np.arange(k * CHUNK_ROWS, k * CHUNK_ROWS + rows, dtype=np.int64)),
+            "object_id": pa.array(np.arange(k * chunk_rows, k * chunk_rows + rows, dtype=np.int64)),
             "ra": ra,
             "dec": dec,
             "mag_r": rng.normal(23.0, 1.5, rows).astype(np.float32),
@@ -79,23 +83,19 @@ def chunk(n: int, k: int, rows: int, seed: int) -> pa.Table:
     )
 
 
-def publish_chunks(backend, n: int, seed: int, meta: dict) -> float:
-    """Publish ``n`` rows field by field; returns the wall time (s)."""
-    from skysense.vo.hpx import hpx_index
-    from skysense.vo.publish import publish_arrow
+def publish_chunks(backend, n: int, seed: int, meta: dict, chunk_rows: int = CHUNK_ROWS) -> float:
+    """Publish ``n`` rows field by field (``chunk_rows`` a field); returns the wall time (s).
+
+    Every field goes through ``replace_rows`` (the first too,
+    :func:`skysense.vo.publish.publish_arrow_field`), as ``skysense vo publish --field`` does,
+    so that the table has the blocks of an incremental publish."""
+    from skysense.vo.publish import publish_arrow_field
 
     t0 = time.perf_counter()
-    spec = None
-    for k, start in enumerate(range(0, n, CHUNK_ROWS)):
-        data = chunk(n, k, min(CHUNK_ROWS, n - start), seed)
-        if spec is None:
-            spec = publish_arrow(backend, data, TABLE, description="cone scaling", meta=meta)
-            continue
-        ra = data.column("ra").to_numpy()
-        dec = data.column("dec").to_numpy()
-        hpx = np.asarray(hpx_index(ra, dec, spec.hpx_order), dtype=np.int64)
-        data = data.append_column(spec.hpx_column, pa.array(hpx)).sort_by(spec.hpx_column)
-        backend.replace_rows(spec, [data], "field", f"f{k:03d}")
+    for k, start in enumerate(range(0, n, chunk_rows)):
+        data = chunk(n, k, min(chunk_rows, n - start), seed, chunk_rows)
+        publish_arrow_field(backend, data, TABLE, f"f{k:03d}", description="cone scaling",
+                            meta=meta, ra="ra", dec="dec")  # fmt: skip
     return time.perf_counter() - t0
 
 
@@ -216,15 +216,95 @@ def _pg_database():
     return dsn, name, url
 
 
+def row_groups_read(db: str, sqls: list[str], out: Path) -> dict:
+    """Row groups DuckDB scans for each SQL (its JSON profile's ``row_groups_scanned``)."""
+    import json
+
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    try:
+        con.execute("PRAGMA enable_profiling='json'")
+        con.execute("SET profiling_output = ?", [str(out)])
+        got, total = [], 0
+        for sql in sqls:
+            con.execute(sql).fetchall()
+            nodes = json.loads(out.read_text())["operator"]
+            while nodes and nodes[0].get("type") != "TABLE_SCAN":
+                nodes = nodes[0].get("children", [])
+            got.append(nodes[0]["row_groups_scanned"])
+            total = nodes[0]["total_row_groups_to_scan"]
+    finally:
+        con.close()
+    return {"median": float(np.median(got)), "p95": float(np.percentile(got, 95)),
+            "max": int(max(got)), "of": int(total), "cones": len(got)}  # fmt: skip
+
+
+def _measure(opts, n, label, target, variant, points, root, meta_columns) -> dict:
+    """One backend at one size: publish (``after``; DuckDB with the blocks of an incremental
+    publish) or drop the blocks of that table (``before``: the same rows, row groups and SQL
+    as before blocks existed), then the row groups a cone reads (DuckDB), the in-process split
+    and the HTTP cones."""
+    from skysense.vo.backends import open_backend
+    from skysense.vo.scs import cone_hpx_sql, scs_columns
+    from skysense.vo.settings import Settings
+
+    run = {"backend": label, "variant": variant, "rows": n, "fields": -(-n // opts.cone_chunk_rows),
+           "area_deg2": round(n / DENSITY_DEG2, 1), "load_before": round(os.getloadavg()[0], 2)}  # fmt: skip
+    backend = open_backend(target)
+    if variant == "after":
+        run["publish_s"] = round(
+            publish_chunks(backend, n, opts.seed, meta_columns, opts.cone_chunk_rows), 1
+        )
+    else:
+        backend.close()
+        import duckdb
+
+        with duckdb.connect(target) as con:
+            con.execute("DELETE FROM _skysense_hpx_blocks WHERE table_name = ?", [TABLE])
+        backend = open_backend(target)
+    if label == "DuckDB":
+        table = backend.catalog().tables[TABLE]
+        cols = scs_columns(table, 2)
+        sqls = [cone_hpx_sql(backend, table, cols, ra, dec, RADIUS_DEG) for ra, dec in points[:60]]
+        run["blocks"] = "_blk" in sqls[0]
+        backend.close()
+        run["row_groups_read"] = row_groups_read(target, sqls, root / "profile.json")
+        backend = open_backend(target)
+    settings = Settings(db=target, workdir=str(root / "work"), db_threads=2,
+                        maxrec_default=1_000_000, maxrec_hard=2_000_000)  # fmt: skip
+    backend.harden(memory_limit_mb=settings.memory_limit_mb, threads=2)
+    run["split"] = split_profile(backend, settings, points[:100])
+    backend.close()
+    run["http"] = http_cones(target, root / f"work_{label[:4]}", points)
+    run["load_after"] = round(os.getloadavg()[0], 2)
+    return run
+
+
+def _rows(run: dict) -> list[Row]:
+    h, n, label = run["http"], run["rows"], run["backend"]
+    if label == "DuckDB":
+        label += ", field blocks" if run["variant"] == "after" else ", no blocks (before)"
+    groups = ""
+    if "row_groups_read" in run:
+        g = run["row_groups_read"]
+        groups = f", row groups read median {g['median']:g} max {g['max']} of {g['of']}"
+    return [Row(f"VO SCS cone {RADIUS_DEG} deg p{q}, {label}, {n:.0e} rows "
+                f"({DENSITY_DEG2:.0f}/deg2, {run['fields']} fields)", h[f"p{q}_ms"], None,
+                unit="ms", notes=f"{h['rows_median']:.0f} rows/cone, server CPU "
+                f"{h['server_cpu_ms_per_cone']} ms/cone{groups}, load "
+                f"{h['load'][0]}/{h['load'][1]}", extra={"rows": n, "run": run})
+            for q in (50, 95)]  # fmt: skip
+
+
 def cone_scaling(opts, meta_columns: dict) -> tuple[list[Row], dict]:
     """Rows and meta of the constant-density cone benchmark (see the module docstring)."""
     from benchmarks.vo import drop_pg_database
-    from skysense.vo.backends import open_backend
-    from skysense.vo.settings import Settings
 
     sizes = [_count(s) for s in opts.cone_sizes.split(",")]
     rows: list[Row] = []
-    meta: dict = {"density_deg2": DENSITY_DEG2, "radius_deg": RADIUS_DEG, "chunk_rows": CHUNK_ROWS,
+    meta: dict = {"density_deg2": DENSITY_DEG2, "radius_deg": RADIUS_DEG,
+                  "chunk_rows": opts.cone_chunk_rows,
                   "dec_band": DEC_BAND, "queries": opts.cone_queries, "sizes": sizes,
                   "runs": []}  # fmt: skip
     root = Path(opts.cone_work) if opts.cone_work else Path(tempfile.mkdtemp(prefix="vo-cone-"))
@@ -239,27 +319,12 @@ def cone_scaling(opts, meta_columns: dict) -> tuple[list[Row], dict]:
                     targets.append(("PostgreSQL+Q3C", pg[2], pg[:2]))
             for label, target, pg_admin in targets:
                 try:
-                    run = {"backend": label, "rows": n, "area_deg2": round(n / DENSITY_DEG2, 1)}
-                    run["load_before"] = round(os.getloadavg()[0], 2)
-                    backend = open_backend(target)
-                    run["publish_s"] = round(publish_chunks(backend, n, opts.seed, meta_columns), 1)
-                    settings = Settings(db=target, workdir=str(root / "work"), db_threads=2,
-                                        maxrec_default=1_000_000, maxrec_hard=2_000_000)  # fmt: skip
-                    backend.harden(memory_limit_mb=settings.memory_limit_mb, threads=2)
-                    run["split"] = split_profile(backend, settings, points[:100])
-                    backend.close()
-                    run["http"] = http_cones(target, root / f"work_{label[:4]}", points)
-                    run["load_after"] = round(os.getloadavg()[0], 2)
-                    meta["runs"].append(run)
-                    print(f"  cone scaling {label} {n:,}: {run}", flush=True)
-                    h = run["http"]
-                    for q in (50, 95):
-                        rows.append(Row(f"VO SCS cone {RADIUS_DEG} deg p{q}, {label}, {n:.0e} rows "
-                                        f"({DENSITY_DEG2:.0f}/deg2)", h[f"p{q}_ms"], None, unit="ms",
-                                        notes=f"{h['rows_median']:.0f} rows/cone, server CPU "
-                                        f"{h['server_cpu_ms_per_cone']} ms/cone, load "
-                                        f"{h['load'][0]}/{h['load'][1]}",
-                                        extra={"rows": n, "run": run}))  # fmt: skip
+                    variants = ["after", "before"] if pg_admin is None else ["after"]
+                    for variant in variants:
+                        run = _measure(opts, n, label, target, variant, points, root, meta_columns)
+                        meta["runs"].append(run)
+                        print(f"  cone scaling {label} {variant} {n:,}: {run}", flush=True)
+                        rows.extend(_rows(run))
                 finally:
                     if pg_admin is not None:
                         drop_pg_database(*pg_admin)

@@ -81,6 +81,12 @@ def add_arguments(parser) -> None:
         default=10_000_000,
         help="largest size also published to PostgreSQL",
     )
+    parser.add_argument(
+        "--cone-chunk-rows",
+        type=int,
+        default=5_000_000,
+        help="rows of one field of --cone-sizes (the table is published field by field)",
+    )
     parser.add_argument("--cone-work", default=None, help="work directory of --cone-sizes")
     parser.add_argument("--cone-keep", action="store_true", help="keep the DuckDB files")
 
@@ -534,10 +540,15 @@ def _cone_scaling_only(opts):
     path = ROOT / "benchmarks" / "results" / "vo.json"
     old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "meta": {}}
     mark = "VO SCS cone "
+    sizes = set(new_meta["sizes"])
+    # Cone rows of sizes not run now stay (their notes say when and how they were measured).
     kept = [Row(**{k: v for k, v in r.items() if k != "ratio"}) for r in old["rows"]
-            if not r["task"].startswith(mark)]  # fmt: skip
+            if not r["task"].startswith(mark)
+            or (r.get("extra") or {}).get("rows") not in sizes]  # fmt: skip
     meta = dict(old.get("meta", {}))
     new_meta["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if "cone_scaling" in meta:
+        meta.setdefault("cone_scaling_previous", meta["cone_scaling"])
     meta["cone_scaling"] = new_meta
     return kept + new_rows, meta
 

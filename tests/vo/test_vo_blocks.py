@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from skysense.errors import InputError
 from skysense.vo import hpx
 from skysense.vo.backends import open_backend
-from skysense.vo.publish import _conform, publish_arrow
-from skysense.vo.scs import cone_rows, parse_cone, scs_columns
+from skysense.vo.publish import publish_arrow, publish_arrow_field
+from skysense.vo.scs import cone_hpx_sql, cone_rows, parse_cone, scs_columns
 from skysense.vo.settings import Settings
 
 # -- the block index alone
@@ -72,10 +73,9 @@ def _field(k: int) -> pa.Table:
 
 
 def _publish_field(backend, k: int, data: pa.Table | None = None) -> int:
-    spec, rows = _conform(data if data is not None else _field(k), "bench.sky", columns=None,
-                          description="", meta={"columns": {"object_id": {"ucd": "meta.id;meta.main"}}},
-                          ra="ra", dec="dec", source="test")  # fmt: skip
-    return backend.replace_rows(spec, [rows], "field", f"F{k}")
+    meta = {"columns": {"object_id": {"ucd": "meta.id;meta.main"}}}
+    data = data if data is not None else _field(k)
+    return publish_arrow_field(backend, data, "bench.sky", f"F{k}", meta=meta)[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,9 @@ def fields(tmp_path_factory):
     # Field 1 republished (other rows): its old blocks go, the new ones come last.
     data = _field(1)
     data = data.set_column(0, "object_id", pa.array(np.arange(ROWS) + 10_000_000))
-    _publish_field(backend, 1, data)
+    assert _publish_field(backend, 1, data) == N_FIELDS * ROWS
+    with pytest.raises(InputError, match="columns differ"):
+        _publish_field(backend, 9, data.drop_columns(["mag"]))
     settings_ = Settings(db=str(path), maxrec_default=100_000)
     yield SimpleNamespace(backend=backend, settings=settings_, path=path)
     backend.close()
@@ -152,24 +154,18 @@ def test_block_cone_equals_the_adql_query(fields, ra, dec, sr, maxrec):
 
 
 def test_a_cone_reads_one_or_two_row_groups(fields, tmp_path):
-    from skysense.vo.scs import _between
-
     table = fields.backend.catalog().tables["bench.sky"]
-    blocks = fields.backend.hpx_blocks("bench.sky")
     rng = np.random.default_rng(1)
     with_blocks, without = [], []
     out = tmp_path / "profile.json"
+    no_blocks = SimpleNamespace(hpx_blocks=lambda name: None)
     for _ in range(20):
         ra, dec = rng.uniform(10.1, 10 + N_FIELDS * WIDTH - 0.1), rng.uniform(-1.9, 1.9)
-        fine = hpx.cone_ranges(ra, dec, 0.05, table.hpx_order)
-        where = _between("_hpx", hpx.cap_ranges(fine, 4))
-        wanted = _between("_blk", blocks.block_ranges(fine, 4))
-        sql = "SELECT object_id FROM bench.sky WHERE "
-        with_blocks.append(
-            _row_groups_read(fields.backend, f"{sql}({wanted}) AND ({where})", out)[0]
-        )
-        without.append(_row_groups_read(fields.backend, sql + where, out)[0])
-    # The fields' index ranges interleave: without blocks a cone reads several fields' groups.
+        args = (table, ["object_id"], ra, dec, 0.05)
+        sql = cone_hpx_sql(fields.backend, *args)
+        assert "_blk" in sql
+        with_blocks.append(_row_groups_read(fields.backend, sql, out)[0])
+        without.append(_row_groups_read(fields.backend, cone_hpx_sql(no_blocks, *args), out)[0])
     # Blocks: the group(s) of the field under the cone, one more where it meets a second
     # field (these stripes are 0.5 deg wide). Without, a cone reads several fields' groups.
     assert max(with_blocks) <= 3 and np.mean(with_blocks) < 2

@@ -43,6 +43,7 @@ __all__ = [
     "publish_file",
     "publish_arrow",
     "publish_hats_field",
+    "publish_arrow_field",
     "read_table_file",
     "read_metadata_file",
     "detect_radec",
@@ -564,12 +565,7 @@ def publish_hats_field(
                         dec=dec, source=str(path))  # fmt: skip
 
     spec, _ = conform(first)
-    tables = backend.catalog().tables
-    known = set(tables[spec.adql_name].columns) if spec.adql_name in tables else None
-    if known is not None and set(known) - {spec.hpx_column} != {c.name for c in spec.columns}:
-        raise InputError(
-            f"the columns differ from those of the published {spec.adql_name}", path=path
-        )
+    _check_same_columns(backend, spec, str(path))
 
     def batches():
         for f in files:
@@ -577,6 +573,58 @@ def publish_hats_field(
 
     n_rows = backend.replace_rows(spec, batches(), field_column, field)
     return spec, n_rows
+
+
+def publish_arrow_field(
+    backend: Backend,
+    data: pa.Table,
+    table: str,
+    field: str,
+    *,
+    field_column: str = "field",
+    columns: Sequence[ColumnInfo] | None = None,
+    description: str = "",
+    meta: Mapping | None = None,
+    ra: str | None = None,
+    dec: str | None = None,
+) -> tuple[TableSpec, int]:
+    """Publish (or republish) one field's rows, in memory, into ``table``, incrementally.
+
+    As :func:`publish_hats_field` for an Arrow table: ``field_column`` is set to ``field``
+    (added when absent), the field's earlier rows are replaced in one transaction and the
+    other fields' rows are not rewritten (:meth:`Backend.replace_rows`).
+
+    Returns
+    -------
+    (TableSpec, int)
+        What was published and the rows of the whole table.
+
+    Raises
+    ------
+    InputError
+        Columns that differ from the published table's, or as :func:`publish_arrow`.
+    """
+    values = pa.array([field] * data.num_rows, pa.string())
+    if field_column in data.column_names:
+        data = data.set_column(data.column_names.index(field_column), field_column, values)
+    else:
+        data = data.append_column(field_column, values)
+    spec, rows = _conform(data, table, columns=columns, description=description, meta=meta,
+                          ra=ra, dec=dec, source=f"field {field}")  # fmt: skip
+    _check_same_columns(backend, spec, f"field {field}")
+    if spec.hpx_column is not None:
+        rows = rows.sort_by(spec.hpx_column)  # stored in this order without another sort
+    return spec, backend.replace_rows(spec, [rows], adql_column_name(field_column), field)
+
+
+def _check_same_columns(backend: Backend, spec: TableSpec, source: str) -> None:
+    """Refuse a field whose columns differ from those of the published table."""
+    tables = backend.catalog().tables
+    known = set(tables[spec.adql_name].columns) if spec.adql_name in tables else None
+    if known is not None and set(known) - {spec.hpx_column} != {c.name for c in spec.columns}:
+        raise InputError(
+            f"the columns differ from those of the published {spec.adql_name}", path=source
+        )
 
 
 def _first_hpx29(file: Path) -> int:

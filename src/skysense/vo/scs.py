@@ -49,6 +49,7 @@ __all__ = [
     "routes",
     "cone_search_sync",
     "cone_rows",
+    "cone_hpx_sql",
     "cone_adql",
     "parse_cone",
     "parse_verb",
@@ -320,6 +321,33 @@ class _Output:
     info: ColumnInfo
 
 
+def cone_hpx_sql(backend, table: TableInfo, columns: list[str], ra_deg, dec_deg, sr_deg) -> str:
+    """The SQL of a DuckDB cone on a table with a HEALPix column: the rows of the cone's
+    HEALPix ranges (a superset of the cone; :func:`cone_rows` applies the exact test).
+
+    Parameters
+    ----------
+    backend : Backend
+        Its :meth:`~skysense.vo.backends.protocol.Backend.hpx_blocks` says whether the table
+        has blocks.
+    table : TableInfo
+    columns : list of str
+        ADQL column names to select.
+    ra_deg, dec_deg, sr_deg : float, deg
+        The cone.
+    """
+    fine = hpx.cone_ranges(ra_deg, dec_deg, sr_deg, table.hpx_order)
+    where = _between(table.hpx_column, hpx.cap_ranges(fine, _SQL_RANGES))
+    blocks = backend.hpx_blocks(table.name)
+    if blocks is not None:
+        # A table published field by field: only the row groups of the blocks holding rows
+        # in the cone are read (see skysense.vo.hpx.BlockIndex).
+        wanted = blocks.block_ranges(fine, _SQL_RANGES)
+        where = f"({_between(hpx.BLOCK_COLUMN, wanted)}) AND ({where})" if len(wanted) else "FALSE"
+    select = ", ".join(quote_ident(table.columns[c].name) for c in columns)
+    return f"SELECT {select} FROM {table.physical} WHERE {where}"
+
+
 def _cone_rows_hpx(
     state, table: TableInfo, columns: list[str], ra_deg, dec_deg, sr_deg, maxrec: int
 ) -> tuple[pa.Table, bool]:
@@ -330,16 +358,7 @@ def _cone_rows_hpx(
     exact test is the ADQL translation's (:mod:`skysense.vo.sql.geometry`), with the same
     float64 operations in the same order, so the rows are the TAP query's.
     """
-    fine = hpx.cone_ranges(ra_deg, dec_deg, sr_deg, table.hpx_order)
-    where = _between(table.hpx_column, hpx.cap_ranges(fine, _SQL_RANGES))
-    blocks = state.backend.hpx_blocks(table.name)
-    if blocks is not None:
-        # A table published field by field: only the row groups of the blocks holding rows
-        # in the cone are read (see skysense.vo.hpx.BlockIndex).
-        wanted = blocks.block_ranges(fine, _SQL_RANGES)
-        where = f"({_between(hpx.BLOCK_COLUMN, wanted)}) AND ({where})" if len(wanted) else "FALSE"
-    select = ", ".join(quote_ident(table.columns[c].name) for c in columns)
-    sql = f"SELECT {select} FROM {table.physical} WHERE {where}"
+    sql = cone_hpx_sql(state.backend, table, columns, ra_deg, dec_deg, sr_deg)
     # The translation's constants: the centre in radians, cos(dec0) and sin^2(r/2).
     ra0, dec0 = math.radians(float(ra_deg)), math.radians(float(dec_deg))
     cos_dec0 = math.cos(dec0)
