@@ -592,17 +592,9 @@ def publish_arrow_field(
 
     As :func:`publish_hats_field` for an Arrow table: ``field_column`` is set to ``field``
     (added when absent), the field's earlier rows are replaced in one transaction and the
-    other fields' rows are not rewritten (:meth:`Backend.replace_rows`).
-
-    Returns
-    -------
-    (TableSpec, int)
-        What was published and the rows of the whole table.
-
-    Raises
-    ------
-    InputError
-        Columns that differ from the published table's, or as :func:`publish_arrow`.
+    other fields' rows are not rewritten (:meth:`Backend.replace_rows`). Returns the spec and
+    the rows of the whole table; raises :class:`InputError` as :func:`publish_hats_field`
+    (columns that differ) and :func:`publish_arrow` do.
     """
     values = pa.array([field] * data.num_rows, pa.string())
     if field_column in data.column_names:
