@@ -57,26 +57,19 @@ import pyarrow.parquet as pq
 from skysense._atomic import atomic_path
 from skysense.catalog.hats_io import ROW_GROUP_ROWS, parquet_write_options
 from skysense.errors import InputError
+from skysense.photometry import UJY_ZEROPOINT_MAG_3631
 from skysense.sim._rng import substream
 from skysense.sim.sed import (
     BANDS,
     EFFECTIVE_WAVELENGTH_UM,
+    VEGA_TO_AB,
     _dust_lnu_per_lsun,
     _stellar_lnu_per_lsun,
     ab_mag_to_ujy,
     star_band_fluxes_ujy,
-    ujy_to_ab_mag,
 )
-from skysense.sim.sky import GALAXY_COUNTS, STAR_MAG_RANGE, STAR_SLOPE
-from skysense.sim.surveys import (
-    DEFAULT_SURVEYS,
-    SurveySpec,
-    measure_photometry,
-    offset_positions,
-    photometry_columns,
-    positions_at_epoch,
-    survey_config,
-)
+from skysense.sim.sky import GALAXY_COUNTS, STAR_MAG_RANGE, STAR_SLOPE, TRUTH_EPOCH
+from skysense.sim.surveys import DEFAULT_SURVEYS, SurveySpec, survey_config
 
 __all__ = [
     "GEN_ORDER",
@@ -217,32 +210,55 @@ def _colour_table(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.nd
     return z[:, 0], out[0], out[1]
 
 
+def _galaxy_counts() -> np.ndarray:
+    c = GALAXY_COUNTS
+    return np.array([c.n0, c.m0, c.alpha_faint, c.m_break, c.alpha_bright])
+
+
+def _spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """:func:`skysense.catalog.hats_io.spatial_index` (the same cdshealpix call on the same
+    astropy angles) on one thread."""
+    import cdshealpix.nested
+    from astropy.coordinates import Latitude, Longitude
+
+    lon = Longitude(np.asarray(ra, dtype=np.float64), unit="deg")
+    lat = Latitude(np.asarray(dec, dtype=np.float64), unit="deg")
+    return cdshealpix.nested.lonlat_to_healpix(lon, lat, 29, num_threads=1).astype(np.int64)
+
+
 def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> dict:
-    """The true objects of one cell (columns as numpy arrays)."""
+    """The true objects of one cell (columns as numpy arrays; ``"flux"`` (bands, n) holds
+    the true fluxes in uJy of ``sim.bands``)."""
     import cdshealpix.nested
 
-    frac_star = sim.star_density_deg2 / sim.density_deg2
-    n_star = int(rng.binomial(n, frac_star))
-    n_gal = n - n_star
+    from skysense.sim import _catkernels as kern
+
     # Uniform on the sphere: HEALPix is equal-area, so a uniform order-29 sub-pixel is.
-    # Drawn sorted, the objects come out in ``_healpix_29`` order (no sort of the table).
-    sub = np.sort(rng.integers(0, 1 << _SHIFT, n, dtype=np.int64))
+    # Drawn sorted, the objects come out in ``_healpix_29`` order (no sort of the table):
+    # the order statistics of n uniforms are the partial sums of n + 1 standard exponentials
+    # over their total (monotone in floating point too: the sums only grow).
+    spacing = np.cumsum(rng.standard_exponential(n + 1))
+    sub = (spacing[:-1] * ((1 << _SHIFT) / spacing[-1])).astype(np.int64)
+    np.minimum(sub, (1 << _SHIFT) - 1, out=sub)  # a last spacing below rounding
     hpx = (np.int64(pixel) << _SHIFT) | sub
-    lon, lat = cdshealpix.nested.healpix_to_lonlat(hpx, 29)
+    # One thread: a task per worker core already (cdshealpix's default starts a thread
+    # per CPU for every call).
+    lon, lat = cdshealpix.nested.healpix_to_lonlat(hpx, 29, num_threads=1)
     ra, dec = lon.to_value("deg"), lat.to_value("deg")
-    # Which rows are stars: a random subset (the rows are in position order).
-    is_star = np.zeros(n, bool)
-    is_star[rng.choice(n, n_star, replace=False)] = True
-    gal, star = np.flatnonzero(~is_star), np.flatnonzero(is_star)
-    # galaxies
-    i_gal = GALAXY_COUNTS.sample(n_gal, 14.0, sim.mag_limit, rng)
-    z_med = 0.6 * 10.0 ** (0.1 * (i_gal - 22.5))
-    z = np.clip(z_med / 1.412 * rng.gamma(2.0, 1.0, n_gal) ** (2.0 / 3.0), 0.01, 6.0)
-    red = rng.uniform(size=n_gal) < 0.35 * np.exp(-z / 1.2)
-    r_half = np.clip(10.0 ** rng.normal(math.log10(0.8) - 0.08 * (i_gal - 20.0), 0.15, n_gal),
-                     0.1, 8.0)  # fmt: skip
-    zgrid, passive, forming = _colour_table(sim.bands)
-    scatter = rng.normal(0.0, 0.08, (len(sim.bands), n_gal))
+    # Each row is a star with probability frac_star: the number of stars is binomial and the
+    # stars a uniformly random subset of the rows (which are in position order).
+    is_star = rng.random(n, dtype=np.float32) < sim.star_density_deg2 / sim.density_deg2
+    n_star = int(is_star.sum())
+    n_gal = n - n_star
+    nb = len(sim.bands)
+    f32 = np.float32
+    # galaxies: magnitudes by the exact inverse of the counts, z ~ z_med/1.412 Gamma(2)^(2/3)
+    # (a Gamma(2) deviate is the sum of two standard exponentials)
+    i_gal = kern.galaxy_mag_from_uniform(rng.random(n_gal), _galaxy_counts(), 14.0, sim.mag_limit)
+    e_gamma = rng.standard_exponential((2, n_gal), dtype=f32)
+    u_red = rng.random(n_gal, dtype=f32)
+    g_rhalf = rng.standard_normal(n_gal, dtype=f32)
+    g_colour = rng.standard_normal((nb, n_gal), dtype=f32)
     # stars
     lo, hi = STAR_MAG_RANGE
     s = STAR_SLOPE * math.log(10.0)
@@ -254,136 +270,113 @@ def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> d
     sigma_pm = np.maximum(2.5, 25.0 * 10.0 ** (-0.15 * (i_star - 14.0)))
     pmra = rng.normal(0.0, 1.0, n_star) * sigma_pm - 1.5
     pmdec = rng.normal(0.0, 1.0, n_star) * sigma_pm - 2.5
-    star_flux = star_band_fluxes_ujy(i_star, t_eff)
-
-    def scatter_to_rows(v_gal, v_star):
-        col = np.empty(n, dtype=np.result_type(v_gal, v_star))
-        col[gal], col[star] = v_gal, v_star
-        return col
-
-    out = {
+    by_band = star_band_fluxes_ujy(i_star, t_eff)
+    star_flux = np.array([by_band[b] for b in sim.bands]).reshape(nb, n_star)
+    zgrid, passive, forming = _colour_table(sim.bands)
+    out = {k: np.empty(n, f32) for k in ("z", "pmra", "pmdec", "i_mag", "r_half")}
+    flux = np.empty((nb, n), f32)
+    kern.fill_objects(is_star, i_gal, e_gamma, u_red, g_rhalf, g_colour, zgrid, passive,
+                      forming, i_star, pmra, pmdec, star_flux, UJY_ZEROPOINT_MAG_3631,
+                      out["z"], out["pmra"], out["pmdec"], out["i_mag"], out["r_half"], flux)  # fmt: skip
+    return {
         "_healpix_29": hpx,
         "object_id": np.int64(pixel) * _ID_STRIDE + np.arange(n, dtype=np.int64),
         "is_star": is_star,
         "ra": ra,
         "dec": dec,
-        "z": scatter_to_rows(z, np.nan),
-        "pmra": scatter_to_rows(0.0, pmra),
-        "pmdec": scatter_to_rows(0.0, pmdec),
-        "i_mag": scatter_to_rows(i_gal, i_star),
-        "r_half": scatter_to_rows(r_half, 0.0),
+        **out,
+        "flux": flux,
     }
-    # Linear interpolation in z, located once for every band.
-    j = np.clip(np.searchsorted(zgrid, z) - 1, 0, len(zgrid) - 2)
-    w = (z - zgrid[j]) / (zgrid[j + 1] - zgrid[j])
-    for k, band in enumerate(sim.bands):
-        tab = np.where(red, passive[k][j], forming[k][j])
-        tab1 = np.where(red, passive[k][j + 1], forming[k][j + 1])
-        colour = tab + w * (tab1 - tab)
-        f_gal = ab_mag_to_ujy(i_gal + colour + scatter[k])
-        out[f"f_{band}"] = scatter_to_rows(f_gal, star_flux[band])
-    return out
 
 
 @functools.lru_cache(maxsize=64)
-def _split_bands(spec: SurveySpec) -> tuple[SurveySpec, SurveySpec | None, int]:
-    """``spec`` with its detection band only, with its other bands only (None if none), and
-    the detection band's index in ``spec.bands``."""
-    k = [b.band for b in spec.bands].index(spec.detection_band)
-    rest = spec.bands[:k] + spec.bands[k + 1 :]
-    det = dataclasses.replace(spec, bands=(spec.bands[k],))
-    return det, (dataclasses.replace(spec, bands=rest) if rest else None), k
+def _survey_constants(spec: SurveySpec, bands: tuple[str, ...]) -> dict:
+    """Per-band constants of ``spec``'s measurements (arrays over ``spec.bands``)."""
+    depth = ab_mag_to_ujy(np.array([b.depth_5sigma_ab for b in spec.bands])) / 5.0
+    vega = spec.photometry == "Vega"
+    return {
+        "band_rows": np.array([bands.index(b.band) for b in spec.bands], dtype=np.int64),
+        "k_det": [b.band for b in spec.bands].index(spec.detection_band),
+        "sigma0": depth,
+        "sigma0_ap": 0.6 * depth,
+        "ap_frac0": 10.0 ** (-0.4 * np.array([b.aperture_correction_mag for b in spec.bands])),
+        "missing_fraction": np.array([b.missing_fraction for b in spec.bands]),
+        "mag_offset": np.array([VEGA_TO_AB[b.band] if vega else 0.0 for b in spec.bands]),
+        "dup_flux": float(ab_mag_to_ujy(spec.duplicate_mag)),
+    }
 
 
-def _observe(sim: CatalogSim, spec: SurveySpec, obj: dict, pixel: int, rng) -> dict:
+def _observe(sim: CatalogSim, spec: SurveySpec, obj: dict, pixel: int, rng, dtype) -> dict:
     """One survey's detections of a cell's objects: its columns and the truth of each row,
     ordered by ``_healpix_29``.
 
-    The detection band is measured for every candidate; positions and the other bands only
+    The detection band is measured for every candidate; positions and everything else only
     for the detections kept (a survey detects a fraction of the objects, so this is most of
-    the saving over measuring everything).
+    the saving over measuring everything). Photometry columns are ``dtype``.
     """
-    from skysense.catalog.hats_io import spatial_index
+    from skysense.sim import _catkernels as kern
 
+    c = _survey_constants(spec, sim.bands)
+    k_det, nb = c["k_det"], len(spec.bands)
+    f32 = np.float32
     n_obj = len(obj["ra"])
-    det_flux = obj[f"f_{spec.detection_band}"]
-    bright = np.nan_to_num(ujy_to_ab_mag(det_flux), nan=99.0) < spec.duplicate_mag
-    parents = np.flatnonzero(bright & (rng.uniform(size=n_obj) < spec.duplicate_fraction))
+    true_det = obj["flux"][c["band_rows"][k_det]]
+    # Spurious duplicates near bright objects.
+    bright = np.flatnonzero(true_det > c["dup_flux"])
+    parents = bright[rng.random(bright.size) < spec.duplicate_fraction]
     frac = rng.uniform(0.03, 0.3, parents.size)
     sep = rng.uniform(0.6, 2.0, parents.size)
     angle = rng.uniform(0.0, 2.0 * math.pi, parents.size)
     src = np.concatenate([np.arange(n_obj), parents])
-    is_dup = np.concatenate([np.zeros(n_obj, bool), np.ones(parents.size, bool)])
     scale = np.concatenate([np.ones(n_obj), frac])
     n = len(src)
-    r_half = np.where(is_dup, 0.0, obj["r_half"][src])
-    det_spec, rest_spec, k_det = _split_bands(spec)
-    band = spec.detection_band
-    det = measure_photometry(det_spec, {band: det_flux[src] * scale}, r_half, rng)[band]
     # Grossly wrong total fluxes (blends, cosmic rays, calibration failures) in one band.
-    bad = rng.uniform(size=n) < sim.bad_flux_fraction
-    bad_band = rng.integers(0, len(spec.bands), n)
-    bad_factor = 10.0 ** (rng.uniform(1.0, 3.0, n) * np.where(rng.uniform(size=n) < 0.5, 1, -1))
-    det["total"] = np.where(bad & (bad_band == k_det), det["total"] * bad_factor, det["total"])
-    keep = (det["total"] >= 5.0 * det["sigma"]) & ~det["lost"]
-    keep[n_obj:] &= keep[parents]
+    bad_rows = np.flatnonzero(rng.random(n, dtype=f32) < sim.bad_flux_fraction)
+    bad_band = np.full(n, -1, dtype=np.int64)
+    bad_band[bad_rows] = rng.integers(0, nb, bad_rows.size)
+    bad_factor = np.ones(n)
+    sign = np.where(rng.random(bad_rows.size) < 0.5, 1.0, -1.0)
+    bad_factor[bad_rows] = 10.0 ** (rng.uniform(1.0, 3.0, bad_rows.size) * sign)
+    g_total = rng.standard_normal(n, dtype=f32)
+    u_lost = rng.random(n, dtype=f32)
+    total, sigma, keep = kern.detect(true_det, src, scale, g_total, u_lost, bad_band, bad_factor,
+                                     k_det, c["sigma0"][k_det], c["missing_fraction"][k_det])  # fmt: skip
     idx = np.flatnonzero(keep)
-    m = len(idx)
-    o = src[idx]
-    ra_e, dec_e = positions_at_epoch(obj["ra"][o], obj["dec"][o], obj["pmra"][o],
-                                     obj["pmdec"][o], spec.epoch)  # fmt: skip
-    dup = idx >= n_obj
-    j = idx[dup] - n_obj
-    ra_e[dup], dec_e[dup] = offset_positions(
-        ra_e[dup], dec_e[dup], sep[j] * np.sin(angle[j]), sep[j] * np.cos(angle[j])
-    )
-    dx = spec.offset_ra_arcsec + spec.pos_sigma_arcsec * rng.normal(size=m)
-    dy = spec.offset_dec_arcsec + spec.pos_sigma_arcsec * rng.normal(size=m)
-    ra_c, dec_c = offset_positions(ra_e, dec_e, dx, dy)
-    dec_c = np.clip(dec_c, -90.0, 90.0)
-    hpx = spatial_index(ra_c, dec_c)
+    g_pos = rng.standard_normal((2, idx.size), dtype=f32)
+    ra_c, dec_c = kern.place(idx, src, n_obj, obj["ra"], obj["dec"], obj["pmra"], obj["pmdec"],
+                             spec.epoch - TRUTH_EPOCH, sep, angle, g_pos, spec.offset_ra_arcsec,
+                             spec.offset_dec_arcsec, spec.pos_sigma_arcsec)  # fmt: skip
+    hpx = _spatial_index(ra_c, dec_c)
     # A detection pushed out of its cell is dropped (see the module docstring).
     inside = np.flatnonzero((hpx >> _SHIFT) == pixel)
     inside = inside[np.argsort(hpx[inside], kind="stable")]
     idx, hpx, ra_c, dec_c = idx[inside], hpx[inside], ra_c[inside], dec_c[inside]
-    measured = {band: {key: v[idx] for key, v in det.items()}}
-    if rest_spec is not None:
-        true = {b.band: obj[f"f_{b.band}"][src[idx]] * scale[idx] for b in rest_spec.bands}
-        measured.update(measure_photometry(rest_spec, true, r_half[idx], rng))
-    for k, b in enumerate(spec.bands):
-        if k != k_det:
-            hit = bad[idx] & (bad_band[idx] == k)
-            total = measured[b.band]["total"]
-            measured[b.band]["total"] = np.where(hit, total * bad_factor[idx], total)
-    snr = measured[band]["total"] / measured[band]["sigma"]
-    conf = np.clip((snr - 5.0) / 45.0, 0.0, 1.0)
-    sign = np.where(obj["is_star"][src[idx]] & ~is_dup[idx], 1.0, -1.0)
-    stellarity = np.clip(0.5 + sign * 0.47 * conf + rng.normal(0.0, 0.05, len(idx)), 0.0, 1.0)
-    rows = np.arange(len(idx))
+    m = len(idx)
+    is_dup = np.zeros(n, bool)
+    is_dup[n_obj:] = True
+    g_noise = rng.standard_normal((2 * nb, m), dtype=f32)
+    u_lost = rng.random((2 * nb, m), dtype=f32)
+    stellar = spec.stellarity_column is not None
+    cols = np.empty((4 * nb + stellar, m), dtype=dtype)
+    missing = np.nan if spec.missing_value is None else float(spec.missing_value)
+    kern.photometry(idx, src, is_dup, scale, obj["flux"], c["band_rows"], k_det, obj["r_half"],
+                    total, sigma, bad_band, bad_factor, g_noise, u_lost, c["sigma0"],
+                    c["sigma0_ap"], c["ap_frac0"], c["missing_fraction"], c["mag_offset"],
+                    spec.photometry != "flux", UJY_ZEROPOINT_MAG_3631,
+                    spec.aperture_radius_arcsec, obj["is_star"], missing, stellar, cols)  # fmt: skip
     table = {"_healpix_29": hpx, spec.ra_column: ra_c, spec.dec_column: dec_c}
-    table.update(photometry_columns(spec, measured, rows))
-    if spec.stellarity_column is not None:
-        table[spec.stellarity_column] = stellarity
+    for k, b in enumerate(spec.bands):
+        for j, name in enumerate((b.total, b.total_err, b.aperture, b.aperture_err)):
+            table[name] = cols[4 * k + j]
+    if stellar:
+        table[spec.stellarity_column] = cols[4 * nb]
     truth = {
         "_healpix_29": hpx,
         "object_id": obj["object_id"][src[idx]],
         "is_duplicate": is_dup[idx],
-        "is_bad_flux": bad[idx],
+        "is_bad_flux": bad_band[idx] >= 0,
     }
-    return {"table": table, "truth": truth, "n": len(idx)}
-
-
-def _arrow(cols: dict, float64: Sequence[str] | None = ("ra", "dec")) -> pa.Table:
-    """A pyarrow Table of numpy columns; floating columns other than ``float64`` (positions:
-    float32 holds them to only ~1 arcsec) in float32, which is 7 significant digits, below any
-    simulated error, and half the bytes. ``float64=None`` keeps every column as it is."""
-    out = {}
-    for name, v in cols.items():
-        if float64 is not None and isinstance(v, np.ndarray) and v.dtype == np.float64:
-            if name not in float64:
-                v = v.astype(np.float32)
-        out[name] = v
-    return pa.table(out)
+    return {"table": table, "truth": truth, "n": m}
 
 
 def _ids(spec: SurveySpec, seed: int, pixel: int, n: int) -> pa.Array:
@@ -419,25 +412,28 @@ def simulate_cell(sim: CatalogSim, pixel: int, n: int, covered: Sequence[bool]) 
     """
     rng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}")
     obj = _objects(sim, int(pixel), int(n), rng)
-    out: dict = {"objects": _arrow({k: v for k, v in obj.items() if k != "r_half"})}
+    truth = {k: v for k, v in obj.items() if k not in ("r_half", "flux")}
+    truth.update((f"f_{b}", obj["flux"][k]) for k, b in enumerate(sim.bands))
+    out: dict = {"objects": pa.table(truth)}
     for spec, cov in zip(sim.surveys, covered):
         # Each survey has its own sub-stream: one survey's change leaves the others alone.
         srng = substream(int(sim.seed), f"catalogs.cell.{int(pixel)}.{spec.name}")
         if not cov:
             out[spec.name] = None
             continue
-        seen = _observe(sim, spec, obj, int(pixel), srng)
-        ids = _ids(spec, int(sim.seed), int(pixel), seen["n"])
-        table = dict(seen["table"])
-        # A sentinel float32 cannot hold exactly (SWIRE's -999999500) keeps float64, so
-        # that the survey's configuration still names it exactly.
+        # Photometry in float32 (7 significant digits, below any simulated error, and half
+        # the bytes), except when the survey's sentinel is a number float32 cannot hold
+        # exactly (UKIDSS's -999999500): then float64, so that its configuration still names
+        # it exactly. Positions are float64 (float32 holds them to only ~1 arcsec).
         miss = spec.missing_value
         keep64 = miss is not None and float(np.float32(miss)) != float(miss)
-        cat = _arrow({"_healpix_29": table.pop("_healpix_29"), spec.id_column: ids, **table},
-                     None if keep64 else (spec.ra_column, spec.dec_column))  # fmt: skip
+        seen = _observe(sim, spec, obj, int(pixel), srng, np.float64 if keep64 else np.float32)
+        ids = _ids(spec, int(sim.seed), int(pixel), seen["n"])
+        table = dict(seen["table"])
+        cat = pa.table({"_healpix_29": table.pop("_healpix_29"), spec.id_column: ids, **table})
         truth = dict(seen["truth"])
-        rows = _arrow({"_healpix_29": truth.pop("_healpix_29"),
-                       "source_id": pc.cast(ids, pa.string()), **truth})  # fmt: skip
+        rows = pa.table({"_healpix_29": truth.pop("_healpix_29"),
+                         "source_id": pc.cast(ids, pa.string()), **truth})  # fmt: skip
         out[spec.name] = (cat, rows)
     return out
 
@@ -448,8 +444,9 @@ class _PartitionWriter:
     row group per output whatever the partition's size; the file appears atomically on
     :meth:`close` (a task re-run after its worker died rewrites it whole)."""
 
-    def __init__(self, stack, base: Path, order: int, pixel: int):
+    def __init__(self, stack, base: Path, order: int, pixel: int, unique: Sequence[str] = ()):
         self.stack, self.base, self.order, self.pixel = stack, base, order, pixel
+        self.unique = set(unique)
         self.writer = None
         self.buffer: list[pa.Table] = []
         self.buffered = 0  # rows in self.buffer
@@ -483,7 +480,12 @@ class _PartitionWriter:
             )
             self.path = Path(file.path)
             tmp = self.stack.enter_context(atomic_path(self.path))
-            self.writer = pq.ParquetWriter(tmp, table.schema, **parquet_write_options(table.schema))
+            options = parquet_write_options(table.schema)
+            # Identifiers are unique: a dictionary of them never pays (bigger and slower).
+            options["use_dictionary"] = [
+                c for c in options["use_dictionary"] if c not in self.unique
+            ]
+            self.writer = pq.ParquetWriter(tmp, table.schema, **options)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
@@ -500,7 +502,10 @@ def _partition_task(sim, order, pixel, cells, counts, covered, base) -> dict:
     names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
     names += [f"truth/rows_{s.name}" for s in sim.surveys]
     with contextlib.ExitStack() as stack:
-        writers = {k: _PartitionWriter(stack, Path(base) / k, order, pixel) for k in names}
+        unique = {f"catalogues/{s.name}": [s.id_column] for s in sim.surveys}
+        unique.update((f"truth/rows_{s.name}", ["source_id"]) for s in sim.surveys)
+        writers = {k: _PartitionWriter(stack, Path(base) / k, order, pixel, unique.get(k, ()))
+                   for k in names}  # fmt: skip
         for pixel_c, n, cov in zip(cells, counts, covered):
             res = simulate_cell(sim, pixel_c, n, cov)
             writers["truth/objects"].write(res["objects"])
