@@ -147,6 +147,19 @@ def _sumsq(a):
     return acc
 
 
+@numba.njit(cache=True)
+def _pseudo_data(v, bz, e1, e2, amp, wbar, idx, w, resid):
+    """``v = W^1/2 e2 + W d~`` on the box (flat, in place): ``d~`` is the residual on the
+    fitted pixels (``idx``, weights ``w``) and the pseudo-data ``amp bz + e1 / wbar^1/2``
+    (weight ``wbar``) elsewhere."""
+    sw = math.sqrt(wbar)
+    for k in range(v.size):
+        v[k] = sw * e2[k] + wbar * (amp * bz[k] + e1[k] / sw)
+    for i in range(idx.size):
+        k = idx[i]
+        v[k] = math.sqrt(w[i]) * e2[k] + w[i] * resid[i]
+
+
 class ConfusionField:
     """The correlated confusion field of one band on a circulant-embedded pixel box.
 
@@ -316,17 +329,20 @@ class ConfusionField:
         -------
         (z, bz): the new white field and its ``B z / ||b||``, both of the box shape
         """
-        wbar = self.wbar
         if bz is None:
             bz = self._conv(z)
-        # the random numbers are drawn in the order of the pixel-space version (same draws)
-        full = amp * bz.ravel() + rng.standard_normal(self.n) / math.sqrt(wbar)
-        full[self.idx] = resid
-        wfull = np.full(self.n, wbar)
-        wfull[self.idx] = self.w
-        xi = rng.standard_normal(self.shape)
-        v = np.sqrt(wfull) * rng.standard_normal(self.n) + wfull * full
-        rhs_hat = sfft.rfft2(xi) + amp * np.conj(self.bhat) * sfft.rfft2(v.reshape(self.shape))
+        # the random numbers are drawn in the order of the pixel-space version (same draws):
+        # e1 (pseudo-data noise), xi, e2; [xi, v] go through one batched FFT
+        e1 = rng.standard_normal(self.n)
+        buf = np.empty((2, *self.shape))
+        rng.standard_normal(out=buf[0])
+        e2 = rng.standard_normal(self.n)
+        resid = np.ascontiguousarray(resid, dtype=float)
+        _pseudo_data(
+            buf[1].reshape(-1), bz.reshape(-1), e1, e2, amp, self.wbar, self.idx, self.w, resid
+        )
+        hat = sfft.rfft2(buf)
+        rhs_hat = hat[0] + amp * np.conj(self.bhat) * hat[1]
         z_hat = self.solve(rhs_hat, amp, tol=tol, maxiter=maxiter)
         both = sfft.irfft2(np.stack([z_hat, self.bhat * z_hat]), s=self.shape)
         return both[0], both[1]
