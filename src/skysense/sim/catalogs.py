@@ -587,9 +587,8 @@ def write_catalogs(
         k += 1
     order = GEN_ORDER - k
     by_pixel = np.argsort(cells, kind="stable")
-    groups: dict[int, list[int]] = {}
-    for i in by_pixel:
-        groups.setdefault(int(cells[i] >> (2 * k)), []).append(int(i))
+    parent = cells[by_pixel] >> (2 * k)
+    groups = {int(p): by_pixel[parent == p] for p in np.unique(parent)}
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         tasks = [
@@ -597,9 +596,10 @@ def write_catalogs(
                 sim,
                 order,
                 pix,
-                [int(cells[i]) for i in idx],
-                [int(counts[i]) for i in idx],
-                [tuple(bool(c) for c in covered[i]) for i in idx],
+                # Arrays, not lists: dask walks lists looking for collections.
+                cells[idx],
+                counts[idx],
+                covered[idx],
                 str(tmp),
             )  # fmt: skip
             for pix, idx in sorted(groups.items())
