@@ -312,7 +312,9 @@ def cone_scaling(opts, meta_columns: dict) -> tuple[list[Row], dict]:
     try:
         for n in sizes:
             points = centres(n, opts.cone_queries, opts.seed)
-            targets = [("DuckDB", str(root / f"cone_{n}.duckdb"), None)]
+            targets = (
+                [] if opts.cone_no_duckdb else [("DuckDB", str(root / f"cone_{n}.duckdb"), None)]
+            )
             if not opts.no_postgres and n <= opts.cone_pg_max:
                 pg = _pg_database()
                 if pg is not None:

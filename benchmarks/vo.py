@@ -87,6 +87,9 @@ def add_arguments(parser) -> None:
         default=5_000_000,
         help="rows of one field of --cone-sizes (the table is published field by field)",
     )
+    parser.add_argument(
+        "--cone-no-duckdb", action="store_true", help="--cone-sizes on PostgreSQL+Q3C only"
+    )
     parser.add_argument("--cone-work", default=None, help="work directory of --cone-sizes")
     parser.add_argument("--cone-keep", action="store_true", help="keep the DuckDB files")
 
@@ -539,12 +542,11 @@ def _cone_scaling_only(opts):
     new_rows, new_meta = cone_scaling(opts, META)
     path = ROOT / "benchmarks" / "results" / "vo.json"
     old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "meta": {}}
-    mark = "VO SCS cone "
-    sizes = set(new_meta["sizes"])
-    # Cone rows of sizes not run now stay (their notes say when and how they were measured).
+    # Earlier rows stay unless this run measured the same task (their notes say when and at
+    # what load they were measured).
+    tasks = {r.task for r in new_rows}
     kept = [Row(**{k: v for k, v in r.items() if k != "ratio"}) for r in old["rows"]
-            if not r["task"].startswith(mark)
-            or (r.get("extra") or {}).get("rows") not in sizes]  # fmt: skip
+            if r["task"] not in tasks]  # fmt: skip
     meta = dict(old.get("meta", {}))
     new_meta["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if "cone_scaling" in meta:
