@@ -17,6 +17,33 @@ reports agreement (median |delta log M*|, |delta log SFR|) on the objects bagpip
 each code against the truth, and the time per object (skysense: the 100,000-object run, grid
 cost included once). ``--bagpipes-stability FILE ...`` compares other bagpipes settings (more
 live points) on the objects they share.
+
+``--validation`` chooses the default age prior of the grids (``age_prior``: ``nodes`` or
+``uniform``) on validation data, and writes only its own rows (``validation: ...``) and meta key
+(``validation``) into results/sed.json, keeping the rest of the file. The validation data are
+apart from every set the acceptance criteria are read on: the 10,000-object acceptance mock
+(tests/sed/test_recovery.py, seed 17), this benchmark's 100,000 mocks (seed 17), bagpipes'
+mocks (seed 1717) and field (seed 5, the pipeline test's field) and the tutorials' fields
+(seed 0). They are
+
+* simulated fields of development seeds :data:`VALIDATION_FIELD_SEEDS` (``skysense.sim``,
+  0.05 deg^2, i < 24, 0.05 < z < 2; HELP-like noise as bagpipes' field set, seeded
+  :data:`VALIDATION_NOISE_SEED`), fitted at their true redshift with two grids: the pipeline
+  test's coarse one (288 models) and this benchmark's (5,760 models), redshift nodes every
+  0.05. Their galaxies are drawn from physical relations (main sequence, onset of star
+  formation uniform in cosmic time, mass-dependent attenuation), not from either prior;
+* 10,000 mocks drawn from the acceptance grid with seed :data:`VALIDATION_MOCK_SEED`. A mock
+  drawn node by node has the ``nodes`` prior as its true distribution, so it is a guard (the
+  acceptance criteria must still hold there), not a judge.
+
+Decision rule, fixed before the comparison was run: on the field sets, count the acceptance
+criteria met (log M* bias < 0.05 and scatter < 0.15 dex; SFR scatter < 0.3 dex for sSFR >
+1e-11 / yr; L_dust within 0.1 dex for > 95 % of objects with >= 2 far-IR bands at S/N > 3;
+1-sigma coverage of M*, SFR, L_dust in 60-76 %; objects with S/N > 10 in >= 5 bands); the prior
+meeting more wins, ties going to the smaller mean |bias| of log M*, SFR and L_dust (an exact tie
+to ``nodes``, the default before). The winner becomes the default only if it meets every
+criterion on the guard mock; else ``nodes`` stays. Not a criterion, reported beside: the biases
+over every galaxy fitted, whatever its S/N.
 """
 
 from __future__ import annotations
@@ -28,7 +55,18 @@ import numpy as np
 from benchmarks._harness import Row, peak_rss_during
 from benchmarks._sed_bagpipes import BANDS, draw_mocks, mock_config
 
-__all__ = ["run", "add_arguments"]
+__all__ = [
+    "run",
+    "add_arguments",
+    "VALIDATION_FIELD_SEEDS",
+    "VALIDATION_MOCK_SEED",
+    "VALIDATION_NOISE_SEED",
+]
+
+#: Development seeds of the validation data (see the module docstring).
+VALIDATION_FIELD_SEEDS = (101, 102)
+VALIDATION_NOISE_SEED = 2101
+VALIDATION_MOCK_SEED = 2026
 
 
 def add_arguments(parser) -> None:
@@ -38,6 +76,9 @@ def add_arguments(parser) -> None:
                         help="results_field .jsonl of benchmarks._sed_bagpipes --field")  # fmt: skip
     parser.add_argument("--bagpipes-stability", nargs="*", default=[],
                         help="results .jsonl of other bagpipes settings (same mocks)")  # fmt: skip
+    parser.add_argument("--validation", action="store_true",
+                        help="only the age-prior comparison on validation data (kept beside the "
+                             "recorded results)")  # fmt: skip
 
 
 def _config(quick: bool):
@@ -93,7 +134,8 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
         # (age_prior "uniform"); equal node weights (CIGALE's) are reported beside it
         cfg = sim_grid_config(tuple(str(b) for b in mocks["bands"]))
         grid = io.cached_grid(dataclasses.replace(cfg, age_prior="uniform"))
-        nodes = fit_photometry(io.cached_grid(cfg), mocks["flux_mjy"], mocks["err_mjy"], mocks["z"])
+        nodes_grid = io.cached_grid(dataclasses.replace(cfg, age_prior="nodes"))
+        nodes = fit_photometry(nodes_grid, mocks["flux_mjy"], mocks["err_mjy"], mocks["z"])
         extra = {q: nodes[f"bayes_{q}"].to_numpy()[idx] for q in ("mstar", "sfr")}
     else:
         grid = io.make_grid(mock_config())
@@ -186,12 +228,173 @@ def _bagpipes_comparison(results_path, stability, per_obj_sk, n_sk, field=False)
     return rows, meta
 
 
+_VALIDATION_Z = tuple(float(z) for z in np.round(np.arange(0.05, 2.0001, 0.05), 2))
+# the acceptance mock's grid (tests/sed/test_recovery.py)
+_ACCEPTANCE = dict(redshifts=(0.5, 1.0), tau_main_gyr=(0.3, 1, 3, 10), age_gyr=(0.5, 1, 2, 4, 6),
+                   f_burst=(0, 0.1), av_ism=(0.1, 0.3, 0.6, 1.0, 1.5), umin=(1, 5, 15),
+                   qpah=(1.12, 2.5), frac_agn=(0, 0.2))  # fmt: skip
+# the pipeline test's coarse grid (tests/sed/test_pipeline_sed.py), without its age_prior
+_PIPELINE = dict(tau_main_gyr=(0.3, 1.0, 5.0), age_gyr=(0.3, 1.0, 3.0, 8.0), av_ism=(0.1, 0.5, 1.2),
+                 umin=(1.0, 10.0))  # fmt: skip
+
+
+def _field_set(seed: int) -> dict:
+    """Galaxies (i < 24, 0.05 < z < 2) of a simulated field of development seed ``seed`` with
+    HELP-like noise, and their truth (log10 M_sun, M_sun/yr, L_sun)."""
+    from benchmarks._sed_bagpipes import FIELD_SIGMA_UJY
+    from skysense.sim.sky import simulate_sky
+
+    gal = simulate_sky(seed=seed, area_deg2=0.05, mag_limit=24.0).galaxies
+    gal = gal[(gal["z"] > 0.05) & (gal["z"] < 2.0)]
+    bands = [b for b in FIELD_SIGMA_UJY if f"f_{b}" in gal]
+    true = gal[[f"f_{b}" for b in bands]].to_numpy(dtype=float) / 1e3  # mJy
+    sig = np.array([FIELD_SIGMA_UJY[b] for b in bands]) / 1e3
+    err = np.sqrt(sig**2 + (0.05 * true) ** 2)
+    rng = np.random.default_rng([VALIDATION_NOISE_SEED, seed])
+    truth = {"mstar": gal["mstar_msun"], "sfr": gal["sfr_msun_yr"], "l_dust": gal["l_dust_lsun"]}
+    return {"bands": tuple(bands), "z": gal["z"].to_numpy(dtype=float),
+            "flux": true + rng.standard_normal(true.shape) * err, "err": err,
+            "truth": {q: np.log10(np.maximum(v.to_numpy(dtype=float), 1e-30)) for q, v in truth.items()},
+            "fir": np.array([b.startswith(("pacs", "spire")) for b in bands])}  # fmt: skip
+
+
+def _mock_set(grid, n: int, seed: int) -> dict:
+    """``n`` mocks drawn from ``grid`` node by node (:func:`draw_mocks`, the acceptance mock's
+    depths) with ``seed``."""
+    iz, model, scale, flux, err = draw_mocks(grid, n, np.random.default_rng(seed))
+    with np.errstate(divide="ignore"):
+        truth = {q: np.log10(np.maximum(grid.props[q][model] * scale, 1e-30))
+                 for q in ("mstar", "sfr", "l_dust")}  # fmt: skip
+    fir = np.array([b.startswith(("pacs", "spire")) for b in grid.bands])
+    return {"z": grid.redshifts[iz], "flux": flux, "err": err, "truth": truth, "fir": fir}
+
+
+def _acceptance_metrics(data: dict, fit) -> dict:
+    """The acceptance criteria of issue #17 on one set (see the module docstring)."""
+    snr = data["flux"] / data["err"]
+    sel = (snr > 10).sum(axis=1) >= 5
+    t = data["truth"]
+    sf = sel & (t["sfr"] - t["mstar"] > -11)
+    fir = sel & ((snr[:, data["fir"]] > 3).sum(axis=1) >= 2)
+    out = {"n_selected": int(sel.sum()), "n_sf": int(sf.sum()), "n_fir": int(fir.sum())}
+    for q, rows in (("mstar", sel), ("sfr", sf), ("l_dust", sel)):
+        est = fit[f"bayes_{q}"].to_numpy()[rows]
+        err = fit[f"bayes_{q}_err"].to_numpy()[rows]
+        d = est - t[q][rows]
+        ok = np.isfinite(d)
+        out[f"{q}_bias"] = float(np.median(d[ok]))
+        out[f"{q}_scatter"] = float(np.std(d[ok]))
+        out[f"{q}_coverage"] = float(np.mean(np.abs(d[ok]) <= err[ok]))
+    # not a criterion: every object fitted, whatever its S/N (where the prior weighs most)
+    for q in ("mstar", "sfr", "l_dust"):
+        rows = (t["sfr"] - t["mstar"] > -11) if q == "sfr" else np.ones(len(fit), bool)
+        d = fit[f"bayes_{q}"].to_numpy()[rows] - t[q][rows]
+        d = d[np.isfinite(d)]
+        out[f"all_{q}_bias"], out[f"all_{q}_scatter"] = float(np.median(d)), float(np.std(d))
+    out["n_all"] = len(fit)
+    d = fit["bayes_l_dust"].to_numpy()[fir] - t["l_dust"][fir]
+    out["l_dust_within_0.1_fir"] = float(np.mean(np.abs(d) < 0.1)) if fir.any() else float("nan")
+    crit = {
+        "mstar_bias": abs(out["mstar_bias"]) < 0.05,
+        "mstar_scatter": out["mstar_scatter"] < 0.15,
+        "sfr_scatter": out["sfr_scatter"] < 0.3,
+        "l_dust_fir": out["l_dust_within_0.1_fir"] > 0.95,
+        **{f"{q}_coverage": 0.60 <= out[f"{q}_coverage"] <= 0.76 for q in ("mstar", "sfr", "l_dust")},
+    }  # fmt: skip
+    out["criteria_met"] = {k: bool(v) for k, v in crit.items()}
+    out["n_criteria_met"] = int(sum(crit.values()))
+    out["mean_abs_bias"] = float(
+        np.mean([abs(out[f"{q}_bias"]) for q in ("mstar", "sfr", "l_dust")])
+    )
+    return out
+
+
+def _validation(quick: bool):
+    """Rows and meta of the age-prior comparison (``nodes`` vs ``uniform``) on validation data."""
+    import dataclasses
+
+    from skysense.sed import io
+    from skysense.sed.fit import fit_photometry
+    from skysense.sed.grid import AGE_PRIORS, GridConfig
+
+    load0 = open("/proc/loadavg").read().split()[0]
+    t0 = time.perf_counter()
+    sets = []  # (label, kind, data, config)
+    seeds = VALIDATION_FIELD_SEEDS[:1] if quick else VALIDATION_FIELD_SEEDS
+    for seed in seeds:
+        data = _field_set(seed)
+        bench = {k: getattr(_config(False), k) for k in ("tau_main_gyr", "age_gyr", "f_burst",
+                                                          "av_ism", "umin", "qpah", "frac_agn")}  # fmt: skip
+        for gname, params in (("pipeline grid", _PIPELINE), ("benchmark grid", bench)):
+            cfg = GridConfig(bands=data["bands"], redshifts=_VALIDATION_Z, **params)
+            sets.append((f"field seed {seed}, {gname}", "field", data, cfg))
+    cfg = GridConfig(bands=BANDS, **_ACCEPTANCE)
+    mock = _mock_set(io.cached_grid(cfg), 2000 if quick else 10_000, VALIDATION_MOCK_SEED)
+    sets.append((f"grid mock seed {VALIDATION_MOCK_SEED} (guard)", "mock", mock, cfg))
+    results = []
+    for label, kind, data, cfg in sets:
+        for prior in AGE_PRIORS:
+            grid = io.cached_grid(dataclasses.replace(cfg, age_prior=prior))
+            fit = fit_photometry(grid, data["flux"], data["err"], data["z"])
+            m = _acceptance_metrics(data, fit)
+            results.append({"set": label, "kind": kind, "age_prior": prior,
+                            "n_models": grid.n_models, **m})  # fmt: skip
+    field = [r for r in results if r["kind"] == "field"]
+    score = {p: (sum(r["n_criteria_met"] for r in field if r["age_prior"] == p),
+                 -float(np.mean([r["mean_abs_bias"] for r in field if r["age_prior"] == p])))
+             for p in AGE_PRIORS}  # fmt: skip
+    winner = max(AGE_PRIORS, key=lambda p: score[p])
+    guard = next(r for r in results if r["kind"] == "mock" and r["age_prior"] == winner)
+    default = winner if guard["n_criteria_met"] == len(guard["criteria_met"]) else "nodes"
+    load1 = open("/proc/loadavg").read().split()[0]
+    meta = {"field_seeds": list(seeds), "noise_seed": VALIDATION_NOISE_SEED,
+            "mock_seed": VALIDATION_MOCK_SEED, "results": results,
+            "score": {p: {"criteria_met_on_fields": s[0], "mean_abs_bias_on_fields": -s[1]}
+                      for p, s in score.items()},
+            "field_winner": winner, "guard_passed": default == winner, "chosen_default": default,
+            "seconds": time.perf_counter() - t0, "loadavg_before": load0, "loadavg_after": load1}  # fmt: skip
+    rows = []
+    for r in results:
+        rows.append(Row(f"validation: {r['set']}, age_prior {r['age_prior']}", float(r["n_criteria_met"]),
+                        None, unit="criteria of 7", higher_is_better=True,
+                        notes=(f"n={r['n_selected']}; M* bias {r['mstar_bias']:+.3f} scatter {r['mstar_scatter']:.3f} "
+                               f"cov {r['mstar_coverage']:.2f}; SFR bias {r['sfr_bias']:+.3f} scatter "
+                               f"{r['sfr_scatter']:.3f} cov {r['sfr_coverage']:.2f} (n={r['n_sf']}); L_dust bias "
+                               f"{r['l_dust_bias']:+.3f} cov {r['l_dust_coverage']:.2f}, within 0.1 dex "
+                               f"{r['l_dust_within_0.1_fir']:.2f} (n={r['n_fir']} with >= 2 FIR); all "
+                               f"{r['n_all']} objects: bias M* {r['all_mstar_bias']:+.3f}, SFR "
+                               f"{r['all_sfr_bias']:+.3f}, L_dust {r['all_l_dust_bias']:+.3f}")))  # fmt: skip
+    rows.append(Row("validation: default age prior", float(default == "uniform"), None,
+                    unit="1 = uniform", notes=f"fields: {meta['score']}; guard passed: "
+                                              f"{meta['guard_passed']}; load {load0}->{load1}"))  # fmt: skip
+    return rows, meta
+
+
+def _keep_recorded(rows, meta):
+    """The recorded results/sed.json with its validation rows and key replaced by these."""
+    import dataclasses
+    import json
+
+    from benchmarks._harness import RESULTS
+
+    path = RESULTS / "sed.json"
+    old = json.loads(path.read_text()) if path.exists() else {"meta": {}, "rows": []}
+    # rows recorded before the default age prior became "uniform" were measured with "nodes"
+    old["meta"].setdefault("age_prior", "nodes")
+    fields = {f.name for f in dataclasses.fields(Row)}
+    kept = [Row(**{k: v for k, v in r.items() if k in fields}) for r in old["rows"]
+            if not (rows and r["task"].startswith("validation: "))]  # fmt: skip
+    return kept + rows, {**old["meta"], **({"validation": meta} if meta else {})}
+
+
 def run(opts):
     from skysense.sed import io
     from skysense.sed.engine import fit_catalogue
     from skysense.sed.fit import recovery_summary
     from skysense.sed.grid import EXTENSIVE
 
+    if opts.validation:
+        return _keep_recorded(*_validation(opts.quick))
     load0 = open("/proc/loadavg").read().split()[0]
     cfg = _config(opts.quick)
     t_grid, mem_grid, grid = peak_rss_during(lambda: io.make_grid(cfg))
@@ -240,4 +443,12 @@ def run(opts):
         )
         rows += b_rows
         meta.update(b_meta)
+    meta["age_prior"] = cfg.age_prior
+    if opts.quick:
+        return rows, meta
+    # the recorded age-prior validation (its own run, --validation) is kept
+    old_rows, old_meta = _keep_recorded([], {})
+    rows += [r for r in old_rows if r.task.startswith("validation: ")]
+    if "validation" in old_meta:
+        meta["validation"] = old_meta["validation"]
     return rows, meta

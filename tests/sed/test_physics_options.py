@@ -1,6 +1,7 @@
 """The model options of issue #17 beyond the first build: the Draine & Li power-law slope alpha,
 the AGN templates, the IMF choice, and stale grids (configuration or model version changed)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -153,6 +154,29 @@ def test_stale_grid_is_refused(saved, tmp_path, monkeypatch):
     g = io.cached_grid(cfg, cache)
     assert g.fingerprint == cfg.fingerprint(*io.physics_provenance(cfg))
     assert json.loads((entry / "grid.json").read_text())["fingerprint"] == g.fingerprint
+
+
+def test_grid_built_before_the_default_age_prior_changed(saved, tmp_path):
+    d, cfg = saved
+    assert cfg.age_prior == "uniform"
+    # a grid saved when equal node weights were the only prior: "nodes", no age_prior key
+    nodes = dataclasses.replace(cfg, age_prior="nodes")
+    io.save_grid(io.make_grid(nodes), tmp_path / "nodes")
+    old = _edit(tmp_path / "nodes", tmp_path / "old", lambda m: m["config"].pop("age_prior"))
+    # read as the new default it would weigh its nodes otherwise: refused, not reinterpreted
+    with pytest.raises(InputError, match="stale SED grid.*age_prior.*skysense sed grid"):
+        io.load_grid(old)
+    assert io.load_grid(tmp_path / "nodes").config.age_prior == "nodes"
+    # the cache: an entry of the old default serves `age_prior: nodes`; the default is rebuilt
+    cache = tmp_path / "cache"
+    g_nodes = io.cached_grid(nodes, cache)
+    stamp = (next(cache.iterdir()) / "grid.json").stat().st_mtime_ns
+    assert io.cached_grid(nodes, cache).log_prior() is None
+    g_new = io.cached_grid(cfg, cache)
+    assert len(list(cache.iterdir())) == 2 and g_new.fingerprint != g_nodes.fingerprint
+    assert g_new.config.age_prior == "uniform" and g_new.log_prior() is not None
+    entry = cache / g_nodes.fingerprint[:16]
+    assert (entry / "grid.json").stat().st_mtime_ns == stamp
 
 
 def test_stale_grid_cli_one_line(saved, tmp_path, capsys):

@@ -8,7 +8,8 @@ For every object and every model at the object's redshift node:
   and ``s`` found by Newton's method (the objective is convex in ``s``), vectorised over models;
 * the likelihood is ``exp(-chi^2 / 2)``; Bayesian estimates are the likelihood-weighted mean and
   standard deviation of each parameter over the grid, times the grid's prior weight of each
-  model (equal weights, as CIGALE, unless the grid's ``age_prior`` says otherwise); extensive
+  model (the grid's ``age_prior``: by default uniform in linear age; CIGALE's equal weights
+  with ``nodes``); extensive
   properties (stellar mass, SFR, L_dust) are scaled by each model's normalisation and averaged
   in log10, over the models where they are positive (a model without attenuation has no dust
   luminosity, hence no log L_dust);

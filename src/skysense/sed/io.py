@@ -303,6 +303,9 @@ def load_grid(path: str | os.PathLike) -> ModelGrid:
         why = (
             "physics packages changed: " + ", ".join(changed)
             if changed
+            else "built before the default age_prior became 'uniform' (it weighs its age "
+            "nodes equally; add `age_prior: nodes` to its configuration to keep that)"
+            if "age_prior" not in stored
             else "its configuration or skysense's model version changed since it was built"
         )
         raise InputError(f"stale SED grid: {why}{rebuild}", path=path)
