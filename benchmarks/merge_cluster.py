@@ -3,12 +3,16 @@
 ``python -m benchmarks merge_cluster --objects 10M``: simulates a field of that many true
 objects with the catalogue-only simulator (:mod:`skysense.sim.catalogs`, four surveys,
 centred near the north pole so that the field holds the pole and RA = 0/360), prepares each
-survey, merges them once in memory on this machine and once tile by tile on a cluster of
-separate processes started with the ``dask`` CLI (a scheduler and 2 workers, one thread
-each, ``--worker-memory`` each), and checks that both masterlists and association tables are
-exactly equal. It reports the completeness and purity of the merge against the truth, how
-many objects straddle tiles or lie near the pole, wall times, the driver's peak memory and
-each worker's peak memory (sampled every second), and the load average.
+survey partition by partition (:func:`skysense.catalog.prepare_io.prepare_hats`, on the local
+scheduler), merges them tile by tile once on this machine (Dask's local scheduler, in the
+driver's process) and once on a cluster of separate processes started with the ``dask`` CLI
+(a scheduler and 2 workers, one thread each, ``--worker-memory`` each), and checks that both
+runs wrote byte-identical masterlist and association files. ``--in-memory`` also runs the
+in-memory merge (every catalogue held whole by the driver) and checks that its objects and
+associations are equal to the tiled ones. It reports the completeness and purity of the
+merge against the truth, how many objects straddle tiles or lie near the pole, wall times,
+the driver's peak memory (its ``VmHWM``, reset before each stage, and the increase over the
+stage's start), each worker's peak memory (sampled every second), and the load average.
 
 Completeness: of the true objects detected (not as a spurious duplicate) by at least two
 surveys, the fraction whose detections all end in one merged object. Purity: of the merged
@@ -45,6 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tile-order", type=int, default=8, help="tile order of the cluster merge")
     parser.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="also run the in-memory merge and compare (holds every catalogue)")  # fmt: skip
 
 
 def _count(text: str) -> int:
@@ -55,6 +61,39 @@ def _count(text: str) -> int:
 
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def _reset_hwm() -> None:
+    """Reset this process's peak resident set size (``VmHWM``; Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # pragma: no cover - not Linux, or not allowed: VmHWM is then cumulative
+        pass
+
+
+def _hwm_mb() -> float | None:
+    """This process's peak resident set size (``VmHWM``), MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return None
+
+
+def _same_files(a: Path, b: Path) -> tuple[bool, int]:
+    """Whether two output trees hold the same files with the same bytes (the provenance,
+    which records times and the scheduler, excluded), and how many files they hold."""
+    import filecmp
+
+    def files(root):
+        return sorted(p.relative_to(root) for p in root.rglob("*")
+                      if p.is_file() and p.name != "provenance.json")  # fmt: skip
+
+    fa, fb = files(a), files(b)
+    same = fa == fb and all(filecmp.cmp(a / f, b / f, shallow=False) for f in fa)
+    return same, len(fa)
 
 
 class _Cluster:
@@ -140,7 +179,7 @@ def run(opts):
     from skysense.catalog.hats_io import read_hats_table, spatial_index
     from skysense.catalog.merge_config import load_merge_config
     from skysense.catalog.merge_io import run_merge
-    from skysense.catalog.prepare_io import prepare_survey, write_prepared
+    from skysense.catalog.prepare_io import prepare_hats
     from skysense.sim.catalogs import CatalogSim, write_catalogs
 
     n = _count(opts.objects) if not opts.quick else 100_000
@@ -150,14 +189,17 @@ def run(opts):
                   "worker_memory": opts.worker_memory, "work": str(work), "load": {}}  # fmt: skip
     times: dict[str, float] = {}
     peaks: dict[str, float] = {}
+    hwm: dict[str, float | None] = {}
 
     def stage(name, func):
         meta["load"][name] = [_load()]
+        _reset_hwm()
         t, mem, out = peak_rss_during(func)
+        hwm[name] = _hwm_mb()
         meta["load"][name].append(_load())
         times[name], peaks[name] = t, mem / 2**20
-        print(f"{name}: {t:.1f} s, driver +{mem / 2**20:.0f} MB, load {meta['load'][name]}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(f"{name}: {t:.1f} s, driver +{mem / 2**20:.0f} MB, VmHWM {hwm[name]} MB, "
+              f"load {meta['load'][name]}", file=sys.stderr, flush=True)  # fmt: skip
         return out
 
     cluster = None
@@ -169,30 +211,22 @@ def run(opts):
         (work / "prepared").mkdir(exist_ok=True)
 
         def prepare():
-            import yaml
-
+            # Partition by partition on the local scheduler: the driver holds per-partition
+            # summaries only (calibrations are measured per partition, see prepare_hats).
             for s in surveys:
-                # The survey's HATS catalogue as one Parquet file for prepare (this check is
-                # about the merge; streaming preparation is benchmarks/scale.py's).
-                conf = yaml.safe_load((work / "sim" / "configs" / f"{s}.yml").read_text())
-                flat = work / "prepared" / f"{s}_raw.parquet"
-                read_hats_table(work / "sim" / "catalogues" / s).drop(
-                    columns="_healpix_29", errors="ignore"
-                ).to_parquet(flat, index=False)
-                conf["file"] = flat.name
-                (work / "prepared" / f"{s}.yml").write_text(yaml.safe_dump(conf))
-                write_prepared(prepare_survey(work / "prepared" / f"{s}.yml"),
-                               work / "prepared" / f"{s}.parquet")  # fmt: skip
-                flat.unlink()
+                prepare_hats(work / "sim" / "configs" / f"{s}.yml", work / "prepared" / s)
 
         stage("prepare", prepare)
-        cfg = {"catalogues": [f"prepared/{s}.parquet" for s in surveys],
+        cfg = {"catalogues": [{"file": f"prepared/{s}", "survey": s} for s in surveys],
                "radius_arcsec": opts.radius}  # fmt: skip
         import yaml
 
         (work / "merge.yaml").write_text(yaml.safe_dump(cfg))
         config = load_merge_config(work / "merge.yaml")
-        stage("merge single machine", lambda: run_merge(config, work / "single"))
+        # The local run: the same tile tasks on Dask's default local scheduler.
+        stage("merge local", lambda: run_merge(config, work / "local", tile_order=opts.tile_order))
+        if opts.in_memory:
+            stage("merge in memory", lambda: run_merge(config, work / "memory", tiled=False))
         cluster = _Cluster(work, opts.worker_memory)
         from distributed import Client
 
@@ -212,17 +246,23 @@ def run(opts):
         meta["worker_peak_mb"] = {k: v / 2**20 for k, v in sorted(wpeaks.items())}
         meta["workers_at_end"] = len(restarts)
 
-        a = read_hats_table(work / "single" / "masterlist").drop(columns="_healpix_29")
-        b = read_hats_table(work / "cluster" / "masterlist").drop(columns="_healpix_29")
-        a, b = (t.sort_values("object_key").reset_index(drop=True) for t in (a, b))
-        same_ml = a.shape == b.shape and a.equals(b)
-        x = pd.read_parquet(work / "single" / "associations")
-        y = pd.read_parquet(work / "cluster" / "associations")
-        x, y = (t.sort_values(["object_key", "survey"]).reset_index(drop=True) for t in (x, y))
-        same_at = x.shape == y.shape and x.equals(y)
-        meta["n_objects"] = int(len(a))
+        same_ml, n_ml = _same_files(work / "local" / "masterlist", work / "cluster" / "masterlist")
+        same_at, n_at = _same_files(work / "local" / "associations", work / "cluster" / "associations")  # fmt: skip
         meta["identical_masterlist"] = bool(same_ml)
         meta["identical_associations"] = bool(same_at)
+        meta["compared_files"] = {"masterlist": n_ml, "associations": n_at, "how": "bytes"}
+        b = read_hats_table(work / "cluster" / "masterlist").drop(columns="_healpix_29")
+        y = pd.read_parquet(work / "cluster" / "associations")
+        meta["n_objects"] = int(len(b))
+        if opts.in_memory:
+            # Another partitioning, the same objects and associations.
+            a = read_hats_table(work / "memory" / "masterlist").drop(columns="_healpix_29")
+            a, bb = (t.sort_values("object_key").reset_index(drop=True) for t in (a, b))
+            x = pd.read_parquet(work / "memory" / "associations")
+            x, yy = (t.sort_values(["object_key", "survey"]).reset_index(drop=True) for t in (x, y))  # fmt: skip
+            meta["in_memory_equal"] = {"masterlist": bool(a.shape == bb.shape and a.equals(bb)),
+                                       "associations": bool(x.shape == yy.shape and x.equals(yy))}  # fmt: skip
+            del a, bb, x, yy
         prov = json.loads((work / "cluster" / "provenance.json").read_text())
         meta["tiles"] = {k: prov.get(k) for k in ("tile_order", "n_tiles", "rounds", "rows_per_tile",
                                                   "worker_memory_limit")}  # fmt: skip
@@ -230,9 +270,7 @@ def run(opts):
         shift = 2 * (29 - prov["tile_order"])
         tiles = []
         for s in surveys:
-            p = pd.read_parquet(
-                work / "prepared" / f"{s}.parquet", columns=[f"{s}_id", f"{s}_ra", f"{s}_dec"]
-            )
+            p = read_hats_table(work / "prepared" / s, columns=[f"{s}_id", f"{s}_ra", f"{s}_dec"])
             tiles.append(pd.DataFrame({"survey": s, "source_id": p[f"{s}_id"].astype(str),
                                        "tile": spatial_index(p[f"{s}_ra"].to_numpy(), p[f"{s}_dec"].to_numpy()) >> shift}))  # fmt: skip
         tiles = pd.concat(tiles, ignore_index=True)
@@ -248,18 +286,23 @@ def run(opts):
         meta["ra_range_deg"] = [float(b["ra"].min()), float(b["ra"].max())]
         meta.update(_scores(work, y, surveys))
         meta["times_s"] = times
-        meta["driver_peak_mb"] = peaks
+        meta["driver_peak_increase_mb"] = peaks
+        meta["driver_vmhwm_mb"] = hwm
     finally:
         if cluster is not None:
             cluster.stop()
         if not opts.keep and opts.work is None:
             shutil.rmtree(work, ignore_errors=True)
     label = f"merge of {n / 1e6:g}M objects ({meta['catalogue_rows'] / 1e6:.1f}M rows)"
-    rows = [Row(f"{label}: cluster vs single machine", times["merge cluster"], times["merge single machine"],
-                "skysense single-machine merge", unit="s",
-                notes=f"identical masterlist {meta['identical_masterlist']}, associations "
+    rows = [Row(f"{label}: cluster vs local (tiled, Dask local scheduler)", times["merge cluster"],
+                times["merge local"], "skysense tiled merge, local scheduler", unit="s",
+                notes=f"byte-identical masterlist {meta['identical_masterlist']}, associations "
                 f"{meta['identical_associations']}; completeness {meta['completeness']:.4f}, purity "
-                f"{meta['purity']:.4f}; load {meta['load']['merge cluster']} / {meta['load']['merge single machine']}",
+                f"{meta['purity']:.4f}; driver VmHWM local {hwm['merge local']:.0f} MB, prepare "
+                f"{hwm['prepare']:.0f} MB; workers "
+                f"{'/'.join(f'{v:.0f}' for v in meta['worker_peak_mb'].values())} MB; load "
+                f"{meta['load']['merge cluster']} / {meta['load']['merge local']}",
                 extra={k: meta[k] for k in ("identical_masterlist", "identical_associations",
-                                            "completeness", "purity")})]  # fmt: skip
+                                            "completeness", "purity", "driver_vmhwm_mb",
+                                            "worker_peak_mb")})]  # fmt: skip
     return rows, meta

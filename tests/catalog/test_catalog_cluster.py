@@ -167,7 +167,7 @@ def local_run(tmp_path_factory):
     cfg_path, files = _field(tmp)
     config = load_merge_config(cfg_path)
     run_merge(config, tmp / "local", tiled=True, tile_order=TILE_ORDER)
-    run_merge(config, tmp / "single")
+    run_merge(config, tmp / "single", tiled=False)
     return tmp, cfg_path, files
 
 

@@ -54,7 +54,7 @@ def test_tiled_merge_equals_single_machine(tmp_path):
     cfg["catalogues"][2]["radius_arcsec"] = 1.0
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
     config = load_merge_config(tmp_path / "m.yaml")
-    run_merge(config, tmp_path / "single")
+    run_merge(config, tmp_path / "single", tiled=False)
     run_merge(config, tmp_path / "tiled", tiled=True, tile_order=TILE_ORDER)
 
     prov = json.loads((tmp_path / "tiled" / "provenance.json").read_text())
@@ -115,7 +115,7 @@ def test_tiled_merge_on_a_scheduler_address(tmp_path):
         yaml.safe_dump({"catalogues": [f.name for f in files], "radius_arcsec": 1.0})
     )
     config = load_merge_config(tmp_path / "m.yaml")
-    run_merge(config, tmp_path / "single")
+    run_merge(config, tmp_path / "single", tiled=False)
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
@@ -163,7 +163,7 @@ def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
     cfg = {"catalogues": entries, "radius_arcsec": 1.2, "bayes": True}
     (tmp_path / "h.yaml").write_text(yaml.safe_dump(cfg))
     config = load_merge_config(tmp_path / "h.yaml")
-    run_merge(config, tmp_path / "single")
+    run_merge(config, tmp_path / "single", tiled=False)
     calls = []
     real = hats_io.read_hats_table
 

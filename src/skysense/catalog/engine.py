@@ -35,6 +35,7 @@ staged as HATS, after which the driver releases them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
@@ -67,6 +68,7 @@ from skysense.catalog.merge import Prepared, StepPlan, associate, input_coverage
 __all__ = [
     "MARGIN_FACTOR",
     "BYTES_PER_CELL",
+    "LOCAL_MEMORY_BYTES",
     "TileJob",
     "choose_tile_order",
     "tile_rows_for_memory",
@@ -78,6 +80,9 @@ MARGIN_FACTOR = 5.0
 #: Bytes a tile task uses per input row and column, a pessimistic figure (the cap's frames,
 #: their concatenation, the pair graph and the merged objects all hold copies).
 BYTES_PER_CELL = 64
+#: Bytes the tiles of a merge on the local scheduler may use together (they run in the
+#: driver's process, one per thread).
+LOCAL_MEMORY_BYTES = 1_500_000_000
 _ROWS_PER_TILE = 200_000
 _MIN_GRAPH_RADIUS_ARCSEC = 0.1
 _SKYMAP_ORDER = 8
@@ -132,26 +137,26 @@ def tile_rows_for_memory(memory_limit: int | None, n_columns: int) -> int:
     return int(min(max(rows, 1000), _ROWS_PER_TILE))
 
 
+def _local_threads() -> int:
+    """Threads of Dask's local threaded scheduler (its default pool: one per core)."""
+    import dask
+    from dask.system import CPU_COUNT
+
+    return max(int(dask.config.get("num_workers", None) or CPU_COUNT), 1)
+
+
 def _tile_cap(order: int, pixel: int) -> tuple[float, float, float]:
     """Centre (deg) and a radius (arcsec) of a cap around a HEALPix cell."""
     import astropy.units as u
     import cdshealpix.nested
 
-    lon, lat = cdshealpix.nested.healpix_to_lonlat(np.array([pixel]), order)
+    # One thread: a call costs microseconds, and waking a pool of threads on a loaded
+    # machine cost a millisecond each (once per tile and edge point before).
+    lon, lat = cdshealpix.nested.healpix_to_lonlat(np.array([pixel]), order, num_threads=1)
     ra_c, dec_c = float(lon.to_value(u.deg)[0]), float(lat.to_value(u.deg)[0])
-    t = np.linspace(0.0, 1.0 - 1e-12, 17)
-    edge = (
-        [(x, 0.0) for x in t]
-        + [(x, t[-1]) for x in t]
-        + [(0.0, y) for y in t]
-        + [(t[-1], y) for y in t]
-    )
-    lons, lats = [], []
-    for dx, dy in edge:
-        lo, la = cdshealpix.nested.healpix_to_lonlat(np.array([pixel]), order, dx=dx, dy=dy)
-        lons.append(lo.to_value(u.deg)[0])
-        lats.append(la.to_value(u.deg)[0])
-    sep = angular_sep_arcsec(ra_c, dec_c, np.array(lons), np.array(lats))
+    # 16 points along each edge, in one call.
+    lons, lats = cdshealpix.nested.vertices(np.array([pixel]), order, step=16, num_threads=1)
+    sep = angular_sep_arcsec(ra_c, dec_c, lons.to_value(u.deg)[0], lats.to_value(u.deg)[0])
     # Cell edges bow out between the sampled points; 2% covers it (exactness does not
     # depend on it, only how often a tile must be rerun).
     return ra_c, dec_c, float(sep.max()) * 1.02 + 1e-3
@@ -204,9 +209,9 @@ def _cap_ranges(
     return first << shift, (last + 1) << shift
 
 
-def _read_row_groups(path, ranges) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_row_groups(path, ranges) -> tuple[pa.Table, np.ndarray]:
     """The row groups of a partition file that may hold rows in ``ranges`` (by their
-    ``_healpix_29`` statistics), and each row's position in the file."""
+    ``_healpix_29`` statistics), as an Arrow table, and each row's position in the file."""
     pf = pq.ParquetFile(path)
     md = pf.metadata
     col = pf.schema_arrow.get_field_index(SPATIAL_INDEX_COLUMN)
@@ -223,39 +228,56 @@ def _read_row_groups(path, ranges) -> tuple[pd.DataFrame, np.ndarray]:
             groups.append(g)
             local.append(np.arange(start, start + n, dtype=np.int64))
         start += n
+    # No Arrow thread pool: tiles run in parallel already, and waking its threads for a
+    # row group or two costs more than it saves on a loaded machine.
     if len(groups) == md.num_row_groups:
-        table = pf.read()
+        table = pf.read(use_threads=False)
     elif groups:
-        table = pf.read_row_groups(groups)
+        table = pf.read_row_groups(groups, use_threads=False)
     else:
         table = pf.schema_arrow.empty_table()
     rows = np.concatenate(local) if local else np.empty(0, dtype=np.int64)
-    return table.to_pandas(), rows
+    return table, rows
+
+
+def _positions(table: pa.Table, direct: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec (deg, float64) of an Arrow table's rows, as the merge reads them."""
+    ra_col, dec_col = ("_ra", "_dec") if direct is None else direct[1]
+    pos = table.select([ra_col, dec_col]).to_pandas(use_threads=False)
+    return (
+        pos[ra_col].to_numpy(dtype=np.float64),
+        pos[dec_col].to_numpy(dtype=np.float64),
+    )
 
 
 def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
     """The rows of input ``k`` within the cap or in the tile, in global row order. Only the
     row groups whose ``_healpix_29`` range meets the cap are read (partitions are sorted by
-    it), so a tile smaller than the input's partitions reads little more than its cap."""
+    it), so a tile smaller than the input's partitions reads little more than its cap; the
+    rows outside the cap are dropped in Arrow, before the (costly) conversion to pandas."""
     import hats.io
     from hats.pixel_math import HealpixPixel
 
     shift = 2 * (29 - job.order)
+    direct = job.direct[k] if job.direct else None
     ranges = _cap_ranges(job.order, job.pixel, ra_c, dec_c, cap_arcsec)
     frames = []
     for o, p in _partitions_in_cap(job.partitions[k], ra_c, dec_c, cap_arcsec):
         file = hats.io.paths.pixel_catalog_file(Path(job.hats_dirs[k]), HealpixPixel(o, p))
         table, local = _read_row_groups(file.path, ranges)
-        if job.direct and job.direct[k] is not None:
-            table = _with_helpers(table, job.direct[k], (o, p), local)
-        sep = angular_sep_arcsec(ra_c, dec_c, table["_ra"].to_numpy(), table["_dec"].to_numpy())
-        core = (table[SPATIAL_INDEX_COLUMN].to_numpy() >> shift) == job.pixel
-        frames.append(table[(sep <= cap_arcsec) | core])
+        ra, dec = _positions(table, direct)
+        sep = angular_sep_arcsec(ra_c, dec_c, ra, dec)
+        hpx = table.column(SPATIAL_INDEX_COLUMN).to_numpy()
+        keep = (sep <= cap_arcsec) | ((hpx >> shift) == job.pixel)
+        frame = table.filter(pa.array(keep)).to_pandas(use_threads=False)
+        if direct is not None:
+            frame = _with_helpers(frame, direct, (o, p), local[keep])
+        frames.append(frame)
     if not frames:
         schema = pq.read_schema(Path(job.hats_dirs[k]) / "dataset" / "_common_metadata")
         empty = schema.empty_table().to_pandas()
-        if job.direct and job.direct[k] is not None:
-            empty = _with_helpers(empty, job.direct[k], None)
+        if direct is not None:
+            empty = _with_helpers(empty, direct, None)
         return empty
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values("_row", kind="stable").reset_index(drop=True)
@@ -296,6 +318,28 @@ def process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
     dict
         ``{"pixel", "rerun": bool, "n": rows written, "histogram": {cell: count}}``.
     """
+    with _one_numba_thread():
+        return _process_tile(job, out_ml, out_assoc, build)
+
+
+@contextlib.contextmanager
+def _one_numba_thread():
+    """Run this thread's Numba parallel loops on one thread. A tile's searches are small
+    (thousands of rows) and tiles already run in parallel; a pool of threads per search
+    only adds a barrier each, which on a loaded machine waits for a descheduled thread:
+    pairs_within on 9000 rows took 17 ms on one thread and 160-220 ms on two at load 10.
+    (Numba's thread count is per calling thread.)"""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _process_tile(job: TileJob, out_ml: str, out_assoc: str, build) -> dict:
     ra_c, dec_c, rho = _tile_cap(job.order, job.pixel)
     cap = rho + job.margin_arcsec
     frames = [_read_cap(job, k, ra_c, dec_c, cap) for k in range(len(job.surveys))]
@@ -508,7 +552,10 @@ def merge_tiled(
         rounds = 0
         with dask_client(scheduler) as client:
             memory_limit = worker_memory_limit(client)
-            rows_per_tile = tile_rows_for_memory(memory_limit, n_columns)
+            # The local scheduler's tasks run in this process, a tile per thread at once:
+            # they share LOCAL_MEMORY_BYTES, so the driver stays bounded too.
+            budget = memory_limit or LOCAL_MEMORY_BYTES // _local_threads()
+            rows_per_tile = tile_rows_for_memory(budget, n_columns)
             if tile_order is None:
                 tile_order = choose_tile_order(n_rows, len(cells10), rows_per_tile)
             if tile_order <= 10:

@@ -70,7 +70,7 @@ def run_merge(
     *,
     fits_path: str | Path | None = None,
     scheduler: str | None = None,
-    tiled: bool = False,
+    tiled: bool | None = None,
     tile_order: int | None = None,
     progress: bool = False,
 ) -> dict:
@@ -84,8 +84,13 @@ def run_merge(
         Also write the masterlist as FITS here (overrides ``output.fits``).
     scheduler : str, optional
         Dask scheduler address for the tiled merge (implies ``tiled``).
-    tiled : bool
-        Merge tile by tile on Dask (:mod:`skysense.catalog.engine`) instead of in memory.
+    tiled : bool, optional
+        Merge tile by tile on Dask (:mod:`skysense.catalog.engine`; the default, None, and
+        implied by ``scheduler``): the driver holds positions only and never a whole
+        catalogue, and the result is byte-identical to a cluster run with the same
+        ``tile_order``. ``False`` merges in memory (every catalogue held whole; the same
+        objects and associations, in other partition files), which the tests use as the
+        reference.
     tile_order : int, optional
         HEALPix order of the tiles (default: chosen from the data).
     progress : bool
@@ -97,7 +102,7 @@ def run_merge(
         Summary: number of objects, radii, output paths.
     """
     out_dir = Path(out_dir)
-    tiled = tiled or scheduler is not None
+    tiled = tiled is None or tiled or scheduler is not None
     with contextlib.ExitStack() as stack:
         stage = None
         if tiled:
