@@ -1,5 +1,7 @@
 """The default forecaster (SelectForecaster) and its new candidates on generated series."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,3 +273,70 @@ def test_gate_keeps_linear_ar_against_a_candidate_only_luckier_by_chance():
     assert np.mean(gated == "other") < 0.1
     # a truly better candidate (errors half as large) still gets through the gate
     assert np.mean(picks(1.645, 0.5) == "other") > 0.9
+
+
+def test_half_width_matches_numpy_quantile():
+    from skysense.astrocast.baselines import _half_width_68
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7, 30, 156, 157):
+        e = rng.normal(size=n) * 5
+        assert _half_width_68(e) == float(np.quantile(np.abs(e), 0.6827))
+
+
+def test_tree_table_predicts_as_scikit_learn():
+    """The NumPy walk of the boosted trees gives scikit-learn's predictions, NaN included."""
+    t, v, y3 = _ar2(n=400, seed=4)
+    gb = GradientBoostingForecaster(n_lags=4, max_iter=25)
+    gb.forecast(t, v, y3, 3)
+    rng = np.random.default_rng(5)
+    x = 50 + 15 * rng.normal(size=(300, gb.model_.n_features_in_))
+    x[rng.random(x.shape) < 0.15] = np.nan
+    assert gb.trees_ is not None
+    np.testing.assert_array_equal(gb.trees_.predict(x), gb.model_.predict(x))
+
+
+def test_incremental_state_equals_a_fresh_forecaster():
+    """Forecasters that extend their state call by call give what a new instance gives on
+    the same history, also after a history that does not continue the last one."""
+    t, v, y3 = _ar2(n=300, seed=6)
+    y3 = y3.copy()
+    y3[[40, 41, 150]] = np.nan
+    makers = [
+        PersistenceForecaster,
+        lambda: LinearARForecaster(n_lags=4),
+        lambda: GradientBoostingForecaster(n_lags=4, max_iter=10, refit_every=1),
+    ]
+    for make in makers:
+        kept = make()
+        for i in [*range(60, 200, 7), 120, 121, 299]:  # 120: a shorter history again
+            m1, s1 = kept.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 4)
+            m2, s2 = make().forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 4)
+            np.testing.assert_allclose(m1, m2, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(s1, s2, rtol=1e-9)
+    # a different series of the same length is not mistaken for the one seen
+    ar = LinearARForecaster(n_lags=4)
+    a = ar.forecast(t, v, y3, 4)[0]
+    b = ar.forecast(t, v[::-1].copy(), y3, 4)[0]
+    assert not np.allclose(a, b)
+
+
+def test_ar_gp_hyperparameters_reach_scikit_learns_optimum():
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    rng = np.random.default_rng(9)
+    x = np.arange(100.0)
+    e = np.cumsum(rng.normal(size=100)) * 0.3 + rng.normal(size=100)
+    e = (e - e.mean()) / e.std()
+    fc = ARGPForecaster()
+    fc._hyper(x, e, 1)
+    kern = ConstantKernel(0.5, (1e-3, 1e1)) * RBF(10.0, (1.0, 500.0)) + WhiteKernel(
+        0.5, (1e-3, 2.0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = GaussianProcessRegressor(kern).fit(x[:, None], e)
+    ours = ref.log_marginal_likelihood(np.log(fc.hyper_[1]))
+    assert ours >= ref.log_marginal_likelihood(ref.kernel_.theta) - 1e-6
+    assert ours > ref.log_marginal_likelihood(kern.theta) + 0.01  # it moved uphill

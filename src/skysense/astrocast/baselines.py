@@ -21,8 +21,9 @@ from threadpoolctl import ThreadpoolController
 from skysense.astrocast.forecast import (
     FastSeasonalGP,
     KernelParams,
-    SeasonalGP,
     compose_vci3m,
+    fit_kernel_params,
+    fit_log_params,
 )
 
 __all__ = [
@@ -117,10 +118,11 @@ class GPForecaster:
         ok = np.isfinite(v)
         if self.params_ is None or self.n_calls_ % self.refit_every == 0:
             sel = ok & (t > t[-1] - self.fit_history_days)
-            gp = SeasonalGP(self.params_ or KernelParams()).fit(t[sel], v[sel])
-            self.params_ = gp.params_
+            # scikit-learn's fit (SeasonalGP) with its objective and optimiser, in NumPy
+            params, n_warn = fit_kernel_params(t[sel], v[sel], self.params_ or KernelParams())
+            self.params_ = params
             self.n_refits_ += 1
-            self.n_convergence_warnings_ += gp.n_convergence_warnings_
+            self.n_convergence_warnings_ += n_warn
         self.n_calls_ += 1
         sel = ok & (t > t[-1] - self.history_days)
         fast = FastSeasonalGP(self.params_).fit(t[sel], v[sel])
@@ -158,12 +160,39 @@ class PersistenceForecaster:
 
     name = "persistence"
 
+    def __init__(self):
+        # Running count, sum and sum of squares of the finite h-step changes (shifted by the
+        # first one, for precision), extended while each history continues the last one.
+        self._seen: np.ndarray | None = None
+        self._sums: np.ndarray | None = None
+
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         y = np.asarray(vci3m, float)
         mean = np.full(n_leads, y[-1])
-        std = np.array(
-            [np.nanstd(y[h:] - y[:-h]) if y.size > h + 2 else np.nan for h in range(1, n_leads + 1)]
-        )
+        hs = np.arange(1, n_leads + 1)
+        old = self._seen
+        if old is None or self._sums.shape[0] != n_leads or not _continues(old, y):
+            self._sums = np.zeros((n_leads, 4))  # count, shift, sum, sum of squares
+            old = y[:0]
+        for h in hs:
+            lo = max(old.size, h)  # changes ending at samples lo.. are new
+            if lo >= y.size:
+                continue
+            d = y[lo:] - y[lo - h : y.size - h]
+            d = d[np.isfinite(d)]
+            if d.size:
+                c = self._sums[h - 1]
+                if c[0] == 0:
+                    c[1] = d[0]
+                d = d - c[1]
+                c[0] += d.size
+                c[2] += d.sum()
+                c[3] += d @ d
+        self._seen = y.copy()
+        n, _, s1, s2 = self._sums.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = np.clip(s2 / n - (s1 / n) ** 2, 0, None)
+        std = np.where((y.size > hs + 2) & (n > 0), np.sqrt(var), np.nan)
         return mean, std
 
 
@@ -182,34 +211,87 @@ def _design(vci, vci3m, extra, n_lags, t_days):
     return np.column_stack(cols)
 
 
-def _pairs(x, vci3m, n_leads):
-    """Training pairs (features at i, VCI3M[i+h] - VCI3M[i]) whose targets are all known."""
+def _pairs(x, vci3m, n_leads, lo: int = 0):
+    """Training pairs (features at i, VCI3M[i+h] - VCI3M[i]) whose targets are all known,
+    for issue rows ``i >= lo``."""
     n = vci3m.size
-    idx = np.arange(n - n_leads)
+    idx = np.arange(lo, max(lo, n - n_leads))
     y = np.column_stack([vci3m[idx + h] - vci3m[idx] for h in range(1, n_leads + 1)])
     xx = x[idx]
     ok = np.all(np.isfinite(xx), axis=1) & np.all(np.isfinite(y), axis=1)
     return xx[ok], y[ok]
 
 
+def _continues(old: np.ndarray | None, new: np.ndarray | None) -> bool:
+    """Whether ``new`` starts with ``old`` (NaN equal to NaN; both None counts)."""
+    if old is None or new is None:
+        return old is None and new is None
+    return new.shape[0] >= old.shape[0] and np.array_equal(old, new[: old.shape[0]], equal_nan=True)
+
+
 class _LaggedForecaster(ABC):
     """The baselines that regress the VCI3M change at every lead on lagged values: the
     design, the refit schedule and the forecast step, written once. A subclass fits the
     training pairs (``_fit``, which sets ``resid_std_``) and predicts the change from today's
-    VCI3M (``_change``)."""
+    VCI3M (``_change``).
+
+    Hindcasts call a forecaster with a history one sample longer each time: the design rows
+    and training pairs of the earlier samples are kept and only the new ones are built (the
+    rebuild at every call cost more than the fit). Kept only while the new history starts
+    with the old one exactly; any other history is built from scratch, so the result is
+    always that of the history given.
+    """
 
     def __init__(self, n_lags: int, refit_every: int):
         self.n_lags = n_lags
         self.refit_every = refit_every
         self.n_calls_ = 0
+        self._seen: tuple | None = None  # (t, vci, vci3m, extra, n_leads) of the last call
+        self._rows: tuple | None = None  # (design, pair features, pair targets)
+
+    def _design_pairs(self, t, v, y3, ex, n_leads):
+        old = self._seen
+        if (
+            old is not None
+            and old[4] == n_leads
+            and all(_continues(a, b) for a, b in zip(old[:4], (t, v, y3, ex)))
+        ):
+            m = old[2].size
+            x0, xx0, yy0 = self._rows
+            # rows from m on need lags back to m - n_lags + 1
+            s0 = max(0, m - self.n_lags + 1)
+            cut = None if ex is None else ex[s0:]
+            new = _design(v[s0:], y3[s0:], cut, self.n_lags, t[s0:])[m - s0 :]
+            x = np.concatenate([x0, new])
+            xx, yy = _pairs(x, y3, n_leads, lo=max(0, m - n_leads))
+            xx, yy = np.concatenate([xx0, xx]), np.concatenate([yy0, yy])
+        else:
+            x = _design(v, y3, ex, self.n_lags, t)
+            xx, yy = _pairs(x, y3, n_leads)
+        self._seen = (t.copy(), v.copy(), y3.copy(), None if ex is None else ex.copy(), n_leads)
+        self._rows = (x, xx, yy)
+        return x, xx, yy
 
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         y3 = np.asarray(vci3m, float)
-        x = _design(np.asarray(vci, float), y3, extra, self.n_lags, t_days)
+        ex = None if extra is None else np.asarray(extra, float).reshape(y3.size, -1)
+        t, v = np.asarray(t_days, float), np.asarray(vci, float)
+        last = self._seen
+        if (
+            last is not None
+            and last[4] == n_leads
+            and last[2].size == y3.size
+            and all(_continues(a, b) for a, b in zip(last[:4], (t, v, y3, ex)))
+        ):
+            # The same history again (one instance shared by linear AR and AR + GP in the
+            # default forecaster): the same forecast, and no extra step of the refit schedule.
+            return self._last[0].copy(), self._last[1].copy()
+        x, xx, yy = self._design_pairs(t, v, y3, ex, n_leads)
         if not hasattr(self, "resid_std_") or self.n_calls_ % self.refit_every == 0:
-            self._fit(*_pairs(x, y3, n_leads))
+            self._fit(xx, yy)
         self.n_calls_ += 1
-        return y3[-1] + self._change(x), self.resid_std_.copy()
+        self._last = (y3[-1] + self._change(x), self.resid_std_.copy())
+        return self._last[0].copy(), self._last[1].copy()
 
     @abstractmethod
     def _fit(self, xx: np.ndarray, yy: np.ndarray) -> None:
@@ -334,6 +416,7 @@ class GradientBoostingForecaster(_LaggedForecaster):
         self.learning_rate = learning_rate
         self.random_state = random_state
         self.model_ = None
+        self.trees_: _TreeTable | None = None
 
     def _fit(self, xx, yy):
         from sklearn.ensemble import HistGradientBoostingRegressor
@@ -357,13 +440,72 @@ class GradientBoostingForecaster(_LaggedForecaster):
             self.model_.fit(xs, yy.ravel())
             pred = self.model_.predict(xs).reshape(n, n_leads)
         self.resid_std_ = (yy - pred).std(0) * 1.5  # in-sample residuals understate the error
+        self.trees_ = _TreeTable.from_hist_gradient_boosting(self.model_)
 
     def _change(self, x):
         # the trees take NaN natively (a missing lag goes down the learnt branch)
         n_leads = self.resid_std_.size
         rows = np.column_stack([np.repeat(x[-1:], n_leads, axis=0), np.arange(1.0, n_leads + 1)])
+        if self.trees_ is not None:
+            return self.trees_.predict(rows)
         with _one_thread():
             return self.model_.predict(rows)
+
+
+class _TreeTable:
+    """The trees of a fitted ``HistGradientBoostingRegressor`` (squared error, numerical
+    features) as flat arrays, walked for all rows and trees at once in NumPy.
+
+    The same sums as scikit-learn's ``predict`` (same comparisons, NaN sent the learnt way,
+    leaves added to the baseline tree by tree in order): its per-call validation, binning
+    set-up and thread start cost a millisecond for the nine rows of a forecast, more than
+    the rest of the forecast.
+    """
+
+    def __init__(self, feature, threshold, missing_left, left, right, leaf, value, roots, base):
+        self.feature, self.threshold, self.missing_left = feature, threshold, missing_left
+        self.left, self.right, self.leaf, self.value = left, right, leaf, value
+        self.roots, self.base = roots, base
+
+    @classmethod
+    def from_hist_gradient_boosting(cls, model) -> _TreeTable | None:
+        """The table of ``model``, or None where it does not apply (categorical splits,
+        another loss, several trees per iteration)."""
+        if model.n_trees_per_iteration_ != 1 or model.loss != "squared_error":
+            return None
+        nodes = [it[0].nodes for it in model._predictors]
+        if any(nd["is_categorical"].any() for nd in nodes):
+            return None
+        offsets = np.cumsum([0] + [nd.size for nd in nodes[:-1]])
+        cat = np.concatenate(nodes)
+        shift = np.repeat(offsets, [nd.size for nd in nodes])
+        return cls(
+            cat["feature_idx"].astype(np.intp),
+            cat["num_threshold"].astype(float),
+            cat["missing_go_to_left"].astype(bool),
+            cat["left"].astype(np.intp) + shift,
+            cat["right"].astype(np.intp) + shift,
+            cat["is_leaf"].astype(bool),
+            cat["value"].astype(float),
+            offsets.astype(np.intp),
+            float(np.ravel(model._baseline_prediction)[0]),
+        )
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Predictions (n,) for ``rows`` (n, n_features)."""
+        rows = np.asarray(rows, float)
+        node = np.repeat(self.roots[None, :], rows.shape[0], axis=0)  # (n, n_trees)
+        r = np.arange(rows.shape[0])[:, None]
+        while True:
+            inner = ~self.leaf[node]
+            if not inner.any():
+                break
+            val = rows[r, self.feature[node]]
+            go_left = np.where(np.isnan(val), self.missing_left[node], val <= self.threshold[node])
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        # baseline first, then the trees in order: scikit-learn's order of additions
+        terms = np.column_stack([np.full(rows.shape[0], self.base), self.value[node]])
+        return np.add.accumulate(terms, axis=1)[:, -1]
 
 
 class VerifiedErrors:
@@ -382,9 +524,20 @@ class VerifiedErrors:
     def __init__(self, n_leads: int):
         self.n_leads = n_leads
         self.pending_: list = []  # [issue index, mean (n_leads,), leads verified so far]
-        self.errors_: list[list[float]] = [[] for _ in range(n_leads)]
-        self.issues_: list[list[int]] = [[] for _ in range(n_leads)]
+        # Per lead, errors and their issue indices in growing buffers (``recent`` is called
+        # for every candidate and lead at every issue: slices, not list-to-array copies).
+        self._err = np.empty((n_leads, 64))
+        self._iss = np.empty((n_leads, 64), dtype=int)
+        self._n = np.zeros(n_leads, dtype=int)
         self.last_index_ = -1
+
+    def _append(self, k: int, error: float, issue: int) -> None:
+        if self._n[k] == self._err.shape[1]:
+            self._err = np.concatenate([self._err, np.empty_like(self._err)], axis=1)
+            self._iss = np.concatenate([self._iss, np.empty_like(self._iss)], axis=1)
+        self._err[k, self._n[k]] = error
+        self._iss[k, self._n[k]] = issue
+        self._n[k] += 1
 
     def update(self, vci3m) -> None:
         """Verify pending forecasts whose targets are now inside ``vci3m`` (n,), percent."""
@@ -397,8 +550,7 @@ class VerifiedErrors:
             while done < self.n_leads and i + done + 1 <= now:
                 h = done + 1
                 if np.isfinite(y3[i + h]) and np.isfinite(mean[h - 1]):
-                    self.errors_[h - 1].append(float(y3[i + h] - mean[h - 1]))
-                    self.issues_[h - 1].append(i)
+                    self._append(h - 1, float(y3[i + h] - mean[h - 1]), i)
                 done = h
             if done < self.n_leads:
                 still.append([i, mean, done])
@@ -409,18 +561,35 @@ class VerifiedErrors:
         self.pending_.append([self.last_index_, np.asarray(mean, float).copy(), 0])
 
     def recent(self, lead: int, memory: int) -> tuple[np.ndarray, np.ndarray]:
-        """The last ``memory`` verified errors at ``lead`` (1-based) and their issue indices."""
-        e = np.asarray(self.errors_[lead - 1][-memory:], float)
-        return e, np.asarray(self.issues_[lead - 1][-memory:], int)
+        """The last ``memory`` verified errors at ``lead`` (1-based) and their issue indices
+        (read-only views)."""
+        k = lead - 1
+        lo = max(0, self._n[k] - memory)
+        e, i = self._err[k, lo : self._n[k]], self._iss[k, lo : self._n[k]]
+        e.flags.writeable = False
+        i.flags.writeable = False
+        return e, i
 
     def count(self, lead: int) -> int:
         """Number of verified errors at ``lead``."""
-        return len(self.errors_[lead - 1])
+        return int(self._n[lead - 1])
 
 
 def _half_width_68(errors: np.ndarray) -> float:
-    """Empirical 68.27 % quantile of |error| (a split-conformal 1-sigma half-width)."""
-    return float(np.quantile(np.abs(errors), 0.6827))
+    """Empirical 68.27 % quantile of |error| (a split-conformal 1-sigma half-width).
+
+    The same number as ``np.quantile(np.abs(errors), 0.6827)`` (its default "linear" rule,
+    interpolated as NumPy does) by a partial sort: ``np.quantile``'s own overhead was a
+    tenth of a hindcast's time.
+    """
+    a = np.abs(np.asarray(errors, float))
+    pos = (a.size - 1) * 0.6827
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, a.size - 1)
+    part = np.partition(a, (lo, hi))
+    x0, x1 = part[lo], part[hi]
+    g = pos - lo
+    return float(x1 - (x1 - x0) * (1 - g) if g >= 0.5 else x0 + (x1 - x0) * g)
 
 
 class ARGPForecaster:
@@ -440,41 +609,47 @@ class ARGPForecaster:
     min_verified : int
         Below this the plain AR forecast is returned.
     refit_every : int
+    ar : LinearARForecaster, optional
+        The AR to correct (default a new one with ``n_lags``); pass the instance another
+        forecaster already calls with the same histories to fit it once per issue.
     """
 
     name = "ar_gp"
 
     def __init__(
-        self, n_lags: int = 12, *, memory: int = 104, min_verified: int = 30, refit_every: int = 104
+        self,
+        n_lags: int = 12,
+        *,
+        memory: int = 104,
+        min_verified: int = 30,
+        refit_every: int = 104,
+        ar: LinearARForecaster | None = None,
     ):
-        self.ar = LinearARForecaster(n_lags)
+        self.ar = ar if ar is not None else LinearARForecaster(n_lags)
         self.memory = memory
         self.min_verified = min_verified
         self.refit_every = refit_every
         self.errors_: VerifiedErrors | None = None
         self.hyper_: dict[int, tuple[float, float, float]] = {}
         self.n_calls_ = 0
+        self._weights_cache: dict[int, tuple] = {}
 
     def _hyper(self, x, e, h):
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
+        """Fit (amplitude, length, noise) of ``C RBF + White`` to errors ``e`` at issues ``x``:
+        scikit-learn's maximum marginal likelihood (bounds, start, optimiser), in NumPy."""
         amp, length, noise = self.hyper_.get(h, (0.5, 10.0, 0.5))
-        kernel = ConstantKernel(amp, (1e-3, 1e1)) * RBF(length, (1.0, 500.0)) + WhiteKernel(
-            noise, (1e-3, 2.0)
-        )
-        import warnings
+        d2 = np.subtract.outer(x, x) ** 2
+        eye = np.eye(x.size)
 
-        with warnings.catch_warnings():
-            # a hyperparameter at its bound is expected (e.g. no error structure at all)
-            warnings.simplefilter("ignore")
-            gp = GaussianProcessRegressor(kernel).fit(x[:, None], e)
-        k = gp.kernel_
-        self.hyper_[h] = (
-            float(k.k1.k1.constant_value),
-            float(k.k1.k2.length_scale),
-            float(k.k2.noise_level),
-        )
+        def kernel_grads(theta):
+            a, ell, nz = np.exp(theta)
+            r = a * np.exp(-0.5 * d2 / ell**2)
+            return r + nz * eye, np.stack([r, r * d2 / ell**2, nz * eye])
+
+        bounds = np.log([(1e-3, 1e1), (1.0, 500.0), (1e-3, 2.0)])
+        theta, _ = fit_log_params(kernel_grads, e, np.log([amp, length, noise]), bounds)
+        # a hyperparameter at its bound is expected (e.g. no error structure at all)
+        self.hyper_[h] = tuple(float(v) for v in np.exp(theta))
 
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         y3 = np.asarray(vci3m, float)
@@ -496,15 +671,27 @@ class ARGPForecaster:
             x = idx.astype(float)
             if refit or h not in self.hyper_:
                 self._hyper(x, z, h)
-            amp, length, noise = self.hyper_[h]
-            d = np.subtract.outer(x, x)
-            k = amp * np.exp(-0.5 * (d / length) ** 2) + (noise + 1e-9) * np.eye(x.size)
-            ks = amp * np.exp(-0.5 * ((now - x) / length) ** 2)
-            c = cho_factor(k, lower=True)
-            w = cho_solve(c, ks)
-            out_m[h - 1] = mean[h - 1] + mu + sd * float(ks @ cho_solve(c, z))
-            out_s[h - 1] = sd * np.sqrt(max(amp + noise - float(ks @ w), 1e-12))
+            w, var = self._weights(h, now - x)
+            out_m[h - 1] = mean[h - 1] + mu + sd * float(w @ z)
+            out_s[h - 1] = sd * np.sqrt(max(var, 1e-12))
         return out_m, out_s
+
+    def _weights(self, h: int, offsets: np.ndarray) -> tuple[np.ndarray, float]:
+        """Kriging weights ``K^-1 k*`` and predictive variance for errors ``offsets`` issues
+        before today. The kernel is stationary, so they depend only on the offsets and the
+        hyperparameters, which stay the same from one issue to the next (the last ``memory``
+        issues, between refits): they are solved once and reused."""
+        amp, length, noise = self.hyper_[h]
+        hit = self._weights_cache.get(h)
+        if hit is not None and hit[0] == (amp, length, noise) and np.array_equal(hit[1], offsets):
+            return hit[2], hit[3]
+        d = np.subtract.outer(offsets, offsets)
+        k = amp * np.exp(-0.5 * (d / length) ** 2) + (noise + 1e-9) * np.eye(offsets.size)
+        ks = amp * np.exp(-0.5 * (offsets / length) ** 2)
+        w = cho_solve(cho_factor(k, lower=True), ks)
+        var = amp + noise - float(ks @ w)
+        self._weights_cache[h] = ((amp, length, noise), offsets.copy(), w, var)
+        return w, var
 
 
 def diebold_mariano(d: np.ndarray, lead: int) -> float:
@@ -532,10 +719,13 @@ def diebold_mariano(d: np.ndarray, lead: int) -> float:
 
 
 def _default_candidates(window: int, n_lags: int) -> dict:
+    # AR + GP corrects the linear AR candidate's own forecasts: one instance serves both
+    # (a repeated call with the same history returns the stored forecast).
+    ar = LinearARForecaster(n_lags)
     return {
         "gp": GPForecaster(window, refit_every=156, fit_history_days=3 * 365.25, calibrate=False),
-        "linear_ar": LinearARForecaster(n_lags),
-        "ar_gp": ARGPForecaster(n_lags),
+        "linear_ar": ar,
+        "ar_gp": ARGPForecaster(n_lags, ar=ar),
         "gradient_boosting": GradientBoostingForecaster(n_lags),
     }
 

@@ -32,10 +32,23 @@ __all__ = [
     "kernel_matrix",
     "SeasonalGP",
     "FastSeasonalGP",
+    "fit_kernel_params",
+    "fit_log_params",
     "compose_vci3m",
 ]
 
 PERIOD_DAYS = 365.25
+
+#: Bounds of the fitted hyperparameters, in :class:`KernelParams` field order (the order of
+#: scikit-learn's ``theta`` for :func:`seasonal_kernel`); the period is fixed.
+KERNEL_BOUNDS = (
+    ("amp_trend", 1e-3, 1e2),
+    ("len_trend_days", 10.0, 3000.0),
+    ("amp_season", 1e-3, 1e2),
+    ("len_season_days", 200.0, 2e4),
+    ("len_periodic", 0.1, 10.0),
+    ("noise", 1e-4, 1.0),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,17 +104,13 @@ def seasonal_kernel(params: KernelParams | None = None, *, fixed: bool = False):
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, ExpSineSquared, WhiteKernel
 
     p = params or KernelParams()
-    b = "fixed" if fixed else None
-
-    def bounds(lo, hi):
-        return b or (lo, hi)
-
+    b = {name: "fixed" if fixed else (lo, hi) for name, lo, hi in KERNEL_BOUNDS}
     return (
-        ConstantKernel(p.amp_trend, bounds(1e-3, 1e2)) * RBF(p.len_trend_days, bounds(10.0, 3000.0))
-        + ConstantKernel(p.amp_season, bounds(1e-3, 1e2))
-        * RBF(p.len_season_days, bounds(200.0, 2e4))
-        * ExpSineSquared(p.len_periodic, p.period_days, bounds(0.1, 10.0), "fixed")
-        + WhiteKernel(p.noise, bounds(1e-4, 1.0))
+        ConstantKernel(p.amp_trend, b["amp_trend"]) * RBF(p.len_trend_days, b["len_trend_days"])
+        + ConstantKernel(p.amp_season, b["amp_season"])
+        * RBF(p.len_season_days, b["len_season_days"])
+        * ExpSineSquared(p.len_periodic, p.period_days, b["len_periodic"], "fixed")
+        + WhiteKernel(p.noise, b["noise"])
     )
 
 
@@ -248,6 +257,121 @@ class SeasonalGP:
         if return_cov:
             return mean, cov
         return mean, np.sqrt(np.clip(np.diag(cov), 0, None))
+
+
+def fit_log_params(kernel_grads, y, theta0, bounds) -> tuple[np.ndarray, int]:
+    """Maximise a zero-mean GP's log marginal likelihood over log-hyperparameters.
+
+    The objective, its gradient, the jitter (1e-10 on the diagonal) and the optimiser
+    (L-BFGS-B from ``theta0`` within ``bounds``) are scikit-learn's
+    ``GaussianProcessRegressor``'s, without its generic kernel objects: for the small
+    matrices of a hindcast those cost several times the linear algebra.
+
+    Parameters
+    ----------
+    kernel_grads : callable theta -> (K (n, n), dK (p, n, n))
+        Covariance (noise included) and its derivatives with respect to ``theta``.
+    y : ndarray (n,)
+        Targets (already standardised).
+    theta0 : ndarray (p,)
+        Starting log-hyperparameters.
+    bounds : ndarray (p, 2)
+        Bounds on the log-hyperparameters.
+
+    Returns
+    -------
+    theta : ndarray (p,)
+        The optimum.
+    n_warnings : int
+        What scikit-learn would have warned about: the optimiser stopping early, and each
+        hyperparameter within ``isclose`` of a bound.
+    """
+    from scipy.linalg import LinAlgError, cholesky
+    from scipy.linalg.lapack import dpotri
+    from scipy.optimize import minimize
+
+    y = np.asarray(y, float)
+    n = y.size
+    const = 0.5 * n * np.log(2 * np.pi)
+
+    def objective(theta):
+        k, dk = kernel_grads(theta)
+        k[np.diag_indices_from(k)] += 1e-10
+        try:
+            low = cholesky(k, lower=True, check_finite=False)
+        except LinAlgError:
+            return np.inf, np.zeros_like(theta)
+        alpha = cho_solve((low, True), y, check_finite=False)
+        inv, info = dpotri(low, lower=1)
+        if info != 0:
+            return np.inf, np.zeros_like(theta)
+        inv = np.tril(inv) + np.tril(inv, -1).T
+        lml = -0.5 * y @ alpha - np.log(np.diag(low)).sum() - const
+        w = np.outer(alpha, alpha) - inv
+        grad = 0.5 * np.einsum("ij,kij->k", w, dk)
+        return -lml, -grad
+
+    res = minimize(objective, np.asarray(theta0, float), method="L-BFGS-B", jac=True,
+                   bounds=np.asarray(bounds, float))  # fmt: skip
+    b = np.asarray(bounds, float)
+    near = np.isclose(b, np.asarray(res.x)[:, None])
+    return np.asarray(res.x), int(res.status != 0) + int(near.sum())
+
+
+def _seasonal_grads(t_days: np.ndarray, period_days: float):
+    """``theta -> (K, dK)`` of the seasonal kernel on ``t_days`` (``theta``: log of the
+    :data:`KERNEL_BOUNDS` fields). The distances and the periodic term's sine are computed
+    once per series, not at every likelihood evaluation."""
+    d = np.subtract.outer(t_days, t_days)
+    d2 = d * d
+    s2 = np.sin(np.pi * d / period_days) ** 2
+    eye = np.eye(t_days.size)
+
+    def kernel_grads(theta):
+        a1, l1, a2, l2, lp, noise = np.exp(theta)
+        r1 = np.exp(-0.5 * d2 / l1**2)
+        per = np.exp(-2.0 * s2 / lp**2)
+        season = a2 * np.exp(-0.5 * d2 / l2**2) * per
+        trend = a1 * r1
+        k = trend + season + noise * eye
+        dk = np.stack(
+            [trend, trend * d2 / l1**2, season, season * d2 / l2**2,
+             season * 4.0 * s2 / lp**2, noise * eye]
+        )  # fmt: skip
+        return k, dk
+
+    return kernel_grads
+
+
+def fit_kernel_params(t_days, y, start: KernelParams | None = None) -> tuple[KernelParams, int]:
+    """Hyperparameters of the seasonal kernel by maximum marginal likelihood, in NumPy.
+
+    The same fit as :class:`SeasonalGP` (standardised series, same bounds, start and
+    optimiser; see :func:`fit_log_params`), several times faster: hindcasts refit with it.
+
+    Parameters
+    ----------
+    t_days : ndarray (n,), days
+        Strictly increasing (NaN samples dropped).
+    y : ndarray (n,)
+    start : KernelParams, optional
+        Starting point (warm start); its period is kept fixed.
+
+    Returns
+    -------
+    params : KernelParams
+    n_warnings : int
+        Convergence warnings scikit-learn would have issued (see :func:`fit_log_params`).
+    """
+    t, v = _check_series(t_days, y)
+    p = start or KernelParams()
+    z = (v - v.mean()) / (float(v.std()) or 1.0)
+    names = [name for name, _, _ in KERNEL_BOUNDS]
+    theta0 = np.log([getattr(p, name) for name in names])
+    bounds = np.log([(lo, hi) for _, lo, hi in KERNEL_BOUNDS])
+    theta, n_warn = fit_log_params(_seasonal_grads(t, p.period_days), z, theta0, bounds)
+    fitted = dict(zip(names, (float(x) for x in np.exp(theta))))
+    return dataclasses.replace(p, **fitted), n_warn
 
 
 class FastSeasonalGP:
