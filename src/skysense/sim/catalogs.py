@@ -444,15 +444,14 @@ class _PartitionWriter:
     row group per output whatever the partition's size; the file appears atomically on
     :meth:`close` (a task re-run after its worker died rewrites it whole)."""
 
-    def __init__(self, stack, base: Path, order: int, pixel: int, unique: Sequence[str] = ()):
-        self.stack, self.base, self.order, self.pixel = stack, base, order, pixel
+    def __init__(self, stack, path: Path, order: int, pixel: int, unique: Sequence[str] = ()):
+        self.stack, self.path, self.order, self.pixel = stack, path, order, pixel
         self.unique = set(unique)
         self.writer = None
         self.buffer: list[pa.Table] = []
         self.buffered = 0  # rows in self.buffer
         self.rows = 0
         self.hist = np.zeros(4 ** (8 - order), dtype=np.int64)
-        self.path: Path | None = None
 
     def write(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -467,18 +466,12 @@ class _PartitionWriter:
             self._flush()
 
     def _flush(self) -> None:
-        import hats.io
-        from hats.pixel_math import HealpixPixel
-
         if not self.buffer:
             return
         table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
         if self.writer is None:
-            file = hats.io.paths.new_pixel_catalog_file(
-                self.base, HealpixPixel(self.order, self.pixel), create_dirs=True
-            )
-            self.path = Path(file.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.stack.enter_context(atomic_path(self.path))
             options = parquet_write_options(table.schema)
             # Identifiers are unique: a dictionary of them never pays (bigger and slower).
@@ -494,18 +487,17 @@ class _PartitionWriter:
             self.writer.close()
 
 
-def _partition_task(sim, order, pixel, cells, counts, covered, base) -> dict:
-    """Simulate the cells of one output partition and write its files, cell by cell; returns
-    rows, order-8 histograms and bytes written per catalogue."""
+def _partition_task(sim, order, pixel, cells, counts, covered, files) -> dict:
+    """Simulate the cells of one output partition and write its files (``files``: catalogue
+    name -> partition file path), cell by cell; returns rows, order-8 histograms and bytes
+    written per catalogue."""
     import contextlib
 
-    names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
-    names += [f"truth/rows_{s.name}" for s in sim.surveys]
     with contextlib.ExitStack() as stack:
         unique = {f"catalogues/{s.name}": [s.id_column] for s in sim.surveys}
         unique.update((f"truth/rows_{s.name}", ["source_id"]) for s in sim.surveys)
-        writers = {k: _PartitionWriter(stack, Path(base) / k, order, pixel, unique.get(k, ()))
-                   for k in names}  # fmt: skip
+        writers = {k: _PartitionWriter(stack, Path(f), order, pixel, unique.get(k, ()))
+                   for k, f in files.items()}  # fmt: skip
         for pixel_c, n, cov in zip(cells, counts, covered):
             res = simulate_cell(sim, pixel_c, n, cov)
             writers["truth/objects"].write(res["objects"])
@@ -560,7 +552,9 @@ def write_catalogs(
     import time
 
     import dask
+    import hats.io
     import yaml
+    from hats.pixel_math import HealpixPixel
 
     from skysense._atomic import atomic_dir
     from skysense._dask import compute_with_progress, dask_client
@@ -589,8 +583,18 @@ def write_catalogs(
     by_pixel = np.argsort(cells, kind="stable")
     parent = cells[by_pixel] >> (2 * k)
     groups = {int(p): by_pixel[parent == p] for p in np.unique(parent)}
+    names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
+    names += [f"truth/rows_{s.name}" for s in sim.surveys]
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
+
+        def files(pix: int) -> dict[str, str]:
+            # The partition files' HATS paths, named here: the workers then need not import
+            # hats (seconds per worker process).
+            return {name: str(hats.io.paths.pixel_catalog_file(tmp / name,
+                                                               HealpixPixel(order, pix)).path)
+                    for name in names}  # fmt: skip
+
         tasks = [
             dask.delayed(_partition_task, pure=False)(
                 sim,
@@ -600,7 +604,7 @@ def write_catalogs(
                 cells[idx],
                 counts[idx],
                 covered[idx],
-                str(tmp),
+                files(pix),
             )  # fmt: skip
             for pix, idx in sorted(groups.items())
         ]
@@ -608,8 +612,6 @@ def write_catalogs(
             results = compute_with_progress(
                 tasks, label=f"simulating {len(tasks)} partitions", client=client
             ) if progress else compute_with_progress(tasks, client=client)  # fmt: skip
-        names = ["truth/objects"] + [f"catalogues/{s.name}" for s in sim.surveys]
-        names += [f"truth/rows_{s.name}" for s in sim.surveys]
         summary = {}
         ra_dec = {f"catalogues/{s.name}": (s.ra_column, s.dec_column) for s in sim.surveys}
         for name in names:
