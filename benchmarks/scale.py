@@ -261,9 +261,10 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
     try:
         if "simulate" in stages:
             # Warm-up (not timed): the workers' first task imports the libraries and builds
-            # the colour table, a fixed cost of some seconds per worker process.
+            # the colour table, a fixed cost of some seconds per worker process (4 cells, so
+            # that every worker gets a task).
             t0 = time.perf_counter()
-            write_catalogs(CatalogSim(n_objects=5000, seed=1), root / "warmup",
+            write_catalogs(CatalogSim(n_objects=100_000, seed=1), root / "warmup",
                            partition_rows=1000, scheduler=cluster_address)  # fmt: skip
             warmup = time.perf_counter() - t0
             shutil.rmtree(root / "warmup", ignore_errors=True)
