@@ -595,9 +595,10 @@ def write_catalogs(
                                                                HealpixPixel(order, pix)).path)
                     for name in names}  # fmt: skip
 
+        # ``sim`` bound in the function: dask walks a dataclass argument field by field.
+        task = functools.partial(_partition_task, sim)
         tasks = [
-            dask.delayed(_partition_task, pure=False)(
-                sim,
+            dask.delayed(task, pure=False)(
                 order,
                 pix,
                 # Arrays, not lists: dask walks lists looking for collections.
