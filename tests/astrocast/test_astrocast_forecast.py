@@ -21,6 +21,20 @@ def test_numpy_kernel_matches_sklearn():
     )
 
 
+def test_numpy_kernel_on_whole_days_matches_sklearn():
+    """Dates a whole number of days apart take the per-lag table path: same values."""
+    p = KernelParams(0.3, 45.0, 0.8, 900.0, 0.7, 0.02)
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.choice(np.arange(3000, 4100), 120, replace=False)).astype(float)
+    np.testing.assert_allclose(
+        kernel_matrix(t, t, p, noise=True), seasonal_kernel(p)(t[:, None]), rtol=1e-10
+    )
+    t2 = t[-1] + 7.0 * np.arange(1, 10)
+    np.testing.assert_allclose(
+        kernel_matrix(t2, t, p), seasonal_kernel(p)(t2[:, None], t[:, None]), rtol=1e-10
+    )
+
+
 def test_gp_recovers_seasonal_signal_within_uncertainty():
     rng = np.random.default_rng(3)
     t = np.arange(0, 6 * 365.25, 10.0)
