@@ -127,6 +127,8 @@ def test_fixed_amplitude_posterior_matches_dense_likelihood():
     assert np.all(np.abs(f.mean(0) - mean[:3]) < tol), (f.mean(0), mean[:3], tol)
     np.testing.assert_allclose(f.std(0), sd[:3], rtol=0.15)
     assert abs(post.bkg.mean() - mean[3]) < 0.5 * sd[3]
+    # the background shares the constant offset with the field's mean (joint moves of both)
+    assert post.bkg.std() == pytest.approx(sd[3], rel=0.15)
     # with the correlated field ignored (white, amplitude 0) the widths are narrower: the
     # correlated term is what the data need here
     _, sd0 = _dense_posterior(a, d, sig, k, 0.0, m.bkg_prior)
