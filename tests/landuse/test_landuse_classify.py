@@ -44,7 +44,7 @@ def test_noisy_classes_reach_the_bayes_rate():
     spec = FeatureSpec(("b1",), ("mean",), 1)
     pix, y = _gaussian_samples(3000, d, 2)
     pt, yt = _gaussian_samples(6000, d, 3)
-    m = train_model(sample_features(pix, spec), y, spec,
+    m = train_model(sample_features(pix, spec), y, spec, classifier="rf",
                     params={"n_estimators": 100, "min_samples_leaf": 40})  # fmt: skip
     acc = np.mean(m.predict(sample_features(pt, spec)) == yt)
     # binomial standard error at n=6000 is 0.005; a fitted classifier cannot beat Bayes
@@ -98,13 +98,15 @@ def test_training_data_errors_name_the_problem():
         check_training_data(np.zeros((4, 1)), np.ones(4, int))
     spec = FeatureSpec(("b1",), ("mean",), 1)
     with pytest.raises(InputError, match="class 2 has 3 .*at least 5"):
-        train_model(np.zeros((9, 1)), np.array([1] * 6 + [2] * 3), spec, tune=True, cv=5)
+        train_model(
+            np.zeros((9, 1)), np.array([1] * 6 + [2] * 3), spec, classifier="rf", tune=True, cv=5
+        )
 
 
 def test_model_rejects_wrong_feature_count_and_unknown_classifier():
     spec = FeatureSpec(("b1", "b2"), ("mean",), 1)
     rng = np.random.default_rng(0)
-    m = train_model(rng.normal(size=(20, 2)), np.repeat([1, 2], 10), spec,
+    m = train_model(rng.normal(size=(20, 2)), np.repeat([1, 2], 10), spec, classifier="rf",
                     params={"n_estimators": 5})  # fmt: skip
     with pytest.raises(InputError, match="model expects 2 .*2 bands: b1, b2"):
         m.predict(np.zeros((3, 3)))
@@ -120,6 +122,10 @@ def test_training_is_deterministic_given_random_state():
     X = rng.normal(size=(120, 3))
     y = (X[:, 0] > 0).astype(int) + 1
     spec = FeatureSpec(("a", "b", "c"), ("mean",), 1)
-    p1 = train_model(X, y, spec, params={"n_estimators": 20}, random_state=7).predict_proba(X)
-    p2 = train_model(X, y, spec, params={"n_estimators": 20}, random_state=7).predict_proba(X)
+    p1 = train_model(
+        X, y, spec, classifier="rf", params={"n_estimators": 20}, random_state=7
+    ).predict_proba(X)
+    p2 = train_model(
+        X, y, spec, classifier="rf", params={"n_estimators": 20}, random_state=7
+    ).predict_proba(X)
     np.testing.assert_array_equal(p1, p2)

@@ -31,7 +31,9 @@ def _train(path, truth, spec, n=300, seed=0, interior_only=False, **params):
     geoms = [Point(*pixel_centre(r, c)) for r, c in zip(rr[k], cc[k])]
     gdf = gpd.GeoDataFrame({"class": truth[rr[k], cc[k]]}, geometry=geoms, crs=CRS)
     t = samples_from_raster(path, gdf, spec)
-    return train_model(t.X, t.y, spec, LI2014, params=params or {"n_estimators": 30})
+    return train_model(
+        t.X, t.y, spec, LI2014, classifier="rf", params=params or {"n_estimators": 30}
+    )
 
 
 def test_separable_raster_is_classified_perfectly_with_georeferencing(synth, tmp_path):

@@ -116,7 +116,7 @@ def test_subset_columns_keeps_indices_with_both_roles():
 
 def test_feature_importances_rank_the_informative_band_first():
     X, y, spec = _data()
-    m = train_model(X, y, spec, params={"n_estimators": 30})
+    m = train_model(X, y, spec, classifier="rf", params={"n_estimators": 30})
     assert list(feature_importances(m))[0] == "good_mean"
     knn = train_model(X, y, spec, classifier="knn")
     imp = feature_importances(knn, X, y, n_repeats=3)

@@ -185,3 +185,37 @@ def test_window_indices_match_sample_indices(stats):
     for r, c in [(0, 0), (3, 4), (5, 6)]:
         win = padded[:, r : r + 3, c : c + 3].reshape(3, -1).T[None]
         np.testing.assert_allclose(got[r, c], sample_features(win, spec)[0], rtol=1e-5)
+
+
+def test_scales_are_window_means_and_their_indices_by_brute_force():
+    from skysense.landuse.features import feature_set_columns
+
+    rng = np.random.default_rng(5)
+    img = rng.uniform(10, 200, (3, 17, 19))
+    valid = rng.random((17, 19)) > 0.1
+    spec = FeatureSpec(("g", "r", "n"), ("mean", "std"), 3, ("ndvi",),
+                       {"red": "r", "nir": "n"}, scales=(5, 9))  # fmt: skip
+    assert spec.footprint_px == 9 and spec.halo_px == 4
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    f = window_features(img, valid, spec)
+    names = spec.names
+    assert names[-8:] == ["g_mean_5px", "r_mean_5px", "n_mean_5px", "ndvi_5px",
+                          "g_mean_9px", "r_mean_9px", "n_mean_9px", "ndvi_9px"]  # fmt: skip
+    for r, c in [(0, 0), (8, 9), (16, 18), (3, 12)]:
+        for w in (5, 9):
+            h = w // 2
+            sl = (slice(max(r - h, 0), r + h + 1), slice(max(c - h, 0), c + h + 1))
+            m = np.array([img[b][sl][valid[sl]].mean() for b in range(3)])
+            got = [f[r, c, names.index(f"{b}_mean_{w}px")] for b in ("g", "r", "n")]
+            np.testing.assert_allclose(got, m, rtol=1e-5)
+            ndvi = (m[2] - m[1]) / (m[2] + m[1])
+            np.testing.assert_allclose(f[r, c, names.index(f"ndvi_{w}px")], ndvi, rtol=1e-5)
+    cols = feature_set_columns("stats", spec, len(names))
+    assert [names[i] for i in cols] == ["g_mean", "g_std", "r_mean", "r_std", "n_mean", "n_std"]
+    assert feature_set_columns("all", spec, len(names)) is None
+    with pytest.raises(ConfigError, match="scales"):
+        FeatureSpec(("a",), scales=(3,))  # not larger than the 3 px window
+    with pytest.raises(ConfigError, match="scales"):
+        FeatureSpec(("a",), scales=(6,))
+    with pytest.raises(ConfigError, match="raster"):
+        sample_features(np.ones((2, 9, 3)), spec)

@@ -107,3 +107,100 @@ def test_auto_uses_blocked_folds_with_coordinates():
         LanduseClassifier("auto", {"bogus": 1}).fit(X, y)
     with pytest.raises(ConfigError, match="candidate"):
         select_classifier(X, y, ["auto"])
+
+
+def _two_scale_scene(seed=0):
+    """Two classes in 12-px patches: the pixels are noisy (3x3 statistics barely separate
+    them), the 7x7 mean separates them well - a scene where the feature set matters."""
+    from skysense.landuse.features import window_features
+
+    rng = np.random.default_rng(seed)
+    rows, cols = _grid(72)
+    truth = ((np.arange(72)[:, None] // 12) + (np.arange(72)[None, :] // 12)) % 2 + 1
+    img = np.stack([truth * 1.0, -truth * 1.0]) + rng.normal(0, 2.0, (2, 72, 72))
+    img = img + 100.0
+    spec = FeatureSpec(("red", "nir"), ("mean", "max", "std"), 3, ("ndvi",),
+                       {"red": "red", "nir": "nir"}, scales=(7,))  # fmt: skip
+    X = window_features(img, None, spec)[rows, cols].astype(np.float64)
+    pick = rng.choice(rows.size, 900, replace=False)
+    return X[pick], truth[rows, cols][pick], np.column_stack([rows, cols])[pick], spec, img
+
+
+def test_auto_compares_feature_sets_on_training_folds_only_and_saves_the_choice(tmp_path):
+    """The winner (model and feature set) is what blocked CV of the training table says,
+    refitted on all of it; the record fingerprints exactly the table fit was given, and
+    the saved model (no pickle) predicts and classifies rasters with the same columns."""
+    from skysense.landuse.engine import predict_block
+    from skysense.landuse.estimator import _fingerprint
+    from skysense.landuse.features import feature_set_columns, window_features
+    from skysense.landuse.io import load_model, save_model
+
+    X, y, coords, spec, img = _two_scale_scene()
+    train = coords[:, 1] < 48  # the right third is never shown to fit
+    cands = {"rf@stats": {"n_estimators": 20}, "lr@means+indices": {}, "lr@stats": {}}
+    model = LanduseClassifier("auto", {"candidates": cands, "folds": 3}, spec=spec)
+    model.fit(X[train], y[train], coords=coords[train])
+    sel = model.info_["model_selection"]
+    # the table is the blocked CV of the training samples, nothing else
+    again = select_classifier(X[train], y[train], cands, folds=3, coords=coords[train],
+                              spec=spec)[2]  # fmt: skip
+    assert sel["scores"] == again["scores"] and sel["chosen"] == again["chosen"]
+    assert sel["data_sha256"] == _fingerprint(X[train], y[train]) != _fingerprint(X, y)
+    assert sel["n_training"] == int(train.sum()) and "blocked" in sel["how"]
+    assert "buffer 6 px" in sel["how"]  # default: windows of 7 px share no pixel
+    assert sel["chosen"] == max(sel["scores"], key=sel["scores"].get) == "lr@means+indices"
+    assert sel["scores"]["lr@means+indices"] > sel["scores"]["rf@stats"] + 0.1
+    assert model.chosen_ == {"classifier": "lr", "params": {"features": "means+indices"}}
+    cols = feature_set_columns("means+indices", spec, X.shape[1])
+    assert [spec.names[i] for i in cols] == ["red_mean", "nir_mean", "ndvi", "red_mean_7px",
+                                             "nir_mean_7px", "ndvi_7px"]  # fmt: skip
+    # the chosen model is the plain one refitted on all training samples
+    plain = LanduseClassifier("lr", {"features": "means+indices"}, spec=spec)
+    plain.fit(X[train], y[train])
+    np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X))
+    assert np.mean(model.predict(X[~train]) == y[~train]) > 0.9
+    back = load_model(save_model(model, tmp_path / "m.npz", X_train=X[train], y_train=y[train]))
+    np.testing.assert_allclose(back.predict_proba(X), model.predict_proba(X))
+    assert back.info_["model_selection"]["table"] == json_roundtrip(sel["table"])
+    # a forest on a feature subset keeps its columns through the flat (non-pickle) format
+    rf = LanduseClassifier("rf", {"n_estimators": 10, "features": "stats"}, spec=spec)
+    rf.fit(X[train], y[train])
+    back = load_model(save_model(rf, tmp_path / "rf.npz", X_train=X[train]))
+    np.testing.assert_allclose(back.predict_proba(X), rf.predict_proba(X), atol=1e-12)
+    codes, _ = predict_block(back, img, np.ones(img.shape[1:], bool), 0, False)
+    feats = window_features(img, None, spec).reshape(-1, len(spec.names))
+    np.testing.assert_array_equal(codes.ravel(), rf.predict(feats))
+
+
+def json_roundtrip(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def test_auto_early_out_subsample_and_skipped_candidates():
+    X, y, coords, spec, _ = _two_scale_scene(1)
+    cands = {"lr@means+indices": {}, "lr@stats": {}, "rf@means+indices": {"n_estimators": 10}}
+    _, _, rec = select_classifier(X, y, cands, folds=4, max_samples=500, race_margin=0.05,
+                                  random_state=3, spec=spec)  # fmt: skip
+    t = rec["table"]
+    assert rec["n_samples"] == 500 and rec["n_training"] == 900
+    assert sum(len(v.get("fold_accuracy", [])) for v in t.values()) < 4 * 3  # some dropped
+    dropped = [k for k, v in t.items() if "dropped_after_fold" in v]
+    assert dropped and all(len(t[k]["fold_accuracy"]) == t[k]["dropped_after_fold"]
+                           for k in dropped)  # fmt: skip
+    assert rec["chosen"] not in dropped and "macro_f1" in t[rec["chosen"]]
+    # without a spec the feature sets are unknown: those candidates are skipped, said why
+    _, _, rec = select_classifier(X, y, ["lr", "lr@stats"], folds=3)
+    assert "FeatureSpec" in rec["table"]["lr@stats"]["skipped"] and rec["chosen"] == "lr"
+    # a set that repeats another candidate's columns is skipped too
+    flat = FeatureSpec(("red", "nir"), ("mean", "max", "std"), 3)
+    _, _, rec = select_classifier(X[:, :6], y, ["lr", "lr@stats"], folds=3, spec=flat)
+    assert "same model and columns" in rec["table"]["lr@stats"]["skipped"]
+    with pytest.raises(ConfigError, match="unknown feature set"):
+        select_classifier(X, y, ["lr@bogus"], spec=spec)
+
+
+def test_default_estimator_is_auto():
+    assert LanduseClassifier().classifier == "auto"
+    assert train_model.__kwdefaults__["classifier"] == "auto"

@@ -49,7 +49,7 @@ def test_model_round_trip_predicts_identically(tmp_path, name):
 
 def test_corrupt_or_foreign_files_are_rejected(tmp_path):
     X, y, spec = _table()
-    m = train_model(X, y, spec, params={"n_estimators": 5})
+    m = train_model(X, y, spec, classifier="rf", params={"n_estimators": 5})
     p = save_model(m, tmp_path / "m.npz", X_train=X, y_train=y)
     with np.load(p) as z:
         arrays = {k: z[k] for k in z.files}

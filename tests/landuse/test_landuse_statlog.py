@@ -25,7 +25,7 @@ def test_statlog_pipeline_beats_the_baselines(shared_data):
     pte, yte = read_statlog(folder / "statlog_landsat_sat.tst")
     spec = statlog_spec()
     with threadpool_limits(1, user_api="openmp"):
-        rf = train_model(sample_features(ptr, spec), ytr, spec, STATLOG,
+        rf = train_model(sample_features(ptr, spec), ytr, spec, STATLOG, classifier="rf",
                          params={"n_estimators": 200}, n_jobs=2)  # fmt: skip
         rep = accuracy_report(yte, rf.predict(sample_features(pte, spec)))
         # the measured off-the-shelf random forest on mean/max/std: 0.9175 (seed spread ~0.003)

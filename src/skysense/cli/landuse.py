@@ -32,6 +32,7 @@ _FEATURES = """
 --texture PROPS | GLCM texture of the first principal component over the window, e.g.
     contrast,homogeneity,ASM,correlation,entropy
 --texture-window PX int | texture window side (odd; default: --window)
+--scales PX,PX,... | band means and indices over these larger windows too (odd), e.g. 5,7
 --max-per-class N int | subsample each class
 """
 _MODEL = """
@@ -82,8 +83,8 @@ def _add_samples(p, *data: tuple[str, str]) -> None:
     options(p.add_argument_group("features and classes"), _FEATURES)
     g = p.add_argument_group("classifier")
     # choices looked up lazily: landuse.classify imports NumPy, too slow for `--help`
-    # default: the model chosen by cross-validation on the training samples (issue 20);
-    # --classifier rf is the seed's random forest
+    # default: the model and feature set chosen by cross-validation on the training samples
+    # only (issue 20); --classifier rf is the seed's random forest
     add_lazy_choice(g, "--classifier", _classifiers, default="auto", metavar="NAME")
     options(g, _MODEL)
 
@@ -119,7 +120,17 @@ def _load_samples(args, prefix: str = "", spec=None, scheme=None):
         label_column=args.label_column, max_per_class=args.max_per_class, random_state=args.seed,
         index_stats=tuple(split_names(args.index_stats)), texture=tuple(split_names(args.texture)),
         texture_window=args.texture_window, return_coords=True,
+        scales=_scales(args.scales),
     )  # fmt: skip
+
+
+def _scales(text: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in split_names(text))
+    except ValueError:
+        raise ConfigError(
+            f"expected odd window sides such as 5,7, got {text!r}", key="--scales"
+        ) from None
 
 
 def _params(args) -> dict:

@@ -32,7 +32,9 @@ from skysense.landuse.evaluate import (
     spatial_cross_validate,
 )
 from skysense.landuse.features import (
+    FEATURE_SETS,
     FeatureSpec,
+    feature_set_columns,
     sample_features,
     segment_features,
     window_features,
@@ -67,6 +69,8 @@ __all__ = [
     "segment_features",
     "window_features",
     "with_texture",
+    "FEATURE_SETS",
+    "feature_set_columns",
     "load_model",
     "save_model",
     "SampleTable",

@@ -4,9 +4,9 @@ The random forest balances classes (``class_weight="balanced"``) and reports its
 accuracy; its hyperparameters can be chosen by stratified k-fold cross-validation
 (:func:`~skysense.landuse.estimator.tune_classifier`). Gradient boosting, an RBF support-vector machine, k-nearest
 neighbours, extremely randomised trees, a soft-voting ensemble and a stacking of them are
-selectable by name (:data:`CLASSIFIERS`); ``auto`` (the default of ``skysense landuse``) picks
-among random forest, gradient boosting and the ensemble by cross-validation on
-the training data (:class:`~skysense.landuse.estimator.LanduseClassifier`).
+selectable by name (:data:`CLASSIFIERS`); ``auto`` (the default of ``skysense landuse`` and of
+the estimator) picks a model and feature set among :data:`AUTO_CANDIDATES` by cross-validation
+on the training data (:class:`~skysense.landuse.estimator.LanduseClassifier`).
 
 A model is a :class:`~skysense.landuse.estimator.LanduseClassifier`, a scikit-learn estimator (``clone``, ``get_params``,
 ``Pipeline`` and ``GridSearchCV`` work on it) that carries the feature spec and the class
@@ -76,14 +76,24 @@ CLASSIFIERS = {
     "ensemble": "soft vote of svm, et, knn and gb",
     "stack": "stacking: gb, svm and et, their out-of-fold probabilities combined by a "
     "logistic regression",
-    "auto": "the candidate (rf, gb, ensemble) with the best cross-validated accuracy on "
-    "the training data (spatially blocked folds when the samples' pixels are known)",
+    "auto": "the candidate model and feature set (random forest, gradient boosting, logistic "
+    "regression, the ensemble) with the best cross-validated accuracy on the training data "
+    "(spatially blocked folds when the samples' pixels are known)",
 }
 
-#: Candidates of ``auto`` and their fixed hyperparameters. The stacking is left out: on the
-#: Statlog training file its 5-fold CV accuracy (0.932) was below gradient boosting's (0.939)
-#: at about 40 times the cost.
-AUTO_CANDIDATES: dict[str, dict[str, Any]] = {"rf": {}, "gb": {}, "ensemble": {}}
+#: Candidates of ``auto`` (``"<classifier>@<feature set>"``, feature sets of
+#: :data:`~skysense.landuse.features.FEATURE_SETS`, bare name = every column) and their fixed
+#: hyperparameters. The seed's random forest on its own statistics comes first, so it wins a
+#: tie. The stacking is left out: on the Statlog training file its 5-fold CV accuracy (0.932)
+#: was below gradient boosting's (0.939) at about 40 times the cost.
+AUTO_CANDIDATES: dict[str, dict[str, Any]] = {
+    "rf@stats": {},
+    "rf": {},
+    "gb": {},
+    "lr": {},
+    "lr@means+indices": {},
+    "ensemble": {},
+}
 
 #: Default cross-validation grids for :func:`~skysense.landuse.estimator.tune_classifier`
 #: (parameter names of

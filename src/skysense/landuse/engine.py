@@ -110,7 +110,7 @@ def predict_block(
     feats = window_features(block, valid, model.spec)[inner]
     X = feats[ok]
     finite = np.isfinite(X).all(axis=1)  # e.g. an index with a zero denominator
-    p = model.estimator_.predict_proba(X[finite])
+    p = model.estimator_.predict_proba(model.select_columns(X[finite]))
     rr, cc = np.nonzero(ok)
     rr, cc = rr[finite], cc[finite]
     codes[rr, cc] = model.classes_[np.argmax(p, axis=1)]
@@ -138,7 +138,8 @@ def _window_task(model, raster, r0, c0, nr, nc, class_path, proba_path, lock, dt
 def _fast(model: LanduseClassifier) -> LanduseClassifier:
     """The model with sklearn forests swapped for the equivalent compiled FlatForest."""
     est = model.estimator_
-    if model.classifier in ("rf", "et") and hasattr(est, "estimators_"):
+    name = getattr(model, "chosen_", {}).get("classifier", model.classifier)  # auto's choice
+    if name in ("rf", "et") and hasattr(est, "estimators_"):
         fast = copy.copy(model)
         fast.estimator_ = FlatForest(forest_to_arrays(est))
         return fast

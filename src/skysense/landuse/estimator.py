@@ -30,7 +30,7 @@ from skysense.landuse.classify import (
     check_training_data,
     make_classifier,
 )
-from skysense.landuse.features import FeatureSpec
+from skysense.landuse.features import FeatureSpec, feature_set_columns
 
 __all__ = [
     "LanduseClassifier",
@@ -39,7 +39,13 @@ __all__ = [
     "select_classifier",
     "fold_estimator",
     "describe_training",
+    "selection_table",
 ]
+
+
+#: Parameters of ``classifier="auto"`` and their defaults (see :func:`select_classifier`).
+_AUTO_OPTIONS: dict[str, Any] = {"candidates": None, "folds": 3, "block_px": None,
+                                 "buffer_px": None, "max_samples": 3000, "race_margin": 0.08}  # fmt: skip
 
 
 class _ParameterError(ConfigError, InvalidParameterError):
@@ -51,11 +57,19 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    classifier : str, default "rf"
-        Name in :data:`CLASSIFIERS`.
+    classifier : str, default "auto"
+        Name in :data:`CLASSIFIERS`. ``"auto"`` (the default) chooses a classifier and feature
+        set among :data:`~skysense.landuse.classify.AUTO_CANDIDATES` by cross-validation on
+        the training samples only (:func:`select_classifier`; spatially blocked folds when
+        ``fit`` gets the samples' pixels) and refits the winner on all of them; ``"rf"`` is
+        the seed's random forest.
     params : dict, optional
-        Hyperparameters of :func:`make_classifier` (JSON-able), e.g. ``{"n_estimators": 500}``.
-        ``GridSearchCV`` can search over ``classifier`` and ``params``.
+        Hyperparameters of :func:`make_classifier` (JSON-able), e.g. ``{"n_estimators": 500}``,
+        and ``"features"``: a feature set of
+        :data:`~skysense.landuse.features.FEATURE_SETS` (default ``"all"``). For ``auto``:
+        ``candidates``, ``folds``, ``block_px``, ``buffer_px``, ``max_samples``,
+        ``race_margin`` (:func:`select_classifier`). ``GridSearchCV`` can search over
+        ``classifier`` and ``params``.
     spec : FeatureSpec, optional
         The features the columns of ``X`` are (needed to classify rasters; checked against the
         number of columns).
@@ -79,6 +93,10 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         Column names when ``X`` was a DataFrame with string column names.
     seed_ : int
         The integer seed given to :func:`make_classifier` (saved with the model).
+    chosen_ : dict
+        ``{"classifier", "params"}`` of the fitted classifier (what ``auto`` chose).
+    columns_ : ndarray of int or None
+        The columns of ``X`` the classifier reads (its feature set; None: all).
     info_ : dict
         Training summary: samples per class, out-of-bag accuracy, importances, versions (and
         CV results when :func:`train_model` tuned it).
@@ -95,7 +113,7 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        classifier: str = "rf",
+        classifier: str = "auto",
         params: Mapping[str, Any] | None = None,
         *,
         spec: FeatureSpec | None = None,
@@ -172,30 +190,41 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         name, params = self.classifier, dict(self.params or {})
         selection = None
         if name == "auto":
-            opts = {"candidates": None, "folds": 3, "block_px": None, "buffer_px": 0} | params
-            unknown = sorted(set(opts) - {"candidates", "folds", "block_px", "buffer_px"})
+            opts = dict(_AUTO_OPTIONS) | params
+            unknown = sorted(set(opts) - set(_AUTO_OPTIONS))
             if unknown:
                 raise ConfigError(f"unknown parameter(s) {unknown} for classifier 'auto' "
-                                  "(candidates, folds, block_px, buffer_px)", key="params")  # fmt: skip
-            name, params, selection = select_classifier(
+                                  f"({', '.join(_AUTO_OPTIONS)})", key="params")  # fmt: skip
+            key, params, selection = select_classifier(
                 Xa, ya, opts["candidates"], folds=int(opts["folds"]), coords=coords,
-                block_px=opts["block_px"], buffer_px=int(opts["buffer_px"]),
+                block_px=opts["block_px"], buffer_px=opts["buffer_px"], spec=self.spec,
+                max_samples=opts["max_samples"], race_margin=opts["race_margin"],
                 random_state=seed, n_jobs=n_jobs,
             )  # fmt: skip
-        est = make_classifier(name, random_state=seed, n_jobs=n_jobs, **params)
+            name, fs = _candidate(key)
+            if fs != "all":
+                params["features"] = fs
+        fit_params = dict(params)
+        cols = feature_set_columns(fit_params.pop("features", "all"), self.spec, Xa.shape[1])
+        est = make_classifier(name, random_state=seed, n_jobs=n_jobs, **fit_params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # small-sample OOB warnings
-            est.fit(Xa, ya)
+            est.fit(Xa if cols is None else Xa[:, cols], ya)
         codes, counts = np.unique(ya, return_counts=True)
         info: dict[str, Any] = {"n_samples": {str(int(c)): int(n) for c, n in zip(codes, counts)}}
         if selection is not None:
             info["model_selection"] = selection
         self.chosen_ = {"classifier": name, "params": params}
+        self.columns_ = cols
         if name == "rf" and hasattr(est, "oob_score_"):
             info["oob_accuracy"] = float(est.oob_score_)
         if hasattr(est, "feature_importances_"):
-            cols = names or [f"x{i}" for i in range(Xa.shape[1])]
-            info["feature_importances"] = dict(zip(cols, map(float, est.feature_importances_)))
+            cols_names = names or [f"x{i}" for i in range(Xa.shape[1])]
+            if cols is not None:
+                cols_names = [cols_names[i] for i in cols]
+            info["feature_importances"] = dict(
+                zip(cols_names, map(float, est.feature_importances_))
+            )
         info["sklearn_version"] = sklearn.__version__
         self.estimator_ = est
         self.classes_ = np.asarray(est.classes_)
@@ -221,8 +250,15 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n, n_classes)`` in the order of :attr:`classes_`."""
-        X = self._check(X)
+        X = self.select_columns(self._check(X))
         return np.asarray(self.estimator_.predict_proba(X))
+
+    def select_columns(self, X: np.ndarray) -> np.ndarray:
+        """The columns of a feature table the fitted classifier reads (its feature set);
+        ``X`` is not validated (the raster engine calls this on its own features)."""
+        check_is_fitted(self, "estimator_")
+        cols = getattr(self, "columns_", None)
+        return X if cols is None else np.asarray(X)[:, cols]
 
     def predict(self, X) -> np.ndarray:
         """Class codes ``(n,)`` (argmax of the probabilities)."""
@@ -240,6 +276,33 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         return [f"x{i}" for i in range(self.n_features_in_)]
 
 
+def _candidate(key: str) -> tuple[str, str]:
+    """``"lr@means+indices"`` -> ``("lr", "means+indices")``; a bare name uses every column."""
+    name, _, fs = str(key).partition("@")
+    return name, fs or "all"
+
+
+def _subsample(y: np.ndarray, max_samples: int | None, rng) -> np.ndarray:
+    """Indices of a class-stratified random subsample of at most ``max_samples`` (sorted)."""
+    if not max_samples or y.size <= max_samples:
+        return np.arange(y.size)
+    keep = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = max(min(idx.size, 2), int(round(idx.size * max_samples / y.size)))
+        keep.append(rng.choice(idx, k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of a training table, so a record shows which samples chose the model."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(X, np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, np.int64).tobytes())
+    return h.hexdigest()
+
+
 def select_classifier(
     X: np.ndarray,
     y: np.ndarray,
@@ -248,73 +311,164 @@ def select_classifier(
     folds: int = 3,
     coords: np.ndarray | None = None,
     block_px: int | None = None,
-    buffer_px: int = 0,
+    buffer_px: int | None = None,
+    spec: FeatureSpec | None = None,
+    max_samples: int | None = 3000,
+    race_margin: float | None = 0.08,
     random_state: int = 0,
     n_jobs: int = 1,
 ) -> tuple[str, dict, dict]:
-    """Choose a classifier by cross-validated accuracy on the training data only.
+    """Choose a classifier and feature set by cross-validated accuracy on the training data only.
+
+    Every candidate is scored on the same folds of (a subsample of) ``X``, ``y``; nothing else
+    is looked at. The record holds the whole table and a fingerprint of the samples.
 
     Parameters
     ----------
     X : ndarray (n, f); y : ndarray (n,) of int
-        The training samples (nothing else is looked at).
-    candidates : mapping name -> params, or list of names, optional
-        Default :data:`~skysense.landuse.classify.AUTO_CANDIDATES`.
+        The training samples (columns as ``spec`` says when given).
+    candidates : mapping key -> params, list of keys, or comma-separated keys, optional
+        Keys ``"<classifier>"`` or ``"<classifier>@<feature set>"`` (:data:`CLASSIFIERS`,
+        :data:`~skysense.landuse.features.FEATURE_SETS`), e.g. ``"lr@means+indices"``.
+        Default :data:`~skysense.landuse.classify.AUTO_CANDIDATES`. Candidates whose feature
+        set needs a spec (when there is none) or repeats another's columns are skipped.
     folds : int
         Cross-validation folds.
     coords : ndarray (n, 2) of int, optional
         Pixel (row, col) per sample: spatially blocked folds
-        (:func:`~skysense.landuse.folds.spatial_folds`, blocks of ``block_px``, default
-        1/8 of the larger extent of the samples but at least 8 px); else stratified, shuffled.
+        (:func:`~skysense.landuse.folds.spatial_folds`); else stratified, shuffled.
+    block_px : int, optional
+        Block side; default 1/8 of the larger extent of the samples, at least 8 px and larger
+        than the feature window (``spec.footprint_px``).
+    buffer_px : int, optional
+        Training pixels this close to a test pixel are left out; default
+        ``spec.footprint_px - 1`` (training and test windows share no pixel), else 0.
+    max_samples : int, optional
+        Compare on a class-stratified random subsample of this many samples (cost bound);
+        the winner is refitted on all of them by the caller.
+    race_margin : float, optional
+        Early out: after each fold but the last, a candidate whose pooled accuracy so far is
+        more than this below the leader's is dropped (its partial score is kept, marked).
 
     Returns
     -------
-    name : str
+    key : str
+        The chosen candidate.
     params : dict
+        Its hyperparameters.
     record : dict
-        ``{"how", "folds", "scores": {name: mean out-of-fold accuracy}, "chosen"}``.
+        ``how``, ``folds``, ``n_samples`` (compared on), ``n_training``, ``data_sha256`` (of
+        the training table given), ``scores`` (key -> pooled out-of-fold accuracy),
+        ``table`` (key -> accuracy, macro-F1, fold accuracies, seconds, dropped/skipped),
+        ``chosen`` and ``params``.
     """
+    import time
+
     from sklearn.model_selection import StratifiedKFold
 
+    from skysense.landuse.features import feature_set_columns
     from skysense.landuse.folds import spatial_folds
 
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.int64)
     cands = dict(AUTO_CANDIDATES) if candidates is None else candidates
+    if isinstance(cands, str):  # "rf@stats,lr" (e.g. --param candidates=...)
+        cands = [c.strip() for c in cands.split(",") if c.strip()]
     if not isinstance(cands, Mapping):
         cands = {str(c): {} for c in cands}
-    bad = [c for c in cands if c not in CLASSIFIERS or c == "auto"]
+    cands = {str(k): dict(v or {}) for k, v in cands.items()}
+    bad = [k for k in cands if _candidate(k)[0] not in CLASSIFIERS or _candidate(k)[0] == "auto"]
     if bad or not cands:
         raise ConfigError(f"unknown candidate classifier(s) {bad}", key="candidates")
+    table: dict[str, dict[str, Any]] = {}
+    columns: dict[str, np.ndarray | None] = {}
+    seen: dict[tuple, str] = {}
+    for key in cands:
+        name, fs = _candidate(key)
+        try:
+            cols = feature_set_columns(fs, spec, X.shape[1])
+        except ConfigError as exc:
+            if "unknown feature set" in str(exc):
+                raise
+            table[key] = {"skipped": str(exc)}
+            continue
+        sig = (name, repr(sorted(cands[key].items())),
+               tuple(range(X.shape[1])) if cols is None else tuple(cols.tolist()))  # fmt: skip
+        if sig in seen:
+            table[key] = {"skipped": f"same model and columns as {seen[sig]}"}
+            continue
+        seen[sig] = key
+        columns[key] = cols
+    rng = np.random.default_rng(random_state)
+    sub = _subsample(y, max_samples, rng)
+    Xs, ys = X[sub], y[sub]
+    window = 1 if spec is None else int(spec.footprint_px)
     if coords is not None:
-        coords = np.asarray(coords, np.int64)
-        extent = int(max(np.ptp(coords[:, 0]), np.ptp(coords[:, 1]))) + 1
-        block = int(block_px) if block_px else max(8, extent // 8)
-        split = spatial_folds(coords[:, 0], coords[:, 1], block_px=block, folds=folds,
-                              buffer_px=buffer_px, random_state=random_state)  # fmt: skip
-        how = f"spatially blocked {folds}-fold CV, blocks of {block} px, buffer {buffer_px} px"
+        cs = np.asarray(coords, np.int64)[sub]
+        extent = int(max(np.ptp(cs[:, 0]), np.ptp(cs[:, 1]))) + 1
+        block = int(block_px) if block_px else max(8, extent // 8, window + 1)
+        if block <= window:
+            raise ConfigError(f"blocks of {block} px are not larger than the {window} px "
+                              "feature window", key="block_px")  # fmt: skip
+        buffer = int(buffer_px) if buffer_px is not None else window - 1
+        split = spatial_folds(cs[:, 0], cs[:, 1], block_px=block, folds=folds,
+                              buffer_px=buffer, random_state=random_state)  # fmt: skip
+        how = f"spatially blocked {folds}-fold CV, blocks of {block} px, buffer {buffer} px"
     else:
-        k = min(folds, int(np.unique(y, return_counts=True)[1].min()))
+        k = min(folds, int(np.unique(ys, return_counts=True)[1].min()))
         if k < 2:
             raise InputError("auto needs at least two samples of every class to compare models")
-        split = list(StratifiedKFold(k, shuffle=True, random_state=random_state).split(X, y))
+        split = list(StratifiedKFold(k, shuffle=True, random_state=random_state).split(Xs, ys))
         how = f"stratified {k}-fold CV"
-    scores = {}
-    for name, params in cands.items():
-        correct = total = 0
-        for train, test in split:
-            codes, counts = np.unique(y[train], return_counts=True)
-            train = train[np.isin(y[train], codes[counts >= 2])]
-            if np.unique(y[train]).size < 2:
+    pred = {key: np.zeros(ys.size, np.int64) for key in columns}
+    done = np.zeros(ys.size, bool)
+    alive = list(columns)
+    for key in columns:
+        table[key] = {"fold_accuracy": [], "seconds": 0.0}
+    for f, (train, test) in enumerate(split):
+        codes, counts = np.unique(ys[train], return_counts=True)
+        train = train[np.isin(ys[train], codes[counts >= 2])]  # fit needs two per class
+        if np.unique(ys[train]).size < 2:
+            continue
+        for key in list(alive):
+            name, _ = _candidate(key)
+            cols = columns[key]
+            Xa = Xs if cols is None else Xs[:, cols]
+            t0 = time.perf_counter()
+            est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **cands[key])
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.fit(Xa[train], ys[train])
+                    pred[key][test] = est.predict(Xa[test])
+            except ValueError as exc:  # e.g. too few samples of a class for a member's CV
+                table[key]["failed"] = f"fold {f + 1}: {exc}"
+                alive.remove(key)
                 continue
-            est = make_classifier(name, random_state=random_state, n_jobs=n_jobs, **dict(params))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                est.fit(X[train], y[train])
-            correct += int(np.sum(est.predict(X[test]) == y[test]))
-            total += test.size
-        scores[name] = correct / total if total else float("nan")
-    best = max(scores, key=lambda c: (np.nan_to_num(scores[c], nan=-1.0), -list(cands).index(c)))
-    record = {"how": how, "folds": folds, "scores": scores, "chosen": best,
-              "params": dict(cands[best])}  # fmt: skip
+            table[key]["seconds"] += time.perf_counter() - t0
+            table[key]["fold_accuracy"].append(float(np.mean(pred[key][test] == ys[test])))
+        done[test] = True
+        for key in alive:
+            table[key]["accuracy"] = float(np.mean(pred[key][done] == ys[done]))
+        if race_margin is not None and f < len(split) - 1 and alive:
+            lead = max(table[k]["accuracy"] for k in alive)
+            for key in list(alive):
+                if table[key]["accuracy"] < lead - race_margin:
+                    table[key]["dropped_after_fold"] = f + 1
+                    alive.remove(key)
+    if not alive:
+        raise InputError("no candidate model could be cross-validated on these samples")
+    from sklearn.metrics import f1_score
+
+    for key in alive:
+        table[key]["macro_f1"] = float(f1_score(ys[done], pred[key][done], labels=np.unique(ys),
+                                                average="macro", zero_division=0))  # fmt: skip
+    order = list(cands)
+    best = max(alive, key=lambda k: (table[k]["accuracy"], -order.index(k)))
+    record = {"how": how, "folds": folds, "n_training": int(y.size), "n_samples": int(ys.size),
+              "data_sha256": _fingerprint(X, y),
+              "scores": {k: table[k]["accuracy"] for k in columns if "accuracy" in table[k]},
+              "table": table, "chosen": best, "params": dict(cands[best])}  # fmt: skip
     return best, dict(cands[best]), record
 
 
@@ -326,7 +480,12 @@ def min_per_class(folds: int) -> int:
 
 
 def fold_estimator(
-    classifier: str, params: Mapping[str, Any] | None, *, random_state: int = 0, n_jobs: int = 1
+    classifier: str,
+    params: Mapping[str, Any] | None,
+    *,
+    random_state: int = 0,
+    n_jobs: int = 1,
+    spec: FeatureSpec | None = None,
 ) -> LanduseClassifier:
     """A fresh :class:`LanduseClassifier` for one fold of a cross-validation or one tuning
     candidate: as the final model, but a random forest skips its out-of-bag score, which
@@ -334,7 +493,8 @@ def fold_estimator(
     params = dict(params or {})
     if classifier == "rf":
         params.setdefault("oob_score", False)
-    return LanduseClassifier(classifier, params, random_state=random_state, n_jobs=n_jobs)
+    return LanduseClassifier(classifier, params, spec=spec, random_state=random_state,
+                             n_jobs=n_jobs)  # fmt: skip
 
 
 def tune_classifier(
@@ -397,7 +557,7 @@ def train_model(
     spec: FeatureSpec | None = None,
     scheme: ClassScheme | None = None,
     *,
-    classifier: str = "rf",
+    classifier: str = "auto",
     params: Mapping[str, Any] | None = None,
     tune: bool = False,
     grid: Mapping[str, list] | None = None,
@@ -418,7 +578,7 @@ def train_model(
     spec : FeatureSpec, optional
     scheme : ClassScheme, optional
     classifier : str
-        Name in :data:`CLASSIFIERS`.
+        Name in :data:`CLASSIFIERS`; default ``"auto"``, chosen by CV on ``X``, ``y`` only.
     params : mapping, optional
         Fixed hyperparameters.
     tune : bool
@@ -464,6 +624,26 @@ def train_model(
     return model
 
 
+def selection_table(record: Mapping[str, Any]) -> str:
+    """The cross-validation table of a :func:`select_classifier` record, one candidate a line:
+    accuracy, macro-F1 and what became of it (chosen, dropped early, skipped, failed)."""
+    table = record.get("table") or {k: {"accuracy": v} for k, v in record["scores"].items()}
+    w = max(len("candidate"), *(len(k) for k in table))
+    lines = [f"{'candidate':<{w}}  {'OA':>7} {'macroF1':>7}"]
+    for key, row in table.items():
+        if "skipped" in row or "accuracy" not in row:
+            lines.append(f"{key:<{w}}  {'-':>7} {'-':>7}  "
+                         f"{row.get('skipped') or row.get('failed', 'not scored')}")  # fmt: skip
+            continue
+        f1 = row.get("macro_f1")
+        note = "chosen" if key == record["chosen"] else ""
+        if "dropped_after_fold" in row:
+            note = f"dropped after fold {row['dropped_after_fold']} (early out)"
+        lines.append(f"{key:<{w}}  {row['accuracy']:>7.4f} "
+                     f"{'-' if f1 is None else format(f1, '.4f'):>7}  {note}".rstrip())  # fmt: skip
+    return "\n".join(lines)
+
+
 def describe_training(model: LanduseClassifier, n_samples: int) -> str:
     """Lines on a model :func:`train_model` returned, trained on ``n_samples`` samples.
 
@@ -479,8 +659,9 @@ def describe_training(model: LanduseClassifier, n_samples: int) -> str:
     ]
     if "model_selection" in info:
         sel = info["model_selection"]
-        lines.append(f"auto chose {sel['chosen']} by {sel['how']} on the training samples: "
-                     + ", ".join(f"{k} {v:.4f}" for k, v in sel["scores"].items()))  # fmt: skip
+        lines.append(f"auto chose {sel['chosen']} by {sel['how']} on {sel.get('n_samples', '?')} "
+                     "of the training samples:")  # fmt: skip
+        lines.extend("  " + line for line in selection_table(sel).splitlines())
     if "oob_accuracy" in info:
         lines.append(f"out-of-bag accuracy {info['oob_accuracy']:.4f}")
     if "cv_tuning" in info:

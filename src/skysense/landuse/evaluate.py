@@ -167,8 +167,10 @@ def holdout_evaluate(
     random_state: int = 0,
     scheme=None,
     n_jobs: int = 1,
+    spec: FeatureSpec | None = None,
 ) -> AccuracyReport:
-    """Stratified hold-out: fit on ``1 - test_fraction`` of the samples, score the rest.
+    """Stratified hold-out: fit on ``1 - test_fraction`` of the samples, score the rest
+    (``spec`` names the columns, as in :func:`cross_validate`).
 
     Raises
     ------
@@ -191,7 +193,8 @@ def holdout_evaluate(
                                       random_state=random_state)  # fmt: skip
     from skysense.landuse.estimator import fold_estimator
 
-    est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs).fit(Xa, ya)
+    est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs,
+                         spec=spec).fit(Xa, ya)  # fmt: skip
     labels = np.unique(y)
     return accuracy_report(yb, est.predict(Xb), labels, _names(labels, scheme))
 
@@ -207,8 +210,12 @@ def cross_validate(
     scheme=None,
     n_jobs: int = 1,
     verbose: int = 0,
+    spec: FeatureSpec | None = None,
 ) -> tuple[AccuracyReport, np.ndarray]:
     """Stratified k-fold cross-validation (``verbose``: 1 a bar over the folds, 2 log lines).
+
+    ``spec`` names the columns (needed by feature sets and by ``auto``'s feature-set
+    candidates, which it then chooses inside every training fold).
 
     Returns
     -------
@@ -230,7 +237,8 @@ def cross_validate(
     splits = StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y)
     with progress(folds, f"{classifier} cross-validation", verbose, unit="folds") as step:
         for tr, te in splits:
-            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs)
+            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs,
+                                 spec=spec)  # fmt: skip
             pred[te] = est.fit(X[tr], y[tr]).predict(X[te])
             accs.append(float(np.mean(pred[te] == y[te])))
             step()
@@ -254,6 +262,7 @@ def spatial_cross_validate(
     scheme=None,
     n_jobs: int = 1,
     verbose: int = 0,
+    spec: FeatureSpec | None = None,
 ) -> tuple[AccuracyReport, np.ndarray]:
     """Spatially blocked cross-validation (:func:`spatial_folds`), pooled out-of-fold report.
 
@@ -270,6 +279,8 @@ def spatial_cross_validate(
     classifier, params
         As :func:`cross_validate`; ``auto`` chooses its model inside every training fold by
         blocked folds of that fold's pixels only (nested).
+    spec : FeatureSpec, optional
+        Names the columns (feature sets; ``auto``'s default block and buffer).
 
     Returns
     -------
@@ -296,7 +307,8 @@ def spatial_cross_validate(
         for train, test in split:
             codes, counts = np.unique(y[train], return_counts=True)
             train = train[np.isin(y[train], codes[counts >= 2])]  # fit needs two per class
-            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs)
+            est = fold_estimator(classifier, params, random_state=random_state, n_jobs=n_jobs,
+                                 spec=spec)  # fmt: skip
             fit_kw = {"coords": np.column_stack([rows[train], cols[train]])}
             est.fit(X[train], y[train], **(fit_kw if classifier == "auto" else {}))
             pred[test] = est.predict(X[test])
@@ -322,7 +334,7 @@ def subset_columns(spec: FeatureSpec, bands: Sequence[str]) -> tuple[np.ndarray,
     idx = tuple(i for i in spec.indices if all(r in roles for r in INDICES[i]))
     # texture is of an image made from all the bands: left out of any subset
     sub = FeatureSpec(tuple(keep), spec.stats, spec.window_px, idx, tuple(roles.items()),
-                      spec.index_stats)  # fmt: skip
+                      spec.index_stats, scales=spec.scales)  # fmt: skip
     pos = {n: i for i, n in enumerate(spec.names)}
     return np.array([pos[n] for n in sub.names], dtype=np.int64), sub
 
@@ -362,15 +374,16 @@ def band_subset_experiment(
 def _subset_report(X, y, spec, bands, classifier, params, folds, random_state, scheme, X_test,
                    y_test) -> AccuracyReport:  # fmt: skip
     """One subset of :func:`band_subset_experiment`."""
-    cols, _ = subset_columns(spec, bands)
+    cols, sub = subset_columns(spec, bands)
     if X_test is None:
         report, _ = cross_validate(X[:, cols], y, classifier=classifier, params=params,
-                                   folds=folds, random_state=random_state, scheme=scheme)  # fmt: skip
+                                   folds=folds, random_state=random_state, scheme=scheme,
+                                   spec=sub)  # fmt: skip
         return report
     from skysense.landuse.estimator import fold_estimator
 
     Xa, ya = check_training_data(X[:, cols], y)
-    est = fold_estimator(classifier, params, random_state=random_state).fit(Xa, ya)
+    est = fold_estimator(classifier, params, random_state=random_state, spec=sub).fit(Xa, ya)
     labels = np.unique(np.concatenate([ya, np.asarray(y_test)]))
     return accuracy_report(y_test, est.predict(np.asarray(X_test)[:, cols]), labels,
                            _names(labels, scheme))  # fmt: skip
@@ -551,7 +564,7 @@ def evaluate_classifier(
         report, accs = spatial_cross_validate(
             X, y, coords[:, 0], coords[:, 1], classifier=classifier, params=params,
             block_px=int(block_px), folds=folds, buffer_px=int(buffer_px),
-            window_px=spec.footprint_px,
+            window_px=spec.footprint_px, spec=spec,
             random_state=random_state, scheme=scheme, n_jobs=n_jobs, verbose=verbose,
         )  # fmt: skip
         return Evaluation("cv", f"{classifier}, spatially blocked {folds}-fold CV (blocks of "
@@ -584,12 +597,12 @@ def evaluate_classifier(
     if holdout:
         report = holdout_evaluate(X, y, classifier=classifier, params=params,
                                   test_fraction=holdout, random_state=random_state,
-                                  scheme=scheme, n_jobs=n_jobs)  # fmt: skip
+                                  scheme=scheme, n_jobs=n_jobs, spec=spec)  # fmt: skip
         return Evaluation("holdout", f"{classifier}, stratified hold-out of {holdout:g}",
                           {"holdout": report})  # fmt: skip
     report, accs = cross_validate(X, y, classifier=classifier, params=params, folds=folds,
                                   random_state=random_state, scheme=scheme, n_jobs=n_jobs,
-                                  verbose=verbose)  # fmt: skip
+                                  verbose=verbose, spec=spec)  # fmt: skip
     return Evaluation("cv", f"{classifier}, stratified {folds}-fold CV (fold accuracies "
                       f"{', '.join(f'{a:.4f}' for a in accs)})", {"cv": report},
                       fold_accuracy=accs)  # fmt: skip

@@ -36,6 +36,8 @@ __all__ = [
     "pixel_indices",
     "infer_roles",
     "with_texture",
+    "FEATURE_SETS",
+    "feature_set_columns",
 ]
 
 #: Statistics known per band. ``center`` is the central pixel of a window (odd windows only).
@@ -98,6 +100,10 @@ class FeatureSpec:
         ``n_bands + 1`` numbers: texture image = bands @ weights[:-1] + weights[-1].
     texture_range : (float, float)
         Quantisation bounds of the texture image.
+    scales : sequence of int
+        Extra odd window sides (larger than ``window_px``) over which the band means
+        (``b1_mean_7px``) and the indices of those means (``ndvi_7px``) are computed too:
+        the neighbourhood at several scales. Raster samples only (:func:`window_features`).
     """
 
     band_names: tuple[str, ...]
@@ -111,6 +117,7 @@ class FeatureSpec:
     texture_levels: int = 16
     texture_weights: tuple[float, ...] = ()
     texture_range: tuple[float, ...] = ()
+    scales: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "band_names", tuple(str(b) for b in self.band_names))
@@ -122,6 +129,7 @@ class FeatureSpec:
         object.__setattr__(self, "texture", tuple(self.texture))
         object.__setattr__(self, "texture_weights", tuple(float(w) for w in self.texture_weights))
         object.__setattr__(self, "texture_range", tuple(float(v) for v in self.texture_range))
+        object.__setattr__(self, "scales", tuple(int(w) for w in self.scales))
         self._check_extra()
         if not self.band_names:
             raise ConfigError("at least one band is needed", key="band_names")
@@ -151,6 +159,11 @@ class FeatureSpec:
                 )
 
     def _check_extra(self) -> None:
+        bad = [w for w in self.scales if w <= self.window_px or w % 2 == 0]
+        if bad or len(set(self.scales)) != len(self.scales):
+            raise ConfigError(f"scales must be distinct odd window sides larger than the "
+                              f"{self.window_px} px window, got {list(self.scales)}",
+                              key="scales")  # fmt: skip
         bad = [s for s in self.index_stats if s not in STATISTICS]
         if bad:
             raise ConfigError(f"unknown statistic(s) {bad}; choose from {STATISTICS}",
@@ -185,8 +198,9 @@ class FeatureSpec:
 
     @property
     def footprint_px(self) -> int:
-        """Side of the largest window a feature reads (statistics or texture)."""
-        return max(int(self.window_px), self.texture_window if self.texture else 1)
+        """Side of the largest window a feature reads (statistics, scales or texture)."""
+        return max(int(self.window_px), self.texture_window if self.texture else 1,
+                   *self.scales)  # fmt: skip
 
     @property
     def halo_px(self) -> int:
@@ -200,7 +214,14 @@ class FeatureSpec:
             feature_names(self.band_names, self.stats, self.indices)
             + [f"{i}_{s}" for i in self.indices for s in self.index_stats]
             + [f"glcm_{p}" for p in self.texture]
+            + [f"{n}_{w}px" for w in self.scales for n in self.scale_columns]
         )
+
+    @property
+    def scale_columns(self) -> list[str]:
+        """The names that every window of :attr:`scales` repeats (with a ``_<w>px`` suffix):
+        the band means, then the indices of those means."""
+        return [f"{b}_mean" for b in self.band_names] + list(self.indices)
 
     def to_dict(self) -> dict:
         d = {
@@ -218,6 +239,8 @@ class FeatureSpec:
                   "texture_levels": int(self.texture_levels),
                   "texture_weights": list(self.texture_weights),
                   "texture_range": list(self.texture_range)}  # fmt: skip
+        if self.scales:
+            d["scales"] = list(self.scales)
         return d
 
     @classmethod
@@ -234,7 +257,51 @@ class FeatureSpec:
             texture_levels=int(d.get("texture_levels", 16)),
             texture_weights=tuple(d.get("texture_weights", ())),
             texture_range=tuple(d.get("texture_range", ())),
+            scales=tuple(d.get("scales", ())),
         )
+
+
+#: The statistics of Li et al. 2014 (the seed's features).
+SEED_STATS = ("mean", "max", "std")
+
+#: Named subsets of a spec's feature columns, the feature sets the ``auto`` classifier
+#: compares (:func:`feature_set_columns`).
+FEATURE_SETS = {
+    "all": "every feature column",
+    "stats": "mean, max and std of each band over the base window (the seed's features)",
+    "means+indices": "band means and the indices of the band means, over the base window and "
+    "every scale (smooth features that transfer between polygons)",
+}
+
+
+def feature_set_columns(name: str, spec: FeatureSpec | None, n_features: int) -> np.ndarray | None:
+    """Column indices of feature set ``name`` (:data:`FEATURE_SETS`) in a table of ``spec``.
+
+    Returns None for ``"all"`` (every one of ``n_features`` columns).
+
+    Raises
+    ------
+    ConfigError
+        Unknown set, a set other than ``all`` without a spec, or a set with no column in it.
+    """
+    if name not in FEATURE_SETS:
+        raise ConfigError(f"unknown feature set {name!r}; choose from {list(FEATURE_SETS)}",
+                          key="features")  # fmt: skip
+    if name == "all":
+        return None
+    if spec is None:
+        raise ConfigError(f"feature set {name!r} needs the FeatureSpec of the columns",
+                          key="features")  # fmt: skip
+    if name == "stats":
+        want = feature_names(spec.band_names, [s for s in spec.stats if s in SEED_STATS])
+    else:
+        base = [f"{b}_mean" for b in spec.band_names] if "mean" in spec.stats else []
+        want = base + list(spec.indices)
+        want += [f"{n}_{w}px" for w in spec.scales for n in spec.scale_columns]
+    if not want:
+        raise ConfigError(f"feature set {name!r} has no column in this spec", key="features")
+    pos = {n: i for i, n in enumerate(spec.names)}
+    return np.array([pos[n] for n in want], np.int64)
 
 
 def feature_names(
@@ -398,6 +465,9 @@ def sample_features(pixels: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     x = np.asarray(pixels, dtype=float)
     if x.ndim != 3:
         raise InputError(f"pixels must be (n_samples, n_pixels, n_bands), got shape {x.shape}")
+    if spec.scales:
+        raise ConfigError("multi-scale features (scales) need the pixels around every sample: "
+                          "compute them from a raster (window_features)", key="scales")  # fmt: skip
     if x.shape[2] != spec.n_bands:
         raise InputError(
             f"samples have {x.shape[2]} bands but the feature spec has {spec.n_bands} "
@@ -583,6 +653,15 @@ def window_features(block: np.ndarray, valid: np.ndarray | None, spec: FeatureSp
         q = texture_image(np.where(valid[:, :, None], np.moveaxis(block, 0, -1), 0.0), spec)
         extra.append(glcm_window_features(q, valid, spec.texture_window, spec.texture,
                                           spec.texture_levels).astype(np.float32))  # fmt: skip
+    for w in spec.scales:
+        # the band means over a larger window, and the indices of those means
+        means = np.empty((rows, cols, nb), np.float32)
+        _WINDOW_KERNEL(np.ascontiguousarray(block), np.ascontiguousarray(valid, dtype=np.bool_),
+                       int(w), np.zeros(1, np.int64), means)  # fmt: skip
+        extra.append(means)
+        if spec.indices:
+            flat = means.reshape(-1, nb).astype(np.float64)
+            extra.append(spectral_indices(flat, spec).reshape(rows, cols, -1).astype(np.float32))
     if extra:
         out = np.concatenate([out, *extra], axis=2)
     return out
@@ -611,9 +690,9 @@ def segment_features(
     """
     if "center" in spec.stats:
         raise ConfigError("the 'center' statistic is not defined for polygons", key="stats")
-    if spec.texture or spec.index_stats:
-        raise ConfigError("texture and index statistics are defined for pixel windows, not "
-                          "polygons (use --mode pixel)", key="texture")  # fmt: skip
+    if spec.texture or spec.index_stats or spec.scales:
+        raise ConfigError("texture, index statistics and scales are defined for pixel windows, "
+                          "not polygons (use --mode pixel)", key="texture")  # fmt: skip
     block = np.asarray(block)
     if block.ndim != 3 or block.shape[0] != spec.n_bands:
         raise InputError(f"image block shape {block.shape} does not have {spec.n_bands} bands")

@@ -26,7 +26,7 @@ from skysense._atomic import atomic_path
 from skysense.errors import InputError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.classify import FlatForest, forest_to_arrays
-from skysense.landuse.features import FeatureSpec
+from skysense.landuse.features import FeatureSpec, feature_set_columns
 
 if TYPE_CHECKING:
     from skysense.landuse.estimator import LanduseClassifier
@@ -307,7 +307,9 @@ def save_model(
     if X_train is not None:
         probe = np.asarray(X_train, np.float64)[:_PROBE_ROWS]
         arrays["probe_X"] = probe
-        arrays["probe_proba"] = np.asarray(model.estimator_.predict_proba(probe))
+        arrays["probe_proba"] = np.asarray(
+            model.estimator_.predict_proba(model.select_columns(probe))
+        )
     header = {
         "format": MODEL_FORMAT,
         "kind": kind,
@@ -379,6 +381,9 @@ def load_model(path: str | Path) -> LanduseClassifier:
         model.n_features_in_ = len(spec.names)
         model.scheme_ = scheme
         model.seed_ = int(header["random_state"])
+        model.chosen_ = {"classifier": header["classifier"], "params": dict(header["params"])}
+        model.columns_ = feature_set_columns(header["params"].get("features", "all"), spec,
+                                             len(spec.names))  # fmt: skip
         if header.get("feature_names_in") is not None:
             model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
     else:
@@ -394,7 +399,7 @@ def load_model(path: str | Path) -> LanduseClassifier:
             model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
     model.info_ = header["info"]
     if "probe_X" in arrays:
-        got = np.asarray(model.estimator_.predict_proba(arrays["probe_X"]))
+        got = np.asarray(model.estimator_.predict_proba(model.select_columns(arrays["probe_X"])))
         if got.shape != arrays["probe_proba"].shape or not np.allclose(
             got, arrays["probe_proba"], rtol=1e-6, atol=1e-9
         ):

@@ -416,6 +416,7 @@ def load_samples(
     texture: tuple[str, ...] = (),
     texture_window: int | None = None,
     return_coords: bool = False,
+    scales: tuple[int, ...] = (),
 ) -> tuple:
     """Features and labels from a Statlog file, or from labels over a raster.
 
@@ -438,6 +439,8 @@ def load_samples(
         :func:`skysense.landuse.features.with_texture`). Band roles not given are recognised
         from the band names (:func:`skysense.landuse.features.infer_roles`).
 
+    scales : tuple of int
+        Extra windows of the band means and indices (:class:`FeatureSpec` ``scales``).
     return_coords : bool
         Also return the pixel (row, col) of every sample, ``(n, 2)`` int (None for Statlog
         files, whose samples have no position), e.g. for spatially blocked CV.
@@ -469,7 +472,8 @@ def load_samples(
         if not role_map:
             role_map = infer_roles(names)
         built = FeatureSpec(tuple(names), tuple(stats), 3 if statlog else window_px,
-                            tuple(indices), tuple(role_map.items()), tuple(index_stats))  # fmt: skip
+                            tuple(indices), tuple(role_map.items()), tuple(index_stats),
+                            scales=tuple(scales))  # fmt: skip
         return built, get_scheme(classes or ("statlog" if statlog else "li2014"))
 
     def textured(built: FeatureSpec, pixels: np.ndarray) -> FeatureSpec:
