@@ -101,6 +101,24 @@ def test_truth_rows_and_objects_are_consistent(written):
     assert saved["n_objects"] == N
 
 
+def test_objects_are_uniform_within_their_cells(written):
+    """The sorted sub-pixels (order statistics from exponential spacings) are uniform: the
+    objects' offsets inside their generation cell pass a KS test, and no two cells' counts
+    differ by more than one."""
+    from scipy.stats import kstest
+
+    base, _ = written
+    hpx = read_hats_table(base / "a" / "truth/objects")["_healpix_29"].to_numpy()
+    shift = 2 * (29 - GEN_ORDER)
+    frac = (hpx & ((1 << shift) - 1)) / float(1 << shift)
+    assert kstest(frac, "uniform").pvalue > 1e-3
+    # Uniform on the sphere inside a cell means uniform in the sub-pixel index; the first
+    # and last quarters of the cell hold about a quarter each.
+    assert abs(np.mean(frac < 0.25) - 0.25) < 0.03 and abs(np.mean(frac >= 0.75) - 0.25) < 0.03
+    counts = np.unique(hpx >> shift, return_counts=True)[1]
+    assert counts.max() - counts.min() <= 1
+
+
 def test_hats_library_reads_it(written):
     import hats
 
