@@ -516,6 +516,13 @@ class BlockIndex:
     a cone asks only for the blocks that hold rows in its ranges and reads only the row
     groups that store those rows.
 
+    Chosen over the alternatives: cutting each field's row groups at the gaps of its index
+    cannot be done on DuckDB (an insert does not choose its row-group boundaries, and a
+    checkpoint merges small groups), and rewriting the table into one global order (one row
+    group per cone too; 178 s for 100M rows) rewrites every field at every publish, or
+    leaves cones slow until a separate compaction runs. Blocks cost a BIGINT column and a
+    small index table, and keep publishing incremental.
+
     Parameters
     ----------
     ids, lo, hi : ndarray (n,), int64
