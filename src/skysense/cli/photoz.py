@@ -24,7 +24,9 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
     and keeps the better on the validation rows (GC won on SDSS, VD on DC2)
 --homoscedastic flag | constant noise
 --no-linear-mean flag | no linear mean term
---weights {none,balanced,normalized}=none | cost weights
+--weights {auto,none,normalized,balanced}=auto | GPz's cost weights; auto (default) refits the
+    chosen model with normalized weights, (1+z)^-2 like sigma_NMAD's dz/(1+z), and keeps the
+    better on the validation rows; none is the seed's GPz
 --max-iter int=200
 --no-calibrate flag | keep the raw predictive variance (default: scaled so that 68.27%% of the
     validation galaxies lie within 1 sigma, when they show a significant miscalibration)
