@@ -26,15 +26,20 @@ def _width(draws):
     return np.diff(np.percentile(draws, [15.9, 84.1], axis=0), axis=0)[0]
 
 
-def test_hierarchical_gibbs_matches_hierarchical_numpyro():
+@pytest.mark.parametrize("skew_sd", [None, 0.0])
+def test_hierarchical_gibbs_matches_hierarchical_numpyro(skew_sd):
     # the acceptance of #18: same tile, same model; medians within 0.1 posterior sd and
-    # 68 % widths within 10 %, for every source and for both hyperparameters
+    # 68 % widths within 10 %, for every source and for both hyperparameters; the default
+    # population (skew-normal, shape ~ Normal(2, 1)) and the log-normal one (shape fixed at
+    # 0: the conjugate draw of the location)
     from skysense.xid.reference import nuts_band
 
     a, d, sig, _ = _population_tile(1, 12, 24, 4.0, 0.3, 1.5)
     m = band_model(
         "spire_250", a, d, sig, flux_kind="hierarchical", conf_prior=ConfusionPrior("none")
     )
+    if skew_sd is not None:
+        m.flux_prior.hyper_skew_sd = skew_sd
     g = sample_band(m, n_samples=20000, n_warmup=1000, n_chains=2, random_state=0)
     r = nuts_band(m, n_samples=3000, n_warmup=800, n_chains=2, random_state=0)
     pairs = [(g.flux.reshape(-1, m.nsrc), r.flux.reshape(-1, m.nsrc))]
@@ -166,7 +171,7 @@ def test_skewed_population_gibbs_matches_numpyro():
     m = band_model(
         "spire_250", a, d, sig, flux_kind="hierarchical", conf_prior=ConfusionPrior("none")
     )
-    m.flux_prior.hyper_skew_sd = 3.0
+    m.flux_prior.hyper_skew_sd, m.flux_prior.hyper_skew_mean = 3.0, 0.0
     g = sample_band(m, n_samples=40000, n_warmup=2000, n_chains=2, random_state=0)
     r = nuts_band(m, n_samples=3000, n_warmup=800, n_chains=2, random_state=0)
     assert np.std(g.pop_skew) > 0.5  # the shape is sampled (12 sources: barely constrained)

@@ -52,6 +52,7 @@ from skysense.xid.skymap import SkyMap
 __all__ = [
     "SPIRE_BANDS",
     "PACS_BANDS",
+    "MIPS_BANDS",
     "simulate_spire",
     "population_prior",
     "interval_table",
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 SPIRE_BANDS = ("spire_250", "spire_350", "spire_500")
+MIPS_BANDS = ("mips_24",)
 #: HELP's PACS band names (100 and 160 um), as :data:`skysense.sim.PACS_MAPS`
 PACS_BANDS = ("pacs_green", "pacs_red")
 #: true-flux bins (mJy) of the tables
@@ -85,10 +87,12 @@ def simulate_spire(
     Returns
     -------
     maps : list of SkyMap (mJy/beam, noise from the ERROR map)
-    truth : DataFrame ``id, ra, dec, f_<band>`` (mJy) for every injected source
+    truth : DataFrame ``id, ra, dec, f_<band>`` (mJy; the far-infrared bands and
+        ``f_irac_i1``) for every injected source
     """
     from skysense.sim import DEFAULT_MAPS, make_maps, simulate_sky
     from skysense.sim.maps import map_sources
+    from skysense.sim.sky import truth_table
 
     sky = simulate_sky(seed=seed, area_deg2=area_deg2, mag_limit=mag_limit, star_density_deg2=0)
     specs = tuple(s for s in DEFAULT_MAPS if s.band in bands)
@@ -98,6 +102,8 @@ def simulate_spire(
         for b, m in sims.items()
     ]
     truth = map_sources(sky).rename(columns={"object_id": "id"})
+    # IRAC 3.6 um: the pipeline's default prior cut (the MIPS 24 um experiment cuts on it)
+    truth["f_irac_i1"] = truth_table(sky)["f_irac_i1"].to_numpy() / 1000.0
     return maps, truth
 
 
@@ -250,7 +256,12 @@ def _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains) -> 
     if correlated is not None:
         from skysense.xid.model import ConfusionPrior
 
-        kw["conf_priors"] = {b: ConfusionPrior(correlated=correlated) for b in bands}
+        kw["conf_priors"] = {
+            b: ConfusionPrior("none")
+            if correlated == "none"
+            else ConfusionPrior(correlated=correlated)
+            for b in bands
+        }
     return kw
 
 
@@ -260,6 +271,7 @@ def calibrate_faint_left_out(
     area_deg2: float = 0.01,
     mag_limit: float = 26.0,
     mips_cut_mjy: float = 0.05,
+    cut_band: str = "mips_24",
     flux_kind: str | None = None,
     correlated: bool | None = None,
     n_samples: int = 1000,
@@ -270,9 +282,13 @@ def calibrate_faint_left_out(
 ) -> pd.DataFrame:
     """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
 
+    ``cut_band``: the band of the cut (``"mips_24"``; ``"irac_i1"`` with ``mips_cut_mjy`` =
+    0.045 is the pipeline's default IRAC 3.6 um prior cut, for fitting the MIPS 24 um map
+    itself, whose listing must not depend on its own fluxes).
+
     ``correlated``: True models the unlisted sources' confusion as the correlated field of
-    :mod:`skysense.xid.confusion`, False as XID+'s white sigma_conf, None: the default of
-    :func:`skysense.xid.fit.default_conf_prior`.
+    :mod:`skysense.xid.confusion`, False as XID+'s white sigma_conf, ``"none"``: no confusion
+    term (XID+'s MIPS model), None: the default of :func:`skysense.xid.fit.default_conf_prior`.
 
     The maps hold every galaxy to ``mag_limit``; skysense's default priors (``flux_kind``
     None: the hierarchical population prior) or ``flux_kind="uniform"``: XID+'s flat fluxes
@@ -284,7 +300,7 @@ def calibrate_faint_left_out(
         seeds,
         area_deg2,
         mag_limit,
-        lambda t: t["f_mips_24"].to_numpy() > mips_cut_mjy,
+        lambda t: t[f"f_{cut_band}"].to_numpy() > mips_cut_mjy,
         {},
         kw,
         random_state,

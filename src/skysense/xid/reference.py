@@ -6,7 +6,7 @@ in :mod:`skysense.xid.sed`). Model of one band (XID+'s SPIRE model):
     f_k ~ Uniform(lower_k, upper_k)  (or LogUniform, or Normal or LogNormal truncated to the
                                       bounds)
     hierarchical: log10 location ~ Normal(h_mu, h_sd), scale_dex ~ HalfNormal(h_scale),
-                  skew alpha ~ Normal(0, h_skew) (fixed 0 when h_skew = 0),
+                  skew alpha ~ Normal(h_skew_mean, h_skew) (fixed 0 when h_skew = 0),
                   ln f_k ~ SkewNormal(ln location, scale_dex ln 10, alpha) restricted to the
                   bounds, not renormalised to them (the bounds are a box, not part of the
                   population)
@@ -73,7 +73,7 @@ def numpyro_band_model(model: BandModel):
             z = ndtr((jnp.log(hi) - m) / s) - ndtr((jnp.log(lo) - m) / s)
             numpyro.factor("pop_box", jnp.sum(jnp.log(jnp.clip(z, 1e-300))))
             if p.hyper_skew_sd > 0:  # skew-normal: 2 phi(z) Phi(alpha z)
-                a = numpyro.sample("pop_skew", dist.Normal(0.0, p.hyper_skew_sd))
+                a = numpyro.sample("pop_skew", dist.Normal(p.hyper_skew_mean, p.hyper_skew_sd))
                 skew = lambda f: jnp.sum(log_ndtr(a * (jnp.log(f) - m) / s))  # noqa: E731
         elif p.kind == "uniform":
             prior = dist.Uniform(lo, hi)

@@ -238,7 +238,7 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, lalpha, rng):
 def _hyper_lp(x, hyp, u):
     """Log conditional of the population (m, t = ln s, alpha) = ``x`` given the log fluxes u.
 
-    ``hyp`` holds the hyperprior scales at [2:5] and [6] (see :func:`_update_hyper`). The
+    ``hyp`` holds the hyperprior scales at [2:5] and [6:8] (see :func:`_update_hyper`). The
     population density is not renormalised to each source's bounds: they are a numerical
     box (the upper one derived from the data, where the likelihood is already ~0), not part
     of the population, so (m, s, alpha) describe the population itself.
@@ -247,7 +247,7 @@ def _hyper_lp(x, hyp, u):
     s = math.exp(t)
     lp = -0.5 * ((m - hyp[2]) / hyp[3]) ** 2 - 0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
     if hyp[6] > 0.0:
-        lp -= 0.5 * (a / hyp[6]) ** 2
+        lp -= 0.5 * ((a - hyp[7]) / hyp[6]) ** 2
     prec = 1.0 / (s * s)
     for k in range(u.size):
         lp += _skew_lp(u[k], m, prec, a) - t
@@ -333,8 +333,9 @@ def _slice_shape_at_moments(x, hyp, u, rng):
 def _update_hyper(f, hyp, pmu, pprec, palpha, rng):
     """Update the population given the fluxes; refreshes pmu, pprec and palpha.
 
-    ``hyp`` holds [m, ln s, m0, msd, sscale, alpha, ascale] (ln-flux units), updated in
-    place. Log-normal population (``ascale`` = 0, alpha fixed at 0): an exact conjugate
+    ``hyp`` holds [m, ln s, m0, msd, sscale, alpha, ascale, amean] (ln-flux units; alpha ~
+    Normal(amean, ascale)), updated in place. Log-normal population (``ascale`` = 0, alpha
+    fixed at 0): an exact conjugate
     draw of m, a slice step of ln s. Skew-normal (``ascale`` > 0): slice steps of m, ln s
     and alpha in turn, then of alpha at the population's fixed mean and sd.
     """
@@ -878,7 +879,7 @@ def _ensure_compiled() -> float:
             1.0,
             1,
             *_no_pairs(),
-            np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]) if kind == 4 else np.empty(0),
+            np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]) if kind == 4 else np.empty(0),
             np.ones(1),
             0.0,
             1.0,
@@ -1042,8 +1043,10 @@ def sample_band(
         hyp = np.empty(0)
         if hyper:
             # start (m, ln s) at the spread of the over-dispersed initial fluxes, alpha at 0
-            # (log-normal); the kernel updates pmu/pprec/palpha (this chain's copies)
+            # (log-normal) or its hyperprior mean; the kernel updates pmu/pprec/palpha (this
+            # chain's copies)
             lf = np.log(f)
+            a0 = p.hyper_skew_mean if p.hyper_skew_sd > 0 else 0.0
             hyp = np.array(
                 [
                     lf.mean(),
@@ -1051,12 +1054,13 @@ def sample_band(
                     p.hyper_log10_median * _LN10,
                     p.hyper_median_sd_dex * _LN10,
                     p.hyper_sigma_scale_dex * _LN10,
-                    0.0,
+                    a0,
                     p.hyper_skew_sd,
+                    p.hyper_skew_mean,
                 ]
             )
             pmu, pprec = np.full(nsrc, hyp[0]), np.full(nsrc, math.exp(-2.0 * hyp[1]))
-            palpha = np.zeros(nsrc)
+            palpha = np.full(nsrc, a0)
         args = (indptr, indices, vals, model.data_mjy.astype(float), s2, kind)
         args += (np.asarray(p.lower, float), np.asarray(p.upper, float), pmu, pprec, palpha)
         if field is not None:
