@@ -181,7 +181,7 @@ def json_roundtrip(obj):
 def test_auto_early_out_subsample_and_skipped_candidates():
     X, y, coords, spec, _ = _two_scale_scene(1)
     cands = {"lr@means+indices": {}, "lr@stats": {}, "rf@means+indices": {"n_estimators": 10}}
-    _, _, rec = select_classifier(X, y, cands, folds=4, max_samples=500, race_margin=0.05,
+    _, _, rec = select_classifier(X, y, cands, folds=4, max_samples=500, race_margin=0.05, race_min=100,
                                   random_state=3, spec=spec)  # fmt: skip
     t = rec["table"]
     assert rec["n_samples"] == 500 and rec["n_training"] == 900

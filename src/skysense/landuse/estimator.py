@@ -45,7 +45,8 @@ __all__ = [
 
 #: Parameters of ``classifier="auto"`` and their defaults (see :func:`select_classifier`).
 _AUTO_OPTIONS: dict[str, Any] = {"candidates": None, "folds": 3, "block_px": None,
-                                 "buffer_px": None, "max_samples": 3000, "race_margin": 0.08}  # fmt: skip
+                                 "buffer_px": None, "max_samples": 3000, "race_margin": 0.08,
+                                 "race_min": 1000}  # fmt: skip
 
 
 class _ParameterError(ConfigError, InvalidParameterError):
@@ -68,7 +69,7 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         and ``"features"``: a feature set of
         :data:`~skysense.landuse.features.FEATURE_SETS` (default ``"all"``). For ``auto``:
         ``candidates``, ``folds``, ``block_px``, ``buffer_px``, ``max_samples``,
-        ``race_margin`` (:func:`select_classifier`). ``GridSearchCV`` can search over
+        ``race_margin``, ``race_min`` (:func:`select_classifier`). ``GridSearchCV`` can search over
         ``classifier`` and ``params``.
     spec : FeatureSpec, optional
         The features the columns of ``X`` are (needed to classify rasters; checked against the
@@ -199,6 +200,7 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
                 Xa, ya, opts["candidates"], folds=int(opts["folds"]), coords=coords,
                 block_px=opts["block_px"], buffer_px=opts["buffer_px"], spec=self.spec,
                 max_samples=opts["max_samples"], race_margin=opts["race_margin"],
+                race_min=int(opts["race_min"]),
                 random_state=seed, n_jobs=n_jobs,
             )  # fmt: skip
             name, fs = _candidate(key)
@@ -315,6 +317,7 @@ def select_classifier(
     spec: FeatureSpec | None = None,
     max_samples: int | None = 3000,
     race_margin: float | None = 0.08,
+    race_min: int = 1000,
     random_state: int = 0,
     n_jobs: int = 1,
 ) -> tuple[str, dict, dict]:
@@ -348,7 +351,8 @@ def select_classifier(
         the winner is refitted on all of them by the caller.
     race_margin : float, optional
         Early out: after each fold but the last, a candidate whose pooled accuracy so far is
-        more than this below the leader's is dropped (its partial score is kept, marked).
+        more than this below the leader's is dropped (its partial score is kept, marked),
+        once at least ``race_min`` samples have been tested.
 
     Returns
     -------
@@ -443,6 +447,7 @@ def select_classifier(
                     pred[key][test] = est.predict(Xa[test])
             except ValueError as exc:  # e.g. too few samples of a class for a member's CV
                 table[key]["failed"] = f"fold {f + 1}: {exc}"
+                table[key].pop("accuracy", None)
                 alive.remove(key)
                 continue
             table[key]["seconds"] += time.perf_counter() - t0
@@ -450,7 +455,9 @@ def select_classifier(
         done[test] = True
         for key in alive:
             table[key]["accuracy"] = float(np.mean(pred[key][done] == ys[done]))
-        if race_margin is not None and f < len(split) - 1 and alive:
+        # early out only once enough samples were tested for the gap to mean something
+        # (on a few hundred pixels one fold's accuracy swings by whole polygons)
+        if race_margin is not None and f < len(split) - 1 and alive and done.sum() >= race_min:
             lead = max(table[k]["accuracy"] for k in alive)
             for key in list(alive):
                 if table[key]["accuracy"] < lead - race_margin:
@@ -631,14 +638,16 @@ def selection_table(record: Mapping[str, Any]) -> str:
     w = max(len("candidate"), *(len(k) for k in table))
     lines = [f"{'candidate':<{w}}  {'OA':>7} {'macroF1':>7}"]
     for key, row in table.items():
-        if "skipped" in row or "accuracy" not in row:
-            lines.append(f"{key:<{w}}  {'-':>7} {'-':>7}  "
-                         f"{row.get('skipped') or row.get('failed', 'not scored')}")  # fmt: skip
+        if "skipped" in row or "failed" in row or "accuracy" not in row:
+            why = row.get("skipped") or row.get("failed", "not scored")
+            lines.append(f"{key:<{w}}  {'-':>7} {'-':>7}  {'failed ' if 'failed' in row else ''}"
+                         + why.splitlines()[0][:100])  # fmt: skip
             continue
         f1 = row.get("macro_f1")
         note = "chosen" if key == record["chosen"] else ""
         if "dropped_after_fold" in row:
-            note = f"dropped after fold {row['dropped_after_fold']} (early out)"
+            k = row["dropped_after_fold"]
+            note = f"early out: OA of the first {k} fold(s) only, below the leader's"
         lines.append(f"{key:<{w}}  {row['accuracy']:>7.4f} "
                      f"{'-' if f1 is None else format(f1, '.4f'):>7}  {note}".rstrip())  # fmt: skip
     return "\n".join(lines)
