@@ -837,10 +837,12 @@ class SelectForecaster:
             return True
         ea, ia = self.verified_[name].recent(h, self.memory)
         eb, ib = self.verified_[self.prefer].recent(h, self.memory)
-        common, ka, kb = np.intersect1d(ia, ib, return_indices=True)
-        if common.size < self.min_verified:
+        if not np.array_equal(ia, ib):  # usually both verified the same issues
+            _, ka, kb = np.intersect1d(ia, ib, return_indices=True)
+            ea, eb = ea[ka], eb[kb]
+        if ea.size < self.min_verified:
             return False
-        return diebold_mariano(eb[kb] ** 2 - ea[ka] ** 2, h) > self.gate
+        return diebold_mariano(eb**2 - ea**2, h) > self.gate
 
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         y3 = np.asarray(vci3m, float)
