@@ -55,10 +55,12 @@ def test_tiled_merge_equals_single_machine(tmp_path):
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
     config = load_merge_config(tmp_path / "m.yaml")
     run_merge(config, tmp_path / "single", tiled=False)
-    run_merge(config, tmp_path / "tiled", tiled=True, tile_order=TILE_ORDER)
+    # The default merge is the tiled one, on Dask's local scheduler.
+    run_merge(config, tmp_path / "tiled", tile_order=TILE_ORDER)
 
     prov = json.loads((tmp_path / "tiled" / "provenance.json").read_text())
     assert prov["engine"] == "tiled" and prov["n_tiles"] > 10
+    assert prov["scheduler"] == "local threads"
     assert prov["margin_arcsec"] >= 5 * 1.2
     assert prov["rounds"] >= 2  # the long chain forced a rerun with a wider margin
 
