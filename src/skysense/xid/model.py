@@ -7,8 +7,8 @@ The map model of XID+ (Hurley et al. 2017) for one band is
 with ``A`` the pointing matrix (one column per prior source: its beam sampled on the fitted
 pixels, peak 1 so that ``f`` is the flux in mJy when the map is in mJy/beam), ``B`` a constant
 background and ``sigma_conf`` the confusion noise added in quadrature to the instrumental noise
-of every pixel. skysense's default for confused bands replaces that white term by a correlated
-field of the unlisted sources' confusion (``ConfusionPrior(correlated=True)``,
+of every pixel. skysense's default (every band, MIPS 24 included) replaces that white term by
+a correlated field of the unlisted sources' confusion (``ConfusionPrior(correlated=True)``,
 :mod:`skysense.xid.confusion`), and its default flux prior is the hierarchical population
 prior (:data:`DEFAULT_FLUX_KIND`). Nothing here reads files or touches Dask.
 """
