@@ -263,6 +263,10 @@ class FluxPrior:
     hyper_sigma_scale_dex: float = 1.0
     hyper_skew_sd: float = 1.0
     hyper_skew_mean: float = 2.0
+    #: ``"lognormal"`` only: shape alpha (nsrc,) of a skew-normal log10 f of location log10
+    #: ``mu`` and scale ``sigma`` dex (a population fixed from the hierarchical pilot pass of
+    #: :mod:`skysense.xid.engine`); None: 0, the log-normal
+    skew: np.ndarray | None = None
 
     def validate(self, nsrc: int, band: str = "") -> None:
         """Check shapes and bounds; raise :class:`InputError` naming the first bad source."""
@@ -303,6 +307,12 @@ class FluxPrior:
             if self.kind == "lognormal" and np.any(mu <= 0):
                 i = int(np.flatnonzero(mu <= 0)[0])
                 raise InputError(f"log-normal flux prior{where}: median mu must be > 0", row=i)
+            if self.kind == "lognormal" and self.skew is not None:
+                sk = np.asarray(self.skew, float)
+                if sk.shape != (nsrc,) or not np.all(np.isfinite(sk)):
+                    raise InputError(
+                        f"log-normal flux prior{where}: skew must be finite, ({nsrc},)"
+                    )
         if self.kind == "hierarchical" and not (
             np.isfinite(self.hyper_log10_median)
             and self.hyper_median_sd_dex > 0
@@ -469,6 +479,7 @@ def band_model(
     flux_kind: str = "uniform",
     flux_mu: np.ndarray | None = None,
     flux_sigma: np.ndarray | None = None,
+    flux_skew: np.ndarray | None = None,
     bkg_prior: BackgroundPrior | None = None,
     conf_prior: ConfusionPrior | None = None,
     pixel_x: np.ndarray | None = None,
@@ -509,6 +520,8 @@ def band_model(
     hi = np.where(np.isnan(hi), up_default, hi)
     lo = np.where(np.isnan(lo), lo_default, lo)
     prior = FluxPrior(lo, hi, flux_kind, flux_mu, flux_sigma)
+    if flux_kind == "lognormal" and flux_skew is not None:  # skew-normal in log10 f
+        prior.skew = np.asarray(flux_skew, float)
     prior.validate(nsrc, band)
     if conf_prior.correlated and (beam_stamp is None or pixel_x is None or pixel_y is None):
         raise InputError(
