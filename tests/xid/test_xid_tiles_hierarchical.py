@@ -30,7 +30,7 @@ def test_two_pass_population_shared_by_tiles_and_reused_on_restart(tmp_path):
     cat = fit_tiles([f.sky], prior, tmp_path, order=10, buffer_arcsec=40.0, n_pilot=3, **kw)
     assert len(cat) == len(prior) and set(cat["HELP_ID"]) == set(prior["id"])
     pop = json.loads((tmp_path / "population.json").read_text())
-    m, s = pop["spire_250"]
+    m, s, _alpha = pop["spire_250"]  # 10^mean mJy, sd dex, skew-normal shape
     assert abs(np.log10(m) - np.log10(med)) < 0.1 and abs(s - sdex) < 0.1
     # a restart with a different population file uses the file, not a new pass 1
     (tmp_path / "population.json").write_text(json.dumps({"spire_250": [20.0, 0.1]}))

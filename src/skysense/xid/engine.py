@@ -8,11 +8,15 @@ resumes where it stopped. The joined catalogue is written as ``OUT/catalogue.fit
 The hierarchical flux prior (``flux_kind="hierarchical"``) learns the population of each band
 from the map, and tiles must share it. Two passes (:func:`population_pass`): pass 1 fits the
 hierarchical model on a few pilot tiles spread over the field and combines their posteriors
-of (log10 median, scatter) per band by precision weighting (each pilot tile's data are
-independent, so this approximates the joint posterior by a product of Gaussians; the weak
-hyperprior is counted once per pilot tile, negligible against the data); pass 2 fits every
-tile with those values fixed, i.e. the log-normal prior with ``flux_mu_<band>`` /
-``flux_sigma_<band>``. The estimate goes to ``OUT/population.json`` so that a restart uses the
+of the population's log10 mean, sd (dex) and skew-normal shape alpha per band by precision
+weighting (each pilot tile's data are independent, so this approximates the joint posterior
+by a product of Gaussians; the weak hyperprior is counted once per pilot tile, negligible
+against the data, except for alpha, which the map hardly constrains: its estimate stays near
+the hyperprior's mean); pass 2 fits every tile with that population fixed, i.e. the
+skew-normal in log10 flux with location ``flux_mu_<band>`` (mJy), scale ``flux_sigma_<band>``
+(dex) and shape ``flux_skew_<band>`` (``flux_kind="lognormal"``; the learned population,
+skew included, not a log-normal of its mean and sd). The estimate goes to
+``OUT/population.json`` (band -> [10^mean mJy, sd dex, alpha]) so that a restart uses the
 same one. Fixing the hyperparameters ignores their posterior uncertainty, which is small
 when pilot tiles hold hundreds of sources each.
 """
@@ -35,7 +39,7 @@ from skysense.xid.model import DEFAULT_FLUX_KIND, FWHM_ARCSEC
 from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, make_tiles
 
-__all__ = ["fit_tiles", "fit_one_tile", "population_pass"]
+__all__ = ["fit_tiles", "fit_one_tile", "population_columns", "population_pass"]
 
 
 def _moc_box(moc, wcs, shape: tuple[int, int]) -> tuple[slice, slice] | None:
@@ -114,7 +118,8 @@ def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
 
 
 def _pilot_population(tile, maps, prior, region_moc, fit_kwargs) -> dict:
-    """Pass 1 on one tile: band -> (mean, var of log10 median, mean, var of scatter dex)."""
+    """Pass 1 on one tile: band -> (mean, var) of the population's log10 mean, of its sd
+    (dex) and of its shape alpha (0, 0 for a log-normal population)."""
     from skysense.xid.fit import fit
 
     tile_maps = _tile_maps(tile, maps, region_moc)
@@ -128,7 +133,8 @@ def _pilot_population(tile, maps, prior, region_moc, fit_kwargs) -> dict:
         if p.pop_median_mjy is None:
             continue
         lm, sd = np.log10(p.pop_median_mjy).ravel(), p.pop_sigma_dex.ravel()
-        out[band] = (lm.mean(), lm.var(), sd.mean(), sd.var())
+        al = np.zeros(1) if p.pop_skew is None else p.pop_skew.ravel()
+        out[band] = (lm.mean(), lm.var(), sd.mean(), sd.var(), al.mean(), al.var())
     return out
 
 
@@ -141,7 +147,7 @@ def population_pass(
     region_moc=None,
     client=None,
     **fit_kwargs,
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, tuple[float, float, float]]:
     """Pass 1 of the tiled hierarchical prior: each band's population from pilot tiles.
 
     Parameters
@@ -153,7 +159,9 @@ def population_pass(
 
     Returns
     -------
-    dict band -> (median flux in mJy, scatter in dex), precision-weighted over the pilot tiles
+    dict band -> (10^mean of log10 flux in mJy, sd of log10 flux in dex, skew-normal shape
+    alpha), precision-weighted over the pilot tiles (the moments, not the location and scale:
+    the map pins the moments down, while location and scale trade off against alpha)
     """
     import dask
 
@@ -173,13 +181,37 @@ def population_pass(
     out = {}
     for band in sorted({b for r in found for b in r}):
         est = np.array([r[band] for r in found if band in r])
-        w_m, w_s = 1.0 / np.maximum(est[:, 1], 1e-12), 1.0 / np.maximum(est[:, 3], 1e-12)
-        lm = float(np.sum(w_m * est[:, 0]) / w_m.sum())
-        sd = float(np.sum(w_s * est[:, 2]) / w_s.sum())
-        out[band] = (10.0**lm, sd)
+        lm, sd, al = (_weighted(est[:, k], est[:, k + 1]) for k in (0, 2, 4))
+        out[band] = (10.0**lm, sd, al)
     if not out:
         raise InputError("no pilot tile of the hierarchical prior holds map pixels")
     return out
+
+
+def _weighted(mean: np.ndarray, var: np.ndarray) -> float:
+    """Precision-weighted mean of the pilot tiles' estimates (equal weights when all are exact)."""
+    w = 1.0 / np.maximum(var, 1e-12)
+    return float(np.sum(w * mean) / w.sum())
+
+
+def population_columns(pop: dict) -> dict[str, float]:
+    """Prior-list columns fixing the populations of :func:`population_pass` (pass 2).
+
+    ``pop``: band -> (10^mean mJy, sd dex[, alpha]) (alpha 0 when absent). Returns the
+    ``flux_mu_<band>`` (10^location, mJy), ``flux_sigma_<band>`` (scale, dex) and
+    ``flux_skew_<band>`` (alpha) of the skew-normal in log10 flux with those moments, for
+    ``flux_kind="lognormal"``.
+    """
+    cols = {}
+    for band, v in pop.items():
+        med, sdex = float(v[0]), float(v[1])
+        alpha = float(v[2]) if len(v) > 2 else 0.0
+        d2 = 2.0 * alpha**2 / (np.pi * (1.0 + alpha**2))  # 2 delta^2 / pi
+        scale = sdex / np.sqrt(1.0 - d2)
+        cols[f"flux_mu_{band}"] = 10.0 ** (np.log10(med) - scale * np.copysign(np.sqrt(d2), alpha))
+        cols[f"flux_sigma_{band}"] = scale
+        cols[f"flux_skew_{band}"] = alpha
+    return cols
 
 
 def fit_one_tile(
@@ -239,7 +271,8 @@ def _hierarchical(flux_kind: str | None, prior: pd.DataFrame) -> bool:
 
 
 def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs):
-    """Pass 1 (or its saved result): the prior with the population columns, log-normal kind."""
+    """Pass 1 (or its saved result): the prior with the population columns
+    (:func:`population_columns`), kind ``"lognormal"`` (skew-normal with the learned shape)."""
     path = out / "population.json"
     if path.exists():  # a restart: the tiles already written used this estimate
         pop = {b: tuple(v) for b, v in json.loads(path.read_text(encoding="utf-8")).items()}
@@ -249,10 +282,7 @@ def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kw
         )
         with atomic_path(path) as tmp:
             Path(tmp).write_text(json.dumps(pop, indent=1), encoding="utf-8")
-    cols = {}
-    for band, (med, sdex) in pop.items():
-        cols[f"flux_mu_{band}"], cols[f"flux_sigma_{band}"] = med, sdex
-    return prior.assign(**cols), {**fit_kwargs, "flux_kind": "lognormal"}
+    return prior.assign(**population_columns(pop)), {**fit_kwargs, "flux_kind": "lognormal"}
 
 
 def _fit_all(tiles, maps, prior, out, region_moc, fitter, fit_kwargs, client) -> list[str]:

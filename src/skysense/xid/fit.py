@@ -177,6 +177,7 @@ def build_band_model(
             flux_kind=kind,
             flux_mu=mu,
             flux_sigma=sig,
+            flux_skew=col("flux_skew"),  # log-normal only: skew-normal shape in log flux
             bkg_prior=bkg_prior,
             conf_prior=conf_prior,
             pixel_x=px,

@@ -87,6 +87,10 @@ def numpyro_band_model(model: BandModel):
                 high=jnp.log(hi),
             )
             prior = dist.TransformedDistribution(ln, dist.transforms.ExpTransform())
+            if p.skew is not None:  # a fixed skew-normal population, as the Gibbs sampler
+                al, lm = jnp.asarray(p.skew, dtype=float), jnp.log(jnp.asarray(p.mu, dtype=float))
+                ls = jnp.asarray(p.sigma, dtype=float) * np.log(10.0)
+                skew = lambda f: jnp.sum(log_ndtr(al * (jnp.log(f) - lm) / ls))  # noqa: E731
         else:
             prior = dist.TruncatedNormal(
                 jnp.asarray(p.mu, dtype=float), jnp.asarray(p.sigma, dtype=float), low=lo, high=hi
