@@ -107,9 +107,12 @@ def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path):
         360, size_pix=120, noise_mjy=1.0, flux_min_mjy=2, flux_max_mjy=60, random_state=5
     )
     prior = f.sources[["id", "ra", "dec"]]
-    # background and sigma_conf pinned: each tile fits its own (from fewer pixels), which
-    # shifts fluxes by their own posterior uncertainty; here only the tiling itself differs
+    # background, sigma_conf and the flux prior pinned: each tile fits its own background and
+    # confusion (from fewer pixels), and the hierarchical prior's population is fixed in the
+    # tiles from pilot tiles (test_xid_tiles_hierarchical.py), which shifts fluxes by their own
+    # posterior uncertainty; here only the tiling itself differs
     kw = {
+        "flux_kind": "uniform",
         "n_samples": 1000,
         "n_warmup": 300,
         "n_chains": 4,
