@@ -141,6 +141,22 @@ def _previous_field():
     return json.loads(path.read_text()).get("meta", {}).get("field") if path.exists() else None
 
 
+def _previous_notes() -> dict:
+    """Hand-written sections of the previous results file's meta (profiles, speed-up notes,
+    each dated in its own text): a rerun keeps them instead of silently dropping them."""
+    import json
+
+    from benchmarks._harness import RESULTS
+
+    path = RESULTS / "xid.json"
+    if not path.exists():
+        return {}
+    written = {"sizes", "load_before", "load_after", "field", "blind", "carried_over"}
+    return {
+        k: v for k, v in json.loads(path.read_text()).get("meta", {}).items() if k not in written
+    }
+
+
 def run(opts):
     from skysense.xid.diagnostics import ess_bulk
     from skysense.xid.reference import nuts_band
@@ -155,6 +171,7 @@ def run(opts):
     rows, meta = [], {"sizes": sizes, "load_before": open("/proc/loadavg").read().split()[:3]}
     # the whole-field run (benchmarks/xid_field.py) writes its own section: keep it
     meta["field"] = _previous_field()
+    meta.update(_previous_notes())
     for nsrc in sizes:
         load_before = open("/proc/loadavg").read().split()[:3]
         model = _tile(nsrc, opts.seed)
