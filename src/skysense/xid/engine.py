@@ -18,7 +18,12 @@ skew-normal in log10 flux with location ``flux_mu_<band>`` (mJy), scale ``flux_s
 skew included, not a log-normal of its mean and sd). The estimate goes to
 ``OUT/population.json`` (band -> [10^mean mJy, sd dex, alpha]) so that a restart uses the
 same one. Fixing the hyperparameters ignores their posterior uncertainty, which is small
-when pilot tiles hold hundreds of sources each.
+when pilot tiles hold hundreds of sources each. Its cost, measured on six simulated SPIRE 250
+fields of 500 sources in 2-3 tiles (``python -m benchmarks._xid_tiled_population``): 68 %
+coverage 77.3 % tiled against 76.9 % for one whole-field fit, posterior medians 0.05 sd
+(median; 0.17 sd at the 95th percentile) from the whole-field ones, about the MCMC noise of
+2 x 500 draws, and widths 1 % larger. Dropping the skew in pass 2 doubled the shifts (0.10,
+0.29 sd) and widened the intervals by 9 % (coverage 77.8 %).
 """
 
 from __future__ import annotations
