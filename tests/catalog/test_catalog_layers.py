@@ -14,7 +14,8 @@ import skysense
 
 SRC = Path(skysense.__file__).parent
 CORE = {
-    "aperture", "astrometry", "bands", "bayes", "check", "config", "crossmatch", "cuts", "dedupe",
+    "aperture", "astrometry", "bands", "bayes", "check", "clipping", "config", "crossmatch", "cuts",
+    "dedupe",
     "formats", "masterlist", "match", "merge", "moc", "morphology", "photometry", "preparation",
     "radius",
     "starflags",
