@@ -283,7 +283,7 @@ def _wide_z_frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_train_model_auto_weights_keeps_the_better_on_validation_rows(tmp_path):
-    """``weights="auto"`` (the default) refits the chosen model with the (1 + z)^-2 weighting
+    """``weights="auto"`` refits the chosen model with the (1 + z)^-2 weighting
     and keeps the better validation score, recomputed here from the two explicit fits; the
     kept model beats a least-squares line on the colours against the generated truth, and its
     weighting survives a save and load."""
@@ -292,10 +292,10 @@ def test_train_model_auto_weights_keeps_the_better_on_validation_rows(tmp_path):
     from skysense.photoz import metrics
     from skysense.photoz.training import DEFAULT_WEIGHTS, split_rows, train_model
 
-    assert DEFAULT_WEIGHTS == "auto"
+    assert DEFAULT_WEIGHTS == "none"
     frame, test = _wide_z_frame(400, 0), _wide_z_frame(1000, 1)
     kw = dict(target="zspec", m=10, max_iter=40, inputs="colours", covariance="VD", verbose=0)
-    model = train_model(frame, ["g", "r", "i"], **kw)
+    model = train_model(frame, ["g", "r", "i"], weights="auto", **kw)
     tried = model.info["weights_validation_score"]
     assert set(tried) == {"none", "normalized"}
     assert model.estimator.weights == min(tried, key=tried.get) == model.info["weights"]
@@ -323,6 +323,6 @@ def test_train_model_without_validation_rows_is_unweighted():
 
     model = train_model(
         _wide_z_frame(200, 2), ["g", "r", "i"], target="zspec", m=6, max_iter=10,
-        inputs="colours", covariance="VD", split=(0.9, 0.0, 0.1), verbose=0,
+        inputs="colours", covariance="VD", split=(0.9, 0.0, 0.1), weights="auto", verbose=0,
     )  # fmt: skip
     assert model.estimator.weights == "none" and "weights_validation_score" not in model.info

@@ -24,7 +24,7 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
     and keeps the better on the validation rows (GC won on SDSS, VD on DC2)
 --homoscedastic flag | constant noise
 --no-linear-mean flag | no linear mean term
---weights {auto,none,normalized,balanced}=auto | GPz's cost weights; auto (default) refits the
+--weights {auto,none,normalized,balanced}=none | GPz's cost weights; auto refits the
     chosen model with normalized weights, (1+z)^-2 like sigma_NMAD's dz/(1+z), and keeps the
     better on the validation rows; none is the seed's GPz
 --max-iter int=200
