@@ -249,13 +249,18 @@ class _LaggedForecaster(ABC):
         self._seen: tuple | None = None  # (t, vci, vci3m, extra, n_leads) of the last call
         self._rows: tuple | None = None  # (design, pair features, pair targets)
 
-    def _design_pairs(self, t, v, y3, ex, n_leads):
+    def _extends_seen(self, t, v, y3, ex, n_leads) -> bool:
+        """Whether this history starts with the last call's exactly (same ``n_leads``)."""
         old = self._seen
-        if (
+        return (
             old is not None
             and old[4] == n_leads
             and all(_continues(a, b) for a, b in zip(old[:4], (t, v, y3, ex)))
-        ):
+        )
+
+    def _design_pairs(self, t, v, y3, ex, n_leads):
+        old = self._seen
+        if self._extends_seen(t, v, y3, ex, n_leads):
             m = old[2].size
             x0, xx0, yy0 = self._rows
             # rows from m on need lags back to m - n_lags + 1
@@ -279,9 +284,8 @@ class _LaggedForecaster(ABC):
         last = self._seen
         if (
             last is not None
-            and last[4] == n_leads
             and last[2].size == y3.size
-            and all(_continues(a, b) for a, b in zip(last[:4], (t, v, y3, ex)))
+            and self._extends_seen(t, v, y3, ex, n_leads)
         ):
             # The same history again (one instance shared by linear AR and AR + GP in the
             # default forecaster): the same forecast, and no extra step of the refit schedule.
