@@ -11,6 +11,7 @@ and plain ``pyarrow.dataset`` does too. The whole directory is written atomicall
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -189,15 +190,17 @@ def write_partition(table: pa.Table, base_dir: str | os.PathLike, order: int, pi
     return Path(file.path)
 
 
-def parquet_write_options(schema: pa.Schema) -> dict:
+def parquet_write_options(schema: pa.Schema, unique: Collection[str] = ()) -> dict:
     """``pyarrow.parquet.write_table`` options for partition files of ``schema``.
 
     zstd at level 1 (smaller than snappy at about its speed); dictionary encoding only for
     strings (on measured floats it never pays and pyarrow's attempt costs most of the write
-    time); byte-stream-split for floating columns (their exponent bytes then compress well).
+    time) other than the ``unique`` columns (identifiers: a dictionary of unique values is
+    bigger and slower); byte-stream-split for floating columns (their exponent bytes then
+    compress well).
     """
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or pa.types.is_dictionary(f.type)]  # fmt: skip
+    text = [f.name for f in schema if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)) and f.name not in unique]  # fmt: skip
     floats = [f.name for f in schema if pa.types.is_floating(f.type)]
     return {
         "compression": "zstd",

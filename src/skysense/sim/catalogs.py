@@ -478,11 +478,7 @@ class _PartitionWriter:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.stack.enter_context(atomic_path(self.path))
-            options = parquet_write_options(table.schema)
-            # Identifiers are unique: a dictionary of them never pays (bigger and slower).
-            options["use_dictionary"] = [
-                c for c in options["use_dictionary"] if c not in self.unique
-            ]
+            options = parquet_write_options(table.schema, self.unique)
             self.writer = pq.ParquetWriter(tmp, table.schema, **options)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
