@@ -295,8 +295,8 @@ def feature_set_columns(name: str, spec: FeatureSpec | None, n_features: int) ->
     if name == "stats":
         want = feature_names(spec.band_names, [s for s in spec.stats if s in SEED_STATS])
     else:
-        base = [f"{b}_mean" for b in spec.band_names] if "mean" in spec.stats else []
-        want = base + list(spec.indices)
+        # the base window's columns are the ones every scale repeats (band means need "mean")
+        want = spec.scale_columns if "mean" in spec.stats else list(spec.indices)
         want += [f"{n}_{w}px" for w in spec.scales for n in spec.scale_columns]
     if not want:
         raise ConfigError(f"feature set {name!r} has no column in this spec", key="features")
