@@ -344,10 +344,9 @@ def _update_hyper(f, hyp, pmu, pprec, palpha, rng):
 
     ``hyp`` holds [m, ln s, m0, msd, sscale, alpha, ascale, amean, every] (ln-flux units;
     alpha ~ Normal(amean, ascale); ``every``: the kernel calls this once every that many
-    sweeps), updated in place. Log-normal population (``ascale`` = 0, alpha
-    fixed at 0): an exact conjugate
-    draw of m, a slice step of ln s. Skew-normal (``ascale`` > 0): slice steps of m and ln s,
-    then of alpha at the population's fixed mean and sd.
+    sweeps), updated in place. Log-normal population (``ascale`` = 0, alpha fixed at 0): an
+    exact conjugate draw of m, a slice step of ln s. Skew-normal (``ascale`` > 0): slice steps
+    of m and ln s, then of alpha at the population's fixed mean and sd.
     """
     n = f.size
     u = np.empty(n)
