@@ -41,13 +41,22 @@ __all__ = [
 SPATIAL_INDEX_COLUMN = "_healpix_29"
 
 
-def spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """The ``_healpix_29`` index (order-29 NESTED HEALPix) of positions in deg, int64 (n,)."""
-    from hats.pixel_math.spatial_index import compute_spatial_index
+def spatial_index(ra: np.ndarray, dec: np.ndarray, num_threads: int = 0) -> np.ndarray:
+    """The ``_healpix_29`` index (order-29 NESTED HEALPix) of positions in deg, int64 (n,).
+
+    The cdshealpix call hats' ``compute_spatial_index`` makes, without importing hats (the
+    simulator's workers never do); ``num_threads=0`` lets cdshealpix use every core, 1 suits
+    callers that already run in parallel.
+    """
+    import cdshealpix.nested
+    from astropy.coordinates import Latitude, Longitude
 
     if len(ra) == 0:
         return np.empty(0, dtype=np.int64)
-    return np.asarray(compute_spatial_index(np.mod(ra, 360.0), dec), dtype=np.int64)
+    lon = Longitude(np.mod(np.asarray(ra, dtype=np.float64), 360.0), unit="deg")
+    lat = Latitude(np.asarray(dec, dtype=np.float64), unit="deg")
+    hpx = cdshealpix.nested.lonlat_to_healpix(lon, lat, 29, num_threads=num_threads)
+    return hpx.astype(np.int64)
 
 
 def write_hats(

@@ -60,7 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skysense._atomic import atomic_path
-from skysense.catalog.hats_io import ROW_GROUP_ROWS, parquet_write_options
+from skysense.catalog.hats_io import ROW_GROUP_ROWS, parquet_write_options, spatial_index
 from skysense.errors import InputError
 from skysense.photometry import UJY_ZEROPOINT_MAG_3631
 from skysense.sim._rng import substream
@@ -220,17 +220,6 @@ def _galaxy_counts() -> np.ndarray:
     return np.array([c.n0, c.m0, c.alpha_faint, c.m_break, c.alpha_bright])
 
 
-def _spatial_index(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """:func:`skysense.catalog.hats_io.spatial_index` (the same cdshealpix call on the same
-    astropy angles) on one thread."""
-    import cdshealpix.nested
-    from astropy.coordinates import Latitude, Longitude
-
-    lon = Longitude(np.asarray(ra, dtype=np.float64), unit="deg")
-    lat = Latitude(np.asarray(dec, dtype=np.float64), unit="deg")
-    return cdshealpix.nested.lonlat_to_healpix(lon, lat, 29, num_threads=1).astype(np.int64)
-
-
 def _objects(sim: CatalogSim, pixel: int, n: int, rng: np.random.Generator) -> dict:
     """The true objects of one cell (columns as numpy arrays; ``"flux"`` (bands, n) holds
     the true fluxes in uJy of ``sim.bands``)."""
@@ -351,7 +340,7 @@ def _observe(sim: CatalogSim, spec: SurveySpec, obj: dict, pixel: int, rng, dtyp
     ra_c, dec_c = kern.place(idx, src, n_obj, obj["ra"], obj["dec"], obj["pmra"], obj["pmdec"],
                              spec.epoch - TRUTH_EPOCH, sep, angle, g_pos, spec.offset_ra_arcsec,
                              spec.offset_dec_arcsec, spec.pos_sigma_arcsec)  # fmt: skip
-    hpx = _spatial_index(ra_c, dec_c)
+    hpx = spatial_index(ra_c, dec_c, num_threads=1)
     # A detection pushed out of its cell is dropped (see the module docstring).
     inside = np.flatnonzero((hpx >> _SHIFT) == pixel)
     inside = inside[np.argsort(hpx[inside], kind="stable")]
