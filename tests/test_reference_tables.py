@@ -20,6 +20,7 @@ from astropy.table import Table
 from skysense._resources import read_ecsv, read_toml
 from skysense.catalog.bands import BANDS, Band, get_band
 from skysense.pipeline.metadata import masterlist_meta
+from skysense.sed.columns import QUANTITIES, sed_meta
 from skysense.sim.surveys import DEFAULT_SURVEYS, BandSpec, SurveySpec, select_surveys
 from skysense.vo import sia
 from skysense.vo.maps import BAND_WAVELENGTHS_M
@@ -49,7 +50,7 @@ def test_loader_reads_each_file_once_and_keeps_empty_strings():
 
 def test_ecsv_files_open_in_astropy_with_described_columns():
     ecsv = [p for p in _data_files() if p.suffix == ".ecsv"]
-    assert len(ecsv) == 2
+    assert len(ecsv) == 3
     for path in ecsv:
         table = Table.read(path, format="ascii.ecsv")
         assert len(table) > 10
@@ -69,6 +70,7 @@ def test_every_data_file_is_package_data():
         "instruments.toml",
         "obscore.ecsv",
         "masterlist_columns.ecsv",
+        "sed_columns.ecsv",
     }
     for path in files:
         rel = path.relative_to(PACKAGE).as_posix()
@@ -78,7 +80,7 @@ def test_every_data_file_is_package_data():
 def test_importing_the_modules_reads_no_file():
     code = (
         "import skysense.catalog.bands, skysense.sim.surveys, skysense.vo.schema, "
-        "skysense.pipeline.metadata\n"
+        "skysense.pipeline.metadata, skysense.sed.columns\n"
         "from skysense._resources import read_toml, read_ecsv\n"
         "print(read_toml.cache_info().currsize, read_ecsv.cache_info().currsize)\n"
         "skysense.catalog.bands.BANDS\n"
@@ -223,3 +225,36 @@ def test_masterlist_fixed_column_metadata_spot_values():
     assert meta["ra"]["unit"] == "deg"
     rows, _ = read_ecsv("skysense.pipeline", "masterlist_columns.ecsv")
     assert len(rows) == 21 and [r["name"] for r in rows][:2] == ["help_id", "object_key"]
+
+
+# -- sed: fit table column metadata -------------------------------------------------------------
+
+
+def test_sed_column_metadata_spot_values():
+    assert len(QUANTITIES) == 17 and list(QUANTITIES)[:2] == ["mstar", "sfr"]
+    assert QUANTITIES["qpah"] == ("%", "phys.dust;phys.composition", "PAH mass fraction q_PAH")
+    names = ["help_id", "best_model", "delta_chi2_eb", "bayes_mstar", "bayes_mstar_err", "best_a_v"]
+    meta = sed_meta(names)["columns"]
+    assert meta["help_id"] == {
+        "unit": "",
+        "ucd": "meta.id;meta.main",
+        "description": "HELP identifier",
+    }
+    # a fixed name wins over the best_<quantity> family
+    assert meta["best_model"]["description"] == "index of the best model in the grid"
+    assert meta["delta_chi2_eb"]["description"] == (
+        "chi^2 cost of one energy budget vs halves fitted apart"
+    )
+    assert meta["bayes_mstar"] == {
+        "unit": "log(solMass)",
+        "ucd": "phys.mass;stat.log;stat.mean",
+        "description": "Bayesian (likelihood-weighted) mean of the stellar mass (log10 M_sun)",
+    }
+    assert meta["bayes_mstar_err"]["unit"] == "dex(solMass)"
+    assert meta["best_a_v"] == {
+        "unit": "mag",
+        "ucd": "phys.absorption;em.opt.V",
+        "description": "best-model value of the V-band attenuation",
+    }
+    rows, _ = read_ecsv("skysense.sed", "sed_columns.ecsv")
+    assert len(rows) == 29 and {r["role"] for r in rows} == {"column", "quantity"}
