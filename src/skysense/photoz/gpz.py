@@ -59,7 +59,14 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 
 from skysense.errors import InputError, NotFittedError
 
-__all__ = ["GPzRegressor", "GPzPrediction", "COVARIANCES", "WEIGHTINGS", "cost_weights"]
+__all__ = [
+    "GPzRegressor",
+    "GPzPrediction",
+    "COVARIANCES",
+    "WEIGHTINGS",
+    "cost_weights",
+    "coverage_scale",
+]
 
 COVARIANCES = ("GL", "VL", "GD", "VD", "GC", "VC")
 WEIGHTINGS = ("none", "balanced", "normalized")
@@ -550,7 +557,23 @@ def cost_weights(y: np.ndarray, kind: str, bin_width: float | None = None) -> np
     raise InputError(f"unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
 
 
-class GPzRegressor(RegressorMixin, BaseEstimator):
+class _PredictsFromComponents:
+    """``predict`` from ``predict_components`` (GPz and its ensemble), and NaN allowed."""
+
+    def predict(self, X, return_std: bool = False, X_err=None):
+        """Predictive mean (n,), and with ``return_std`` the total predictive std (n,)."""
+        pred = self.predict_components(X, X_err=X_err)
+        if return_std:
+            return pred.mean, np.sqrt(pred.variance)
+        return pred.mean
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class GPzRegressor(_PredictsFromComponents, RegressorMixin, BaseEstimator):
     """Sparse Gaussian-process regression with heteroscedastic noise (GPz).
 
     Parameters
@@ -835,21 +858,9 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
     def _calibrate(self, Xv, errv, yv) -> None:
         """Fit ``variance_scale_`` on the validation rows (see the module docstring)."""
         pred = self.predict_components(Xv, X_err=errv)  # variance_scale_ is 1 here
-        ok = np.isfinite(pred.mean)
-        r = np.abs(yv[ok] - pred.mean[ok]) / np.sqrt(pred.variance[ok])
-        if r.size == 0:
-            return
-        raw = float(np.mean(r <= 1.0))
-        self.validation_coverage_raw_ = raw
-        # Only a significant miscalibration is corrected: the raw coverage must differ from
-        # 68.27% by more than twice its binomial standard error, so that a calibrated model is
-        # not perturbed by the sampling noise of a small validation set.
-        target = math.erf(1.0 / math.sqrt(2.0))
-        significant = abs(raw - target) > 2.0 * math.sqrt(target * (1.0 - target) / r.size)
-        if self.calibrate and r.size >= 20 and significant:
-            s = float(np.quantile(r, target))
-            if np.isfinite(s) and s > 0:
-                self.variance_scale_ = s * s
+        self.validation_coverage_raw_, self.variance_scale_ = coverage_scale(
+            yv, pred.mean, pred.variance, self.calibrate
+        )
 
     def _prepare(self, X, err):
         """Normalise, order rows by missing pattern; returns (order, spec, X, psi)."""
@@ -1210,18 +1221,6 @@ class GPzRegressor(RegressorMixin, BaseEstimator):
             out[start : start + chunk] = v
         return out
 
-    def predict(self, X, return_std: bool = False, X_err=None):
-        """Predictive mean (n,), and with ``return_std`` the total predictive std (n,)."""
-        pred = self.predict_components(X, X_err=X_err)
-        if return_std:
-            return pred.mean, np.sqrt(pred.variance)
-        return pred.mean
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
 
 def _posterior_np(theta, spec, X, psi, y, omega):
     """Weight posterior (mean (a,), covariance (a, a)), design (n, a), log beta (n,)."""
@@ -1239,3 +1238,38 @@ def _neg_log_ml_np(theta, spec, X, psi, y, omega) -> float:
     """NumPy twin of :func:`_neg_log_ml` (used for reporting, not for gradients)."""
     log_ml, _, _ = _log_ml(np, sla.cho_solve, theta, spec, X, psi, y, omega)
     return float(-log_ml / X.shape[0])
+
+
+def coverage_scale(y, mean, variance, calibrate: bool = True) -> tuple[float, float]:
+    """Raw 1-sigma coverage and the variance scale that calibrates it (module docstring).
+
+    Parameters
+    ----------
+    y, mean, variance : ndarray (n,)
+        Validation targets and the uncalibrated predictive mean and variance (NaN rows are
+        skipped).
+    calibrate : bool
+        False: the scale stays 1 (the raw coverage is still measured).
+
+    Returns
+    -------
+    (raw, scale)
+        ``raw`` the share of rows within 1 sigma (NaN without rows); ``scale`` multiplies the
+        variance: the squared 68.27% quantile of ``|y - mean| / sigma`` when the raw coverage
+        differs from 68.27% by more than twice its binomial standard error and n >= 20, else 1.
+    """
+    ok = np.isfinite(mean) & np.isfinite(variance)
+    r = np.abs(np.asarray(y)[ok] - mean[ok]) / np.sqrt(variance[ok])
+    if r.size == 0:
+        return float("nan"), 1.0
+    raw = float(np.mean(r <= 1.0))
+    # Only a significant miscalibration is corrected: the raw coverage must differ from
+    # 68.27% by more than twice its binomial standard error, so that a calibrated model is
+    # not perturbed by the sampling noise of a small validation set.
+    target = math.erf(1.0 / math.sqrt(2.0))
+    significant = abs(raw - target) > 2.0 * math.sqrt(target * (1.0 - target) / r.size)
+    if calibrate and r.size >= 20 and significant:
+        s = float(np.quantile(r, target))
+        if np.isfinite(s) and s > 0:
+            return raw, s * s
+    return raw, 1.0

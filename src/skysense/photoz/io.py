@@ -7,6 +7,10 @@ A model is a directory (written atomically) holding
   SHA-256 of ``arrays.npz``;
 - ``arrays.npz``: the fitted arrays (no object arrays; loaded with ``allow_pickle=False``).
 
+A :class:`~skysense.photoz.ensemble.GPzEnsemble` (format version 4) stores its members' arrays
+as ``member<k>.<name>`` and their parameters and fitted scalars under ``members`` in
+``model.json``; ``params`` then holds the ensemble's own parameters.
+
 Nothing in a model file is executed on load (no pickle). Catalogues are read from CSV, FITS,
 Parquet, HDF5 (every 1-D dataset of a group) or whitespace-separated text.
 """
@@ -26,6 +30,7 @@ import pandas as pd
 
 from skysense._atomic import atomic_dir, atomic_path
 from skysense.errors import InputError
+from skysense.photoz.ensemble import GPzEnsemble
 from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.model import PhotozModel
 from skysense.tables import read_table, table_format
@@ -46,7 +51,8 @@ __all__ = [
 FORMAT = "skysense-photoz-gpz"
 # 2: variance calibration (variance_scale_); version 1 files load with 1.
 # 3: ``inputs`` (magnitudes or colours); older files hold magnitude models.
-FORMAT_VERSION = 3
+# 4: GPzEnsemble models (``estimator: "GPzEnsemble"``); single GPz files are unchanged.
+FORMAT_VERSION = 4
 _ARRAYS = (
     "theta_",
     "coef_",
@@ -83,33 +89,68 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
     from skysense.errors import NotFittedError
 
     est = model.estimator
-    if not hasattr(est, "theta_"):
+    ensemble = isinstance(est, GPzEnsemble)
+    if not hasattr(est, "estimators_" if ensemble else "theta_"):
         raise NotFittedError("the model is not fitted; call fit first")
+    members = est.estimators_ if ensemble else [est]
+    arrays = {
+        (f"member{k}.{name}" if ensemble else name): np.asarray(getattr(e, name))
+        for k, e in enumerate(members)
+        for name in _ARRAYS
+    }
     buf = _io.BytesIO()
-    np.savez(buf, **{name: np.asarray(getattr(est, name)) for name in _ARRAYS})
+    np.savez(buf, **arrays)
     blob = buf.getvalue()
     doc = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "estimator": "GPzRegressor",
-        "params": {k: v for k, v in est.get_params().items() if k != "random_state"},
+        # A single GPz keeps version 3 (readers of version 3 still load it).
+        "format_version": FORMAT_VERSION if ensemble else 3,
+        "estimator": type(est).__name__,
+        "params": _params(est),
         "random_state": est.random_state if isinstance(est.random_state, int) else None,
-        "fitted": {name: _json_number(getattr(est, name)) for name in _SCALARS},
-        "arrays": list(_ARRAYS),
-        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
-        "bands": list(model.bands),
-        "errors": None if model.errors is None else list(model.errors),
-        "target": model.target,
-        "kind": model.kind,
-        "flux_unit": model.flux_unit,
-        "missing_values": [float(v) for v in model.missing_values],
-        "inputs": model.inputs,
-        "info": model.info,
     }
+    if ensemble:
+        doc["fitted"] = {
+            "variance_scale_": est.variance_scale_,
+            "validation_coverage_raw_": _json_number(est.validation_coverage_raw_),
+        }
+        doc["members"] = [
+            {
+                "params": _params(e),
+                "random_state": e.random_state,
+                "fitted": {name: _json_number(getattr(e, name)) for name in _SCALARS},
+            }
+            for e in members
+        ]
+    else:
+        doc["fitted"] = {name: _json_number(getattr(est, name)) for name in _SCALARS}
+    doc.update(
+        {
+            "arrays": list(arrays),
+            "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+            "bands": list(model.bands),
+            "errors": None if model.errors is None else list(model.errors),
+            "target": model.target,
+            "kind": model.kind,
+            "flux_unit": model.flux_unit,
+            "missing_values": [float(v) for v in model.missing_values],
+            "inputs": model.inputs,
+            "info": model.info,
+        }
+    )
     with atomic_dir(path) as tmp:
         (tmp / "arrays.npz").write_bytes(blob)
         (tmp / "model.json").write_text(json.dumps(doc, indent=2, default=_scalar))
     return Path(path)
+
+
+def _params(est) -> dict:
+    """JSON parameters of an estimator (no nested estimator, no random_state)."""
+    return {
+        k: v
+        for k, v in est.get_params(deep=False).items()
+        if k not in ("random_state", "estimator")
+    }
 
 
 def _json_number(value):
@@ -159,20 +200,32 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
         raise InputError(
             "checksum mismatch: arrays.npz is corrupted or was modified", path=arrays_path
         )
-    est = GPzRegressor(**doc["params"], random_state=doc.get("random_state"))
     with np.load(_io.BytesIO(blob), allow_pickle=False) as arrays:
-        for name in doc["arrays"]:
-            setattr(est, name, np.array(arrays[name]))
-    # Version 1 predates calibration: its variances are uncalibrated (scale 1).
-    est.variance_scale_ = 1.0
-    est.validation_coverage_raw_ = float("nan")
-    for name, value in doc["fitted"].items():
-        setattr(est, name, value)
-    est.variance_scale_ = float(est.variance_scale_)
-    est.validation_coverage_raw_ = float(
-        "nan" if est.validation_coverage_raw_ is None else est.validation_coverage_raw_
-    )
-    est.n_features_in_ = int(est.n_features_in_)
+        loaded = {name: np.array(arrays[name]) for name in doc["arrays"]}
+    if doc.get("estimator", "GPzRegressor") == "GPzEnsemble":
+        members = [
+            _gpz_from(
+                spec["params"],
+                spec.get("random_state"),
+                spec["fitted"],
+                {n: loaded[f"member{k}.{n}"] for n in _ARRAYS},
+            )
+            for k, spec in enumerate(doc["members"])
+        ]
+        est = GPzEnsemble(
+            estimator=GPzRegressor(**doc["members"][0]["params"]),
+            **doc["params"],
+            random_state=doc.get("random_state"),
+        )
+        est.estimators_ = members
+        est.n_features_in_ = members[0].n_features_in_
+        est.n_iter_ = int(sum(e.n_iter_ for e in members))
+        est.best_iteration_ = int(sum(e.best_iteration_ for e in members))
+        est.variance_scale_ = float(doc["fitted"]["variance_scale_"])
+        raw = doc["fitted"].get("validation_coverage_raw_")
+        est.validation_coverage_raw_ = float("nan" if raw is None else raw)
+    else:
+        est = _gpz_from(doc["params"], doc.get("random_state"), doc["fitted"], loaded)
     return PhotozModel(
         estimator=est,
         bands=list(doc["bands"]),
@@ -184,6 +237,23 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
         inputs=doc.get("inputs", "mag"),
         info=doc.get("info", {}),
     )
+
+
+def _gpz_from(params: dict, random_state, fitted: dict, arrays: dict) -> GPzRegressor:
+    est = GPzRegressor(**params, random_state=random_state)
+    for name, value in arrays.items():
+        setattr(est, name, value)
+    # Version 1 predates calibration: its variances are uncalibrated (scale 1).
+    est.variance_scale_ = 1.0
+    est.validation_coverage_raw_ = float("nan")
+    for name, value in fitted.items():
+        setattr(est, name, value)
+    est.variance_scale_ = float(est.variance_scale_)
+    est.validation_coverage_raw_ = float(
+        "nan" if est.validation_coverage_raw_ is None else est.validation_coverage_raw_
+    )
+    est.n_features_in_ = int(est.n_features_in_)
+    return est
 
 
 def catalogue_format(path: str | os.PathLike) -> str:

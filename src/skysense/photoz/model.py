@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from skysense.errors import InputError
+from skysense.photoz.ensemble import GPzEnsemble
 from skysense.photoz.gpz import GPzRegressor
 from skysense.photoz.preprocess import DEFAULT_MISSING, band_matrix, model_inputs
 
@@ -43,7 +44,7 @@ class PhotozModel:
 
     Parameters
     ----------
-    estimator : GPzRegressor
+    estimator : GPzRegressor or GPzEnsemble
         Fitted.
     bands : list of str
         Band columns in input order.
@@ -60,7 +61,7 @@ class PhotozModel:
         Free metadata (training set size, test metrics...), saved with the model.
     """
 
-    estimator: GPzRegressor
+    estimator: GPzRegressor | GPzEnsemble
     bands: list[str]
     errors: list[str] | None = None
     target: str = "zspec"

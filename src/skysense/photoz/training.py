@@ -20,6 +20,7 @@ import pandas as pd
 from skysense._dask import progress_verbosity
 from skysense.errors import ConfigError, InputError
 from skysense.photoz import metrics
+from skysense.photoz.ensemble import GPzEnsemble
 from skysense.photoz.gpz import WEIGHTINGS, GPzRegressor
 from skysense.photoz.model import PhotozModel
 from skysense.photoz.preprocess import DEFAULT_MISSING, INPUTS, missing_patterns
@@ -114,6 +115,7 @@ def train_model(
     missing_values: Sequence[float] = DEFAULT_MISSING,
     inputs: str = "auto",
     weights: str = DEFAULT_WEIGHTS,
+    members: int = 1,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     source: str | None = None,
@@ -144,6 +146,10 @@ def train_model(
         ``"auto"`` fits the other choices unweighted, refits the winner with ``"normalized"``
         and keeps the better on the validation rows (``info["weights_validation_score"]``);
         ``"none"`` without validation rows. ``"none"`` (:data:`DEFAULT_WEIGHTS`) is the seed's
+        GPz.
+    members : int
+        ``> 1``: a :class:`~skysense.photoz.ensemble.GPzEnsemble` of that many GPz fits with
+        different seeds (trained on Dask), predicting with their mixture; 1 (default): one
         GPz.
     split : (train, valid, test)
         Random row shares (:func:`split_rows`); validation rows choose the stopping point and
@@ -190,6 +196,8 @@ def train_model(
         raise ConfigError(
             f"weights must be one of {(*WEIGHTINGS, 'auto')}, not {weights!r}", key="weights"
         )
+    if not isinstance(members, (int, np.integer)) or isinstance(members, bool) or members < 1:
+        raise ConfigError(f"members must be an integer >= 1, not {members!r}", key="members")
     tried: dict[str, float] = {}
     best: tuple | None = None
     y = None
@@ -205,8 +213,11 @@ def train_model(
 
     def fit_one(choice: str, cov: str, w: str, scored: bool):
         nonlocal y, train, valid, test
+        gpz = GPzRegressor(random_state=seed, covariance=cov, weights=w, **gpz_params)
+        if members > 1:
+            gpz = GPzEnsemble(gpz, n_estimators=members, random_state=seed)
         model = PhotozModel(
-            estimator=GPzRegressor(random_state=seed, covariance=cov, weights=w, **gpz_params),
+            estimator=gpz,
             bands=list(bands),
             errors=None if errors is None else list(errors),
             target=target,
@@ -291,6 +302,7 @@ def train_model(
         info["weights_validation_score"] = weights_tried
     info["covariance"] = est.covariance
     info["weights"] = est.weights
+    info["members"] = members
     for name, rows in (("valid", valid), ("test", test)):
         if len(rows):
             mean, std = est.predict(X[rows], return_std=True, X_err=_take(err, rows))
