@@ -24,12 +24,15 @@ threads: BLAS for the exact GP, XLA for GPz, both on the 2 cores), because on a 
 the wall time depends on the other jobs; the load average around each fit is saved too.
 
 The SDSS grid includes GPz's cost-sensitive weighting ``weights="normalized"`` ((1 + z)^-2, the
-metric's own normalisation) and m = 200. Tried on the same validation rows and not adopted
-(scratch runs of 2026-12-07 outside the repository, GC m=100 colours, load 13-18): seed
-ensembles of 2-6 GPz fits (0.01345-0.01365 against 0.01339-0.01396 for single seeds: within
-the seed scatter, at 3-6x the training time, which would break the 10x goal), a kNN correction
-of GPz's training residuals (k = 10-100: 0.01346-0.01444), GPz averaged with gradient boosting
-(w = 0.25/0.5: 0.01371/0.01416). ``--datasets sdss`` (or ``dc2``) keeps the other data set's
+metric's own normalisation), m = 200 and ensembles of four GPz fits with different seeds
+(:class:`skysense.photoz.GPzEnsemble`, their moment-matched mixture; m = 100 and m = 50), so
+the validation rows decide between them; the table records each candidate's training wall and
+CPU time. Also tried on the same validation rows and not adopted (scratch runs of 2026-12-07
+outside the repository, GC m=100 colours, load 13-18): a kNN correction of GPz's training
+residuals (k = 10-100: 0.01346-0.01444), GPz averaged with gradient boosting (w = 0.25/0.5:
+0.01371/0.01416), and a cross-validation committee of four GC m=100 fits each stopping on
+another quarter of the fit rows (0.01363 against 0.01328-0.01397 for its members).
+``--datasets sdss`` (or ``dc2``) keeps the other data set's
 rows and tables from ``results/photoz.json``; ``meta["runs"]`` lists the runs.
 
 GPz's predictive variance is calibrated on the validation rows (``GPzRegressor(calibrate=
