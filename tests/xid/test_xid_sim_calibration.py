@@ -14,11 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from skysense.errors import InputError
 from skysense.xid.calibration import (
     SPIRE_BANDS,
     calibrate_all_sources,
     calibrate_faint_left_out,
+    field_table,
     interval_table,
+    pooled_spread,
 )
 
 SEEDS = (0, 1, 2, 3, 4, 5)
@@ -65,7 +68,13 @@ def test_flat_prior_misses_faint_truths():
 
 
 def test_faint_sources_left_out_report():
-    tab = calibrate_faint_left_out(SEEDS[:1], **KW)
+    tab, fields = calibrate_faint_left_out(SEEDS[:1], by_field=True, **KW)
+    # one field: its per-field row is the pooled 'all' row, and the learned population is there
+    for b, row in fields.set_index("band").iterrows():
+        pooled = tab[(tab.band == b) & (tab.flux_bin_mjy == "all")].iloc[0]
+        assert row.n == pooled.n and row.cover68 == pytest.approx(pooled.cover68)
+        assert row.cover95 == pytest.approx(pooled.cover95)
+        assert np.isfinite(row.pop_log10_sd) and row.pop_log10_sd > 0
     assert set(tab.band) == set(SPIRE_BANDS)
     row = tab[(tab.band == "spire_250") & (tab.flux_bin_mjy == "all")].iloc[0]
     assert row.n > 200
@@ -83,6 +92,37 @@ def test_interval_table_by_hand():
     assert list(tab.flux_bin_mjy) == ["all", "0-1.5", "1.5-10"]
     assert tab.iloc[1].n == 2 and tab.iloc[2].cover95 == 0.5
     assert allrow.accuracy_median == pytest.approx(np.median([0.0, 9.0, -0.9 / 1.9, -2 / 3]))
+
+
+def test_field_table_by_hand():
+    from scipy import stats
+
+    draws = np.tile(np.linspace(0.0, 2.0, 2001)[:, None], (1, 4))
+    true = np.array([1.0, 0.1, 1.9, 3.0])
+    row = field_table("b", 7, true, draws)
+    assert row["n"] == 4 and row["seed"] == 7 and row["cover68"] == 0.25
+    assert row["cover95"] == 0.75 and row["below68"] == 0.25  # 0.1 is below [0.32, 1.68]
+    assert row["true_log10_skew"] == pytest.approx(stats.skew(np.log10(true)))
+    assert "pop_log10_sd" not in row  # no population learned without a posterior
+
+
+def test_pooled_spread_by_hand():
+    import pandas as pd
+
+    f = pd.DataFrame(
+        {"band": "b", "n": [100, 100, 200, 100], "cover68": [0.5, 0.7, 0.8, 0.6], "cover95": 0.9}
+    )
+    # all four fields pooled: every draw is the source-weighted mean
+    r = pooled_spread(f, k=4, n_boot=50).iloc[0]
+    assert r.mean68 == pytest.approx((50 + 70 + 160 + 60) / 500)
+    assert r.p05_68 == pytest.approx(r.p95_68) and r.mean95 == pytest.approx(0.9)
+    assert r.field_sd68 == pytest.approx(np.std([0.5, 0.7, 0.8, 0.6], ddof=1))
+    # one field at a time: the draws are the fields themselves (weights cancel)
+    r1 = pooled_spread(f, k=1, n_boot=4000, seed=1).iloc[0]
+    assert r1.mean68 == pytest.approx(0.65, abs=0.01)
+    assert r1.p05_68 == 0.5 and r1.p95_68 == 0.8
+    with pytest.raises(InputError):
+        pooled_spread(f, k=5)
 
 
 def test_pacs_fields_simulated_with_truth():

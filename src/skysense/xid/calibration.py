@@ -85,6 +85,8 @@ __all__ = [
     "simulate_spire",
     "population_prior",
     "interval_table",
+    "field_table",
+    "pooled_spread",
     "calibrate_all_sources",
     "calibrate_faint_left_out",
 ]
@@ -208,10 +210,104 @@ def interval_table(
     return pd.DataFrame(rows)
 
 
+def field_table(
+    band: str, seed: int, true_mjy: np.ndarray, draws_mjy: np.ndarray, posterior=None
+) -> dict:
+    """One field's coverage and the population it learned, beside the truth's.
+
+    Parameters
+    ----------
+    band : str
+    seed : int - field seed
+    true_mjy : ndarray (nsrc,), mJy
+    draws_mjy : ndarray (ndraws, nsrc), mJy
+    posterior : :class:`skysense.xid.sampler.BandPosterior`, optional - with the
+        hierarchical prior, its population draws are summarised
+
+    Returns
+    -------
+    dict ``band, seed, n, cover68, cover95, below68`` (fraction of truths below the 68 %
+    interval), ``true_log10_mean, true_log10_sd, true_log10_skew`` (of the listed sources'
+    true log10 fluxes) and, when learned, ``pop_log10_mean, pop_log10_sd, pop_shape``
+    (posterior medians of the population's moments and shape).
+    """
+    t = np.asarray(true_mjy, float)
+    q = np.percentile(draws_mjy, [2.5, 15.9, 84.1, 97.5], axis=0)
+    lg = np.log10(t)
+    sd = float(lg.std())
+    row = {
+        "band": band,
+        "seed": int(seed),
+        "n": int(t.size),
+        "cover68": float(np.mean((t >= q[1]) & (t <= q[2]))),
+        "cover95": float(np.mean((t >= q[0]) & (t <= q[3]))),
+        "below68": float(np.mean(t < q[1])),
+        "true_log10_mean": float(lg.mean()),
+        "true_log10_sd": sd,
+        "true_log10_skew": float(np.mean((lg - lg.mean()) ** 3) / sd**3) if sd > 0 else 0.0,
+    }
+    if posterior is not None and getattr(posterior, "pop_median_mjy", None) is not None:
+        row["pop_log10_mean"] = float(np.log10(np.median(posterior.pop_median_mjy)))
+        row["pop_log10_sd"] = float(np.median(posterior.pop_sigma_dex))
+        if posterior.pop_skew is not None:
+            row["pop_shape"] = float(np.median(posterior.pop_skew))
+    return row
+
+
+def pooled_spread(
+    fields: pd.DataFrame, k: int = 6, *, n_boot: int = 4000, seed: int = 0
+) -> pd.DataFrame:
+    """Spread of the coverage pooled over ``k`` fields, drawn from the fields of ``fields``.
+
+    The calibration goal is judged on a handful of fields, and a field's faint sources
+    share its learned population: their coverage moves together, field by field. This
+    draws ``k`` of the fields (without replacement) ``n_boot`` times and pools them
+    (source-weighted) as :func:`interval_table` does.
+
+    Parameters
+    ----------
+    fields : DataFrame of :func:`field_table` rows (``band, n, cover68, cover95``)
+    k : int - fields pooled per draw (at most the number of fields of a band)
+
+    Returns
+    -------
+    DataFrame, one row per band: ``n_fields``, ``field_sd68`` (sd of a field's 68 %
+    coverage), ``mean68``, ``p05_68``, ``p95_68`` (of the pooled 68 % coverage),
+    ``mean95``, ``p05_95``, ``p95_95``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for band, f in fields.groupby("band", sort=False):
+        if len(f) < k:
+            raise InputError(f"{band}: {len(f)} fields, fewer than k = {k}")
+        n = f.n.to_numpy(float)
+        c68, c95 = f.cover68.to_numpy(), f.cover95.to_numpy()
+        idx = np.array([rng.choice(len(f), k, replace=False) for _ in range(n_boot)])
+        w = n[idx]
+        p68 = (w * c68[idx]).sum(1) / w.sum(1)
+        p95 = (w * c95[idx]).sum(1) / w.sum(1)
+        rows.append(
+            {
+                "band": band,
+                "n_fields": len(f),
+                "field_sd68": float(c68.std(ddof=1)),
+                "mean68": float(p68.mean()),
+                "p05_68": float(np.percentile(p68, 5)),
+                "p95_68": float(np.percentile(p68, 95)),
+                "mean95": float(p95.mean()),
+                "p05_95": float(np.percentile(p95, 5)),
+                "p95_95": float(np.percentile(p95, 95)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _run(seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_state, bands):
+    """Fit each field; the pooled :func:`interval_table` rows and the :func:`field_table` rows."""
     from skysense.xid.fit import fit
 
     true, draws = {b: [] for b in bands}, {b: [] for b in bands}
+    fields = []
     for seed in seeds:
         maps, truth = simulate_spire(
             int(seed), area_deg2=area_deg2, mag_limit=mag_limit, bands=bands
@@ -223,6 +319,7 @@ def _run(seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_
             m = res.models[b]
             draws[b].append(res.posteriors[b].flux.reshape(-1, m.nsrc))
             true[b].append(listed[f"f_{b}"].to_numpy()[res.fitted[b]])
+            fields.append(field_table(b, seed, true[b][-1], draws[b][-1], res.posteriors[b]))
     tables = []
     for b in bands:
         # pool the fields: concatenate sources, keeping draws aligned per field
@@ -230,7 +327,7 @@ def _run(seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_
         tab = interval_table(np.concatenate(true[b]), np.hstack([d[:n] for d in draws[b]]))
         tables.append(tab.assign(band=b))
     out = pd.concat(tables, ignore_index=True)
-    return out[["band"] + [c for c in out.columns if c != "band"]]
+    return out[["band"] + [c for c in out.columns if c != "band"]], pd.DataFrame(fields)
 
 
 def calibrate_all_sources(
@@ -245,7 +342,8 @@ def calibrate_all_sources(
     n_chains: int = 4,
     random_state: int = 0,
     bands: Sequence[str] = SPIRE_BANDS,
-) -> pd.DataFrame:
+    by_field: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Interval coverage with every injected source in the prior list (see module docstring).
 
     ``flux_kind``: ``"lognormal"`` (population prior from :func:`population_prior`),
@@ -256,7 +354,8 @@ def calibrate_all_sources(
 
     Returns
     -------
-    DataFrame of :func:`interval_table` rows with a ``band`` column, all fields pooled.
+    DataFrame of :func:`interval_table` rows with a ``band`` column, all fields pooled;
+    with ``by_field`` also the DataFrame of :func:`field_table` rows (one per field and band).
     """
     if flux_kind not in (None, "lognormal", "hierarchical", "uniform", "loguniform"):
         raise InputError(
@@ -269,7 +368,8 @@ def calibrate_all_sources(
             cols[f"flux_sigma_{b}"] = sig
     kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains)
     every = lambda t: np.ones(len(t), bool)  # noqa: E731
-    return _run(seeds, area_deg2, mag_limit, every, cols, kw, random_state, bands)
+    tab, fields = _run(seeds, area_deg2, mag_limit, every, cols, kw, random_state, bands)
+    return (tab, fields) if by_field else tab
 
 
 def _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains) -> dict:
@@ -308,7 +408,8 @@ def calibrate_faint_left_out(
     n_chains: int = 4,
     random_state: int = 0,
     bands: Sequence[str] = SPIRE_BANDS,
-) -> pd.DataFrame:
+    by_field: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
 
     ``cut_band``: the band of the cut (``"mips_24"``; ``"irac_i1"`` with ``mips_cut_mjy`` =
@@ -322,10 +423,11 @@ def calibrate_faint_left_out(
     The maps hold every galaxy to ``mag_limit``; skysense's default priors (``flux_kind``
     None: the hierarchical population prior) or ``flux_kind="uniform"``: XID+'s flat fluxes
     up to the map bound; HalfCauchy(0.5) sigma_conf, Normal(0, 5) background. ``bands``:
-    :data:`SPIRE_BANDS` or :data:`PACS_BANDS`.
+    :data:`SPIRE_BANDS` or :data:`PACS_BANDS`. ``by_field``: also return the per-field rows,
+    as :func:`calibrate_all_sources`.
     """
     kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains)
-    return _run(
+    tab, fields = _run(
         seeds,
         area_deg2,
         mag_limit,
@@ -335,3 +437,4 @@ def calibrate_faint_left_out(
         random_state,
         bands,
     )
+    return (tab, fields) if by_field else tab
