@@ -17,6 +17,12 @@ inside the 68% interval (16th-84th percentiles) per band, from the run's summary
 prior is compared with the flux of its own true object, found by id through the masterlist
 rows' truth, not with the nearest simulated source).
 
+Where the XID+ step's time went (``meta.xid_breakdown``), from each tile's
+``.timing.json``: CPU seconds of the tile's map cut, sampler per band (pixels and sources
+fitted) and catalogue (posterior-predictive replicates), and the wall time of the population
+pass and of the tile pass; and the extrapolation to 10 deg^2 and to 100,000 priors per prior
+source in CPU seconds (the load-independent basis on a shared machine).
+
 The photo-z and radio steps of the simulated configuration are left out (they are not XID+ and
 are benchmarked elsewhere); prepare, merge, priors, XID+ and publish (catalogue and the six
 maps) run. Results go to ``results/xid_field.json`` and to the ``field`` section of
@@ -154,6 +160,54 @@ def _coverage(site: Path) -> dict:
     return (doc.get("truth") or {}).get("xid") or {}
 
 
+def _tile_breakdown(xid_dir: Path, n_priors: int | None, area: float, workers: int) -> dict:
+    """Where the XID+ step's time went, from the tiles' ``.timing.json`` records (CPU s).
+
+    And the extrapolation to 10 deg^2 (and to 100,000 priors) per prior source: pass-2 CPU
+    per own source times the priors, plus the pilot tiles of pass 1 (``n_pilot`` tile fits of
+    the mean tile's CPU), divided over ``workers`` idle cores. CPU seconds, not wall: the
+    machine is shared, and CPU time changes much less with its load than wall time (it still
+    grows somewhat under load: shared caches, hyper-threads).
+    """
+    recs = []
+    for f in sorted((xid_dir / "tiles").glob("*.timing.json")):
+        recs.append(json.loads(f.read_text()))
+    if not recs:
+        return {}
+    passes = json.loads((xid_dir / "timing.json").read_text())
+    bands: dict = {}
+    for r in recs:
+        for b, v in (r.get("bands") or {}).items():
+            acc = bands.setdefault(b, {"npix": 0, "nsrc": 0, "sampler_cpu_s": 0.0})
+            acc["npix"] += v["npix"]
+            acc["nsrc"] += v["nsrc"]
+            acc["sampler_cpu_s"] += v["sampling_cpu_s"]
+    cpu = sum(r["cpu_s"] for r in recs)
+    own = sum(r["n_own"] for r in recs)
+    out = {
+        "n_tiles": len(recs),
+        "own_sources": own,
+        "fitted_sources": sum(r["n_fit"] for r in recs),
+        "pass2_cpu_s": cpu,
+        "pass2_wall_s_sum": sum(r["wall_s"] for r in recs),
+        "cut_cpu_s": sum(r.get("cut_cpu_s", 0.0) for r in recs),
+        "catalogue_cpu_s": sum(r.get("catalogue_cpu_s", 0.0) for r in recs),
+        "per_band": bands,
+        "passes": passes,
+        "cpu_s_per_own_source": cpu / max(own, 1),
+    }
+    mean_tile = cpu / len(recs)
+    pilot_cpu = passes.get("n_pilot", 0) * mean_tile
+    for label, n in (("10deg2", (n_priors or own) * 10.0 / area), ("100k_priors", 100_000)):
+        total = cpu / max(own, 1) * n + pilot_cpu
+        out[f"extrapolated_{label}"] = {
+            "priors": round(n),
+            "cpu_s": total,
+            "xid_wall_min_on_idle_workers": total / workers / 60.0,
+        }
+    return out
+
+
 def _previous_run() -> dict | None:
     """The headline numbers of the run that ``results/xid_field.json`` holds (kept beside the
     new ones, so that a change shows)."""
@@ -249,6 +303,12 @@ def run(opts):
     meta["peak_rss_total_gb"] = mem.peak_total / 1e9
     meta["peak_rss_single_gb"] = mem.peak_single / 1e9
     meta["previous_run"] = previous
+    meta["xid_breakdown"] = _tile_breakdown(
+        site / "pipeline" / "xid",
+        (meta["xid_summary"] or {}).get("n_sources"),
+        area,
+        opts.workers,
+    )
     n_priors = (meta["xid_summary"] or {}).get("n_sources")
     rows = [
         Row(

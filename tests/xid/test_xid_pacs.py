@@ -169,22 +169,28 @@ def test_sed_mode_fits_pacs_with_mips_and_spire(sim):
         assert med[k] == pytest.approx(true[k], rel=0.4)
 
 
-def test_tile_cut_equals_the_whole_map_mask(sim):
-    """Tiles cut each map to the box around their MOC: the same pixels, values and sky
-    positions as masking the whole map (brute force), for the PACS maps and the others."""
+@pytest.mark.parametrize("buffer_arcsec", [10.0, 30.0])
+def test_tile_cut_equals_the_whole_map_mask(sim, buffer_arcsec):
+    """Tiles cut each map to the box around their MOC grown by the band's pixel ring: the
+    same pixels, values and sky positions as masking the whole map (brute force), for the
+    PACS maps and the others. The ring is twice the band's FWHM, capped at the tile's buffer:
+    with 30" MIPS and PACS keep fewer pixels than the tile's MOC holds."""
     from skysense.xid.engine import _tile_maps
     from skysense.xid.tiles import make_tiles
 
     _, skies, truth = sim
     prior = truth[truth.f_mips_24 > 0.05]
     tiles = make_tiles(prior.ra.to_numpy(), prior.dec.to_numpy(), sources_per_tile=15,
-                       buffer_arcsec=10.0)  # fmt: skip
+                       buffer_arcsec=buffer_arcsec)  # fmt: skip
     assert len(tiles) >= 4
-    smaller = 0
+    smaller = narrower = 0
     for tile in tiles[:4]:
         cut = {m.band: m for m in _tile_maps(tile, list(skies.values()), None)}
         for band, sky in skies.items():
-            full = moc_pixel_mask(tile.moc(), sky.wcs, sky.image_mjy.shape) & sky.good
+            ring = min(buffer_arcsec, 2.0 * sky.fwhm_arcsec)  # independent of the engine's rule
+            full = moc_pixel_mask(tile.moc(ring), sky.wcs, sky.image_mjy.shape) & sky.good
+            whole = moc_pixel_mask(tile.moc(), sky.wcs, sky.image_mjy.shape) & sky.good
+            narrower += int(full.sum() < whole.sum())
             sub = cut[band]
             assert sub.image_mjy.shape[0] <= sky.image_mjy.shape[0]
             smaller += sub.image_mjy.size < sky.image_mjy.size
@@ -196,7 +202,11 @@ def test_tile_cut_equals_the_whole_map_mask(sim):
             a = np.array(sky.wcs.pixel_to_world_values(xx, yy))
             b = np.array(sub.wcs.pixel_to_world_values(xs, ys))
             np.testing.assert_allclose(a, b, atol=1e-10)
-    assert smaller >= 12  # the cut is a real cut for most tiles and bands
+    if buffer_arcsec == 10.0:
+        assert smaller >= 12  # the cut is a real cut for most tiles and bands
+        assert narrower == 0  # every beam is wider than 5": the ring is the tile's buffer
+    else:  # MIPS 24, PACS 100 and 160 (FWHM 5.9, 6.8, 11.4") on each of the 4 tiles
+        assert narrower == 12
 
 
 def test_cli_fit_accepts_pacs_maps(sim, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +47,54 @@ def test_every_source_owned_once_and_buffer_holds_neighbours(seed, order, per_ti
             if min(angular_sep_arcsec(ra[j], dec[j], ra[t.own], dec[t.own])) > span + 2 * buf
         ]
         assert not far
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    ra_c=st.sampled_from([0.0, 150.0, 359.95]),
+    per_tile=st.integers(20, 200),
+)
+def test_box_tiles_own_every_source_once_and_buffer_holds_neighbours(seed, ra_c, per_tile):
+    # RA/Dec boxes, also across RA 0/360: own sources in the box, neighbours within the
+    # buffer fitted, nothing beyond the box grown by the buffer, counts near the target
+    rng = np.random.default_rng(seed)
+    n, buf = 300, 40.0
+    ra = (ra_c + rng.uniform(-0.3, 0.3, n)) % 360.0
+    dec = 2 + rng.uniform(-0.3, 0.3, n)
+    tiles = make_tiles(ra, dec, sources_per_tile=per_tile, buffer_arcsec=buf, shape="box")
+    assert len({t.name for t in tiles}) == len(tiles) == max(1, round(n / per_tile))
+    owners = np.concatenate([t.own for t in tiles])
+    assert np.array_equal(np.sort(owners), np.arange(n))
+    sizes = np.array([t.own.size for t in tiles])
+    assert sizes.max() <= 2 * sizes.min() + 2  # equal-count strips and boxes
+    for t in tiles[:5]:
+        assert np.array_equal(t.fit[: t.own.size], t.own)
+        r0, r1, d0, d1 = t.box
+        ra_u = r0 + (ra - r0) % 360.0  # the box's RA may be unwrapped below 0
+        ra_u = np.where(ra_u > r1 + 180.0, ra_u - 360.0, ra_u)
+        tol = 1e-9  # deg: the outer edges are the extreme sources, unwrapped another way here
+        assert np.all((ra_u[t.own] >= r0 - tol) & (ra_u[t.own] < r1 + tol))
+        assert np.all((dec[t.own] >= d0) & (dec[t.own] < d1))
+        near = set()
+        for i in t.own:
+            near.update(np.flatnonzero(angular_sep_arcsec(ra[i], dec[i], ra, dec) < buf).tolist())
+        assert near <= set(t.fit.tolist())
+        # the fitted ones lie within the buffer of the box (its corners: sqrt(2) buffers)
+        dx = np.maximum(np.maximum(r0 - ra_u, ra_u - r1), 0) * np.cos(np.radians(dec)) * 3600
+        dy = np.maximum(np.maximum(d0 - dec, dec - d1), 0) * 3600
+        assert np.all(np.hypot(dx, dy)[t.fit] <= np.sqrt(2) * buf * 1.01)
+        # and the tile's MOC holds its fitted sources (its pixels cover them)
+        import astropy.units as u
+
+        assert np.all(t.moc().contains_lonlat(ra[t.fit] * u.deg, dec[t.fit] * u.deg))
+
+
+def test_box_tiles_fall_back_to_healpix_near_a_pole():
+    rng = np.random.default_rng(0)
+    ra, dec = rng.uniform(0, 360, 200), rng.uniform(85, 89, 200)
+    tiles = make_tiles(ra, dec, sources_per_tile=50, shape="box")
+    assert all(t.box is None and t.order >= 0 for t in tiles)
 
 
 def test_fit_tiles_join_and_restart(tmp_path):
@@ -100,7 +149,8 @@ def test_adaptive_tiles_hold_about_the_target():
     assert [t.name for t in again] == [t.name for t in tiles]
 
 
-def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path):
+@pytest.mark.parametrize("shape", ["healpix", "box"])
+def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path, shape):
     import astropy.units as u
 
     f = simulate_field(
@@ -122,21 +172,28 @@ def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path):
     }
     single = fit([f.sky], prior, on_duplicate="keep", **kw).catalogue().set_index("HELP_ID")
     cat = fit_tiles(
-        [f.sky], prior, tmp_path, sources_per_tile=90, buffer_arcsec=40.0, on_duplicate="keep", **kw
-    ).set_index("HELP_ID")
-    tiles = make_tiles(prior.ra.to_numpy(), prior.dec.to_numpy(), sources_per_tile=90)
+        [f.sky], prior, tmp_path, sources_per_tile=90, buffer_arcsec=40.0, on_duplicate="keep",
+        tile_shape=shape, **kw,
+    ).set_index("HELP_ID")  # fmt: skip
+    tiles = make_tiles(prior.ra.to_numpy(), prior.dec.to_numpy(), sources_per_tile=90, shape=shape)
     assert 3 <= len(tiles) <= 8
     assert len(cat) == len(prior) and cat.index.is_unique
-    # sources at least one beam FWHM inside their tile's own cells
+    assert set(cat["xid_tile"]) == {t.name for t in tiles}
+    # sources at least one beam FWHM inside their tile's own cells (or box)
     phi = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     inner = []
     for t in tiles:
-        moc = cells_moc(t.all_cells, 0.0)
+        moc = cells_moc(t.all_cells, 0.0) if t.box is None else None
         for i in t.own:
             r = 18.15 / 3600
             ra_c = prior.ra.iloc[i] + r * np.cos(phi) / np.cos(np.radians(prior.dec.iloc[i]))
             dec_c = prior.dec.iloc[i] + r * np.sin(phi)
-            if np.all(moc.contains_lonlat(ra_c * u.deg, dec_c * u.deg)):
+            if moc is not None:
+                ok = np.all(moc.contains_lonlat(ra_c * u.deg, dec_c * u.deg))
+            else:
+                r0, r1, d0, d1 = t.box
+                ok = np.all((ra_c >= r0) & (ra_c < r1) & (dec_c >= d0) & (dec_c < d1))
+            if ok:
                 inner.append(prior.id.iloc[i])
     assert len(inner) > 150
     a, b = cat.loc[inner], single.loc[inner]
@@ -149,8 +206,6 @@ def test_tiled_fit_equals_single_fit_away_from_tile_edges(tmp_path):
 
 
 def test_fit_tiles_bad_prior(tmp_path):
-    import pytest
-
     from skysense.errors import InputError
 
     f = simulate_field(10, size_pix=30, random_state=1)

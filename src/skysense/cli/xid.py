@@ -51,7 +51,7 @@ _SAMPLES = """
 --seed int=0
 """
 _TILING = f"""
---order int | HEALPix order of the tiles (default: chosen for --sources-per-tile)
+--order int | HEALPix tiles of one order (default: RA/Dec boxes of about --sources-per-tile sources)
 --sources-per-tile int=600
 --buffer-arcsec float | buffer ring around each tile (default 2 x the largest beam FWHM)
 {SCHEDULER}

@@ -1,4 +1,4 @@
-"""Pure HEALPix tiling of a prior catalogue for XID+ (no files, no Dask).
+"""Pure tiling of a prior catalogue for XID+ (no files, no Dask): HEALPix cells or RA/Dec boxes.
 
 A large field is cut into NESTED HEALPix cells. Each tile is fitted with the sources of its
 cell plus a buffer ring (sources and pixels within ``buffer_arcsec`` of the cell), so that
@@ -11,6 +11,12 @@ SPIRE), then runs of sibling cells are joined again into the groups closest to t
 (in ratio), so tiles hold from about half to 1.5 times the target wherever the field is
 covered. One fixed order cannot do this: cells grow by factors of 4 from one order to the
 next, and a dense patch and a sparse one need different orders.
+
+Boxes (``make_tiles(..., shape="box")``, :func:`box_tiles`; the default of
+:func:`skysense.xid.engine.fit_tiles`) are Dec strips of equal counts cut in RA into boxes of
+equal counts. A map's pixel grid is aligned with RA/Dec and the confusion field is drawn by
+FFTs over the bounding box of a tile's pixels, which a box fills and a HEALPix cell (a
+diamond at low latitude) only half fills.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ __all__ = [
     "adaptive_cells",
     "adaptive_tiles",
     "choose_order",
+    "box_moc",
+    "box_tiles",
     "make_tiles",
     "tile_moc",
     "cells_moc",
@@ -56,6 +64,9 @@ class Tile:
     fit: np.ndarray
     buffer_arcsec: float
     cells: tuple = ()
+    #: box tiles (:func:`box_tiles`): (ra_min, ra_max, dec_min, dec_max) of the own region, deg
+    #: (``order`` is -1 and ``pixel`` the tile's index; ``cells`` empty)
+    box: tuple | None = None
 
     @property
     def all_cells(self) -> tuple:
@@ -63,12 +74,18 @@ class Tile:
 
     @property
     def name(self) -> str:
+        if self.box is not None:
+            return f"b{self.pixel}"
         n = len(self.all_cells)
         return f"o{self.order}_p{self.pixel}" + (f"_n{n}" if n > 1 else "")
 
-    def moc(self):
-        """mocpy MOC of the tile's cells grown by the buffer ring."""
-        return cells_moc(self.all_cells, self.buffer_arcsec)
+    def moc(self, buffer_arcsec: float | None = None):
+        """mocpy MOC of the tile's cells (or box) grown by the buffer ring (``buffer_arcsec``,
+        default the tile's own: a narrower ring for the pixels of a band with a small beam)."""
+        buf = self.buffer_arcsec if buffer_arcsec is None else buffer_arcsec
+        if self.box is not None:
+            return box_moc(self.box, buf)
+        return cells_moc(self.all_cells, buf)
 
 
 def cell_size_arcsec(order: int) -> float:
@@ -243,6 +260,89 @@ def tile_moc(order: int, pixel: int, buffer_arcsec: float):
     return moc
 
 
+def _grown_box(box, buffer_arcsec: float):
+    """A box (ra_min, ra_max, dec_min, dec_max, deg) grown by ``buffer_arcsec`` on every side
+    (in RA by the buffer over cos(dec) at the box's edge nearest a pole)."""
+    ra0, ra1, de0, de1 = box
+    b = buffer_arcsec / 3600.0
+    cos = math.cos(math.radians(min(max(abs(de0), abs(de1)) + b, 89.9)))
+    return ra0 - b / cos, ra1 + b / cos, max(de0 - b, -90.0), min(de1 + b, 90.0)
+
+
+def box_moc(box, buffer_arcsec: float):
+    """mocpy MOC of an RA/Dec box (ra_min, ra_max, dec_min, dec_max, deg) grown by
+    ``buffer_arcsec``, to within a quarter of the buffer (or a 16th of the box's side)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from mocpy import MOC
+
+    ra0, ra1, de0, de1 = _grown_box(box, buffer_arcsec)
+    side = min((ra1 - ra0) * math.cos(math.radians(0.5 * (de0 + de1))), de1 - de0) * 3600.0
+    step = buffer_arcsec / 4.0 if buffer_arcsec > 0 else side / 16.0
+    depth = 0
+    while cell_size_arcsec(depth) > max(step, 0.5) and depth < 20:
+        depth += 1
+    # RA unwrapped about the field, back to 0..360: from_zone takes a zone across RA 0 as
+    # min > max, but loses cells of a zone that starts at RA 0 exactly (mocpy 0.21)
+    lo, hi = max(ra0 % 360.0, 1e-9), ra1 % 360.0
+    corners = SkyCoord([lo, hi] * u.deg, [de0, de1] * u.deg)
+    return MOC.from_zone(corners, max_depth=depth)
+
+
+def _splits(values: np.ndarray, k: int, lo: float, hi: float) -> np.ndarray:
+    """k + 1 edges cutting ``values`` into k runs of (nearly) equal counts, from lo to hi:
+    each inner edge half-way between the two values it separates."""
+    v = np.sort(values)
+    edges = [lo]
+    for j in range(1, k):
+        i = int(round(j * v.size / k))
+        edges.append(0.5 * (v[i - 1] + v[i]) if 0 < i < v.size else edges[-1])
+    edges.append(hi)
+    return np.asarray(edges, float)
+
+
+def box_tiles(ra_deg: np.ndarray, dec_deg: np.ndarray, sources_per_tile: int = 600):
+    """RA/Dec boxes of about ``sources_per_tile`` sources each: the tile index of every
+    source and the box of each tile.
+
+    ``round(n / sources_per_tile)`` tiles: Dec strips of equal counts, each cut in RA into
+    boxes of equal counts, their numbers chosen so that the boxes are near-square on the sky.
+    Why boxes: a map's pixel grid is aligned with RA/Dec, and the confusion field of a tile
+    is drawn by FFTs over the bounding box of its pixels. A HEALPix cell at low latitude is a
+    diamond in RA/Dec and fills half of its bounding box; a box fills it all, so the same
+    sources cost about half the pixels in the field's FFTs. RA is unwrapped about the
+    sources' circular mean; ``None`` when the sources span 180 deg of RA or come within 10
+    deg of a pole (the caller then uses HEALPix tiles).
+    """
+    ra = np.asarray(ra_deg, float)
+    dec = np.asarray(dec_deg, float)
+    if sources_per_tile < 1:
+        raise InputError(f"sources_per_tile must be >= 1, got {sources_per_tile}")
+    a = np.radians(ra)
+    ra_c = math.degrees(math.atan2(np.sin(a).mean(), np.cos(a).mean()))
+    ra_u = ra_c + (ra - ra_c + 180.0) % 360.0 - 180.0
+    if np.abs(dec).max() > 80.0 or np.ptp(ra_u) > 180.0:
+        return None
+    eps = 1e-7  # deg: the top and right edges are exclusive, so the extremes sit inside
+    ra0, ra1, de0, de1 = ra_u.min(), ra_u.max() + eps, dec.min(), dec.max() + eps
+    k = max(1, int(round(ra.size / sources_per_tile)))
+    width = (ra1 - ra0) * math.cos(math.radians(0.5 * (de0 + de1)))
+    height = de1 - de0
+    ny = max(1, min(k, int(round(math.sqrt(k * height / max(width, 1e-9))))))
+    de_edges = _splits(dec, ny, de0, de1)
+    tile_of = np.full(ra.size, -1, dtype=np.int64)
+    boxes = []
+    for j in range(ny):
+        strip = np.flatnonzero((dec >= de_edges[j]) & (dec < de_edges[j + 1]))
+        nx = max(1, int(round((k - len(boxes)) / (ny - j))))
+        ra_edges = _splits(ra_u[strip], nx, ra0, ra1) if strip.size else np.array([ra0, ra1])
+        for i in range(len(ra_edges) - 1):
+            inside = (ra_u[strip] >= ra_edges[i]) & (ra_u[strip] < ra_edges[i + 1])
+            tile_of[strip[inside]] = len(boxes)
+            boxes.append((ra_edges[i], ra_edges[i + 1], de_edges[j], de_edges[j + 1]))
+    return tile_of, boxes, ra_u
+
+
 def make_tiles(
     ra_deg: np.ndarray,
     dec_deg: np.ndarray,
@@ -250,6 +350,7 @@ def make_tiles(
     order: int | None = None,
     sources_per_tile: int = 600,
     buffer_arcsec: float = 60.0,
+    shape: str = "healpix",
 ) -> list[Tile]:
     """Tiles covering every prior source; each source is ``own`` in exactly one tile.
 
@@ -261,6 +362,8 @@ def make_tiles(
         source density (:func:`adaptive_tiles`), near ``sources_per_tile`` each.
     sources_per_tile : int - target of the adaptive tiling
     buffer_arcsec : float - width of the ring of neighbours fitted with each tile
+    shape : ``"healpix"`` (cells, the default) or ``"box"`` (RA/Dec boxes of equal counts,
+        :func:`box_tiles`; HEALPix where boxes cannot be used; ``order`` must be None)
 
     Returns
     -------
@@ -274,6 +377,13 @@ def make_tiles(
         raise InputError("ra and dec must be 1-D arrays of the same length")
     if ra.size == 0:
         return []
+    if shape not in ("healpix", "box"):
+        raise InputError(f"tile shape must be 'healpix' or 'box', got {shape!r}")
+    if shape == "box" and order is not None:
+        raise InputError("a fixed HEALPix order needs shape='healpix'")
+    found = box_tiles(ra, dec, sources_per_tile) if shape == "box" else None
+    if found is not None:
+        return _box_tiles(ra, dec, *found, buffer_arcsec)
     if order is None:
         tile_of, tile_cells = adaptive_tiles(ra, dec, sources_per_tile)
     else:
@@ -296,3 +406,16 @@ def make_tiles(
         extra = cells if len(cells) > 1 else ()
         tiles.append(Tile(o, p, own, np.concatenate([own, buf]), buffer_arcsec, extra))
     return tiles
+
+
+def _box_tiles(ra, dec, tile_of, boxes, ra_u, buffer_arcsec: float) -> list[Tile]:
+    """Tiles of :func:`box_tiles`: own sources in the box, fitted ones in the grown box."""
+    tiles = []
+    for t, box in enumerate(boxes):
+        own = np.flatnonzero(tile_of == t)
+        g0, g1, h0, h1 = _grown_box(box, buffer_arcsec)
+        inside = (ra_u >= g0) & (ra_u < g1) & (dec >= h0) & (dec < h1)
+        inside[own] = False
+        fit = np.concatenate([own, np.flatnonzero(inside)])
+        tiles.append(Tile(-1, t, own, fit, buffer_arcsec, (), tuple(float(v) for v in box)))
+    return [t for t in tiles if t.own.size]
