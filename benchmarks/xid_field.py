@@ -208,6 +208,30 @@ def _tile_breakdown(xid_dir: Path, n_priors: int | None, area: float, workers: i
     return out
 
 
+def _ess_summary(xid_dir: Path) -> dict:
+    """Per band: quantiles of the fluxes' effective sample sizes (the catalogue's ``n_eff``)
+    and the fraction of sources with ESS >= 100 and >= 200 (the posteriors' mixing at the
+    run's draws, which the calibration relies on)."""
+    import numpy as np
+    import pandas as pd
+
+    cat = pd.read_parquet(xid_dir / "catalogue.parquet")
+    out = {}
+    for col in [c for c in cat.columns if c.startswith("n_eff_")]:
+        v = pd.to_numeric(cat[col], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            q = np.percentile(v, [0, 5, 50])
+            out[col[6:].lower()] = {
+                "min": float(q[0]),
+                "p5": float(q[1]),
+                "median": float(q[2]),
+                "frac_ge_100": float(np.mean(v >= 100)),
+                "frac_ge_200": float(np.mean(v >= 200)),
+            }
+    return out
+
+
 def _previous_run() -> dict | None:
     """The headline numbers of the run that ``results/xid_field.json`` holds (kept beside the
     new ones, so that a change shows)."""
@@ -303,6 +327,7 @@ def run(opts):
     meta["peak_rss_total_gb"] = mem.peak_total / 1e9
     meta["peak_rss_single_gb"] = mem.peak_single / 1e9
     meta["previous_run"] = previous
+    meta["flux_ess"] = _ess_summary(site / "pipeline" / "xid")
     meta["xid_breakdown"] = _tile_breakdown(
         site / "pipeline" / "xid",
         (meta["xid_summary"] or {}).get("n_sources"),
