@@ -175,43 +175,100 @@ def test_unknown_choices_fail_cleanly():
         SelectForecaster(combine="vote")
     with pytest.raises(InputError):
         SelectForecaster(candidates={"linear_ar": LinearARForecaster()}, fallback="gp")
+    with pytest.raises(InputError):
+        SelectForecaster(candidates={"linear_ar": LinearARForecaster()}, prefer="gp")
+    with pytest.raises(InputError):
+        SelectForecaster(shrink=-1.0)
 
 
-class _Fixed:
-    """A candidate forecasting the known future plus a fixed offset per lead (for the rule)."""
+class _Offset:
+    """A candidate forecasting the known future plus a known deterministic offset
+    ``offset(i, h)`` (so its verified errors are exactly ``-offset``)."""
 
     def __init__(self, future, offset):
         self.future, self.offset = future, offset
 
     def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
         i = len(vci3m) - 1
-        return self.future[i + 1 : i + 1 + n_leads] + self.offset, np.ones(n_leads)
+        hs = np.arange(1, n_leads + 1)
+        return self.future[i + hs] + self.offset(i, hs), np.ones(n_leads)
 
 
-def test_stack_falls_back_to_linear_ar_where_it_leads_on_past_errors():
-    """Where linear AR has the smallest past verified errors the default returns its forecast
-    alone; where another candidate leads, the near candidates are still averaged."""
-    t, v, y3 = _ar2(n=200)
-    future = np.concatenate([y3, np.zeros(10)])
-    n_leads = 2
-    # lead 1: AR off by 1, the other by 1.1 (near: stacked without the rule);
-    # lead 2: the other (off by 1.0) beats AR (off by 1.1): stacked either way.
-    offsets = {"linear_ar": np.array([1.0, 1.1]), "other": np.array([1.1, 1.0])}
+def _min_on_simplex(gram):
+    """Independent answer: minimise w' G w on the simplex with SciPy's SLSQP."""
+    from scipy.optimize import minimize
 
-    def run(prefer):
-        cands = {k: _Fixed(future, o) for k, o in offsets.items()}
-        sel = SelectForecaster(WINDOW, candidates=cands, memory=50, min_verified=10, prefer=prefer)
-        for i in range(30, 120):
-            mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
-        return mean, y3[120 : 120 + n_leads]
+    k = gram.shape[0]
+    res = minimize(
+        lambda w: w @ gram @ w,
+        np.full(k, 1.0 / k),
+        jac=lambda w: 2 * gram @ w,
+        bounds=[(0, 1)] * k,
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    return res.x
 
-    mean, truth = run("linear_ar")
-    np.testing.assert_allclose(mean[0], truth[0] + 1.0)  # AR alone
-    w = np.array([1 / 1.1**2, 1 / 1.0**2])  # inverse-MSE weights (AR, other) at lead 2
-    np.testing.assert_allclose(mean[1], truth[1] + np.dot(w, [1.1, 1.0]) / w.sum())
-    mixed, _ = run(None)
-    w1 = np.array([1 / 1.0**2, 1 / 1.1**2])
-    np.testing.assert_allclose(mixed[0], truth[0] + np.dot(w1, [1.0, 1.1]) / w1.sum())
+
+@pytest.mark.parametrize("seed", range(6))
+def test_simplex_weights_match_scipy(seed):
+    from skysense.astrocast.baselines import simplex_weights
+
+    rng = np.random.default_rng(seed)
+    k = 2 + seed % 4
+    e = rng.normal(size=(80, k)) @ rng.normal(size=(k, k)) + rng.normal(size=k)
+    gram = e.T @ e / 80
+    w = simplex_weights(gram)
+    ref = _min_on_simplex(gram)
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert w @ gram @ w <= ref @ gram @ ref + 1e-9 * np.trace(gram)
+    np.testing.assert_allclose(w, ref, atol=1e-4)
+
+
+def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
+    """The default stack against the rule computed independently from the candidates' known
+    errors: CLS weights (SLSQP) on the Gram matrices pooled over leads, each scaled by linear
+    AR's MSE, shrunk toward linear AR by ``n / (n + shrink * h)``."""
+    t, v, y3 = _ar2(n=260)
+    future = np.concatenate([y3, np.zeros(20)])
+    offs = {
+        "linear_ar": lambda i, h: 1.5 * np.sin(0.37 * i + h) + 0.2 * h,
+        "other": lambda i, h: 1.2 * np.cos(0.23 * i) - 0.3 * h,
+        "third": lambda i, h: 2.0 * np.sin(0.11 * i + 1.0) + 0.5,
+    }
+    n_leads, memory, first, last, shrink = 3, 60, 30, 200, 40.0
+    cands = {k: _Offset(future, f) for k, f in offs.items()}
+    sel = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
+                           shrink=shrink)  # fmt: skip
+    for i in range(first, last + 1):
+        mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+    names = list(offs)
+    gram = np.zeros((3, 3))
+    for h in range(1, n_leads + 1):
+        issues = np.arange(first, last - h + 1)[-memory:]  # verified by the last issue
+        err = np.column_stack([-offs[k](issues, h) for k in names])
+        g = err.T @ err / len(issues)
+        gram += g / g[0, 0]
+    w = _min_on_simplex(gram)
+    hs = np.arange(1, n_leads + 1)
+    expect = []
+    for h in hs:
+        lam = memory / (memory + shrink * h)
+        wh = lam * w + (1 - lam) * np.array([1.0, 0, 0])
+        expect.append(y3[last + h] + sum(wh[k] * offs[n](last, h) for k, n in enumerate(names)))
+    np.testing.assert_allclose(mean, expect, atol=1e-4)
+    assert w[1] > 0.05 and w[2] > 0.05  # a real mix, not linear AR alone
+    np.testing.assert_allclose(sel.weights_.sum(1), 1.0)
+    # without shrinkage the same weights at every lead; infinite shrinkage: linear AR alone
+    plain = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20, shrink=0)
+    alone = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
+                             shrink=np.inf)  # fmt: skip
+    for i in range(first, last + 1):
+        plain.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+        m_alone, _ = alone.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+    np.testing.assert_allclose(plain.weights_, np.tile(w, (n_leads, 1)), atol=1e-4)
+    np.testing.assert_array_equal(m_alone, y3[last + hs] + offs["linear_ar"](last, hs))
 
 
 @pytest.mark.parametrize("lead", [1, 3, 6])
