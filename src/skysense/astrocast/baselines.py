@@ -798,9 +798,11 @@ class SelectForecaster:
     with ``n`` the verified errors per lead. Weights from a few years of strongly
     autocorrelated errors are noisy, the more so the longer the lead (errors ``h`` steps ahead
     overlap ``h`` issues). On the development split, the first half of the issue dates of the
-    weekly VIIRS series, per-lead unshrunk weights lost up to 0.023 of R^2 to linear AR alone,
-    the DM-gated selection up to 0.0011; ``shrink`` (and the pooling over leads) was chosen
-    there and is used unchanged on the other sets (benchmarks/astrocast.py).
+    weekly VIIRS series, per-lead unshrunk weights lost up to 0.023 of R^2 to linear AR alone
+    and the earlier Diebold-Mariano-gated selection up to 0.0027 (at 63 days); this rule,
+    with ``shrink`` = 450, at most 0.00001. ``shrink`` and the pooling over leads were chosen
+    there and are used unchanged on the other sets (``meta.auto_rule`` of
+    benchmarks/results/astrocast.json).
     ``combine="select"`` returns one candidate per lead: the one with the smallest recent MSE,
     kept to ``prefer`` unless it beats it beyond chance (``gate``). ``fallback`` (linear AR)
     is used until ``min_verified`` errors exist at every lead. Nothing beyond the issue date
