@@ -42,6 +42,7 @@ from skysense.vo import hpx
 from skysense.vo._dalparams import base_url, read_params
 from skysense.vo.backends import quote_ident
 from skysense.vo.schema import ColumnInfo, TableInfo, id_column
+from skysense.vo.sql.common import block_filter
 from skysense.vo.tap import column_infos
 from skysense.vo.votable import tabledata_rows
 
@@ -341,9 +342,9 @@ def cone_hpx_sql(backend, table: TableInfo, columns: list[str], ra_deg, dec_deg,
     blocks = backend.hpx_blocks(table.name)
     if blocks is not None:
         # A table published field by field: only the row groups of the blocks holding rows
-        # in the cone are read (see skysense.vo.hpx.BlockIndex).
-        wanted = blocks.block_ranges(fine, _SQL_RANGES)
-        where = f"({_between(hpx.BLOCK_COLUMN, wanted)}) AND ({where})" if len(wanted) else "FALSE"
+        # in the cone are read (see skysense.vo.hpx.BlockIndex; the ADQL translation adds
+        # the same filter).
+        where = f"{block_filter(quote_ident(hpx.BLOCK_COLUMN), blocks, fine)} AND ({where})"
     select = ", ".join(quote_ident(table.columns[c].name) for c in columns)
     return f"SELECT {select} FROM {table.physical} WHERE {where}"
 

@@ -286,6 +286,8 @@ def _translate(state, adql: str, options: QueryOptions):
         deadline=deadline,
         # Positional joins that cannot use the sky index are refused above this (issue #23).
         max_unindexed_pairs=settings.max_unindexed_pairs,
+        # Tables published field by field: region constraints read only their blocks.
+        blocks=getattr(backend, "hpx_blocks", None),
     )
     deadline.check("translating")
     return translation, maxrec, limit_s, deadline

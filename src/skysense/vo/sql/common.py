@@ -16,6 +16,8 @@ __all__ = [
     "HealpixCells",
     "DIALECTS",
     "MAX_RANGES",
+    "BLOCK_SQL_RANGES",
+    "block_filter",
     "quote_ident",
     "quote_string",
 ]
@@ -24,6 +26,9 @@ DIALECTS = ("duckdb", "postgresql")
 
 #: Largest number of HEALPix ranges one region filter may use.
 MAX_RANGES = 48
+#: At most this many ``BETWEEN`` ranges of block identifiers in one block filter (closing the
+#: smallest gaps between the blocks wanted; more blocks, never fewer).
+BLOCK_SQL_RANGES = 4
 # Polygons with more planes than this are tested against a VALUES table of planes.
 _INLINE_PLANES = 64
 # AND chains longer than this are shielded from DuckDB's filter pushdown (_Translator._shield).
@@ -242,3 +247,34 @@ def _region_compare(n: A.Comparison):
         if isinstance(b, A.FunctionCall) and b.name in ("CONTAINS", "INTERSECTS") and _is_one(a):
             return b, True
     return None
+
+
+def block_filter(column: str, blocks, ranges, max_ranges: int = BLOCK_SQL_RANGES) -> str:
+    """The SQL condition on a table's block column that keeps every row in HEALPix ``ranges``.
+
+    A table published field by field carries a block identifier per row
+    (:class:`skysense.vo.hpx.BlockIndex`); its row groups' min/max of that column never
+    overlap, so the database reads only the row groups of the blocks named here. The
+    condition is a superset: the region's own filters still apply. Shared by the ADQL
+    translation of region constraints and by the Simple Cone Search's SQL.
+
+    Parameters
+    ----------
+    column : str
+        The block column as SQL (quoted, qualified if needed).
+    blocks : skysense.vo.hpx.BlockIndex
+    ranges : ndarray (m, 2), int64
+        Inclusive HEALPix index ranges covering the region, at the table's index order.
+    max_ranges : int
+        At most this many ``BETWEEN`` terms.
+
+    Returns
+    -------
+    str
+        ``(col BETWEEN a AND b OR ...)``, or ``FALSE`` when no block holds a row there.
+    """
+    wanted = blocks.block_ranges(ranges, max_ranges)
+    if len(wanted) == 0:
+        return "FALSE"
+    terms = " OR ".join(f"{column} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in wanted)
+    return f"({terms})"

@@ -27,6 +27,7 @@ from skysense.vo.sql.common import (
     _region_compare,
     _Scope,
     _Source,
+    block_filter,
     quote_ident,
 )
 from skysense.vo.sql.joincells import JoinCells, radius_depth
@@ -227,7 +228,15 @@ class GeometryMixin:
             )
             return f"({q} AND {exact})"
         if src.table.hpx_column is not None:
-            return f"({self._hpx_filter(src, ranges(src.table.hpx_order))} AND {exact})"
+            r = ranges(src.table.hpx_order)
+            filt = self._hpx_filter(src, r)
+            index = self.blocks(src.table.name) if self.blocks is not None else None
+            if index is not None:
+                # A table published field by field: its block column first, so that only
+                # the row groups of the blocks with rows in the region are read.
+                col = f"{src.alias}.{quote_ident(hpx.BLOCK_COLUMN)}"
+                filt = f"{block_filter(col, index, r)} AND {filt}"
+            return f"({filt} AND {exact})"
         return exact
 
     def _hav_test(self, p: _Point, center: _Point, r: _E) -> str:

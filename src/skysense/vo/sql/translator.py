@@ -59,9 +59,11 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         *,
         max_unindexed_pairs: int | None = None,
         join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
+        blocks=None,
     ):
         self.dialect = dialect
         self.catalog = catalog
+        self.blocks = blocks
         self.max_unindexed_pairs = max_unindexed_pairs
         self.join_radius_bound_deg = join_radius_bound_deg
         self.aux: list[HealpixCells | JoinCells] = []
@@ -533,6 +535,7 @@ def translate(
     deadline: Deadline | None = None,
     max_unindexed_pairs: int | None = None,
     join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
+    blocks=None,
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect``.
 
@@ -556,6 +559,11 @@ def translate(
     join_radius_bound_deg : float, deg
         Radius the HEALPix depth of a join whose radius is a column is chosen for (the catalog
         records no column maxima); larger per-row radii stay exact, with more cells.
+    blocks : callable, optional
+        ``blocks(adql_name)`` gives a table's :class:`~skysense.vo.hpx.BlockIndex` or None
+        (a backend's ``hpx_blocks``): a region constraint on a table published field by
+        field then also filters its block column (:func:`~skysense.vo.sql.common.block_filter`),
+        so only the row groups holding rows in the region are read. The rows are the same.
 
     Returns
     -------
@@ -580,6 +588,7 @@ def translate(
     opts = {
         "max_unindexed_pairs": max_unindexed_pairs,
         "join_radius_bound_deg": float(join_radius_bound_deg),
+        "blocks": blocks,
     }
     if isinstance(text_or_query, str):
         q, cached = parse_cached(text_or_query, deadline=deadline)
