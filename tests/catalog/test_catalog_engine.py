@@ -190,3 +190,27 @@ def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(
         x.reset_index(drop=True), y.reset_index(drop=True), check_exact=True
     )
+
+
+def test_cli_merge_is_tiled_by_default_and_equals_in_memory(tmp_path, capsys):
+    """``skysense catalog merge`` uses the library's default (tiled); ``--in-memory`` gives the
+    same masterlist and associations, in the same row order."""
+    from skysense.cli.__main__ import main
+
+    files = _catalogues(tmp_path, seed=3)
+    cfg = {"catalogues": [f.name for f in files], "radius_arcsec": 1.2}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["catalog", "merge", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "t")]) == 0
+    assert main(["catalog", "merge", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "m"),
+                 "--in-memory"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.count("objects written") == 2
+    engines = [json.loads((tmp_path / d / "provenance.json").read_text())["engine"] for d in "tm"]
+    assert engines == ["tiled", "single-machine"]
+    a = read_hats_table(tmp_path / "t" / "masterlist")
+    b = read_hats_table(tmp_path / "m" / "masterlist")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    x = pd.read_parquet(tmp_path / "t" / "associations")
+    y = pd.read_parquet(tmp_path / "m" / "associations")
+    x = x.sort_values(["object_key", "survey"]).reset_index(drop=True)
+    y = y.sort_values(["object_key", "survey"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(x, y, check_exact=True)

@@ -35,7 +35,9 @@ _MERGE = f"""
 config | merge configuration (YAML or TOML)
 --out required | output directory (replaced atomically)
 --fits | also write the masterlist as this FITS file
---tiled flag | merge tile by tile on Dask (for large inputs)
+--tiled flag | merge tile by tile on Dask (the default; kept for older scripts)
+--in-memory flag | merge in memory, every catalogue held whole (the same masterlist; for
+    comparisons)
 --tile-order int | HEALPix order of the tiles (default: from the data)
 {SCHEDULER}
 """
@@ -94,8 +96,11 @@ def _merge(args) -> str:
     from skysense.catalog.merge_config import load_merge_config
     from skysense.catalog.merge_io import describe_merge, run_merge
 
-    kw = keywords(args, "fits:fits_path scheduler tiled tile_order")
-    s = run_merge(load_merge_config(args.config), args.out, progress=show_progress(), **kw)
+    kw = keywords(args, "fits:fits_path scheduler tile_order")
+    # The library's default (None): tile by tile on Dask.
+    tiled = False if args.in_memory else None
+    s = run_merge(load_merge_config(args.config), args.out, progress=show_progress(), tiled=tiled,
+                  **kw)  # fmt: skip
     return describe_merge(s)
 
 

@@ -9,7 +9,7 @@ One YAML (or TOML) file names everything the HELP workflow needs for one field::
       - config: field/catalogues/suprime.yaml
       - {config: field/catalogues/swire.yaml, radius_arcsec: 1.5}
     prepare: {moc_order: 10}
-    merge: {radius_arcsec: 0.8, same_filter_rule: priority, bayes: false, tiled: false}
+    merge: {radius_arcsec: 0.8, same_filter_rule: priority, bayes: false, tiled: true}
     xid:
       priors: {cut: "f_irac_i1 > 20"}   # boolean expression on masterlist columns
       maps: [{band: spire_250, file: field/maps/spire_250.fits}]
@@ -64,7 +64,7 @@ SCHEMA: dict[str, Any] = {
         "search_radius_arcsec": (_NUM, 5.0),
         "same_filter_rule": ((str,), "priority"),
         "bayes": ((bool,), False),
-        "tiled": ((bool,), False),
+        "tiled": ((bool,), True),
         "partition_rows": ((int,), 500_000),
     },
     "xid": {
