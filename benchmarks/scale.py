@@ -412,6 +412,7 @@ def run(opts):
         "cluster": "distributed.LocalCluster, separate worker processes, reached by tcp://",
         "root": opts.root,
         "note": "wall times on a 2-core machine shared with other jobs: see each row's load",
+        "largest_size_why": LARGEST_SIZE_WHY,
     }
     # Cost per object relative to the smallest size, per stage.
     by_stage: dict[str, dict[int, float]] = {}
@@ -435,8 +436,39 @@ def _previous() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+#: Why the largest size is 100M objects (recorded in the results' metadata).
+LARGEST_SIZE_WHY = (
+    "100M objects is the largest size because of disk: at the measured bytes per object the "
+    "stages write sim 10.7 GB (truth 5.3 of it) + prepare 9.7 + merge ~11 + photo-z ~11 + the "
+    "DuckDB native table ~31 GB, about 74 GB with everything kept, on a disk with 59 GB free "
+    "(252 GB, shared); deleting each input once the next stage has read it brings the peak "
+    "to ~45 GB. 171M (HELP's masterlists) would need ~1.7x that, beyond the disk even with "
+    "deletions once the DuckDB table is counted."
+)
+#: Keys of the metadata each run writes; the others were written by hand and are kept.
+_GENERATED = {"sizes", "workers", "worker_memory_limit", "cluster", "root", "note",
+              "cost_per_object_ratio_vs_smallest", "previous_rows_from", "previous_meta",
+              "last_run_meta", "partial", "sizes_done"}  # fmt: skip
+
+
+def cost_per_object_vs(rows: list, base: int = 1_000_000) -> dict:
+    """Wall time per object of each stage at each size over that at ``base`` objects, from
+    all rows (this run's and the kept ones); stages without a ``base`` row are left out."""
+    by_stage: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r.unit == "s" and "objects" in r.extra:
+            by_stage.setdefault(r.task.split(" @ ")[0], {})[int(r.extra["objects"])] = r.skysense
+    return {
+        stage: {str(n): (t / n) / (v[base] / base) for n, t in sorted(v.items())}
+        for stage, v in by_stage.items()
+        if base in v
+    }
+
+
 def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
-    """``rows`` plus the previous results' rows for tasks not rerun (each noted as such)."""
+    """``rows`` plus the previous results' rows for tasks not rerun (each noted as such);
+    the metadata keeps the previous hand-written sections, and this run's own goes under
+    ``last_run_meta``."""
     done = {r.task for r in rows}
     kept = []
     for r in old.get("rows", []):
@@ -449,6 +481,14 @@ def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
                         unit=r.get("unit", "s"), higher_is_better=r.get("higher_is_better", False),
                         notes=note, extra=r.get("extra", {})))  # fmt: skip
     prev = old.get("meta", {})
-    meta = {**meta, "previous_rows_from": old.get("when"),
+    kept_meta = {k: v for k, v in prev.items() if k not in _GENERATED}
+    if "partial" in meta:
+        generated = meta
+    else:
+        generated = {k: v for k, v in meta.items() if k in _GENERATED}
+        kept_meta.update({k: v for k, v in meta.items() if k not in _GENERATED})
+    meta = {**kept_meta, "last_run_meta": generated, "previous_rows_from": old.get("when"),
             "previous_meta": prev.get("previous_meta", prev)}  # fmt: skip
+    if not generated.get("partial"):
+        meta["cost_per_object_vs_1M"] = cost_per_object_vs(kept + rows)
     return kept + rows, meta
