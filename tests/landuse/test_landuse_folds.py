@@ -204,3 +204,42 @@ def test_auto_early_out_subsample_and_skipped_candidates():
 def test_default_estimator_is_auto():
     assert LanduseClassifier().classifier == "auto"
     assert train_model.__kwdefaults__["classifier"] == "auto"
+
+
+def test_auto_repeats_pool_partitions_of_the_blocked_folds():
+    """``repeats`` pools the out-of-fold predictions of several blocked partitions: every
+    partition tests every sample once, so the pooled accuracy is the mean of the single
+    partitions' accuracies (each computed on its own here)."""
+    X, y, coords, spec, _ = _two_scale_scene(2)
+    cands = {"lr@means+indices": {}, "lr@stats": {}}
+    kw = dict(folds=3, coords=coords, block_px=12, spec=spec, race_margin=None)
+    one = [select_classifier(X, y, cands, random_state=s, **kw)[2] for s in (5, 6)]
+    _, _, both = select_classifier(X, y, cands, random_state=5, repeats=2, **kw)
+    assert both["repeats"] == 2 and "2 partitions pooled" in both["how"]
+    assert one[0]["repeats"] == 1 and "pooled" not in one[0]["how"]
+    for key in cands:
+        np.testing.assert_allclose(both["scores"][key],
+                                   np.mean([o["scores"][key] for o in one]))  # fmt: skip
+        assert both["table"][key]["fold_accuracy"] == (one[0]["table"][key]["fold_accuracy"]
+                                                       + one[1]["table"][key]["fold_accuracy"])  # fmt: skip
+    with pytest.raises(ConfigError, match="at least 1"):
+        select_classifier(X, y, cands, repeats=0, **kw)
+
+
+def test_auto_candidates_named_by_key_keep_the_default_hyperparameters():
+    """``candidates="rf@means+indices"`` (as --param gives it) is the default candidate of
+    that name, the random-subspace forest (one random feature per split), not a plain rf."""
+    from skysense.landuse.classify import AUTO_CANDIDATES
+
+    assert AUTO_CANDIDATES["rf@means+indices"] == {"max_features": 1}
+    X, y, coords, spec, _ = _two_scale_scene(3)
+    model = LanduseClassifier("auto", {"candidates": "rf@means+indices,lr@stats",
+                                       "block_px": 12}, spec=spec)  # fmt: skip
+    model.fit(X, y, coords=coords)
+    sel = model.info_["model_selection"]
+    assert sel["chosen"] == "rf@means+indices"  # 7x7 means separate the classes, 3x3 do not
+    assert model.chosen_["params"] == {"max_features": 1, "features": "means+indices"}
+    assert model.estimator_.max_features == 1
+    # an unknown key still gets no hyperparameters
+    _, params, _ = select_classifier(X, y, "et@means+indices", spec=spec)
+    assert params == {}
