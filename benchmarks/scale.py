@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -50,8 +51,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cones", type=int, default=40, help="cones per radius")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the data already under --root (run later stages on them)")  # fmt: skip
-    parser.add_argument("--publish-from", choices=["photoz", "merged"], default="photoz",
-                        help="publish the photo-z output (default) or the merged masterlist")  # fmt: skip
+    parser.add_argument("--publish-from", choices=["photoz", "merged", "truth"], default="photoz",
+                        help="publish the photo-z output (default), the merged masterlist, or "
+                        "the simulation's true objects (a stand-in table of the same size when "
+                        "no masterlist was made; rows named so)")  # fmt: skip
     parser.add_argument("--keep-previous", action="store_true",
                         help="keep the previous results' rows of (stage, size) pairs not rerun")  # fmt: skip
 
@@ -222,7 +225,7 @@ def merge_quality(root: Path, surveys) -> dict:
     }
 
 
-def _cones(db: str, table: str, centres: np.ndarray, r: float) -> dict:
+def _cones(db: str, table: str, centres: np.ndarray, r: float, id_col: str = "help_id") -> dict:
     from types import SimpleNamespace
 
     from skysense.vo.backends import open_backend
@@ -234,7 +237,7 @@ def _cones(db: str, table: str, centres: np.ndarray, r: float) -> dict:
         state = SimpleNamespace(backend=backend, settings=Settings(db=db))
         times, counts = [], []
         for k, (ra, dec) in enumerate(centres):
-            adql = (f"SELECT help_id, ra, dec FROM {table} WHERE 1=CONTAINS(POINT('ICRS', ra, dec), "
+            adql = (f"SELECT {id_col}, ra, dec FROM {table} WHERE 1=CONTAINS(POINT('ICRS', ra, dec), "
                     f"CIRCLE('ICRS', {ra:.6f}, {dec:.6f}, {r}))")  # fmt: skip
             t0 = time.perf_counter()
             res = run_adql_sync(state, adql, maxrec=10_000_000)
@@ -309,8 +312,13 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             _stage("photo-z apply", n,
                    lambda: predict_hats(model, ml_dir, zdir, scheduler=cluster_address),
                    [root / "photoz"], rows)  # fmt: skip
-        if getattr(opts, "publish_from", "photoz") == "merged":
+        source = getattr(opts, "publish_from", "photoz")
+        table, id_col, label = "help.masterlist", "help_id", ""
+        if source == "merged":
             zdir = ml_dir
+        elif source == "truth":
+            zdir = root / "sim" / "truth" / "objects"
+            table, id_col, label = "help.truth_objects", "object_id", " (true objects stand-in)"
         if "quality" in stages:
             q = merge_quality(root, surveys)
             load = os.getloadavg()
@@ -325,13 +333,13 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             def publish(db):
                 backend = open_backend(db)
                 try:
-                    _, n_rows = publish_hats_field(backend, zdir, "help.masterlist", "SCALE")
+                    _, n_rows = publish_hats_field(backend, zdir, table, "SCALE")
                 finally:
                     backend.close()
                 return {"rows": n_rows}
 
             db = str(root / "vo.duckdb")
-            _stage("publish DuckDB", n, lambda: publish(db), [db], rows)
+            _stage(f"publish DuckDB{label}", n, lambda: publish(db), [db], rows)
             pg = os.environ.get("SKYSENSE_TEST_PG")
             if pg:
                 pg_db = _fresh_pg(pg, n)
@@ -340,22 +348,35 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
         if "cone" in stages:
             from skysense.catalog.hats_io import read_hats_table
 
-            truth = read_hats_table(root / "sim" / "truth" / "objects", columns=["ra", "dec"])
+            objects = root / "sim" / "truth" / "objects"
             rng = np.random.default_rng(0)
+            if n > 20_000_000:
+                # Centres from eight partitions (the driver need not hold 100M positions).
+                import pandas as pd
+                import pyarrow.parquet as pq
+
+                from skysense.catalog.hats_io import hats_files
+
+                files = hats_files(objects)
+                pick = rng.choice(len(files), min(8, len(files)), replace=False)
+                truth = pd.concat([pq.read_table(files[i], columns=["ra", "dec"]).to_pandas()
+                                   for i in sorted(pick)])  # fmt: skip
+            else:
+                truth = read_hats_table(objects, columns=["ra", "dec"])
             centres = truth[["ra", "dec"]].to_numpy()[rng.integers(0, len(truth), opts.cones + 3)]
             del truth
             dbs = [("DuckDB", str(root / "vo.duckdb"))]
             if os.environ.get("SKYSENSE_TEST_PG"):
                 dbs.append(("PostgreSQL+Q3C", _pg_url(os.environ["SKYSENSE_TEST_PG"], n)))
-            for label, db in dbs:
+            for dbname, db in dbs:
                 for r in (0.05, 0.5):
-                    c = _cones(db, "help.masterlist", centres, r)
+                    c = _cones(db, table, centres, r, id_col)
                     load = os.getloadavg()
-                    rows.append(Row(f"VO cone {r} deg p50 {label} @ {n:.0e}", c["p50_ms"], None,
+                    rows.append(Row(f"VO cone {r} deg p50 {dbname}{label} @ {n:.0e}", c["p50_ms"], None,
                                     unit="ms", notes=f"p90 {c['p90_ms']:.1f} ms, median "
                                     f"{c['median_rows']:.0f} rows, load {load[0]:.1f}",
                                     extra={**c, "objects": n, "loadavg": list(load)}))  # fmt: skip
-                    print(f"  cone {r} {label}: p50 {c['p50_ms']:.1f} ms", flush=True)
+                    print(f"  cone {r} {dbname}{label}: p50 {c['p50_ms']:.1f} ms", flush=True)
     finally:
         if not opts.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -491,4 +512,6 @@ def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
             "previous_meta": prev.get("previous_meta", prev)}  # fmt: skip
     if not generated.get("partial"):
         meta["cost_per_object_vs_1M"] = cost_per_object_vs(kept + rows)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        meta["runs"] = [*meta.get("runs", []), {"when": when, "what": " ".join(sys.argv[1:])}]
     return kept + rows, meta
