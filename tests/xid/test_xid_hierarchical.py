@@ -26,7 +26,7 @@ def _width(draws):
     return np.diff(np.percentile(draws, [15.9, 84.1], axis=0), axis=0)[0]
 
 
-@pytest.mark.parametrize("skew_sd", [None, 0.0])
+@pytest.mark.parametrize("skew_sd", [None, 0.0, "tied"])
 def test_hierarchical_gibbs_matches_hierarchical_numpyro(skew_sd):
     # the acceptance of #18: same tile, same model; medians within 0.1 posterior sd and
     # 68 % widths within 10 %, for every source and for both hyperparameters; the default
@@ -38,7 +38,11 @@ def test_hierarchical_gibbs_matches_hierarchical_numpyro(skew_sd):
     m = band_model(
         "spire_250", a, d, sig, flux_kind="hierarchical", conf_prior=ConfusionPrior("none")
     )
-    if skew_sd is not None:
+    if skew_sd == "tied":
+        # the width hyperprior of a band tied to another (fit's tie_widths): ln sd ~ Normal,
+        # centred away from this tile's 0.3 dex so that the hyperprior matters
+        m.flux_prior.hyper_sd_dex, m.flux_prior.hyper_sd_tolerance = 0.5, 0.2
+    elif skew_sd is not None:
         m.flux_prior.hyper_skew_sd = skew_sd
     g = sample_band(m, n_samples=20000, n_warmup=1000, n_chains=2, random_state=0)
     r = nuts_band(m, n_samples=3000, n_warmup=800, n_chains=2, random_state=0)
@@ -182,3 +186,33 @@ def test_skewed_population_gibbs_matches_numpyro():
         sd = rd.std(axis=0)
         assert np.all(np.abs(np.median(gd, 0) - np.median(rd, 0)) < 0.15 * sd)
         assert np.all(np.abs(_width(gd) / _width(rd) - 1.0) < 0.15)
+
+
+def test_fit_ties_the_longer_wavelength_widths_to_the_first_band():
+    from skysense.xid.calibration import simulate_spire
+    from skysense.xid.fit import fit
+
+    maps, truth = simulate_spire(3, area_deg2=0.002)
+    prior = truth[["id", "ra", "dec"]]
+    kw = {"on_duplicate": "keep", "n_samples": 60, "n_warmup": 60, "n_chains": 2}
+    res = fit(maps, prior, random_state=0, **kw)
+    fp = {b: m.flux_prior for b, m in res.models.items()}
+    assert fp["spire_250"].hyper_sd_dex is None
+    sd250 = np.log(res.posteriors["spire_250"].pop_sigma_dex.ravel())
+    for b in ("spire_350", "spire_500"):
+        # centred on the 250 um posterior median, sd: its posterior sd and 10 % in quadrature
+        assert fp[b].hyper_sd_dex == pytest.approx(np.exp(np.median(sd250)))
+        assert fp[b].hyper_sd_tolerance == pytest.approx(np.hypot(sd250.std(), 0.1))
+    free = fit(maps, prior, random_state=0, tie_widths=False, **kw)
+    assert all(m.flux_prior.hyper_sd_dex is None for m in free.models.values())
+    # the flat prior has no population: nothing to tie
+    flat = fit(maps, prior, random_state=0, flux_kind="uniform", **kw)
+    assert all(m.flux_prior.hyper_sd_dex is None for m in flat.models.values())
+
+
+def test_tied_width_must_be_positive():
+    a, d, sig, _ = _population_tile(1, 5, 16, 4.0, 0.3, 1.5)
+    m = band_model("spire_350", a, d, sig, flux_kind="hierarchical")
+    m.flux_prior.hyper_sd_dex = 0.0
+    with pytest.raises(InputError, match="hyper_sd_dex"):
+        m.flux_prior.validate(m.nsrc, "spire_350")

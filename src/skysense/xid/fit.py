@@ -22,6 +22,8 @@ from skysense.xid.model import (
     DEFAULT_FLUX_KIND,
     FWHM_ARCSEC,
     LOG_PRIOR_FLOOR_MJY,
+    TIED_WIDTH_BANDS,
+    TIED_WIDTH_TOLERANCE,
     BackgroundPrior,
     BandModel,
     ConfusionPrior,
@@ -40,6 +42,7 @@ __all__ = [
     "build_band_model",
     "fit",
     "fit_models",
+    "tied_width_models",
     "fit_sed_maps",
     "help_id",
     "catalogue_band_name",
@@ -479,6 +482,7 @@ def fit(
     n_warmup: int = 500,
     n_chains: int = 4,
     random_state=None,
+    tie_widths: bool = True,
 ) -> XIDResult:
     """Fit the prior sources on one or more band maps (bands independent).
 
@@ -492,6 +496,11 @@ def fit(
         Flux prior (see :func:`build_band_model`); default the hierarchical population prior
         learned from the maps, ``"uniform"`` for XID+'s flat prior.
     sampler : ``"gibbs"`` (fast exact sampler) or ``"nuts"`` (numpyro reference)
+    tie_widths : bool
+        With the hierarchical prior, the longer-wavelength bands of an instrument
+        (:data:`~skysense.xid.model.TIED_WIDTH_BANDS`: SPIRE 350/500 um, PACS 160 um) take the
+        width of their population from the band fitted first (250 um, 100 um):
+        :func:`tied_width_models`. False: every band learns its own.
 
     Returns
     -------
@@ -510,17 +519,68 @@ def fit(
         flux_kind=flux_kind,
         on_duplicate=on_duplicate,
     )
-    posteriors = fit_models(
-        models,
-        sampler=sampler,
-        n_samples=n_samples,
-        n_warmup=n_warmup,
-        n_chains=n_chains,
-        random_state=random_state,
-    )
+    run = {"sampler": sampler, "n_samples": n_samples, "n_warmup": n_warmup, "n_chains": n_chains}
+    tied = _tied_bands(models) if tie_widths else {}
+    if not tied:
+        posteriors = fit_models(models, random_state=random_state, **run)
+    else:
+        # two passes: the bands whose width others borrow, then those (with its hyperprior)
+        first, then = np.random.default_rng(random_state).integers(2**31, size=2)
+        posteriors = fit_models(
+            {b: m for b, m in models.items() if b not in tied}, random_state=int(first), **run
+        )
+        models.update(tied_width_models(models, posteriors, tied))
+        posteriors.update(fit_models({b: models[b] for b in tied}, random_state=int(then), **run))
+        posteriors = {b: posteriors[b] for b in models}
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
     )
+
+
+def _tied_bands(models: Mapping[str, BandModel]) -> dict[str, str]:
+    """Band -> the band whose population width it borrows (:data:`TIED_WIDTH_BANDS`), for the
+    hierarchical bands present whose width is not already given."""
+
+    def free(b):
+        fp = models[b].flux_prior
+        return fp.kind == "hierarchical" and fp.hyper_sd_dex is None
+
+    return {
+        b: group[0]
+        for group in TIED_WIDTH_BANDS
+        if group[0] in models and free(group[0])
+        for b in group[1:]
+        if b in models and free(b)
+    }
+
+
+def tied_width_models(
+    models: Mapping[str, BandModel],
+    posteriors: Mapping[str, BandPosterior],
+    tied: Mapping[str, str],
+    *,
+    tolerance: float = TIED_WIDTH_TOLERANCE,
+) -> dict[str, BandModel]:
+    """The models of the ``tied`` bands with the width hyperprior of the band they borrow from.
+
+    ``tied``: band -> band already sampled in ``posteriors`` (hierarchical prior). The log of
+    the population's sd of log10 f gets a Normal hyperprior centred on that band's posterior
+    median, of sd its posterior sd and ``tolerance`` (the colour allowance) in quadrature
+    (:attr:`~skysense.xid.model.FluxPrior.hyper_sd_dex`). Returns band -> new BandModel.
+    """
+    out = {}
+    for band, ref in tied.items():
+        sd = posteriors[ref].pop_sigma_dex
+        if sd is None:  # the reference band did not learn a population
+            continue
+        lsd = np.log(np.asarray(sd, float).ravel())
+        fp = dataclasses.replace(
+            models[band].flux_prior,
+            hyper_sd_dex=float(np.exp(np.median(lsd))),
+            hyper_sd_tolerance=float(np.hypot(lsd.std(), tolerance)),
+        )
+        out[band] = dataclasses.replace(models[band], flux_prior=fp)
+    return out
 
 
 def _regions(maps: Sequence[SkyMap], region_moc) -> dict:

@@ -34,6 +34,8 @@ __all__ = [
     "FLUX_KINDS",
     "DEFAULT_FLUX_KIND",
     "LOG_PRIOR_FLOOR_MJY",
+    "TIED_WIDTH_BANDS",
+    "TIED_WIDTH_TOLERANCE",
     "BackgroundPrior",
     "ConfusionPrior",
     "BandModel",
@@ -56,6 +58,19 @@ FLUX_KINDS = {"uniform": 0, "gaussian": 1, "loguniform": 2, "lognormal": 3, "hie
 DEFAULT_FLUX_KIND = "hierarchical"
 #: default lower flux bound (mJy) of the log-space priors when none is given
 LOG_PRIOR_FLOOR_MJY = {"loguniform": 0.01, "lognormal": 0.01, "hierarchical": 1e-3}
+
+#: Bands of one instrument whose hierarchical populations share their width (sd of log10 f):
+#: the first band of each group is fitted first and its learned width becomes the others'
+#: hyperprior (:attr:`FluxPrior.hyper_sd_dex`). Why: one prior list's fluxes in neighbouring
+#: bands differ by colours that scatter far less than the fluxes, so the widths are alike
+#: (:mod:`skysense.sim` lists: 0.69 / 0.69 / 0.69 dex at 250 / 350 / 500 um for i < 22,
+#: 0.42 / 0.44 / 0.48 for MIPS 24 > 50 uJy), while the longer-wavelength maps, with most
+#: sources below their noise, learn the width badly on their own; see
+#: :mod:`skysense.xid.calibration` (#18).
+TIED_WIDTH_BANDS = (("spire_250", "spire_350", "spire_500"), ("pacs_green", "pacs_red"))
+#: sd of ln(width) around the first band's: the colour allowance (10 %), added in quadrature
+#: to the first band's posterior sd of ln(width)
+TIED_WIDTH_TOLERANCE = 0.1
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
@@ -263,6 +278,12 @@ class FluxPrior:
     hyper_sigma_scale_dex: float = 1.0
     hyper_skew_sd: float = 1.0
     hyper_skew_mean: float = 2.0
+    #: ``"hierarchical"`` only: the population's width tied to another band's. The log of its
+    #: sd of log10 f (dex) ~ Normal(ln ``hyper_sd_dex``, ``hyper_sd_tolerance``) replaces the
+    #: HalfNormal scale hyperprior; None: the width is free. :func:`skysense.xid.fit.fit`
+    #: sets it for the longer-wavelength bands of an instrument (:data:`TIED_WIDTH_BANDS`).
+    hyper_sd_dex: float | None = None
+    hyper_sd_tolerance: float = 0.1
     #: ``"lognormal"`` only: shape alpha (nsrc,) of a skew-normal log10 f of location log10
     #: ``mu`` and scale ``sigma`` dex (a population fixed from the hierarchical pilot pass of
     #: :mod:`skysense.xid.engine`); None: 0, the log-normal
@@ -321,6 +342,11 @@ class FluxPrior:
             and np.isfinite(self.hyper_skew_mean)
         ):
             raise InputError(f"hierarchical flux prior{where}: hyperprior scales must be > 0")
+        if self.kind == "hierarchical" and self.hyper_sd_dex is not None:
+            if not (self.hyper_sd_dex > 0 and np.isfinite(self.hyper_sd_dex)):
+                raise InputError(f"hierarchical flux prior{where}: hyper_sd_dex must be > 0")
+            if not (self.hyper_sd_tolerance > 0 and np.isfinite(self.hyper_sd_tolerance)):
+                raise InputError(f"hierarchical flux prior{where}: hyper_sd_tolerance must be > 0")
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise InputError(f"flux bounds{where} must be finite")
 

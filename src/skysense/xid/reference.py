@@ -65,7 +65,19 @@ def numpyro_band_model(model: BandModel):
             lmed = numpyro.sample(
                 "pop_log10_median", dist.Normal(p.hyper_log10_median, p.hyper_median_sd_dex)
             )
-            sdex = numpyro.sample("pop_sigma_dex", dist.HalfNormal(p.hyper_sigma_scale_dex))
+            if p.hyper_sd_dex is None:
+                sdex = numpyro.sample("pop_sigma_dex", dist.HalfNormal(p.hyper_sigma_scale_dex))
+            else:  # width tied to another band's: ln sd ~ Normal, as the Gibbs sampler
+                a = (
+                    numpyro.sample("pop_skew", dist.Normal(p.hyper_skew_mean, p.hyper_skew_sd))
+                    if p.hyper_skew_sd > 0
+                    else 0.0
+                )
+                lsd = numpyro.sample(
+                    "pop_log_sd", dist.Normal(np.log(p.hyper_sd_dex), p.hyper_sd_tolerance)
+                )
+                d2 = 2.0 * a**2 / (np.pi * (1.0 + a**2))  # the scale from the sd at this alpha
+                sdex = numpyro.deterministic("pop_sigma_dex", jnp.exp(lsd) / jnp.sqrt(1.0 - d2))
             m, s = lmed * np.log(10.0), sdex * np.log(10.0)
             ln = dist.TruncatedNormal(m, s, low=jnp.log(lo), high=jnp.log(hi))
             prior = dist.TransformedDistribution(ln, dist.transforms.ExpTransform())
@@ -73,7 +85,8 @@ def numpyro_band_model(model: BandModel):
             z = ndtr((jnp.log(hi) - m) / s) - ndtr((jnp.log(lo) - m) / s)
             numpyro.factor("pop_box", jnp.sum(jnp.log(jnp.clip(z, 1e-300))))
             if p.hyper_skew_sd > 0:  # skew-normal: 2 phi(z) Phi(alpha z)
-                a = numpyro.sample("pop_skew", dist.Normal(p.hyper_skew_mean, p.hyper_skew_sd))
+                if p.hyper_sd_dex is None:
+                    a = numpyro.sample("pop_skew", dist.Normal(p.hyper_skew_mean, p.hyper_skew_sd))
                 skew = lambda f: jnp.sum(log_ndtr(a * (jnp.log(f) - m) / s))  # noqa: E731
         elif p.kind == "uniform":
             prior = dist.Uniform(lo, hi)

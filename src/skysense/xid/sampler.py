@@ -254,7 +254,14 @@ def _hyper_lp(x, hyp, u):
     """
     m, t, a = x[0], x[1], x[2]
     s = math.exp(t)
-    lp = -0.5 * ((m - hyp[2]) / hyp[3]) ** 2 - 0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
+    lp = -0.5 * ((m - hyp[2]) / hyp[3]) ** 2
+    if hyp.size > 10 and hyp[10] > 0.0:
+        # width tied to another band's: ln sd ~ Normal(hyp[9], hyp[10]) replaces the HalfNormal
+        # on s (ln sd = t + a function of alpha: a density in t at fixed alpha)
+        d2 = 2.0 * a * a / (math.pi * (1.0 + a * a))
+        lp -= 0.5 * ((t + 0.5 * math.log(1.0 - d2) - hyp[9]) / hyp[10]) ** 2
+    else:
+        lp += -0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
     if hyp[6] > 0.0:
         lp -= 0.5 * ((a - hyp[7]) / hyp[6]) ** 2
     isd = math.sqrt(1.0 / (s * s))  # as _skew_lp computes it, so the sums are unchanged
@@ -1085,6 +1092,9 @@ def sample_band(
                     p.hyper_skew_sd,
                     p.hyper_skew_mean,
                     hyper_every,
+                    # the width tied to another band's (ln sd in ln-flux units; sd 0: free)
+                    0.0 if p.hyper_sd_dex is None else math.log(p.hyper_sd_dex * _LN10),
+                    0.0 if p.hyper_sd_dex is None else p.hyper_sd_tolerance,
                 ]
             )
             pmu, pprec = np.full(nsrc, hyp[0]), np.full(nsrc, math.exp(-2.0 * hyp[1]))
