@@ -132,6 +132,18 @@ def _correlated_gibbs(nsrc: int, seed: int, n_draws: int) -> dict:
     }
 
 
+def _hyper_ess(prefix: str, post) -> dict:
+    """Bulk ESS of the population's moments and skew draws (hierarchical prior), if any."""
+    from skysense.xid.diagnostics import ess_bulk
+
+    out = {}
+    for name in ("pop_median_mjy", "pop_sigma_dex", "pop_skew"):
+        x = getattr(post, name, None)
+        if x is not None:
+            out[f"{prefix}_ess_{name}"] = float(ess_bulk(np.asarray(x)))
+    return out
+
+
 def _previous_field():
     import json
 
@@ -226,6 +238,14 @@ def run(opts):
                     "gibbs_min_ess": float(g_ess.min()),
                     "gibbs_median_ess": float(np.median(g_ess)),
                     "gibbs_sampling_cpu_s": g.sampling_cpu_s,
+                    # per-sweep cost (all chains' kept sweeps) and what limits the rate: the
+                    # source of the smallest flux ESS and the hyperparameters' ESS (not in
+                    # the min, which is over fluxes on both sides)
+                    "gibbs_ms_per_sweep": 1e3 * g.sampling_s / (4 * g_draws),
+                    "gibbs_cpu_ms_per_sweep": 1e3 * g.sampling_cpu_s / (4 * g_draws),
+                    "gibbs_min_ess_source": int(np.argmin(g_ess)),
+                    **_hyper_ess("gibbs", g),
+                    **_hyper_ess("nuts", n),
                     "gibbs_min_ess_per_cpu_s": float(g_ess.min() / g.sampling_cpu_s),
                     "nuts_sampling_cpu_s": n.sampling_cpu_s,
                     "nuts_min_ess_per_cpu_s": float(n_ess.min() / n.sampling_cpu_s),

@@ -131,7 +131,9 @@ def test_gaussian_loguniform_and_lognormal_priors_one_source():
             conf_prior=ConfusionPrior("none"),
             **extra,
         )
-        post = sample_band(m, n_samples=20000, n_warmup=200, n_chains=2, random_state=4)
+        # 80000 draws: the Monte Carlo error of the quantiles (~0.011 mJy at the median) is
+        # well inside the tolerance whatever the random stream
+        post = sample_band(m, n_samples=40000, n_warmup=200, n_chains=2, random_state=4)
         lp = loglik + logprior
         p = np.exp(lp - lp.max())
         cdf = np.cumsum(p) / p.sum()
