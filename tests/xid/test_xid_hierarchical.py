@@ -205,6 +205,9 @@ def test_fit_ties_the_longer_wavelength_widths_to_the_first_band():
         assert fp[b].hyper_sd_tolerance == pytest.approx(np.hypot(sd250.std(), 0.1))
     free = fit(maps, prior, random_state=0, tie_widths=False, **kw)
     assert all(m.flux_prior.hyper_sd_dex is None for m in free.models.values())
+    # the band others borrow from is sampled as without the tie (same seed, same draws)
+    assert np.array_equal(res.posteriors["spire_250"].flux, free.posteriors["spire_250"].flux)
+    assert not np.array_equal(res.posteriors["spire_500"].flux, free.posteriors["spire_500"].flux)
     # the flat prior has no population: nothing to tie
     flat = fit(maps, prior, random_state=0, flux_kind="uniform", **kw)
     assert all(m.flux_prior.hyper_sd_dex is None for m in flat.models.values())

@@ -444,9 +444,15 @@ def fit_models(
     sigma_conf even where the model asks for the correlated field.
     """
     rng = np.random.default_rng(random_state)
+    seeds = {band: int(rng.integers(2**31)) for band in models}
+    return _sample_models(models, seeds, sampler, n_samples, n_warmup, n_chains)
+
+
+def _sample_models(models, seeds, sampler, n_samples, n_warmup, n_chains):
+    """:func:`fit_models` with each band's seed given (band -> int)."""
     out = {}
     for band, m in models.items():
-        seed = int(rng.integers(2**31))
+        seed = seeds[band]
         if sampler == "gibbs":
             out[band] = sample_band(
                 m, n_samples=n_samples, n_warmup=n_warmup, n_chains=n_chains, random_state=seed
@@ -519,18 +525,17 @@ def fit(
         flux_kind=flux_kind,
         on_duplicate=on_duplicate,
     )
-    run = {"sampler": sampler, "n_samples": n_samples, "n_warmup": n_warmup, "n_chains": n_chains}
+    run = (sampler, n_samples, n_warmup, n_chains)
+    # each band's seed as fit_models draws them, whatever order the bands are sampled in (an
+    # untied band's draws do not depend on the tie)
+    rng = np.random.default_rng(random_state)
+    seeds = {band: int(rng.integers(2**31)) for band in models}
     tied = _tied_bands(models) if tie_widths else {}
-    if not tied:
-        posteriors = fit_models(models, random_state=random_state, **run)
-    else:
-        # two passes: the bands whose width others borrow, then those (with its hyperprior)
-        first, then = np.random.default_rng(random_state).integers(2**31, size=2)
-        posteriors = fit_models(
-            {b: m for b, m in models.items() if b not in tied}, random_state=int(first), **run
-        )
+    # two passes: the bands whose width others borrow, then those (with its hyperprior)
+    posteriors = _sample_models({b: m for b, m in models.items() if b not in tied}, seeds, *run)
+    if tied:
         models.update(tied_width_models(models, posteriors, tied))
-        posteriors.update(fit_models({b: models[b] for b in tied}, random_state=int(then), **run))
+        posteriors.update(_sample_models({b: models[b] for b in tied}, seeds, *run))
         posteriors = {b: posteriors[b] for b in models}
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
