@@ -243,3 +243,18 @@ def test_auto_candidates_named_by_key_keep_the_default_hyperparameters():
     # an unknown key still gets no hyperparameters
     _, params, _ = select_classifier(X, y, "et@means+indices", spec=spec)
     assert params == {}
+
+
+def test_auto_default_folds_six_blocked_three_stratified():
+    """Blocked comparisons default to 6 folds (at most one per occupied block), so each
+    trains on 5/6 of the polygons; stratified ones keep 3."""
+    X, y, coords, spec, _ = _two_scale_scene(4)
+    cands = {"lr@means+indices": {}, "lr@stats": {}}
+    _, _, rec = select_classifier(X, y, cands, coords=coords, block_px=12, spec=spec)
+    assert rec["folds"] == 6 and "blocked 6-fold" in rec["how"]
+    assert all(len(v["fold_accuracy"]) == 6 for v in rec["table"].values())
+    # 4 occupied blocks of 36 px: 4 folds
+    _, _, rec = select_classifier(X, y, cands, coords=coords, block_px=36, spec=spec)
+    assert rec["folds"] == 4 and np.unique(coords // 36, axis=0).shape[0] == 4
+    _, _, rec = select_classifier(X, y, cands, spec=spec)
+    assert rec["folds"] == 3 and "stratified 3-fold" in rec["how"]
