@@ -167,9 +167,10 @@ def _tile_breakdown(xid_dir: Path, n_priors: int | None, area: float, workers: i
 
     And the extrapolation to 10 deg^2 (and to 100,000 priors) per prior source: pass-2 CPU
     per own source times the priors, plus the pilot tiles of pass 1 (``n_pilot`` tile fits of
-    the mean tile's CPU), divided over ``workers`` idle cores. CPU seconds, not wall: the
-    machine is shared, and CPU time changes much less with its load than wall time (it still
-    grows somewhat under load: shared caches, hyper-threads).
+    the mean tile's CPU), divided over ``workers`` cores. CPU seconds, not wall: the machine
+    is shared, and CPU time changes much less with its load than wall time; but it still
+    grows under load (shared cores and memory bandwidth: about 2x for the MIPS field draws
+    at load 10-16 against load ~1), so this is an upper bound for idle workers.
     """
     recs = []
     for f in sorted((xid_dir / "tiles").glob("*.timing.json")):
@@ -208,7 +209,9 @@ def _tile_breakdown(xid_dir: Path, n_priors: int | None, area: float, workers: i
         out[f"extrapolated_{label}"] = {
             "priors": round(n),
             "cpu_s": total,
-            "xid_wall_min_on_idle_workers": total / workers / 60.0,
+            # at the CPU rate of this run: under load a CPU second does less (shared cores
+            # and memory bandwidth), so on idle workers it would take less
+            "xid_wall_min_at_this_cpu_rate": total / workers / 60.0,
         }
     return out
 
