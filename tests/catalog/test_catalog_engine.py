@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from skysense.catalog.hats_io import read_hats_table, spatial_index
@@ -214,3 +215,26 @@ def test_cli_merge_is_tiled_by_default_and_equals_in_memory(tmp_path, capsys):
     x = x.sort_values(["object_key", "survey"]).reset_index(drop=True)
     y = y.sort_values(["object_key", "survey"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "extra", [["--tiled"], ["--tile-order", "3"], ["--scheduler", "tcp://x:1"]]
+)
+def test_cli_merge_in_memory_refuses_tiled_options(tmp_path, capsys, extra):
+    from skysense.cli.__main__ import main
+
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"catalogues": ["a.fits"]}))
+    argv = [
+        "catalog",
+        "merge",
+        str(tmp_path / "m.yaml"),
+        "--out",
+        str(tmp_path / "o"),
+        "--in-memory",
+    ]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("skysense: error: --in-memory cannot be combined") and err.count("\n") == 1
+    )
+    assert not (tmp_path / "o").exists()

@@ -95,8 +95,12 @@ def _merge(args) -> str:
     from skysense._dask import show_progress
     from skysense.catalog.merge_config import load_merge_config
     from skysense.catalog.merge_io import describe_merge, run_merge
+    from skysense.errors import InputError
 
     kw = keywords(args, "fits:fits_path scheduler tile_order")
+    if args.in_memory and (args.tiled or args.scheduler is not None or args.tile_order is not None):
+        # run_merge would tile anyway with a scheduler, and ignore the others silently.
+        raise InputError("--in-memory cannot be combined with --tiled, --scheduler or --tile-order")
     # The library's default (None): tile by tile on Dask.
     tiled = False if args.in_memory else None
     s = run_merge(load_merge_config(args.config), args.out, progress=show_progress(), tiled=tiled,
