@@ -473,13 +473,12 @@ def _shift_population(f, lo, hi, shift, hyp, pmu, w, r, indptr, indices, vals, r
     left = -width * rng.random()
     right = left + width
     left, right = max(tlo, left), min(thi, right)
-    for _ in range(40):
-        if left <= tlo or lp(left) < y:
-            break
+    # stepping out without a cap on the steps (Neal 2003, m = infinity): capped at a fixed
+    # count on each side, the interval would no longer be reversible when the cap binds; the
+    # loops end at the faint fluxes' bounds (finite: lo > 0 in log space) if not before
+    while left > tlo and lp(left) >= y:
         left = max(tlo, left - width)
-    for _ in range(40):
-        if right >= thi or lp(right) < y:
-            break
+    while right < thi and lp(right) >= y:
         right = min(thi, right + width)
     while True:
         t = left + (right - left) * rng.random()
@@ -724,8 +723,8 @@ def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr,
     the posterior invariant; the directions (long axes of the pairs' conditional Gaussians)
     are where coordinate-wise Gibbs moves crawl. ``cval`` holds A u on the pair's pixels.
     With a log-space prior on either source the conditional along the direction is not
-    Gaussian and the move is a slice step instead (also exact).
-    """
+    Gaussian and the move is :func:`_line_step` instead (a Metropolis-Hastings or slice
+    step, also exact)."""
     for p in range(pi.size):
         i, j = pi[p], pj[p]
         di, dj = ui[p], uj[p]
@@ -925,9 +924,9 @@ def _field_moves(
     ``t e_j``, ``e_j = a_j - B v_j / ||b||`` on the pixels, in ``eptr/epix/evals``): flux moves
     between the source and the confusion field, which single-block updates of either do
     only slowly. Along the line the log density is quadratic in t plus the flux prior, so
-    the step is a truncated normal (flat, Gaussian priors) or a slice step (log-space
-    priors), exact whatever ``v_j``. ``r`` (d - A f - B - g) and ``z`` are updated in place,
-    each source's step t goes to ``steps`` (0 where it did not move).
+    the step is a truncated normal (flat, Gaussian priors) or :func:`_line_step`
+    (log-space priors), exact whatever ``v_j``. ``r`` (d - A f - B - g) and ``z`` are
+    updated in place, each source's step t goes to ``steps`` (0 where it did not move).
     """
     for j in range(f.size):
         steps[j] = 0.0
