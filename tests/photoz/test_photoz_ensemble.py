@@ -131,6 +131,12 @@ def test_model_file_round_trip(tmp_path, fitted):
     assert len(doc["members"]) == 3
     back = load_model(path)
     assert isinstance(back.estimator, GPzEnsemble)
+    # the member template as given (members override calibrate), so a refit behaves alike
+    assert back.estimator.get_params()["estimator__calibrate"] is True
+    assert back.estimator.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+    for key, value in est.get_params().items():
+        if key != "estimator":
+            assert back.estimator.get_params()[key] == value, key
     frame = pd.DataFrame(Xv, columns=["a", "b"])
     pd.testing.assert_frame_equal(back.predict_frame(frame), model.predict_frame(frame))
     # The checksum covers the members' arrays.
@@ -158,3 +164,18 @@ def test_train_model_members_builds_an_ensemble(fitted):
     assert got == pytest.approx(sigma_nmad(valid["zspec"].to_numpy(), mean), rel=1e-9)
     with pytest.raises(ConfigError, match="members"):
         train_model(frame, ["a", "b"], members=0, **kw)
+
+
+def test_model_file_members_must_match_the_arrays(tmp_path, fitted):
+    """model.json is not under the checksum: a members list that does not match the arrays
+    is an InputError, not a KeyError."""
+    est, _, _ = fitted
+    path = save_model(PhotozModel(estimator=est, bands=["a", "b"]), tmp_path / "ens")
+    doc = json.loads((path / "model.json").read_text())
+    for members in (doc["members"][:2], doc["members"] + doc["members"][:1]):
+        bad = dict(doc, members=members)
+        if len(members) > 3:  # consistent count, missing arrays
+            bad["params"] = dict(doc["params"], n_estimators=4)
+        (path / "model.json").write_text(json.dumps(bad))
+        with pytest.raises(InputError, match="model.json"):
+            load_model(path)

@@ -9,7 +9,8 @@ A model is a directory (written atomically) holding
 
 A :class:`~skysense.photoz.ensemble.GPzEnsemble` (format version 4) stores its members' arrays
 as ``member<k>.<name>`` and their parameters and fitted scalars under ``members`` in
-``model.json``; ``params`` then holds the ensemble's own parameters.
+``model.json``; ``params`` then holds the ensemble's own parameters and ``estimator_params``
+the member template's (as given: the members override ``calibrate``).
 
 Nothing in a model file is executed on load (no pickle). Catalogues are read from CSV, FITS,
 Parquet, HDF5 (every 1-D dataset of a group) or whitespace-separated text.
@@ -114,6 +115,9 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
             "variance_scale_": est.variance_scale_,
             "validation_coverage_raw_": _json_number(est.validation_coverage_raw_),
         }
+        # the template as given: members have calibrate (and without validation rows
+        # validation_fraction) overridden, so a refit of the loaded ensemble needs these
+        doc["estimator_params"] = _params(est._template())
         doc["members"] = [
             {
                 "params": _params(e),
@@ -200,9 +204,35 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
         raise InputError(
             "checksum mismatch: arrays.npz is corrupted or was modified", path=arrays_path
         )
-    with np.load(_io.BytesIO(blob), allow_pickle=False) as arrays:
-        loaded = {name: np.array(arrays[name]) for name in doc["arrays"]}
+    try:
+        with np.load(_io.BytesIO(blob), allow_pickle=False) as arrays:
+            loaded = {name: np.array(arrays[name]) for name in doc["arrays"]}
+        est = _estimator_from(doc, loaded)
+        return PhotozModel(
+            estimator=est,
+            bands=list(doc["bands"]),
+            errors=doc["errors"],
+            target=doc["target"],
+            kind=doc["kind"],
+            flux_unit=doc["flux_unit"],
+            missing_values=tuple(doc["missing_values"]),
+            inputs=doc.get("inputs", "mag"),
+            info=doc.get("info", {}),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        # a hand-edited or truncated model.json (the checksum covers arrays.npz only)
+        raise InputError(
+            f"model.json does not match arrays.npz or lacks a field: {exc!r}", path=meta_path
+        ) from exc
+
+
+def _estimator_from(doc: dict, loaded: dict) -> GPzRegressor | GPzEnsemble:
+    """The fitted estimator of a model.json document and its arrays."""
     if doc.get("estimator", "GPzRegressor") == "GPzEnsemble":
+        if len(doc["members"]) != doc["params"]["n_estimators"]:
+            raise ValueError(
+                f"{len(doc['members'])} members for n_estimators={doc['params']['n_estimators']}"
+            )
         members = [
             _gpz_from(
                 spec["params"],
@@ -213,7 +243,7 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
             for k, spec in enumerate(doc["members"])
         ]
         est = GPzEnsemble(
-            estimator=GPzRegressor(**doc["members"][0]["params"]),
+            estimator=GPzRegressor(**doc.get("estimator_params", doc["members"][0]["params"])),
             **doc["params"],
             random_state=doc.get("random_state"),
         )
@@ -224,19 +254,8 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
         est.variance_scale_ = float(doc["fitted"]["variance_scale_"])
         raw = doc["fitted"].get("validation_coverage_raw_")
         est.validation_coverage_raw_ = float("nan" if raw is None else raw)
-    else:
-        est = _gpz_from(doc["params"], doc.get("random_state"), doc["fitted"], loaded)
-    return PhotozModel(
-        estimator=est,
-        bands=list(doc["bands"]),
-        errors=doc["errors"],
-        target=doc["target"],
-        kind=doc["kind"],
-        flux_unit=doc["flux_unit"],
-        missing_values=tuple(doc["missing_values"]),
-        inputs=doc.get("inputs", "mag"),
-        info=doc.get("info", {}),
-    )
+        return est
+    return _gpz_from(doc["params"], doc.get("random_state"), doc["fitted"], loaded)
 
 
 def _gpz_from(params: dict, random_state, fitted: dict, arrays: dict) -> GPzRegressor:
