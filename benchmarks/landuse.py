@@ -70,8 +70,10 @@ same random forest code):
   partition). The 20 inner choices: random-subspace rf on means+indices 7, lr on
   means+indices 6, rf on mean/max/std 3, rf 2, gb 1, ensemble 1. With 3 inner folds (the
   earlier default; run 10:05-10:22 at load 11-17) the same evaluation gave 0.781 0.790 0.847
-  0.759 0.683 (mean 0.772, +0.6). Partition 0 is the worst: gb and the ensemble win inner
-  CV by 0.2-1.5 points in two folds and lose the outer fold (a winner's curse among 7
+  0.759 0.683 (mean 0.772, +0.6). The 6 inner folds were adopted from nested results on
+  partitions 0-3 (the 5-candidate trial below), so the +2.5 carries a choice made on these
+  outer folds (optimistic, by an unknown amount). Partition 0 is the worst: gb and the
+  ensemble win inner CV by 0.2-1.5 points in two folds and lose the outer fold (a winner's curse among 7
   candidates on ~30 polygons); a trial with 5 candidates (no gb, no ensemble; 4 partitions)
   gave 0.897 0.798 0.876 0.786 against the seed's 0.799 0.780 0.760 0.767 (+6.2 mean), but
   that candidate set was picked after seeing outer folds, so it is no claim. What limits

@@ -343,9 +343,11 @@ def select_classifier(
         else 3. Blocked folds hold out whole
         polygons and their buffer: with 3 of them every comparison trains on well under 2/3
         of the samples and few polygons per class, far from the model that is refitted on
-        all of them. On the Landsat 7 scene of the benchmark (a trial with 5 candidates, 4
-        outer partitions) 6 inner folds instead of 3 turned nested OA 0.781/0.792/0.875/0.792
-        into 0.897/0.798/0.876/0.786 (the seed's forest: 0.799/0.780/0.760/0.767).
+        all of them. On the Landsat 7 scene of the benchmark (default candidates, 5 outer
+        partitions) 6 inner folds instead of 3 moved nested OA from 0.781/0.790/0.847/0.759/
+        0.683 (mean 0.772) to 0.756/0.783/0.879/0.786/0.751 (mean 0.791). 6 was chosen from
+        nested results on four of these outer partitions (a trial with 5 candidates), so
+        this gain is not an unbiased estimate.
     coords : ndarray (n, 2) of int, optional
         Pixel (row, col) per sample: spatially blocked folds
         (:func:`~skysense.landuse.folds.spatial_folds`); else stratified, shuffled.
