@@ -96,7 +96,7 @@ _SED = """
     fixed
 --log-norm-bounds LO HI float=-3.0,3.0 | uniform prior bounds of log10 of the template scale
 --scatter float=0.2 | fractional scatter of the fluxes about the template (default 0.2)
---tiles flag | fit in HEALPix tiles on Dask
+--tiles flag | fit in tiles (RA/Dec boxes or HEALPix cells) on Dask
 """
 
 # options passed on as keywords: of read_fit_inputs, of every fitter, of the SED mode, of
@@ -199,7 +199,7 @@ def register(subparsers) -> None:
     verb(verbs, "blind-match", _blind_match, "cross-match a blind catalogue with XID+ / "
          "masterlist; flag sources without prior", _BLIND_MATCH)  # fmt: skip
     verb(verbs, "fit", _fit, "fit prior sources on one or more maps (one region)", *_fit_options())
-    verb(verbs, "fit-tiles", _fit, "fit a large field in HEALPix tiles on Dask (restartable), "
+    verb(verbs, "fit-tiles", _fit, "fit a large field in tiles on Dask (restartable), "
          "join the catalogue", *_fit_options(), _TILING)  # fmt: skip
     verb(verbs, "fit-sed", _fit, "fit MIPS/SPIRE bands together with a template SED prior "
          "(NUTS), one region or tiles", *_fit_options(sed=True), _SED, _TILING)  # fmt: skip
