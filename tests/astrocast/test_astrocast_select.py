@@ -271,6 +271,33 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
     np.testing.assert_array_equal(m_alone, y3[last + hs] + offs["linear_ar"](last, hs))
 
 
+class _Never:
+    """A candidate without a forecast (NaN), never verified."""
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        return np.full(n_leads, np.nan), np.full(n_leads, np.nan)
+
+
+@pytest.mark.filterwarnings("error")
+def test_stack_without_prefer_anchors_on_the_best_verified_candidate():
+    """``prefer=None``: the anchor is the candidate with the smallest past errors, chosen
+    among those verified (a candidate without forecasts does not block it), with no warning
+    while nothing is verified yet."""
+    t, v, y3 = _ar2(n=200)
+    future = np.concatenate([y3, np.zeros(20)])
+    offs = {"worse": lambda i, h: 2.0 + 0 * h, "better": lambda i, h: -0.5 + 0 * h}
+    cands = {k: _Offset(future, f) for k, f in offs.items()} | {"none": _Never()}
+    sel = SelectForecaster(WINDOW, candidates=cands, memory=40, min_verified=10, prefer=None,
+                           fallback="worse", shrink=np.inf)  # fmt: skip
+    hs = np.arange(1, 4)
+    for i in range(30, 61):
+        mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 3)
+        if i == 30:  # nothing verified: the fallback
+            np.testing.assert_allclose(mean, y3[i + hs] + 2.0)
+    np.testing.assert_allclose(mean, y3[60 + hs] - 0.5)
+    assert sel.choice_ == ["better"] * 3
+
+
 @pytest.mark.parametrize("lead", [1, 3, 6])
 def test_diebold_mariano_matches_statsmodels_hac(lead):
     """The statistic is the t-value of a constant under Newey-West (Bartlett, lead - 1 lags)

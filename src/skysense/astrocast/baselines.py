@@ -805,7 +805,8 @@ class SelectForecaster:
     benchmarks/results/astrocast.json).
     ``combine="select"`` returns one candidate per lead: the one with the smallest recent MSE,
     kept to ``prefer`` unless it beats it beyond chance (``gate``). ``fallback`` (linear AR)
-    is used until ``min_verified`` errors exist at every lead. Nothing beyond the issue date
+    is used until ``min_verified`` errors exist (of the anchor at every lead for the stack, at
+    that lead for the selection). Nothing beyond the issue date
     is seen: the weights at every issue use only forecasts verified by then.
 
     The std is calibrated the same way (split-conformal): the 68.27 % quantile of the
@@ -945,8 +946,13 @@ class SelectForecaster:
             anchor = self.prefer
         else:  # the best past candidate, by MSE relative to the others summed over leads
             mse = np.array([[self._score(k, h) for h in hs] for k in names])
-            rel = mse / np.min(mse, axis=0)
-            anchor = names[int(np.argmin(rel.sum(1)))] if np.isfinite(rel).all() else None
+            # among those verified at every lead: one never verified (no forecasts yet, or
+            # too few) must not keep the stack on the fallback
+            ok = np.flatnonzero(np.isfinite(mse).all(axis=1))
+            anchor = None
+            if ok.size:
+                rel = mse[ok] / np.maximum(mse[ok].min(axis=0), np.finfo(float).tiny)
+                anchor = names[int(ok[np.argmin(rel.sum(1))])]
         ready = anchor is not None and all(
             self.verified_[anchor].count(h) >= self.min_verified for h in hs
         )
