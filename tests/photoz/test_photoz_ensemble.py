@@ -164,6 +164,10 @@ def test_train_model_members_builds_an_ensemble(fitted):
     assert got == pytest.approx(sigma_nmad(valid["zspec"].to_numpy(), mean), rel=1e-9)
     with pytest.raises(ConfigError, match="members"):
         train_model(frame, ["a", "b"], members=0, **kw)
+    # calibrate=False (a GPz parameter) leaves the mixture uncalibrated too
+    raw = train_model(frame, ["a", "b"], members=3, calibrate=False, **kw).estimator
+    assert raw.calibrate is False and raw.variance_scale_ == 1.0
+    assert np.isfinite(raw.validation_coverage_raw_)
 
 
 def test_model_file_members_must_match_the_arrays(tmp_path, fitted):

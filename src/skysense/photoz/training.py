@@ -215,7 +215,9 @@ def train_model(
         nonlocal y, train, valid, test
         gpz = GPzRegressor(random_state=seed, covariance=cov, weights=w, **gpz_params)
         if members > 1:
-            gpz = GPzEnsemble(gpz, n_estimators=members, random_state=seed)
+            # the ensemble calibrates the mixture (its members never): calibrate=False given
+            # for the GPz must reach it
+            gpz = GPzEnsemble(gpz, n_estimators=members, random_state=seed, calibrate=gpz.calibrate)
         model = PhotozModel(
             estimator=gpz,
             bands=list(bands),
