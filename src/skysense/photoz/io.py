@@ -219,6 +219,8 @@ def load_model(path: str | os.PathLike) -> PhotozModel:
             inputs=doc.get("inputs", "mag"),
             info=doc.get("info", {}),
         )
+    except InputError:  # already says what is wrong (InputError is a ValueError)
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         # a hand-edited or truncated model.json (the checksum covers arrays.npz only)
         raise InputError(
