@@ -90,6 +90,21 @@ def test_box_tiles_own_every_source_once_and_buffer_holds_neighbours(seed, ra_c,
         assert np.all(t.moc().contains_lonlat(ra[t.fit] * u.deg, dec[t.fit] * u.deg))
 
 
+def test_box_tile_names_change_with_their_boxes():
+    # a restart skips tiles by name: a name must not come back for another box (here after
+    # a change of sources_per_tile), or a stale tile of other sources would be joined
+    rng = np.random.default_rng(1)
+    ra, dec = rng.uniform(10, 10.5, 400), rng.uniform(-1, -0.5, 400)
+    a = make_tiles(ra, dec, sources_per_tile=100, shape="box")
+    b = make_tiles(ra, dec, sources_per_tile=50, shape="box")
+    again = make_tiles(ra, dec, sources_per_tile=100, shape="box")
+    assert [t.name for t in again] == [t.name for t in a]
+    assert {t.pixel for t in a} <= {t.pixel for t in b}  # the indices alone would collide
+    for ta in a:
+        for tb in b:
+            assert (ta.name == tb.name) == (ta.box == tb.box)
+
+
 def test_box_tiles_fall_back_to_healpix_near_a_pole():
     rng = np.random.default_rng(0)
     ra, dec = rng.uniform(0, 360, 200), rng.uniform(85, 89, 200)

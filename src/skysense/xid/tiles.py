@@ -22,6 +22,7 @@ diamond at low latitude) only half fills.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -75,7 +76,11 @@ class Tile:
     @property
     def name(self) -> str:
         if self.box is not None:
-            return f"b{self.pixel}"
+            # the index and a digest of the box: a restart skips tiles by name, and the index
+            # alone would name another box after the tiling changed (another sources_per_tile
+            # or prior), whose stale file would then be joined (sources twice or missing)
+            edges = ",".join(f"{v:.9f}" for v in self.box)
+            return f"b{self.pixel}_" + hashlib.sha1(edges.encode()).hexdigest()[:8]
         n = len(self.all_cells)
         return f"o{self.order}_p{self.pixel}" + (f"_n{n}" if n > 1 else "")
 
