@@ -436,14 +436,7 @@ def run(opts):
         "largest_size_why": LARGEST_SIZE_WHY,
     }
     # Cost per object relative to the smallest size, per stage.
-    by_stage: dict[str, dict[int, float]] = {}
-    for r in rows:
-        if r.unit == "s":
-            by_stage.setdefault(r.task.split(" @ ")[0], {})[r.extra["objects"]] = r.skysense
-    meta["cost_per_object_ratio_vs_smallest"] = {
-        stage: {str(n): (t / n) / (v[min(v)] / min(v)) for n, t in v.items()}
-        for stage, v in by_stage.items()
-    }
+    meta["cost_per_object_ratio_vs_smallest"] = cost_per_object_vs(rows, base=None)
     print(json.dumps(meta["cost_per_object_ratio_vs_smallest"], indent=1))
     if previous:
         rows, meta = _with_previous(previous, rows, meta)
@@ -472,18 +465,20 @@ _GENERATED = {"sizes", "workers", "worker_memory_limit", "cluster", "root", "not
               "last_run_meta", "partial", "sizes_done"}  # fmt: skip
 
 
-def cost_per_object_vs(rows: list, base: int = 1_000_000) -> dict:
-    """Wall time per object of each stage at each size over that at ``base`` objects, from
-    all rows (this run's and the kept ones); stages without a ``base`` row are left out."""
+def cost_per_object_vs(rows: list, base: int | None = 1_000_000) -> dict:
+    """Wall time per object of each stage at each size over that at ``base`` objects (None:
+    each stage's smallest size), from all rows (this run's and the kept ones); stages without
+    a ``base`` row are left out."""
     by_stage: dict[str, dict[int, float]] = {}
     for r in rows:
         if r.unit == "s" and "objects" in r.extra:
             by_stage.setdefault(r.task.split(" @ ")[0], {})[int(r.extra["objects"])] = r.skysense
-    return {
-        stage: {str(n): (t / n) / (v[base] / base) for n, t in sorted(v.items())}
-        for stage, v in by_stage.items()
-        if base in v
-    }
+    out = {}
+    for stage, v in by_stage.items():
+        b = min(v) if base is None else base
+        if b in v:
+            out[stage] = {str(n): (t / n) / (v[b] / b) for n, t in sorted(v.items())}
+    return out
 
 
 def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
