@@ -29,6 +29,7 @@ from skysense.errors import InputError, NotFittedError
 from skysense.photoz.gpz import (
     GPzPrediction,
     GPzRegressor,
+    _holdout,
     _PredictsFromComponents,
     coverage_scale,
 )
@@ -169,9 +170,7 @@ class GPzEnsemble(_PredictsFromComponents, RegressorMixin, BaseEstimator):
         sw = None if sample_weight is None else np.asarray(sample_weight, float)
         if X_valid is None and template.validation_fraction > 0 and n >= 20:
             # One split for all members: their stopping rows and the mixture's calibration.
-            perm = rng.permutation(n)
-            n_valid = max(1, int(round(template.validation_fraction * n)))
-            v, t = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
+            v, t = _holdout(n, template.validation_fraction, rng)
             X_valid, y_valid = X[v], y[v]
             X_valid_err = None if err is None else err[v]
             X, y = X[t], y[t]
@@ -186,11 +185,7 @@ class GPzEnsemble(_PredictsFromComponents, RegressorMixin, BaseEstimator):
         task = dask.delayed(_fit_member, pure=False)
         tasks = [task(est, X, y, err, sw, X_valid, y_valid, X_valid_err) for est in members]
         with dask_client(self.scheduler) as client:
-            self.estimators_ = compute_with_progress(tasks, label="GPz ensemble", client=client)
-        first = self.estimators_[0]
-        self.n_features_in_ = first.n_features_in_
-        self.n_iter_ = int(sum(e.n_iter_ for e in self.estimators_))
-        self.best_iteration_ = int(sum(e.best_iteration_ for e in self.estimators_))
+            self._set_members(compute_with_progress(tasks, label="GPz ensemble", client=client))
         self.variance_scale_ = 1.0
         self.validation_coverage_raw_ = float("nan")
         if X_valid is not None:
@@ -199,6 +194,13 @@ class GPzEnsemble(_PredictsFromComponents, RegressorMixin, BaseEstimator):
             raw, scale = coverage_scale(yv, pred.mean, pred.variance, self.calibrate)
             self.validation_coverage_raw_, self.variance_scale_ = raw, scale
         return self
+
+    def _set_members(self, members: list[GPzRegressor]) -> None:
+        """Store fitted members and the attributes summed over them (fit and io.load_model)."""
+        self.estimators_ = members
+        self.n_features_in_ = members[0].n_features_in_
+        self.n_iter_ = int(sum(e.n_iter_ for e in members))
+        self.best_iteration_ = int(sum(e.best_iteration_ for e in members))
 
     def predict_components(self, X, X_err=None) -> GPzPrediction:
         """The mixture's mean and variance parts (see :class:`GPzPrediction`), shape (n,)."""

@@ -808,9 +808,7 @@ class GPzRegressor(_PredictsFromComponents, RegressorMixin, BaseEstimator):
                 raise InputError("a validation row has no observed band")
             train_idx = np.arange(n)
         elif self.validation_fraction > 0 and n >= 20:
-            perm = rng.permutation(n)
-            n_valid = max(1, int(round(self.validation_fraction * n)))
-            valid_idx, train_idx = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
+            valid_idx, train_idx = _holdout(n, self.validation_fraction, rng)
             Xv, yv = X[valid_idx], y[valid_idx]
             errv = None if err is None else err[valid_idx]
         else:
@@ -1220,6 +1218,13 @@ class GPzRegressor(_PredictsFromComponents, RegressorMixin, BaseEstimator):
                 v = v + np.sum(wxo**2 * ss, axis=1)
             out[start : start + chunk] = v
         return out
+
+
+def _holdout(n: int, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (validation, training) row indices: a random ``fraction`` of ``n`` held out."""
+    perm = rng.permutation(n)
+    n_valid = max(1, int(round(fraction * n)))
+    return np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
 
 
 def _posterior_np(theta, spec, X, psi, y, omega):

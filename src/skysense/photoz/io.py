@@ -249,10 +249,7 @@ def _estimator_from(doc: dict, loaded: dict) -> GPzRegressor | GPzEnsemble:
             **doc["params"],
             random_state=doc.get("random_state"),
         )
-        est.estimators_ = members
-        est.n_features_in_ = members[0].n_features_in_
-        est.n_iter_ = int(sum(e.n_iter_ for e in members))
-        est.best_iteration_ = int(sum(e.best_iteration_ for e in members))
+        est._set_members(members)
         est.variance_scale_ = float(doc["fitted"]["variance_scale_"])
         raw = doc["fitted"].get("validation_coverage_raw_")
         est.validation_coverage_raw_ = float("nan" if raw is None else raw)
