@@ -425,6 +425,7 @@ def select_classifier(
     sub = _subsample(y, max_samples, rng)
     Xs, ys = X[sub], y[sub]
     window = 1 if spec is None else int(spec.footprint_px)
+    reps = 1 if repeats is None else int(repeats)
     if coords is not None:
         cs = np.asarray(coords, np.int64)[sub]
         extent = int(max(np.ptp(cs[:, 0]), np.ptp(cs[:, 1]))) + 1
@@ -433,7 +434,6 @@ def select_classifier(
             raise ConfigError(f"blocks of {block} px are not larger than the {window} px "
                               "feature window", key="block_px")  # fmt: skip
         buffer = int(buffer_px) if buffer_px is not None else window - 1
-        reps = 1 if repeats is None else int(repeats)
         if folds is None:  # 6, or one per occupied block when there are fewer
             occupied = np.unique(cs // block, axis=0).shape[0]
             folds = max(2, min(6, occupied))
@@ -446,7 +446,6 @@ def select_classifier(
         k = min(folds, int(np.unique(ys, return_counts=True)[1].min()))
         if k < 2:
             raise InputError("auto needs at least two samples of every class to compare models")
-        reps = 1 if repeats is None else int(repeats)
         split = [(rep, tr, te) for rep in range(reps)
                  for tr, te in StratifiedKFold(k, shuffle=True, random_state=random_state + rep)
                  .split(Xs, ys)]  # fmt: skip
