@@ -1295,7 +1295,11 @@ def sample_band(
     if p.kind == "lognormal" and p.skew is not None:  # a fixed skew-normal population (#18)
         palpha = np.asarray(p.skew, float).copy()
     hyper = p.kind == "hierarchical"
-    faint = _faint_sources(csc, model.data_mjy.astype(float), model.sigma_mjy.astype(float))
+    faint = (  # moved with the population's location: hierarchical prior only
+        _faint_sources(csc, model.data_mjy.astype(float), model.sigma_mjy.astype(float))
+        if hyper
+        else None
+    )
     s2 = model.sigma_mjy.astype(float) ** 2
     cp = model.conf_prior
     pairs = _no_pairs() if pair_rho is None else _pairs_with_repeats(csc, 1.0 / s2, pair_rho)
