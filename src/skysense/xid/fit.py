@@ -443,9 +443,15 @@ def fit_models(
     ``sampler="nuts"`` (the numpyro reference) models the confusion as XID+'s white
     sigma_conf even where the model asks for the correlated field.
     """
+    return _sample_models(
+        models, _band_seeds(models, random_state), sampler, n_samples, n_warmup, n_chains
+    )
+
+
+def _band_seeds(models: Mapping[str, BandModel], random_state) -> dict[str, int]:
+    """Each band's sampler seed, drawn in the models' order from ``random_state``."""
     rng = np.random.default_rng(random_state)
-    seeds = {band: int(rng.integers(2**31)) for band in models}
-    return _sample_models(models, seeds, sampler, n_samples, n_warmup, n_chains)
+    return {band: int(rng.integers(2**31)) for band in models}
 
 
 def _sample_models(models, seeds, sampler, n_samples, n_warmup, n_chains):
@@ -528,8 +534,7 @@ def fit(
     run = (sampler, n_samples, n_warmup, n_chains)
     # each band's seed as fit_models draws them, whatever order the bands are sampled in (an
     # untied band's draws do not depend on the tie)
-    rng = np.random.default_rng(random_state)
-    seeds = {band: int(rng.integers(2**31)) for band in models}
+    seeds = _band_seeds(models, random_state)
     tied = _tied_bands(models) if tie_widths else {}
     # two passes: the bands whose width others borrow, then those (with its hyperprior)
     posteriors = _sample_models({b: m for b, m in models.items() if b not in tied}, seeds, *run)
