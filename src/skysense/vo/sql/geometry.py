@@ -230,7 +230,8 @@ class GeometryMixin:
         if src.table.hpx_column is not None:
             r = ranges(src.table.hpx_order)
             filt = self._hpx_filter(src, r)
-            index = self.blocks(src.table.name) if self.blocks is not None else None
+            blocks = self.opts.blocks
+            index = blocks(src.table.name) if blocks is not None else None
             if index is not None:
                 # A table published field by field: its block column first, so that only
                 # the row groups of the blocks with rows in the region are read.
@@ -439,7 +440,7 @@ class GeometryMixin:
             else:
                 rng = f'{_shifted(hcol, order, depth)} = {c_alias}."cell"'
         else:
-            bound = rad if const else self.join_radius_bound_deg
+            bound = rad if const else self.opts.join_radius_bound_deg
             depth = radius_depth(bound, order)
             # The row key: an upload's _rowid; DuckDB's rowid of a stored table (a user column
             # named rowid would hide the pseudo-column); else the position links the rows.

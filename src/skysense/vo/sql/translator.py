@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from skysense._check import did_you_mean
 from skysense.errors import QueryError
 from skysense.vo import adql as A
 from skysense.vo.adql_cache import parse_cached
+from skysense.vo.hpx import BlockIndex
 from skysense.vo.limits import Deadline
 from skysense.vo.schema import SchemaCatalog
 from skysense.vo.sql.common import (
@@ -42,6 +44,16 @@ from skysense.vo.sql.select import SelectMixin
 __all__ = ["translate"]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The caller's limits of one translation (each is described at :func:`translate`)."""
+
+    deadline: Deadline | None = None
+    max_unindexed_pairs: int | None = None
+    join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG
+    blocks: Callable[[str], BlockIndex | None] | None = None
+
+
 class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
     """One translation: the dialect, the catalog, helper tables and the alias counter.
 
@@ -51,31 +63,20 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
     class keeps names, conditions and the expression dispatch.
     """
 
-    def __init__(
-        self,
-        dialect: str,
-        catalog: SchemaCatalog,
-        deadline: Deadline | None = None,
-        *,
-        max_unindexed_pairs: int | None = None,
-        join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
-        blocks=None,
-    ):
+    def __init__(self, dialect: str, catalog: SchemaCatalog, opts: _Options | None = None):
         self.dialect = dialect
         self.catalog = catalog
-        self.blocks = blocks
-        self.max_unindexed_pairs = max_unindexed_pairs
-        self.join_radius_bound_deg = join_radius_bound_deg
+        self.opts = opts if opts is not None else _Options()
         self.aux: list[HealpixCells | JoinCells] = []
         self._n = 0
-        self.deadline = deadline
         self._ticks = 0
 
     def tick(self) -> None:
         """Check the deadline now and then (every 256 calls: a clock read costs ~50 ns)."""
         self._ticks += 1
-        if self.deadline is not None and not self._ticks & 255:
-            self.deadline.check()
+        deadline = self.opts.deadline
+        if deadline is not None and not self._ticks & 255:
+            deadline.check()
 
     def new_alias(self, prefix: str = "t") -> str:
         self._n += 1
@@ -167,7 +168,7 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
             sql = None
             if cells_ok:
                 sql = self.crossmatch(c, s, where, cells_out, local, optional)
-            if sql is None and self.max_unindexed_pairs is not None:
+            if sql is None and self.opts.max_unindexed_pairs is not None:
                 self._refuse_unindexed(c, conjuncts, s, local)
             if sql is None:
                 e = self.expr(c, s, agg_ok=agg_ok)
@@ -203,13 +204,13 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         pairs = 1
         for x in srcs:
             pairs *= max(int(x.table.n_rows), 1)
-        if pairs <= self.max_unindexed_pairs:
+        if pairs <= self.opts.max_unindexed_pairs:
             return
         names = " x ".join(f"{x.label} ({x.table.n_rows:,} rows)" for x in srcs)
         raise _err(
             c,
             f"this positional join cannot use the sky index and would compare {pairs:,} pairs "
-            f"of {names}, more than the limit of {self.max_unindexed_pairs:,}. Write it so "
+            f"of {names}, more than the limit of {self.opts.max_unindexed_pairs:,}. Write it so "
             "that it can: 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, r)) or "
             "DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < r, AND-ed at the top level of "
             "the WHERE clause or of a JOIN's ON (inner, LEFT or RIGHT), with the tables' own "
@@ -585,18 +586,14 @@ def translate(
         raise TypeError("catalog must be a SchemaCatalog")
     if maxrec is not None and (isinstance(maxrec, bool) or int(maxrec) < 0):
         raise ValueError(f"maxrec must be a non-negative integer, got {maxrec!r}")
-    opts = {
-        "max_unindexed_pairs": max_unindexed_pairs,
-        "join_radius_bound_deg": float(join_radius_bound_deg),
-        "blocks": blocks,
-    }
+    opts = _Options(deadline, max_unindexed_pairs, float(join_radius_bound_deg), blocks)
     if isinstance(text_or_query, str):
         q, cached = parse_cached(text_or_query, deadline=deadline)
         if deadline is not None:
             deadline.check("parsing")
         if cached:
             try:
-                return _translate_tree(q, dialect, catalog, maxrec, deadline, opts)
+                return _translate_tree(q, dialect, catalog, maxrec, opts)
             except QueryError:
                 if deadline is not None and deadline.expired:
                     raise
@@ -607,18 +604,13 @@ def translate(
         q = text_or_query
     if not isinstance(q, A.Query):
         raise TypeError("translate needs ADQL text or a skysense.vo.adql.Query")
-    return _translate_tree(q, dialect, catalog, maxrec, deadline, opts)
+    return _translate_tree(q, dialect, catalog, maxrec, opts)
 
 
 def _translate_tree(
-    q: A.Query,
-    dialect: str,
-    catalog: SchemaCatalog,
-    maxrec,
-    deadline: Deadline | None = None,
-    opts: dict | None = None,
+    q: A.Query, dialect: str, catalog: SchemaCatalog, maxrec, opts: _Options
 ) -> Translation:
-    t = _Translator(dialect, catalog, deadline, **(opts or {}))
+    t = _Translator(dialect, catalog, opts)
     probe_limit = None if maxrec is None else int(maxrec) + 1
     sql, cols = t.query(q, None, limit=probe_limit)
     top = _outer_top(q)
