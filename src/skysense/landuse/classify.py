@@ -76,9 +76,11 @@ CLASSIFIERS = {
     "ensemble": "soft vote of svm, et, knn and gb",
     "stack": "stacking: gb, svm and et, their out-of-fold probabilities combined by a "
     "logistic regression",
+    "blend": "weighted soft vote of auto's candidates (params members=[[key, weight, params], "
+    "...]; what auto builds when the vote of its candidates wins)",
     "auto": "the candidate model and feature set (random forest, gradient boosting, logistic "
-    "regression, the ensemble) with the best cross-validated accuracy on the training data "
-    "(spatially blocked folds when the samples' pixels are known)",
+    "regression, the ensemble), or their weighted soft vote, with the best cross-validated "
+    "accuracy on the training data (spatially blocked folds when the samples' pixels are known)",
 }
 
 #: Candidates of ``auto`` (``"<classifier>@<feature set>"``, feature sets of
@@ -226,6 +228,9 @@ def make_classifier(name: str, *, random_state: int = 0, n_jobs: int = 1, **para
                                  final_estimator=LogisticRegression(C=float(kw["final_C"]),
                                                                     max_iter=2000),
                                  cv=int(kw["cv"]), stack_method="predict_proba")  # fmt: skip
+    elif name == "blend":
+        raise ConfigError("'blend' is built by LanduseClassifier (each member on its own feature "
+                          "set), not by make_classifier", key="classifier")  # fmt: skip
     elif name == "auto":
         raise ConfigError("'auto' chooses among classifiers at fit time: use LanduseClassifier "
                           "or train_model, not make_classifier", key="classifier")  # fmt: skip
