@@ -31,7 +31,7 @@ windows):
   0.98 already, and 204 bands make the nested choice slow).
 
 **Protocol (pre-registered, :data:`PROTOCOL`, also written into the JSON's meta).** From
-2026-12-07 12:55 UTC the real-scene claim rests on outer fold seeds 100-104, never run before,
+2026-12-07 12:22 UTC (d8081f0) the real-scene claim rests on outer fold seeds 100-104, never run before,
 with the model and candidate set fixed and committed before that run: ``auto`` with the
 blend of its candidates (:func:`skysense.landuse.estimator.select_classifier`). Earlier
 figures (fold seeds 0-4) are development: the 6 inner folds and the random-subspace
@@ -116,11 +116,11 @@ from benchmarks._harness import SHARED_DATA, Row, peak_rss_during
 
 __all__ = ["run", "add_arguments"]
 
-#: The evaluation protocol of the real scenes, fixed (and committed) on 2026-12-07 at about
-#: 12:55 UTC, BEFORE any outer fold was scored with the blend or with these fold seeds. What
+#: The evaluation protocol of the real scenes, fixed (and committed, d8081f0) on 2026-12-07 at
+#: 12:22 UTC, BEFORE any outer fold was scored with the blend or with these fold seeds. What
 #: was decided on what is spelled out, so that a reader can tell development from confirmation.
 PROTOCOL = {
-    "registered": "2026-12-07T12:55Z, before the confirmation run",
+    "registered": "2026-12-07T12:22Z (commit d8081f0), before the confirmation run",
     "primary_claim": "Landsat 7 scene: mean over the 5 outer partitions with fold seeds 100-104 "
     "of OA(auto, the library default) - OA(rf on 3x3 mean/max/std) >= 0.03; macro-F1 and "
     "kappa reported beside it. Whatever the outcome, it is reported; no rerun with other "
