@@ -176,9 +176,12 @@ def test_tiled_merge_reads_hats_inputs_in_place(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hats_io, "read_hats_table", spy)
     run_merge(config, tmp_path / "tiled", tiled=True, tile_order=TILE_ORDER)
-    assert len(calls) == 3 and all(
-        c is not None and len(c) <= 3 for c in calls
-    )  # positions, errors
+    # The driver reads no table, not even the positions: the workers check and count them
+    # partition by partition (the n_rows recorded come from there).
+    assert calls == []
+    prov = json.loads((tmp_path / "tiled" / "provenance.json").read_text())
+    n_rows = [len(read_hats_table(tmp_path / f"{s}_hats", columns=["_healpix_29"])) for s in "abc"]
+    assert [i["n_rows"] for i in prov["inputs"]] == n_rows
     a = read_hats_table(tmp_path / "single" / "masterlist").drop(columns="_healpix_29")
     b = read_hats_table(tmp_path / "tiled" / "masterlist").drop(columns="_healpix_29")
     pd.testing.assert_frame_equal(
@@ -238,3 +241,51 @@ def test_cli_merge_in_memory_refuses_tiled_options(tmp_path, capsys, extra):
         err.startswith("skysense: error: --in-memory cannot be combined") and err.count("\n") == 1
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_histograms_counted_tile_by_tile_equal_those_of_all_pairs(tmp_path):
+    """The plan's separation histograms, counted on the tiles (each pair by the tile of its
+    later catalogue's row), equal the histogram of all pairs found at once, across tile
+    edges, RA = 0/360 and the pole; hence the same radii as the in-memory plan."""
+    from skysense.catalog.engine import merge_tiled
+    from skysense.catalog.match import pairs_within
+    from skysense.catalog.merge import load_prepared, plan_from_counts, plan_steps
+    from skysense.catalog.radius import separation_edges
+
+    rng = np.random.default_rng(11)
+    n, search = 1500, 20.0
+    # Half around RA = 0 near the equator, half within 0.05 deg of the north pole.
+    ra = np.concatenate([rng.uniform(-0.03, 0.03, n // 2) % 360, rng.uniform(0, 360, n // 2)])
+    dec = np.concatenate([rng.uniform(-0.03, 0.03, n // 2), rng.uniform(89.95, 90.0, n // 2)])
+    inputs = []
+    for name in "xyz":
+        keep = rng.uniform(size=n) < 0.8
+        m = int(keep.sum())
+        d = np.clip(dec[keep] + rng.normal(0, 0.5 / 3600, m), -90, 90)
+        r = (ra[keep] + rng.normal(0, 0.5 / 3600, m) / np.cos(np.radians(d))) % 360
+        frame = pd.DataFrame({f"{name}_id": np.arange(m), f"{name}_ra": r, f"{name}_dec": d})
+        inputs.append(load_prepared(frame, survey=name))
+    edges = separation_edges(search)
+    expected = [np.zeros(len(edges) - 1, dtype=np.int64)]
+    for k in range(1, 3):
+        ra_prev = np.concatenate([p.ra for p in inputs[:k]])
+        dec_prev = np.concatenate([p.dec for p in inputs[:k]])
+        sep = pairs_within(inputs[k].ra, inputs[k].dec, ra_prev, dec_prev, search).sep_arcsec
+        expected.append(np.histogram(sep, bins=edges)[0])
+    assert all(e.sum() > 1000 for e in expected[1:])
+    options = dict(step_radius=lambda k: "auto", search_radius_arcsec=search)
+    in_memory = plan_steps(inputs, **options)
+    seen = []
+
+    def planner(counts):
+        seen.append(counts)
+        return plan_from_counts(inputs, counts, **options)
+
+    # Order-12 tiles (52") are a few search radii wide: many pairs straddle tile edges.
+    info = merge_tiled(inputs, planner, tmp_path / "ml", tmp_path / "assoc", rule="priority",
+                       bayes_on=False, tile_order=12, search_radius_arcsec=search)[1]  # fmt: skip
+    assert info["n_tiles"] > 20
+    for k in range(1, 3):
+        np.testing.assert_array_equal(seen[0][k], expected[k])
+        np.testing.assert_array_equal(in_memory.suggestions[k].counts, expected[k])
+    assert [p.n_rows for p in inputs] == [len(p.ra) for p in inputs]

@@ -17,6 +17,7 @@ from skysense.catalog.match import (
     pair_separations,
     pairs_within,
     self_pairs,
+    separation_counts,
 )
 from skysense.errors import InputError
 
@@ -144,6 +145,11 @@ def test_pair_separations_equal_brute_force_in_bands(seed, radius, n1, sizes, ba
     want = np.sort(independent_sep_arcsec(*(np.array(x) for x in zip(
         *[(ra1[i], dec1[i], ra2[j], dec2[j]) for i, j in expected])))) if expected else []  # fmt: skip
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # The histogram counted band by band (what the merge plan keeps) is that of all pairs.
+    edges = np.linspace(0.0, radius, 11)
+    counts = separation_counts(ra1, dec1, others, radius, edges, band_rows=band_rows)
+    np.testing.assert_array_equal(counts, np.histogram(got, bins=edges)[0])
+    assert counts.sum() == len(expected)
 
 
 def test_greedy_ties_are_deterministic():

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,9 @@ from skysense.catalog.hats_io import (
     write_partition,
 )
 from skysense.catalog.masterlist import build_objects
-from skysense.catalog.match import angular_sep_arcsec, self_pairs
-from skysense.catalog.merge import Prepared, StepPlan, associate, input_coverage
+from skysense.catalog.match import angular_sep_arcsec, self_pairs, separation_counts
+from skysense.catalog.merge import Prepared, StepPlan, associate
+from skysense.catalog.radius import N_BINS, separation_edges
 
 __all__ = [
     "MARGIN_FACTOR",
@@ -73,6 +75,7 @@ __all__ = [
     "choose_tile_order",
     "tile_rows_for_memory",
     "process_tile",
+    "tile_histograms",
     "merge_tiled",
 ]
 
@@ -209,9 +212,10 @@ def _cap_ranges(
     return first << shift, (last + 1) << shift
 
 
-def _read_row_groups(path, ranges) -> tuple[pa.Table, np.ndarray]:
+def _read_row_groups(path, ranges, columns=None) -> tuple[pa.Table, np.ndarray]:
     """The row groups of a partition file that may hold rows in ``ranges`` (by their
-    ``_healpix_29`` statistics), as an Arrow table, and each row's position in the file."""
+    ``_healpix_29`` statistics), as an Arrow table (``columns``: default all), and each row's
+    position in the file."""
     pf = pq.ParquetFile(path)
     md = pf.metadata
     col = pf.schema_arrow.get_field_index(SPATIAL_INDEX_COLUMN)
@@ -231,11 +235,13 @@ def _read_row_groups(path, ranges) -> tuple[pa.Table, np.ndarray]:
     # No Arrow thread pool: tiles run in parallel already, and waking its threads for a
     # row group or two costs more than it saves on a loaded machine.
     if len(groups) == md.num_row_groups:
-        table = pf.read(use_threads=False)
+        table = pf.read(columns=columns, use_threads=False)
     elif groups:
-        table = pf.read_row_groups(groups, use_threads=False)
+        table = pf.read_row_groups(groups, columns=columns, use_threads=False)
     else:
         table = pf.schema_arrow.empty_table()
+        if columns is not None:
+            table = table.select(columns)
     rows = np.concatenate(local) if local else np.empty(0, dtype=np.int64)
     return table, rows
 
@@ -286,6 +292,122 @@ def _read_cap(job: TileJob, k: int, ra_c, dec_c, cap_arcsec) -> pd.DataFrame:
         return empty
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values("_row", kind="stable").reset_index(drop=True)
+
+
+def _cap_positions(job: TileJob, k: int, ra_c, dec_c, cap_arcsec):
+    """RA, Dec (deg) and ``_healpix_29`` of the rows of input ``k`` within the cap or in the
+    tile, reading only those three columns (in no particular order)."""
+    import hats.io
+    from hats.pixel_math import HealpixPixel
+
+    shift = 2 * (29 - job.order)
+    direct = job.direct[k] if job.direct else None
+    columns = [*(("_ra", "_dec") if direct is None else direct[1]), SPATIAL_INDEX_COLUMN]
+    ranges = _cap_ranges(job.order, job.pixel, ra_c, dec_c, cap_arcsec)
+    ra, dec, hpx = [np.empty(0)], [np.empty(0)], [np.empty(0, dtype=np.int64)]
+    for o, p in _partitions_in_cap(job.partitions[k], ra_c, dec_c, cap_arcsec):
+        file = hats.io.paths.pixel_catalog_file(Path(job.hats_dirs[k]), HealpixPixel(o, p))
+        table, _ = _read_row_groups(file.path, ranges, columns)
+        r, d = _positions(table, direct)
+        h = table.column(SPATIAL_INDEX_COLUMN).to_numpy()
+        keep = (angular_sep_arcsec(ra_c, dec_c, r, d) <= cap_arcsec) | ((h >> shift) == job.pixel)
+        ra.append(r[keep])
+        dec.append(d[keep])
+        hpx.append(h[keep])
+    return np.concatenate(ra), np.concatenate(dec), np.concatenate(hpx)
+
+
+def tile_histograms(job: TileJob, search_radius_arcsec: float, edges_arcsec) -> np.ndarray:
+    """Separation histograms of every merge step, counted for the rows of one tile.
+
+    Row ``k`` counts the pairs within ``search_radius_arcsec`` between the rows of input
+    ``k`` lying in the tile and all rows of the inputs before it: every pair is counted by
+    exactly one tile (that of its row of input ``k``), so the tiles' histograms sum to
+    :func:`skysense.catalog.merge.plan_steps`'s, whose separations are the same numbers
+    (:func:`skysense.catalog.match.pairs_within` decides each pair alone).
+
+    Returns
+    -------
+    ndarray (k, b), int64
+        Pairs per bin of ``edges_arcsec`` for each input (row 0 is zero).
+    """
+    with _one_numba_thread():
+        ra_c, dec_c, rho = _tile_cap(job.order, job.pixel)
+        # The cap must hold every partner of every tile row: reread wider in the (rare) case
+        # a tile row lies beyond rho (cell edges bow out between the sampled points).
+        pad = search_radius_arcsec * (1.0 + 1e-6) + 1e-3
+        cap = rho + pad
+        shift = 2 * (29 - job.order)
+        for _ in range(2):
+            pos = [_cap_positions(job, k, ra_c, dec_c, cap) for k in range(len(job.surveys))]
+            reach = max(
+                (float(angular_sep_arcsec(ra_c, dec_c, r[m], d[m]).max()) + pad
+                 for r, d, h in pos if (m := (h >> shift) == job.pixel).any()),
+                default=0.0,
+            )  # fmt: skip
+            if reach <= cap:
+                break
+            cap = reach
+        counts = np.zeros((len(job.surveys), len(edges_arcsec) - 1), dtype=np.int64)
+        for k in range(1, len(pos)):
+            r, d, h = pos[k]
+            core = (h >> shift) == job.pixel
+            if core.any():
+                counts[k] = separation_counts(r[core], d[core], [p[:2] for p in pos[:k]],
+                                              search_radius_arcsec, edges_arcsec)  # fmt: skip
+        return counts
+
+
+def _scan_partition(path: str, columns, order: int, label: str, source, first_row: int):
+    """Check a partition file's positions; its row count and occupied cells of ``order``.
+
+    ``source`` and ``first_row`` name the input and the partition's first row in errors."""
+    from skysense._check import check_positions
+
+    table = pq.read_table(path, columns=list(columns), use_threads=False).to_pandas()
+    values = [
+        pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for c in columns
+    ]
+    rows = np.arange(first_row, first_row + len(table), dtype=np.int64)
+    ra, dec = check_positions(*values, path=source, columns=tuple(columns), label=label, rows=rows)
+    return len(ra), _occupied_cells(ra, dec, order)
+
+
+def _scan_inputs(client, inputs, dirs, direct, order: int):
+    """Check every input's positions partition by partition on Dask; set each input's
+    ``n_rows`` and (when it has none) its coverage MOC at order 10; return the occupied
+    cells of ``order`` of each input. The driver holds cells, never positions."""
+    import dask
+    from mocpy import MOC
+
+    from skysense.catalog.hats_io import hats_files
+    from skysense.errors import InputError
+
+    tasks, owner = [], []
+    for k, p in enumerate(inputs):
+        cols = ("_ra", "_dec") if direct[k] is None else direct[k][1]
+        start = 0
+        for f in hats_files(dirs[k]):
+            tasks.append(dask.delayed(_scan_partition)(str(f), cols, order, p.survey,
+                                                       p.path or dirs[k], start))  # fmt: skip
+            owner.append(k)
+            start += pq.ParquetFile(f).metadata.num_rows
+    out = _compute(tasks, "checking positions", client, False)
+    cells = []
+    for k, p in enumerate(inputs):
+        mine = [r for r, o in zip(out, owner) if o == k]
+        n = sum(r[0] for r in mine)
+        if n == 0:
+            raise InputError("empty catalogue", path=p.path)
+        p.n_rows = n
+        c = np.unique(np.concatenate([r[1] for r in mine]))
+        cells.append(c)
+        if p.moc is None:
+            # The same cells as coverage_moc(ra, dec) (order 10) of the whole input.
+            c10 = np.unique(c >> (2 * (order - 10)))
+            p.moc = MOC.from_healpix_cells(c10, np.full(len(c10), 10, dtype=np.uint8), 10)
+    return cells
 
 
 def _with_helpers(table: pd.DataFrame, direct: tuple, pixel, local=None) -> pd.DataFrame:
@@ -448,9 +570,7 @@ def _stage_inputs(inputs, stage: Path, partition_rows: int):
                 )
                 offsets[(o, pix)] = start
                 start += pq.ParquetFile(f).metadata.num_rows
-            err = p.error_column
-            if err is None and p.position_error_arcsec is not None:
-                err = float(p.position_error_arcsec[0])
+            err = p.error_column if p.error_column is not None else p.error_constant
             dirs.append(str(p.hats_dir))
             parts.append(tuple(offsets))
             direct.append((offsets, p.position_columns, err))
@@ -472,9 +592,17 @@ def _stage_inputs(inputs, stage: Path, partition_rows: int):
     return dirs, parts, direct
 
 
+def _compute(tasks, label: str, client, progress: bool) -> list:
+    import dask
+
+    if progress or client is not None:
+        return compute_with_progress(tasks, label=label, client=client)
+    return list(dask.compute(*tasks))
+
+
 def merge_tiled(
     inputs: Sequence[Prepared],
-    plan: StepPlan,
+    plan: StepPlan | Callable[[list[np.ndarray]], StepPlan],
     ml_path: Path,
     assoc_dir: Path,
     *,
@@ -485,13 +613,22 @@ def merge_tiled(
     tile_order: int | None = None,
     progress: bool = False,
     stage_dir: str | Path | None = None,
+    search_radius_arcsec: float = 5.0,
 ) -> tuple[int, dict]:
     """Run the merge tile by tile on Dask (see the module docstring).
+
+    The driver holds no positions: the inputs' positions are checked, counted and their
+    occupied cells found partition by partition, and the separation histograms of the plan
+    are counted tile by tile, all on the workers; the driver sums fixed-size arrays.
 
     Parameters
     ----------
     inputs : sequence of Prepared
-    plan : StepPlan
+        HATS inputs on disk (``hats_dir`` set; ``ra``/``dec`` may be None) or tables in
+        memory (staged as HATS here). ``n_rows`` and missing MOCs are filled in.
+    plan : StepPlan or callable
+        The plan, or ``plan(counts)`` making it from the separation histograms
+        (:func:`skysense.catalog.merge.plan_from_counts`), which are then counted here.
     ml_path : Path
         Masterlist HATS directory to create (inside an atomic output directory).
     assoc_dir : Path
@@ -505,6 +642,8 @@ def merge_tiled(
     stage_dir : path-like, optional
         Where the staged HATS inputs go (default a temporary directory; must be visible to
         the workers on a cluster).
+    search_radius_arcsec : float, arcsec
+        Range of the separation histograms (with a callable ``plan``).
 
     Returns
     -------
@@ -512,48 +651,16 @@ def merge_tiled(
     """
     import dask
 
-    radii = tuple(float(r) for r in plan.radii_arcsec)
-    graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
-    margin = MARGIN_FACTOR * graph_r
-    # Per input only its occupied order-10 cells, not a 64-bit index per row (with their
-    # concatenations these were ~0.6 GB of the driver's peak at 10M objects).
-    cells10 = np.unique(np.concatenate([_occupied_cells(p.ra, p.dec, 10) for p in inputs]))
-    n_rows = sum(len(p.ra) for p in inputs)
     n_columns = sum(_n_columns(p) for p in inputs)
-    # Global coverages and band lists for flag_optnir_obs, shared by every tile.
-    for p in inputs:
-        input_coverage(p)
-    mocs = [p.moc for p in inputs]
     surveys = tuple(p.survey for p in inputs)
-
-    def build(assoc, frames):
-        preps = [
-            Prepared(s, f, f["_ra"].to_numpy(), f["_dec"].to_numpy(), None,
-                     f["_pos_err"].to_numpy() if "_pos_err" in f.columns else None, moc)
-            for s, f, moc in zip(surveys, frames, mocs)
-        ]  # fmt: skip
-        clean = [
-            dataclasses.replace(
-                pp,
-                frame=pp.frame.drop(
-                    columns=["_row", "_ra", "_dec", "_pos_err", SPATIAL_INDEX_COLUMN],
-                    errors="ignore",
-                ),
-            )
-            for pp in preps
-        ]
-        return build_objects(assoc, clean, rule=rule, plan=plan, bayes_on=bayes_on)
-
     ml_path.mkdir(parents=True)
     assoc_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=stage_dir) as stage:
         dirs, parts, direct = _stage_inputs(inputs, Path(stage), partition_rows)
-        # The tiles read what they need from the staged copies: release the tables here
-        # (positions stay, 16 bytes per row), so the driver does not hold the catalogues.
+        # The tiles read what they need from the staged copies: release the tables here.
         for p in inputs:
             p.frame = p.frame.iloc[:0]
         results = {}
-        m = margin
         rounds = 0
         with dask_client(scheduler) as client:
             memory_limit = worker_memory_limit(client)
@@ -561,41 +668,50 @@ def merge_tiled(
             # they share LOCAL_MEMORY_BYTES, so the driver stays bounded too.
             budget = memory_limit or LOCAL_MEMORY_BYTES // _local_threads()
             rows_per_tile = tile_rows_for_memory(budget, n_columns)
+            # Per input only its occupied cells (order 10, or the tiles' if finer), counted
+            # on the workers: not a position or a 64-bit index per row in the driver.
+            scan_order = max(10, tile_order or 10)
+            cells = _scan_inputs(client, inputs, dirs, direct, scan_order)
+            cells10 = np.unique(np.concatenate(cells) >> (2 * (scan_order - 10)))
+            n_rows = sum(p.n_rows for p in inputs)
             if tile_order is None:
                 tile_order = choose_tile_order(n_rows, len(cells10), rows_per_tile)
-            if tile_order <= 10:
-                tiles = np.unique(cells10 >> (2 * (10 - tile_order)))
-            else:
-                tiles = np.unique(
-                    np.concatenate([_occupied_cells(p.ra, p.dec, tile_order) for p in inputs])
-                )
+            tiles = np.unique(np.concatenate(cells) >> (2 * (scan_order - tile_order)))
+            del cells
+
+            def job(t, margin, radii=(), graph_r=0.0):
+                return TileJob(tile_order, int(t), margin, graph_r, tuple(dirs), tuple(parts),
+                               surveys, radii, tuple(direct))  # fmt: skip
+
+            if callable(plan):
+                edges = separation_edges(search_radius_arcsec, N_BINS)
+                tasks = [
+                    dask.delayed(tile_histograms)(
+                        job(t, search_radius_arcsec), search_radius_arcsec, edges
+                    )  # fmt: skip
+                    for t in tiles
+                ]
+                hist = _compute(tasks, f"separation histograms of {len(tasks)} tiles", client,
+                                progress)  # fmt: skip
+                plan = plan(list(np.sum(hist, axis=0)))
+            radii = tuple(float(r) for r in plan.radii_arcsec)
+            graph_r = max(max(radii[1:], default=0.0), _MIN_GRAPH_RADIUS_ARCSEC)
+            margin = MARGIN_FACTOR * graph_r
+            mocs = [p.moc for p in inputs]
+            build = functools.partial(_build, surveys=surveys, mocs=mocs, rule=rule, plan=plan,
+                                      bayes_on=bayes_on)  # fmt: skip
             todo = [int(t) for t in tiles]
+            m = margin
             while todo:
                 rounds += 1
-                jobs = [
-                    TileJob(
-                        tile_order,
-                        t,
-                        m,
-                        graph_r,
-                        tuple(dirs),
-                        tuple(parts),
-                        surveys,
-                        radii,
-                        tuple(direct),
+                tasks = [
+                    dask.delayed(process_tile)(
+                        job(t, m, radii, graph_r), str(ml_path), str(assoc_dir), build
                     )  # fmt: skip
                     for t in todo
                 ]
-                tasks = [
-                    dask.delayed(process_tile)(job, str(ml_path), str(assoc_dir), build)
-                    for job in jobs
-                ]
-                label = f"merging {len(tasks)} tiles (round {rounds})"
-                out = (
-                    compute_with_progress(tasks, label=label, client=client)
-                    if progress or client is not None
-                    else dask.compute(*tasks)
-                )
+                out = _compute(tasks, f"merging {len(tasks)} tiles (round {rounds})", client,
+                               progress)  # fmt: skip
                 todo = []
                 for r in out:
                     if r["rerun"]:
@@ -636,3 +752,24 @@ def merge_tiled(
         "worker_memory_limit": memory_limit,
     }
     return int(sum(counts)), info
+
+
+def _build(assoc, frames, *, surveys, mocs, rule, plan, bayes_on):
+    """Masterlist and association rows of a tile's merged objects (its frames carry the
+    helper columns ``_row``, ``_ra``, ``_dec``, ``_pos_err``)."""
+    preps = [
+        Prepared(s, f, f["_ra"].to_numpy(), f["_dec"].to_numpy(), None,
+                 f["_pos_err"].to_numpy() if "_pos_err" in f.columns else None, moc)
+        for s, f, moc in zip(surveys, frames, mocs)
+    ]  # fmt: skip
+    clean = [
+        dataclasses.replace(
+            pp,
+            frame=pp.frame.drop(
+                columns=["_row", "_ra", "_dec", "_pos_err", SPATIAL_INDEX_COLUMN],
+                errors="ignore",
+            ),
+        )
+        for pp in preps
+    ]
+    return build_objects(assoc, clean, rule=rule, plan=plan, bayes_on=bayes_on)

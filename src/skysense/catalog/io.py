@@ -301,16 +301,15 @@ def _stage_as_hats(entry, stage_dir: Path, k: int) -> Path:
 
 
 def _read_hats_positions(entry, moc, hats_dir: Path | None = None):
-    """A HATS input, reading only its positions (and position errors); rows stay on disk.
+    """A HATS input, reading only its schema; rows (positions too) stay on disk.
 
     ``hats_dir``: where the HATS copy of a file input is (default ``entry.file``)."""
     import pyarrow.parquet as pq
 
-    from skysense.catalog.hats_io import read_hats_table
     from skysense.catalog.merge import (
         POSITION_ERROR_COLUMNS,
+        Prepared,
         guess_survey,
-        load_prepared,
         position_columns,
     )
 
@@ -325,16 +324,17 @@ def _read_hats_positions(entry, moc, hats_dir: Path | None = None):
             (c.format(survey) for c in POSITION_ERROR_COLUMNS if c.format(survey) in frame.columns),
             None,
         )
-    needed = [c for c in (*cols, err_col) if c is not None and c in frame.columns]
-    prep = load_prepared(
-        read_hats_table(hats_dir, columns=needed), survey=survey, path=entry.file,
-        position_error_arcsec=entry.position_error_arcsec, moc=moc,
-    )  # fmt: skip
-    prep.frame = frame
-    prep.hats_dir = hats_dir
-    prep.position_columns = cols
-    prep.error_column = err_col
-    return prep
+    for c in cols:
+        if c not in frame.columns:
+            raise InputError(
+                f"position column missing (looked for {survey}_ra/_dec and ra/dec)",
+                path=entry.file,
+                column=c,
+            )
+    # No positions are read here: the tiled merge checks them partition by partition.
+    return Prepared(survey, frame, None, None, entry.file, moc=moc, hats_dir=hats_dir,
+                    position_columns=cols, error_column=err_col,
+                    error_constant=entry.position_error_arcsec)  # fmt: skip
 
 
 def read_inputs(
@@ -353,8 +353,8 @@ def read_inputs(
     progress : bool
         Show a progress bar.
     positions_only : bool
-        Do not load HATS inputs: only read their positions (and position errors), for the
-        tiled merge, whose tiles read the rows they need.
+        Do not load HATS inputs (only their schemas; ``ra``/``dec`` are None), for the
+        tiled merge, whose tasks read and check the rows they need.
     stage_dir : path-like, optional
         With ``positions_only``: convert FITS, CSV and Parquet inputs to HATS here first, in
         a streaming pass (:func:`skysense.catalog.convert_io.convert_to_hats`), so that no

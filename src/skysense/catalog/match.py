@@ -32,6 +32,7 @@ __all__ = [
     "angular_sep_arcsec",
     "pairs_within",
     "pair_separations",
+    "separation_counts",
     "self_pairs",
     "greedy_one_to_one",
     "one_to_one_within",
@@ -387,6 +388,46 @@ def pair_separations(
     ndarray (k,), float64, arcsec
         One separation per pair, ordered by band, then as :func:`pairs_within` orders them.
     """
+    out = list(_band_separations(ra1, dec1, others, radius_arcsec, band_rows))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def separation_counts(
+    ra1: np.ndarray,
+    dec1: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    radius_arcsec: float,
+    edges_arcsec: np.ndarray,
+    *,
+    band_rows: int = BAND_ROWS,
+) -> np.ndarray:
+    """Histogram of the separations :func:`pair_separations` returns, band by band.
+
+    Only one band's separations are held at a time, and counts add exactly, so the histogram
+    of a catalogue cut into pieces (bands here, sky partitions in the tiled merge) is the sum
+    of the pieces' histograms.
+
+    Parameters
+    ----------
+    ra1, dec1, others, radius_arcsec, band_rows
+        As for :func:`pair_separations`.
+    edges_arcsec : ndarray (b + 1,), arcsec
+        Bin edges (:func:`numpy.histogram`'s ``bins``).
+
+    Returns
+    -------
+    ndarray (b,), int64
+        Pairs per bin.
+    """
+    edges = np.asarray(edges_arcsec, dtype=np.float64)
+    counts = np.zeros(len(edges) - 1, dtype=np.int64)
+    for sep in _band_separations(ra1, dec1, others, radius_arcsec, band_rows):
+        counts += np.histogram(sep, bins=edges)[0]
+    return counts
+
+
+def _band_separations(ra1, dec1, others, radius_arcsec, band_rows):
+    """Yield the separations of :func:`pair_separations`, one declination band at a time."""
     radius = _check_radius(radius_arcsec)
     ra1, dec1 = check_positions(ra1, dec1, one_dim=True, label="catalogue 1")
     others = [
@@ -394,13 +435,12 @@ def pair_separations(
         for k, (r, d) in enumerate(others)
     ]
     if len(ra1) == 0 or not others:
-        return np.empty(0)
+        return
     n_bands = max(1, -(-len(ra1) // max(int(band_rows), 1)))
     edges = np.quantile(dec1, np.linspace(0.0, 1.0, n_bands + 1)[1:-1]) if n_bands > 1 else []
     edges = np.concatenate([[-np.inf], np.unique(edges), [np.inf]])
     # Margin in declination: the radius, widened far beyond rounding.
     pad = radius / 3600.0 * (1.0 + 1e-6) + 1e-9
-    out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         q = np.flatnonzero((dec1 >= lo) & (dec1 < hi))
         if len(q) == 0:
@@ -409,8 +449,7 @@ def pair_separations(
                 for _, d in others]  # fmt: skip
         ra2 = np.concatenate([r[i] for (r, _), i in zip(others, near)])
         dec2 = np.concatenate([d[i] for (_, d), i in zip(others, near)])
-        out.append(pairs_within(ra1[q], dec1[q], ra2, dec2, radius).sep_arcsec)
-    return np.concatenate(out) if out else np.empty(0)
+        yield pairs_within(ra1[q], dec1[q], ra2, dec2, radius).sep_arcsec
 
 
 def self_pairs(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float) -> MatchResult:

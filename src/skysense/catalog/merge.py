@@ -39,11 +39,16 @@ from skysense.catalog import bayes
 from skysense.catalog.match import (
     candidate_counts,
     greedy_one_to_one,
-    pair_separations,
     pairs_within,
+    separation_counts,
 )
 from skysense.catalog.morphology import merge_shapes
-from skysense.catalog.radius import RadiusSuggestion, suggest_radius_from_separations
+from skysense.catalog.radius import (
+    N_BINS,
+    RadiusSuggestion,
+    separation_edges,
+    suggest_radius_from_counts,
+)
 from skysense.errors import InputError
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "load_prepared",
     "input_coverage",
     "plan_steps",
+    "plan_from_counts",
 ]
 
 SAME_FILTER_RULES = ("priority", "lowest_error")
@@ -410,8 +416,9 @@ class Prepared:
     survey : str
     frame : pandas.DataFrame
         The rows (empty, the schema only, when ``hats_dir`` is set).
-    ra, dec : ndarray (n,), deg
-        Checked positions.
+    ra, dec : ndarray (n,), deg, or None
+        Checked positions; None for a HATS input left on disk (the tiled merge reads and
+        checks its positions partition by partition, on the workers).
     path : Path, optional
         Where the catalogue was read from.
     position_error_arcsec : ndarray (n,), arcsec, optional
@@ -422,6 +429,10 @@ class Prepared:
     hats_dir, position_columns, error_column
         Set when the table stays on disk (a HATS input to the tiled merge): tiles read the
         rows themselves, with these column names.
+    error_constant : float, optional, arcsec
+        One position error for every row of a table on disk (instead of ``error_column``).
+    n_rows : int, optional
+        Rows of the table (default ``len(ra)``; for a table on disk, set once it is scanned).
     """
 
     survey: str
@@ -435,6 +446,12 @@ class Prepared:
     hats_dir: Path | None = None
     position_columns: tuple[str, str] | None = None
     error_column: str | None = None
+    error_constant: float | None = None
+    n_rows: int | None = None
+
+    def __post_init__(self):
+        if self.n_rows is None and self.ra is not None:
+            self.n_rows = len(self.ra)
 
 
 @dataclasses.dataclass
@@ -588,21 +605,58 @@ def plan_steps(
     """
     from tqdm import tqdm
 
+    edges = separation_edges(search_radius_arcsec, N_BINS)
+    counts = []
+    for k in tqdm(range(1, len(inputs)), desc="separation histograms", disable=not progress):
+        # Band by band: the driver never builds the search structures of whole catalogues,
+        # nor holds more than a band's separations.
+        prev = [(p.ra, p.dec) for p in inputs[:k]]
+        counts.append(separation_counts(inputs[k].ra, inputs[k].dec, prev, search_radius_arcsec,
+                                        edges, band_rows=_PLAN_BAND_ROWS))  # fmt: skip
+    return plan_from_counts(
+        inputs, [np.zeros(N_BINS, dtype=np.int64), *counts], step_radius=step_radius,
+        search_radius_arcsec=search_radius_arcsec, bayes_on=bayes_on,
+    )  # fmt: skip
+
+
+def plan_from_counts(
+    inputs: Sequence[Prepared],
+    counts: Sequence[np.ndarray],
+    *,
+    step_radius: Callable[[int], float | str],
+    search_radius_arcsec: float,
+    bayes_on: bool = False,
+) -> StepPlan:
+    """The :class:`StepPlan` from each step's separation histogram.
+
+    Parameters
+    ----------
+    inputs : sequence of Prepared
+        In priority order; only ``survey``, ``n_rows`` and the coverage
+        (:func:`input_coverage`) are used.
+    counts : sequence of ndarray (N_BINS,), int
+        ``counts[k]``: pairs per bin of :func:`skysense.catalog.radius.separation_edges`
+        ``(search_radius_arcsec)`` between catalogue ``k`` and the catalogues before it
+        (``counts[0]`` unused), however they were counted (:func:`plan_steps` in memory, the
+        tiled merge tile by tile: the same integers).
+    step_radius, search_radius_arcsec, bayes_on
+        As for :func:`plan_steps`.
+
+    Raises
+    ------
+    InputError
+        ``radius_arcsec: auto`` where no radius can be suggested.
+    """
     from skysense.catalog.moc import moc_area_deg2, moc_union
 
     radii = [0.0]
     suggestions: list[RadiusSuggestion | None] = [None]
     log_odds = [0.0]
     areas = [0.0]
-    for k in tqdm(range(1, len(inputs)), desc="separation histograms", disable=not progress):
-        search = search_radius_arcsec
-        # Band by band: the driver never builds the search structures of whole catalogues.
-        prev = [(p.ra, p.dec) for p in inputs[:k]]
-        seps = pair_separations(inputs[k].ra, inputs[k].dec, prev, search,
-                                band_rows=_PLAN_BAND_ROWS)  # fmt: skip
+    for k in range(1, len(inputs)):
         wanted = step_radius(k)
         try:
-            sugg = suggest_radius_from_separations(seps, search)
+            sugg = suggest_radius_from_counts(counts[k], search_radius_arcsec)
         except InputError as exc:
             if wanted == "auto":
                 raise InputError(f"radius_arcsec: auto for {inputs[k].survey!r}: {exc}") from exc
@@ -614,9 +668,11 @@ def plan_steps(
             prev_moc = moc_union([input_coverage(p) for p in inputs[:k]])
             overlap = prev_moc.intersection(input_coverage(inputs[k]))
             area_sr = max(moc_area_deg2(overlap), 1e-12) * (np.pi / 180) ** 2
-            n_common = sugg.n_true if sugg is not None else len(seps)
+            n_common = sugg.n_true if sugg is not None else int(np.sum(counts[k]))
             prior = bayes.prior_from_counts(
-                int(round(max(n_common, 1))), sum(len(r) for r, _ in prev), len(inputs[k].ra)
+                int(round(max(n_common, 1))),
+                sum(p.n_rows for p in inputs[:k]),
+                inputs[k].n_rows,
             )
             # The paper's B compares with positions uniform over the whole sphere; over a field
             # of area A the chance hypothesis is A / 4 pi times likelier, hence the offset.

@@ -29,7 +29,7 @@ from skysense._atomic import atomic_dir
 from skysense.catalog.hats_io import write_hats
 from skysense.catalog.io import file_checksum, package_versions, read_inputs
 from skysense.catalog.masterlist import build_objects
-from skysense.catalog.merge import associate, plan_steps
+from skysense.catalog.merge import associate, plan_from_counts, plan_steps
 from skysense.catalog.merge_config import MergeConfig
 from skysense.catalog.plots import plot_step_radii
 
@@ -54,7 +54,7 @@ def _provenance(config, inputs, plan, extra) -> dict:
                 "survey": p.survey,
                 "file": None if p.path is None else str(p.path),
                 "sha256": None if p.path is None else file_checksum(p.path),
-                "n_rows": len(p.ra),
+                "n_rows": p.n_rows,
                 "metadata": p.meta,
             }
             for p in inputs
@@ -120,28 +120,35 @@ def run_merge(
 
 
 def _run_merge(config, out_dir, fits_path, scheduler, tiled, tile_order, progress, stage):
-    # The tiled merge reads HATS inputs tile by tile: only their positions are loaded here.
+    # The tiled merge reads HATS inputs tile by tile: the driver reads only their schemas,
+    # and their positions are checked and histogrammed on the workers, partition by
+    # partition and tile by tile.
     inputs = read_inputs(config, progress=progress, positions_only=tiled, stage_dir=stage)
-    plan = plan_steps(
-        inputs, step_radius=config.step_radius, search_radius_arcsec=config.search_radius_arcsec,
-        bayes_on=config.bayes, progress=progress,
-    )  # fmt: skip
     surveys = [p.survey for p in inputs]
     name = config.output.name
+    plan_options = dict(step_radius=config.step_radius,
+                        search_radius_arcsec=config.search_radius_arcsec, bayes_on=config.bayes)  # fmt: skip
     with atomic_dir(out_dir) as tmp:
         tmp = Path(tmp)
-        plot_step_radii(plan, inputs, tmp)
         if tiled:
             from skysense.catalog.engine import merge_tiled
 
+            plans = []
+
+            def planner(counts):
+                plans.append(plan_from_counts(inputs, counts, **plan_options))
+                return plans[-1]
+
             n_objects, extra = merge_tiled(
-                inputs, plan, tmp / name, tmp / "associations",
+                inputs, planner, tmp / name, tmp / "associations",
                 rule=config.same_filter_rule, bayes_on=config.bayes,
                 partition_rows=config.output.partition_rows, scheduler=scheduler,
                 tile_order=tile_order, progress=progress,
+                search_radius_arcsec=config.search_radius_arcsec,
             )  # fmt: skip
-            ml = None
+            plan, ml = plans[-1], None
         else:
+            plan = plan_steps(inputs, progress=progress, **plan_options)
             assoc = associate([(p.ra, p.dec) for p in inputs], plan.radii_arcsec, surveys)
             ml, at = build_objects(
                 assoc, inputs, rule=config.same_filter_rule, plan=plan, bayes_on=config.bayes
@@ -152,6 +159,7 @@ def _run_merge(config, out_dir, fits_path, scheduler, tiled, tile_order, progres
             (tmp / "associations").mkdir()
             at.to_parquet(tmp / "associations" / "part-0.parquet", index=False)
             n_objects, extra = len(ml), {"engine": "single-machine"}
+        plot_step_radii(plan, inputs, tmp)
         prov = _provenance(config, inputs, plan, extra)
         prov["n_objects"] = int(n_objects)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str))

@@ -17,7 +17,17 @@ import numpy as np
 from skysense.catalog.match import pairs_within
 from skysense.errors import InputError
 
-__all__ = ["RadiusSuggestion", "suggest_radius", "suggest_radius_from_separations"]
+__all__ = [
+    "N_BINS",
+    "RadiusSuggestion",
+    "separation_edges",
+    "suggest_radius",
+    "suggest_radius_from_counts",
+    "suggest_radius_from_separations",
+]
+
+#: Bins of the separation histogram.
+N_BINS = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +72,7 @@ def suggest_radius_from_separations(
     sep_arcsec: np.ndarray,
     max_radius_arcsec: float,
     *,
-    n_bins: int = 50,
+    n_bins: int = N_BINS,
     background_from: float = 0.6,
     nsigma: float = 3.0,
 ) -> RadiusSuggestion:
@@ -94,8 +104,43 @@ def suggest_radius_from_separations(
     sep = np.asarray(sep_arcsec, dtype=np.float64)
     if len(sep) == 0:
         raise InputError("no pairs within the search radius; cannot suggest a radius")
-    edges = np.linspace(0.0, max_radius_arcsec, n_bins + 1)
-    counts, _ = np.histogram(sep, bins=edges)
+    counts, _ = np.histogram(sep, bins=separation_edges(max_radius_arcsec, n_bins))
+    return suggest_radius_from_counts(
+        counts, max_radius_arcsec, background_from=background_from, nsigma=nsigma
+    )
+
+
+def separation_edges(max_radius_arcsec: float, n_bins: int = N_BINS) -> np.ndarray:
+    """Bin edges (arcsec, ``n_bins + 1``) of the separation histogram over [0, max]."""
+    return np.linspace(0.0, max_radius_arcsec, n_bins + 1)
+
+
+def suggest_radius_from_counts(
+    counts: np.ndarray,
+    max_radius_arcsec: float,
+    *,
+    background_from: float = 0.6,
+    nsigma: float = 3.0,
+) -> RadiusSuggestion:
+    """Suggest a radius from a separation histogram already counted.
+
+    Parameters
+    ----------
+    counts : ndarray (b,), int
+        Pairs per bin of :func:`separation_edges` ``(max_radius_arcsec, b)``; histograms of
+        pieces of the catalogues (declination bands, sky partitions) add up to this.
+    max_radius_arcsec, background_from, nsigma
+        As for :func:`suggest_radius_from_separations`.
+
+    Raises
+    ------
+    InputError
+        No pairs, or no significant excess of close pairs (nothing to match).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.sum() == 0:
+        raise InputError("no pairs within the search radius; cannot suggest a radius")
+    edges = separation_edges(max_radius_arcsec, len(counts))
     mid = 0.5 * (edges[1:] + edges[:-1])
     outer = mid >= background_from * max_radius_arcsec
     # Chance pairs per bin = a * r (least squares through the origin, Poisson weights ~ 1/r).
