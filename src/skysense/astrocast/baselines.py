@@ -38,7 +38,11 @@ __all__ = [
     "SelectForecaster",
     "simplex_weights",
     "SHRINK",
+    "LEVEL",
     "diebold_mariano",
+    "hac_variance",
+    "andrews_bandwidth",
+    "evidence_weight",
     "DEFAULT_MODEL",
     "WINDOWED",
     "make_forecaster",
@@ -701,28 +705,137 @@ class ARGPForecaster:
         return w, var
 
 
+def hac_variance(x: np.ndarray, bandwidth: float) -> float:
+    """Long-run variance of a series (Newey-West / Bartlett kernel).
+
+    ``gamma_0 + 2 sum_k (1 - k / bandwidth) gamma_k`` over lags ``1 <= k < bandwidth`` (and
+    ``k < n``), with the autocovariances ``gamma_k`` of ``x`` about its mean, each a sum over
+    the ``n - k`` pairs divided by ``n`` (Newey & West 1987). The variance of the mean of
+    ``x`` is this over ``n``.
+
+    Parameters
+    ----------
+    x : ndarray (n,)
+    bandwidth : float
+        Bartlett bandwidth (``lead`` for the Diebold-Mariano statistic: lags up to
+        ``lead - 1``).
+
+    Returns
+    -------
+    float
+        Non-negative (the Bartlett kernel guarantees it); 0 for fewer than two values.
+    """
+    x = np.asarray(x, float)
+    n = x.size
+    if n < 2:
+        return 0.0
+    x = x - x.mean()
+    n_lags = min(int(np.ceil(bandwidth)) - 1, n - 1)
+    var = float(x @ x)
+    if n_lags >= 1:
+        # all the lagged sums at once (O(n^2) in C; n is a few hundred)
+        gam = np.correlate(x, x, "full")[n : n + n_lags]
+        var += 2.0 * float((1.0 - np.arange(1, n_lags + 1) / bandwidth) @ gam)
+    return max(var, 0.0) / n
+
+
+def andrews_bandwidth(x: np.ndarray) -> float:
+    """Data-dependent Bartlett bandwidth of Andrews (1991), AR(1) plug-in.
+
+    ``S = 1.1447 (alpha n)^(1/3)`` with ``alpha = 4 rho^2 / ((1 - rho)^2 (1 + rho)^2)`` and
+    ``rho`` the least-squares AR(1) coefficient of ``x`` about its mean: the bandwidth that
+    minimises the asymptotic MSE of the long-run variance for an AR(1). No tuning constant.
+    Capped at ``n`` (all lags; ``rho`` at or beyond +-1 gives ``n``).
+
+    Parameters
+    ----------
+    x : ndarray (n,)
+
+    Returns
+    -------
+    float
+        Bandwidth in samples, between 0 and ``n``.
+    """
+    x = np.asarray(x, float)
+    n = x.size
+    if n < 3:
+        return float(n)
+    x = x - x.mean()
+    den = float(x[:-1] @ x[:-1])
+    if den <= 0:
+        return 0.0
+    rho = float(x[1:] @ x[:-1]) / den
+    if not abs(rho) < 1:
+        return float(n)
+    alpha = 4.0 * rho * rho / ((1.0 - rho) ** 2 * (1.0 + rho) ** 2)
+    return float(min(1.1447 * (alpha * n) ** (1.0 / 3.0), n))
+
+
 def diebold_mariano(d: np.ndarray, lead: int) -> float:
     """Diebold-Mariano statistic of a loss differential: its mean over its standard error.
 
     ``d`` (n,) are per-issue loss differences (e.g. squared error of forecaster A minus that
     of B). Forecasts ``lead`` steps ahead issued every step overlap, so ``d`` is autocorrelated
     up to lag ``lead - 1``: the variance of its mean is the Newey-West (Bartlett) long-run
-    variance with ``lead - 1`` lags (Diebold & Mariano 1995; Newey & West 1987). Large
-    positive values say A loses to B by more than chance. Returns +-inf for a constant
-    non-zero ``d`` and 0 for fewer than two values or a zero mean.
+    variance with ``lead - 1`` lags (:func:`hac_variance` with bandwidth ``lead``; Diebold &
+    Mariano 1995; Newey & West 1987). Large positive values say A loses to B by more than
+    chance. Returns +-inf for a constant non-zero ``d`` and 0 for fewer than two values or a
+    zero mean.
     """
     d = np.asarray(d, float)
     n = d.size
     if n < 2:
         return 0.0
     mu = float(d.mean())
-    x = d - mu
-    var = float(x @ x) / n
-    for k in range(1, min(int(lead), n)):
-        var += 2.0 * (1.0 - k / lead) * float(x[k:] @ x[:-k]) / n
+    var = hac_variance(d, max(int(lead), 1))
     if var <= 1e-12 * max(mu * mu, 1e-300):
         return 0.0 if mu == 0 else float(np.copysign(np.inf, mu))
     return mu / np.sqrt(var / n)
+
+
+#: One-sided confidence of the lower bound on the stack's weight (:func:`evidence_weight`):
+#: the conventional 95 %, not tuned on any data.
+LEVEL = 0.95
+
+
+def evidence_weight(e_anchor, e_stack, lead: int, level: float = LEVEL) -> float:
+    """How far to move from the anchor toward the stack: a lower confidence bound.
+
+    With past out-of-sample errors ``e_anchor`` of the anchor and ``e_stack`` of the stack on
+    the same targets, the combination ``anchor + lam (stack - anchor)`` has errors
+    ``e_anchor - lam u`` with ``u = e_anchor - e_stack`` (the stack minus the anchor), and the
+    least-squares ``lam_hat = sum(e_anchor u) / sum(u^2)``. Its standard error comes from the
+    long-run variance of the scores ``u (e_anchor - lam_hat u)`` (:func:`hac_variance`, with
+    the bandwidth of :func:`andrews_bandwidth`, at least ``lead``: the errors of forecasts
+    ``lead`` steps ahead overlap, and these errors stay correlated far longer). The weight is
+    ``lam_hat - z se`` (``z`` the one-sided normal quantile of ``level``), clipped to [0, 1]:
+    exactly 0, the anchor alone, unless the past errors show a gain beyond chance.
+
+    Parameters
+    ----------
+    e_anchor, e_stack : ndarray (m,)
+        Verified errors of the anchor and of the stack's own past forecasts, same issues.
+    lead : int
+        Lead in samples.
+    level : float
+        One-sided confidence (default :data:`LEVEL`).
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    from scipy.stats import norm
+
+    ea = np.asarray(e_anchor, float)
+    u = ea - np.asarray(e_stack, float)
+    uu = float(u @ u)
+    if ea.size < 2 or not uu > 0:
+        return 0.0
+    lam = float(ea @ u) / uu
+    score = u * (ea - lam * u)
+    bw = max(andrews_bandwidth(score), float(lead))
+    se = np.sqrt(ea.size * hac_variance(score, bw)) / uu
+    return float(np.clip(lam - norm.ppf(level) * se, 0.0, 1.0))
 
 
 def _default_candidates(window: int, n_lags: int) -> dict:
@@ -737,9 +850,9 @@ def _default_candidates(window: int, n_lags: int) -> dict:
     }
 
 
-#: Default pseudo-count per lead step of the anchor's weight in the stack: chosen on the
-#: development split only (first half of the weekly VIIRS issue dates; see
-#: :class:`SelectForecaster`), used unchanged everywhere.
+#: Pseudo-count per lead step of the anchor's weight in the fixed-shrinkage stack
+#: (``SelectForecaster(shrink=SHRINK)``, the default until 2026-12-07): chosen on the development
+#: split only (first half of the weekly VIIRS issue dates; see :class:`SelectForecaster`).
 SHRINK = 450.0
 
 
@@ -783,31 +896,35 @@ def simplex_weights(gram: np.ndarray) -> np.ndarray:
 
 
 class SelectForecaster:
-    """The default forecaster: a shrunk constrained-least-squares stack of the candidates.
+    """The default forecaster: a constrained-least-squares stack, used as far as it has earned.
 
     Every call runs all candidates on the history up to the issue date and verifies their
     earlier forecasts whose targets are now observed (:class:`VerifiedErrors`).
     ``combine="stack"`` (the default) weights the candidates by constrained least squares
     (non-negative weights summing to one, :func:`simplex_weights`) on their last ``memory``
     jointly verified errors, pooled over the leads (each lead's errors scaled by the anchor's
-    MSE there), and shrinks the weights toward the anchor (``prefer``, linear AR; without it
-    the best past candidate) per lead ``h``::
+    MSE there): the stack ``w``. How far to move from the anchor (``prefer``, linear AR;
+    without it the best past candidate) toward the stack is decided per lead ``h``::
 
-        w_h = lam_h * w_cls + (1 - lam_h) * e_anchor,   lam_h = n / (n + shrink * h)
+        w_h = lam_h * w + (1 - lam_h) * e_anchor
 
-    with ``n`` the verified errors per lead. Weights from a few years of strongly
-    autocorrelated errors are noisy, the more so the longer the lead (errors ``h`` steps ahead
-    overlap ``h`` issues). On the development split, the first half of the issue dates of the
-    weekly VIIRS series, per-lead unshrunk weights lost up to 0.023 of R^2 to linear AR alone
-    and the earlier Diebold-Mariano-gated selection up to 0.0027 (at 63 days); this rule,
-    with ``shrink`` = 450, at most 0.00001. ``shrink`` and the pooling over leads were chosen
-    there and are used unchanged on the other sets (``meta.auto_rule`` of
-    benchmarks/results/astrocast.json).
+    With ``shrink=None`` (the default) ``lam_h`` comes from the stack's own record: the
+    forecasts the stack made at past issues (with the weights of their day) are verified like
+    any candidate's, and ``lam_h`` is the lower one-sided ``level`` confidence bound of the
+    least-squares weight of the stack against the anchor on those errors, with a long-run
+    (Newey-West, Andrews bandwidth) variance (:func:`evidence_weight`). Without evidence of a
+    gain beyond chance at a lead, ``lam_h`` is exactly 0 and the forecast is the anchor's, to
+    the last bit. Its constants are not fitted to any data: ``level`` 0.95 is the
+    conventional one-sided level and the bandwidth Andrews' (1991) plug-in rule. The rule was
+    chosen among five variants on the development split (the first half of the issue dates
+    of the weekly VIIRS series; ``meta.auto_rule`` of benchmarks/results/astrocast.json).
+    With a number ``shrink`` instead, ``lam_h = n / (n + shrink * h)`` (``n`` verified errors
+    per lead; :data:`SHRINK` = 450 was the earlier default, chosen on the same split).
     ``combine="select"`` returns one candidate per lead: the one with the smallest recent MSE,
     kept to ``prefer`` unless it beats it beyond chance (``gate``). ``fallback`` (linear AR)
     is used until ``min_verified`` errors exist (of the anchor at every lead for the stack, at
-    that lead for the selection). Nothing beyond the issue date
-    is seen: the weights at every issue use only forecasts verified by then.
+    that lead for the selection). Nothing beyond the issue date is seen: the weights at every
+    issue use only forecasts verified by then.
 
     The std is calibrated the same way (split-conformal): the 68.27 % quantile of the
     absolute verified errors of the combined forecasts themselves (the anchor candidate's
@@ -823,15 +940,18 @@ class SelectForecaster:
     memory : int
         Verified errors per lead used for the weights and the interval (about 3 years).
     min_verified : int
-        Verified errors per lead needed before leaving ``fallback``.
+        Verified errors per lead needed before leaving ``fallback`` (and, for
+        ``shrink=None``, verified forecasts of the stack itself before moving toward it).
     fallback : str
         Candidate used before enough errors are verified.
     n_lags : int
     combine : {"stack", "select"}
-    shrink : float
-        Stacking: pseudo-count of the anchor's weight per lead step (``lam_h = n / (n +
-        shrink * h)``); 0 is the plain constrained least-squares stack, ``inf`` the anchor
-        alone.
+    shrink : float or None
+        Stacking: None (default) for the evidence bound above; a number for the fixed
+        pseudo-count of the anchor's weight per lead step (``lam_h = n / (n + shrink *
+        h)``): 0 is the plain constrained least-squares stack, ``inf`` the anchor alone.
+    level : float
+        ``shrink=None``: one-sided confidence of the lower bound (:data:`LEVEL`).
     prefer : str or None
         The anchor of the stack and the default of the selection (linear AR, the strongest
         baseline).
@@ -849,8 +969,10 @@ class SelectForecaster:
         selected one.
     weights_ : ndarray (n_leads, n_candidates)
         Per lead, the weight of each candidate (in ``candidates`` order) at the last call.
-        With ``combine="stack"`` the CLS weights are the same at every lead; the shrinkage
-        toward the anchor grows with the lead.
+        With ``combine="stack"`` the CLS weights are the same at every lead; the move toward
+        them (``lam_h``) differs by lead.
+    lam_ : ndarray (n_leads,)
+        ``combine="stack"``: ``lam_h`` at the last call (0: the anchor alone).
     last_candidates_ : dict name -> (mean, std)
         Every candidate's forecast at the last call (hindcasts report them side by side).
     """
@@ -867,7 +989,8 @@ class SelectForecaster:
         fallback: str = "linear_ar",
         n_lags: int = 12,
         combine: str = "stack",
-        shrink: float = SHRINK,
+        shrink: float | None = None,
+        level: float = LEVEL,
         prefer: str | None = "linear_ar",
         gate: float | None = 1.645,
     ):
@@ -875,10 +998,13 @@ class SelectForecaster:
 
         if combine not in ("stack", "select"):
             raise InputError(f"combine must be 'stack' or 'select', got {combine!r}")
-        if not shrink >= 0:
-            raise InputError(f"shrink must be >= 0, got {shrink!r}")
+        if shrink is not None and not shrink >= 0:
+            raise InputError(f"shrink must be None or >= 0, got {shrink!r}")
+        if not 0.5 <= level < 1:
+            raise InputError(f"level must be in [0.5, 1), got {level!r}")
         self.combine = combine
-        self.shrink = float(shrink)
+        self.shrink = None if shrink is None else float(shrink)
+        self.level = float(level)
         self.prefer = prefer
         self.gate = gate
         self.window = window
@@ -893,8 +1019,11 @@ class SelectForecaster:
         self.fallback = fallback
         self.verified_: dict[str, VerifiedErrors] = {}
         self.own_: VerifiedErrors | None = None
+        # the unshrunk stack's own forecasts, verified like a candidate's (shrink=None)
+        self.stack_: VerifiedErrors | None = None
         self.choice_: list[str] = []
         self.weights_: np.ndarray | None = None
+        self.lam_: np.ndarray | None = None
         self.last_candidates_: dict = {}
 
     @property
@@ -929,18 +1058,21 @@ class SelectForecaster:
         common = functools.reduce(np.intersect1d, [i for _, i in got])
         return np.column_stack([e[np.isin(i, common)] for e, i in got])
 
-    def _stack(self, outs: dict, n_leads: int) -> tuple[np.ndarray, str]:
-        """Weights (n_leads, n_candidates) and the anchor's name.
+    def _stack(self, outs: dict, n_leads: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Weights (n_leads, n_candidates), the unshrunk stack's forecast (n_leads,) and the
+        anchor's name.
 
         One weight vector for all leads, from the Gram matrices of the joint verified errors
         of every lead, each scaled by the anchor's MSE at that lead (so that every lead counts
         alike): pooling the leads gives the weights more data than one lead's errors. It is
-        shrunk toward the anchor per lead with ``lam = n / (n + shrink * h)``: errors ``h``
-        steps ahead overlap ``h`` issues, so ``n`` of them carry about ``n / h`` issues'
-        worth of information.
+        moved toward from the anchor per lead by ``lam_h``: the evidence bound on the stack's
+        own verified forecasts (``shrink=None``, :func:`evidence_weight`), or ``n / (n +
+        shrink * h)``: errors ``h`` steps ahead overlap ``h`` issues, so ``n`` of them carry
+        about ``n / h`` issues' worth of information.
         """
         names = list(self.candidates)
         w = np.zeros((n_leads, len(names)))
+        self.lam_ = np.zeros(n_leads)
         hs = range(1, n_leads + 1)
         if self.prefer is not None:
             anchor = self.prefer
@@ -958,7 +1090,7 @@ class SelectForecaster:
         )
         if not ready:
             w[:, names.index(self.fallback)] = 1.0
-            return w, self.fallback
+            return w, outs[self.fallback][0], self.fallback
         # candidates with a forecast now at every lead and enough verified errors of their own
         use = [
             k
@@ -968,7 +1100,7 @@ class SelectForecaster:
         ]
         w[:, names.index(anchor)] = 1.0
         if anchor not in use or len(use) < 2:
-            return w, anchor
+            return w, outs[anchor][0], anchor
         a = use.index(anchor)
         gram = np.zeros((len(use), len(use)))
         n = np.inf
@@ -979,15 +1111,34 @@ class SelectForecaster:
             if g[a, a] > 0:
                 gram += g / g[a, a]
         if n < self.min_verified:
-            return w, anchor
+            return w, outs[anchor][0], anchor
         w_use = simplex_weights(gram)
         cols = [names.index(k) for k in use]
+        stack = sum(wk * outs[k][0] for wk, k in zip(w_use, use))
         for h in hs:
-            lam = n / (n + self.shrink * h) if np.isfinite(self.shrink) else 0.0
+            if self.shrink is None:
+                lam = self._evidence(anchor, h)
+            elif np.isfinite(self.shrink):
+                lam = n / (n + self.shrink * h)
+            else:
+                lam = 0.0
+            self.lam_[h - 1] = lam
             w[h - 1] = 0.0
             w[h - 1, cols] = lam * w_use
             w[h - 1, names.index(anchor)] += 1.0 - lam
-        return w, anchor
+        return w, stack, anchor
+
+    def _evidence(self, anchor: str, h: int) -> float:
+        """``lam_h`` from the stack's and the anchor's last ``memory`` verified errors at lead
+        ``h`` on the issues both verified (0 with fewer than ``min_verified``)."""
+        ea, ia = self.verified_[anchor].recent(h, self.memory)
+        es, is_ = self.stack_.recent(h, self.memory)
+        if not np.array_equal(ia, is_):
+            _, ka, ks = np.intersect1d(ia, is_, return_indices=True)
+            ea, es = ea[ka], es[ks]
+        if ea.size < self.min_verified:
+            return 0.0
+        return evidence_weight(ea, es, h, self.level)
 
     def _select(self, h: int) -> str:
         scores = {k: self._score(k, h) for k in self.candidates}
@@ -1006,6 +1157,7 @@ class SelectForecaster:
         names = list(self.candidates)
         if self.own_ is None or self.own_.n_leads != n_leads:
             self.own_ = VerifiedErrors(n_leads)
+            self.stack_ = VerifiedErrors(n_leads)
             self.verified_ = {k: VerifiedErrors(n_leads) for k in names}
         outs = {}
         for name, cand in self.candidates.items():
@@ -1013,11 +1165,13 @@ class SelectForecaster:
             outs[name] = (np.asarray(m, float), np.asarray(s, float))
             self.verified_[name].update(y3)
         self.own_.update(y3)
+        self.stack_.update(y3)
         mean = np.empty(n_leads)
         std = np.empty(n_leads)
         self.choice_ = []
+        stack = None
         if self.combine == "stack":
-            self.weights_, anchor = self._stack(outs, n_leads)
+            self.weights_, stack, anchor = self._stack(outs, n_leads)
         else:
             self.weights_ = np.zeros((n_leads, len(names)))
         for h in range(1, n_leads + 1):
@@ -1039,6 +1193,8 @@ class SelectForecaster:
         for name in names:
             self.verified_[name].add(outs[name][0])
         self.own_.add(mean)
+        if stack is not None:
+            self.stack_.add(stack)
         self.last_candidates_ = outs
         return mean, std
 
@@ -1053,7 +1209,7 @@ FORECASTERS = {
     "ar_gp": ARGPForecaster,
 }
 
-#: The forecaster the CLI uses unless told otherwise: per-lead selection on past verified errors.
+#: The forecaster the CLI uses unless told otherwise: the stack of :class:`SelectForecaster`.
 DEFAULT_MODEL = "auto"
 
 #: Forecasters whose constructor takes the VCI3M ``window``.
