@@ -243,6 +243,49 @@ def test_cli_merge_in_memory_refuses_tiled_options(tmp_path, capsys, extra):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"scheduler": "tcp://127.0.0.1:1"}, "in-memory merge .* cannot run on a scheduler"),
+        ({"tile_order": 5}, "tile_order applies to the tiled merge only"),
+    ],
+)
+def test_run_merge_in_memory_refuses_tiled_options(tmp_path, kw, message):
+    """The library refuses what the CLI refuses, before reading anything or writing."""
+    from skysense.errors import InputError
+
+    (tmp_path / "a.fits").write_bytes(b"")  # never read
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"catalogues": ["a.fits"]}))
+    config = load_merge_config(tmp_path / "m.yaml")
+    with pytest.raises(InputError, match=message):
+        run_merge(config, tmp_path / "o", tiled=False, **kw)
+    assert not (tmp_path / "o").exists()
+
+
+def test_pipeline_refuses_an_in_memory_merge_on_a_scheduler(tmp_path):
+    """``merge.tiled: false`` with a scheduler (``--scheduler`` or ``dask.scheduler``) is
+    refused when the run starts (even a dry run), naming the key, not tiled quietly."""
+    from skysense.errors import ConfigError
+    from skysense.pipeline import run
+
+    (tmp_path / "s.fits").write_bytes(b"")  # never read
+    survey = {"survey": "s", "file": "s.fits", "columns": {"id": "i", "ra": "r", "dec": "d"},
+              "bands": [{"name": "megacam_g", "mag": "g", "mag_err": "ge"}]}  # fmt: skip
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(survey))
+    raw = {"field": {"name": "f"}, "surveys": [{"config": "s.yaml"}], "merge": {"tiled": False}}
+    (tmp_path / "field.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"merge\.tiled.*cannot run on a scheduler"):
+        run(tmp_path / "field.yaml", scheduler="tcp://127.0.0.1:1", dry_run=True)
+    raw["dask"] = {"scheduler": "tcp://127.0.0.1:1"}
+    (tmp_path / "field.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"merge\.tiled"):
+        run(tmp_path / "field.yaml", dry_run=True)
+    # Without a scheduler the same configuration plans normally.
+    raw.pop("dask")
+    (tmp_path / "field.yaml").write_text(yaml.safe_dump(raw))
+    assert run(tmp_path / "field.yaml", dry_run=True).steps
+
+
 def test_histograms_counted_tile_by_tile_equal_those_of_all_pairs(tmp_path):
     """The plan's separation histograms, counted on the tiles (each pair by the tile of its
     later catalogue's row), equal the histogram of all pairs found at once, across tile

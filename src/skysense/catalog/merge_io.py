@@ -32,6 +32,7 @@ from skysense.catalog.masterlist import build_objects
 from skysense.catalog.merge import associate, plan_from_counts, plan_steps
 from skysense.catalog.merge_config import MergeConfig
 from skysense.catalog.plots import plot_step_radii
+from skysense.errors import InputError
 
 __all__ = ["run_merge", "describe_merge"]
 
@@ -83,11 +84,11 @@ def run_merge(
     fits_path : path-like, optional
         Also write the masterlist as FITS here (overrides ``output.fits``).
     scheduler : str, optional
-        Dask scheduler address for the tiled merge (implies ``tiled``).
+        Dask scheduler address for the tiled merge (refused with ``tiled=False``).
     tiled : bool, optional
-        Merge tile by tile on Dask (:mod:`skysense.catalog.engine`; the default, None, and
-        implied by ``scheduler``): the driver holds positions only and never a whole
-        catalogue, and the result is byte-identical to a cluster run with the same
+        Merge tile by tile on Dask (:mod:`skysense.catalog.engine`; the default, None): the
+        driver holds neither a catalogue nor its positions (the workers check, count and
+        histogram them partition by partition and tile by tile), and the result is byte-identical to a cluster run with the same
         ``tile_order``. ``False`` merges in memory (every catalogue held whole; the same
         objects and associations, in other partition files), which the tests use as the
         reference. The CLI and the pipeline use the same default: measured in CPU seconds
@@ -95,7 +96,8 @@ def run_merge(
         one does on small inputs (10k objects 2.7 vs 2.9-3.1 s, 80k objects 4.4 vs 3.9 s),
         so no switch by input size is made.
     tile_order : int, optional
-        HEALPix order of the tiles (default: chosen from the data).
+        HEALPix order of the tiles (default: chosen from the data; refused with
+        ``tiled=False``).
     progress : bool
         Show progress bars.
 
@@ -103,9 +105,21 @@ def run_merge(
     -------
     dict
         Summary: number of objects, radii, output paths.
+
+    Raises
+    ------
+    InputError
+        ``tiled=False`` together with ``scheduler`` or ``tile_order``; invalid inputs.
     """
+    if tiled is False and scheduler is not None:
+        raise InputError(
+            "the in-memory merge (tiled=False) cannot run on a scheduler; the tiled merge is "
+            "the one that runs on Dask (drop tiled=False or the scheduler)"
+        )
+    if tiled is False and tile_order is not None:
+        raise InputError("tile_order applies to the tiled merge only; drop it or tiled=False")
     out_dir = Path(out_dir)
-    tiled = tiled is None or tiled or scheduler is not None
+    tiled = tiled is None or bool(tiled)
     with contextlib.ExitStack() as stack:
         stage = None
         if tiled:

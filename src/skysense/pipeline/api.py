@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from skysense._dask import resolve_scheduler, show_progress
+from skysense.errors import ConfigError
 from skysense.pipeline.config import PipelineConfig, load_pipeline_config
 from skysense.pipeline.runner import StepResult, plan_status, run_steps
 from skysense.pipeline.steps import build_steps
@@ -96,6 +97,14 @@ def run(
     steps = build_steps(cfg)
     # --scheduler wins over the file's dask.scheduler; a malformed address stops here.
     scheduler = resolve_scheduler(scheduler or cfg.sections["dask"]["scheduler"])
+    if scheduler is not None and not cfg.sections["merge"]["tiled"]:
+        # As `skysense catalog merge --in-memory --scheduler`: refused, not tiled quietly.
+        raise ConfigError(
+            f"merge.tiled: false (the in-memory merge) cannot run on a scheduler ({scheduler}); "
+            "set merge.tiled: true, or drop --scheduler / dask.scheduler",
+            path=cfg.path,
+            key="merge.tiled",
+        )
     if dry_run:
         return RunReport(plan_status(steps, cfg.work_dir, rel=_rel(cfg), force=force), cfg.work_dir)
     results = run_steps(
