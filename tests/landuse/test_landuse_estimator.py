@@ -27,6 +27,10 @@ def _estimators():
         LanduseClassifier("rf", {"n_estimators": 10}),
         LanduseClassifier("knn", {"n_neighbors": 3}),
         LanduseClassifier("gb", {"max_iter": 10}),
+        # what auto builds when the blend of its candidates wins
+        LanduseClassifier(
+            "blend", {"members": [["rf", 0.6, {"n_estimators": 5}], ["lr", 0.4, {}]]}
+        ),
         # the CLI's default: a model chosen by cross-validation inside fit
         LanduseClassifier(
             "auto", {"candidates": {"rf": {"n_estimators": 5}, "gb": {"max_iter": 5}}, "folds": 2}

@@ -84,7 +84,8 @@ def test_auto_chooses_by_cv_on_training_data_and_saves_the_choice(tmp_path):
     y = np.where(X[:, 0] ** 2 + X[:, 1] ** 2 > 1.2, 2, 1)  # a ring: kNN fits, rf fits
     name, params, rec = select_classifier(X, y, ["knn", "rf"], folds=3)
     assert rec["chosen"] == name == max(rec["scores"], key=rec["scores"].get)
-    assert set(rec["scores"]) == {"knn", "rf"} and "stratified 3-fold" in rec["how"]
+    # the blend of the two is scored too (chosen only when it beats both)
+    assert set(rec["scores"]) == {"knn", "rf", "blend"} and "stratified 3-fold" in rec["how"]
     spec = FeatureSpec(("a", "b", "c"), ("mean",), 1)
     model = train_model(X, y, spec, classifier="auto",
                         params={"candidates": ["knn", "rf"], "folds": 3})  # fmt: skip
@@ -234,7 +235,7 @@ def test_auto_candidates_named_by_key_keep_the_default_hyperparameters():
     assert AUTO_CANDIDATES["rf@means+indices"] == {"max_features": 1}
     X, y, coords, spec, _ = _two_scale_scene(3)
     model = LanduseClassifier("auto", {"candidates": "rf@means+indices,lr@stats",
-                                       "block_px": 12}, spec=spec)  # fmt: skip
+                                       "block_px": 12, "blend": False}, spec=spec)  # fmt: skip
     model.fit(X, y, coords=coords)
     sel = model.info_["model_selection"]
     assert sel["chosen"] == "rf@means+indices"  # 7x7 means separate the classes, 3x3 do not
