@@ -30,6 +30,24 @@ def test_log_ndtr_matches_scipy_over_wide_range():
     assert np.allclose(got, want, rtol=1e-10, atol=0.0)
 
 
+def test_log_ndtr_table_matches_erfc_branches_at_every_interval():
+    # the piecewise polynomial table against the erfc formula it replaces (and scipy), at
+    # both ends and the middle of every interval and just inside/outside the table's range
+    from skysense.xid.sampler import _LPHI_H, _LPHI_HI, _LPHI_LO, _log_ndtr_exact
+
+    edges = np.arange(_LPHI_LO, _LPHI_HI + 0.5 * _LPHI_H, _LPHI_H)
+    x = np.concatenate(
+        [edges, edges[:-1] + 0.5 * _LPHI_H, edges[1:] - 1e-12, [_LPHI_HI - 1e-15, _LPHI_HI + 1e-9]]
+    )
+    x = x[x >= _LPHI_LO]
+    got = np.array([_log_ndtr(v) for v in x])
+    exact = np.array([_log_ndtr_exact(v) for v in x])
+    scale = np.maximum(1.0, np.abs(exact))
+    assert np.max(np.abs(got - exact) / scale) < 1e-14
+    assert np.max(np.abs(got - exact) / np.abs(exact)) < 1e-11
+    assert np.allclose(got, special.log_ndtr(x), rtol=1e-11, atol=0.0)
+
+
 def test_hoisted_skew_density_equals_original():
     rng = np.random.default_rng(3)
     for u, m, prec, a in zip(

@@ -195,9 +195,57 @@ def _slice_conf(u0, r, s2, kind, scale, rng):
             right = u
 
 
+def _log_ndtr_table(lo: float, hi: float, h: float, deg: int) -> np.ndarray:
+    """Polynomial coefficients (n, deg + 1), in t in [-1, 1], of log Phi on the n intervals
+    [lo + i h, lo + (i + 1) h]: interpolation at each interval's Chebyshev nodes (values from
+    scipy), converted to powers of t (well conditioned at this degree)."""
+    from scipy.special import log_ndtr
+
+    cheb = np.polynomial.chebyshev
+    n = int(round((hi - lo) / h))
+    nodes = np.cos(np.pi * (np.arange(deg + 1) + 0.5) / (deg + 1))
+    out = np.empty((n, deg + 1))
+    for i in range(n):
+        x = lo + i * h + 0.5 * h * (nodes + 1.0)
+        out[i] = cheb.cheb2poly(cheb.chebfit(nodes, log_ndtr(x), deg))
+    return out
+
+
+# log Phi on [-40, 9) as piecewise polynomials of degree 9 on intervals of 1/8: within 1e-12
+# of scipy's log_ndtr in absolute terms (2e-15 of max(1, |log Phi|)) and 2e-12 relative over
+# the whole range, i.e. at the level of the erfc it replaces, at a sixth of the cost (5 ns
+# against 30 for erfc + log). log Phi is the skew-normal population's density, evaluated some
+# 20000 times a sweep at 600 sources (population update, pair and flux steps): it was most of
+# a sweep's cost. Outside the range the exact branches of :func:`_log_ndtr_exact`.
+_LPHI_LO, _LPHI_HI, _LPHI_H = -40.0, 9.0, 0.125
+_LPHI_C = _log_ndtr_table(_LPHI_LO, _LPHI_HI, _LPHI_H, 9)
+_LPHI_N = _LPHI_C.shape[0]
+
+
 @numba.njit(cache=True)
 def _log_ndtr(x):
-    """log Phi(x) of the standard normal CDF, accurate in the far lower tail."""
+    """log Phi(x) of the standard normal CDF, accurate in the far lower tail (the table above
+    on [-40, 9), :func:`_log_ndtr_exact` outside)."""
+    if _LPHI_LO <= x < _LPHI_HI:
+        s = (x - _LPHI_LO) * (1.0 / _LPHI_H)
+        i = min(int(s), _LPHI_N - 1)
+        t = 2.0 * (s - i) - 1.0
+        t2 = t * t
+        t4 = t2 * t2
+        c = _LPHI_C
+        # Estrin's scheme: short dependency chains (Horner's 9 chained steps were 3x slower)
+        p01 = c[i, 0] + c[i, 1] * t
+        p23 = c[i, 2] + c[i, 3] * t
+        p45 = c[i, 4] + c[i, 5] * t
+        p67 = c[i, 6] + c[i, 7] * t
+        p89 = c[i, 8] + c[i, 9] * t
+        return (p01 + t2 * p23) + t4 * ((p45 + t2 * p67) + t4 * p89)
+    return _log_ndtr_exact(x)
+
+
+@numba.njit(cache=True)
+def _log_ndtr_exact(x):
+    """log Phi(x) of the standard normal CDF from erfc, accurate in the far lower tail."""
     if x > 0.0:  # 1 - Phi(x) is small: log1p keeps the digits
         return math.log1p(-0.5 * math.erfc(x / math.sqrt(2.0)))
     if x > -30.0:
