@@ -14,7 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Row", "timed", "peak_rss_during", "report", "SHARED_DATA", "RESULTS"]
+__all__ = [
+    "Row",
+    "timed",
+    "peak_rss_during",
+    "report",
+    "with_previous",
+    "SHARED_DATA",
+    "RESULTS",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -144,3 +152,64 @@ def report(area: str, rows: list[Row], meta: dict[str, Any] | None = None) -> Pa
     write_json(out, payload, indent=2)
     print(f"\nwritten {out.relative_to(ROOT)}")
     return out
+
+
+def with_previous(
+    old: dict,
+    rows: list[Row],
+    meta: dict[str, Any],
+    *,
+    generated: frozenset[str] | set[str] = frozenset(),
+    derived: Callable[[list[Row]], dict[str, Any]] | None = None,
+) -> tuple[list[Row], dict[str, Any]]:
+    """``rows`` plus the previous results' rows of tasks not rerun, for a partial rerun.
+
+    Parameters
+    ----------
+    old : dict
+        The previous ``results/<area>.json``.
+    rows : list of Row
+        This run's rows; a previous row of the same task is replaced.
+    meta : dict
+        This run's metadata. Keys in ``generated`` are this run's own and go under
+        ``last_run_meta``; the others (hand-written sections) update the previous ones. With
+        ``meta["partial"]`` (a report written mid-run) all of ``meta`` is this run's.
+    generated : set of str
+        Metadata keys a run writes itself.
+    derived : callable, optional
+        ``derived(all_rows)``: metadata computed from the kept and new rows together (not
+        for a partial report).
+
+    Returns
+    -------
+    (rows, meta)
+        The kept rows (noted ``(from the run of <when>)``) followed by ``rows``; the metadata
+        with ``previous_rows_from``, ``previous_meta`` and, when not partial, ``runs`` (this
+        run appended, with its command line).
+    """
+    done = {r.task for r in rows}
+    kept = []
+    for r in old.get("rows", []):
+        if r["task"] in done:
+            continue
+        note = r.get("notes", "")
+        if "(from the run of" not in note:
+            note += f" (from the run of {old.get('when', '?')})"
+        kept.append(Row(r["task"], r["skysense"], r.get("peer"), peer_name=r.get("peer_name", ""),
+                        unit=r.get("unit", "s"), higher_is_better=r.get("higher_is_better", False),
+                        notes=note, extra=r.get("extra", {})))  # fmt: skip
+    prev = old.get("meta", {})
+    kept_meta = {k: v for k, v in prev.items() if k not in generated}
+    if meta.get("partial"):
+        own = meta
+    else:
+        own = {k: v for k, v in meta.items() if k in generated}
+        kept_meta.update({k: v for k, v in meta.items() if k not in generated})
+    out = {**kept_meta, "last_run_meta": own, "previous_rows_from": old.get("when"),
+           "previous_meta": prev.get("previous_meta", prev)}  # fmt: skip
+    if not own.get("partial"):
+        if derived is not None:
+            out.update(derived(kept + rows))
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        out["runs"] = [*out.get("runs", []), {"when": when, "what": " ".join(sys.argv[1:])}]
+    return kept + rows, out

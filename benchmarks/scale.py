@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import Row, report
+from benchmarks._harness import Row, report, with_previous
 
 WORKERS = 2
 WORKER_MEMORY = "4GB"
@@ -482,31 +481,7 @@ def cost_per_object_vs(rows: list, base: int | None = 1_000_000) -> dict:
 
 
 def _with_previous(old: dict, rows: list, meta: dict) -> tuple[list, dict]:
-    """``rows`` plus the previous results' rows for tasks not rerun (each noted as such);
-    the metadata keeps the previous hand-written sections, and this run's own goes under
-    ``last_run_meta``."""
-    done = {r.task for r in rows}
-    kept = []
-    for r in old.get("rows", []):
-        if r["task"] in done:
-            continue
-        note = r.get("notes", "")
-        if "(from the run of" not in note:
-            note += f" (from the run of {old.get('when', '?')})"
-        kept.append(Row(r["task"], r["skysense"], r.get("peer"), peer_name=r.get("peer_name", ""),
-                        unit=r.get("unit", "s"), higher_is_better=r.get("higher_is_better", False),
-                        notes=note, extra=r.get("extra", {})))  # fmt: skip
-    prev = old.get("meta", {})
-    kept_meta = {k: v for k, v in prev.items() if k not in _GENERATED}
-    if "partial" in meta:
-        generated = meta
-    else:
-        generated = {k: v for k, v in meta.items() if k in _GENERATED}
-        kept_meta.update({k: v for k, v in meta.items() if k not in _GENERATED})
-    meta = {**kept_meta, "last_run_meta": generated, "previous_rows_from": old.get("when"),
-            "previous_meta": prev.get("previous_meta", prev)}  # fmt: skip
-    if not generated.get("partial"):
-        meta["cost_per_object_vs_1M"] = cost_per_object_vs(kept + rows)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        meta["runs"] = [*meta.get("runs", []), {"when": when, "what": " ".join(sys.argv[1:])}]
-    return kept + rows, meta
+    """:func:`benchmarks._harness.with_previous` with this benchmark's generated keys and its
+    cost per object against 1M (from the kept and new rows together)."""
+    return with_previous(old, rows, meta, generated=_GENERATED,
+                         derived=lambda r: {"cost_per_object_vs_1M": cost_per_object_vs(r)})  # fmt: skip

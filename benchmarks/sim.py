@@ -228,13 +228,11 @@ def run(opts):
         meta["catalogs"] = ("seed 19, default surveys and mag_limit; 2-core machine shared "
                             "with other jobs: see each row's load")  # fmt: skip
     if opts.only:
-        from benchmarks._harness import RESULTS
-        from benchmarks.scale import _with_previous
+        from benchmarks._harness import RESULTS, with_previous
 
         path = RESULTS / "sim.json"
         if path.is_file():
-            old = json.loads(path.read_text())
-            rows, meta = _with_previous(old, rows, {**old.get("meta", {}), **meta})
+            rows, meta = with_previous(json.loads(path.read_text()), rows, meta)
     return rows, meta
 
 
