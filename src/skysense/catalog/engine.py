@@ -27,10 +27,13 @@ worker's limit. Tasks write their partition and association files themselves (a 
 system is needed on a cluster), each to a file named by its tile, atomically (write, then
 rename): a tile recomputed after its worker died (Dask reschedules its tasks) rewrites the
 same bytes, so nothing is duplicated or lost, and the output is byte-identical to a local run
-with the same tile order. Inputs given as HATS catalogues are read in place: the driver
-loads only their positions (16 bytes per row, to plan radii and tiles) and tiles read the
-partitions they need. Other inputs (FITS, CSV, Parquet files) are read once by the driver and
-staged as HATS, after which the driver releases them.
+with the same tile order. Inputs given as HATS catalogues are read in place, and file
+inputs are converted to HATS first in a streaming pass (VOTable and ECSV tables, read whole,
+are staged as HATS here). The driver never loads positions either: one task per partition
+checks an input's positions and returns its row count and occupied cells (for the tiles and
+the coverage), and one task per tile counts the separation histograms of the merge plan
+(radii, Bayesian priors) for the pairs whose later row lies in the tile; the driver sums
+these fixed-size arrays, which equal the in-memory plan's histograms exactly.
 """
 
 from __future__ import annotations
