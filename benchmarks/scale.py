@@ -227,6 +227,59 @@ def merge_quality(root: Path, surveys) -> dict:
     }
 
 
+def merge_quality_duckdb(root: Path, surveys, memory_limit: str = "2GB") -> dict:
+    """:func:`merge_quality` computed by DuckDB over the Parquet files (out of core, within
+    ``memory_limit``; for sizes whose join does not fit in memory)."""
+    import duckdb
+
+    def files(path: Path) -> str:
+        return f"read_parquet('{path}/**/*.parquet', hive_partitioning = false)"
+
+    con = duckdb.connect()
+    try:
+        tmp = root / ".quality-duckdb"
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET temp_directory = '{tmp}'")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
+        truth = " UNION ALL ".join(
+            f"SELECT '{s}' AS survey, CAST(source_id AS VARCHAR) AS sid, object_id, is_duplicate "
+            f"FROM {files(root / 'sim' / 'truth' / f'rows_{s}' / 'dataset')}"
+            for s in surveys
+        )
+        con.execute(
+            "CREATE TEMP TABLE r AS SELECT a.object_key, t.object_id, t.is_duplicate FROM "
+            f"(SELECT object_key, survey, CAST(source_id AS VARCHAR) AS sid FROM "
+            f"{files(root / 'merged' / 'associations')}) a LEFT JOIN ({truth}) t "
+            "ON a.survey = t.survey AND a.sid = t.sid"
+        )
+        n_rows, unmatched, all_keys = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE object_id IS NULL), "
+            "count(DISTINCT object_key) FROM r"
+        ).fetchone()
+        with_real, pure = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE c = 1) FROM (SELECT object_key, "
+            "count(DISTINCT object_id) AS c FROM r WHERE is_duplicate = false GROUP BY object_key)"
+        ).fetchone()
+        multi, complete = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE k = 1) FROM (SELECT object_id, count(*) AS n, "
+            "count(DISTINCT object_key) AS k FROM r WHERE is_duplicate = false GROUP BY object_id) "
+            "WHERE n >= 2"
+        ).fetchone()
+    finally:
+        con.close()
+        shutil.rmtree(root / ".quality-duckdb", ignore_errors=True)
+    return {
+        "masterlist_objects": int(all_keys),
+        "purity": float(pure / all_keys),
+        "spurious_fraction": float((all_keys - with_real) / all_keys),
+        "completeness": float(complete / multi) if multi else float("nan"),
+        "true_objects_with_2plus_detections": int(multi),
+        "association_rows_without_truth": int(unmatched),
+        "engine": "duckdb",
+    }
+
+
 def _cones(db: str, table: str, centres: np.ndarray, r: float, id_col: str = "help_id") -> dict:
     from types import SimpleNamespace
 
@@ -325,7 +378,8 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             zdir = root / "sim" / "truth" / "objects"
             table, id_col, label = "help.truth_objects", "object_id", " (true objects stand-in)"
         if "quality" in stages:
-            q = merge_quality(root, surveys)
+            big = n > QUALITY_MAX_OBJECTS
+            q = (merge_quality_duckdb if big else merge_quality)(root, surveys)
             load = os.getloadavg()
             rows.append(Row(f"merge quality @ {n:.0e}", q["completeness"], None, unit="fraction",
                             notes=f"purity {q['purity']:.4f}, spurious {q['spurious_fraction']:.4f}",
