@@ -443,7 +443,7 @@ def _scene(name, opts, rows, meta):
     reps["rf on 3x3 mean/max/std (seed)"] = seed_rep
     rnd_reps["rf on 3x3 mean/max/std (seed)"] = seed_rnd
     print(f"  seed rf: blocked OA {[round(p.overall_accuracy, 4) for p in parts['rf on 3x3 mean/max/std (seed)']]}"
-          f" (partitions 0..{n_part - 1}), random-pixel {seed_rnd.overall_accuracy:.4f} "
+          f" (outer fold seeds {s0}..{s0 + n_part - 1}), random-pixel {seed_rnd.overall_accuracy:.4f} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     if not seed_only:
         params = _auto_params(opts, block_px=block, buffer_px=buffer)

@@ -65,15 +65,17 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
         Name in :data:`CLASSIFIERS`. ``"auto"`` (the default) chooses a classifier and feature
         set among :data:`~skysense.landuse.classify.AUTO_CANDIDATES` by cross-validation on
         the training samples only (:func:`select_classifier`; spatially blocked folds when
-        ``fit`` gets the samples' pixels) and refits the winner on all of them; ``"rf"`` is
-        the seed's random forest.
+        ``fit`` gets the samples' pixels) - a single candidate or the weighted soft vote of
+        them (:class:`BlendClassifier`), whichever scores best - and refits the winner on all
+        of them; ``"rf"`` is the seed's random forest. ``"blend"`` is that vote with given
+        ``params={"members": [[key, weight, params], ...]}``.
     params : dict, optional
         Hyperparameters of :func:`make_classifier` (JSON-able), e.g. ``{"n_estimators": 500}``,
         and ``"features"``: a feature set of
         :data:`~skysense.landuse.features.FEATURE_SETS` (default ``"all"``). For ``auto``:
         ``candidates``, ``folds``, ``repeats``, ``block_px``, ``buffer_px``, ``max_samples``,
-        ``race_margin``, ``race_min`` (:func:`select_classifier`). ``GridSearchCV`` can search over
-        ``classifier`` and ``params``.
+        ``race_margin``, ``race_min``, ``blend`` (:func:`select_classifier`).
+        ``GridSearchCV`` can search over ``classifier`` and ``params``.
     spec : FeatureSpec, optional
         The features the columns of ``X`` are (needed to classify rasters; checked against the
         number of columns).
