@@ -11,9 +11,11 @@ from the map, and tiles must share it. Two passes (:func:`population_pass`): pas
 hierarchical model on a few pilot tiles spread over the field and combines their posteriors
 of the population's log10 mean, sd (dex) and skew-normal shape alpha per band by precision
 weighting (each pilot tile's data are independent, so this approximates the joint posterior
-by a product of Gaussians; the weak hyperprior is counted once per pilot tile, negligible
-against the data, except for alpha, which the map hardly constrains: its estimate stays near
-the hyperprior's mean); pass 2 fits every tile with that population fixed, i.e. the
+by a product of Gaussians, :func:`combine_pilots`; a product of posteriors counts the
+hyperprior once per pilot tile, so the combination divides out all copies but one: the
+hyperprior of the log10 mean and of the sd are weak, but alpha's, Normal(2, 1), is not, and
+the map hardly constrains alpha, so 4 pilot tiles had pulled it 4x as hard to the hyperprior's
+mean); pass 2 fits every tile with that population fixed, i.e. the
 skew-normal in log10 flux with location ``flux_mu_<band>`` (mJy), scale ``flux_sigma_<band>``
 (dex) and shape ``flux_skew_<band>`` (``flux_kind="lognormal"``; the learned population,
 skew included, not a log-normal of its mean and sd). The estimate goes to
@@ -49,6 +51,7 @@ from skysense.xid.tiles import Tile, make_tiles
 __all__ = [
     "PIXEL_BUFFER_FWHM",
     "band_buffer_arcsec",
+    "combine_pilots",
     "fit_tiles",
     "fit_one_tile",
     "population_columns",
@@ -178,7 +181,10 @@ def _pilot_population(tile, maps, prior, region_moc, fit_kwargs) -> dict:
             continue
         lm, sd = np.log10(p.pop_median_mjy).ravel(), p.pop_sigma_dex.ravel()
         al = np.zeros(1) if p.pop_skew is None else p.pop_skew.ravel()
-        out[band] = (lm.mean(), lm.var(), sd.mean(), sd.var(), al.mean(), al.var())
+        fp = res.models[band].flux_prior
+        # alpha's hyperprior (its sd 0: alpha fixed, nothing to divide out)
+        hyper = (float(fp.hyper_skew_mean), float(fp.hyper_skew_sd))
+        out[band] = (lm.mean(), lm.var(), sd.mean(), sd.var(), al.mean(), al.var(), *hyper)
     return out
 
 
@@ -225,17 +231,50 @@ def population_pass(
     out = {}
     for band in sorted({b for r in found for b in r}):
         est = np.array([r[band] for r in found if band in r])
-        lm, sd, al = (_weighted(est[:, k], est[:, k + 1]) for k in (0, 2, 4))
+        # the log10 mean's and the sd's hyperpriors are weak (1.5 dex, 1 dex): not divided out
+        lm, sd = (combine_pilots(est[:, k], est[:, k + 1]) for k in (0, 2))
+        al = combine_pilots(est[:, 4], est[:, 5], est[0, 6], est[0, 7])
         out[band] = (10.0**lm, sd, al)
     if not out:
         raise InputError("no pilot tile of the hierarchical prior holds map pixels")
     return out
 
 
-def _weighted(mean: np.ndarray, var: np.ndarray) -> float:
-    """Precision-weighted mean of the pilot tiles' estimates (equal weights when all are exact)."""
-    w = 1.0 / np.maximum(var, 1e-12)
-    return float(np.sum(w * mean) / w.sum())
+def combine_pilots(
+    mean: np.ndarray,
+    var: np.ndarray,
+    prior_mean: float = 0.0,
+    prior_sd: float = np.inf,
+) -> float:
+    """Posterior mean of a parameter given every pilot tile, from each tile's posterior.
+
+    Each pilot tile's posterior is taken as Normal(``mean[i]``, ``var[i]``), the product of
+    the parameter's prior Normal(``prior_mean``, ``prior_sd``^2) and that tile's likelihood;
+    the tiles' data are independent, so the posterior given all of them is the prior times
+    every likelihood: the product of the tiles' posteriors divided by the prior n - 1 times.
+    A tile whose posterior is no narrower than the prior (MCMC noise when the data say
+    nothing) adds no information and is left out. ``prior_sd`` inf (or 0: a fixed
+    parameter) is the plain precision-weighted mean.
+
+    Parameters
+    ----------
+    mean, var : ndarray (n_tiles,) - posterior mean and variance per pilot tile
+    prior_mean, prior_sd : float - the parameter's Gaussian prior
+
+    Returns
+    -------
+    float
+    """
+    mean, var = np.asarray(mean, float), np.maximum(np.asarray(var, float), 1e-12)
+    tau = 1.0 / var
+    if not (np.isfinite(prior_sd) and prior_sd > 0):
+        return float(np.sum(tau * mean) / tau.sum())
+    tau0 = 1.0 / prior_sd**2
+    informative = tau > tau0
+    # each tile's likelihood: precision tau_i - tau0, precision-weighted mean tau_i m_i - tau0 m0
+    lam = np.where(informative, tau - tau0, 0.0)
+    num = np.where(informative, tau * mean - tau0 * prior_mean, 0.0)
+    return float((tau0 * prior_mean + num.sum()) / (tau0 + lam.sum()))
 
 
 def population_columns(pop: dict) -> dict[str, float]:
