@@ -824,7 +824,7 @@ def evidence_weight(e_anchor, e_stack, lead: int, level: float = LEVEL) -> float
     -------
     float in [0, 1]
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri  # the normal quantile (norm.ppf's value, 1000x faster)
 
     ea = np.asarray(e_anchor, float)
     u = ea - np.asarray(e_stack, float)
@@ -835,7 +835,7 @@ def evidence_weight(e_anchor, e_stack, lead: int, level: float = LEVEL) -> float
     score = u * (ea - lam * u)
     bw = max(andrews_bandwidth(score), float(lead))
     se = np.sqrt(ea.size * hac_variance(score, bw)) / uu
-    return float(np.clip(lam - norm.ppf(level) * se, 0.0, 1.0))
+    return float(np.clip(lam - ndtri(level) * se, 0.0, 1.0))
 
 
 def _default_candidates(window: int, n_lags: int) -> dict:
