@@ -8,11 +8,18 @@ Data (``../shared/data/photoz``, README section c):
   ``rail_dc2_sim_validation_9816.hdf5``; magnitude 99 = not detected (a missing band for GPz;
   the peers get the band's faintest observed magnitude instead, a detection-limit imputation).
 
-Protocol. The training file is split 90/10 (seed 0) into fit and validation rows. The GPz
-configuration (covariance type, m, input errors or not) and the peers' k are chosen on the
-validation rows only; the test file is used once, for the final table. GPz then trains on the
-fit rows, the validation rows choosing its stopping point; the random forest (200 trees,
-``n_jobs=2``) and kNN (distance weights) train on the whole training file. Uncertainties: GPz
+Protocol. The model is chosen by K-fold cross-validation (``--cv-folds``, 5) on the training
+file only: each candidate's out-of-fold predictions (every fold predicted by a fit on the other
+folds, a tenth of which is its stopping set) give a sigma_NMAD over all training rows, with a
+bootstrap spread (``--bootstrap`` resamples of the rows) and, for each other candidate, a paired
+bootstrap difference to the chosen one. (A stop earlier chose on one 500-row holdout, whose
+sigma_NMAD has a bootstrap sd of about 0.0006, larger than the differences it decided.) The
+candidates are GPz configurations (covariance, m, inputs, weighting) and gradient boosting on
+magnitudes + colours, with and without the log errors. The test file is used once, for the
+final table: the chosen GPz trains on 90% of the training file (seed 0), the other 10%
+choosing its stopping point and calibrating its variance; the random forest (200 trees,
+``n_jobs=2``), kNN (distance weights, k chosen on those 10%) and gradient boosting train on
+the whole training file. Uncertainties: GPz
 predictive sigma; random forest: spread of the per-tree predictions; kNN: distance-weighted
 spread of the neighbours' redshifts; exact GP: its predictive sigma (with the white noise).
 The exact ``GaussianProcessRegressor`` (constant x anisotropic RBF + white noise, L-BFGS on
@@ -23,16 +30,15 @@ JAX compilation included; no compiled program or on-disk cache from the tuning f
 threads: BLAS for the exact GP, XLA for GPz, both on the 2 cores), because on a shared machine
 the wall time depends on the other jobs; the load average around each fit is saved too.
 
-The SDSS grid includes GPz's cost-sensitive weighting ``weights="normalized"`` ((1 + z)^-2, the
-metric's own normalisation), m = 200 and ensembles of four GPz fits with different seeds
-(:class:`skysense.photoz.GPzEnsemble`, their moment-matched mixture; m = 100 and m = 50), so
-the validation rows decide between them; the table records each candidate's training wall and
-CPU time. Also tried on the same validation rows and not adopted (scratch runs of 2026-12-07
-outside the repository, GC m=100 colours, load 13-18): a kNN correction of GPz's training
-residuals (k = 10-100: 0.01346-0.01444), GPz averaged with gradient boosting (w = 0.25/0.5:
-0.01371/0.01416), and a cross-validation committee of four GC m=100 fits each stopping on
-another quarter of the fit rows (0.01363 against 0.01328-0.01397 for its members).
-``--datasets sdss`` (or ``dc2``) keeps the other data set's
+Inputs ``colours+errors`` (:func:`skysense.photoz.preprocess.model_inputs`): adjacent colours,
+r, and the log10 magnitude errors of the five bands. At a given magnitude the errors carry the
+galaxy's size and surface brightness, which change with redshift. Cross-validation on the
+training file (scratch runs of 2026-12-07, GC m=100, load 17-19) also showed: the
+``(1 + z)^-2`` weighting, a log(1 + z) target and an average of three seeds are all within
+0.0001 of unweighted GPz on colours (0.0145); the u and r errors alone give half the gain of all five.
+Tried at the stop before on one 500-row holdout and not adopted: ensembles of four seeds, m = 200,
+a kNN correction of GPz's training residuals, GPz averaged with gradient boosting, and a
+cross-validation committee. ``--datasets sdss`` (or ``dc2``) keeps the other data set's
 rows and tables from ``results/photoz.json``; ``meta["runs"]`` lists the runs.
 
 GPz's predictive variance is calibrated on the validation rows (``GPzRegressor(calibrate=
@@ -57,6 +63,8 @@ SDSS_NAMES = "zs,u,g,r,i,z,u-g,g-r,r-i,i-z,eu,eg,er,ei,ez,eu-g,eg-r,er-i,ei-z".s
 def add_arguments(parser) -> None:
     parser.add_argument("--gp-subset", type=int, default=2500, help="exact GP training size")
     parser.add_argument("--datasets", default="sdss,dc2", help="comma-separated: sdss,dc2")
+    parser.add_argument("--cv-folds", type=int, default=5, help="folds choosing the model")
+    parser.add_argument("--bootstrap", type=int, default=400, help="resamples for the spread")
 
 
 def _load_sdss():
@@ -216,9 +224,40 @@ def _hgb():
     )  # fmt: skip
 
 
-def _hgb_x(P):
+def _hgb_x(P, E=None):
     """Magnitudes and adjacent colours (the peers' imputed magnitudes)."""
     return np.column_stack([P, P[:, :-1] - P[:, 1:]])
+
+
+def _hgb_xe(P, E):
+    """:func:`_hgb_x` and the log10 errors (floored as GPz's inputs; NaN stays missing)."""
+    from skysense.photoz.preprocess import ERROR_FLOOR
+
+    with np.errstate(invalid="ignore"):
+        return np.column_stack([_hgb_x(P), np.log10(np.maximum(E, ERROR_FLOOR))])
+
+
+def _boot_nmad(z, mean, boot):
+    """sigma_NMAD on each bootstrap resample of the rows (boot: (B, n) row indices)."""
+    from skysense.photoz import metrics
+
+    return np.array([metrics.sigma_nmad(z[b], mean[b]) for b in boot])
+
+
+def _cv_gpz(cfg, X, E, z, folds):
+    """Out-of-fold GPz predictions: each fold predicted by a fit on the other folds, which
+    hold out a tenth of their rows (seeded per fold) as the stopping set. Returns (mean,
+    std, summed fit wall s, summed fit CPU s)."""
+    mean, std = np.zeros(len(z)), np.zeros(len(z))
+    wall = cpu = 0.0
+    for k in range(int(folds.max()) + 1):
+        tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        inner = np.random.default_rng(100 + k).permutation(tr)
+        stop, fit = np.sort(inner[: len(inner) // 10]), np.sort(inner[len(inner) // 10 :])
+        est, s, c = _fit_gpz(cfg, X[fit], E[fit], z[fit], X[stop], E[stop], z[stop])
+        mean[te], std[te], _ = _predict_gpz(est, cfg, X[te], E[te])
+        wall, cpu = wall + s, cpu + c
+    return mean, std, wall, cpu
 
 
 def _knn_predict(knn, X):
@@ -253,27 +292,29 @@ def _dataset(name, data, opts, rows, meta):
     scaler = StandardScaler().fit(Ptr[fi])
     table: dict[str, dict] = {}
 
-    # ---- GPz: tune on the validation rows.
+    # ---- GPz: candidates scored by K-fold cross-validation on the training file.
     grid = (
         [
-            # the previous default (magnitudes) and the issue's candidate routes: colours as
-            # inputs, input errors, other covariances; m <= 100 keeps the 10x speed goal.
-            {"cov": "VD", "m": 100, "errors": False, "inputs": "mag"},
-            {"cov": "VC", "m": 50, "errors": False, "inputs": "mag"},
-            {"cov": "VD", "m": 100, "errors": False, "inputs": "colours"},
-            {"cov": "VD", "m": 100, "errors": True, "inputs": "colours"},
-            {"cov": "GC", "m": 100, "errors": False, "inputs": "colours"},
-            {"cov": "VC", "m": 50, "errors": False, "inputs": "colours"},
-            # GPz's cost-sensitive weighting: (1 + z)^-2, the metric's own normalisation
-            # (sigma_NMAD is of dz / (1 + z)); costs nothing in time.
+            # last stop's choice (on one 500-row holdout) and its unweighted twin
             {"cov": "GC", "m": 100, "errors": False, "inputs": "colours", "weights": "normalized"},
-            # more basis functions (about twice the time of m=100)
-            {"cov": "GC", "m": 200, "errors": False, "inputs": "colours"},
-            # ensembles of GPz fits differing in their seed (GPzEnsemble, a moment-matched
-            # mixture): K times the training CPU of one member
-            {"cov": "GC", "m": 100, "errors": False, "inputs": "colours", "members": 4},
-            {"cov": "GC", "m": 50, "errors": False, "inputs": "colours", "members": 4},
-        ]
+            {"cov": "GC", "m": 100, "errors": False, "inputs": "colours"},
+            # log10 magnitude errors as inputs (model_inputs "colours+errors")
+            {"cov": "GC", "m": 100, "errors": False, "inputs": "colours+errors"},
+            {
+                "cov": "GC",
+                "m": 100,
+                "errors": False,
+                "inputs": "colours+errors",
+                "weights": "normalized",
+            },
+            {
+                "cov": "VD",
+                "m": 100,
+                "errors": False,
+                "inputs": "colours+errors",
+                "weights": "normalized",
+            },
+        ]  # fmt: skip
         if not opts.quick and name == "SDSS-MGS"
         else [
             # DC2 (10,000 rows; the full grid took too long on the shared machine):
@@ -282,61 +323,82 @@ def _dataset(name, data, opts, rows, meta):
             {"cov": "GC", "m": 100, "errors": False, "inputs": "mag"},
             {"cov": "GC", "m": 100, "errors": False, "inputs": "colours"},
             {"cov": "VD", "m": 100, "errors": False, "inputs": "colours"},
+            {"cov": "GC", "m": 100, "errors": False, "inputs": "colours+errors"},
         ]
         if not opts.quick
         else [
-            {"cov": "VD", "m": 30, "errors": False, "inputs": "mag"},
             {"cov": "VD", "m": 30, "errors": False, "inputs": "colours"},
-            {"cov": "VD", "m": 30, "errors": False, "inputs": "colours", "weights": "normalized"},
+            {"cov": "VD", "m": 30, "errors": False, "inputs": "colours+errors"},
         ]
     )
-    # A second 90/10 split of the fit rows gives the stopping set while tuning, so the
-    # validation rows stay unseen until they score the configurations.
-    inner = np.random.default_rng(1).permutation(fi)
-    stop_i, fit_i = np.sort(inner[: len(inner) // 10]), np.sort(inner[len(inner) // 10 :])
-    tuning = []
+    n_folds = 2 if opts.quick else opts.cv_folds
+    folds = np.random.default_rng(0).permutation(len(ztr)) % n_folds
+    boot = np.random.default_rng(42).integers(0, len(ztr), (opts.bootstrap, len(ztr)))
+    tuning, oof = [], []
     for cfg in grid:
-        est, secs, cpu = _fit_gpz(
-            cfg, Xtr[fit_i], Etr[fit_i], ztr[fit_i], Xtr[stop_i], Etr[stop_i], ztr[stop_i]
-        )
-        mean, std, _ = _predict_gpz(est, cfg, Xtr[vi], Etr[vi])
-        score = _metrics(ztr[vi], mean, std)
+        mean, std, secs, cpu = _cv_gpz(cfg, Xtr, Etr, ztr, folds)
+        oof.append(mean)
         tuning.append(
             {
                 **cfg,
-                **{k: round(v, 5) for k, v in score.items()},
+                **{k: round(v, 5) for k, v in _metrics(ztr, mean, std).items()},
+                "sigma_nmad_boot_sd": round(float(_boot_nmad(ztr, mean, boot).std()), 5),
                 "fit_s": round(secs, 1),
                 "fit_cpu_s": round(cpu, 1),
-                "sigma_scale": round(float(np.sqrt(est.variance_scale_)), 4),
                 "load_average_1min": round(os.getloadavg()[0], 2),
             }
         )
+        t = tuning[-1]
         print(
-            f"[{name}] tune GPz {_describe(cfg)}: valid sigma_NMAD={score['sigma_nmad']:.4f} "
-            f"outliers={score['outliers']:.4f} cov1={score['cov1']:.3f} ({secs:.1f} s, "
-            f"load {os.getloadavg()[0]:.1f})",
+            f"[{name}] {n_folds}-fold CV GPz {_describe(cfg)}: sigma_NMAD={t['sigma_nmad']:.5f}"
+            f" (bootstrap sd {t['sigma_nmad_boot_sd']:.5f}) outliers={t['outliers']:.4f} "
+            f"cov1={t['cov1']:.3f} ({secs:.0f} s, load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
 
-    # ---- Gradient boosting on magnitudes + colours, a candidate for the default too:
-    # scored on the same validation rows as the GPz configurations.
-    hgb_valid = _metrics(
-        ztr[vi], _hgb().fit(_hgb_x(Ptr[fi]), ztr[fi]).predict(_hgb_x(Ptr[vi])), None
-    )
-    print(
-        f"[{name}] candidate HistGradientBoosting: valid sigma_NMAD={hgb_valid['sigma_nmad']:.4f}"
-        f" outliers={hgb_valid['outliers']:.4f}",
-        flush=True,
-    )
-    # The default is chosen on the validation rows only (sigma_NMAD + outlier fraction).
+    # ---- Gradient boosting with the log errors like GPz's "colours+errors", a candidate for
+    # the default too, on the same folds.
+    hgb_cv = {}
+    # (Scratch 5-fold runs: mags + colours alone 0.01483, with the errors 0.01467; only the
+    # stronger is run here, it costs about 7 minutes at load 20.)
+    for label, feats in (("mags+colours+log errors", _hgb_xe),):
+        mean = np.zeros(len(ztr))
+        for k in range(n_folds):
+            tr, te = folds != k, folds == k
+            mean[te] = _hgb().fit(feats(Ptr[tr], Etr[tr]), ztr[tr]).predict(feats(Ptr[te], Etr[te]))
+        hgb_cv[label] = mean
+        score = _metrics(ztr, mean, None)
+        print(
+            f"[{name}] {n_folds}-fold CV HistGradientBoosting {label}: "
+            f"sigma_NMAD={score['sigma_nmad']:.5f} outliers={score['outliers']:.4f}",
+            flush=True,
+        )
+    hgb_scores = {
+        k: {
+            **{kk: round(vv, 5) for kk, vv in _metrics(ztr, v, None).items() if np.isfinite(vv)},
+            "sigma_nmad_boot_sd": round(float(_boot_nmad(ztr, v, boot).std()), 5),
+        }
+        for k, v in hgb_cv.items()
+    }
+    # The default is chosen on the cross-validation rows only (sigma_NMAD + outlier fraction).
     best = min(range(len(grid)), key=lambda k: tuning[k]["sigma_nmad"] + tuning[k]["outliers"])
     cfg = grid[best]
+    # paired bootstrap of the winner against each other candidate (same resampled rows)
+    win = _boot_nmad(ztr, oof[best], boot)
+    for k, t in enumerate(tuning):
+        if k != best:
+            diff = _boot_nmad(ztr, oof[k], boot) - win
+            t["minus_chosen"] = round(float(diff.mean()), 5)
+            t["minus_chosen_boot_sd"] = round(float(diff.std()), 5)
+    best_hgb = min(
+        hgb_scores, key=lambda k: hgb_scores[k]["sigma_nmad"] + hgb_scores[k]["outliers"]
+    )
     gpz_wins = (
         tuning[best]["sigma_nmad"] + tuning[best]["outliers"]
-        <= hgb_valid["sigma_nmad"] + hgb_valid["outliers"]
+        <= hgb_scores[best_hgb]["sigma_nmad"] + hgb_scores[best_hgb]["outliers"]
     )
     if not gpz_wins:
-        print(f"[{name}] NOTE: gradient boosting beats GPz on the validation rows", flush=True)
+        print(f"[{name}] NOTE: gradient boosting beats GPz in cross-validation", flush=True)
     est, fit_s, _ = _fit_gpz(cfg, Xtr[fi], Etr[fi], ztr[fi], Xtr[vi], Etr[vi], ztr[vi])
     mean, std, pred_s = _predict_gpz(est, cfg, Xte, Ete)
     table["skysense GPz"] = {
@@ -347,7 +409,7 @@ def _dataset(name, data, opts, rows, meta):
         + f", sigma x{np.sqrt(est.variance_scale_):.3f} (validation raw cov1 "
         f"{est.validation_coverage_raw_:.3f})",
     }
-    # The magnitude-input default of before, same protocol, for the record.
+    # The configuration of before (the first candidate), same protocol, for the record.
     old = grid[0]
     if old is not cfg:
         est0, fit0, _ = _fit_gpz(old, Xtr[fi], Etr[fi], ztr[fi], Xtr[vi], Etr[vi], ztr[vi])
@@ -359,19 +421,23 @@ def _dataset(name, data, opts, rows, meta):
             "config": _describe(old),
         }
 
-    # ---- Gradient boosting on magnitudes + colours (no predictive sigma).
-    hgb = _hgb()
-    t0 = time.perf_counter()
-    hgb.fit(_hgb_x(Ptr), ztr)
-    hgb_fit = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    hgb_mean = hgb.predict(_hgb_x(Pte))
-    table["HistGradientBoosting"] = {
-        **_metrics(zte, hgb_mean, None),
-        "train_s": hgb_fit,
-        "predict_s": time.perf_counter() - t0,
-        "config": "mags + colours, lr 0.05, early stopping",
-    }
+    # ---- Gradient boosting on magnitudes + colours, and + log errors (no predictive sigma).
+    for label, feats, key in (
+        ("mags + colours", _hgb_x, "HistGradientBoosting"),
+        ("mags + colours + log10 errors", _hgb_xe, "HistGradientBoosting+errors"),
+    ):
+        hgb = _hgb()
+        t0 = time.perf_counter()
+        hgb.fit(feats(Ptr, Etr), ztr)
+        hgb_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hgb_mean = hgb.predict(feats(Pte, Ete))
+        table[key] = {
+            **_metrics(zte, hgb_mean, None),
+            "train_s": hgb_fit,
+            "predict_s": time.perf_counter() - t0,
+            "config": f"{label}, lr 0.05, early stopping",
+        }
 
     # ---- Random forest (200 trees), sigma from the spread of the trees.
     rf = RandomForestRegressor(n_estimators=200, n_jobs=2, random_state=0)
@@ -447,7 +513,7 @@ def _dataset(name, data, opts, rows, meta):
 
     # ---- Rows for the harness.
     ours = table["skysense GPz"]
-    for peer in ("RandomForest(200)", "kNN", "HistGradientBoosting"):
+    for peer in ("RandomForest(200)", "kNN", "HistGradientBoosting", "HistGradientBoosting+errors"):
         p = table[peer]
         goal = "goal <= 0.0120" if name == "SDSS-MGS" else ""
         rows.append(
@@ -542,9 +608,10 @@ def _dataset(name, data, opts, rows, meta):
     meta[name] = {
         "n_train_file": int(len(ztr)),
         "n_test": int(len(zte)),
-        "gpz_tuning": tuning,
-        "hgb_validation": {k: round(v, 5) for k, v in hgb_valid.items() if np.isfinite(v)},
-        "chosen_on_validation": _describe(cfg) if gpz_wins else "HistGradientBoosting",
+        "cv_folds": n_folds,
+        "gpz_cv": tuning,
+        "hgb_cv": hgb_scores,
+        "chosen_by_cv": _describe(cfg) if gpz_wins else f"HistGradientBoosting {best_hgb}",
         "knn_tuning_sigma_nmad": {str(k): round(v, 5) for k, v in knn_scores.items()},
         "table": {
             k: {kk: (round(vv, 5) if isinstance(vv, float) else vv) for kk, vv in v.items()}

@@ -53,7 +53,9 @@ FORMAT = "skysense-photoz-gpz"
 # 2: variance calibration (variance_scale_); version 1 files load with 1.
 # 3: ``inputs`` (magnitudes or colours); older files hold magnitude models.
 # 4: GPzEnsemble models (``estimator: "GPzEnsemble"``); single GPz files are unchanged.
-FORMAT_VERSION = 4
+# 5: ``inputs: "colours+errors"`` (log errors as inputs); only such models are written as 5,
+#    so that older readers refuse them at load rather than at prediction.
+FORMAT_VERSION = 5
 _ARRAYS = (
     "theta_",
     "coef_",
@@ -104,8 +106,8 @@ def save_model(model: PhotozModel, path: str | os.PathLike) -> Path:
     blob = buf.getvalue()
     doc = {
         "format": FORMAT,
-        # A single GPz keeps version 3 (readers of version 3 still load it).
-        "format_version": FORMAT_VERSION if ensemble else 3,
+        # The lowest version that holds the model (older readers still load it).
+        "format_version": 5 if model.inputs == "colours+errors" else 4 if ensemble else 3,
         "estimator": type(est).__name__,
         "params": _params(est),
         "random_state": est.random_state if isinstance(est.random_state, int) else None,

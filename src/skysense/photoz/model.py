@@ -54,9 +54,9 @@ class PhotozModel:
         Name of the training target column (informational).
     kind, flux_unit, missing_values
         How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
-    inputs : {"mag", "colours"}
+    inputs : {"mag", "colours", "colours+errors"}
         What the estimator sees (:func:`~skysense.photoz.preprocess.model_inputs`); "mag" for
-        models written before colours existed.
+        models written before colours existed. ``"colours+errors"`` needs ``errors``.
     info : dict
         Free metadata (training set size, test metrics...), saved with the model.
     """
@@ -85,11 +85,16 @@ class PhotozModel:
         return model_inputs(X, E, self.inputs)
 
     def input_names(self) -> list[str]:
-        """Names of the estimator's inputs, e.g. ``["u-g", "g-r", "r-i", "i-z", "r"]``."""
-        if self.inputs == "mag" or len(self.bands) < 2:
-            return list(self.bands)
+        """Names of the estimator's inputs, e.g. ``["u-g", "g-r", "r-i", "i-z", "r"]`` (with
+        ``"colours+errors"`` followed by ``"log10(eu)"``... for error columns ``eu``...)."""
         b = list(self.bands)
-        return [f"{x}-{y}" for x, y in zip(b[:-1], b[1:])] + [b[(len(b) - 1) // 2]]
+        if self.inputs == "mag" or len(b) < 2:
+            names = b
+        else:
+            names = [f"{x}-{y}" for x, y in zip(b[:-1], b[1:])] + [b[(len(b) - 1) // 2]]
+        if self.inputs == "colours+errors":
+            names += [f"log10({e})" for e in self.errors or ()]
+        return names
 
     def check_columns(
         self, columns: Sequence[str], source: str | None = None, *, fitted: bool = True

@@ -21,6 +21,7 @@ from skysense.photometry import FLUX_UNITS, flux_to_ujy, flux_ujy_to_mag
 
 __all__ = [
     "DEFAULT_MISSING",
+    "ERROR_FLOOR",
     "INPUTS",
     "band_matrix",
     "model_inputs",
@@ -28,7 +29,10 @@ __all__ = [
 ]
 
 DEFAULT_MISSING = (99.0, -99.0)
-INPUTS = ("colours", "mag")
+INPUTS = ("colours", "mag", "colours+errors")
+#: Errors below this (mag) count as this in ``inputs="colours+errors"``: the log of a zero
+#: error would be infinite, and no catalogue magnitude is known better than 0.001 mag.
+ERROR_FLOOR = 1e-3
 
 
 def _column(frame: pd.DataFrame, name: str, source: str | None) -> np.ndarray:
@@ -149,14 +153,30 @@ def model_inputs(
     (missing) when either band is; colour errors are ``hypot(e_k, e_k+1)`` (the correlation of
     neighbouring colours through their shared band is ignored).
 
+    ``"colours+errors"`` gives the colours and the reference magnitude followed by the d
+    ``log10`` magnitude errors (floored at :data:`ERROR_FLOOR`), (n, 2d), and no input errors
+    (None: the errors are inputs, not propagated). At a given magnitude a catalogue's error
+    grows with the galaxy's size and falls with its surface brightness, both of which change
+    with redshift, and it tells the model how far to trust each colour: on the SDSS Main
+    Galaxy Sample training file these inputs lowered GPz's 5-fold cross-validated sigma_NMAD
+    from 0.0145 to 0.0135 (``benchmarks/photoz.py``). A missing band's error is missing too.
+
     Raises
     ------
     InputError
-        An unknown ``inputs``.
+        An unknown ``inputs``, or ``"colours+errors"`` without errors.
     """
     if inputs not in INPUTS:
         raise InputError(f"inputs must be one of {INPUTS}, not {inputs!r}")
     X = np.asarray(X, float)
+    if inputs == "colours+errors":
+        if E is None:
+            raise InputError("inputs 'colours+errors' needs the error columns (errors)")
+        F, _ = model_inputs(X, None, "colours")
+        E = np.asarray(E, float)
+        with np.errstate(invalid="ignore"):
+            log_e = np.log10(np.maximum(E, ERROR_FLOOR))  # NaN (missing) stays NaN
+        return np.column_stack([F, np.where(np.isfinite(X), log_e, np.nan)]), None
     if inputs == "mag" or X.shape[1] < 2:
         return X, E
     ref = (X.shape[1] - 1) // 2

@@ -135,9 +135,10 @@ def train_model(
         One error column per band (propagated through the model).
     kind, flux_unit, missing_values
         How band columns are read (:func:`~skysense.photoz.preprocess.band_matrix`).
-    inputs : {"auto", "colours", "mag"}
+    inputs : {"auto", "colours", "mag", "colours+errors"}
         The estimator's inputs (:func:`~skysense.photoz.preprocess.model_inputs`): adjacent
-        colours plus one magnitude, or the magnitudes themselves. ``"auto"`` (default) fits
+        colours plus one magnitude, the magnitudes themselves, or the colours, magnitude and
+        log errors (needs ``errors``; the errors are then inputs and not propagated). ``"auto"`` (default) fits
         both and keeps the one with the smaller sigma_NMAD + outlier fraction on the
         validation rows (colours when there are none); ``info["inputs_validation_score"]``
         records both scores.
@@ -192,6 +193,8 @@ def train_model(
         raise ConfigError(
             f"inputs must be one of {(*INPUTS, 'auto')}, not {inputs!r}", key="inputs"
         )
+    if inputs == "colours+errors" and errors is None:
+        raise ConfigError("inputs 'colours+errors' needs the error columns (errors)", key="inputs")
     if weights not in (*WEIGHTINGS, "auto"):
         raise ConfigError(
             f"weights must be one of {(*WEIGHTINGS, 'auto')}, not {weights!r}", key="weights"
