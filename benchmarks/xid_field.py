@@ -30,7 +30,8 @@ are benchmarked elsewhere); prepare, merge, priors, XID+ and publish (catalogue 
 maps) run. Results go to ``results/xid_field.json`` and to the ``field`` section of
 ``results/xid.json``.
 
-``python -m benchmarks xid_field [--quick] [--area DEG2] [--work DIR] [--reuse-field]``
+``python -m benchmarks xid_field [--quick] [--area DEG2] [--work DIR] [--reuse-field]
+[--no-xid-json]``
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--work", default="/work/bench-work/xidfield", help="work folder")
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
     parser.add_argument("--reuse-field", action="store_true", help="keep a field written before")
+    parser.add_argument(
+        "--no-xid-json",
+        action="store_true",
+        help="leave the field section of results/xid.json as it is (a smaller trial run)",
+    )
 
 
 def _loadavg() -> list[str]:
@@ -203,7 +209,10 @@ def _tile_breakdown(xid_dir: Path, n_priors: int | None, area: float, workers: i
         "cpu_s_per_own_source": cpu / max(own, 1),
     }
     mean_tile = cpu / len(recs)
-    pilot_cpu = passes.get("n_pilot", 0) * mean_tile
+    # pass 1 as recorded by the engine (each pilot tile's CPU s); older runs: n_pilot mean tiles
+    pilots = passes.get("pilots") or []
+    pilot_cpu = sum(p["cpu_s"] for p in pilots) if pilots else passes.get("n_pilot", 0) * mean_tile
+    out["pass1_cpu_s"] = pilot_cpu
     for label, n in (("10deg2", (n_priors or own) * 10.0 / area), ("100k_priors", 100_000)):
         total = cpu / max(own, 1) * n + pilot_cpu
         out[f"extrapolated_{label}"] = {
@@ -361,7 +370,8 @@ def run(opts):
             extra={"steps_s": steps},
         )
     ]
-    _update_xid_json(meta)
+    if not getattr(opts, "no_xid_json", False):
+        _update_xid_json(meta)
     return rows, meta
 
 

@@ -86,16 +86,23 @@ def test_population_pass_divides_out_the_hyperprior_of_alpha(tmp_path, monkeypat
             pop_median_mjy=np.full(10, 5.0),
             pop_sigma_dex=np.full(10, 0.5),
             pop_skew=draws,
+            warmup_s=1.0,
+            sampling_s=2.0,
+            sampling_cpu_s=2.0,
         )
         fp = SimpleNamespace(hyper_skew_mean=m0, hyper_skew_sd=s0)
         return SimpleNamespace(
             posteriors={"spire_250": post},
-            models={"spire_250": SimpleNamespace(flux_prior=fp)},
+            models={"spire_250": SimpleNamespace(flux_prior=fp, npix=6400, nsrc=len(sub))},
         )
 
     monkeypatch.setattr(xfit, "fit", fake_fit)
-    pop = population_pass(tiles, [sky], prior, n_pilot=4, flux_kind="hierarchical")
+    timing: list = []
+    pop = population_pass(tiles, [sky], prior, n_pilot=4, flux_kind="hierarchical", timing=timing)
     assert len(lik) == 4
+    # each pilot tile's seconds recorded (the field's time breakdown counts pass 1)
+    assert sorted(t["tile"] for t in timing) == sorted(t.name for t in tiles)
+    assert all(t["cpu_s"] > 0 and t["bands"]["spire_250"]["npix"] == 6400 for t in timing)
     d, w = np.array(list(lik.values())).T
     want, var = _conjugate(m0, s0, d, w)
     alpha = pop["spire_250"][2]
