@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skysense.errors import InputError
 from skysense.xid.model import ConfusionPrior, GaussianBeam, band_model, pointing_matrix
@@ -155,7 +157,8 @@ def test_skew_kernels_match_scipy():
     # the sampler's log Phi (far lower tail included) and the moments it reports
     from scipy import special, stats
 
-    from skysense.xid.sampler import _log_ndtr, skew_normal_moments
+    from skysense.xid.population import skew_normal_moments
+    from skysense.xid.sampler import _log_ndtr
 
     x = np.concatenate([np.linspace(-60.0, 8.0, 137), [-30.0, -29.999, -30.001]])
     got = np.array([_log_ndtr(v) for v in x])
@@ -164,6 +167,57 @@ def test_skew_kernels_match_scipy():
     mean, sd = skew_normal_moments(loc, scale, alpha)
     ref = stats.skewnorm(alpha, loc, scale)
     assert np.allclose(mean, ref.mean()) and np.allclose(sd, ref.std())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(-3.0, 3.0),
+    st.floats(0.05, 3.0),
+    st.floats(-20.0, 20.0),
+)
+def test_skew_normal_conversion_against_scipy(loc, scale, alpha):
+    # the one moment conversion (skysense.xid.population) against scipy's skew-normal, both
+    # directions, and the numba-inlined pieces agree with the numpy ones
+    from scipy import stats
+
+    from skysense.xid.population import (
+        log_sd_ratio,
+        mean_offset,
+        skew_normal_from_moments,
+        skew_normal_moments,
+        skew_normal_skewness,
+    )
+    from skysense.xid.sampler import _from_moments
+
+    ref = stats.skewnorm(alpha, loc, scale)
+    mean, sd = skew_normal_moments(loc, scale, alpha)
+    assert np.isclose(mean, ref.mean(), rtol=1e-10, atol=1e-12)
+    assert np.isclose(sd, ref.std(), rtol=1e-10)
+    assert np.isclose(skew_normal_skewness(alpha), ref.stats(moments="s"), rtol=1e-7, atol=1e-12)
+    lo, sc = skew_normal_from_moments(ref.mean(), ref.std(), alpha)
+    assert np.isclose(lo, loc, rtol=1e-9, atol=1e-9) and np.isclose(sc, scale, rtol=1e-9)
+    assert np.isclose(np.exp(log_sd_ratio(alpha)), sd / scale, rtol=1e-12)
+    assert np.isclose(mean_offset(alpha), (mean - loc) / scale, rtol=1e-12, atol=1e-15)
+    x = np.zeros(3)  # the sampler's jitted inverse, which inlines the same pieces
+    _from_moments(alpha, float(ref.mean()), float(np.log(ref.std())), x)
+    assert np.isclose(x[0], loc, rtol=1e-9, atol=1e-9) and np.isclose(np.exp(x[1]), scale)
+
+
+def test_skew_normal_skewness_bound():
+    # a skew-normal's skewness stays below 0.9953 (why the PACS list, skewed 1.1-1.4, is out
+    # of its reach), and the numpy functions broadcast
+    from skysense.xid.population import (
+        skew_normal_from_moments,
+        skew_normal_moments,
+        skew_normal_skewness,
+    )
+
+    g = skew_normal_skewness(np.array([0.0, 1.0, 1e3, -1e3]))
+    assert g[0] == 0.0 and 0.1 < g[1] < 0.2 and 0.99 < g[2] < 0.9953 and g[3] == -g[2]
+    mean, sd = skew_normal_moments(np.zeros((2, 1)), 1.0, np.array([0.0, 2.0, -2.0]))
+    assert mean.shape == sd.shape == (2, 3) and np.all(sd <= 1.0) and mean[0, 1] == -mean[0, 2]
+    loc, scale = skew_normal_from_moments(mean, sd, np.array([0.0, 2.0, -2.0]))
+    assert loc.shape == scale.shape == (2, 3) and np.allclose(loc, 0.0) and np.allclose(scale, 1.0)
 
 
 def test_skewed_population_gibbs_matches_numpyro():

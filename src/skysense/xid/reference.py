@@ -25,7 +25,8 @@ import scipy.sparse as sp
 
 from skysense.errors import InputError
 from skysense.xid.model import BandModel
-from skysense.xid.sampler import BandPosterior, skew_normal_moments
+from skysense.xid.population import delta2, skew_normal_moments
+from skysense.xid.sampler import BandPosterior
 
 __all__ = ["nuts_band", "numpyro_band_model", "NUMPYRO_LOCK"]
 
@@ -76,8 +77,10 @@ def numpyro_band_model(model: BandModel):
                 lsd = numpyro.sample(
                     "pop_log_sd", dist.Normal(np.log(p.hyper_sd_dex), p.hyper_sd_tolerance)
                 )
-                d2 = 2.0 * a**2 / (np.pi * (1.0 + a**2))  # the scale from the sd at this alpha
-                sdex = numpyro.deterministic("pop_sigma_dex", jnp.exp(lsd) / jnp.sqrt(1.0 - d2))
+                # the scale from the sd at this alpha (1 - delta2 = (sd / scale)^2)
+                sdex = numpyro.deterministic(
+                    "pop_sigma_dex", jnp.exp(lsd) / jnp.sqrt(1.0 - delta2(a))
+                )
             m, s = lmed * np.log(10.0), sdex * np.log(10.0)
             ln = dist.TruncatedNormal(m, s, low=jnp.log(lo), high=jnp.log(hi))
             prior = dist.TransformedDistribution(ln, dist.transforms.ExpTransform())

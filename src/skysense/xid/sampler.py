@@ -48,13 +48,13 @@ import scipy.sparse as sp
 
 from skysense.errors import InputError
 from skysense.xid.model import BandModel
+from skysense.xid.population import log_sd_ratio, mean_offset, skew_normal_moments
 
 __all__ = [
     "BandPosterior",
     "sample_band",
     "truncated_normal",
     "coupled_pairs",
-    "skew_normal_moments",
 ]
 
 _LN10 = math.log(10.0)
@@ -342,8 +342,7 @@ def _hyper_lp(x, hyp, u):
     if hyp.size > 10 and hyp[10] > 0.0:
         # width tied to another band's: ln sd ~ Normal(hyp[9], hyp[10]) replaces the HalfNormal
         # on s (ln sd = t + a function of alpha: a density in t at fixed alpha)
-        d2 = 2.0 * a * a / (math.pi * (1.0 + a * a))
-        lp -= 0.5 * ((t + 0.5 * math.log(1.0 - d2) - hyp[9]) / hyp[10]) ** 2
+        lp -= 0.5 * ((t + log_sd_ratio(a) - hyp[9]) / hyp[10]) ** 2
     else:
         lp += -0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
     if hyp[6] > 0.0:
@@ -384,9 +383,8 @@ def _slice_hyper(x, i, width, hyp, u, rng):
 @numba.njit(cache=True)
 def _from_moments(a, mean, lsd, x):
     """x = (location, ln scale, a) of the skew-normal of shape a with this mean and ln sd."""
-    d2 = 2.0 * a * a / (math.pi * (1.0 + a * a))  # 2 delta^2 / pi
-    t = lsd - 0.5 * math.log(1.0 - d2)
-    x[0] = mean - math.exp(t) * math.copysign(math.sqrt(d2), a)
+    t = lsd - log_sd_ratio(a)
+    x[0] = mean - math.exp(t) * mean_offset(a)
     x[1] = t
     x[2] = a
 
@@ -401,9 +399,8 @@ def _slice_shape_at_moments(x, hyp, u, rng):
     because changing the skew at fixed location moves the mean the data pin down.
     """
     a0 = x[2]
-    d2 = 2.0 * a0 * a0 / (math.pi * (1.0 + a0 * a0))
-    lsd = x[1] + 0.5 * math.log(1.0 - d2)
-    mean = x[0] + math.exp(x[1]) * math.copysign(math.sqrt(d2), a0)
+    lsd = x[1] + log_sd_ratio(a0)
+    mean = x[0] + math.exp(x[1]) * mean_offset(a0)
     y = _hyper_lp(x, hyp, u) - rng.standard_exponential()
     width = 2.0
     left = a0 - width * rng.random()
@@ -1438,15 +1435,6 @@ def sample_band(
         post.conf_field = g_mean
         post.conf_shift = confusion_shift(model, g_mean)
     return post
-
-
-def skew_normal_moments(loc, scale, alpha):
-    """Mean and sd of a skew-normal of location ``loc``, scale ``scale`` and shape ``alpha``
-    (arrays broadcast): ``loc + scale delta sqrt(2/pi)`` and ``scale sqrt(1 - 2 delta^2/pi)``,
-    ``delta = alpha / sqrt(1 + alpha^2)``."""
-    delta = np.asarray(alpha, float) / np.sqrt(1.0 + np.asarray(alpha, float) ** 2)
-    mean = np.asarray(loc, float) + np.asarray(scale, float) * delta * math.sqrt(2.0 / math.pi)
-    return mean, np.asarray(scale, float) * np.sqrt(1.0 - 2.0 * delta**2 / math.pi)
 
 
 def confusion_shift(model: BandModel, field_mjy: np.ndarray) -> np.ndarray:
