@@ -167,16 +167,21 @@ def _tile_maps(tile: Tile, maps: Sequence[SkyMap], region_moc) -> list[SkyMap]:
 
 def _pilot_population(tile, maps, prior, region_moc, fit_kwargs) -> dict:
     """Pass 1 on one tile: band -> (mean, var) of the population's log10 mean, of its sd
-    (dex) and of its shape alpha (0, 0 for a log-normal population)."""
+    (dex) and of its shape alpha (0, 0 for a log-normal population), then alpha's
+    hyperprior (mean, sd); and under ``"_timing"`` the tile's seconds (:func:`tile_timing`,
+    ``cpu_s``, ``wall_s``)."""
     from skysense.xid.fit import fit
 
+    c0, t0 = time.process_time(), time.perf_counter()
     tile_maps = _tile_maps(tile, maps, region_moc)
     if not tile_maps:
         return {}
     kw = dict(fit_kwargs)
     seed = (kw.pop("random_state", 0) or 0) * 1_000_003 + tile.pixel + 1
     res = fit(tile_maps, prior.iloc[tile.fit].reset_index(drop=True), random_state=seed, **kw)
-    out = {}
+    timing = {"tile": tile.name, "n_fit": int(len(tile.fit)), **tile_timing(res)}
+    timing.update(cpu_s=time.process_time() - c0, wall_s=time.perf_counter() - t0)
+    out: dict = {"_timing": timing}
     for band, p in res.posteriors.items():
         if p.pop_median_mjy is None:
             continue
@@ -197,6 +202,7 @@ def population_pass(
     n_pilot: int = 4,
     region_moc=None,
     client=None,
+    timing: list | None = None,
     **fit_kwargs,
 ) -> dict[str, tuple[float, float, float]]:
     """Pass 1 of the tiled hierarchical prior: each band's population from pilot tiles.
@@ -207,6 +213,8 @@ def population_pass(
         the HEALPix NESTED order, or Dec strips by RA for boxes, so over the field), are fitted
     maps, prior : as :func:`skysense.xid.fit.fit`
     fit_kwargs : passed to :func:`skysense.xid.fit.fit` (``flux_kind="hierarchical"``)
+    timing : list, optional - each pilot tile's seconds are appended to it (dicts: ``tile``,
+        ``cpu_s``, ``wall_s`` and per band as :func:`tile_timing`)
 
     Returns
     -------
@@ -229,6 +237,9 @@ def population_pass(
     found = compute_with_progress(
         tasks, label=f"XID+ population, {len(tasks)} pilot tiles", client=client
     )
+    if timing is not None:
+        timing.extend(r.pop("_timing") for r in found if "_timing" in r)
+    found = [{b: v for b, v in r.items() if b != "_timing"} for r in found]
     out = {}
     for band in sorted({b for r in found for b in r}):
         est = np.array([r[band] for r in found if band in r])
@@ -382,15 +393,23 @@ def _hierarchical(flux_kind: str | None, prior: pd.DataFrame) -> bool:
     return flux_kind == "hierarchical"
 
 
-def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs):
+def _fix_population(tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs, timing):
     """Pass 1 (or its saved result): the prior with the population columns
-    (:func:`population_columns`), kind ``"lognormal"`` (skew-normal with the learned shape)."""
+    (:func:`population_columns`), kind ``"lognormal"`` (skew-normal with the learned shape).
+    The pilot tiles' seconds are appended to ``timing``."""
     path = out / "population.json"
     if path.exists():  # a restart: the tiles already written used this estimate
         pop = {b: tuple(v) for b, v in json.loads(path.read_text(encoding="utf-8")).items()}
     else:
         pop = population_pass(
-            tiles, maps, prior, n_pilot=n_pilot, region_moc=region_moc, client=client, **fit_kwargs
+            tiles,
+            maps,
+            prior,
+            n_pilot=n_pilot,
+            region_moc=region_moc,
+            client=client,
+            timing=timing,
+            **fit_kwargs,
         )
         with atomic_path(path) as tmp:
             Path(tmp).write_text(json.dumps(pop, indent=1), encoding="utf-8")
@@ -529,12 +548,12 @@ def fit_tiles(
         buffer_arcsec=buffer_arcsec,
         shape="healpix" if order is not None else tile_shape,
     )
-    timing = {"n_tiles": len(tiles), "n_pilot": 0}
+    timing: dict = {"n_tiles": len(tiles), "n_pilot": 0, "pilots": []}
     with dask_client(scheduler) as client:
         t0 = time.perf_counter()
         if fitter is None and _hierarchical(fit_kwargs.get("flux_kind"), prior):
             prior, fit_kwargs = _fix_population(
-                tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs
+                tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs, timing["pilots"]
             )
             timing["n_pilot"] = min(n_pilot, len(tiles))
         t1 = time.perf_counter()
