@@ -52,6 +52,8 @@ def test_uninformative_tiles_leave_the_hyperprior():
     got = combine_pilots(np.array([2.3, 0.75, 2.1]), np.array([1.2, 0.25, 1.05]), 2.0, 1.0)
     want, _ = _conjugate(2.0, 1.0, [(4 * 0.75 - 2.0) / 3.0], [np.sqrt(1 / 3.0)])
     assert got == pytest.approx(want, abs=1e-12) and got == pytest.approx(0.75, abs=1e-12)
+    # one tile: its own posterior, whatever its width (the field of one tile: unchanged)
+    assert combine_pilots(np.array([2.7]), np.array([1.3]), 2.0, 1.0) == 2.7
     # without a prior (a fixed or flat parameter) the precision-weighted mean
     assert combine_pilots(np.array([1.0, 3.0]), np.array([1.0, 1.0])) == pytest.approx(2.0)
 

@@ -264,8 +264,9 @@ def combine_pilots(
     the parameter's prior Normal(``prior_mean``, ``prior_sd``^2) and that tile's likelihood;
     the tiles' data are independent, so the posterior given all of them is the prior times
     every likelihood: the product of the tiles' posteriors divided by the prior n - 1 times.
-    A tile whose posterior is no narrower than the prior (MCMC noise when the data say
-    nothing) adds no information and is left out. ``prior_sd`` inf (or 0: a fixed
+    Of several tiles, one whose posterior is no narrower than the prior (MCMC noise when the
+    data say nothing) adds no information and is left out; a single tile's posterior is
+    returned as it is. ``prior_sd`` inf (or 0: a fixed
     parameter) is the plain precision-weighted mean.
 
     Parameters
@@ -279,6 +280,8 @@ def combine_pilots(
     """
     mean, var = np.asarray(mean, float), np.maximum(np.asarray(var, float), 1e-12)
     tau = 1.0 / var
+    if mean.size == 1:  # one tile: its posterior is the posterior given every tile
+        return float(mean[0])
     if not (np.isfinite(prior_sd) and prior_sd > 0):
         return float(np.sum(tau * mean) / tau.sum())
     tau0 = 1.0 / prior_sd**2
