@@ -48,6 +48,30 @@ def test_log_ndtr_table_matches_erfc_branches_at_every_interval():
     assert np.allclose(got, special.log_ndtr(x), rtol=1e-11, atol=0.0)
 
 
+def test_hyper_state_slots_reach_the_population_density():
+    # the named slots (tied width included) against scipy's skew-normal and the hyperpriors
+    from skysense.xid.sampler import _hyper_state
+
+    kw = dict(loc=0.1, ln_scale=-0.3, loc_mean=0.5, loc_sd=2.0, scale_sd=1.5, skew=1.2)
+    kw.update(skew_sd=0.8, skew_mean=2.0, every=1, tied_ln_sd=-0.2, tied_sd=0.1)
+    hyp = _hyper_state(**kw)
+    u = np.random.default_rng(4).normal(0.3, 0.7, 25)
+    x = np.array([0.1, -0.3, 1.2])
+    ref = stats.skewnorm(1.2, 0.1, math.exp(-0.3))
+    want = (
+        -0.5 * ((0.1 - 0.5) / 2.0) ** 2
+        - 0.5 * ((math.log(ref.std()) + 0.2) / 0.1) ** 2  # the tied width's prior
+        - 0.5 * ((1.2 - 2.0) / 0.8) ** 2
+        + ref.logpdf(u).sum()
+        + u.size * 0.5 * math.log(2.0 * math.pi)
+    )
+    assert _hyper_lp(x, hyp, u) == pytest.approx(want, rel=1e-12)
+    free = _hyper_state(**{**kw, "tied_sd": 0.0})  # width free: the HalfNormal on s instead
+    s = math.exp(-0.3)
+    want_free = want + 0.5 * ((math.log(ref.std()) + 0.2) / 0.1) ** 2 - 0.5 * (s / 1.5) ** 2 - 0.3
+    assert _hyper_lp(x, free, u) == pytest.approx(want_free, rel=1e-12)
+
+
 def test_hoisted_skew_density_equals_original():
     rng = np.random.default_rng(3)
     for u, m, prec, a in zip(

@@ -71,6 +71,17 @@ _FAINT_SNR = 3.0
 _FLUX_W = 2.0
 _FLUX_STEPS = 50
 
+# Slots of the hierarchical prior's state array ``hyp`` (float64; numba folds these module
+# constants into the kernels, so names cost nothing): the population's location m, ln scale
+# and skew alpha (updated in place), the hyperpriors m ~ Normal(_H_LOC_MEAN, _H_LOC_SD),
+# s ~ HalfNormal(_H_SCALE_SD), alpha ~ Normal(_H_SKEW_MEAN, _H_SKEW_SD) (sd 0: log-normal,
+# alpha fixed at 0), the update period in sweeps, and the width tied to another band's:
+# ln sd ~ Normal(_H_TIED_LN_SD, _H_TIED_SD) in place of the HalfNormal (sd 0: free). All in
+# ln-flux units; :func:`_hyper_state` builds it.
+_H_LOC, _H_LN_SCALE, _H_LOC_MEAN, _H_LOC_SD, _H_SCALE_SD = 0, 1, 2, 3, 4
+_H_SKEW, _H_SKEW_SD, _H_SKEW_MEAN, _H_EVERY, _H_TIED_LN_SD, _H_TIED_SD = 5, 6, 7, 8, 9, 10
+_H_SIZE = 11
+
 
 @numba.njit(cache=True)
 def _tn_upper_tail(a, b, rng):
@@ -331,22 +342,23 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, lalpha, rng):
 def _hyper_lp(x, hyp, u):
     """Log conditional of the population (m, t = ln s, alpha) = ``x`` given the log fluxes u.
 
-    ``hyp`` holds the hyperprior scales at [2:5] and [6:8] (see :func:`_update_hyper`). The
+    ``hyp``: the state array (its hyperprior slots, ``_H_*``). The
     population density is not renormalised to each source's bounds: they are a numerical
     box (the upper one derived from the data, where the likelihood is already ~0), not part
     of the population, so (m, s, alpha) describe the population itself.
     """
     m, t, a = x[0], x[1], x[2]
     s = math.exp(t)
-    lp = -0.5 * ((m - hyp[2]) / hyp[3]) ** 2
-    if hyp.size > 10 and hyp[10] > 0.0:
-        # width tied to another band's: ln sd ~ Normal(hyp[9], hyp[10]) replaces the HalfNormal
+    lp = -0.5 * ((m - hyp[_H_LOC_MEAN]) / hyp[_H_LOC_SD]) ** 2
+    if hyp.size > _H_TIED_SD and hyp[_H_TIED_SD] > 0.0:
+        # width tied to another band's: ln sd ~ Normal(_H_TIED_LN_SD, _H_TIED_SD) replaces the
+        # HalfNormal
         # on s (ln sd = t + a function of alpha: a density in t at fixed alpha)
-        lp -= 0.5 * ((t + log_sd_ratio(a) - hyp[9]) / hyp[10]) ** 2
+        lp -= 0.5 * ((t + log_sd_ratio(a) - hyp[_H_TIED_LN_SD]) / hyp[_H_TIED_SD]) ** 2
     else:
-        lp += -0.5 * (s / hyp[4]) ** 2 + t  # + t: Jacobian
-    if hyp[6] > 0.0:
-        lp -= 0.5 * ((a - hyp[7]) / hyp[6]) ** 2
+        lp += -0.5 * (s / hyp[_H_SCALE_SD]) ** 2 + t  # + t: Jacobian
+    if hyp[_H_SKEW_SD] > 0.0:
+        lp -= 0.5 * ((a - hyp[_H_SKEW_MEAN]) / hyp[_H_SKEW_SD]) ** 2
     isd = math.sqrt(1.0 / (s * s))  # as _skew_lp computes it, so the sums are unchanged
     for k in range(u.size):
         lp += _skew_lp_sd(u[k], m, isd, a) - t
@@ -430,40 +442,39 @@ def _slice_shape_at_moments(x, hyp, u, rng):
 def _update_hyper(f, hyp, pmu, pprec, palpha, rng):
     """Update the population given the fluxes; refreshes pmu, pprec and palpha.
 
-    ``hyp`` holds [m, ln s, m0, msd, sscale, alpha, ascale, amean, every] (ln-flux units;
-    alpha ~ Normal(amean, ascale); ``every``: the kernel calls this once every that many
-    sweeps), updated in place. Log-normal population (``ascale`` = 0, alpha fixed at 0): an
-    exact conjugate draw of m, a slice step of ln s. Skew-normal (``ascale`` > 0): slice steps
-    of m and ln s, then of alpha at the population's fixed mean and sd.
+    ``hyp``: the state array of the ``_H_*`` slots (m, ln s and alpha updated in place).
+    Log-normal population (``hyp[_H_SKEW_SD]`` = 0, alpha fixed at 0): an exact conjugate
+    draw of m, a slice step of ln s. Skew-normal (``hyp[_H_SKEW_SD]`` > 0): slice steps of m
+    and ln s, then of alpha at the population's fixed mean and sd.
     """
     n = f.size
     u = np.empty(n)
     for k in range(n):
         u[k] = math.log(f[k])
-    x = np.array([hyp[0], hyp[1], hyp[5]])
+    x = np.array([hyp[_H_LOC], hyp[_H_LN_SCALE], hyp[_H_SKEW]])
     # slice widths of ~2.5 posterior sd: the population's location and ln scale are known
     # to ~ s / sqrt(n) and ~ 1 / sqrt(2 n) (wider widths cost extra shrinkage evaluations
     # of the n-term log density, the bulk of this update's cost)
     rn = 1.0 / math.sqrt(max(n, 1))
-    if hyp[6] > 0.0:
+    if hyp[_H_SKEW_SD] > 0.0:
         _slice_hyper(x, 0, 2.5 * rn * math.exp(x[1]), hyp, u, rng)
     else:
         # m given s is conjugate (Normal prior, Normal log fluxes): an exact draw
-        prec = 1.0 / hyp[3] ** 2 + n * math.exp(-2.0 * x[1])
-        mean = (hyp[2] / hyp[3] ** 2 + u.sum() * math.exp(-2.0 * x[1])) / prec
+        prec = 1.0 / hyp[_H_LOC_SD] ** 2 + n * math.exp(-2.0 * x[1])
+        mean = (hyp[_H_LOC_MEAN] / hyp[_H_LOC_SD] ** 2 + u.sum() * math.exp(-2.0 * x[1])) / prec
         x[0] = mean + rng.standard_normal() / math.sqrt(prec)
     _slice_hyper(x, 1, 1.8 * rn, hyp, u, rng)
-    if hyp[6] > 0.0:
+    if hyp[_H_SKEW_SD] > 0.0:
         # alpha moves at the population's fixed mean and sd only: given the fluxes these
         # draws are near independent (a coordinate step of alpha at fixed location, tried
         # before, added a third of the cost without raising the ESS)
         _slice_shape_at_moments(x, hyp, u, rng)
-    hyp[0], hyp[1], hyp[5] = x[0], x[1], x[2]
-    prec = math.exp(-2.0 * hyp[1])
+    hyp[_H_LOC], hyp[_H_LN_SCALE], hyp[_H_SKEW] = x[0], x[1], x[2]
+    prec = math.exp(-2.0 * hyp[_H_LN_SCALE])
     for k in range(n):
-        pmu[k] = hyp[0]
+        pmu[k] = hyp[_H_LOC]
         pprec[k] = prec
-        palpha[k] = hyp[5]
+        palpha[k] = hyp[_H_SKEW]
 
 
 @numba.njit(cache=True)
@@ -505,7 +516,7 @@ def _shift_population(f, lo, hi, shift, hyp, pmu, w, r, indptr, indices, vals, r
         wv = w[i] * v[i]
         g += wv * r[i]
         q += wv * v[i]
-    x = np.array([hyp[0], hyp[1], hyp[5]])
+    x = np.array([hyp[_H_LOC], hyp[_H_LN_SCALE], hyp[_H_SKEW]])
     m0 = x[0]
 
     def lp(t):
@@ -540,9 +551,9 @@ def _shift_population(f, lo, hi, shift, hyp, pmu, w, r, indptr, indices, vals, r
     for k in range(f.size):
         if shift[k]:
             f[k] = min(max(f[k] * scale, lo[k]), hi[k])
-    hyp[0] = m0 + t
+    hyp[_H_LOC] = m0 + t
     for k in range(f.size):
-        pmu[k] = hyp[0]
+        pmu[k] = hyp[_H_LOC]
 
 
 @numba.njit(cache=True)
@@ -761,19 +772,26 @@ def _weighted_dot(start, stop, pix, val, w, r):
 
 
 @numba.njit(cache=True)
-def _pair_moves(w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng):
+def _pair_moves(
+    cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
+):
     """Exact Gibbs steps along fixed directions u_i e_i + u_j e_j of strongly coupled pairs.
 
     Along a fixed direction the conditional is again a truncated normal, so each move leaves
     the posterior invariant; the directions (long axes of the pairs' conditional Gaussians)
-    are where coordinate-wise Gibbs moves crawl. ``cval`` holds A u on the pair's pixels.
+    are where coordinate-wise Gibbs moves crawl. ``cval`` holds A u on the pair's pixels,
+    ``cwv`` the same times the pixels' weights and ``cq`` each pair's u^T A^T W A u (both kept
+    by the caller while the weights hold: the slope is then one gather a pixel).
     With a log-space prior on either source the conditional along the direction is not
     Gaussian and the move is :func:`_line_step` instead (a Metropolis-Hastings or slice
     step, also exact)."""
     for p in range(pi.size):
         i, j = pi[p], pj[p]
         di, dj = ui[p], uj[p]
-        g, q = _weighted_dot(cptr[p], cptr[p + 1], cpix, cval, w, r)
+        g = 0.0
+        for k in range(cptr[p], cptr[p + 1]):
+            g += cwv[k] * r[cpix[k]]
+        q = cq[p]
         tlo, thi = -np.inf, np.inf
         if di != 0.0:
             a, b = (lo[i] - f[i]) / di, (hi[i] - f[i]) / di
@@ -861,6 +879,11 @@ def _gibbs_chain(
     r = _residual(indptr, indices, vals, d, f, b)
     w = 1.0 / (s2 + c * c)
     q = np.empty(nsrc)
+    # the weights times the beams' values (sources' and pairs' columns) and the pairs'
+    # curvatures, kept while the weights hold: a slope is then one gather a pixel
+    wv = np.empty(vals.size)
+    cwv = np.empty(cval.size)
+    cq = np.empty(pi.size)
     refresh_q = True
     total = n_warmup + n_samples * thin
     k_out = 0
@@ -871,13 +894,20 @@ def _gibbs_chain(
             for j in range(nsrc):
                 acc = 0.0
                 for k in range(indptr[j], indptr[j + 1]):
-                    acc += w[indices[k]] * vals[k] * vals[k]
+                    wv[k] = w[indices[k]] * vals[k]
+                    acc += wv[k] * vals[k]
                 q[j] = acc
+            for p in range(pi.size):
+                acc = 0.0
+                for k in range(cptr[p], cptr[p + 1]):
+                    cwv[k] = w[cpix[k]] * cval[k]
+                    acc += cwv[k] * cval[k]
+                cq[p] = acc
             refresh_q = False
         for j in range(nsrc):
             g = 0.0
             for k in range(indptr[j], indptr[j + 1]):
-                g += w[indices[k]] * vals[k] * r[indices[k]]
+                g += wv[k] * r[indices[k]]
             qj = q[j]
             fj = f[j]
             if kind[j] >= 2:  # pmu, pprec hold the log-normal's ln-median and 1/sd^2
@@ -903,11 +933,29 @@ def _gibbs_chain(
                 f[j] = fn
         if pi.size:
             _pair_moves(
-                w, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
+                cwv,
+                cq,
+                r,
+                f,
+                kind,
+                lo,
+                hi,
+                pmu,
+                pprec,
+                palpha,
+                pi,
+                pj,
+                ui,
+                uj,
+                cptr,
+                cpix,
+                cval,
+                rng,
             )
         # hierarchical prior: the population's (m, ln s, alpha) given the fluxes, once every
-        # hyp[8] sweeps (its n-term log density dominates a sweep's cost with the skew-normal)
-        if hyp.size and it % int(hyp[8]) == 0:
+        # hyp[_H_EVERY] sweeps (its n-term log density dominates a sweep's cost with the
+        # skew-normal)
+        if hyp.size and it % int(hyp[_H_EVERY]) == 0:
             _update_hyper(f, hyp, pmu, pprec, palpha, rng)
             if shift.size:
                 _shift_population(f, lo, hi, shift, hyp, pmu, w, r, indptr, indices, vals, rng)
@@ -933,9 +981,9 @@ def _gibbs_chain(
             out_b[k_out] = b
             out_c[k_out] = c
             if hyp.size:
-                out_h[k_out, 0] = hyp[0]
-                out_h[k_out, 1] = hyp[1]
-                out_h[k_out, 2] = hyp[5]
+                out_h[k_out, 0] = hyp[_H_LOC]
+                out_h[k_out, 1] = hyp[_H_LN_SCALE]
+                out_h[k_out, 2] = hyp[_H_SKEW]
             k_out += 1
     return b
 
@@ -1270,6 +1318,18 @@ def _initial_state(model: BandModel, rng: np.random.Generator):
     return f, b, c
 
 
+def _hyper_state(
+    loc, ln_scale, loc_mean, loc_sd, scale_sd, skew, skew_sd, skew_mean, every, tied_ln_sd, tied_sd
+) -> np.ndarray:
+    """The state array ``hyp`` of the hierarchical prior, slot by slot (see ``_H_*``)."""
+    hyp = np.empty(_H_SIZE)
+    hyp[_H_LOC], hyp[_H_LN_SCALE], hyp[_H_SKEW] = loc, ln_scale, skew
+    hyp[_H_LOC_MEAN], hyp[_H_LOC_SD], hyp[_H_SCALE_SD] = loc_mean, loc_sd, scale_sd
+    hyp[_H_SKEW_SD], hyp[_H_SKEW_MEAN], hyp[_H_EVERY] = skew_sd, skew_mean, every
+    hyp[_H_TIED_LN_SD], hyp[_H_TIED_SD] = tied_ln_sd, tied_sd
+    return hyp
+
+
 def sample_band(
     model: BandModel,
     *,
@@ -1370,23 +1430,24 @@ def sample_band(
             # chain's copies)
             lf = np.log(f)
             a0 = p.hyper_skew_mean if p.hyper_skew_sd > 0 else 0.0
-            hyp = np.array(
-                [
-                    lf.mean(),
-                    math.log(max(lf.std(), 0.1)),
-                    p.hyper_log10_median * _LN10,
-                    p.hyper_median_sd_dex * _LN10,
-                    p.hyper_sigma_scale_dex * _LN10,
-                    a0,
-                    p.hyper_skew_sd,
-                    p.hyper_skew_mean,
-                    hyper_every,
-                    # the width tied to another band's (ln sd in ln-flux units; sd 0: free)
-                    0.0 if p.hyper_sd_dex is None else math.log(p.hyper_sd_dex * _LN10),
-                    0.0 if p.hyper_sd_dex is None else p.hyper_sd_tolerance,
-                ]
+            hyp = _hyper_state(
+                loc=lf.mean(),
+                ln_scale=math.log(max(lf.std(), 0.1)),
+                loc_mean=p.hyper_log10_median * _LN10,
+                loc_sd=p.hyper_median_sd_dex * _LN10,
+                scale_sd=p.hyper_sigma_scale_dex * _LN10,
+                skew=a0,
+                skew_sd=p.hyper_skew_sd,
+                skew_mean=p.hyper_skew_mean,
+                every=hyper_every,
+                # the width tied to another band's (ln sd in ln-flux units; sd 0: free)
+                tied_ln_sd=0.0 if p.hyper_sd_dex is None else math.log(p.hyper_sd_dex * _LN10),
+                tied_sd=0.0 if p.hyper_sd_dex is None else p.hyper_sd_tolerance,
             )
-            pmu, pprec = np.full(nsrc, hyp[0]), np.full(nsrc, math.exp(-2.0 * hyp[1]))
+            pmu, pprec = (
+                np.full(nsrc, hyp[_H_LOC]),
+                np.full(nsrc, math.exp(-2.0 * hyp[_H_LN_SCALE])),
+            )
             palpha = np.full(nsrc, a0)
         args = (indptr, indices, vals, model.data_mjy.astype(float), s2, kind)
         args += (np.asarray(p.lower, float), np.asarray(p.upper, float), pmu, pprec, palpha)
