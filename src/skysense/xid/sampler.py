@@ -931,27 +931,9 @@ def _gibbs_chain(
                 for k in range(indptr[j], indptr[j + 1]):
                     r[indices[k]] -= vals[k] * delta
                 f[j] = fn
-        if pi.size:
-            _pair_moves(
-                cwv,
-                cq,
-                r,
-                f,
-                kind,
-                lo,
-                hi,
-                pmu,
-                pprec,
-                palpha,
-                pi,
-                pj,
-                ui,
-                uj,
-                cptr,
-                cpix,
-                cval,
-                rng,
-            )
+        _pair_moves(  # an empty pair list moves nothing
+            cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
+        )
         # hierarchical prior: the population's (m, ln s, alpha) given the fluxes, once every
         # hyp[_H_EVERY] sweeps (its n-term log density dominates a sweep's cost with the
         # skew-normal)
