@@ -81,6 +81,37 @@ at the end): SPIRE every source listed 72/71/66 %, 95/96/97.1 % (500 um was 57 %
 listed 68/70 %, 95/96 %; faint left out 74/73 %, 97.5/96 % (load 7-11; 100 um of the faint
 experiment still over-covers: 74 % and 97.5 %, and 500 um's 95 % is 0.1 point above 97 %).
 
+The two gaps left, diagnosed on development fields only (no default changed, seeds 0-5 not
+refitted). PACS faint left out, 12 dev fields (seeds 6-11, 100-105; 4 x 500 draws, load
+5-22): 100 um 71.0 % / 96.4 %, 160 um 76.0 % / 96.5 % (6 fields pooled, 5-95 %: 69.6-72.4
+and 74.1-77.8 % at 68 %). Not the confusion term: at 100 um its amplitude is 0.14 mJy
+(median) against 5.9 mJy of noise, and with no confusion term at all seeds 6-11 give 71.9 /
+95.7 % (default 71.0 / 96.1 %). Not the tie: 100 um is fitted first and untied; 160 um
+untied over-covered as much (77 %, earlier run). It is the family again: the MIPS-selected
+list's log fluxes are skewed by 0.93 (100 um) and 1.12 (160 um) on these fields, a
+skew-normal reaches 0.995 at most (:func:`skysense.xid.population.skew_normal_skewness`),
+and it makes up with width: learned sd of log10 f 0.547 / 0.531 dex against the truths'
+0.501 / 0.448. The sources far below the noise (0.5-2 mJy at 100 um, 42 % of the list) fill
+that too long faint tail: 86.5 % of them are covered. A population family skewed beyond 1
+(with a sharp faint edge) in the sampler and the numpyro model is the fix not done here.
+500 um's 95 %, every source listed: on 12 dev fields (100-105, 6-11, tied widths) six pooled
+fields give 95.8-97.4 % (5-95 %, mean 96.6 %), so the scored 97.1 % lies inside the
+fields' spread of a setting whose 95 % intervals are about 1.6 points wide of 95 %; no
+setting was found on dev fields that narrows them without moving the 68 % ones.
+
+The XID_basic toy map eg6 (``python -m benchmarks._xid_calibration --toy-floor DIR``): its
+noise map is its real noise ((noisy - noiseless) / sigma has sd 1.005), 2.9 per pixel
+(1.7-3.8) against eg3's 0.22, so the 55 sources above 20 mJy (median 46) have S/N 3.8
+(median) alone and 3.4 with their listed neighbours (0.15 sources per beam: blending barely
+matters). The expected median |relative error| of any unbiased estimate is ~16-20 %, and 5 %
+would need the noise 4 times lower: the floor is the instrumental noise the XID_basic
+simulation put into eg6, not confusion and not the sampler. Supplying the simulation's true
+population (log10 F ~ N(0, 1)) gives 19.8 % bright error and 66.0 / 93.7 % coverage (the
+Bayes floor, calibrated); the default gives 25.8 % and 55.3 / 87.8 %: eg6's fluxes are a
+symmetric log-normal (skewness 0.00) drawn without selection, against which the default
+shape hyperprior alpha ~ Normal(2, 1) (chosen for flux-selected lists) is wrong; learned as a
+log-normal (shape fixed at 0) it gives 20.0 % and 61.7 / 91.0 % (eg3: 1.2 %, 71 / 94 %).
+
 MIPS 24 um (``calibrate_faint_left_out(..., cut_band="irac_i1", mips_cut_mjy=0.045,
 bands=MIPS_BANDS)``, the pipeline's IRAC prior cut; ``--bands mips`` in the benchmark): the
 ~5000 unlisted galaxies per 0.01 deg^2 give ~0.02 mJy/beam of confusion, as much as the
