@@ -448,7 +448,10 @@ def select_classifier(
         when its CV accuracy beats the best single candidate's. Selecting one of several
         candidates whose CV scores differ by a polygon or two is a winner's curse on scenes
         with few polygons; a weighted vote spreads that risk. Added, with the protocol that
-        evaluates it, before it was scored on any outer fold (benchmarks/landuse.py).
+        evaluates it, before it was scored on any outer fold (benchmarks/landuse.py). In that
+        confirmation run (Landsat 7, 20 outer folds) it won inner CV twice and moved the mean
+        nested OA from 0.771 (best single candidate) to 0.776; on the Statlog training file
+        it scored 0.9153 against the ensemble's 0.9157 and was not chosen.
 
     Returns
     -------
