@@ -554,3 +554,47 @@ def test_default_stack_is_linear_ar_to_the_bit_without_evidence_and_moves_with_i
     same, lam = run(lambda ar: _Noisy(future, 1.0, 3))
     assert np.mean(same) < 0.2
     assert np.mean(lam[-100:]) > 0.3
+
+
+def test_evidence_weight_is_statsmodels_hac_ols_lower_bound():
+    """Independent answer: the bound is statsmodels' OLS of the anchor's errors on ``u``
+    (no intercept) with a HAC standard error, ``lam - z_0.95 se``: with the lead as the
+    Bartlett bandwidth (white-noise scores, Andrews' bandwidth below the lead) and with
+    Andrews' bandwidth (strongly autocorrelated scores, Bartlett weights 1 - k / bw)."""
+    import statsmodels.api as sm
+    from scipy.stats import norm
+    from statsmodels.stats.sandwich_covariance import cov_hac
+
+    from skysense.astrocast.baselines import andrews_bandwidth, evidence_weight
+
+    rng = np.random.default_rng(5)
+    n = 300
+    u = rng.normal(size=n)
+    ea = 0.5 * u + 1.5 * rng.normal(size=n)
+    fit = sm.OLS(ea, u[:, None]).fit(
+        cov_type="HAC", cov_kwds={"maxlags": 7, "use_correction": False}
+    )
+    assert andrews_bandwidth(u * fit.resid) < 8
+    want = fit.params[0] - norm.ppf(0.95) * fit.bse[0]
+    assert 0 < want < 1
+    assert evidence_weight(ea, ea - u, 8) == pytest.approx(want, rel=1e-10)
+
+    u = _ar1(rng, n, 0.9)
+    ea = 0.6 * u + 1.5 * _ar1(rng, n, 0.9)
+    fit = sm.OLS(ea, u[:, None]).fit()
+    bw = andrews_bandwidth(u * fit.resid)
+    assert bw > 10  # the data's bandwidth, not the lead, decides here
+    cov = cov_hac(
+        fit,
+        nlags=int(np.ceil(bw)) - 1,
+        weights_func=lambda nl: 1 - np.arange(nl + 1) / bw,
+        use_correction=False,
+    )
+    want = fit.params[0] - norm.ppf(0.95) * np.sqrt(cov[0, 0])
+    assert 0 < want < 1
+    assert evidence_weight(ea, ea - u, 2) == pytest.approx(want, rel=1e-10)
+    # the clip: a bound below 0 is exactly 0 (no gain: u unrelated to the errors)
+    u = rng.normal(size=n)
+    e = -0.3 * u + rng.normal(size=n)
+    assert e @ u < 0  # a negative least-squares weight: the stack is worse
+    assert evidence_weight(e, e - u, 1) == 0.0
