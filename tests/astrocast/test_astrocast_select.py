@@ -507,8 +507,8 @@ def test_evidence_weight_is_zero_without_a_gain_and_a_lower_bound_with_one():
     assert np.mean(naive) > np.mean(none > 0) + 0.1
 
 
-def test_default_stack_is_linear_ar_to_the_bit_without_evidence_and_moves_with_it():
-    """shrink=None: a candidate that is linear AR plus independent noise carries no gain, so
+def test_evidence_stack_is_linear_ar_to_the_bit_without_evidence_and_moves_with_it():
+    """shrink=None (the evidence bound): a candidate that is linear AR plus independent noise carries no gain, so
     the forecast is linear AR's exactly at (nearly) every issue; a candidate with errors
     independent of AR's (averaging the two halves the error variance) earns a weight."""
     t, v, y3 = _ar2(n=420)
@@ -533,7 +533,8 @@ def test_default_stack_is_linear_ar_to_the_bit_without_evidence_and_moves_with_i
     def run(other):
         ar = _Once(future, 1.0, 1)
         cands = {"linear_ar": ar, "other": other(ar)}
-        sel = SelectForecaster(WINDOW, candidates=cands, memory=100, min_verified=20)
+        sel = SelectForecaster(WINDOW, candidates=cands, memory=100, min_verified=20,
+                               shrink=None)  # fmt: skip
         same, lam = [], []
         for i in range(30, 400):
             mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 2)

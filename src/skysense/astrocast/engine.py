@@ -225,8 +225,8 @@ def _forecast_region(region, t_days, vci, vci3m, window, n_leads, gp_kwargs, mod
         warm = 72
     else:
         fc = make_forecaster(model, **({"window": window} if model in WINDOWED else {}))
-        # the combination needs verified errors of every candidate (min_verified + leads) and
-        # then of the stack itself (as many again): 160 issues cover both
+        # the combination needs verified errors of every candidate (min_verified + leads);
+        # with shrink=None then of the stack itself (as many again): 160 issues cover both
         warm = 160
     # Run the last years as a hindcast first so that the stated std is calibrated on this
     # series' own verified forecast errors (and, for "auto", the candidates are weighted).
