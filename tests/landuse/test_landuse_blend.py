@@ -66,6 +66,28 @@ def test_blend_score_is_cross_fitted():
     assert row["members"] == pytest.approx({"a": 0.5, "b": 0.5}, abs=1e-4)
 
 
+def test_blend_score_with_repeats_fits_each_partition_on_its_own_other_folds():
+    # repeats: every sample is scored once per partition; the weights that score a fold of one
+    # partition must not see the same samples' probabilities from another partition
+    rng = np.random.default_rng(6)
+    m = 90
+    labels = np.array([1, 2, 3])
+    yi = rng.integers(0, 3, m)
+    P = rng.dirichlet(np.ones(3), size=(2, m, 3)).transpose(0, 1, 3, 2)  # (rep, m, cls, k)
+    P[..., :2] = 0.85 * P[..., :2] + 0.15 * np.eye(3)[yi][..., None]  # two weak models
+    folds = np.stack([rng.permutation(np.arange(m) % 3), 3 + rng.permutation(np.arange(m) % 3)])
+    rows = [_blend_rows(P[r], yi, folds[r], labels, ["a", "b", "c"]) for r in (0, 1)]
+    both = _blend_rows(P.reshape(2 * m, 3, 3), np.tile(yi, 2), folds.ravel(), labels,
+                       ["a", "b", "c"], rep=np.repeat([0, 1], m))  # fmt: skip
+    assert both["fold_accuracy"] == rows[0]["fold_accuracy"] + rows[1]["fold_accuracy"]
+    np.testing.assert_array_equal(
+        both["prediction"], np.concatenate([r["prediction"] for r in rows])
+    )
+    mixed = _blend_rows(P.reshape(2 * m, 3, 3), np.tile(yi, 2), folds.ravel(), labels,
+                        ["a", "b", "c"])  # fmt: skip
+    assert np.sum(mixed["prediction"] != both["prediction"]) > 10  # pooling them differs
+
+
 def test_blend_classifier_is_the_weighted_mean_of_its_members_on_their_columns(tmp_path):
     from skysense.landuse.io import load_model, save_model
 

@@ -601,7 +601,8 @@ def select_classifier(
         yi = np.searchsorted(labels, yy[done])
         members = list(alive)
         P = np.stack([proba[k][done] for k in members], axis=-1)  # (m, classes, members)
-        row = _blend_rows(P, yi, fold_of[done], labels, members)
+        rep_of = np.broadcast_to(np.arange(reps)[:, None], done.shape)[done]
+        row = _blend_rows(P, yi, fold_of[done], labels, members, rep=rep_of)
         table[BLEND] = row
         table[BLEND]["macro_f1"] = float(f1_score(yy[done], row.pop("prediction"), labels=labels,
                                                   average="macro", zero_division=0))  # fmt: skip
@@ -657,18 +658,21 @@ def mixture_weights(Q: np.ndarray, *, floor: float = 1e-3) -> np.ndarray:
 
 
 def _blend_rows(P: np.ndarray, yi: np.ndarray, fold: np.ndarray, labels: np.ndarray,
-                keys: list[str], min_weight: float = 0.05) -> dict[str, Any]:  # fmt: skip
+                keys: list[str], min_weight: float = 0.05,
+                rep: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     """Cross-validated accuracy of the soft vote of ``P`` (m, classes, members; out-of-fold
     probabilities) with :func:`mixture_weights`: the weights that score a fold are fitted on
-    the other folds' samples only. The weights of the model to refit are fitted on all of them;
+    the other folds' samples of the same partition ``rep`` only (another partition holds the
+    fold's own samples again). The weights of the model to refit are fitted on all of them;
     members below ``min_weight`` are left out (and the rest renormalised)."""
     n = np.arange(yi.size)
     Q = P[n, yi, :]
+    rep = np.zeros(yi.size, np.int64) if rep is None else np.asarray(rep)
     pred = np.zeros(yi.size, np.int64)
     fold_acc = []
     for g in np.unique(fold):
         te = fold == g
-        w = mixture_weights(Q[~te])
+        w = mixture_weights(Q[~te & (rep == rep[te][0])])
         pred[te] = labels[np.argmax(P[te] @ w, axis=1)]
         fold_acc.append(float(np.mean(pred[te] == labels[yi[te]])))
     w_all = mixture_weights(Q)
