@@ -274,8 +274,9 @@ def test_pipeline_refuses_an_in_memory_merge_on_a_scheduler(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(survey))
     raw = {"field": {"name": "f"}, "surveys": [{"config": "s.yaml"}], "merge": {"tiled": False}}
     (tmp_path / "field.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r"merge\.tiled.*cannot run on a scheduler"):
+    with pytest.raises(ConfigError, match=r"merge\.tiled.*cannot run on a scheduler") as exc:
         run(tmp_path / "field.yaml", scheduler="tcp://127.0.0.1:1", dry_run=True)
+    assert "merge.tiled: merge.tiled" not in str(exc.value)  # the key is named once
     raw["dask"] = {"scheduler": "tcp://127.0.0.1:1"}
     (tmp_path / "field.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"merge\.tiled"):

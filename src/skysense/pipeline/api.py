@@ -100,7 +100,8 @@ def run(
     if scheduler is not None and not cfg.sections["merge"]["tiled"]:
         # As `skysense catalog merge --in-memory --scheduler`: refused, not tiled quietly.
         raise ConfigError(
-            f"merge.tiled: false (the in-memory merge) cannot run on a scheduler ({scheduler}); "
+            # ConfigError puts "merge.tiled: " (the key) before the message
+            f"false (the in-memory merge) cannot run on a scheduler ({scheduler}); "
             "set merge.tiled: true, or drop --scheduler / dask.scheduler",
             path=cfg.path,
             key="merge.tiled",
