@@ -599,3 +599,10 @@ def test_evidence_weight_is_statsmodels_hac_ols_lower_bound():
     e = -0.3 * u + rng.normal(size=n)
     assert e @ u < 0  # a negative least-squares weight: the stack is worse
     assert evidence_weight(e, e - u, 1) == 0.0
+    # mismatched errors or a level outside [0.5, 1): a one-line InputError, not numpy's
+    from skysense.errors import InputError
+
+    with pytest.raises(InputError, match="one length"):
+        evidence_weight(e, e[:-1], 1)
+    with pytest.raises(InputError, match="level"):
+        evidence_weight(e, e - u, 1, level=1.0)

@@ -823,11 +823,24 @@ def evidence_weight(e_anchor, e_stack, lead: int, level: float = LEVEL) -> float
     Returns
     -------
     float in [0, 1]
+
+    Raises
+    ------
+    InputError
+        Error arrays not 1-d of one length, or ``level`` outside [0.5, 1).
     """
     from scipy.special import ndtri  # the normal quantile (norm.ppf's value, 1000x faster)
 
+    from skysense.errors import InputError
+
     ea = np.asarray(e_anchor, float)
-    u = ea - np.asarray(e_stack, float)
+    es = np.asarray(e_stack, float)
+    if ea.ndim != 1 or ea.shape != es.shape:
+        raise InputError(f"e_anchor and e_stack must be 1-d of one length, got shapes "
+                         f"{ea.shape} and {es.shape}")  # fmt: skip
+    if not 0.5 <= level < 1:
+        raise InputError(f"level must be in [0.5, 1), got {level!r}")
+    u = ea - es
     uu = float(u @ u)
     if ea.size < 2 or not uu > 0:
         return 0.0
