@@ -354,6 +354,9 @@ def _carry_over(rows, meta, sets, *, granger, quick):
                 meta.setdefault(key, old["meta"][key])
     if not granger and "granger_county" in old.get("meta", {}):
         meta.setdefault("granger_county", old["meta"]["granger_county"])
+    # the record of a rule tried and not adopted (auto_rule.evidence_rule_trial) stays
+    if "evidence_rule_trial_scores" in old.get("meta", {}):
+        meta.setdefault("evidence_rule_trial_scores", old["meta"]["evidence_rule_trial_scores"])
     meta["runs"] = old.get("meta", {}).get("runs", []) + [
         {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
