@@ -16,8 +16,9 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --kind {mag,flux}=mag | band columns hold
 --flux-unit {nJy,uJy,mJy,Jy}=uJy
 --missing-values V* float=99.0,-99.0 | sentinels meaning 'no measurement' (default: 99 -99)
---inputs {auto,colours,mag}=auto | model inputs: adjacent colours and the middle band's
-    magnitude, or the magnitudes; auto (default) fits both and keeps the better on the
+--inputs {auto,colours,mag,colours+errors}=auto | model inputs: adjacent colours and the
+    middle band's magnitude, the magnitudes, or the colours, middle magnitude and log10 errors
+    (needs --errors); auto (default) fits colours and mag and keeps the better on the
     validation rows
 --m int=100 | number of basis functions (default 100)
 --covariance {auto,GL,VL,GD,VD,GC,VC}=auto | basis covariance; auto (default) fits GC and VD
