@@ -111,3 +111,27 @@ def test_population_pass_divides_out_the_hyperprior_of_alpha(tmp_path, monkeypat
     # 200,000 draws per tile: the moments are exact to ~0.3 % of the posterior sd
     assert alpha == pytest.approx(want, abs=0.02 * np.sqrt(var))
     assert pop["spire_250"][1] == pytest.approx(0.5)
+
+
+def test_combined_pilots_with_one_sided_tile_likelihoods():
+    # non-conjugate: each tile's likelihood of alpha one-sided (a skew-normal's skewness
+    # saturates), prior Normal(2, 1); the exact posterior given every tile by quadrature.
+    # The Gaussian division overshoots, but less than the plain product undershoots
+    from scipy import stats
+
+    a = np.linspace(-6.0, 12.0, 200_001)
+    prior = stats.norm.pdf(a, 2.0, 1.0)
+    lik = stats.norm.cdf((a - 2.5) / 0.3)
+
+    def moments(p):
+        p = p / np.trapezoid(p, a)
+        m = np.trapezoid(a * p, a)
+        return m, np.trapezoid((a - m) ** 2 * p, a)
+
+    m1, v1 = moments(prior * lik)
+    for n in (2, 4, 8):
+        exact, var = moments(prior * lik**n)
+        got = combine_pilots(np.full(n, m1), np.full(n, v1), 2.0, 1.0)
+        plain = combine_pilots(np.full(n, m1), np.full(n, v1))
+        assert exact < got < exact + 0.3 * np.sqrt(var)  # the documented overshoot
+        assert abs(got - exact) < abs(plain - exact)

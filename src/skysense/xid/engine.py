@@ -269,6 +269,15 @@ def combine_pilots(
     returned as it is. ``prior_sd`` inf (or 0: a fixed
     parameter) is the plain precision-weighted mean.
 
+    Exact only when each tile's posterior is Gaussian (a Gaussian likelihood). alpha's is
+    not (the skewness saturates, so a tile's likelihood of alpha is close to one-sided):
+    each tile's summary then stands for a Gaussian likelihood that overstates what the tile
+    says, and the combination overshoots (one-sided tile likelihoods, prior Normal(2, 1),
+    4 tiles: 3.44 against the exact 3.33; the plain product gives 3.08). A nearly
+    uninformative tile (posterior variance just below the prior's) also passes its Monte
+    Carlo error in the mean on almost unshrunk: n such tiles add their errors rather than
+    average them.
+
     Parameters
     ----------
     mean, var : ndarray (n_tiles,) - posterior mean and variance per pilot tile
