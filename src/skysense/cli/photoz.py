@@ -18,8 +18,8 @@ catalog CATALOG | CSV, FITS, Parquet, HDF5 or text
 --missing-values V* float=99.0,-99.0 | sentinels meaning 'no measurement' (default: 99 -99)
 --inputs {auto,colours,mag,colours+errors}=auto | model inputs: adjacent colours and the
     middle band's magnitude, the magnitudes, or the colours, middle magnitude and log10 errors
-    (needs --errors); auto (default) fits colours and mag and keeps the better on the
-    validation rows
+    (needs --errors); auto (default) fits each (colours+errors only with --errors) and
+    keeps the best on the validation rows
 --m int=100 | number of basis functions (default 100)
 --covariance {auto,GL,VL,GD,VD,GC,VC}=auto | basis covariance; auto (default) fits GC and VD
     and keeps the better on the validation rows (GC won on SDSS, VD on DC2)
