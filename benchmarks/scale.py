@@ -253,18 +253,26 @@ def merge_quality_duckdb(root: Path, surveys, memory_limit: str = "2GB") -> dict
             f"{files(root / 'merged' / 'associations')}) a LEFT JOIN ({truth}) t "
             "ON a.survey = t.survey AND a.sid = t.sid"
         )
-        n_rows, unmatched, all_keys = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE object_id IS NULL), "
-            "count(DISTINCT object_key) FROM r"
+        # DISTINCT aggregates do not spill to disk in DuckDB (at 100M they ran out of memory
+        # within the limit); the same counts as two-level GROUP BYs, which do spill.
+        n_rows, unmatched = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE object_id IS NULL) FROM r"
         ).fetchone()
+        (all_keys,) = con.execute(
+            "SELECT count(*) FROM (SELECT object_key FROM r WHERE object_key IS NOT NULL "
+            "GROUP BY object_key)"
+        ).fetchone()
+        con.execute(
+            "CREATE TEMP TABLE pairs AS SELECT object_key, object_id, count(*) AS m FROM r "
+            "WHERE is_duplicate = false GROUP BY object_key, object_id"
+        )
         with_real, pure = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE c = 1) FROM (SELECT object_key, "
-            "count(DISTINCT object_id) AS c FROM r WHERE is_duplicate = false GROUP BY object_key)"
+            "count(*) AS c FROM pairs GROUP BY object_key)"
         ).fetchone()
         multi, complete = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE k = 1) FROM (SELECT object_id, count(*) AS n, "
-            "count(DISTINCT object_key) AS k FROM r WHERE is_duplicate = false GROUP BY object_id) "
-            "WHERE n >= 2"
+            "SELECT count(*), count(*) FILTER (WHERE k = 1) FROM (SELECT object_id, sum(m) AS n, "
+            "count(*) AS k FROM pairs GROUP BY object_id) WHERE n >= 2"
         ).fetchone()
     finally:
         con.close()
