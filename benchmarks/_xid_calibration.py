@@ -65,20 +65,16 @@ def _noise_check(d: Path, ex: str, model, true: np.ndarray) -> dict:
 
 def toy_floor(shared: Path, examples=("eg3", "eg6")) -> list[dict]:
     """Noise diagnosis and fits with three flux priors of the XID_basic toy maps."""
-    from benchmarks._xid_confusion import KW, _toy_problem
-    from skysense.xid.fit import build_band_model, fit
+    from benchmarks._xid_confusion import KW, _toy_band_model
+    from skysense.xid.fit import fit
 
     # the module (skysense.xid re-exports the function fit under the same name)
     fit_module = importlib.import_module("skysense.xid.fit")
-    from skysense.xid.model import ConfusionPrior
 
     d = shared / "xidplus" / "xid_basic_toy"
     rows = []
     for ex in examples:
-        sky, prior, true_all, _ = _toy_problem(d, ex)
-        m, fitted, _ = build_band_model(
-            sky, prior, on_duplicate="keep", conf_prior=ConfusionPrior("none")
-        )
+        m, fitted, sky, prior, true_all, _ = _toy_band_model(d, ex)
         row = {"map": ex, **_noise_check(d, ex, m, true_all[fitted])}
         lg = np.log10(true_all)
         row["true_log10_mean_sd_skew"] = [

@@ -126,18 +126,25 @@ def _toy_problem(d: Path, ex: str):
     return sky, prior, src["F"].to_numpy(float), fwhm_pix
 
 
-def toy_limits(shared: Path, examples=("eg2", "eg3", "eg6")) -> list[dict]:
-    """The GLS information limit of each toy map's bright sources (no sampling)."""
+def _toy_band_model(d: Path, ex: str):
+    """A toy map's band model without a confusion term: ``(model, fitted, sky, prior, true,
+    fwhm_pix)``, ``fitted`` indexing the prior rows the model kept."""
     from skysense.xid.fit import build_band_model
     from skysense.xid.model import ConfusionPrior
 
+    sky, prior, true, fwhm_pix = _toy_problem(d, ex)
+    m, fitted, _ = build_band_model(
+        sky, prior, on_duplicate="keep", conf_prior=ConfusionPrior("none")
+    )
+    return m, fitted, sky, prior, true, fwhm_pix
+
+
+def toy_limits(shared: Path, examples=("eg2", "eg3", "eg6")) -> list[dict]:
+    """The GLS information limit of each toy map's bright sources (no sampling)."""
     d = shared / "xidplus" / "xid_basic_toy"
     rows = []
     for ex in examples:
-        sky, prior, true, fwhm_pix = _toy_problem(d, ex)
-        m, fitted, _ = build_band_model(
-            sky, prior, on_duplicate="keep", conf_prior=ConfusionPrior("none")
-        )
+        m, fitted, _, _, true, fwhm_pix = _toy_band_model(d, ex)
         rows.append({"map": ex, "fwhm_pix": fwhm_pix, **_gls_limit(m, true[fitted])})
     return rows
 
