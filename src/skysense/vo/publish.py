@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from skysense._check import check_positions
 from skysense.errors import ConfigError, InputError
 from skysense.tables import DEC_NAMES, RA_NAMES, find_name, table_format
-from skysense.vo.backends import Backend, TableSpec
+from skysense.vo.backends import Backend, TableSpec, quote_ident
 from skysense.vo.schema import ColumnInfo
 from skysense.vo.votable import arrow_datatype, astropy_to_arrow, read_votable, vo_unit
 
@@ -43,6 +43,8 @@ __all__ = [
     "publish_file",
     "publish_arrow",
     "publish_hats_field",
+    "publish_hats_files",
+    "hats_partition_files",
     "publish_arrow_field",
     "read_table_file",
     "read_metadata_file",
@@ -519,6 +521,7 @@ def publish_hats_field(
     meta: str | Path | Mapping | None = None,
     ra: str | None = None,
     dec: str | None = None,
+    select: Sequence[str] | None = None,
 ) -> tuple[TableSpec, int]:
     """Publish (or republish) one field's HATS catalogue into ``table``, incrementally.
 
@@ -528,6 +531,10 @@ def publish_hats_field(
     (:meth:`Backend.replace_rows`): adding a field does not rewrite the others. Every field
     must have the same columns.
 
+    ``select`` publishes only these columns of the catalogue (file names; the RA/Dec columns
+    are always kept): a column selection for tables too wide to copy whole, e.g. the columns
+    cone searches need (default: every column).
+
     Returns
     -------
     (TableSpec, int)
@@ -536,25 +543,18 @@ def publish_hats_field(
     Raises
     ------
     InputError
-        Not a HATS catalogue, or columns that differ from the published table's.
+        Not a HATS catalogue, columns that differ from the published table's, or a selected
+        column the catalogue does not have.
     """
     import pyarrow.parquet as pq
 
     path = Path(path)
-    root = path / "dataset"
-    files = sorted(root.rglob("Npix=*.parquet")) if root.is_dir() else []
-    if not files:
-        raise InputError("not a HATS catalogue (no dataset/Norder=*/... partitions)", path=path)
-    # Nested pixel order = _healpix_29 order: each field is appended already sorted.
-    files.sort(key=_first_hpx29)
-    if meta is not None and not isinstance(meta, Mapping):
-        meta = read_metadata_file(meta)
-    meta = dict(meta or {})
-    props = _properties(path / "hats.properties")
-    ra = ra or meta.get("ra") or props.get("hats_col_ra")
-    dec = dec or meta.get("dec") or props.get("hats_col_dec")
-    desc = description or meta.get("description") or props.get("obs_description") or ""
+    files = hats_partition_files(path)
+    meta, ra, dec, desc = _hats_options(path, meta, ra, dec, description)
+    keep = _selected(pq.read_schema(files[0]), select, ra, dec, path)
     first = pq.read_schema(files[0]).empty_table()
+    if keep is not None:
+        first = first.select(keep)
     columns = _parquet_columns(first)
     columns.append(ColumnInfo(name=field_column, datatype="char", arraysize="*",
                               ucd="meta.id;obs.field", description="HELP field"))  # fmt: skip
@@ -569,10 +569,165 @@ def publish_hats_field(
 
     def batches():
         for f in files:
-            yield conform(pq.read_table(f))[1]
+            yield conform(pq.read_table(f, columns=keep))[1]
 
     n_rows = backend.replace_rows(spec, batches(), field_column, field)
     return spec, n_rows
+
+
+def hats_partition_files(path: str | Path) -> list[Path]:
+    """The partition files of a HATS catalogue, in ``_healpix_29`` order.
+
+    Raises
+    ------
+    InputError
+        When ``path`` holds no ``dataset/Norder=*/Dir=*/Npix=*.parquet`` file.
+    """
+    path = Path(path)
+    root = path / "dataset"
+    files = sorted(root.rglob("Npix=*.parquet")) if root.is_dir() else []
+    if not files:
+        raise InputError("not a HATS catalogue (no dataset/Norder=*/... partitions)", path=path)
+    # Nested pixel order = _healpix_29 order: each field is appended already sorted.
+    files.sort(key=_first_hpx29)
+    return files
+
+
+def _hats_options(path: Path, meta, ra, dec, description) -> tuple[dict, str, str, str]:
+    """(metadata, RA, Dec, description) of a HATS catalogue: the arguments, else the
+    metadata file's, else the catalogue's properties."""
+    if meta is not None and not isinstance(meta, Mapping):
+        meta = read_metadata_file(meta)
+    meta = dict(meta or {})
+    props = _properties(path / "hats.properties")
+    ra = ra or meta.get("ra") or props.get("hats_col_ra")
+    dec = dec or meta.get("dec") or props.get("hats_col_dec")
+    desc = description or meta.get("description") or props.get("obs_description") or ""
+    return meta, ra, dec, desc
+
+
+def _selected(schema: pa.Schema, select, ra, dec, path) -> list[str] | None:
+    """The file columns to publish: ``select`` plus RA/Dec and ``_healpix_29`` when the
+    file has them (None: all)."""
+    if select is None:
+        return None
+    names = schema.names
+    missing = [c for c in select if c not in names]
+    if missing:
+        raise InputError(f"no column(s) {missing} to select; columns are {names}", path=path)
+    keep = list(dict.fromkeys(select))
+    for extra in (ra, dec, "_healpix_29"):
+        if extra and extra in names and extra not in keep:
+            keep.append(extra)
+    return keep
+
+
+def publish_hats_files(
+    backend: Backend,
+    path: str | Path,
+    table: str,
+    field: str,
+    *,
+    field_column: str = "field",
+    description: str | None = None,
+    meta: str | Path | Mapping | None = None,
+    ra: str | None = None,
+    dec: str | None = None,
+    select: Sequence[str] | None = None,
+) -> tuple[TableSpec, int]:
+    """Serve one field's HATS catalogue as (part of) ``table`` over its Parquet files, with
+    no copy of the rows (DuckDB backend).
+
+    The database records the field's partition files and their ``_healpix_29`` ranges and
+    the table becomes a view over every field's files (:mod:`skysense.vo.parts`); a query
+    with a region reads only the files the region touches. Publishing a field replaces that
+    field's file list only: adding a field reads and rewrites nothing of the others. The
+    files must stay where they are (the server reads them in place, and only them).
+
+    Parameters
+    ----------
+    backend : Backend
+        A DuckDB backend (:meth:`~skysense.vo.backends.DuckDBBackend.publish_files`).
+    path : str or Path
+        The HATS catalogue (with its ``_healpix_29`` column).
+    table, field, field_column, description, meta, ra, dec, select
+        As :func:`publish_hats_field`.
+
+    Returns
+    -------
+    (TableSpec, int)
+        What was published (its HEALPix column is ``_healpix_29``, order 29) and the rows of
+        the whole table.
+
+    Raises
+    ------
+    InputError
+        Not a HATS catalogue, no ``_healpix_29`` column, a backend that cannot serve files,
+        or columns that differ from the published table's.
+    """
+    import pyarrow.parquet as pq
+
+    from skysense.vo.parts import HPX29_ORDER
+
+    if not hasattr(backend, "publish_files"):
+        raise InputError("serving tables over Parquet files needs the DuckDB backend")
+    path = Path(path).resolve()
+    files = hats_partition_files(path)
+    meta, ra, dec, desc = _hats_options(path, meta, ra, dec, description)
+    schema = pq.read_schema(files[0])
+    if "_healpix_29" not in schema.names:
+        raise InputError("no _healpix_29 column to serve the files by", path=path)
+    keep = _selected(schema, select, ra, dec, path)
+    first = schema.empty_table() if keep is None else schema.empty_table().select(keep)
+    first = first.append_column(field_column, pa.array([], pa.string()))
+    columns = _parquet_columns(first)
+    spec, _ = _conform(first, table, columns=columns, description=desc, meta=meta, ra=ra,
+                       dec=dec, source=str(path))  # fmt: skip
+    if spec.hpx_column is None:
+        raise InputError("no RA/Dec columns found; give ra and dec", path=path)
+    spec = replace(spec, hpx_order=HPX29_ORDER)
+    _check_same_columns(backend, spec, str(path))
+    # The view's columns: the file's under their ADQL names, the field, and _healpix_29 as
+    # the table's HEALPix column (a plain rename, so DuckDB's filters reach the files).
+    names = [c for c in first.column_names if c != field_column and not c.startswith("_")]
+    items = [f"{quote_ident(c)} AS {quote_ident(adql_column_name(c))}" for c in names]
+    items.append(f"{_sql_literal(field)} AS {quote_ident(adql_column_name(field_column))}")
+    items.append(f"{quote_ident('_healpix_29')} AS {quote_ident(spec.hpx_column)}")
+    select_sql = (f"SELECT {', '.join(items)} FROM read_parquet({{files}}, "
+                  "hive_partitioning = false)")  # fmt: skip
+    parts = []
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        lo, hi = _hpx29_bounds(md, f)
+        parts.append((str(f), lo, hi, md.num_rows))
+    n_rows = backend.publish_files(spec, str(field), parts, select_sql)
+    return spec, n_rows
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _hpx29_bounds(md, file: Path) -> tuple[int, int]:
+    """The ``_healpix_29`` range of a partition file: its statistics when every row group
+    has them, else the range of its HEALPix cell (from the path)."""
+    from skysense.vo.parts import pixel_range29
+
+    i = md.schema.names.index("_healpix_29")
+    lo = hi = None
+    for k in range(md.num_row_groups):
+        st = md.row_group(k).column(i).statistics
+        if st is None or not st.has_min_max:
+            lo = None
+            break
+        lo = st.min if lo is None else min(lo, st.min)
+        hi = st.max if hi is None else max(hi, st.max)
+    if lo is not None:
+        return int(lo), int(hi)
+    m = re.search(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)", file.as_posix())
+    if m is None:
+        raise InputError("a partition file without _healpix_29 statistics or cell", path=file)
+    return pixel_range29(int(m.group(1)), int(m.group(2)))
 
 
 def publish_arrow_field(

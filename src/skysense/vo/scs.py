@@ -346,7 +346,13 @@ def cone_hpx_sql(backend, table: TableInfo, columns: list[str], ra_deg, dec_deg,
         # the same filter).
         where = f"{block_filter(quote_ident(hpx.BLOCK_COLUMN), blocks, fine)} AND ({where})"
     select = ", ".join(quote_ident(table.columns[c].name) for c in columns)
-    return f"SELECT {select} FROM {table.physical} WHERE {where}"
+    source = table.physical
+    parts = getattr(backend, "parquet_parts", None)
+    index = parts(table.name) if parts is not None else None
+    if index is not None:
+        # A table served over Parquet files (skysense.vo.parts): the files under the cone.
+        source = f"({index.from_sql(index.touched(fine))}) AS _cone_files"
+    return f"SELECT {select} FROM {source} WHERE {where}"
 
 
 def _cone_rows_hpx(

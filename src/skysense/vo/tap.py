@@ -288,6 +288,8 @@ def _translate(state, adql: str, options: QueryOptions):
         max_unindexed_pairs=settings.max_unindexed_pairs,
         # Tables published field by field: region constraints read only their blocks.
         blocks=getattr(backend, "hpx_blocks", None),
+        # Tables served over Parquet files: region constraints read only the files they touch.
+        parts=getattr(backend, "parquet_parts", None),
     )
     deadline.check("translating")
     return translation, maxrec, limit_s, deadline

@@ -26,6 +26,7 @@ from skysense.vo.backends import metadata
 from skysense.vo.backends.base import DEFAULT_BATCH_ROWS, BackendBase, _first_line
 from skysense.vo.backends.protocol import TableSpec, quote_ident
 from skysense.vo.hpx import BLOCK_COLUMN, BLOCK_ORDER, BlockIndex, block_seq_base
+from skysense.vo.parts import PartitionIndex
 
 __all__ = ["DuckDBBackend"]
 
@@ -44,6 +45,15 @@ warnings.filterwarnings(
 _BLOCKS = "_skysense_hpx_blocks"
 _BLOCKS_DDL = f"""CREATE TABLE IF NOT EXISTS {_BLOCKS} (
     table_name TEXT, part TEXT, blk BIGINT, lo BIGINT, hi BIGINT, n_rows BIGINT)"""
+
+#: Tables served over their Parquet files (:mod:`skysense.vo.parts`): the files of each part
+#: (one publish, e.g. a field) with their ``_healpix_29`` ranges, and each part's SELECT.
+_PARTS = "_skysense_parquet_parts"
+_PARTS_DDL = f"""CREATE TABLE IF NOT EXISTS {_PARTS} (
+    table_name TEXT, part TEXT, path TEXT, lo BIGINT, hi BIGINT, n_rows BIGINT)"""
+_SELECTS = "_skysense_parquet_selects"
+_SELECTS_DDL = f"""CREATE TABLE IF NOT EXISTS {_SELECTS} (
+    table_name TEXT, part TEXT, select_sql TEXT)"""
 
 #: DuckDB memory limit while :meth:`DuckDBBackend.replace_rows` loads (it spills beyond).
 _LOAD_MEMORY = "1GB"
@@ -78,7 +88,10 @@ class DuckDBBackend(BackendBase):
         self._cancelled_all = False
         self._select_shapes: dict[str, bool] = {}  # SQL shape -> is one SELECT
         self._blocks: dict[str, tuple] = {}  # table -> (catalog it was read under, BlockIndex)
+        self._parts: dict[str, tuple] = {}  # table -> (catalog, PartitionIndex or None)
         self._ensure_schema()
+        # Tables served over Parquet files read the same footers query after query.
+        self._db.execute("SET parquet_metadata_cache = true")
 
     def __repr__(self) -> str:
         return f"DuckDBBackend({str(self.path)!r})"
@@ -101,6 +114,11 @@ class DuckDBBackend(BackendBase):
         if spill_limit_mb is not None:
             self._db.execute(f"SET max_temp_directory_size = '{int(spill_limit_mb)}MB'")
             self._spill_limit_mb = int(spill_limit_mb)
+        # The files of tables served over Parquet (and only those, by exact path) stay
+        # readable; every other file access is refused.
+        files = [r[0] for r in self._db.execute(f"SELECT DISTINCT path FROM {_PARTS}").fetchall()]
+        if files:
+            self._db.execute("SET allowed_paths = ?", [files])
         self._db.execute("SET enable_external_access = false")
         self._db.execute("SET autoinstall_known_extensions = false")
         self._db.execute("SET autoload_known_extensions = false")
@@ -134,6 +152,8 @@ class DuckDBBackend(BackendBase):
                     con, "?", lambda sql, rows: con.executemany(sql, rows)
                 )
                 con.execute(_BLOCKS_DDL)
+                con.execute(_PARTS_DDL)
+                con.execute(_SELECTS_DDL)
         finally:
             con.close()
 
@@ -334,6 +354,77 @@ class DuckDBBackend(BackendBase):
         self._blocks[adql_name] = (catalog, index)
         return index
 
+    def publish_files(self, spec: TableSpec, part: str, files, select_sql: str) -> int:
+        """Serve ``spec.adql_name`` over Parquet files: replace the files of ``part`` (e.g.
+        one field) by ``files``, keeping every other part's, without copying any row.
+
+        The table becomes a view over all its parts' files (used as it is by queries without
+        a region); the ADQL translation and the cone search put the ``read_parquet`` of the
+        files a region touches in its place (:meth:`parquet_parts`). One transaction updates
+        the file list, the view and the metadata.
+
+        Parameters
+        ----------
+        spec : TableSpec
+            Columns as the view gives them (``hpx_column`` at order 29).
+        part : str
+            The part replaced.
+        files : sequence of (path, lo, hi, n_rows)
+            Absolute file paths, each file's inclusive ``_healpix_29`` range and its rows.
+        select_sql : str
+            The part's SELECT of the published columns, ``{files}`` where the list goes.
+
+        Returns
+        -------
+        int
+            Rows of the whole table afterwards.
+        """
+        with self._write_lock:
+            con = self._db.cursor()
+            try:
+                with _transaction(con):
+                    kind = con.execute(
+                        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? "
+                        "AND table_name = ?", [spec.schema, spec.name]).fetchone()[0]  # fmt: skip
+                    if kind:
+                        raise QueryError(f"{spec.adql_name} is a table; drop it first to serve "
+                                         "it over Parquet files")  # fmt: skip
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(spec.schema)}")
+                    for t in (_PARTS, _SELECTS):
+                        con.execute(f"DELETE FROM {t} WHERE table_name = ? AND part = ?",
+                                    [spec.adql_name, part])  # fmt: skip
+                    con.executemany(
+                        f"INSERT INTO {_PARTS} VALUES (?, ?, ?, ?, ?, ?)",
+                        [[spec.adql_name, part, str(p), int(lo), int(hi), int(n)]
+                         for p, lo, hi, n in files],
+                    )  # fmt: skip
+                    con.execute(f"INSERT INTO {_SELECTS} VALUES (?, ?, ?)",
+                                [spec.adql_name, part, select_sql])  # fmt: skip
+                    index = _read_parts(con, spec.adql_name)
+                    con.execute(f"CREATE OR REPLACE VIEW {spec.physical} AS {index.from_sql()}")
+                    (n_rows,) = con.execute(f"SELECT sum(n_rows) FROM {_PARTS} WHERE "
+                                            "table_name = ?", [spec.adql_name]).fetchone()  # fmt: skip
+                    _write_metadata(con, spec, int(n_rows))
+            finally:
+                con.close()
+        self._invalidate()
+        return int(n_rows)
+
+    def parquet_parts(self, adql_name: str) -> PartitionIndex | None:
+        """The files of a table served over Parquet (:meth:`publish_files`), or None
+        (cached until the next publish)."""
+        catalog = self.catalog()
+        cached = self._parts.get(adql_name)
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        con = self._db.cursor()
+        try:
+            index = _read_parts(con, adql_name)
+        finally:
+            con.close()
+        self._parts[adql_name] = (catalog, index)
+        return index
+
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
         """Create or atomically replace ``spec.adql_name`` with ``data``.
 
@@ -360,8 +451,13 @@ class DuckDBBackend(BackendBase):
             con = self._db.cursor()
             try:
                 with _transaction(con):
-                    con.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(name)}")
-                    con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ?", [f"{schema}.{name}"])
+                    physical = f"{quote_ident(schema)}.{quote_ident(name)}"
+                    is_view = con.execute(
+                        "SELECT count(*) FROM duckdb_views() WHERE schema_name = ? "
+                        "AND view_name = ?", [schema, name]).fetchone()[0]  # fmt: skip
+                    con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} IF EXISTS {physical}")
+                    for t in (_BLOCKS, _PARTS, _SELECTS):
+                        con.execute(f"DELETE FROM {t} WHERE table_name = ?", [f"{schema}.{name}"])
                     metadata.delete_table_metadata(con, "?", f"{schema}.{name}", schema)
             finally:
                 con.close()
@@ -383,6 +479,24 @@ def _transaction(con) -> Iterator[None]:
             con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def _read_parts(con, adql_name: str) -> PartitionIndex | None:
+    """The :class:`PartitionIndex` of a table served over Parquet files, or None."""
+    selects = con.execute(f"SELECT part, select_sql FROM {_SELECTS} WHERE table_name = ? "
+                          "ORDER BY part", [adql_name]).fetchall()  # fmt: skip
+    if not selects:
+        return None
+    group = {part: k for k, (part, _) in enumerate(selects)}
+    rows = con.execute(f"SELECT part, path, lo, hi FROM {_PARTS} WHERE table_name = ? "
+                       "ORDER BY lo, part, path", [adql_name]).fetchall()  # fmt: skip
+    return PartitionIndex(
+        paths=[r[1] for r in rows],
+        lo=np.array([r[2] for r in rows], dtype=np.int64),
+        hi=np.array([r[3] for r in rows], dtype=np.int64),
+        group=np.array([group[r[0]] for r in rows], dtype=np.int64),
+        selects=[sql for _, sql in selects],
+    )
 
 
 def _select_shape(sql: str) -> str:

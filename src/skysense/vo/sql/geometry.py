@@ -230,6 +230,10 @@ class GeometryMixin:
         if src.table.hpx_column is not None:
             r = ranges(src.table.hpx_order)
             filt = self._hpx_filter(src, r)
+            if id(src) in self._part_sources:
+                # A table served over Parquet files: condition() keeps these ranges when
+                # this region is AND-ed at the top of the WHERE (only its files are read).
+                self._part_log.append((self._cond_depth, src, r))
             blocks = self.opts.blocks
             index = blocks(src.table.name) if blocks is not None else None
             if index is not None:

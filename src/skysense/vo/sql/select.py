@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from skysense._check import did_you_mean
 from skysense.errors import QueryError
 from skysense.vo import adql as A
@@ -168,7 +170,26 @@ class SelectMixin:
             sql += " HAVING " + self.condition(sel.having, s, "HAVING", agg_ok=True)
         if top_as_limit and sel.top is not None:
             sql += f" LIMIT {sel.top}"
-        return sql, cols, s
+        return self._place_parts(sql, s), cols, s
+
+    def _place_parts(self, sql: str, s) -> str:
+        """Put the relation of each file-served table of this query block in its place: the
+        files that every region AND-ed at the top of the WHERE touches (all files when no
+        region constrains it; the view itself then)."""
+        for src in s.sources:
+            entry = self._part_sources.get(id(src))
+            if entry is None:
+                continue
+            mark, index = entry
+            regions = self._part_top.get(id(src))
+            if not regions:
+                sql = sql.replace(mark, src.table.physical)
+                continue
+            mask = np.ones(len(index), dtype=bool)
+            for ranges in regions:
+                mask &= index.touched(ranges)
+            sql = sql.replace(mark, f"({index.from_sql(mask)})")
+        return sql
 
     def _place_crossmatches(self, where, s, from_parts, item_sources) -> str:
         """Turn WHERE-level cross-matches into explicit joins ``(upload JOIN cells) JOIN main``.
@@ -310,8 +331,16 @@ class SelectMixin:
             cols.append(_Col(adql_name, info.name, f"{alias}.{quote_ident(info.name)}", info))
         if names[0] in s.taken:
             raise _err(node, f"table name or alias {names[0]!r} is used twice in FROM")
-        s.sources.append(_Source(alias, names, cols, table, table.name))
+        src = _Source(alias, names, cols, table, table.name)
+        s.sources.append(src)
         s.taken.update(names)
+        index = self.opts.parts(table.name) if self.opts.parts is not None else None
+        if index is not None:
+            # Served over Parquet files: which files is known once the WHERE is translated
+            # (select() puts the relation in; a random mark no query text can contain).
+            mark = f"\x00pq{self._part_token}.{len(self._part_sources)}\x00"
+            self._part_sources[id(src)] = (mark, index)
+            return f"{mark} AS {alias}"
         return f"{table.physical} AS {alias}"
 
     def _suggest_table(self, key: str) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from skysense._check import did_you_mean
 from skysense.errors import QueryError
@@ -12,6 +15,7 @@ from skysense.vo import adql as A
 from skysense.vo.adql_cache import parse_cached
 from skysense.vo.hpx import BlockIndex
 from skysense.vo.limits import Deadline
+from skysense.vo.parts import PartitionIndex
 from skysense.vo.schema import SchemaCatalog
 from skysense.vo.sql.common import (
     _E,
@@ -52,6 +56,7 @@ class _Options:
     max_unindexed_pairs: int | None = None
     join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG
     blocks: Callable[[str], BlockIndex | None] | None = None
+    parts: Callable[[str], PartitionIndex | None] | None = None
 
 
 class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
@@ -70,6 +75,13 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         self.aux: list[HealpixCells | JoinCells] = []
         self._n = 0
         self._ticks = 0
+        # Tables served over Parquet files (skysense.vo.parts): their FROM items are
+        # placeholders until the query block's WHERE says which files its regions touch.
+        self._part_token = secrets.token_hex(8)
+        self._part_sources: dict[int, tuple[str, PartitionIndex]] = {}  # id(src) -> (mark, idx)
+        self._part_log: list[tuple[int, object, np.ndarray]] = []  # (depth, src, ranges)
+        self._part_top: dict[int, list[np.ndarray]] = {}  # id(src) -> WHERE regions' ranges
+        self._cond_depth = 0
 
     def tick(self) -> None:
         """Check the deadline now and then (every 256 calls: a clock read costs ~50 ns)."""
@@ -164,7 +176,21 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
         conjuncts = _conjuncts(node)
         parts = []
         plain = []  # positions in parts of conjuncts without index filters (see _shield)
+        self._cond_depth += 1
+        try:
+            return self._condition(conjuncts, s, where, agg_ok, cells_ok, cells_out, local,
+                                   optional, parts, plain)  # fmt: skip
+        finally:
+            self._cond_depth -= 1
+
+    def _condition(
+        self, conjuncts, s, where, agg_ok, cells_ok, cells_out, local, optional, parts, plain
+    ) -> str:
         for c in conjuncts:
+            # A region constraint AND-ed at the top of a WHERE holds for every row of the
+            # query block: the file-served tables it constrains need only the files it touches.
+            top_region = where == "WHERE" and isinstance(c, A.Comparison) and _region_compare(c)
+            log_start = len(self._part_log)
             sql = None
             if cells_ok:
                 sql = self.crossmatch(c, s, where, cells_out, local, optional)
@@ -180,6 +206,11 @@ class _Translator(SelectMixin, FunctionMixin, GeometryMixin):
                 sql = e.sql
                 if not (isinstance(c, A.Comparison) and _region_compare(c)):
                     plain.append(len(parts))
+            if top_region:
+                own = {id(x) for x in s.sources}
+                for depth, src, ranges in self._part_log[log_start:]:
+                    if depth == self._cond_depth and id(src) in own:
+                        self._part_top.setdefault(id(src), []).append(ranges)
             parts.append(sql)
         if len(plain) > _PUSHDOWN_TERMS and not self.pg:
             shielded = self._shield(" AND ".join(f"({parts[i]})" for i in plain))
@@ -537,6 +568,7 @@ def translate(
     max_unindexed_pairs: int | None = None,
     join_radius_bound_deg: float = COLUMN_RADIUS_BOUND_DEG,
     blocks=None,
+    parts=None,
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect``.
 
@@ -565,6 +597,11 @@ def translate(
         (a backend's ``hpx_blocks``): a region constraint on a table published field by
         field then also filters its block column (:func:`~skysense.vo.sql.common.block_filter`),
         so only the row groups holding rows in the region are read. The rows are the same.
+    parts : callable, optional
+        ``parts(adql_name)`` gives the :class:`~skysense.vo.parts.PartitionIndex` of a table
+        served over Parquet files, or None (a backend's ``parquet_parts``): such a table is
+        read through the files that the regions AND-ed at the top of its query block's WHERE
+        touch (every file without one). The rows are the same.
 
     Returns
     -------
@@ -586,7 +623,7 @@ def translate(
         raise TypeError("catalog must be a SchemaCatalog")
     if maxrec is not None and (isinstance(maxrec, bool) or int(maxrec) < 0):
         raise ValueError(f"maxrec must be a non-negative integer, got {maxrec!r}")
-    opts = _Options(deadline, max_unindexed_pairs, float(join_radius_bound_deg), blocks)
+    opts = _Options(deadline, max_unindexed_pairs, float(join_radius_bound_deg), blocks, parts)
     if isinstance(text_or_query, str):
         q, cached = parse_cached(text_or_query, deadline=deadline)
         if deadline is not None:
