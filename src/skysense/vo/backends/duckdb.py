@@ -291,6 +291,8 @@ class DuckDBBackend(BackendBase):
         int
             Rows in the whole table afterwards.
         """
+        if not self._exists(spec):
+            return self._first_rows(spec, batches, column, value)
         with self._staging(spec) as (con, tmp):
             limit = None
             if not self._hardened:
@@ -326,6 +328,57 @@ class DuckDBBackend(BackendBase):
                         _insert_blocks(con, spec, tmp, block, "?", [str(value)])
                     else:
                         con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp}{order}")
+                    n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
+                    _write_metadata(con, spec, n_rows)
+            finally:
+                if limit is not None:
+                    with contextlib.suppress(Exception):
+                        con.execute(f"SET memory_limit = '{limit}'")
+        return int(n_rows)
+
+    def _exists(self, spec: TableSpec) -> bool:
+        con = self._db.cursor()
+        try:
+            return bool(con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [spec.schema, spec.name]).fetchone()[0])  # fmt: skip
+        finally:
+            con.close()
+
+    def _first_rows(self, spec: TableSpec, batches, column: str, value) -> int:
+        """:meth:`replace_rows` into a table that does not exist yet: the batches go
+        straight into the new table under a temporary name (each row with its block), and
+        one transaction renames it and writes its blocks and metadata. One copy of the rows
+        in the file, not a staging table and the table (at 100M rows DuckDB does not give
+        the staging table's space back to the disk). Batches out of HEALPix order are
+        sorted into the table by one more copy."""
+        with self._staging(spec) as (con, tmp):
+            limit = None
+            if not self._hardened:
+                limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+                con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
+            try:
+                blocks = spec.hpx_column is not None
+                block = _block_expr(spec, block_seq_base(0)) if blocks else None
+                if blocks:
+                    con.execute(f"ALTER TABLE {tmp} ADD COLUMN {quote_ident(BLOCK_COLUMN)} BIGINT")
+                in_order = metadata.OrderCheck(spec.hpx_column)
+                for batch in batches:
+                    data = metadata.cast_to_spec(spec, batch)
+                    in_order.update(data)
+                    con.register("_skysense_load", data)
+                    extra = f", {block}" if blocks else ""
+                    con.execute(f"INSERT INTO {tmp} SELECT *{extra} FROM _skysense_load")
+                    con.unregister("_skysense_load")
+                with _transaction(con):
+                    if in_order.sorted:
+                        con.execute(f"ALTER TABLE {tmp} RENAME TO {quote_ident(spec.name)}")
+                    else:
+                        con.execute(f"CREATE TABLE {spec.physical} AS SELECT * FROM {tmp} "
+                                    f"ORDER BY {quote_ident(spec.hpx_column)}")  # fmt: skip
+                    con.execute(f"DELETE FROM {_BLOCKS} WHERE table_name = ?", [spec.adql_name])
+                    if blocks:
+                        _insert_blocks(con, spec, spec.physical, block, "?", [str(value)])
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
                     _write_metadata(con, spec, n_rows)
             finally:
