@@ -6,11 +6,18 @@ Each partition is an independent task calling the pure
 bar from :func:`skysense._dask.compute_with_progress`. Parquet catalogues are read lazily per
 row group by Dask; other formats are read once and split into partitions of
 ``partition_rows`` rows. Rows that cannot be predicted keep NaN and ``zphot_flag = 1``.
+
+:func:`predict_hats` streams a HATS catalogue (a masterlist of 10^8 rows): one task per
+partition file, reading only the model's columns and the kept ones, ``batch_rows`` rows at a
+time, and writing its partition of the output atomically; the model is sent to each worker
+once.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import pandas as pd
 from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import InputError
 from skysense.photoz.io import catalogue_format, read_catalogue, write_catalogue
-from skysense.photoz.model import FLAG_OK, PhotozModel
+from skysense.photoz.model import FLAG_OK, OUTPUT_COLUMNS, PhotozModel
 
 __all__ = ["predict_catalogue", "predict_partitions", "predict_hats", "describe_prediction"]
 
@@ -41,8 +48,9 @@ def predict_partitions(
     """Predict for a list of pandas partitions or Dask delayed partitions; one DataFrame."""
     import dask
 
+    shared = dask.delayed(model, traverse=False)  # sent to each worker once, not per task
     task = dask.delayed(_predict_partition, pure=True)
-    tasks = [task(part, model, source) for part in partitions]
+    tasks = [task(part, shared, source) for part in partitions]
     with dask_client(scheduler) as client:
         results = compute_with_progress(tasks, label="photo-z prediction", client=client)
     if not results:
@@ -50,19 +58,64 @@ def predict_partitions(
     return pd.concat(results, axis=0, ignore_index=True)
 
 
-def _predict_file(model: PhotozModel, file: str, out: str, source: str) -> dict:
+#: Rows read, predicted and written at a time within one partition file: a task's memory is
+#: bounded by this, whatever the partition's size (HATS partitions of a masterlist hold up to
+#: some 10^5-10^6 rows).
+BATCH_ROWS = 131_072
+
+
+def _predict_file(
+    model: PhotozModel, file: str, out: str, carry: list[str] | None, batch_rows: int = BATCH_ROWS
+) -> dict:
+    """Predict one HATS partition file into ``out`` (atomically), ``batch_rows`` at a time.
+
+    Only the model's band and error columns are converted to pandas (floats, cheap); the
+    ``carry`` columns (all when None) go from the input to the output as Arrow arrays,
+    untouched, followed by :data:`~skysense.photoz.model.OUTPUT_COLUMNS` (a carried column of
+    the same name is replaced, as in :func:`predict_catalogue`).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from skysense._atomic import atomic_path
+    from skysense.catalog.hats_io import parquet_write_options
 
-    frame = pq.read_table(file).to_pandas()
-    result = _predict_partition(frame, model, source)
-    # Same relative path (Norder=/Dir=/Npix=): the output is a HATS catalogue too.
+    needed = list(dict.fromkeys([*model.bands, *(model.errors or [])]))
+    reader = pq.ParquetFile(file)
+    names = reader.schema_arrow.names
+    keep = [c for c in names if (carry is None or c in carry) and c not in OUTPUT_COLUMNS]
+    columns = keep + [c for c in needed if c not in keep]
+    schema = pa.schema([reader.schema_arrow.field(c) for c in columns])
+    batches = reader.iter_batches(batch_size=batch_rows, columns=columns)
+    first = next(batches, None)
+    if first is None:  # an empty partition: written with its columns and no rows
+        first = pa.RecordBatch.from_pylist([], schema=schema)
+    n = ok = 0
+    writer = None
     with atomic_path(out) as tmp:
-        pq.write_table(pa.Table.from_pandas(result, preserve_index=False), tmp)
-    flags = result["zphot_flag"].to_numpy() if len(result) else np.zeros(0)
-    return {"rows": len(result), "ok": int(np.sum(flags == FLAG_OK))}
+        try:
+            for batch in itertools.chain([first], batches):
+                table = pa.Table.from_batches([batch], schema=schema)
+                try:
+                    pred = model.predict_frame(table.select(needed).to_pandas(), source=file)
+                except InputError as exc:  # rows of the file, not of the batch
+                    row = None if exc.row is None else exc.row + n
+                    raise InputError(exc.message, path=exc.path, column=exc.column,
+                                     row=row) from None  # fmt: skip
+                part = table.select(keep)
+                for name in OUTPUT_COLUMNS:
+                    # NaN (no prediction) as null, as pandas writes it (predict_catalogue)
+                    part = part.append_column(name, pa.array(pred[name], from_pandas=True))
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, part.schema,
+                                              **parquet_write_options(part.schema))  # fmt: skip
+                writer.write_table(part)
+                n += len(part)
+                ok += int(np.sum(pred["zphot_flag"].to_numpy() == FLAG_OK))
+        finally:
+            if writer is not None:
+                writer.close()
+    return {"rows": n, "ok": ok}
 
 
 def predict_hats(
@@ -71,18 +124,46 @@ def predict_hats(
     out: str | os.PathLike,
     *,
     scheduler: str | None = None,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> dict:
     """Add the photo-z columns to a HATS catalogue, partition by partition, into a new HATS
     catalogue ``out`` (atomically).
 
-    Each task reads one partition file, predicts and writes the same partition of ``out``;
-    the driver holds only counts, whatever the size of the catalogue (a masterlist of
-    100 million rows). The HATS metadata are rewritten for the new columns.
+    Each task reads one partition file (only the model's columns and the carried ones),
+    predicts ``batch_rows`` rows at a time and writes the same partition of ``out``
+    atomically; the driver holds only counts, whatever the size of the catalogue (a
+    masterlist of 100 million rows), and a worker holds one batch. The model travels to each
+    worker once (one graph key that every task depends on), not with every task. The HATS
+    metadata are rewritten for the new columns.
+
+    Parameters
+    ----------
+    model : PhotozModel
+    catalogue : path
+        A HATS catalogue (``dataset/Norder=*/Dir=*/Npix=*.parquet``).
+    out : path
+        The output HATS catalogue (replaced atomically if it exists).
+    scheduler : str, optional
+        Dask scheduler address (default: local threads).
+    columns : sequence of str, optional
+        Input columns copied to the output (default: all, the catalogue plus its photo-z).
+        The HATS position and index columns (``hats_col_ra``, ``hats_col_dec``,
+        ``_healpix_29``) are always kept, so that ``out`` is a HATS catalogue; e.g.
+        ``["help_id"]`` writes a photo-z table of identifiers, positions and the
+        :data:`~skysense.photoz.model.OUTPUT_COLUMNS` only.
+    batch_rows : int
+        Rows per batch within a partition (memory per task).
 
     Returns
     -------
     dict
         ``n_rows``, ``n_predicted``, ``n_flagged``, ``n_partitions``, ``out``.
+
+    Raises
+    ------
+    InputError
+        Not a HATS catalogue, a model or ``columns`` column absent, or an invalid value.
     """
     import shutil
 
@@ -91,18 +172,36 @@ def predict_hats(
 
     from skysense._atomic import atomic_dir
 
+    if batch_rows < 1:
+        raise InputError("batch_rows must be >= 1")
     src = Path(catalogue)
     files = sorted((src / "dataset").rglob("Npix=*.parquet"))
     if not files:
         raise InputError("not a HATS catalogue (no dataset/Norder=*/... partitions)", path=src)
-    model.check_columns(list(pq.read_schema(files[0]).names), str(src))
+    names = list(pq.read_schema(files[0]).names)
+    model.check_columns(names, str(src))
+    carry = None
+    if columns is not None:
+        absent = [c for c in columns if c not in names]
+        if absent:
+            raise InputError(f"the catalogue lacks column(s) {absent} asked to be kept", path=src)
+        from hats.catalog import TableProperties
+
+        try:
+            props = TableProperties.read_from_dir(src)
+            hats_cols = [props.healpix_column, props.ra_column, props.dec_column]
+        except (OSError, ValueError):  # no or unreadable hats.properties: HATS's defaults
+            hats_cols = ["_healpix_29", "ra", "dec"]
+        carry = [c for c in names if c in set(columns) | set(hats_cols)]
     out = Path(out)
     with atomic_dir(out) as tmp:
         targets = [tmp / f.relative_to(src) for f in files]
         for t in targets:
             t.parent.mkdir(parents=True, exist_ok=True)
+        # One key holding the model: each worker receives and unpickles it once.
+        shared = dask.delayed(model, traverse=False)
         task = dask.delayed(_predict_file, pure=True)
-        tasks = [task(model, str(f), str(t), str(src)) for f, t in zip(files, targets)]
+        tasks = [task(shared, str(f), str(t), carry, batch_rows) for f, t in zip(files, targets)]
         with dask_client(scheduler) as client:
             results = compute_with_progress(tasks, label="photo-z prediction", client=client)
         import hats.io
