@@ -9,8 +9,11 @@ writing HATS partition by partition:
 * merge: :func:`skysense.catalog.merge_io.run_merge` (the tiled merge);
 * photo-z apply: :func:`skysense.photoz.engine.predict_hats` with a GPz model trained on
   one partition of the masterlist against the simulation's true redshifts;
-* publish: :func:`skysense.vo.publish.publish_hats_field` into DuckDB and into PostgreSQL
-  with Q3C (``SKYSENSE_TEST_PG``; skipped with a note when unset);
+* publish: DuckDB over the masterlist's Parquet files (:func:`skysense.vo.publish.publish_hats_files`,
+  no copy, all columns), a native DuckDB table and PostgreSQL with Q3C
+  (:func:`skysense.vo.publish.publish_hats_field`) of the cone columns (``--publish-columns``;
+  ``SKYSENSE_TEST_PG``, skipped when unset); a copy whose estimated bytes would leave less
+  than 8 GB free is skipped;
 * cone p50: ADQL cones of 0.05 and 0.5 deg at random positions of the field, through the
   TAP query path in process (ADQL translation, SQL, Arrow fetch; no HTTP).
 
@@ -57,6 +60,14 @@ def add_arguments(parser) -> None:
                         help="publish the photo-z output (default), the merged masterlist, or "
                         "the simulation's true objects (a stand-in table of the same size when "
                         "no masterlist was made; rows named so)")  # fmt: skip
+    parser.add_argument("--publish-as", default="files,native",
+                        help="how DuckDB serves the masterlist: 'files' (a view over its "
+                        "Parquet partitions, no copy), 'native' (a table of the "
+                        "--publish-columns), or both (default)")  # fmt: skip
+    parser.add_argument("--publish-columns", default="cone",
+                        help="columns of the native DuckDB table and of PostgreSQL: 'cone' "
+                        "(identifier, position, fluxes and errors, flags, photo-z: see "
+                        "CONE_COLUMNS) or 'all'")  # fmt: skip
     parser.add_argument("--keep-previous", action="store_true",
                         help="keep the previous results' rows of (stage, size) pairs not rerun")  # fmt: skip
 
@@ -397,25 +408,11 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
                             notes=f"purity {q['purity']:.4f}, spurious {q['spurious_fraction']:.4f}",
                             extra={**q, "objects": n, "loadavg": list(load)}))  # fmt: skip
             print(f"  merge quality: {q}", flush=True)
+        modes = set(getattr(opts, "publish_as", "files,native").split(","))
+        select = _publish_columns(zdir, getattr(opts, "publish_columns", "cone"))
+        sel_label = "" if select is None else f" ({len(select)} cols)"
         if "publish" in stages:
-            from skysense.vo.backends import open_backend
-            from skysense.vo.publish import publish_hats_field
-
-            def publish(db):
-                backend = open_backend(db)
-                try:
-                    _, n_rows = publish_hats_field(backend, zdir, table, "SCALE")
-                finally:
-                    backend.close()
-                return {"rows": n_rows}
-
-            db = str(root / "vo.duckdb")
-            _stage(f"publish DuckDB{label}", n, lambda: publish(db), [db], rows)
-            pg = os.environ.get("SKYSENSE_TEST_PG")
-            if pg:
-                pg_db = _fresh_pg(pg, n)
-                _stage("publish PostgreSQL+Q3C", n, lambda: publish(pg_db), [], rows,
-                       notes="bytes: not measured (server side)")  # fmt: skip
+            _publish_stages(root, n, zdir, table, label, modes, select, sel_label, rows)
         if "cone" in stages:
             from skysense.catalog.hats_io import read_hats_table
 
@@ -436,9 +433,14 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
                 truth = read_hats_table(objects, columns=["ra", "dec"])
             centres = truth[["ra", "dec"]].to_numpy()[rng.integers(0, len(truth), opts.cones + 3)]
             del truth
-            dbs = [("DuckDB", str(root / "vo.duckdb"))]
+            dbs = []
+            if "files" in modes and source != "truth":
+                dbs.append(("DuckDB over files", str(root / "vo-files.duckdb")))
+            if "native" in modes and (root / "vo.duckdb").exists():
+                dbs.append((f"DuckDB{sel_label}", str(root / "vo.duckdb")))
             if os.environ.get("SKYSENSE_TEST_PG"):
-                dbs.append(("PostgreSQL+Q3C", _pg_url(os.environ["SKYSENSE_TEST_PG"], n)))
+                dbs.append((f"PostgreSQL+Q3C{sel_label}",
+                            _pg_url(os.environ["SKYSENSE_TEST_PG"], n)))  # fmt: skip
             for dbname, db in dbs:
                 for r in (0.05, 0.5):
                     c = _cones(db, table, centres, r, id_col)
@@ -453,6 +455,99 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
             shutil.rmtree(root, ignore_errors=True)
             if os.environ.get("SKYSENSE_TEST_PG"):
                 _drop_pg(os.environ["SKYSENSE_TEST_PG"], n)
+
+
+#: The columns cone searches need, published natively at scale (the masterlist has 79): the
+#: identifier, position, each band's total flux and error, the object flags and photo-z.
+CONE_COLUMNS = ("help_id", "ra", "dec", "stellarity", "flag_gaia", "flag_starmask",
+                "flag_cleaned", "flag_merged", "flag_optnir_obs", "flag_optnir_det")  # fmt: skip
+CONE_PREFIXES = ("f_", "ferr_", "zphot")
+
+#: Free disk space the publish stages always leave (bytes).
+DISK_RESERVE = 8e9
+
+
+def _publish_columns(ml_dir: Path, which: str) -> list[str] | None:
+    """The columns published natively: None (all) or the masterlist's cone columns."""
+    if which == "all":
+        return None
+    import pyarrow.parquet as pq
+
+    from skysense.vo.publish import hats_partition_files
+
+    names = pq.read_schema(hats_partition_files(ml_dir)[0]).names
+    keep = [c for c in names if c in CONE_COLUMNS or
+            (c.startswith(CONE_PREFIXES) and not c.startswith(("f_ap_", "ferr_ap_")))]  # fmt: skip
+    return keep
+
+
+def _free_after(path: Path, estimate: float) -> float:
+    """Bytes free on ``path``'s disk once ``estimate`` more bytes are written."""
+    return shutil.disk_usage(path).free - estimate
+
+
+def _publish_stages(root, n, zdir, table, label, modes, select, sel_label, rows) -> None:
+    """Publish the masterlist: DuckDB over its files (no copy), a native DuckDB table and
+    PostgreSQL+Q3C of the ``select`` columns; a copy is skipped (with a row saying so) when
+    its estimated bytes would leave less than :data:`DISK_RESERVE` free."""
+    import pyarrow.parquet as pq
+
+    from skysense.vo.backends import open_backend
+    from skysense.vo.publish import hats_partition_files, publish_hats_field, publish_hats_files
+
+    files = hats_partition_files(zdir)
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    n_cols = len(select) if select is not None else len(pq.read_schema(files[0]).names)
+
+    def publish(db, how, **kw):
+        backend = open_backend(db)
+        try:
+            _, n_pub = how(backend, zdir, table, "SCALE", **kw)
+        finally:
+            backend.close()
+        return {"rows": n_pub, "columns": n_cols}
+
+    if "files" in modes and label == "":
+        db = root / "vo-files.duckdb"
+        db.unlink(missing_ok=True)
+        _stage("publish DuckDB over files", n, lambda: publish(str(db), publish_hats_files),
+               [db], rows, notes=f"a view over {len(files)} partition files, no copy")  # fmt: skip
+    # Bytes per row and column of a copy, measured at 1M with 24 columns (DuckDB 6.0,
+    # PostgreSQL 8.6 with its indexes); a 20% margin.
+    if "native" in modes:
+        db = root / "vo.duckdb"
+        db.unlink(missing_ok=True)
+        est = 1.2 * 6 * n_rows * (n_cols + 2)
+        if _free_after(root, est) < DISK_RESERVE:
+            print(f"  publish DuckDB{sel_label}: skipped, ~{est / 1e9:.1f} GB", flush=True)
+        else:
+            _stage(f"publish DuckDB{sel_label}{label}", n,
+                   lambda: publish(str(db), publish_hats_field, select=select), [db], rows,
+                   notes=f"estimated {est / 1e9:.1f} GB before writing")  # fmt: skip
+    pg = os.environ.get("SKYSENSE_TEST_PG")
+    if pg:
+        est = 1.2 * 9 * n_rows * (n_cols + 2)
+        if _free_after(root, est) < DISK_RESERVE:
+            print(f"  publish PostgreSQL{sel_label}: skipped, ~{est / 1e9:.1f} GB", flush=True)
+            return
+        pg_db = _fresh_pg(pg, n)
+        _stage(f"publish PostgreSQL+Q3C{sel_label}", n,
+               lambda: publish(pg_db, publish_hats_field, select=select), [], rows,
+               notes=f"estimated {est / 1e9:.1f} GB before writing")  # fmt: skip
+        size = _pg_bytes(pg_db, table)
+        rows[-1].extra["bytes_written"] = size
+        rows[-1].extra["bytes_per_object"] = size / n
+        rows[-1].notes = rows[-1].notes.replace(
+            "0 MB written (0 B/object)", f"{size / 1e6:.0f} MB (pg_total_relation_size)"
+        )
+
+
+def _pg_bytes(url: str, table: str) -> int:
+    """pg_total_relation_size of a published table (rows, indexes, TOAST)."""
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        return int(con.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0])
 
 
 def _pg_url(base: str, n: int) -> str:
