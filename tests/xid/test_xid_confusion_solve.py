@@ -113,10 +113,12 @@ def test_draw_is_the_dense_perturbation_optimisation():
     np.testing.assert_allclose(z2, z, atol=1e-12)
 
 
-def test_field_directions_and_the_moved_field_follow_the_fft_field():
-    # the sources' white-field patterns: their stamp-summed fields equal the FFT field, the
-    # mismatch e_j = a_j - field(v_j) on the fitted pixels, and moving z along them keeps
-    # the cached B z equal to the FFT of the moved z
+@pytest.mark.parametrize("tuned", [None, 0.4, 3.0])
+def test_field_directions_and_the_moved_field_follow_the_fft_field(tuned):
+    # the sources' white-field patterns (the delta, or tuned to an amplitude): their
+    # stamp-summed fields equal the FFT field, the mismatch e_j = a_j - field(v_j) on the
+    # fitted pixels, and moving z along them keeps the cached B z equal to the FFT of the
+    # moved z
     size, nsrc = 14, 4
     yy, xx = np.mgrid[0:size, 0:size]
     px, py = xx.ravel(), yy.ravel()
@@ -139,13 +141,16 @@ def test_field_directions_and_the_moved_field_follow_the_fft_field():
         beam_stamp=stamp,
     )
     fld = ConfusionField(stamp, px, py, sig)
-    (eptr, epix, evals), (kptr, kidx, kval), (gptr, gidx, gval) = _field_directions(m, fld)
+    (eptr, epix, evals), (kptr, kidx, kval), (gptr, gidx, gval) = _field_directions(m, fld, tuned)
     ad = a.toarray()
     for j in range(nsrc):
         v = np.zeros(fld.n)
         v[kidx[kptr[j] : kptr[j + 1]]] = kval[kptr[j] : kptr[j + 1]]
-        # the pattern's centroid is the beam's: bilinear weights sum to ||b||
-        assert v.sum() == pytest.approx(fld.stamp_norm)
+        if tuned is None:
+            # the pattern's centroid is the beam's: bilinear weights sum to ||b||
+            assert v.sum() == pytest.approx(fld.stamp_norm)
+        else:  # a low-passed delta: spread over more than the 4 bilinear cells
+            assert np.count_nonzero(v) > 4
         fft = fld.box_field(v.reshape(fld.shape)).ravel()
         dense = np.zeros(fld.n)
         dense[gidx[gptr[j] : gptr[j + 1]]] = gval[gptr[j] : gptr[j + 1]]
@@ -161,3 +166,32 @@ def test_field_directions_and_the_moved_field_follow_the_fft_field():
         z[kidx[kptr[j] : kptr[j + 1]]] -= t * kval[kptr[j] : kptr[j + 1]] / amp
     _moved_field(bz, steps, amp, gptr, gidx, gval)
     np.testing.assert_allclose(bz, fld.box_field(z.reshape(fld.shape)).ravel(), atol=1e-12)
+
+
+@pytest.mark.parametrize("amp", [0.3, 2.0])
+def test_direction_kernel_is_the_regression_of_the_field_on_the_flux(amp):
+    # with uniform weights on the box, z given the flux f of a source at a pixel centre has
+    # mean -f amp Q^-1 B^T W a / ||b|| (Q = I + amp^2 B^T W B / ||b||^2): the pattern h of
+    # the move f + t, z - t h / amp is that regression, amp^2 Q^-1 B^T W a / ||b|| (dense)
+    px, py = _pixels(26, 25, hole=False)  # a box wide enough for the uncut kernel
+    stamp = beam_stamp(BEAM, PIX)
+    fld = ConfusionField(stamp, px, py, np.full(px.size, 1.3))
+    bmat = _dense_b(fld)
+    ly, lx = fld.shape
+    cy, cx = 12, 11
+    centre = np.zeros(fld.n)
+    centre[cy * lx + cx] = 1.0
+    a = bmat @ centre * fld.stamp_norm  # the beam (peak 1) centred on the pixel (cy, cx)
+    q = np.eye(fld.n) + amp**2 * fld.wbar * bmat.T @ bmat
+    want = amp**2 * np.linalg.solve(q, bmat.T @ (fld.wbar * a))
+    k, g = fld.direction_kernel(amp)
+    hy, hx = k.shape[0] // 2, k.shape[1] // 2
+    got = np.zeros((ly, lx))
+    got[np.ix_(np.arange(cy - hy, cy + hy + 1) % ly, np.arange(cx - hx, cx + hx + 1) % lx)] = k
+    # equal up to the kernel's cut at 1e-4 of its peak
+    np.testing.assert_allclose(got.ravel(), want, atol=3e-3 * np.abs(want).max())
+    # and G is B K / ||b|| of the cut kernel, by the dense operator
+    gy, gx = g.shape[0] // 2, g.shape[1] // 2
+    full = np.zeros((ly, lx))
+    full[np.ix_(np.arange(cy - gy, cy + gy + 1) % ly, np.arange(cx - gx, cx + gx + 1) % lx)] = g
+    np.testing.assert_allclose(full.ravel(), bmat @ got.ravel(), atol=1e-12)

@@ -242,6 +242,57 @@ class ConfusionField:
         order = np.argsort(keys)
         return keys[order], vals[order]
 
+    def direction_kernel(
+        self, amp: float | None, rel: float = 1e-4
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The white-field pattern that takes up a point source's flux, and its field.
+
+        A source's flux and the field under it are coupled: the field can mimic the source.
+        Given ``z``, the flux is pinned to its instrumental error; given the flux, the field
+        is too; alternating draws of the two crawl when the field's share (of order the
+        amplitude) exceeds the instrumental error. The joint move of the sampler, ``f + t``,
+        ``z - t h / amp``, decorrelates them when ``h / amp`` is the regression of ``z`` on
+        the flux, ``amp Q^-1 B^T W a / ||b||``: with uniform weights ``wbar`` and a beam-shaped
+        column this is the beam's Wiener filter, ``h = K (*) delta`` with
+        ``K_hat = ||b|| s``, ``s = amp^2 wbar |b_hat|^2 / (1 + amp^2 wbar |b_hat|^2)``
+        (``b_hat`` normalised). Where the field is well measured (``s`` near 1) ``K`` is
+        ``||b||`` times a delta, the pattern used before; where it is not, a low-passed
+        delta that costs the white field far less. Any fixed pattern keeps the move exact:
+        this one only sets how far it goes.
+
+        Parameters
+        ----------
+        amp : float or None - the field's amplitude the pattern is tuned for (mJy/beam);
+            None: the delta ``||b||`` (the deconvolution limit)
+        rel : float - ``K`` is cut where it falls below this fraction of its peak
+
+        Returns
+        -------
+        (K, G): ndarrays of odd sides, centred: ``K`` the pattern in white-field units and
+        ``G = B K / ||b||`` its field (exactly, for the cut ``K``), mJy/beam per mJy
+        """
+        if amp is None or not amp > 0:
+            return np.array([[self.stamp_norm]]), self.stamp.copy()
+        ly, lx = self.shape
+        x = amp * amp * self.wbar * self.b2
+        full = sfft.irfft2(self.stamp_norm * x / (1.0 + x), s=self.shape)
+        full = np.fft.fftshift(full)
+        cy, cx = ly // 2, lx // 2
+        keep = np.abs(full) >= rel * np.abs(full).max()
+        ys, xs = np.nonzero(keep)
+        # a symmetric window about the centre (K is even), small enough that its field,
+        # wider by the stamp's radius, fits in the periodic box without wrapping onto itself
+        ry, rx = self.stamp.shape[0] // 2, self.stamp.shape[1] // 2
+        ky = max(0, min(int(np.abs(ys - cy).max()), (ly - 1) // 2 - ry))
+        kx = max(0, min(int(np.abs(xs - cx).max()), (lx - 1) // 2 - rx))
+        k = full[cy - ky : cy + ky + 1, cx - kx : cx + kx + 1].copy()
+        # its field, by FFT of the cut pattern (exact up to round-off, as the stamp sums)
+        box = np.zeros(self.shape)
+        box[np.ix_(np.arange(-ky, ky + 1) % ly, np.arange(-kx, kx + 1) % lx)] = k
+        g = np.fft.fftshift(self._conv(box))
+        gy, gx = ky + ry, kx + rx
+        return k, g[cy - gy : cy + gy + 1, cx - gx : cx + gx + 1].copy()
+
     def _scatter(self, v: np.ndarray) -> np.ndarray:
         out = np.zeros(self.n)
         out[self.idx] = v  # the fitted pixels are distinct
