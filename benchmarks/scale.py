@@ -8,7 +8,9 @@ writing HATS partition by partition:
 * prepare: :func:`skysense.catalog.prepare_io.prepare_hats` per survey;
 * merge: :func:`skysense.catalog.merge_io.run_merge` (the tiled merge);
 * photo-z apply: :func:`skysense.photoz.engine.predict_hats` with a GPz model trained on
-  one partition of the masterlist against the simulation's true redshifts;
+  one partition of the masterlist against the simulation's true redshifts (training not
+  timed), writing a photo-z table of ``help_id``, position and the photo-z columns
+  (``--photoz-columns all``: the whole masterlist with them, ~4x the bytes);
 * publish: DuckDB over the masterlist's Parquet files (:func:`skysense.vo.publish.publish_hats_files`,
   no copy, all columns), a native DuckDB table and PostgreSQL with Q3C
   (:func:`skysense.vo.publish.publish_hats_field`) of the cone columns (``--publish-columns``;
@@ -68,6 +70,9 @@ def add_arguments(parser) -> None:
                         help="columns of the native DuckDB table and of PostgreSQL: 'cone' "
                         "(identifier, position, fluxes and errors, flags, photo-z: see "
                         "CONE_COLUMNS) or 'all'")  # fmt: skip
+    parser.add_argument("--photoz-columns", default="help_id",
+                        help="masterlist columns copied into the photo-z output besides the "
+                        "position, index and photo-z columns ('all': the whole masterlist)")  # fmt: skip
     parser.add_argument("--keep-previous", action="store_true",
                         help="keep the previous results' rows of (stage, size) pairs not rerun")  # fmt: skip
 
@@ -176,25 +181,39 @@ def _merge_config(root: Path, surveys):
 
 def _train_photoz(root: Path, ml_dir: Path):
     """A GPz model on one masterlist partition, targets from the simulation's truth (objects
-    matched through their CFHTLS identifier)."""
+    matched through their CFHTLS identifier).
+
+    Only that partition's model columns are read, and the truth tables file by file, keeping
+    the rows of its identifiers: the driver never holds the whole truth (10^8 objects at
+    100M)."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from skysense.catalog.hats_io import hats_files, read_hats_table
+    from skysense.catalog.hats_io import hats_files
     from skysense.photoz.training import train_model
 
-    ml = pq.read_table(hats_files(ml_dir)[0]).to_pandas()
-    rows = read_hats_table(
-        root / "sim" / "truth" / "rows_cfhtls", columns=["source_id", "object_id"]
-    )
-    truth = read_hats_table(root / "sim" / "truth" / "objects", columns=["object_id", "z"])
+    first = hats_files(ml_dir)[0]
+    names = pq.read_schema(first).names
+    bands = ["m_megacam_u", "m_megacam_g", "m_megacam_r", "m_suprime_i", "m_ukidss_j", "m_ukidss_k"]
+    bands = [b for b in bands if b in names]
+    errors = [b.replace("m_", "merr_", 1) for b in bands]
+    ml = pq.read_table(first, columns=["cfhtls_id", *bands, *errors]).to_pandas()
     ids = ml["cfhtls_id"].astype("string")
+
+    def picked(name: str, key: str, values, columns: list[str]) -> pd.DataFrame:
+        want = pa.array(values)
+        parts = [pq.read_table(f, columns=columns, filters=pc.field(key).isin(want))
+                 for f in hats_files(root / "sim" / "truth" / name)]  # fmt: skip
+        return pa.concat_tables(parts).to_pandas()
+
+    rows = picked("rows_cfhtls", "source_id", ids.dropna().unique().tolist(),
+                  ["source_id", "object_id"])  # fmt: skip
+    truth = picked("objects", "object_id", rows["object_id"].unique().tolist(), ["object_id", "z"])
     z = ids.map(rows.set_index("source_id")["object_id"]).map(truth.set_index("object_id")["z"])
     ml = ml.assign(zspec=pd.to_numeric(z, errors="coerce")).dropna(subset=["zspec"])
     ml = ml.iloc[:6000]
-    bands = ["m_megacam_u", "m_megacam_g", "m_megacam_r", "m_suprime_i", "m_ukidss_j", "m_ukidss_k"]
-    bands = [b for b in bands if b in ml.columns]
-    errors = [b.replace("m_", "merr_", 1) for b in bands]
     return train_model(ml, bands, target="zspec", errors=errors, kind="mag", m=30, max_iter=60,
                        verbose=0, source="scale masterlist")  # fmt: skip
 
@@ -389,10 +408,19 @@ def _one_size(n: int, opts, rows: list, cluster_address: str) -> None:
         if "photoz" in stages:
             from skysense.photoz.engine import predict_hats
 
+            t0 = time.perf_counter()
             model = _train_photoz(root, ml_dir)
+            train_s = time.perf_counter() - t0
+            keep = getattr(opts, "photoz_columns", "help_id")
+            keep = None if keep == "all" else [c for c in keep.split(",") if c]
             _stage("photo-z apply", n,
-                   lambda: predict_hats(model, ml_dir, zdir, scheduler=cluster_address),
-                   [root / "photoz"], rows)  # fmt: skip
+                   lambda: predict_hats(model, ml_dir, zdir, scheduler=cluster_address,
+                                        columns=keep),
+                   [root / "photoz"], rows,
+                   notes=f"output columns: {'all' if keep is None else ','.join(keep)} + "
+                   f"position, index, photo-z; training on one partition {train_s:.0f} s "
+                   "(not in the wall time)")  # fmt: skip
+            rows[-1].extra.update(train_s=train_s, output_columns=keep or "all")
         source = getattr(opts, "publish_from", "photoz")
         table, id_col, label = "help.masterlist", "help_id", ""
         if source == "merged":
