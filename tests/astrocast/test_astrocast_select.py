@@ -240,7 +240,7 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
     n_leads, memory, first, last, shrink = 3, 60, 30, 200, 40.0
     cands = {k: _Offset(future, f) for k, f in offs.items()}
     sel = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
-                           shrink=shrink)  # fmt: skip
+                           shrink=shrink, lead_cap=None)  # fmt: skip
     for i in range(first, last + 1):
         mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
     names = list(offs)
@@ -261,7 +261,8 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
     assert w[1] > 0.05 and w[2] > 0.05  # a real mix, not linear AR alone
     np.testing.assert_allclose(sel.weights_.sum(1), 1.0)
     # without shrinkage the same weights at every lead; infinite shrinkage: linear AR alone
-    plain = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20, shrink=0)
+    plain = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20, shrink=0,
+                             lead_cap=None)  # fmt: skip
     alone = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
                              shrink=np.inf)  # fmt: skip
     for i in range(first, last + 1):
@@ -606,3 +607,116 @@ def test_evidence_weight_is_statsmodels_hac_ols_lower_bound():
         evidence_weight(e, e[:-1], 1)
     with pytest.raises(InputError, match="level"):
         evidence_weight(e, e - u, 1, level=1.0)
+
+
+def test_lead_step_is_the_least_squares_step_toward_the_combination():
+    """``lead_step`` against a brute-force minimisation over a fine grid of ``lam`` in [0, 1]
+    of the anchor-to-combination errors' sum of squares, and its zero cases."""
+    from skysense.astrocast.baselines import lead_step
+
+    rng = np.random.default_rng(7)
+    grid = np.linspace(0.0, 1.0, 200001)
+    for _ in range(20):
+        e = rng.normal(size=(80, 3)) * [1.0, 1.3, 0.8] + 0.5 * rng.normal(size=(80, 1))
+        w = rng.dirichlet(np.ones(3))
+        u = e[:, 0] - e @ w
+        sse = ((e[:, 0][:, None] - grid[None, :] * u[:, None]) ** 2).sum(0)
+        assert lead_step(e, w, 0) == pytest.approx(grid[np.argmin(sse)], abs=1e-5)
+    e = rng.normal(size=(50, 2))
+    # the combination forecasts as the anchor did (u = 0), or makes every error larger
+    assert lead_step(np.column_stack([e[:, 0], e[:, 0]]), np.array([0.5, 0.5]), 0) == 0.0
+    assert lead_step(np.column_stack([e[:, 0], 2 * e[:, 0]]), np.array([0.0, 1.0]), 0) == 0.0
+    # errors independent of the anchor's, same size: half way (capped at 1 otherwise)
+    big = rng.normal(size=(200000, 2))
+    assert lead_step(big, np.array([0.0, 1.0]), 0) == pytest.approx(0.5, abs=0.01)
+    assert lead_step(np.column_stack([e[:, 0], 0 * e[:, 0]]), np.array([0.0, 1.0]), 0) == 1.0
+
+
+class _Same:
+    """A candidate returning another candidate's forecast of the same call."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+        return self.base.forecast(t_days, vci, vci3m, n_leads, extra)
+
+
+@pytest.mark.parametrize("lead_cap", [None, "verified", "fit"])
+def test_candidates_equal_to_linear_ar_give_linear_ar_to_the_bit(lead_cap):
+    """Candidates that forecast exactly as linear AR does carry no information beyond it: the
+    stack's forecasts are linear AR's bit for bit at every issue, warm-up or not (the default
+    moves toward a stack equal to linear AR; the lead caps do not move at all)."""
+    t, v, y3 = _ar2(n=300)
+    ar = LinearARForecaster(n_lags=4)
+    cands = {"linear_ar": ar, "copy": _Same(ar), "copy2": _Same(ar)}
+    sel = SelectForecaster(WINDOW, candidates=cands, memory=60, min_verified=10,
+                           lead_cap=lead_cap)  # fmt: skip
+    alone = LinearARForecaster(n_lags=4)
+    for i in range(40, 300):
+        mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 4)
+        ref, _ = alone.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 4)
+        np.testing.assert_array_equal(mean, ref)
+    assert np.all(sel.lam_ > 0) if lead_cap is None else np.all(sel.lam_ == 0.0)
+
+
+def test_warm_up_is_linear_ar_to_the_bit():
+    """Until ``min_verified`` errors of linear AR exist at every lead the stack is linear AR
+    exactly (weight 1.0, no arithmetic on the other candidates), whatever they forecast."""
+    t, v, y3 = _ar2(n=200)
+    future = np.concatenate([y3, np.zeros(20)])
+    ar = _Noisy(future, 1.0, 1)
+    cands = {"linear_ar": ar, "other": _Noisy(future, 1.0, 2)}
+    sel = SelectForecaster(WINDOW, candidates=cands, memory=60, min_verified=20)
+    n_leads, first = 3, 30
+    moved = False
+    for i in range(first, 120):
+        mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+        ar_mean = sel.last_candidates_["linear_ar"][0]
+        # the last lead verifies its 20th error at issue first + 19 + n_leads
+        if i < first + 20 + n_leads - 1:
+            np.testing.assert_array_equal(mean, ar_mean)
+            np.testing.assert_array_equal(sel.weights_[:, 1], 0.0)
+        else:
+            moved |= not np.array_equal(mean, ar_mean)
+    assert moved  # an independent, equally good candidate does earn a weight later
+
+
+@pytest.mark.parametrize("lead_cap", ["verified", "fit"])
+def test_lead_cap_keeps_linear_ar_at_a_lead_where_the_stack_only_hurts(lead_cap):
+    """One weight vector serves every lead. A candidate whose errors are independent of linear
+    AR's at lead 1 (averaging helps) but 1.2 times linear AR's at lead 2 (moving toward it
+    only hurts) gets a pooled weight (about 0.4); with the lead cap, lead 2 stays linear AR to the bit while
+    lead 1 moves, and lead 1's weight is the shrinkage's, since the step allowed there is
+    larger. Without the cap both leads move."""
+    t, v, y3 = _ar2(n=320)
+    future = np.concatenate([y3, np.zeros(10)])
+    rng = np.random.default_rng(5)
+    noise = rng.normal(size=(330, 2, 2))  # issue, lead, candidate
+
+    class _Err:
+        def __init__(self, err):
+            self.err = err
+
+        def forecast(self, t_days, vci, vci3m, n_leads, extra=None):
+            i = len(vci3m) - 1
+            hs = np.arange(1, n_leads + 1)
+            return future[i + hs] - self.err(i), np.ones(n_leads)
+
+    ar = _Err(lambda i: noise[i, :, 0])
+    other = _Err(lambda i: np.array([noise[i, 0, 1], 1.2 * noise[i, 1, 0]]))
+
+    def run(cap):
+        sel = SelectForecaster(WINDOW, candidates={"linear_ar": ar, "other": other}, memory=100,
+                               min_verified=20, shrink=40.0, lead_cap=cap)  # fmt: skip
+        for i in range(30, 310):
+            mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 2)
+        return sel, mean
+
+    sel, mean = run(lead_cap)
+    ar_mean = ar.forecast(None, None, y3[:310], 2)[0]
+    assert mean[1] == ar_mean[1] and sel.lam_[1] == 0.0
+    assert sel.weights_[0, 1] > 0.05
+    assert sel.lam_[0] == pytest.approx(100 / (100 + 40.0))
+    plain, mean0 = run(None)
+    assert plain.lam_[1] == pytest.approx(100 / (100 + 80.0)) and mean0[1] != ar_mean[1]
