@@ -229,3 +229,39 @@ def test_fit_reports_the_confusion_shift_per_source():
     nb = (m.pixel_x[:-1] + 1 == m.pixel_x[1:]) & (m.pixel_y[:-1] == m.pixel_y[1:])
     cov = np.mean(dev[:-1][nb] * dev[1:][nb])
     assert cov == pytest.approx(36.0 * k, rel=0.15)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_amplitude_move_leaves_the_marginal_of_the_amplitude_invariant(kind):
+    # exact draws of z given c alternating with the amplitude move only (no slice steps):
+    # c's draws follow p(c | r) ~ prior(c) N(r; 0, N + c^2 K) on a grid (dense), with
+    # non-uniform noise so that the move's Fourier approximation is not exact
+    a, d, sig, px, py, stamp, k, _ = _tile(size=9, nsrc=1, amp=2.0, seed=6)
+    fld = ConfusionField(stamp, px, py, sig)
+    r = d - d.mean()
+    scale = 3.0
+    grid = np.linspace(0.02, 8.0, 800)
+    lp = []
+    for c in grid:
+        cov = np.diag(sig**2) + c**2 * k
+        lp.append(
+            -0.5 * np.linalg.slogdet(cov)[1]
+            - 0.5 * r @ np.linalg.solve(cov, r)
+            + (-np.log1p((c / scale) ** 2) if kind == 1 else -0.5 * (c / scale) ** 2)
+        )
+    pw = np.exp(np.array(lp) - logsumexp(lp))
+    mean = np.sum(pw * grid)
+    sd = np.sqrt(np.sum(pw * (grid - mean) ** 2))
+    rng = np.random.default_rng(11)
+    amp, z = mean, np.zeros(fld.shape)
+    draws, acc = [], 0
+    for _ in range(6000):
+        z = fld.draw_white(r, amp, z, rng)
+        z, _, amp, n = fld.amplitude_move(z, r, amp, 0.4, rng, kind=kind, scale=scale)
+        acc += n
+        draws.append(amp)
+    draws = np.array(draws[200:])
+    _, ess, _ = summarise_convergence(draws[None, :, None])
+    assert 0.2 < acc / 12000 < 0.95  # the move moves (2 proposals per call)
+    assert abs(draws.mean() - mean) < 4 * sd / np.sqrt(ess[0]), (draws.mean(), mean, ess)
+    assert draws.std() == pytest.approx(sd, rel=0.1)

@@ -140,6 +140,16 @@ def _wdot(a, w, b):
 
 
 @numba.njit(cache=True)
+def _wres(r, c, u, w):
+    """sum_i w_i (r_i - c u_i)^2 (1-D), without BLAS (see :func:`_hdot`)."""
+    acc = 0.0
+    for i in range(r.size):
+        e = r[i] - c * u[i]
+        acc += w[i] * e * e
+    return acc
+
+
+@numba.njit(cache=True)
 def _sumsq(a):
     acc = 0.0
     for v in a.ravel():
@@ -292,6 +302,80 @@ class ConfusionField:
         g = np.fft.fftshift(self._conv(box))
         gy, gx = ky + ry, kx + rx
         return k, g[cy - gy : cy + gy + 1, cx - gx : cx + gx + 1].copy()
+
+    def amplitude_move(
+        self,
+        z: np.ndarray,
+        resid: np.ndarray,
+        amp: float,
+        step: float,
+        rng: np.random.Generator,
+        *,
+        kind: int,
+        scale: float,
+        n_prop: int = 2,
+    ) -> tuple[np.ndarray, np.ndarray | None, float, int]:
+        """Metropolis-Hastings moves of the amplitude that carry the field along.
+
+        The slice steps of the amplitude hold ``z`` (non-centred) or ``g`` (centred) fixed;
+        with many pixels either pins the amplitude far inside its posterior width. Here
+        ``t = ln c`` takes a random-walk proposal ``t' = t + step N(0, 1)`` and ``z`` is mapped
+        to ``z' = m(c') + D (z - m(c))``, ``D = (P(c) / P(c'))^1/2``, with ``m`` and ``P`` the
+        conditional mean and precision of ``z`` under uniform weights ``wbar``
+        (Fourier-diagonal: ``P = I + c^2 wbar B^T B``, ``m = c P^-1 B^T W r``): where that
+        approximation holds, ``z'`` is a draw of the field given ``c'`` when ``z`` was one
+        given ``c``, so the move goes as far as the amplitude's marginal posterior. The map
+        is an involution given the proposal's sign flip and its Jacobian ``det D`` enters the
+        acceptance ratio, which uses the exact target (fitted pixels, their own weights):
+        the move is exact whatever the approximation's quality (which sets only the
+        acceptance rate).
+
+        Parameters
+        ----------
+        z : ndarray (box shape) - the current white field
+        resid : ndarray (npix,) - ``d - A f - B`` on the fitted pixels, mJy/beam
+        amp : float - the current amplitude (> 0)
+        step : float - the proposal's sd in ln c
+        kind, scale : the amplitude's prior (1 half-Cauchy, 2 half-normal; its scale)
+        n_prop : int - proposals made in turn
+
+        Returns
+        -------
+        (z, bz, amp, n_accepted): the new field, its ``B z / ||b||`` on the box (None when
+        nothing was accepted: the caller's copy still holds) and amplitude
+        """
+        resid = np.asarray(resid, float)
+        rw = np.zeros(self.n)
+        rw[self.idx] = self.w * resid
+        btr = np.conj(self.bhat) * sfft.rfft2(rw.reshape(self.shape))  # B^T W r / ||b||
+        zhat = sfft.rfft2(z)
+        mult = self.hw * self.n  # each half-spectrum entry's count in the full spectrum
+
+        def target(c, zh, u):
+            lp = math.log(c) - 0.5 * _hdot(zh, zh, self.hw)
+            lp -= 0.5 * _wres(resid, c, u, self.w)
+            if kind == 1:
+                return lp - math.log1p((c / scale) ** 2)
+            return lp - 0.5 * (c / scale) ** 2
+
+        u = sfft.irfft2(self.bhat * zhat, s=self.shape).ravel()[self.idx]
+        cur = target(amp, zhat, u)
+        pc = 1.0 + amp * amp * self.wbar * self.b2
+        n_acc = 0
+        for _ in range(n_prop):
+            new = amp * math.exp(step * rng.standard_normal())
+            pn = 1.0 + new * new * self.wbar * self.b2
+            zn = new * btr / pn + np.sqrt(pc / pn) * (zhat - amp * btr / pc)
+            un = sfft.irfft2(self.bhat * zn, s=self.shape).ravel()[self.idx]
+            lp = target(new, zn, un)
+            logdet = 0.5 * float(np.sum(mult[None, :] * np.log(pc / pn)))
+            if math.log(rng.random()) < lp - cur + logdet:
+                amp, zhat, u, cur, pc = new, zn, un, lp, pn
+                n_acc += 1
+        if n_acc == 0:
+            return z, None, amp, 0
+        both = sfft.irfft2(np.stack([zhat, self.bhat * zhat]), s=self.shape)
+        return both[0], both[1], amp, n_acc
 
     def _scatter(self, v: np.ndarray) -> np.ndarray:
         out = np.zeros(self.n)

@@ -1547,8 +1547,10 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     # the white field whose field is 1 on every pixel (exactly, on the periodic box)
     vconst = field.stamp_norm / float(field.stamp.sum())
 
+    amp_step, adapting = 0.1, True  # the amplitude move's proposal sd in ln c
+
     def update_field(b):
-        nonlocal z, bz, g, amp
+        nonlocal z, bz, g, amp, amp_step
         if amp <= 0:
             return b
         resid = d - amat @ f - b
@@ -1562,8 +1564,16 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
             new = slice_amplitude(amp, rng, inv=amp * amp * _sumsq(z), n=z.size, **kw)
             z *= amp / new
             bz *= amp / new
-            u *= amp / new
             amp = new
+            # and a move of the amplitude that carries the field with it (as far as the
+            # amplitude's marginal width; the slice steps above each hold z or g fixed,
+            # which pins the amplitude when the pixels are many: MIPS 24 ESS 24 of 400)
+            z, moved, amp, n_acc = field.amplitude_move(z, resid, amp, amp_step, rng, **kw)
+            if moved is not None:
+                bz = moved
+            if adapting:  # warm-up only: the proposal's width towards ~35 % acceptance
+                amp_step *= math.exp(0.5 * (n_acc / 2.0 - 0.35))
+            u = bz.ravel()[field.idx]
         g = amp * u
         return move_flux(b)
 
@@ -1618,6 +1628,7 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
         left -= k
         b = update_field(b)
     warm_s = time.perf_counter() - t0
+    adapting = False
     done = 0
     while done < n_samples:
         k = min(conf_every, n_samples - done)
