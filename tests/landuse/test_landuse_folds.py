@@ -259,3 +259,47 @@ def test_auto_default_folds_six_blocked_three_stratified():
     assert rec["folds"] == 4 and np.unique(coords // 36, axis=0).shape[0] == 4
     _, _, rec = select_classifier(X, y, cands, spec=spec)
     assert rec["folds"] == 3 and "stratified 3-fold" in rec["how"]
+
+
+def test_vote_is_the_equal_soft_vote_of_its_two_members():
+    """``vote``: the average of a random-subspace forest's and a balanced logistic
+    regression's probabilities, each fitted alone with the same seed (independent answer)."""
+    from skysense.landuse.classify import make_classifier
+
+    X, y, _, _, _ = _two_scale_scene(5)
+    vote = make_classifier("vote", random_state=3).fit(X, y)
+    rf = make_classifier("rf", random_state=3, max_features=1, oob_score=False).fit(X, y)
+    lr = make_classifier("lr", random_state=3).fit(X, y)
+    want = (rf.predict_proba(X[:50]) + lr.predict_proba(X[:50])) / 2
+    np.testing.assert_allclose(vote.predict_proba(X[:50]), want, atol=1e-12)
+    assert vote.named_estimators_["rf"].max_features == 1
+    sub = make_classifier("vote", rf__n_estimators=7, lr__C=0.5)
+    assert sub.estimators[0][1].n_estimators == 7 and sub.estimators[1][1][-1].C == 0.5
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        make_classifier("vote", svm__C=1.0)
+
+
+def test_auto_default_candidates_blocked_are_the_smooth_models_stratified_unchanged():
+    """With the samples' pixels (blocked CV) ``auto`` compares AUTO_CANDIDATES_BLOCKED; without
+    them, or without a spec that has the smooth feature set, AUTO_CANDIDATES."""
+    from skysense.landuse.classify import AUTO_CANDIDATES, AUTO_CANDIDATES_BLOCKED
+
+    X, y, coords, spec, _ = _two_scale_scene(6)
+    X, y, coords = X[:400], y[:400], coords[:400]
+    kw = dict(block_px=12, spec=spec, race_margin=None, blend=False, folds=2, max_samples=150)
+    _, _, rec = select_classifier(X, y, coords=coords, **kw)
+    assert set(rec["table"]) == set(AUTO_CANDIDATES_BLOCKED)
+    assert all("means+indices" in k for k in rec["table"])
+    key, params, rec = select_classifier(X, y, "vote@means+indices,rf@stats", coords=coords, **kw)
+    assert set(rec["table"]) == {"vote@means+indices", "rf@stats"}
+    _, _, rec = select_classifier(X, y, ["rf@stats", "lr"], spec=spec, race_margin=None,
+                                  blend=False, max_samples=150)  # fmt: skip
+    assert set(rec["table"]) == {"rf@stats", "lr"}
+    # no pixels, no spec, or a spec without the smooth set: the stratified defaults
+    from skysense.landuse.estimator import default_candidates
+
+    assert default_candidates(True, spec, X.shape[1]) == AUTO_CANDIDATES_BLOCKED
+    assert default_candidates(False, spec, X.shape[1]) == AUTO_CANDIDATES
+    assert default_candidates(True, None, X.shape[1]) == AUTO_CANDIDATES
+    no_means = FeatureSpec(("red", "nir"), ("max", "std"), 3)
+    assert default_candidates(True, no_means, 4) == AUTO_CANDIDATES

@@ -25,6 +25,7 @@ from skysense.errors import ConfigError, InputError
 from skysense.landuse.classes import ClassScheme
 from skysense.landuse.classify import (
     AUTO_CANDIDATES,
+    AUTO_CANDIDATES_BLOCKED,
     CLASSIFIERS,
     DEFAULT_GRIDS,
     check_training_data,
@@ -40,6 +41,7 @@ __all__ = [
     "train_model",
     "tune_classifier",
     "select_classifier",
+    "default_candidates",
     "fold_estimator",
     "describe_training",
     "selection_table",
@@ -64,8 +66,9 @@ class LanduseClassifier(ClassifierMixin, BaseEstimator):
     classifier : str, default "auto"
         Name in :data:`CLASSIFIERS`. ``"auto"`` (the default) chooses a classifier and feature
         set among :data:`~skysense.landuse.classify.AUTO_CANDIDATES` by cross-validation on
-        the training samples only (:func:`select_classifier`; spatially blocked folds when
-        ``fit`` gets the samples' pixels) - a single candidate or the weighted soft vote of
+        the training samples only (:func:`select_classifier`; when ``fit`` gets the samples'
+        pixels: spatially blocked folds and
+        :data:`~skysense.landuse.classify.AUTO_CANDIDATES_BLOCKED`) - a single candidate or the weighted soft vote of
         them (:class:`BlendClassifier`), whichever scores best - and refits the winner on all
         of them; ``"rf"`` is the seed's random forest. ``"blend"`` is that vote with given
         ``params={"members": [[key, weight, params], ...]}``.
@@ -375,6 +378,21 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def default_candidates(blocked: bool, spec: FeatureSpec | None,
+                       n_features: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The candidates ``auto`` compares when none are given: a copy of
+    :data:`~skysense.landuse.classify.AUTO_CANDIDATES_BLOCKED` for a spatially ``blocked``
+    comparison when ``spec`` has its smooth feature set (``means+indices``), else of
+    :data:`~skysense.landuse.classify.AUTO_CANDIDATES`."""
+    if blocked and spec is not None:
+        try:
+            feature_set_columns("means+indices", spec, n_features)
+            return {k: dict(v) for k, v in AUTO_CANDIDATES_BLOCKED.items()}
+        except ConfigError:
+            pass
+    return {k: dict(v) for k, v in AUTO_CANDIDATES.items()}
+
+
 def select_classifier(
     X: np.ndarray,
     y: np.ndarray,
@@ -405,7 +423,9 @@ def select_classifier(
     candidates : mapping key -> params, list of keys, or comma-separated keys, optional
         Keys ``"<classifier>"`` or ``"<classifier>@<feature set>"`` (:data:`CLASSIFIERS`,
         :data:`~skysense.landuse.features.FEATURE_SETS`), e.g. ``"lr@means+indices"``.
-        Default :data:`~skysense.landuse.classify.AUTO_CANDIDATES`. Candidates whose feature
+        Default :data:`~skysense.landuse.classify.AUTO_CANDIDATES`, or
+        :data:`~skysense.landuse.classify.AUTO_CANDIDATES_BLOCKED` with ``coords`` (spatially
+        blocked comparison: the models on smooth features). Candidates whose feature
         set needs a spec (when there is none) or repeats another's columns are skipped.
     folds : int, optional
         Cross-validation folds; default 6 with ``coords`` (at most one per occupied block),
@@ -476,11 +496,13 @@ def select_classifier(
 
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.int64)
-    cands = dict(AUTO_CANDIDATES) if candidates is None else candidates
+    blocked = coords is not None
+    cands = default_candidates(blocked, spec, X.shape[1]) if candidates is None else candidates
     if isinstance(cands, str):  # "rf@stats,lr" (e.g. --param candidates=...)
         cands = [c.strip() for c in cands.split(",") if c.strip()]
     if not isinstance(cands, Mapping):  # keys of the defaults keep their hyperparameters
-        cands = {str(c): AUTO_CANDIDATES.get(str(c), {}) for c in cands}
+        known = AUTO_CANDIDATES | AUTO_CANDIDATES_BLOCKED
+        cands = {str(c): known.get(str(c), {}) for c in cands}
     cands = {str(k): dict(v or {}) for k, v in cands.items()}
     bad = [k for k in cands if _candidate(k)[0] not in CLASSIFIERS or _candidate(k)[0] == "auto"]
     if bad or not cands:
