@@ -161,7 +161,7 @@ def test_a_cluster_of_worker_processes_writes_the_same_files(model, masterlist, 
     predict_hats(model, masterlist, tmp_path / "local", scheduler="synchronous",
                  columns=["help_id"])  # fmt: skip
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GB",
-                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+                      dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
         info = predict_hats(model, masterlist, tmp_path / "cluster",
                             scheduler=cluster.scheduler_address, columns=["help_id"])  # fmt: skip
         workers = {w["id"] for w in client.scheduler_info()["workers"].values()}

@@ -76,6 +76,7 @@ def _predict_file(
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from threadpoolctl import threadpool_limits
 
     from skysense._atomic import atomic_path
     from skysense.catalog.hats_io import parquet_write_options
@@ -92,7 +93,10 @@ def _predict_file(
         first = pa.RecordBatch.from_pylist([], schema=schema)
     n = ok = 0
     writer = None
-    with atomic_path(out) as tmp:
+    # One BLAS thread per task: tasks already fill the cores, and GPz's products are small
+    # (4096 x 43). On the 1M masterlist (load 9) the local threaded run took 8.2 s with BLAS
+    # threads, 6.0 s without; the synchronous one 5.9 s and 2.5 s.
+    with atomic_path(out) as tmp, threadpool_limits(1):
         try:
             for batch in itertools.chain([first], batches):
                 table = pa.Table.from_batches([batch], schema=schema)
