@@ -214,3 +214,25 @@ def test_hardened_database_reads_only_published_files(served):
         state.backend.query("SELECT * FROM read_csv('/etc/passwd')")
     with pytest.raises(QueryError):
         state.backend.query("SELECT * FROM read_parquet('/etc/hostname')")
+
+
+def test_cli_publishes_over_files_and_column_selections(tmp_path, capsys):
+    from skysense.cli.__main__ import main
+
+    a, a_dir = _field(tmp_path, "cosmos", (150.1, 2.2), 200, 1)
+    db = str(tmp_path / "vo.duckdb")
+    args = ["vo", "publish", str(a_dir), "--field", "C", "--db", db]
+    assert main([*args, "--table", "help.files", "--over-files"]) == 0
+    assert main([*args, "--table", "help.cone", "--columns", "help_id, f_irac_i1"]) == 0
+    assert "200 rows" in capsys.readouterr().out
+    backend = open_backend(db, create=False)
+    try:
+        assert backend.parquet_parts("help.files") is not None
+        assert backend.parquet_parts("help.cone") is None
+        tables = backend.catalog().tables
+        assert set(tables["help.cone"].columns) == {"help_id", "ra", "dec", "f_irac_i1", "field"}
+        assert "stellarity" in tables["help.files"].columns
+    finally:
+        backend.close()
+    assert main([*args, "--table", "help.bad", "--columns", "nope"]) == 2
+    assert "no column" in capsys.readouterr().err

@@ -41,6 +41,10 @@ file | table file or HATS directory
 --format | input format (fits, votable, parquet, hats, csv, tsv, ecsv)
 --field NAME | publish a HATS directory as one field of the table (column 'field'),
     incrementally: streamed partition by partition, only that field's rows are replaced
+--columns LIST | with --field: publish only these comma-separated columns (RA/Dec are
+    kept), for catalogues too wide to copy whole (default: all)
+--over-files flag | with --field: serve the HATS files where they are, without a copy
+    (DuckDB: a view over the partitions; a cone reads only the files it touches)
 """
 _PUBLISH_MAP = """
 fits | FITS map
@@ -69,7 +73,8 @@ def _publish(args) -> str:
     if args.field is not None:
         from skysense.vo.database import publish_field
 
-        kw = keywords(args, "description meta ra dec")
+        kw = keywords(args, "description meta ra dec over_files")
+        kw["select"] = [c.strip() for c in args.columns.split(",")] if args.columns else None
         spec, n_rows = publish_field(args.db, args.file, args.table, args.field, **kw)
         return describe_published(spec, n_rows, args.file) + f" (field {args.field})"
     kw = keywords(args, "description meta ra dec format:fmt")

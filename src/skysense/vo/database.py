@@ -102,8 +102,9 @@ def publish_field(
 ) -> tuple:
     """Publish a HATS catalogue as the field ``field`` of ``table``, incrementally.
 
-    ``options``: ``description``, ``meta``, ``ra``, ``dec``, ``field_column`` of
-    :func:`skysense.vo.publish.publish_hats_field`.
+    ``options``: ``description``, ``meta``, ``ra``, ``dec``, ``field_column``, ``select`` of
+    :func:`skysense.vo.publish.publish_hats_field`; ``over_files=True`` serves the files
+    in place instead (:func:`skysense.vo.publish.publish_hats_files`, DuckDB).
 
     Returns
     -------
@@ -111,10 +112,11 @@ def publish_field(
     n_rows : int
         Rows of the whole table.
     """
-    from skysense.vo.publish import publish_hats_field
+    from skysense.vo.publish import publish_hats_field, publish_hats_files
 
+    how = publish_hats_files if options.pop("over_files", False) else publish_hats_field
     with opened(db) as backend:
-        return publish_hats_field(backend, path, table, field, **options)
+        return how(backend, path, table, field, **options)
 
 
 def describe_published(spec, n_rows: int, path: str | Path) -> str:
