@@ -118,7 +118,7 @@ AUTO_CANDIDATES: dict[str, dict[str, Any]] = {
 #: on every feature) by that noise cost most of the smooth models' gain. Development on the
 #: Landsat 7 scene of benchmarks/landuse.py (outer fold seeds 205-209, nested, against the
 #: seed's forest on the same folds): with the seed's forest and the vote as candidates, auto
-#: chose the seed's forest in 9 of 20 outer folds and gained +0.3 points; with these three,
+#: chose the seed's forest in 11 of 20 outer folds and gained +0.3 points; with these three,
 #: +2.8 (+1.3, +3.3, +4.2, +2.4, +2.6).
 AUTO_CANDIDATES_BLOCKED: dict[str, dict[str, Any]] = {
     "vote@means+indices": {},
