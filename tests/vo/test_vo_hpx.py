@@ -110,6 +110,28 @@ def test_cone_ranges_never_lose_a_point(ra, dec, log_r, order):
     assert _covered(hpx.hpx_index(pra, pdec, order), ranges)[inside].all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    ra=st.one_of(st.floats(0, 360), st.sampled_from([0.0, 359.9999999, 360.0])),
+    dec=st.one_of(st.floats(-90, 90), st.sampled_from([90.0, -90.0, 89.9999999])),
+    log_r=st.one_of(st.floats(-10, -1), st.just(-math.inf)),
+    order=st.sampled_from([27, 28, 29]),
+)
+def test_tiny_cones_on_an_order_29_index(ra, dec, log_r, order):
+    # HATS' _healpix_29 (tables served over their files): cdshealpix refines two orders below
+    # the search depth and panicked (a BaseException, HTTP 500 and a dead server) for cones
+    # under ~1e-7 deg, radius 0 included.
+    radius = 10**log_r
+    rng = np.random.default_rng(1)
+    n = 400
+    sep = radius * np.concatenate([rng.uniform(0, 1, n // 2), 1 - rng.uniform(0, 1e-6, n // 2)])
+    pra, pdec = offset_points(ra, dec, sep, rng.uniform(0, 2 * np.pi, n))
+    inside = sep_deg(ra, dec, pra, pdec) <= radius
+    ranges = hpx.cone_ranges(ra, dec, radius, order)
+    assert len(ranges) >= 1
+    assert _covered(hpx.hpx_index(pra, pdec, order), ranges)[inside].all()
+
+
 @pytest.mark.parametrize(
     "ra,dec,radius,order",
     [(8.0, 12.5, 17.8, 10), (254.64374008033676, -7.996715233731307, 22.748864308131523, 14)],

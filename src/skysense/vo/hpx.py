@@ -212,7 +212,10 @@ def cone_ranges(
         # A cap of half the sky or more gains nothing from an index (and cdshealpix' cone
         # coverage is not reliable for such caps): the whole sky.
         return _full_sky(index_order)
-    depth = depth_for_radius(radius_deg, index_order)
+    # cdshealpix refines to depth + 2 (below) and panics past order 29 (a Rust panic, a
+    # BaseException that took the server down): tiny cones on an order-29 index (HATS'
+    # _healpix_29) stop two orders short, a superset of the same cells.
+    depth = min(depth_for_radius(radius_deg, index_order), MAX_ORDER - 2)
     # cdshealpix' cone coverage is approximate. For small cones it errs outwards (a tiny
     # margin guards against rounding at the edge), but a cone of many degrees can lose a cell
     # it clips by tenths of a degree (cdshealpix 0.9: r = 17.8 deg at (8, 12.5) misses depth-2
