@@ -526,3 +526,81 @@ def test_verbose_2_reports_progress_in_single_lines(capsys, monkeypatch):
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("skysense: progress: GPz L-BFGS")]
     assert lines and "\r" not in err and "iterations" in lines[0]
+
+
+def _input_variance_brute_force(est, x, s):
+    """Var[f(x)] over x ~ N(x0, diag(s)) for one row, written in the information form
+    (Gaussian integrals of exp(-1/2 x^T Q x + b^T x) against the input density), band subset
+    and matrices by numpy.linalg: independent of the moment form used by GPzRegressor."""
+    o = np.flatnonzero(np.isfinite(x))
+    x0, Pi = x[o], np.diag(1.0 / s[o])
+    m = est.m
+
+    def moments(Q, b, const):
+        K = Pi + Q
+        h = Pi @ x0 + b
+        mu = np.linalg.solve(K, h)
+        z = np.exp(-const + 0.5 * h @ mu - 0.5 * x0 @ Pi @ x0)
+        z /= np.sqrt(np.linalg.det(K) * np.prod(s[o]))
+        return z, z * mu  # E[g], E[g x]
+
+    A = [np.linalg.inv(np.linalg.inv(est.precisions_[j])[np.ix_(o, o)]) for j in range(m)]
+    p = est.centres_[:, o]
+    w = est.coef_[:m]
+    wx = est.coef_[m : m + est.n_features_in_][o] if est.linear_mean else np.zeros(len(o))
+    e_phi, e_phi_x = zip(*(moments(A[j], A[j] @ p[j], 0.5 * p[j] @ A[j] @ p[j]) for j in range(m)))
+    e_pair = np.array(
+        [
+            [
+                moments(
+                    A[j] + A[k],
+                    A[j] @ p[j] + A[k] @ p[k],
+                    0.5 * (p[j] @ A[j] @ p[j] + p[k] @ A[k] @ p[k]),
+                )[0]
+                for k in range(m)
+            ]
+            for j in range(m)
+        ]
+    )
+    mean = w @ np.array(e_phi) + wx @ x0
+    second = w @ e_pair @ w + 2.0 * w @ (np.array(e_phi_x) @ wx) + (wx @ x0) ** 2 + wx**2 @ s[o]
+    return second - mean**2
+
+
+@pytest.mark.parametrize("linear", [True, False])
+@pytest.mark.parametrize("cov", ["VD", "VC", "GD"])
+@pytest.mark.parametrize("chunk", [1, None])
+def test_vectorised_input_variance_equals_per_row_brute_force(cov, linear, chunk, monkeypatch):
+    """The batched input-noise moments (all rows and basis pairs at once, row chunks) equal a
+    per-row brute-force evaluation, with random anisotropic basis functions and missing bands."""
+    from skysense.photoz import gpz
+
+    if chunk is not None:
+        monkeypatch.setattr(gpz, "_MOMENT_CHUNK", chunk)  # one row per chunk
+    rng = np.random.default_rng(11)
+    d, m = 3, 6
+    X, y = _toy(80, d, 3)
+    est = GPzRegressor(m=m, covariance=cov, linear_mean=linear, max_iter=0, random_state=0)
+    est.fit(X, y, X_err=np.full_like(X, 0.1))
+    # Random parameters (the moments only read these): far from the isotropic initial ones.
+    if cov[1] == "C":
+        F = rng.normal(size=(m, d, d))
+        est.precisions_ = np.einsum("mij,mkj->mik", F, F) + 0.3 * np.eye(d)
+    else:
+        est.precisions_ = np.einsum("md,de->mde", rng.uniform(0.2, 3.0, (m, d)), np.eye(d))
+    est.centres_ = rng.normal(size=(m, d))
+    est.coef_ = rng.normal(size=est.coef_.shape)
+    n = 40
+    Xq = rng.normal(size=(n, d))
+    s = rng.uniform(0.05, 0.6, (n, d))
+    missing = rng.random((n, d)) < 0.3
+    missing[np.all(missing, axis=1), 0] = False  # every row keeps a band
+    Xq[missing] = np.nan
+    observed = np.isfinite(Xq)
+    order, groups = gpz._group_rows(observed)
+    assert len(groups) > 3  # several missing-band patterns
+    spec = est._spec(groups, True)
+    got = est._input_variance(spec, np.where(observed, Xq, 0.0)[order], s[order])
+    want = np.array([_input_variance_brute_force(est, Xq[i], s[i]) for i in order])
+    assert np.all(want > 0)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)

@@ -72,6 +72,8 @@ COVARIANCES = ("GL", "VL", "GD", "VD", "GC", "VC")
 WEIGHTINGS = ("none", "balanced", "normalized")
 _LOG_2PI = math.log(2.0 * math.pi)
 _PREDICT_CHUNK = 4096
+# Elements (rows x basis pairs x bands) per chunk of the input-noise moments: ~0.5 MB arrays, in cache.
+_MOMENT_CHUNK = 1 << 16
 
 
 class GPzPrediction(NamedTuple):
@@ -250,6 +252,16 @@ def _forward_rows(L: list[list[Any]], b: list[Any]) -> list[Any]:
     for i, bi in enumerate(b):
         z.append((bi - sum((L[i][k] * z[k] for k in range(i)), 0.0)) / L[i][i])
     return z
+
+
+def _backward_rows(L: list[list[Any]], z: list[Any]) -> list[Any]:
+    """Rows of ``L^-T z`` by back substitution (L from :func:`_cholesky`), so that
+    ``_backward_rows(L, _forward_rows(L, b))`` solves ``L L^T y = b``."""
+    n = len(z)
+    y: list[Any] = [None] * n
+    for i in reversed(range(n)):
+        y[i] = (z[i] - sum((L[k][i] * y[k] for k in range(i + 1, n)), 0.0)) / L[i][i]
+    return y
 
 
 def _forward(xp, L: list[list[Any]], B):
@@ -1127,106 +1139,127 @@ class GPzRegressor(_PredictsFromComponents, RegressorMixin, BaseEstimator):
 
     def _input_variance(self, spec, X, psi) -> np.ndarray:
         """Var over x ~ N(X, diag(psi)) of the mean function, per row (n,)."""
+        if spec.cov[1] != "C":
+            # Diagonal covariances marginalise a band by dropping its terms: all missing-band
+            # patterns in one masked pass (per-pattern groups paid per-group overheads).
+            mask = np.zeros(X.shape, bool)
+            for start, stop, obs in spec.groups:
+                mask[start:stop, list(obs)] = True
+            return np.maximum(self._input_variance_diag(X, psi, mask), 0.0)
         out = np.empty(X.shape[0])
         for start, stop, obs in spec.groups:
-            if spec.cov[1] == "C":
-                out[start:stop] = self._input_variance_full(X[start:stop], psi[start:stop], obs)
-            else:
-                out[start:stop] = self._input_variance_diag(X[start:stop], psi[start:stop], obs)
+            out[start:stop] = self._input_variance_full(X[start:stop], psi[start:stop], obs)
         return np.maximum(out, 0.0)
 
-    def _input_variance_diag(self, X, psi, obs) -> np.ndarray:
-        """Closed-form moments for diagonal basis covariances (as GPz's predictDiag)."""
-        o = list(obs)
-        m = self.m
-        a = np.diagonal(self.precisions_, axis1=1, axis2=2)[:, o]  # (m, o)
-        P = self.centres_[:, o]
-        Xo, s = X[:, o], psi[:, o]
-        w = self.coef_[:m]
-        # E[phi_j]: (k, m)
-        sj = 1.0 + a[None] * s[:, None, :]
-        e_phi = np.exp(
-            -0.5 * np.sum((Xo[:, None, :] - P[None]) ** 2 * a[None] / sj + np.log(sj), axis=2)
-        )
-        # Pair products phi_j phi_k = Z_jk exp(-1/2 (x-c)^T B (x-c)), B = a_j + a_k.
-        B = a[:, None, :] + a[None, :, :]  # (m, m, o)
-        c = (a[:, None, :] * P[:, None, :] + a[None, :, :] * P[None, :, :]) / B
-        log_z = -0.5 * np.sum(
-            a[:, None, :] * a[None, :, :] / B * (P[:, None, :] - P[None, :, :]) ** 2, axis=2
-        )
-        var = np.empty(X.shape[0])
-        for i in range(X.shape[0]):
-            sb = 1.0 + B * s[i][None, None, :]
-            e_pair = np.exp(
-                log_z - 0.5 * np.sum((Xo[i][None, None, :] - c) ** 2 * B / sb + np.log(sb), axis=2)
-            )
-            ef2 = w @ e_pair @ w
-            mean_phi = e_phi[i] @ w
-            v = ef2 - mean_phi**2
-            if self.linear_mean:
-                d = self.n_features_in_
-                wx = np.zeros(d)
-                wx[:] = self.coef_[m : m + d]
-                wxo = wx[o]
-                # E[phi_j x] = E[phi_j] * (x + psi a p) / (1 + psi a): GPz's cij.
-                cx = (Xo[i][None] + s[i][None] * a * P) / (1.0 + s[i][None] * a)  # (m, o)
-                cov_phi_x = e_phi[i][:, None] * (cx - Xo[i][None])  # (m, o)
-                v = v + 2.0 * w @ cov_phi_x @ wxo + np.sum(wxo**2 * s[i])
-            var[i] = v
-        return var
+    def _input_variance_diag(self, X, psi, mask) -> np.ndarray:
+        """Closed-form moments for diagonal basis covariances (as GPz's predictDiag).
 
-    def _input_variance_full(self, X, psi, obs, chunk: int = 32) -> np.ndarray:
+        X, psi, mask: (n, d); ``mask`` marks the observed bands (a missing band contributes
+        no term). Vectorised over rows (in chunks bounding the (rows, pairs, bands)
+        temporaries) and over the ``m (m + 1) / 2`` unordered basis pairs (the pair moments
+        are symmetric).
+        """
+        m, d = self.m, self.n_features_in_
+        a = np.diagonal(self.precisions_, axis1=1, axis2=2)  # (m, d)
+        P = self.centres_
+        mk = mask.astype(float)
+        s = np.where(mask, psi, 0.0)  # no noise on a missing band: its terms vanish
+        w = self.coef_[:m]
+        jj, kk = np.triu_indices(m)
+        w_pair = w[jj] * w[kk] * np.where(jj == kk, 1.0, 2.0)  # (T,)
+        # Pair products phi_j phi_k = Z_jk exp(-1/2 (x-c)^T B (x-c)), B = a_j + a_k;
+        # log Z_jk = -1/2 sum over observed bands of G.
+        B = a[jj] + a[kk]  # (T, d)
+        c = (a[jj] * P[jj] + a[kk] * P[kk]) / B
+        G = a[jj] * a[kk] / B * (P[jj] - P[kk]) ** 2
+        wx = self.coef_[m : m + d] if self.linear_mean else None
+        out = np.empty(X.shape[0])
+        step = max(1, _MOMENT_CHUNK // (len(jj) * d))
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
+            xs, ss, ms = X[rows, None, :], s[rows, None, :], mk[rows, None, :]  # (k, 1, d)
+            # E[phi_j]: (k, m)
+            sj = 1.0 + a * ss
+            e_phi = np.exp(
+                -0.5 * np.sum((xs - P) ** 2 * (a * ms / sj), axis=2)
+                - 0.5 * np.log(np.prod(sj, axis=2))
+            )
+            # E[phi_j phi_k]: (k, T), accumulated band by band (a reduction over a short
+            # last axis of a (k, T, d) array is several times slower in NumPy).
+            quad = mk[rows] @ G.T
+            det = np.ones_like(quad)
+            for i in range(d):
+                sb = 1.0 + B[:, i] * s[rows, i, None]  # (k, T)
+                quad += (X[rows, i, None] - c[:, i]) ** 2 * (B[:, i] * mk[rows, i, None] / sb)
+                det *= sb
+            e_pair = np.exp(-0.5 * quad - 0.5 * np.log(det))
+            v = e_pair @ w_pair - (e_phi @ w) ** 2
+            if wx is not None:
+                # E[phi_j x] - E[phi_j] x = E[phi_j] psi a (p - x) / (1 + psi a) (GPz's cij);
+                # zero on a missing band (psi = 0 there).
+                cov_phi_x = e_phi[..., None] * (ss * a * (P - xs) / sj)  # (k, m, d)
+                v = v + 2.0 * (cov_phi_x @ wx) @ w + s[rows] @ wx**2
+            out[rows] = v
+        return out
+
+    def _input_variance_full(self, X, psi, obs) -> np.ndarray:
         """Closed-form moments for full basis covariances (as GPz's predictCov).
 
         With ``A_j`` the (marginal) basis precisions, ``phi_j phi_k = Z_jk exp(-1/2 (x - c_jk)^T
         B_jk (x - c_jk))`` with ``B_jk = A_j + A_k``; its expectation under ``N(x0, Psi)`` is
         ``Z_jk |I + B Psi|^-1/2 exp(-1/2 (x0 - c)^T (B^-1 + Psi)^-1 (x0 - c))``.
+
+        The (rows x pairs) small systems are factored by the unrolled Cholesky helpers,
+        elementwise over the batch (a batched LAPACK call pays its overhead per tiny matrix),
+        over the ``m (m + 1) / 2`` unordered pairs, in row chunks bounding memory.
         """
         o = list(obs)
-        m, d = self.m, self.n_features_in_
+        m, d, no = self.m, self.n_features_in_, len(obs)
         A = self.precisions_
-        if len(o) < d:
+        if no < d:
             A = np.linalg.inv(np.linalg.inv(A)[:, o][:, :, o])
         S = np.linalg.inv(A)
         P, Xo, s = self.centres_[:, o], X[:, o], psi[:, o]
         w = self.coef_[:m]
-        B = A[:, None] + A[None, :]  # (m, m, o, o)
+        jj, kk = np.triu_indices(m)
+        w_pair = w[jj] * w[kk] * np.where(jj == kk, 1.0, 2.0)  # (T,)
+        B = A[jj] + A[kk]  # (T, o, o)
         h = np.einsum("mij,mj->mi", A, P)
-        hb = h[:, None] + h[None, :]
+        hb = h[jj] + h[kk]
         B_inv = np.linalg.inv(B)
-        c = np.einsum("abij,abj->abi", B_inv, hb)
+        c = np.einsum("tij,tj->ti", B_inv, hb)
         pap = np.einsum("mi,mi->m", P, h)
-        log_z = -0.5 * (pap[:, None] + pap[None, :] - np.einsum("abi,abi->ab", hb, c))
-        logdet_b = np.linalg.slogdet(B)[1]
+        log_z = -0.5 * (pap[jj] + pap[kk] - np.einsum("ti,ti->t", hb, c))
+        log_z = log_z - 0.5 * np.linalg.slogdet(B)[1]
         logdet_s = np.linalg.slogdet(S)[1]
-        eye = np.eye(len(o))
+        wxo = self.coef_[m : m + d][o] if self.linear_mean else None
         out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], chunk):
-            xs, ss = Xo[start : start + chunk], s[start : start + chunk]  # (k, o)
-            M = B_inv[None] + ss[:, None, None, :, None] * eye  # (k, m, m, o, o)
-            delta = xs[:, None, None, :] - c[None]
-            sol = np.linalg.solve(M, delta[..., None])[..., 0]
-            e_pair = np.exp(
-                log_z[None]
-                - 0.5 * np.sum(delta * sol, axis=-1)
-                - 0.5 * (logdet_b[None] + np.linalg.slogdet(M)[1])
-            )
-            C = S[None] + ss[:, None, :, None] * eye  # (k, m, o, o)
-            dj = xs[:, None, :] - P[None]
-            solj = np.linalg.solve(C, dj[..., None])[..., 0]
-            e_phi = np.exp(
-                -0.5 * np.sum(dj * solj, axis=-1)
-                - 0.5 * np.linalg.slogdet(C)[1]
-                + 0.5 * logdet_s[None]
-            )
-            v = np.einsum("j,kjl,l->k", w, e_pair, w) - (e_phi @ w) ** 2
-            if self.linear_mean:
-                wxo = self.coef_[m : m + d][o]
+        step = max(1, _MOMENT_CHUNK // (len(jj) * no))
+        for start in range(0, X.shape[0], step):
+            xs, ss = Xo[start : start + step], s[start : start + step]  # (k, o)
+            diag = [ss[:, i, None] for i in range(no)]  # (k, 1)
+
+            def m_entry(i, j, diag=diag):  # (B^-1 + Psi)[i, j]: (k, T)
+                return B_inv[None, :, i, j] + diag[i] if i == j else B_inv[None, :, i, j]
+
+            L = _cholesky(np, m_entry, no)
+            z = _forward_rows(L, [xs[:, i, None] - c[None, :, i] for i in range(no)])
+            e_pair = np.exp(log_z[None] - 0.5 * sum(zi**2 for zi in z) - 0.5 * _logdet(np, L))
+
+            def c_entry(i, j, diag=diag):  # (Sigma_j + Psi)[i, j]: (k, m)
+                return S[None, :, i, j] + diag[i] if i == j else S[None, :, i, j]
+
+            Lc = _cholesky(np, c_entry, no)
+            dj = [xs[:, i, None] - P[None, :, i] for i in range(no)]  # (k, m) each
+            zc = _forward_rows(Lc, dj)
+            e_phi = np.exp(-0.5 * sum(zi**2 for zi in zc) - 0.5 * _logdet(np, Lc) + 0.5 * logdet_s)
+            v = e_pair @ w_pair - (e_phi @ w) ** 2
+            if wxo is not None:
                 # E[phi_j x] - E[phi_j] x0 = E[phi_j] Psi (Sigma_j + Psi)^-1 (p_j - x0).
-                cov_phi_x = -e_phi[..., None] * ss[:, None, :] * solj  # (k, m, o)
-                v = v + 2.0 * np.einsum("j,kjo,o->k", w, cov_phi_x, wxo)
-                v = v + np.sum(wxo**2 * ss, axis=1)
-            out[start : start + chunk] = v
+                solj = _backward_rows(Lc, zc)  # (Sigma_j + Psi)^-1 (x0 - p_j), rows (k, m)
+                t = sum(wxo[i] * ss[:, i, None] * solj[i] for i in range(no))  # (k, m)
+                v = v - 2.0 * (e_phi * t) @ w + ss @ wxo**2
+            out[start : start + step] = v
         return out
 
 
