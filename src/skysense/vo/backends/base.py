@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -466,9 +467,23 @@ def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name
 
 
+#: A quoted absolute file path in a database error ('/srv/...', "C:\\..."): the server's
+#: files (e.g. a missing or damaged Parquet partition of a table served over its files).
+_QUOTED_PATH = re.compile(r"""(['"])(?:/|[A-Za-z]:[\\/])[^'"]*\1""")
+
+
 def _first_line(exc: BaseException) -> str:
+    """The first line of a database error as users see it: the server's file paths in it
+    are replaced by their file name (users learn nothing of the server's filesystem)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _QUOTED_PATH.sub(_file_name, line)
+
+
+def _file_name(m: re.Match) -> str:
+    """``'<file NAME>'`` for a quoted path: its last part without glob characters."""
+    names = [p for p in re.split(r"[\\/]", m[0][1:-1]) if p and "*" not in p]
+    return f"{m[1]}<file {names[-1] if names else ''}>{m[1]}"
 
 
 def _expire(timed_out: threading.Event, interrupt: Callable[[], None]) -> Callable[[], None]:
