@@ -141,3 +141,24 @@ def test_the_hardened_database_reads_the_published_files_only(sky):
             state.backend._db.execute(sql).fetchall()
     n = state.backend._db.execute(f"SELECT count(*) FROM read_parquet('{paths[0]}')").fetchone()
     assert n[0] > 0
+
+
+def test_a_field_name_with_braces_is_text(tmp_path):
+    # The view's SELECT went through str.format: 'COSMOS {north}' raised KeyError on publish.
+    df = make_sky(300, seed=5)
+    path = write_hats(df, tmp_path / "sky", ra_column="RA", dec_column="DEC", partition_rows=80)
+    backend = open_backend(tmp_path / "vo.duckdb")
+    try:
+        for field in ("COSMOS {north}", "{files}"):
+            _, n = publish_hats_files(backend, path, TABLE, field, ra="RA", dec="DEC")
+        assert n == 600
+        state = SimpleNamespace(backend=backend, settings=Settings(db=str(tmp_path / "vo.duckdb")))
+        res = run_adql_sync(
+            state, f"SELECT field, count(*) AS n FROM {TABLE} GROUP BY field ORDER BY field"
+        )
+        assert res.table.to_pylist() == [
+            {"field": "COSMOS {north}", "n": 300},
+            {"field": "{files}", "n": 300},
+        ]
+    finally:
+        backend.close()

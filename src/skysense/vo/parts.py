@@ -115,11 +115,21 @@ class PartitionIndex:
         for g, select in enumerate(self.selects):
             idx = np.flatnonzero(keep & (self.group == g))
             if len(idx):
-                parts.append(select.format(files=files_sql([self.paths[i] for i in idx])))
+                parts.append(_with_files(select, [self.paths[i] for i in idx]))
         if not parts:
             # Same columns, no rows: the first file, filtered away (its footer is all that
             # is read).
             first = int(np.argmax(self.group == 0)) if len(self.group) else 0
             select = self.selects[int(self.group[first])] if len(self.group) else self.selects[0]
-            return select.format(files=files_sql([self.paths[first]])) + " LIMIT 0"
+            return _with_files(select, [self.paths[first]]) + " LIMIT 0"
         return parts[0] if len(parts) == 1 else " UNION ALL ".join(f"({p})" for p in parts)
+
+
+def _with_files(select: str, paths: Sequence[str]) -> str:
+    """``select`` with its ``{files}`` (the last one: the FROM's) replaced by the list of
+    ``paths`` (not str.format: a field name or column with braces in the SELECT, e.g.
+    ``'COSMOS {north}'``, is text)."""
+    head, mark, tail = select.rpartition("{files}")
+    if not mark:
+        raise InputError("a partition SELECT without {files}")
+    return head + files_sql(paths) + tail
