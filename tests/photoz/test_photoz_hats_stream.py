@@ -169,3 +169,31 @@ def test_a_cluster_of_worker_processes_writes_the_same_files(model, masterlist, 
     for f in hats_files(tmp_path / "local"):
         other = tmp_path / "cluster" / f.relative_to(tmp_path / "local")
         assert pq.read_table(other).equals(pq.read_table(f), check_metadata=True), f.name
+
+
+def test_cli_keep_columns_writes_the_narrow_table(model, masterlist, tmp_path, capsys):
+    """``photoz predict --keep-columns help_id``: identifiers, HATS positions and the photo-z
+    only, equal to the in-memory predictor; an unknown column is one error line, exit 2."""
+    from skysense.cli.__main__ import main
+    from skysense.photoz.io import save_model
+
+    save_model(model, tmp_path / "model")
+    base = ["photoz", "predict", str(tmp_path / "model"), str(masterlist)]
+    out = tmp_path / "z"
+    assert main([*base, "--out", str(out), "--keep-columns", "help_id"]) == 0
+    got = read_hats_table(out)
+    assert "stellarity" not in got.columns and "m_u" not in got.columns
+    assert {"help_id", "ra", "dec", *OUTPUT_COLUMNS} <= set(got.columns)
+    whole = read_hats_table(masterlist)
+    _compare(got, model.predict_frame(whole).set_axis(whole["help_id"]))
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main([*base, "--out", str(bad), "--keep-columns", "help_id,nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("skysense: error:") and "nope" in err[0]
+    assert not bad.exists()
+    flat = tmp_path / "flat.parquet"
+    read_hats_table(masterlist).to_parquet(flat)
+    assert main([*base[:3], str(flat), "--out", str(bad), "--keep-columns", "help_id"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skysense: error: ") and "--keep-columns needs a HATS" in err

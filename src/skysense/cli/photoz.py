@@ -46,6 +46,9 @@ catalog CATALOG
 --out FILE required | .parquet, .csv or .fits; a directory (HATS) when CATALOG is a HATS directory
 --bands COL+ | check that these are the model's bands
 --partition-rows int=200_000 | rows per Dask task
+--keep-columns COL+ | HATS catalogues only: copy only these input columns (and the HATS
+    position and index columns) beside the photo-z, e.g. help_id for a narrow photo-z table
+    (default: all columns)
 {_NAMES}
 {SCHEDULER}
 """
@@ -73,6 +76,7 @@ def _train(args) -> str:
 def _predict(args) -> str:
     from pathlib import Path
 
+    from skysense.errors import InputError
     from skysense.photoz.engine import describe_prediction, predict_catalogue
     from skysense.photoz.io import load_model
 
@@ -82,8 +86,11 @@ def _predict(args) -> str:
         from skysense.photoz.engine import predict_hats
 
         # A HATS catalogue (a masterlist): partition by partition into a HATS directory.
-        r = predict_hats(model, args.catalog, args.out, scheduler=args.scheduler)
+        keep = [c for v in args.keep_columns or [] for c in split_names(v)] or None
+        r = predict_hats(model, args.catalog, args.out, scheduler=args.scheduler, columns=keep)
         return describe_prediction(r)
+    if args.keep_columns:
+        raise InputError("--keep-columns needs a HATS catalogue (a directory)", path=args.catalog)
     r = predict_catalogue(model, args.catalog, args.out, names=split_names(args.names) or None,
                           partition_rows=args.partition_rows, scheduler=args.scheduler)  # fmt: skip
     return describe_prediction(r)
