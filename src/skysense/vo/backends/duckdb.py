@@ -345,6 +345,20 @@ class DuckDBBackend(BackendBase):
         finally:
             con.close()
 
+    def _kind(self, spec: TableSpec) -> str | None:
+        """What ``spec``'s name is in the database: ``"table"``, ``"view"`` or None."""
+        con = self._db.cursor()
+        try:
+            for kind, sql in (("table", "duckdb_tables() WHERE table_name"),
+                              ("view", "duckdb_views() WHERE view_name")):  # fmt: skip
+                n = con.execute(f"SELECT count(*) FROM {sql} = ? AND schema_name = ?",
+                                [spec.name, spec.schema]).fetchone()[0]  # fmt: skip
+                if n:
+                    return kind
+            return None
+        finally:
+            con.close()
+
     def _first_rows(self, spec: TableSpec, batches, column: str, value) -> int:
         """:meth:`replace_rows` into a table that does not exist yet: the batches go
         straight into the new table under a temporary name (each row with its block), and
@@ -352,6 +366,10 @@ class DuckDBBackend(BackendBase):
         in the file, not a staging table and the table (at 100M rows DuckDB does not give
         the staging table's space back to the disk). Batches out of HEALPix order are
         sorted into the table by one more copy."""
+        if self._kind(spec) == "view":
+            # Checked first: the rename at the end would fail only after every row was copied.
+            raise QueryError(f"{spec.adql_name} is served over Parquet files; drop it first "
+                             "to publish rows into it")  # fmt: skip
         with self._staging(spec) as (con, tmp):
             limit = None
             if not self._hardened:
