@@ -355,25 +355,61 @@ def _photoz_train(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
 
 
 def _photoz_apply(ctx: StepContext, *, cfg: PipelineConfig) -> dict:
-    from skysense.photoz.engine import predict_partitions
+    from skysense.photoz.engine import predict_hats, predict_partitions
     from skysense.photoz.io import load_model
     from skysense.photoz.model import FLAG_OK
 
     rows = cfg.section("photoz")["partition_rows"]
     model = load_model(ctx.output("photoz_train", "model"))
-    ml = _read_masterlist(ctx)
-    parts = [ml.iloc[s : s + rows] for s in range(0, max(len(ml), 1), rows)]
-    source = str(ctx.output("merge", "masterlist"))
-    result = predict_partitions(model, parts, scheduler=ctx.scheduler, source=source)
+    src = ctx.output("merge", "masterlist")
     out = ctx.path("photoz", "masterlist_photoz.parquet")
-    with atomic_path(out) as tmp:
-        result.to_parquet(tmp, index=False)
-    n_ok = int((result["zphot_flag"] == FLAG_OK).sum())
+    if src.is_dir():
+        # A HATS masterlist: predicted partition by partition on Dask (the driver never holds
+        # the masterlist), then the partitions copied into the one Parquet file that the later
+        # steps read, batch by batch, in read_hats_table's row order (the same rows, columns
+        # and values as predicting the whole table in the driver).
+        scratch = ctx.path("photoz", ".masterlist_photoz.hats")
+        try:
+            r = predict_hats(model, src, scratch, scheduler=ctx.scheduler, batch_rows=rows)
+            _concat_hats(scratch, out, rows, metadata_from=src)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        n_rows, n_ok = r["n_rows"], r["n_predicted"]
+    else:
+        ml = _read_masterlist(ctx)
+        parts = [ml.iloc[s : s + rows] for s in range(0, max(len(ml), 1), rows)]
+        result = predict_partitions(model, parts, scheduler=ctx.scheduler, source=str(src))
+        with atomic_path(out) as tmp:
+            result.to_parquet(tmp, index=False)
+        n_rows, n_ok = len(result), int((result["zphot_flag"] == FLAG_OK).sum())
     return {
         "outputs": {"masterlist": _rel(ctx, out)},
-        "summary": {"n_rows": len(result), "n_predicted": n_ok},
-        "message": f"{n_ok} of {len(result)} objects have a photo-z",
+        "summary": {"n_rows": n_rows, "n_predicted": n_ok},
+        "message": f"{n_ok} of {n_rows} objects have a photo-z",
     }
+
+
+def _concat_hats(src: Path, out: Path, batch_rows: int, metadata_from: Path) -> None:
+    """The rows of the HATS catalogue ``src`` in one Parquet file ``out`` (atomically), in
+    :func:`~skysense.catalog.hats_io.hats_files` order, ``batch_rows`` at a time; the schema
+    metadata (pandas dtypes) of the HATS catalogue ``metadata_from``'s first partition."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from skysense.catalog.hats_io import hats_files
+
+    files = hats_files(src)
+    # As read_hats_table: partitions' types promoted to a common schema.
+    schema = pa.unify_schemas(
+        [pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive"
+    )
+    # pandas reads back the masterlist's dtypes (e.g. help_id's string dtype), as when the
+    # in-driver frame, read with that metadata, was written by pandas.
+    schema = schema.with_metadata(pq.read_schema(hats_files(metadata_from)[0]).metadata)
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+                writer.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
 
 
 # -- SED fits --------------------------------------------------------------------------------
