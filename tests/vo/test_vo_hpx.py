@@ -10,6 +10,7 @@ from _adql_support import offset_points, sep_deg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skysense.errors import InputError
 from skysense.vo import hpx
 
 
@@ -275,3 +276,24 @@ def test_cone_ranges_equal_the_public_cdshealpix_coverage():
         shift = 2 * (14 - np.asarray(depths, np.int64))
         want = hpx.merge_ranges(np.stack([ipix << shift, ((ipix + 1) << shift) - 1], axis=1))
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_cdshealpix_panic_becomes_an_input_error(monkeypatch):
+    # A Rust panic is a BaseException (pyo3's PanicException): left alone it passes every
+    # `except Exception` of the server. Depth 31 makes cdshealpix panic for real.
+    if hpx._raw_cone_search is None:
+        pytest.skip("no compiled cone search to call directly")
+    try:
+        hpx._raw_cone_search(np.uint8(29), np.uint8(2), 0.1, 0.1, 0.0, False)
+    except BaseException as exc:  # noqa: BLE001 -- the panic's own type is not importable
+        panic = type(exc)
+    else:
+        pytest.skip("this cdshealpix does not panic past order 29")
+    assert not issubclass(panic, Exception)
+
+    def boom(*args, **kwargs):
+        raise panic("index out of bounds")
+
+    monkeypatch.setattr(hpx, "_raw_cone_search", boom)
+    with pytest.raises(InputError, match="cannot cover the cone"):
+        hpx.cone_ranges(10.0, 20.0, 0.01, 14)

@@ -223,8 +223,20 @@ def cone_ranges(
     # own size and leaves the hot small-cone path as it was.
     pad_rel = 0.05 if radius_deg > 1.0 else 1e-9
     radius_pad = radius_deg * (1 + pad_rel) + 1e-9
-    ipix, depths = _cone_cells(ra % 360.0, dec, radius_pad, depth)
+    try:
+        ipix, depths = _cone_cells(ra % 360.0, dec, radius_pad, depth)
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise
+        raise InputError(f"cannot cover the cone ({ra}, {dec}, r={radius_deg} deg)") from None
     return cap_ranges(_cells_to_ranges(ipix, depths, index_order), max_ranges)
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust panic of cdshealpix: pyo3's PanicException is a
+    BaseException that no ``except Exception`` of the server catches (one odd region took
+    the server's event loop down), so region code turns it into an InputError."""
+    return type(exc).__name__ == "PanicException"
 
 
 def _cone_cells(ra: float, dec: float, radius_deg: float, depth: int):
@@ -316,6 +328,10 @@ def polygon_ranges(
             Longitude(np.mod(ra_v, 360.0), u.deg), Latitude(dec_v, u.deg), depth, flat=True
         )
     except (ValueError, IndexError, RuntimeError):
+        return cap_ranges(cone, max_ranges)
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise
         return cap_ranges(cone, max_ranges)
     cells = np.asarray(ipix, dtype=np.uint64)
     if cells.size == 0:
