@@ -193,20 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=6, help="number of simulated fields")
     p.add_argument("--area", type=float, default=0.01, help="field area, deg^2")
     p.add_argument(
-        "--seed-list",
-        default=None,
-        help="comma-separated field seeds instead of 0..SEEDS-1 (development fields: 6-11, 100-111, 200-205)",
-    )
-    p.add_argument(
-        "--shape-prior",
-        default=None,
-        metavar="MEAN,SD",
-        help="the population shape's hyperprior for every field (default: learned from the prior list)",
-    )
-    p.add_argument(
-        "--experiments", default="all_listed,faint_left_out", help="comma-separated experiments"
-    )
-    p.add_argument(
         "--settings", default=",".join(SETTINGS), help="comma-separated settings ('' for none)"
     )
     p.add_argument(
@@ -219,16 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--toy-examples", default="eg2,eg3,eg6", help="comma-separated toy maps to fit")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the tables as JSON")
     args = p.parse_args(argv)
-    seeds = (
-        [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
-    )
-    shape = None if args.shape_prior is None else tuple(map(float, args.shape_prior.split(",")))
+    seeds = range(args.seeds)
     bands = {"spire": SPIRE_BANDS, "pacs": PACS_BANDS, "mips": MIPS_BANDS}[args.bands]
     # the MIPS map's own listing must not depend on its fluxes: cut on IRAC 3.6 um instead
     cut = {"cut_band": "irac_i1", "mips_cut_mjy": 0.045} if args.bands == "mips" else {}
     out: dict = {
-        "seeds": seeds,
-        "shape_prior": shape,
+        "seeds": args.seeds,
         "area_deg2": args.area,
         "bands": list(bands),
         "sampler": KW,
@@ -238,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         ("all_listed", calibrate_all_sources, {}),
         ("faint_left_out", calibrate_faint_left_out, cut),
     ):
-        if exp not in args.experiments.split(","):
-            continue
         for name in filter(None, args.settings.split(",")):
             load0, t0 = os.getloadavg(), time.perf_counter()
             tab, fields = fn(
@@ -247,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
                 area_deg2=args.area,
                 bands=bands,
                 by_field=True,
-                shape_prior=shape,
                 **SETTINGS[name],
                 **KW,
                 **extra,

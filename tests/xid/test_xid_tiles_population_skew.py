@@ -14,7 +14,6 @@ from scipy import stats
 
 from skysense.xid.engine import fit_tiles, population_columns
 from skysense.xid.model import band_model
-from skysense.xid.population import shape_hyperprior
 from skysense.xid.sampler import sample_band
 from skysense.xid.simulate import simulate_field
 
@@ -76,15 +75,11 @@ def test_fixed_skew_population_is_sampled_as_scipy_skewnorm():
 
 
 def test_pass_two_tiles_get_the_pilot_skew(tmp_path, monkeypatch):
-    # a small simulated field in 2+ tiles, its list with skewed selection fluxes: every pilot
-    # tile gets the shape hyperprior of the whole list (not of its own sources), the pilot
-    # pass learns alpha (the map hardly constrains it, so it stays near that hyperprior's
-    # mean ~3, never 0), and every tile of pass 2 is built with the skew-normal population
-    # of exactly those moments and shape
+    # a small simulated field in 2+ tiles: the pilot pass learns alpha (the map hardly
+    # constrains it, so it stays near the hyperprior's mean 2, never 0), and every tile of
+    # pass 2 is built with the skew-normal population of exactly those moments and shape
     f = simulate_field(150, size_pix=70, noise_mjy=1.0, margin_pix=3, random_state=7)
-    sel = 10.0 ** np.random.default_rng(7).exponential(0.3, len(f.sources))
-    prior = f.sources[["id", "ra", "dec"]].assign(f_irac_i1=sel)
-    want = shape_hyperprior([sel])
+    prior = f.sources[["id", "ra", "dec"]]
     seen = []
     real = xfit.build_band_model
 
@@ -98,13 +93,10 @@ def test_pass_two_tiles_get_the_pilot_skew(tmp_path, monkeypatch):
     cat = fit_tiles([f.sky], prior, tmp_path, order=11, buffer_arcsec=40.0, n_pilot=2, **kw)
     assert len(cat) == len(prior)
     med, sdex, alpha = json.loads((tmp_path / "population.json").read_text())["spire_250"]
-    assert 1.0 < alpha < 5.0
+    assert 0.5 < alpha < 4.0
     cols = population_columns({"spire_250": (med, sdex, alpha)})
     pass2 = [p for k, p in seen if k == "lognormal"]
-    pilots = [p for k, p in seen if k == "hierarchical"]
-    assert len(pass2) >= 2 and len(pilots) == 2 and want[0] > 2.0
-    for p in pilots:
-        assert (p.hyper_skew_mean, p.hyper_skew_sd) == pytest.approx(want)
+    assert len(pass2) >= 2 and len([k for k, _ in seen if k == "hierarchical"]) >= 1
     for p in pass2:
         assert p.kind == "lognormal"
         np.testing.assert_allclose(p.skew, alpha)

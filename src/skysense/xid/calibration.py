@@ -207,8 +207,8 @@ def simulate_spire(
     Returns
     -------
     maps : list of SkyMap (mJy/beam, noise from the ERROR map)
-    truth : DataFrame ``id, ra, dec, f_<band>`` (mJy; the far-infrared bands,
-        ``f_irac_i1`` and ``f_suprime_i``, the band of ``mag_limit``) for every injected source
+    truth : DataFrame ``id, ra, dec, f_<band>`` (mJy; the far-infrared bands and
+        ``f_irac_i1``) for every injected source
     """
     from skysense.sim import DEFAULT_MAPS, make_maps, simulate_sky
     from skysense.sim.maps import map_sources
@@ -223,10 +223,7 @@ def simulate_spire(
     ]
     truth = map_sources(sky).rename(columns={"object_id": "id"})
     # IRAC 3.6 um: the pipeline's default prior cut (the MIPS 24 um experiment cuts on it)
-    tt = truth_table(sky)
-    truth["f_irac_i1"] = tt["f_irac_i1"].to_numpy() / 1000.0
-    # i band: the galaxies' magnitude limit (the every-source-listed experiment's selection)
-    truth["f_suprime_i"] = tt["f_suprime_i"].to_numpy() / 1000.0
+    truth["f_irac_i1"] = truth_table(sky)["f_irac_i1"].to_numpy() / 1000.0
     return maps, truth
 
 
@@ -394,15 +391,8 @@ def pooled_spread(
     return pd.DataFrame(rows)
 
 
-def _run(
-    seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_state, bands, sel_band
-):
-    """Fit each field; the pooled :func:`interval_table` rows and the :func:`field_table` rows.
-
-    ``sel_band``: the band the list is selected on; its fluxes go into the prior list as
-    ``f_<band>``, as the pipeline's prior lists keep their cut's columns (the hierarchical
-    prior's shape hyperprior is learned from them, :func:`skysense.xid.fit.selection_fluxes`).
-    """
+def _run(seeds, area_deg2, mag_limit, select, prior_columns, fit_kwargs, random_state, bands):
+    """Fit each field; the pooled :func:`interval_table` rows and the :func:`field_table` rows."""
     from skysense.xid.fit import fit
 
     true, draws = {b: [] for b in bands}, {b: [] for b in bands}
@@ -412,7 +402,7 @@ def _run(
             int(seed), area_deg2=area_deg2, mag_limit=mag_limit, bands=bands
         )
         listed = truth[select(truth)].reset_index(drop=True)
-        prior = listed[["id", "ra", "dec", f"f_{sel_band}"]].assign(**prior_columns)
+        prior = listed[["id", "ra", "dec"]].assign(**prior_columns)
         res = fit(maps, prior, random_state=random_state + int(seed), **fit_kwargs)
         for b in bands:
             m = res.models[b]
@@ -442,7 +432,6 @@ def calibrate_all_sources(
     random_state: int = 0,
     bands: Sequence[str] = SPIRE_BANDS,
     by_field: bool = False,
-    shape_prior: tuple[float, float] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Interval coverage with every injected source in the prior list (see module docstring).
 
@@ -451,8 +440,6 @@ def calibrate_all_sources(
     None, :func:`skysense.xid.fit.fit`'s default), or
     ``"uniform"`` / ``"loguniform"`` with the default bounds, to show their miscalibration.
     ``bands``: :data:`SPIRE_BANDS` or :data:`PACS_BANDS` (maps simulated and fitted).
-    The prior list carries the i-band fluxes it is selected on (``f_suprime_i``);
-    ``shape_prior``: :func:`skysense.xid.fit.fit`'s (None: learned from them).
 
     Returns
     -------
@@ -468,20 +455,15 @@ def calibrate_all_sources(
         for b, (mu, sig) in population_prior(mag_limit, bands=bands).items():
             cols[f"flux_mu_{b}"] = mu
             cols[f"flux_sigma_{b}"] = sig
-    kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains, shape_prior)
+    kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains)
     every = lambda t: np.ones(len(t), bool)  # noqa: E731
-    tab, fields = _run(
-        seeds, area_deg2, mag_limit, every, cols, kw, random_state, bands, "suprime_i"
-    )
+    tab, fields = _run(seeds, area_deg2, mag_limit, every, cols, kw, random_state, bands)
     return (tab, fields) if by_field else tab
 
 
-def _fit_kwargs(
-    flux_kind, correlated, bands, n_samples, n_warmup, n_chains, shape_prior=None
-) -> dict:
+def _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains) -> dict:
     """Keyword arguments of :func:`skysense.xid.fit.fit` for both experiments."""
     kw = {
-        "shape_prior": shape_prior,
         "flux_kind": flux_kind,
         # faint neighbours can fall on one pixel grid point: keep them, they are real
         "on_duplicate": "keep",
@@ -516,7 +498,6 @@ def calibrate_faint_left_out(
     random_state: int = 0,
     bands: Sequence[str] = SPIRE_BANDS,
     by_field: bool = False,
-    shape_prior: tuple[float, float] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Accuracy and coverage when only sources with MIPS 24 um flux > ``mips_cut_mjy`` are listed.
 
@@ -532,10 +513,9 @@ def calibrate_faint_left_out(
     None: the hierarchical population prior) or ``flux_kind="uniform"``: XID+'s flat fluxes
     up to the map bound; HalfCauchy(0.5) sigma_conf, Normal(0, 5) background. ``bands``:
     :data:`SPIRE_BANDS` or :data:`PACS_BANDS`. ``by_field``: also return the per-field rows,
-    as :func:`calibrate_all_sources`. The prior list carries the fluxes of its cut
-    (``f_<cut_band>``); ``shape_prior`` as :func:`calibrate_all_sources`.
+    as :func:`calibrate_all_sources`.
     """
-    kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains, shape_prior)
+    kw = _fit_kwargs(flux_kind, correlated, bands, n_samples, n_warmup, n_chains)
     tab, fields = _run(
         seeds,
         area_deg2,
@@ -545,6 +525,5 @@ def calibrate_faint_left_out(
         kw,
         random_state,
         bands,
-        cut_band,
     )
     return (tab, fields) if by_field else tab

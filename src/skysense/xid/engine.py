@@ -45,7 +45,7 @@ from skysense._dask import compute_with_progress, dask_client
 from skysense.errors import InputError
 from skysense.xid.io import read_tiles, write_catalogue, write_tile, write_unfitted
 from skysense.xid.model import DEFAULT_FLUX_KIND, FWHM_ARCSEC
-from skysense.xid.population import shape_hyperprior, skew_normal_from_moments
+from skysense.xid.population import skew_normal_from_moments
 from skysense.xid.skymap import SkyMap, moc_pixel_mask
 from skysense.xid.tiles import Tile, make_tiles
 
@@ -564,16 +564,6 @@ def fit_tiles(
     with dask_client(scheduler) as client:
         t0 = time.perf_counter()
         if fitter is None and _hierarchical(fit_kwargs.get("flux_kind"), prior):
-            # the shape's hyperprior from the whole list, as fit would take it: every pilot
-            # tile shares it (a tile's own sources would give each tile another prior, and
-            # combine_pilots divides one prior out)
-            if fit_kwargs.get("shape_prior") is None:
-                from skysense.xid.fit import selection_fluxes
-
-                fit_kwargs = {
-                    **fit_kwargs,
-                    "shape_prior": shape_hyperprior(selection_fluxes(prior)),
-                }
             prior, fit_kwargs = _fix_population(
                 tiles, maps, prior, out, n_pilot, region_moc, client, fit_kwargs, timing["pilots"]
             )

@@ -34,7 +34,6 @@ from skysense.xid.model import (
     duplicate_columns,
     pointing_matrix,
 )
-from skysense.xid.population import shape_hyperprior
 from skysense.xid.sampler import BandPosterior, sample_band
 from skysense.xid.skymap import SkyMap, moc_pixel_mask
 
@@ -44,7 +43,6 @@ __all__ = [
     "fit",
     "fit_models",
     "tied_width_models",
-    "selection_fluxes",
     "fit_sed_maps",
     "help_id",
     "catalogue_band_name",
@@ -85,7 +83,6 @@ def build_band_model(
     conf_prior: ConfusionPrior | None = None,
     flux_kind: str | None = None,
     on_duplicate: str = "error",
-    shape_prior: tuple[float, float] | None = None,
 ) -> tuple[BandModel, np.ndarray, pd.DataFrame]:
     """Band model of the sources of ``prior`` that can be fitted on ``sky``.
 
@@ -105,10 +102,6 @@ def build_band_model(
         Pixels to fit (e.g. from a MOC); always intersected with the good pixels.
     on_duplicate : ``"error"`` or ``"keep"``
         What to do with prior sources whose beam columns are identical.
-    shape_prior : (mean, sd), optional
-        Hierarchical prior only: the Normal hyperprior of the population's shape alpha
-        (:func:`skysense.xid.population.shape_hyperprior`; :func:`fit` gives it from the
-        prior list); None: :class:`~skysense.xid.model.FluxPrior`'s default.
 
     Returns
     -------
@@ -198,14 +191,6 @@ def build_band_model(
         if exc.row is not None:  # map the model row back to the prior row
             raise InputError(exc.message, row=int(fitted[exc.row])) from None
         raise
-    if shape_prior is not None and model.flux_prior.kind == "hierarchical":
-        fp = dataclasses.replace(
-            model.flux_prior,
-            hyper_skew_mean=float(shape_prior[0]),
-            hyper_skew_sd=float(shape_prior[1]),
-        )
-        fp.validate(model.nsrc, band)
-        model = dataclasses.replace(model, flux_prior=fp)
     unfitted = pd.DataFrame(
         {
             "id": prior["id"].to_numpy()[reasons != ""],
@@ -510,7 +495,6 @@ def fit(
     n_chains: int = 4,
     random_state=None,
     tie_widths: bool = True,
-    shape_prior: tuple[float, float] | None = None,
 ) -> XIDResult:
     """Fit the prior sources on one or more band maps (bands independent).
 
@@ -529,20 +513,12 @@ def fit(
         (:data:`~skysense.xid.model.TIED_WIDTH_BANDS`: SPIRE 350/500 um, PACS 160 um) take the
         width of their population from the band fitted first (250 um, 100 um):
         :func:`tied_width_models`. False: every band learns its own.
-    shape_prior : (mean, sd), optional
-        With the hierarchical prior: the Normal hyperprior of the population's shape alpha in
-        every band. None (default): learned from the prior list,
-        :func:`skysense.xid.population.shape_hyperprior` of its ``f_<band>`` columns (the
-        fluxes it was selected on: the pipeline's prior lists keep the prior cut's columns;
-        none: Normal(0, 1)); see :func:`selection_fluxes`.
 
     Returns
     -------
     XIDResult
     """
     _check_maps_and_prior(maps, prior)
-    if shape_prior is None:
-        shape_prior = shape_hyperprior(selection_fluxes(prior))
     models, fitted, unfitted, shapes, wcs = _band_models(
         maps,
         prior,
@@ -554,7 +530,6 @@ def fit(
         min_beam_fraction=min_beam_fraction,
         flux_kind=flux_kind,
         on_duplicate=on_duplicate,
-        shape_prior=shape_prior,
     )
     run = (sampler, n_samples, n_warmup, n_chains)
     # each band's seed as fit_models draws them, whatever order the bands are sampled in (an
@@ -570,20 +545,6 @@ def fit(
     return XIDResult(
         prior, models, fitted, posteriors, pd.concat(unfitted, ignore_index=True), shapes, wcs
     )
-
-
-def selection_fluxes(prior: pd.DataFrame) -> list[np.ndarray]:
-    """The prior list's fluxes in the bands it was selected on: its ``f_<band>`` columns.
-
-    HELP's masterlist names fluxes ``f_<band>``, and the pipeline's prior lists keep the
-    columns of their prior cut (e.g. ``f_irac_i1``); a list selected by a flux limit carries
-    the skew of its selection in those fluxes (:func:`skysense.xid.population.shape_hyperprior`).
-    """
-    return [
-        pd.to_numeric(prior[c], errors="coerce").to_numpy(dtype=float)
-        for c in prior.columns
-        if isinstance(c, str) and c.lower().startswith("f_")
-    ]
 
 
 def _tied_bands(models: Mapping[str, BandModel]) -> dict[str, str]:

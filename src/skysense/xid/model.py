@@ -266,9 +266,6 @@ class FluxPrior:
         (alpha ~ Normal(0, 3) learned it as 1 +- 2), so the sign and size of the skew come
         from the hyperprior (#18; the choice, made on simulated fields of seeds 100-105, not
         the scored 0-5, is recorded in :mod:`skysense.xid.calibration`).
-        :func:`skysense.xid.fit.fit` (and the tiled passes) set this hyperprior from the
-        prior list instead: :func:`skysense.xid.population.shape_hyperprior` of the fluxes
-        the list was selected on (Normal(0, 1) for a list without them).
     """
 
     lower: np.ndarray
