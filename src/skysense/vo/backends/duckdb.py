@@ -90,8 +90,12 @@ class DuckDBBackend(BackendBase):
         self._blocks: dict[str, tuple] = {}  # table -> (catalog it was read under, BlockIndex)
         self._parts: dict[str, tuple] = {}  # table -> (catalog, PartitionIndex or None)
         self._ensure_schema()
-        # Tables served over Parquet files read the same footers query after query.
-        self._db.execute("SET parquet_metadata_cache = true")
+        # Tables served over Parquet files read the same footers query after query. A second
+        # backend on a file this process already serves shares DuckDB's database instance,
+        # whose configuration the first one has locked (with this setting already on).
+        locked = self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+        if not locked:
+            self._db.execute("SET parquet_metadata_cache = true")
 
     def __repr__(self) -> str:
         return f"DuckDBBackend({str(self.path)!r})"
