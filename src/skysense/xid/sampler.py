@@ -1447,7 +1447,7 @@ def sample_band(
         if field is not None:
             t0 = time.perf_counter()
             c1 = time.process_time()
-            gmean, c_warm, c_warm_cpu = _correlated_chain(
+            gmean, c_warm = _correlated_chain(
                 model,
                 field,
                 dirs,
@@ -1459,7 +1459,7 @@ def sample_band(
                 (out_f[ch], out_b[ch], out_c[ch], out_h[ch]),
             )
             g_mean += gmean / n_chains
-            cpu += time.process_time() - c1 - c_warm_cpu  # the kept draws' CPU only
+            cpu += time.process_time() - c1
             warm += c_warm
             samp += time.perf_counter() - t0 - c_warm
             continue
@@ -1520,14 +1520,13 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     source's flux with the field (:func:`_field_moves`) and of the background with the
     field's mean (an exact Gaussian step along B + t, g - t). The joint moves (cheap: sparse
     sums) also follow every sweep within a block when the field is strong (_FIELD_MOVES_RATIO,
-    decided with the patterns at the end of the warm-up): between the field's
+    fixed with the patterns halfway through the warm-up): between the field's
     draws a source's flux is pinned by the field to its instrumental error, far below its
     posterior width where the field's amplitude exceeds that error (MIPS 24: flux ESS 3.5 of
     400, median 22, with the moves after each block only; 19 and 330 with them every
-    sweep). The sources' field patterns are tuned to the amplitude at the end of the
+    sweep). The sources' field patterns are tuned to the amplitude halfway through the
     warm-up (:func:`_field_directions`). Returns the sum over the kept draws of the field
-    divided by their number (its posterior mean over this chain) and the warm-up wall and CPU
-    times (so that the sampling CPU figure leaves the warm-up out, as in the white path).
+    divided by their number (its posterior mean over this chain) and the warm-up wall time.
     """
     from skysense.xid.confusion import _sumsq, _wdot, slice_amplitude
 
@@ -1549,7 +1548,8 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     dummy_f, dummy_h = np.empty((0, f.size)), np.empty((0, 3))
     steps = np.zeros(f.size)
     dirs_e, dirs_k, dirs_g = dirs
-    often = True  # joint moves after every sweep (decided at the end of the warm-up)
+    tuned = False
+    often = True  # joint moves after every sweep (decided with the tuned patterns)
 
     bmu, bprec = model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2
     # the white field whose field is 1 on every pixel (exactly, on the periodic box)
@@ -1613,7 +1613,6 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     w = 1.0 / args[4]
     no_out, ones = (np.empty(0), np.empty(0)), np.empty(conf_every)
     t0 = time.perf_counter()
-    c0 = time.process_time()
     # the first half of the warm-up fits the sources with the field off: a field switched
     # on while the fluxes are still far off would take up their residuals (its amplitude
     # grows with them) and hand the flux back only slowly; warm-up draws are discarded
@@ -1623,9 +1622,16 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     )
     left = n_warmup - quiet
     while left > 0:
-        # the warm-up's blocks follow the amplitude so far (a weak field's warm-up as cheap
-        # as before); the kept draws' choice is made once below
-        often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
+        if not tuned and left <= (n_warmup - quiet) // 2 and amp > 0:
+            # halfway through the field's warm-up, once its amplitude has settled: a strong
+            # field gets the joint moves after every sweep, along the sources' patterns
+            # tuned to it (:func:`_field_directions`); a weak one keeps the delta patterns
+            # (fewer pixels) after the field's draws only. Fixed from then on, so the kept
+            # draws' moves are one kernel.
+            often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
+            if often:
+                dirs_e, dirs_k, dirs_g = _field_directions(model, field, amp)
+            tuned = True
         k = min(conf_every, left)
         for i in range(k) if often else (0,):
             n = 1 if often else k
@@ -1636,18 +1642,10 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
                 b = move_flux(b)
         left -= k
         b = update_field(b)
-    # at the end of the warm-up (all moves on, so that the amplitude settles): a strong
-    # field gets the joint moves after every sweep, along the sources' patterns tuned to
-    # its amplitude (:func:`_field_directions`); a weak one keeps the delta patterns (fewer
-    # pixels) after the field's draws only. Fixed from then on: the kept draws' moves are
-    # one kernel.
-    adapting = False
-    if amp > 0:
-        often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
-        if often:
-            dirs_e, dirs_k, dirs_g = _field_directions(model, field, amp)
     warm_s = time.perf_counter() - t0
-    warm_cpu = time.process_time() - c0
+    adapting = False
+    if not tuned and amp > 0:  # a warm-up too short to tune the patterns
+        often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
     done = 0
     while done < n_samples:
         k = min(conf_every, n_samples - done)
@@ -1677,4 +1675,4 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
                 b = move_flux(b)
         done += k
         b = update_field(b)
-    return g_sum / max(n_samples, 1), warm_s, warm_cpu
+    return g_sum / max(n_samples, 1), warm_s
