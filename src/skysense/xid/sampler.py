@@ -71,12 +71,10 @@ _FAINT_SNR = 3.0
 _FLUX_W = 2.0
 #: correlated confusion field: the joint flux-field moves (sparse sums) run after every
 #: sweep, and not only after the field's exact draw (FFTs, every ``conf_every`` sweeps), when
-#: the field's share of a source's flux variance, over the instrumental share, exceeds this:
-#: amp^2 wbar ||b||^2 (the lag-1 autocorrelation of alternating flux and field draws grows
-#: as ratio / (1 + ratio)). 19 on the MIPS 24 and SPIRE 250 tiles of the 0.5 deg^2 field
-#: (flux ESS per CPU second 8x and 2x at the median); 0.1 on its PACS 100 tile, where they
-#: doubled the min ESS at 1.8x the CPU (neutral); 0.005 on the 600-source SPIRE tile, where
-#: they cost 3.2x the CPU for the same ESS.
+#: the field's share of a source's flux variance exceeds the instrumental share this many
+#: times: amp^2 wbar ||b||^2 (the lag-1 autocorrelation of alternating flux and field draws
+#: is about ratio / (1 + ratio)). Below, the moves would cost more than the sweeps they
+#: follow for nothing (600-source SPIRE tile, ratio 0.005: 3.2x the CPU, the same ESS)
 _FIELD_MOVES_RATIO = 1.0
 _FLUX_STEPS = 50
 
