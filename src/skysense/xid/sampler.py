@@ -69,13 +69,9 @@ _PAIR_RHO_TWICE = 0.8
 #: :func:`_shift_population`)
 _FAINT_SNR = 3.0
 _FLUX_W = 2.0
-#: correlated confusion field: the joint flux-field moves (sparse sums) run after every
-#: sweep, and not only after the field's exact draw (FFTs, every ``conf_every`` sweeps), when
-#: the field's share of a source's flux variance exceeds the instrumental share this many
-#: times: amp^2 wbar ||b||^2 (the lag-1 autocorrelation of alternating flux and field draws
-#: is about ratio / (1 + ratio)). Below, the moves would cost more than the sweeps they
-#: follow for nothing (600-source SPIRE tile, ratio 0.005: 3.2x the CPU, the same ESS)
-_FIELD_MOVES_RATIO = 1.0
+#: correlated confusion field: the joint flux-field moves (cheap) run after every this many
+#: sweeps, the field's exact draw (FFTs) only every ``conf_every``
+_FIELD_MOVES_EVERY = 1
 _FLUX_STEPS = 50
 
 # Slots of the hierarchical prior's state array ``hyp`` (float64; numba folds these module
@@ -1517,8 +1513,7 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     slice steps of its amplitude (non-centred, then centred), then joint moves of each
     source's flux with the field (:func:`_field_moves`) and of the background with the
     field's mean (an exact Gaussian step along B + t, g - t). The joint moves (cheap: sparse
-    sums) also follow every sweep within a block when the field is strong (_FIELD_MOVES_RATIO,
-    fixed with the patterns halfway through the warm-up): between the field's
+    sums) also follow every _FIELD_MOVES_EVERY-th sweep within a block: between the field's
     draws a source's flux is pinned by the field to its instrumental error, far below its
     posterior width where the field's amplitude exceeds that error (MIPS 24: flux ESS 3.5 of
     400, median 22, with the moves after each block only; 19 and 330 with them every
@@ -1547,7 +1542,6 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     steps = np.zeros(f.size)
     dirs_e, dirs_k, dirs_g = dirs
     tuned = False
-    often = True  # joint moves after every sweep (decided with the tuned patterns)
 
     bmu, bprec = model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2
     # the white field whose field is 1 on every pixel (exactly, on the periodic box)
@@ -1574,13 +1568,11 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
             # and a move of the amplitude that carries the field with it (as far as the
             # amplitude's marginal width; the slice steps above each hold z or g fixed,
             # which pins the amplitude when the pixels are many: MIPS 24 ESS 24 of 400)
-            # (a strong field only: a weak one is pinned near 0 and its slice steps mix)
-            if often:
-                z, moved, amp, n_acc = field.amplitude_move(z, resid, amp, amp_step, rng, **kw)
-                if moved is not None:
-                    bz = moved
-                if adapting:  # warm-up only: the proposal's width towards ~35 % acceptance
-                    amp_step *= math.exp(0.5 * (n_acc / 2.0 - 0.35))
+            z, moved, amp, n_acc = field.amplitude_move(z, resid, amp, amp_step, rng, **kw)
+            if moved is not None:
+                bz = moved
+            if adapting:  # warm-up only: the proposal's width towards ~35 % acceptance
+                amp_step *= math.exp(0.5 * (n_acc / 2.0 - 0.35))
             u = bz.ravel()[field.idx]
         g = amp * u
         return move_flux(b)
@@ -1609,7 +1601,7 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
         return b
 
     w = 1.0 / args[4]
-    no_out, ones = (np.empty(0), np.empty(0)), np.empty(conf_every)
+    no_out, one = (np.empty(0), np.empty(0)), np.empty(1)
     t0 = time.perf_counter()
     # the first half of the warm-up fits the sources with the field off: a field switched
     # on while the fluxes are still far off would take up their residuals (its amplitude
@@ -1621,36 +1613,27 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     left = n_warmup - quiet
     while left > 0:
         if not tuned and left <= (n_warmup - quiet) // 2 and amp > 0:
-            # halfway through the field's warm-up, once its amplitude has settled: a strong
-            # field gets the joint moves after every sweep, along the sources' patterns
-            # tuned to it (:func:`_field_directions`); a weak one keeps the delta patterns
-            # (fewer pixels) after the field's draws only. Fixed from then on, so the kept
-            # draws' moves are one kernel.
-            often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
-            if often:
-                dirs_e, dirs_k, dirs_g = _field_directions(model, field, amp)
+            # halfway through the field's warm-up, once its amplitude has settled: the
+            # sources' field patterns tuned to it (:func:`_field_directions`; the delta
+            # pattern before). Fixed from then on, so the kept draws' moves are one kernel.
+            dirs_e, dirs_k, dirs_g = _field_directions(model, field, amp)
             tuned = True
         k = min(conf_every, left)
-        for i in range(k) if often else (0,):
-            n = 1 if often else k
+        for i in range(k):
             b = _gibbs_chain(
-                *head, d - g, *tail, f, b, 0.0, n, 0, 1, rng, dummy_f, *no_out, dummy_h
+                *head, d - g, *tail, f, b, 0.0, 1, 0, 1, rng, dummy_f, *no_out, dummy_h
             )
-            if often and i < k - 1:
+            if i < k - 1 and (i + 1) % _FIELD_MOVES_EVERY == 0:
                 b = move_flux(b)
         left -= k
         b = update_field(b)
     warm_s = time.perf_counter() - t0
     adapting = False
-    if not tuned and amp > 0:  # a warm-up too short to tune the patterns
-        often = amp * amp * field.wbar * field.stamp_norm**2 > _FIELD_MOVES_RATIO
     done = 0
     while done < n_samples:
         k = min(conf_every, n_samples - done)
-        # one sweep a call when the joint moves follow each sweep, else the whole block
-        for i in range(done, done + k) if often else (done,):
-            n = 1 if often else k
-            sl = slice(i, i + n)
+        for i in range(done, done + k):
+            sl = slice(i, i + 1)
             b = _gibbs_chain(
                 *head,
                 d - g,
@@ -1659,17 +1642,17 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
                 b,
                 0.0,
                 0,
-                n,
+                1,
                 thin,
                 rng,
                 out_f[sl],
                 out_b[sl],
-                ones[:n],
+                one,
                 out_h[sl],
             )
-            out_c[sl] = amp  # the draws were made with this field and amplitude
-            g_sum += n * g
-            if often and i < done + k - 1:
+            out_c[i] = amp  # the draw was made with this field and amplitude
+            g_sum += g
+            if i < done + k - 1 and (i + 1 - done) % _FIELD_MOVES_EVERY == 0:
                 b = move_flux(b)
         done += k
         b = update_field(b)
