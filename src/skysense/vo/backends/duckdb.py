@@ -298,12 +298,7 @@ class DuckDBBackend(BackendBase):
         if not self._exists(spec):
             return self._first_rows(spec, batches, column, value)
         with self._staging(spec) as (con, tmp):
-            limit = None
-            if not self._hardened:
-                # A load of 100 million rows stays within 1 GB here (DuckDB spills to disk).
-                limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-                con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
-            try:
+            with self._load_memory(con):
                 in_order = metadata.OrderCheck(spec.hpx_column)
                 for batch in batches:
                     data = metadata.cast_to_spec(spec, batch)
@@ -334,11 +329,23 @@ class DuckDBBackend(BackendBase):
                         con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp}{order}")
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
                     _write_metadata(con, spec, n_rows)
-            finally:
-                if limit is not None:
-                    with contextlib.suppress(Exception):
-                        con.execute(f"SET memory_limit = '{limit}'")
         return int(n_rows)
+
+    @contextlib.contextmanager
+    def _load_memory(self, con):
+        """DuckDB's memory limit at :data:`_LOAD_MEMORY` during a load, restored after (a load
+        of 100 million rows stays within 1 GB: DuckDB spills to disk). A hardened, serving
+        database keeps its locked limit."""
+        limit = None
+        if not self._hardened:
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
+        try:
+            yield
+        finally:
+            if limit is not None:
+                with contextlib.suppress(Exception):
+                    con.execute(f"SET memory_limit = '{limit}'")
 
     def _exists(self, spec: TableSpec) -> bool:
         con = self._db.cursor()
@@ -375,11 +382,7 @@ class DuckDBBackend(BackendBase):
             raise QueryError(f"{spec.adql_name} is served over Parquet files; drop it first "
                              "to publish rows into it")  # fmt: skip
         with self._staging(spec) as (con, tmp):
-            limit = None
-            if not self._hardened:
-                limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-                con.execute(f"SET memory_limit = '{_LOAD_MEMORY}'")
-            try:
+            with self._load_memory(con):
                 blocks = spec.hpx_column is not None
                 block = _block_expr(spec, block_seq_base(0)) if blocks else None
                 if blocks:
@@ -403,10 +406,6 @@ class DuckDBBackend(BackendBase):
                         _insert_blocks(con, spec, spec.physical, block, "?", [str(value)])
                     n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
                     _write_metadata(con, spec, n_rows)
-            finally:
-                if limit is not None:
-                    with contextlib.suppress(Exception):
-                        con.execute(f"SET memory_limit = '{limit}'")
         return int(n_rows)
 
     def hpx_blocks(self, adql_name: str) -> BlockIndex | None:
