@@ -246,7 +246,7 @@ class PostgresBackend(BackendBase):
         tmp_phys = f"{schema_q}.{quote_ident(tmp)}"
         q3c = False
         with self._write_lock, self._connection() as con:
-            try:
+            with _dropped_after(con, tmp_phys):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
                 with con.transaction():
                     con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
@@ -278,9 +278,6 @@ class PostgresBackend(BackendBase):
                         private_row,
                         lambda sql, rows: cur.executemany(sql, rows),
                     )
-            finally:
-                with contextlib.suppress(Exception):
-                    con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
         self._invalidate()
 
     def replace_rows(self, spec: TableSpec, batches, column: str, value) -> int:
@@ -296,7 +293,7 @@ class PostgresBackend(BackendBase):
             exists = con.execute("SELECT to_regclass(%s)", (spec.physical,)).fetchone()[0]
             if exists is None:
                 return self._first_rows(con, spec, batches, tmp_phys)
-            try:
+            with _dropped_after(con, tmp_phys):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_q}")
                 in_order = metadata.OrderCheck(spec.hpx_column)
                 with con.transaction():
@@ -316,14 +313,10 @@ class PostgresBackend(BackendBase):
                     con.execute(f"DELETE FROM {spec.physical} WHERE {quote_ident(column)} = %s",
                                 (value,))  # fmt: skip
                     con.execute(f"INSERT INTO {spec.physical} SELECT * FROM {tmp_phys}{order}")
-                    n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
-                    _write_metadata(con, spec, n_rows, q3c)
+                    n_rows = _write_metadata(con, spec, q3c)
                 con.execute(f"ANALYZE {spec.physical}")
-            finally:
-                with contextlib.suppress(Exception):
-                    con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
         self._invalidate()
-        return int(n_rows)
+        return n_rows
 
     def _first_rows(self, con, spec: TableSpec, batches, tmp_phys: str) -> int:
         """:meth:`replace_rows` into a table that does not exist yet: the batches are copied
@@ -337,24 +330,22 @@ class PostgresBackend(BackendBase):
         second copy on disk while it runs). The connection autocommits: each COPY of a batch
         is its own transaction."""
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(spec.schema)}")
-            con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
-            for batch in batches:
+            with _dropped_after(con, tmp_phys):
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(spec.schema)}")
+                con.execute(f"CREATE TABLE {tmp_phys} ({metadata.ddl_columns(spec)})")
+                for batch in batches:
+                    with con.transaction():
+                        _pg_copy_rows(con, tmp_phys, metadata.cast_to_spec(spec, batch))
+                q3c = bool(spec.ra and spec.dec and self.has_q3c and self._ensure_q3c(con))
+                _create_indexes(con, tmp_phys, spec, q3c)
                 with con.transaction():
-                    _pg_copy_rows(con, tmp_phys, metadata.cast_to_spec(spec, batch))
-            q3c = bool(spec.ra and spec.dec and self.has_q3c and self._ensure_q3c(con))
-            _create_indexes(con, tmp_phys, spec, q3c)
-            with con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(7211002)")
-                con.execute(f"ALTER TABLE {tmp_phys} RENAME TO {quote_ident(spec.name)}")
-                n_rows = con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0]
-                _write_metadata(con, spec, n_rows, q3c)
-            con.execute(f"ANALYZE {spec.physical}")
+                    con.execute("SELECT pg_advisory_xact_lock(7211002)")
+                    con.execute(f"ALTER TABLE {tmp_phys} RENAME TO {quote_ident(spec.name)}")
+                    n_rows = _write_metadata(con, spec, q3c)
+                con.execute(f"ANALYZE {spec.physical}")
         finally:
-            with contextlib.suppress(Exception):
-                con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
             self._invalidate()
-        return int(n_rows)
+        return n_rows
 
     def _ensure_q3c(self, con) -> bool:
         import psycopg
@@ -386,14 +377,28 @@ def _create_indexes(con, physical: str, spec: TableSpec, q3c: bool) -> None:
                     f"(q3c_ang2ipix({quote_ident(spec.ra)}, {quote_ident(spec.dec)}))")  # fmt: skip
 
 
-def _write_metadata(con, spec: TableSpec, n_rows: int, q3c: bool) -> None:
-    """Write ``spec``'s TAP_SCHEMA and private rows in ``con``'s open transaction."""
+@contextlib.contextmanager
+def _dropped_after(con, tmp_phys: str) -> Iterator[None]:
+    """Drop the staging table ``tmp_phys`` on leaving, whether the load worked or not (a
+    staging table renamed into place is gone already)."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            con.execute(f"DROP TABLE IF EXISTS {tmp_phys}")
+
+
+def _write_metadata(con, spec: TableSpec, q3c: bool) -> int:
+    """Count the rows of the published table ``spec`` and write its TAP_SCHEMA and private
+    rows, in ``con``'s open transaction (after its rows are in place). Returns the count."""
+    n_rows = int(con.execute(f"SELECT count(*) FROM {spec.physical}").fetchone()[0])
     table_row, column_rows, private_row = metadata.table_rows(spec, n_rows, q3c=q3c)
     cur = con.cursor()
     metadata.write_table_metadata(
         _PgAdapter(cur), "%s", spec, table_row, column_rows, private_row,
         lambda sql, rows: cur.executemany(sql, rows),
     )  # fmt: skip
+    return n_rows
 
 
 class _PgAdapter:
