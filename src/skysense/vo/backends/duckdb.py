@@ -411,22 +411,7 @@ class DuckDBBackend(BackendBase):
     def hpx_blocks(self, adql_name: str) -> BlockIndex | None:
         """The block index of a table published field by field (:meth:`replace_rows`), or
         None (kept until the next publish)."""
-        catalog = self.catalog()
-        cached = self._blocks.get(adql_name)
-        if cached is not None and cached[0] is catalog:
-            return cached[1]
-        con = self._db.cursor()
-        try:
-            got = con.execute(
-                f"SELECT blk, lo, hi FROM {_BLOCKS} WHERE table_name = ?", [adql_name]
-            ).fetchnumpy()
-        finally:
-            con.close()
-        index = None
-        if len(got["blk"]):
-            index = BlockIndex(np.asarray(got["blk"]), np.asarray(got["lo"]), np.asarray(got["hi"]))
-        self._blocks[adql_name] = (catalog, index)
-        return index
+        return self._per_catalog(self._blocks, adql_name, _read_blocks)
 
     def publish_files(self, spec: TableSpec, part: str, files, select_sql: str) -> int:
         """Serve ``spec.adql_name`` over Parquet files: replace the files of ``part`` (e.g.
@@ -487,16 +472,21 @@ class DuckDBBackend(BackendBase):
     def parquet_parts(self, adql_name: str) -> PartitionIndex | None:
         """The files of a table served over Parquet (:meth:`publish_files`), or None
         (cached until the next publish)."""
+        return self._per_catalog(self._parts, adql_name, _read_parts)
+
+    def _per_catalog(self, cache: dict[str, tuple], adql_name: str, read):
+        """``read(cursor, adql_name)``, kept in ``cache`` while the catalog is the same one
+        (a publish makes a new catalog)."""
         catalog = self.catalog()
-        cached = self._parts.get(adql_name)
+        cached = cache.get(adql_name)
         if cached is not None and cached[0] is catalog:
             return cached[1]
         con = self._db.cursor()
         try:
-            index = _read_parts(con, adql_name)
+            index = read(con, adql_name)
         finally:
             con.close()
-        self._parts[adql_name] = (catalog, index)
+        cache[adql_name] = (catalog, index)
         return index
 
     def load_table(self, spec: TableSpec, data: pa.Table) -> None:
@@ -553,6 +543,17 @@ def _transaction(con) -> Iterator[None]:
             con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def _read_blocks(con, adql_name: str) -> BlockIndex | None:
+    """The block index of ``adql_name`` recorded by :meth:`DuckDBBackend.replace_rows`, or
+    None."""
+    got = con.execute(
+        f"SELECT blk, lo, hi FROM {_BLOCKS} WHERE table_name = ?", [adql_name]
+    ).fetchnumpy()
+    if not len(got["blk"]):
+        return None
+    return BlockIndex(np.asarray(got["blk"]), np.asarray(got["lo"]), np.asarray(got["hi"]))
 
 
 def _read_parts(con, adql_name: str) -> PartitionIndex | None:
