@@ -14,11 +14,24 @@ from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
+from skysense._docstrings import fill
+
 __all__ = ["split_rhat", "ess_bulk", "summarise_convergence", "RHAT_MAX", "ESS_MIN"]
 
 #: A source is flagged as not converged when R-hat exceeds this or its ESS is below ESS_MIN.
 RHAT_MAX = 1.01
 ESS_MIN = 100.0
+
+# the one shape convention of the per-parameter diagnostics
+_PER_PARAM_DOC = """\
+Parameters
+----------
+draws : ndarray (chains, draws, *params)
+
+Returns
+-------
+ndarray (*params)
+"""
 
 
 def _as_params(x: np.ndarray) -> np.ndarray:
@@ -61,16 +74,11 @@ def _rhat_core(x: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
+@fill(per_param=_PER_PARAM_DOC)
 def split_rhat(draws: np.ndarray) -> np.ndarray:
     """Rank-normalised split R-hat (the larger of the bulk and the folded/tail values).
 
-    Parameters
-    ----------
-    draws : ndarray (chains, draws, *params)
-
-    Returns
-    -------
-    ndarray (*params)
+    %(per_param)s
     """
     return _per_param(_split_rhat_core, draws)
 
@@ -138,16 +146,11 @@ def _ess_core(x: np.ndarray) -> np.ndarray:
     return out
 
 
+@fill(per_param=_PER_PARAM_DOC)
 def ess_bulk(draws: np.ndarray) -> np.ndarray:
     """Bulk effective sample size (rank-normalised, split chains).
 
-    Parameters
-    ----------
-    draws : ndarray (chains, draws, *params)
-
-    Returns
-    -------
-    ndarray (*params)
+    %(per_param)s
     """
     return _per_param(lambda x: _ess_core(_z_scale(x)), draws)
 
