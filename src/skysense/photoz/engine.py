@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from skysense._dask import compute_with_progress, dask_client
+from skysense._docstrings import fill
 from skysense.errors import InputError
 from skysense.photoz.io import catalogue_format, read_catalogue, write_catalogue
 from skysense.photoz.model import FLAG_OK, OUTPUT_COLUMNS, PhotozModel
@@ -62,6 +63,24 @@ def predict_partitions(
 #: bounded by this, whatever the partition's size (HATS partitions of a masterlist hold up to
 #: some 10^5-10^6 rows).
 BATCH_ROWS = 131_072
+
+# what predict_hats and predict_catalogue return (built by _summary)
+_SUMMARY_DOC = """\
+Returns
+-------
+dict
+    ``n_rows``, ``n_predicted``, ``n_flagged``, ``n_partitions``, ``out``.
+"""
+
+
+def _summary(n_rows: int, n_predicted: int, n_partitions: int, out: str | os.PathLike) -> dict:
+    return {
+        "n_rows": n_rows,
+        "n_predicted": n_predicted,
+        "n_flagged": n_rows - n_predicted,
+        "n_partitions": n_partitions,
+        "out": str(Path(out)),
+    }
 
 
 def _predict_file(
@@ -122,6 +141,7 @@ def _predict_file(
     return {"rows": n, "ok": ok}
 
 
+@fill(summary=_SUMMARY_DOC)
 def predict_hats(
     model: PhotozModel,
     catalogue: str | os.PathLike,
@@ -159,10 +179,7 @@ def predict_hats(
     batch_rows : int
         Rows per batch within a partition (memory per task).
 
-    Returns
-    -------
-    dict
-        ``n_rows``, ``n_predicted``, ``n_flagged``, ``n_partitions``, ``out``.
+    %(summary)s
 
     Raises
     ------
@@ -216,12 +233,11 @@ def predict_hats(
         for extra in src.glob("skymap.*.fits"):
             shutil.copy2(extra, tmp / extra.name)
         hats.io.write_parquet_metadata(tmp, create_per_partition_stats=False)
-    n = sum(r["rows"] for r in results)
-    ok = sum(r["ok"] for r in results)
-    return {"n_rows": n, "n_predicted": ok, "n_flagged": n - ok, "n_partitions": len(files),
-            "out": str(out)}  # fmt: skip
+    n_ok = sum(r["ok"] for r in results)
+    return _summary(sum(r["rows"] for r in results), n_ok, len(files), out)
 
 
+@fill(summary=_SUMMARY_DOC)
 def predict_catalogue(
     model: PhotozModel,
     catalogue: str | os.PathLike,
@@ -247,10 +263,7 @@ def predict_catalogue(
     scheduler : str, optional
         Dask scheduler address (default: local threads).
 
-    Returns
-    -------
-    dict
-        ``n_rows``, ``n_predicted``, ``n_flagged``, ``n_partitions``, ``out``.
+    %(summary)s
 
     Raises
     ------
@@ -283,13 +296,7 @@ def predict_catalogue(
     result = predict_partitions(model, partitions, scheduler=scheduler, source=source)
     write_catalogue(result, out)
     flags = result["zphot_flag"].to_numpy() if len(result) else np.zeros(0)
-    return {
-        "n_rows": int(len(result)),
-        "n_predicted": int(np.sum(flags == FLAG_OK)),
-        "n_flagged": int(np.sum(flags != FLAG_OK)),
-        "n_partitions": len(partitions),
-        "out": str(Path(out)),
-    }
+    return _summary(int(len(result)), int(np.sum(flags == FLAG_OK)), len(partitions), out)
 
 
 def describe_prediction(r: dict) -> str:
