@@ -77,6 +77,13 @@ def test_every_data_file_is_package_data():
         assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), rel
 
 
+def _python_output(code: str) -> list[str]:
+    """The words ``code`` prints in a fresh interpreter (nothing read or cached before)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
 def test_importing_the_modules_reads_no_file():
     code = (
         "import skysense.catalog.bands, skysense.sim.surveys, skysense.vo.schema, "
@@ -86,9 +93,7 @@ def test_importing_the_modules_reads_no_file():
         "skysense.catalog.bands.BANDS\n"
         "print(read_toml.cache_info().currsize)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    out = _python_output(code)
     assert out == ["0", "0", "1"]
 
 
@@ -258,3 +263,36 @@ def test_sed_column_metadata_spot_values():
     }
     rows, _ = read_ecsv("skysense.sed", "sed_columns.ecsv")
     assert len(rows) == 29 and {r["role"] for r in rows} == {"column", "quantity"}
+
+
+# -- landuse: the built-in class schemes --------------------------------------------------------
+
+
+def test_class_schemes_spot_values():
+    from skysense.landuse import classes
+
+    assert list(classes.BUILTIN_SCHEMES) == ["li2014", "statlog"]
+    assert classes.BUILTIN_SCHEMES["li2014"] is classes.LI2014 is classes.get_scheme()
+    assert classes.get_scheme("statlog") is classes.STATLOG
+    assert classes.LI2014.codes == list(range(1, 9))
+    assert classes.STATLOG.codes == list(range(1, 8))
+    assert classes.LI2014.classes[6] == classes.LandClass(
+        7, "cleared land / land under construction", "#bf8040"
+    )
+    assert classes.STATLOG.classes[5] == classes.LandClass(6, "mixture", "#e67e22")
+    assert all(
+        type(c.code) is int and type(c.name) is str and c.color.startswith("#")
+        for s in classes.BUILTIN_SCHEMES.values()
+        for c in s.classes
+    )
+
+
+def test_importing_landuse_reads_no_file():
+    code = (
+        "import skysense.landuse, skysense.landuse.classes\n"
+        "from skysense._resources import read_toml\n"
+        "print(read_toml.cache_info().currsize)\n"
+        "print(skysense.landuse.STATLOG.name_of(6))\n"
+        "print(read_toml.cache_info().currsize)\n"
+    )
+    assert _python_output(code) == ["0", "mixture", "1"]

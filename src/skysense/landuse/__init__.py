@@ -16,7 +16,7 @@ Modules: :mod:`~skysense.landuse.features` (pure statistics), :mod:`~skysense.la
 segments), :mod:`~skysense.landuse.folds` (spatially blocked folds).
 """
 
-from skysense.landuse.classes import LI2014, STATLOG, ClassScheme, LandClass, get_scheme
+from skysense.landuse.classes import ClassScheme, LandClass, get_scheme
 from skysense.landuse.classify import (
     CLASSIFIERS,
     FlatForest,
@@ -83,6 +83,11 @@ __all__ = [
 
 def __getattr__(name):
     # The engine imports Dask and the estimator scikit-learn; load them only when asked for.
+    # The built-in class schemes are read from their data file at first use.
+    if name in ("LI2014", "STATLOG"):
+        from skysense.landuse import classes
+
+        return getattr(classes, name)
     if name == "classify_raster":
         from skysense.landuse.engine import classify_raster
 

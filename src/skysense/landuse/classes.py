@@ -1,7 +1,8 @@
 """Class schemes: integer codes, names and display colours of land-use classes.
 
 Codes are positive integers (0 is reserved for "no data" in class rasters, which are written as
-``uint8`` when every code is below 256, else ``uint16``). Two schemes are built in:
+``uint8`` when every code is below 256, else ``uint16``). Two schemes are built in
+(package data, ``landuse/data/class_schemes.toml``):
 
 - ``li2014``: the eight classes of Li et al. 2014 (Remote Sensing 6, 964), the default;
 - ``statlog``: the six classes of the Statlog Landsat data (code 6, "mixture", is absent there).
@@ -13,11 +14,13 @@ Other schemes are read from JSON or YAML: ``{"name": ..., "classes": [{"code": 1
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from skysense._resources import read_toml
 from skysense.errors import ConfigError
 
 __all__ = ["LandClass", "ClassScheme", "LI2014", "STATLOG", "BUILTIN_SCHEMES", "get_scheme"]
@@ -138,34 +141,31 @@ class ClassScheme:
         )
 
 
-LI2014 = ClassScheme(
-    "li2014",
-    (
-        LandClass(1, "water", "#1f78b4"),
-        LandClass(2, "residential area", "#e31a1c"),
-        LandClass(3, "natural forest", "#006d2c"),
-        LandClass(4, "orchard", "#74c476"),
-        LandClass(5, "farmland", "#fdd835"),
-        LandClass(6, "industrial/commercial", "#6a3d9a"),
-        LandClass(7, "cleared land / land under construction", "#bf8040"),
-        LandClass(8, "idle land", "#bdbdbd"),
-    ),
-)
+LI2014: ClassScheme
+"""The eight classes of Li et al. 2014, the default scheme (package data file
+``landuse/data/class_schemes.toml``; read at first use)."""
 
-STATLOG = ClassScheme(
-    "statlog",
-    (
-        LandClass(1, "red soil", "#c0392b"),
-        LandClass(2, "cotton crop", "#27ae60"),
-        LandClass(3, "grey soil", "#95a5a6"),
-        LandClass(4, "damp grey soil", "#5d6d7e"),
-        LandClass(5, "soil with vegetation stubble", "#b9a44c"),
-        LandClass(6, "mixture", "#e67e22"),
-        LandClass(7, "very damp grey soil", "#2c3e50"),
-    ),
-)
+STATLOG: ClassScheme
+"""The classes of the Statlog Landsat data (package data file
+``landuse/data/class_schemes.toml``; read at first use)."""
 
-BUILTIN_SCHEMES = {"li2014": LI2014, "statlog": STATLOG}
+BUILTIN_SCHEMES: dict[str, ClassScheme]
+"""The built-in schemes by name: ``li2014`` and ``statlog``."""
+
+
+@functools.cache
+def _builtin_schemes() -> dict[str, ClassScheme]:
+    records = read_toml("skysense.landuse", "class_schemes.toml")["scheme"]
+    return {rec["name"]: ClassScheme.from_dict(rec) for rec in records}
+
+
+def __getattr__(name: str):
+    # The built-in schemes are read from their data file when first asked for, not at import.
+    if name == "BUILTIN_SCHEMES":
+        return _builtin_schemes()
+    if name in ("LI2014", "STATLOG"):
+        return _builtin_schemes()[name.lower()]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_scheme(name_or_path: str | Path | None = None) -> ClassScheme:
@@ -176,16 +176,15 @@ def get_scheme(name_or_path: str | Path | None = None) -> ClassScheme:
     ConfigError
         Unknown name, unreadable file or invalid content (names the file and key).
     """
+    builtin = _builtin_schemes()
     if name_or_path is None:
-        return LI2014
+        return builtin["li2014"]
     key = str(name_or_path)
-    if key in BUILTIN_SCHEMES:
-        return BUILTIN_SCHEMES[key]
+    if key in builtin:
+        return builtin[key]
     path = Path(key)
     if not path.is_file():
-        raise ConfigError(
-            f"{key!r} is neither a built-in scheme ({', '.join(BUILTIN_SCHEMES)}) nor a file"
-        )
+        raise ConfigError(f"{key!r} is neither a built-in scheme ({', '.join(builtin)}) nor a file")
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
