@@ -22,7 +22,12 @@ from skysense.catalog.match import angular_sep_arcsec
 from skysense.catalog.merge import assemble, associate, band_columns
 from skysense.catalog.merge_config import load_merge_config, parse_merge_config
 from skysense.catalog.merge_io import run_merge
-from skysense.catalog.radius import suggest_radius, suggest_radius_from_separations
+from skysense.catalog.radius import (
+    separation_edges,
+    suggest_radius,
+    suggest_radius_from_counts,
+    suggest_radius_from_separations,
+)
 from skysense.cli.__main__ import main
 from skysense.errors import ConfigError, InputError
 
@@ -216,6 +221,22 @@ def test_radius_suggestion_tracks_positional_errors():
     assert 0.97 * n <= s.n_true <= 1.03 * n
     with pytest.raises(InputError, match="no significant excess"):
         suggest_radius_from_separations(rng.uniform(0, 5, 5000) ** 0.5 * 5**0.5, 5.0)
+
+
+def test_radius_from_separations_passes_its_options_to_the_counts():
+    rng = np.random.default_rng(11)
+    # 3000 true pairs (Rayleigh, sigma 0.3") over 20000 chance pairs (density rising as r)
+    sep = np.concatenate([rng.rayleigh(0.3, 3000), 5.0 * np.sqrt(rng.uniform(size=20000))])
+    counts, _ = np.histogram(sep, bins=separation_edges(5.0, 40))
+    got = suggest_radius_from_separations(sep, 5.0, n_bins=40, background_from=0.5, nsigma=2.0)
+    want = suggest_radius_from_counts(counts, 5.0, background_from=0.5, nsigma=2.0)
+    assert got.radius_arcsec == want.radius_arcsec and got.n_true == want.n_true
+    assert np.array_equal(got.counts, counts)
+    # the options reach the test for an excess: no excess is 1e4 sigma above chance
+    with pytest.raises(InputError, match="no significant excess"):
+        suggest_radius_from_separations(sep, 5.0, n_bins=40, nsigma=1e4)
+    with pytest.raises(TypeError, match="n_sigma"):
+        suggest_radius_from_separations(sep, 5.0, n_sigma=2.0)
 
 
 def synth_prepared(tmp_path, seed=0, n_true=2500):

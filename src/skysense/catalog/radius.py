@@ -73,8 +73,7 @@ def suggest_radius_from_separations(
     max_radius_arcsec: float,
     *,
     n_bins: int = N_BINS,
-    background_from: float = 0.6,
-    nsigma: float = 3.0,
+    **options,
 ) -> RadiusSuggestion:
     """Suggest a radius from the separations of all pairs within ``max_radius_arcsec``.
 
@@ -86,11 +85,9 @@ def suggest_radius_from_separations(
         The search radius that produced them; the histogram spans [0, max_radius_arcsec].
     n_bins : int
         Number of histogram bins.
-    background_from : float
-        Fraction of ``max_radius_arcsec`` beyond which pairs are taken to be chance pairs
-        (to fit the slope of the chance expectation).
-    nsigma : float
-        Significance of an excess over chance.
+    **options
+        ``background_from`` and ``nsigma``, passed to :func:`suggest_radius_from_counts`
+        with the histogram.
 
     Returns
     -------
@@ -105,9 +102,7 @@ def suggest_radius_from_separations(
     if len(sep) == 0:
         raise InputError("no pairs within the search radius; cannot suggest a radius")
     counts, _ = np.histogram(sep, bins=separation_edges(max_radius_arcsec, n_bins))
-    return suggest_radius_from_counts(
-        counts, max_radius_arcsec, background_from=background_from, nsigma=nsigma
-    )
+    return suggest_radius_from_counts(counts, max_radius_arcsec, **options)
 
 
 def separation_edges(max_radius_arcsec: float, n_bins: int = N_BINS) -> np.ndarray:
@@ -129,8 +124,13 @@ def suggest_radius_from_counts(
     counts : ndarray (b,), int
         Pairs per bin of :func:`separation_edges` ``(max_radius_arcsec, b)``; histograms of
         pieces of the catalogues (declination bands, sky partitions) add up to this.
-    max_radius_arcsec, background_from, nsigma
-        As for :func:`suggest_radius_from_separations`.
+    max_radius_arcsec : float
+        The search radius of the pairs; the histogram spans [0, max_radius_arcsec].
+    background_from : float
+        Fraction of ``max_radius_arcsec`` beyond which pairs are taken to be chance pairs
+        (to fit the slope of the chance expectation).
+    nsigma : float
+        Significance of an excess over chance.
 
     Raises
     ------
