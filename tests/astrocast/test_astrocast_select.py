@@ -240,7 +240,7 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
     n_leads, memory, first, last, shrink = 3, 60, 30, 200, 40.0
     cands = {k: _Offset(future, f) for k, f in offs.items()}
     sel = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
-                           shrink=shrink, lead_cap=None)  # fmt: skip
+                           shrink=shrink, lead_cap=None, lead_pool=1.0)  # fmt: skip
     for i in range(first, last + 1):
         mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
     names = list(offs)
@@ -262,7 +262,7 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
     np.testing.assert_allclose(sel.weights_.sum(1), 1.0)
     # without shrinkage the same weights at every lead; infinite shrinkage: linear AR alone
     plain = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20, shrink=0,
-                             lead_cap=None)  # fmt: skip
+                             lead_cap=None, lead_pool=1.0)  # fmt: skip
     alone = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
                              shrink=np.inf)  # fmt: skip
     for i in range(first, last + 1):
@@ -270,6 +270,49 @@ def test_stack_weights_are_shrunk_pooled_constrained_least_squares():
         m_alone, _ = alone.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
     np.testing.assert_allclose(plain.weights_, np.tile(w, (n_leads, 1)), atol=1e-4)
     np.testing.assert_array_equal(m_alone, y3[last + hs] + offs["linear_ar"](last, hs))
+
+
+@pytest.mark.parametrize("lead_pool", [0.0, 0.5])
+def test_stack_lead_pool_weights_each_lead_by_its_own_gram(lead_pool):
+    """``lead_pool < 1``: at lead h the CLS weights (SLSQP, independently) on the scaled Gram
+    matrices of every lead j weighted by ``lead_pool^|h - j|`` (0: lead h's alone), then the
+    same shrinkage toward linear AR; the forecast is the anchor plus weighted differences."""
+    t, v, y3 = _ar2(n=260)
+    future = np.concatenate([y3, np.zeros(20)])
+    # offsets whose best mix differs by lead (the third helps at lead 1 only)
+    offs = {
+        "linear_ar": lambda i, h: 1.5 * np.sin(0.37 * i + h) + 0.2 * h,
+        "other": lambda i, h: 1.2 * np.cos(0.23 * i) - 0.3 * h,
+        "third": lambda i, h: (0.4 + h * h) * np.sin(0.11 * i + 1.0) + 0.2 * h,
+    }
+    n_leads, memory, first, last, shrink = 3, 60, 30, 200, 40.0
+    cands = {k: _Offset(future, f) for k, f in offs.items()}
+    sel = SelectForecaster(WINDOW, candidates=cands, memory=memory, min_verified=20,
+                           shrink=shrink, lead_pool=lead_pool)  # fmt: skip
+    for i in range(first, last + 1):
+        mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], n_leads)
+    names = list(offs)
+    grams = []
+    for h in range(1, n_leads + 1):
+        issues = np.arange(first, last - h + 1)[-memory:]  # verified by the last issue
+        err = np.column_stack([-offs[k](issues, h) for k in names])
+        g = err.T @ err / len(issues)
+        grams.append(g / g[0, 0])
+    expect, ws = [], []
+    for h in range(1, n_leads + 1):
+        gram = sum(lead_pool ** abs(h - j) * grams[j - 1] for j in range(1, n_leads + 1))
+        w = _min_on_simplex(gram)
+        ws.append(w)
+        lam = memory / (memory + shrink * h)
+        wh = lam * w + (1 - lam) * np.array([1.0, 0, 0])
+        expect.append(y3[last + h] + sum(wh[k] * offs[n](last, h) for k, n in enumerate(names)))
+    np.testing.assert_allclose(mean, expect, atol=1e-4)
+    # the weights really differ by lead (else this would not test the rule)
+    assert np.abs(ws[0] - ws[2]).max() > 0.05
+    lam = memory / (memory + shrink * np.arange(1, n_leads + 1))
+    np.testing.assert_allclose(sel.weights_[:, 1:], lam[:, None] * np.array(ws)[:, 1:], atol=1e-4)
+    with pytest.raises(InputError, match="lead_pool"):
+        SelectForecaster(WINDOW, candidates=cands, lead_pool=1.5)
 
 
 class _Never:
