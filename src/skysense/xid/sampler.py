@@ -69,6 +69,11 @@ _PAIR_RHO_TWICE = 0.8
 #: :func:`_shift_population`)
 _FAINT_SNR = 3.0
 _FLUX_W = 2.0
+#: overrelaxed flux steps (``sample_band(overrelax=k)``): the slice's ends are found to
+#: _OR_BISECT halvings of the step width; stepping out gives up (rejects) after
+#: _OR_MAX_STEPS widths
+_OR_BISECT = 5
+_OR_MAX_STEPS = 10000
 #: correlated confusion field: the joint flux-field moves (cheap) run after every this many
 #: sweeps, the field's exact draw (FFTs) only every ``conf_every``
 _FIELD_MOVES_EVERY = 1
@@ -218,10 +223,13 @@ def _log_ndtr_table(lo: float, hi: float, h: float, deg: int) -> np.ndarray:
     cheb = np.polynomial.chebyshev
     n = int(round((hi - lo) / h))
     nodes = np.cos(np.pi * (np.arange(deg + 1) + 0.5) / (deg + 1))
-    out = np.empty((n, deg + 1))
+    out = np.zeros((n, deg + 1))
     for i in range(n):
         x = lo + i * h + 0.5 * h * (nodes + 1.0)
-        out[i] = cheb.cheb2poly(cheb.chebfit(nodes, log_ndtr(x), deg))
+        # cheb2poly trims trailing zero coefficients (a fit's last one can come out exactly
+        # 0 with some BLAS builds): pad back to deg + 1
+        p = cheb.cheb2poly(cheb.chebfit(nodes, log_ndtr(x), deg))
+        out[i, : p.size] = p
     return out
 
 
@@ -339,6 +347,87 @@ def _slice_logflux(f0, m, prec, lo, hi, lmu, lprec, lalpha, rng):
             left = u
         else:
             right = u
+
+
+@numba.njit(cache=True)
+def _lp5(x, p):
+    return _logflux_lp(x, p[0], p[1], p[2], p[3], p[4])
+
+
+@numba.njit(cache=True)
+def _overrelaxed(x0, width, xlo, xhi, p, rng):
+    """Neal's (2003, section 6, his figure 10) overrelaxed slice update of one source's
+    density in u = ln f, :func:`_logflux_lp` with p = (m, prec, lmu, lisd, lalpha), on
+    [xlo, xhi]: the slice's ends are found to _OR_BISECT halvings of the
+    width and x is reflected about their midpoint (accepted if the image is in the slice and
+    in the interval). Stepping out has no cap (it ends at the bounds, or at +-_OR_MAX_STEPS
+    widths, where the density is negligible: the interval is then the same from any point of
+    a unimodal slice, as the reflection's reversibility needs), and the grid points between
+    x and its image must be in the slice (else the interval from the image could differ:
+    rejected). A reflection leaves the density level where it was, so the caller mixes it
+    with ordinary draws. Returns the new point (x0 when rejected)."""
+    y = _lp5(x0, p) - rng.standard_exponential()
+    grid = x0 - width * rng.random()  # the stepping-out grid is grid + k width
+    left = grid
+    right = left + width
+    for _ in range(_OR_MAX_STEPS):
+        if left <= xlo or _lp5(left, p) < y:
+            break
+        left -= width
+    else:
+        return x0
+    for _ in range(_OR_MAX_STEPS):
+        if right >= xhi or _lp5(right, p) < y:
+            break
+        right += width
+    else:
+        return x0
+    lft, rgt = max(xlo, left), min(xhi, right)
+    w = width
+    a = _OR_BISECT
+    if rgt - lft < 1.1 * width:
+        while True:
+            mid = 0.5 * (lft + rgt)
+            if a == 0 or y < _lp5(mid, p):
+                break
+            if x0 > mid:
+                lft = mid
+            else:
+                rgt = mid
+            a -= 1
+            w *= 0.5
+    el, er = lft, rgt
+    while a > 0:
+        a -= 1
+        w *= 0.5
+        if y >= _lp5(el + w, p):
+            el += w
+        if y >= _lp5(er - w, p):
+            er -= w
+    x1 = el + er - x0
+    if x1 < lft or x1 > rgt or y >= _lp5(x1, p):
+        return x0
+    k0 = math.floor((min(x0, x1) - grid) / width) + 1
+    k1 = math.ceil((max(x0, x1) - grid) / width) - 1
+    for k in range(k0, k1 + 1):
+        if y >= _lp5(grid + k * width, p):
+            return x0
+    return x1
+
+
+@numba.njit(cache=True)
+def _overrelaxed_logflux(f0, m, prec, lo, hi, lmu, lprec, lalpha, rng):
+    """:func:`_overrelaxed` step of one source's flux in u = ln f (the density and width
+    of :func:`_slice_logflux`)."""
+    ulo, uhi = math.log(lo), math.log(hi)
+    sdf = 1.0 / math.sqrt(prec)
+    width = _FLUX_W * sdf / max(m, sdf)
+    if lprec > 0.0:
+        width = min(width, _FLUX_W / math.sqrt(lprec))
+    width = min(uhi - ulo, max(1e-3, width))
+    p = (m, prec, lmu, math.sqrt(lprec), lalpha)
+    u = _overrelaxed(math.log(f0), width, ulo, uhi, p, rng)
+    return min(max(math.exp(u), lo), hi)
 
 
 @numba.njit(cache=True)
@@ -776,8 +865,9 @@ def _weighted_dot(start, stop, pix, val, w, r):
 
 @numba.njit(cache=True)
 def _pair_moves(
-    cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
-):
+    cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval,
+    skip, rng,
+):  # fmt: skip
     """Exact Gibbs steps along fixed directions u_i e_i + u_j e_j of strongly coupled pairs.
 
     Along a fixed direction the conditional is again a truncated normal, so each move leaves
@@ -787,8 +877,13 @@ def _pair_moves(
     by the caller while the weights hold: the slope is then one gather a pixel).
     With a log-space prior on either source the conditional along the direction is not
     Gaussian and the move is :func:`_line_step` instead (a Metropolis-Hastings or slice
-    step, also exact)."""
+    step, also exact). Pair moves with ``skip`` set are left out: on the sweeps of
+    overrelaxed flux steps, the first visits, so that only the pairs coupled above
+    _PAIR_RHO_TWICE move (ordinary draws of every pair would undo the overrelaxed steps'
+    antithetic effect, while the most strongly coupled pairs crawl without their move)."""
     for p in range(pi.size):
+        if skip[p]:
+            continue
         i, j = pi[p], pj[p]
         di, dj = ui[p], uj[p]
         g = 0.0
@@ -839,6 +934,18 @@ def _pair_moves(
 
 
 @numba.njit(cache=True)
+def _first_visits(pi, pj):
+    """True for each pair move that is the first of its pair in the list."""
+    first = np.ones(pi.size, dtype=np.bool_)
+    for p in range(pi.size):
+        for k in range(p):
+            if pi[k] == pi[p] and pj[k] == pj[p]:
+                first[p] = False
+                break
+    return first
+
+
+@numba.njit(cache=True)
 def _gibbs_chain(
     indptr,
     indices,
@@ -856,6 +963,7 @@ def _gibbs_chain(
     conf_kind,
     conf_scale,
     conf_every,
+    over_every,
     pi,
     pj,
     ui,
@@ -888,6 +996,8 @@ def _gibbs_chain(
     cwv = np.empty(cval.size)
     cq = np.empty(pi.size)
     refresh_q = True
+    first = _first_visits(pi, pj)
+    no_skip = np.zeros(pi.size, dtype=np.bool_)
     total = n_warmup + n_samples * thin
     k_out = 0
     for it in range(total):
@@ -907,6 +1017,8 @@ def _gibbs_chain(
                     acc += cwv[k] * cval[k]
                 cq[p] = acc
             refresh_q = False
+        # overrelaxed flux steps (log-space priors) on all sweeps but one in over_every
+        over = over_every > 1 and it % over_every != over_every - 1
         for j in range(nsrc):
             g = 0.0
             for k in range(indptr[j], indptr[j + 1]):
@@ -914,7 +1026,11 @@ def _gibbs_chain(
             qj = q[j]
             fj = f[j]
             if kind[j] >= 2:  # pmu, pprec hold the log-normal's ln-median and 1/sd^2
-                if (fj + g / qj) * math.sqrt(qj) > _MH_SNR:
+                if over:
+                    fn = _overrelaxed_logflux(
+                        fj, fj + g / qj, qj, lo[j], hi[j], pmu[j], pprec[j], palpha[j], rng
+                    )
+                elif (fj + g / qj) * math.sqrt(qj) > _MH_SNR:
                     # well measured: the near-independent Metropolis-Hastings draw (the rule
                     # depends on the conditional's mean, not on f_j: either step is exact)
                     t = _one_step(
@@ -934,9 +1050,13 @@ def _gibbs_chain(
                 for k in range(indptr[j], indptr[j + 1]):
                     r[indices[k]] -= vals[k] * delta
                 f[j] = fn
+        skip = first if over else no_skip  # overrelaxed sweeps: strong pairs only
+        # fmt: off
         _pair_moves(  # an empty pair list moves nothing
-            cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval, rng
+            cwv, cq, r, f, kind, lo, hi, pmu, pprec, palpha, pi, pj, ui, uj, cptr, cpix, cval,
+            skip, rng,
         )
+        # fmt: on
         # hierarchical prior: the population's (m, ln s, alpha) given the fluxes, once every
         # hyp[_H_EVERY] sweeps (its n-term log density dominates a sweep's cost with the
         # skew-normal)
@@ -1184,6 +1304,7 @@ def _ensure_compiled() -> float:
             conf,
             1.0,
             1,
+            3,
             *_no_pairs(),
             np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]) if kind == 4 else np.empty(0),
             np.full(1 if kind == 4 else 0, 1, dtype=np.int64),
@@ -1327,6 +1448,7 @@ def sample_band(
     pair_rho: float | None = 0.3,
     conf_every: int = 4,
     hyper_every: int = 1,
+    overrelax: int = 0,
     random_state=None,
 ) -> BandPosterior:
     """Sample the XID+ posterior of one band with the Gibbs sampler.
@@ -1354,6 +1476,15 @@ def sample_band(
         ``hyper_every`` sweeps (each update evaluates the skew-normal density of every source
         some 15 times). Any value keeps the posterior invariant, but on the 600-source
         benchmark tile 4 lowered the fluxes' min ESS by a fifth for a fifth less CPU.
+    overrelax : int
+        Log-space flux priors (log-normal, log-uniform, hierarchical), white sigma_conf:
+        all sweeps but one in ``overrelax`` take Neal's (2003) overrelaxed slice step of
+        each flux (a reflection about the slice's midpoint, exact) and move only the most
+        strongly coupled pairs; the other sweep is the ordinary one. 0 or 1: off (the
+        default). On the 600-source benchmark tile (4 x 2000 draws), 3 raised the median
+        flux ESS from 7400 to 19000 of 8000 draws (antithetic draws) and cut the CPU per
+        sweep by a fifth, but not the minimum (3600-3900 against 4800: faint sources in
+        pairs coupled at rho ~ 0.98, where reflections and ordinary pair draws fight).
     random_state : int, numpy Generator or None
         Seeds every chain (chains get independent spawned streams).
 
@@ -1361,9 +1492,10 @@ def sample_band(
     -------
     BandPosterior
     """
-    if min(n_samples, n_chains, thin, conf_every, hyper_every) < 1 or n_warmup < 0:
+    if min(n_samples, n_chains, thin, conf_every, hyper_every) < 1 or min(n_warmup, overrelax) < 0:
         raise InputError(
-            "n_samples, n_chains, thin, conf_every, hyper_every must be >= 1 and n_warmup >= 0"
+            "n_samples, n_chains, thin, conf_every, hyper_every must be >= 1 and n_warmup, "
+            "overrelax >= 0"
         )
     compile_s = _ensure_compiled()
     seed = np.random.default_rng(random_state).integers(2**63)
@@ -1458,7 +1590,7 @@ def sample_band(
             samp += time.perf_counter() - t0 - c_warm
             continue
         args += (model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2, cp.kind_code(), cp.scale)
-        args += (int(conf_every),) + pairs + (hyp, shift)
+        args += (int(conf_every), int(overrelax)) + pairs + (hyp, shift)
         t0 = time.perf_counter()
         # warm-up and sampling as two calls so that their times are measured separately
         tmp_f, tmp_b, tmp_c = np.empty((1, nsrc)), np.empty(1), np.empty(1)
@@ -1531,7 +1663,7 @@ def _correlated_chain(model, field, dirs, args, extra, state, sizes, rng, outs):
     amat = sp.csr_matrix(model.amat)
     # the kernel with its white sigma_conf off (kind 0, fixed 0): the field carries confusion
     head = args[:3]
-    tail = args[4:] + (model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2, 0, 1.0, 1)
+    tail = args[4:] + (model.bkg_prior.mu, 1.0 / model.bkg_prior.sigma**2, 0, 1.0, 1, 0)
     tail += extra  # the coupled pairs and the hyperparameters
     z = np.zeros(field.shape)
     bz = np.zeros(field.shape)  # B z / ||b|| on the box, kept in step with z
