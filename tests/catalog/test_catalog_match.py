@@ -197,6 +197,26 @@ def test_empty_and_self_pairs():
     assert set(zip(i.tolist(), j.tolist())) == {(0, 1), (0, 2), (1, 2)}
 
 
+def test_read_only_and_writable_inputs_share_one_compiled_zone_sort():
+    # Arrow-backed columns are read-only arrays, a separate numba type: the parallel zone sort
+    # must not be compiled a second time for them, and must give the same pairs.
+    import pyarrow as pa
+
+    from skysense.catalog import match
+
+    rng = np.random.default_rng(11)
+    ra, dec = rng.uniform(10, 10.02, 300), rng.uniform(-5, -4.98, 300)
+    ro_ra, ro_dec = pa.array(ra).to_numpy(), pa.array(dec).to_numpy()
+    assert not ro_ra.flags.writeable and not ro_dec.flags.writeable
+    writable = pairs_within(ra, dec, ra[::-1].copy(), dec[::-1].copy(), 3.0)
+    read_only = pairs_within(ro_ra, ro_dec, ro_ra[::-1], ro_dec[::-1], 3.0)
+    for a, b in zip(writable, read_only):
+        np.testing.assert_array_equal(a, b)
+    assert len(writable.i1) > 300  # every self-pair and some neighbours
+    assert len(match._zone_sort.signatures) == 1
+    assert ra.flags.writeable  # the caller's arrays are left as they were
+
+
 @pytest.mark.parametrize(
     "ra, dec",
     [([np.nan], [0.0]), ([1.0], [91.0]), ([np.inf], [0.0]), ([1.0, 2.0], [0.0])],

@@ -284,6 +284,15 @@ def _sort_groups(offsets, sep, j):
             j[q + 1] = v
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (no copy). Numba types read-only and writable arrays apart, so
+    :func:`_zone_sort`, which only reads its positions, gets them read-only whatever the caller
+    passes (Arrow-backed columns are read-only) and is compiled for one signature, not two."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 # Pairs whose fast separation lies this close (relative) to the radius are decided by
 # angular_sep_arcsec itself, so boundary decisions are those of a brute-force search.
 _BORDER = 1e-6
@@ -326,8 +335,8 @@ def pairs_within(
     # One zone numbering for both catalogues, dense between their extreme zones.
     z_all = np.floor((np.array([dec1.min(), dec1.max(), dec2.min(), dec2.max()]) + 90.0) / zone_deg)
     zmin, nz = int(z_all.min()), int(z_all.max() - z_all.min()) + 1
-    order1, start1, ra1s, xyz1 = _zone_sort(ra1, dec1, zone_deg, zmin, nz)
-    order2, start2, ra2s, xyz2 = _zone_sort(ra2, dec2, zone_deg, zmin, nz)
+    order1, start1, ra1s, xyz1 = _zone_sort(_readonly(ra1), _readonly(dec1), zone_deg, zmin, nz)
+    order2, start2, ra2s, xyz2 = _zone_sort(_readonly(ra2), _readonly(dec2), zone_deg, zmin, nz)
     args = (ra1s, xyz1, start1, order1, ra2s, xyz2, start2, order2, zmin, zone_deg, r_deg, chord2)
     counts_q = np.zeros(len(ra1), dtype=np.int64)
     _sweep(*args, counts_q, np.empty(0, dtype=np.int64), 0)
