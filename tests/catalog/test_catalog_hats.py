@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from skysense.catalog.hats_io import read_hats_table, spatial_index, write_hats
+from skysense.catalog.hats_io import plan_partitions, read_hats_table, spatial_index, write_hats
 from skysense.errors import InputError
 
 
@@ -58,6 +58,39 @@ def test_write_hats_readable_everywhere(tmp_path):
     plain = ds.dataset(str(path / "dataset"), format="parquet").to_table().to_pandas()
     assert len(plain) == len(df)
     assert len(read_hats_table(path)) == len(df)
+
+
+@pytest.mark.parametrize("highest_order", [0, 1, 3, 5])
+def test_plan_partitions_equals_the_hats_alignment(highest_order):
+    """The array version of the partition plan equals hats' own ``generate_alignment``
+    (empty siblings dropped) on scattered and clustered histograms, cell by cell."""
+    from hats.pixel_math.partition_stats import generate_alignment
+
+    rng = np.random.default_rng(highest_order)
+    n = 12 * 4**highest_order
+    collapsed = 0
+    for trial in range(24):
+        hist = np.zeros(n, dtype=np.int64)
+        k = int(rng.integers(1, n // 3 + 2))
+        if trial % 2:  # clustered: parents below the threshold with several children in use
+            cells = np.clip(rng.integers(0, n) + rng.integers(-n // 8 - 1, n // 8 + 1, k), 0, n - 1)
+        else:
+            cells = rng.integers(0, n, k)
+        np.add.at(hist, cells, rng.integers(1, 50, k))
+        partition_rows = int(rng.integers(1, 400))
+        got = plan_partitions(hist, partition_rows, highest_order)
+        want = generate_alignment(hist, highest_order=highest_order, lowest_order=0,
+                                  threshold=max(partition_rows, int(hist.max())),
+                                  drop_empty_siblings=True)  # fmt: skip
+        assert len(got) == len(want) == n
+        for cell, (g, w) in enumerate(zip(got, want)):
+            assert (g is None) == (w is None), cell
+            if w is not None:
+                assert g == tuple(int(v) for v in w), cell
+        collapsed += sum(1 for g in got if g is not None and g[0] < highest_order)
+    assert highest_order == 0 or collapsed > 0  # merging into parents was exercised
+    with pytest.raises(ValueError, match="size"):
+        plan_partitions(np.ones(n + 1, dtype=np.int64), 10, highest_order)
 
 
 def test_write_hats_is_atomic_and_validates(tmp_path):

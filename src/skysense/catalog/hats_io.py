@@ -142,6 +142,12 @@ def write_hats(
 def plan_partitions(histogram: np.ndarray, partition_rows: int, highest_order: int):
     """The HATS partition of every order-``highest_order`` cell (``hats`` alignment).
 
+    The alignment of ``hats.pixel_math.partition_stats.generate_alignment`` with
+    ``drop_empty_siblings=True`` (going down the orders, a cell collapses into its parent when
+    the parent holds at most the threshold and more than one child holds rows), computed with
+    array operations: hats loops in Python over every cell of every order, about a second for
+    the 786432 cells of order 8 whatever the number of rows.
+
     Parameters
     ----------
     histogram : ndarray (12 * 4**highest_order,), int64
@@ -154,14 +160,26 @@ def plan_partitions(histogram: np.ndarray, partition_rows: int, highest_order: i
     alignment
         Indexed by cell: ``(order, pixel, rows)`` of its partition (None for empty cells).
     """
-    from hats.pixel_math.partition_stats import generate_alignment
-
-    return generate_alignment(
-        # A partition cannot be finer than highest_order: denser cells make larger partitions.
-        histogram, highest_order=highest_order, lowest_order=0,
-        threshold=max(partition_rows, int(histogram.max())),
-        drop_empty_siblings=True,
-    )  # fmt: skip
+    hist = np.asarray(histogram, dtype=np.int64)
+    if hist.shape != (12 * 4**highest_order,):
+        raise ValueError("histogram is not the right size")
+    # A partition cannot be finer than highest_order: denser cells make larger partitions.
+    threshold = max(partition_rows, int(hist.max()))
+    sums = [hist]  # rows per cell, order highest_order down to 0
+    for _ in range(highest_order):
+        sums.append(sums[-1].reshape(-1, 4).sum(axis=1))
+    sums.reverse()
+    order_map = np.where(hist > 0, highest_order, -1)
+    for order in range(highest_order - 1, -1, -1):
+        quad_max = sums[order + 1].reshape(-1, 4).max(axis=1)
+        collapse = (sums[order] != quad_max) & (sums[order] <= threshold)
+        order_map[np.repeat(collapse, 4 ** (highest_order - order))] = order
+    alignment = np.empty(len(hist), dtype=object)
+    for cell in np.flatnonzero(order_map >= 0).tolist():
+        order = int(order_map[cell])
+        pixel = cell >> 2 * (highest_order - order)
+        alignment[cell] = (order, pixel, int(sums[order][pixel]))
+    return alignment
 
 
 def destination_keys(cells: np.ndarray, alignment) -> np.ndarray:
