@@ -303,7 +303,7 @@ AUTO_RULE = {
     },
     "lead_pool_rule": {
         "status": "registered before scoring: written into SelectForecaster (lead_pool=0.5, "
-        "the default) and here before any real-data run with it; the Kenyan sets (county, "
+        "then the default) and here before any real-data run with it; the Kenyan sets (county, "
         "weekly MODIS, weekly VIIRS) had all been seen with earlier rules",
         "rule": "per lead h, CLS weights (w >= 0, sum 1) on sum_j lead_pool^|h - j| G_j "
         "(G_j: lead j's Gram matrix of the last 156 joint verified errors, scaled by linear "
@@ -357,6 +357,70 @@ AUTO_RULE = {
                 9.17e-4,
             ],
         },
+        "result_auto_minus_best_baseline_by_lead_7_to_63_or_10_to_90_days": {
+            "county": [
+                8.23e-6,
+                5.88e-5,
+                1.78e-4,
+                4.31e-4,
+                7.91e-4,
+                1.25e-3,
+                1.73e-3,
+                2.09e-3,
+                2.26e-3,
+            ],
+            "weekly_modis": [
+                9.3e-7,
+                5.1e-8,
+                3.86e-6,
+                2.01e-5,
+                6.03e-5,
+                1.16e-4,
+                2.09e-4,
+                3.16e-4,
+                4.24e-4,
+            ],
+            "weekly_viirs": [
+                1.44e-6,
+                2.05e-6,
+                1.12e-5,
+                1.60e-5,
+                3.10e-5,
+                5.34e-5,
+                8.20e-5,
+                1.00e-4,
+                1.24e-4,
+            ],
+            "weekly_viirs_second_half": [
+                1.59e-6,
+                2.81e-6,
+                1.17e-5,
+                9.63e-6,
+                2.24e-5,
+                5.47e-5,
+                1.12e-4,
+                1.80e-4,
+                2.39e-4,
+            ],
+        },
+        "result_minus_old_default_county": [
+            -3.70e-6,
+            -1.42e-5,
+            -7.28e-6,
+            4.72e-5,
+            1.69e-4,
+            3.55e-4,
+            5.83e-4,
+            7.77e-4,
+            8.84e-4,
+        ],
+        "runs": "one benchmark run 2026-12-07 18:58-19:35 UTC (county, modis, viirs; load "
+        "7-10); its rows and meta kept in meta.lead_pool_trial_scores",
+        "verdict": "not adopted, by the registered test: >= best baseline at every lead of "
+        "all three sets (the old default is below at MODIS 7/14 d and VIIRS 63 d), and above "
+        "the old default at every MODIS and VIIRS lead, but below it at county 10, 20, 30 d "
+        "(-3.7e-6, -1.4e-5, -7.3e-6) where the old default met the goal; the default stays "
+        "lead_pool=1 and the results are the earlier runs",
         "adoption": "kept as the default only if on every real set it is >= the old default "
         "(lead_pool=1) at every lead where the old default met >= best baseline; otherwise "
         "kept as an option and the old default and results restored",
@@ -535,8 +599,9 @@ def _carry_over(rows, meta, sets, *, granger, quick):
     if not granger and "granger_county" in old.get("meta", {}):
         meta.setdefault("granger_county", old["meta"]["granger_county"])
     # the record of a rule tried and not adopted (auto_rule.evidence_rule_trial) stays
-    if "evidence_rule_trial_scores" in old.get("meta", {}):
-        meta.setdefault("evidence_rule_trial_scores", old["meta"]["evidence_rule_trial_scores"])
+    for key in ("evidence_rule_trial_scores", "lead_pool_trial_scores"):
+        if key in old.get("meta", {}):
+            meta.setdefault(key, old["meta"][key])
     meta["runs"] = old.get("meta", {}).get("runs", []) + [
         {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

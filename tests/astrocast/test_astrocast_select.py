@@ -578,7 +578,7 @@ def test_evidence_stack_is_linear_ar_to_the_bit_without_evidence_and_moves_with_
         ar = _Once(future, 1.0, 1)
         cands = {"linear_ar": ar, "other": other(ar)}
         sel = SelectForecaster(WINDOW, candidates=cands, memory=100, min_verified=20,
-                               shrink=None)  # fmt: skip
+                               shrink=None, lead_pool=1.0)  # fmt: skip
         same, lam = [], []
         for i in range(30, 400):
             mean, _ = sel.forecast(t[: i + 1], v[: i + 1], y3[: i + 1], 2)
