@@ -318,7 +318,11 @@ def test_photoz_apply_streams_the_hats_masterlist_with_the_in_driver_result(comp
     model = load_model(work / read_record(work, "photoz_train")["outputs"]["model"])
     expected = predict_partitions(model, [read_hats_table(src)], scheduler="synchronous")
     got = pd.read_parquet(work / read_record(work, "photoz_apply")["outputs"]["masterlist"])
-    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # equal to rounding: BLAS may sum in another order for another batch shape (0.2 % of
+    # zphot_err differed in the last bits on one OpenBLAS build); the input columns exact
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, atol=0.0)
+    kept = [c for c in expected.columns if not c.startswith("zphot")]
+    pd.testing.assert_frame_equal(got[kept], expected[kept], check_exact=True)
     assert not (work / "photoz" / ".masterlist_photoz.hats").exists()  # scratch removed
 
 
