@@ -4,7 +4,7 @@ public functions (as scipy's ``doccer`` and matplotlib's ``_docstring.interpd``)
 A docstring holds a line ``%(name)s``; :func:`fill` puts the fragment ``name`` there, each of its
 lines indented as the placeholder is. The API reference (mkdocstrings reads the source, not the
 objects) shows the filled text through the Griffe extension ``FilledDocstrings`` in
-``docs/hooks.py``.
+``docs/griffe_docstrings.py``.
 """
 
 from __future__ import annotations
