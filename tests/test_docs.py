@@ -15,7 +15,8 @@ fenced block): ``<!-- docs-test: skip: REASON -->`` does not run it (a server in
 foreground), ``<!-- docs-test: background -->`` starts its one command in the background and
 waits for its ``--port`` (or the port after ``background:``), ``<!-- docs-test: expect: TEXT -->`` requires TEXT in the output of its commands and
 ``<!-- docs-test: check -->`` requires every shown output line (except ``...``) in its output
-(both compared with runs of white space made one space).
+(both compared with runs of white space made one space, and numbers shown to 10 or more
+significant digits compared to a relative 1e-9, since BLAS builds differ in the last digits).
 """
 
 from __future__ import annotations
@@ -282,10 +283,46 @@ def run_page(path: Path, workdir: Path, run: Path) -> None:
         _require(name, step, step.block.directive("expect"), outputs[step.block.number])
 
 
+# A number printed at full precision (10 or more significant digits) differs in its last digits
+# between BLAS builds and CPUs; such a number on the page matches any printed within _FULL_RTOL.
+_NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
+_FULL = re.compile(r"(?<![\w.])" + _NUMBER + r"(?![\w.])")
+_FULL_RTOL = 1e-9
+
+
+def _significant_digits(number: str) -> int:
+    mantissa = re.split("[eE]", number)[0].lstrip("+-").replace(".", "").lstrip("0")
+    return len(mantissa)
+
+
+def _shows(text: str, flat: str) -> bool:
+    """Whether ``flat`` contains ``text``, full-precision numbers compared to ``_FULL_RTOL``."""
+    if text in flat:
+        return True
+    parts, numbers, last = [], [], 0
+    for m in _FULL.finditer(text):
+        if "." in m.group() and _significant_digits(m.group()) >= 10:
+            parts.append(re.escape(text[last : m.start()]))
+            parts.append(f"({_NUMBER})")
+            numbers.append(float(m.group()))
+            last = m.end()
+    if not numbers:
+        return False
+    pattern = re.compile("".join(parts) + re.escape(text[last:]))
+    for i in range(len(flat)):
+        m = pattern.match(flat, i)
+        if m and all(
+            abs(float(got) - want) <= _FULL_RTOL * abs(want)
+            for got, want in zip(m.groups(), numbers, strict=True)
+        ):
+            return True
+    return False
+
+
 def _require(name: str, step: Step, wanted: list[str], out: str) -> None:
     flat = " ".join(out.split())
     for text in wanted:
-        if " ".join(text.split()) not in flat:
+        if not _shows(" ".join(text.split()), flat):
             pytest.fail(
                 f"docs/{name} block {step.block.number} (line {step.block.line}):"
                 f" the output of `{step.command.splitlines()[0]}` lacks {text!r} shown on"
@@ -470,6 +507,19 @@ def test_runner_checks_shown_output(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     name = _fake_tutorial(tmp_path, monkeypatch, page)
     with pytest.raises(pytest.fail.Exception, match="lacks '42'"):
         run_tutorial(name, tmp_path / "work", tmp_path / "run")
+
+
+def test_shown_numbers_at_full_precision_match_to_a_relative_tolerance() -> None:
+    line = "Baringo,Turkana,2,2.7709498768052425,0.0633013054640109,0.93,False"
+    # the last digits of full-precision numbers may differ
+    assert _shows(line, "x Baringo,Turkana,2,2.7709498768051186,0.06330130546401866,0.93,False")
+    # but not beyond 1e-9, and short numbers, words and integers are compared exactly
+    assert not _shows(line, "Baringo,Turkana,2,2.7709498,0.0633013054640109,0.93,False")
+    assert not _shows(line, "Baringo,Turkana,2,2.7709498768052425,0.0633013054640109,0.94,False")
+    assert not _shows(line, "Baringo,Turkana,3,2.7709498768052425,0.0633013054640109,0.93,False")
+    assert not _shows(line, "Baringo,Turkana,2,2.7709498768052425,0.0633013054640109,0.93,True")
+    assert _shows("flux 1.23456789012e-05 mJy", "the flux 1.234567890119e-05 mJy")
+    assert not _shows("flux 1.23456789012e-05 mJy", "the flux 1.23456789012e-04 mJy")
 
 
 def test_runner_stops_background_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
