@@ -364,6 +364,31 @@ def test_marginal_precision_is_the_inverse_of_the_marginal_covariance():
         np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+def test_pattern_precisions_embed_each_inverse_marginal_covariance():
+    """The batched Schur complements equal inv(inv(A)[o, o]) on each pattern's observed
+    block and 0 elsewhere, NumPy and JAX, including the all-observed pattern (A itself)."""
+    from skysense.photoz.gpz import _pattern_precisions
+
+    rng = np.random.default_rng(11)
+    L = rng.normal(size=(6, 6))
+    A = L @ L.T + 2 * np.eye(6)
+    observed = np.array(
+        [[1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 1], [0, 0, 0, 0, 0, 1], [0, 1, 1, 1, 1, 0]]
+    )
+    want = np.zeros((len(observed), 6, 6))
+    for k, row in enumerate(observed):
+        o = np.flatnonzero(row)
+        want[k][np.ix_(o, o)] = np.linalg.inv(np.linalg.inv(A)[np.ix_(o, o)])
+    got_np = _pattern_precisions(np, A, observed.astype(float))
+    np.testing.assert_allclose(got_np, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got_np[0], A, rtol=1e-12)
+    with _jax_context():
+        import jax.numpy as jnp
+
+        got = np.asarray(_pattern_precisions(jnp, jnp.asarray(A), observed.astype(float)))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_unrolled_cholesky_helpers_match_numpy_linalg():
     """The unrolled Cholesky factor, forward substitution, log-determinant and SPD inverse
     (batched, NumPy and JAX) against numpy.linalg's LAPACK routines."""

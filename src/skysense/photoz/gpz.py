@@ -333,28 +333,50 @@ def _quad_full(xp, Xo, Po, lam_e, spec: _Spec, o: list[int]):
     )
 
 
+def _pattern_precisions(xp, A, observed: np.ndarray):
+    """The precisions of N(., A^-1) marginalised to each pattern's observed dims, embedded in
+    (K, d, d) with zeros at its missing dims. A: (d, d) SPD; observed: (K, d) of 0/1.
+
+    All K Schur complements ``A_oo - A_om A_mm^-1 A_mo`` at once: with ``M = I - diag(o)``,
+    ``N = M A M + diag(o)`` holds ``A_mm`` beside an identity, so ``A - (A M) N^-1 (M A)``
+    is the complement on the observed block and exactly 0 elsewhere. One batched Cholesky
+    factorisation and triangular solve (LAPACK; not the LU kernel that :func:`_cholesky`
+    avoids): the unrolled per-pattern factorisations it replaces made a 14-input objective
+    with 28 patterns compile for 78 s (2 s now) and ran 4x slower.
+    """
+    missing = 1.0 - observed
+    n = (
+        missing[:, :, None] * missing[:, None, :] * A[None]
+        + np.eye(A.shape[-1]) * observed[:, None]
+    )
+    b = missing[:, :, None] * A[None]  # M A, (K, d, d)
+    low = xp.linalg.cholesky(n)
+    if xp is np:
+        z = np.linalg.solve(low, b)
+    else:
+        from jax.scipy.linalg import solve_triangular
+
+        z = solve_triangular(low, b, lower=True)
+    return A[None] - xp.swapaxes(z, -1, -2) @ z
+
+
 def _log_phi_masked(xp, X, psi, centres, lam_e, spec: _Spec, mask):
     """:func:`_log_phi` for diagonal covariances with a per-row mask (k, d) of observed
     inputs; X and psi are 0 where missing. The marginal over missing inputs of a diagonal
     Gaussian drops their terms, so the masked sums of the expanded square are exact.
 
     GC without input errors: one marginal precision per missing-band pattern (``spec.patterns``,
-    K tiny Schur complements, embedded as (d, d) with zeros at the missing dims); each row
-    picks its pattern by matching its mask, so the program does not depend on where the rows
-    of a pattern are."""
+    embedded as (d, d) with zeros at the missing dims); each row picks its pattern by matching
+    its mask, so the program does not depend on where the rows of a pattern are."""
     if spec.cov[1] == "C" and psi is not None:
         return _log_phi_masked_errors(xp, X, psi, centres, lam_e, spec, mask)
     if spec.cov == "GC":
         d = spec.d
         lam = lam_e[0]
-        A = lam.T @ lam
-        embed = [np.eye(d)[list(o)] for o in spec.patterns]  # (o, d) constants
-        P_k = xp.stack(
-            [e.T @ _marginal_precision(xp, A, list(o), d) @ e for e, o in zip(embed, spec.patterns)]
-        )  # (K, d, d)
         pat = np.zeros((len(spec.patterns), d))
         for k, o in enumerate(spec.patterns):
             pat[k, list(o)] = 1.0
+        P_k = _pattern_precisions(xp, lam.T @ lam, pat)  # (K, d, d)
         match = xp.all(mask[:, None, :] == xp.asarray(pat)[None], axis=2).astype(X.dtype)
         xa = xp.einsum("nk,kab,nb->na", match, P_k, X)  # (n, d): P_row x
         pp = xp.einsum("kab,ma,mb->km", P_k, centres, centres)  # (K, m): p^T P_k p
