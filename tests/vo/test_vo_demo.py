@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import pyvo
+from _examples_check import check_examples
 from _vo_support import ServerThread, run_taplint, taplint_totals
 from astropy.io import fits
 
@@ -32,6 +33,12 @@ def demo(tmp_path_factory):
 def server(demo):
     with ServerThread(create_app(demo_settings(demo))) as s:
         yield s
+
+
+def test_examples_on_the_demo_database(demo):
+    """Every published example runs on the demo database and returns the brute-force rows
+    (as test_vo_join_examples.py checks them on a million rows)."""
+    assert {"tables", "cone", "count", "crossmatch"} <= check_examples(demo_settings(demo))
 
 
 def test_demo_builds_once(demo, capsys):
