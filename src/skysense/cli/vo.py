@@ -136,7 +136,7 @@ def _demo(args) -> None:
 
     if args.rebuild or not is_demo_built(args.workdir):
         say(f"first start: building the demo database in {args.workdir} by running the pipeline "
-            f"on a simulated {args.area_deg2:g} deg^2 field (a minute or two)...")  # fmt: skip
+            f"on a simulated {args.area_deg2:g} deg^2 field (a few minutes)...")  # fmt: skip
     kw = keywords(args, "rebuild seed area_deg2 scheduler")
     db, built = build_demo(args.workdir, echo=lambda line: say(f"  {line}"), **kw)
     say(f"built the demo database {db}" if built else
