@@ -309,13 +309,12 @@ def _shows(text: str, flat: str) -> bool:
     if not numbers:
         return False
     pattern = re.compile("".join(parts) + re.escape(text[last:]))
-    for i in range(len(flat)):
-        m = pattern.match(flat, i)
-        if m and all(
-            abs(float(got) - want) <= _FULL_RTOL * abs(want)
-            for got, want in zip(m.groups(), numbers, strict=True)
-        ):
+    m = pattern.search(flat)
+    while m:  # every match, overlapping ones included, until one is within tolerance
+        got = (float(g) for g in m.groups())
+        if all(abs(g - w) <= _FULL_RTOL * abs(w) for g, w in zip(got, numbers, strict=True)):
             return True
+        m = pattern.search(flat, m.start() + 1)
     return False
 
 
